@@ -1,0 +1,106 @@
+"""Classic (process-per-call) AGI: ``ivr-agi FLOW`` in the dialplan, e.g.
+``AGI(/opt/ivr/.venv/bin/ivr-agi,main)``, for sites that cannot open a FastAGI
+port. The same flow and the same ``AgiChannel`` run over stdin/stdout.
+
+pyst2's ``AGI`` reads the environment block and turns SIGHUP (how Asterisk tells
+a classic script the caller hung up) into a flag; responses are read by our own
+reader because pyst2's ``get_result`` chokes on the ``HANGUP`` line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import sys
+import time
+
+from asterisk.agi import AGI
+
+from ivr import logs
+from ivr.agi.channel import AgiChannel
+from ivr.call import CallInfo
+from ivr.calls import summary_fields
+from ivr.errors import AgiClosed, AgiTimeout, ConfigError, FlowInvalid
+from ivr.flow.conditions import CallFacts
+from ivr.project import Project, check_files, load_calendars, load_number_lists, require_valid
+from ivr.settings import load_settings
+
+
+class PipeTransport:
+    def __init__(self, agi: AGI) -> None:
+        self.agi = agi
+
+    @property
+    def hangup_signalled(self) -> bool:
+        return self.agi._got_sighup
+
+    def write_line(self, line: str) -> None:
+        try:
+            self.agi.stdout.write(line)
+            self.agi.stdout.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise AgiClosed("Asterisk closed the pipe") from exc
+
+    async def read_line(self, timeout_s: float) -> str:
+        stdin = self.agi.stdin
+        # One process, one call: blocking here is fine, but never forever.
+        ready, _, _ = select.select([stdin], [], [], timeout_s)
+        if not ready:
+            raise AgiTimeout(f"no answer within {timeout_s:g}s")
+        line = stdin.readline()
+        if not line.endswith("\n"):
+            raise AgiClosed("Asterisk closed the pipe")
+        return line[:-1].rstrip("\r")
+
+
+async def run_classic(flow_name: str, agi: AGI, environ: dict[str, str] | None = None) -> str:
+    from ivr.engine import runner_config  # local: keeps start-up light for the common path
+    from ivr.flow.interpreter import FlowInterpreter
+
+    settings = load_settings(environ)
+    logs.configure(settings.log_level, "json", stream=sys.stderr)
+    call = CallInfo.from_agi_env({**agi.env, "agi_network_script": flow_name})
+    log = logs.get("ivr.agi").bind(call_id=call.uniqueid)
+    project = Project(settings.home)
+    flows = require_valid(*check_files(project))
+    if flow_name not in flows:
+        raise ConfigError(f"no valid flow named '{flow_name}' in {project.flows_dir}")
+    channel = AgiChannel(PipeTransport(agi), call, prompt_prefix=settings.prompt_prefix,
+                         recordings_dir=settings.recordings_dir)
+    started = time.time()
+    import datetime as dt
+    facts = CallFacts(now=dt.datetime.fromtimestamp(started, settings.timezone), level=0,
+                      caller=call.caller_number, lists=load_number_lists(project.flows_dir),
+                      calendars=load_calendars(project.flows_dir))
+    interpreter = FlowInterpreter(runner_config(project, settings))
+    log.info("call_start", caller=call.caller_number, flow=flow_name, transport="classic")
+    record = await interpreter.run(flows, flow_name, channel, facts, log)
+    fields = summary_fields(call, record, started, time.time(), None)
+    log.info("call_end", outcome=record.outcome, steps=len(record.steps), commands=channel.commands,
+             queue_status=fields["queue_status"] or None)
+    return record.outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: ivr-agi FLOW   (run from the Asterisk dialplan: AGI(ivr-agi,FLOW))", file=sys.stderr)
+        return 2
+    agi = AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=open(os.devnull, "w"))
+    try:
+        asyncio.run(run_classic(args[0], agi))
+    except (ConfigError, FlowInvalid) as exc:
+        # Tell the dialplan to route the caller itself; never leave them in silence.
+        print(f"ivr-agi: {exc}", file=sys.stderr)
+        try:
+            agi.stdout.write('SET VARIABLE IVR_RESULT "FALLBACK"\n')
+            agi.stdout.flush()
+            agi.stdin.readline()
+        except OSError:
+            pass
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

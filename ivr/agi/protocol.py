@@ -1,0 +1,136 @@
+"""The AGI wire protocol, sans I/O.
+
+Facts from real Asterisk 22 (see ../shared/asterisk-22/README.md and
+res/res_agi.c) that this module encodes:
+
+- Asterisk splits a command line the way ``parse_args`` below does: spaces and
+  tabs separate words, ``"`` toggles quoting, ``\\`` makes the next character
+  literal. A newline always ends the command, so no value may carry one.
+- A response is ``200 result=<r> [(<data>)] [endpos=<n>]``, or ``510 ...``,
+  ``511 ...`` (dead channel), or a ``520-`` block closed by a ``520 `` line.
+- ``HANGUP`` on a line of its own is a notice, not a response: FastAGI sends it
+  once, before the response to whatever command comes next.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+HANGUP_NOTICE = "HANGUP"
+DEAD_CHANNEL = 511
+
+_RESPONSE_200 = re.compile(
+    r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AgiResponse:
+    code: int
+    result: str = ""
+    data: str | None = None
+    endpos: int | None = None
+    text: str = ""  # the rest of a non-200 line (e.g. the 511 reason)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200
+
+    @property
+    def result_int(self) -> int:
+        try:
+            return int(self.result)
+        except ValueError:
+            return 0
+
+
+class AgiParseError(ValueError):
+    pass
+
+
+def parse_response(line: str) -> AgiResponse:
+    """Parse one response line (without its newline). ``520-`` blocks are
+    collapsed by the reader before they reach here (see ``is_usage_start``)."""
+    if line.startswith("200 "):
+        m = _RESPONSE_200.match(line)
+        if m is None:
+            raise AgiParseError(f"malformed AGI response {line!r}")
+        endpos = m.group("endpos")
+        return AgiResponse(
+            200, m.group("result"), m.group("data"), int(endpos) if endpos is not None else None
+        )
+    code, _, text = line.partition(" ")
+    if len(code) == 3 and code.isdigit():
+        return AgiResponse(int(code), text=text)
+    raise AgiParseError(f"malformed AGI response {line!r}")
+
+
+def is_usage_start(line: str) -> bool:
+    """``520-Invalid command syntax.  Proper usage follows:`` opens a block that
+    ends with a line starting ``520 ``."""
+    return line.startswith("520-")
+
+
+def parse_env_line(line: str) -> tuple[str, str] | None:
+    """``agi_callerid: 13800138000`` -> (key, value). None for a malformed line."""
+    key, sep, value = line.partition(":")
+    if not sep or not key.startswith("agi_"):
+        return None
+    return key, value[1:] if value.startswith(" ") else value
+
+
+def quote(value: object) -> str:
+    """Quote one argument so Asterisk's parse_args reads it back unchanged.
+
+    Newlines cannot be carried (they end the command line), so CR and LF become
+    spaces: a caller-ID name or flow value can never smuggle in a second command.
+    """
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def command(*words: object) -> str:
+    """Build a command line: the words are the command's fixed keywords and
+    already-safe tokens; use ``quote`` for anything that came from outside."""
+    return " ".join(str(w) for w in words) + "\n"
+
+
+def parse_args(line: str) -> list[str]:
+    """A port of res_agi.c ``parse_args``: how Asterisk splits a command line.
+
+    Used by the simulated Asterisk and by the tests that prove ``quote`` cannot
+    be escaped from.
+    """
+    argv: list[str] = []
+    cur: list[str] | None = None
+    quoted = escaped = False
+    whitespace = True
+    for ch in line:
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            if quoted and whitespace:
+                cur = []
+                argv.append("")  # placeholder, filled below
+                whitespace = False
+            escaped = False
+            continue
+        if ch in " \t" and not quoted and not escaped:
+            if cur is not None:
+                argv[-1] = "".join(cur)
+            cur = None
+            whitespace = True
+            continue
+        if ch == "\\" and not escaped:
+            escaped = True
+            continue
+        if whitespace:
+            cur = []
+            argv.append("")
+            whitespace = False
+        assert cur is not None
+        cur.append(ch)
+        escaped = False
+    if cur is not None:
+        argv[-1] = "".join(cur)
+    return argv

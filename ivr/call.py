@@ -1,0 +1,130 @@
+"""The telephony seam: what a flow may do to a call.
+
+``CallChannel`` is implemented by the AGI channel (over FastAGI or classic AGI)
+and driven by the flow interpreter; the simulated Asterisk sits on the far side of
+the same sockets, so one flow runs identically on all of them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    uniqueid: str
+    caller_number: str
+    caller_name: str = ""
+    channel: str = ""
+    flow: str = ""  # the FastAGI request path: agi://host/<flow>
+    args: tuple[str, ...] = ()
+
+    @classmethod
+    def from_agi_env(cls, env: dict[str, str]) -> "CallInfo":
+        number = env.get("agi_callerid", "")
+        if number == "unknown":
+            number = ""
+        flow = env.get("agi_network_script") or env.get("agi_request", "")
+        flow = flow.split("?", 1)[0].strip("/")
+        args = []
+        i = 1
+        while f"agi_arg_{i}" in env:
+            args.append(env[f"agi_arg_{i}"])
+            i += 1
+        return cls(
+            uniqueid=env.get("agi_uniqueid", ""),
+            caller_number=number,
+            caller_name=env.get("agi_calleridname", ""),
+            channel=env.get("agi_channel", ""),
+            flow=flow,
+            args=tuple(args),
+        )
+
+
+class QueueStatus(str, enum.Enum):
+    """How ``Queue()`` ended. Values are Asterisk's QUEUESTATUS where it has one."""
+
+    ANSWERED = "ANSWERED"        # a seat took the call (QUEUESTATUS unset, MEMBERINTERFACE set)
+    ABANDONED = "ABANDONED"      # the caller hung up while waiting
+    TIMEOUT = "TIMEOUT"
+    FULL = "FULL"
+    JOINEMPTY = "JOINEMPTY"
+    LEAVEEMPTY = "LEAVEEMPTY"
+    JOINUNAVAIL = "JOINUNAVAIL"
+    LEAVEUNAVAIL = "LEAVEUNAVAIL"
+    CONTINUE = "CONTINUE"
+    WITHDRAW = "WITHDRAW"        # QueueWithdrawCaller over AMI (a callback was accepted)
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def no_seats(self) -> bool:
+        return self in (QueueStatus.JOINEMPTY, QueueStatus.LEAVEEMPTY,
+                        QueueStatus.JOINUNAVAIL, QueueStatus.LEAVEUNAVAIL)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueResult:
+    status: QueueStatus
+    member: str = ""          # MEMBERINTERFACE of the seat that answered
+    hold_s: int | None = None  # QEHOLDTIME
+    withdraw_info: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    reason: str           # "timeout" (silence/max), "dtmf", "hangup"
+    endpos: int = 0       # samples written: 0 means nothing was said
+
+    @property
+    def has_audio(self) -> bool:
+        return self.endpos > 0
+
+
+@dataclass(slots=True)
+class CallLog:
+    """What a flow learned about a call; kept even when the caller hangs up, so
+    the missed-call capture can use it."""
+
+    steps: list[str] = field(default_factory=list)
+    wanted_person: bool = False
+    emergency: bool = False
+    queue: str = ""
+    queue_result: QueueResult | None = None
+    message_path: str = ""
+    callback_accepted: bool = False
+    digits: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    outcome: str = ""  # completed | caller_hung_up | fallback | failed
+
+
+class CallChannel(Protocol):
+    """What a flow can do to a call. Every method raises ``CallerHungUp`` once
+    the caller is gone, and ``PromptMissing`` for a prompt the PBX lacks."""
+
+    call: CallInfo
+
+    @property
+    def hung_up(self) -> bool: ...
+
+    async def answer(self) -> None: ...
+
+    async def play(self, prompts: Sequence[str], escape_digits: str = "") -> str | None:
+        """Play prompts in order; return the digit that interrupted them, if any."""
+
+    async def read_digits(self, prompt: str, timeout_s: float, max_digits: int) -> str:
+        """Play a prompt and collect up to ``max_digits``; "" on timeout."""
+
+    async def set_variable(self, name: str, value: str) -> None: ...
+
+    async def get_variable(self, name: str) -> str | None: ...
+
+    async def queue(self, queue: str, priority: int, timeout_s: int) -> QueueResult: ...
+
+    async def record(self, path: str, max_s: int, silence_s: int, beep: bool) -> RecordResult: ...
+
+    async def dial(self, dialstring: str, timeout_s: int) -> str:
+        """Return DIALSTATUS."""
+
+    async def hangup(self) -> None: ...

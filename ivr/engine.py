@@ -1,0 +1,132 @@
+"""Wiring: settings -> Redis -> flows -> FastAGI server. The one place where the
+adapters meet; everything else receives what it needs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import signal
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from ivr import logs
+from ivr import redis_keys as keys
+from ivr.agi.fastagi import FastAgiServer
+from ivr.calls import CallService, CallSummaries, LiveState
+from ivr.flow.interpreter import FlowInterpreter, RunnerConfig
+from ivr.flow.registry import FlowRegistry
+from ivr.flow.store import FlowStore
+from ivr.project import Project, check_files, load_calendars, load_number_lists, load_queue_config
+from ivr.redis_server import RedisHandle, connect
+from ivr.settings import Settings
+
+REFRESH_S = 0.5  # flows and the contingency level reach every process within a second
+
+
+def raise_open_file_limit() -> int:
+    """Each call holds a socket: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+async def publish_unpublished(project: Project, store: FlowStore, log) -> None:
+    """First start on an empty Redis: publish the shipped flows that validate, so
+    the engine answers calls at once. Later changes go through `ivr flows publish`."""
+    known = set(await store.names())
+    flows, problems = check_files(project)
+    for p in problems:
+        (log.warning if p.warning else log.error)("flow_problem", problem=str(p))
+    for name, flow in flows.items():
+        if name not in known:
+            res = await store.publish(name, flow.source, by="system:bootstrap", note="first start")
+            log.info("flow_bootstrapped", flow=name, version=res.version)
+
+
+def runner_config(project: Project, settings: Settings) -> RunnerConfig:
+    qc = load_queue_config(project.home / "queue")
+    return RunnerConfig(queues=qc.asterisk_names, fallback_queue=qc.queues[qc.fallback].asterisk,
+                        transfer_dialstring=settings.transfer_dialstring)
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    redis: aioredis.Redis
+    log: object
+
+    def __post_init__(self) -> None:
+        self.project = Project(self.settings.home)
+        self.store = FlowStore(self.redis)
+        self.registry = FlowRegistry(self.store, self.log)
+        self.live = LiveState()
+        self.summaries = CallSummaries(self.redis, self.log)
+        self.calls = CallService(
+            registry=self.registry, interpreter=FlowInterpreter(runner_config(self.project, self.settings)),
+            live=self.live, summaries=self.summaries, redis=self.redis, timezone=self.settings.timezone,
+            prompt_prefix=self.settings.prompt_prefix, recordings_dir=self.settings.recordings_dir,
+            log=self.log)
+        self.agi = FastAgiServer(self.calls.handle, self.settings.agi_listen.host,
+                                 self.settings.agi_listen.port, self.log)
+        self._lists_mtime = -1.0
+
+    async def refresh(self) -> None:
+        await self.registry.refresh()
+        level = await self.redis.get(keys.CONTINGENCY_LEVEL)
+        self.live.level = int(level) if level and level.isdigit() else 0
+        self._reload_lists()
+
+    def _reload_lists(self) -> None:
+        folders = [self.project.flows_dir / "lists", self.project.flows_dir / "calendars"]
+        mtime = max((p.stat().st_mtime for f in folders if f.is_dir() for p in [f, *f.iterdir()]), default=0.0)
+        if mtime != self._lists_mtime:
+            self.live.lists = load_number_lists(self.project.flows_dir)
+            self.live.calendars = load_calendars(self.project.flows_dir)
+            self._lists_mtime = mtime
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            try:
+                await self.refresh()
+            except Exception as exc:  # Redis restarting: keep serving on what we have
+                self.log.warning("refresh_failed", error=repr(exc))
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        await publish_unpublished(self.project, self.store, self.log)
+        await self.refresh()
+        async with asyncio.TaskGroup() as tg:
+            background = [tg.create_task(self._refresh_loop()), tg.create_task(self.summaries.run())]
+            await self.agi.start()
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            self.log.info("shutting_down", calls=len(self.agi.calls))
+            cancelled = await self.agi.stop(self.settings.drain_s)
+            for t in background:
+                t.cancel()
+        await self.summaries.flush()
+        self.log.info("stopped", calls_cancelled=cancelled, calls_handled=self.calls.finished)
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    log = logs.get("ivr.engine")
+    limit = raise_open_file_limit()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    with RedisHandle(settings.redis_url, settings.data_dir) as url:
+        redis = connect(url)
+        try:
+            engine = Engine(settings, redis, log)
+            log.info("engine_starting", redis="embedded" if not settings.redis_url else "external",
+                     open_files=limit, home=str(settings.home))
+            await engine.run(stop, ready)
+        finally:
+            await redis.aclose()

@@ -1,0 +1,81 @@
+"""The engine's error tree.
+
+    IvrError
+    ├── ConfigError          a setting is wrong; the message names it
+    ├── FlowInvalid          a flow failed validation; carries every problem at once
+    ├── FlowNotFound         no published flow of that name
+    ├── PublishError         publish/rollback refused (bad version, nothing to roll back)
+    ├── RedisUnavailable     the Redis server cannot be started or reached
+    └── AgiError             the AGI peer broke the protocol
+        ├── AgiTimeout       no answer within the command's deadline
+        ├── AgiClosed        the socket or pipe ended mid-dialogue
+        └── AgiCommandFailed 510/520 answers: the command itself is wrong
+
+    CallerHungUp             not an IvrError: a caller hanging up is an outcome,
+                             raised to unwind a flow, logged at info level.
+    PromptMissing            a prompt the PBX could not play (a step failure:
+                             the caller goes to the fallback).
+
+Low-level errors (OSError, asyncio.TimeoutError, redis errors) are mapped to these
+at the adapter boundary with ``raise X(...) from exc``.
+"""
+
+from __future__ import annotations
+
+
+class IvrError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ConfigError(IvrError):
+    """A setting is missing or malformed."""
+
+
+class FlowInvalid(IvrError):
+    """A flow (or set of flows) did not validate. ``problems`` lists them all."""
+
+    def __init__(self, problems: list) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class FlowNotFound(IvrError):
+    pass
+
+
+class PublishError(IvrError):
+    pass
+
+
+class RedisUnavailable(IvrError):
+    pass
+
+
+class AgiError(IvrError):
+    pass
+
+
+class AgiTimeout(AgiError):
+    pass
+
+
+class AgiClosed(AgiError):
+    pass
+
+
+class AgiCommandFailed(AgiError):
+    def __init__(self, command: str, code: int, text: str) -> None:
+        self.command = command
+        self.code = code
+        self.text = text
+        super().__init__(f"{command!r} answered {code} {text}")
+
+
+class CallerHungUp(Exception):
+    """The caller's channel is gone. Control flow, not a fault."""
+
+
+class PromptMissing(IvrError):
+    def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
+        super().__init__(f"prompt {prompt!r} could not be played (missing on the PBX?)")

@@ -1,0 +1,129 @@
+"""Branch conditions: what a flow may ask about the call and the hotline.
+
+Pure: everything a condition needs arrives in ``CallFacts``; the adapter reads
+the clock, the contingency level and the caller's history once per call."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    now: dt.datetime                        # timezone-aware, hotline local time
+    level: int = 0                          # contingency level in force
+    caller: str = ""
+    last_call_age_s: float | None = None    # seconds since this number's previous call
+    lists: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    calendars: Mapping[str, frozenset[dt.date]] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LevelAtLeast:
+    level: int
+
+    def holds(self, f: CallFacts) -> bool:
+        return f.level >= self.level
+
+
+@dataclass(frozen=True, slots=True)
+class LevelBelow:
+    level: int
+
+    def holds(self, f: CallFacts) -> bool:
+        return f.level < self.level
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBetween:
+    start: dt.time
+    end: dt.time  # exclusive; a window that wraps midnight has end < start
+
+    def holds(self, f: CallFacts) -> bool:
+        t = f.now.time().replace(tzinfo=None)
+        if self.start <= self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class WeekdayIn:
+    days: frozenset[int]  # 0 = Monday
+
+    def holds(self, f: CallFacts) -> bool:
+        return f.now.weekday() in self.days
+
+
+@dataclass(frozen=True, slots=True)
+class InCalendar:
+    calendar: str
+
+    def holds(self, f: CallFacts) -> bool:
+        return f.now.date() in f.calendars.get(self.calendar, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class CalledWithin:
+    minutes: int
+
+    def holds(self, f: CallFacts) -> bool:
+        return f.last_call_age_s is not None and f.last_call_age_s <= self.minutes * 60
+
+
+@dataclass(frozen=True, slots=True)
+class CallerInList:
+    list_name: str
+
+    def holds(self, f: CallFacts) -> bool:
+        return f.caller in f.lists.get(self.list_name, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class VariableEquals:
+    name: str
+    value: str
+
+    def holds(self, f: CallFacts) -> bool:
+        return f.variables.get(self.name) == self.value
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    parts: tuple["Condition", ...]
+
+    def holds(self, f: CallFacts) -> bool:
+        return all(p.holds(f) for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    parts: tuple["Condition", ...]
+
+    def holds(self, f: CallFacts) -> bool:
+        return any(p.holds(f) for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    part: "Condition"
+
+    def holds(self, f: CallFacts) -> bool:
+        return not self.part.holds(f)
+
+
+Condition = Union[LevelAtLeast, LevelBelow, TimeBetween, WeekdayIn, InCalendar,
+                  CalledWithin, CallerInList, VariableEquals, AllOf, AnyOf, Not]
+
+
+def walk(cond: Condition):
+    yield cond
+    if isinstance(cond, (AllOf, AnyOf)):
+        for p in cond.parts:
+            yield from walk(p)
+    elif isinstance(cond, Not):
+        yield from walk(cond.part)

@@ -1,0 +1,242 @@
+"""Runs a validated flow over a ``CallChannel``.
+
+Pure core: no sockets, no Redis, no clock. Everything about the world arrives in
+``CallFacts`` (read once per call by the adapter); everything the call taught us
+leaves in ``CallLog``. A step that fails sends the caller to the flow's
+``fallback`` step, then to the built-in fallback (the general queue), then back to
+the dialplan with ``IVR_RESULT=FALLBACK`` — never to dead air.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+from ivr.call import CallChannel, CallLog, QueueStatus
+from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp
+from ivr.flow import model as m
+from ivr.flow.conditions import CallFacts
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    queues: Mapping[str, str]            # logical queue -> Asterisk queue
+    fallback_queue: str                  # Asterisk queue for the built-in fallback
+    fallback_wait_s: int = 600
+    transfer_dialstring: str = "Local/{number}@ivr-transfer"
+    max_steps: int = 200                 # a hard cap: a loop in a flow cannot trap a caller
+
+
+class StepBudgetExceeded(Exception):
+    pass
+
+
+class MenuExhausted(Exception):
+    pass
+
+
+class _CallEnded(Exception):
+    """A hangup step ran: unwind every subflow level."""
+
+
+class _FallbackNeeded(Exception):
+    def __init__(self, step: str, cause: BaseException) -> None:
+        self.step = step
+        self.cause = cause
+
+
+class FlowInterpreter:
+    def __init__(self, config: RunnerConfig) -> None:
+        self.config = config
+
+    async def run(self, flows: Mapping[str, m.Flow], name: str, channel: CallChannel,
+                  facts: CallFacts, log) -> CallLog:
+        """``flows`` holds the call's flow and its subflows, pinned to the
+        versions in force when the call started."""
+        record = CallLog()
+        state = _CallState(flows, channel, facts, record, log, dict(facts.variables))
+        try:
+            await channel.answer()
+            try:
+                await self._run_flow(state, flows[name], depth=0)
+                record.outcome = "completed"
+            except _CallEnded:
+                record.outcome = "completed"
+            except _FallbackNeeded as fb:
+                record.outcome = "fallback"
+                log.error("flow_fallback", step=fb.step, error=repr(fb.cause))
+                await self._builtin_fallback(state)
+        except CallerHungUp:
+            record.outcome = "caller_hung_up"
+        except (AgiTimeout, AgiClosed) as exc:
+            record.outcome = "failed"
+            log.warning("agi_link_lost", error=str(exc))
+        return record
+
+    async def fallback_only(self, channel: CallChannel, log) -> CallLog:
+        """For a call whose flow cannot be run at all (unknown or unreadable)."""
+        record = CallLog(outcome="fallback")
+        state = _CallState({}, channel, None, record, log, {})
+        try:
+            await channel.answer()
+            await self._builtin_fallback(state)
+        except CallerHungUp:
+            record.outcome = "caller_hung_up"
+        except (AgiTimeout, AgiClosed) as exc:
+            record.outcome = "failed"
+            log.warning("agi_link_lost", error=str(exc))
+        return record
+
+    async def _run_flow(self, state: "_CallState", flow: m.Flow, depth: int) -> None:
+        step_name = flow.start
+        in_fallback = False
+        while step_name != m.END:
+            state.steps_run += 1
+            step = flow.steps[step_name]
+            state.record.steps.append(step_name if depth == 0 else f"{flow.name}.{step_name}")
+            try:
+                if state.steps_run > self.config.max_steps:
+                    raise StepBudgetExceeded(f"more than {self.config.max_steps} steps")
+                step_name = await self._step(state, step, depth)
+            except (CallerHungUp, AgiTimeout, AgiClosed, _CallEnded, _FallbackNeeded):
+                raise
+            except Exception as exc:  # a failing step must never leave the caller in silence
+                state.record.failures.append(step.name)
+                state.log.error("step_failed", flow=flow.name, step=step.name, error=repr(exc))
+                if flow.fallback and not in_fallback and not isinstance(exc, StepBudgetExceeded):
+                    in_fallback = True
+                    step_name = flow.fallback
+                    continue
+                raise _FallbackNeeded(step.name, exc) from exc
+
+    async def _step(self, s: "_CallState", step: m.Step, depth: int) -> str:
+        ch = s.channel
+        match step:
+            case m.Play():
+                digit = await ch.play(step.prompts, step.interrupt)
+                if digit:
+                    s.record.digits.append(digit)
+                    return step.on_digit or step.next
+                return step.next
+            case m.Menu():
+                return await self._menu(s, step)
+            case m.Branch():
+                facts = replace(s.facts, variables=s.variables)
+                for case in step.cases:
+                    if case.when.holds(facts):
+                        return case.goto
+                return step.otherwise
+            case m.SetVars():
+                for k, v in step.variables.items():
+                    await ch.set_variable(k, v)
+                    s.variables[k] = v
+                return step.next
+            case m.Queue():
+                return await self._queue(s, step)
+            case m.Record():
+                if step.prompt:
+                    await ch.play([step.prompt])
+                s.messages += 1
+                name = f"msg-{_safe(ch.call.uniqueid)}-{s.messages}"
+                res = await ch.record(name, step.max_s, step.silence_s, step.beep)
+                if res.has_audio:
+                    s.record.message_path = name
+                s.record.wanted_person = True
+                if res.reason == "hangup":
+                    raise CallerHungUp()
+                return step.next
+            case m.OfferCallback():
+                digit = await ch.read_digits(step.prompt, step.timeout_s, 1)
+                s.record.wanted_person = True
+                if digit == step.accept_digit:
+                    s.record.callback_accepted = True
+                    return step.on_accept
+                return step.on_decline
+            case m.Transfer():
+                dialstring = self.config.transfer_dialstring.format(number=step.to)
+                status = await ch.dial(dialstring, step.timeout_s)
+                if status == "ANSWER":
+                    raise _CallEnded()
+                if ch.hung_up:
+                    raise CallerHungUp()
+                return step.on_fail
+            case m.Goto():
+                return step.to
+            case m.Subflow():
+                await self._run_flow(s, s.flows[step.flow], depth + 1)
+                return step.next
+            case m.Hangup():
+                if step.prompt:
+                    await ch.play([step.prompt])
+                await ch.hangup()
+                raise _CallEnded()
+        raise TypeError(f"unknown step {step!r}")
+
+    async def _menu(self, s: "_CallState", step: m.Menu) -> str:
+        attempts = step.retries + 1
+        for attempt in range(attempts):
+            digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
+            if digit in step.options:
+                s.record.digits.append(digit)
+                return step.options[digit]
+            last = attempt == attempts - 1
+            retry_prompt = step.timeout_prompt if digit == "" else step.invalid_prompt
+            if retry_prompt and not last:
+                await s.channel.play([retry_prompt])
+        if step.default:
+            return step.default
+        raise MenuExhausted(f"no valid choice after {attempts} attempts")
+
+    async def _queue(self, s: "_CallState", step: m.Queue) -> str:
+        s.record.wanted_person = True
+        s.record.queue = step.queue
+        s.record.emergency = s.record.emergency or step.emergency
+        res = await s.channel.queue(self.config.queues[step.queue], step.priority, step.max_wait_s)
+        s.record.queue_result = res
+        st = res.status
+        if st is QueueStatus.ANSWERED:
+            return step.on_answered
+        if st is QueueStatus.ABANDONED:
+            raise CallerHungUp()
+        if st is QueueStatus.FULL:
+            return step.on_full or step.on_timeout
+        if st.no_seats:
+            return step.on_no_seats or step.on_timeout
+        if st is QueueStatus.WITHDRAW:
+            return step.on_withdrawn or step.on_timeout
+        return step.on_timeout
+
+    async def _builtin_fallback(self, s: "_CallState") -> None:
+        """The last resort: the general queue; if even that fails, hand the call
+        back to the dialplan, which queues it itself."""
+        ch = s.channel
+        try:
+            res = await ch.queue(self.config.fallback_queue, 0, self.config.fallback_wait_s)
+            s.record.wanted_person = True
+            s.record.queue_result = res
+            s.record.queue = s.record.queue or "fallback"
+            if res.status is QueueStatus.ABANDONED:
+                raise CallerHungUp()
+        except (CallerHungUp, AgiTimeout, AgiClosed):
+            raise
+        except Exception as exc:
+            s.log.error("fallback_queue_failed", error=repr(exc))
+            await ch.set_variable("IVR_RESULT", "FALLBACK")
+
+
+class _CallState:
+    __slots__ = ("flows", "channel", "facts", "record", "log", "variables", "steps_run", "messages")
+
+    def __init__(self, flows, channel, facts, record, log, variables) -> None:
+        self.flows = flows
+        self.channel = channel
+        self.facts = facts
+        self.record = record
+        self.log = log
+        self.variables = variables
+        self.steps_run = 0
+        self.messages = 0
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)

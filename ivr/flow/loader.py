@@ -1,0 +1,455 @@
+"""YAML text -> ``Flow``, reporting every problem with its file:line:col.
+
+PyYAML's ``compose`` keeps each node's position, so the reader walks nodes
+itself instead of loading plain dicts. Every step says its ``type:`` explicitly;
+nothing is guessed from which keys are present."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import yaml
+
+from ivr.flow import conditions as c
+from ivr.flow import model as m
+from ivr.flow.problems import Problems, did_you_mean, kind_of, mapping_items, scalar
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+PROMPT_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+VARIABLE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+DIGITS_RE = re.compile(r"^[0-9*#]+$")
+NUMBER_RE = re.compile(r"^\+?[0-9]{3,20}$")
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class Reference:
+    kind: str   # step | prompt | queue | list | calendar | flow
+    value: str
+    node: yaml.Node
+    where: str  # "menu 'main_menu'"
+
+
+@dataclass(slots=True)
+class ParsedFlow:
+    flow: m.Flow | None
+    problems: Problems
+    references: list[Reference] = field(default_factory=list)
+    step_nodes: dict[str, yaml.Node] = field(default_factory=dict)
+
+
+class _Reader:
+    """Reads the keys of one mapping against a schema, collecting problems."""
+
+    def __init__(self, node: yaml.MappingNode, problems: Problems, where: str,
+                 refs: list[Reference]) -> None:
+        self.node = node
+        self.problems = problems
+        self.where = where
+        self.refs = refs
+        self.items = {k: (kn, vn) for k, kn, vn in mapping_items(node, problems, where)}
+        self.allowed: set[str] = set()
+
+    def take(self, key: str, conv: Callable[["_Reader", yaml.Node], Any], *,
+             required: bool = False, default: Any = None) -> Any:
+        self.allowed.add(key)
+        if key not in self.items:
+            if required:
+                self.problems.at(self.node, f"{self.where}: missing required key '{key}'")
+                return _MISSING
+            return default
+        return conv(self, self.items[key][1])
+
+    def finish(self) -> None:
+        for key, (knode, _) in self.items.items():
+            if key not in self.allowed:
+                self.problems.at(knode, f"{self.where}: unknown key '{key}'{did_you_mean(key, self.allowed)}")
+
+    def bad(self, node: yaml.Node, what: str) -> Any:
+        self.problems.at(node, f"{self.where}: expected {what}, got {kind_of(node)}")
+        return _MISSING
+
+    def ref(self, kind: str, value: str, node: yaml.Node) -> str:
+        self.refs.append(Reference(kind, value, node, self.where))
+        return value
+
+
+# -- value converters ---------------------------------------------------------
+
+def _text(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    return v if v is not None else r.bad(n, "text")
+
+
+def _int_in(lo: int, hi: int):
+    def conv(r: _Reader, n: yaml.Node) -> Any:
+        v = scalar(n)
+        if v is None or not re.fullmatch(r"-?\d+", v) or not lo <= int(v) <= hi:
+            return r.bad(n, f"a whole number from {lo} to {hi}")
+        return int(v)
+    return conv
+
+
+def _seconds(lo: float, hi: float):
+    def conv(r: _Reader, n: yaml.Node) -> Any:
+        v = scalar(n)
+        try:
+            f = float(v) if v is not None else None
+        except ValueError:
+            f = None
+        if f is None or not lo <= f <= hi:
+            return r.bad(n, f"seconds from {lo:g} to {hi:g}")
+        return f
+    return conv
+
+
+def _bool(r: _Reader, n: yaml.Node) -> Any:
+    v = (scalar(n) or "").lower()
+    if v in ("true", "yes", "on"):
+        return True
+    if v in ("false", "no", "off"):
+        return False
+    return r.bad(n, "true or false")
+
+
+def _step_ref(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    if v is None or not NAME_RE.match(v):
+        return r.bad(n, "a step name")
+    return r.ref("step", v, n)
+
+
+def _prompt(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    if v is None or not PROMPT_RE.match(v):
+        return r.bad(n, "a prompt name (letters, digits, '-', '_', '/')")
+    return r.ref("prompt", v, n)
+
+
+def _prompts(r: _Reader, n: yaml.Node) -> Any:
+    if isinstance(n, yaml.SequenceNode):
+        if not n.value:
+            return r.bad(n, "at least one prompt")
+        out = tuple(_prompt(r, x) for x in n.value)
+        return _MISSING if _MISSING in out else out
+    p = _prompt(r, n)
+    return _MISSING if p is _MISSING else (p,)
+
+
+def _digits(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    if v is None or (v and not DIGITS_RE.match(v)):
+        return r.bad(n, "keypad digits (0-9, * and #)")
+    return v
+
+
+def _digit(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    if v is None or len(v) != 1 or not DIGITS_RE.match(v):
+        return r.bad(n, "one keypad digit")
+    return v
+
+
+def _queue_ref(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    if v is None or not NAME_RE.match(v):
+        return r.bad(n, "a queue name")
+    return r.ref("queue", v, n)
+
+
+def _flow_ref(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    if v is None or not NAME_RE.match(v):
+        return r.bad(n, "a flow name")
+    return r.ref("flow", v, n)
+
+
+def _number(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    if v is None or not NUMBER_RE.match(v):
+        return r.bad(n, "a phone number (digits, 3 to 20)")
+    return v
+
+
+def _options(r: _Reader, n: yaml.Node) -> Any:
+    if not isinstance(n, yaml.MappingNode) or not n.value:
+        return r.bad(n, "a mapping of digit: step")
+    out = {}
+    for key, knode, vnode in mapping_items(n, r.problems, r.where):
+        if len(key) != 1 or not DIGITS_RE.match(key):
+            r.problems.at(knode, f"{r.where}: option '{key}' is not one keypad digit")
+            continue
+        target = _step_ref(r, vnode)
+        if target is not _MISSING:
+            out[key] = target
+    return out
+
+
+def _variables(r: _Reader, n: yaml.Node) -> Any:
+    if not isinstance(n, yaml.MappingNode) or not n.value:
+        return r.bad(n, "a mapping of VARIABLE: value")
+    out = {}
+    for key, knode, vnode in mapping_items(n, r.problems, r.where):
+        if not VARIABLE_RE.match(key):
+            r.problems.at(knode, f"{r.where}: variable '{key}' must be upper case letters, digits and '_'")
+            continue
+        v = scalar(vnode)
+        if v is None:
+            r.bad(vnode, "text")
+            continue
+        out[key] = v
+    return out
+
+
+def _time(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    try:
+        return dt.time.fromisoformat(v) if v and re.fullmatch(r"\d\d:\d\d", v) else r.bad(n, "a time HH:MM")
+    except ValueError:
+        return r.bad(n, "a time HH:MM")
+
+
+CONDITION_KEYS = ("level_at_least", "level_below", "time_between", "weekday_in", "calendar",
+                  "called_within_min", "caller_in_list", "variable_equals", "all", "any", "not")
+
+
+def _condition(r: _Reader, n: yaml.Node) -> Any:
+    if not isinstance(n, yaml.MappingNode) or len(n.value) != 1:
+        return r.bad(n, f"one condition ({', '.join(CONDITION_KEYS)})")
+    knode, v = n.value[0]
+    key = scalar(knode) or ""
+    if key == "level_at_least":
+        x = _int_in(0, 9)(r, v)
+        return x if x is _MISSING else c.LevelAtLeast(x)
+    if key == "level_below":
+        x = _int_in(0, 10)(r, v)
+        return x if x is _MISSING else c.LevelBelow(x)
+    if key == "time_between":
+        if not isinstance(v, yaml.SequenceNode) or len(v.value) != 2:
+            return r.bad(v, "[start, end] times HH:MM")
+        a, b = _time(r, v.value[0]), _time(r, v.value[1])
+        return _MISSING if _MISSING in (a, b) else c.TimeBetween(a, b)
+    if key == "weekday_in":
+        if not isinstance(v, yaml.SequenceNode) or not v.value:
+            return r.bad(v, f"a list of days ({', '.join(c.WEEKDAYS)})")
+        days = set()
+        for d in v.value:
+            name = (scalar(d) or "").lower()
+            if name not in c.WEEKDAYS:
+                r.problems.at(d, f"{r.where}: unknown day '{scalar(d)}'{did_you_mean(name, c.WEEKDAYS)}")
+                return _MISSING
+            days.add(c.WEEKDAYS.index(name))
+        return c.WeekdayIn(frozenset(days))
+    if key == "calendar":
+        name = scalar(v)
+        return r.bad(v, "a calendar name") if not name else c.InCalendar(r.ref("calendar", name, v))
+    if key == "called_within_min":
+        x = _int_in(1, 7 * 24 * 60)(r, v)
+        return x if x is _MISSING else c.CalledWithin(x)
+    if key == "caller_in_list":
+        name = scalar(v)
+        return r.bad(v, "a number-list name") if not name else c.CallerInList(r.ref("list", name, v))
+    if key == "variable_equals":
+        sub = _Reader(v, r.problems, r.where, r.refs) if isinstance(v, yaml.MappingNode) else None
+        if sub is None:
+            return r.bad(v, "{name: VARIABLE, value: text}")
+        name = sub.take("name", _text, required=True)
+        value = sub.take("value", _text, required=True)
+        sub.finish()
+        return _MISSING if _MISSING in (name, value) else c.VariableEquals(name, value)
+    if key in ("all", "any"):
+        if not isinstance(v, yaml.SequenceNode) or not v.value:
+            return r.bad(v, "a list of conditions")
+        parts = tuple(_condition(r, x) for x in v.value)
+        if _MISSING in parts:
+            return _MISSING
+        return c.AllOf(parts) if key == "all" else c.AnyOf(parts)
+    if key == "not":
+        x = _condition(r, v)
+        return x if x is _MISSING else c.Not(x)
+    r.problems.at(knode, f"{r.where}: unknown condition '{key}'{did_you_mean(key, CONDITION_KEYS)}")
+    return _MISSING
+
+
+def _cases(r: _Reader, n: yaml.Node) -> Any:
+    if not isinstance(n, yaml.SequenceNode) or not n.value:
+        return r.bad(n, "a list of {when: condition, goto: step}")
+    out = []
+    for item in n.value:
+        if not isinstance(item, yaml.MappingNode):
+            r.bad(item, "{when: condition, goto: step}")
+            continue
+        sub = _Reader(item, r.problems, r.where, r.refs)
+        when = sub.take("when", _condition, required=True)
+        goto = sub.take("goto", _step_ref, required=True)
+        sub.finish()
+        if _MISSING not in (when, goto):
+            out.append(m.Case(when, goto))
+    return tuple(out)
+
+
+# -- step schemas -------------------------------------------------------------
+
+def _play(r: _Reader, name: str) -> dict:
+    return dict(prompts=r.take("prompts", _prompts, required=True),
+                next=r.take("next", _step_ref, required=True),
+                interrupt=r.take("interrupt", _digits, default=""),
+                on_digit=r.take("on_digit", _step_ref))
+
+
+def _menu(r: _Reader, name: str) -> dict:
+    return dict(prompt=r.take("prompt", _prompt, required=True),
+                options=r.take("options", _options, required=True),
+                timeout_s=r.take("timeout_s", _seconds(1, 30), default=5.0),
+                retries=r.take("retries", _int_in(0, 5), default=2),
+                invalid_prompt=r.take("invalid_prompt", _prompt),
+                timeout_prompt=r.take("timeout_prompt", _prompt),
+                default=r.take("default", _step_ref))
+
+
+def _branch(r: _Reader, name: str) -> dict:
+    return dict(cases=r.take("cases", _cases, required=True),
+                otherwise=r.take("otherwise", _step_ref, required=True))
+
+
+def _set(r: _Reader, name: str) -> dict:
+    return dict(variables=r.take("variables", _variables, required=True),
+                next=r.take("next", _step_ref, required=True))
+
+
+def _queue(r: _Reader, name: str) -> dict:
+    return dict(queue=r.take("queue", _queue_ref, required=True),
+                on_timeout=r.take("on_timeout", _step_ref, required=True),
+                priority=r.take("priority", _int_in(0, 100), default=0),
+                max_wait_s=r.take("max_wait_s", _int_in(5, 3600), default=300),
+                emergency=r.take("emergency", _bool, default=False),
+                on_full=r.take("on_full", _step_ref),
+                on_no_seats=r.take("on_no_seats", _step_ref),
+                on_withdrawn=r.take("on_withdrawn", _step_ref),
+                on_answered=r.take("on_answered", _step_ref, default=m.END))
+
+
+def _record(r: _Reader, name: str) -> dict:
+    return dict(next=r.take("next", _step_ref, required=True),
+                prompt=r.take("prompt", _prompt),
+                max_s=r.take("max_s", _int_in(3, 300), default=60),
+                silence_s=r.take("silence_s", _int_in(1, 30), default=3),
+                beep=r.take("beep", _bool, default=True))
+
+
+def _offer_callback(r: _Reader, name: str) -> dict:
+    return dict(prompt=r.take("prompt", _prompt, required=True),
+                on_accept=r.take("on_accept", _step_ref, required=True),
+                on_decline=r.take("on_decline", _step_ref, required=True),
+                accept_digit=r.take("accept_digit", _digit, default="1"),
+                timeout_s=r.take("timeout_s", _seconds(1, 30), default=5.0))
+
+
+def _transfer(r: _Reader, name: str) -> dict:
+    return dict(to=r.take("to", _number, required=True),
+                on_fail=r.take("on_fail", _step_ref, required=True),
+                timeout_s=r.take("timeout_s", _int_in(5, 120), default=30))
+
+
+def _goto(r: _Reader, name: str) -> dict:
+    return dict(to=r.take("to", _step_ref, required=True))
+
+
+def _subflow(r: _Reader, name: str) -> dict:
+    return dict(flow=r.take("flow", _flow_ref, required=True),
+                next=r.take("next", _step_ref, required=True))
+
+
+def _hangup(r: _Reader, name: str) -> dict:
+    return dict(prompt=r.take("prompt", _prompt))
+
+
+STEP_TYPES: dict[str, tuple[type, Callable[[_Reader, str], dict]]] = {
+    "play": (m.Play, _play),
+    "menu": (m.Menu, _menu),
+    "branch": (m.Branch, _branch),
+    "set": (m.SetVars, _set),
+    "queue": (m.Queue, _queue),
+    "record": (m.Record, _record),
+    "offer_callback": (m.OfferCallback, _offer_callback),
+    "transfer": (m.Transfer, _transfer),
+    "goto": (m.Goto, _goto),
+    "subflow": (m.Subflow, _subflow),
+    "hangup": (m.Hangup, _hangup),
+}
+
+
+def _step(name: str, node: yaml.Node, problems: Problems, refs: list[Reference]) -> m.Step | None:
+    if not isinstance(node, yaml.MappingNode):
+        problems.at(node, f"step '{name}': expected a mapping with a 'type', got {kind_of(node)}")
+        return None
+    items = {k: vn for k, _, vn in mapping_items(node, Problems(problems.path), "")}
+    tnode = items.get("type")
+    if tnode is None:
+        problems.at(node, f"step '{name}': missing required key 'type' (one of {', '.join(STEP_TYPES)})")
+        return None
+    tname = scalar(tnode) or ""
+    if tname not in STEP_TYPES:
+        problems.at(tnode, f"step '{name}': unknown type '{tname}'{did_you_mean(tname, STEP_TYPES)}")
+        return None
+    cls, schema = STEP_TYPES[tname]
+    r = _Reader(node, problems, f"{tname} '{name}'", refs)
+    r.allowed.add("type")
+    fields = schema(r, name)
+    r.finish()
+    if any(v is _MISSING for v in fields.values()):
+        return None
+    where = m.Where(node.start_mark.line + 1, node.start_mark.column + 1)
+    return cls(name=name, where=where, **{k: v for k, v in fields.items() if v is not None})
+
+
+def parse_flow(text: str, path: str, *, expected_name: str | None = None) -> ParsedFlow:
+    """Parse and check the shape of one flow file. References to other things
+    (steps, prompts, queues...) are collected for ``references.check``."""
+    problems = Problems(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        from ivr.flow.problems import Problem
+        problems.items.append(Problem(path, line, col, f"YAML syntax: {exc.problem or exc}"))
+        return ParsedFlow(None, problems)
+    if not isinstance(root, yaml.MappingNode):
+        problems.at(root, "a flow file must be a mapping with 'start' and 'steps'")
+        return ParsedFlow(None, problems)
+    refs: list[Reference] = []
+    r = _Reader(root, problems, "flow", refs)
+    name = r.take("name", _text, default=expected_name)
+    if expected_name and name not in (_MISSING, expected_name):
+        problems.at(r.items["name"][1], f"flow: name '{name}' differs from the file name '{expected_name}'")
+    description = r.take("description", _text, default="")
+    start = r.take("start", _step_ref, required=True)
+    fallback = r.take("fallback", _step_ref)
+    steps_node = r.items.get("steps", (None, None))[1]
+    r.allowed.add("steps")
+    r.finish()
+    step_nodes: dict[str, yaml.Node] = {}
+    steps: dict[str, m.Step] = {}
+    if steps_node is None:
+        problems.at(root, "flow: missing required key 'steps'")
+    elif not isinstance(steps_node, yaml.MappingNode) or not steps_node.value:
+        problems.at(steps_node, "flow: 'steps' must be a mapping of step name: step")
+    else:
+        for sname, knode, vnode in mapping_items(steps_node, problems, "steps"):
+            if not NAME_RE.match(sname) or sname in m.RESERVED_TARGETS:
+                problems.at(knode, f"step '{sname}': a step name is a letter then letters, digits, '-' or '_', and not 'end'")
+                continue
+            step_nodes[sname] = knode
+            step = _step(sname, vnode, problems, refs)
+            if step is not None:
+                steps[sname] = step
+    flow = None
+    if not problems.errors and name is not _MISSING and start is not _MISSING:
+        subflows = frozenset(ref.value for ref in refs if ref.kind == "flow")
+        flow = m.Flow(name=name or "", start=start, steps=steps, description=description,
+                      fallback=fallback, path=path, source=text, subflows=subflows)
+    return ParsedFlow(flow, problems, refs, step_nodes)

@@ -1,0 +1,171 @@
+"""What a validated flow is: immutable steps that name each other.
+
+Reserved targets: ``end`` ends this flow (the main flow hands the call back to
+the dialplan; a subflow returns to its caller's ``next``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from ivr.flow.conditions import Condition
+
+END = "end"
+RESERVED_TARGETS = frozenset({END})
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    line: int
+    col: int
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    name: str
+    prompts: tuple[str, ...]
+    next: str
+    interrupt: str = ""          # digits that cut the prompt short
+    on_digit: str | None = None  # where an interrupting digit goes (default: next)
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Menu:
+    name: str
+    prompt: str
+    options: dict[str, str]
+    timeout_s: float = 5.0
+    retries: int = 2
+    invalid_prompt: str | None = None
+    timeout_prompt: str | None = None
+    default: str | None = None   # where to go when retries run out (else: fallback)
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    when: Condition
+    goto: str
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    name: str
+    cases: tuple[Case, ...]
+    otherwise: str
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SetVars:
+    name: str
+    variables: dict[str, str]
+    next: str
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    name: str
+    queue: str                    # logical name, from queue/queues.yaml
+    on_timeout: str
+    priority: int = 0
+    max_wait_s: int = 300
+    emergency: bool = False
+    on_full: str | None = None      # default: on_timeout
+    on_no_seats: str | None = None  # default: on_timeout
+    on_withdrawn: str | None = None  # taken out of line for a callback; default: on_timeout
+    on_answered: str = END
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    name: str
+    next: str
+    prompt: str | None = None
+    max_s: int = 60
+    silence_s: int = 3
+    beep: bool = True
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferCallback:
+    name: str
+    prompt: str
+    on_accept: str
+    on_decline: str
+    accept_digit: str = "1"
+    timeout_s: float = 5.0
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    name: str
+    to: str
+    on_fail: str
+    timeout_s: int = 30
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Goto:
+    name: str
+    to: str
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Subflow:
+    name: str
+    flow: str
+    next: str
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    name: str
+    prompt: str | None = None
+    where: Where = Where(0, 0)
+
+
+Step = Union[Play, Menu, Branch, SetVars, Queue, Record, OfferCallback, Transfer, Goto, Subflow, Hangup]
+
+
+def targets(step: Step) -> list[str]:
+    """Every step name this step can continue at."""
+    match step:
+        case Play(next=n, on_digit=d):
+            return [n] + ([d] if d else [])
+        case Menu(options=o, default=d):
+            return list(o.values()) + ([d] if d else [])
+        case Branch(cases=c, otherwise=o):
+            return [x.goto for x in c] + [o]
+        case SetVars(next=n) | Record(next=n) | Subflow(next=n):
+            return [n]
+        case Queue():
+            return [t for t in (step.on_timeout, step.on_full, step.on_no_seats,
+                                step.on_withdrawn, step.on_answered) if t]
+        case OfferCallback(on_accept=a, on_decline=d):
+            return [a, d]
+        case Transfer(on_fail=f):
+            return [f]
+        case Goto(to=t):
+            return [t]
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    name: str
+    start: str
+    steps: dict[str, Step]
+    description: str = ""
+    fallback: str | None = None
+    path: str = ""
+    source: str = ""
+    subflows: frozenset[str] = field(default_factory=frozenset)

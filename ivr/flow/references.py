@@ -1,0 +1,94 @@
+"""Resolve what a flow names — steps, prompts, queues, lists, calendars, other
+flows — against what exists, before any call uses the flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ivr.flow import model as m
+from ivr.flow.loader import ParsedFlow
+from ivr.flow.problems import did_you_mean
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    prompts: frozenset[str]
+    queues: Mapping[str, str]                 # logical name -> Asterisk queue
+    asterisk_queues: frozenset[str] | None    # None: no queues.conf to check against
+    lists: frozenset[str] = frozenset()
+    calendars: frozenset[str] = frozenset()
+    flows: frozenset[str] = frozenset()
+    # prompts whose validity window ends soon or has ended: name -> note
+    prompt_notes: Mapping[str, str] = field(default_factory=dict)
+
+
+def check(parsed: ParsedFlow, catalog: Catalog) -> None:
+    """Add reference problems to ``parsed.problems``."""
+    flow = parsed.flow
+    probs = parsed.problems
+    step_names = set(parsed.step_nodes)
+    for ref in parsed.references:
+        if ref.kind == "step":
+            if ref.value not in step_names and ref.value not in m.RESERVED_TARGETS:
+                probs.at(ref.node, f"{ref.where}: no step named '{ref.value}'{did_you_mean(ref.value, step_names)}")
+        elif ref.kind == "prompt":
+            if ref.value not in catalog.prompts:
+                probs.at(ref.node, f"{ref.where}: prompt '{ref.value}' not found in prompts/{did_you_mean(ref.value, catalog.prompts)}")
+            elif ref.value in catalog.prompt_notes:
+                probs.at(ref.node, f"{ref.where}: prompt '{ref.value}' {catalog.prompt_notes[ref.value]}", warning=True)
+        elif ref.kind == "queue":
+            if ref.value not in catalog.queues:
+                probs.at(ref.node, f"{ref.where}: queue '{ref.value}' is not defined in queue/queues.yaml{did_you_mean(ref.value, catalog.queues)}")
+            elif catalog.asterisk_queues is not None and catalog.queues[ref.value] not in catalog.asterisk_queues:
+                probs.at(ref.node, f"{ref.where}: queue '{ref.value}' maps to Asterisk queue "
+                                   f"'{catalog.queues[ref.value]}', which asterisk/queues.conf does not define")
+        elif ref.kind == "list":
+            if ref.value not in catalog.lists:
+                probs.at(ref.node, f"{ref.where}: number list '{ref.value}' not found in flows/lists/{did_you_mean(ref.value, catalog.lists)}")
+        elif ref.kind == "calendar":
+            if ref.value not in catalog.calendars:
+                probs.at(ref.node, f"{ref.where}: calendar '{ref.value}' not found in flows/calendars/{did_you_mean(ref.value, catalog.calendars)}")
+        elif ref.kind == "flow":
+            if flow is not None and ref.value == flow.name:
+                probs.at(ref.node, f"{ref.where}: a flow cannot call itself as a subflow")
+            elif ref.value not in catalog.flows:
+                probs.at(ref.node, f"{ref.where}: no flow named '{ref.value}'{did_you_mean(ref.value, catalog.flows)}")
+    if flow is not None and not probs.errors:
+        _warn_unreachable(parsed)
+
+
+def _warn_unreachable(parsed: ParsedFlow) -> None:
+    flow = parsed.flow
+    assert flow is not None
+    seen: set[str] = set()
+    todo = [flow.start] + ([flow.fallback] if flow.fallback else [])
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in flow.steps:
+            continue
+        seen.add(name)
+        todo.extend(m.targets(flow.steps[name]))
+    for name, node in parsed.step_nodes.items():
+        if name not in seen:
+            parsed.problems.at(node, f"step '{name}': no path leads here (unreachable)", warning=True)
+
+
+def subflow_cycles(flows: Mapping[str, m.Flow]) -> list[list[str]]:
+    """Cycles in the subflow graph (a -> b -> a): a call would never return."""
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        for sub in sorted(flows[name].subflows) if name in flows else ():
+            if state.get(sub) == 1:
+                cycles.append(stack[stack.index(sub):] + [sub] if sub in stack else [name, sub])
+            elif sub not in state:
+                visit(sub, stack + [sub])
+        state[name] = 2
+
+    for name in sorted(flows):
+        if name not in state:
+            visit(name, [name])
+    return cycles

