@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from asterisk.config import Config as AsteriskConfig
+from asterisk.config import Config as _PystConfig
 
 from ivr.errors import ConfigError, FlowInvalid
 from ivr.flow import model as m
@@ -59,6 +59,15 @@ def load_queue_config(queue_dir: Path) -> QueueConfig:
     if errors:
         raise ConfigError("\n".join(errors))
     return QueueConfig(queues, fallback)
+
+
+class AsteriskConfig(_PystConfig):
+    """pyst2's parser, reading the file with a context manager (its own ``load``
+    leaves the file open)."""
+
+    def load(self):
+        with open(self.filename, encoding="utf-8") as fh:
+            self.raw_lines = fh.readlines()
 
 
 def asterisk_queue_names(asterisk_dir: Path) -> frozenset[str] | None:

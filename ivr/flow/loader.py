@@ -39,6 +39,7 @@ class ParsedFlow:
     problems: Problems
     references: list[Reference] = field(default_factory=list)
     step_nodes: dict[str, yaml.Node] = field(default_factory=dict)
+    name: str = ""
 
 
 class _Reader:
@@ -452,4 +453,4 @@ def parse_flow(text: str, path: str, *, expected_name: str | None = None) -> Par
         subflows = frozenset(ref.value for ref in refs if ref.kind == "flow")
         flow = m.Flow(name=name or "", start=start, steps=steps, description=description,
                       fallback=fallback, path=path, source=text, subflows=subflows)
-    return ParsedFlow(flow, problems, refs, step_nodes)
+    return ParsedFlow(flow, problems, refs, step_nodes, name if isinstance(name, str) else "")

@@ -50,7 +50,7 @@ def check(parsed: ParsedFlow, catalog: Catalog) -> None:
             if ref.value not in catalog.calendars:
                 probs.at(ref.node, f"{ref.where}: calendar '{ref.value}' not found in flows/calendars/{did_you_mean(ref.value, catalog.calendars)}")
         elif ref.kind == "flow":
-            if flow is not None and ref.value == flow.name:
+            if ref.value == parsed.name:
                 probs.at(ref.node, f"{ref.where}: a flow cannot call itself as a subflow")
             elif ref.value not in catalog.flows:
                 probs.at(ref.node, f"{ref.where}: no flow named '{ref.value}'{did_you_mean(ref.value, catalog.flows)}")

@@ -295,3 +295,25 @@ async def run_call(host: str, port: int, sim: SimChannel, *, decide_queue: Queue
             await writer.wait_closed()
         except (ConnectionError, OSError):
             pass
+
+
+class InMemoryTransport:
+    """``LineTransport`` wired straight to a ``SimChannel``: the interpreter's
+    tests run the real AgiChannel with no socket in between."""
+
+    hangup_signalled = False
+
+    def __init__(self, sim: SimChannel, decide_queue: QueueDecider | None = None) -> None:
+        self.sim = sim
+        self.decide_queue = decide_queue
+        self._pending: list[str] = []
+        self._last = ""
+
+    def write_line(self, line: str) -> None:
+        self._last = line
+
+    async def read_line(self, timeout_s: float) -> str:
+        if not self._pending:
+            out = await self.sim.respond(self._last.rstrip("\n"), self.decide_queue)
+            self._pending = [o.rstrip("\n") for o in out]
+        return self._pending.pop(0)
