@@ -62,7 +62,7 @@ class CallSummaries:
             self.log.error("call_summaries_not_written", error=repr(exc), pending=len(self._buf))
 
     async def run(self) -> None:
-        while True:
+        while not asyncio.current_task().cancelling():  # see Engine._refresh_loop
             await asyncio.sleep(self.flush_s)
             await self.flush()
 

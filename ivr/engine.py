@@ -88,7 +88,9 @@ class Engine:
             self._lists_mtime = mtime
 
     async def _refresh_loop(self) -> None:
-        while True:
+        # redis-py can swallow a cancellation that lands mid-command, so the loop
+        # also checks whether it has been asked to stop.
+        while not asyncio.current_task().cancelling():
             await asyncio.sleep(REFRESH_S)
             try:
                 await self.refresh()

@@ -46,12 +46,12 @@ class StreamTransport:
         return data[:-1].decode("utf-8", "replace").rstrip("\r")
 
 
-async def read_env(transport: StreamTransport, timeout_s: float = HEADER_TIMEOUT_S) -> dict[str, str]:
+async def read_env(transport: StreamTransport, timeout_s: float | None = None) -> dict[str, str]:
     """The ``agi_*`` block up to its blank line. AgiTimeout/AgiClosed on a peer
     that stalls or leaves half-way; never spins."""
     env: dict[str, str] = {}
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
+    deadline = loop.time() + (timeout_s or HEADER_TIMEOUT_S)
     for _ in range(MAX_HEADER_LINES):
         line = await transport.read_line(max(deadline - loop.time(), 0.001))
         if line == "":
