@@ -17,7 +17,7 @@ from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.call import CallInfo, CallLog
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter
-from ivr.flow.registry import FlowRegistry, uses_call_history
+from ivr.flow.registry import FlowRegistry
 from ivr.logs import mask_number
 
 CALLS_STREAM_MAXLEN = 2_000_000
@@ -119,7 +119,7 @@ class CallService:
             bundle = self.registry.pinned(call.flow)
             version = self.registry.current.get(call.flow)
             last_age = None
-            if bundle is not None and call.caller_number and uses_call_history(bundle):
+            if bundle is not None and call.caller_number and self.registry.needs_history(call.flow):
                 last_age = await self._touch_history(call.caller_number, started)
             facts = CallFacts(now=dt.datetime.fromtimestamp(started, self.tz), level=self.live.level,
                               caller=call.caller_number, last_call_age_s=last_age,

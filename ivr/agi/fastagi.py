@@ -47,19 +47,24 @@ class StreamTransport:
 
 
 async def read_env(transport: StreamTransport, timeout_s: float | None = None) -> dict[str, str]:
-    """The ``agi_*`` block up to its blank line. AgiTimeout/AgiClosed on a peer
-    that stalls or leaves half-way; never spins."""
+    """The ``agi_*`` block up to its blank line, read in one go under one
+    deadline (a timer per header line would cost more CPU than the whole
+    dialogue). AgiTimeout/AgiClosed on a peer that stalls or leaves half-way."""
+    try:
+        async with asyncio.timeout(timeout_s or HEADER_TIMEOUT_S):
+            block = await transport.reader.readuntil(b"\n\n")
+    except TimeoutError as exc:
+        raise AgiTimeout("AGI header not complete in time") from exc
+    except asyncio.IncompleteReadError as exc:
+        raise AgiClosed("connection closed during the AGI header") from exc
+    except (asyncio.LimitOverrunError, ConnectionError) as exc:
+        raise AgiClosed(f"bad AGI header: {exc}") from exc
     env: dict[str, str] = {}
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + (timeout_s or HEADER_TIMEOUT_S)
-    for _ in range(MAX_HEADER_LINES):
-        line = await transport.read_line(max(deadline - loop.time(), 0.001))
-        if line == "":
-            return env
-        kv = parse_env_line(line)
+    for line in block.decode("utf-8", "replace").splitlines()[:MAX_HEADER_LINES]:
+        kv = parse_env_line(line.rstrip("\r"))
         if kv:
             env[kv[0]] = kv[1]
-    raise AgiClosed(f"AGI header longer than {MAX_HEADER_LINES} lines")
+    return env
 
 
 CallHandler = Callable[[dict[str, str], StreamTransport], Awaitable[None]]

@@ -20,6 +20,7 @@ class FlowRegistry:
         self._current: dict[str, int] = {}
         self._parsed: dict[tuple[str, int], m.Flow] = {}
         self._bundles: dict[str, Mapping[str, m.Flow]] = {}
+        self._history: dict[str, bool] = {}
 
     @property
     def current(self) -> Mapping[str, int]:
@@ -42,6 +43,7 @@ class FlowRegistry:
         if current != self._current:
             self._current = current
             self._bundles = {}
+            self._history = {}
 
     def pinned(self, name: str) -> Mapping[str, m.Flow] | None:
         """The flow and its subflows at their current versions; None if unknown."""
@@ -52,6 +54,14 @@ class FlowRegistry:
                 return None
             self._bundles[name] = bundle
         return bundle
+
+    def needs_history(self, name: str) -> bool:
+        """Whether the call's flows ask 'called within N minutes' (cached)."""
+        flag = self._history.get(name)
+        if flag is None:
+            bundle = self.pinned(name)
+            flag = self._history[name] = bool(bundle) and uses_call_history(bundle)
+        return flag
 
     def _bundle(self, name: str) -> dict[str, m.Flow] | None:
         out: dict[str, m.Flow] = {}
