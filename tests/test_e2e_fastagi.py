@@ -9,6 +9,7 @@ import pytest
 from ivr import logs
 from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
+from ivr.calls import read_summary
 from ivr.engine import Engine
 from ivr.flow.store import FlowStore
 from ivr.settings import load_settings
@@ -43,7 +44,7 @@ async def summaries(redis, n):
         while await redis.xlen(keys.CALLS) < n:
             await asyncio.sleep(0.02)
     await asyncio.wait_for(wait(), 5)
-    return [f for _, f in await redis.xrange(keys.CALLS)]
+    return [read_summary(f) for _, f in await redis.xrange(keys.CALLS)]
 
 
 async def test_complete_call_answered_by_a_seat(engine, redis):
