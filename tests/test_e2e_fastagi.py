@@ -39,6 +39,16 @@ async def call(engine, caller, **kw):
     return await run_call("127.0.0.1", engine.port, SimChannel(caller, **kw))
 
 
+def holder():
+    """A queue wait the test ends: (entered, released, wait coroutine)."""
+    entered, released = asyncio.Event(), asyncio.Event()
+
+    async def hold():
+        entered.set()
+        await released.wait()
+    return entered, released, hold
+
+
 async def summaries(redis, n):
     async def wait():
         while await redis.xlen(keys.CALLS) < n:
@@ -93,12 +103,7 @@ async def test_abandon_keeps_the_record(engine, redis):
 
 async def test_a_call_finishes_on_the_version_it_started_with(engine, redis):
     store = FlowStore(redis)
-    released = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def hold():
-        entered.set()
-        await released.wait()
+    entered, released, hold = holder()
 
     first = asyncio.create_task(call(engine, Caller(digits=["2"], queue=QueueOutcome("timeout", wait=hold))))
     await asyncio.wait_for(entered.wait(), 5)
@@ -126,12 +131,7 @@ async def test_many_concurrent_calls(engine, redis):
 
 
 async def test_drain_lets_calls_in_progress_finish(engine, redis):
-    released = asyncio.Event()
-    entered = asyncio.Event()
-
-    async def hold():
-        entered.set()
-        await released.wait()
+    entered, released, hold = holder()
 
     task = asyncio.create_task(call(engine, Caller(digits=["2"], queue=QueueOutcome("answered", wait=hold))))
     await asyncio.wait_for(entered.wait(), 5)
