@@ -5,7 +5,6 @@ kind of call, printed as a table. The full peak-hour drill comes with `ivr drill
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from dataclasses import replace
 
 from ivr import logs

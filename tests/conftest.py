@@ -1,7 +1,5 @@
-import asyncio
 import itertools
 import json
-import os
 from pathlib import Path
 
 import pytest

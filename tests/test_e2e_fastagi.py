@@ -2,7 +2,6 @@
 simulated Asterisk dialling in."""
 
 import asyncio
-import json
 
 import pytest
 

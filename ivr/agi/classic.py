@@ -9,6 +9,7 @@ reader because pyst2's ``get_result`` chokes on the ``HANGUP`` line."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import select
 import sys
@@ -68,7 +69,6 @@ async def run_classic(flow_name: str, agi: AGI, environ: dict[str, str] | None =
     channel = AgiChannel(PipeTransport(agi), call, prompt_prefix=settings.prompt_prefix,
                          recordings_dir=settings.recordings_dir)
     started = time.time()
-    import datetime as dt
     facts = CallFacts(now=dt.datetime.fromtimestamp(started, settings.timezone), level=0,
                       caller=call.caller_number, lists=load_number_lists(project.flows_dir),
                       calendars=load_calendars(project.flows_dir))
