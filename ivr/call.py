@@ -94,6 +94,8 @@ class CallLog:
     queue_result: QueueResult | None = None
     message_path: str = ""
     callback_accepted: bool = False
+    sent_to_message: bool = False   # the contingency plan skipped the callback offer
+    announcements: int = 0          # policy announcements played
     digits: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     outcome: str = ""  # completed | caller_hung_up | fallback | failed
@@ -120,7 +122,8 @@ class CallChannel(Protocol):
 
     async def get_variable(self, name: str) -> str | None: ...
 
-    async def queue(self, queue: str, priority: int, timeout_s: int) -> QueueResult: ...
+    async def queue(self, queue: str, priority: int, timeout_s: int, *,
+                    hold_music: str | None = None) -> QueueResult: ...
 
     async def record(self, path: str, max_s: int, silence_s: int, beep: bool) -> RecordResult: ...
 

@@ -16,6 +16,8 @@ import redis.asyncio as aioredis
 from ivr import redis_keys as keys
 from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.call import CallInfo, CallLog
+from ivr.announcements import AnnouncementSets, playable
+from ivr.contingency.plan import Plan
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
@@ -27,12 +29,35 @@ LAST_CALL_TTL_S = 7 * 24 * 3600
 
 class LiveState:
     """Values every engine process must agree on within a second (the
-    contingency level), polled from Redis in one round trip with the flows."""
+    contingency level), polled from Redis in one round trip with the flows, and
+    what the level asks of the flows (from queue/contingency.yaml)."""
 
-    def __init__(self) -> None:
+    def __init__(self, plan: Plan | None = None, announcements: AnnouncementSets | None = None) -> None:
         self.level = 0
         self.lists: dict[str, frozenset[str]] = {}
         self.calendars: dict[str, frozenset[dt.date]] = {}
+        self.plan = plan
+        self.announcements: AnnouncementSets = announcements or {}
+        self._valid_at = -1
+        self._valid: dict[str, tuple[str, ...]] = {}
+
+    def valid_sets(self, now: dt.datetime) -> dict[str, tuple[str, ...]]:
+        """Every set's items valid at ``now``; worked out once a second, not per call."""
+        second = int(now.timestamp())
+        if second != self._valid_at:
+            self._valid = {name: playable(self.announcements, name, now) for name in self.announcements}
+            self._valid_at = second
+        return self._valid
+
+    def facts(self, now: dt.datetime, **call) -> CallFacts:
+        lv = self.plan.level(self.level) if self.plan else None
+        sets = self.valid_sets(now)
+        return CallFacts(now=now, level=self.level, lists=self.lists, calendars=self.calendars,
+                         announcements=sets.get(lv.announcements, ()) if lv and lv.announcements else (),
+                         announcement_sets=sets,
+                         callback_mode=lv.callback if lv else "offer",
+                         short_menu=lv.short_menu if lv else False,
+                         hold_music=lv.hold_music if lv else None, **call)
 
 
 class CallSummaries:
@@ -70,7 +95,8 @@ class CallSummaries:
             await self.flush()
 
 
-def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float, version: int | None) -> dict[str, str]:
+def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float, version: int | None,
+                   level: int = 0) -> dict[str, str]:
     qr = record.queue_result
     return {
         "uniqueid": call.uniqueid,
@@ -90,6 +116,8 @@ def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float
         "hold_s": str(qr.hold_s) if qr and qr.hold_s is not None else "",
         "message": record.message_path,
         "callback_accepted": "1" if record.callback_accepted else "0",
+        "sent_to_message": "1" if record.sent_to_message else "0",
+        "level": str(level),
         "digits": "".join(record.digits),
         "failures": ",".join(record.failures),
     }
@@ -129,9 +157,8 @@ class CallService:
             last_age = None
             if bundle is not None and call.caller_number and self.registry.needs_history(call.flow):
                 last_age = await self._touch_history(call.caller_number, started)
-            facts = CallFacts(now=dt.datetime.fromtimestamp(started, self.tz), level=self.live.level,
-                              caller=call.caller_number, last_call_age_s=last_age,
-                              lists=self.live.lists, calendars=self.live.calendars)
+            facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), caller=call.caller_number,
+                                    last_call_age_s=last_age)
             log.info("call_start", caller=call.caller_number, flow=call.flow, version=version)
             if bundle is None:
                 log.error("unknown_flow", flow=call.flow)
@@ -139,7 +166,7 @@ class CallService:
             else:
                 record = await self.interpreter.run(bundle, call.flow, channel, facts, log)
             ended = time.time()
-            self.summaries.add(summary_fields(call, record, started, ended, version))
+            self.summaries.add(summary_fields(call, record, started, ended, version, self.live.level))
             log.info("call_end", outcome=record.outcome, steps=len(record.steps),
                      commands=channel.commands, duration_s=round(ended - started, 3),
                      queue_status=record.queue_result.status.value if record.queue_result else None)

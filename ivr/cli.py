@@ -46,11 +46,17 @@ def cmd_config(args, settings: Settings) -> int:
 
 
 def cmd_flows_check(args, settings: Settings) -> int:
-    from ivr.project import Project, check_files
+    import datetime as dt
+
+    from ivr.project import Project, check_files, load_operations
 
     project = Project(settings.home)
     paths = [Path(p) for p in args.files] or None
-    flows, problems = check_files(project, paths)
+    # The plan, seat groups and announcement sets are checked with the flows: a
+    # flow may name an announcement set, and an expiring announcement is news.
+    ops = load_operations(project, settings.timezone, dt.datetime.now(settings.timezone))
+    flows, problems = check_files(project, paths, frozenset(ops.announcements))
+    problems = ops.problems + problems
     for p in problems:
         print(p)
     errors = [p for p in problems if not p.warning]

@@ -14,15 +14,23 @@ import redis.asyncio as aioredis
 from ivr import logs
 from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
+from ivr.ami.controller import AmiController
+from ivr.ami.model import LiveModel
+from ivr.contingency.store import ContingencyStore
+from ivr.contingency.supervisor import ContingencySupervisor
+from ivr.errors import ConfigError
+from ivr.leader import LeaderLock
 from ivr.calls import CallService, CallSummaries, LiveState
 from ivr.flow.interpreter import FlowInterpreter, RunnerConfig
 from ivr.flow.registry import FlowRegistry
 from ivr.flow.store import FlowStore
-from ivr.project import Project, check_files, load_calendars, load_number_lists, load_queue_config
+from ivr.project import (Project, check_files, load_calendars, load_number_lists, load_queue_config,
+                         require_operations)
 from ivr.redis_server import RedisHandle, connect
 from ivr.settings import Settings
 
 REFRESH_S = 0.5  # flows and the contingency level reach every process within a second
+LEADER_ROUND_S = 1.0
 
 
 def raise_open_file_limit() -> int:
@@ -62,7 +70,9 @@ class Engine:
         self.project = Project(self.settings.home)
         self.store = FlowStore(self.redis)
         self.registry = FlowRegistry(self.store, self.log)
-        self.live = LiveState()
+        self.ops = require_operations(self.project, self.settings.timezone)
+        self.queue_config = load_queue_config(self.project.home / "queue")
+        self.live = LiveState(self.ops.plan, self.ops.announcements)
         self.summaries = CallSummaries(self.redis, self.log)
         self.calls = CallService(
             registry=self.registry, interpreter=FlowInterpreter(runner_config(self.project, self.settings)),
@@ -72,12 +82,42 @@ class Engine:
         self.agi = FastAgiServer(self.calls.handle, self.settings.agi_listen.host,
                                  self.settings.agi_listen.port, self.log)
         self._lists_mtime = -1.0
+        self._ops_mtime = self._operations_mtime()
+        self.controller: AmiController | None = None
+        self.supervisor: ContingencySupervisor | None = None
+        self.leader = LeaderLock(self.redis, keys.AMI_LEADER)
+        self.is_leader = False
 
     async def refresh(self) -> None:
         await self.registry.refresh()
         level = await self.redis.get(keys.CONTINGENCY_LEVEL)
         self.live.level = int(level) if level and level.isdigit() else 0
         self._reload_lists()
+        self._reload_operations()
+
+    def _operations_mtime(self) -> float:
+        files = [self.project.home / "queue" / n for n in ("contingency.yaml", "seats.yaml", "queues.yaml")]
+        files.append(self.project.home / "prompts" / "announcements.yaml")
+        return max((p.stat().st_mtime for p in files if p.exists()), default=0.0)
+
+    def _reload_operations(self) -> None:
+        """A seat manager saved the plan or an announcement set: take it if it
+        is valid; if not, say so and keep the one in force (lose nothing)."""
+        mtime = self._operations_mtime()
+        if mtime == self._ops_mtime:
+            return
+        self._ops_mtime = mtime
+        try:
+            ops = require_operations(self.project, self.settings.timezone)
+        except ConfigError as exc:
+            self.log.error("operations_reload_refused", problems=str(exc))
+            return
+        self.ops = ops
+        self.live.plan, self.live.announcements = ops.plan, ops.announcements
+        self.live._valid_at = -1
+        if self.supervisor is not None:
+            self.supervisor.plan, self.supervisor.seats = ops.plan, ops.seats
+        self.log.info("operations_reloaded", levels=len(ops.plan.levels), sets=len(ops.announcements))
 
     def _reload_lists(self) -> None:
         folders = [self.project.flows_dir / "lists", self.project.flows_dir / "calendars"]
@@ -97,11 +137,57 @@ class Engine:
             except Exception as exc:  # Redis restarting: keep serving on what we have
                 self.log.warning("refresh_failed", error=repr(exc))
 
+    # -- the leader's work: the AMI link and the contingency supervisor ----------
+
+    def _make_leader_parts(self) -> None:
+        emergency = [q.asterisk for q in self.queue_config.queues.values() if q.emergency]
+        model = LiveModel(emergency_queues=emergency, reserved_interfaces=self.ops.seats.reserved)
+        ami = self.settings.ami
+        self.controller = None if ami is None else AmiController(
+            host=ami.host, port=ami.port, username=ami.username, secret=ami.secret, model=model,
+            redis=self.redis, log=self.log.bind(part="ami"))
+        self.supervisor = ContingencySupervisor(
+            plan=self.ops.plan, seats=self.ops.seats, queues=self.queue_config.asterisk_names,
+            store=ContingencyStore(self.redis), controller=self.controller, model=model,
+            log=self.log.bind(part="contingency"))
+
+    async def _leader_loop(self) -> None:
+        """Holds (or waits for) the leader lock; the holder runs the AMI link
+        and the supervisor. Losing the lock stops both at once."""
+        try:
+            while not asyncio.current_task().cancelling():
+                try:
+                    if not self.is_leader and await self.leader.acquire():
+                        self.is_leader = True
+                        self._make_leader_parts()
+                        if self.controller is not None:
+                            await self.controller.start()
+                        self.log.info("leader_acquired", ami=self.controller is not None)
+                    elif self.is_leader and not await self.leader.renew():
+                        self.log.warning("leader_lost")
+                        await self._stop_leader_parts()
+                    if self.is_leader:
+                        await self.supervisor.tick()
+                except Exception as exc:  # Redis restarting: try again next round
+                    self.log.warning("leader_round_failed", error=repr(exc))
+                await asyncio.sleep(LEADER_ROUND_S)
+        finally:
+            await self._stop_leader_parts()
+
+    async def _stop_leader_parts(self) -> None:
+        if self.controller is not None:
+            await self.controller.stop()
+        if self.is_leader:
+            with contextlib.suppress(Exception):
+                await self.leader.release()
+        self.controller, self.supervisor, self.is_leader = None, None, False
+
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         await publish_unpublished(self.project, self.store, self.log)
         await self.refresh()
         async with asyncio.TaskGroup() as tg:
-            background = [tg.create_task(self._refresh_loop()), tg.create_task(self.summaries.run())]
+            background = [tg.create_task(self._refresh_loop()), tg.create_task(self.summaries.run()),
+                          tg.create_task(self._leader_loop())]
             await self.agi.start()
             if ready is not None:
                 ready.set()

@@ -3,6 +3,7 @@ what the validator and the engine need."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,8 @@ def check_flow_texts(texts: dict[str, tuple[str, str]], catalog: Catalog) -> tup
     return flows, problems
 
 
-def check_files(project: Project, paths: list[Path] | None = None) -> tuple[dict[str, m.Flow], list[Problem]]:
+def check_files(project: Project, paths: list[Path] | None = None,
+                announcement_sets: frozenset[str] | None = None) -> tuple[dict[str, m.Flow], list[Problem]]:
     paths = paths or project.flow_files()
     texts = {}
     for p in paths:
@@ -165,7 +167,46 @@ def check_files(project: Project, paths: list[Path] | None = None) -> tuple[dict
             texts[p.stem] = (shown, p.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"{p}: {exc.strerror}") from exc
-    return check_flow_texts(texts, project.catalog(frozenset(texts)))
+    catalog = project.catalog(frozenset(texts))
+    if announcement_sets is not None:
+        catalog = dataclasses.replace(catalog, announcement_sets=announcement_sets)
+    return check_flow_texts(texts, catalog)
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    """What seat managers and operations staff set outside the flows: the
+    contingency plan, the seat groups it moves, the announcement sets."""
+
+    plan: "Plan | None"
+    seats: "Seats | None"
+    announcements: dict
+    problems: list[Problem]
+
+
+def load_operations(project: Project, tz, now: dt.datetime | None = None) -> Operations:
+    from ivr.announcements import load_announcements
+    from ivr.contingency.plan import load_plan, load_seats
+
+    problems: list[Problem] = []
+    prompts = prompt_names(project.home / "prompts")
+    sets, p = load_announcements(project.home / "prompts", tz, prompts, now)
+    problems += p
+    seats, p = load_seats(project.home / "queue")
+    problems += p
+    queues = load_queue_config(project.home / "queue")
+    plan, p = load_plan(project.home / "queue", queues=frozenset(queues.queues), announcement_sets=frozenset(sets),
+                        seat_groups=frozenset(seats.groups) if seats else None)
+    problems += p
+    return Operations(plan, seats, sets, problems)
+
+
+def require_operations(project: Project, tz) -> Operations:
+    ops = load_operations(project, tz)
+    errors = [str(p) for p in ops.problems if not p.warning]
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return ops
 
 
 def require_valid(flows: dict[str, m.Flow], problems: list[Problem]) -> dict[str, m.Flow]:

@@ -21,7 +21,13 @@ def flow_seq(name: str) -> str:
 FLOW_NAMES = f"{PREFIX}flows"             # Set of published flow names
 FLOW_AUDIT = f"{PREFIX}audit:flows"       # Stream: publish and rollback records
 CALLS = f"{PREFIX}calls"                  # Stream: one summary per finished call
-CONTINGENCY_LEVEL = f"{PREFIX}contingency:level"  # String: level in force
+CONTINGENCY_LEVEL = f"{PREFIX}contingency:level"  # String: level in force (polled by every engine)
+CONTINGENCY_STATE = f"{PREFIX}contingency:state"  # JSON: level, since, by, reason, how, expires_at
+CONTINGENCY_PROPOSAL = f"{PREFIX}contingency:proposal"  # JSON: what the automatic rules propose
+CONTINGENCY_APPLIED = f"{PREFIX}contingency:applied"    # JSON: level whose seat actions are done, failures
+CONTINGENCY_AUDIT = f"{PREFIX}audit:contingency"        # Stream, hash-chained (ivr.audit)
+LIVE = f"{PREFIX}live"                                  # JSON: the AMI live model's snapshot
+AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process that holds the AMI link
 
 
 def last_call(number: str) -> str:

@@ -63,8 +63,10 @@ def test_cli_check_publish_history_rollback(redis_url, project_home, tmp_path):
 
 def test_cli_check_reports_errors_and_fails(project_home, tmp_path):
     bad = tmp_path / "main.yaml"
-    bad.write_text((project_home / "flows" / "main.yaml").read_text().replace("timeout_s: 5", "timout: 5"))
+    text = (project_home / "flows" / "main.yaml").read_text().replace("timeout_s: 5", "timout: 5")
+    bad.write_text(text)
+    line = text.splitlines().index("    timout: 5") + 1
     env = {**os.environ, "IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path)}
     res = _ivr(["flows", "check", str(bad)], env)
     assert res.returncode == 1
-    assert f"{bad}:49:5: menu 'main_menu': unknown key 'timout' (did you mean 'timeout_s'?)" in res.stdout
+    assert f"{bad}:{line}:5: menu 'main_menu': unknown key 'timout' (did you mean 'timeout_s'?)" in res.stdout

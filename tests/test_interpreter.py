@@ -12,7 +12,8 @@ from ivr.call import CallInfo, QueueStatus
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter, RunnerConfig
 from ivr.flow.references import Catalog
-from ivr.project import Project, check_files, check_flow_texts
+from ivr.calls import LiveState
+from ivr.project import Project, check_files, check_flow_texts, load_operations
 from ivr.sim.agi_peer import Caller, InMemoryTransport, QueueOutcome, SimChannel
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -28,11 +29,22 @@ def shipped(project_home):
     return flows
 
 
-async def run(flows, caller, *, flow="main", level=0, now=NOON, missing=frozenset(), lists=None, last_age=None):
+@pytest.fixture(scope="module")
+def ops(project_home):
+    return load_operations(Project(project_home), TZ)
+
+
+async def run(flows, caller, *, flow="main", level=0, now=NOON, missing=frozenset(), lists=None, last_age=None,
+              ops=None):
     sim = SimChannel(caller, flow=flow, missing_prompts=missing)
     ch = AgiChannel(InMemoryTransport(sim), CallInfo.from_agi_env(
         dict(line.rstrip("\n").split(": ", 1) for line in sim.env() if ": " in line)))
-    facts = CallFacts(now=now, level=level, caller=caller.number, lists=lists or {}, last_call_age_s=last_age)
+    if ops is None:
+        facts = CallFacts(now=now, level=level, caller=caller.number, lists=lists or {}, last_call_age_s=last_age)
+    else:   # what the engine does: the shipped contingency plan decides what the level means
+        live = LiveState(ops.plan, ops.announcements)
+        live.level, live.lists = level, lists or {}
+        facts = live.facts(now, caller=caller.number, last_call_age_s=last_age)
     record = await FlowInterpreter(CONFIG).run(flows, flow, ch, facts, LOG)
     return record, sim
 
@@ -40,7 +52,8 @@ async def run(flows, caller, *, flow="main", level=0, now=NOON, missing=frozense
 async def test_ordinary_caller_reaches_a_seat(shipped):
     record, sim = await run(shipped, Caller(digits=["2"]))
     assert record.outcome == "completed"
-    assert record.steps == ["greeting", "known_urgent", "peak_check", "main_menu", "general_queue"]
+    assert record.steps == ["greeting", "known_urgent", "policy_announcements", "announcements.announce",
+                            "choose_menu", "main_menu", "general_queue"]
     assert record.queue_result.status is QueueStatus.ANSWERED
     assert sim.queue_calls == [("general-q", 0, 300)]
 
@@ -62,12 +75,30 @@ async def test_no_input_still_reaches_a_person(shipped):
     assert any("12345/timeout" in c or "timeout" in c for c in sim.commands if c.startswith("STREAM FILE"))
 
 
-@pytest.mark.parametrize("level, announced", [(0, False), (1, False), (2, True), (3, True)])
-async def test_policy_announcement_only_at_peak(shipped, level, announced):
-    record, sim = await run(shipped, Caller(digits=["2"]), level=level)
+@pytest.mark.parametrize("level, announced, short, music",
+                         [(0, False, False, ""), (1, False, False, ""), (2, True, False, "m(ivr-peak)"),
+                          (3, True, True, "m(ivr-peak)")])
+async def test_contingency_level_shapes_the_call(shipped, ops, level, announced, short, music):
+    record, sim = await run(shipped, Caller(digits=["2"]), level=level, ops=ops)
     played = any("policy/current" in c for c in sim.commands)
-    assert played is announced
-    assert ("announcements.announce" in record.steps) is announced
+    assert played is announced and (record.announcements == 1) is announced
+    assert ("short_menu" in record.steps) is short and ("main_menu" in record.steps) is not short
+    assert sim.queue_options == [music]
+    assert any(f'EXEC Queue "general-q,{music},,,300"' == c for c in sim.commands)
+
+
+async def test_expired_announcement_never_plays(shipped, ops):
+    later = dt.datetime(2028, 1, 1, 12, 0, tzinfo=TZ)    # after the shipped item's valid_until
+    record, sim = await run(shipped, Caller(digits=["2"]), level=2, ops=ops, now=later)
+    assert not any("policy/current" in c for c in sim.commands) and record.announcements == 0
+    assert record.queue_result.status is QueueStatus.ANSWERED
+
+
+async def test_surge_level_sends_callers_straight_to_a_message(shipped, ops):
+    record, sim = await run(shipped, Caller(digits=[""], queue=QueueOutcome("timeout")), level=3, ops=ops)
+    assert record.sent_to_message and not record.callback_accepted
+    assert record.steps[-3:] == ["offer_callback", "leave_message", "message_thanks"]
+    assert not any("callback-offer" in c for c in sim.commands)
 
 
 async def test_queue_timeout_offers_callback_and_it_is_accepted(shipped):

@@ -148,8 +148,11 @@ class AgiChannel:
         resp = await self._run(f"GET VARIABLE {name}\n", dead_ok=True)
         return resp.data if resp.result == "1" else None
 
-    async def queue(self, queue: str, priority: int, timeout_s: int) -> QueueResult:
+    async def queue(self, queue: str, priority: int, timeout_s: int, *,
+                    hold_music: str | None = None) -> QueueResult:
         _safe_token(queue, "queue")
+        # m(class): the hold music (and general notices) the contingency level chose
+        options = f"m({_safe_token(hold_music, 'music class')})" if hold_music else ""
         if priority != self._queue_prio:
             await self.set_variable("QUEUE_PRIO", str(int(priority)))
             self._queue_prio = priority
@@ -159,7 +162,7 @@ class AgiChannel:
         self._queued = True
         # Queue() returns when the caller leaves the queue or the bridged call
         # ends: the socket may stay silent for the whole conversation.
-        await self._run(f"EXEC Queue {quote(f'{queue},,,,{int(timeout_s)}')}\n", self._max_call_s)
+        await self._run(f"EXEC Queue {quote(f'{queue},{options},,,{int(timeout_s)}')}\n", self._max_call_s)
         # One round trip for everything Queue() left behind; GET FULL VARIABLE is
         # allowed on a dead channel, so it answers even after an abandon.
         resp = await self._run(

@@ -21,6 +21,12 @@ class CallFacts:
     lists: Mapping[str, frozenset[str]] = field(default_factory=dict)
     calendars: Mapping[str, frozenset[dt.date]] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
+    # what the contingency level in force asks of the flows (queue/contingency.yaml)
+    announcements: tuple[str, ...] = ()     # prompts of the level's set valid right now
+    announcement_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # every set, valid items only
+    callback_mode: str = "offer"            # offer | message
+    short_menu: bool = False
+    hold_music: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,14 @@ class LevelBelow:
 
     def holds(self, f: CallFacts) -> bool:
         return f.level < self.level
+
+
+@dataclass(frozen=True, slots=True)
+class ShortMenu:
+    wanted: bool
+
+    def holds(self, f: CallFacts) -> bool:
+        return f.short_menu == self.wanted
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +130,7 @@ class Not:
         return not self.part.holds(f)
 
 
-Condition = Union[LevelAtLeast, LevelBelow, TimeBetween, WeekdayIn, InCalendar,
+Condition = Union[LevelAtLeast, LevelBelow, ShortMenu, TimeBetween, WeekdayIn, InCalendar,
                   CalledWithin, CallerInList, VariableEquals, AllOf, AnyOf, Not]
 
 

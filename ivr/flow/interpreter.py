@@ -118,6 +118,17 @@ class FlowInterpreter:
                     s.record.digits.append(digit)
                     return step.on_digit or step.next
                 return step.next
+            case m.Announce():
+                prompts = (s.facts.announcements if step.set is None
+                           else s.facts.announcement_sets.get(step.set, ()))
+                if not prompts:      # nothing valid right now: say nothing rather than something stale
+                    return step.next
+                s.record.announcements += len(prompts)
+                digit = await ch.play(prompts, step.interrupt)
+                if digit:
+                    s.record.digits.append(digit)
+                    return step.on_digit or step.next
+                return step.next
             case m.Menu():
                 return await self._menu(s, step)
             case m.Branch():
@@ -146,8 +157,12 @@ class FlowInterpreter:
                     raise CallerHungUp()
                 return step.next
             case m.OfferCallback():
-                digit = await ch.read_digits(step.prompt, step.timeout_s, 1)
                 s.record.wanted_person = True
+                if s.facts.callback_mode == "message":
+                    # The contingency plan sends callers straight to leave a message.
+                    s.record.sent_to_message = True
+                    return step.on_decline
+                digit = await ch.read_digits(step.prompt, step.timeout_s, 1)
                 if digit == step.accept_digit:
                     s.record.callback_accepted = True
                     return step.on_accept
@@ -191,7 +206,8 @@ class FlowInterpreter:
         s.record.wanted_person = True
         s.record.queue = step.queue
         s.record.emergency = s.record.emergency or step.emergency
-        res = await s.channel.queue(self.config.queues[step.queue], step.priority, step.max_wait_s)
+        res = await s.channel.queue(self.config.queues[step.queue], step.priority, step.max_wait_s,
+                                    hold_music=s.facts.hold_music)
         s.record.queue_result = res
         st = res.status
         if st is QueueStatus.ANSWERED:

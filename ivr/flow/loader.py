@@ -213,7 +213,7 @@ def _time(r: _Reader, n: yaml.Node) -> Any:
         return r.bad(n, "a time HH:MM")
 
 
-CONDITION_KEYS = ("level_at_least", "level_below", "time_between", "weekday_in", "calendar",
+CONDITION_KEYS = ("level_at_least", "level_below", "short_menu", "time_between", "weekday_in", "calendar",
                   "called_within_min", "caller_in_list", "variable_equals", "all", "any", "not")
 
 
@@ -228,6 +228,9 @@ def _condition(r: _Reader, n: yaml.Node) -> Any:
     if key == "level_below":
         x = _int_in(0, 10)(r, v)
         return x if x is _MISSING else c.LevelBelow(x)
+    if key == "short_menu":
+        x = _bool(r, v)
+        return x if x is _MISSING else c.ShortMenu(x)
     if key == "time_between":
         if not isinstance(v, yaml.SequenceNode) or len(v.value) != 2:
             return r.bad(v, "[start, end] times HH:MM")
@@ -296,6 +299,20 @@ def _cases(r: _Reader, n: yaml.Node) -> Any:
 
 def _play(r: _Reader, name: str) -> dict:
     return dict(prompts=r.take("prompts", _prompts, required=True),
+                next=r.take("next", _step_ref, required=True),
+                interrupt=r.take("interrupt", _digits, default=""),
+                on_digit=r.take("on_digit", _step_ref))
+
+
+def _announcement_set(r: _Reader, n: yaml.Node) -> Any:
+    v = scalar(n)
+    if v is None or not NAME_RE.match(v):
+        return r.bad(n, "'current' or the name of a set in prompts/announcements.yaml")
+    return None if v == "current" else r.ref("announcement_set", v, n)
+
+
+def _announce(r: _Reader, name: str) -> dict:
+    return dict(set=r.take("set", _announcement_set, default=None),
                 next=r.take("next", _step_ref, required=True),
                 interrupt=r.take("interrupt", _digits, default=""),
                 on_digit=r.take("on_digit", _step_ref))
@@ -370,6 +387,7 @@ def _hangup(r: _Reader, name: str) -> dict:
 
 STEP_TYPES: dict[str, tuple[type, Callable[[_Reader, str], dict]]] = {
     "play": (m.Play, _play),
+    "announce": (m.Announce, _announce),
     "menu": (m.Menu, _menu),
     "branch": (m.Branch, _branch),
     "set": (m.SetVars, _set),
@@ -454,3 +472,13 @@ def parse_flow(text: str, path: str, *, expected_name: str | None = None) -> Par
         flow = m.Flow(name=name or "", start=start, steps=steps, description=description,
                       fallback=fallback, path=path, source=text, subflows=subflows)
     return ParsedFlow(flow, problems, refs, step_nodes, name if isinstance(name, str) else "")
+
+
+# Public names for the other YAML files staff edit (the contingency plan, the
+# announcement sets): one reader, one style of error message.
+Reader = _Reader
+MISSING = _MISSING
+read_text = _text
+read_int = _int_in
+read_seconds = _seconds
+read_bool = _bool

@@ -31,6 +31,20 @@ class Play:
 
 
 @dataclass(frozen=True, slots=True)
+class Announce:
+    """Plays the policy announcements in force: the set the contingency level
+    names (``set: current``) or a named set, skipping every item outside its
+    validity window. Nothing valid: nothing plays, the call goes on."""
+
+    name: str
+    next: str
+    set: str | None = None       # None: the current level's set
+    interrupt: str = ""
+    on_digit: str | None = None
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
 class Menu:
     name: str
     prompt: str
@@ -133,13 +147,13 @@ class Hangup:
     where: Where = Where(0, 0)
 
 
-Step = Union[Play, Menu, Branch, SetVars, Queue, Record, OfferCallback, Transfer, Goto, Subflow, Hangup]
+Step = Union[Play, Announce, Menu, Branch, SetVars, Queue, Record, OfferCallback, Transfer, Goto, Subflow, Hangup]
 
 
 def targets(step: Step) -> list[str]:
     """Every step name this step can continue at."""
     match step:
-        case Play(next=n, on_digit=d):
+        case Play(next=n, on_digit=d) | Announce(next=n, on_digit=d):
             return [n] + ([d] if d else [])
         case Menu(options=o, default=d):
             return list(o.values()) + ([d] if d else [])

@@ -21,6 +21,7 @@ class Catalog:
     flows: frozenset[str] = frozenset()
     # prompts whose validity window ends soon or has ended: name -> note
     prompt_notes: Mapping[str, str] = field(default_factory=dict)
+    announcement_sets: frozenset[str] | None = None   # None: not checked
 
 
 def check(parsed: ParsedFlow, catalog: Catalog) -> None:
@@ -43,6 +44,10 @@ def check(parsed: ParsedFlow, catalog: Catalog) -> None:
             elif catalog.asterisk_queues is not None and catalog.queues[ref.value] not in catalog.asterisk_queues:
                 probs.at(ref.node, f"{ref.where}: queue '{ref.value}' maps to Asterisk queue "
                                    f"'{catalog.queues[ref.value]}', which asterisk/queues.conf does not define")
+        elif ref.kind == "announcement_set":
+            if catalog.announcement_sets is not None and ref.value not in catalog.announcement_sets:
+                probs.at(ref.node, f"{ref.where}: announcement set '{ref.value}' not found in prompts/announcements.yaml"
+                                   f"{did_you_mean(ref.value, catalog.announcement_sets)}")
         elif ref.kind == "list":
             if ref.value not in catalog.lists:
                 probs.at(ref.node, f"{ref.where}: number list '{ref.value}' not found in flows/lists/{did_you_mean(ref.value, catalog.lists)}")

@@ -68,6 +68,7 @@ class SimChannel:
         self.prompt_samples = prompt_ms * 8
         self.commands: list[str] = []
         self.queue_calls: list[tuple[str, int, int]] = []
+        self.queue_options: list[str] = []
 
     def env(self) -> list[str]:
         c = self.caller
@@ -221,6 +222,7 @@ class SimChannel:
         timeout_s = int(parts[4]) if len(parts) > 4 and parts[4].isdigit() else 0
         prio = int(self.vars.get("QUEUE_PRIO", "0") or 0)
         self.queue_calls.append((queue, prio, timeout_s))
+        self.queue_options.append(parts[1] if len(parts) > 1 else "")
         for var in ("QUEUESTATUS", "QUEUE_WITHDRAW_INFO"):
             self.vars.pop(var, None)
         if self.dead:

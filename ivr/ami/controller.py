@@ -1,0 +1,293 @@
+"""The AMI adapter: panoramisk's ``Manager`` with the few things it lacks.
+
+- Reconnect with exponential backoff (panoramisk retries at a fixed interval) and
+  a liveness ping that aborts a half-open link (its own pinger never notices
+  one), so the reconnect path also covers a silent PBX.
+- After every (re)connect the whole view is rebuilt from ``QueueStatus``, and
+  again every ``resync_s``: events can be lost while the link is down, and
+  ``QueueCallerJoin`` does not carry the queue priority.
+- Incremental UTF-8 decoding: panoramisk decodes each TCP chunk on its own with
+  ``errors='ignore'``, which drops a Chinese caller name split across chunks.
+- Actions are retried with backoff and every failure is returned to the caller,
+  never swallowed; event callbacks are plain functions (panoramisk drops the
+  exceptions of coroutine callbacks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+
+from ivr import redis_keys as keys
+from ivr.ami.model import LiveModel
+
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+ACTION_TIMEOUT_S = 5.0
+LIVE_TTL_S = 30
+
+
+class _Utf8Protocol(AMIProtocol):
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def data_received(self, data: bytes) -> None:
+        # Hand panoramisk whole characters only; it re-encodes and decodes again.
+        text = self._decoder.decode(data)
+        if text:
+            super().data_received(text.encode("utf-8"))
+
+
+class _Everything:
+    """panoramisk re-sends, after a reconnect, every action that had no answer
+    when the link dropped, unless its name is "forgettable". Asterisk may have
+    carried it out already: a re-sent Originate dials a citizen twice. So every
+    action is forgettable here and ``AmiController.act`` decides what to retry."""
+
+    def __contains__(self, item) -> bool:
+        return True
+
+
+class _Link(Manager):
+    """panoramisk Manager with backoff and a clean stop."""
+
+    def __init__(self, **config) -> None:
+        super().__init__(protocol_factory=_Utf8Protocol, reconnect_timeout=0, ping_delay=3600,
+                         ping_interval=3600, forgetable_actions=_Everything(), **config)
+        self.reconnect_timeout = BACKOFF_FIRST_S
+        self.stopping = False
+        self.connected_once = asyncio.Event()
+
+    def connection_made(self, f):
+        if self.stopping:
+            if not f.cancelled() and f.exception() is None:
+                f.result()[0].close()
+            return
+        if f.cancelled() or f.exception() is not None:
+            self.reconnect_timeout = min(BACKOFF_MAX_S, self.reconnect_timeout * 2)
+        super().connection_made(f)
+
+    def connect(self, *a, **kw):
+        if self.stopping:
+            return None
+        return super().connect(*a, **kw)
+
+    def connection_lost(self, exc):
+        if self.stopping:
+            return
+        self.authenticated = False
+        super().connection_lost(exc)
+        self.reconnect_timeout = min(BACKOFF_MAX_S, self.reconnect_timeout * 2)
+
+    def login(self, future):
+        ok = super().login(future)
+        if ok:
+            self.reconnect_timeout = BACKOFF_FIRST_S
+        return ok
+
+    def ping(self):  # replaced by AmiController._watchdog
+        pass
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    ok: bool
+    message: str
+    attempts: int
+    response: object = None
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "message": self.message, "attempts": self.attempts}
+
+
+class AmiController:
+    def __init__(self, *, host: str, port: int, username: str, secret: str, model: LiveModel,
+                 redis: aioredis.Redis | None, log, publish_s: float = 0.25, resync_s: float = 30.0,
+                 ping_s: float = 5.0) -> None:
+        self.model = model
+        self.redis = redis
+        self.log = log
+        self.publish_s = publish_s
+        self.resync_s = resync_s
+        self.ping_s = ping_s
+        self.link = _Link(host=host, port=port, username=username, secret=secret, events="on",
+                          on_login=self._on_login, on_disconnect=self._on_disconnect,
+                          log=_PanoramiskLog(log))
+        self.link.register_event("*", self._on_event)
+        self.ready = asyncio.Event()     # logged in and resynced
+        self.resyncs = 0
+        self.logins = 0
+        self._dirty = True
+        self._tasks: list[asyncio.Task] = []
+
+    # -- life cycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        self.link.loop = asyncio.get_running_loop()
+        self.link.connect()
+        self._tasks = [asyncio.create_task(self._publisher()), asyncio.create_task(self._watchdog())]
+
+    async def stop(self) -> None:
+        self.link.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._publish()
+
+    def _on_login(self, manager) -> None:
+        self.logins += 1
+        self.log.info("ami_logged_in", logins=self.logins)
+        self._tasks.append(asyncio.create_task(self.resync()))
+
+    def _on_disconnect(self, manager, exc) -> None:
+        self.ready.clear()
+        self.log.warning("ami_disconnected", error=repr(exc), retry_in_s=manager.reconnect_timeout)
+
+    def _on_event(self, manager, event) -> None:
+        self.model.apply(event, time.time())
+        self._dirty = True
+
+    async def resync(self) -> bool:
+        try:
+            res = await asyncio.wait_for(self.link.send_action({"Action": "QueueStatus"}), ACTION_TIMEOUT_S * 2)
+        except (asyncio.TimeoutError, ConnectionError, AttributeError) as exc:
+            self.log.warning("ami_resync_failed", error=repr(exc))
+            return False
+        events = res if isinstance(res, list) else [res]
+        self.model.rebuild([e for e in events if "Event" in e], time.time())
+        self.resyncs += 1
+        self._dirty = True
+        self.ready.set()
+        self.log.info("ami_resynced", seats=len(self.model.seats), waiting=len(self.model.waiting),
+                      queues=len(self.model.queue_names))
+        return True
+
+    async def _publisher(self) -> None:
+        last_resync = time.monotonic()
+        while not asyncio.current_task().cancelling():
+            await asyncio.sleep(self.publish_s)
+            if self._dirty:
+                await self._publish()
+            if self.ready.is_set() and time.monotonic() - last_resync >= self.resync_s:
+                last_resync = time.monotonic()
+                await self.resync()
+
+    async def _publish(self) -> None:
+        if self.redis is None:
+            return
+        self._dirty = False
+        snap = self.model.snapshot(time.time())
+        snap["ami_connected"] = self.ready.is_set()
+        try:
+            await self.redis.set(keys.LIVE, json.dumps(snap, ensure_ascii=False), ex=LIVE_TTL_S)
+        except Exception as exc:  # the next round tries again
+            self._dirty = True
+            self.log.warning("live_model_not_published", error=repr(exc))
+
+    async def _watchdog(self) -> None:
+        """Ping; a link that does not answer is aborted so that it reconnects."""
+        while not asyncio.current_task().cancelling():
+            await asyncio.sleep(self.ping_s)
+            proto = self.link.protocol
+            if not self.ready.is_set() or proto is None or getattr(proto, "closed", True):
+                continue
+            try:
+                await asyncio.wait_for(self.link.send_action({"Action": "Ping"}), ACTION_TIMEOUT_S)
+            except (asyncio.TimeoutError, ConnectionError):
+                self.log.warning("ami_link_silent", action="abort")
+                self.ready.clear()
+                proto.transport.abort()
+
+    # -- actions ----------------------------------------------------------------
+
+    async def act(self, action: dict[str, str], *, retries: int = 3, wait_ready_s: float = 10.0) -> ActionResult:
+        """Send one action; retry on an error answer, a timeout or a lost link.
+        The last answer is returned, whatever it was."""
+        message = "not sent"
+        delay = 0.2
+        for attempt in range(1, retries + 1):
+            try:
+                await asyncio.wait_for(self.ready.wait(), wait_ready_s)
+                resp = await asyncio.wait_for(self.link.send_action(dict(action)), ACTION_TIMEOUT_S)
+                first = resp[0] if isinstance(resp, list) else resp
+                message = first.get("Message", "") or first.get("Response", "")
+                if first.success:
+                    return ActionResult(True, message, attempt, resp)
+            except asyncio.TimeoutError:
+                message = "no answer from Asterisk" if self.ready.is_set() else "AMI not connected"
+            except (ConnectionError, AttributeError) as exc:
+                message = f"AMI link lost: {exc!r}"
+            self.log.warning("ami_action_failed", action=action.get("Action"), attempt=attempt, message=message)
+            if attempt < retries:
+                await asyncio.sleep(delay)
+                delay *= 2.5
+        return ActionResult(False, message, retries)
+
+    async def pause(self, interface: str, paused: bool, *, queue: str | None = None, reason: str = "") -> ActionResult:
+        a = {"Action": "QueuePause", "Interface": interface, "Paused": "true" if paused else "false"}
+        if queue:
+            a["Queue"] = queue
+        if reason and paused:
+            a["Reason"] = reason
+        return await self.act(a)
+
+    async def add_member(self, queue: str, interface: str, *, name: str, state_interface: str,
+                         penalty: int = 0) -> ActionResult:
+        res = await self.act({"Action": "QueueAdd", "Queue": queue, "Interface": interface, "MemberName": name,
+                              "StateInterface": state_interface, "Penalty": str(penalty)})
+        if not res.ok and "Already there" in res.message:
+            return ActionResult(True, res.message, res.attempts)   # the goal is reached
+        return res
+
+    async def remove_member(self, queue: str, interface: str) -> ActionResult:
+        res = await self.act({"Action": "QueueRemove", "Queue": queue, "Interface": interface})
+        if not res.ok and "Not there" in res.message:
+            return ActionResult(True, res.message, res.attempts)
+        return res
+
+    async def change_priority(self, queue: str, channel: str, priority: int, uniqueid: str = "") -> ActionResult:
+        res = await self.act({"Action": "QueueChangePriorityCaller", "Queue": queue, "Caller": channel,
+                              "Priority": str(priority), "Immediate": "true"}, retries=1)
+        if res.ok and uniqueid:
+            self.model.note_priority(uniqueid, priority)
+            self._dirty = True
+        return res
+
+    async def withdraw(self, queue: str, channel: str, uniqueid: str, info: str = "callback-offered") -> ActionResult:
+        self.model.note_withdraw(uniqueid)
+        return await self.act({"Action": "QueueWithdrawCaller", "Queue": queue, "Caller": channel,
+                               "WithdrawInfo": info}, retries=1)
+
+
+class _PanoramiskLog:
+    """panoramisk logs through ``logging``; route what matters into structlog."""
+
+    def __init__(self, log) -> None:
+        self._log = log
+
+    def debug(self, *a, **kw):
+        pass
+
+    info = debug
+
+    def warning(self, msg, *a, **kw):
+        self._log.debug("panoramisk", message=str(msg) % a if a else str(msg))
+
+    error = exception = warning
+
+
+async def read_live(redis: aioredis.Redis) -> dict | None:
+    raw = await redis.get(keys.LIVE)
+    return json.loads(raw) if raw else None

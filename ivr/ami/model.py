@@ -1,0 +1,358 @@
+"""The live model of Asterisk's queues and seats, built from AMI events.
+
+Pure: events arrive as mappings (what panoramisk or the simulator parsed), the
+clock arrives as an argument. The controller feeds it; a snapshot of it is what
+every engine process, the console and the callback scheduler read.
+
+Asterisk reports a caller's queue priority only in ``QueueStatus`` (QueueEntry)
+and, when manager.conf lists ``channelvars = QUEUE_PRIO``, as a ``ChanVariable``
+on channel events; ``QueueCallerJoin``'s own ``Priority`` field is the dialplan
+priority, not the queue's. So a caller is "emergency" when it waits in an
+emergency queue or carries a queue priority at or above ``emergency_priority``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from ivr.logs import mask_number
+
+# Asterisk's AST_DEVICE_* numbers as QueueMember/QueueMemberStatus report them.
+DEVICE_STATES = {0: "UNKNOWN", 1: "NOT_INUSE", 2: "INUSE", 3: "BUSY", 4: "INVALID", 5: "UNAVAILABLE",
+                 6: "RINGING", 7: "RINGINUSE", 8: "ONHOLD"}
+_DEVICE_BY_NAME = {v: k for k, v in DEVICE_STATES.items()}
+_OFFLINE = {4, 5}
+
+
+@dataclass
+class Seat:
+    interface: str
+    name: str = ""
+    state_interface: str = ""
+    queues: dict[str, int] = field(default_factory=dict)   # queue -> penalty
+    paused: bool = False
+    paused_reason: str = ""
+    in_call: bool = False
+    status: int = 0
+    reserved: bool = False
+    calls_taken: int = 0
+
+    @property
+    def state(self) -> str:
+        """idle | busy | paused | offline: what a seat manager asks first."""
+        if self.status in _OFFLINE:
+            return "offline"
+        if self.paused:
+            return "paused"
+        if self.in_call or self.status not in (0, 1):
+            return "busy"
+        return "idle"
+
+
+@dataclass
+class Waiting:
+    uniqueid: str
+    channel: str
+    number: str
+    queue: str
+    joined_at: float
+    priority: int = 0
+    seq: int = 0              # arrival order, for Asterisk's priority-then-arrival ordering
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    at: float
+    queue: str
+    kind: str                 # answered | abandoned | withdrawn
+    wait_s: float
+    emergency: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the contingency rules look at, summed over the general queues."""
+
+    calls_waiting: int
+    longest_wait_s: float
+    abandon_rate: float
+    offered: int
+
+
+def _int(value, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _chan_vars(event: Mapping) -> dict[str, str]:
+    raw = event.get("ChanVariable")
+    if raw is None:
+        return {}
+    out = {}
+    for item in raw if isinstance(raw, list) else [raw]:
+        k, _, v = str(item).partition("=")
+        out[k] = v
+    return out
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return float(values[0])
+    return float(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1])
+
+
+class LiveModel:
+    def __init__(self, *, emergency_queues: Iterable[str] = (), reserved_interfaces: Iterable[str] = (),
+                 emergency_priority: int = 10, window_s: float = 900.0, service_level_s: float = 20.0) -> None:
+        self.emergency_queues = frozenset(emergency_queues)
+        self.reserved_interfaces = frozenset(reserved_interfaces)
+        self.emergency_priority = emergency_priority
+        self.window_s = window_s
+        self.service_level_s = service_level_s
+        self.seats: dict[str, Seat] = {}
+        self.waiting: dict[str, Waiting] = {}        # uniqueid -> caller (one queue at a time)
+        self.queue_names: set[str] = set()
+        self.outcomes: deque[Outcome] = deque()
+        self.withdraw_requested: set[str] = set()
+        self.events_seen = 0
+        self.resynced_at: float | None = None
+        self._seq = 0
+
+    # -- what happened -------------------------------------------------------
+
+    def apply(self, event: Mapping, now: float) -> None:
+        name = event.get("Event")
+        handler = _HANDLERS.get(name)
+        if handler is not None:
+            self.events_seen += 1
+            handler(self, event, now)
+
+    def rebuild(self, status_events: Iterable[Mapping], now: float) -> None:
+        """Replace seats and waiting callers with a ``QueueStatus`` answer; keep the
+        outcome window (what was answered before a reconnect stays answered)."""
+        seats: dict[str, Seat] = {}
+        waiting: dict[str, Waiting] = {}
+        queues: set[str] = set()
+        for ev in status_events:
+            kind = ev.get("Event")
+            if kind == "QueueParams":
+                queues.add(ev["Queue"])
+            elif kind == "QueueMember":
+                iface = ev.get("Location") or ev.get("Interface", "")
+                seat = seats.get(iface) or Seat(iface)
+                self._fill_seat(seat, ev, name_key="Name")
+                seats[iface] = seat
+            elif kind == "QueueEntry":
+                uid = ev.get("Uniqueid", "")
+                wait = _int(ev.get("Wait"))
+                self._seq += 1
+                waiting[uid] = Waiting(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), ev["Queue"],
+                                       now - wait, _int(ev.get("Priority")), seq=self._seq)
+        # QueueEntry lists callers in Asterisk's order, which ``seq`` keeps.
+        for seat in seats.values():
+            queues.update(seat.queues)
+        self.seats, self.waiting, self.queue_names = seats, waiting, queues
+        self.withdraw_requested &= set(waiting)
+        self.resynced_at = now
+
+    def _fill_seat(self, seat: Seat, ev: Mapping, name_key: str = "MemberName") -> None:
+        queue = ev.get("Queue", "")
+        if queue:
+            seat.queues[queue] = _int(ev.get("Penalty"))
+            self.queue_names.add(queue)
+        seat.name = ev.get(name_key) or ev.get("MemberName") or seat.name
+        seat.state_interface = ev.get("StateInterface") or seat.state_interface
+        seat.paused = ev.get("Paused") == "1"
+        seat.paused_reason = ev.get("PausedReason", "") if seat.paused else ""
+        seat.in_call = ev.get("InCall") == "1"
+        seat.status = _int(ev.get("Status"), seat.status)
+        seat.calls_taken = max(seat.calls_taken, _int(ev.get("CallsTaken")))
+        seat.reserved = (seat.interface in self.reserved_interfaces
+                         or any(q in self.emergency_queues for q in seat.queues))
+
+    def _member_update(self, ev: Mapping, now: float) -> None:
+        iface = ev.get("Interface", "")
+        seat = self.seats.setdefault(iface, Seat(iface))
+        self._fill_seat(seat, ev)
+
+    def _member_removed(self, ev: Mapping, now: float) -> None:
+        seat = self.seats.get(ev.get("Interface", ""))
+        if seat is None:
+            return
+        seat.queues.pop(ev.get("Queue", ""), None)
+        if not seat.queues:
+            del self.seats[seat.interface]
+        else:
+            seat.reserved = (seat.interface in self.reserved_interfaces
+                             or any(q in self.emergency_queues for q in seat.queues))
+
+    def _device_state(self, ev: Mapping, now: float) -> None:
+        device, state = ev.get("Device", ""), _DEVICE_BY_NAME.get(ev.get("State", ""))
+        if state is None:
+            return
+        for seat in self.seats.values():
+            if seat.state_interface == device:
+                seat.status = state
+
+    def _join(self, ev: Mapping, now: float) -> None:
+        uid = ev.get("Uniqueid", "")
+        prio = _int(_chan_vars(ev).get("QUEUE_PRIO"))
+        self._seq += 1
+        self.waiting[uid] = Waiting(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), ev.get("Queue", ""),
+                                    now, prio, self._seq)
+        self.queue_names.add(ev.get("Queue", ""))
+
+    def _abandon(self, ev: Mapping, now: float) -> None:
+        uid = ev.get("Uniqueid", "")
+        w = self.waiting.get(uid)
+        # Asterisk reports a withdrawn caller with QueueCallerAbandon too: counting
+        # it as abandoned would count every accepted callback offer twice.
+        kind = "withdrawn" if uid in self.withdraw_requested else "abandoned"
+        self.withdraw_requested.discard(uid)
+        hold = _int(ev.get("HoldTime"), int(now - w.joined_at) if w else 0)
+        self._record(Outcome(now, ev.get("Queue", ""), kind, hold, self._is_emergency(w, ev.get("Queue", ""))))
+        self.waiting.pop(uid, None)
+
+    def _leave(self, ev: Mapping, now: float) -> None:
+        self.waiting.pop(ev.get("Uniqueid", ""), None)
+
+    def _connect(self, ev: Mapping, now: float) -> None:
+        uid = ev.get("Uniqueid", "")
+        w = self.waiting.pop(uid, None)
+        queue = ev.get("Queue", "")
+        hold = _int(ev.get("HoldTime"), int(now - w.joined_at) if w else 0)
+        self._record(Outcome(now, queue, "answered", hold, self._is_emergency(w, queue)))
+        seat = self.seats.get(ev.get("Interface", ""))
+        if seat is not None:
+            seat.in_call = True
+
+    def _complete(self, ev: Mapping, now: float) -> None:
+        seat = self.seats.get(ev.get("Interface", ""))
+        if seat is not None:
+            seat.in_call = False
+
+    def _record(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    def _is_emergency(self, w: Waiting | None, queue: str) -> bool:
+        return queue in self.emergency_queues or (w is not None and w.priority >= self.emergency_priority)
+
+    # -- what the engine did -------------------------------------------------
+
+    def note_withdraw(self, uniqueid: str) -> None:
+        self.withdraw_requested.add(uniqueid)
+
+    def note_priority(self, uniqueid: str, priority: int) -> None:
+        w = self.waiting.get(uniqueid)
+        if w is not None:
+            w.priority = priority
+
+    # -- figures ---------------------------------------------------------------
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.window_s
+        while self.outcomes and self.outcomes[0].at < horizon:
+            self.outcomes.popleft()
+
+    def ordered(self, queue: str) -> list[Waiting]:
+        """Asterisk's order: higher priority first, then arrival."""
+        return sorted((w for w in self.waiting.values() if w.queue == queue), key=lambda w: (-w.priority, w.seq))
+
+    def observation(self, now: float, queues: Iterable[str] | None = None) -> Observation:
+        self._prune(now)
+        names = set(queues) if queues is not None else self.queue_names
+        waiting = [w for w in self.waiting.values() if w.queue in names]
+        done = [o for o in self.outcomes if o.queue in names and o.kind != "withdrawn"]
+        abandoned = sum(1 for o in done if o.kind == "abandoned")
+        return Observation(
+            calls_waiting=len(waiting),
+            longest_wait_s=max((now - w.joined_at for w in waiting), default=0.0),
+            abandon_rate=abandoned / len(done) if done else 0.0,
+            offered=len(done),
+        )
+
+    def emergency_waiting(self) -> list[Waiting]:
+        return [w for w in self.waiting.values() if self._is_emergency(w, w.queue)]
+
+    def snapshot(self, now: float) -> dict:
+        """JSON-ready figures; numbers masked (personal information law)."""
+        self._prune(now)
+        queues = {}
+        for q in sorted(self.queue_names):
+            line = self.ordered(q)
+            members = [s for s in self.seats.values() if q in s.queues]
+            done = [o for o in self.outcomes if o.queue == q]
+            answered = [o for o in done if o.kind == "answered"]
+            abandoned = [o for o in done if o.kind == "abandoned"]
+            offered = len(answered) + len(abandoned)
+            within = sum(1 for o in answered if o.wait_s <= self.service_level_s)
+            waits = [o.wait_s for o in answered]
+            free = sum(1 for s in members if s.state == "idle")
+            mean_handle = statistics.median(waits) if waits else 0.0
+            queues[q] = {
+                "emergency": q in self.emergency_queues,
+                "waiting": len(line),
+                "emergency_waiting": sum(1 for w in line if self._is_emergency(w, q)),
+                "longest_wait_s": round(max((now - w.joined_at for w in line), default=0.0), 1),
+                # A plain estimate, written down so nobody mistakes it for a promise:
+                # median recent wait, scaled by how far the line is beyond free seats.
+                "estimated_wait_s": round(mean_handle * max(1, len(line) - free) if line else 0.0, 1),
+                "answered": len(answered),
+                "abandoned": len(abandoned),
+                "withdrawn": sum(1 for o in done if o.kind == "withdrawn"),
+                "abandon_rate": round(len(abandoned) / offered, 4) if offered else 0.0,
+                "service_level": round(within / offered, 4) if offered else None,
+                "seats": _count_states(members),
+                "callers": [{"position": i + 1, "uniqueid": w.uniqueid, "number": mask_number(w.number),
+                             "priority": w.priority, "wait_s": round(now - w.joined_at, 1),
+                             "emergency": self._is_emergency(w, q)} for i, w in enumerate(line)],
+            }
+        em_waits = [o.wait_s for o in self.outcomes if o.emergency and o.kind == "answered"]
+        ord_waits = [o.wait_s for o in self.outcomes if not o.emergency and o.kind == "answered"]
+        return {
+            "at": now,
+            "resynced_at": self.resynced_at,
+            "window_s": self.window_s,
+            "queues": queues,
+            "seats": [{"interface": s.interface, "name": s.name, "state": s.state, "paused_reason": s.paused_reason,
+                       "device": DEVICE_STATES.get(s.status, str(s.status)), "in_call": s.in_call,
+                       "reserved": s.reserved, "queues": dict(s.queues), "calls_taken": s.calls_taken}
+                      for s in sorted(self.seats.values(), key=lambda s: s.interface)],
+            "seat_states": _count_states(self.seats.values()),
+            "emergency": {"waiting": len(self.emergency_waiting()),
+                          "wait_p50_s": percentile(em_waits, 50), "wait_p95_s": percentile(em_waits, 95),
+                          "answered": len(em_waits)},
+            "ordinary": {"wait_p50_s": percentile(ord_waits, 50), "wait_p95_s": percentile(ord_waits, 95),
+                         "answered": len(ord_waits)},
+        }
+
+
+def _count_states(seats: Iterable[Seat]) -> dict[str, int]:
+    counts = {"idle": 0, "busy": 0, "paused": 0, "offline": 0, "reserved": 0}
+    for s in seats:
+        counts[s.state] += 1
+        counts["reserved"] += s.reserved
+    return counts
+
+
+_HANDLERS = {
+    "QueueCallerJoin": LiveModel._join,
+    "QueueCallerLeave": LiveModel._leave,
+    "QueueCallerAbandon": LiveModel._abandon,
+    "AgentConnect": LiveModel._connect,
+    "AgentComplete": LiveModel._complete,
+    "QueueMemberStatus": LiveModel._member_update,
+    "QueueMemberPause": LiveModel._member_update,
+    "QueueMemberAdded": LiveModel._member_update,
+    "QueueMemberPenalty": LiveModel._member_update,
+    "QueueMemberRinginuse": LiveModel._member_update,
+    "QueueMemberRemoved": LiveModel._member_removed,
+    "DeviceStateChange": LiveModel._device_state,
+}

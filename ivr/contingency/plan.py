@@ -1,0 +1,297 @@
+"""The contingency plan (queue/contingency.yaml) and the seat groups it moves
+(queue/seats.yaml), read and checked with file:line:col errors. Pure.
+
+A level says what callers hear and are offered (announcement set, callback or
+straight to a message, a shortened menu, the hold music class) and which seat
+actions the AMI controller carries out when the level is entered. Automatic
+thresholds raise a level when any of them is exceeded for ``for_s`` seconds, and
+stand it down only when all of the (lower) stand-down figures hold for their
+own ``for_s``: the gap between the two is the hysteresis that stops flapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ivr.flow.loader import MISSING, Reader, read_bool, read_int, read_seconds, read_text
+from ivr.flow.problems import Problem, Problems, kind_of
+
+CALLBACK_MODES = ("offer", "message")
+SEAT_ACTIONS = ("add", "remove", "pause", "unpause")
+METRICS = ("calls_waiting", "longest_wait_s", "abandon_rate")
+UNDO = {"add": "remove", "remove": "add", "pause": "unpause", "unpause": "pause"}
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    calls_waiting: int | None = None
+    longest_wait_s: float | None = None
+    abandon_rate: float | None = None
+    for_s: float = 60.0
+
+    def values(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in METRICS if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class SeatAction:
+    action: str             # add | remove | pause | unpause
+    group: str
+    queue: str | None = None     # logical queue (queue/queues.yaml); pause/unpause: all queues when absent
+    penalty: int = 0
+    reason: str = ""
+    undo: bool = True       # reverse it when the level is stood down
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    level: int
+    name: str
+    name_en: str = ""
+    announcements: str | None = None
+    callback: str = "offer"
+    short_menu: bool = False
+    hold_music: str | None = None
+    expire_after_h: float | None = None
+    raise_when: Thresholds | None = None
+    stand_down_when: Thresholds | None = None
+    seat_actions: tuple[SeatAction, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    levels: tuple[Level, ...]
+    mode: str = "propose"           # auto | propose
+    evaluate_every_s: float = 5.0
+    queues: tuple[str, ...] = ("general",)
+    abandon_min_calls: int = 20     # an abandon rate over fewer calls says nothing
+
+    def level(self, n: int) -> Level:
+        return self.levels[max(0, min(n, len(self.levels) - 1))]
+
+    @property
+    def top(self) -> int:
+        return len(self.levels) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class SeatDef:
+    interface: str
+    name: str
+    state_interface: str
+
+
+@dataclass(frozen=True, slots=True)
+class Seats:
+    groups: dict[str, tuple[SeatDef, ...]] = field(default_factory=dict)
+    reserved: frozenset[str] = frozenset()
+
+
+def _compose(text: str, path: str, problems: Problems) -> yaml.Node | None:
+    try:
+        return yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problems.items.append(Problem(path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
+                                      f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return None
+
+
+def _choice(options):
+    def conv(r: Reader, n: yaml.Node):
+        v = n.value if isinstance(n, yaml.ScalarNode) else None
+        return v if v in options else r.bad(n, " or ".join(repr(o) for o in options))
+    return conv
+
+
+def _rate(r: Reader, n: yaml.Node):
+    v = read_seconds(0.0, 1.0)(r, n)
+    return v if v is MISSING else float(v)
+
+
+def _thresholds(r: Reader, n: yaml.Node):
+    if not isinstance(n, yaml.MappingNode):
+        return r.bad(n, "thresholds (calls_waiting, longest_wait_s, abandon_rate, for_s)")
+    t = Reader(n, r.problems, r.where, r.refs)
+    vals = {"calls_waiting": t.take("calls_waiting", read_int(1, 1_000_000)),
+            "longest_wait_s": t.take("longest_wait_s", read_seconds(1, 86_400)),
+            "abandon_rate": t.take("abandon_rate", _rate),
+            "for_s": t.take("for_s", read_seconds(0, 86_400), default=60.0)}
+    t.finish()
+    if MISSING in vals.values():
+        return MISSING
+    th = Thresholds(**vals)
+    if not th.values():
+        return r.bad(n, "at least one of calls_waiting, longest_wait_s, abandon_rate")
+    return th
+
+
+def _seat_actions(r: Reader, n: yaml.Node):
+    if not isinstance(n, yaml.SequenceNode):
+        return r.bad(n, "a list of seat actions")
+    out = []
+    for an in n.value:
+        if not isinstance(an, yaml.MappingNode):
+            r.bad(an, "a seat action {action, group, queue, penalty}")
+            continue
+        a = Reader(an, r.problems, f"{r.where} seat action", r.refs)
+        action = a.take("action", _choice(SEAT_ACTIONS), required=True)
+        group = a.take("group", read_text, required=True)
+        queue = a.take("queue", read_text)
+        penalty = a.take("penalty", read_int(0, 100), default=0)
+        reason = a.take("reason", read_text, default="")
+        undo = a.take("undo", read_bool, default=action in ("add", "pause"))
+        a.finish()
+        if MISSING in (action, group, queue, penalty, reason, undo):
+            continue
+        if action in ("add", "remove") and not queue:
+            r.problems.at(an, f"{r.where} seat action: '{action}' needs 'queue'")
+            continue
+        out.append((SeatAction(action, group, queue, penalty, reason, undo), an))
+    return out
+
+
+def parse_plan(text: str, path: str, *, queues: frozenset[str] | None = None,
+               announcement_sets: frozenset[str] | None = None,
+               seat_groups: frozenset[str] | None = None) -> tuple[Plan | None, list[Problem]]:
+    problems = Problems(path)
+    root = _compose(text, path, problems)
+    if root is None:
+        return None, problems.items
+    if not isinstance(root, yaml.MappingNode):
+        problems.at(root, f"expected a mapping with 'levels:', got {kind_of(root)}")
+        return None, problems.items
+    refs: list = []
+    top = Reader(root, problems, "contingency plan", refs)
+    mode = top.take("mode", _choice(("auto", "propose")), default="propose")
+    every = top.take("evaluate_every_s", read_seconds(1, 3600), default=5.0)
+    qnode = top.take("queues", lambda r, n: n)
+    min_calls = top.take("abandon_min_calls", read_int(1, 100_000), default=20)
+    lnode = top.take("levels", lambda r, n: n, required=True)
+    top.finish()
+    watched: list[str] = ["general"]
+    if qnode is not None:
+        if isinstance(qnode, yaml.SequenceNode) and all(isinstance(x, yaml.ScalarNode) for x in qnode.value):
+            watched = [x.value for x in qnode.value]
+            for x in qnode.value:
+                if queues is not None and x.value not in queues:
+                    problems.at(x, f"contingency plan: queue '{x.value}' is not in queue/queues.yaml")
+        else:
+            problems.at(qnode, "contingency plan: 'queues' must be a list of queue names")
+    levels: list[Level] = []
+    if lnode is MISSING:
+        return None, problems.items
+    if not isinstance(lnode, yaml.SequenceNode) or len(lnode.value) < 2:
+        problems.at(lnode, "contingency plan: 'levels' must list at least two levels (0 normal, 1 ...)")
+        return None, problems.items
+    for i, node in enumerate(lnode.value):
+        where = f"level {i}"
+        if not isinstance(node, yaml.MappingNode):
+            problems.at(node, f"{where}: expected a mapping")
+            continue
+        r = Reader(node, problems, where, refs)
+        number = r.take("level", read_int(0, 99), required=True)
+        name = r.take("name", read_text, required=True)
+        name_en = r.take("name_en", read_text, default="")
+        ann = r.take("announcements", read_text)
+        callback = r.take("callback", _choice(CALLBACK_MODES), default="offer")
+        short = r.take("short_menu", read_bool, default=False)
+        music = r.take("hold_music", read_text)
+        expire = r.take("expire_after_h", read_seconds(0.1, 24 * 14))
+        up = r.take("raise_when", _thresholds)
+        down = r.take("stand_down_when", _thresholds)
+        actions = r.take("seat_actions", _seat_actions, default=[])
+        r.finish()
+        if number is not MISSING and number != i:
+            problems.at(r.items["level"][1], f"{where}: levels must be numbered 0, 1, 2 ... in order; found {number}")
+        if i == 0 and up not in (None, MISSING):
+            problems.at(r.items["raise_when"][0], "level 0: the normal level has no 'raise_when'")
+        if i == 0 and down not in (None, MISSING):
+            problems.at(r.items["stand_down_when"][0], "level 0: the normal level has no 'stand_down_when'")
+        if isinstance(up, Thresholds) and isinstance(down, Thresholds):
+            for metric, high in up.values().items():
+                low = down.values().get(metric)
+                if low is not None and low >= high:
+                    problems.at(r.items["stand_down_when"][1],
+                                f"{where}: stand-down {metric} {low:g} must be below the raise threshold {high:g} "
+                                "(otherwise the level flaps)")
+        if isinstance(ann, str) and ann != "none" and announcement_sets is not None and ann not in announcement_sets:
+            problems.at(r.items["announcements"][1],
+                        f"{where}: announcement set '{ann}' is not in prompts/announcements.yaml")
+        for action, anode in actions if actions is not MISSING else []:
+            if seat_groups is not None and action.group not in seat_groups:
+                problems.at(anode, f"{where} seat action: seat group '{action.group}' is not in queue/seats.yaml")
+            if action.queue and queues is not None and action.queue not in queues:
+                problems.at(anode, f"{where} seat action: queue '{action.queue}' is not in queue/queues.yaml")
+        if MISSING in (number, name, name_en, ann, callback, short, music, expire, up, down, actions):
+            continue
+        levels.append(Level(i, name, name_en, None if ann in (None, "none") else ann, callback, short, music,
+                            expire, up, down, tuple(a for a, _ in actions)))
+    if problems.errors or MISSING in (mode, every, min_calls):
+        return None, problems.items
+    return Plan(tuple(levels), mode, every, tuple(watched), min_calls), problems.items
+
+
+def parse_seats(text: str, path: str) -> tuple[Seats | None, list[Problem]]:
+    problems = Problems(path)
+    root = _compose(text, path, problems)
+    if root is None:
+        return None, problems.items
+    if not isinstance(root, yaml.MappingNode):
+        problems.at(root, f"expected a mapping with 'groups:', got {kind_of(root)}")
+        return None, problems.items
+    top = Reader(root, problems, "seats", [])
+    gnode = top.take("groups", lambda r, n: n, default=None)
+    rnode = top.take("reserved", lambda r, n: n, default=None)
+    top.finish()
+    groups: dict[str, tuple[SeatDef, ...]] = {}
+    if gnode is not None:
+        if not isinstance(gnode, yaml.MappingNode):
+            problems.at(gnode, "groups: expected a mapping of group name: list of seats")
+        else:
+            for knode, vnode in gnode.value:
+                name = knode.value
+                if not isinstance(vnode, yaml.SequenceNode):
+                    problems.at(vnode, f"group '{name}': expected a list of seats")
+                    continue
+                seats = []
+                for sn in vnode.value:
+                    if not isinstance(sn, yaml.MappingNode):
+                        problems.at(sn, f"group '{name}': expected {{interface, name, state}}")
+                        continue
+                    s = Reader(sn, problems, f"group '{name}'", [])
+                    iface = s.take("interface", read_text, required=True)
+                    sname = s.take("name", read_text, default="")
+                    state = s.take("state", read_text, default="")
+                    s.finish()
+                    if MISSING not in (iface, sname, state):
+                        seats.append(SeatDef(iface, sname or iface, state or iface))
+                groups[name] = tuple(seats)
+    reserved: set[str] = set()
+    if rnode is not None:
+        if isinstance(rnode, yaml.SequenceNode) and all(isinstance(x, yaml.ScalarNode) for x in rnode.value):
+            reserved = {x.value for x in rnode.value}
+        else:
+            problems.at(rnode, "reserved: expected a list of seat interfaces")
+    if problems.errors:
+        return None, problems.items
+    return Seats(groups, frozenset(reserved)), problems.items
+
+
+def load_seats(queue_dir: Path) -> tuple[Seats | None, list[Problem]]:
+    path = queue_dir / "seats.yaml"
+    if not path.exists():
+        return Seats(), []
+    return parse_seats(path.read_text(encoding="utf-8"), "queue/seats.yaml")
+
+
+def load_plan(queue_dir: Path, *, queues: frozenset[str] | None, announcement_sets: frozenset[str] | None,
+              seat_groups: frozenset[str] | None) -> tuple[Plan | None, list[Problem]]:
+    path = queue_dir / "contingency.yaml"
+    if not path.exists():
+        return Plan((Level(0, "正常", "normal"), Level(1, "高峰", "peak"))), []
+    return parse_plan(path.read_text(encoding="utf-8"), "queue/contingency.yaml", queues=queues,
+                      announcement_sets=announcement_sets, seat_groups=seat_groups)
