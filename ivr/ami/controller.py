@@ -8,6 +8,9 @@
   ``QueueCallerJoin`` does not carry the queue priority.
 - Incremental UTF-8 decoding: panoramisk decodes each TCP chunk on its own with
   ``errors='ignore'``, which drops a Chinese caller name split across chunks.
+- Every action says whether it is a list (``as_list``): panoramisk otherwise
+  guesses from the answer's text and, for Asterisk 22's "Added interface to
+  queue", waits for events that never come.
 - Actions are retried with backoff and every failure is returned to the caller,
   never swallowed; event callbacks are plain functions (panoramisk drops the
   exceptions of coroutine callbacks).
@@ -161,7 +164,8 @@ class AmiController:
 
     async def resync(self) -> bool:
         try:
-            res = await asyncio.wait_for(self.link.send_action({"Action": "QueueStatus"}), ACTION_TIMEOUT_S * 2)
+            res = await asyncio.wait_for(self.link.send_action({"Action": "QueueStatus"}, as_list=True),
+                                         ACTION_TIMEOUT_S * 2)
         except (asyncio.TimeoutError, ConnectionError, AttributeError) as exc:
             self.log.warning("ami_resync_failed", error=repr(exc))
             return False
@@ -204,7 +208,7 @@ class AmiController:
             if not self.ready.is_set() or proto is None or getattr(proto, "closed", True):
                 continue
             try:
-                await asyncio.wait_for(self.link.send_action({"Action": "Ping"}), ACTION_TIMEOUT_S)
+                await asyncio.wait_for(self.link.send_action({"Action": "Ping"}, as_list=False), ACTION_TIMEOUT_S)
             except (asyncio.TimeoutError, ConnectionError):
                 self.log.warning("ami_link_silent", action="abort")
                 self.ready.clear()
@@ -220,7 +224,11 @@ class AmiController:
         for attempt in range(1, retries + 1):
             try:
                 await asyncio.wait_for(self.ready.wait(), wait_ready_s)
-                resp = await asyncio.wait_for(self.link.send_action(dict(action)), ACTION_TIMEOUT_S)
+                # as_list=False: panoramisk guesses from the answer's text whether
+                # events follow, and guesses wrong for Asterisk 22's "Added interface
+                # to queue" (waits forever) and an async Originate.
+                resp = await asyncio.wait_for(self.link.send_action(dict(action), as_list=False),
+                                              ACTION_TIMEOUT_S)
                 first = resp[0] if isinstance(resp, list) else resp
                 message = first.get("Message", "") or first.get("Response", "")
                 if first.success:

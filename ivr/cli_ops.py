@@ -1,0 +1,257 @@
+"""Seat managers' commands: ``ivr status``, ``ivr contingency ...``, ``ivr queue promote``.
+
+What staff read is in Simplified Chinese first, English after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from ivr.errors import ConfigError, IvrError
+from ivr.settings import Settings
+
+
+def _fmt_time(ts: float | None, tz) -> str:
+    return dt.datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _ops(settings: Settings):
+    from ivr.project import Project, require_operations
+
+    return require_operations(Project(settings.home), settings.timezone)
+
+
+def _level_line(plan, level: int) -> str:
+    lv = plan.level(level)
+    return f"{level} {lv.name}" + (f" ({lv.name_en})" if lv.name_en else "")
+
+
+def cmd_contingency_show(args, settings: Settings) -> int:
+    from ivr.cli import _run, _with_redis
+    from ivr.contingency.store import ContingencyStore
+
+    plan = _ops(settings).plan
+    tz = settings.timezone
+
+    async def go(redis):
+        store = ContingencyStore(redis)
+        st, prop, applied = await store.state(), await store.proposal(), await store.applied()
+        lv = plan.level(st.level)
+        print(f"应急级别 level in force: {_level_line(plan, st.level)}")
+        print(f"  设置人 set by: {st.by} ({st.how}) at {_fmt_time(st.since or None, tz)}")
+        print(f"  原因 reason: {st.reason or '-'}")
+        print(f"  到期 expires: {_fmt_time(st.expires_at, tz)}")
+        print(f"  播报 announcements: {lv.announcements or '无 none'}; 回拨 callback: {lv.callback}; "
+              f"精简菜单 short menu: {'是 yes' if lv.short_menu else '否 no'}; hold music: {lv.hold_music or 'default'}")
+        print(f"  座席动作 seat actions: level {applied.level} applied at {_fmt_time(applied.at or None, tz)}"
+              + (f", {len(applied.failed)} FAILED (retried every 30 s)" if applied.failed else ""))
+        for f in applied.failed:
+            print(f"    失败 failed: {f['action']} {f['interface']} {f.get('queue') or ''}")
+        if prop is not None:
+            print(f"自动建议 proposal: {_level_line(plan, prop.level)} — {prop.reason} "
+                  f"(at {_fmt_time(prop.at, tz)}; ivr contingency accept | reject)")
+        print(f"模式 mode: {plan.mode}; levels: " + ", ".join(_level_line(plan, lv.level) for lv in plan.levels))
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def cmd_contingency_set(args, settings: Settings) -> int:
+    from ivr.cli import _run, _who, _with_redis
+    from ivr.contingency.store import ContingencyStore
+    from ivr.contingency.supervisor import expiry_for
+
+    plan = _ops(settings).plan
+    if not 0 <= args.level <= plan.top:
+        raise ConfigError(f"level {args.level} does not exist: queue/contingency.yaml has levels 0..{plan.top}")
+    if not args.reason.strip():
+        raise ConfigError("--reason is required: the audit log says why the level changed")
+
+    async def go(redis):
+        now = time.time()
+        exp = None if args.no_expiry else expiry_for(plan, args.level, now, args.expires_in)
+        st = await ContingencyStore(redis).set_level(args.level, by=_who(), reason=args.reason, how="manual",
+                                                     expires_at=exp, now=now)
+        print(f"应急级别已切换 level set: {_level_line(plan, st.level)}; expires {_fmt_time(st.expires_at, settings.timezone)}")
+        print("every engine process applies it within a second; seat actions run over AMI")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def cmd_contingency_renew(args, settings: Settings) -> int:
+    from ivr.cli import _run, _who, _with_redis
+    from ivr.contingency.store import ContingencyStore
+    from ivr.contingency.supervisor import expiry_for
+
+    plan = _ops(settings).plan
+
+    async def go(redis):
+        store = ContingencyStore(redis)
+        st = await store.state()
+        exp = expiry_for(plan, st.level, time.time(), args.hours)
+        await store.renew(exp, by=_who())
+        print(f"level {st.level} renewed until {_fmt_time(exp, settings.timezone)}")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def cmd_contingency_accept(args, settings: Settings) -> int:
+    from ivr.cli import _run, _who, _with_redis
+    from ivr.contingency.store import ContingencyStore
+    from ivr.contingency.supervisor import expiry_for
+
+    plan = _ops(settings).plan
+
+    async def go(redis):
+        store = ContingencyStore(redis)
+        p = await store.proposal()
+        if p is None:
+            raise IvrError("there is no proposal to accept")
+        now = time.time()
+        await store.set_level(p.level, by=_who(), how="accepted", reason=f"accepted proposal: {p.reason}",
+                              expires_at=expiry_for(plan, p.level, now), now=now)
+        print(f"accepted: {_level_line(plan, p.level)}")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def cmd_contingency_reject(args, settings: Settings) -> int:
+    from ivr.cli import _run, _who, _with_redis
+    from ivr.contingency.store import ContingencyStore
+
+    async def go(redis):
+        p = await ContingencyStore(redis).reject(by=_who(), reason=args.reason)
+        print("no proposal" if p is None else f"rejected the proposal of level {p.level}")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def cmd_contingency_history(args, settings: Settings) -> int:
+    from ivr.cli import _run, _with_redis
+    from ivr.contingency.store import ContingencyStore
+
+    async def go(redis):
+        for _, e in await ContingencyStore(redis).history(args.count):
+            what = {k: v for k, v in e.items() if k not in ("at", "kind", "by")}
+            print(f"{_fmt_time(e['at'], settings.timezone)}  {e['kind']:<18} by {e['by']:<16} {what}")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def render_status(snap: dict | None, level_line: str, tz, now: float) -> list[str]:
+    out = [f"应急级别 contingency level: {level_line}"]
+    if snap is None:
+        out.append("实时数据 live figures: none — no engine holds an AMI link (is IVR_AMI_URL set?)")
+        return out
+    age = now - snap["at"]
+    link = "已连接 connected" if snap.get("ami_connected") else "未连接 NOT connected"
+    out.append(f"AMI: {link}; figures {age:.1f} s old; last full resync {_fmt_time(snap.get('resynced_at'), tz)}")
+    out.append(f"{'队列 queue':<16}{'等待':>6}{'紧急':>6}{'最长等待s':>10}{'预计等待s':>10}{'接通':>6}{'放弃':>6}"
+               f"{'放弃率':>8}{'服务水平':>9}  座席 idle/busy/paused/offline/reserved")
+    for name, q in snap["queues"].items():
+        s = q["seats"]
+        sl = "-" if q["service_level"] is None else f"{q['service_level']:.0%}"
+        out.append(f"{name:<16}{q['waiting']:>6}{q['emergency_waiting']:>6}{q['longest_wait_s']:>10.0f}"
+                   f"{q['estimated_wait_s']:>10.0f}{q['answered']:>6}{q['abandoned']:>6}{q['abandon_rate']:>8.0%}"
+                   f"{sl:>9}  {s['idle']}/{s['busy']}/{s['paused']}/{s['offline']}/{s['reserved']}")
+    for name, q in snap["queues"].items():
+        for c in q["callers"][:10]:
+            mark = " 紧急 emergency" if c["emergency"] else ""
+            out.append(f"  {name} #{c['position']:<3} {c['number']}  waited {c['wait_s']:.0f} s  "
+                       f"priority {c['priority']}  id {c['uniqueid']}{mark}")
+        if len(q["callers"]) > 10:
+            out.append(f"  {name}: ... {len(q['callers']) - 10} more")
+    em, od = snap["emergency"], snap["ordinary"]
+
+    def p(v):
+        return "-" if v is None else f"{v:.0f}"
+    out.append(f"紧急来电 emergency: waiting {em['waiting']}, wait p50 {p(em['wait_p50_s'])} s, "
+               f"p95 {p(em['wait_p95_s'])} s ({em['answered']} answered in {snap['window_s'] / 60:.0f} min)")
+    out.append(f"普通来电 ordinary: wait p50 {p(od['wait_p50_s'])} s, p95 {p(od['wait_p95_s'])} s "
+               f"({od['answered']} answered)")
+    return out
+
+
+def cmd_status(args, settings: Settings) -> int:
+    from ivr.ami.controller import read_live
+    from ivr.cli import _run, _with_redis
+    from ivr.contingency.store import ContingencyStore
+
+    plan = _ops(settings).plan
+
+    async def go(redis):
+        snap = await read_live(redis)
+        st = await ContingencyStore(redis).state()
+        for line in render_status(snap, _level_line(plan, st.level), settings.timezone, time.time()):
+            print(line)
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def cmd_queue_promote(args, settings: Settings) -> int:
+    """Move a waiting caller up in place: QueueChangePriorityCaller over AMI."""
+    import asyncio
+
+    from ivr import logs
+    from ivr.ami.controller import AmiController, read_live
+    from ivr.ami.model import LiveModel
+    from ivr.cli import _run, _with_redis
+
+    if settings.ami is None:
+        raise ConfigError("IVR_AMI_URL is not set: promoting a caller needs the AMI link")
+
+    async def go(redis):
+        snap = await read_live(redis)
+        if snap is None:
+            raise IvrError("no live figures: is an engine with an AMI link running?")
+        hits = [(q, c) for q, qs in snap["queues"].items() for c in qs["callers"]
+                if c["uniqueid"] == args.caller or c["uniqueid"].endswith(args.caller)]
+        if len(hits) != 1:
+            raise IvrError(f"{len(hits)} waiting callers match '{args.caller}': give the full unique id "
+                           "(ivr status lists them)")
+        queue, caller = hits[0]
+        ami = settings.ami
+        ctl = AmiController(host=ami.host, port=ami.port, username=ami.username, secret=ami.secret,
+                            model=LiveModel(), redis=None, log=logs.get("ivr.cli"))
+        await ctl.start()
+        try:
+            await asyncio.wait_for(ctl.ready.wait(), 10)
+            channel = next((w.channel for w in ctl.model.waiting.values() if w.uniqueid == caller["uniqueid"]), None)
+            if channel is None:
+                raise IvrError("the caller has left the queue")
+            res = await ctl.change_priority(queue, channel, args.priority, caller["uniqueid"])
+        finally:
+            await ctl.stop()
+        if not res.ok:
+            raise IvrError(f"Asterisk refused: {res.message}")
+        print(f"已提前 promoted: {caller['number']} in {queue} to priority {args.priority} ({res.message})")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def add_commands(sub) -> None:
+    sub.add_parser("status", help="live queues, seats and the contingency level").set_defaults(fn=cmd_status)
+    c = sub.add_parser("contingency", help="the high-volume contingency plan").add_subparsers(dest="sub", required=True)
+    c.add_parser("show", help="the level in force, its expiry, proposal and seat actions").set_defaults(
+        fn=cmd_contingency_show)
+    s = c.add_parser("set", help="switch level (0 normal ... 3 surge)")
+    s.add_argument("level", type=int)
+    s.add_argument("--reason", required=True)
+    s.add_argument("--expires-in", type=float, default=None, metavar="HOURS",
+                   help="stand down after this many hours unless renewed (default: the level's expire_after_h)")
+    s.add_argument("--no-expiry", action="store_true")
+    s.set_defaults(fn=cmd_contingency_set)
+    r = c.add_parser("renew", help="push the expiry of the level in force")
+    r.add_argument("--hours", type=float, default=None)
+    r.set_defaults(fn=cmd_contingency_renew)
+    c.add_parser("accept", help="accept the automatic proposal").set_defaults(fn=cmd_contingency_accept)
+    rj = c.add_parser("reject", help="reject the automatic proposal")
+    rj.add_argument("--reason", default="")
+    rj.set_defaults(fn=cmd_contingency_reject)
+    h = c.add_parser("history", help="changes, proposals and seat actions, newest first")
+    h.add_argument("--count", type=int, default=20)
+    h.set_defaults(fn=cmd_contingency_history)
+    q = sub.add_parser("queue", help="act on waiting callers").add_subparsers(dest="sub", required=True)
+    p = q.add_parser("promote", help="move a waiting caller up in place (QueueChangePriorityCaller)")
+    p.add_argument("caller", help="the caller's unique id as `ivr status` shows it (or its end)")
+    p.add_argument("--priority", type=int, default=10)
+    p.set_defaults(fn=cmd_queue_promote)

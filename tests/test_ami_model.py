@@ -1,0 +1,210 @@
+"""The live model fed with the real AMI sessions, and the simulated PBX checked
+against them: same event names, same fields in the same order, same answers."""
+
+import pytest
+
+from ivr.ami.model import LiveModel
+from ivr.sim.pbx import SimPbx
+from tests.ami_transcripts import keys_of, load, real_messages, real_shapes
+
+LIST_EVENTS = {"QueueParams", "QueueMember", "QueueEntry", "QueueStatusComplete", "QueueSummary",
+               "QueueSummaryComplete", "DeviceStateListComplete", "CoreShowChannelsComplete"}
+
+
+def replay(session: str, model: LiveModel, *, withdraw: dict[str, str] | None = None) -> list[dict]:
+    """Feed a session as the controller would: unsolicited events to ``apply``,
+    each QueueStatus answer to ``rebuild``. Returns the snapshots taken after
+    each rebuild."""
+    snaps, listing = [], None
+    for m in load(session):
+        msg, t = m["msg"], m["t"]
+        if msg.get("Message") == "Queue status will follow":
+            listing = []
+        elif listing is not None and msg.get("Event") in LIST_EVENTS:
+            listing.append(msg)
+            if msg["Event"] == "QueueStatusComplete":
+                model.rebuild(listing, t)
+                snaps.append(model.snapshot(t))
+                listing = None
+        elif msg.get("Message") == "Withdraw requested successfully" and withdraw:
+            pass
+        elif "Event" in msg:
+            model.apply(msg, t)
+        if withdraw and msg.get("ActionID") in withdraw and msg.get("Response") == "Success":
+            model.note_withdraw(withdraw[msg["ActionID"]])
+    return snaps
+
+
+def test_priority_change_and_withdraw_session():
+    model = LiveModel(emergency_queues=["emergency"])
+    # cap-10 is the QueueWithdrawCaller for the second caller (see capture-priority-withdraw.py)
+    snaps = replay("session-priority-change-and-withdraw", model, withdraw={"cap-10": "1795373725.30"})
+    before, after_prio, after_withdraw = (s["queues"]["general-q"] for s in snaps)
+    assert [c["priority"] for c in before["callers"]] == [0, 0, 0]
+    # QueueChangePriorityCaller: the third caller is now first, with priority 10 -> an emergency
+    assert [(c["uniqueid"], c["priority"]) for c in after_prio["callers"]][0] == ("1795373726.32", 10)
+    assert after_prio["emergency_waiting"] == 1
+    assert after_prio["callers"][0]["number"] == "135******03"          # masked
+    # The withdrawn caller's QueueCallerAbandon is a withdrawal, not an abandon
+    assert after_withdraw["waiting"] == 2
+    assert after_withdraw["withdrawn"] == 1 and after_withdraw["abandoned"] == 0
+    assert model.snapshot(load("session-priority-change-and-withdraw")[-1]["t"])["queues"]["general-q"]["waiting"] == 0
+
+
+def test_pause_abandon_answer_and_dynamic_members_session():
+    model = LiveModel(emergency_queues=["emergency"])
+    events = load("session-queues-originate-pause")
+    paused_at = None
+    for m in events:
+        if "Event" in m["msg"] and m["msg"]["Event"] not in LIST_EVENTS:
+            model.apply(m["msg"], m["t"])
+        if m["msg"].get("Event") == "QueueMemberPause" and m["msg"]["Paused"] == "1" and paused_at is None:
+            paused_at = m["t"]
+            seat = model.seats["Local/101@seats/n"]
+            assert seat.state == "paused" and seat.paused_reason == "break"
+        if m["msg"].get("Event") == "QueueMemberAdded":
+            assert model.seats["Local/102@seats/n"].reserved           # it joined the emergency queue
+    snap = model.snapshot(events[-1]["t"])
+    q = snap["queues"]["general-q"]
+    assert (q["abandoned"], q["answered"], q["withdrawn"]) == (1, 1, 0)
+    assert q["abandon_rate"] == 0.5 and q["service_level"] == 0.5
+    assert "emergency" not in model.seats["Local/102@seats/n"].queues   # removed again
+    assert not model.seats["Local/102@seats/n"].reserved
+    assert snap["ordinary"]["answered"] == 1 and snap["emergency"]["answered"] == 0
+
+
+def test_device_state_makes_a_seat_busy_and_free_again():
+    model = LiveModel()
+    for m in load("session-full-call"):
+        if "Event" in m["msg"]:
+            model.apply(m["msg"], m["t"])
+            if m["msg"].get("Event") == "AgentConnect":
+                assert model.seats[m["msg"]["Interface"]].state == "busy"
+    assert all(s.state == "idle" for s in model.seats.values())
+
+
+def test_outcomes_leave_the_window():
+    model = LiveModel(window_s=60)
+    join = {"Event": "QueueCallerJoin", "Uniqueid": "1.1", "Queue": "q", "CallerIDNum": "13800000000",
+            "Channel": "c1"}
+    model.apply(join, 0)
+    model.apply({"Event": "QueueCallerAbandon", "Uniqueid": "1.1", "Queue": "q", "HoldTime": "30"}, 30)
+    assert model.observation(31).abandon_rate == 1.0
+    assert model.observation(200).offered == 0
+
+
+def test_queue_priority_from_chanvariable_marks_an_emergency():
+    model = LiveModel(emergency_priority=10)
+    model.apply({"Event": "QueueCallerJoin", "Uniqueid": "1.2", "Queue": "general-q", "CallerIDNum": "1",
+                 "Channel": "c", "ChanVariable": ["IVR_X=1", "QUEUE_PRIO=10"]}, 0)
+    assert [w.uniqueid for w in model.emergency_waiting()] == ["1.2"]
+
+
+# -- the simulated PBX speaks like the real one ---------------------------------
+
+def _sim_session() -> tuple[SimPbx, list[list[tuple[str, str]]], list[list[tuple[str, str]]]]:
+    now = [1000.0]
+    pbx = SimPbx(lambda: now[0])
+    pbx.add_queue("general-q")
+    pbx.add_queue("emergency", weight=10)
+    pbx.add_member("general-q", "Local/101@seats/n", "Seat101", "Custom:seat101")
+    pbx.add_member("general-q", "Local/102@seats/n", "Seat102", "Custom:seat102")
+    pbx.add_member("emergency", "Local/101@seats/n", "Seat101", "Custom:seat101")
+    responses = []
+    act = lambda **kw: responses.extend(pbx.action({"ActionID": f"t-{len(responses)}", **kw}))  # noqa: E731
+    act(Action="QueuePause", Queue="general-q", Interface="Local/101@seats/n", Paused="true", Reason="break")
+    act(Action="QueuePause", Queue="general-q", Interface="Local/102@seats/n", Paused="true", Reason="break")
+    a = pbx.join("general-q", "13500000001")
+    b = pbx.join("general-q", "13500000002")
+    c = pbx.join("general-q", "13500000003")
+    now[0] += 4
+    act(Action="QueueStatus", Queue="general-q")
+    act(Action="QueueChangePriorityCaller", Queue="general-q", Caller=c.channel, Priority="10", Immediate="true")
+    act(Action="QueueWithdrawCaller", Queue="general-q", Caller=b.channel, WithdrawInfo="callback-offered")
+    pbx.abandon(a.uniqueid)
+    d = pbx.join("general-q", "13600136000")
+    act(Action="QueuePause", Queue="general-q", Interface="Local/101@seats/n", Paused="false")
+    pbx.dispatch()
+    now[0] += 4
+    pbx.hangup_call("Local/101@seats/n")
+    act(Action="QueueAdd", Queue="emergency", Interface="Local/102@seats/n", MemberName="Seat102",
+        StateInterface="Custom:seat102")
+    act(Action="QueueRemove", Queue="emergency", Interface="Local/102@seats/n")
+    act(Action="Originate", Channel="Local/101@seats/n", Context="caller", Exten="wait", Priority="1",
+        CallerID='"12345 callback" <12345>', Async="true")
+    pbx.originate_result(pbx.originated[-1], True)
+    act(Action="Originate", Channel="SIP/nowhere", Context="caller", Exten="wait", Priority="1")
+    pbx.originate_result({"ActionID": "x", "Channel": "Local/999@nonexistent/n", "Context": "caller",
+                          "Exten": "wait", "CallerID": '"Citizen" <13800138000>'}, False)
+    waiting = {e.uniqueid for q in pbx.queues.values() for e in q.entries}
+    assert c.uniqueid not in waiting and d.uniqueid in waiting     # priority 10 went first
+    return pbx, responses, pbx.drain()
+
+
+def test_sim_events_have_the_fields_of_the_real_ones():
+    real = real_shapes()
+    pbx, responses, events = _sim_session()
+    seen = set()
+    for msg in events + [r for r in responses if r[0][0] == "Event"]:
+        name = msg[0][1]
+        shape = tuple(k for k, _ in msg if k != "ChanVariable")   # the captures ran without channelvars
+        assert shape in real[name], f"{name}: simulator sends {shape}"
+        seen.add(name)
+    assert {"QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentConnect",
+            "AgentComplete", "QueueMemberPause", "QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved",
+            "QueueParams", "QueueMember", "QueueEntry", "QueueStatusComplete", "DeviceStateChange",
+            "OriginateResponse"} <= seen
+
+
+def test_sim_answers_actions_with_the_real_messages():
+    real = real_messages()
+    _, responses, _ = _sim_session()
+    answers = [(dict(r)["Response"], dict(r).get("Message", "")) for r in responses if r[0][0] == "Response"]
+    assert len(answers) == 10
+    for a in answers:
+        assert a in real, f"simulator answers {a}"
+
+
+def test_sim_withdraw_is_reported_as_abandon_then_leave_like_asterisk():
+    pbx, _, events = _sim_session()
+    names = [m[0][1] for m in events]
+    i = names.index("QueueCallerAbandon")
+    assert names[i + 1] == "QueueCallerLeave"
+    real = [m["msg"].get("Event") for m in load("session-priority-change-and-withdraw")
+            if m["msg"].get("Event", "").startswith("Queue")]
+    j = real.index("QueueCallerAbandon")
+    assert real[j + 1] == "QueueCallerLeave"
+
+
+@pytest.mark.parametrize("emergency_waits, expected", [(True, "emergency"), (False, "general-q")])
+def test_reserved_seat_takes_no_ordinary_call_while_an_emergency_waits(emergency_waits, expected):
+    now = [0.0]
+    pbx = SimPbx(lambda: now[0])
+    pbx.add_queue("general-q")
+    pbx.add_queue("emergency", weight=10)
+    pbx.add_member("general-q", "Local/109@s/n", "Seat109", "Custom:seat109", penalty=10)
+    pbx.add_member("emergency", "Local/109@s/n", "Seat109", "Custom:seat109")
+    pbx.add_member("emergency", "Local/110@s/n", "Seat110", "Custom:seat110")
+    pbx.action({"Action": "QueuePause", "Interface": "Local/110@s/n", "Paused": "true"})
+    pbx.join("general-q", "13800000001")           # the ordinary caller came first
+    if emergency_waits:
+        pbx.join("emergency", "13800000009", priority=10)
+    made = pbx.dispatch()
+    assert [(b.queue, b.interface) for b in made] == [(expected, "Local/109@s/n")]
+
+
+def test_priority_caller_is_connected_first():
+    now = [0.0]
+    pbx = SimPbx(lambda: now[0])
+    pbx.add_queue("general-q")
+    pbx.add_member("general-q", "Local/101@s/n", "Seat101", "Custom:seat101")
+    pbx.action({"Action": "QueuePause", "Interface": "Local/101@s/n", "Paused": "true"})
+    first = pbx.join("general-q", "13800000001")
+    urgent = pbx.join("general-q", "13800000002")
+    assert keys_of("x: 1\r\n") == ("x",)
+    pbx.action({"Action": "QueueChangePriorityCaller", "Queue": "general-q", "Caller": urgent.channel,
+                "Priority": "10", "Immediate": "true"})
+    pbx.action({"Action": "QueuePause", "Interface": "Local/101@s/n", "Paused": "false"})
+    made = pbx.dispatch()
+    assert [b.entry.uniqueid for b in made] == [urgent.uniqueid]
+    assert [e.uniqueid for e in pbx.queues["general-q"].entries] == [first.uniqueid]

@@ -1,0 +1,73 @@
+"""The engine with its AMI link: the leader process connects to the simulated
+Asterisk, publishes the live model, and a level switched from the command line
+reaches the next call within a second and moves the seats."""
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ivr import logs
+from ivr.engine import Engine
+from ivr.settings import load_settings
+from ivr.sim.agi_peer import Caller, SimChannel, run_call
+from ivr.sim.ami_server import SimAmiServer
+from tests.test_ami_controller import shipped_pbx, until
+
+
+@pytest.fixture
+async def stack(redis, redis_url, project_home, tmp_path):
+    pbx = shipped_pbx()
+    server = SimAmiServer(pbx)
+    await server.start()
+    env = {"IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path), "IVR_AGI_LISTEN": "127.0.0.1:0",
+           "IVR_REDIS_URL": redis_url, "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{server.port}"}
+    eng = Engine(load_settings(env), redis, logs.get("test"))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(eng.run(stop, ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    await until(lambda: eng.controller is not None and eng.controller.ready.is_set(), 10)
+    yield pbx, server, eng, env
+    stop.set()
+    await asyncio.wait_for(task, 15)
+    await server.stop()
+
+
+def ivr(args, env):
+    return subprocess.run([sys.executable, "-m", "ivr", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+async def test_level_switch_reaches_calls_and_seats(stack):
+    pbx, server, eng, env = stack
+    before = (await run_call("127.0.0.1", eng.agi.port, SimChannel(Caller(digits=["2"])))).channel
+    assert not any("policy/current" in c for c in before.commands)
+    res = await asyncio.to_thread(ivr, ["contingency", "set", "2", "--reason", "供暖政策发布"], env)
+    assert res.returncode == 0, res.stderr
+    await asyncio.sleep(1.0)                       # "within a second on every engine process"
+    after = (await run_call("127.0.0.1", eng.agi.port, SimChannel(Caller(digits=["2"])))).channel
+    assert any("policy/current" in c for c in after.commands)
+    assert after.queue_options == ["m(ivr-peak)"]
+    await until(lambda: "Local/201@ivr-seats/n" in pbx.queues["general-q"].members, 5)
+    show = await asyncio.to_thread(ivr, ["contingency", "show"], env)
+    assert "应急级别 level in force: 2 高峰 (peak)" in show.stdout and "FAILED" not in show.stdout
+
+
+async def test_status_shows_live_queues_and_promote_moves_a_caller(stack):
+    pbx, server, eng, env = stack
+    for s in ("101", "102", "109"):
+        pbx.action({"Action": "QueuePause", "Interface": f"Local/{s}@ivr-seats/n", "Paused": "true"})
+    pbx.join("general-q", "13800000001")
+    late = pbx.join("general-q", "13800000002")
+    server.flush()
+    await until(lambda: len(eng.controller.model.waiting) == 2)
+    await asyncio.sleep(0.5)                       # the snapshot is published every 0.25 s
+    res = await asyncio.to_thread(ivr, ["status"], env)
+    assert res.returncode == 0, res.stderr
+    assert "AMI: 已连接 connected" in res.stdout
+    assert "general-q #2   138******02" in res.stdout and "13800000002" not in res.stdout
+    res = await asyncio.to_thread(ivr, ["queue", "promote", late.uniqueid], env)
+    assert res.returncode == 0, res.stderr
+    assert pbx.queues["general-q"].ordered()[0].uniqueid == late.uniqueid
