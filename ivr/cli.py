@@ -214,9 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("text", nargs="?")
     dr.set_defaults(fn=cmd_prompts_draft)
 
-    from ivr.cli_ops import add_commands
+    from ivr import cli_callbacks, cli_ops
 
-    add_commands(sub)
+    cli_ops.add_commands(sub)
+    cli_callbacks.add_commands(sub)
     b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="sub", required=True)
     ba = b.add_parser("agi", help="FastAGI: CPU per call vs a bare asyncio responder; calls held at once")
     ba.add_argument("--calls", type=int, default=3000, help="calls for the CPU comparison")

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import resource
 import signal
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -16,6 +17,9 @@ from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
 from ivr.ami.controller import AmiController
 from ivr.ami.model import LiveModel
+from ivr.callback.capture import MissedCallCapture
+from ivr.callback.scheduler import CallbackScheduler
+from ivr.callback.store import CallbackStore
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
 from ivr.errors import ConfigError
@@ -87,6 +91,9 @@ class Engine:
         self.supervisor: ContingencySupervisor | None = None
         self.leader = LeaderLock(self.redis, keys.AMI_LEADER)
         self.is_leader = False
+        self._leader_tasks: list[asyncio.Task] = []
+        self.capture: MissedCallCapture | None = None
+        self.scheduler: CallbackScheduler | None = None
 
     async def refresh(self) -> None:
         await self.registry.refresh()
@@ -139,7 +146,8 @@ class Engine:
 
     # -- the leader's work: the AMI link and the contingency supervisor ----------
 
-    def _make_leader_parts(self) -> None:
+    def _make_leader_parts(self) -> list:
+        """The leader's work, as coroutines to run while it holds the lock."""
         emergency = [q.asterisk for q in self.queue_config.queues.values() if q.emergency]
         model = LiveModel(emergency_queues=emergency, reserved_interfaces=self.ops.seats.reserved)
         ami = self.settings.ami
@@ -150,6 +158,37 @@ class Engine:
             plan=self.ops.plan, seats=self.ops.seats, queues=self.queue_config.asterisk_names,
             store=ContingencyStore(self.redis), controller=self.controller, model=model,
             log=self.log.bind(part="contingency"))
+        cb_store = CallbackStore(self.redis)
+        general = self.queue_config.asterisk_names.get("general", "")
+        self.capture = MissedCallCapture(
+            self.redis, cb_store, self.ops.policy, self.settings.timezone, self.log.bind(part="capture"),
+            consumer=self.leader.token,
+            estimated_wait=lambda: model.snapshot(time.time())["queues"].get(general, {}).get("estimated_wait_s", 0.0))
+        self.scheduler = None if self.controller is None else CallbackScheduler(
+            store=cb_store, controller=self.controller, policy=self.ops.policy, tz=self.settings.timezone,
+            queues=self.queue_config.asterisk_names, log=self.log.bind(part="callbacks"), owner=self.leader.token)
+        work = [self._every(LEADER_ROUND_S, self.supervisor.tick, "contingency"), self._capture_loop()]
+        if self.scheduler is not None:
+            work.append(self._every(LEADER_ROUND_S, self.scheduler.tick, "callbacks"))
+        return work
+
+    async def _every(self, period_s: float, fn, what: str) -> None:
+        while not asyncio.current_task().cancelling():
+            try:
+                await fn()
+            except Exception as exc:  # a failed round is logged; the next one tries again
+                self.log.warning("leader_round_failed", part=what, error=repr(exc))
+            await asyncio.sleep(period_s)
+
+    async def _capture_loop(self) -> None:
+        await self.capture.ensure_group()
+        while not asyncio.current_task().cancelling():
+            try:
+                if not await self.capture.run_once(count=2000, block_ms=500):
+                    await asyncio.sleep(0.05)
+            except Exception as exc:
+                self.log.warning("capture_round_failed", error=repr(exc))
+                await asyncio.sleep(1.0)
 
     async def _leader_loop(self) -> None:
         """Holds (or waits for) the leader lock; the holder runs the AMI link
@@ -159,15 +198,14 @@ class Engine:
                 try:
                     if not self.is_leader and await self.leader.acquire():
                         self.is_leader = True
-                        self._make_leader_parts()
+                        work = self._make_leader_parts()
                         if self.controller is not None:
                             await self.controller.start()
+                        self._leader_tasks = [asyncio.create_task(w) for w in work]
                         self.log.info("leader_acquired", ami=self.controller is not None)
                     elif self.is_leader and not await self.leader.renew():
                         self.log.warning("leader_lost")
                         await self._stop_leader_parts()
-                    if self.is_leader:
-                        await self.supervisor.tick()
                 except Exception as exc:  # Redis restarting: try again next round
                     self.log.warning("leader_round_failed", error=repr(exc))
                 await asyncio.sleep(LEADER_ROUND_S)
@@ -175,6 +213,10 @@ class Engine:
             await self._stop_leader_parts()
 
     async def _stop_leader_parts(self) -> None:
+        for t in self._leader_tasks:
+            t.cancel()
+        await asyncio.gather(*self._leader_tasks, return_exceptions=True)
+        self._leader_tasks = []
         if self.controller is not None:
             await self.controller.stop()
         if self.is_leader:

@@ -182,10 +182,12 @@ class Operations:
     seats: "Seats | None"
     announcements: dict
     problems: list[Problem]
+    policy: "Policy | None" = None      # callback/policy.yaml
 
 
 def load_operations(project: Project, tz, now: dt.datetime | None = None) -> Operations:
     from ivr.announcements import load_announcements
+    from ivr.callback.policy import load_policy
     from ivr.contingency.plan import load_plan, load_seats
 
     problems: list[Problem] = []
@@ -198,7 +200,9 @@ def load_operations(project: Project, tz, now: dt.datetime | None = None) -> Ope
     plan, p = load_plan(project.home / "queue", queues=frozenset(queues.queues), announcement_sets=frozenset(sets),
                         seat_groups=frozenset(seats.groups) if seats else None)
     problems += p
-    return Operations(plan, seats, sets, problems)
+    policy, p = load_policy(project.home / "callback")
+    problems += p
+    return Operations(plan, seats, sets, problems, policy)
 
 
 def require_operations(project: Project, tz) -> Operations:

@@ -71,3 +71,40 @@ async def test_status_shows_live_queues_and_promote_moves_a_caller(stack):
     res = await asyncio.to_thread(ivr, ["queue", "promote", late.uniqueid], env)
     assert res.returncode == 0, res.stderr
     assert pbx.queues["general-q"].ordered()[0].uniqueid == late.uniqueid
+
+
+async def test_missed_call_is_captured_called_back_and_audited(stack):
+    from ivr.sim.agi_peer import QueueOutcome
+
+    pbx, server, eng, env = stack
+    # every seat paused: the citizen times out in the queue and accepts the callback offer
+    for s in ("101", "102", "109"):
+        pbx.action({"Action": "QueuePause", "Interface": f"Local/{s}@ivr-seats/n", "Paused": "true"})
+    server.flush()
+    await run_call("127.0.0.1", eng.agi.port,
+                   SimChannel(Caller(number="13312345678", digits=["2", "1"], queue=QueueOutcome("timeout"))))
+    await until(lambda: eng.capture is not None and eng.capture.recorded == 1, 5)
+    assert pbx.originated == []                    # no idle unreserved seat: nobody is dialled
+    pbx.action({"Action": "QueuePause", "Interface": "Local/102@ivr-seats/n", "Paused": "false"})
+    pbx.action({"Action": "QueuePause", "Interface": "Local/101@ivr-seats/n", "Paused": "false"})
+    server.flush()
+    await until(lambda: bool(pbx.originated), 10)  # courtesy callback: estimated wait 0 here
+    orig = pbx.originated[0]
+    assert orig["Exten"] == "13312345678" and orig["Channel"] != "Local/109@ivr-seats/n"
+    pbx.originate_result(orig, True)
+    pbx.user_event("IvrCallback", orig["Channel"], Id="1", DialStatus="ANSWER")
+    server.flush()
+    await until(lambda: not eng.scheduler.active, 5)
+    lst = await asyncio.to_thread(ivr, ["callbacks", "show", "1"], env)
+    assert "closed_reason   reached" in lst.stdout and "133******78" in lst.stdout
+    assert "13312345678" not in lst.stdout
+    for kind in ("recorded", "assigned", "attempt", "closed"):
+        assert f"  {kind}" in lst.stdout
+    import datetime as dt
+    today = dt.datetime.now(eng.settings.timezone).date().isoformat()
+    rep = await asyncio.to_thread(ivr, ["callbacks", "report", "--from", today, "--to", today, "--json"], env)
+    figures = __import__("json").loads(rep.stdout)
+    assert (figures["callbacks"], figures["called_back"], figures["reached"], figures["reached_within_deadline"]) \
+        == (1, 1, 1, 1)
+    ver = await asyncio.to_thread(ivr, ["audit", "verify"], env)
+    assert ver.returncode == 0 and "callbacks: 完整 intact, 4 entries" in ver.stdout

@@ -134,6 +134,7 @@ class AmiController:
         self.logins = 0
         self._dirty = True
         self._tasks: list[asyncio.Task] = []
+        self.listeners: list = []        # plain functions called with every event (the callback scheduler)
 
     # -- life cycle -----------------------------------------------------------
 
@@ -161,6 +162,11 @@ class AmiController:
     def _on_event(self, manager, event) -> None:
         self.model.apply(event, time.time())
         self._dirty = True
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception as exc:  # one listener's bug must not stop the model
+                self.log.error("ami_listener_failed", error=repr(exc), ami_event=event.get("Event"))
 
     async def resync(self) -> bool:
         try:
@@ -272,6 +278,10 @@ class AmiController:
             self.model.note_priority(uniqueid, priority)
             self._dirty = True
         return res
+
+    async def originate(self, fields: dict[str, str]) -> ActionResult:
+        """Never retried here: a lost answer may hide a call that is ringing."""
+        return await self.act({"Action": "Originate", "Async": "true", **fields}, retries=1)
 
     async def withdraw(self, queue: str, channel: str, uniqueid: str, info: str = "callback-offered") -> ActionResult:
         self.model.note_withdraw(uniqueid)

@@ -331,6 +331,14 @@ class SimPbx:
                     ("Uniqueid", f"{self.clock():.0f}.{n}" if ok else "<unknown>"),
                     ("CallerIDNum", _cid_num(msg.get("CallerID", ""))), ("CallerIDName", _cid_name(msg.get("CallerID", "")))])
 
+    def user_event(self, name: str, channel: str, **fields: str) -> None:
+        """``UserEvent(name,Key: value,...)`` run by the dialplan on ``channel``."""
+        self._emit([("Event", "UserEvent"), ("Privilege", "user,all"), ("Channel", channel), ("ChannelState", "6"),
+                    ("ChannelStateDesc", "Up"), ("CallerIDNum", ""), ("CallerIDName", ""), ("ConnectedLineNum", ""),
+                    ("ConnectedLineName", ""), ("Language", "en"), ("AccountCode", ""), ("Context", "ivr-callback"),
+                    ("Exten", "h"), ("Priority", "1"), ("Uniqueid", f"{self.clock():.0f}.{next(self._chan)}"),
+                    ("Linkedid", ""), ("UserEvent", name)] + list(fields.items()))
+
     # -- message builders (field order as Asterisk 22 sends them) ---------------
 
     def _emit(self, msg: Message) -> None:

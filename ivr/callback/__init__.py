@@ -1,0 +1,1 @@
+"""Missed calls and the callback scheduler: policy (pure), store (Redis), scheduler (AMI)."""

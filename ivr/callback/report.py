@@ -1,0 +1,62 @@
+"""Callback completion figures for auditors. Pure: records and audit entries in,
+figures out."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+
+from ivr.ami.model import percentile
+from ivr.logs import mask_number
+
+
+def report(records: list[dict], attempts: list[dict], start: float, end: float) -> dict:
+    """``records``: callback hashes (open and closed); only those whose first
+    missed call falls in [start, end) count. ``attempts``: audit entries of kind
+    'attempt' in the same period (for the per-seat figures)."""
+    rows = [r for r in records if start <= float(r.get("first_at", 0)) < end]
+    counted = [r for r in rows if r.get("closed_reason") != "misdial"]
+    called = [r for r in counted if r.get("first_callback_at")]
+    reached = [r for r in counted if r.get("closed_reason") == "reached"]
+    in_time = [r for r in reached if float(r.get("closed_at", 0)) <= float(r.get("deadline", 0))]
+    delays = [float(r["first_callback_at"]) - float(r["first_at"]) for r in called]
+    seats: dict[str, dict[str, int]] = defaultdict(lambda: {"attempts": 0, "reached": 0})
+    for a in attempts:
+        if a.get("outcome") == "seat_no_answer":
+            continue
+        seats[a.get("seat", "?")]["attempts"] += 1
+        seats[a.get("seat", "?")]["reached"] += a.get("outcome") == "reached"
+    return {
+        "missed_calls": sum(int(r.get("calls", 1)) for r in rows),
+        "misdials": len(rows) - len(counted),
+        "unique_citizens": len({r.get("number") for r in counted}),
+        "callbacks": len(counted),
+        "called_back": len(called),
+        "reached": len(reached),
+        "reached_within_deadline": len(in_time),
+        "reached_within_deadline_pct": round(100 * len(in_time) / len(counted), 1) if counted else None,
+        "first_callback_p50_s": percentile(delays, 50),
+        "first_callback_p95_s": percentile(delays, 95),
+        "attempts": sum(int(r.get("attempts", 0)) for r in counted),
+        "closed_reached_later": sum(1 for r in counted if r.get("closed_reason") == "reached_later"),
+        "closed_unreached": sum(1 for r in counted if r.get("closed_reason") == "unreached"),
+        "cancelled": sum(1 for r in counted if str(r.get("closed_reason", "")).startswith("cancelled")),
+        "still_open": sum(1 for r in counted if r.get("state") != "closed"),
+        "emergency": sum(1 for r in counted if r.get("kind") == "emergency"),
+        "per_seat": {k: dict(v) for k, v in sorted(seats.items())},
+    }
+
+
+CSV_FIELDS = ("id", "number", "kind", "reason", "calls", "first_at", "deadline", "first_callback_at", "attempts",
+              "last_outcome", "last_seat", "state", "closed_at", "closed_reason")
+
+
+def records_csv(records: list[dict]) -> str:
+    """One row per callback; numbers masked (the CSV leaves the system)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for r in sorted(records, key=lambda r: float(r.get("first_at", 0))):
+        w.writerow({**r, "number": mask_number(r.get("number", ""))})
+    return buf.getvalue()

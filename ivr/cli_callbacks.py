@@ -1,0 +1,183 @@
+"""Staff and auditor commands: ``ivr callbacks list|show|cancel|report`` and
+``ivr audit verify``. Numbers are masked everywhere here (personal information
+law); only the scheduler uses the full number, to dial."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+from ivr.errors import ConfigError, IvrError
+from ivr.logs import mask_number
+from ivr.settings import Settings
+
+AUDIT_LOGS = {"callbacks": "ivr:audit:callbacks", "contingency": "ivr:audit:contingency"}
+
+
+def _t(ts, tz) -> str:
+    return dt.datetime.fromtimestamp(float(ts), tz).strftime("%m-%d %H:%M") if ts not in (None, "") else "-"
+
+
+def cmd_callbacks_list(args, settings: Settings) -> int:
+    from ivr.callback.store import CallbackQueries
+    from ivr.cli import _run, _with_redis
+
+    tz = settings.timezone
+
+    async def go(redis):
+        q = CallbackQueries(redis)
+        rows = await q.open_numbers(args.limit)
+        recs = {r["number"]: r for r in await q.records([n for n, _, _ in rows])}
+        print(f"{'编号 id':<8}{'号码 number':<15}{'状态 state':<11}{'类别 kind':<11}{'来电':>5}{'回拨':>5}  "
+              f"{'首次来电 first':<12}{'期限 deadline':<14}{'下次 next':<12}原因 reason")
+        for number, where, score in rows:
+            r = recs.get(number, {})
+            nxt = _t(score, tz) if where == "pending" else ("现在 now" if where == "ready" else "拨打中 dialling")
+            print(f"{r.get('id', '?'):<8}{mask_number(number):<15}{where:<11}{r.get('kind', ''):<11}"
+                  f"{r.get('calls', ''):>5}{r.get('attempts', ''):>5}  {_t(r.get('first_at'), tz):<12}"
+                  f"{_t(r.get('deadline'), tz):<14}{nxt:<12}{r.get('reason', '')}")
+        from ivr.callback.store import CallbackStore
+        c = await CallbackStore(redis).counts()
+        print(f"open {c['open']} (assigned {c['assigned']}, ready {c['ready']}, pending {c['pending']}); "
+              f"closed {c['closed']}")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def cmd_callbacks_show(args, settings: Settings) -> int:
+    from ivr.audit import AuditLog
+    from ivr.callback.store import AUDIT, CallbackQueries
+    from ivr.cli import _run, _with_redis
+
+    tz = settings.timezone
+
+    async def go(redis):
+        rec = await CallbackQueries(redis).find(args.key)
+        if rec is None:
+            raise IvrError(f"no callback '{args.key}' (give its id or the full number)")
+        for k in ("id", "number", "state", "kind", "reason", "calls", "attempts", "flow", "step", "wait_s", "message",
+                  "last_outcome", "last_seat", "closed_reason"):
+            v = rec.get(k, "")
+            print(f"  {k:<16}{mask_number(v) if k == 'number' else v}")
+        for k in ("first_at", "last_at", "deadline", "first_callback_at", "last_attempt_at", "closed_at"):
+            print(f"  {k:<16}{_t(rec.get(k), tz) if rec.get(k) else '-'}")
+        print("审计记录 audit trail:")
+        for rid, e in await AuditLog(redis, AUDIT).entries():
+            if e.get("id") == rec["id"]:
+                rest = {k: v for k, v in e.items() if k not in ("at", "kind", "id", "number")}
+                print(f"  {_t(e['at'], tz)}  {e['kind']:<17} {json.dumps(rest, ensure_ascii=False)}")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def cmd_callbacks_cancel(args, settings: Settings) -> int:
+    from ivr.callback.store import CallbackQueries, CallbackStore
+    from ivr.cli import _run, _who, _with_redis
+
+    if not args.reason.strip():
+        raise ConfigError("--reason is required")
+
+    async def go(redis):
+        rec = await CallbackQueries(redis).find(args.key)
+        if rec is None or rec.get("state") == "closed":
+            raise IvrError(f"no open callback '{args.key}'")
+        store = CallbackStore(redis)
+        now = time.time()
+        ok, what = await store.close(rec["number"], now=now, reason=f"cancelled: {args.reason}")
+        if not ok:
+            raise IvrError("it is being dialled right now; it will be closed when this attempt ends"
+                           if what == "assigned" else "it was closed meanwhile")
+        await store.audit.append([{"kind": "closed", "at": now, "id": rec["id"], "number": mask_number(rec["number"]),
+                                   "reason": "cancelled", "note": args.reason, "by": _who()}])
+        print(f"callback {rec['id']} cancelled")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def cmd_callbacks_report(args, settings: Settings) -> int:
+    from ivr.audit import AuditLog
+    from ivr.callback.report import records_csv, report
+    from ivr.callback.store import AUDIT, CallbackQueries
+    from ivr.cli import _run, _with_redis
+
+    tz = settings.timezone
+    start = dt.datetime.combine(dt.date.fromisoformat(args.date_from), dt.time(), tz).timestamp()
+    end = (dt.datetime.combine(dt.date.fromisoformat(args.date_to), dt.time(), tz) + dt.timedelta(days=1)).timestamp()
+
+    async def go(redis):
+        recs = await CallbackQueries(redis).all_records(closed_since=start)
+        attempts = [e for _, e in await AuditLog(redis, AUDIT).entries(f"{int(start * 1000)}-0", f"{int(end * 1000)}-0")
+                    if e.get("kind") == "attempt"]
+        r = report(recs, attempts, start, end)
+        if args.json:
+            print(json.dumps(r, ensure_ascii=False, indent=1))
+        else:
+            _print_report(r, args.date_from, args.date_to)
+        if args.csv:
+            rows = [x for x in recs if start <= float(x.get("first_at", 0)) < end]
+            Path(args.csv).write_text(records_csv(rows), encoding="utf-8")
+            print(f"CSV: {args.csv} ({len(rows)} rows)")
+    _run(_with_redis(settings, go))
+    return 0
+
+
+def _print_report(r: dict, a: str, b: str) -> None:
+    def s(v):
+        return "-" if v is None else f"{v / 60:.0f} min"
+    print(f"漏话回拨报表 callback report {a} .. {b}")
+    print(f"  漏话 missed calls {r['missed_calls']}  (误拨 misdials {r['misdials']}, not called back)")
+    print(f"  市民 unique citizens {r['unique_citizens']}  回拨单 callbacks {r['callbacks']}  "
+          f"紧急 emergency {r['emergency']}")
+    print(f"  已回拨 called back {r['called_back']}  接通 reached {r['reached']}  "
+          f"期限内接通 within deadline {r['reached_within_deadline']} ({r['reached_within_deadline_pct']}%)")
+    print(f"  首次回拨用时 time to first callback: median {s(r['first_callback_p50_s'])}, p95 {s(r['first_callback_p95_s'])}")
+    print(f"  回拨次数 attempts {r['attempts']}  后续来电已接通 reached on a later call {r['closed_reached_later']}  "
+          f"未接通结案 closed unreached {r['closed_unreached']}  取消 cancelled {r['cancelled']}  "
+          f"未结 still open {r['still_open']}")
+    for seat, v in r["per_seat"].items():
+        print(f"  座席 {seat}: attempts {v['attempts']}, reached {v['reached']}")
+
+
+def cmd_audit_verify(args, settings: Settings) -> int:
+    from ivr.audit import AuditLog
+    from ivr.cli import _run, _with_redis
+
+    names = [args.log] if args.log else list(AUDIT_LOGS)
+
+    async def go(redis):
+        bad = 0
+        for name in names:
+            res = await AuditLog(redis, AUDIT_LOGS[name]).verify()
+            if res.ok:
+                print(f"{name}: 完整 intact, {res.entries} entries, hash chain verified")
+            else:
+                bad += 1
+                print(f"{name}: 被篡改 TAMPERED after {res.entries} good entries: {res.problem} (stream id {res.entry_id})")
+        return bad
+    return 1 if _run(_with_redis(settings, go)) else 0
+
+
+def add_commands(sub) -> None:
+    cb = sub.add_parser("callbacks", help="missed calls and callbacks").add_subparsers(dest="sub", required=True)
+    ls = cb.add_parser("list", help="open callbacks in calling order")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.set_defaults(fn=cmd_callbacks_list)
+    sh = cb.add_parser("show", help="one callback and its audit trail")
+    sh.add_argument("key", help="callback id, or the full number")
+    sh.set_defaults(fn=cmd_callbacks_show)
+    ca = cb.add_parser("cancel", help="close an open callback without calling")
+    ca.add_argument("key")
+    ca.add_argument("--reason", required=True)
+    ca.set_defaults(fn=cmd_callbacks_cancel)
+    rp = cb.add_parser("report", help="completion figures for a period")
+    rp.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
+    rp.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    rp.add_argument("--csv", metavar="FILE")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(fn=cmd_callbacks_report)
+    au = sub.add_parser("audit", help="audit logs").add_subparsers(dest="sub", required=True)
+    v = au.add_parser("verify", help="check the hash chains; exit 1 if any entry was changed or deleted")
+    v.add_argument("log", nargs="?", choices=sorted(AUDIT_LOGS))
+    v.set_defaults(fn=cmd_audit_verify)

@@ -1,0 +1,246 @@
+"""Missed calls and callbacks on a real Redis: capture from the call summaries,
+merging, closing on a later call, atomic claims under competing processes,
+recovery of a dead claimer, and the scheduler dialling over the simulated AMI."""
+
+import asyncio
+import datetime as dt
+import json
+import multiprocessing as mp
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ivr import logs
+from ivr import redis_keys as keys
+from ivr.callback.capture import MissedCallCapture
+from ivr.callback.policy import Policy
+from ivr.callback.scheduler import CallbackScheduler
+from ivr.callback.store import CallbackStore
+from ivr.redis_server import connect
+from tests.test_ami_controller import until
+
+TZ = ZoneInfo("Asia/Shanghai")
+LOG = logs.get("test")
+ALL_DAY = Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59)))
+
+
+async def add_call(redis, number, started, **kw):
+    s = {"uniqueid": f"{started}.1", "number": number, "flow": "main", "started": f"{started:.3f}",
+         "ended": f"{started + 60:.3f}", "wanted_person": "1", "queue_status": "ABANDONED", "hold_s": "40",
+         "emergency": "0", "callback_accepted": "0", "sent_to_message": "0", "message": "",
+         "last_step": "general_queue", **kw}
+    await redis.xadd(keys.CALLS, {"j": json.dumps(s)})
+
+
+@pytest.fixture
+async def capture(redis):
+    store = CallbackStore(redis)
+    cap = MissedCallCapture(redis, store, ALL_DAY, TZ, LOG, estimated_wait=lambda: 120.0)
+    await cap.ensure_group()
+    return cap
+
+
+async def test_repeated_attempts_merge_into_one_open_callback(redis, capture):
+    t = time.time() - 3600
+    await add_call(redis, "13800138000", t)
+    await add_call(redis, "13800138000", t + 300, message="msg-2")
+    await add_call(redis, "13800138000", t + 600, queue_status="TIMEOUT", emergency="1")
+    await add_call(redis, "13900139000", t + 10, hold_s="2")                  # a misdial
+    assert await capture.run_once() == 4
+    rec = await capture.store.open_record("13800138000")
+    assert rec["calls"] == "3" and float(rec["first_at"]) == pytest.approx(t)   # earliest kept for the deadline
+    assert rec["message"] == "msg-2" and rec["kind"] == "emergency"             # latest message; upgraded
+    assert float(rec["deadline"]) == pytest.approx(t + 7200)
+    assert await capture.store.open_record("13900139000") is None              # recorded, not called back
+    counts = await capture.store.counts()
+    assert counts["open"] == 1 and counts["closed"] == 1
+    kinds = [e["kind"] for _, e in await capture.store.audit.entries()]
+    assert kinds == ["recorded", "merged", "merged", "recorded_misdial"]
+    assert all("13800138000" not in json.dumps(e) for _, e in await capture.store.audit.entries())  # masked
+
+
+async def test_reached_on_a_later_call_closes_it(redis, capture):
+    t = time.time() - 600
+    await add_call(redis, "13700137000", t)
+    await add_call(redis, "13700137000", t + 100, queue_status="ANSWERED")
+    await capture.run_once()
+    assert await capture.store.open_record("13700137000") is None
+    closed = await capture.store.closed_record("1")
+    assert closed["closed_reason"] == "reached_later"
+
+
+async def test_replayed_summaries_are_not_counted_twice(redis, capture):
+    t = time.time() - 600
+    await add_call(redis, "13600136000", t)
+    await capture.run_once()
+    # a crash before the acknowledgement: the same entries come again
+    entries = [(eid, json.loads(f["j"])) for eid, f in await redis.xrange(keys.CALLS)]
+    await capture.handle(entries)
+    rec = await capture.store.open_record("13600136000")
+    assert rec["calls"] == "1"
+    assert [e["kind"] for _, e in await capture.store.audit.entries()] == ["recorded", "replayed"]
+
+
+async def test_order_emergency_first_then_deadline(redis, capture):
+    t = time.time() - 3000
+    await add_call(redis, "13500000001", t)                                   # ordinary, oldest
+    await add_call(redis, "13500000002", t + 100, queue_status="WITHDRAW")     # courtesy: shorter deadline
+    await add_call(redis, "13500000003", t + 200, emergency="1")
+    capture.estimated_wait = lambda: 0.0
+    await capture.run_once()
+    _, got = await capture.store.claim(now=time.time(), lease_s=60, owner="t", count=3)
+    assert got == ["13500000003", "13500000002", "13500000001"]
+
+
+async def test_courtesy_callback_waits_for_its_place_in_line(redis, capture):
+    now = time.time()
+    await add_call(redis, "13500000004", now, queue_status="WITHDRAW")
+    await capture.run_once()                                    # estimated wait: 120 s
+    assert (await capture.store.claim(now=now + 60, lease_s=60, owner="t", count=5))[1] == []
+    assert (await capture.store.claim(now=now + 121, lease_s=60, owner="t", count=5))[1] == ["13500000004"]
+
+
+async def test_claim_of_a_dead_process_is_recovered(redis, capture):
+    await add_call(redis, "13400000001", time.time() - 100)
+    await capture.run_once()
+    now = time.time()
+    _, got = await capture.store.claim(now=now, lease_s=180, owner="dead", count=1)
+    assert got == ["13400000001"]
+    assert (await capture.store.claim(now=now + 100, lease_s=180, owner="alive", count=1)) == (0, [])
+    recovered, got = await capture.store.claim(now=now + 181, lease_s=180, owner="alive", count=1)
+    assert recovered == 1 and got == ["13400000001"]
+    # the dead process's late report is refused: it no longer owns the callback
+    assert await capture.store.finish("13400000001", "dead", outcome="reached", seat="s", now=now + 200,
+                                      next_at=None, close_reason="reached") == "not_owner"
+
+
+def _claimer(url: str, owner: str, rounds: int, out) -> None:
+    async def go():
+        store = CallbackStore(connect(url))
+        got = []
+        for _ in range(rounds):
+            _, numbers = await store.claim(now=time.time(), lease_s=600, owner=owner, count=7)
+            got += numbers
+            for n in numbers:          # each claimed callback is "dialled" and fails: rescheduled in an hour
+                await store.finish(n, owner, outcome="no_answer", seat="s", now=time.time(),
+                                   next_at=time.time() + 3600)
+        await store.redis.aclose()
+        return got
+    out.put((owner, asyncio.run(go())))
+
+
+async def test_competing_processes_dial_each_callback_once(redis, redis_url, capture):
+    t = time.time() - 1000
+    for i in range(300):
+        await add_call(redis, f"1370000{i:04d}", t + i)
+    await capture.run_once()
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claimer, args=(redis_url, f"p{i}", 15, out)) for i in range(4)]
+    for p in procs:
+        p.start()
+    results = [await asyncio.to_thread(out.get, True, 60) for _ in procs]
+    for p in procs:
+        p.join(10)
+    claimed = [n for _, got in results for n in got]
+    assert len(claimed) == 300 and len(set(claimed)) == 300
+    assert sum(1 for _, got in results if got) >= 2           # the work really was shared
+    counts = await capture.store.counts()
+    assert counts["pending"] == 300 and counts["ready"] == 0 and counts["assigned"] == 0
+
+
+# -- the scheduler over the simulated AMI ------------------------------------------
+
+@pytest.fixture
+async def scheduler(ami, redis, capture):
+    pbx, server, controller = ami
+    sched = CallbackScheduler(store=capture.store, controller=controller, policy=ALL_DAY, tz=TZ,
+                              queues={"general": "general-q"}, log=LOG, owner="sched-1")
+    return pbx, server, controller, sched
+
+
+async def _one_missed_call(redis, capture, number="13300133000"):
+    await add_call(redis, number, time.time() - 300)
+    await capture.run_once()
+
+
+async def test_callback_reached_seat_first_then_citizen(scheduler, redis, capture):
+    pbx, server, controller, sched = scheduler
+    await _one_missed_call(redis, capture)
+    assert await sched.tick() == 1
+    orig = pbx.originated[-1]
+    assert orig["Channel"] in ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n")   # a seat first, never 109
+    assert orig["Exten"] == "13300133000" and orig["Context"] == "ivr-callback"
+    assert orig["CallerID"] == '"12345回拨" <12345>' and "IVR_CB_ID=1" in orig["Variable"]
+    pbx.originate_result(orig, True)
+    pbx.user_event("IvrCallback", orig["Channel"], Id="1", DialStatus="ANSWER")
+    server.flush()
+    att = next(iter(sched.active.values()))
+    assert await asyncio.wait_for(att.done, 5) == "reached"
+    closed = await capture.store.closed_record("1")
+    assert closed["closed_reason"] == "reached" and closed["last_seat"] == orig["Channel"]
+    kinds = [e["kind"] for _, e in await capture.store.audit.entries()]
+    assert kinds == ["recorded", "assigned", "attempt", "closed"]
+    assert (await capture.store.audit.verify()).ok
+
+
+async def test_no_answer_is_rescheduled_and_seat_no_answer_is_not_an_attempt(scheduler, redis, capture):
+    pbx, server, controller, sched = scheduler
+    await _one_missed_call(redis, capture)
+    await sched.tick()
+    orig = pbx.originated[-1]
+    pbx.originate_result(orig, False, reason=3)            # the seat did not pick up
+    server.flush()
+    await asyncio.wait_for(next(iter(sched.active.values())).done, 5)
+    rec = await capture.store.open_record("13300133000")
+    assert rec["attempts"] == "0" and rec["last_outcome"] == "seat_no_answer"
+    await sched.tick()
+    orig = pbx.originated[-1]
+    pbx.originate_result(orig, True)
+    pbx.user_event("IvrCallback", orig["Channel"], Id="1", DialStatus="NOANSWER")
+    server.flush()
+    await asyncio.wait_for(next(iter(sched.active.values())).done, 5)
+    rec = await capture.store.open_record("13300133000")
+    assert rec["attempts"] == "1" and rec["state"] == "open"
+    score = await redis.zscore("ivr:cb:pending", "13300133000")
+    assert score == pytest.approx(time.time() + 600, abs=5)       # +10 min
+
+
+async def test_no_callback_while_citizens_wait_live_or_only_reserved_seats_are_free(scheduler, redis, capture):
+    pbx, server, controller, sched = scheduler
+    await _one_missed_call(redis, capture)
+    for i in range(6):                                     # 6 waiting > max_waiting 5
+        pbx.join("general-q", f"1380000{i:04d}")
+    server.flush()
+    await until(lambda: len(controller.model.waiting) == 6)
+    assert await sched.tick() == 0 and pbx.originated == []
+    for q in pbx.queues.values():
+        for e in list(q.entries):
+            pbx.abandon(e.uniqueid)
+    for s in ("101", "102"):
+        pbx.action({"Action": "QueuePause", "Interface": f"Local/{s}@ivr-seats/n", "Paused": "true"})
+    server.flush()
+    await until(lambda: not controller.model.waiting and controller.model.seats["Local/102@ivr-seats/n"].paused)
+    assert await sched.tick() == 0 and pbx.originated == []     # 109 is idle but reserved
+    assert (await capture.store.counts())["ready"] == 1          # nothing lost, nothing claimed
+
+
+@pytest.fixture
+async def ami(redis):
+    from ivr.ami.controller import AmiController
+    from ivr.ami.model import LiveModel
+    from ivr.sim.ami_server import SimAmiServer
+    from tests.test_ami_controller import shipped_pbx
+
+    pbx = shipped_pbx()
+    server = SimAmiServer(pbx)
+    await server.start()
+    model = LiveModel(emergency_queues=["emergency-q"], reserved_interfaces=["Local/109@ivr-seats/n"])
+    controller = AmiController(host="127.0.0.1", port=server.port, username="ivr", secret="ivrsecret", model=model,
+                               redis=redis, log=LOG, publish_s=0.05, ping_s=0.5)
+    await controller.start()
+    await asyncio.wait_for(controller.ready.wait(), 5)
+    yield pbx, server, controller
+    await controller.stop()
+    await server.stop()
