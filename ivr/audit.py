@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+
+import orjson
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -33,9 +35,15 @@ local count = tonumber(ARGV[2])
 local i = 3
 local last = ''
 for _ = 1, count do
-  redis.call('XADD', KEYS[1], '*', 'n', ARGV[i], 'prev', ARGV[i+1], 'h', ARGV[i+2], 'j', ARGV[i+3])
-  last = ARGV[i] .. ':' .. ARGV[i+2]
-  i = i + 4
+  -- one argument per entry, "n prev h j" separated by tabs (canonical JSON has none)
+  local s = ARGV[i]
+  local a = string.find(s, '\t', 1, true)
+  local b = string.find(s, '\t', a + 1, true)
+  local c = string.find(s, '\t', b + 1, true)
+  local n, h = string.sub(s, 1, a - 1), string.sub(s, b + 1, c - 1)
+  redis.call('XADD', KEYS[1], '*', 'n', n, 'prev', string.sub(s, a + 1, b - 1), 'h', h, 'j', string.sub(s, c + 1))
+  last = n .. ':' .. h
+  i = i + 1
 end
 redis.call('SET', KEYS[2], last)
 for k = 3, #KEYS do
@@ -48,7 +56,10 @@ return {1, last}
 
 
 def canonical(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    """Sorted keys, no spaces, UTF-8 as is: the same text as ``json.dumps(...,
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, at a tenth of
+    the CPU (orjson) — it runs for every missed call."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def chain_hash(prev: str, n: int, j: str) -> str:
@@ -72,6 +83,17 @@ class AuditLog:
         self._lock = asyncio.Lock()
         self._head: str | None = None
 
+    def _args(self, records: list[dict], also: dict[str, str]) -> list[str]:
+        n, prev = _split(self._head or "")
+        args: list[str] = [self._head or "", str(len(records))]
+        for rec in records:
+            n += 1
+            j = canonical(rec)
+            h = chain_hash(prev, n, j)
+            args.append(f"{n}\t{prev}\t{h}\t{j}")
+            prev = h
+        return args + list(also.values())
+
     async def append(self, records: Iterable[dict], *, also_set: dict[str, str] | None = None) -> str:
         """Append records in order (one atomic step); ``also_set`` keys are set
         (or deleted, for an empty value) in the same step. Returns the new head."""
@@ -81,20 +103,26 @@ class AuditLog:
             for _ in range(50):
                 if self._head is None:
                     self._head = await self.redis.get(self.head_key) or ""
-                n, prev = _split(self._head)
-                args: list[str] = [self._head, str(len(records))]
-                for rec in records:
-                    n += 1
-                    j = canonical(rec)
-                    h = chain_hash(prev, n, j)
-                    args += [str(n), prev, h, j]
-                    prev = h
-                args += list(also.values())
-                ok, head = await self._script(keys=[self.stream, self.head_key, *also], args=args)
+                ok, head = await self._script(keys=[self.stream, self.head_key, *also], args=self._args(records, also))
                 self._head = head.decode() if isinstance(head, bytes) else head
                 if ok == 1:
                     return self._head
             raise RuntimeError(f"audit log {self.stream}: could not append after 50 conflicting writers")
+
+    async def queue_append(self, pipe, records: list[dict]):
+        """Put an append into ``pipe`` (sharing a round trip with other work).
+        Returns a function to call with the pipeline's result for it; it retries
+        with ``append`` if another writer got there first."""
+        if self._head is None:
+            self._head = await self.redis.get(self.head_key) or ""
+        await self._script(keys=[self.stream, self.head_key], args=self._args(records, {}), client=pipe)
+
+        async def settle(result) -> None:
+            ok, head = result
+            self._head = head
+            if ok != 1:
+                await self.append(records)
+        return settle
 
     async def entries(self, start: str = "-", end: str = "+", count: int | None = None,
                       reverse: bool = False) -> list[tuple[str, dict]]:

@@ -164,6 +164,12 @@ def cmd_bench(args, settings: Settings) -> int:
     return bench_agi.main(args)
 
 
+def cmd_bench_callbacks(args, settings: Settings) -> int:
+    from ivr.bench import callbacks as bench_callbacks
+
+    return bench_callbacks.main(args)
+
+
 def cmd_demo(args, settings: Settings) -> int:
     from ivr import demo
 
@@ -226,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--clients", type=int, default=4, help="load-generator processes")
     ba.add_argument("--rounds", type=int, default=3, help="repeat the CPU comparison; medians are quoted")
     ba.set_defaults(fn=cmd_bench)
+    bc = b.add_parser("callbacks", help="missed-call ingest rate, claim latency, Redis memory per open callback")
+    bc.add_argument("--calls", type=int, default=1_000_000)
+    bc.add_argument("--numbers", type=int, default=300_000)
+    bc.add_argument("--seats", type=int, default=1800)
+    bc.add_argument("--claims", type=int, default=20_000)
+    bc.set_defaults(fn=cmd_bench_callbacks)
     return p
 
 

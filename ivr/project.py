@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import TYPE_CHECKING
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from ivr.flow import model as m
 from ivr.flow.loader import parse_flow
 from ivr.flow.problems import Problem
 from ivr.flow.references import Catalog, check, subflow_cycles
+
+if TYPE_CHECKING:  # loaded lazily: the flow checker need not import the plan and policy readers
+    from ivr.callback.policy import Policy
+    from ivr.contingency.plan import Plan, Seats
 
 AUDIO_EXTENSIONS = {".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".WAV"}
 

@@ -244,3 +244,52 @@ async def ami(redis):
     yield pbx, server, controller
     await controller.stop()
     await server.stop()
+
+
+async def test_scheduler_killed_mid_assignment_loses_nothing_and_dials_nobody_twice_at_once(ami, redis, redis_url,
+                                                                                         capture):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.scheduler_proc import scheduler as make_scheduler
+
+    pbx, server, controller = ami
+    t = time.time() - 600
+    for i, n in enumerate(("13200000001", "13200000002", "13200000003")):
+        await add_call(redis, n, t + i)
+    await capture.run_once()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.scheduler_proc", redis_url, str(server.port), "A"],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "IVR_LOG_LEVEL": "error"})
+    try:
+        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "ready"
+        await until(lambda: len(pbx.originated) == 2, 10)      # two idle seats: two callbacks under way
+        first, second = pbx.originated
+        pbx.originate_result(first, True)
+        pbx.user_event("IvrCallback", first["Channel"], Id=first["Variable"].split(",")[0].split("=")[1],
+                       DialStatus="ANSWER")
+        server.flush()
+
+        async def first_closed():
+            while await capture.store.open_record(first["Exten"]) is not None:
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(first_closed(), 10)
+    finally:
+        proc.send_signal(signal.SIGKILL)                        # mid-assignment: `second` is ringing
+        proc.wait(10)
+        proc.stdout.close()
+    assert (await capture.store.open_record(second["Exten"]))["state"] == "assigned"
+    b = make_scheduler(redis, controller, "B")
+    await b.tick()                                              # A's lease still runs: not dialled again yet
+    dialled = [o["Exten"] for o in pbx.originated]
+    assert dialled.count(second["Exten"]) == 1 and len(pbx.originated) == 3   # only the third one
+    await asyncio.sleep(2.1)
+    await b.tick()                                              # the lease ran out: recovered and dialled
+    dialled = [o["Exten"] for o in pbx.originated]
+    assert dialled.count(first["Exten"]) == 1                   # reached before the crash: never again
+    assert dialled.count(second["Exten"]) == 2                  # once by A, once by B after A died
+    rec = await capture.store.open_record(second["Exten"])
+    assert rec["recovered"] == "1" and rec["owner"] == "B"
+    counts = await capture.store.counts()
+    assert counts["open"] == 2 and counts["closed"] == 1        # nothing lost

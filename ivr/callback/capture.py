@@ -10,6 +10,7 @@ repeat an audit entry ("replayed"), never lose one.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from zoneinfo import ZoneInfo
 
@@ -57,34 +58,53 @@ class MissedCallCapture:
         return handled
 
     async def handle(self, entries: list[tuple[str, dict]], now: float | None = None) -> None:
+        """Records go to Redis in chunks, one round trip each, carrying the audit
+        entries of earlier chunks. While Redis works on one chunk the next is
+        prepared and the previous one's audit entries are written out, so the
+        two processes work at the same time. A close waits for every record
+        before it."""
         now = time.time() if now is None else now
-        audit: list[dict] = []
-        batch: list[list] = []
-        meta: list[tuple[str, object, dict]] = []
+        carry: list[dict] = []                 # audit entries of work done, not yet written
+        args: list[list] = []
+        meta: list = []
+        inflight: tuple[asyncio.Task, list] | None = None
 
-        async def flush() -> None:
-            # records go in pipelined batches; a close waits for the records before it
-            results = await self.store.record_many(batch) if batch else []
-            for (number, miss, s), (what, cid, calls) in zip(meta, results):
-                self.recorded += what == "recorded"
-                self.merged += what == "merged"
-                self.misdials += what == "misdial"
-                audit.append({"kind": _AUDIT_KIND[what], "at": now, "id": cid, "number": mask_number(number),
-                              "type": miss.kind, "reason": miss.reason, "calls": calls, "call": s.get("uniqueid"),
-                              "flow": s.get("flow"), "step": s.get("last_step"), "message": bool(s.get("message"))})
-            batch.clear()
-            meta.clear()
+        async def trip(chunk_args: list[list], audit_records: list[dict]) -> list:
+            pipe = self.redis.pipeline(transaction=False)
+            settle = await self.store.audit.queue_append(pipe, audit_records) if audit_records else None
+            await self.store.queue_records(pipe, chunk_args)
+            results = await pipe.execute()
+            if settle is not None:
+                await settle(results[0])
+                results = results[1:]
+            return self.store.parse_records(results)
+
+        async def send(drain: bool = False) -> None:
+            nonlocal inflight, carry, args, meta
+            done = None
+            if inflight is not None:
+                done = (await inflight[0], inflight[1])
+                inflight = None
+            if args or (carry and not drain):
+                inflight = (asyncio.create_task(trip(args, carry)), meta)
+                carry, args, meta = [], [], []
+                for _ in range(YIELDS_TO_SEND):
+                    await asyncio.sleep(0)
+            if done is not None:          # worked out while the trip just sent is under way
+                carry += self._audit_for(done[1], done[0], now)
+            if drain and inflight is not None:
+                await send(drain=True)
 
         for eid, s in entries:
             number = s.get("number", "")
             if not number or not number.isdigit():
                 continue
             if reached_a_person(s):
-                await flush()
+                await send(drain=True)
                 ok, cid = await self.store.close(number, now=now, reason="reached_later")
                 if ok:
                     self.closed_later += 1
-                    audit.append({"kind": "closed", "at": now, "id": cid, "number": mask_number(number),
+                    carry.append({"kind": "closed", "at": now, "id": cid, "number": mask_number(number),
                                   "reason": "reached_later", "call": s.get("uniqueid")})
                 continue
             miss = classify(s, self.policy)
@@ -94,17 +114,36 @@ class MissedCallCapture:
             not_before = (started + self.estimated_wait() if miss.kind == "courtesy"
                           else first_attempt_at(started, miss.kind == "emergency", self.tz, self.policy))
             wait = s.get("hold_s")
-            batch.append(self.store.record_args(
+            args.append(self.store.record_args(
                 number=number, now=now, started=started, kind=miss.kind, reason=miss.reason,
                 flow=s.get("flow", ""), step=s.get("last_step", ""), wait_s=float(wait) if wait else None,
                 message=s.get("message", ""), not_before=not_before, deadlines=self.policy.deadlines_s,
                 misdial=miss.misdial))
             meta.append((number, miss, s))
-        await flush()
-        if audit:
-            await self.store.audit.append(audit)
+            if len(args) >= CHUNK:
+                await send()
+        await send(drain=True)
+        if carry:
+            await self.store.audit.append(carry)
         if entries:
             await self.redis.xack(keys.CALLS, GROUP, *[eid for eid, _ in entries])
 
+    def _audit_for(self, meta, results, now: float) -> list[dict]:
+        out = []
+        for (number, miss, s), (what, cid, calls) in zip(meta, results):
+            self.recorded += what == "recorded"
+            self.merged += what == "merged"
+            self.misdials += what == "misdial"
+            out.append({"kind": _AUDIT_KIND[what], "at": now, "id": cid, "number": mask_number(number),
+                        "type": miss.kind, "reason": miss.reason, "calls": calls, "call": s.get("uniqueid"),
+                        "flow": s.get("flow"), "step": s.get("last_step"), "message": bool(s.get("message"))})
+        return out
 
+
+CHUNK = 1000
+# redis-py needs several turns of the loop to put a large pipeline on the
+# socket (its drain waits); until it has, Redis has nothing to work on while we
+# compute. Measured (chunks of 500): 3 turns left the two processes taking turns (15k/s),
+# 20 let them work at once (19-20k/s); 20 turns cost ~0.1 ms per 500 calls.
+YIELDS_TO_SEND = 20
 _AUDIT_KIND = {"recorded": "recorded", "merged": "merged", "misdial": "recorded_misdial", "duplicate": "replayed"}
