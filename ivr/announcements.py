@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from ivr.flow.loader import MISSING, Reader, read_text
-from ivr.flow.problems import Problem, Problems, kind_of, mapping_items
+from ivr.flow.problems import Problem, Problems, compose_mapping, kind_of, mapping_items
 
 EXPIRY_WARNING = dt.timedelta(days=1)
 FILE = "announcements.yaml"
@@ -63,18 +63,11 @@ def parse_announcements(text: str, path: str, *, tz: ZoneInfo, prompts: frozense
                         now: dt.datetime | None = None) -> tuple[AnnouncementSets, list[Problem]]:
     problems = Problems(path)
     refs: list = []
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problems.items.append(Problem(path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
-                                      f"not valid YAML: {getattr(exc, 'problem', exc)}"))
-        return {}, problems.items
     sets: AnnouncementSets = {}
-    if root is None:
+    if not text.strip():
         return sets, problems.items
-    if not isinstance(root, yaml.MappingNode):
-        problems.at(root, f"expected a mapping with 'sets:', got {kind_of(root)}")
+    root = compose_mapping(text, problems, "'sets:'")
+    if root is None:
         return sets, problems.items
     top = Reader(root, problems, "announcements", refs)
     sets_node = top.take("sets", lambda r, n: n, required=True)

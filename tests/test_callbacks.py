@@ -18,7 +18,7 @@ from ivr.callback.policy import Policy
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
 from ivr.redis_server import connect
-from tests.test_ami_controller import until
+from tests.test_ami_controller import ami, until  # noqa: F401 (ami: the simulated PBX and a controller)
 
 TZ = ZoneInfo("Asia/Shanghai")
 LOG = logs.get("test")
@@ -225,25 +225,6 @@ async def test_no_callback_while_citizens_wait_live_or_only_reserved_seats_are_f
     assert await sched.tick() == 0 and pbx.originated == []     # 109 is idle but reserved
     assert (await capture.store.counts())["ready"] == 1          # nothing lost, nothing claimed
 
-
-@pytest.fixture
-async def ami(redis):
-    from ivr.ami.controller import AmiController
-    from ivr.ami.model import LiveModel
-    from ivr.sim.ami_server import SimAmiServer
-    from tests.test_ami_controller import shipped_pbx
-
-    pbx = shipped_pbx()
-    server = SimAmiServer(pbx)
-    await server.start()
-    model = LiveModel(emergency_queues=["emergency-q"], reserved_interfaces=["Local/109@ivr-seats/n"])
-    controller = AmiController(host="127.0.0.1", port=server.port, username="ivr", secret="ivrsecret", model=model,
-                               redis=redis, log=LOG, publish_s=0.05, ping_s=0.5)
-    await controller.start()
-    await asyncio.wait_for(controller.ready.wait(), 5)
-    yield pbx, server, controller
-    await controller.stop()
-    await server.stop()
 
 
 async def test_scheduler_killed_mid_assignment_loses_nothing_and_dials_nobody_twice_at_once(ami, redis, redis_url,

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from ivr.flow.loader import MISSING, Reader, read_int, read_seconds, read_text
-from ivr.flow.problems import Problem, Problems, kind_of
+from ivr.flow.problems import Problem, Problems, compose_mapping
 
 KINDS = ("emergency", "courtesy", "ordinary")
 DEFAULT_DEADLINES = {"emergency": 7200.0, "courtesy": 14400.0, "ordinary": 86400.0}
@@ -157,14 +157,8 @@ def _hhmm(r: Reader, n: yaml.Node):
 
 def parse_policy(text: str, path: str) -> tuple[Policy | None, list[Problem]]:
     problems = Problems(path)
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return None, [Problem(path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
-                              f"not valid YAML: {getattr(exc, 'problem', exc)}")]
-    if not isinstance(root, yaml.MappingNode):
-        problems.at(root, f"expected a mapping, got {kind_of(root) if root else 'nothing'}")
+    root = compose_mapping(text, problems, "the policy keys")
+    if root is None:
         return None, problems.items
     r = Reader(root, problems, "callback policy", [])
     short = r.take("short_abandon_s", read_seconds(0, 600), default=5.0)

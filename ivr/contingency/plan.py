@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from ivr.flow.loader import MISSING, Reader, read_bool, read_int, read_seconds, read_text
-from ivr.flow.problems import Problem, Problems, kind_of
+from ivr.flow.problems import Problem, Problems, compose_mapping
 
 CALLBACK_MODES = ("offer", "message")
 SEAT_ACTIONS = ("add", "remove", "pause", "unpause")
@@ -90,16 +90,6 @@ class Seats:
     reserved: frozenset[str] = frozenset()
 
 
-def _compose(text: str, path: str, problems: Problems) -> yaml.Node | None:
-    try:
-        return yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problems.items.append(Problem(path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
-                                      f"not valid YAML: {getattr(exc, 'problem', exc)}"))
-        return None
-
-
 def _choice(options):
     def conv(r: Reader, n: yaml.Node):
         v = n.value if isinstance(n, yaml.ScalarNode) else None
@@ -158,11 +148,8 @@ def parse_plan(text: str, path: str, *, queues: frozenset[str] | None = None,
                announcement_sets: frozenset[str] | None = None,
                seat_groups: frozenset[str] | None = None) -> tuple[Plan | None, list[Problem]]:
     problems = Problems(path)
-    root = _compose(text, path, problems)
+    root = compose_mapping(text, problems, "'levels:'")
     if root is None:
-        return None, problems.items
-    if not isinstance(root, yaml.MappingNode):
-        problems.at(root, f"expected a mapping with 'levels:', got {kind_of(root)}")
         return None, problems.items
     refs: list = []
     top = Reader(root, problems, "contingency plan", refs)
@@ -237,11 +224,8 @@ def parse_plan(text: str, path: str, *, queues: frozenset[str] | None = None,
 
 def parse_seats(text: str, path: str) -> tuple[Seats | None, list[Problem]]:
     problems = Problems(path)
-    root = _compose(text, path, problems)
+    root = compose_mapping(text, problems, "'groups:'")
     if root is None:
-        return None, problems.items
-    if not isinstance(root, yaml.MappingNode):
-        problems.at(root, f"expected a mapping with 'groups:', got {kind_of(root)}")
         return None, problems.items
     top = Reader(root, problems, "seats", [])
     gnode = top.take("groups", lambda r, n: n, default=None)

@@ -72,3 +72,22 @@ def kind_of(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     return f"'{node.value}'" if node.value != "" else "nothing"
+
+
+def compose_mapping(text: str, problems: Problems, expected: str) -> yaml.MappingNode | None:
+    """The top mapping of a staff-edited YAML file, or None with the problem
+    recorded (not YAML at all, or not a mapping)."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problems.items.append(Problem(problems.path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
+                                      f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        if root is not None:
+            problems.at(root, f"expected a mapping with {expected}, got {kind_of(root)}")
+        else:
+            problems.at(None, f"the file is empty: expected a mapping with {expected}")
+        return None
+    return root
