@@ -18,6 +18,7 @@ from ivr.agi.fastagi import FastAgiServer
 from ivr.ami.controller import AmiController
 from ivr.ami.model import LiveModel
 from ivr.callback.capture import MissedCallCapture
+from ivr.callback.in_queue import InQueueOffer
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
 from ivr.contingency.store import ContingencyStore
@@ -167,6 +168,10 @@ class Engine:
         self.scheduler = None if self.controller is None else CallbackScheduler(
             store=cb_store, controller=self.controller, policy=self.ops.policy, tz=self.settings.timezone,
             queues=self.queue_config.asterisk_names, log=self.log.bind(part="callbacks"), owner=self.leader.token)
+        if self.controller is not None and self.ops.policy.in_queue_digit:
+            self.in_queue_offer = InQueueOffer(
+                self.controller, digit=self.ops.policy.in_queue_digit, log=self.log.bind(part="callbacks"),
+                emergency_queues=frozenset(q.asterisk for q in self.queue_config.queues.values() if q.emergency))
         work = [self._every(LEADER_ROUND_S, self.supervisor.tick, "contingency"), self._capture_loop()]
         if self.scheduler is not None:
             work.append(self._every(LEADER_ROUND_S, self.scheduler.tick, "callbacks"))
@@ -228,8 +233,9 @@ class Engine:
         await publish_unpublished(self.project, self.store, self.log)
         await self.refresh()
         async with asyncio.TaskGroup() as tg:
-            background = [tg.create_task(self._refresh_loop()), tg.create_task(self.summaries.run()),
-                          tg.create_task(self._leader_loop())]
+            background = [tg.create_task(self._refresh_loop()), tg.create_task(self.summaries.run())]
+            if self.settings.leader:
+                background.append(tg.create_task(self._leader_loop()))
             await self.agi.start()
             if ready is not None:
                 ready.set()

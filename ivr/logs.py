@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 
+import orjson
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -32,8 +33,13 @@ def _mask_phone_fields(_, __, event: dict) -> dict:
     return event
 
 
+def _orjson_line(event: dict, **_) -> str:
+    return orjson.dumps(event, default=repr).decode()
+
+
 def configure(level: str = "info", fmt: str = "json", stream=None) -> None:
-    renderer = (structlog.processors.JSONRenderer(ensure_ascii=False) if fmt == "json"
+    # orjson renders a line in a fraction of json's time: two lines per call on the hot path
+    renderer = (structlog.processors.JSONRenderer(serializer=_orjson_line) if fmt == "json"
                 else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=[

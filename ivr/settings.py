@@ -49,6 +49,7 @@ class Settings:
     log_format: str            # json | console
     log_level: str
     transfer_dialstring: str   # "{number}" is replaced by the transfer target
+    leader: bool = True        # may hold the AMI link and run supervisor, capture, scheduler
 
     @property
     def flows_dir(self) -> Path:
@@ -82,6 +83,9 @@ SETTINGS_HELP = {
     "IVR_TIMEZONE": ("Asia/Shanghai", "the hotline's local time zone (calling hours, branch times)"),
     "IVR_PROMPT_PREFIX": ("12345/", "prefix Asterisk needs to find prompts/ (e.g. a sounds sub-folder)"),
     "IVR_RECORDINGS_DIR": (None, "folder where Asterisk writes voice messages (default: IVR_DATA_DIR/messages)"),
+    "IVR_LEADER": ("yes", "yes: this process may take the leader role (AMI link, contingency supervisor, "
+                          "missed-call capture, callback scheduler; one process at a time holds it); "
+                          "no: it only answers calls"),
     "IVR_DRAIN_S": ("30", "seconds `ivr serve` lets calls in progress finish after SIGTERM"),
     "IVR_LOG_FORMAT": (None, "json or console (default: console on a terminal, json otherwise)"),
     "IVR_LOG_LEVEL": ("info", "debug, info, warning or error"),
@@ -172,6 +176,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     log_level = get("IVR_LOG_LEVEL").lower()
     if log_level not in ("debug", "info", "warning", "error"):
         errors.append(f"IVR_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
+    leader = (get("IVR_LEADER") or "yes").lower()
+    if leader not in ("yes", "no"):
+        errors.append(f"IVR_LEADER={leader!r}: expected yes or no")
     dialstring = get("IVR_TRANSFER_DIALSTRING")
     if "{number}" not in dialstring:
         errors.append(f"IVR_TRANSFER_DIALSTRING={dialstring!r}: must contain {{number}}")
@@ -182,5 +189,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         http_listen=http, timezone=tz, prompt_prefix=get("IVR_PROMPT_PREFIX") or "",
         recordings_dir=get("IVR_RECORDINGS_DIR") or str(data_dir / "messages"),
         drain_s=drain_s, log_format=log_format, log_level=log_level,
-        transfer_dialstring=dialstring,
+        transfer_dialstring=dialstring, leader=leader != "no",
     )

@@ -123,6 +123,7 @@ def _sim_session() -> tuple[SimPbx, list[list[tuple[str, str]]], list[list[tuple
     act(Action="QueueWithdrawCaller", Queue="general-q", Caller=b.channel, WithdrawInfo="callback-offered")
     pbx.abandon(a.uniqueid)
     d = pbx.join("general-q", "13600136000")
+    pbx.dtmf(d.uniqueid, "1")
     act(Action="QueuePause", Queue="general-q", Interface="Local/101@seats/n", Paused="false")
     pbx.dispatch()
     now[0] += 4
@@ -153,7 +154,7 @@ def test_sim_events_have_the_fields_of_the_real_ones():
     assert {"QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentConnect",
             "AgentComplete", "QueueMemberPause", "QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved",
             "QueueParams", "QueueMember", "QueueEntry", "QueueStatusComplete", "DeviceStateChange",
-            "OriginateResponse"} <= seen
+            "OriginateResponse", "DTMFEnd"} <= seen
 
 
 def test_sim_answers_actions_with_the_real_messages():

@@ -274,3 +274,25 @@ async def test_scheduler_killed_mid_assignment_loses_nothing_and_dials_nobody_tw
     assert rec["recovered"] == "1" and rec["owner"] == "B"
     counts = await capture.store.counts()
     assert counts["open"] == 2 and counts["closed"] == 1        # nothing lost
+
+
+async def test_key_pressed_while_waiting_takes_the_caller_out_of_line_for_a_callback(ami):
+    from ivr.callback.in_queue import InQueueOffer
+
+    pbx, server, controller = ami
+    InQueueOffer(controller, digit="1", emergency_queues=frozenset({"emergency-q"}), log=LOG)
+    for s in ("101", "102", "109"):
+        pbx.action({"Action": "QueuePause", "Interface": f"Local/{s}@ivr-seats/n", "Paused": "true"})
+    ordinary = pbx.join("general-q", "13800000010")
+    urgent = pbx.join("emergency-q", "13800000011", priority=10)
+    server.flush()
+    await until(lambda: len(controller.model.waiting) == 2)
+    pbx.dtmf(ordinary.uniqueid, "2")            # not the callback key
+    pbx.dtmf(urgent.uniqueid, "1")              # emergencies stay in line
+    pbx.dtmf(ordinary.uniqueid, "1")
+    server.flush()
+    await until(lambda: ordinary.uniqueid not in controller.model.waiting)
+    assert pbx.withdrawn == {ordinary.uniqueid: "callback-offered"}
+    q = controller.model.snapshot(time.time())["queues"]["general-q"]
+    assert (q["withdrawn"], q["abandoned"]) == (1, 0)
+    assert urgent.uniqueid in controller.model.waiting

@@ -36,7 +36,8 @@ async def engine(port: int) -> None:
 
     data = tempfile.mkdtemp(prefix="ivr-bench-")
     settings = load_settings({**os.environ, "IVR_AGI_LISTEN": f"127.0.0.1:{port}", "IVR_DATA_DIR": data,
-                              "IVR_LOG_FORMAT": "json"})
+                              "IVR_LOG_FORMAT": "json",
+                              "IVR_LEADER": "no"})   # measure the call path, not the leader's work
     logs.configure(settings.log_level, "json", stream=open(os.devnull, "w"))
     ready = asyncio.Event()
 

@@ -46,6 +46,7 @@ class Policy:
     citizen_ring_s: float = 40
     claim_lease_s: float = 180
     caller_id: str = "12345"
+    in_queue_digit: str | None = "1"   # pressed while waiting: leave the line, keep the place, be called back
 
     @property
     def max_attempts(self) -> int:
@@ -175,6 +176,9 @@ def parse_policy(text: str, path: str) -> tuple[Policy | None, list[Problem]]:
     cit_ring = r.take("citizen_ring_s", read_seconds(5, 180), default=40.0)
     lease = r.take("claim_lease_s", read_seconds(30, 3600), default=180.0)
     cid = r.take("caller_id", read_text, default="12345")
+    digit = r.take("in_queue_digit", lambda rr, n: (None if n.value in ("", "none") else n.value)
+                   if isinstance(n, yaml.ScalarNode) and n.value in ("", "none", *"0123456789*#")
+                   else rr.bad(n, "one keypad digit, or none"), default="1")
     r.finish()
     spacing: tuple[float, ...] = (600, 1800, 7200)
     if anode is not None:
@@ -208,11 +212,11 @@ def parse_policy(text: str, path: str) -> tuple[Policy | None, list[Problem]]:
             calm = (qn, c.take("max_waiting", read_int(0, 100_000), default=5),
                     c.take("max_longest_wait_s", read_seconds(0, 86_400), default=60.0))
             c.finish()
-    values = [short, after, keep, par, seat_ring, cit_ring, lease, cid, *spacing, *hours, *deadlines.values(), *calm]
+    values = [short, after, keep, par, seat_ring, cit_ring, lease, cid, digit, *spacing, *hours, *deadlines.values(), *calm]
     if problems.errors or MISSING in values:
         return None, problems.items
     return Policy(short, spacing, after, hours, deadlines, tuple(calm[0]), calm[1], calm[2], keep, par, seat_ring,
-                  cit_ring, lease, cid), problems.items
+                  cit_ring, lease, cid, digit), problems.items
 
 
 def load_policy(callback_dir: Path) -> tuple[Policy | None, list[Problem]]:

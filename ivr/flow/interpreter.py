@@ -132,7 +132,8 @@ class FlowInterpreter:
             case m.Menu():
                 return await self._menu(s, step)
             case m.Branch():
-                facts = replace(s.facts, variables=s.variables)
+                # a copy only when a `set` step changed a variable: branches run on every call
+                facts = s.facts if s.variables == s.facts.variables else replace(s.facts, variables=s.variables)
                 for case in step.cases:
                     if case.when.holds(facts):
                         return case.goto

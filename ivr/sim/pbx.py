@@ -331,6 +331,17 @@ class SimPbx:
                     ("Uniqueid", f"{self.clock():.0f}.{n}" if ok else "<unknown>"),
                     ("CallerIDNum", _cid_num(msg.get("CallerID", ""))), ("CallerIDName", _cid_name(msg.get("CallerID", "")))])
 
+    def dtmf(self, uniqueid: str, digit: str) -> None:
+        """A waiting caller presses a key (AMI class ``dtmf``)."""
+        found = self.find(uniqueid)
+        if found is None:
+            return
+        e = found[1]
+        msg = self._chan_event("DTMFEnd", e)
+        msg = [(k, v) for k, v in msg if k != "ChanVariable"]
+        msg[1] = ("Privilege", "dtmf,all")
+        self._emit(msg + [("Digit", digit), ("DurationMs", "100"), ("Direction", "Received")])
+
     def user_event(self, name: str, channel: str, **fields: str) -> None:
         """``UserEvent(name,Key: value,...)`` run by the dialplan on ``channel``."""
         self._emit([("Event", "UserEvent"), ("Privilege", "user,all"), ("Channel", channel), ("ChannelState", "6"),
