@@ -1,4 +1,4 @@
-"""FastAGI server on asyncio streams.
+"""FastAGI server on asyncio (a Protocol per connection).
 
 Written here rather than taken from panoramisk: its header loop spins on a
 half-open socket, it swallows handler exceptions, it uses ``asyncio.coroutine``
@@ -10,64 +10,138 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections import deque
 from typing import Awaitable, Callable
 
 from ivr.agi.protocol import parse_env_line
 from ivr.errors import AgiClosed, AgiTimeout
 
-HEADER_TIMEOUT_S = 5.0
+HEADER_TIMEOUT_S = 5.0   # read when a connection opens: tests shorten it
 MAX_HEADER_LINES = 200
 LINE_LIMIT = 64 * 1024
 
 
-class StreamTransport:
-    __slots__ = ("reader", "writer")
+class AgiConnection(asyncio.Protocol):
+    """One FastAGI connection, as an asyncio Protocol and the call's
+    ``LineTransport``. A Protocol rather than StreamReader/Writer: the call path
+    is a handful of short lines each way, and the streams' machinery plus an
+    ``asyncio.timeout`` per read cost more CPU than the dialogue itself
+    (docs/benchmarks.md). Each read waits on one future with one timer."""
+
     hangup_signalled = False  # FastAGI is told by a HANGUP line instead
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, server: "FastAgiServer") -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.lines: deque[str] = deque()
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+        self.header_done = False
+        self.header_timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.waiting_header.add(self)
+        self.header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._header_late)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        if not self.header_done:
+            end = buf.find(b"\n\n")
+            if end < 0:
+                if len(buf) > LINE_LIMIT:
+                    self._give_up("AGI header too long")
+                else:
+                    self.buf = buf
+                return
+            self._header(buf[:end])
+            buf = buf[end + 2:]
+        if b"\n" in buf:
+            *complete, buf = buf.split(b"\n")
+            self.lines.extend(c.decode("utf-8", "replace").rstrip("\r") for c in complete)
+            self._wake()
+        elif len(buf) > LINE_LIMIT:
+            self.buf = b""
+            self.transport.close()
+            return
+        self.buf = buf
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+        self.server.waiting_header.discard(self)
+        self._wake()
+
+    # -- the header -----------------------------------------------------------------
+
+    def _header(self, block: bytes) -> None:
+        self.header_done = True
+        self.header_timer.cancel()
+        self.server.waiting_header.discard(self)
+        env: dict[str, str] = {}
+        for line in block.decode("utf-8", "replace").splitlines()[:MAX_HEADER_LINES]:
+            kv = parse_env_line(line.rstrip("\r"))
+            if kv:
+                env[kv[0]] = kv[1]
+        self.task = self.loop.create_task(self.server._call(self, env))
+
+    def _header_late(self) -> None:
+        self._give_up("AGI header not complete in time")
+
+    def _give_up(self, why: str) -> None:
+        self.server.log.warning("agi_header_failed", error=why)
+        self.transport.abort()
+
+    # -- LineTransport ----------------------------------------------------------------
+
+    def _wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
 
     def write_line(self, line: str) -> None:
-        if self.writer.is_closing():
+        if self.closed or self.transport.is_closing():
             raise AgiClosed("connection closed by the PBX")
-        self.writer.write(line.encode("utf-8"))
+        self.transport.write(line.encode("utf-8"))
 
     async def read_line(self, timeout_s: float) -> str:
-        try:
-            async with asyncio.timeout(timeout_s):
-                data = await self.reader.readline()
-        except TimeoutError as exc:
-            raise AgiTimeout(f"no answer within {timeout_s:g}s") from exc
-        except (ConnectionError, ValueError) as exc:  # ValueError: line over the limit
-            raise AgiClosed(str(exc) or type(exc).__name__) from exc
-        if not data.endswith(b"\n"):
+        if self.lines:
+            return self.lines.popleft()
+        if self.closed:
             raise AgiClosed("connection closed by the PBX")
-        return data[:-1].decode("utf-8", "replace").rstrip("\r")
+        self.waiter = w = self.loop.create_future()
+        timer = self.loop.call_later(timeout_s, _expire, w)
+        try:
+            await w
+        finally:
+            timer.cancel()
+            self.waiter = None
+        if self.lines:
+            return self.lines.popleft()
+        if self.closed:
+            raise AgiClosed("connection closed by the PBX")
+        raise AgiTimeout(f"no answer within {timeout_s:g}s")
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
-async def read_env(transport: StreamTransport, timeout_s: float | None = None) -> dict[str, str]:
-    """The ``agi_*`` block up to its blank line, read in one go under one
-    deadline (a timer per header line would cost more CPU than the whole
-    dialogue). AgiTimeout/AgiClosed on a peer that stalls or leaves half-way."""
-    try:
-        async with asyncio.timeout(timeout_s or HEADER_TIMEOUT_S):
-            block = await transport.reader.readuntil(b"\n\n")
-    except TimeoutError as exc:
-        raise AgiTimeout("AGI header not complete in time") from exc
-    except asyncio.IncompleteReadError as exc:
-        raise AgiClosed("connection closed during the AGI header") from exc
-    except (asyncio.LimitOverrunError, ConnectionError) as exc:
-        raise AgiClosed(f"bad AGI header: {exc}") from exc
-    env: dict[str, str] = {}
-    for line in block.decode("utf-8", "replace").splitlines()[:MAX_HEADER_LINES]:
-        kv = parse_env_line(line.rstrip("\r"))
-        if kv:
-            env[kv[0]] = kv[1]
-    return env
+def _expire(w: asyncio.Future) -> None:
+    if not w.done():
+        w.set_result(None)
 
 
-CallHandler = Callable[[dict[str, str], StreamTransport], Awaitable[None]]
+CallHandler = Callable[[dict[str, str], AgiConnection], Awaitable[None]]
 
 
 class FastAgiServer:
@@ -78,45 +152,35 @@ class FastAgiServer:
         self.log = log
         self.server: asyncio.AbstractServer | None = None
         self.calls: set[asyncio.Task] = set()
+        self.waiting_header: set[AgiConnection] = set()
         self.accepting = False
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(
-            self._connection, self.host, self.port, limit=LINE_LIMIT, backlog=4096, reuse_address=True)
+        self.loop = asyncio.get_running_loop()
+        self.server = await self.loop.create_server(
+            lambda: AgiConnection(self), self.host, self.port, backlog=4096, reuse_address=True)
         self.port = self.server.sockets[0].getsockname()[1]
         self.accepting = True
         self.log.info("fastagi_listening", host=self.host, port=self.port)
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _call(self, conn: AgiConnection, env: dict[str, str]) -> None:
         task = asyncio.current_task()
         self.calls.add(task)
         try:
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            transport = StreamTransport(reader, writer)
-            try:
-                env = await read_env(transport)
-            except (AgiTimeout, AgiClosed) as exc:
-                self.log.warning("agi_header_failed", error=str(exc))
-                return
             if not self.accepting:
                 # Draining: a call that arrives now gets no flow; ending the AGI
                 # makes the dialplan continue (and queue the caller itself).
-                transport.write_line('SET VARIABLE IVR_RESULT "FALLBACK"\n')
+                conn.write_line('SET VARIABLE IVR_RESULT "FALLBACK"\n')
                 return
-            await self.handler(env, transport)
+            await self.handler(env, conn)
         except asyncio.CancelledError:
             raise
         except Exception:  # the handler logs its own failures; this is the last net
             self.log.exception("agi_connection_failed")
         finally:
             self.calls.discard(task)
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+            conn.close()
 
     async def stop(self, drain_s: float) -> int:
         """Stop accepting calls, let calls in progress finish for up to
@@ -124,6 +188,8 @@ class FastAgiServer:
         self.accepting = False
         if self.server is not None:
             self.server.close()
+        for conn in list(self.waiting_header):
+            conn.close()
         pending = set(self.calls)
         if pending and drain_s > 0:
             self.log.info("draining_calls", calls=len(pending), drain_s=drain_s)

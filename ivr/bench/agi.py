@@ -137,6 +137,7 @@ def main(args) -> int:
         loops = ["asyncio"]
     print(f"ivr bench agi: {args.calls} calls per round, {args.concurrency} concurrent, "
           f"{args.clients} load processes, {args.rounds} rounds, {os.cpu_count()} cores")
+    medians: dict[str, dict] = {}
     for loop in loops:
         commands = _dialogue(loop)
         print(f"\n[{loop}] dialogue of one ordinary call (flow main): {len(commands)} commands: "
@@ -154,7 +155,16 @@ def main(args) -> int:
                   f"{m['cpu_per_call_us']:>12.0f} {m['cpu_per_call_us'] / len(commands):>11.1f}")
         ratio = med["engine"]["cpu_per_call_us"] / med["bare"]["cpu_per_call_us"]
         per_round = [e["cpu_per_call_us"] / b["cpu_per_call_us"] for e, b in zip(rows["engine"], rows["bare"])]
-        print(f"  engine/bare CPU per call: median {ratio:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in per_round)}; target <= 1.5x)")
+        print(f"  engine/bare CPU per call, same loop: median {ratio:.2f}x "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})")
+        medians[loop] = med
+    # The target as the issue states it: the engine as `ivr serve` runs it (uvloop
+    # when installed) against the bare responder on the default asyncio loop.
+    served = loops[-1]
+    target_ratio = medians[served]["engine"]["cpu_per_call_us"] / medians["asyncio"]["bare"]["cpu_per_call_us"]
+    print(f"\nengine ({served}, as `ivr serve` runs) / bare asyncio responder, CPU per call: "
+          f"{medians[served]['engine']['cpu_per_call_us']:.0f} / {medians['asyncio']['bare']['cpu_per_call_us']:.0f} µs"
+          f" = {target_ratio:.2f}x (target <= 1.5x)")
     if args.hold:
         loop = loops[-1]
         h = _hold(loop, args.hold, args.clients)
