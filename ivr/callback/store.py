@@ -57,19 +57,26 @@ local cur = redis.call('HMGET', key, 'id', 'last_at', 'kind', 'first_at', 'state
 if cur[1] then
   if tonumber(cur[2]) >= started then return {'duplicate', cur[1], tonumber(cur[6])} end
   local k = cur[3]
-  if order[kind] > order[k] then k = kind end
-  local deadline = tonumber(cur[4]) + dl[k]
-  redis.call('HSET', key, 'last_at', started, 'kind', k, 'deadline', deadline, 'last_reason', reason)
-  if A[9] ~= '' then redis.call('HSET', key, 'message', A[9]) end
-  local calls = redis.call('HINCRBY', key, 'calls', 1)
-  if cur[5] == 'open' then
-    local score = (k == 'emergency' and 0 or 1) * 1e10 + deadline
-    if redis.call('ZSCORE', KEYS[2], number) then redis.call('ZADD', KEYS[2], score, number) end
-    if k == 'emergency' and redis.call('ZSCORE', KEYS[1], number) then
-      redis.call('ZREM', KEYS[1], number)
-      redis.call('ZADD', KEYS[2], score, number)
+  local upgraded = order[kind] > order[k]
+  if upgraded then
+    -- a higher kind has a shorter deadline: it still runs from the first call
+    k = kind
+    local deadline = tonumber(cur[4]) + dl[k]
+    redis.call('HSET', key, 'kind', k, 'deadline', deadline)
+    if cur[5] == 'open' then
+      local score = (k == 'emergency' and 0 or 1) * 1e10 + deadline
+      if redis.call('ZSCORE', KEYS[2], number) then redis.call('ZADD', KEYS[2], score, number) end
+      if k == 'emergency' and redis.call('ZREM', KEYS[1], number) == 1 then
+        redis.call('ZADD', KEYS[2], score, number)
+      end
     end
   end
+  if A[9] ~= '' then
+    redis.call('HSET', key, 'last_at', started, 'last_reason', reason, 'message', A[9])
+  else
+    redis.call('HSET', key, 'last_at', started, 'last_reason', reason)
+  end
+  local calls = redis.call('HINCRBY', key, 'calls', 1)
   return {'merged', cur[1], calls}
 end
 local id = redis.call('INCR', KEYS[4])
