@@ -296,3 +296,35 @@ async def test_key_pressed_while_waiting_takes_the_caller_out_of_line_for_a_call
     q = controller.model.snapshot(time.time())["queues"]["general-q"]
     assert (q["withdrawn"], q["abandoned"]) == (1, 0)
     assert urgent.uniqueid in controller.model.waiting
+
+
+async def test_staff_commands_list_cancel_report_csv(redis, redis_url, capture, project_home, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    now = time.time()
+    await add_call(redis, "13100000001", now - 120)
+    await add_call(redis, "13100000002", now - 60, emergency="1")
+    await capture.run_once()
+    env = {**os.environ, "IVR_HOME": str(project_home), "IVR_REDIS_URL": redis_url, "IVR_DATA_DIR": str(tmp_path)}
+
+    def ivr(*args):
+        return subprocess.run([sys.executable, "-m", "ivr", *args], env=env, capture_output=True, text=True, timeout=60)
+    out = (await asyncio.to_thread(ivr, "callbacks", "list")).stdout
+    rows = [line for line in out.splitlines() if "131******0" in line]
+    assert len(rows) == 2 and "emergency" in rows[0]            # emergency first
+    assert "13100000001" not in out and "open 2" in out
+    res = await asyncio.to_thread(ivr, "callbacks", "cancel", "1", "--reason", "市民来电已解决")
+    assert res.returncode == 0, res.stderr
+    again = await asyncio.to_thread(ivr, "callbacks", "cancel", "1", "--reason", "x")
+    assert again.returncode == 1 and "no open callback '1'" in again.stderr
+    day = dt.datetime.now(TZ).date().isoformat()
+    csv_path = tmp_path / "report.csv"
+    rep = await asyncio.to_thread(ivr, "callbacks", "report", "--from", day, "--to", day, "--csv", str(csv_path))
+    assert rep.returncode == 0, rep.stderr
+    assert "回拨单 callbacks 2" in rep.stdout and "取消 cancelled 1" in rep.stdout
+    lines = csv_path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("id,number,kind") and len(lines) == 3
+    assert "13100000001" not in csv_path.read_text() and "131******01" in lines[1]
+    assert (await capture.store.audit.verify()).ok
