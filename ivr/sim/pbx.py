@@ -15,6 +15,7 @@ from a lighter one — how reserved emergency seats stay free for emergencies.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from dataclasses import dataclass, field
 from typing import Callable
@@ -54,16 +55,37 @@ class SimEntry:
 
 @dataclass
 class SimQueue:
+    """Callers are kept in app_queue's order (priority, then arrival) with a
+    parallel list of sort keys, so a position is a bisect, not a sort: the drill
+    holds thousands of callers in one line."""
+
     name: str
     strategy: str = "rrmemory"
     weight: int = 0
+    wrapup_s: float = 0.0
     members: dict[str, SimMember] = field(default_factory=dict)
     entries: list[SimEntry] = field(default_factory=list)
+    keys: list[tuple[int, int]] = field(default_factory=list)
     completed: int = 0
     abandoned: int = 0
 
     def ordered(self) -> list[SimEntry]:
-        return sorted(self.entries, key=lambda e: (-e.priority, e.seq))
+        return self.entries
+
+    def insert(self, e: SimEntry) -> int:
+        key = (-e.priority, e.seq)
+        i = bisect.bisect(self.keys, key)
+        self.keys.insert(i, key)
+        self.entries.insert(i, e)
+        return i + 1
+
+    def position(self, e: SimEntry) -> int:
+        return bisect.bisect_left(self.keys, (-e.priority, e.seq)) + 1
+
+    def remove(self, e: SimEntry) -> int:
+        pos = self.position(e)
+        del self.keys[pos - 1], self.entries[pos - 1]
+        return pos
 
 
 @dataclass
@@ -84,22 +106,32 @@ class SimPbx:
         self.withdrawn: dict[str, str] = {}        # uniqueid -> WithdrawInfo (read by the AGI side)
         self.events: list[Message] = []            # emitted, for the server to send
         self.originated: list[dict[str, str]] = []
+        self.where: dict[str, tuple[SimQueue, SimEntry]] = {}   # uniqueid and channel -> waiting caller
+        self.free: set[str] = set()              # seats neither in a call, nor wrapping up, nor occupied
+        self.wrapping: set[str] = set()
+        self.occupied: set[str] = set()          # busy outside the queues (a callback)
+        self.by_state: dict[str, list[tuple[str, SimMember]]] = {}
         self._seq = itertools.count(1)
         self._chan = itertools.count(1)
 
     # -- configuration -------------------------------------------------------
 
-    def add_queue(self, name: str, *, strategy: str = "rrmemory", weight: int = 0) -> SimQueue:
-        q = self.queues.setdefault(name, SimQueue(name, strategy, weight))
+    def add_queue(self, name: str, *, strategy: str = "rrmemory", weight: int = 0, wrapup_s: float = 0.0) -> SimQueue:
+        q = self.queues.setdefault(name, SimQueue(name, strategy, weight, wrapup_s))
         return q
 
     def add_member(self, queue: str, interface: str, name: str, state_interface: str, *,
                    penalty: int = 0, membership: str = "static", emit: bool = False) -> None:
         m = SimMember(interface, name, state_interface, penalty, membership, login_time=int(self.clock()))
-        self.queues[queue].members[interface] = m
-        self.device.setdefault(state_interface, _NOT_INUSE)
+        self._place_member(queue, m)
         if emit:
             self._emit(self._member_event("QueueMemberAdded", queue, m))
+
+    def _place_member(self, queue: str, m: SimMember) -> None:
+        self.queues[queue].members[m.interface] = m
+        self.device.setdefault(m.state_interface, _NOT_INUSE)
+        self.by_state.setdefault(m.state_interface, []).append((queue, m))
+        self._refresh_free(m.interface)
 
     # -- callers ---------------------------------------------------------------
 
@@ -109,46 +141,82 @@ class SimPbx:
         n = next(self._chan)
         e = SimEntry(uniqueid or f"{self.clock():.0f}.{n}", f"Local/{number}@sim-in-{n:08x};1", number, name,
                      self.clock(), priority, next(self._seq))
-        q.entries.append(e)
-        e.original_position = q.ordered().index(e) + 1
+        e.original_position = q.insert(e)
+        self.where[e.uniqueid] = self.where[e.channel] = (q, e)
         self._emit(self._chan_event("QueueCallerJoin", e, priority) +
                    [("Queue", queue), ("Position", str(e.original_position)), ("Count", str(len(q.entries)))])
         return e
 
     def find(self, uniqueid_or_channel: str) -> tuple[SimQueue, SimEntry] | None:
-        for q in self.queues.values():
-            for e in q.entries:
-                if uniqueid_or_channel in (e.uniqueid, e.channel):
-                    return q, e
-        return None
+        return self.where.get(uniqueid_or_channel)
 
     def abandon(self, uniqueid: str) -> None:
         found = self.find(uniqueid)
         if found is None:
             return
         q, e = found
-        pos = q.ordered().index(e) + 1
+        pos = q.position(e)
         q.abandoned += 1
         self._emit(self._chan_event("QueueCallerAbandon", e) +
                    [("Queue", q.name), ("Position", str(pos)), ("OriginalPosition", str(e.original_position)),
                     ("HoldTime", str(int(self.clock() - e.joined)))])
         self._leave(q, e, pos)
 
+    def leave(self, uniqueid: str) -> None:
+        """The caller leaves without a seat and without hanging up (Queue()'s
+        timeout): app_queue reports only QueueCallerLeave."""
+        found = self.find(uniqueid)
+        if found is not None:
+            q, e = found
+            self._leave(q, e, q.position(e))
+
     def _leave(self, q: SimQueue, e: SimEntry, pos: int) -> None:
-        q.entries.remove(e)
+        q.remove(e)
+        self.where.pop(e.uniqueid, None)
+        self.where.pop(e.channel, None)
         self._emit(self._chan_event("QueueCallerLeave", e) +
                    [("Queue", q.name), ("Position", str(pos)), ("Count", str(len(q.entries)))])
 
     # -- seats -----------------------------------------------------------------
 
     def _seat_busy(self, interface: str) -> bool:
-        if interface in self.calls:
+        if interface in self.calls or interface in self.wrapping or interface in self.occupied:
             return True
         for q in self.queues.values():
             m = q.members.get(interface)
             if m is not None:
                 return self.device.get(m.state_interface, _NOT_INUSE) != _NOT_INUSE
         return True
+
+    def _refresh_free(self, interface: str) -> None:
+        if self._seat_busy(interface):
+            self.free.discard(interface)
+        else:
+            self.free.add(interface)
+
+    def end_wrapup(self, interface: str) -> None:
+        self.wrapping.discard(interface)
+        self._refresh_free(interface)
+
+    def occupy(self, interface: str) -> bool:
+        """A seat taken outside the queues (a callback): False if it is not free."""
+        if interface not in self.free:
+            return False
+        self.occupied.add(interface)
+        self._seat_device(interface, _INUSE)
+        return True
+
+    def release(self, interface: str) -> None:
+        self.occupied.discard(interface)
+        self._seat_device(interface, _NOT_INUSE)
+
+    def _seat_device(self, interface: str, state: int) -> None:
+        for q in self.queues.values():
+            m = q.members.get(interface)
+            if m is not None:
+                self._set_device(m.state_interface, state)
+                return
+        self._refresh_free(interface)
 
     def _offerable(self, q: SimQueue, m: SimMember) -> bool:
         if m.paused or self._seat_busy(m.interface):
@@ -159,20 +227,22 @@ class SimPbx:
 
     def dispatch(self) -> list[Bridged]:
         """Offer the head of every line to a free seat, heaviest queue first;
-        the seat answers at once (ring time is the drill's business)."""
+        the seat answers at once (ring time is the drill's business). Looks only
+        at free seats, so a busy hotline costs nothing here."""
         made = []
         for q in sorted(self.queues.values(), key=lambda q: -q.weight):
-            for e in q.ordered():
-                free = sorted((m for m in q.members.values() if self._offerable(q, m)),
-                              key=lambda m: (m.penalty, m.last_call))
-                if not free:
+            while q.entries and self.free:
+                cands = [q.members[i] for i in self.free if i in q.members]
+                cands = [m for m in cands if self._offerable(q, m)]
+                if not cands:
                     break
-                made.append(self._connect(q, e, free[0]))
+                best = min(cands, key=lambda m: (m.penalty, m.last_call, m.interface))
+                made.append(self._connect(q, q.entries[0], best))
         return made
 
     def _connect(self, q: SimQueue, e: SimEntry, m: SimMember) -> Bridged:
         now = self.clock()
-        pos = q.ordered().index(e) + 1
+        pos = q.position(e)
         dest = self._dest_fields(m, e)
         agent = [("Queue", q.name), ("Interface", m.interface), ("MemberName", m.name)]
         self._emit(self._chan_event("AgentCalled", e) + dest + agent)
@@ -181,6 +251,7 @@ class SimPbx:
                    [("HoldTime", str(int(now - e.joined))), ("RingTime", "0")])
         b = Bridged(e, q.name, m.interface, now)
         self.calls[m.interface] = b
+        self.free.discard(m.interface)
         self._set_device(m.state_interface, _INUSE)
         return b
 
@@ -197,6 +268,8 @@ class SimPbx:
                    [("Queue", q.name), ("Interface", interface), ("MemberName", m.name),
                     ("HoldTime", str(int(b.since - b.entry.joined))),
                     ("TalkTime", str(int(self.clock() - b.since))), ("Reason", reason)])
+        if q.wrapup_s > 0:
+            self.wrapping.add(interface)     # the drill calls end_wrapup when it is over
         self._set_device(m.state_interface, _NOT_INUSE)
 
     def _set_device(self, state_interface: str, state: int) -> None:
@@ -204,10 +277,10 @@ class SimPbx:
         names = {1: "NOT_INUSE", 2: "INUSE"}
         self._emit([("Event", "DeviceStateChange"), ("Privilege", "call,all"), ("Device", state_interface),
                     ("State", names.get(state, "UNKNOWN"))])
-        for q in self.queues.values():
-            for m in q.members.values():
-                if m.state_interface == state_interface:
-                    self._emit(self._member_event("QueueMemberStatus", q.name, m))
+        for qname, m in self.by_state.get(state_interface, ()):
+            if m.interface in self.queues[qname].members:
+                self._emit(self._member_event("QueueMemberStatus", qname, m))
+                self._refresh_free(m.interface)
 
     # -- AMI actions -------------------------------------------------------------
 
@@ -253,8 +326,7 @@ class SimPbx:
         m = SimMember(iface, msg.get("MemberName") or iface, msg.get("StateInterface") or iface,
                       int(msg.get("Penalty") or 0), "dynamic", login_time=int(self.clock()))
         m.paused = msg.get("Paused", "").lower() in ("true", "1")
-        q.members[iface] = m
-        self.device.setdefault(m.state_interface, _NOT_INUSE)
+        self._place_member(q.name, m)
         out = [_resp("Success", aid, "Added interface to queue")]
         self._emit(self._member_event("QueueMemberAdded", q.name, m))
         return out
@@ -267,6 +339,8 @@ class SimPbx:
         if m.membership == "static":
             return [_resp("Error", aid, "Unable to remove interface from queue: Not a dynamic member")]
         del q.members[m.interface]
+        self.by_state[m.state_interface] = [(qn, x) for qn, x in self.by_state.get(m.state_interface, [])
+                                            if not (qn == q.name and x is m)]
         self._emit(self._member_event("QueueMemberRemoved", q.name, m))
         return [_resp("Success", aid, "Removed interface from queue")]
 
@@ -274,7 +348,10 @@ class SimPbx:
         found = self.find(msg.get("Caller", ""))
         if found is None or found[0].name != msg.get("Queue"):
             return [_resp("Error", aid, "Unable to change priority caller on queue: No such caller")]
-        found[1].priority = int(msg.get("Priority") or 0)
+        q, e = found
+        q.remove(e)                       # Immediate: re-sorted at once (as Asterisk 22 does)
+        e.priority = int(msg.get("Priority") or 0)
+        q.insert(e)
         return [_resp("Success", aid, "Priority change for caller on queue")]
 
     def _act_queuewithdrawcaller(self, msg, aid):
