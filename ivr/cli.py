@@ -170,12 +170,6 @@ def cmd_bench_callbacks(args, settings: Settings) -> int:
     return bench_callbacks.main(args)
 
 
-def cmd_demo(args, settings: Settings) -> int:
-    from ivr import demo
-
-    return demo.main(args, settings)
-
-
 def _run(coro):
     try:
         import uvloop  # optional: halves the loop's CPU per AGI command
@@ -189,9 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the engine (FastAGI server) in the foreground").set_defaults(fn=cmd_serve)
     sub.add_parser("config", help="list the settings and what is in force").set_defaults(fn=cmd_config)
-    d = sub.add_parser("demo", help="run the engine against the simulated Asterisk")
-    d.add_argument("--calls", type=int, default=12)
-    d.set_defaults(fn=cmd_demo)
 
     flows = sub.add_parser("flows", help="check, publish and roll back call flows").add_subparsers(dest="sub", required=True)
     c = flows.add_parser("check", help="validate flows; every error at once, file:line:col")
@@ -220,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("text", nargs="?")
     dr.set_defaults(fn=cmd_prompts_draft)
 
-    from ivr import cli_callbacks, cli_ops
+    from ivr import cli_callbacks, cli_drill, cli_ops
 
+    cli_drill.add_commands(sub)
     cli_ops.add_commands(sub)
     cli_callbacks.add_commands(sub)
     b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="sub", required=True)

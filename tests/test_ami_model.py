@@ -63,7 +63,9 @@ def test_pause_abandon_answer_and_dynamic_members_session():
             seat = model.seats["Local/101@seats/n"]
             assert seat.state == "paused" and seat.paused_reason == "break"
         if m["msg"].get("Event") == "QueueMemberAdded":
-            assert model.seats["Local/102@seats/n"].reserved           # it joined the emergency queue
+            # it joined the emergency line as well as the general one: an overflow seat, not a reserved one
+            assert "emergency" in model.seats["Local/102@seats/n"].queues
+            assert not model.seats["Local/102@seats/n"].reserved
     snap = model.snapshot(events[-1]["t"])
     q = snap["queues"]["general-q"]
     assert (q["abandoned"], q["answered"], q["withdrawn"]) == (1, 1, 0)

@@ -60,7 +60,7 @@ async def test_ordinary_caller_reaches_a_seat(shipped):
 
 async def test_emergency_key_jumps_the_line(shipped):
     record, sim = await run(shipped, Caller(digits=["1"]))
-    assert record.emergency and sim.queue_calls == [("emergency-q", 10, 120)]
+    assert record.emergency and sim.queue_calls == [("emergency-q", 10, 30)]
 
 
 async def test_number_on_the_urgent_list_skips_the_menu(shipped):

@@ -174,8 +174,14 @@ class LiveModel:
         seat.in_call = ev.get("InCall") == "1"
         seat.status = _int(ev.get("Status"), seat.status)
         seat.calls_taken = max(seat.calls_taken, _int(ev.get("CallsTaken")))
-        seat.reserved = (seat.interface in self.reserved_interfaces
-                         or any(q in self.emergency_queues for q in seat.queues))
+        seat.reserved = self._reserved(seat)
+
+    def _reserved(self, seat: Seat) -> bool:
+        """Kept for emergencies: named as such (queue/seats.yaml), or a member of
+        emergency queues only. A general seat that also serves the emergency
+        line (with a penalty) is not reserved: it is where emergencies overflow."""
+        return seat.interface in self.reserved_interfaces or (
+            bool(seat.queues) and all(q in self.emergency_queues for q in seat.queues))
 
     def _member_update(self, ev: Mapping, now: float) -> None:
         iface = ev.get("Interface", "")
@@ -190,8 +196,7 @@ class LiveModel:
         if not seat.queues:
             del self.seats[seat.interface]
         else:
-            seat.reserved = (seat.interface in self.reserved_interfaces
-                             or any(q in self.emergency_queues for q in seat.queues))
+            seat.reserved = self._reserved(seat)
 
     def _device_state(self, ev: Mapping, now: float) -> None:
         device, state = ev.get("Device", ""), _DEVICE_BY_NAME.get(ev.get("State", ""))

@@ -42,13 +42,15 @@ class CallCenter:
         self.talking: dict[str, Outcome] = {}
         self.outcomes: dict[str, Outcome] = {}
         self.emergency: set[str] = set()
+        pbx.on_withdraw = self.withdraw
 
     def at(self, t: float, kind: str, payload) -> None:
         heapq.heappush(self._heap, (t, next(self._seq), kind, payload))
 
     def join(self, queue: str, number: str, *, priority: int = 0, patience_s: float = math.inf,
-             max_wait_s: float = math.inf, handle_s: float = 180.0, emergency: bool = False) -> SimEntry:
-        e = self.pbx.join(queue, number, priority=priority)
+             max_wait_s: float = math.inf, handle_s: float = 180.0, emergency: bool = False,
+             uniqueid: str | None = None) -> SimEntry:
+        e = self.pbx.join(queue, number, priority=priority, uniqueid=uniqueid)
         self.handle[e.uniqueid] = handle_s
         if emergency:
             self.emergency.add(e.uniqueid)
@@ -96,6 +98,7 @@ class CallCenter:
                 payload()
             self._dispatch()
         self.now = max(self.now, t)
+        self._dispatch()           # seats freed outside the queues (a callback ended)
 
     def _end(self, e: SimEntry, kind: str) -> None:
         out = Outcome(kind, self.now - e.joined, emergency=e.uniqueid in self.emergency)

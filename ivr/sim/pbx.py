@@ -106,6 +106,7 @@ class SimPbx:
         self.withdrawn: dict[str, str] = {}        # uniqueid -> WithdrawInfo (read by the AGI side)
         self.events: list[Message] = []            # emitted, for the server to send
         self.originated: list[dict[str, str]] = []
+        self.on_withdraw: Callable[[str], None] | None = None   # the call centre model takes it from here
         self.where: dict[str, tuple[SimQueue, SimEntry]] = {}   # uniqueid and channel -> waiting caller
         self.free: set[str] = set()              # seats neither in a call, nor wrapping up, nor occupied
         self.wrapping: set[str] = set()
@@ -361,7 +362,10 @@ class SimPbx:
         q, e = found
         self.withdrawn[e.uniqueid] = msg.get("WithdrawInfo", "")
         # app_queue notices the request on its next poll; the caller leaves as an abandon.
-        self.abandon(e.uniqueid)
+        if self.on_withdraw is not None:
+            self.on_withdraw(e.uniqueid)
+        else:
+            self.abandon(e.uniqueid)
         return [_resp("Success", aid, "Withdraw requested successfully")]
 
     def _act_queuestatus(self, msg, aid):

@@ -1,0 +1,110 @@
+"""`ivr drill` and `ivr demo`: the engine against the simulated Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from ivr.errors import ConfigError
+from ivr.settings import Settings
+
+COMPARED = (("offered", "来电 offered"), ("answered", "接通 answered"), ("not_answered", "未接通 not answered"),
+            ("abandoned_in_queue", "排队放弃 abandoned"), ("satisfied_by_announcement", "听播报后挂机 satisfied"),
+            ("answered_within_20s", "20秒内接通 within 20 s"), ("answered_within_60s", "60秒内接通 within 60 s"),
+            ("emergency_wait_p50_s", "紧急等待 p50 s"), ("emergency_wait_p95_s", "紧急等待 p95 s"),
+            ("ordinary_wait_p95_s", "普通等待 p95 s"), ("redials", "重拨 redials"),
+            ("repeat_dialers_merged", "重复来电合并 merged"), ("callbacks_made", "回拨 callbacks made"),
+            ("callbacks_reached", "回拨接通 reached"), ("callback_backlog_end", "待回拨 backlog at end"))
+
+
+def _progress(line: str) -> None:
+    if sys.stderr.isatty():
+        print("\r" + line[:160].ljust(160), end="", file=sys.stderr, flush=True)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _write(report: dict, path: Path) -> list[Path]:
+    from ivr.sim.chart import drill_svg
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    svg = path.with_suffix(".svg")
+    svg.write_text(drill_svg(report), encoding="utf-8")
+    return [path, svg]
+
+
+def run(settings: Settings, profile_name: str, *, speed: float | None, contingency: str, report: Path | None,
+        compare: bool, duration: float | None, seed: int) -> int:
+    from ivr import logs
+    from ivr.sim.drill import print_report, run_drill
+    from ivr.sim.profiles import load_profile
+
+    if contingency != "auto" and not contingency.isdigit():
+        raise ConfigError(f"--contingency {contingency!r}: expected auto or a level number")
+    logs.configure(os.environ.get("IVR_LOG_LEVEL", "warning"), "console")
+    profile = load_profile(settings.home, profile_name)
+    kw = dict(home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress)
+    print(f"演练 drill '{profile.name}': {profile.description}; about {profile.expected_calls:,.0f} first calls "
+          f"in {(duration or profile.duration_s) / 60:.0f} simulated minutes at speed {speed or profile.speed:g}",
+          file=sys.stderr)
+    main = asyncio.run(run_drill(profile, contingency=contingency, **kw))
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print_report(main)
+    reports = {"with_plan": main}
+    if compare:
+        print("\n对照 the same arrivals without the contingency plan (level 0 throughout) ...", file=sys.stderr)
+        base = asyncio.run(run_drill(profile, contingency="0", **kw))
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        reports["without_plan"] = base
+        print(f"\n{'':<28}{'with plan (' + contingency + ')':>22}{'without (level 0)':>20}")
+        for key, label in COMPARED:
+            a, b = main.get(key), base.get(key)
+            print(f"  {label:<26}{'-' if a is None else a:>22}{'-' if b is None else b:>20}")
+    ok = all(r["consistent"] and r["every_missed_caller_recorded"] for r in reports.values())
+    if report is not None:
+        for name, r in reports.items():
+            path = report if name == "with_plan" else report.with_name(report.stem + "-without-plan" + report.suffix)
+            written = _write(r, path)
+            print(f"report: {', '.join(str(p) for p in written)}")
+    return 0 if ok else 1
+
+
+def cmd_drill(args, settings: Settings) -> int:
+    return run(settings, args.profile, speed=args.speed, contingency=args.contingency,
+               report=Path(args.report) if args.report else None, compare=args.compare,
+               duration=args.duration, seed=args.seed)
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    if args.walkthrough:
+        from ivr import demo
+        return demo.main(args, settings)
+    report = settings.data_dir / "drill-demo.json"
+    return run(settings, "demo", speed=args.speed, contingency="auto", report=report, compare=False,
+               duration=None, seed=12345)
+
+
+def add_commands(sub) -> None:
+    
+
+    d = sub.add_parser("drill", help="rehearse a load profile: the engine against the simulated Asterisk")
+    d.add_argument("--profile", default="smoke", help="a file in queue/drills/ (beijing-peak-hour, ordos-day, "
+                                                      "demo, smoke)")
+    d.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second (profile default)")
+    d.add_argument("--contingency", default="auto", help="auto (the plan's thresholds decide) or a fixed LEVEL")
+    d.add_argument("--report", metavar="FILE", help="write the report as JSON (and FILE.svg)")
+    d.add_argument("--compare", action="store_true", help="run the same arrivals again without the plan")
+    d.add_argument("--duration", type=float, default=None, help="simulated seconds (profile default)")
+    d.add_argument("--seed", type=int, default=12345)
+    d.set_defaults(fn=cmd_drill)
+    m = sub.add_parser("demo", help="a short drill on embedded defaults (a few minutes), report and picture")
+    m.add_argument("--speed", type=float, default=None)
+    m.add_argument("--walkthrough", action="store_true", help="instead: ten calls of each kind, one by one")
+    m.add_argument("--calls", type=int, default=10, help="with --walkthrough")
+    m.set_defaults(fn=cmd_demo)

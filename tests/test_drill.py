@@ -1,0 +1,49 @@
+"""A smoke drill runs the whole engine against the simulated Asterisk in
+seconds; the report's figures must add up, and every citizen who wanted a person
+and did not get one must have a missed-call record."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ivr.errors import ConfigError
+from ivr.sim.profiles import load_profile, parse_profile
+
+
+def test_smoke_drill_report_is_consistent(project_home, tmp_path):
+    env = {**os.environ, "IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path)}
+    env.pop("IVR_REDIS_URL", None)
+    report = tmp_path / "smoke.json"
+    res = subprocess.run([sys.executable, "-m", "ivr", "drill", "--profile", "smoke", "--report", str(report)],
+                         capture_output=True, text=True, env=env, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    r = json.loads(report.read_text())
+    assert r["offered"] >= 30 and r["failed"] == 0
+    assert r["offered"] == r["answered"] + r["not_answered"] + r["in_progress"]
+    assert r["not_answered"] == (r["abandoned_in_queue"] + r["left_in_flow"] + r["satisfied_by_announcement"]
+                                 + r["callback_accepted"] + r["left_message"])
+    assert r["every_missed_caller_recorded"] and r["missed_callers_without_record"] == 0
+    assert r["missed_call_records"] + r["misdials"] + r["repeat_dialers_merged"] >= r["abandoned_in_queue"]
+    assert r["answered_within_20s"] <= r["answered_within_60s"] <= r["answered"]
+    assert len(r["series"]["t"]) >= 50 and sum(r["series"]["arrivals"]) <= r["offered"]
+    svg = report.with_suffix(".svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 4
+    assert "演练报告 drill report: smoke" in res.stdout and "checks: offered = answered" in res.stdout
+
+
+def test_shipped_profiles_read(project_home):
+    beijing = load_profile(project_home, "beijing-peak-hour")
+    assert beijing.seats == 1800 and 195_000 < beijing.expected_calls < 205_000
+    ordos = load_profile(project_home, "ordos-day")
+    assert 2_000 < ordos.expected_calls < 2_600
+    assert beijing.rate_per_s(1800) == pytest.approx(203000 / 3600)
+
+
+def test_profile_errors_point_at_the_line():
+    with pytest.raises(ConfigError) as err:
+        parse_profile("duration_s: 60\nseats: 3\narrivals:\n  - {at_s: 0, per_huor: 10}\n", "queue/drills/x.yaml", "x")
+    assert "queue/drills/x.yaml:4:15: drill 'x' arrivals: unknown key 'per_huor' (did you mean 'per_hour'?)" \
+        in str(err.value)
