@@ -45,7 +45,7 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
 
     if contingency != "auto" and not contingency.isdigit():
         raise ConfigError(f"--contingency {contingency!r}: expected auto or a level number")
-    logs.configure(os.environ.get("IVR_LOG_LEVEL", "warning"), "console")
+    logs.configure(os.environ.get("IVR_LOG_LEVEL", "error"), "console")
     profile = load_profile(settings.home, profile_name)
     kw = dict(home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress)
     print(f"演练 drill '{profile.name}': {profile.description}; about {profile.expected_calls:,.0f} first calls "

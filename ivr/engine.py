@@ -92,6 +92,7 @@ class Engine:
         self.supervisor: ContingencySupervisor | None = None
         self.leader = LeaderLock(self.redis, keys.AMI_LEADER)
         self.is_leader = False
+        self.time_scale = 1.0     # a drill runs the PBX this many times faster than the wall clock
         self._leader_tasks: list[asyncio.Task] = []
         self.capture: MissedCallCapture | None = None
         self.scheduler: CallbackScheduler | None = None
@@ -150,7 +151,8 @@ class Engine:
     def _make_leader_parts(self) -> list:
         """The leader's work, as coroutines to run while it holds the lock."""
         emergency = [q.asterisk for q in self.queue_config.queues.values() if q.emergency]
-        model = LiveModel(emergency_queues=emergency, reserved_interfaces=self.ops.seats.reserved)
+        model = LiveModel(emergency_queues=emergency, reserved_interfaces=self.ops.seats.reserved,
+                          window_s=900 / self.time_scale, service_level_s=20 / self.time_scale)
         ami = self.settings.ami
         self.controller = None if ami is None else AmiController(
             host=ami.host, port=ami.port, username=ami.username, secret=ami.secret, model=model,

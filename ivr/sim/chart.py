@@ -48,8 +48,8 @@ def drill_svg(report: dict) -> str:
         out.append(f'<text x="{LEFT - 6}" y="{y0 + PANEL_H}" text-anchor="end">0</text>')
     y_axis = TOP + len(PANELS) * (PANEL_H + GAP) - GAP + 14
     for k in range(5):
-        v = span * k / 4
+        v = span * k / 4 if k < 4 else span * 0.98
         out.append(f'<text x="{x(v):.1f}" y="{y_axis}" text-anchor="middle">{int(v // 60)} min</text>')
-    out.append(f'<text x="{W - 20}" y="{y_axis}" text-anchor="end">shaded: contingency level ≥ 1</text>')
+    out.append(f'<text x="{W - 20}" y="{TOP - 22}" text-anchor="end">shaded: contingency level (darker = higher)</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -38,6 +38,28 @@ TICK_S = 0.02           # wall seconds between advances of the simulated PBX
 ON_BREAK = ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n")   # queue/seats.yaml front-line, paused
 
 
+def scaled_for_drill(ops, speed: float):
+    """The contingency plan and callback policy with every duration divided by
+    ``speed``: the engine runs on the wall clock while the drill's PBX runs
+    ``speed`` times faster, so "held for 60 s" must mean 60 simulated seconds."""
+    def th(t):
+        if t is None:
+            return None
+        return dataclasses.replace(t, for_s=t.for_s / speed,
+                                   longest_wait_s=None if t.longest_wait_s is None else t.longest_wait_s / speed)
+    plan = ops.plan
+    levels = tuple(dataclasses.replace(lv, raise_when=th(lv.raise_when), stand_down_when=th(lv.stand_down_when),
+                                       expire_after_h=None if lv.expire_after_h is None else lv.expire_after_h / speed)
+                   for lv in plan.levels)
+    plan = dataclasses.replace(plan, levels=levels, evaluate_every_s=max(0.5, plan.evaluate_every_s / speed))
+    p = ops.policy
+    policy = dataclasses.replace(
+        p, short_abandon_s=p.short_abandon_s / speed, spacing_s=tuple(s / speed for s in p.spacing_s),
+        calm_max_longest_wait_s=p.calm_max_longest_wait_s / speed,
+        deadlines_s={k: v / speed for k, v in p.deadlines_s.items()}, claim_lease_s=max(10.0, p.claim_lease_s / speed))
+    return dataclasses.replace(ops, plan=plan, policy=policy)
+
+
 class SimClock:
     def __init__(self, speed: float) -> None:
         self.speed = speed
@@ -59,6 +81,7 @@ class CallRecord:
     outcome: str = "in_progress"   # answered | abandoned | left_in_flow | satisfied | callback_accepted | message | other
     wait_s: float | None = None
     wanted_person: bool = False
+    leaves_after_policy: bool = False   # hangs up satisfied if the policy announcement plays
 
 
 @dataclass
@@ -167,7 +190,7 @@ class Drill:
         digits = ["1" if emergency else "2", "1" if self.rng.random() < b.accept_callback else ""]
         hang = "policy/" if self.rng.random() < b.satisfied_by_announcement else None
         ch = SimChannel(Caller(number=number, digits=digits, hangup_on=hang, message_samples=16000), flow="main")
-        self.calls[ch.uniqueid] = CallRecord(number, at, redial, emergency)
+        self.calls[ch.uniqueid] = CallRecord(number, at, redial, emergency, leaves_after_policy=hang is not None)
         task = asyncio.create_task(self._call(ch))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -184,7 +207,8 @@ class Drill:
         rec.wanted_person = bool(ch.queue_calls) or any(c.startswith("RECORD") for c in cmds)
         if rec.outcome == "answered":
             return
-        if ch.caller.hangup_on and ch.dead and any("policy/" in c for c in cmds) and not ch.queue_calls:
+        heard_policy = any("policy/" in c for c in cmds)
+        if rec.leaves_after_policy and heard_policy and ch.caller.hangup_on is None and not ch.queue_calls:
             rec.outcome = "satisfied"
         elif any("callback-confirmed" in c for c in cmds):
             rec.outcome = "callback_accepted"
@@ -254,11 +278,10 @@ class Drill:
                                   "IVR_AGI_LISTEN": "127.0.0.1:0", "IVR_LEADER": "yes", "IVR_DRAIN_S": "2",
                                   "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{self.ami.port}"})
         self.engine = Engine(settings, redis, logs.get("ivr.engine"))
-        # The engine measures a call's length in wall seconds, which the drill
-        # shrinks by its speed: scale the misdial threshold the same way.
-        policy = self.engine.ops.policy
-        self.engine.ops = dataclasses.replace(self.engine.ops, policy=dataclasses.replace(
-            policy, short_abandon_s=policy.short_abandon_s / self.clock.speed))
+        # The engine measures durations in wall seconds, which the drill shrinks
+        # by its speed: scale every duration the engine's rules use the same way.
+        self.engine.ops = scaled_for_drill(self.engine.ops, self.clock.speed)
+        self.engine.time_scale = self.clock.speed
         plan = self.engine.ops.plan
         if self.contingency == "auto":
             self.engine.ops = dataclasses.replace(self.engine.ops, plan=dataclasses.replace(plan, mode="auto"))
@@ -308,7 +331,8 @@ class Drill:
                     break
                 await asyncio.sleep(TICK_S)
             # the lines empty: callers still waiting abandon or time out, conversations end
-            end_by = self.clock.now() + self.p.callers.patience_s * 5 + self.p.callers.handle_s * 3
+            end_by = self.clock.now() + min(self.p.callers.patience_s * 5 + self.p.callers.handle_s * 3,
+                                            0.1 * self.duration_s)
             while self.tasks and self.clock.now() < end_by:
                 self.cc.run_until(self.clock.now())
                 self._serve_originates()
