@@ -211,9 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("text", nargs="?")
     dr.set_defaults(fn=cmd_prompts_draft)
 
-    from ivr import cli_callbacks, cli_drill, cli_ops
+    from ivr import cli_callbacks, cli_drill, cli_ops, cli_users
 
     cli_drill.add_commands(sub)
+    cli_users.add_commands(sub)
     cli_ops.add_commands(sub)
     cli_callbacks.add_commands(sub)
     b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="sub", required=True)

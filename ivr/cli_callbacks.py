@@ -97,26 +97,21 @@ def cmd_callbacks_cancel(args, settings: Settings) -> int:
 
 
 def cmd_callbacks_report(args, settings: Settings) -> int:
-    from ivr.audit import AuditLog
-    from ivr.callback.report import records_csv, report
-    from ivr.callback.store import AUDIT, CallbackQueries
+    from ivr.callback.report import gather, period, records_csv
     from ivr.cli import _run, _with_redis
 
-    tz = settings.timezone
-    start = dt.datetime.combine(dt.date.fromisoformat(args.date_from), dt.time(), tz).timestamp()
-    end = (dt.datetime.combine(dt.date.fromisoformat(args.date_to), dt.time(), tz) + dt.timedelta(days=1)).timestamp()
+    try:
+        start, end = period(args.date_from, args.date_to, settings.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"--from/--to: {exc}") from exc
 
     async def go(redis):
-        recs = await CallbackQueries(redis).all_records(closed_since=start)
-        attempts = [e for _, e in await AuditLog(redis, AUDIT).entries(f"{int(start * 1000)}-0", f"{int(end * 1000)}-0")
-                    if e.get("kind") == "attempt"]
-        r = report(recs, attempts, start, end)
+        r, rows = await gather(redis, start, end)
         if args.json:
             print(json.dumps(r, ensure_ascii=False, indent=1))
         else:
             _print_report(r, args.date_from, args.date_to)
         if args.csv:
-            rows = [x for x in recs if start <= float(x.get("first_at", 0)) < end]
             Path(args.csv).write_text(records_csv(rows), encoding="utf-8")
             print(f"CSV: {args.csv} ({len(rows)} rows)")
     _run(_with_redis(settings, go))

@@ -38,7 +38,7 @@ def _write(report: dict, path: Path) -> list[Path]:
 
 
 def run(settings: Settings, profile_name: str, *, speed: float | None, contingency: str, report: Path | None,
-        compare: bool, duration: float | None, seed: int) -> int:
+        compare: bool, duration: float | None, seed: int, console: bool = False) -> int:
     from ivr import logs
     from ivr.sim.drill import print_report, run_drill
     from ivr.sim.profiles import load_profile
@@ -48,6 +48,9 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     logs.configure(os.environ.get("IVR_LOG_LEVEL", "error"), "console")
     profile = load_profile(settings.home, profile_name)
     kw = dict(home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress)
+    if console:
+        kw.update(http_listen=str(settings.http_listen) if settings.http_listen.port else "127.0.0.1:0",
+                  on_ready=_open_console)
     print(f"演练 drill '{profile.name}': {profile.description}; about {profile.expected_calls:,.0f} first calls "
           f"in {(duration or profile.duration_s) / 60:.0f} simulated minutes at speed {speed or profile.speed:g}",
           file=sys.stderr)
@@ -75,6 +78,25 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     return 0 if ok else 1
 
 
+def _open_console(engine) -> None:
+    """Demo accounts in the drill's own Redis, printed with the console's address."""
+    import asyncio
+    import secrets
+
+    from ivr.web.accounts import Accounts
+
+    password = secrets.token_urlsafe(9)
+
+    async def create():
+        accounts = Accounts(engine.redis)
+        for user, role in (("ops", "operations"), ("manager", "seat_manager"), ("auditor", "auditor")):
+            await accounts.add(user, role, password)
+        host = engine.settings.http_listen.host
+        print(f"\n控制台 console: http://{host}:{engine.http_port}/console/  — users ops, manager, auditor; "
+              f"password {password} (this drill only)\n", file=sys.stderr, flush=True)
+    asyncio.ensure_future(create())
+
+
 def cmd_drill(args, settings: Settings) -> int:
     return run(settings, args.profile, speed=args.speed, contingency=args.contingency,
                report=Path(args.report) if args.report else None, compare=args.compare,
@@ -87,7 +109,7 @@ def cmd_demo(args, settings: Settings) -> int:
         return demo.main(args, settings)
     report = settings.data_dir / "drill-demo.json"
     return run(settings, "demo", speed=args.speed, contingency="auto", report=report, compare=False,
-               duration=None, seed=12345)
+               duration=None, seed=12345, console=True)
 
 
 def add_commands(sub) -> None:

@@ -36,7 +36,8 @@ async def _demo(settings: Settings, calls: int) -> None:
         redis = connect(url)
         try:
             await redis.delete(keys.CONTINGENCY_LEVEL)
-            engine = Engine(replace(settings, agi_listen=replace(settings.agi_listen, port=0)), redis,
+            engine = Engine(replace(settings, agi_listen=replace(settings.agi_listen, port=0),
+                                    http_listen=replace(settings.http_listen, port=0)), redis,
                             logs.get("ivr.demo"))
             stop, ready = asyncio.Event(), asyncio.Event()
             task = asyncio.create_task(engine.run(stop, ready))

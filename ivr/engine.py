@@ -93,6 +93,7 @@ class Engine:
         self.leader = LeaderLock(self.redis, keys.AMI_LEADER)
         self.is_leader = False
         self.time_scale = 1.0     # a drill runs the PBX this many times faster than the wall clock
+        self.http_port: int | None = None   # where the console listens, once it does
         self._leader_tasks: list[asyncio.Task] = []
         self.capture: MissedCallCapture | None = None
         self.scheduler: CallbackScheduler | None = None
@@ -145,6 +146,25 @@ class Engine:
                 await self.refresh()
             except Exception as exc:  # Redis restarting: keep serving on what we have
                 self.log.warning("refresh_failed", error=repr(exc))
+
+    async def _start_web(self):
+        """The console and HTTP API on IVR_HTTP_LISTEN (port 0: any free port)."""
+        from aiohttp import web
+
+        from ivr.web.app import make_app
+
+        listen = self.settings.http_listen
+        runner = web.AppRunner(make_app(redis=self.redis, settings=self.settings, engine=self),
+                               access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(f"IVR_HTTP_LISTEN={listen}: cannot listen there ({exc.strerror})") from exc
+        self.http_port = runner.addresses[0][1]
+        self.log.info("http_listening", host=listen.host, port=self.http_port)
+        return runner
 
     # -- the leader's work: the AMI link and the contingency supervisor ----------
 
@@ -239,6 +259,7 @@ class Engine:
             if self.settings.leader:
                 background.append(tg.create_task(self._leader_loop()))
             await self.agi.start()
+            web_runner = await self._start_web()
             if ready is not None:
                 ready.set()
             await stop.wait()
@@ -246,6 +267,8 @@ class Engine:
             cancelled = await self.agi.stop(self.settings.drain_s)
             for t in background:
                 t.cancel()
+            if web_runner is not None:
+                await web_runner.cleanup()
         await self.summaries.flush()
         self.log.info("stopped", calls_cancelled=cancelled, calls_handled=self.calls.finished)
 

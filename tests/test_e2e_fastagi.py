@@ -18,7 +18,7 @@ from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
 @pytest.fixture
 async def engine(redis, project_home, tmp_path):
     settings = load_settings({"IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path),
-                              "IVR_AGI_LISTEN": "127.0.0.1:0", "IVR_DRAIN_S": "5"})
+                              "IVR_AGI_LISTEN": "127.0.0.1:0", "IVR_HTTP_LISTEN": "127.0.0.1:0", "IVR_DRAIN_S": "5"})
     eng = Engine(settings, redis, logs.get("test"))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(eng.run(stop, ready))

@@ -23,6 +23,7 @@ async def stack(redis, redis_url, project_home, tmp_path):
     server = SimAmiServer(pbx)
     await server.start()
     env = {"IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path), "IVR_AGI_LISTEN": "127.0.0.1:0",
+           "IVR_HTTP_LISTEN": "127.0.0.1:0",
            "IVR_REDIS_URL": redis_url, "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{server.port}"}
     eng = Engine(load_settings(env), redis, logs.get("test"))
     stop, ready = asyncio.Event(), asyncio.Event()

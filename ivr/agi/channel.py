@@ -5,6 +5,7 @@ stdin/stdout). One implementation, so both transports agree with the transcripts
 from __future__ import annotations
 
 import re
+import time
 from typing import Protocol, Sequence
 
 from ivr.agi.protocol import (
@@ -17,6 +18,7 @@ from ivr.agi.protocol import (
 )
 from ivr.call import CallInfo, QueueResult, QueueStatus, RecordResult
 from ivr.errors import AgiCommandFailed, CallerHungUp, PromptMissing
+from ivr.metrics import AGI_COMMAND_SECONDS
 
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Prompt names, queue names and dial strings reach EXEC/STREAM FILE; the flow
@@ -79,6 +81,7 @@ class AgiChannel:
             # channel; a flow must never queue or dial a caller who has gone.
             raise CallerHungUp()
         self.commands += 1
+        started = time.perf_counter()
         self._t.write_line(line)
         while True:
             text = await self._t.read_line(timeout_s)
@@ -98,6 +101,8 @@ class AgiChannel:
                 raise CallerHungUp()
             if resp.code != 200:
                 raise AgiCommandFailed(line.strip(), resp.code, resp.text)
+            if timeout_s == COMMAND_TIMEOUT_S:   # quick commands only: prompts and queues last as long as the caller
+                AGI_COMMAND_SECONDS.observe(time.perf_counter() - started)
             return resp
 
     async def _gone_or(self, exc: Exception) -> Exception:

@@ -60,3 +60,26 @@ def records_csv(records: list[dict]) -> str:
     for r in sorted(records, key=lambda r: float(r.get("first_at", 0))):
         w.writerow({**r, "number": mask_number(r.get("number", ""))})
     return buf.getvalue()
+
+
+def period(date_from: str, date_to: str, tz) -> tuple[float, float]:
+    """[start of date_from, end of date_to) in the hotline's time zone."""
+    import datetime as dt
+
+    start = dt.datetime.combine(dt.date.fromisoformat(date_from), dt.time(), tz)
+    end = dt.datetime.combine(dt.date.fromisoformat(date_to), dt.time(), tz) + dt.timedelta(days=1)
+    if end <= start:
+        raise ValueError("the period ends before it starts")
+    return start.timestamp(), end.timestamp()
+
+
+async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:
+    """The report for [start, end) and the callbacks it counts."""
+    from ivr.audit import AuditLog
+    from ivr.callback.store import AUDIT, CallbackQueries
+
+    recs = await CallbackQueries(redis).all_records(closed_since=start)
+    attempts = [e for _, e in await AuditLog(redis, AUDIT).entries(f"{int(start * 1000)}-0", f"{int(end * 1000)}-0")
+                if e.get("kind") == "attempt"]
+    rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
+    return report(recs, attempts, start, end), rows

@@ -109,7 +109,8 @@ def arrival_times(profile: Profile, rng: random.Random, duration_s: float) -> li
 
 class Drill:
     def __init__(self, profile: Profile, *, home: Path, speed: float | None = None, contingency: str = "auto",
-                 seed: int = 12345, duration_s: float | None = None, progress=None) -> None:
+                 seed: int = 12345, duration_s: float | None = None, progress=None,
+                 http_listen: str = "127.0.0.1:0", on_ready=None) -> None:
         self.p = profile
         self.home = home
         self.clock = SimClock(speed or profile.speed)
@@ -117,6 +118,8 @@ class Drill:
         self.rng = random.Random(seed)
         self.duration_s = duration_s or profile.duration_s
         self.progress = progress
+        self.http_listen = http_listen      # the console, while the drill runs
+        self.on_ready = on_ready            # called with the engine once it answers calls
         self.calls: dict[str, CallRecord] = {}
         self.futures: dict[str, asyncio.Future] = {}
         self.tasks: set[asyncio.Task] = set()
@@ -276,6 +279,7 @@ class Drill:
         await self.ami.start()
         settings = load_settings({"IVR_HOME": str(self.home), "IVR_DATA_DIR": str(tmp), "IVR_REDIS_URL": url,
                                   "IVR_AGI_LISTEN": "127.0.0.1:0", "IVR_LEADER": "yes", "IVR_DRAIN_S": "2",
+                                  "IVR_HTTP_LISTEN": self.http_listen,
                                   "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{self.ami.port}"})
         self.engine = Engine(settings, redis, logs.get("ivr.engine"))
         # The engine measures durations in wall seconds, which the drill shrinks
@@ -295,6 +299,8 @@ class Drill:
         await asyncio.wait_for(ready.wait(), 30)
         while self.engine.controller is None or not self.engine.controller.ready.is_set():
             await asyncio.sleep(0.05)
+        if self.on_ready is not None:
+            self.on_ready(self.engine)
         arrivals = arrival_times(self.p, self.rng, self.duration_s)
         self._redials: list[tuple[float, str]] = []
         store = CallbackStore(redis)

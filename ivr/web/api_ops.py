@@ -1,0 +1,277 @@
+"""Operations staff's API: flows (validate with errors at their lines, publish,
+history with diffs, roll back), prompts (upload any common format, converted to
+8 kHz mono 16-bit and loudness-normalised; drafts from text), announcement sets
+with validity windows."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import io
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from ivr.announcements import parse_announcements
+from ivr.errors import ConfigError
+from ivr.flow.store import FlowStore
+from ivr.project import Project, check_flow_texts, prompt_names
+from ivr.web.app import STR, Route, body_json, ctx_of, error, fields, obj, principal
+
+OPS = ("operations",)
+PROMPT_NAME = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+FLOW_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+MAX_UPLOAD = 15 * 1024 * 1024
+
+
+def _project(request) -> Project:
+    return Project(ctx_of(request).settings.home)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def _flow_name(request) -> str:
+    name = request.match_info["name"]
+    if not FLOW_NAME.match(name):
+        raise web.HTTPBadRequest(reason=f"'{name}' is not a flow name")
+    return name
+
+
+def _check(request, name: str, source: str) -> tuple[object, list[dict]]:
+    project = _project(request)
+    others = frozenset(p.stem for p in project.flow_files()) | {name}
+    flows, problems = check_flow_texts({name: (f"flows/{name}.yaml", source)}, project.catalog(others))
+    return flows.get(name), [{"line": p.line, "col": p.col, "message": p.message, "warning": p.warning,
+                              "text": str(p)} for p in problems]
+
+
+async def flows_list(request: web.Request) -> web.Response:
+    store = FlowStore(ctx_of(request).redis)
+    out = []
+    for p in _project(request).flow_files():
+        out.append({"name": p.stem, "version": await store.current_version(p.stem)})
+    return web.json_response({"flows": out})
+
+
+async def flow_get(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    path = _project(request).flows_dir / f"{name}.yaml"
+    store = FlowStore(ctx_of(request).redis)
+    version = await store.current_version(name)
+    published = (await store.get(name, version)).source if version else None
+    if not path.exists() and published is None:
+        return error(404, f"no flow '{name}'")
+    return web.json_response({"name": name, "version": version, "published": published,
+                              "source": path.read_text(encoding="utf-8") if path.exists() else published})
+
+
+async def flow_check(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    data = fields(await body_json(request), {"source"}, {"source"})
+    flow, problems = await asyncio.to_thread(_check, request, name, str(data["source"]))
+    return web.json_response({"ok": not [p for p in problems if not p["warning"]], "problems": problems})
+
+
+async def flow_publish(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    data = fields(await body_json(request), {"source", "note"}, {"source"})
+    source = str(data["source"])
+    flow, problems = await asyncio.to_thread(_check, request, name, source)
+    if flow is None or [p for p in problems if not p["warning"]]:
+        return web.json_response({"error": "the flow has errors: nothing was published", "problems": problems},
+                                 status=400)
+    res = await FlowStore(ctx_of(request).redis).publish(name, source, by=f"web:{principal(request).user}",
+                                                         note=str(data.get("note", "")))
+    _write_atomic(_project(request).flows_dir / f"{name}.yaml", source.encode())
+    return web.json_response({"version": res.version, "changed": res.changed, "problems": problems})
+
+
+async def flow_history(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    store = FlowStore(ctx_of(request).redis)
+    entries = await store.history(name)
+    out, prev = [], ""
+    for e in entries:
+        v = int(e["version"])
+        src = (await store.get(name, v)).source
+        diff = "".join(difflib.unified_diff(prev.splitlines(True), src.splitlines(True), "before", f"v{v}"))
+        out.append({**e, "diff": diff})
+        prev = src
+    return web.json_response({"name": name, "current": await store.current_version(name), "history": out})
+
+
+async def flow_rollback(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    data = fields(await body_json(request), {"version", "note"}, set())
+    store = FlowStore(ctx_of(request).redis)
+    target = data.get("version")
+    if target is not None and not isinstance(target, int):
+        return error(400, "version must be a whole number")
+    if target is None:
+        current = await store.current_version(name)
+        older = [v for v in await store.versions(name) if current and v < current]
+        if not older:
+            return error(409, f"no version before {current}")
+        target = max(older)
+    fv = await store.get(name, target)
+    _, problems = await asyncio.to_thread(_check, request, name, fv.source)
+    if [p for p in problems if not p["warning"]]:
+        return web.json_response({"error": f"version {target} no longer validates", "problems": problems},
+                                 status=400)
+    v = await store.rollback(name, target, by=f"web:{principal(request).user}", note=str(data.get("note", "")))
+    _write_atomic(_project(request).flows_dir / f"{name}.yaml", fv.source.encode())
+    return web.json_response({"version": v})
+
+
+# -- prompts ------------------------------------------------------------------------------
+
+def _duration(path: Path) -> float:
+    import wave
+    with wave.open(str(path)) as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+async def prompts_list(request: web.Request) -> web.Response:
+    prompts_dir = _project(request).home / "prompts"
+    out = []
+    for name in sorted(prompt_names(prompts_dir)):
+        p = prompts_dir / f"{name}.wav"
+        out.append({"name": name, "duration_s": round(_duration(p), 1) if p.exists() else None})
+    return web.json_response({"prompts": out})
+
+
+async def prompt_audio(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if not PROMPT_NAME.match(name):
+        return error(400, "not a prompt name")
+    path = _project(request).home / "prompts" / f"{name}.wav"
+    if not path.exists():
+        return error(404, f"no prompt '{name}'")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+
+
+def _convert(data: bytes, filename: str) -> tuple[bytes, float]:
+    from pydub import AudioSegment
+    from pydub.exceptions import CouldntDecodeError
+
+    from ivr.prompts_tts import to_asterisk_wav
+
+    fmt = Path(filename).suffix.lower().lstrip(".") or None
+    try:
+        audio = AudioSegment.from_file(io.BytesIO(data), format=fmt)
+    except (CouldntDecodeError, IndexError, OSError, ValueError) as exc:
+        raise ConfigError(f"'{filename}' is not audio we can read (WAV, MP3, M4A): {exc.__class__.__name__}") from exc
+    if len(audio) < 200:
+        raise ConfigError(f"'{filename}' is shorter than 0.2 s")
+    out = io.BytesIO()
+    audio = to_asterisk_wav(audio)
+    audio.export(out, format="wav")
+    return out.getvalue(), len(audio) / 1000.0
+
+
+async def prompt_upload(request: web.Request) -> web.Response:
+    if not request.content_type.startswith("multipart/"):
+        return error(400, "send multipart/form-data with a 'name' field and a 'file'")
+    reader = await request.multipart()
+    name, data, filename = None, None, ""
+    async for part in reader:
+        if part.name == "name":
+            name = (await part.text()).strip()
+        elif part.name == "file":
+            filename = part.filename or "upload"
+            data = await part.read(decode=False)
+            if len(data) > MAX_UPLOAD:
+                return error(413, f"the file is over {MAX_UPLOAD // (1024 * 1024)} MB")
+        else:
+            return error(400, f"unknown field '{part.name}'")
+    if not name or not PROMPT_NAME.match(name):
+        return error(400, "name: letters, digits, '-', '_' and '/' (e.g. policy/heating-2026)")
+    if not data:
+        return error(400, "no file")
+    try:
+        wav, seconds = await asyncio.to_thread(_convert, data, filename)
+    except ConfigError as exc:
+        return error(400, str(exc))
+    path = _project(request).home / "prompts" / f"{name}.wav"
+    _write_atomic(path, wav)
+    ctx = ctx_of(request)
+    await ctx.audit().append([{"kind": "prompt_uploaded", "at": time.time(), "by": principal(request).user,
+                               "prompt": name, "from": filename, "duration_s": round(seconds, 2)}])
+    return web.json_response({"name": name, "duration_s": round(seconds, 2), "format": "8 kHz mono 16-bit WAV"})
+
+
+async def prompt_draft(request: web.Request) -> web.Response:
+    from ivr.prompts_tts import synthesize
+
+    data = fields(await body_json(request), {"name", "text"}, {"name", "text"})
+    name, text = str(data["name"]), str(data["text"]).strip()
+    if not PROMPT_NAME.match(name) or not text or len(text) > 500:
+        return error(400, "name: a prompt name; text: 1 to 500 characters")
+    path = _project(request).home / "prompts" / f"{name}.wav"
+    try:
+        seconds = await asyncio.to_thread(synthesize, text, path)
+    except ConfigError as exc:
+        return error(503, str(exc))
+    await ctx_of(request).audit().append([{"kind": "prompt_drafted", "at": time.time(),
+                                           "by": principal(request).user, "prompt": name, "text": text}])
+    return web.json_response({"name": name, "duration_s": round(seconds, 2)})
+
+
+# -- announcement sets ---------------------------------------------------------------------
+
+async def announcements_get(request: web.Request) -> web.Response:
+    path = _project(request).home / "prompts" / "announcements.yaml"
+    return web.json_response({"yaml": path.read_text(encoding="utf-8") if path.exists() else "sets: {}\n"})
+
+
+async def announcements_put(request: web.Request) -> web.Response:
+    data = fields(await body_json(request), {"yaml"}, {"yaml"})
+    text = str(data["yaml"])
+    project = _project(request)
+    settings = ctx_of(request).settings
+    import datetime as dt
+    sets, problems = parse_announcements(text, "prompts/announcements.yaml", tz=settings.timezone,
+                                         prompts=prompt_names(project.home / "prompts"),
+                                         now=dt.datetime.now(settings.timezone))
+    errors = [p for p in problems if not p.warning]
+    out = [{"line": p.line, "col": p.col, "message": p.message, "warning": p.warning, "text": str(p)}
+           for p in problems]
+    if errors:
+        return web.json_response({"error": "not saved: fix the errors", "problems": out}, status=400)
+    _write_atomic(project.home / "prompts" / "announcements.yaml", text.encode())
+    await ctx_of(request).audit().append([{"kind": "announcements_saved", "at": time.time(),
+                                           "by": principal(request).user, "sets": sorted(sets)}])
+    return web.json_response({"saved": sorted(sets), "problems": out})
+
+
+ROUTES = [
+    Route("GET", "/api/flows", flows_list, OPS, "flow files and their published versions", tag="operations"),
+    Route("GET", "/api/flows/{name}", flow_get, OPS, "a flow's file and its published source", tag="operations"),
+    Route("POST", "/api/flows/{name}/check", flow_check, OPS, "validate a flow text: problems with line and column",
+          obj({"source": STR}, ["source"]), "operations"),
+    Route("POST", "/api/flows/{name}/publish", flow_publish, OPS, "validate and publish (a new version)",
+          obj({"source": STR, "note": STR}, ["source"]), "operations"),
+    Route("GET", "/api/flows/{name}/history", flow_history, OPS, "publishes and rollbacks with diffs",
+          tag="operations"),
+    Route("POST", "/api/flows/{name}/rollback", flow_rollback, OPS, "put an earlier version back in force",
+          obj({"version": {"type": "integer"}, "note": STR}, []), "operations"),
+    Route("GET", "/api/prompts", prompts_list, OPS, "prompts and their durations", tag="operations"),
+    Route("GET", "/api/prompts/{name:.+}.wav", prompt_audio, OPS, "a prompt's audio", tag="operations"),
+    Route("POST", "/api/prompts", prompt_upload, OPS,
+          "upload a recording (multipart: name, file; WAV, MP3 or M4A, at most 15 MB)", tag="operations"),
+    Route("POST", "/api/prompts/draft", prompt_draft, OPS, "a draft prompt spoken from text (espeak-ng, Mandarin)",
+          obj({"name": STR, "text": STR}, ["name", "text"]), "operations"),
+    Route("GET", "/api/announcements", announcements_get, OPS, "the announcement sets (YAML)", tag="operations"),
+    Route("PUT", "/api/announcements", announcements_put, OPS, "save the announcement sets, validated first",
+          obj({"yaml": STR}, ["yaml"]), "operations"),
+]

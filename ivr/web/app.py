@@ -1,0 +1,263 @@
+"""The aiohttp application: authentication (sessions and API tokens), roles,
+CSRF on every change, JSON errors, the OpenAPI document built from the same
+route table that serves the requests, /healthz and /metrics."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from ivr import redis_keys as keys
+from ivr.ami.controller import read_live
+from ivr.audit import AuditLog
+from ivr.callback.store import CallbackStore
+from ivr.metrics import AGI_COMMAND_SECONDS, gauge
+from ivr.web.accounts import ROLE_NAMES, Accounts, Principal
+
+COOKIE = "ivr_session"
+CSRF_HEADER = "X-CSRF-Token"
+MAX_BODY = 20 * 1024 * 1024     # the largest request: an uploaded recording
+CONSOLE_AUDIT = "ivr:audit:console"
+STATIC = Path(__file__).parent / "static"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    roles: tuple[str, ...]          # () = no sign-in needed
+    summary: str
+    body: dict | None = None        # JSON schema of the request body, for the OpenAPI document
+    tag: str = "general"
+
+
+@dataclass
+class Context:
+    redis: object
+    settings: object
+    accounts: Accounts
+    engine: object | None = None
+    routes: list[Route] = field(default_factory=list)
+
+    def audit(self) -> AuditLog:
+        return AuditLog(self.redis, CONSOLE_AUDIT)
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+CTX = web.AppKey("ctx", Context)
+PRINCIPAL = web.RequestKey("principal", object)
+
+
+def ctx_of(request: web.Request) -> Context:
+    return request.app[CTX]
+
+
+async def body_json(request: web.Request) -> dict:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "the body is not JSON"}), content_type="application/json")
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be a JSON object"}),
+                                 content_type="application/json")
+    return data
+
+
+def fields(data: dict, allowed: set[str], required: set[str]) -> dict:
+    """Unknown or missing fields are refused by name, before anything is stored."""
+    unknown = sorted(set(data) - allowed)
+    missing = sorted(required - set(data))
+    if unknown or missing:
+        parts = ([f"unknown field(s): {', '.join(unknown)}"] if unknown else []) + \
+                ([f"missing field(s): {', '.join(missing)}"] if missing else [])
+        raise web.HTTPBadRequest(text=json.dumps({"error": "; ".join(parts)}), content_type="application/json")
+    return data
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route: Route | None = getattr(request.match_info.route.handler, "route", None)
+    ctx = ctx_of(request)
+    who: Principal | None = None
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        who = await ctx.accounts.token(auth[7:].strip())
+        if who is None:
+            return error(401, "unknown or revoked API token")
+    else:
+        who = await ctx.accounts.session(request.cookies.get(COOKIE, ""))
+    request[PRINCIPAL] = who
+    if route is None or not route.roles:
+        return await _handle(request, handler)
+    if who is None:
+        if request.path.startswith("/console/"):
+            raise web.HTTPFound("/console/login")
+        return error(401, "sign in first (POST /api/login) or send an API token")
+    if who.role not in route.roles and who.role != "admin":
+        return error(403, f"{ROLE_NAMES[who.role]} may not use {request.method} {request.path}")
+    if request.method not in ("GET", "HEAD") and who.via == "session":
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not hmac.compare_digest(sent, who.csrf):
+            return error(403, f"missing or wrong {CSRF_HEADER} header")
+    return await _handle(request, handler)
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        return error(exc.status, exc.reason or "error")
+
+
+def add(app: web.Application, route: Route) -> None:
+    async def handler(request: web.Request, _h=route.handler) -> web.StreamResponse:
+        return await _h(request)
+    handler.route = route                     # the guard reads the roles from here
+    app.router.add_route(route.method, route.path, handler)
+    app[CTX].routes.append(route)
+
+
+# -- general routes -----------------------------------------------------------------
+
+async def healthz(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    try:
+        await ctx.redis.ping()
+        redis_ok = True
+    except Exception:
+        redis_ok = False
+    eng = ctx.engine
+    body = {"ok": redis_ok, "redis": redis_ok, "calls_in_progress": eng.calls.active if eng else None,
+            "ami_connected": bool(eng and eng.controller and eng.controller.ready.is_set()),
+            "leader": bool(eng and eng.is_leader)}
+    return web.json_response(body, status=200 if redis_ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    snap = await read_live(ctx.redis)
+    level = int(await ctx.redis.get(keys.CONTINGENCY_LEVEL) or 0)
+    counts = await CallbackStore(ctx.redis).counts()
+    eng = ctx.engine
+    lines = gauge("ivr_calls_in_progress", "Calls this process is running a flow for",
+                  [({}, eng.calls.active if eng else 0)])
+    lines += gauge("ivr_contingency_level", "Contingency level in force", [({}, level)])
+    lines += gauge("ivr_callback_backlog", "Open callbacks", [({"state": k}, counts[k])
+                                                             for k in ("pending", "ready", "assigned")])
+    if snap is not None:
+        q = snap["queues"]
+        lines += gauge("ivr_queue_waiting", "Callers waiting", [({"queue": n}, v["waiting"]) for n, v in q.items()])
+        lines += gauge("ivr_queue_emergency_waiting", "Emergency callers waiting",
+                       [({"queue": n}, v["emergency_waiting"]) for n, v in q.items()])
+        lines += gauge("ivr_queue_longest_wait_seconds", "Longest current wait",
+                       [({"queue": n}, v["longest_wait_s"]) for n, v in q.items()])
+        lines += gauge("ivr_queue_abandon_ratio", "Abandoned / offered over the window",
+                       [({"queue": n}, v["abandon_rate"]) for n, v in q.items()])
+        lines += gauge("ivr_seats", "Seats by state", [({"state": k}, v) for k, v in snap["seat_states"].items()])
+        lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, time.time() - snap["at"])])
+    lines += AGI_COMMAND_SECONDS.render()
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def login(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    data = fields(await body_json(request), {"user", "password"}, {"user", "password"})
+    role = await ctx.accounts.check(str(data["user"]), str(data["password"]))
+    if role is None:
+        return error(401, "用户名或密码错误 wrong user name or password")
+    token, csrf = await ctx.accounts.open_session(data["user"], role)
+    resp = web.json_response({"user": data["user"], "role": role, "csrf": csrf})
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
+                    secure=request.secure)
+    await ctx.audit().append([{"kind": "signed_in", "at": time.time(), "by": data["user"], "role": role}])
+    return resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    await ctx_of(request).accounts.close_session(request.cookies.get(COOKIE, ""))
+    resp = web.json_response({"ok": True})
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
+async def me(request: web.Request) -> web.Response:
+    p = principal(request)
+    return web.json_response({"user": p.user, "role": p.role, "role_name": ROLE_NAMES[p.role], "csrf": p.csrf})
+
+
+def openapi(ctx: Context) -> dict:
+    paths: dict = {}
+    for r in ctx.routes:
+        op: dict = {"summary": r.summary, "tags": [r.tag],
+                    "responses": {"200": {"description": "OK"}, "400": {"description": "bad input"},
+                                  "401": {"description": "not signed in"}, "403": {"description": "not allowed"}}}
+        if r.roles:
+            op["security"] = [{"session": [], "csrf": []}, {"token": []}]
+            op["x-roles"] = list(r.roles)
+        if r.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
+        params = [seg[1:-1] for seg in r.path.split("/") if seg.startswith("{")]
+        if params:
+            op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                                for p in params]
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    return {"openapi": "3.0.3",
+            "info": {"title": "12345 IVR engine API", "version": "1",
+                     "description": "Everything the console does. Sign in with POST /api/login (a session cookie "
+                                    "and a CSRF token to send as X-CSRF-Token on every change) or send "
+                                    "Authorization: Bearer <token> (ivr users token)."},
+            "components": {"securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
+                "csrf": {"type": "apiKey", "in": "header", "name": CSRF_HEADER},
+                "token": {"type": "http", "scheme": "bearer"}}},
+            "paths": paths}
+
+
+async def openapi_doc(request: web.Request) -> web.Response:
+    return web.json_response(openapi(ctx_of(request)))
+
+
+def obj(props: dict, required: list[str]) -> dict:
+    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+
+
+STR, INT = {"type": "string"}, {"type": "integer"}
+
+
+def make_app(*, redis, settings, engine=None) -> web.Application:
+    from ivr.web import api_audit, api_ops, api_seats, console
+
+    app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
+    app[CTX] = Context(redis, settings, Accounts(redis), engine)
+    for r in [
+        Route("GET", "/healthz", healthz, (), "liveness: Redis reachable, calls in progress"),
+        Route("GET", "/metrics", metrics, (), "Prometheus metrics"),
+        Route("GET", "/api/openapi.json", openapi_doc, (), "this document"),
+        Route("POST", "/api/login", login, (), "sign in: a session cookie and a CSRF token",
+              obj({"user": STR, "password": STR}, ["user", "password"]), "session"),
+        Route("POST", "/api/logout", logout, ("operations", "seat_manager", "auditor"), "sign out", None,
+              "session"),
+        Route("GET", "/api/me", me, ("operations", "seat_manager", "auditor"), "who is signed in", None, "session"),
+    ] + api_ops.ROUTES + api_seats.ROUTES + api_audit.ROUTES + console.ROUTES:
+        add(app, r)
+    app.router.add_static("/static/", STATIC)
+    return app

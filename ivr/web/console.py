@@ -1,0 +1,39 @@
+"""The console's pages: one page per role, each guarded by its role like the
+API it calls; the pages are static HTML and JavaScript in ``static/``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ivr.web.app import STATIC, Route, principal
+
+HOME = {"operations": "/console/ops", "seat_manager": "/console/seats", "auditor": "/console/audit",
+        "admin": "/console/seats"}
+
+
+def _page(name: str):
+    async def serve(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+    return serve
+
+
+async def home(request: web.Request) -> web.Response:
+    raise web.HTTPFound(HOME[principal(request).role])
+
+
+async def root(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/console/")
+
+
+ALL = ("operations", "seat_manager", "auditor")
+ROUTES = [
+    Route("GET", "/", root, (), "the console", tag="console"),
+    Route("GET", "/console/login", _page("login.html"), (), "sign-in page", tag="console"),
+    Route("GET", "/console/", home, ALL, "the signed-in user's home page", tag="console"),
+    Route("GET", "/console/ops", _page("ops.html"), ("operations",), "flows, prompts, announcements",
+          tag="console"),
+    Route("GET", "/console/seats", _page("seats.html"), ("seat_manager",), "wallboard and contingency plan",
+          tag="console"),
+    Route("GET", "/console/audit", _page("audit.html"), ("auditor",), "callback completion reports",
+          tag="console"),
+]

@@ -1,0 +1,43 @@
+// Shared by every console page: language (简体中文 by default, English on request),
+// the signed-in user, and fetch with the CSRF header.
+const I18N = {
+  en: {"退出": "Sign out", "登录": "Sign in", "用户名": "User", "密码": "Password", "语言": "Language"},
+};
+let LANG = localStorage.getItem("ivr_lang") || "zh";
+function t(zh) { return LANG === "zh" ? zh : ((I18N.en[zh]) || zh); }
+function translatePage() {
+  document.querySelectorAll("[data-zh]").forEach(el => {
+    el.textContent = LANG === "zh" ? el.dataset.zh : (el.dataset.en || el.dataset.zh);
+  });
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+}
+function toggleLang() { LANG = LANG === "zh" ? "en" : "zh"; localStorage.setItem("ivr_lang", LANG); translatePage(); }
+let ME = null;
+async function api(method, path, body, isForm) {
+  const opts = {method, headers: {}, credentials: "same-origin"};
+  if (ME && ME.csrf && method !== "GET") opts.headers["X-CSRF-Token"] = ME.csrf;
+  if (body !== undefined) {
+    if (isForm) { opts.body = body; } else { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+  }
+  const r = await fetch(path, opts);
+  const type = r.headers.get("Content-Type") || "";
+  const data = type.includes("json") ? await r.json() : await r.text();
+  if (r.status === 401) { location.href = "/console/login"; }
+  return {ok: r.ok, status: r.status, data};
+}
+async function whoami() {
+  const r = await api("GET", "/api/me");
+  if (!r.ok) return null;
+  ME = r.data;
+  const el = document.getElementById("who");
+  if (el) el.textContent = `${ME.user} · ${ME.role_name}`;
+  return ME;
+}
+async function signOut() { await api("POST", "/api/logout", {}); location.href = "/console/login"; }
+function esc(s) { return String(s ?? "").replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
+function header(titleZh, titleEn) {
+  return `<header><b data-zh="${titleZh}" data-en="${titleEn}">${titleZh}</b>
+    <span id="who"></span>
+    <button onclick="toggleLang()" id="lang">中文 / English</button>
+    <button onclick="signOut()" data-zh="退出" data-en="Sign out">退出</button></header>`;
+}
