@@ -91,6 +91,8 @@ async def test_operations_edit_a_flow_with_an_error_then_fix_and_publish(site, b
     await page.fill("#src", source.replace("timeout_s: 5", "timout: 5"))
     await page.click("#publish")
     await page.wait_for_selector("#problems .err >> text=unknown key 'timout'")
+    line = source.replace("timeout_s: 5", "timout: 5").splitlines().index("    timout: 5") + 1
+    await page.wait_for_selector(f"#srcview .line-err[data-line='{line}']")     # the error at its line
     assert await redis.get(keys.flow_current("main")) is None
     await page.fill("#src", source.replace("timeout_s: 5", "timeout_s: 4"))
     await page.click("#check")

@@ -160,6 +160,18 @@ async def test_flow_with_an_error_is_not_published_then_fixed(web, redis, home):
     assert hist[-1]["by"] == "web:ops" and "+    timeout_s: 4" in hist[-1]["diff"]
 
 
+async def test_malformed_yaml_is_refused_with_its_position(web, redis):
+    c, csrf = await web("ops")
+    r = await c.post("/api/flows/main/publish", json={"source": "start: a\nsteps:\n  a: [unclosed\n"},
+                     headers={"X-CSRF-Token": csrf})
+    body = await r.json()
+    assert r.status == 400 and body["problems"][0]["text"].startswith("flows/main.yaml:")
+    assert "YAML" in body["problems"][0]["message"] or "yaml" in body["problems"][0]["message"].lower()
+    assert await redis.get(keys.flow_current("main")) is None
+    r = await c.put("/api/announcements", json={"yaml": "sets: [", "extra": 1}, headers={"X-CSRF-Token": csrf})
+    assert r.status == 400 and (await r.json())["error"] == "unknown field(s): extra"
+
+
 def _tone(fmt: str) -> bytes:
     from pydub.generators import Sine
     buf = io.BytesIO()
