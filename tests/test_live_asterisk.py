@@ -1,0 +1,124 @@
+"""Against a real Asterisk (skipped when no `asterisk` binary is on PATH): the
+shipped asterisk/ configuration, with only paths, ports and secrets changed,
+sends a citizen's call over FastAGI to the engine, which runs flows/main.yaml
+and queues the call; a seat (a Local channel that answers) takes it; the
+engine's AMI controller sees it all."""
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ivr import logs
+from ivr import redis_keys as keys
+from ivr.calls import read_summary
+from ivr.engine import Engine
+from ivr.settings import load_settings
+
+ASTERISK = shutil.which("asterisk")
+pytestmark = [pytest.mark.live_asterisk,
+              pytest.mark.skipif(ASTERISK is None, reason="no asterisk binary on PATH")]
+
+TEST_CONTEXTS = """
+; -- test only: a seat that answers, and a caller who waits --
+[default]
+exten => _1XX,1,Answer()
+ same => n,Wait(2)
+ same => n,Hangup()
+
+[test-caller]
+exten => s,1,Answer()
+ same => n,Wait(90)
+ same => n,Hangup()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _asterisk_tree(project_home: Path, tmp: Path, agi_port: int, ami_port: int) -> Path:
+    prefix = Path(os.path.realpath(ASTERISK)).parent.parent
+    etc = tmp / "etc"
+    etc.mkdir()
+    for name in ("queues.conf", "musiconhold.conf"):
+        shutil.copy(project_home / "asterisk" / name, etc / name)
+    ext = (project_home / "asterisk" / "extensions.conf").read_text()
+    ext = ext.replace("IVR_AGI = agi://127.0.0.1:4573", f"IVR_AGI = agi://127.0.0.1:{agi_port}")
+    ext = ext.replace("IVR_SEAT_TECH = PJSIP", "IVR_SEAT_TECH = Local")
+    (etc / "extensions.conf").write_text(ext + TEST_CONTEXTS)
+    mgr = (project_home / "asterisk" / "manager.conf").read_text()
+    (etc / "manager.conf").write_text(mgr.replace("port = 5038", f"port = {ami_port}")
+                                      .replace("change-this-secret", "live-test-secret"))
+    (etc / "modules.conf").write_text("[modules]\nautoload = yes\nnoload = chan_sip.so\n")
+    (etc / "logger.conf").write_text("[logfiles]\nmessages => notice,warning,error\n")
+    data = tmp / "data"
+    (data / "sounds").mkdir(parents=True)
+    (data / "sounds" / "12345").symlink_to(project_home / "prompts")
+    installed = prefix / "var" / "lib" / "asterisk"       # documentation and the rest of the data dir
+    for entry in installed.iterdir() if installed.is_dir() else ():
+        if entry.name != "sounds":
+            (data / entry.name).symlink_to(entry)
+    for d in ("run", "log", "spool", "lib", "db", "keys", "agi"):
+        (tmp / d).mkdir()
+    conf = etc / "asterisk.conf"
+    conf.write_text(
+        "[directories]\n"
+        f"astetcdir => {etc}\nastmoddir => {prefix}/lib/asterisk/modules\nastvarlibdir => {tmp}/lib\n"
+        f"astdbdir => {tmp}/db\nastkeydir => {tmp}/keys\nastdatadir => {data}\nastagidir => {tmp}/agi\n"
+        f"astspooldir => {tmp}/spool\nastrundir => {tmp}/run\nastlogdir => {tmp}/log\n"
+        f"astsbindir => {prefix}/sbin\n[options]\nnofork = yes\n")
+    return conf
+
+
+async def test_a_real_call_through_the_shipped_dialplan(redis, redis_url, project_home, tmp_path):
+    agi_port, ami_port = _free_port(), _free_port()
+    conf = _asterisk_tree(project_home, tmp_path, agi_port, ami_port)
+    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    settings = load_settings({"IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path / "ivr"),
+                              "IVR_REDIS_URL": redis_url, "IVR_AGI_LISTEN": f"127.0.0.1:{agi_port}",
+                              "IVR_HTTP_LISTEN": "127.0.0.1:0",
+                              "IVR_AMI_URL": f"ami://ivr:live-test-secret@127.0.0.1:{ami_port}"})
+    engine = Engine(settings, redis, logs.get("live"))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(engine.run(stop, ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        deadline = time.monotonic() + 60
+        while not (engine.controller and engine.controller.ready.is_set()):
+            assert time.monotonic() < deadline, "the engine never logged in to the real AMI"
+            await asyncio.sleep(0.2)
+        assert {"general-q", "emergency-q"} <= engine.controller.model.queue_names
+        res = await engine.controller.originate({
+            "Channel": "Local/s@test-caller", "Context": "ivr-12345", "Exten": "12345", "Priority": "1",
+            "CallerID": '"Citizen" <13800138000>', "ActionID": "live-1"})
+        assert res.ok, res.message
+        summary = None
+        while summary is None:
+            assert time.monotonic() < deadline + 120, "no call summary from the real call"
+            await engine.summaries.flush()
+            for _, fields in await redis.xrange(keys.CALLS):
+                summary = read_summary(fields)
+            await asyncio.sleep(0.5)
+        assert summary["number"] == "13800138000" and summary["flow"] == "main"
+        assert summary["queue_status"] == "ANSWERED", json.dumps(summary, ensure_ascii=False)
+        assert summary["member"] in ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n")
+        snap = engine.controller.model.snapshot(time.time())
+        assert snap["queues"]["general-q"]["answered"] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
