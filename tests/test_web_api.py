@@ -256,6 +256,8 @@ async def test_auditor_report_csv_and_verification(web, redis):
     assert rec["record"]["number"] == "138******78"
     v = await (await c.get("/api/audit/verify")).json()
     assert v["console"]["ok"] and v["callbacks"]["ok"]
+    board = await (await c.get("/api/status")).json()
+    assert board["callbacks"]["open"] == 1 and 55 <= board["callback_oldest_age_s"] <= 120
 
 
 def test_users_command(project_home, redis_url, tmp_path):

@@ -30,10 +30,22 @@ async def _board(ctx) -> dict:
     st = await ContingencyStore(ctx.redis).state()
     prop = await ContingencyStore(ctx.redis).proposal()
     counts = await CallbackStore(ctx.redis).counts()
-    oldest = await ctx.redis.zrange("ivr:cb:pending", 0, 0, withscores=True)
+    now = time.time()
     return {"live": snap, "level": st.level, "level_set_by": st.by, "level_reason": st.reason,
             "level_expires_at": st.expires_at, "proposal": prop.__dict__ if prop else None,
-            "callbacks": counts, "at": time.time(), "oldest_pending_due": oldest[0][1] if oldest else None}
+            "callbacks": counts, "at": now, "callback_oldest_age_s": await _oldest_age(ctx.redis, now)}
+
+
+async def _oldest_age(redis, now: float) -> float | None:
+    """Age of the oldest open callback. The lines are ordered by deadline and by
+    due time, and within a kind the deadline follows the first call, so the
+    heads of the lines hold the oldest one."""
+    heads = []
+    for key in ("ivr:cb:ready", "ivr:cb:pending"):
+        heads += await redis.zrange(key, 0, 2)
+    firsts = [await redis.hget(f"ivr:cb:n:{n}", "first_at") for n in heads]
+    firsts = [float(f) for f in firsts if f]
+    return round(now - min(firsts), 1) if firsts else None
 
 
 async def status(request: web.Request) -> web.Response:
