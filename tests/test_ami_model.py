@@ -211,3 +211,45 @@ def test_priority_caller_is_connected_first():
     made = pbx.dispatch()
     assert [b.entry.uniqueid for b in made] == [urgent.uniqueid]
     assert [e.uniqueid for e in pbx.queues["general-q"].entries] == [first.uniqueid]
+
+
+CALL_EVENTS = {"QueueCallerJoin", "AgentCalled", "QueueCallerLeave", "AgentConnect", "AgentComplete",
+               "QueueCallerAbandon"}
+
+
+def _call_sequence(events):
+    return [e for e in events if e in CALL_EVENTS]
+
+
+def test_sim_sequence_for_an_answered_call_and_an_abandon_matches_asterisk():
+    real = _call_sequence(m["msg"].get("Event") for m in load("session-full-call"))
+    assert real == ["QueueCallerJoin", "AgentCalled", "QueueCallerLeave", "AgentConnect", "AgentComplete"]
+    now = [0.0]
+    pbx = SimPbx(lambda: now[0])
+    pbx.add_queue("general-q")
+    pbx.add_member("general-q", "Local/101@seats/n", "Seat101", "Custom:seat101")
+    pbx.join("general-q", "13800138000")
+    pbx.dispatch()
+    now[0] += 5
+    pbx.hangup_call("Local/101@seats/n")
+    assert _call_sequence(m[0][1] for m in pbx.drain()) == real
+    real_abandon = _call_sequence(m["msg"].get("Event") for m in load("session-queues-originate-pause"))[:3]
+    assert real_abandon == ["QueueCallerJoin", "QueueCallerAbandon", "QueueCallerLeave"]
+    pbx.action({"Action": "QueuePause", "Interface": "Local/101@seats/n", "Paused": "true"})
+    e = pbx.join("general-q", "13700137000")
+    pbx.abandon(e.uniqueid)
+    assert _call_sequence(m[0][1] for m in pbx.drain()) == real_abandon
+
+
+def test_sim_callback_originate_answers_like_asterisk():
+    # Originate (Async): a response now, OriginateResponse (Success, Reason 4) when the seat answers
+    real = [m["msg"] for m in load("session-queues-originate-pause")]
+    queued = next(m for m in real if m.get("Message") == "Originate successfully queued")
+    answer = next(m for m in real if m.get("Event") == "OriginateResponse" and m.get("Response") == "Success")
+    pbx = SimPbx(lambda: 0.0)
+    resp = pbx.action({"Action": "Originate", "ActionID": queued["ActionID"], "Channel": "Local/101@seats/n",
+                       "Context": "caller", "Exten": "wait", "Priority": "1", "Async": "true"})
+    assert dict(resp[0])["Message"] == queued["Message"]
+    pbx.originate_result(pbx.originated[-1], True)
+    ev = dict(pbx.drain()[-1])
+    assert (ev["Event"], ev["Response"], ev["Reason"]) == ("OriginateResponse", "Success", answer["Reason"])
