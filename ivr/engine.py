@@ -186,7 +186,7 @@ class Engine:
         self.capture = MissedCallCapture(
             self.redis, cb_store, self.ops.policy, self.settings.timezone, self.log.bind(part="capture"),
             consumer=self.leader.token,
-            estimated_wait=lambda: model.snapshot(time.time())["queues"].get(general, {}).get("estimated_wait_s", 0.0))
+            estimated_wait=lambda: model.estimated_wait(general, time.time()))
         self.scheduler = None if self.controller is None else CallbackScheduler(
             store=cb_store, controller=self.controller, policy=self.ops.policy, tz=self.settings.timezone,
             queues=self.queue_config.asterisk_names, log=self.log.bind(part="callbacks"), owner=self.leader.token)

@@ -253,3 +253,20 @@ def test_sim_callback_originate_answers_like_asterisk():
     pbx.originate_result(pbx.originated[-1], True)
     ev = dict(pbx.drain()[-1])
     assert (ev["Event"], ev["Response"], ev["Reason"]) == ("OriginateResponse", "Success", answer["Reason"])
+
+
+def test_estimated_wait_without_a_snapshot_is_the_snapshots_figure():
+    model = LiveModel()
+    model.apply({"Event": "QueueMemberStatus", "Queue": "q", "Interface": "S1", "StateInterface": "Custom:s1",
+                 "Status": "2", "InCall": "1", "Paused": "0"}, 0)
+    for i, (join, answer) in enumerate([(0, 30), (5, 65)]):
+        model.apply({"Event": "QueueCallerJoin", "Uniqueid": f"a{i}", "Queue": "q", "CallerIDNum": "1",
+                     "Channel": "c"}, join)
+        model.apply({"Event": "AgentConnect", "Uniqueid": f"a{i}", "Queue": "q", "Interface": "S1",
+                     "HoldTime": str(answer - join)}, answer)
+    for i in range(3):
+        model.apply({"Event": "QueueCallerJoin", "Uniqueid": f"w{i}", "Queue": "q", "CallerIDNum": "1",
+                     "Channel": "c"}, 70)
+    model.apply({"Event": "DeviceStateChange", "Device": "Custom:s1", "State": "INUSE"}, 70)
+    assert model.estimated_wait("q", 80) == model.snapshot(80)["queues"]["q"]["estimated_wait_s"] == 45 * 3
+    assert model.seats["S1"].status == 2 and model.seats["S1"].state == "busy"

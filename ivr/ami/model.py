@@ -122,6 +122,7 @@ class LiveModel:
         self.outcomes: deque[Outcome] = deque()
         self.withdraw_requested: set[str] = set()
         self.events_seen = 0
+        self._by_state: dict[str, set[str]] = {}     # device (state interface) -> seat interfaces
         self.resynced_at: float | None = None
         self._seq = 0
 
@@ -159,6 +160,9 @@ class LiveModel:
         for seat in seats.values():
             queues.update(seat.queues)
         self.seats, self.waiting, self.queue_names = seats, waiting, queues
+        self._by_state = {}
+        for seat in seats.values():
+            self._by_state.setdefault(seat.state_interface, set()).add(seat.interface)
         self.withdraw_requested &= set(waiting)
         self.resynced_at = now
 
@@ -169,6 +173,7 @@ class LiveModel:
             self.queue_names.add(queue)
         seat.name = ev.get(name_key) or ev.get("MemberName") or seat.name
         seat.state_interface = ev.get("StateInterface") or seat.state_interface
+        self._by_state.setdefault(seat.state_interface, set()).add(seat.interface)
         seat.paused = ev.get("Paused") == "1"
         seat.paused_reason = ev.get("PausedReason", "") if seat.paused else ""
         seat.in_call = ev.get("InCall") == "1"
@@ -202,8 +207,10 @@ class LiveModel:
         device, state = ev.get("Device", ""), _DEVICE_BY_NAME.get(ev.get("State", ""))
         if state is None:
             return
-        for seat in self.seats.values():
-            if seat.state_interface == device:
+        # indexed: a busy hotline sends a few of these per call, and has 1,800 seats
+        for iface in self._by_state.get(device, ()):
+            seat = self.seats.get(iface)
+            if seat is not None and seat.state_interface == device:
                 seat.status = state
 
     def _join(self, ev: Mapping, now: float) -> None:
@@ -283,6 +290,14 @@ class LiveModel:
             offered=len(done),
         )
 
+    def estimated_wait(self, queue: str, now: float) -> float:
+        """What ``snapshot`` reports as the queue's estimated wait, without
+        building the snapshot (the capture asks once per accepted callback)."""
+        self._prune(now)
+        waiting = sum(1 for w in self.waiting.values() if w.queue == queue)
+        free = sum(1 for s in self.seats.values() if queue in s.queues and s.state == "idle")
+        return _estimate(waiting, free, [o.wait_s for o in self.outcomes if o.queue == queue and o.kind == "answered"])
+
     def emergency_waiting(self) -> list[Waiting]:
         return [w for w in self.waiting.values() if self._is_emergency(w, w.queue)]
 
@@ -298,17 +313,13 @@ class LiveModel:
             abandoned = [o for o in done if o.kind == "abandoned"]
             offered = len(answered) + len(abandoned)
             within = sum(1 for o in answered if o.wait_s <= self.service_level_s)
-            waits = [o.wait_s for o in answered]
             free = sum(1 for s in members if s.state == "idle")
-            mean_handle = statistics.median(waits) if waits else 0.0
             queues[q] = {
                 "emergency": q in self.emergency_queues,
                 "waiting": len(line),
                 "emergency_waiting": sum(1 for w in line if self._is_emergency(w, q)),
                 "longest_wait_s": round(max((now - w.joined_at for w in line), default=0.0), 1),
-                # A plain estimate, written down so nobody mistakes it for a promise:
-                # median recent wait, scaled by how far the line is beyond free seats.
-                "estimated_wait_s": round(mean_handle * max(1, len(line) - free) if line else 0.0, 1),
+                "estimated_wait_s": round(_estimate(len(line), free, [o.wait_s for o in answered]), 1),
                 "answered": len(answered),
                 "abandoned": len(abandoned),
                 "withdrawn": sum(1 for o in done if o.kind == "withdrawn"),
@@ -337,6 +348,14 @@ class LiveModel:
             "ordinary": {"wait_p50_s": percentile(ord_waits, 50), "wait_p95_s": percentile(ord_waits, 95),
                          "answered": len(ord_waits)},
         }
+
+
+def _estimate(waiting: int, free: int, recent_waits: list[float]) -> float:
+    """A plain estimate, written down so nobody mistakes it for a promise: the
+    median recent wait, scaled by how far the line is beyond free seats."""
+    if not waiting or not recent_waits:
+        return 0.0
+    return statistics.median(recent_waits) * max(1, waiting - free)
 
 
 def _count_states(seats: Iterable[Seat]) -> dict[str, int]:
