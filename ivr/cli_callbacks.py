@@ -9,11 +9,11 @@ import json
 import time
 from pathlib import Path
 
+from ivr import redis_keys as keys
 from ivr.errors import ConfigError, IvrError
 from ivr.logs import mask_number
 from ivr.settings import Settings
 
-AUDIT_LOGS = {"callbacks": "ivr:audit:callbacks", "contingency": "ivr:audit:contingency"}
 
 
 def _t(ts, tz) -> str:
@@ -139,12 +139,12 @@ def cmd_audit_verify(args, settings: Settings) -> int:
     from ivr.audit import AuditLog
     from ivr.cli import _run, _with_redis
 
-    names = [args.log] if args.log else list(AUDIT_LOGS)
+    names = [args.log] if args.log else list(keys.AUDIT_LOGS)
 
     async def go(redis):
         bad = 0
         for name in names:
-            res = await AuditLog(redis, AUDIT_LOGS[name]).verify()
+            res = await AuditLog(redis, keys.AUDIT_LOGS[name]).verify()
             if res.ok:
                 print(f"{name}: 完整 intact, {res.entries} entries, hash chain verified")
             else:
@@ -174,5 +174,5 @@ def add_commands(sub) -> None:
     rp.set_defaults(fn=cmd_callbacks_report)
     au = sub.add_parser("audit", help="audit logs").add_subparsers(dest="sub", required=True)
     v = au.add_parser("verify", help="check the hash chains; exit 1 if any entry was changed or deleted")
-    v.add_argument("log", nargs="?", choices=sorted(AUDIT_LOGS))
+    v.add_argument("log", nargs="?", choices=sorted(keys.AUDIT_LOGS))
     v.set_defaults(fn=cmd_audit_verify)

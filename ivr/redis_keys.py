@@ -26,6 +26,10 @@ CONTINGENCY_STATE = f"{PREFIX}contingency:state"  # JSON: level, since, by, reas
 CONTINGENCY_PROPOSAL = f"{PREFIX}contingency:proposal"  # JSON: what the automatic rules propose
 CONTINGENCY_APPLIED = f"{PREFIX}contingency:applied"    # JSON: level whose seat actions are done, failures
 CONTINGENCY_AUDIT = f"{PREFIX}audit:contingency"        # Stream, hash-chained (ivr.audit)
+CALLBACK_AUDIT = f"{PREFIX}audit:callbacks"             # Stream, hash-chained: every missed call's life
+CONSOLE_AUDIT = f"{PREFIX}audit:console"                # Stream, hash-chained: sign-ins, uploads, edits
+# the hash-chained logs `ivr audit verify` and the auditors' page check
+AUDIT_LOGS = {"callbacks": CALLBACK_AUDIT, "contingency": CONTINGENCY_AUDIT, "console": CONSOLE_AUDIT}
 LIVE = f"{PREFIX}live"                                  # JSON: the AMI live model's snapshot
 AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process that holds the AMI link
 

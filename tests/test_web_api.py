@@ -2,7 +2,6 @@
 input refused with clear errors and nothing stored, and each role's work."""
 
 import io
-import json
 import shutil
 import subprocess
 import sys
@@ -274,4 +273,3 @@ def test_users_command(project_home, redis_url, tmp_path):
     assert short.returncode == 1 and "at least 10 characters" in short.stderr
     assert "wang" in run("list").stdout and "审计员 auditor" in run("list").stdout
     assert run("token", "wang").stdout.startswith("ivr_")
-    json.dumps({})

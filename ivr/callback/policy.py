@@ -201,7 +201,7 @@ def parse_policy(text: str, path: str) -> tuple[Policy | None, list[Problem]]:
             for k in KINDS:
                 deadlines[k] = d.take(k, _duration, default=deadlines[k])
             d.finish()
-    calm = ((["general"], 5, 60.0))
+    calm = (["general"], 5, 60.0)
     if cnode is not None:
         c = Reader(cnode, problems, "live_queue_calm", []) if isinstance(cnode, yaml.MappingNode) else None
         if c is None:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from ivr import redis_keys as keys
 from ivr.audit import AuditLog
 
 P = "ivr:cb:"
 PENDING, READY, CLAIMS, CLOSED, SEQ = P + "pending", P + "ready", P + "claims", P + "closed", P + "seq"
-AUDIT = "ivr:audit:callbacks"
+AUDIT = keys.CALLBACK_AUDIT
 KIND_ORDER = {"ordinary": 0, "courtesy": 1, "emergency": 2}
 
 # ARGV: number now started kind reason flow step wait message not_before

@@ -57,9 +57,7 @@ class Profile:
         return total + max(0.0, self.duration_s - pts[-1][0]) * pts[-1][1] / 3600
 
 
-def _share(r: Reader, n):
-    v = read_seconds(0, 1)(r, n)
-    return v
+_share = read_seconds(0, 1)     # a probability: 0 to 1
 
 
 def parse_profile(text: str, path: str, name: str) -> Profile:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ivr import redis_keys as keys
 from ivr.audit import AuditLog
 from ivr.callback.report import gather, period, records_csv
 from ivr.callback.store import AUDIT, CallbackQueries
-from ivr.cli_callbacks import AUDIT_LOGS
 from ivr.logs import mask_number
-from ivr.web.app import CONSOLE_AUDIT, Route, ctx_of, error
+from ivr.web.app import Route, ctx_of, error
 
 AUDITOR = ("auditor",)
 
@@ -60,7 +60,7 @@ async def record(request: web.Request) -> web.Response:
 async def verify(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     out = {}
-    for name, stream in {**AUDIT_LOGS, "console": CONSOLE_AUDIT}.items():
+    for name, stream in keys.AUDIT_LOGS.items():
         res = await AuditLog(ctx.redis, stream).verify()
         out[name] = {"ok": res.ok, "entries": res.entries, "problem": res.problem, "entry_id": res.entry_id}
     return web.json_response(out)

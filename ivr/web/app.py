@@ -23,7 +23,6 @@ from ivr.web.accounts import ROLE_NAMES, Accounts, Principal
 COOKIE = "ivr_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_BODY = 20 * 1024 * 1024     # the largest request: an uploaded recording
-CONSOLE_AUDIT = "ivr:audit:console"
 STATIC = Path(__file__).parent / "static"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,7 +48,7 @@ class Context:
     routes: list[Route] = field(default_factory=list)
 
     def audit(self) -> AuditLog:
-        return AuditLog(self.redis, CONSOLE_AUDIT)
+        return AuditLog(self.redis, keys.CONSOLE_AUDIT)
 
 
 def error(status: int, message: str) -> web.Response:
