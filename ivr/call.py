@@ -99,6 +99,7 @@ class CallLog:
     digits: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     outcome: str = ""  # completed | caller_hung_up | fallback | failed
+    given_back: bool = False        # handed back to the dialplan (IVR_RESULT=FALLBACK)
 
 
 class CallChannel(Protocol):

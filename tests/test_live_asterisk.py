@@ -52,7 +52,7 @@ def _asterisk_tree(project_home: Path, tmp: Path, agi_port: int, ami_port: int) 
     for name in ("queues.conf", "musiconhold.conf"):
         shutil.copy(project_home / "asterisk" / name, etc / name)
     ext = (project_home / "asterisk" / "extensions.conf").read_text()
-    ext = ext.replace("IVR_AGI = agi://127.0.0.1:4573", f"IVR_AGI = agi://127.0.0.1:{agi_port}")
+    ext = ext.replace("IVR_ENGINES = agi://127.0.0.1:4573", f"IVR_ENGINES = agi://127.0.0.1:{agi_port}")
     ext = ext.replace("IVR_SEAT_TECH = PJSIP", "IVR_SEAT_TECH = Local")
     (etc / "extensions.conf").write_text(ext + TEST_CONTEXTS)
     mgr = (project_home / "asterisk" / "manager.conf").read_text()

@@ -5,6 +5,10 @@ Pure core: no sockets, no Redis, no clock. Everything about the world arrives in
 leaves in ``CallLog``. A step that fails sends the caller to the flow's
 ``fallback`` step, then to the built-in fallback (the general queue), then back to
 the dialplan with ``IVR_RESULT=FALLBACK`` — never to dead air.
+
+A call the engine finished on purpose ends with ``IVR_RESULT=DONE``, its last
+command: the dialplan hangs up only then. Without it (the engine died, the
+socket closed, the call was given back) the dialplan queues the caller itself.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class FlowInterpreter:
                 record.outcome = "fallback"
                 log.error("flow_fallback", step=fb.step, error=repr(fb.cause))
                 await self._builtin_fallback(state)
+            await self._done(state)
         except CallerHungUp:
             record.outcome = "caller_hung_up"
         except (AgiTimeout, AgiClosed) as exc:
@@ -80,6 +85,7 @@ class FlowInterpreter:
         try:
             await channel.answer()
             await self._builtin_fallback(state)
+            await self._done(state)
         except CallerHungUp:
             record.outcome = "caller_hung_up"
         except (AgiTimeout, AgiClosed) as exc:
@@ -223,6 +229,16 @@ class FlowInterpreter:
             return step.on_withdrawn or step.on_timeout
         return step.on_timeout
 
+    @staticmethod
+    async def _done(s: "_CallState") -> None:
+        """The last act of a call the engine finished: tell the dialplan so."""
+        if s.record.given_back or s.channel.hung_up:
+            return
+        try:
+            await s.channel.set_variable("IVR_RESULT", "DONE")
+        except (CallerHungUp, AgiTimeout, AgiClosed):
+            pass      # gone already: the dialplan ends without us
+
     async def _builtin_fallback(self, s: "_CallState") -> None:
         """The last resort: the general queue; if even that fails, hand the call
         back to the dialplan, which queues it itself."""
@@ -238,6 +254,7 @@ class FlowInterpreter:
             raise
         except Exception as exc:
             s.log.error("fallback_queue_failed", error=repr(exc))
+            s.record.given_back = True
             await ch.set_variable("IVR_RESULT", "FALLBACK")
 
 

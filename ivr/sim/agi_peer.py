@@ -268,10 +268,14 @@ class SimCallResult:
 
 
 async def run_call(host: str, port: int, sim: SimChannel, *, decide_queue: QueueDecider | None = None,
-                   timeout_s: float = 30.0) -> SimCallResult:
+                   timeout_s: float = 30.0, connect_timeout_s: float = 5.0) -> SimCallResult:
     """Dial the engine like Asterisk's AGI() does and answer until it hangs up
-    the AGI session (closes the socket)."""
-    reader, writer = await asyncio.open_connection(host, port)
+    the AGI session (closes the socket). A connection that cannot be made
+    raises ``OSError`` (Asterisk: ``AGISTATUS=FAILURE``); one that breaks in
+    the middle of the call (the engine died) ends it like a close, which is
+    what Asterisk 22 does (``AGISTATUS=SUCCESS``, fact 10)."""
+    async with asyncio.timeout(connect_timeout_s):
+        reader, writer = await asyncio.open_connection(host, port)
     transcript: list[tuple[str, str]] = []
     try:
         for line in sim.env():
@@ -283,6 +287,8 @@ async def run_call(host: str, port: int, sim: SimChannel, *, decide_queue: Queue
                     raw = await reader.readline()
             except TimeoutError:
                 raise TimeoutError(f"engine silent for {timeout_s}s after {transcript[-1:]}") from None
+            except (ConnectionError, OSError):
+                raw = b""
             if not raw:
                 return SimCallResult(sim, transcript, True)
             line = raw.decode()
@@ -290,7 +296,10 @@ async def run_call(host: str, port: int, sim: SimChannel, *, decide_queue: Queue
             out = await sim.respond(line.rstrip("\n"), decide_queue)
             for o in out:
                 transcript.append(("asterisk", o))
-            writer.write("".join(out).encode())
+            try:
+                writer.write("".join(out).encode())
+            except (ConnectionError, OSError):
+                return SimCallResult(sim, transcript, True)
     finally:
         writer.close()
         try:
