@@ -244,6 +244,8 @@ class Engine:
             t.cancel()
         await asyncio.gather(*self._leader_tasks, return_exceptions=True)
         self._leader_tasks = []
+        if self.scheduler is not None:
+            await self.scheduler.close()     # outcomes of callbacks under way reach Redis first
         if self.controller is not None:
             await self.controller.stop()
         if self.is_leader:

@@ -328,3 +328,59 @@ async def test_staff_commands_list_cancel_report_csv(redis, redis_url, capture, 
     assert lines[0].startswith("id,number,kind") and len(lines) == 3
     assert "13100000001" not in csv_path.read_text() and "131******01" in lines[1]
     assert (await capture.store.audit.verify()).ok
+
+
+async def test_a_long_conversation_dials_the_citizen_once(ami, redis, capture):
+    """A 300 s callback conversation with claim_lease_s 180: the lease of the
+    attempt under way is renewed, so nobody dials the citizen again."""
+    pbx, server, controller = ami
+    await _one_missed_call(redis, capture)
+    t0 = time.time()
+    sched = CallbackScheduler(store=capture.store, controller=controller, tz=TZ, queues={"general": "general-q"},
+                              policy=Policy(calling_hours=ALL_DAY.calling_hours, claim_lease_s=180, keep_idle=0),
+                              log=LOG, owner="sched-1")
+    assert await sched.tick(t0) == 1
+    orig = pbx.originated[-1]
+    pbx.originate_result(orig, True)                       # the seat answers, the citizen is dialled
+    server.flush()
+    await asyncio.sleep(0.2)
+    for t in range(30, 300, 30):                           # the conversation goes on; the scheduler keeps ticking
+        await sched.tick(t0 + t)
+    assert len(pbx.originated) == 1                        # not dialled again while the first call goes on
+    pbx.user_event("IvrCallback", orig["Channel"], Id="1", DialStatus="ANSWER")
+    server.flush()
+    await asyncio.wait_for(next(iter(sched.active.values())).done, 5)
+    await sched.tick(t0 + 361)
+    assert [o["Exten"] for o in pbx.originated] == ["13300133000"]          # dialled once
+    closed = await capture.store.closed_record("1")
+    assert closed["closed_reason"] == "reached" and closed["attempts"] == "1"
+    assert (await capture.store.counts())["open"] == 0
+
+
+async def test_an_outcome_that_cannot_be_written_keeps_the_attempt_and_its_lease(ami, redis, capture, monkeypatch):
+    pbx, server, controller = ami
+    await _one_missed_call(redis, capture)
+    t0 = time.time()
+    sched = CallbackScheduler(store=capture.store, controller=controller, tz=TZ, queues={"general": "general-q"},
+                              policy=Policy(calling_hours=ALL_DAY.calling_hours, claim_lease_s=10, keep_idle=0),
+                              log=LOG, owner="sched-1")
+    await sched.tick(t0)
+    orig = pbx.originated[-1]
+    real_finish, failures = capture.store.finish, []
+
+    async def failing_finish(*a, **kw):
+        if len(failures) < 2:
+            failures.append(1)
+            raise ConnectionError("redis failing over")
+        return await real_finish(*a, **kw)
+    monkeypatch.setattr(capture.store, "finish", failing_finish)
+    monkeypatch.setattr("ivr.callback.scheduler.FINISH_RETRY_S", (0.05,), raising=False)
+    pbx.originate_result(orig, True)
+    pbx.user_event("IvrCallback", orig["Channel"], Id="1", DialStatus="ANSWER")
+    server.flush()
+    await until(lambda: len(failures) >= 1)
+    await sched.tick(t0 + 20)                              # the lease would have lapsed: it is renewed instead
+    assert len(pbx.originated) == 1
+    await asyncio.wait_for(next(iter(sched.active.values())).done, 5)
+    assert len(pbx.originated) == 1 and len(failures) == 2
+    assert (await capture.store.closed_record("1"))["closed_reason"] == "reached"

@@ -5,6 +5,11 @@ them over AMI, seat first: the seat answers, hears who is called back and why
 with the hotline's number as caller ID. The outcome comes back as AMI events:
 ``OriginateResponse`` (did the seat answer) and the dialplan's
 ``UserEvent: IvrCallback`` with the citizen leg's DIALSTATUS.
+
+A citizen is never dialled twice at the same time: the claim's lease of every
+attempt under way is renewed each round (a conversation may outlast it), a
+number already being dialled here is never started again, and an attempt
+leaves memory only once its outcome is in Redis (the write is retried).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from ivr.ami.controller import AmiController
@@ -32,7 +38,15 @@ class Attempt:
     seat: str
     action_id: str
     started: float
+    answered_at: float | None = None        # the seat picked up (OriginateResponse Success)
+    outcome: tuple[str, str] | None = None  # (outcome, detail) once known; written until it sticks
+    written: tuple[str, int, str, float | None] | None = None   # the state change, once in Redis
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+NO_OUTCOME_GRACE_S = 60          # after the seat and citizen ring times, with no word from Asterisk
+MAX_CONVERSATION_S = 4 * 3600    # a callback conversation that never reports its end
+FINISH_RETRY_S = (0.5, 1, 2, 5, 10)
 
 
 def is_calm(snapshot: dict | None, policy: Policy, queues: dict[str, str]) -> tuple[bool, str]:
@@ -57,7 +71,8 @@ def idle_seats(snapshot: dict, busy: set[str]) -> list[str]:
 
 class CallbackScheduler:
     def __init__(self, *, store: CallbackStore, controller: AmiController, policy: Policy, tz: ZoneInfo,
-                 queues: dict[str, str], log, owner: str, context: str = "ivr-callback") -> None:
+                 queues: dict[str, str], log, owner: str, context: str = "ivr-callback",
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.controller = controller
         self.policy = policy
@@ -66,8 +81,11 @@ class CallbackScheduler:
         self.log = log
         self.owner = owner
         self.context = context
+        self.clock = clock
         self.active: dict[str, Attempt] = {}          # action id -> attempt
         self.by_cid: dict[str, Attempt] = {}
+        self.by_number: dict[str, Attempt] = {}
+        self._writes: set[asyncio.Task] = set()       # outcome writes in flight (owned, awaited on close)
         controller.listeners.append(self._on_event)
 
     def busy_seats(self) -> set[str]:
@@ -75,7 +93,10 @@ class CallbackScheduler:
 
     async def tick(self, now: float | None = None) -> int:
         """One round; returns how many callbacks were started."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
+        self._settle_silent(now)
+        if self.by_number:
+            await self.store.renew(list(self.by_number), owner=self.owner, lease_until=now + self.policy.claim_lease_s)
         snap = self.controller.model.snapshot(now) if self.controller.ready.is_set() else None
         if snap is not None:
             snap["ami_connected"] = True
@@ -86,9 +107,27 @@ class CallbackScheduler:
                                                     count=max(0, budget))
         if recovered:
             self.log.warning("callbacks_recovered", count=recovered)
+        started = 0
         for number, seat in zip(numbers, seats):
+            if number in self.by_number:
+                # our own attempt whose lease lapsed (a stalled process): it is
+                # still under way, so it is kept, never dialled again
+                self.log.warning("callback_already_under_way", number=mask_number(number))
+                continue
             await self._start(number, seat, now)
-        return len(numbers)
+            started += 1
+        return started
+
+    def _settle_silent(self, now: float) -> None:
+        """Attempts Asterisk never reported on: settle them as failed rather
+        than hold the seat forever. A conversation in progress is left alone."""
+        ring_s = self.policy.seat_ring_s + self.policy.citizen_ring_s + NO_OUTCOME_GRACE_S
+        for att in list(self.active.values()):
+            if att.outcome is not None:
+                continue
+            limit = att.started + ring_s if att.answered_at is None else att.answered_at + MAX_CONVERSATION_S
+            if now > limit:
+                self._outcome(att, "failed", "no outcome from Asterisk", now)
 
     async def _start(self, number: str, seat: str, now: float) -> None:
         rec = await self.store.open_record(number) or {}
@@ -96,7 +135,7 @@ class CallbackScheduler:
         attempt_no = int(rec.get("attempts", 0)) + 1
         aid = f"cb-{cid}-{attempt_no}-{int(now * 1000) % 100000}"
         att = Attempt(number, cid, seat, aid, now)
-        self.active[aid], self.by_cid[cid] = att, att
+        self.active[aid], self.by_cid[cid], self.by_number[number] = att, att, att
         await self.store.audit.append([{"kind": "assigned", "at": now, "id": cid, "number": mask_number(number),
                                         "seat": seat, "attempt": attempt_no, "by": self.owner}])
         res = await self.controller.originate({
@@ -105,34 +144,83 @@ class CallbackScheduler:
             "Timeout": str(int(self.policy.seat_ring_s * 1000)),
             "Variable": f"IVR_CB_ID={cid},IVR_CB_KIND={rec.get('kind', '')},IVR_CB_REASON={rec.get('reason', '')}"})
         if not res.ok:
-            await self._finish(att, "failed", time.time(), detail=res.message)
-            return
-        asyncio.get_running_loop().call_later(self.policy.seat_ring_s + self.policy.citizen_ring_s + 600,
-                                              self._expire, aid)
-
-    def _expire(self, aid: str) -> None:
-        att = self.active.get(aid)
-        if att is not None:   # no event came back: settle it as failed rather than hold the seat forever
-            asyncio.ensure_future(self._finish(att, "failed", time.time(), detail="no outcome from Asterisk"))
+            self._outcome(att, "failed", res.message, self.clock())
 
     def _on_event(self, event) -> None:
         name = event.get("Event")
         if name == "OriginateResponse":
             att = self.active.get(event.get("ActionID", ""))
-            if att is not None and event.get("Response") != "Success":
+            if att is None:
+                return
+            if event.get("Response") == "Success":
+                att.answered_at = self.clock()
+            else:
                 # the seat did not answer (Reason 3), was busy (5) or could not be reached
                 reason = {"3": "no answer", "5": "busy"}.get(event.get("Reason", ""), "failed")
-                asyncio.ensure_future(self._finish(att, "seat_no_answer", time.time(), detail=reason))
+                self._outcome(att, "seat_no_answer", reason, self.clock())
         elif name == "UserEvent" and event.get("UserEvent") == "IvrCallback":
             att = self.by_cid.get(event.get("Id", ""))
             if att is not None:
                 outcome = DIAL_OUTCOMES.get(event.get("DialStatus", ""), "failed")
-                asyncio.ensure_future(self._finish(att, outcome, time.time(), detail=event.get("DialStatus", "")))
+                self._outcome(att, outcome, event.get("DialStatus", ""), self.clock())
 
-    async def _finish(self, att: Attempt, outcome: str, now: float, detail: str = "") -> None:
-        if self.active.pop(att.action_id, None) is None:
+    def _outcome(self, att: Attempt, outcome: str, detail: str, now: float) -> None:
+        """The first outcome of an attempt wins; writing it is an owned task."""
+        if att.outcome is not None:
             return
+        att.outcome = (outcome, detail)
+        task = asyncio.get_running_loop().create_task(self._write(att, now))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, att: Attempt, now: float) -> None:
+        """Write the outcome until it sticks. Until then the attempt stays under
+        way: its lease is renewed, so nobody dials the citizen again."""
+        delays = iter(FINISH_RETRY_S)
+        while True:
+            try:
+                await self._finish(att, now)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis failing over: the outcome must not be lost
+                self.log.warning("callback_outcome_not_written", callback=att.cid, error=repr(exc))
+                await asyncio.sleep(next(delays, FINISH_RETRY_S[-1]))
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Let outcome writes in flight finish (leader role stopping)."""
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=timeout_s)
+
+    async def _finish(self, att: Attempt, now: float) -> None:
+        """Two steps, each done once even when retried: the state change, then
+        its audit entries."""
+        assert att.outcome is not None
+        outcome, detail = att.outcome
+        if att.written is None:
+            att.written = await self._settle(att, outcome, now)
+        what, attempts, close_reason, next_at = att.written
+        entry = {"kind": "attempt", "at": now, "id": att.cid, "number": mask_number(att.number), "seat": att.seat,
+                 "outcome": outcome, "detail": detail, "attempt": attempts, "result": what}
+        entries = [entry]
+        if what == "closed":
+            entries.append({"kind": "closed", "at": now, "id": att.cid, "number": mask_number(att.number),
+                            "reason": close_reason, "attempts": attempts})
+        elif what == "rescheduled":
+            entries.append({"kind": "scheduled", "at": now, "id": att.cid, "number": mask_number(att.number),
+                            "next_at": next_at})
+        await self.store.audit.append(entries)
+        # in Redis: only now does the attempt leave memory (and stop renewing its lease)
+        self.active.pop(att.action_id, None)
         self.by_cid.pop(att.cid, None)
+        if self.by_number.get(att.number) is att:
+            del self.by_number[att.number]
+        self.log.info("callback_attempt", callback=att.cid, number=att.number, seat=att.seat, outcome=outcome,
+                      result=what)
+        if not att.done.done():
+            att.done.set_result(outcome)
+
+    async def _settle(self, att: Attempt, outcome: str, now: float) -> tuple[str, int, str, float | None]:
         rec = await self.store.open_record(att.number) or {}
         attempts = int(rec.get("attempts", 0)) + (0 if outcome == "seat_no_answer" else 1)
         emergency = rec.get("kind") == "emergency"
@@ -152,17 +240,4 @@ class CallbackScheduler:
                     close_reason = "unreached"
         what = await self.store.finish(att.number, self.owner, outcome=outcome, seat=att.seat, now=now,
                                        next_at=next_at, close_reason=close_reason)
-        entry = {"kind": "attempt", "at": now, "id": att.cid, "number": mask_number(att.number), "seat": att.seat,
-                 "outcome": outcome, "detail": detail, "attempt": attempts, "result": what}
-        entries = [entry]
-        if what == "closed":
-            entries.append({"kind": "closed", "at": now, "id": att.cid, "number": mask_number(att.number),
-                            "reason": close_reason, "attempts": attempts})
-        elif what == "rescheduled":
-            entries.append({"kind": "scheduled", "at": now, "id": att.cid, "number": mask_number(att.number),
-                            "next_at": next_at})
-        await self.store.audit.append(entries)
-        self.log.info("callback_attempt", callback=att.cid, number=att.number, seat=att.seat, outcome=outcome,
-                      result=what)
-        if not att.done.done():
-            att.done.set_result(outcome)
+        return what, attempts, close_reason, next_at

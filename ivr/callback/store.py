@@ -137,6 +137,18 @@ end
 return out
 """
 
+# KEYS: claims ; ARGV: lease_until owner number...
+# Extends the lease of attempts still under way; only the owner's claims.
+_RENEW = """
+local n = 0
+for i = 3, #ARGV do
+  if redis.call('HGET', 'ivr:cb:n:' .. ARGV[i], 'owner') == ARGV[2] then
+    n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[i])
+  end
+end
+return n
+"""
+
 # KEYS: pending claims closed ; ARGV: number owner outcome seat now next_at('' = close) close_reason
 _FINISH = """
 local key = 'ivr:cb:n:' .. ARGV[1]
@@ -185,6 +197,7 @@ class CallbackStore:
         self._record = redis.register_script(_RECORD)
         self._claim = redis.register_script(_CLAIM)
         self._finish = redis.register_script(_FINISH)
+        self._renew = redis.register_script(_RENEW)
         self._close = redis.register_script(_CLOSE)
 
     def record_args(self, *, number: str, now: float, started: float, kind: str, reason: str, flow: str,
@@ -227,6 +240,14 @@ class CallbackStore:
         died, and claim up to ``count``. Returns (recovered, numbers claimed)."""
         out = await self._claim(keys=[PENDING, READY, CLAIMS], args=[now, now + lease_s, owner, count])
         return int(out[0]), [str(x) for x in out[1:]]
+
+    async def renew(self, numbers: list[str], *, owner: str, lease_until: float) -> int:
+        """Keep the claims of attempts still under way: a conversation may last
+        longer than the lease, and a lapsed lease would hand the citizen to
+        another dialler."""
+        if not numbers:
+            return 0
+        return int(await self._renew(keys=[CLAIMS], args=[lease_until, owner, *numbers]))
 
     async def finish(self, number: str, owner: str, *, outcome: str, seat: str, now: float,
                      next_at: float | None, close_reason: str = "") -> str:
