@@ -63,7 +63,9 @@ def _asterisk_tree(project_home: Path, tmp: Path, agi_port: int, ami_port: int) 
     data = tmp / "data"
     (data / "sounds").mkdir(parents=True)
     (data / "sounds" / "12345").symlink_to(project_home / "prompts")
-    installed = prefix / "var" / "lib" / "asterisk"       # documentation and the rest of the data dir
+    # documentation and the rest of the data dir: under the prefix, or /var/lib for a /usr install
+    installed = next((d for d in (prefix / "var" / "lib" / "asterisk", Path("/var/lib/asterisk")) if d.is_dir()),
+                     prefix / "var" / "lib" / "asterisk")
     for entry in installed.iterdir() if installed.is_dir() else ():
         if entry.name != "sounds":
             (data / entry.name).symlink_to(entry)
@@ -117,6 +119,52 @@ async def test_a_real_call_through_the_shipped_dialplan(redis, redis_url, projec
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+
+
+def _cli(conf: Path, command: str) -> str:
+    return subprocess.run([ASTERISK, "-C", str(conf), "-rx", command], capture_output=True, text=True,
+                          timeout=20).stdout
+
+
+async def _until_cli(conf: Path, command: str, pred, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = await asyncio.to_thread(_cli, conf, command)
+        if pred(out):
+            return out
+        assert time.monotonic() < deadline, f"{command!r} never matched: {out}"
+        await asyncio.sleep(0.5)
+
+
+async def test_engine_killed_during_the_greeting_the_caller_still_reaches_a_seat(redis_url, project_home, tmp_path):
+    """Fact 10: SIGKILL of the engine while the greeting plays ends AGI() with
+    AGISTATUS=SUCCESS; the shipped dialplan must still queue the citizen."""
+    from tests.engine_proc import EngineProcess
+
+    engine = EngineProcess(redis_url, tmp_path / "ivr")
+    ami_port = _free_port()
+    conf = _asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)
+    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        await engine.start()
+        await _until_cli(conf, "core show version", lambda out: "Asterisk" in out, 60)
+        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        out = _cli(conf, "channel originate Local/s@test-caller extension 12345@ivr-12345")
+        assert "rror" not in out, out
+        await asyncio.sleep(3)                     # the 7 s greeting is playing
+        assert engine.proc.poll() is None
+        engine.kill()
+        # the citizen reaches general-q and a seat answers: one completed call
+        out = await _until_cli(conf, "queue show general-q", lambda out: "C:1," in out, 60)
+        assert "A:0" in out, out
+    finally:
+        engine.stop()
         daemon.terminate()
         try:
             daemon.wait(30)
