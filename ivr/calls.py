@@ -9,6 +9,7 @@ import asyncio
 
 import datetime as dt
 import time
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -24,23 +25,37 @@ from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
 from ivr.logs import mask_number
 
+if TYPE_CHECKING:
+    from ivr.clock import Clock
+    from ivr.snapshot import ConfigSnapshot
+
 CALLS_STREAM_MAXLEN = 2_000_000
 LAST_CALL_TTL_S = 7 * 24 * 3600
+ALIVE_BEAT_S = 2.0          # the engine's "alive" key is renewed at least this often (it expires after 10 s)
 
 
 class LiveState:
-    """Values every engine process must agree on within a second (the
-    contingency level), polled from Redis in one round trip with the flows, and
-    what the level asks of the flows (from queue/contingency.yaml)."""
+    """What every call reads besides its flow: the contingency level (polled
+    from Redis with the flows, so every engine process agrees within a second)
+    and the configuration snapshot in force (the plan, announcement sets,
+    number lists, calendars)."""
 
-    def __init__(self, plan: Plan | None = None, announcements: AnnouncementSets | None = None) -> None:
+    def __init__(self, snapshot: "ConfigSnapshot | None" = None) -> None:
         self.level = 0
+        self.plan: Plan | None = None
+        self.announcements: AnnouncementSets = {}
         self.lists: dict[str, frozenset[str]] = {}
         self.calendars: dict[str, frozenset[dt.date]] = {}
-        self.plan = plan
-        self.announcements: AnnouncementSets = announcements or {}
         self._valid_at = -1
         self._valid: dict[str, tuple[str, ...]] = {}
+        if snapshot is not None:
+            self.use(snapshot)
+
+    def use(self, snapshot: "ConfigSnapshot") -> None:
+        """A new snapshot: calls that start from now on read it."""
+        self.plan, self.announcements = snapshot.plan, snapshot.announcements
+        self.lists, self.calendars = snapshot.lists, snapshot.calendars
+        self._valid_at = -1
 
     def valid_sets(self, now: dt.datetime) -> dict[str, tuple[str, ...]]:
         """Every set's items valid at ``now``; worked out once a second, not per call."""
@@ -63,31 +78,58 @@ class LiveState:
 
 class CallSummaries:
     """Call summaries go to a Redis stream in batches: one pipeline per 100 ms
-    instead of one round trip per call on the hot path."""
+    instead of one round trip per call on the hot path.
 
-    def __init__(self, redis: aioredis.Redis, log, flush_s: float = 0.1) -> None:
+    The same pipeline keeps ``CALLS_LIVE`` (which engine runs which call) and
+    marks each summarised call, so the leader can tell a call whose engine died
+    (no summary will come: it writes one from AMI) from one whose engine lives
+    (it waits), and never counts a call twice (``callback/reconcile.py``)."""
+
+    def __init__(self, redis: aioredis.Redis, log, flush_s: float = 0.1, owner: str = "") -> None:
         self.redis = redis
         self.log = log
         self.flush_s = flush_s
-        self._buf: list[dict[str, str]] = []
-        self._wake = asyncio.Event()
+        self.owner = owner
+        self._buf: list[tuple[str, dict[str, str]]] = []
+        self._started: dict[str, str] = {}
+        self._last_beat = 0.0
+
+    def started(self, uniqueid: str, at: float) -> None:
+        if uniqueid:
+            self._started[uniqueid] = f"{self.owner}|{at:.3f}"
 
     def add(self, fields: dict[str, str]) -> None:
         # One JSON field per entry: redis-py packs a 19-field XADD at several
         # times the CPU of json.dumps, and this runs once per call.
-        self._buf.append({"j": orjson.dumps(fields).decode()})
+        self._buf.append((fields.get("uniqueid", ""), {"j": orjson.dumps(fields).decode()}))
 
     async def flush(self) -> None:
-        if not self._buf:
+        beat = bool(self.owner) and time.monotonic() - self._last_beat >= ALIVE_BEAT_S
+        if not self._buf and not self._started and not beat:
             return
+        if beat:
+            self._last_beat = time.monotonic()
         batch, self._buf = self._buf, []
+        started, self._started = self._started, {}
+        ended = [uid for uid, _ in batch if uid]
+        for uid in ended:
+            started.pop(uid, None)          # began and ended within one batch
         pipe = self.redis.pipeline(transaction=False)
-        for fields in batch:
+        if started:
+            pipe.hset(keys.CALLS_LIVE, mapping=started)
+        for uid, fields in batch:
             pipe.xadd(keys.CALLS, fields, maxlen=CALLS_STREAM_MAXLEN, approximate=True)
+            if uid:
+                pipe.set(keys.call_summarised(uid), "engine", ex=keys.CALL_SUMMARISED_TTL_S)
+        if ended:
+            pipe.hdel(keys.CALLS_LIVE, *ended)
+        if self.owner:
+            pipe.set(keys.engine_alive(self.owner), "1", ex=keys.ENGINE_ALIVE_TTL_S)
         try:
             await pipe.execute()
         except Exception as exc:  # keep them for the next round: losing a call record is worse
             self._buf[:0] = batch
+            self._started = started | self._started
             self.log.error("call_summaries_not_written", error=repr(exc), pending=len(self._buf))
 
     async def run(self) -> None:
@@ -132,7 +174,7 @@ def read_summary(entry: dict[str, str]) -> dict[str, str]:
 class CallService:
     def __init__(self, *, registry: FlowRegistry, interpreter: FlowInterpreter, live: LiveState,
                  summaries: CallSummaries, redis: aioredis.Redis, timezone: ZoneInfo,
-                 prompt_prefix: str, recordings_dir: str, log) -> None:
+                 prompt_prefix: str, recordings_dir: str, log, clock: "Clock | None" = None) -> None:
         self.registry = registry
         self.interpreter = interpreter
         self.live = live
@@ -142,12 +184,14 @@ class CallService:
         self.prompt_prefix = prompt_prefix
         self.recordings_dir = recordings_dir
         self.log = log
+        self.now = clock.now if clock is not None else time.time
         self.active = 0
         self.finished = 0
 
     async def handle(self, env: dict[str, str], transport: LineTransport) -> CallLog:
-        started = time.time()
+        started = self.now()
         call = CallInfo.from_agi_env(env)
+        self.summaries.started(call.uniqueid, started)
         log = self.log.bind(call_id=call.uniqueid)
         channel = AgiChannel(transport, call, prompt_prefix=self.prompt_prefix,
                              recordings_dir=self.recordings_dir)
@@ -166,7 +210,7 @@ class CallService:
                 record = await self.interpreter.fallback_only(channel, log)
             else:
                 record = await self.interpreter.run(bundle, call.flow, channel, facts, log)
-            ended = time.time()
+            ended = self.now()
             self.summaries.add(summary_fields(call, record, started, ended, version, self.live.level))
             log.info("call_end", outcome=record.outcome, steps=len(record.steps),
                      commands=channel.commands, duration_s=round(ended - started, 3),

@@ -1,5 +1,17 @@
-"""Wiring: settings -> Redis -> flows -> FastAGI server. The one place where the
-adapters meet; everything else receives what it needs."""
+"""Wiring: the one place where the engine's roles meet.
+
+- the configuration snapshot (``snapshot.py``): every data file, immutable,
+  swapped whole on reload;
+- the call server: FastAGI in, a flow run, a call summary out (``calls.py``,
+  ``agi/fastagi.py``), reading flows from Redis and the snapshot;
+- the leader role (``leader.py``, ``leader_work.py``): AMI link, contingency
+  supervisor, missed-call capture and reconciliation, callback scheduler, each
+  a supervised part, in one process at a time;
+- the status view (``status.py``): what the web console and the CLI may read.
+
+Time comes from the clock passed in (``clock.py``): the wall clock in
+production, a drill's simulated clock in a drill or the demo.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +19,26 @@ import asyncio
 import contextlib
 import resource
 import signal
-import time
-from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from ivr import logs
+from ivr import leader_work, logs
 from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
-from ivr.ami.controller import AmiController
-from ivr.ami.model import LiveModel
-from ivr.callback.capture import MissedCallCapture
-from ivr.callback.in_queue import InQueueOffer
-from ivr.callback.scheduler import CallbackScheduler
-from ivr.callback.store import CallbackStore
-from ivr.contingency.store import ContingencyStore
-from ivr.contingency.supervisor import ContingencySupervisor
-from ivr.errors import ConfigError
-from ivr.leader import LeaderLock
 from ivr.calls import CallService, CallSummaries, LiveState
-from ivr.flow.interpreter import FlowInterpreter, RunnerConfig
+from ivr.clock import Clock, from_environment
+from ivr.errors import ConfigError
+from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
 from ivr.flow.store import FlowStore
-from ivr.project import (Project, check_files, load_calendars, load_number_lists, load_queue_config,
-                         require_operations)
+from ivr.leader import LeaderRole, Part
+from ivr.project import Project, check_files
 from ivr.redis_server import RedisHandle, connect
 from ivr.settings import Settings
+from ivr.snapshot import Adjust, ConfigSnapshot, SnapshotSource, runner_config
+from ivr.status import EngineStatus
 
-REFRESH_S = 0.5  # flows and the contingency level reach every process within a second
-LEADER_ROUND_S = 1.0
+REFRESH_S = 0.5  # flows, the level and the data files reach every process within a second
 
 
 def raise_open_file_limit() -> int:
@@ -59,83 +62,59 @@ async def publish_unpublished(project: Project, store: FlowStore, log) -> None:
             log.info("flow_bootstrapped", flow=name, version=res.version)
 
 
-def runner_config(project: Project, settings: Settings) -> RunnerConfig:
-    qc = load_queue_config(project.home / "queue")
-    return RunnerConfig(queues=qc.asterisk_names, fallback_queue=qc.queues[qc.fallback].asterisk,
-                        transfer_dialstring=settings.transfer_dialstring)
-
-
-@dataclass
 class Engine:
-    settings: Settings
-    redis: aioredis.Redis
-    log: object
-
-    def __post_init__(self) -> None:
-        self.project = Project(self.settings.home)
-        self.store = FlowStore(self.redis)
-        self.registry = FlowRegistry(self.store, self.log)
-        self.ops = require_operations(self.project, self.settings.timezone)
-        self.queue_config = load_queue_config(self.project.home / "queue")
-        self.live = LiveState(self.ops.plan, self.ops.announcements)
-        self.summaries = CallSummaries(self.redis, self.log)
+    def __init__(self, settings: Settings, redis: aioredis.Redis, log, *, clock: Clock | None = None,
+                 adjust: Adjust | None = None) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.log = log
+        self.clock = clock or from_environment()
+        self.project = Project(settings.home)
+        self.config = SnapshotSource(settings.home, settings.timezone, log, adjust=adjust)
+        self.flows = FlowStore(redis)
+        self.registry = FlowRegistry(self.flows, log)
+        self.live = LiveState(self.config.current)
+        self.leader = LeaderRole(redis, self._leader_term, log)
+        self.summaries = CallSummaries(redis, log, owner=self.leader.lock.token)
         self.calls = CallService(
-            registry=self.registry, interpreter=FlowInterpreter(runner_config(self.project, self.settings)),
-            live=self.live, summaries=self.summaries, redis=self.redis, timezone=self.settings.timezone,
-            prompt_prefix=self.settings.prompt_prefix, recordings_dir=self.settings.recordings_dir,
-            log=self.log)
-        self.agi = FastAgiServer(self.calls.handle, self.settings.agi_listen.host,
-                                 self.settings.agi_listen.port, self.log)
-        self._lists_mtime = -1.0
-        self._ops_mtime = self._operations_mtime()
-        self.controller: AmiController | None = None
-        self.supervisor: ContingencySupervisor | None = None
-        self.leader = LeaderLock(self.redis, keys.AMI_LEADER)
-        self.is_leader = False
-        self.time_scale = 1.0     # a drill runs the PBX this many times faster than the wall clock
-        self.http_port: int | None = None   # where the console listens, once it does
-        self._leader_tasks: list[asyncio.Task] = []
-        self.capture: MissedCallCapture | None = None
-        self.scheduler: CallbackScheduler | None = None
+            registry=self.registry, interpreter=FlowInterpreter(runner_config(self.config.current, settings)),
+            live=self.live, summaries=self.summaries, redis=redis, timezone=settings.timezone,
+            prompt_prefix=settings.prompt_prefix, recordings_dir=settings.recordings_dir, log=log, clock=self.clock)
+        self.config.on_change(self._use_snapshot)
+        self.agi = FastAgiServer(self.calls.handle, settings.agi_listen.host, settings.agi_listen.port, log)
+        self.work: leader_work.LeaderWork | None = None     # the leader's parts, while this process leads
+        self.extra_parts: list = []                           # (token) -> [Part]: more leader parts (audit checkpoints)
+        self.status = EngineStatus(self)
+
+    # -- what tests and the drill look at (read-only) ------------------------------
+
+    @property
+    def controller(self):
+        return self.work.controller if self.work else None
+
+    @property
+    def capture(self):
+        return self.work.capture if self.work else None
+
+    @property
+    def scheduler(self):
+        return self.work.scheduler if self.work else None
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader.is_leader
+
+    # -- the configuration snapshot and the level ------------------------------------------
+
+    def _use_snapshot(self, snap: ConfigSnapshot) -> None:
+        self.live.use(snap)
+        self.calls.interpreter = FlowInterpreter(runner_config(snap, self.settings))
 
     async def refresh(self) -> None:
         await self.registry.refresh()
         level = await self.redis.get(keys.CONTINGENCY_LEVEL)
         self.live.level = int(level) if level and level.isdigit() else 0
-        self._reload_lists()
-        self._reload_operations()
-
-    def _operations_mtime(self) -> float:
-        files = [self.project.home / "queue" / n for n in ("contingency.yaml", "seats.yaml", "queues.yaml")]
-        files.append(self.project.home / "prompts" / "announcements.yaml")
-        return max((p.stat().st_mtime for p in files if p.exists()), default=0.0)
-
-    def _reload_operations(self) -> None:
-        """A seat manager saved the plan or an announcement set: take it if it
-        is valid; if not, say so and keep the one in force (lose nothing)."""
-        mtime = self._operations_mtime()
-        if mtime == self._ops_mtime:
-            return
-        self._ops_mtime = mtime
-        try:
-            ops = require_operations(self.project, self.settings.timezone)
-        except ConfigError as exc:
-            self.log.error("operations_reload_refused", problems=str(exc))
-            return
-        self.ops = ops
-        self.live.plan, self.live.announcements = ops.plan, ops.announcements
-        self.live._valid_at = -1
-        if self.supervisor is not None:
-            self.supervisor.plan, self.supervisor.seats = ops.plan, ops.seats
-        self.log.info("operations_reloaded", levels=len(ops.plan.levels), sets=len(ops.announcements))
-
-    def _reload_lists(self) -> None:
-        folders = [self.project.flows_dir / "lists", self.project.flows_dir / "calendars"]
-        mtime = max((p.stat().st_mtime for f in folders if f.is_dir() for p in [f, *f.iterdir()]), default=0.0)
-        if mtime != self._lists_mtime:
-            self.live.lists = load_number_lists(self.project.flows_dir)
-            self.live.calendars = load_calendars(self.project.flows_dir)
-            self._lists_mtime = mtime
+        self.config.refresh()
 
     async def _refresh_loop(self) -> None:
         # redis-py can swallow a cancellation that lands mid-command, so the loop
@@ -144,8 +123,23 @@ class Engine:
             await asyncio.sleep(REFRESH_S)
             try:
                 await self.refresh()
-            except Exception as exc:  # Redis restarting: keep serving on what we have
+            except Exception as exc:  # noqa: BLE001 - Redis restarting: keep serving on what we have
                 self.log.warning("refresh_failed", error=repr(exc))
+
+    # -- the leader role ---------------------------------------------------------------
+
+    async def _leader_term(self, token: str) -> tuple[list[Part], leader_work.Cleanup]:
+        work = leader_work.build(settings=self.settings, redis=self.redis, config=self.config, clock=self.clock,
+                                 log=self.log, token=token)
+        work.extra = [p for make in self.extra_parts for p in make(token)]
+        self.work = work
+
+        async def end_term() -> None:
+            await leader_work.cleanup(work)
+            self.work = None
+        return leader_work.parts(work, self.config, self.clock), end_term
+
+    # -- the web console ---------------------------------------------------------------
 
     async def _start_web(self):
         """The console and HTTP API on IVR_HTTP_LISTEN (port 0: any free port)."""
@@ -154,112 +148,32 @@ class Engine:
         from ivr.web.app import make_app
 
         listen = self.settings.http_listen
-        runner = web.AppRunner(make_app(redis=self.redis, settings=self.settings, engine=self),
+        runner = web.AppRunner(make_app(redis=self.redis, settings=self.settings, status=self.status),
                                access_log=None, handle_signals=False)
         await runner.setup()
         try:
             await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
         except OSError as exc:
             await runner.cleanup()
-            raise ConfigError(f"IVR_HTTP_LISTEN={listen}: cannot listen there ({exc.strerror})") from exc
-        self.http_port = runner.addresses[0][1]
-        self.log.info("http_listening", host=listen.host, port=self.http_port)
+            raise ConfigError(f"IVR_HTTP_LISTEN={listen}: 无法在此地址监听 (cannot listen there: {exc.strerror})") \
+                from exc
+        self.status.http_port = runner.addresses[0][1]
+        self.log.info("http_listening", host=listen.host, port=self.status.http_port)
         return runner
 
-    # -- the leader's work: the AMI link and the contingency supervisor ----------
+    @property
+    def http_port(self) -> int | None:
+        return self.status.http_port
 
-    def _make_leader_parts(self) -> list:
-        """The leader's work, as coroutines to run while it holds the lock."""
-        emergency = [q.asterisk for q in self.queue_config.queues.values() if q.emergency]
-        model = LiveModel(emergency_queues=emergency, reserved_interfaces=self.ops.seats.reserved,
-                          window_s=900 / self.time_scale, service_level_s=20 / self.time_scale)
-        ami = self.settings.ami
-        self.controller = None if ami is None else AmiController(
-            host=ami.host, port=ami.port, username=ami.username, secret=ami.secret, model=model,
-            redis=self.redis, log=self.log.bind(part="ami"))
-        self.supervisor = ContingencySupervisor(
-            plan=self.ops.plan, seats=self.ops.seats, queues=self.queue_config.asterisk_names,
-            store=ContingencyStore(self.redis), controller=self.controller, model=model,
-            log=self.log.bind(part="contingency"))
-        cb_store = CallbackStore(self.redis)
-        general = self.queue_config.asterisk_names.get("general", "")
-        self.capture = MissedCallCapture(
-            self.redis, cb_store, self.ops.policy, self.settings.timezone, self.log.bind(part="capture"),
-            consumer=self.leader.token,
-            estimated_wait=lambda: model.estimated_wait(general, time.time()))
-        self.scheduler = None if self.controller is None else CallbackScheduler(
-            store=cb_store, controller=self.controller, policy=self.ops.policy, tz=self.settings.timezone,
-            queues=self.queue_config.asterisk_names, log=self.log.bind(part="callbacks"), owner=self.leader.token)
-        if self.controller is not None and self.ops.policy.in_queue_digit:
-            self.in_queue_offer = InQueueOffer(
-                self.controller, digit=self.ops.policy.in_queue_digit, log=self.log.bind(part="callbacks"),
-                emergency_queues=frozenset(q.asterisk for q in self.queue_config.queues.values() if q.emergency))
-        work = [self._every(LEADER_ROUND_S, self.supervisor.tick, "contingency"), self._capture_loop()]
-        if self.scheduler is not None:
-            work.append(self._every(LEADER_ROUND_S, self.scheduler.tick, "callbacks"))
-        return work
-
-    async def _every(self, period_s: float, fn, what: str) -> None:
-        while not asyncio.current_task().cancelling():
-            try:
-                await fn()
-            except Exception as exc:  # a failed round is logged; the next one tries again
-                self.log.warning("leader_round_failed", part=what, error=repr(exc))
-            await asyncio.sleep(period_s)
-
-    async def _capture_loop(self) -> None:
-        await self.capture.ensure_group()
-        while not asyncio.current_task().cancelling():
-            try:
-                if not await self.capture.run_once(count=2000, block_ms=500):
-                    await asyncio.sleep(0.05)
-            except Exception as exc:
-                self.log.warning("capture_round_failed", error=repr(exc))
-                await asyncio.sleep(1.0)
-
-    async def _leader_loop(self) -> None:
-        """Holds (or waits for) the leader lock; the holder runs the AMI link
-        and the supervisor. Losing the lock stops both at once."""
-        try:
-            while not asyncio.current_task().cancelling():
-                try:
-                    if not self.is_leader and await self.leader.acquire():
-                        self.is_leader = True
-                        work = self._make_leader_parts()
-                        if self.controller is not None:
-                            await self.controller.start()
-                        self._leader_tasks = [asyncio.create_task(w) for w in work]
-                        self.log.info("leader_acquired", ami=self.controller is not None)
-                    elif self.is_leader and not await self.leader.renew():
-                        self.log.warning("leader_lost")
-                        await self._stop_leader_parts()
-                except Exception as exc:  # Redis restarting: try again next round
-                    self.log.warning("leader_round_failed", error=repr(exc))
-                await asyncio.sleep(LEADER_ROUND_S)
-        finally:
-            await self._stop_leader_parts()
-
-    async def _stop_leader_parts(self) -> None:
-        for t in self._leader_tasks:
-            t.cancel()
-        await asyncio.gather(*self._leader_tasks, return_exceptions=True)
-        self._leader_tasks = []
-        if self.scheduler is not None:
-            await self.scheduler.close()     # outcomes of callbacks under way reach Redis first
-        if self.controller is not None:
-            await self.controller.stop()
-        if self.is_leader:
-            with contextlib.suppress(Exception):
-                await self.leader.release()
-        self.controller, self.supervisor, self.is_leader = None, None, False
+    # -- running -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        await publish_unpublished(self.project, self.store, self.log)
+        await publish_unpublished(self.project, self.flows, self.log)
         await self.refresh()
         async with asyncio.TaskGroup() as tg:
             background = [tg.create_task(self._refresh_loop()), tg.create_task(self.summaries.run())]
             if self.settings.leader:
-                background.append(tg.create_task(self._leader_loop()))
+                background.append(tg.create_task(self.leader.run()))
             await self.agi.start()
             web_runner = await self._start_web()
             if ready is not None:
@@ -289,7 +203,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         try:
             engine = Engine(settings, redis, log)
             log.info("engine_starting", redis="embedded" if not settings.redis_url else "external",
-                     open_files=limit, home=str(settings.home))
+                     open_files=limit, home=str(settings.home), clock=engine.clock.describe())
             await engine.run(stop, ready)
         finally:
             await redis.aclose()

@@ -37,3 +37,21 @@ AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process th
 def last_call(number: str) -> str:
     """String: epoch seconds of this number's latest call (expires after a week)."""
     return f"{PREFIX}caller:{number}:last"
+
+
+def call_summarised(uniqueid: str) -> str:
+    """String (1 day): this call's summary is in ``CALLS`` (written by its engine,
+    or by the leader's reconciliation from AMI when the engine died)."""
+    return f"{PREFIX}call:{uniqueid}:summarised"
+
+
+CALL_SUMMARISED_TTL_S = 24 * 3600
+CALLS_LIVE = f"{PREFIX}calls:live"                      # Hash: uniqueid -> "<engine token>|<started>" while a call runs
+
+
+def engine_alive(token: str) -> str:
+    """String (expires): an engine process that is serving calls, renewed every second."""
+    return f"{PREFIX}engine:{token}:alive"
+
+
+ENGINE_ALIVE_TTL_S = 10

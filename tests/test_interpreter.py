@@ -42,7 +42,8 @@ async def run(flows, caller, *, flow="main", level=0, now=NOON, missing=frozense
     if ops is None:
         facts = CallFacts(now=now, level=level, caller=caller.number, lists=lists or {}, last_call_age_s=last_age)
     else:   # what the engine does: the shipped contingency plan decides what the level means
-        live = LiveState(ops.plan, ops.announcements)
+        live = LiveState()
+        live.plan, live.announcements = ops.plan, ops.announcements
         live.level, live.lists = level, lists or {}
         facts = live.facts(now, caller=caller.number, last_call_age_s=last_age)
     record = await FlowInterpreter(CONFIG).run(flows, flow, ch, facts, LOG)

@@ -55,7 +55,7 @@ class PipeTransport:
 
 
 async def run_classic(flow_name: str, agi: AGI, environ: dict[str, str] | None = None) -> str:
-    from ivr.engine import runner_config  # local: keeps start-up light for the common path
+    from ivr.snapshot import load_snapshot, runner_config  # local: keeps start-up light for the common path
     from ivr.flow.interpreter import FlowInterpreter
 
     settings = load_settings(environ)
@@ -72,7 +72,7 @@ async def run_classic(flow_name: str, agi: AGI, environ: dict[str, str] | None =
     facts = CallFacts(now=dt.datetime.fromtimestamp(started, settings.timezone), level=0,
                       caller=call.caller_number, lists=load_number_lists(project.flows_dir),
                       calendars=load_calendars(project.flows_dir))
-    interpreter = FlowInterpreter(runner_config(project, settings))
+    interpreter = FlowInterpreter(runner_config(load_snapshot(settings.home, settings.timezone), settings))
     log.info("call_start", caller=call.caller_number, flow=flow_name, transport="classic")
     record = await interpreter.run(flows, flow_name, channel, facts, log)
     fields = summary_fields(call, record, started, time.time(), None)

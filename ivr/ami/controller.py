@@ -22,6 +22,7 @@ import asyncio
 import codecs
 import json
 import time
+from typing import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -118,8 +119,9 @@ class ActionResult:
 class AmiController:
     def __init__(self, *, host: str, port: int, username: str, secret: str, model: LiveModel,
                  redis: aioredis.Redis | None, log, publish_s: float = 0.25, resync_s: float = 30.0,
-                 ping_s: float = 5.0) -> None:
+                 ping_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.model = model
+        self.now = clock             # the engine's clock: the live model's windows are in its seconds
         self.redis = redis
         self.log = log
         self.publish_s = publish_s
@@ -160,7 +162,7 @@ class AmiController:
         self.log.warning("ami_disconnected", error=repr(exc), retry_in_s=manager.reconnect_timeout)
 
     def _on_event(self, manager, event) -> None:
-        self.model.apply(event, time.time())
+        self.model.apply(event, self.now())
         self._dirty = True
         for listener in self.listeners:
             try:
@@ -176,7 +178,7 @@ class AmiController:
             self.log.warning("ami_resync_failed", error=repr(exc))
             return False
         events = res if isinstance(res, list) else [res]
-        self.model.rebuild([e for e in events if "Event" in e], time.time())
+        self.model.rebuild([e for e in events if "Event" in e], self.now())
         self.resyncs += 1
         self._dirty = True
         self.ready.set()
@@ -198,7 +200,7 @@ class AmiController:
         if self.redis is None:
             return
         self._dirty = False
-        snap = self.model.snapshot(time.time())
+        snap = self.model.snapshot(self.now())
         snap["ami_connected"] = self.ready.is_set()
         try:
             await self.redis.set(keys.LIVE, json.dumps(snap, ensure_ascii=False), ex=LIVE_TTL_S)

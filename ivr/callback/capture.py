@@ -45,7 +45,7 @@ class MissedCallCapture:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def run_once(self, count: int = 500, block_ms: int | None = None) -> int:
+    async def run_once(self, count: int = 500, block_ms: int | None = None, now: float | None = None) -> int:
         """Process what is waiting (pending entries of this consumer first)."""
         handled = 0
         for start in ("0", ">"):
@@ -53,7 +53,7 @@ class MissedCallCapture:
                                                block=block_ms if start == ">" else None)
             for _, entries in resp or []:
                 if entries:
-                    await self.handle([(eid, read_summary(f)) for eid, f in entries if f])
+                    await self.handle([(eid, read_summary(f)) for eid, f in entries if f], now)
                     handled += len(entries)
         return handled
 

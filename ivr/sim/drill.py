@@ -2,17 +2,19 @@
 supervisor, missed-call capture, callback scheduler, embedded Redis) against the
 simulated Asterisk, with citizens arriving from a profile.
 
-Only the PBX side runs in simulated time (``speed`` times the wall clock):
-arrivals, patience, conversations, wrap-up and Queue() timeouts. The engine
-runs unchanged in real time, so its own windows (service level, threshold hold
-times, callback spacing) are wall-clock seconds; the drill's report is in
-simulated time throughout.
+Everything runs on one simulated clock, ``speed`` times the wall clock: the
+PBX side (arrivals, patience, conversations, wrap-up, Queue() timeouts) and the
+engine, which is given the same time line as its clock (``ivr/clock.py``). So
+the engine's calling hours, deadlines, spacing, threshold hold times and the
+live figures are in the same simulated seconds as the report. The drill's day
+starts at 09:00 in the hotline's time zone, whatever the hour it is run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import math
 import random
 import statistics
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from ivr import logs
 from ivr.callback.store import CallbackQueries, CallbackStore
+from ivr.clock import ScaledClock
 from ivr.contingency.store import ContingencyStore
 from ivr.engine import Engine, raise_open_file_limit
 from ivr.redis_server import EmbeddedRedis, connect
@@ -35,41 +38,41 @@ from ivr.sim.pbx import SimPbx
 from ivr.sim.profiles import Profile
 
 TICK_S = 0.02           # wall seconds between advances of the simulated PBX
+ENGINE_START_S = 3.0    # wall seconds from the drill's start to its time 0 (the engine starts meanwhile)
 ON_BREAK = ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n")   # queue/seats.yaml front-line, paused
 
 
-def scaled_for_drill(ops, speed: float):
-    """The contingency plan and callback policy with every duration divided by
-    ``speed``: the engine runs on the wall clock while the drill's PBX runs
-    ``speed`` times faster, so "held for 60 s" must mean 60 simulated seconds."""
-    def th(t):
-        if t is None:
-            return None
-        return dataclasses.replace(t, for_s=t.for_s / speed,
-                                   longest_wait_s=None if t.longest_wait_s is None else t.longest_wait_s / speed)
-    plan = ops.plan
-    levels = tuple(dataclasses.replace(lv, raise_when=th(lv.raise_when), stand_down_when=th(lv.stand_down_when),
-                                       expire_after_h=None if lv.expire_after_h is None else lv.expire_after_h / speed)
-                   for lv in plan.levels)
-    plan = dataclasses.replace(plan, levels=levels, evaluate_every_s=max(0.5, plan.evaluate_every_s / speed))
-    p = ops.policy
-    policy = dataclasses.replace(
-        p, short_abandon_s=p.short_abandon_s / speed, spacing_s=tuple(s / speed for s in p.spacing_s),
-        calm_max_longest_wait_s=p.calm_max_longest_wait_s / speed,
-        deadlines_s={k: v / speed for k, v in p.deadlines_s.items()}, claim_lease_s=max(10.0, p.claim_lease_s / speed))
-    return dataclasses.replace(ops, plan=plan, policy=policy)
-
-
 class SimClock:
-    def __init__(self, speed: float) -> None:
+    """The drill's time line: simulated seconds since the drill's start for the
+    simulated PBX and the report, and the same instant as epoch seconds
+    (``engine``, a ``ScaledClock``) for the engine, so the engine's calling
+    hours, deadlines, spacing and windows run in the drill's seconds."""
+
+    def __init__(self, speed: float, start_epoch: float, lead_s: float = 0.0) -> None:
         self.speed = speed
-        self.real0 = time.monotonic()
+        self.engine = ScaledClock(start_epoch, speed, time.monotonic() + lead_s)
 
     def now(self) -> float:
-        return (time.monotonic() - self.real0) * self.speed
+        return self.engine.elapsed()
 
     async def sleep(self, sim_s: float) -> None:
-        await asyncio.sleep(max(0.0, sim_s) / self.speed)
+        await self.engine.sleep(sim_s)
+
+
+def default_start(tz) -> float:
+    """09:00 today where the hotline is: a drill starts in the working day, at
+    whatever hour it is run, so callbacks fall within calling hours."""
+    today = dt.datetime.now(tz).date()
+    return dt.datetime.combine(today, dt.time(9, 0), tzinfo=tz).timestamp()
+
+
+def plan_mode(mode: str):
+    """The drill runs the shipped plan in its own mode (``auto``: the level moves
+    by itself; ``propose``: a fixed level)."""
+    def adjust(snap):
+        plan = dataclasses.replace(snap.ops.plan, mode=mode)
+        return dataclasses.replace(snap, ops=dataclasses.replace(snap.ops, plan=plan))
+    return adjust
 
 
 @dataclass
@@ -110,10 +113,11 @@ def arrival_times(profile: Profile, rng: random.Random, duration_s: float) -> li
 class Drill:
     def __init__(self, profile: Profile, *, home: Path, speed: float | None = None, contingency: str = "auto",
                  seed: int = 12345, duration_s: float | None = None, progress=None,
-                 http_listen: str = "127.0.0.1:0", on_ready=None) -> None:
+                 http_listen: str = "127.0.0.1:0", on_ready=None, start_epoch: float | None = None) -> None:
         self.p = profile
         self.home = home
-        self.clock = SimClock(speed or profile.speed)
+        self.speed = speed or profile.speed
+        self.start_epoch = start_epoch
         self.contingency = contingency        # "auto" | "plan" | "0".."N" (fixed)
         self.rng = random.Random(seed)
         self.duration_s = duration_s or profile.duration_s
@@ -281,19 +285,15 @@ class Drill:
                                   "IVR_AGI_LISTEN": "127.0.0.1:0", "IVR_LEADER": "yes", "IVR_DRAIN_S": "2",
                                   "IVR_HTTP_LISTEN": self.http_listen,
                                   "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{self.ami.port}"})
-        self.engine = Engine(settings, redis, logs.get("ivr.engine"))
-        # The engine measures durations in wall seconds, which the drill shrinks
-        # by its speed: scale every duration the engine's rules use the same way.
-        self.engine.ops = scaled_for_drill(self.engine.ops, self.clock.speed)
-        self.engine.time_scale = self.clock.speed
-        plan = self.engine.ops.plan
-        if self.contingency == "auto":
-            self.engine.ops = dataclasses.replace(self.engine.ops, plan=dataclasses.replace(plan, mode="auto"))
-        elif self.contingency.isdigit():
-            level = min(int(self.contingency), plan.top)
-            await ContingencyStore(redis).set_level(level, by="drill", reason="drill at a fixed level")
+        start = self.start_epoch if self.start_epoch is not None else default_start(settings.timezone)
+        self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
+        mode = "auto" if self.contingency == "auto" else "propose"
+        self.engine = Engine(settings, redis, logs.get("ivr.engine"), clock=self.clock.engine, adjust=plan_mode(mode))
+        if self.contingency.isdigit():
             # a fixed level: no automatic changes
-            self.engine.ops = dataclasses.replace(self.engine.ops, plan=dataclasses.replace(plan, mode="propose"))
+            level = min(int(self.contingency), self.engine.config.current.plan.top)
+            await ContingencyStore(redis).set_level(level, by="drill", reason="drill at a fixed level",
+                                                    now=self.clock.engine.now())
         stop, ready = asyncio.Event(), asyncio.Event()
         engine_task = asyncio.create_task(self.engine.run(stop, ready))
         await asyncio.wait_for(ready.wait(), 30)
@@ -307,7 +307,8 @@ class Drill:
         bucket_s = self.duration_s / 60
         next_bucket, bucket_arrivals, i = bucket_s, 0, 0
         last_progress = 0.0
-        self.clock = SimClock(self.clock.speed)
+        while self.clock.now() < 0:              # the drill's time 0: the engine is up by then
+            await asyncio.sleep(TICK_S)
         wall0 = time.monotonic()
         try:
             while True:
@@ -349,6 +350,7 @@ class Drill:
             for t in list(self.tasks):
                 t.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+            self._capture = self.engine.capture          # its counts, for the report
             stop.set()
             await asyncio.wait_for(engine_task, 30)
             await self.ami.stop()
@@ -391,7 +393,7 @@ class Drill:
                               if c.wanted_person and c.outcome not in ("answered", "in_progress", "other")}
         missing = unanswered_wanting - numbers_with_record
         counts = await CallbackStore(redis).counts()
-        capture = self.engine.capture
+        capture = getattr(self, "_capture", None)
 
         def pct(values, q):
             if not values:

@@ -4,6 +4,8 @@ route table that serves the requests, /healthz and /metrics."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hmac
 import json
 import time
@@ -44,11 +46,15 @@ class Context:
     redis: object
     settings: object
     accounts: Accounts
-    engine: object | None = None
+    status: "EngineStatus | None" = None    # the engine's read-only status (None: the web app alone, in tests)
     routes: list[Route] = field(default_factory=list)
 
     def audit(self) -> AuditLog:
         return AuditLog(self.redis, keys.CONSOLE_AUDIT)
+
+
+if TYPE_CHECKING:
+    from ivr.status import EngineStatus
 
 
 def error(status: int, message: str) -> web.Response:
@@ -143,10 +149,11 @@ async def healthz(request: web.Request) -> web.Response:
         redis_ok = True
     except Exception:
         redis_ok = False
-    eng = ctx.engine
-    body = {"ok": redis_ok, "redis": redis_ok, "calls_in_progress": eng.calls.active if eng else None,
-            "ami_connected": bool(eng and eng.controller and eng.controller.ready.is_set()),
-            "leader": bool(eng and eng.is_leader)}
+    st = ctx.status
+    body = {"ok": redis_ok, "redis": redis_ok, "calls_in_progress": None, "ami_connected": False, "leader": False}
+    if st is not None:
+        body |= st.as_dict()
+        body["ok"] = redis_ok and st.config_error is None and st.as_dict()["parts_ok"]
     return web.json_response(body, status=200 if redis_ok else 503)
 
 
@@ -155,9 +162,18 @@ async def metrics(request: web.Request) -> web.Response:
     snap = await read_live(ctx.redis)
     level = int(await ctx.redis.get(keys.CONTINGENCY_LEVEL) or 0)
     counts = await CallbackStore(ctx.redis).counts()
-    eng = ctx.engine
+    st = ctx.status
     lines = gauge("ivr_calls_in_progress", "Calls this process is running a flow for",
-                  [({}, eng.calls.active if eng else 0)])
+                  [({}, st.calls_in_progress if st else 0)])
+    if st is not None:
+        health = st.leader_health()
+        lines += gauge("ivr_leader", "1 if this process holds the leader role", [({}, int(health["leader"]))])
+        lines += gauge("ivr_leader_part_up", "Leader parts running (1) or restarting (0)",
+                       [({"part": n}, int(p["state"] == "running")) for n, p in health["parts"].items()])
+        lines += gauge("ivr_leader_part_restarts", "Restarts of each leader part",
+                       [({"part": n}, p["restarts"]) for n, p in health["parts"].items()])
+        lines += gauge("ivr_config_reload_failed", "1 if a changed data file was refused (the previous one is in force)",
+                       [({}, int(st.config_error is not None))])
     lines += gauge("ivr_contingency_level", "Contingency level in force", [({}, level)])
     lines += gauge("ivr_callback_backlog", "Open callbacks", [({"state": k}, counts[k])
                                                              for k in ("pending", "ready", "assigned")])
@@ -171,7 +187,7 @@ async def metrics(request: web.Request) -> web.Response:
         lines += gauge("ivr_queue_abandon_ratio", "Abandoned / offered over the window",
                        [({"queue": n}, v["abandon_rate"]) for n, v in q.items()])
         lines += gauge("ivr_seats", "Seats by state", [({"state": k}, v) for k, v in snap["seat_states"].items()])
-        lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, time.time() - snap["at"])])
+        lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, (st.now() if st else time.time()) - snap["at"])])
     lines += AGI_COMMAND_SECONDS.render()
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
@@ -242,11 +258,11 @@ def obj(props: dict, required: list[str]) -> dict:
 STR, INT = {"type": "string"}, {"type": "integer"}
 
 
-def make_app(*, redis, settings, engine=None) -> web.Application:
+def make_app(*, redis, settings, status: "EngineStatus | None" = None) -> web.Application:
     from ivr.web import api_audit, api_ops, api_seats, console
 
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
-    app[CTX] = Context(redis, settings, Accounts(redis), engine)
+    app[CTX] = Context(redis, settings, Accounts(redis), status)
     for r in [
         Route("GET", "/healthz", healthz, (), "liveness: Redis reachable, calls in progress"),
         Route("GET", "/metrics", metrics, (), "Prometheus metrics"),
