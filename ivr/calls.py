@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from ivr import redis_keys as keys
 from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.call import CallInfo, CallLog
+from ivr.durable import NotReplicated, Replication
 from ivr.announcements import AnnouncementSets, playable
 from ivr.contingency.plan import Plan
 from ivr.flow.conditions import CallFacts
@@ -93,6 +94,7 @@ class CallSummaries:
         self._buf: list[tuple[str, dict[str, str]]] = []
         self._started: dict[str, str] = {}
         self._last_beat = 0.0
+        self.replication = Replication(redis)
 
     def started(self, uniqueid: str, at: float) -> None:
         if uniqueid:
@@ -127,6 +129,10 @@ class CallSummaries:
             pipe.set(keys.engine_alive(self.owner), "1", ex=keys.ENGINE_ALIVE_TTL_S)
         try:
             await pipe.execute()
+            if batch:
+                await self.replication.wait()
+        except NotReplicated as exc:     # on the master, not yet on a replica: nothing to re-send
+            self.log.warning("call_summaries_not_replicated", error=str(exc), summaries=len(batch))
         except Exception as exc:  # keep them for the next round: losing a call record is worse
             self._buf[:0] = batch
             self._started = started | self._started

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -110,11 +111,70 @@ class EmbeddedRedis:
         self.stop()
 
 
+SENTINEL_SCHEME = "redis+sentinel://"
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    password: str | None = None
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """``redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]``."""
+    rest = url[len(SENTINEL_SCHEME):]
+    auth, _, rest = rest.rpartition("@")
+    hosts, _, path = rest.partition("/")
+    service, _, db = path.partition("/")
+    sentinels = []
+    for h in hosts.split(","):
+        host, _, port = h.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{url!r}: sentinel address {h!r} is not HOST:PORT")
+        sentinels.append((host.strip("[]"), int(port)))
+    if not service:
+        raise ValueError(f"{url!r}: the service name (sentinel monitor NAME) is missing")
+    if db and not db.isdigit():
+        raise ValueError(f"{url!r}: database {db!r} is not a number")
+    password = auth.partition(":")[2] or None if auth else None
+    return SentinelTarget(tuple(sentinels), service, int(db or 0), password)
+
+
+class _SentinelMaster(aioredis.Redis):
+    """The master's client; closing it also closes its sentinel connections."""
+
+    sentinel = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for s in getattr(self.sentinel, "sentinels", ()):
+            await s.aclose()
+
+
 def connect(url: str) -> aioredis.Redis:
+    """A client for ``url``; for Redis Sentinel, one that follows the master
+    through a failover (``redis.asyncio.sentinel``)."""
+    if url.startswith(SENTINEL_SCHEME):
+        from redis.asyncio.sentinel import Sentinel
+
+        t = parse_sentinel_url(url)
+        sentinel = Sentinel(list(t.sentinels), socket_timeout=2.0, sentinel_kwargs={"socket_timeout": 1.0})
+        client = sentinel.master_for(t.service, redis_class=_SentinelMaster, db=t.db, password=t.password,
+                                     decode_responses=True, socket_timeout=5.0, health_check_interval=30)
+        client.sentinel = sentinel
+        return client
     return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
 
 
 def connect_sync(url: str) -> redis.Redis:
+    if url.startswith(SENTINEL_SCHEME):
+        from redis.sentinel import Sentinel
+
+        t = parse_sentinel_url(url)
+        return Sentinel(list(t.sentinels), socket_timeout=2.0).master_for(
+            t.service, db=t.db, password=t.password, decode_responses=True)
     return redis.Redis.from_url(url, decode_responses=True)
 
 

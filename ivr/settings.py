@@ -76,7 +76,7 @@ class Settings:
 SETTINGS_HELP = {
     "IVR_HOME": (None, "project folder with flows/, prompts/, queue/ (default: the current folder if it has flows/, else the installed project)"),
     "IVR_DATA_DIR": (None, "engine data: embedded Redis files, voice messages (default: IVR_HOME/var)"),
-    "IVR_REDIS_URL": (None, "redis://host:port/db of a Redis server; unset: an embedded redis-server is started"),
+    "IVR_REDIS_URL": (None, "redis://host:port/db of a Redis server, or redis+sentinel://h1:26379,h2:26379/mymaster/0 for Redis Sentinel; unset: an embedded redis-server is started"),
     "IVR_AGI_LISTEN": ("127.0.0.1:4573", "FastAGI listen address HOST:PORT"),
     "IVR_AMI_URL": (None, "ami://user:secret@host:5038 of Asterisk's manager interface; unset: no AMI"),
     "IVR_HTTP_LISTEN": ("127.0.0.1:8080", "console and HTTP API listen address HOST:PORT"),
@@ -153,8 +153,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
     data_dir = Path(get("IVR_DATA_DIR") or home / "var").resolve()
     redis_url = get("IVR_REDIS_URL")
-    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        errors.append(f"IVR_REDIS_URL={redis_url!r}: expected redis://HOST:PORT/DB or unix:///path")
+    if redis_url and redis_url.startswith("redis+sentinel://"):
+        from ivr.redis_server import parse_sentinel_url
+        try:
+            parse_sentinel_url(redis_url)
+        except ValueError as exc:
+            errors.append(f"IVR_REDIS_URL: {exc}")
+    elif redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        errors.append(f"IVR_REDIS_URL={redis_url!r}: expected redis://HOST:PORT/DB, unix:///path or "
+                      "redis+sentinel://HOST:26379,HOST:26379/SERVICE/DB")
     agi = _host_port("IVR_AGI_LISTEN", get("IVR_AGI_LISTEN"), errors)
     http = _host_port("IVR_HTTP_LISTEN", get("IVR_HTTP_LISTEN"), errors)
     ami = _ami("IVR_AMI_URL", get("IVR_AMI_URL"), errors) if get("IVR_AMI_URL") else None

@@ -21,6 +21,7 @@ from ivr import redis_keys as keys
 from ivr.callback.policy import Policy, classify, first_attempt_at, reached_a_person
 from ivr.callback.store import CallbackStore
 from ivr.calls import read_summary
+from ivr.durable import Replication
 from ivr.logs import mask_number
 
 GROUP = "callbacks"
@@ -37,6 +38,7 @@ class MissedCallCapture:
         self.consumer = consumer
         self.estimated_wait = estimated_wait   # seconds until a courtesy caller's place reaches a seat
         self.recorded = self.merged = self.closed_later = self.misdials = 0
+        self.replication = Replication(redis)
 
     async def ensure_group(self) -> None:
         try:
@@ -126,6 +128,8 @@ class MissedCallCapture:
         if carry:
             await self.store.audit.append(carry)
         if entries:
+            # acknowledged only once a replica has the records (a failover loses none)
+            await self.replication.wait()
             await self.redis.xack(keys.CALLS, GROUP, *[eid for eid, _ in entries])
 
     def _audit_for(self, meta, results, now: float) -> list[dict]:

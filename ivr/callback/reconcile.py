@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 from ivr import redis_keys as keys
 from ivr.calls import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
+from ivr.durable import Replication
 from ivr.logs import mask_number
 
 GRACE_S = 5.0               # wall seconds: engines write summaries every 0.1 s
@@ -77,6 +78,7 @@ class QueueReconciler:
         self.pending: dict[str, _Left] = {}
         self.written = 0
         self._write_once = redis.register_script(_WRITE_ONCE)
+        self.replication = Replication(redis)
         self._last_cleanup = time.monotonic()
 
     # -- AMI events (called by the controller for every event) ---------------------
@@ -156,6 +158,7 @@ class QueueReconciler:
                                           CALLS_STREAM_MAXLEN])
         if not ok:
             return "summarised"
+        await self.replication.wait()
         if holder:
             await self.redis.hdel(keys.CALLS_LIVE, p.uniqueid)
         self.written += 1

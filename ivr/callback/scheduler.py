@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from ivr.ami.controller import AmiController
 from ivr.callback.policy import Policy, next_attempt_at
 from ivr.callback.store import CallbackStore
+from ivr.durable import Replication
 from ivr.logs import mask_number
 
 # DIALSTATUS of the citizen leg -> outcome
@@ -41,6 +42,7 @@ class Attempt:
     answered_at: float | None = None        # the seat picked up (OriginateResponse Success)
     outcome: tuple[str, str] | None = None  # (outcome, detail) once known; written until it sticks
     written: tuple[str, int, str, float | None] | None = None   # the state change, once in Redis
+    audited: bool = False
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -86,6 +88,7 @@ class CallbackScheduler:
         self.by_cid: dict[str, Attempt] = {}
         self.by_number: dict[str, Attempt] = {}
         self._writes: set[asyncio.Task] = set()       # outcome writes in flight (owned, awaited on close)
+        self.replication = Replication(store.redis)
         controller.listeners.append(self._on_event)
 
     def busy_seats(self) -> set[str]:
@@ -199,6 +202,7 @@ class CallbackScheduler:
         outcome, detail = att.outcome
         if att.written is None:
             att.written = await self._settle(att, outcome, now)
+            await self.replication.wait()
         what, attempts, close_reason, next_at = att.written
         entry = {"kind": "attempt", "at": now, "id": att.cid, "number": mask_number(att.number), "seat": att.seat,
                  "outcome": outcome, "detail": detail, "attempt": attempts, "result": what}
@@ -209,7 +213,10 @@ class CallbackScheduler:
         elif what == "rescheduled":
             entries.append({"kind": "scheduled", "at": now, "id": att.cid, "number": mask_number(att.number),
                             "next_at": next_at})
-        await self.store.audit.append(entries)
+        if not att.audited:
+            await self.store.audit.append(entries)
+            att.audited = True
+        await self.replication.wait()
         # in Redis: only now does the attempt leave memory (and stop renewing its lease)
         self.active.pop(att.action_id, None)
         self.by_cid.pop(att.cid, None)
