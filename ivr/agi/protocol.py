@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
 HANGUP_NOTICE = "HANGUP"
 DEAD_CHANNEL = 511
@@ -72,12 +73,46 @@ def is_usage_start(line: str) -> bool:
     return line.startswith("520-")
 
 
+MAX_HEADER_LINES = 200
+
+
 def parse_env_line(line: str) -> tuple[str, str] | None:
     """``agi_callerid: 13800138000`` -> (key, value). None for a malformed line."""
     key, sep, value = line.partition(":")
     if not sep or not key.startswith("agi_"):
         return None
     return key, value[1:] if value.startswith(" ") else value
+
+
+def split_header_lines(block: str) -> list[str]:
+    """The lines of an AGI environment block, split the way Asterisk writes it:
+    on "\n" only, one trailing "\r" removed.
+
+    Never ``str.splitlines``: it also splits on "\r", "\x0b", "\x0c", "\x1c"-"\x1e",
+    "\x85", U+2028 and U+2029, all of which a caller controls inside the caller-ID
+    name, and would let them start a line of their own (a forged ``agi_callerid``)."""
+    return [line[:-1] if line.endswith("\r") else line for line in block.split("\n")]
+
+
+def parse_header(lines: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """The AGI environment from its lines (without their "\n"; see
+    ``split_header_lines``), and the keys that appeared more than once.
+
+    The first occurrence of a key wins: Asterisk writes each key once, so a later
+    one can only have been smuggled in. At most ``MAX_HEADER_LINES`` are read."""
+    env: dict[str, str] = {}
+    duplicates: list[str] = []
+    for i, line in enumerate(lines):
+        if i >= MAX_HEADER_LINES:
+            break
+        kv = parse_env_line(line)
+        if kv is None:
+            continue
+        if kv[0] in env:
+            duplicates.append(kv[0])
+            continue
+        env[kv[0]] = kv[1]
+    return env, duplicates
 
 
 def quote(value: object) -> str:
