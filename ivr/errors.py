@@ -15,6 +15,8 @@
                              raised to unwind a flow, logged at info level.
     PromptMissing            a prompt the PBX could not play (a step failure:
                              the caller goes to the fallback).
+    UnsafeCommand            (ivr.agi.protocol; a ValueError) an AGI command or
+                             argument with a line break: refused, a step failure.
 
 Low-level errors (OSError, asyncio.TimeoutError, redis errors) are mapped to these
 at the adapter boundary with ``raise X(...) from exc``.

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from asterisk.config import Config as _PystConfig
 
+from ivr import names
 from ivr.errors import ConfigError, FlowInvalid
 from ivr.flow import model as m
 from ivr.flow.loader import parse_flow
@@ -52,7 +53,10 @@ def load_queue_config(queue_dir: Path) -> QueueConfig:
     errors = []
     queues = {}
     for name, spec in (raw.get("queues") or {}).items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("asterisk"), str):
+        if not names.NAME.ok(name):
+            errors.append(f"{path}: queue '{name}': 名称无效 (invalid name): {names.NAME.what}")
+            continue
+        if not isinstance(spec, dict) or not names.PBX_TOKEN.ok(spec.get("asterisk")):
             errors.append(f"{path}: queue '{name}': needs 'asterisk: <queue name in queues.conf>'")
             continue
         unknown = set(spec) - {"asterisk", "label", "emergency"}

@@ -22,7 +22,7 @@ HANGUP_NOTICE = "HANGUP"
 DEAD_CHANNEL = 511
 
 _RESPONSE_200 = re.compile(
-    r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?$"
+    r"200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?"
 )
 
 
@@ -54,7 +54,7 @@ def parse_response(line: str) -> AgiResponse:
     """Parse one response line (without its newline). ``520-`` blocks are
     collapsed by the reader before they reach here (see ``is_usage_start``)."""
     if line.startswith("200 "):
-        m = _RESPONSE_200.match(line)
+        m = _RESPONSE_200.fullmatch(line)
         if m is None:
             raise AgiParseError(f"malformed AGI response {line!r}")
         endpos = m.group("endpos")
@@ -115,13 +115,29 @@ def parse_header(lines: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     return env, duplicates
 
 
+class UnsafeCommand(ValueError):
+    """A command (or one of its arguments) would carry a line break: refused,
+    never sent, never silently altered."""
+
+
+def checked_command(line: str) -> str:
+    """``line`` if it is exactly one command line: one "\n", at the end, and no
+    "\r" anywhere (Asterisk ends a command at either). Raises ``UnsafeCommand``."""
+    if not line.endswith("\n") or "\n" in line[:-1] or "\r" in line:
+        raise UnsafeCommand(f"refused to send an AGI command with a line break: {line!r}")
+    return line
+
+
 def quote(value: object) -> str:
     """Quote one argument so Asterisk's parse_args reads it back unchanged.
 
-    Newlines cannot be carried (they end the command line), so CR and LF become
-    spaces: a caller-ID name or flow value can never smuggle in a second command.
+    Newlines cannot be carried (they end the command line): an argument with
+    "\r" or "\n" is refused (``UnsafeCommand``), so a caller-ID name or flow
+    value can never smuggle in a second command.
     """
-    text = str(value).replace("\r", " ").replace("\n", " ")
+    text = str(value)
+    if "\r" in text or "\n" in text:
+        raise UnsafeCommand(f"refused an AGI argument with a line break: {text!r}")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from ivr import names
 from ivr.flow.loader import MISSING, Reader, read_bool, read_int, read_seconds, read_text
 from ivr.flow.problems import Problem, Problems, compose_mapping
 
@@ -238,6 +239,9 @@ def parse_seats(text: str, path: str) -> tuple[Seats | None, list[Problem]]:
         else:
             for knode, vnode in gnode.value:
                 name = knode.value
+                if not names.NAME.ok(name):
+                    problems.at(knode, f"group '{name}': 名称无效 (invalid name): {names.NAME.what}")
+                    continue
                 if not isinstance(vnode, yaml.SequenceNode):
                     problems.at(vnode, f"group '{name}': expected a list of seats")
                     continue

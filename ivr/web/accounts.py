@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from ivr import names
 from ivr.errors import IvrError
 
 USERS = "ivr:users"
@@ -28,7 +28,7 @@ ROLES = ("operations", "seat_manager", "auditor", "admin")
 ROLE_NAMES = {"operations": "运营人员 operations", "seat_manager": "值班长 seat manager",
               "auditor": "审计员 auditor", "admin": "管理员 administrator"}
 SESSION_IDLE_S = 8 * 3600
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
+NAME_RE = names.USER   # full match (ivr/names.py): "ops\n" is refused
 MIN_PASSWORD = 10
 
 
