@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from ivr.flow.loader import MISSING, Reader, read_text
-from ivr import names
+from ivr import names, yamlfile
 from ivr.flow.problems import Problem, Problems, compose_mapping, kind_of, mapping_items
 
 EXPIRY_WARNING = dt.timedelta(days=1)
@@ -122,4 +122,4 @@ def load_announcements(prompts_dir: Path, tz: ZoneInfo, prompts: frozenset[str] 
     if not path.exists():
         return {}, []
     shown = f"prompts/{FILE}"
-    return parse_announcements(path.read_text(encoding="utf-8"), shown, tz=tz, prompts=prompts, now=now)
+    return parse_announcements(yamlfile.read(path, shown), shown, tz=tz, prompts=prompts, now=now)

@@ -141,11 +141,10 @@ def cmd_agi(args, settings: Settings) -> int:
 
 
 def cmd_prompts_draft(args, settings: Settings) -> int:
-    import yaml
-
+    from ivr import yamlfile
     from ivr.prompts_tts import synthesize
 
-    texts = yaml.safe_load((settings.prompts_dir / "texts.yaml").read_text(encoding="utf-8")) or {}
+    texts = yamlfile.load(yamlfile.read(settings.prompts_dir / "texts.yaml"), "prompts/texts.yaml") or {}
     if args.text:
         texts = {args.name: args.text}
     elif args.name:

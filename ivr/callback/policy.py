@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from ivr import yamlfile
 from ivr.flow.loader import MISSING, Reader, read_int, read_seconds, read_text
 from ivr.flow.problems import Problem, Problems, compose_mapping
 
@@ -223,4 +224,4 @@ def load_policy(callback_dir: Path) -> tuple[Policy | None, list[Problem]]:
     path = callback_dir / "policy.yaml"
     if not path.exists():
         return Policy(), []
-    return parse_policy(path.read_text(encoding="utf-8"), "callback/policy.yaml")
+    return parse_policy(yamlfile.read(path), "callback/policy.yaml")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ivr import names
+from ivr import names, yamlfile
 from ivr.flow.loader import MISSING, Reader, read_bool, read_int, read_seconds, read_text
 from ivr.flow.problems import Problem, Problems, compose_mapping
 
@@ -273,7 +273,7 @@ def load_seats(queue_dir: Path) -> tuple[Seats | None, list[Problem]]:
     path = queue_dir / "seats.yaml"
     if not path.exists():
         return Seats(), []
-    return parse_seats(path.read_text(encoding="utf-8"), "queue/seats.yaml")
+    return parse_seats(yamlfile.read(path), "queue/seats.yaml")
 
 
 def load_plan(queue_dir: Path, *, queues: frozenset[str] | None, announcement_sets: frozenset[str] | None,
@@ -281,5 +281,5 @@ def load_plan(queue_dir: Path, *, queues: frozenset[str] | None, announcement_se
     path = queue_dir / "contingency.yaml"
     if not path.exists():
         return Plan((Level(0, "正常", "normal"), Level(1, "高峰", "peak"))), []
-    return parse_plan(path.read_text(encoding="utf-8"), "queue/contingency.yaml", queues=queues,
+    return parse_plan(yamlfile.read(path), "queue/contingency.yaml", queues=queues,
                       announcement_sets=announcement_sets, seat_groups=seat_groups)

@@ -16,7 +16,7 @@ import yaml
 from ivr import names
 from ivr.flow import conditions as c
 from ivr.flow import model as m
-from ivr.flow.problems import Problems, did_you_mean, kind_of, mapping_items, scalar
+from ivr.flow.problems import COMPOSE_FAILED, Problems, compose_or_report, did_you_mean, kind_of, mapping_items, scalar
 
 NAME_RE = names.NAME
 PROMPT_RE = names.PROMPT
@@ -430,13 +430,8 @@ def parse_flow(text: str, path: str, *, expected_name: str | None = None) -> Par
     """Parse and check the shape of one flow file. References to other things
     (steps, prompts, queues...) are collected for ``references.check``."""
     problems = Problems(path)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        from ivr.flow.problems import Problem
-        problems.items.append(Problem(path, line, col, f"YAML syntax: {exc.problem or exc}"))
+    root = compose_or_report(text, problems)
+    if root is COMPOSE_FAILED:
         return ParsedFlow(None, problems)
     if not isinstance(root, yaml.MappingNode):
         problems.at(root, "a flow file must be a mapping with 'start' and 'steps'")
