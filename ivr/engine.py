@@ -21,9 +21,10 @@ from ivr.callback.capture import MissedCallCapture
 from ivr.callback.in_queue import InQueueOffer
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
+from ivr.contingency.plan import level_from_text
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, LevelInvalid
 from ivr.leader import LeaderLock
 from ivr.calls import CallService, CallSummaries, LiveState
 from ivr.flow.interpreter import FlowInterpreter, RunnerConfig
@@ -100,8 +101,11 @@ class Engine:
 
     async def refresh(self) -> None:
         await self.registry.refresh()
-        level = await self.redis.get(keys.CONTINGENCY_LEVEL)
-        self.live.level = int(level) if level and level.isdigit() else 0
+        try:
+            self.live.level = level_from_text(await self.redis.get(keys.CONTINGENCY_LEVEL))
+        except LevelInvalid as exc:
+            self.live.level = 0
+            self.log.error("contingency_level_invalid", error=str(exc))
         self._reload_lists()
         self._reload_operations()
 

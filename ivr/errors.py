@@ -5,6 +5,7 @@
     ├── FlowInvalid          a flow failed validation; carries every problem at once
     ├── FlowNotFound         no published flow of that name
     ├── PublishError         publish/rollback refused (bad version, nothing to roll back)
+    ├── LevelInvalid         a contingency level that is not a whole number 0..99 (a bool, text, -1)
     ├── RedisUnavailable     the Redis server cannot be started or reached
     └── AgiError             the AGI peer broke the protocol
         ├── AgiTimeout       no answer within the command's deadline
@@ -47,6 +48,11 @@ class FlowNotFound(IvrError):
 
 class PublishError(IvrError):
     pass
+
+
+class LevelInvalid(IvrError):
+    """A contingency level that is not a whole number (``True`` is refused even
+    though Python counts it as 1): refused when written and when read back."""
 
 
 class RedisUnavailable(IvrError):

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ivr import names, yamlfile
+from ivr.errors import LevelInvalid
 from ivr.flow.loader import MISSING, Reader, read_bool, read_int, read_seconds, read_text
 from ivr.flow.problems import Problem, Problems, compose_mapping
 
@@ -60,6 +61,43 @@ class Level:
     raise_when: Thresholds | None = None
     stand_down_when: Thresholds | None = None
     seat_actions: tuple[SeatAction, ...] = ()
+
+
+MAX_LEVEL = 99
+
+
+def is_level(value: object) -> bool:
+    """A level is an ``int`` from 0 to 99, never a ``bool`` (``True == 1`` in Python:
+    a level of ``true`` once reached Redis and made /metrics answer 500)."""
+    return type(value) is int and 0 <= value <= MAX_LEVEL
+
+
+def check_level(value: object, top: int | None = None) -> int:
+    """``value`` if it is a level (and at most ``top``), else ``LevelInvalid``."""
+    if not is_level(value) or (top is not None and value > top):
+        upto = MAX_LEVEL if top is None else top
+        raise LevelInvalid(f"应急级别必须是 0 到 {upto} 的整数 (the level must be a whole number from 0 to {upto}): "
+                           f"{value!r}")
+    return value
+
+
+def level_from_text(raw: str | bytes | None) -> int:
+    """The level key every process polls (``"2"``), 0 when unset. Anything but
+    plain digits (``"True"``) raises ``LevelInvalid``."""
+    if raw is None or raw == "" or raw == b"":
+        return 0
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    if not (text.isascii() and text.isdigit()):
+        raise LevelInvalid(f"Redis 中的应急级别无效 (the level stored in Redis is not a whole number): {text!r}")
+    return check_level(int(text))
+
+
+def level_or_minus_one(raw: str | bytes | None) -> int:
+    """For reports (/metrics): the level, or -1 when the stored value is not one."""
+    try:
+        return level_from_text(raw)
+    except LevelInvalid:
+        return -1
 
 
 @dataclass(frozen=True, slots=True)
