@@ -50,6 +50,9 @@ class Settings:
     log_level: str
     transfer_dialstring: str   # "{number}" is replaced by the transfer target
     leader: bool = True        # may hold the AMI link and run supervisor, capture, scheduler
+    audit_key_file: Path = Path("var/audit.key")                    # HMAC key of the audit logs (outside Redis)
+    audit_checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")  # signed heads (outside Redis)
+    audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
 
     @property
     def flows_dir(self) -> Path:
@@ -90,6 +93,11 @@ SETTINGS_HELP = {
     "IVR_LOG_FORMAT": (None, "json or console (default: console on a terminal, json otherwise)"),
     "IVR_LOG_LEVEL": ("info", "debug, info, warning or error"),
     "IVR_TRANSFER_DIALSTRING": ("Local/{number}@ivr-transfer", "Dial() target for transfer steps"),
+    "IVR_AUDIT_KEY_FILE": (None, "HMAC key of the audit logs, kept outside Redis; created 0600 on first use; the "
+                                 "same file on every process sharing a Redis (default: IVR_DATA_DIR/audit.key)"),
+    "IVR_AUDIT_CHECKPOINT_FILE": (None, "append-only file of signed audit-log heads (default: "
+                                        "IVR_DATA_DIR/audit-checkpoints.jsonl)"),
+    "IVR_AUDIT_CHECKPOINT_S": ("300", "seconds between the leader's audit checkpoints"),
 }
 
 
@@ -182,6 +190,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     dialstring = get("IVR_TRANSFER_DIALSTRING")
     if "{number}" not in dialstring:
         errors.append(f"IVR_TRANSFER_DIALSTRING={dialstring!r}: must contain {{number}}")
+    try:
+        checkpoint_s = float(get("IVR_AUDIT_CHECKPOINT_S"))
+        if not 1 <= checkpoint_s <= 86400:
+            raise ValueError
+    except ValueError:
+        errors.append(f"IVR_AUDIT_CHECKPOINT_S={get('IVR_AUDIT_CHECKPOINT_S')!r}: expected seconds from 1 to 86400")
+        checkpoint_s = 300.0
     if errors:
         raise ConfigError("wrong settings:\n  " + "\n  ".join(errors))
     return Settings(
@@ -190,4 +205,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         recordings_dir=get("IVR_RECORDINGS_DIR") or str(data_dir / "messages"),
         drain_s=drain_s, log_format=log_format, log_level=log_level,
         transfer_dialstring=dialstring, leader=leader != "no",
+        audit_key_file=Path(get("IVR_AUDIT_KEY_FILE") or data_dir / "audit.key").resolve(),
+        audit_checkpoint_file=Path(get("IVR_AUDIT_CHECKPOINT_FILE") or data_dir / "audit-checkpoints.jsonl").resolve(),
+        audit_checkpoint_s=checkpoint_s,
     )

