@@ -41,16 +41,38 @@ from ivr.audit_checkpoints import GENESIS, Checkpoint, latest_for
 from ivr.audit_keys import AuditConfig, current
 
 _LATEST = object()   # verify(): compare with the latest checkpoint on file
+_OPS = {"HSET": 2, "SADD": 1, "SET": 1}   # what ``append(ops=...)`` may do besides setting strings
 
+
+class StaleState(Exception):
+    """``append(expect=...)``: a guarded key changed since the caller read it;
+    nothing was written. Re-read the state and try again."""
+
+# KEYS: stream, head, then the keys of: also_set, expect, ops (in that order)
+# ARGV: expected head, count, count entries, nset, nset values, nexp, nexp values,
+#       nops, then per op its command and arguments (HSET field value | SADD member | SET value)
 _APPEND = """
 local head = redis.call('GET', KEYS[2]) or ''
 if head ~= ARGV[1] then return {0, head} end
 local count = tonumber(ARGV[2])
-local i = 3
+local i = 3 + count
+local k = 3
+local nset = tonumber(ARGV[i])
+local set_i, set_k = i + 1, k
+i = i + 1 + nset
+k = k + nset
+local nexp = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nexp do
+  -- a guard: the state the caller computed its change from is still there
+  if (redis.call('GET', KEYS[k]) or '') ~= ARGV[i] then return {2, head} end
+  i = i + 1
+  k = k + 1
+end
 local last = ''
-for _ = 1, count do
+for e = 3, 2 + count do
   -- one argument per entry, "n prev h j" separated by tabs (canonical JSON has none)
-  local s = ARGV[i]
+  local s = ARGV[e]
   local a = string.find(s, '\t', 1, true)
   local b = string.find(s, '\t', a + 1, true)
   local c = string.find(s, '\t', b + 1, true)
@@ -58,13 +80,24 @@ for _ = 1, count do
   redis.call('XADD', KEYS[1], '*', 'n', n, 'prev', string.sub(s, a + 1, b - 1), 'h', h, 'j', string.sub(s, c + 1),
              'k', '1')
   last = n .. ':' .. h
-  i = i + 1
 end
 redis.call('SET', KEYS[2], last)
-for k = 3, #KEYS do
-  local v = ARGV[i]
-  if v == '' then redis.call('DEL', KEYS[k]) else redis.call('SET', KEYS[k], v) end
-  i = i + 1
+for x = 0, nset - 1 do
+  local v = ARGV[set_i + x]
+  if v == '' then redis.call('DEL', KEYS[set_k + x]) else redis.call('SET', KEYS[set_k + x], v) end
+end
+local nops = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nops do
+  local cmd = ARGV[i]
+  if cmd == 'HSET' then
+    redis.call('HSET', KEYS[k], ARGV[i + 1], ARGV[i + 2])
+    i = i + 3
+  else
+    redis.call(cmd, KEYS[k], ARGV[i + 1])
+    i = i + 2
+  end
+  k = k + 1
 end
 return {1, last}
 """
@@ -120,7 +153,8 @@ class AuditLog:
         self._lock = asyncio.Lock()
         self._head: str | None = None
 
-    def _args(self, records: list[dict], also: dict[str, str]) -> list[str]:
+    def _args(self, records: list[dict], also: dict[str, str], expect: dict[str, str] | None = None,
+              ops: list[tuple[str, ...]] = ()) -> list[str]:
         n, prev = _split(self._head or "")
         args: list[str] = [self._head or "", str(len(records))]
         for rec in records:
@@ -129,21 +163,37 @@ class AuditLog:
             h = self._mac(prev, n, j)
             args.append(f"{n}\t{prev}\t{h}\t{j}")
             prev = h
-        return args + list(also.values())
+        args += [str(len(also)), *also.values()]
+        args += [str(len(expect or ())), *(expect or {}).values()]
+        args.append(str(len(ops)))
+        for op in ops:
+            args += [op[0], *op[2:]]
+        return args
 
-    async def append(self, records: Iterable[dict], *, also_set: dict[str, str] | None = None) -> str:
+    async def append(self, records: Iterable[dict], *, also_set: dict[str, str] | None = None,
+                     expect: dict[str, str] | None = None, ops: list[tuple[str, ...]] = ()) -> str:
         """Append records in order (one atomic step); ``also_set`` keys are set
-        (or deleted, for an empty value) in the same step. Returns the new head."""
+        (or deleted, for an empty value) in the same step, and ``ops`` run in it
+        (``("HSET", key, field, value)``, ``("SADD", key, member)``, ``("SET",
+        key, value)``). With ``expect`` (key -> value, '' for absent) nothing is
+        written unless those keys still hold those values: ``StaleState``.
+        Returns the new head."""
         records = list(records)
         also = also_set or {}
+        for op in ops:
+            if _OPS.get(op[0]) != len(op) - 2:
+                raise ValueError(f"unsupported audit side operation {op!r}")
+        keys = [self.stream, self.head_key, *also, *(expect or {}), *(op[1] for op in ops)]
         async with self._lock:
             for _ in range(50):
                 if self._head is None:
                     self._head = await self.redis.get(self.head_key) or ""
-                ok, head = await self._script(keys=[self.stream, self.head_key, *also], args=self._args(records, also))
+                ok, head = await self._script(keys=keys, args=self._args(records, also, expect, ops))
                 self._head = head.decode() if isinstance(head, bytes) else head
                 if ok == 1:
                     return self._head
+                if ok == 2:
+                    raise StaleState(f"audit log {self.stream}: the state changed; re-read and try again")
             raise RuntimeError(f"audit log {self.stream}: could not append after 50 conflicting writers")
 
     async def queue_append(self, pipe, records: list[dict]):
