@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import resource
 import signal
+import sys
 import time
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ from ivr.flow.store import FlowStore
 from ivr.project import (Project, check_files, load_calendars, load_number_lists, load_queue_config,
                          require_operations)
 from ivr.redis_server import RedisHandle, connect
-from ivr.settings import Settings
+from ivr.settings import SHIPPED_AMI_SECRET, Settings, shipped_secret_in_use
 
 REFRESH_S = 0.5  # flows and the contingency level reach every process within a second
 LEADER_ROUND_S = 1.0
@@ -277,6 +278,19 @@ class Engine:
         self.log.info("stopped", calls_cancelled=cancelled, calls_handled=self.calls.finished)
 
 
+def warn_shipped_secret(settings: Settings, log, stderr=None) -> bool:
+    """Loudly, at start-up: the AMI secret shipped in asterisk/manager.conf is
+    public, and whoever knows it can originate calls and move seats."""
+    where = shipped_secret_in_use(settings)
+    if where is None:
+        return False
+    log.error("ami_secret_is_the_shipped_one", where=where)
+    print(f"警告: AMI 密码仍是随附的 {SHIPPED_AMI_SECRET!r} ({where}), 请在 asterisk/manager.conf 和 IVR_AMI_URL 中更换 "
+          f"(warning: the AMI secret is still the shipped one: change it in manager.conf and IVR_AMI_URL)",
+          file=stderr or sys.stderr)
+    return True
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
     log = logs.get("ivr.engine")
@@ -292,6 +306,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
             engine = Engine(settings, redis, log)
             log.info("engine_starting", redis="embedded" if not settings.redis_url else "external",
                      open_files=limit, home=str(settings.home))
+            warn_shipped_secret(settings, log)
             await engine.run(stop, ready)
         finally:
             await redis.aclose()

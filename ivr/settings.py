@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,7 +31,10 @@ class AmiTarget:
     host: str
     port: int
     username: str
-    secret: str
+    secret: str = field(repr=False)   # never in a repr, a log line or `ivr config`
+
+    def __str__(self) -> str:
+        return f"ami://{self.username}:***@{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,9 @@ class Settings:
     audit_key_file: Path = Path("var/audit.key")                    # HMAC key of the audit logs (outside Redis)
     audit_checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")  # signed heads (outside Redis)
     audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
+
+    def __repr__(self) -> str:      # secrets masked (``shown``)
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown(self)) + ")"
 
     @property
     def flows_dir(self) -> Path:
@@ -99,6 +105,46 @@ SETTINGS_HELP = {
                                         "IVR_DATA_DIR/audit-checkpoints.jsonl)"),
     "IVR_AUDIT_CHECKPOINT_S": ("300", "seconds between the leader's audit checkpoints"),
 }
+
+
+SHIPPED_AMI_SECRET = "change-this-secret"   # asterisk/manager.conf as shipped
+
+
+def mask_url(url: str | None) -> str | None:
+    """``scheme://user:***@host...``: the password of a URL hidden."""
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}{at}{host}"
+
+
+def shown(settings: "Settings") -> list[tuple[str, str]]:
+    """What ``ivr config`` prints as in force: every field, secrets masked."""
+    out = []
+    for name in Settings.__dataclass_fields__:
+        value = getattr(settings, name)
+        if name == "redis_url":
+            value = mask_url(value)
+        out.append((name, str(value)))
+    return out
+
+
+def shipped_secret_in_use(settings: "Settings") -> str | None:
+    """Where the AMI secret shipped in asterisk/manager.conf is still in use
+    (IVR_AMI_URL, or the project's manager.conf), or None."""
+    places = []
+    if settings.ami is not None and settings.ami.secret == SHIPPED_AMI_SECRET:
+        places.append("IVR_AMI_URL")
+    conf = settings.asterisk_dir / "manager.conf"
+    try:
+        lines = conf.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    if any(line.split(";", 1)[0].replace(" ", "") == f"secret={SHIPPED_AMI_SECRET}" for line in lines):
+        places.append(str(conf))
+    return ", ".join(places) or None
 
 
 def _host_port(name: str, value: str, errors: list[str]) -> HostPort:
