@@ -171,7 +171,7 @@ def cmd_audit_checkpoint(args, settings: Settings) -> int:
     from ivr.cli import _run, _with_redis
 
     async def go(redis):
-        written, failed = await Checkpointer(redis).checkpoint()
+        written, failed = await Checkpointer(redis, always=True).checkpoint()
         names = {v: k for k, v in keys.AUDIT_LOGS.items()}
         for cp in written:
             print(f"{names.get(cp.log, cp.log)}: {cp.n} entries, head {cp.head}, at {cp.when}, "

@@ -68,7 +68,7 @@ def test_property_name_never_changes_other_keys(name, keys, glue):
     carry), the other keys keep the values Asterisk wrote."""
     smuggled = name + "".join(f"{glue[i % len(glue)]}{k}: 666" for i, k in enumerate(keys))
     env, _ = parse_header(split_header_lines(header(smuggled)))
-    assert env["agi_calleridname"] == smuggled
+    assert env["agi_calleridname"] == smuggled.removesuffix("\r")   # "\r\n" ends a line: one "\r" goes
     assert env["agi_callerid"] == "13800138000"
     assert env["agi_network_script"] == "main"
     assert env["agi_uniqueid"] == "1700000000.1"

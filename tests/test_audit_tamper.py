@@ -187,3 +187,25 @@ async def test_a_log_from_before_audit_keys_is_sealed_by_its_first_checkpoint(re
     await log.append([{"i": 4}])
     res = await log.verify()
     assert res.ok and res.entries == 4 and res.legacy == 3
+
+
+async def test_an_unchanged_log_gets_no_new_line_unless_asked(redis, cfg):
+    await written(redis, cfg, 2)
+    await checkpoint(redis, cfg)
+    lines = cfg.checkpoint_file.read_text().count("\n")
+    assert (await Checkpointer(redis, logs={"test": LOG}, config=cfg).checkpoint())[0] == []
+    assert len((await Checkpointer(redis, logs={"test": LOG}, config=cfg, always=True).checkpoint())[0]) == 1
+    assert cfg.checkpoint_file.read_text().count("\n") == lines + 1
+
+
+async def test_checkpointer_runs_until_stopped(redis, cfg):
+    await written(redis, cfg, 2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Checkpointer(redis, logs={"test": LOG}, config=cfg).run(stop, every_s=0.05))
+    for _ in range(100):
+        if cfg.checkpoint_file.exists():
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert read_latest(cfg.checkpoint_file, cfg.key)[0][LOG].n == 2
