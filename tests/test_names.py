@@ -13,6 +13,7 @@ from ivr.errors import IvrError
 from ivr.flow.loader import parse_flow
 from ivr.web.accounts import Accounts
 from tests.test_agi_channel import channel
+from tests.test_ami_controller import ami  # noqa: F401  (fixture)
 
 RULES = {"NAME": (names.NAME, "main"), "PROMPT": (names.PROMPT, "policy/current"),
          "USER": (names.USER, "ops"), "FLOW_VARIABLE": (names.FLOW_VARIABLE, "AREA"),
@@ -79,3 +80,12 @@ async def test_no_command_leaves_with_a_line_break_inside():
         with pytest.raises(UnsafeCommand):
             await ch._run(line)
     assert t.sent == []
+
+
+async def test_no_ami_action_leaves_with_a_line_break(ami):  # noqa: F811
+    pbx, server, controller = ami
+    res = await controller.pause("Local/102@ivr-seats/n", True,
+                                 reason="培训\r\nAction: Originate\r\nChannel: Local/110@ivr-seats")
+    assert not res.ok and res.attempts == 0 and "line break" in res.message
+    assert not [m for q in pbx.queues.values() for m in q.members.values()
+                if m.interface == "Local/102@ivr-seats/n" and m.paused]
