@@ -132,19 +132,12 @@ def shown(settings: "Settings") -> list[tuple[str, str]]:
 
 
 def shipped_secret_in_use(settings: "Settings") -> str | None:
-    """Where the AMI secret shipped in asterisk/manager.conf is still in use
-    (IVR_AMI_URL, or the project's manager.conf), or None."""
-    places = []
+    """"IVR_AMI_URL" when the engine logs in to AMI with the secret shipped in
+    asterisk/manager.conf (so the PBX accepts that public secret), else None.
+    Without AMI there is nothing to warn about: the engine does not log in."""
     if settings.ami is not None and settings.ami.secret == SHIPPED_AMI_SECRET:
-        places.append("IVR_AMI_URL")
-    conf = settings.asterisk_dir / "manager.conf"
-    try:
-        lines = conf.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        lines = []
-    if any(line.split(";", 1)[0].replace(" ", "") == f"secret={SHIPPED_AMI_SECRET}" for line in lines):
-        places.append(str(conf))
-    return ", ".join(places) or None
+        return "IVR_AMI_URL"
+    return None
 
 
 def _host_port(name: str, value: str, errors: list[str]) -> HostPort:
