@@ -231,7 +231,11 @@ class AuditLog:
         (only to seal them with a first checkpoint)."""
         if checkpoint is _LATEST:
             checkpoint = latest_for(self.stream, self.config)
-        w = _Walk(self._mac, checkpoint, accept_unkeyed)
+        # The head key is read before the walk: entries appended meanwhile (the
+        # engine keeps writing) only make the chain longer than the head says.
+        head = await self.redis.get(self.head_key) or ""
+        hn, hh = _split(head)
+        w = _Walk(self._mac, checkpoint, accept_unkeyed, head_n=hn)
         start = "-"
         if since is not None and since.n > 0:
             rows = await self.redis.xrange(self.stream, since.entry_id, since.entry_id)
@@ -252,31 +256,37 @@ class AuditLog:
         bad = w.against_checkpoint()
         if bad:
             return w.result(False, bad, w.last_id)
-        head = await self.redis.get(self.head_key) or ""
-        hn, hh = _split(head)
         last = w.expect_n - 1
-        if last and (hn != last or hh != w.prev):
+        if not last and head:
+            return w.result(False, f"日志为空, 但写过 {hn} 条 (the log is empty but {hn} entries were written)", "")
+        if last < hn:
             return w.result(False, f"日志在第 {last} 条结束, 但记录写到第 {hn} 条: 最新的记录被删除 (the log ends at "
                                    f"entry {last} but {hn} entries were written: the newest entries were deleted)",
                             w.last_id)
-        if not last and head:
-            return w.result(False, f"日志为空, 但写过 {hn} 条 (the log is empty but {hn} entries were written)", "")
+        if hn and w.hash_at_head != hh:
+            return w.result(False, f"头记录与第 {hn} 条不符 (the head key does not match entry {hn}: rewritten)",
+                            w.last_id)
         return w.result(True, "", w.last_id)
 
 
 class _Walk:
     """The state of one verification walk (sans I/O)."""
 
-    def __init__(self, mac: _Mac, checkpoint: Checkpoint | None, accept_unkeyed: bool = False) -> None:
+    def __init__(self, mac: _Mac, checkpoint: Checkpoint | None, accept_unkeyed: bool = False,
+                 head_n: int = 0) -> None:
         self.mac = mac
         self.checkpoint = checkpoint
         self.accept_unkeyed = accept_unkeyed
+        self.head_n = head_n            # what the head key said before the walk
+        self.hash_at_head: str | None = None
         self.prev, self.expect_n, self.last_id = GENESIS, 1, ""
         self.keyed_seen = False
         self.legacy = 0
 
     def restart(self, cp: Checkpoint) -> None:
         self.prev, self.expect_n, self.last_id, self.keyed_seen = cp.head, cp.n + 1, cp.entry_id, True
+        if cp.n == self.head_n:
+            self.hash_at_head = cp.head
 
     def step(self, rid: str, f: dict) -> str:
         """'' if entry ``f`` continues the chain, else what is wrong with it."""
@@ -308,6 +318,8 @@ class _Walk:
         if cp is not None and n == cp.n and h != cp.head:
             return (f"第 {n} 条与 {cp.when} 的检查点不符 (entry {n} differs from the checkpoint of {cp.when}: "
                     "the log was rewritten)")
+        if n == self.head_n:
+            self.hash_at_head = h
         self.prev, self.expect_n, self.last_id = h, n + 1, rid
         return ""
 

@@ -209,3 +209,30 @@ async def test_checkpointer_runs_until_stopped(redis, cfg):
     stop.set()
     await asyncio.wait_for(task, 2)
     assert read_latest(cfg.checkpoint_file, cfg.key)[0][LOG].n == 2
+
+
+async def test_verify_while_the_engine_keeps_appending_is_not_a_false_alarm(redis, cfg):
+    """The head key is read before the walk: entries appended during a walk
+    (callbacks arrive at thousands a second) must not look like a truncation."""
+    log = await written(redis, cfg, 3)
+    writer = AuditLog(redis, LOG, config=cfg)
+    done = asyncio.Event()
+
+    async def keep_writing():
+        for i in range(300):
+            await writer.append([{"i": i}])
+        done.set()
+
+    task = asyncio.create_task(keep_writing())
+    results = []
+    while not done.is_set():
+        results.append(await log.verify(batch=7))
+    await task
+    assert results and all(r.ok for r in results), [r.problem for r in results if not r.ok][:1]
+
+
+async def test_a_rewritten_head_key_is_found(redis, cfg):
+    log = await written(redis, cfg, 4)
+    await redis.set(f"{LOG}:head", "4:" + "f" * 64)
+    res = await log.verify()
+    assert not res.ok and "the head key does not match entry 4" in res.problem
