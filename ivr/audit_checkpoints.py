@@ -156,7 +156,8 @@ class Checkpointer:
 
         config = self.config or current()
         now = time.time() if now is None else now
-        latest, _ = read_latest(config.checkpoint_file, config.key)
+        # file work off the event loop: the leader's loop also runs the AMI link
+        latest, _ = await asyncio.to_thread(read_latest, config.checkpoint_file, config.key)
         written: list[Checkpoint] = []
         failed: dict[str, str] = {}
         for name, stream in self.logs.items():
@@ -173,7 +174,7 @@ class Checkpointer:
                 continue
             unkeyed = cp.unkeyed if cp is not None else res.legacy
             written.append(sign(config.key, stream, res.entries, res.head, res.head_id, now, unkeyed))
-        append(config.checkpoint_file, written)
+        await asyncio.to_thread(append, config.checkpoint_file, written)
         return written, failed
 
     async def run(self, stop: asyncio.Event, every_s: float = 300.0) -> None:
