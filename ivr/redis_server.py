@@ -91,10 +91,13 @@ class EmbeddedRedis:
         version left readable). IVR_DATA_DIR itself keeps its mode: Asterisk
         must reach the voice-message folder inside it (README, docs/security.md)."""
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.data_dir, 0o700)
-        for p in self.data_dir.iterdir():
-            if p.is_file() and not p.is_symlink():
-                os.chmod(p, 0o600)
+        try:
+            os.chmod(self.data_dir, 0o700)
+            for p in self.data_dir.iterdir():
+                if p.is_file() and not p.is_symlink():
+                    os.chmod(p, 0o600)
+        except PermissionError:
+            pass  # not ours (another user's server shares the folder): it keeps its own modes
 
     @staticmethod
     def _running(sock: Path) -> bool:
