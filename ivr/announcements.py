@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from ivr.flow.loader import MISSING, Reader, read_text
+from ivr import names, yamlfile
 from ivr.flow.problems import Problem, Problems, compose_mapping, kind_of, mapping_items
 
 EXPIRY_WARNING = dt.timedelta(days=1)
@@ -77,7 +78,10 @@ def parse_announcements(text: str, path: str, *, tz: ZoneInfo, prompts: frozense
     if not isinstance(sets_node, yaml.MappingNode):
         problems.at(sets_node, f"sets: expected a mapping of set name: list, got {kind_of(sets_node)}")
         return sets, problems.items
-    for name, _, lnode in mapping_items(sets_node, problems, "sets"):
+    for name, knode, lnode in mapping_items(sets_node, problems, "sets"):
+        if not names.NAME.ok(name):
+            problems.at(knode, f"set '{name}': 名称无效 (invalid name): {names.NAME.what}")
+            continue
         if not isinstance(lnode, yaml.SequenceNode):
             problems.at(lnode, f"set '{name}': expected a list of announcements, got {kind_of(lnode)}")
             continue
@@ -118,4 +122,4 @@ def load_announcements(prompts_dir: Path, tz: ZoneInfo, prompts: frozenset[str] 
     if not path.exists():
         return {}, []
     shown = f"prompts/{FILE}"
-    return parse_announcements(path.read_text(encoding="utf-8"), shown, tz=tz, prompts=prompts, now=now)
+    return parse_announcements(yamlfile.read(path, shown), shown, tz=tz, prompts=prompts, now=now)

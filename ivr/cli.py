@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ivr import logs
 from ivr.errors import ConfigError, FlowInvalid, FlowNotFound, IvrError, PublishError
-from ivr.settings import SETTINGS_HELP, Settings, load_settings
+from ivr.settings import SETTINGS_HELP, Settings, load_settings, shown
 
 
 def _who() -> str:
@@ -40,8 +40,8 @@ def cmd_config(args, settings: Settings) -> int:
     for name, (_, help_text) in SETTINGS_HELP.items():
         print(f"{name}\n    {help_text}")
     print("\nIn force:")
-    for field in Settings.__dataclass_fields__:
-        print(f"  {field} = {getattr(settings, field)}")
+    for name, value in shown(settings):           # passwords and secrets masked
+        print(f"  {name} = {value}")
     return 0
 
 
@@ -141,11 +141,10 @@ def cmd_agi(args, settings: Settings) -> int:
 
 
 def cmd_prompts_draft(args, settings: Settings) -> int:
-    import yaml
-
+    from ivr import yamlfile
     from ivr.prompts_tts import synthesize
 
-    texts = yaml.safe_load((settings.prompts_dir / "texts.yaml").read_text(encoding="utf-8")) or {}
+    texts = yamlfile.load(yamlfile.read(settings.prompts_dir / "texts.yaml"), "prompts/texts.yaml") or {}
     if args.text:
         texts = {args.name: args.text}
     elif args.name:

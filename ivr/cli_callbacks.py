@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -137,20 +138,49 @@ def _print_report(r: dict, a: str, b: str) -> None:
 
 def cmd_audit_verify(args, settings: Settings) -> int:
     from ivr.audit import AuditLog
+    from ivr.audit_checkpoints import read_latest
+    from ivr.audit_keys import current
     from ivr.cli import _run, _with_redis
 
     names = [args.log] if args.log else list(keys.AUDIT_LOGS)
+    config = current()
 
     async def go(redis):
-        bad = 0
+        latest, file_problems = read_latest(config.checkpoint_file, config.key)
+        for p in file_problems:
+            print(f"检查点文件 checkpoint file: {p}")
+        bad = len(file_problems)
         for name in names:
-            res = await AuditLog(redis, keys.AUDIT_LOGS[name]).verify()
+            stream = keys.AUDIT_LOGS[name]
+            res = await AuditLog(redis, stream, config=config).verify(checkpoint=latest.get(stream))
+            cp = res.checkpoint
+            against = f"; matches the checkpoint of {cp.when} ({cp.n} entries)" if cp else "; no checkpoint yet"
+            legacy = f"; {res.legacy} older entries not authenticated (written before audit keys)" if res.legacy else ""
             if res.ok:
-                print(f"{name}: 完整 intact, {res.entries} entries, hash chain verified")
+                print(f"{name}: 完整 intact, {res.entries} entries, chain and keys verified{against}{legacy}")
             else:
                 bad += 1
-                print(f"{name}: 被篡改 TAMPERED after {res.entries} good entries: {res.problem} (stream id {res.entry_id})")
+                print(f"{name}: 被篡改 TAMPERED after {res.entries} good entries: {res.problem} "
+                      f"(stream id {res.entry_id or '-'})")
         return bad
+    return 1 if _run(_with_redis(settings, go)) else 0
+
+
+def cmd_audit_checkpoint(args, settings: Settings) -> int:
+    from ivr.audit_checkpoints import Checkpointer
+    from ivr.cli import _run, _with_redis
+
+    async def go(redis):
+        written, failed = await Checkpointer(redis, always=True).checkpoint()
+        names = {v: k for k, v in keys.AUDIT_LOGS.items()}
+        for cp in written:
+            print(f"{names.get(cp.log, cp.log)}: {cp.n} entries, head {cp.head}, at {cp.when}, "
+                  f"signature {cp.mac}")
+        for name, problem in failed.items():
+            print(f"{name}: 被篡改, 未写检查点 TAMPERED, no checkpoint written: {problem}")
+        print("请另行保存以上各行 (keep these lines somewhere else: they are what the log looked like now)",
+              file=sys.stderr)
+        return len(failed)
     return 1 if _run(_with_redis(settings, go)) else 0
 
 
@@ -176,3 +206,6 @@ def add_commands(sub) -> None:
     v = au.add_parser("verify", help="check the hash chains; exit 1 if any entry was changed or deleted")
     v.add_argument("log", nargs="?", choices=sorted(keys.AUDIT_LOGS))
     v.set_defaults(fn=cmd_audit_verify)
+    c = au.add_parser("checkpoint", help="verify what was added since the last checkpoint, then write a signed "
+                                         "checkpoint of every log outside Redis and print it")
+    c.set_defaults(fn=cmd_audit_checkpoint)

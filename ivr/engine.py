@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import resource
 import signal
+import sys
 
 import redis.asyncio as aioredis
 
@@ -27,14 +28,15 @@ from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
 from ivr.calls import CallService, CallSummaries, LiveState
 from ivr.clock import Clock, from_environment
-from ivr.errors import ConfigError
+from ivr.contingency.plan import level_from_text
+from ivr.errors import ConfigError, LevelInvalid
 from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
 from ivr.flow.store import FlowStore
 from ivr.leader import LeaderRole, Part
 from ivr.project import Project, check_files
 from ivr.redis_server import RedisHandle, connect
-from ivr.settings import Settings
+from ivr.settings import SHIPPED_AMI_SECRET, Settings, shipped_secret_in_use
 from ivr.snapshot import Adjust, ConfigSnapshot, SnapshotSource, runner_config
 from ivr.status import EngineStatus
 
@@ -112,8 +114,11 @@ class Engine:
 
     async def refresh(self) -> None:
         await self.registry.refresh()
-        level = await self.redis.get(keys.CONTINGENCY_LEVEL)
-        self.live.level = int(level) if level and level.isdigit() else 0
+        try:
+            self.live.level = level_from_text(await self.redis.get(keys.CONTINGENCY_LEVEL))
+        except LevelInvalid as exc:
+            self.live.level = 0
+            self.log.error("contingency_level_invalid", error=str(exc))
         self.config.refresh()
 
     async def _refresh_loop(self) -> None:
@@ -189,6 +194,19 @@ class Engine:
         self.log.info("stopped", calls_cancelled=cancelled, calls_handled=self.calls.finished)
 
 
+def warn_shipped_secret(settings: Settings, log, stderr=None) -> bool:
+    """Loudly, at start-up: the AMI secret shipped in asterisk/manager.conf is
+    public, and whoever knows it can originate calls and move seats."""
+    where = shipped_secret_in_use(settings)
+    if where is None:
+        return False
+    log.error("ami_secret_is_the_shipped_one", where=where)
+    print(f"警告: AMI 密码仍是随附的 {SHIPPED_AMI_SECRET!r} ({where}), 请在 asterisk/manager.conf 和 IVR_AMI_URL 中更换 "
+          f"(warning: the AMI secret is still the shipped one: change it in manager.conf and IVR_AMI_URL)",
+          file=stderr or sys.stderr)
+    return True
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
     log = logs.get("ivr.engine")
@@ -204,6 +222,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
             engine = Engine(settings, redis, log)
             log.info("engine_starting", redis="embedded" if not settings.redis_url else "external",
                      open_files=limit, home=str(settings.home), clock=engine.clock.describe())
+            warn_shipped_secret(settings, log)
             await engine.run(stop, ready)
         finally:
             await redis.aclose()

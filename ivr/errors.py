@@ -5,6 +5,7 @@
     ├── FlowInvalid          a flow failed validation; carries every problem at once
     ├── FlowNotFound         no published flow of that name
     ├── PublishError         publish/rollback refused (bad version, nothing to roll back)
+    ├── LevelInvalid         a contingency level that is not a whole number 0..99 (a bool, text, -1)
     ├── RedisUnavailable     the Redis server cannot be started or reached
     └── AgiError             the AGI peer broke the protocol
         ├── AgiTimeout       no answer within the command's deadline
@@ -15,6 +16,8 @@
                              raised to unwind a flow, logged at info level.
     PromptMissing            a prompt the PBX could not play (a step failure:
                              the caller goes to the fallback).
+    UnsafeCommand            (ivr.agi.protocol; a ValueError) an AGI command or
+                             argument with a line break: refused, a step failure.
 
 Low-level errors (OSError, asyncio.TimeoutError, redis errors) are mapped to these
 at the adapter boundary with ``raise X(...) from exc``.
@@ -45,6 +48,11 @@ class FlowNotFound(IvrError):
 
 class PublishError(IvrError):
     pass
+
+
+class LevelInvalid(IvrError):
+    """A contingency level that is not a whole number (``True`` is refused even
+    though Python counts it as 1): refused when written and when read back."""
 
 
 class RedisUnavailable(IvrError):

@@ -118,6 +118,8 @@ def every(period_s: float, round_fn: Callable[[], Awaitable[object]]) -> Callabl
     async def run() -> None:
         while not asyncio.current_task().cancelling():
             await round_fn()
+            if asyncio.current_task().cancelling():    # a cancellation swallowed inside the round
+                return
             await asyncio.sleep(period_s)
     return run
 

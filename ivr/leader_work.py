@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from ivr.ami.controller import AmiController
 from ivr.ami.model import LiveModel
+from ivr.audit_checkpoints import Checkpointer
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.in_queue import InQueueOffer
 from ivr.callback.reconcile import QueueReconciler
@@ -37,6 +38,8 @@ class LeaderWork:
     reconciler: QueueReconciler | None
     scheduler: CallbackScheduler | None
     in_queue: InQueueOffer | None
+    checkpointer: Checkpointer
+    checkpoint_s: float
     extra: list[Part] = field(default_factory=list)
 
 
@@ -70,7 +73,10 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
         if snap.policy.in_queue_digit:
             in_queue = InQueueOffer(controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
                                     emergency_queues=snap.emergency_queues)
-    return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue)
+    # the audit chains' heads, signed, in a file outside Redis (docs/security.md)
+    checkpointer = Checkpointer(redis, log=log.bind(part="audit"))
+    return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
+                      settings.audit_checkpoint_s)
 
 
 def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
@@ -110,6 +116,7 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
         out.append(Part("callbacks", every(ROUND_S, callback_round)))
     if work.reconciler is not None:
         out.append(Part("reconcile", work.reconciler.run))
+    out.append(Part("audit_checkpoint", every(work.checkpoint_s, work.checkpointer.checkpoint)))
     return out + work.extra
 
 

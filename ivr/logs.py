@@ -1,5 +1,6 @@
 """structlog set-up: one JSON event per line in production, the call's unique id
-bound to every line of a call, phone numbers masked."""
+bound to every line of a call, phone numbers masked, secrets never written
+(fields named like a secret, passwords in URLs)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ def _mask_phone_fields(_, __, event: dict) -> dict:
     return event
 
 
+_SECRET_KEYS = frozenset({"secret", "password", "passwd", "token", "key", "authorization", "ami_secret"})
+
+
+def _mask_secrets(_, __, event: dict) -> dict:
+    """No secret in a log line: fields named like one, and URL passwords."""
+    for k, v in event.items():
+        if k in _SECRET_KEYS:
+            event[k] = "***"
+        elif type(v) is str and "://" in v and "@" in v:
+            event[k] = _URL_PASSWORD.sub(r"\1:***@", v)
+    return event
+
+
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+
+
 def _orjson_line(event: dict, **_) -> str:
     return orjson.dumps(event, default=repr).decode()
 
@@ -47,6 +64,7 @@ def configure(level: str = "info", fmt: str = "json", stream=None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _mask_phone_fields,
+            _mask_secrets,
             structlog.processors.format_exc_info,
             renderer,
         ],

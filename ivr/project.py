@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from asterisk.config import Config as _PystConfig
 
+from ivr import names, yamlfile
 from ivr.errors import ConfigError, FlowInvalid
 from ivr.flow import model as m
 from ivr.flow.loader import parse_flow
@@ -45,14 +45,16 @@ class QueueConfig:
 
 def load_queue_config(queue_dir: Path) -> QueueConfig:
     path = queue_dir / "queues.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    raw = yamlfile.load(yamlfile.read(path), str(path)) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'queues:'")
     errors = []
     queues = {}
     for name, spec in (raw.get("queues") or {}).items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("asterisk"), str):
+        if not names.NAME.ok(name):
+            errors.append(f"{path}: queue '{name}': 名称无效 (invalid name): {names.NAME.what}")
+            continue
+        if not isinstance(spec, dict) or not names.PBX_TOKEN.ok(spec.get("asterisk")):
             errors.append(f"{path}: queue '{name}': needs 'asterisk: <queue name in queues.conf>'")
             continue
         unknown = set(spec) - {"asterisk", "label", "emergency"}
@@ -167,11 +169,8 @@ def check_files(project: Project, paths: list[Path] | None = None,
     paths = paths or project.flow_files()
     texts = {}
     for p in paths:
-        try:
-            shown = str(p.relative_to(project.home)) if p.is_absolute() and p.is_relative_to(project.home) else str(p)
-            texts[p.stem] = (shown, p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{p}: {exc.strerror}") from exc
+        shown = str(p.relative_to(project.home)) if p.is_absolute() and p.is_relative_to(project.home) else str(p)
+        texts[p.stem] = (shown, yamlfile.read(p, shown))
     catalog = project.catalog(frozenset(texts))
     if announcement_sets is not None:
         catalog = dataclasses.replace(catalog, announcement_sets=announcement_sets)

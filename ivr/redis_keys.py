@@ -19,7 +19,9 @@ def flow_seq(name: str) -> str:
 
 
 FLOW_NAMES = f"{PREFIX}flows"             # Set of published flow names
-FLOW_AUDIT = f"{PREFIX}audit:flows"       # Stream: publish and rollback records
+FLOW_AUDIT = f"{PREFIX}audit:publish"     # Stream, hash-chained: flow publish and rollback records
+FLOW_AUDIT_LEGACY = f"{PREFIX}audit:flows"  # Stream (plain, read only): those records before the chained log
+USERS_AUDIT = f"{PREFIX}audit:users"      # Stream, hash-chained: console users added, role or password changed
 CALLS = f"{PREFIX}calls"                  # Stream: one summary per finished call
 CONTINGENCY_LEVEL = f"{PREFIX}contingency:level"  # String: level in force (polled by every engine)
 CONTINGENCY_STATE = f"{PREFIX}contingency:state"  # JSON: level, since, by, reason, how, expires_at
@@ -29,7 +31,8 @@ CONTINGENCY_AUDIT = f"{PREFIX}audit:contingency"        # Stream, hash-chained (
 CALLBACK_AUDIT = f"{PREFIX}audit:callbacks"             # Stream, hash-chained: every missed call's life
 CONSOLE_AUDIT = f"{PREFIX}audit:console"                # Stream, hash-chained: sign-ins, uploads, edits
 # the hash-chained logs `ivr audit verify` and the auditors' page check
-AUDIT_LOGS = {"callbacks": CALLBACK_AUDIT, "contingency": CONTINGENCY_AUDIT, "console": CONSOLE_AUDIT}
+AUDIT_LOGS = {"callbacks": CALLBACK_AUDIT, "contingency": CONTINGENCY_AUDIT, "console": CONSOLE_AUDIT,
+              "flows": FLOW_AUDIT, "users": USERS_AUDIT}
 LIVE = f"{PREFIX}live"                                  # JSON: the AMI live model's snapshot
 AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process that holds the AMI link
 

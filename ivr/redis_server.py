@@ -9,6 +9,7 @@ a Unix socket only, with append-only persistence so missed calls survive a crash
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import tempfile
@@ -49,7 +50,7 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}"
 
     def start(self, timeout_s: float = 10.0) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._private_folder()
         sock = self.data_dir / "redis.sock"
         if len(str(sock)) > 100:  # sun_path is 108 bytes
             self._sock_dir = tempfile.mkdtemp(prefix="ivr-redis-")
@@ -68,8 +69,10 @@ class EmbeddedRedis:
             "--save", "", "--appendonly", "yes" if self.persist else "no",
             "--appendfsync", "everysec", "--logfile", str(self.data_dir / "redis.log"),
         ]
+        # umask 077: the append-only file (every call summary, every callback
+        # number) and the log are the engine's alone: 0600
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+                                     stderr=subprocess.DEVNULL, start_new_session=True, umask=0o077)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -83,6 +86,19 @@ class EmbeddedRedis:
                 time.sleep(0.01)
         self.stop()
         raise RedisUnavailable(f"embedded redis-server did not answer within {timeout_s}s")
+
+    def _private_folder(self) -> None:
+        """IVR_DATA_DIR/redis: 0700, its files 0600 (also those an earlier
+        version left readable). IVR_DATA_DIR itself keeps its mode: Asterisk
+        must reach the voice-message folder inside it (README, docs/security.md)."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.chmod(self.data_dir, 0o700)
+            for p in self.data_dir.iterdir():
+                if p.is_file() and not p.is_symlink():
+                    os.chmod(p, 0o600)
+        except PermissionError:
+            pass  # not ours (another user's server shares the folder): it keeps its own modes
 
     @staticmethod
     def _running(sock: Path) -> bool:

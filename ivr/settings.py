@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,7 +31,10 @@ class AmiTarget:
     host: str
     port: int
     username: str
-    secret: str
+    secret: str = field(repr=False)   # never in a repr, a log line or `ivr config`
+
+    def __str__(self) -> str:
+        return f"ami://{self.username}:***@{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,12 @@ class Settings:
     log_level: str
     transfer_dialstring: str   # "{number}" is replaced by the transfer target
     leader: bool = True        # may hold the AMI link and run supervisor, capture, scheduler
+    audit_key_file: Path = Path("var/audit.key")                    # HMAC key of the audit logs (outside Redis)
+    audit_checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")  # signed heads (outside Redis)
+    audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
+
+    def __repr__(self) -> str:      # secrets masked (``shown``)
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown(self)) + ")"
 
     @property
     def flows_dir(self) -> Path:
@@ -90,7 +99,45 @@ SETTINGS_HELP = {
     "IVR_LOG_FORMAT": (None, "json or console (default: console on a terminal, json otherwise)"),
     "IVR_LOG_LEVEL": ("info", "debug, info, warning or error"),
     "IVR_TRANSFER_DIALSTRING": ("Local/{number}@ivr-transfer", "Dial() target for transfer steps"),
+    "IVR_AUDIT_KEY_FILE": (None, "HMAC key of the audit logs, kept outside Redis; created 0600 on first use; the "
+                                 "same file on every process sharing a Redis (default: IVR_DATA_DIR/audit.key)"),
+    "IVR_AUDIT_CHECKPOINT_FILE": (None, "append-only file of signed audit-log heads (default: "
+                                        "IVR_DATA_DIR/audit-checkpoints.jsonl)"),
+    "IVR_AUDIT_CHECKPOINT_S": ("300", "seconds between the leader's audit checkpoints"),
 }
+
+
+SHIPPED_AMI_SECRET = "change-this-secret"   # asterisk/manager.conf as shipped
+
+
+def mask_url(url: str | None) -> str | None:
+    """``scheme://user:***@host...``: the password of a URL hidden."""
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}{at}{host}"
+
+
+def shown(settings: "Settings") -> list[tuple[str, str]]:
+    """What ``ivr config`` prints as in force: every field, secrets masked."""
+    out = []
+    for name in Settings.__dataclass_fields__:
+        value = getattr(settings, name)
+        if name == "redis_url":
+            value = mask_url(value)
+        out.append((name, str(value)))
+    return out
+
+
+def shipped_secret_in_use(settings: "Settings") -> str | None:
+    """"IVR_AMI_URL" when the engine logs in to AMI with the secret shipped in
+    asterisk/manager.conf (so the PBX accepts that public secret), else None.
+    Without AMI there is nothing to warn about: the engine does not log in."""
+    if settings.ami is not None and settings.ami.secret == SHIPPED_AMI_SECRET:
+        return "IVR_AMI_URL"
+    return None
 
 
 def _host_port(name: str, value: str, errors: list[str]) -> HostPort:
@@ -189,6 +236,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     dialstring = get("IVR_TRANSFER_DIALSTRING")
     if "{number}" not in dialstring:
         errors.append(f"IVR_TRANSFER_DIALSTRING={dialstring!r}: must contain {{number}}")
+    try:
+        checkpoint_s = float(get("IVR_AUDIT_CHECKPOINT_S"))
+        if not 1 <= checkpoint_s <= 86400:
+            raise ValueError
+    except ValueError:
+        errors.append(f"IVR_AUDIT_CHECKPOINT_S={get('IVR_AUDIT_CHECKPOINT_S')!r}: expected seconds from 1 to 86400")
+        checkpoint_s = 300.0
     if errors:
         raise ConfigError("wrong settings:\n  " + "\n  ".join(errors))
     return Settings(
@@ -197,4 +251,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         recordings_dir=get("IVR_RECORDINGS_DIR") or str(data_dir / "messages"),
         drain_s=drain_s, log_format=log_format, log_level=log_level,
         transfer_dialstring=dialstring, leader=leader != "no",
+        audit_key_file=Path(get("IVR_AUDIT_KEY_FILE") or data_dir / "audit.key").resolve(),
+        audit_checkpoint_file=Path(get("IVR_AUDIT_CHECKPOINT_FILE") or data_dir / "audit-checkpoints.jsonl").resolve(),
+        audit_checkpoint_s=checkpoint_s,
     )

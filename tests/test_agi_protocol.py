@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ivr.agi.protocol import AgiParseError, AgiResponse, parse_args, parse_env_line, parse_response, quote
+from ivr.agi.protocol import AgiParseError, AgiResponse, parse_args, parse_env_line, parse_response, quote, UnsafeCommand
 from tests.conftest import TRANSCRIPTS
 
 
@@ -72,7 +72,5 @@ def test_quote_round_trips_through_asterisk_parser(value):
 
 @pytest.mark.parametrize("value", ["line1\nHANGUP", "a\r\nEXEC Dial Local/110", "end\n"])
 def test_quote_cannot_carry_a_second_command(value):
-    line = f"SET VARIABLE NAME {quote(value)}\n"
-    assert line.count("\n") == 1 and "\r" not in line
-    argv = parse_args(line.rstrip("\n"))
-    assert len(argv) == 4 and argv[3] == value.replace("\r", " ").replace("\n", " ")
+    with pytest.raises(UnsafeCommand):     # refused, never silently altered
+        quote(value)

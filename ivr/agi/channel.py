@@ -4,26 +4,27 @@ stdin/stdout). One implementation, so both transports agree with the transcripts
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Protocol, Sequence
 
+from ivr import names
 from ivr.agi.protocol import (
     DEAD_CHANNEL,
     HANGUP_NOTICE,
     AgiResponse,
     is_usage_start,
     parse_response,
+    checked_command,
     quote,
 )
 from ivr.call import CallInfo, QueueResult, QueueStatus, RecordResult
 from ivr.errors import AgiCommandFailed, CallerHungUp, PromptMissing
 from ivr.metrics import AGI_COMMAND_SECONDS
 
-_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VARIABLE_NAME = names.CHANNEL_VARIABLE
 # Prompt names, queue names and dial strings reach EXEC/STREAM FILE; the flow
 # validator restricts them, and this is the last line of defence.
-_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_./@:+-]+$")
+_SAFE_TOKEN = names.PBX_TOKEN
 
 COMMAND_TIMEOUT_S = 30.0
 
@@ -38,7 +39,7 @@ class LineTransport(Protocol):
 
 
 def _safe_token(value: str, what: str) -> str:
-    if not _SAFE_TOKEN.match(value):
+    if not _SAFE_TOKEN.ok(value):
         raise ValueError(f"unsafe {what} {value!r}")
     return value
 
@@ -80,6 +81,7 @@ class AgiChannel:
             # Asterisk would run some commands (EXEC among them) on a dead
             # channel; a flow must never queue or dial a caller who has gone.
             raise CallerHungUp()
+        checked_command(line)   # the one place a command leaves: one line, whatever built it
         self.commands += 1
         started = time.perf_counter()
         self._t.write_line(line)
@@ -143,12 +145,12 @@ class AgiChannel:
         return resp.result
 
     async def set_variable(self, name: str, value: str) -> None:
-        if not _VARIABLE_NAME.match(name):
+        if not _VARIABLE_NAME.ok(name):
             raise ValueError(f"invalid channel variable name {name!r}")
         await self._run(f"SET VARIABLE {name} {quote(value)}\n", dead_ok=True)
 
     async def get_variable(self, name: str) -> str | None:
-        if not _VARIABLE_NAME.match(name):
+        if not _VARIABLE_NAME.ok(name):
             raise ValueError(f"invalid channel variable name {name!r}")
         resp = await self._run(f"GET VARIABLE {name}\n", dead_ok=True)
         return resp.data if resp.result == "1" else None

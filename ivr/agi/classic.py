@@ -4,12 +4,14 @@ port. The same flow and the same ``AgiChannel`` run over stdin/stdout.
 
 pyst2's ``AGI`` reads the environment block and turns SIGHUP (how Asterisk tells
 a classic script the caller hung up) into a flag; responses are read by our own
-reader because pyst2's ``get_result`` chokes on the ``HANGUP`` line."""
+reader because pyst2's ``get_result`` chokes on the ``HANGUP`` line, and the
+environment block by the same parser as FastAGI (``SafeAGI``)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import os
 import select
 import sys
@@ -19,12 +21,39 @@ from asterisk.agi import AGI
 
 from ivr import logs
 from ivr.agi.channel import AgiChannel
+from ivr.agi.protocol import parse_header
 from ivr.call import CallInfo
 from ivr.calls import summary_fields
 from ivr.errors import AgiClosed, AgiTimeout, ConfigError, FlowInvalid
 from ivr.flow.conditions import CallFacts
 from ivr.project import Project, check_files, load_calendars, load_number_lists, require_valid
 from ivr.settings import load_settings
+
+
+class SafeAGI(AGI):
+    """pyst2's AGI with the environment block read by ``parse_header``: pyst2's
+    own reader lets a later duplicate key win and strips characters a caller
+    controls. Give it a stdin that splits lines on "\n" only (``stdin_text``):
+    ``sys.stdin`` also splits on a lone "\r" (universal newlines)."""
+
+    duplicate_keys: list[str] = []
+
+    def _get_agi_env(self) -> None:
+        lines = []
+        while True:
+            line = self.stdin.readline()
+            if not line.endswith("\n"):
+                break  # end of input: no more header
+            line = line[:-2] if line.endswith("\r\n") else line[:-1]
+            if line == "":
+                break
+            lines.append(line)
+        self.env, self.duplicate_keys = parse_header(lines)
+
+
+def stdin_text() -> io.TextIOWrapper:
+    """Standard input, split on "\n" only, undecodable bytes replaced."""
+    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
 
 
 class PipeTransport:
@@ -62,6 +91,8 @@ async def run_classic(flow_name: str, agi: AGI, environ: dict[str, str] | None =
     logs.configure(settings.log_level, "json", stream=sys.stderr)
     call = CallInfo.from_agi_env({**agi.env, "agi_network_script": flow_name})
     log = logs.get("ivr.agi").bind(call_id=call.uniqueid)
+    if getattr(agi, "duplicate_keys", None):
+        log.warning("agi_header_duplicate_keys", keys=sorted(set(agi.duplicate_keys)))
     project = Project(settings.home)
     flows = require_valid(*check_files(project))
     if flow_name not in flows:
@@ -86,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         print("usage: ivr-agi FLOW   (run from the Asterisk dialplan: AGI(ivr-agi,FLOW))", file=sys.stderr)
         return 2
-    agi = AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=open(os.devnull, "w"))
+    agi = SafeAGI(stdin=stdin_text(), stdout=sys.stdout, stderr=open(os.devnull, "w"))
     try:
         asyncio.run(run_classic(args[0], agi))
     except (ConfigError, FlowInvalid) as exc:

@@ -13,11 +13,10 @@ import socket
 from collections import deque
 from typing import Awaitable, Callable
 
-from ivr.agi.protocol import parse_env_line
+from ivr.agi.protocol import parse_header, split_header_lines
 from ivr.errors import AgiClosed, AgiTimeout
 
 HEADER_TIMEOUT_S = 5.0   # read when a connection opens: tests shorten it
-MAX_HEADER_LINES = 200
 LINE_LIMIT = 64 * 1024
 
 
@@ -87,11 +86,9 @@ class AgiConnection(asyncio.Protocol):
         self.header_done = True
         self.header_timer.cancel()
         self.server.waiting_header.discard(self)
-        env: dict[str, str] = {}
-        for line in block.decode("utf-8", "replace").splitlines()[:MAX_HEADER_LINES]:
-            kv = parse_env_line(line.rstrip("\r"))
-            if kv:
-                env[kv[0]] = kv[1]
+        env, duplicates = parse_header(split_header_lines(block.decode("utf-8", "replace")))
+        if duplicates:
+            self.server.log.warning("agi_header_duplicate_keys", keys=sorted(set(duplicates)))
         self.task = self.loop.create_task(self.server._call(self, env))
 
     def _header_late(self) -> None:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
 HANGUP_NOTICE = "HANGUP"
 DEAD_CHANNEL = 511
 
 _RESPONSE_200 = re.compile(
-    r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?$"
+    r"200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?"
 )
 
 
@@ -53,7 +54,7 @@ def parse_response(line: str) -> AgiResponse:
     """Parse one response line (without its newline). ``520-`` blocks are
     collapsed by the reader before they reach here (see ``is_usage_start``)."""
     if line.startswith("200 "):
-        m = _RESPONSE_200.match(line)
+        m = _RESPONSE_200.fullmatch(line)
         if m is None:
             raise AgiParseError(f"malformed AGI response {line!r}")
         endpos = m.group("endpos")
@@ -72,6 +73,9 @@ def is_usage_start(line: str) -> bool:
     return line.startswith("520-")
 
 
+MAX_HEADER_LINES = 200
+
+
 def parse_env_line(line: str) -> tuple[str, str] | None:
     """``agi_callerid: 13800138000`` -> (key, value). None for a malformed line."""
     key, sep, value = line.partition(":")
@@ -80,13 +84,60 @@ def parse_env_line(line: str) -> tuple[str, str] | None:
     return key, value[1:] if value.startswith(" ") else value
 
 
+def split_header_lines(block: str) -> list[str]:
+    """The lines of an AGI environment block, split the way Asterisk writes it:
+    on "\n" only, one trailing "\r" removed.
+
+    Never ``str.splitlines``: it also splits on "\r", "\x0b", "\x0c", "\x1c"-"\x1e",
+    "\x85", U+2028 and U+2029, all of which a caller controls inside the caller-ID
+    name, and would let them start a line of their own (a forged ``agi_callerid``)."""
+    return [line[:-1] if line.endswith("\r") else line for line in block.split("\n")]
+
+
+def parse_header(lines: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """The AGI environment from its lines (without their "\n"; see
+    ``split_header_lines``), and the keys that appeared more than once.
+
+    The first occurrence of a key wins: Asterisk writes each key once, so a later
+    one can only have been smuggled in. At most ``MAX_HEADER_LINES`` are read."""
+    env: dict[str, str] = {}
+    duplicates: list[str] = []
+    for i, line in enumerate(lines):
+        if i >= MAX_HEADER_LINES:
+            break
+        kv = parse_env_line(line)
+        if kv is None:
+            continue
+        if kv[0] in env:
+            duplicates.append(kv[0])
+            continue
+        env[kv[0]] = kv[1]
+    return env, duplicates
+
+
+class UnsafeCommand(ValueError):
+    """A command (or one of its arguments) would carry a line break: refused,
+    never sent, never silently altered."""
+
+
+def checked_command(line: str) -> str:
+    """``line`` if it is exactly one command line: one "\n", at the end, and no
+    "\r" anywhere (Asterisk ends a command at either). Raises ``UnsafeCommand``."""
+    if not line.endswith("\n") or "\n" in line[:-1] or "\r" in line:
+        raise UnsafeCommand(f"refused to send an AGI command with a line break: {line!r}")
+    return line
+
+
 def quote(value: object) -> str:
     """Quote one argument so Asterisk's parse_args reads it back unchanged.
 
-    Newlines cannot be carried (they end the command line), so CR and LF become
-    spaces: a caller-ID name or flow value can never smuggle in a second command.
+    Newlines cannot be carried (they end the command line): an argument with
+    "\r" or "\n" is refused (``UnsafeCommand``), so a caller-ID name or flow
+    value can never smuggle in a second command.
     """
-    text = str(value).replace("\r", " ").replace("\n", " ")
+    text = str(value)
+    if "\r" in text or "\n" in text:
+        raise UnsafeCommand(f"refused an AGI argument with a line break: {text!r}")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -229,6 +229,11 @@ class AmiController:
         The last answer is returned, whatever it was."""
         message = "not sent"
         delay = 0.2
+        if any("\r" in f"{k}{v}" or "\n" in f"{k}{v}" for k, v in action.items()):
+            # AMI is line-based too: a value with a line break would add headers
+            # (or a second action). Refused, never sent, never rewritten.
+            self.log.error("ami_action_refused", action=action.get("Action"), reason="line break in a value")
+            return ActionResult(False, "拒绝发送: 含换行符 (refused: a value contains a line break)", 0)
         for attempt in range(1, retries + 1):
             try:
                 await asyncio.wait_for(self.ready.wait(), wait_ready_s)

@@ -17,12 +17,13 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from ivr import yamlfile
 from ivr.flow.loader import MISSING, Reader, read_int, read_seconds, read_text
 from ivr.flow.problems import Problem, Problems, compose_mapping
 
 KINDS = ("emergency", "courtesy", "ordinary")
 DEFAULT_DEADLINES = {"emergency": 7200.0, "courtesy": 14400.0, "ordinary": 86400.0}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")   # always fullmatch: see ivr/names.py
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # queue outcomes that mean "wanted a person, did not get one"
 _MISSED_STATUSES = {"ABANDONED": "abandoned", "TIMEOUT": "queue_timeout", "FULL": "queue_full",
@@ -142,7 +143,7 @@ def rank(kind: str, deadline: float) -> float:
 
 def _duration(r: Reader, n: yaml.Node):
     v = n.value.strip() if isinstance(n, yaml.ScalarNode) else ""
-    m = _DURATION.match(v)
+    m = _DURATION.fullmatch(v)
     if not m:
         return r.bad(n, "a duration like 90s, 10m, 2h or 1d")
     return float(m.group(1)) * _UNIT[m.group(2)]
@@ -223,4 +224,4 @@ def load_policy(callback_dir: Path) -> tuple[Policy | None, list[Problem]]:
     path = callback_dir / "policy.yaml"
     if not path.exists():
         return Policy(), []
-    return parse_policy(path.read_text(encoding="utf-8"), "callback/policy.yaml")
+    return parse_policy(yamlfile.read(path), "callback/policy.yaml")

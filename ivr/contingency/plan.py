@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from ivr import names, yamlfile
+from ivr.errors import LevelInvalid
 from ivr.flow.loader import MISSING, Reader, read_bool, read_int, read_seconds, read_text
 from ivr.flow.problems import Problem, Problems, compose_mapping
 
@@ -59,6 +61,43 @@ class Level:
     raise_when: Thresholds | None = None
     stand_down_when: Thresholds | None = None
     seat_actions: tuple[SeatAction, ...] = ()
+
+
+MAX_LEVEL = 99
+
+
+def is_level(value: object) -> bool:
+    """A level is an ``int`` from 0 to 99, never a ``bool`` (``True == 1`` in Python:
+    a level of ``true`` once reached Redis and made /metrics answer 500)."""
+    return type(value) is int and 0 <= value <= MAX_LEVEL
+
+
+def check_level(value: object, top: int | None = None) -> int:
+    """``value`` if it is a level (and at most ``top``), else ``LevelInvalid``."""
+    if not is_level(value) or (top is not None and value > top):
+        upto = MAX_LEVEL if top is None else top
+        raise LevelInvalid(f"应急级别必须是 0 到 {upto} 的整数 (the level must be a whole number from 0 to {upto}): "
+                           f"{value!r}")
+    return value
+
+
+def level_from_text(raw: str | bytes | None) -> int:
+    """The level key every process polls (``"2"``), 0 when unset. Anything but
+    plain digits (``"True"``) raises ``LevelInvalid``."""
+    if raw is None or raw == "" or raw == b"":
+        return 0
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    if not (text.isascii() and text.isdigit()):
+        raise LevelInvalid(f"Redis 中的应急级别无效 (the level stored in Redis is not a whole number): {text!r}")
+    return check_level(int(text))
+
+
+def level_or_minus_one(raw: str | bytes | None) -> int:
+    """For reports (/metrics): the level, or -1 when the stored value is not one."""
+    try:
+        return level_from_text(raw)
+    except LevelInvalid:
+        return -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +277,9 @@ def parse_seats(text: str, path: str) -> tuple[Seats | None, list[Problem]]:
         else:
             for knode, vnode in gnode.value:
                 name = knode.value
+                if not names.NAME.ok(name):
+                    problems.at(knode, f"group '{name}': 名称无效 (invalid name): {names.NAME.what}")
+                    continue
                 if not isinstance(vnode, yaml.SequenceNode):
                     problems.at(vnode, f"group '{name}': expected a list of seats")
                     continue
@@ -269,7 +311,7 @@ def load_seats(queue_dir: Path) -> tuple[Seats | None, list[Problem]]:
     path = queue_dir / "seats.yaml"
     if not path.exists():
         return Seats(), []
-    return parse_seats(path.read_text(encoding="utf-8"), "queue/seats.yaml")
+    return parse_seats(yamlfile.read(path), "queue/seats.yaml")
 
 
 def load_plan(queue_dir: Path, *, queues: frozenset[str] | None, announcement_sets: frozenset[str] | None,
@@ -277,5 +319,5 @@ def load_plan(queue_dir: Path, *, queues: frozenset[str] | None, announcement_se
     path = queue_dir / "contingency.yaml"
     if not path.exists():
         return Plan((Level(0, "正常", "normal"), Level(1, "高峰", "peak"))), []
-    return parse_plan(path.read_text(encoding="utf-8"), "queue/contingency.yaml", queues=queues,
+    return parse_plan(yamlfile.read(path), "queue/contingency.yaml", queues=queues,
                       announcement_sets=announcement_sets, seat_groups=seat_groups)

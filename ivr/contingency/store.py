@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog
+from ivr.contingency.plan import check_level
 
 
 @dataclass
@@ -53,11 +54,15 @@ class ContingencyStore:
         self.audit = AuditLog(redis, keys.CONTINGENCY_AUDIT)
 
     async def state(self) -> LevelState:
+        """Raises ``LevelInvalid`` if the stored level is not a whole number."""
         raw = await self.redis.get(keys.CONTINGENCY_STATE)
-        return LevelState(**json.loads(raw)) if raw else LevelState()
+        st = LevelState(**json.loads(raw)) if raw else LevelState()
+        check_level(st.level)
+        return st
 
     async def set_level(self, level: int, *, by: str, reason: str, how: str = "manual",
                         expires_at: float | None = None, now: float | None = None) -> LevelState:
+        check_level(level)          # the one place a level is written: never True, "2" or -1
         now = time.time() if now is None else now
         old = await self.state()
         new = LevelState(level, now, by, reason, how, expires_at, old.seq + 1)
@@ -80,9 +85,16 @@ class ContingencyStore:
 
     async def proposal(self) -> Proposal | None:
         raw = await self.redis.get(keys.CONTINGENCY_PROPOSAL)
-        return Proposal(**json.loads(raw)) if raw else None
+        if not raw:
+            return None
+        p = Proposal(**json.loads(raw))
+        check_level(p.level)
+        check_level(p.from_level)
+        return p
 
     async def propose(self, p: Proposal) -> None:
+        check_level(p.level)
+        check_level(p.from_level)
         await self.audit.append([{"kind": "proposed", "at": p.at, "by": "system:auto", "from": p.from_level,
                                   "to": p.level, "reason": p.reason}],
                                 also_set={keys.CONTINGENCY_PROPOSAL: json.dumps(asdict(p), ensure_ascii=False)})

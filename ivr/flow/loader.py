@@ -13,15 +13,16 @@ from typing import Any, Callable
 
 import yaml
 
+from ivr import names
 from ivr.flow import conditions as c
 from ivr.flow import model as m
-from ivr.flow.problems import Problems, did_you_mean, kind_of, mapping_items, scalar
+from ivr.flow.problems import COMPOSE_FAILED, Problems, compose_or_report, did_you_mean, kind_of, mapping_items, scalar
 
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-PROMPT_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-VARIABLE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-DIGITS_RE = re.compile(r"^[0-9*#]+$")
-NUMBER_RE = re.compile(r"^\+?[0-9]{3,20}$")
+NAME_RE = names.NAME
+PROMPT_RE = names.PROMPT
+VARIABLE_RE = names.FLOW_VARIABLE
+DIGITS_RE = names.DIGITS
+NUMBER_RE = names.PHONE_NUMBER
 _MISSING = object()
 
 
@@ -118,14 +119,14 @@ def _bool(r: _Reader, n: yaml.Node) -> Any:
 
 def _step_ref(r: _Reader, n: yaml.Node) -> Any:
     v = scalar(n)
-    if v is None or not NAME_RE.match(v):
+    if v is None or not NAME_RE.fullmatch(v):
         return r.bad(n, "a step name")
     return r.ref("step", v, n)
 
 
 def _prompt(r: _Reader, n: yaml.Node) -> Any:
     v = scalar(n)
-    if v is None or not PROMPT_RE.match(v):
+    if v is None or not PROMPT_RE.fullmatch(v):
         return r.bad(n, "a prompt name (letters, digits, '-', '_', '/')")
     return r.ref("prompt", v, n)
 
@@ -142,35 +143,35 @@ def _prompts(r: _Reader, n: yaml.Node) -> Any:
 
 def _digits(r: _Reader, n: yaml.Node) -> Any:
     v = scalar(n)
-    if v is None or (v and not DIGITS_RE.match(v)):
+    if v is None or (v and not DIGITS_RE.fullmatch(v)):
         return r.bad(n, "keypad digits (0-9, * and #)")
     return v
 
 
 def _digit(r: _Reader, n: yaml.Node) -> Any:
     v = scalar(n)
-    if v is None or len(v) != 1 or not DIGITS_RE.match(v):
+    if v is None or len(v) != 1 or not DIGITS_RE.fullmatch(v):
         return r.bad(n, "one keypad digit")
     return v
 
 
 def _queue_ref(r: _Reader, n: yaml.Node) -> Any:
     v = scalar(n)
-    if v is None or not NAME_RE.match(v):
+    if v is None or not NAME_RE.fullmatch(v):
         return r.bad(n, "a queue name")
     return r.ref("queue", v, n)
 
 
 def _flow_ref(r: _Reader, n: yaml.Node) -> Any:
     v = scalar(n)
-    if v is None or not NAME_RE.match(v):
+    if v is None or not NAME_RE.fullmatch(v):
         return r.bad(n, "a flow name")
     return r.ref("flow", v, n)
 
 
 def _number(r: _Reader, n: yaml.Node) -> Any:
     v = scalar(n)
-    if v is None or not NUMBER_RE.match(v):
+    if v is None or not NUMBER_RE.fullmatch(v):
         return r.bad(n, "a phone number (digits, 3 to 20)")
     return v
 
@@ -180,7 +181,7 @@ def _options(r: _Reader, n: yaml.Node) -> Any:
         return r.bad(n, "a mapping of digit: step")
     out = {}
     for key, knode, vnode in mapping_items(n, r.problems, r.where):
-        if len(key) != 1 or not DIGITS_RE.match(key):
+        if len(key) != 1 or not DIGITS_RE.fullmatch(key):
             r.problems.at(knode, f"{r.where}: option '{key}' is not one keypad digit")
             continue
         target = _step_ref(r, vnode)
@@ -194,7 +195,7 @@ def _variables(r: _Reader, n: yaml.Node) -> Any:
         return r.bad(n, "a mapping of VARIABLE: value")
     out = {}
     for key, knode, vnode in mapping_items(n, r.problems, r.where):
-        if not VARIABLE_RE.match(key):
+        if not VARIABLE_RE.fullmatch(key):
             r.problems.at(knode, f"{r.where}: variable '{key}' must be upper case letters, digits and '_'")
             continue
         v = scalar(vnode)
@@ -306,7 +307,7 @@ def _play(r: _Reader, name: str) -> dict:
 
 def _announcement_set(r: _Reader, n: yaml.Node) -> Any:
     v = scalar(n)
-    if v is None or not NAME_RE.match(v):
+    if v is None or not NAME_RE.fullmatch(v):
         return r.bad(n, "'current' or the name of a set in prompts/announcements.yaml")
     return None if v == "current" else r.ref("announcement_set", v, n)
 
@@ -429,13 +430,8 @@ def parse_flow(text: str, path: str, *, expected_name: str | None = None) -> Par
     """Parse and check the shape of one flow file. References to other things
     (steps, prompts, queues...) are collected for ``references.check``."""
     problems = Problems(path)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        from ivr.flow.problems import Problem
-        problems.items.append(Problem(path, line, col, f"YAML syntax: {exc.problem or exc}"))
+    root = compose_or_report(text, problems)
+    if root is COMPOSE_FAILED:
         return ParsedFlow(None, problems)
     if not isinstance(root, yaml.MappingNode):
         problems.at(root, "a flow file must be a mapping with 'start' and 'steps'")
@@ -459,7 +455,7 @@ def parse_flow(text: str, path: str, *, expected_name: str | None = None) -> Par
         problems.at(steps_node, "flow: 'steps' must be a mapping of step name: step")
     else:
         for sname, knode, vnode in mapping_items(steps_node, problems, "steps"):
-            if not NAME_RE.match(sname) or sname in m.RESERVED_TARGETS:
+            if not NAME_RE.fullmatch(sname) or sname in m.RESERVED_TARGETS:
                 problems.at(knode, f"step '{sname}': a step name is a letter then letters, digits, '-' or '_', and not 'end'")
                 continue
             step_nodes[sname] = knode

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from ivr import yamlfile
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -74,15 +76,25 @@ def kind_of(node: yaml.Node) -> str:
     return f"'{node.value}'" if node.value != "" else "nothing"
 
 
+COMPOSE_FAILED = object()
+
+
+def compose_or_report(text: str, problems: Problems):
+    """The node tree of a staff-edited YAML text (bounded: ``ivr.yamlfile``), or
+    ``COMPOSE_FAILED`` with the problem recorded at its line and column."""
+    try:
+        return yamlfile.compose(text)
+    except yaml.YAMLError as exc:
+        line, col = yamlfile.location(exc)
+        problems.items.append(Problem(problems.path, line, col, yamlfile.message(exc)))
+        return COMPOSE_FAILED
+
+
 def compose_mapping(text: str, problems: Problems, expected: str) -> yaml.MappingNode | None:
     """The top mapping of a staff-edited YAML file, or None with the problem
     recorded (not YAML at all, or not a mapping)."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problems.items.append(Problem(problems.path, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
-                                      f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+    root = compose_or_report(text, problems)
+    if root is COMPOSE_FAILED:
         return None
     if not isinstance(root, yaml.MappingNode):
         if root is not None:

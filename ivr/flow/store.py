@@ -2,7 +2,11 @@
 of who published or rolled back what, when.
 
 A flow is validated before it reaches here (``ivr.project``); the store only
-keeps versions immutable and the pointer moves atomically (Lua)."""
+keeps versions immutable. Every publish and rollback is one atomic step with
+its entry in the chained, keyed audit log ``keys.FLOW_AUDIT`` (``ivr.audit``):
+the change is computed from the state read, and written only if that state is
+still there (``expect``), else read again. Records from before the chained log
+(the plain stream ``keys.FLOW_AUDIT_LEGACY``) still show in ``history``."""
 
 from __future__ import annotations
 
@@ -14,35 +18,10 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from ivr import redis_keys as keys
+from ivr.audit import AuditLog, StaleState
 from ivr.errors import FlowNotFound, PublishError
 
 SCHEMA = 1
-
-# KEYS: versions, current, seq, names, audit   ARGV: name, doc-json, sha256, by, at, note
-_PUBLISH = """
-local cur = redis.call('GET', KEYS[2])
-if cur then
-  local doc = redis.call('HGET', KEYS[1], cur)
-  if doc and cjson.decode(doc)['sha256'] == ARGV[3] then return {0, tonumber(cur)} end
-end
-local v = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], v, ARGV[2])
-redis.call('SET', KEYS[2], v)
-redis.call('SADD', KEYS[4], ARGV[1])
-redis.call('XADD', KEYS[5], '*', 'action', 'publish', 'flow', ARGV[1], 'version', v,
-           'from_version', cur or '', 'by', ARGV[4], 'at', ARGV[5], 'note', ARGV[6])
-return {1, v}
-"""
-
-# KEYS: versions, current, audit   ARGV: name, version, by, at, note
-_ROLLBACK = """
-if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return -1 end
-local cur = redis.call('GET', KEYS[2])
-redis.call('SET', KEYS[2], ARGV[2])
-redis.call('XADD', KEYS[3], '*', 'action', 'rollback', 'flow', ARGV[1], 'version', ARGV[2],
-           'from_version', cur or '', 'by', ARGV[3], 'at', ARGV[4], 'note', ARGV[5])
-return tonumber(ARGV[2])
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,36 +49,57 @@ def _now_iso() -> str:
 class FlowStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self._publish = redis.register_script(_PUBLISH)
-        self._rollback = redis.register_script(_ROLLBACK)
+        self.audit = AuditLog(redis, keys.FLOW_AUDIT)
 
     async def publish(self, name: str, source: str, *, by: str, note: str = "") -> PublishResult:
         sha = hashlib.sha256(source.encode("utf-8")).hexdigest()
         at = _now_iso()
         doc = json.dumps({"schema": SCHEMA, "name": name, "source": source, "sha256": sha,
                           "by": by, "at": at, "note": note}, ensure_ascii=False)
-        changed, version = await self._publish(
-            keys=[keys.flow_versions(name), keys.flow_current(name), keys.flow_seq(name),
-                  keys.FLOW_NAMES, keys.FLOW_AUDIT],
-            args=[name, doc, sha, by, at, note])
-        return PublishResult(name, int(version), bool(changed))
+        current, seq = keys.flow_current(name), keys.flow_seq(name)
+        for _ in range(50):
+            cur, last = await self.redis.mget(current, seq)
+            if cur:
+                raw = await self.redis.hget(keys.flow_versions(name), cur)
+                if raw and json.loads(raw)["sha256"] == sha:
+                    return PublishResult(name, int(cur), False)
+            v = int(last or 0) + 1
+            record = {"action": "publish", "flow": name, "version": v, "from_version": int(cur) if cur else None,
+                      "sha256": sha, "by": by, "at": at, "note": note}
+            try:
+                await self.audit.append([record], expect={current: cur or "", seq: last or ""},
+                                        also_set={current: str(v), seq: str(v)},
+                                        ops=[("HSET", keys.flow_versions(name), str(v), doc),
+                                             ("SADD", keys.FLOW_NAMES, name)])
+            except StaleState:
+                continue          # someone published or rolled back meanwhile
+            return PublishResult(name, v, True)
+        raise PublishError(f"flow '{name}': too many publishes at once; try again")
 
     async def rollback(self, name: str, version: int | None, *, by: str, note: str = "") -> int:
-        current = await self.current_version(name)
-        if current is None:
-            raise FlowNotFound(f"flow '{name}' has never been published")
-        if version is None:
-            older = [v for v in await self.versions(name) if v < current]
-            if not older:
-                raise PublishError(f"flow '{name}': no version before {current} to roll back to")
-            version = max(older)
-        if version == current:
-            raise PublishError(f"flow '{name}': version {version} is already in force")
-        res = await self._rollback(keys=[keys.flow_versions(name), keys.flow_current(name), keys.FLOW_AUDIT],
-                                   args=[name, version, by, _now_iso(), note])
-        if int(res) < 0:
-            raise PublishError(f"flow '{name}' has no version {version}")
-        return int(res)
+        for _ in range(50):
+            current = await self.current_version(name)
+            if current is None:
+                raise FlowNotFound(f"flow '{name}' has never been published")
+            target = version
+            if target is None:
+                older = [v for v in await self.versions(name) if v < current]
+                if not older:
+                    raise PublishError(f"flow '{name}': no version before {current} to roll back to")
+                target = max(older)
+            if target == current:
+                raise PublishError(f"flow '{name}': version {target} is already in force")
+            if not await self.redis.hexists(keys.flow_versions(name), str(target)):
+                raise PublishError(f"flow '{name}' has no version {target}")
+            record = {"action": "rollback", "flow": name, "version": target, "from_version": current,
+                      "by": by, "at": _now_iso(), "note": note}
+            try:
+                await self.audit.append([record], expect={keys.flow_current(name): str(current)},
+                                        also_set={keys.flow_current(name): str(target)})
+            except StaleState:
+                continue
+            return target
+        raise PublishError(f"flow '{name}': too many changes at once; try again")
 
     async def versions(self, name: str) -> list[int]:
         return sorted(int(v) for v in await self.redis.hkeys(keys.flow_versions(name)))
@@ -123,9 +123,13 @@ class FlowStore:
         return sorted(await self.redis.smembers(keys.FLOW_NAMES))
 
     async def history(self, name: str) -> list[dict]:
-        """Publish and rollback records for one flow, oldest first."""
+        """Publish and rollback records for one flow, oldest first (values as
+        text, as they were shown before the chained log)."""
         out = []
-        for entry_id, fields in await self.redis.xrange(keys.FLOW_AUDIT):
+        for entry_id, fields in await self.redis.xrange(keys.FLOW_AUDIT_LEGACY):
             if fields.get("flow") == name:
                 out.append({"id": entry_id, **fields})
+        for entry_id, rec in await self.audit.entries():
+            if rec.get("flow") == name:
+                out.append({"id": entry_id, **{k: "" if v is None else str(v) for k, v in rec.items()}})
         return out

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from ivr import names, yamlfile
 from ivr.errors import ConfigError
 from ivr.flow.loader import MISSING, Reader, read_int, read_seconds, read_text
 from ivr.flow.problems import Problems, compose_mapping
@@ -125,6 +126,6 @@ def profile_names(home: Path) -> list[str]:
 
 def load_profile(home: Path, name: str) -> Profile:
     path = home / "queue" / "drills" / f"{name}.yaml"
-    if not path.exists():
+    if not names.NAME.ok(name) or not path.exists():
         raise ConfigError(f"no drill profile '{name}' in queue/drills/ (there are: {', '.join(profile_names(home))})")
-    return parse_profile(path.read_text(encoding="utf-8"), f"queue/drills/{name}.yaml", name)
+    return parse_profile(yamlfile.read(path), f"queue/drills/{name}.yaml", name)

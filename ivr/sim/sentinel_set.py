@@ -55,7 +55,7 @@ class SentinelSet:
             args += ["--replicaof", "127.0.0.1", str(replica_of)]
         self._spawn(name, args)
 
-    def start(self, timeout_s: float = 15.0) -> "SentinelSet":
+    def start(self, timeout_s: float = 30.0) -> "SentinelSet":
         self.folder.mkdir(parents=True, exist_ok=True)
         self._server("a")
         self._server("b", replica_of=self.ports["a"])
@@ -70,7 +70,7 @@ class SentinelSet:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if self.replica_synced() and all(self._sentinel(p).ping() for p in self.sentinel_ports):
+                if self.replica_synced() and self.sentinels_ready():
                     return self
             except (redis.RedisError, OSError):
                 pass
@@ -81,6 +81,16 @@ class SentinelSet:
     @staticmethod
     def _sentinel(port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, decode_responses=True)
+
+    def sentinels_ready(self) -> bool:
+        """Every sentinel knows the replica and the other sentinels (hello
+        messages every 2 s, replica discovery by INFO every 10 s): before that
+        a dead master would never be failed over."""
+        for p in self.sentinel_ports:
+            m = self._sentinel(p).sentinel_master(SERVICE)
+            if int(m.get("num-slaves", 0)) < 1 or int(m.get("num-other-sentinels", 0)) < len(self.sentinel_ports) - 1:
+                return False
+        return True
 
     def master_port(self) -> int:
         for p in self.sentinel_ports:
@@ -122,6 +132,18 @@ class SentinelSet:
         took = time.monotonic() - t0
         self._server(name, replica_of=self.ports[self.master_name()])
         return name, took
+
+    def wait_ready(self, timeout_s: float = 30.0) -> bool:
+        """After a failover: the restarted server is a replica the sentinels know."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if self.replica_synced() and self.sentinels_ready():
+                    return True
+            except (redis.RedisError, OSError, RuntimeError):
+                pass
+            time.sleep(0.2)
+        return False
 
     def stop(self) -> None:
         for p in self.procs.values():

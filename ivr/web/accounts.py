@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from ivr import names
 from ivr.errors import IvrError
+from ivr.users_audit import record_user_change
 
 USERS = "ivr:users"
 SESSION = "ivr:session:"
@@ -28,7 +29,7 @@ ROLES = ("operations", "seat_manager", "auditor", "admin")
 ROLE_NAMES = {"operations": "运营人员 operations", "seat_manager": "值班长 seat manager",
               "auditor": "审计员 auditor", "admin": "管理员 administrator"}
 SESSION_IDLE_S = 8 * 3600
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
+NAME_RE = names.USER   # full match (ivr/names.py): "ops\n" is refused
 MIN_PASSWORD = 10
 
 
@@ -58,6 +59,7 @@ class Accounts:
         rec = {"role": role, "salt": salt.hex(), "hash": _hash(password, salt), "created": time.time()}
         if not await self.redis.hsetnx(USERS, user, json.dumps(rec)):
             raise IvrError(f"user '{user}' exists already (ivr users passwd changes a password)")
+        await record_user_change(self.redis, "user_added", user, role=role)   # the chained audit log
 
     @staticmethod
     def _check_password(password: str) -> None:
@@ -73,6 +75,7 @@ class Accounts:
         salt = secrets.token_bytes(16)
         rec.update(salt=salt.hex(), hash=_hash(password, salt), changed=time.time())
         await self.redis.hset(USERS, user, json.dumps(rec))
+        await record_user_change(self.redis, "password_changed", user)   # the chained audit log
         # every session of that user ends: a changed password must lock out whoever had the old one
         async for key in self.redis.scan_iter(match=SESSION + "*", count=500):
             raw_s = await self.redis.get(key)
@@ -115,6 +118,7 @@ class Accounts:
         await self.redis.set(TOKEN + hashlib.sha256(token.encode()).hexdigest(),
                              json.dumps({"user": user, "role": json.loads(raw)["role"], "label": label,
                                          "created": time.time()}))
+        await record_user_change(self.redis, "token_issued", user, label=label)   # the chained audit log
         return token
 
     async def token(self, token: str) -> Principal | None:

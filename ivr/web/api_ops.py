@@ -9,13 +9,13 @@ import asyncio
 import difflib
 import io
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
 
 from aiohttp import web
 
+from ivr import names
 from ivr.announcements import parse_announcements
 from ivr.errors import ConfigError
 from ivr.flow.store import FlowStore
@@ -23,8 +23,8 @@ from ivr.project import Project, check_flow_texts, prompt_names
 from ivr.web.app import STR, Route, body_json, ctx_of, error, fields, obj, principal
 
 OPS = ("operations",)
-PROMPT_NAME = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-FLOW_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+PROMPT_NAME = names.PROMPT   # full-match rules (ivr/names.py): never `$`
+FLOW_NAME = names.FLOW
 MAX_UPLOAD = 15 * 1024 * 1024
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ivr.ami.controller import read_live
 from ivr.callback.store import CallbackStore
+from ivr.contingency.plan import is_level
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import expiry_for
 from ivr.project import Project, require_operations
@@ -86,7 +87,7 @@ async def contingency_set(request: web.Request) -> web.Response:
                   {"level", "reason", "confirm"})
     plan = _plan(request)
     level, reason = data["level"], str(data["reason"]).strip()
-    if not isinstance(level, int) or not 0 <= level <= plan.top:
+    if not is_level(level) or level > plan.top:    # is_level refuses true
         return error(400, f"level must be a whole number from 0 to {plan.top}")
     if not reason:
         return error(400, "a reason is required: the audit log says why the level changed")

@@ -19,6 +19,7 @@ from ivr import redis_keys as keys
 from ivr.ami.controller import read_live
 from ivr.audit import AuditLog
 from ivr.callback.store import CallbackStore
+from ivr.contingency.plan import level_or_minus_one
 from ivr.metrics import AGI_COMMAND_SECONDS, gauge
 from ivr.web.accounts import ROLE_NAMES, Accounts, Principal
 
@@ -160,7 +161,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     snap = await read_live(ctx.redis)
-    level = int(await ctx.redis.get(keys.CONTINGENCY_LEVEL) or 0)
+    level = level_or_minus_one(await ctx.redis.get(keys.CONTINGENCY_LEVEL))   # never int('True')
     counts = await CallbackStore(ctx.redis).counts()
     st = ctx.status
     lines = gauge("ivr_calls_in_progress", "Calls this process is running a flow for",

@@ -1,0 +1,84 @@
+"""Files and secrets: the embedded Redis's data is the engine's alone (0700 /
+0600), `ivr config` and the logs never show a secret, and `ivr serve` says
+loudly when the AMI secret is still the one shipped in asterisk/manager.conf."""
+
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+from ivr import logs
+from ivr.engine import warn_shipped_secret
+from ivr.redis_server import EmbeddedRedis
+from ivr.settings import load_settings
+
+SECRET = "s3cret-Ami-pw"
+
+
+def test_embedded_redis_files_are_private(tmp_path):
+    data = tmp_path / "data"
+    (data / "redis").mkdir(parents=True)
+    old = data / "redis" / "appendonly.aof"
+    old.write_text("*1\r\n")                     # left world-readable by an earlier version
+    os.chmod(old, 0o644)
+    os.chmod(data / "redis", 0o755)
+    server = EmbeddedRedis(data, persist=True)
+    server.start()
+    try:
+        import redis
+        r = redis.Redis(unix_socket_path=server.socket_path)
+        r.set("x", "13800138000")
+        r.close()
+    finally:
+        server.stop()
+    folder = data / "redis"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in files), \
+        {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+
+
+def test_ivr_config_masks_secrets(project_home, tmp_path):
+    env = {**os.environ, "IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path),
+           "IVR_AMI_URL": f"ami://ivr:{SECRET}@10.0.0.5:5038", "IVR_REDIS_URL": f"redis://default:{SECRET}@h:6379/0"}
+    out = subprocess.run([sys.executable, "-m", "ivr", "config"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert SECRET not in out.stdout + out.stderr
+    assert "ami = ami://ivr:***@10.0.0.5:5038" in out.stdout and "redis://default:***@h:6379/0" in out.stdout
+
+
+def test_logs_never_carry_a_secret():
+    buf = io.StringIO()
+    logs.configure("info", "json", stream=buf)
+    try:
+        settings = load_settings({"IVR_AMI_URL": f"ami://ivr:{SECRET}@10.0.0.5:5038"})
+        logs.get().info("started", settings=repr(settings), ami=str(settings.ami), secret=SECRET,
+                        url=f"ami://ivr:{SECRET}@10.0.0.5:5038", note=f"using redis://:{SECRET}@h:6379 now")
+    finally:
+        logs.configure("warning", "console")
+    line = json.loads(buf.getvalue())
+    assert SECRET not in buf.getvalue()
+    assert line["secret"] == "***" and line["url"] == "ami://ivr:***@10.0.0.5:5038"
+
+
+def test_serve_warns_when_the_ami_secret_is_the_shipped_one(project_home, tmp_path):
+    home = tmp_path / "home"
+    for d in ("flows", "asterisk"):
+        shutil.copytree(project_home / d, home / d)
+    settings = load_settings({"IVR_HOME": str(home), "IVR_AMI_URL": "ami://ivr:change-this-secret@127.0.0.1:5038"})
+    buf, err = io.StringIO(), io.StringIO()
+    logs.configure("info", "json", stream=buf)
+    try:
+        assert warn_shipped_secret(settings, logs.get("test"), stderr=err)
+    finally:
+        logs.configure("warning", "console")
+    event = json.loads(buf.getvalue())
+    assert event["level"] == "error" and event["event"] == "ami_secret_is_the_shipped_one"
+    assert event["where"] == "IVR_AMI_URL"
+    assert err.getvalue().startswith("警告: AMI 密码仍是随附的") and err.getvalue().count("\n") == 1
+    assert not warn_shipped_secret(load_settings({"IVR_HOME": str(home)}), logs.get("test"), stderr=err)  # no AMI
+    settings = load_settings({"IVR_HOME": str(home), "IVR_AMI_URL": "ami://ivr:a-site-secret@127.0.0.1:5038"})
+    assert not warn_shipped_secret(settings, logs.get("test"), stderr=err)
