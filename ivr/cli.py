@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ivr import logs
-from ivr.errors import ConfigError, FlowInvalid, FlowNotFound, IvrError, PublishError
+from ivr.errors import ConfigError, FlowInvalid, FlowNotFound
 from ivr.settings import SETTINGS_HELP, Settings, load_settings
 
 
@@ -236,15 +236,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings = None
     try:
         settings = load_settings()
         logs.configure(settings.log_level, settings.log_format)
         return args.fn(args, settings)
-    except (ConfigError, FlowInvalid, FlowNotFound, PublishError, IvrError) as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except BaseException as exc:  # noqa: BLE001 - the boundary: one line for the staff, not a traceback
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)) or (
+                isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt)):
+            raise
+        from ivr.cli_errors import explain
+
+        files = [Path(f) for f in getattr(args, "files", None) or []]
+        line = explain(exc, settings, args.command, files)
+        if line is None:
+            raise
+        print(f"ivr: {line}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
