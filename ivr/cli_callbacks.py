@@ -48,6 +48,7 @@ def cmd_callbacks_list(args, settings: Settings) -> int:
 
 def cmd_callbacks_show(args, settings: Settings) -> int:
     from ivr.audit import AuditLog
+    from ivr.callback.labels import local_time, trail_row
     from ivr.callback.store import AUDIT, CallbackQueries
     from ivr.cli import _run, _with_redis
 
@@ -56,18 +57,19 @@ def cmd_callbacks_show(args, settings: Settings) -> int:
     async def go(redis):
         rec = await CallbackQueries(redis).find(args.key)
         if rec is None:
-            raise IvrError(f"no callback '{args.key}' (give its id or the full number)")
+            raise IvrError(f"没有回拨记录 '{args.key}'（请给出编号或完整号码）— no callback '{args.key}' "
+                           "(give its id or the full number)")
         for k in ("id", "number", "state", "kind", "reason", "calls", "attempts", "flow", "step", "wait_s", "message",
                   "last_outcome", "last_seat", "closed_reason"):
             v = rec.get(k, "")
             print(f"  {k:<16}{mask_number(v) if k == 'number' else v}")
         for k in ("first_at", "last_at", "deadline", "first_callback_at", "last_attempt_at", "closed_at"):
-            print(f"  {k:<16}{_t(rec.get(k), tz) if rec.get(k) else '-'}")
+            print(f"  {k:<16}{local_time(rec.get(k), tz) or '-'}")
         print("审计记录 audit trail:")
         for rid, e in await AuditLog(redis, AUDIT).entries():
             if e.get("id") == rec["id"]:
-                rest = {k: v for k, v in e.items() if k not in ("at", "kind", "id", "number")}
-                print(f"  {_t(e['at'], tz)}  {e['kind']:<17} {json.dumps(rest, ensure_ascii=False)}")
+                row = trail_row(e, tz)
+                print(f"  {row['time']}  {row['label']}  {row['detail']}")
     _run(_with_redis(settings, go))
     return 0
 
@@ -110,29 +112,41 @@ def cmd_callbacks_report(args, settings: Settings) -> int:
         if args.json:
             print(json.dumps(r, ensure_ascii=False, indent=1))
         else:
-            _print_report(r, args.date_from, args.date_to)
+            _print_report(r, args.date_from, args.date_to, settings.timezone)
         if args.csv:
-            Path(args.csv).write_text(records_csv(rows), encoding="utf-8")
+            Path(args.csv).write_text(records_csv(rows, settings.timezone), encoding="utf-8", newline="")
             print(f"CSV: {args.csv} ({len(rows)} rows)")
     _run(_with_redis(settings, go))
     return 0
 
 
-def _print_report(r: dict, a: str, b: str) -> None:
+def _print_report(r: dict, a: str, b: str, tz) -> None:
+    from ivr.callback.report import pct_text
+
     def s(v):
-        return "-" if v is None else f"{v / 60:.0f} min"
-    print(f"漏话回拨报表 callback report {a} .. {b}")
+        return "—" if v is None else f"{v / 60:.0f} 分钟 min"
+    h = r["hotline"]
+    print(f"漏话回拨报表 callback report {a} .. {b} ({tz.key})")
+    print(f"  接通率 live answer rate {pct_text(h['live_answer_rate_pct'])} "
+          f"({h['calls_answered_live']}/{h['calls_wanting_person']} calls)  "
+          f"广义接通率 broad answer rate {pct_text(h['broad_answer_rate_pct'])} "
+          f"({h['citizens_reached']}/{h['citizens_wanting_person']} citizens)")
     print(f"  漏话 missed calls {r['missed_calls']}  (误拨 misdials {r['misdials']}, not called back)")
     print(f"  市民 unique citizens {r['unique_citizens']}  回拨单 callbacks {r['callbacks']}  "
           f"紧急 emergency {r['emergency']}")
     print(f"  已回拨 called back {r['called_back']}  接通 reached {r['reached']}  "
-          f"期限内接通 within deadline {r['reached_within_deadline']} ({r['reached_within_deadline_pct']}%)")
-    print(f"  首次回拨用时 time to first callback: median {s(r['first_callback_p50_s'])}, p95 {s(r['first_callback_p95_s'])}")
+          f"期限内接通 within deadline {r['reached_within_deadline']} ({pct_text(r['reached_within_deadline_pct'])})")
+    print(f"  首次回拨用时 time to first callback: 中位 median {s(r['first_callback_p50_s'])}, "
+          f"P95 {s(r['first_callback_p95_s'])}")
     print(f"  回拨次数 attempts {r['attempts']}  后续来电已接通 reached on a later call {r['closed_reached_later']}  "
           f"未接通结案 closed unreached {r['closed_unreached']}  取消 cancelled {r['cancelled']}  "
           f"未结 still open {r['still_open']}")
+    per = h["callbacks_made_per_seat"]
+    if per is not None:
+        print(f"  每坐席回拨 callbacks per seat: 拨打 made {per}, 接通 reached {h['callbacks_reached_per_seat']} "
+              f"({h['seats_calling_back']} 坐席 seats)")
     for seat, v in r["per_seat"].items():
-        print(f"  座席 {seat}: attempts {v['attempts']}, reached {v['reached']}")
+        print(f"  坐席 {seat}: 回拨 attempts {v['attempts']}, 接通 reached {v['reached']}")
 
 
 def cmd_audit_verify(args, settings: Settings) -> int:
