@@ -155,17 +155,30 @@ async def test_auditor_opens_a_report_and_exports_csv(site, browser, redis):
                                          reason="abandoned", flow="main", step="general_queue", wait_s=40.0,
                                          message="", not_before=now, deadlines={"emergency": 7200, "courtesy": 14400,
                                                                                 "ordinary": 86400}, misdial=False))
+    await store.audit.append([{"kind": "recorded", "at": now, "id": "1", "number": "138******78",
+                               "type": "ordinary", "reason": "abandoned", "calls": 1}])
     base, _ = site
     page = await sign_in(browser, base, "audit")
-    await page.evaluate("""() => { const d = new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
-                                   document.getElementById('from').value = d; document.getElementById('to').value = d; }""")
-    await page.click("#run")
+    # no dates typed: the report opens on today in Beijing (the UTC day would be empty before 08:00)
     await page.wait_for_selector("[data-figure='missed calls'] >> text=1")
     assert await page.locator("#charts svg").count() == 2
+    assert await page.inner_text("[data-figure='within deadline']") == "0 (0%)"
+    # the chart's title has its own band: no bar or value label reaches into it
+    overlap = await page.evaluate("""() => [...document.querySelectorAll('#charts svg')].some(svg => {
+        const t = svg.querySelector('text').getBBox();
+        return [...svg.querySelectorAll('rect, text')].slice(1).some(el => el.getBBox().y < t.y + t.height)
+               || t.x + t.width > svg.width.baseVal.value; })""")
+    assert not overlap
     async with page.expect_download() as dl:
         await page.click("#csv")
     path = await (await dl.value).path()
-    text = Path(path).read_text()
-    assert text.startswith("id,number,kind") and "138******78" in text and "13812345678" not in text
+    text = Path(path).read_text(encoding="utf-8")
+    assert text.startswith("\ufeff编号,") and "138******78" in text and "13812345678" not in text
+    # pick the callback from the list: its trail is a timeline in local time, in Chinese
+    await page.click("#cblist a >> text=1")
+    await page.wait_for_selector(".timeline >> text=已记录漏话")
+    assert "普通 · 排队中挂断" in await page.inner_text(".timeline")
+    assert "{" not in await page.inner_text("#record")            # no raw JSON
+    await page.wait_for_selector("#signature >> text=callbacks")
     await page.click("#verify")
     await page.wait_for_selector("#verified >> text=callbacks: 完整 intact")
