@@ -143,6 +143,10 @@ async def test_seat_manager_switches_the_level_with_a_reason_and_confirmation(si
     # the wallboard is pushed: the level tile changes without a reload
     await page.wait_for_function("document.querySelector('#t-level .big').textContent === '2'")
     await page.wait_for_selector("#history >> text=供暖政策发布")
+    # the drop-down keeps the level just switched to (it jumped back to 0), the history reads in Chinese
+    assert await page.input_value("#newlevel") == "2"
+    await page.wait_for_selector("#history >> text=切换级别")
+    assert "boss（控制台）" in await page.inner_text("#history") and "level_set" not in await page.inner_text("#history")
 
 
 async def test_auditor_opens_a_report_and_exports_csv(site, browser, redis):
@@ -182,3 +186,61 @@ async def test_auditor_opens_a_report_and_exports_csv(site, browser, redis):
     await page.wait_for_selector("#signature >> text=callbacks")
     await page.click("#verify")
     await page.wait_for_selector("#verified >> text=callbacks: 完整 intact")
+
+
+def wall_snapshot(now):
+    """A surge: 71 waiting, nobody answered within 20 s, 62 % abandoned; the
+    plan's level 2 added the two back-office seats."""
+    seats = [{"interface": f"Local/{n}@ivr-seats/n", "name": f"Seat{n}", "state": "busy", "reserved": False,
+              "queues": {"general-q": 0}} for n in (101, 102)]
+    seats += [{"interface": f"Local/{n}@ivr-seats/n", "name": f"Seat{n}", "state": "busy", "reserved": False,
+               "queues": {"general-q": 5}} for n in (201, 202)]
+    seats.append({"interface": "Local/109@ivr-seats/n", "name": "Seat109", "state": "idle", "reserved": True,
+                  "queues": {"emergency-q": 0}})
+    q = {"emergency": False, "waiting": 71, "emergency_waiting": 0, "longest_wait_s": 412.0, "estimated_wait_s": 600.0,
+         "answered": 19, "abandoned": 31, "withdrawn": 0, "abandon_rate": 0.62, "service_level": 0.0, "callers": []}
+    e = {**q, "emergency": True, "waiting": 0, "longest_wait_s": 0.0, "answered": 2, "abandoned": 0,
+         "abandon_rate": 0.0, "service_level": 1.0}
+    return {"at": now, "ami_connected": True, "queues": {"general-q": q, "emergency-q": e}, "seats": seats,
+            "seat_states": {"idle": 1, "busy": 4, "paused": 0, "offline": 0, "reserved": 1},
+            "emergency": {"waiting": 0}}
+
+
+async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path):
+    import json
+    import time
+
+    from ivr.contingency.store import Applied, ContingencyStore
+    store = ContingencyStore(redis)
+    await store.set_level(2, by="system:auto", how="auto", reason="排队人数 71 ≥ 60，已持续 120 秒",
+                          expires_at=time.time() + 8 * 3600)
+    await store.record_actions(Applied(2, time.time()), [], now=time.time())
+    await redis.set(keys.LIVE, json.dumps(wall_snapshot(time.time())))
+    base, _ = site
+    page = await sign_in(browser, base, "boss")
+    await page.set_viewport_size({"width": 1920, "height": 1080})
+    await page.goto(f"{base}/console/seats?wall=1")
+    await page.wait_for_selector("#t-waiting .big >> text=71")
+    for tile, colour in (("t-service", "c-red"), ("t-abandon", "c-red"), ("t-waiting", "c-red"),
+                         ("t-longest", "c-red"), ("t-level", "c-red"), ("t-idle", "c-red")):
+        assert colour in await page.get_attribute(f"#{tile}", "class"), tile
+    assert await page.inner_text("#t-service .big") == "0%" and await page.inner_text("#t-abandon .big") == "62%"
+    # 4 on the phones: 2 of the hotline's own + 2 the plan added (reserved emergency seat apart)
+    assert (await page.inner_text("#seats-base"), await page.inner_text("#seats-added")) == ("2", "2")
+    assert "预案增援" in await page.inner_text("#seatline")
+    assert await page.inner_text("#t-idle .big") == "0"        # the idle seat is reserved for emergencies
+    head = await page.inner_text("#wallhead")
+    assert "系统（自动规则）" in head and "排队人数 71 ≥ 60" in head and "有效至" in head
+    # readable from five metres: the numbers are large, and the whole board fits the screen
+    size = await page.evaluate("parseFloat(getComputedStyle(document.querySelector('#t-waiting .big')).fontSize)")
+    assert size >= 100
+    assert await page.evaluate("document.documentElement.scrollHeight") <= 1080
+    assert not await page.is_visible("header") and not await page.is_visible("#switch")
+    await page.screenshot(path=str(tmp_path / "wall.png"))
+    import os
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "wall.png"))
+    # the button leaves the wall again
+    await page.click("#wallbtn")
+    await page.wait_for_selector("#switch", state="visible")
+    assert "wall=1" not in page.url
