@@ -3,6 +3,8 @@ stand-down with hysteresis (clock passed in), and the seat actions of a switch."
 
 import pytest
 
+from tests import english
+
 from ivr.ami.model import Observation
 from ivr.contingency.plan import Seats, SeatDef, parse_plan
 from ivr.contingency.rules import RuleState, evaluate
@@ -103,7 +105,7 @@ def test_plan_errors_point_at_the_line(text, message):
     plan, problems = parse_plan(text, "queue/contingency.yaml", queues=frozenset({"general"}),
                                 announcement_sets=frozenset({"peak"}), seat_groups=frozenset({"back"}))
     assert plan is None
-    assert any(str(p).startswith(message) for p in problems), [str(p) for p in problems]
+    assert any(english(p).startswith(message) for p in problems), [str(p) for p in problems]
 
 
 def test_seat_steps_up_and_back_down(plan):
@@ -143,7 +145,7 @@ def test_announcement_expiring_within_a_day_is_a_warning(project_home, tmp_path)
     now = dt.datetime(2026, 11, 23, 9, 0, tzinfo=tz)
     sets, problems = parse_announcements(text, "prompts/announcements.yaml", tz=tz,
                                          prompts=frozenset({"policy/current", "welcome"}), now=now)
-    assert [str(p) for p in problems] == [
+    assert [english(p) for p in problems] == [
         "prompts/announcements.yaml:3:69: warning: set 'peak': 'policy/current' expires within a day "
         "(2026-11-24 00:00); renew it or replace it",
         "prompts/announcements.yaml:4:38: warning: set 'peak': 'welcome' expired on 2026-11-21 00:00 and will not play",
