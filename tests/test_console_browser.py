@@ -94,15 +94,33 @@ async def test_operations_edit_a_flow_with_an_error_then_fix_and_publish(site, b
     line = source.replace("timeout_s: 5", "timout: 5").splitlines().index("    timout: 5") + 1
     await page.wait_for_selector(f"#srcview .line-err[data-line='{line}']")     # the error at its line
     assert await redis.get(keys.flow_current("main")) is None
-    await page.fill("#src", source.replace("timeout_s: 5", "timeout_s: 4"))
+    # two errors, the later line found first (a reference is checked after the keys): shown in line order
+    first_next = next(i for i, l in enumerate(source.splitlines(), 1) if l.strip().startswith("next: "))
+    bad2 = source.replace("timeout_s: 5", "timout: 5")
+    lines = bad2.splitlines()
+    lines[first_next - 1] = lines[first_next - 1].replace("next: ", "next: nowhere_", 1)
+    await page.fill("#src", "\n".join(lines) + "\n")
     await page.click("#check")
-    await page.wait_for_selector("text=没有错误 no errors")
+    await page.wait_for_selector("#problems li >> nth=1")
+    shown = [int(t.split(" ")[1]) for t in await page.locator("#problems li.err").all_inner_texts()]
+    assert shown == sorted(shown) and shown[0] == first_next and line in shown
+    assert "未知的键 'timout'" in await page.inner_text("#problems")        # Chinese first
+    # fixed and published straight away: no old error marks stay beside the source
+    await page.fill("#src", source.replace("timeout_s: 5", "timeout_s: 4"))
     await page.fill("#note", "菜单等待缩短为4秒")
     await page.click("#publish")
     await page.wait_for_selector("#published")
+    assert await page.locator("#srcview .line-err").count() == 0
+    await page.click("#check")
+    await page.wait_for_selector("text=没有错误 no errors")
     assert await redis.get(keys.flow_current("main")) == "1"
     assert "timeout_s: 4" in (home / "flows" / "main.yaml").read_text()
     await page.wait_for_selector("#history >> text=web:ops")
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+    shown_at = await page.inner_text("#history time")
+    assert shown_at.startswith(dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d"))   # local, not UTC ISO
+    assert "T" not in shown_at and "+00:00" not in shown_at
 
 
 async def test_operations_upload_an_mp3_announcement(site, browser, tmp_path):
