@@ -49,3 +49,27 @@ def test_trail_rows_read_in_chinese_and_local_time():
                                                          "第 2 次 · 无人接听 · 坐席 Local/101@ivr-seats/n")
     closed = trail_row({"kind": "closed", "at": 0, "reason": "cancelled: 市民已来访", "note": "市民已来访"}, TZ)
     assert closed["label"] == "已办结" and closed["detail"].startswith("已取消")
+
+
+def test_cli_report_of_an_empty_day_has_no_none(capsys):
+    from ivr.callback.report import hotline_figures
+    from ivr.cli_callbacks import _print_report
+    r = report([], [], 0, 1)
+    r["hotline"] = hotline_figures([], [], {})
+    _print_report(r, "2026-12-01", "2026-12-01", TZ)
+    out = capsys.readouterr().out
+    assert "None" not in out and "期限内接通 within deadline 0 (—)" in out and "接通率 live answer rate —" in out
+
+
+def test_wallboard_colours_follow_the_shipped_plan(project_home):
+    from ivr.project import Project, require_operations
+    from ivr.web import wallboard as wall
+    ops = require_operations(Project(project_home), TZ)
+    th = wall.plan_thresholds(ops.plan)
+    assert th["abandon_rate"] == (0.15, 0.30) and th["calls_waiting"] == (20, 60)
+    c = wall.colours({"waiting": 5, "abandon_rate": 0.62, "service_level_pct": 0.0, "idle_seats": 3,
+                      "emergency_waiting": 0, "longest_wait_s": 130, "callback_oldest_age_s": None}, th)
+    assert (c["abandon_rate"], c["service_level"], c["waiting"], c["longest_wait_s"]) == ("red", "red", "green", "amber")
+    assert c["callback_oldest_age_s"] == ""
+    added = wall.added_by_plan(ops.plan, ops.seats, {"general": "general-q"}, 2)
+    assert added == {"Local/201@ivr-seats/n", "Local/202@ivr-seats/n"}

@@ -204,6 +204,13 @@ async def test_auditor_opens_a_report_and_exports_csv(site, browser, redis):
     await page.wait_for_selector("#signature >> text=callbacks")
     await page.click("#verify")
     await page.wait_for_selector("#verified >> text=callbacks: 完整 intact")
+    # printed: the month's figures, charts and chain heads with a signature line; no buttons, no pickers
+    await page.emulate_media(media="print")
+    assert not await page.is_visible("header") and not await page.is_visible("#cblist")
+    assert await page.is_visible("#signature") and await page.is_visible("[data-figure='broad_answer_rate']")
+    import os
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "audit-print.png"), full_page=True)
 
 
 def wall_snapshot(now):
