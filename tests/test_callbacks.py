@@ -325,6 +325,6 @@ async def test_staff_commands_list_cancel_report_csv(redis, redis_url, capture, 
     assert rep.returncode == 0, rep.stderr
     assert "回拨单 callbacks 2" in rep.stdout and "取消 cancelled 1" in rep.stdout
     lines = csv_path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("id,number,kind") and len(lines) == 3
+    assert lines[0].startswith("\ufeff编号,号码（已脱敏）,类别") and len(lines) == 3   # for Excel
     assert "13100000001" not in csv_path.read_text() and "131******01" in lines[1]
     assert (await capture.store.audit.verify()).ok
