@@ -164,7 +164,8 @@ def cmd_prompts_draft(args, settings: Settings) -> int:
         texts = {args.name: args.text}
     elif args.name:
         if args.name not in texts:
-            raise ConfigError(f"no text for '{args.name}' in prompts/texts.yaml; give one: ivr prompts draft NAME TEXT")
+            raise ConfigError(f"prompts/texts.yaml 中没有 '{args.name}' 的文字；请直接给出：ivr prompts draft NAME TEXT — "
+                              f"no text for '{args.name}' in prompts/texts.yaml; give one: ivr prompts draft NAME TEXT")
         texts = {args.name: texts[args.name]}
     for name, text in texts.items():
         seconds = synthesize(text, settings.prompts_dir / f"{name}.wav")

@@ -40,8 +40,8 @@ def cmd_callbacks_list(args, settings: Settings) -> int:
                   f"{_t(r.get('deadline'), tz):<14}{nxt:<12}{r.get('reason', '')}")
         from ivr.callback.store import CallbackStore
         c = await CallbackStore(redis).counts()
-        print(f"open {c['open']} (assigned {c['assigned']}, ready {c['ready']}, pending {c['pending']}); "
-              f"closed {c['closed']}")
+        print(f"待回拨 open {c['open']}（拨打中 assigned {c['assigned']}，可拨 ready {c['ready']}，"
+              f"等待时段 pending {c['pending']}）；已结 closed {c['closed']}")
     _run(_with_redis(settings, go))
     return 0
 
@@ -79,21 +79,21 @@ def cmd_callbacks_cancel(args, settings: Settings) -> int:
     from ivr.cli import _run, _who, _with_redis
 
     if not args.reason.strip():
-        raise ConfigError("--reason is required")
+        raise ConfigError("请用 --reason 写明取消原因 — --reason is required")
 
     async def go(redis):
         rec = await CallbackQueries(redis).find(args.key)
         if rec is None or rec.get("state") == "closed":
-            raise IvrError(f"no open callback '{args.key}'")
+            raise IvrError(f"没有待回拨的记录 '{args.key}' — no open callback '{args.key}'")
         store = CallbackStore(redis)
         now = time.time()
         ok, what = await store.close(rec["number"], now=now, reason=f"cancelled: {args.reason}")
         if not ok:
-            raise IvrError("it is being dialled right now; it will be closed when this attempt ends"
-                           if what == "assigned" else "it was closed meanwhile")
+            raise IvrError("正在拨打中，本次拨打结束后将关闭 — it is being dialled right now; it will be closed "
+                           "when this attempt ends" if what == "assigned" else "它已被关闭 — it was closed meanwhile")
         await store.audit.append([{"kind": "closed", "at": now, "id": rec["id"], "number": mask_number(rec["number"]),
                                    "reason": "cancelled", "note": args.reason, "by": _who()}])
-        print(f"callback {rec['id']} cancelled")
+        print(f"回拨 {rec['id']} 已取消 — callback {rec['id']} cancelled")
     _run(_with_redis(settings, go))
     return 0
 
@@ -105,7 +105,7 @@ def cmd_callbacks_report(args, settings: Settings) -> int:
     try:
         start, end = period(args.date_from, args.date_to, settings.timezone)
     except ValueError as exc:
-        raise ConfigError(f"--from/--to: {exc}") from exc
+        raise ConfigError(f"--from/--to 应为 YYYY-MM-DD，且结束不早于开始 — --from/--to: {exc}") from exc
 
     async def go(redis):
         r, rows = await gather(redis, start, end)
@@ -115,7 +115,7 @@ def cmd_callbacks_report(args, settings: Settings) -> int:
             _print_report(r, args.date_from, args.date_to, settings.timezone)
         if args.csv:
             Path(args.csv).write_text(records_csv(rows, settings.timezone), encoding="utf-8", newline="")
-            print(f"CSV: {args.csv} ({len(rows)} rows)")
+            print(f"CSV: {args.csv}（{len(rows)} 行 rows，UTF-8 BOM，Excel 可直接打开）")
     _run(_with_redis(settings, go))
     return 0
 
