@@ -29,6 +29,7 @@ async function whoami() {
   const r = await api("GET", "/api/me");
   if (!r.ok) return null;
   ME = r.data;
+  if (ME.timezone) TZ = ME.timezone;       // the hotline's IVR_TIMEZONE, once /api/me says it
   const el = document.getElementById("who");
   if (el) el.textContent = `${ME.user} · ${ME.role_name}`;
   return ME;
