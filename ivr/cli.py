@@ -258,10 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args, settings)
     except KeyboardInterrupt:
         return 130
-    except BaseException as exc:  # noqa: BLE001 - the boundary: one line for the staff, not a traceback
-        if isinstance(exc, (SystemExit, KeyboardInterrupt)) or (
-                isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt)):
-            raise
+    except Exception as exc:  # the boundary: one line for the staff, not a traceback (ExceptionGroups too)
         from ivr.cli_errors import explain
 
         files = [Path(f) for f in getattr(args, "files", None) or []]

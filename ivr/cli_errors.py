@@ -84,7 +84,7 @@ def explain_one(exc: BaseException, settings, command: str, files: list[Path]) -
         where = f"{ami.host}:{ami.port}" if ami else "IVR_AMI_URL"
         return (f"无法连接 Asterisk AMI（IVR_AMI_URL → {where}）：请确认 Asterisk 在运行、manager.conf 的用户和密码正确 — "
                 f"cannot reach the AMI at {where}: check Asterisk and the credentials in IVR_AMI_URL")
-    if isinstance(exc, EOFError):
+    if isinstance(exc, EOFError) and command == "users":
         return ("没有终端可输入：请用 --password-stdin 从标准输入读入（或设置 IVR_NEW_PASSWORD）— "
                 "no terminal to read from: use --password-stdin (or IVR_NEW_PASSWORD)")
     if isinstance(exc, PermissionError):

@@ -69,7 +69,8 @@ def test_wallboard_colours_follow_the_shipped_plan(project_home):
     assert th["abandon_rate"] == (0.15, 0.30) and th["calls_waiting"] == (20, 60)
     c = wall.colours({"waiting": 5, "abandon_rate": 0.62, "service_level_pct": 0.0, "idle_seats": 3,
                       "emergency_waiting": 0, "longest_wait_s": 130, "callback_oldest_age_s": None}, th)
-    assert (c["abandon_rate"], c["service_level"], c["waiting"], c["longest_wait_s"]) == ("red", "red", "green", "amber")
+    assert (c["abandon_rate"], c["service_level"], c["waiting"], c["longest_wait_s"]) == \
+        ("red", "red", "green", "amber")
     assert c["callback_oldest_age_s"] == ""
     added = wall.added_by_plan(ops.plan, ops.seats, {"general": "general-q"}, 2)
     assert added == {"Local/201@ivr-seats/n", "Local/202@ivr-seats/n"}

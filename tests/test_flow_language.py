@@ -172,7 +172,8 @@ def test_shipped_flows_are_valid(project_home):
     ("    next: pick\n", "    next: pick\n    on_digit: {a: b}\n"),
     ("    default: line\n", "    default: line\n    retries: many\n"),
     ("    queue: general\n", "    queue: general\n    emergency: perhaps\n"),
-    ("  bye:\n", "  b2:\n    type: branch\n    cases: [{when: {weekday_in: [mon, funday]}, goto: bye}]\n    otherwise: bye\n"
+    ("  bye:\n", "  b2:\n    type: branch\n    cases: [{when: {weekday_in: [mon, funday]}, goto: bye}]\n"
+                 "    otherwise: bye\n"
                  "  b3:\n    type: branch\n    cases: [{when: {time_between: [x]}, goto: bye}]\n    otherwise: bye\n"
                  "  s1:\n    type: set\n    variables: {lower: x}\n    next: bye\n"
                  "  t1:\n    type: transfer\n    to: abc\n    on_fail: bye\n"

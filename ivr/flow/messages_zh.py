@@ -3,7 +3,8 @@
 The checks write their messages in English (one place each, easy to grep);
 ``bilingual`` puts the Chinese in front, as staff read it:
 
-    flows/main.yaml:58:5: 菜单 'main_menu'：未知的键 'timout'（是否应为 'timeout_s'？） — menu 'main_menu': unknown key 'timout' (did you mean 'timeout_s'?)
+    flows/main.yaml:58:5: 菜单 'main_menu'：未知的键 'timout'（是否应为 'timeout_s'？） —
+        menu 'main_menu': unknown key 'timout' (did you mean 'timeout_s'?)      (one line)
 
 A message no pattern here knows keeps its English alone (a test lists the
 flow validator's messages and checks each has its Chinese)."""
@@ -69,7 +70,8 @@ def _where(where: str) -> str:
 
 DYM = r"((?: \(did you mean '.+'\?\))?)"
 RULES = [  # (pattern on the text after "where: ", Chinese); groups are filled in
-    (r"missing required key '(.+?)'(?: \(one of (.+)\))?", lambda m: f"缺少必填项 '{m[1]}'" + (f"（可选：{m[2]}）" if m[2] else "")),
+    (r"missing required key '(.+?)'(?: \(one of (.+)\))?",
+     lambda m: f"缺少必填项 '{m[1]}'" + (f"（可选：{m[2]}）" if m[2] else "")),
     (r"unknown key '(.+?)'" + DYM, lambda m: f"未知的键 '{m[1]}'{_dym(m[2])}"),
     (r"expected (.+?), got (.+)", lambda m: f"应为 {_what(m[1])}，实际为 {_got(m[2])}"),
     (r"expected (.+)", lambda m: f"应为 {_what(m[1])}"),
@@ -84,7 +86,8 @@ RULES = [  # (pattern on the text after "where: ", Chinese); groups are filled i
     (r"announcement set '(.+?)' not found in prompts/announcements.yaml" + DYM,
      lambda m: f"播报组 '{m[1]}' 不在 prompts/announcements.yaml 中{_dym(m[2])}"),
     (r"number list '(.+?)' not found in flows/lists/" + DYM, lambda m: f"号码名单 '{m[1]}' 不在 flows/lists/ 中{_dym(m[2])}"),
-    (r"calendar '(.+?)' not found in flows/calendars/" + DYM, lambda m: f"日历 '{m[1]}' 不在 flows/calendars/ 中{_dym(m[2])}"),
+    (r"calendar '(.+?)' not found in flows/calendars/" + DYM,
+     lambda m: f"日历 '{m[1]}' 不在 flows/calendars/ 中{_dym(m[2])}"),
     (r"a flow cannot call itself as a subflow", lambda m: "流程不能把自己作为子流程调用"),
     (r"no flow named '(.+?)'" + DYM, lambda m: f"没有名为 '{m[1]}' 的流程{_dym(m[2])}"),
     (r"no path leads here \(unreachable\)", lambda m: "没有任何路径到达这一步（不可达）"),

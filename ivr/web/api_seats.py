@@ -13,11 +13,12 @@ from aiohttp import web
 
 from ivr.ami.controller import read_live
 from ivr.callback.store import CallbackStore
-from ivr.contingency.store import ContingencyStore
-from ivr.contingency.supervisor import expiry_for
 from ivr.contingency.history import history_row, who_label
 from ivr.contingency.plan import Plan, Seats
-from ivr.project import Project, load_queue_config, require_operations
+from ivr.contingency.store import ContingencyStore
+from ivr.contingency.supervisor import expiry_for
+from ivr.errors import ConfigError
+from ivr.project import Project, load_operations, load_queue_config, require_operations
 from ivr.web import wallboard as wall
 from ivr.web.app import INT, STR, Route, body_json, ctx_of, error, fields, obj, principal
 
@@ -41,9 +42,14 @@ class WallSetup:
 
     @classmethod
     def load(cls, ctx) -> "WallSetup":
+        # not require_operations: a mistake in the plan's file must not blank the wall
+        # (the constants colour it then, and no seat counts as added)
         project = Project(ctx.settings.home)
-        ops = require_operations(project, ctx.settings.timezone)
-        queues = load_queue_config(project.home / "queue").asterisk_names
+        ops = load_operations(project, ctx.settings.timezone)
+        try:
+            queues = load_queue_config(project.home / "queue").asterisk_names
+        except ConfigError:
+            queues = {}
         return cls(ops.plan, ops.seats, queues, wall.plan_thresholds(ops.plan))
 
 
@@ -58,8 +64,9 @@ async def _board(ctx, setup: WallSetup) -> dict:
     added = wall.added_by_plan(plan, setup.seats, setup.queues, applied.level)
     fig = wall.figures(snap, plan.queues if plan else ("general",), setup.queues, added, counts["open"], oldest)
     lv = plan.level(st.level) if plan else None
-    return {"live": snap, "level": st.level, "level_name": lv.name if lv else "", "level_name_en": lv.name_en if lv else "",
-            "level_set_by": st.by, "level_by_label": who_label(st.by), "level_how": st.how,
+    return {"live": snap, "level": st.level, "level_name": lv.name if lv else "",
+            "level_name_en": lv.name_en if lv else "", "level_set_by": st.by,
+            "level_by_label": who_label(st.by), "level_how": st.how,
             "level_reason": st.reason, "level_since": st.since, "level_expires_at": st.expires_at,
             "proposal": prop.__dict__ if prop else None, "callbacks": counts, "at": now,
             "callback_oldest_age_s": oldest, "wall": fig, "colours": wall.colours(fig, setup.thresholds),
@@ -152,7 +159,8 @@ async def proposal_answer(request: web.Request) -> web.Response:
     if data["accept"] is True:
         plan = _plan(request)
         now = time.time()
-        st = await store.set_level(prop.level, by=who, how="accepted", reason=f"接受自动建议 accepted proposal: {prop.reason}",
+        st = await store.set_level(prop.level, by=who, how="accepted",
+                                   reason=f"接受自动建议 accepted proposal: {prop.reason}",
                                    expires_at=expiry_for(plan, prop.level, now), now=now)
         return web.json_response({"state": st.__dict__})
     await store.reject(by=who, reason=str(data.get("reason", "")))
