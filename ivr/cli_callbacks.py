@@ -21,6 +21,7 @@ def _t(ts, tz) -> str:
 
 
 def cmd_callbacks_list(args, settings: Settings) -> int:
+    from ivr.callback.labels import KINDS, label
     from ivr.callback.store import CallbackQueries
     from ivr.cli import _run, _with_redis
 
@@ -35,7 +36,7 @@ def cmd_callbacks_list(args, settings: Settings) -> int:
         for number, where, score in rows:
             r = recs.get(number, {})
             nxt = _t(score, tz) if where == "pending" else ("现在 now" if where == "ready" else "拨打中 dialling")
-            print(f"{r.get('id', '?'):<8}{mask_number(number):<15}{where:<11}{r.get('kind', ''):<11}"
+            print(f"{r.get('id', '?'):<8}{mask_number(number):<15}{where:<11}{label(KINDS, r.get('kind')):<11}"
                   f"{r.get('calls', ''):>5}{r.get('attempts', ''):>5}  {_t(r.get('first_at'), tz):<12}"
                   f"{_t(r.get('deadline'), tz):<14}{nxt:<12}{r.get('reason', '')}")
         from ivr.callback.store import CallbackStore
@@ -99,10 +100,16 @@ def cmd_callbacks_cancel(args, settings: Settings) -> int:
 
 
 def cmd_callbacks_report(args, settings: Settings) -> int:
-    from ivr.callback.report import gather, period, records_csv
+    from ivr.callback.report import gather, month_days, period, records_csv
     from ivr.cli import _run, _with_redis
 
+    # days in the hotline's time zone; by default today there (not the UTC day)
+    today = dt.datetime.now(settings.timezone).date().isoformat()
     try:
+        if args.month:
+            args.date_from, args.date_to = month_days(args.month)
+        args.date_from = args.date_from or today
+        args.date_to = args.date_to or args.date_from
         start, end = period(args.date_from, args.date_to, settings.timezone)
     except ValueError as exc:
         raise ConfigError(f"--from/--to 应为 YYYY-MM-DD，且结束不早于开始 — --from/--to: {exc}") from exc
@@ -181,8 +188,9 @@ def add_commands(sub) -> None:
     ca.add_argument("--reason", required=True)
     ca.set_defaults(fn=cmd_callbacks_cancel)
     rp = cb.add_parser("report", help="completion figures for a period")
-    rp.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
-    rp.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    rp.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="default: today in IVR_TIMEZONE")
+    rp.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="default: the --from day")
+    rp.add_argument("--month", metavar="YYYY-MM", help="a whole month (the monthly report)")
     rp.add_argument("--csv", metavar="FILE")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(fn=cmd_callbacks_report)
