@@ -204,6 +204,10 @@ async def test_auditor_opens_a_report_and_exports_csv(site, browser, redis):
     await page.wait_for_selector("#signature >> text=callbacks")
     await page.click("#verify")
     await page.wait_for_selector("#verified >> text=callbacks: 完整 intact")
+    import os
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.set_viewport_size({"width": 1400, "height": 900})
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "audit.png"), full_page=True)
     # printed: the month's figures, charts and chain heads with a signature line; no buttons, no pickers
     await page.emulate_media(media="print")
     assert not await page.is_visible("header") and not await page.is_visible("#cblist")
@@ -269,3 +273,5 @@ async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path
     await page.click("#wallbtn")
     await page.wait_for_selector("#switch", state="visible")
     assert "wall=1" not in page.url
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "seats.png"), full_page=True)
