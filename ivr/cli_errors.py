@@ -64,6 +64,10 @@ def explain_one(exc: BaseException, settings, command: str, files: list[Path]) -
         cause = exc.__cause__   # a ConfigError over a busy port: say it the staff's way
         if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
             return explain_one(cause, settings, command, files)
+        head, _, rest = str(exc).partition("\n")
+        if head == "wrong settings:":     # ivr.settings lists one per line: one line here, each named
+            wrong = "; ".join(x.strip() for x in rest.splitlines())
+            return f"设置有误（环境变量或 config/ivr.toml）— wrong settings: {wrong}"
         return str(exc)
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         where = f"IVR_REDIS_URL={settings.redis_url}" if settings and settings.redis_url else "内置 Redis embedded Redis"

@@ -54,6 +54,12 @@ def test_unreachable_redis(home, tmp_path):
     assert line.startswith("ivr: 无法连接 Redis") and "IVR_REDIS_URL=" in line
 
 
+def test_wrong_settings_in_one_line(home, tmp_path):
+    line = one_line(ivr("config", env={"IVR_HOME": str(home), "IVR_TIMEZONE": "Mars/Olympus",
+                                       "IVR_AGI_LISTEN": "nowhere"}))
+    assert line.startswith("ivr: 设置有误") and "IVR_TIMEZONE='Mars/Olympus'" in line and "IVR_AGI_LISTEN=" in line
+
+
 def test_gbk_flow_file_is_named(home, tmp_path):
     main = home / "flows" / "main.yaml"
     main.write_bytes(main.read_text(encoding="utf-8").encode("gbk"))
