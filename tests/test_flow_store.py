@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 
@@ -60,8 +61,9 @@ def test_cli_check_publish_history_rollback(redis_url, project_home, tmp_path):
     # the time is Beijing's, not the stored UTC ISO text
     import datetime as dt
     from zoneinfo import ZoneInfo
-    assert dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:") in hist.stdout
+    assert dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d ") in hist.stdout
     assert "+00:00" not in hist.stdout
+    assert re.search(r"^  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  发布 publish v1", hist.stdout, re.M)
     rb = _ivr(["flows", "rollback", "main"], env)
     assert rb.returncode == 1 and "no version before 1" in rb.stderr
 
