@@ -61,8 +61,9 @@ def cmd_flows_check(args, settings: Settings) -> int:
         print(p)
     errors = [p for p in problems if not p.warning]
     checked = len(paths) if paths else len(project.flow_files())
-    print(f"{checked} flow file(s) checked: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)",
-          file=sys.stderr)
+    warnings = len(problems) - len(errors)
+    print(f"检查了 {checked} 个流程文件：{len(errors)} 个错误，{warnings} 个警告 — "
+          f"{checked} flow file(s) checked: {len(errors)} error(s), {warnings} warning(s)", file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -77,15 +78,16 @@ def cmd_flows_publish(args, settings: Settings) -> int:
     names = args.names or sorted(p.stem for p in project.flow_files())
     bad = [n for n in names if n not in flows]
     if bad:
-        print(f"not published: {', '.join(bad)} (fix the errors above first)", file=sys.stderr)
+        print(f"未发布 {', '.join(bad)}：请先改正上面的错误 — not published: {', '.join(bad)} "
+              "(fix the errors above first)", file=sys.stderr)
         return 1
 
     async def go(redis):
         store = FlowStore(redis)
         for n in names:
             res = await store.publish(n, flows[n].source, by=_who(), note=args.note or "")
-            state = "published as" if res.changed else "unchanged, still"
-            print(f"{n}: {state} version {res.version}")
+            state = "已发布为 published as" if res.changed else "未改动，仍为 unchanged, still"
+            print(f"{n}: {state} v{res.version}")
     _run(_with_redis(settings, go))
     return 0
 
@@ -97,12 +99,14 @@ def cmd_flows_history(args, settings: Settings) -> int:
         store = FlowStore(redis)
         current = await store.current_version(args.name)
         if current is None:
-            raise FlowNotFound(f"flow '{args.name}' has never been published")
-        print(f"{args.name}: version {current} in force")
+            raise FlowNotFound(f"流程 '{args.name}' 从未发布 — flow '{args.name}' has never been published")
+        print(f"{args.name}: 在用 v{current} in force")
+        actions = {"publish": "发布 publish", "rollback": "回滚 rollback"}
         for e in await store.history(args.name):
-            frm = f" (from {e['from_version']})" if e.get("from_version") else ""
+            frm = f"（自 from v{e['from_version']}）" if e.get("from_version") else ""
             note = f"  — {e['note']}" if e.get("note") else ""
-            print(f"  {e['at']}  {e['action']:<8} v{e['version']}{frm}  by {e['by']}{note}")
+            print(f"  {_local_iso(e['at'], settings.timezone)}  {actions.get(e['action'], e['action'])} "
+                  f"v{e['version']}{frm}  {e['by']}{note}")
     _run(_with_redis(settings, go))
     return 0
 
@@ -129,9 +133,19 @@ def cmd_flows_rollback(args, settings: Settings) -> int:
             if errors:
                 raise FlowInvalid(errors)
         v = await store.rollback(args.name, target, by=_who(), note=args.note or "")
-        print(f"{args.name}: version {v} in force")
+        print(f"{args.name}: 在用 v{v} in force")
     _run(_with_redis(settings, go))
     return 0
+
+
+def _local_iso(at: str, tz) -> str:
+    """An ISO time (stored in UTC) in the hotline's time zone."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return str(at)
 
 
 def cmd_agi(args, settings: Settings) -> int:
@@ -149,7 +163,8 @@ def cmd_prompts_draft(args, settings: Settings) -> int:
         texts = {args.name: args.text}
     elif args.name:
         if args.name not in texts:
-            raise ConfigError(f"no text for '{args.name}' in prompts/texts.yaml; give one: ivr prompts draft NAME TEXT")
+            raise ConfigError(f"prompts/texts.yaml 中没有 '{args.name}' 的文字；请直接给出：ivr prompts draft NAME TEXT — "
+                              f"no text for '{args.name}' in prompts/texts.yaml; give one: ivr prompts draft NAME TEXT")
         texts = {args.name: texts[args.name]}
     for name, text in texts.items():
         seconds = synthesize(text, settings.prompts_dir / f"{name}.wav")
@@ -235,15 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings = None
     try:
         settings = load_settings()
         logs.configure(settings.log_level, settings.log_format)
         return args.fn(args, settings)
-    except (ConfigError, FlowInvalid, FlowNotFound, PublishError, IvrError) as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the boundary: one line for the staff, not a traceback (ExceptionGroups too)
+        from ivr.cli_errors import explain
+
+        files = [Path(f) for f in getattr(args, "files", None) or []]
+        line = explain(exc, settings, args.command, files)
+        if line is None:
+            raise
+        print(f"ivr: {line}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -127,12 +127,14 @@ def cmd_contingency_reject(args, settings: Settings) -> int:
 
 def cmd_contingency_history(args, settings: Settings) -> int:
     from ivr.cli import _run, _with_redis
+    from ivr.contingency.history import history_row
     from ivr.contingency.store import ContingencyStore
 
     async def go(redis):
         for _, e in await ContingencyStore(redis).history(args.count):
-            what = {k: v for k, v in e.items() if k not in ("at", "kind", "by")}
-            print(f"{_fmt_time(e['at'], settings.timezone)}  {e['kind']:<18} by {e['by']:<16} {what}")
+            row = history_row(e, settings.timezone)
+            reason = f"  原因 {e['reason']}" if e.get("reason") else ""
+            print(f"{row['time']}  {row['label']}  {row['detail']}  · {row['by_label']}{reason}")
     _run(_with_redis(settings, go))
     return 0
 

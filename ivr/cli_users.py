@@ -15,9 +15,12 @@ def _password(args) -> str:
         return sys.stdin.readline().rstrip("\n")
     if os.environ.get("IVR_NEW_PASSWORD"):
         return os.environ["IVR_NEW_PASSWORD"]
+    if not sys.stdin.isatty():
+        raise IvrError("没有终端可输入密码：请用 --password-stdin 从标准输入读入（或设置 IVR_NEW_PASSWORD）— "
+                       "no terminal to type the password on: use --password-stdin (or IVR_NEW_PASSWORD)")
     first = getpass.getpass("密码 password: ")
     if getpass.getpass("再输入一次 again: ") != first:
-        raise IvrError("the two passwords differ")
+        raise IvrError("两次输入的密码不一致 — the two passwords differ")
     return first
 
 

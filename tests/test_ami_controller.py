@@ -244,7 +244,7 @@ levels:
     await sup.tick(t0 + 11)
     st, prop = await sup.store.state(), await sup.store.proposal()
     if mode == "auto":
-        assert (st.level, st.how) == (1, "auto") and "calls_waiting 6 >= 5" in st.reason
+        assert (st.level, st.how) == (1, "auto") and "排队人数 6 ≥ 5" in st.reason
     else:
         assert st.level == 0 and prop.level == 1
         return

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import english
 from ivr.callback.policy import (Policy, classify, first_attempt_at, next_attempt_at, parse_policy, rank,
                                  reached_a_person)
 
@@ -87,4 +88,4 @@ def test_shipped_policy_reads(project_home):
 ])
 def test_policy_errors_point_at_the_line(text, message):
     policy, problems = parse_policy(text, "callback/policy.yaml")
-    assert policy is None and message in [str(p) for p in problems], [str(p) for p in problems]
+    assert policy is None and message in [english(p) for p in problems], [str(p) for p in problems]

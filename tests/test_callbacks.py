@@ -313,7 +313,7 @@ async def test_staff_commands_list_cancel_report_csv(redis, redis_url, capture, 
         return subprocess.run([sys.executable, "-m", "ivr", *args], env=env, capture_output=True, text=True, timeout=60)
     out = (await asyncio.to_thread(ivr, "callbacks", "list")).stdout
     rows = [line for line in out.splitlines() if "131******0" in line]
-    assert len(rows) == 2 and "emergency" in rows[0]            # emergency first
+    assert len(rows) == 2 and "紧急" in rows[0]                 # emergency first
     assert "13100000001" not in out and "open 2" in out
     res = await asyncio.to_thread(ivr, "callbacks", "cancel", "1", "--reason", "市民来电已解决")
     assert res.returncode == 0, res.stderr
@@ -325,8 +325,13 @@ async def test_staff_commands_list_cancel_report_csv(redis, redis_url, capture, 
     assert rep.returncode == 0, rep.stderr
     assert "回拨单 callbacks 2" in rep.stdout and "取消 cancelled 1" in rep.stdout
     lines = csv_path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("id,number,kind") and len(lines) == 3
+    assert lines[0].startswith("\ufeff编号,号码（已脱敏）,类别") and len(lines) == 3   # for Excel
     assert "13100000001" not in csv_path.read_text() and "131******01" in lines[1]
+    # no dates: today in Beijing; --month: the whole month — the same two callbacks
+    plain = await asyncio.to_thread(ivr, "callbacks", "report")
+    assert f"{day} .. {day} (Asia/Shanghai)" in plain.stdout and "回拨单 callbacks 2" in plain.stdout
+    month = await asyncio.to_thread(ivr, "callbacks", "report", "--month", day[:7])
+    assert f"{day[:7]}-01 .. " in month.stdout and "回拨单 callbacks 2" in month.stdout
     assert (await capture.store.audit.verify()).ok
 
 

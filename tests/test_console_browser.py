@@ -94,15 +94,33 @@ async def test_operations_edit_a_flow_with_an_error_then_fix_and_publish(site, b
     line = source.replace("timeout_s: 5", "timout: 5").splitlines().index("    timout: 5") + 1
     await page.wait_for_selector(f"#srcview .line-err[data-line='{line}']")     # the error at its line
     assert await redis.get(keys.flow_current("main")) is None
-    await page.fill("#src", source.replace("timeout_s: 5", "timeout_s: 4"))
+    # two errors, the later line found first (a reference is checked after the keys): shown in line order
+    first_next = next(i for i, l in enumerate(source.splitlines(), 1) if l.strip().startswith("next: "))
+    bad2 = source.replace("timeout_s: 5", "timout: 5")
+    lines = bad2.splitlines()
+    lines[first_next - 1] = lines[first_next - 1].replace("next: ", "next: nowhere_", 1)
+    await page.fill("#src", "\n".join(lines) + "\n")
     await page.click("#check")
-    await page.wait_for_selector("text=没有错误 no errors")
+    await page.wait_for_selector("#problems li >> nth=1")
+    shown = [int(t.split(" ")[1]) for t in await page.locator("#problems li.err").all_inner_texts()]
+    assert shown == sorted(shown) and shown[0] == first_next and line in shown
+    assert "未知的键 'timout'" in await page.inner_text("#problems")        # Chinese first
+    # fixed and published straight away: no old error marks stay beside the source
+    await page.fill("#src", source.replace("timeout_s: 5", "timeout_s: 4"))
     await page.fill("#note", "菜单等待缩短为4秒")
     await page.click("#publish")
     await page.wait_for_selector("#published")
+    assert await page.locator("#srcview .line-err").count() == 0
+    await page.click("#check")
+    await page.wait_for_selector("text=没有错误 no errors")
     assert await redis.get(keys.flow_current("main")) == "1"
     assert "timeout_s: 4" in (home / "flows" / "main.yaml").read_text()
     await page.wait_for_selector("#history >> text=web:ops")
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+    shown_at = await page.inner_text("#history time")
+    assert shown_at.startswith(dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d"))   # local, not UTC ISO
+    assert "T" not in shown_at and "+00:00" not in shown_at
 
 
 async def test_operations_upload_an_mp3_announcement(site, browser, tmp_path):
@@ -143,6 +161,10 @@ async def test_seat_manager_switches_the_level_with_a_reason_and_confirmation(si
     # the wallboard is pushed: the level tile changes without a reload
     await page.wait_for_function("document.querySelector('#t-level .big').textContent === '2'")
     await page.wait_for_selector("#history >> text=供暖政策发布")
+    # the drop-down keeps the level just switched to (it jumped back to 0), the history reads in Chinese
+    assert await page.input_value("#newlevel") == "2"
+    await page.wait_for_selector("#history >> text=切换级别")
+    assert "boss（控制台）" in await page.inner_text("#history") and "level_set" not in await page.inner_text("#history")
 
 
 async def test_auditor_opens_a_report_and_exports_csv(site, browser, redis):
@@ -155,17 +177,101 @@ async def test_auditor_opens_a_report_and_exports_csv(site, browser, redis):
                                          reason="abandoned", flow="main", step="general_queue", wait_s=40.0,
                                          message="", not_before=now, deadlines={"emergency": 7200, "courtesy": 14400,
                                                                                 "ordinary": 86400}, misdial=False))
+    await store.audit.append([{"kind": "recorded", "at": now, "id": "1", "number": "138******78",
+                               "type": "ordinary", "reason": "abandoned", "calls": 1}])
     base, _ = site
     page = await sign_in(browser, base, "audit")
-    await page.evaluate("""() => { const d = new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
-                                   document.getElementById('from').value = d; document.getElementById('to').value = d; }""")
-    await page.click("#run")
+    # no dates typed: the report opens on today in Beijing (the UTC day would be empty before 08:00)
     await page.wait_for_selector("[data-figure='missed calls'] >> text=1")
     assert await page.locator("#charts svg").count() == 2
+    assert await page.inner_text("[data-figure='within deadline']") == "0 (0%)"
+    # the chart's title has its own band: no bar or value label reaches into it
+    overlap = await page.evaluate("""() => [...document.querySelectorAll('#charts svg')].some(svg => {
+        const t = svg.querySelector('text').getBBox();
+        return [...svg.querySelectorAll('rect, text')].slice(1).some(el => el.getBBox().y < t.y + t.height)
+               || t.x + t.width > svg.width.baseVal.value; })""")
+    assert not overlap
     async with page.expect_download() as dl:
         await page.click("#csv")
     path = await (await dl.value).path()
-    text = Path(path).read_text()
-    assert text.startswith("id,number,kind") and "138******78" in text and "13812345678" not in text
+    text = Path(path).read_text(encoding="utf-8")
+    assert text.startswith("\ufeff编号,") and "138******78" in text and "13812345678" not in text
+    # pick the callback from the list: its trail is a timeline in local time, in Chinese
+    await page.click("#cblist a >> text=1")
+    await page.wait_for_selector(".timeline >> text=已记录漏话")
+    assert "普通 · 排队中挂断" in await page.inner_text(".timeline")
+    assert "{" not in await page.inner_text("#record")            # no raw JSON
+    await page.wait_for_selector("#signature >> text=callbacks")
     await page.click("#verify")
     await page.wait_for_selector("#verified >> text=callbacks: 完整 intact")
+    import os
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.set_viewport_size({"width": 1400, "height": 900})
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "audit.png"), full_page=True)
+    # printed: the month's figures, charts and chain heads with a signature line; no buttons, no pickers
+    await page.emulate_media(media="print")
+    assert not await page.is_visible("header") and not await page.is_visible("#cblist")
+    assert await page.is_visible("#signature") and await page.is_visible("[data-figure='broad_answer_rate']")
+    import os
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "audit-print.png"), full_page=True)
+
+
+def wall_snapshot(now):
+    """A surge: 71 waiting, nobody answered within 20 s, 62 % abandoned; the
+    plan's level 2 added the two back-office seats."""
+    seats = [{"interface": f"Local/{n}@ivr-seats/n", "name": f"Seat{n}", "state": "busy", "reserved": False,
+              "queues": {"general-q": 0}} for n in (101, 102)]
+    seats += [{"interface": f"Local/{n}@ivr-seats/n", "name": f"Seat{n}", "state": "busy", "reserved": False,
+               "queues": {"general-q": 5}} for n in (201, 202)]
+    seats.append({"interface": "Local/109@ivr-seats/n", "name": "Seat109", "state": "idle", "reserved": True,
+                  "queues": {"emergency-q": 0}})
+    q = {"emergency": False, "waiting": 71, "emergency_waiting": 0, "longest_wait_s": 412.0, "estimated_wait_s": 600.0,
+         "answered": 19, "abandoned": 31, "withdrawn": 0, "abandon_rate": 0.62, "service_level": 0.0, "callers": []}
+    e = {**q, "emergency": True, "waiting": 0, "longest_wait_s": 0.0, "answered": 2, "abandoned": 0,
+         "abandon_rate": 0.0, "service_level": 1.0}
+    return {"at": now, "ami_connected": True, "queues": {"general-q": q, "emergency-q": e}, "seats": seats,
+            "seat_states": {"idle": 1, "busy": 4, "paused": 0, "offline": 0, "reserved": 1},
+            "emergency": {"waiting": 0}}
+
+
+async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path):
+    import json
+    import time
+
+    from ivr.contingency.store import Applied, ContingencyStore
+    store = ContingencyStore(redis)
+    await store.set_level(2, by="system:auto", how="auto", reason="排队人数 71 ≥ 60，已持续 120 秒",
+                          expires_at=time.time() + 8 * 3600)
+    await store.record_actions(Applied(2, time.time()), [], now=time.time())
+    await redis.set(keys.LIVE, json.dumps(wall_snapshot(time.time())))
+    base, _ = site
+    page = await sign_in(browser, base, "boss")
+    await page.set_viewport_size({"width": 1920, "height": 1080})
+    await page.goto(f"{base}/console/seats?wall=1")
+    await page.wait_for_selector("#t-waiting .big >> text=71")
+    for tile, colour in (("t-service", "c-red"), ("t-abandon", "c-red"), ("t-waiting", "c-red"),
+                         ("t-longest", "c-red"), ("t-level", "c-red"), ("t-idle", "c-red")):
+        assert colour in await page.get_attribute(f"#{tile}", "class"), tile
+    assert await page.inner_text("#t-service .big") == "0%" and await page.inner_text("#t-abandon .big") == "62%"
+    # 4 on the phones: 2 of the hotline's own + 2 the plan added (reserved emergency seat apart)
+    assert (await page.inner_text("#seats-base"), await page.inner_text("#seats-added")) == ("2", "2")
+    assert "预案增援" in await page.inner_text("#seatline")
+    assert await page.inner_text("#t-idle .big") == "0"        # the idle seat is reserved for emergencies
+    head = await page.inner_text("#wallhead")
+    assert "系统（自动规则）" in head and "排队人数 71 ≥ 60" in head and "有效至" in head
+    # readable from five metres: the numbers are large, and the whole board fits the screen
+    size = await page.evaluate("parseFloat(getComputedStyle(document.querySelector('#t-waiting .big')).fontSize)")
+    assert size >= 100
+    assert await page.evaluate("document.documentElement.scrollHeight") <= 1080
+    assert not await page.is_visible("header") and not await page.is_visible("#switch")
+    await page.screenshot(path=str(tmp_path / "wall.png"))
+    import os
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "wall.png"))
+    # the button leaves the wall again
+    await page.click("#wallbtn")
+    await page.wait_for_selector("#switch", state="visible")
+    assert "wall=1" not in page.url
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "seats.png"), full_page=True)

@@ -3,6 +3,8 @@ stand-down with hysteresis (clock passed in), and the seat actions of a switch."
 
 import pytest
 
+from tests import english
+
 from ivr.ami.model import Observation
 from ivr.contingency.plan import Seats, SeatDef, parse_plan
 from ivr.contingency.rules import RuleState, evaluate
@@ -103,7 +105,7 @@ def test_plan_errors_point_at_the_line(text, message):
     plan, problems = parse_plan(text, "queue/contingency.yaml", queues=frozenset({"general"}),
                                 announcement_sets=frozenset({"peak"}), seat_groups=frozenset({"back"}))
     assert plan is None
-    assert any(str(p).startswith(message) for p in problems), [str(p) for p in problems]
+    assert any(english(p).startswith(message) for p in problems), [str(p) for p in problems]
 
 
 def test_seat_steps_up_and_back_down(plan):
@@ -143,7 +145,7 @@ def test_announcement_expiring_within_a_day_is_a_warning(project_home, tmp_path)
     now = dt.datetime(2026, 11, 23, 9, 0, tzinfo=tz)
     sets, problems = parse_announcements(text, "prompts/announcements.yaml", tz=tz,
                                          prompts=frozenset({"policy/current", "welcome"}), now=now)
-    assert [str(p) for p in problems] == [
+    assert [english(p) for p in problems] == [
         "prompts/announcements.yaml:3:69: warning: set 'peak': 'policy/current' expires within a day "
         "(2026-11-24 00:00); renew it or replace it",
         "prompts/announcements.yaml:4:38: warning: set 'peak': 'welcome' expired on 2026-11-21 00:00 and will not play",
@@ -151,3 +153,25 @@ def test_announcement_expiring_within_a_day_is_a_warning(project_home, tmp_path)
     assert playable(sets, "peak", now) == ("policy/current",)
     assert playable(sets, "peak", dt.datetime(2026, 11, 24, 0, 0, tzinfo=tz)) == ()
     assert playable(sets, "peak", dt.datetime(2026, 10, 31, 23, 59, tzinfo=tz)) == ("welcome",)
+
+
+def test_reasons_and_history_read_in_chinese(plan):
+    from zoneinfo import ZoneInfo
+
+    from ivr.contingency.history import history_row, who_label
+    state = RuleState()
+    evaluate(plan, 0, False, obs(71, rate=0.25), 0, state)
+    d = evaluate(plan, 0, False, obs(71, rate=0.25), 120, state)
+    assert d.target == 2 and d.reason == "排队人数 71 ≥ 60，已持续 120 秒"
+    state = RuleState()
+    evaluate(plan, 0, False, obs(25, rate=0.25), 0, state)
+    assert evaluate(plan, 0, False, obs(25, rate=0.25), 60, state).reason == "排队人数 25 ≥ 20；放弃率 25% ≥ 20%，已持续 60 秒"
+    state = RuleState()
+    evaluate(plan, 1, True, obs(2), 0, state)
+    assert evaluate(plan, 1, True, obs(2), 300, state).reason.startswith("已平稳 300 秒：排队人数 2")
+    row = history_row({"kind": "seat_action", "at": 1796054400.0, "by": "system:ami", "action": "add",
+                       "name": "Seat201", "queue": "general-q", "result": {"ok": True, "message": ""}},
+                      ZoneInfo("Asia/Shanghai"))
+    assert (row["time"], row["label"], row["by_label"], row["detail"]) == (
+        "2026-12-01 00:00:00", "坐席调整", "系统（AMI 坐席控制）", "Seat201 加入队列 general-q · 成功")
+    assert who_label("web:wang") == "wang（控制台）" and who_label("cli:li", "en") == "li (command line)"

@@ -45,5 +45,5 @@ def test_shipped_profiles_read(project_home):
 def test_profile_errors_point_at_the_line():
     with pytest.raises(ConfigError) as err:
         parse_profile("duration_s: 60\nseats: 3\narrivals:\n  - {at_s: 0, per_huor: 10}\n", "queue/drills/x.yaml", "x")
-    assert "queue/drills/x.yaml:4:15: drill 'x' arrivals: unknown key 'per_huor' (did you mean 'per_hour'?)" \
-        in str(err.value)
+    assert "queue/drills/x.yaml:4:15: drill 'x' arrivals：未知的键 'per_huor'（是否应为 'per_hour'？） — " \
+        "drill 'x' arrivals: unknown key 'per_huor' (did you mean 'per_hour'?)" in str(err.value)

@@ -99,13 +99,20 @@ async def test_missed_call_is_captured_called_back_and_audited(stack):
     lst = await asyncio.to_thread(ivr, ["callbacks", "show", "1"], env)
     assert "closed_reason   reached" in lst.stdout and "133******78" in lst.stdout
     assert "13312345678" not in lst.stdout
-    for kind in ("recorded", "assigned", "attempt", "closed"):
-        assert f"  {kind}" in lst.stdout
+    # the trail reads as a timeline in local time with Chinese labels, not codes
+    for label in ("已记录漏话", "已分配坐席", "回拨结果", "已接通", "已办结", "回拨接通"):
+        assert label in lst.stdout, lst.stdout
     import datetime as dt
     today = dt.datetime.now(eng.settings.timezone).date().isoformat()
     rep = await asyncio.to_thread(ivr, ["callbacks", "report", "--from", today, "--to", today, "--json"], env)
     figures = __import__("json").loads(rep.stdout)
     assert (figures["callbacks"], figures["called_back"], figures["reached"], figures["reached_within_deadline"]) \
         == (1, 1, 1, 1)
+    # the hotline's figures: the one call that wanted a person did not reach one live,
+    # the citizen was reached by the callback within its deadline
+    h = figures["hotline"]
+    assert (h["calls_wanting_person"], h["calls_answered_live"], h["live_answer_rate_pct"]) == (1, 0, 0.0)
+    assert (h["citizens_wanting_person"], h["citizens_reached"], h["broad_answer_rate_pct"]) == (1, 1, 100.0)
+    assert h["callbacks_made_per_seat"] == 1.0 and h["callbacks_reached_per_seat"] == 1.0
     ver = await asyncio.to_thread(ivr, ["audit", "verify"], env)
     assert ver.returncode == 0 and "callbacks: 完整 intact, 4 entries" in ver.stdout

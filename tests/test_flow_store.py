@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 
@@ -52,11 +53,17 @@ def test_cli_check_publish_history_rollback(redis_url, project_home, tmp_path):
     ok = _ivr(["flows", "check"], env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     pub = _ivr(["flows", "publish"], env)
-    assert pub.returncode == 0 and "main: published as version 1" in pub.stdout
+    assert pub.returncode == 0 and "main: 已发布为 published as v1" in pub.stdout
     again = _ivr(["flows", "publish", "main", "--note", "no change"], env)
-    assert "main: unchanged, still version 1" in again.stdout
+    assert "main: 未改动，仍为 unchanged, still v1" in again.stdout
     hist = _ivr(["flows", "history", "main"], env)
-    assert "publish  v1  by ops:wang" in hist.stdout
+    assert "发布 publish v1  ops:wang" in hist.stdout
+    # the time is Beijing's, not the stored UTC ISO text
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+    assert dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d ") in hist.stdout
+    assert "+00:00" not in hist.stdout
+    assert re.search(r"^  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  发布 publish v1", hist.stdout, re.M)
     rb = _ivr(["flows", "rollback", "main"], env)
     assert rb.returncode == 1 and "no version before 1" in rb.stderr
 
@@ -69,4 +76,5 @@ def test_cli_check_reports_errors_and_fails(project_home, tmp_path):
     env = {**os.environ, "IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path)}
     res = _ivr(["flows", "check", str(bad)], env)
     assert res.returncode == 1
-    assert f"{bad}:{line}:5: menu 'main_menu': unknown key 'timout' (did you mean 'timeout_s'?)" in res.stdout
+    assert (f"{bad}:{line}:5: 菜单 'main_menu'：未知的键 'timout'（是否应为 'timeout_s'？） — "
+            "menu 'main_menu': unknown key 'timout' (did you mean 'timeout_s'?)") in res.stdout

@@ -240,6 +240,8 @@ async def test_auditor_report_csv_and_verification(web, redis):
                                                                                 "courtesy": 14400,
                                                                                 "ordinary": 86400},
                                          misdial=False))
+    await store.audit.append([{"kind": "recorded", "at": now, "id": "1", "number": "138******78",
+                               "type": "ordinary", "reason": "abandoned", "calls": 1}])
     c, _ = await web("audit")
     import datetime as dt
     from zoneinfo import ZoneInfo
@@ -250,9 +252,28 @@ async def test_auditor_report_csv_and_verification(web, redis):
     text = await csv_resp.text()
     assert "attachment" in csv_resp.headers["Content-Disposition"] and "138******78" in text
     assert "13812345678" not in text
+    # for Excel: a byte-order mark, Chinese headers, the local time and labels, no epoch seconds
+    assert text.startswith("\ufeff编号,号码（已脱敏）,类别")
+    local = dt.datetime.fromtimestamp(now - 60, ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert local in text and "普通" in text and str(int(now)) not in text
+    # no period given: today in Beijing (the UTC day would open empty before 08:00)
+    default = await (await c.get("/api/callbacks/report")).json()
+    assert default["period"] == {"from": day, "to": day, "timezone": "Asia/Shanghai"} and default["callbacks"] == 1
+    month = await (await c.get(f"/api/callbacks/report?month={day[:7]}")).json()
+    assert month["period"]["from"] == day[:7] + "-01" and month["callbacks"] == 1
+    assert "live_answer_rate_pct" in month["hotline"] and "broad_answer_rate_pct" in month["hotline"]
+    # the list to pick a callback from, filtered by state and kind
+    picked = await (await c.get(f"/api/callbacks?from={day}&to={day}&state=open&kind=ordinary")).json()
+    assert [(x["id"], x["number"], x["state_label"]) for x in picked["callbacks"]] == [("1", "138******78", "待回拨")]
+    assert (await (await c.get(f"/api/callbacks?from={day}&to={day}&state=closed")).json())["callbacks"] == []
     assert (await c.get("/api/callbacks/report?from=2026-13-01&to=x")).status == 400
     rec = await (await c.get("/api/callbacks/1")).json()
     assert rec["record"]["number"] == "138******78"
+    assert [(e["label"], e["time"]) for e in rec["trail"]] == [
+        ("已记录漏话", dt.datetime.fromtimestamp(now, ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S"))]
+    assert rec["trail"][0]["detail"].startswith("普通 · 排队中挂断")
+    heads = await (await c.get("/api/audit/checkpoint")).json()
+    assert heads["signed"] is None and heads["heads"]["callbacks"]["entries"] == 1 and "CST" in heads["time"]
     v = await (await c.get("/api/audit/verify")).json()
     assert v["console"]["ok"] and v["callbacks"]["ok"]
     board = await (await c.get("/api/status")).json()

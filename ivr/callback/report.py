@@ -8,6 +8,8 @@ import io
 from collections import defaultdict
 
 from ivr.ami.model import percentile
+from ivr.callback import labels as L
+from ivr.callback.policy import reached_a_person
 from ivr.logs import mask_number
 
 
@@ -35,7 +37,7 @@ def report(records: list[dict], attempts: list[dict], start: float, end: float) 
         "called_back": len(called),
         "reached": len(reached),
         "reached_within_deadline": len(in_time),
-        "reached_within_deadline_pct": round(100 * len(in_time) / len(counted), 1) if counted else None,
+        "reached_within_deadline_pct": _pct(len(in_time), len(counted)),
         "first_callback_p50_s": percentile(delays, 50),
         "first_callback_p95_s": percentile(delays, 95),
         "attempts": sum(int(r.get("attempts", 0)) for r in counted),
@@ -48,18 +50,85 @@ def report(records: list[dict], attempts: list[dict], start: float, end: float) 
     }
 
 
-CSV_FIELDS = ("id", "number", "kind", "reason", "calls", "first_at", "deadline", "first_callback_at", "attempts",
-              "last_outcome", "last_seat", "state", "closed_at", "closed_reason")
+# (field, Chinese header) in the CSV's column order
+def hotline_figures(calls: list[dict], records: list[dict], per_seat: dict) -> dict:
+    """The monthly figures a 12345 centre is assessed on (docs/audit-report.md).
+
+    ``calls``: call summaries (``ivr.calls.summary_fields``) that started in the
+    period; ``records``: the callbacks whose first missed call is in it.
+
+    - 接通率 live answer rate: calls that wanted a person and reached one /
+      calls that wanted a person.
+    - 广义接通率 broad answer rate: citizens (numbers) who wanted a person and
+      were reached live, by a callback or on a later call within the callback's
+      deadline / citizens who wanted a person. Citizens whose only miss was a
+      misdial (hung up within seconds; not called back by policy) are left out.
+    """
+    wanted = [c for c in calls if c.get("wanted_person") == "1"]
+    live = [c for c in wanted if reached_a_person(c)]
+    citizens = {c.get("number") for c in wanted if c.get("number")}
+    reached = {c.get("number") for c in live}
+    reached |= {r.get("number") for r in records if r.get("closed_reason") in ("reached", "reached_later")
+                and float(r.get("closed_at", 0)) <= float(r.get("deadline", 0))}
+    real_miss = {r.get("number") for r in records if r.get("closed_reason") != "misdial"}
+    misdial_only = {r.get("number") for r in records if r.get("closed_reason") == "misdial"} - real_miss - reached
+    citizens -= misdial_only
+    seats = len(per_seat)
+    return {
+        "calls": len(calls),
+        "calls_wanting_person": len(wanted),
+        "calls_answered_live": len(live),
+        "live_answer_rate_pct": _pct(len(live), len(wanted)),
+        "citizens_wanting_person": len(citizens),
+        "citizens_reached": len(citizens & reached),
+        "broad_answer_rate_pct": _pct(len(citizens & reached), len(citizens)),
+        "seats_calling_back": seats,
+        "callbacks_made_per_seat": round(sum(v["attempts"] for v in per_seat.values()) / seats, 1) if seats else None,
+        "callbacks_reached_per_seat": round(sum(v["reached"] for v in per_seat.values()) / seats, 1) if seats else None,
+    }
 
 
-def records_csv(records: list[dict]) -> str:
-    """One row per callback; numbers masked (the CSV leaves the system)."""
+def _pct(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+CSV_COLUMNS = (("id", "编号"), ("number", "号码（已脱敏）"), ("kind", "类别"), ("reason", "漏话原因"),
+               ("calls", "来电次数"), ("first_at", "首次来电时间"), ("deadline", "回拨期限"),
+               ("first_callback_at", "首次回拨时间"), ("attempts", "回拨次数"), ("last_outcome", "最近回拨结果"),
+               ("last_seat", "最近回拨坐席"), ("state", "状态"), ("closed_at", "办结时间"),
+               ("closed_reason", "办结原因"))
+CSV_FIELDS = tuple(f for f, _ in CSV_COLUMNS)
+_TIMES = ("first_at", "deadline", "first_callback_at", "closed_at")
+_LABELS = {"kind": L.KINDS, "reason": L.MISS_REASONS, "last_outcome": L.OUTCOMES, "state": L.STATES,
+           "closed_reason": L.CLOSED_REASONS}
+
+
+def records_csv(records: list[dict], tz) -> str:
+    """One row per callback for Excel: a UTF-8 byte-order mark (or Excel reads
+    the Chinese as mojibake), Chinese headers and labels, local times; numbers
+    masked (the CSV leaves the system)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    w.writeheader()
+    buf.write("\ufeff")
+    w = csv.writer(buf)
+    w.writerow([h for _, h in CSV_COLUMNS])
     for r in sorted(records, key=lambda r: float(r.get("first_at", 0))):
-        w.writerow({**r, "number": mask_number(r.get("number", ""))})
+        row = []
+        for f in CSV_FIELDS:
+            v = r.get(f, "")
+            if f == "number":
+                v = mask_number(v)
+            elif f in _TIMES:
+                v = L.local_time(v, tz)
+            elif f in _LABELS:
+                v = L.label(_LABELS[f], v)
+            row.append(v)
+        w.writerow(row)
     return buf.getvalue()
+
+
+def pct_text(v) -> str:
+    """A percentage as staff read it: '—' when there is nothing to divide."""
+    return "—" if v is None else f"{v:g}%"
 
 
 def period(date_from: str, date_to: str, tz) -> tuple[float, float]:
@@ -73,8 +142,41 @@ def period(date_from: str, date_to: str, tz) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
+def month_days(month: str) -> tuple[str, str]:
+    """'2026-11' -> ('2026-11-01', '2026-11-30')."""
+    import calendar
+    import datetime as dt
+
+    first = dt.date.fromisoformat(month + "-01")
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    return first.isoformat(), last.isoformat()
+
+
+CALLS_BATCH = 10_000
+
+
+async def read_calls(redis, start: float, end: float) -> list[dict]:
+    """Call summaries that started in [start, end). A summary is written when
+    its call ends (stream ids are write times), so the scan runs on past the end
+    by a margin for calls still going at the end of the period."""
+    from ivr import redis_keys as keys
+    from ivr.calls import read_summary
+
+    out, lo, hi = [], f"{int(start * 1000)}-0", f"{int((end + 6 * 3600) * 1000)}-0"
+    while True:
+        rows = await redis.xrange(keys.CALLS, lo, hi, count=CALLS_BATCH)
+        for _, fields in rows:
+            s = read_summary(fields)
+            if start <= float(s.get("started") or 0) < end:
+                out.append(s)
+        if len(rows) < CALLS_BATCH:
+            return out
+        lo = "(" + rows[-1][0]
+
+
 async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:
-    """The report for [start, end) and the callbacks it counts."""
+    """The report for [start, end) (with the hotline's figures) and the
+    callbacks it counts."""
     from ivr.audit import AuditLog
     from ivr.callback.store import AUDIT, CallbackQueries
 
@@ -82,4 +184,6 @@ async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:
     attempts = [e for _, e in await AuditLog(redis, AUDIT).entries(f"{int(start * 1000)}-0", f"{int(end * 1000)}-0")
                 if e.get("kind") == "attempt"]
     rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
-    return report(recs, attempts, start, end), rows
+    r = report(recs, attempts, start, end)
+    r["hotline"] = hotline_figures(await read_calls(redis, start, end), rows, r["per_seat"])
+    return r, rows

@@ -35,11 +35,11 @@ class Decision:
 def _exceeded(t: Thresholds, obs: Observation, min_calls: int) -> list[str]:
     hits = []
     if t.calls_waiting is not None and obs.calls_waiting >= t.calls_waiting:
-        hits.append(f"calls_waiting {obs.calls_waiting} >= {t.calls_waiting}")
+        hits.append(f"排队人数 {obs.calls_waiting} ≥ {t.calls_waiting}")
     if t.longest_wait_s is not None and obs.longest_wait_s >= t.longest_wait_s:
-        hits.append(f"longest_wait_s {obs.longest_wait_s:.0f} >= {t.longest_wait_s:g}")
+        hits.append(f"最长等待 {obs.longest_wait_s:.0f} 秒 ≥ {t.longest_wait_s:g} 秒")
     if t.abandon_rate is not None and obs.offered >= min_calls and obs.abandon_rate >= t.abandon_rate:
-        hits.append(f"abandon_rate {obs.abandon_rate:.2f} >= {t.abandon_rate:g}")
+        hits.append(f"放弃率 {obs.abandon_rate:.0%} ≥ {t.abandon_rate:.0%}")
     return hits
 
 
@@ -61,7 +61,7 @@ def evaluate(plan: Plan, level: int, set_automatically: bool, obs: Observation, 
             continue
         since = state.raise_since.setdefault(lv.level, now)
         if lv.level > level and now - since >= lv.raise_when.for_s:
-            best = Decision(lv.level, f"{'; '.join(hits)} for {now - since:.0f} s")
+            best = Decision(lv.level, f"{'；'.join(hits)}，已持续 {now - since:.0f} 秒")
     if best is not None:
         state.calm_since = None
         return best
@@ -80,6 +80,6 @@ def evaluate(plan: Plan, level: int, set_automatically: bool, obs: Observation, 
         state.calm_since = now
     if now - state.calm_since >= down.for_s:
         state.calm_since = None
-        return Decision(level - 1, f"calm for {down.for_s:g} s: waiting {obs.calls_waiting}, "
-                                   f"longest {obs.longest_wait_s:.0f} s, abandon {obs.abandon_rate:.2f}")
+        return Decision(level - 1, f"已平稳 {down.for_s:g} 秒：排队人数 {obs.calls_waiting}，"
+                                   f"最长等待 {obs.longest_wait_s:.0f} 秒，放弃率 {obs.abandon_rate:.0%}")
     return None

@@ -42,7 +42,8 @@ class ContingencySupervisor:
         if st.expires_at is not None and now >= st.expires_at and st.level > 0:
             self.log.warning("contingency_expired", level=st.level, set_by=st.by)
             st = await self.store.set_level(0, by="system:expiry", how="expiry", now=now,
-                                            reason=f"level {st.level} set by {st.by} expired without renewal")
+                                            reason=f"级别 {st.level}（{st.by} 设置）到期未续期 — level {st.level} set by "
+                                                   f"{st.by} expired without renewal")
         if self._can_observe() and now - self._last_eval >= self.plan.evaluate_every_s:
             self._last_eval = now
             await self._evaluate(st.level, st.set_automatically, now)

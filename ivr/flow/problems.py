@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import yaml
 
 from ivr import yamlfile
+from ivr.flow.messages_zh import bilingual
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +21,12 @@ class Problem:
     message: str
     warning: bool = False
 
+    def __post_init__(self) -> None:
+        # staff read Chinese first: the English the checks write goes after it
+        object.__setattr__(self, "message", bilingual(self.message))
+
     def __str__(self) -> str:
-        kind = "warning: " if self.warning else ""
+        kind = "警告 warning: " if self.warning else ""
         return f"{self.path}:{self.line}:{self.col}: {kind}{self.message}"
 
 

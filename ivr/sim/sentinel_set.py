@@ -151,9 +151,10 @@ class SentinelSet:
                 p.terminate()
         for p in self.procs.values():
             try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
+                p.wait(3)
+            except subprocess.TimeoutExpired:   # a replica in the middle of a sync may not listen
                 p.kill()
+                p.wait(10)
         self.procs.clear()
 
     def remove(self) -> None:

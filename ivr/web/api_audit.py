@@ -1,60 +1,112 @@
-"""Auditors' API: callback completion by period, one citizen's record with its
-full audit trail, CSV export, and the hash-chain verification."""
+"""Auditors' API: callback completion and the hotline's figures by period (days
+in the hotline's time zone, IVR_TIMEZONE), the callbacks to pick from, one
+callback's audit trail as a timeline, CSV export, the hash-chain verification
+and the heads of the audit chains that sign a printed report."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from aiohttp import web
 
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog
-from ivr.callback.report import gather, period, records_csv
+from ivr.callback import labels as L
+from ivr.callback.report import gather, month_days, period, records_csv
 from ivr.callback.store import AUDIT, CallbackQueries
 from ivr.logs import mask_number
 from ivr.web.app import Route, ctx_of, error
 
 AUDITOR = ("auditor",)
+LIST_LIMIT = 500
 
 
-def _period(request: web.Request) -> tuple[float, float]:
-    q = request.query
-    if "from" not in q or "to" not in q:
-        raise web.HTTPBadRequest(reason="from and to (YYYY-MM-DD) are required")
+def _days(request: web.Request) -> tuple[str, str]:
+    """from/to (YYYY-MM-DD) or month (YYYY-MM); by default today, in the
+    hotline's time zone — not the UTC day, which starts at 08:00 in Beijing."""
+    q, tz = request.query, ctx_of(request).settings.timezone
     try:
-        return period(q["from"], q["to"], ctx_of(request).settings.timezone)
+        if q.get("month"):
+            return month_days(q["month"])
+    except ValueError:
+        raise web.HTTPBadRequest(reason="月份格式应为 YYYY-MM — month: YYYY-MM")
+    today = dt.datetime.now(tz).date().isoformat()
+    return q.get("from") or today, q.get("to") or q.get("from") or today
+
+
+def _period(request: web.Request) -> tuple[float, float, str, str]:
+    a, b = _days(request)
+    try:
+        start, end = period(a, b, ctx_of(request).settings.timezone)
     except ValueError as exc:
-        raise web.HTTPBadRequest(reason=f"from/to: {exc}")
+        raise web.HTTPBadRequest(reason=f"日期应为 YYYY-MM-DD，且结束不早于开始 — from/to: {exc}")
+    return start, end, a, b
+
+
+def _row(x: dict, tz) -> dict:
+    """One callback in the list auditors pick from (number masked)."""
+    return {"id": x.get("id"), "number": mask_number(x.get("number", "")), "kind": x.get("kind"),
+            "kind_label": L.label(L.KINDS, x.get("kind")), "state": x.get("state"),
+            "state_label": L.label(L.STATES, x.get("state")), "first_at": L.local_time(x.get("first_at"), tz),
+            "attempts": x.get("attempts", "0"), "closed_reason": x.get("closed_reason", ""),
+            "closed_label": L.label(L.CLOSED_REASONS, x.get("closed_reason"))}
 
 
 async def report(request: web.Request) -> web.Response:
-    start, end = _period(request)
-    r, rows = await gather(ctx_of(request).redis, start, end)
+    ctx = ctx_of(request)
+    start, end, a, b = _period(request)
+    r, rows = await gather(ctx.redis, start, end)
     delays = sorted(float(x["first_callback_at"]) - float(x["first_at"]) for x in rows if x.get("first_callback_at"))
     edges = [600, 1800, 3600, 7200, 14400, 86400]     # time to first callback, for the chart
     hist = [sum(1 for d in delays if (edges[i - 1] if i else 0) <= d < e) for i, e in enumerate(edges)]
     hist.append(sum(1 for d in delays if d >= edges[-1]))
-    return web.json_response({**r, "time_to_callback_histogram": {"edges_s": edges, "counts": hist},
-                              "callbacks_list": [{"id": x.get("id"), "number": mask_number(x.get("number", "")),
-                                                  "kind": x.get("kind"), "state": x.get("state"),
-                                                  "closed_reason": x.get("closed_reason", "")}
-                                                 for x in sorted(rows, key=lambda x: float(x.get("first_at", 0)))][:500]})
+    tz = ctx.settings.timezone
+    return web.json_response({**r, "period": {"from": a, "to": b, "timezone": str(tz.key)},
+                              "time_to_callback_histogram": {"edges_s": edges, "counts": hist},
+                              "callbacks_list": [_row(x, tz) for x in sorted(
+                                  rows, key=lambda x: float(x.get("first_at", 0)))][:LIST_LIMIT]})
+
+
+async def callbacks(request: web.Request) -> web.Response:
+    """The callbacks of a period to pick from: ?from&to, &state=open|closed, &kind=."""
+    ctx = ctx_of(request)
+    start, end, a, b = _period(request)
+    _, rows = await gather(ctx.redis, start, end)
+    state, kind = request.query.get("state"), request.query.get("kind")
+    if state == "open":
+        rows = [x for x in rows if x.get("state") != "closed"]
+    elif state == "closed":
+        rows = [x for x in rows if x.get("state") == "closed"]
+    if kind:
+        rows = [x for x in rows if x.get("kind") == kind]
+    rows.sort(key=lambda x: float(x.get("first_at", 0)), reverse=True)
+    tz = ctx.settings.timezone
+    return web.json_response({"period": {"from": a, "to": b}, "total": len(rows),
+                              "callbacks": [_row(x, tz) for x in rows[:LIST_LIMIT]]})
 
 
 async def report_csv(request: web.Request) -> web.Response:
-    start, end = _period(request)
-    _, rows = await gather(ctx_of(request).redis, start, end)
-    name = f"callbacks-{request.query['from']}-{request.query['to']}.csv"
-    return web.Response(text=records_csv(rows), content_type="text/csv", charset="utf-8",
+    ctx = ctx_of(request)
+    start, end, a, b = _period(request)
+    _, rows = await gather(ctx.redis, start, end)
+    name = f"callbacks-{a}-{b}.csv"
+    return web.Response(text=records_csv(rows, ctx.settings.timezone), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 async def record(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
+    tz = ctx.settings.timezone
     rec = await CallbackQueries(ctx.redis).find(request.match_info["key"])
     if rec is None:
-        return error(404, "no such callback")
-    trail = [{"stream_id": rid, **e} for rid, e in await AuditLog(ctx.redis, AUDIT).entries()
+        return error(404, "没有这条回拨记录 — no such callback")
+    trail = [{"stream_id": rid, **e, **L.trail_row(e, tz)} for rid, e in await AuditLog(ctx.redis, AUDIT).entries()
              if e.get("id") == rec["id"]]
-    return web.json_response({"record": {**rec, "number": mask_number(rec.get("number", ""))}, "trail": trail})
+    shown = {**rec, "number": mask_number(rec.get("number", ""))}
+    return web.json_response({"record": shown, "summary": {**_row(rec, tz), **{
+        k: L.local_time(rec.get(k), tz) for k in ("deadline", "first_callback_at", "closed_at")},
+        "reason_label": L.label(L.MISS_REASONS, rec.get("reason")), "calls": rec.get("calls", "1"),
+        "last_seat": rec.get("last_seat", "")}, "trail": trail})
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -66,11 +118,45 @@ async def verify(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+async def signed_checkpoint(redis) -> dict | None:
+    """HOOK for the signed audit checkpoint (`ivr audit checkpoint`, being added
+    to ivr.audit): return its JSON (signed heads, signer, time) to print under
+    the monthly report. Until it exists: None, and the page prints the current
+    heads of the chains (``chain_heads``) instead."""
+    return None
+
+
+async def chain_heads(redis, tz) -> dict:
+    """The head (entry count and hash) of every audit chain, now: printed on
+    the monthly report so a later reader can check the log still matches."""
+    now = dt.datetime.now(tz)
+    heads = {}
+    for name, stream in keys.AUDIT_LOGS.items():
+        log = AuditLog(redis, stream)
+        head = await redis.get(log.head_key) or ""
+        n, _, h = head.partition(":") if ":" in head else ("0", "", head)
+        heads[name] = {"head": head, "entries": int(n) if n.isdigit() else None, "hash": h}
+    return {"at": now.timestamp(), "time": now.strftime("%Y-%m-%d %H:%M:%S %Z"), "heads": heads}
+
+
+async def checkpoint(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    return web.json_response({"signed": await signed_checkpoint(ctx.redis),
+                              **await chain_heads(ctx.redis, ctx.settings.timezone)})
+
+
 ROUTES = [
     Route("GET", "/api/callbacks/report", report, AUDITOR,
-          "callback completion for ?from=YYYY-MM-DD&to=YYYY-MM-DD", tag="auditor"),
-    Route("GET", "/api/callbacks/report.csv", report_csv, AUDITOR, "the same period as CSV (numbers masked)",
+          "callback completion and the hotline's figures for ?from=YYYY-MM-DD&to=YYYY-MM-DD or ?month=YYYY-MM "
+          "(default: today in IVR_TIMEZONE)", tag="auditor"),
+    Route("GET", "/api/callbacks/report.csv", report_csv, AUDITOR,
+          "the same period as CSV for Excel (UTF-8 with BOM, Chinese headers, local time, numbers masked)",
           tag="auditor"),
-    Route("GET", "/api/callbacks/{key}", record, AUDITOR, "one callback and its audit trail", tag="auditor"),
+    Route("GET", "/api/callbacks", callbacks, AUDITOR,
+          "the callbacks of a period (?from&to, state=open|closed, kind), numbers masked", tag="auditor"),
+    Route("GET", "/api/callbacks/{key}", record, AUDITOR, "one callback and its audit trail as a timeline",
+          tag="auditor"),
     Route("GET", "/api/audit/verify", verify, AUDITOR, "verify every hash-chained audit log", tag="auditor"),
+    Route("GET", "/api/audit/checkpoint", checkpoint, AUDITOR,
+          "the heads of every audit chain now (and the signed checkpoint once there is one)", tag="auditor"),
 ]

@@ -4,17 +4,22 @@ the wallboard) and the contingency level."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from ivr.ami.controller import read_live
 from ivr.callback.store import CallbackStore
-from ivr.contingency.plan import is_level
+from ivr.contingency.history import history_row, who_label
+from ivr.contingency.plan import Plan, Seats, is_level
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import expiry_for
-from ivr.project import Project, require_operations
+from ivr.errors import ConfigError
+from ivr.project import Project, load_operations, load_queue_config, require_operations
+from ivr.web import wallboard as wall
 from ivr.web.app import INT, STR, Route, body_json, ctx_of, error, fields, obj, principal
 
 SEATS = ("seat_manager",)
@@ -26,15 +31,52 @@ def _plan(request):
     return require_operations(Project(ctx.settings.home), ctx.settings.timezone).plan
 
 
-async def _board(ctx) -> dict:
+@dataclass(frozen=True)
+class WallSetup:
+    """What the wall needs from the project's files, read once per page (not
+    once a second)."""
+    plan: Plan | None
+    seats: Seats | None
+    queues: dict[str, str]      # logical -> Asterisk queue name
+    thresholds: dict
+
+    @classmethod
+    def load(cls, ctx) -> "WallSetup":
+        # not require_operations: a mistake in the plan's file must not blank the wall
+        # (the constants colour it then, and no seat counts as added)
+        project = Project(ctx.settings.home)
+        ops = load_operations(project, ctx.settings.timezone)
+        try:
+            queues = load_queue_config(project.home / "queue").asterisk_names
+        except ConfigError:
+            queues = {}
+        return cls(ops.plan, ops.seats, queues, wall.plan_thresholds(ops.plan))
+
+
+async def _board(ctx, setup: WallSetup) -> dict:
+    store = ContingencyStore(ctx.redis)
     snap = await read_live(ctx.redis)
-    st = await ContingencyStore(ctx.redis).state()
-    prop = await ContingencyStore(ctx.redis).proposal()
+    st, prop, applied = await store.state(), await store.proposal(), await store.applied()
     counts = await CallbackStore(ctx.redis).counts()
     now = time.time()
-    return {"live": snap, "level": st.level, "level_set_by": st.by, "level_reason": st.reason,
-            "level_expires_at": st.expires_at, "proposal": prop.__dict__ if prop else None,
-            "callbacks": counts, "at": now, "callback_oldest_age_s": await _oldest_age(ctx.redis, now)}
+    oldest = await _oldest_age(ctx.redis, now)
+    plan = setup.plan
+    added = wall.added_by_plan(plan, setup.seats, setup.queues, applied.level)
+    fig = wall.figures(snap, plan.queues if plan else ("general",), setup.queues, added, counts["open"], oldest)
+    lv = plan.level(st.level) if plan else None
+    return {"live": snap, "level": st.level, "level_name": lv.name if lv else "",
+            "level_name_en": lv.name_en if lv else "", "level_set_by": st.by,
+            "level_by_label": who_label(st.by), "level_how": st.how,
+            "level_reason": st.reason, "level_since": st.since, "level_expires_at": st.expires_at,
+            "proposal": prop.__dict__ if prop else None, "callbacks": counts, "at": now,
+            "callback_oldest_age_s": oldest, "wall": fig, "colours": wall.colours(fig, setup.thresholds),
+            "thresholds": setup.thresholds, "timezone": ctx.settings.timezone.key,
+            "level_since_local": _local(st.since, ctx.settings.timezone),
+            "level_expires_local": _local(st.expires_at, ctx.settings.timezone)}
+
+
+def _local(ts, tz) -> str:
+    return dt.datetime.fromtimestamp(ts, tz).strftime("%m-%d %H:%M") if ts else ""
 
 
 async def _oldest_age(redis, now: float) -> float | None:
@@ -50,7 +92,8 @@ async def _oldest_age(redis, now: float) -> float | None:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await _board(ctx_of(request)))
+    ctx = ctx_of(request)
+    return web.json_response(await _board(ctx, WallSetup.load(ctx)))
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -58,9 +101,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await resp.prepare(request)
     ctx = ctx_of(request)
+    setup = WallSetup.load(ctx)
     try:
         while True:
-            data = json.dumps(await _board(ctx), ensure_ascii=False)
+            data = json.dumps(await _board(ctx, setup), ensure_ascii=False)
             await resp.write(f"event: board\ndata: {data}\n\n".encode())
             await asyncio.sleep(WALLBOARD_PUSH_S)
     except (ConnectionResetError, asyncio.CancelledError):
@@ -79,7 +123,7 @@ async def contingency_get(request: web.Request) -> web.Response:
         "levels": [{"level": lv.level, "name": lv.name, "name_en": lv.name_en, "announcements": lv.announcements,
                     "callback": lv.callback, "short_menu": lv.short_menu, "expire_after_h": lv.expire_after_h}
                    for lv in plan.levels],
-        "history": [e for _, e in await store.history(30)]})
+        "history": [history_row(e, ctx.settings.timezone) for _, e in await store.history(30)]})
 
 
 async def contingency_set(request: web.Request) -> web.Response:
@@ -88,14 +132,16 @@ async def contingency_set(request: web.Request) -> web.Response:
     plan = _plan(request)
     level, reason = data["level"], str(data["reason"]).strip()
     if not is_level(level) or level > plan.top:    # is_level refuses true
-        return error(400, f"level must be a whole number from 0 to {plan.top}")
+        return error(400, f"级别应为 0 到 {plan.top} 的整数 — level must be a whole number from 0 to {plan.top}")
     if not reason:
-        return error(400, "a reason is required: the audit log says why the level changed")
+        return error(400, "请填写原因：审计日志要记录为什么切换级别 — a reason is required: the audit log says why "
+                          "the level changed")
     if data["confirm"] is not True:
-        return error(400, "confirm must be true: switching the level changes what every caller hears")
+        return error(400, "请确认：切换级别会改变每位来电者听到的内容 — confirm must be true: switching the level "
+                          "changes what every caller hears")
     hours = data.get("expires_in_h")
     if hours is not None and (not isinstance(hours, (int, float)) or not 0 < hours <= 24 * 14):
-        return error(400, "expires_in_h: hours from 0 to 336")
+        return error(400, "有效时长应为 0 到 336 小时 — expires_in_h: hours from 0 to 336")
     now = time.time()
     st = await ContingencyStore(ctx_of(request).redis).set_level(
         level, by=f"web:{principal(request).user}", reason=reason, how="manual", now=now,
@@ -108,12 +154,13 @@ async def proposal_answer(request: web.Request) -> web.Response:
     store = ContingencyStore(ctx_of(request).redis)
     prop = await store.proposal()
     if prop is None:
-        return error(409, "there is no proposal")
+        return error(409, "当前没有自动建议 — there is no proposal")
     who = f"web:{principal(request).user}"
     if data["accept"] is True:
         plan = _plan(request)
         now = time.time()
-        st = await store.set_level(prop.level, by=who, how="accepted", reason=f"accepted proposal: {prop.reason}",
+        st = await store.set_level(prop.level, by=who, how="accepted",
+                                   reason=f"接受自动建议 accepted proposal: {prop.reason}",
                                    expires_at=expiry_for(plan, prop.level, now), now=now)
         return web.json_response({"state": st.__dict__})
     await store.reject(by=who, reason=str(data.get("reason", "")))

@@ -29,11 +29,22 @@ async function whoami() {
   const r = await api("GET", "/api/me");
   if (!r.ok) return null;
   ME = r.data;
+  if (ME.timezone) TZ = ME.timezone;       // the hotline's IVR_TIMEZONE, once /api/me says it
   const el = document.getElementById("who");
   if (el) el.textContent = `${ME.user} · ${ME.role_name}`;
   return ME;
 }
 async function signOut() { await api("POST", "/api/logout", {}); location.href = "/console/login"; }
+// One time zone everywhere a time is shown: the hotline's (IVR_TIMEZONE), not the browser's.
+let TZ = "Asia/Shanghai";
+function fmtTime(v) {
+  // epoch seconds or an ISO string -> "2026-12-01 08:30:05" in the hotline's time zone
+  if (v == null || v === "") return "";
+  const d = typeof v === "number" ? new Date(v * 1000) : new Date(v);
+  if (isNaN(d)) return String(v);
+  return new Intl.DateTimeFormat("sv-SE", {timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false}).format(d);
+}
 function esc(s) { return String(s ?? "").replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
 function header(titleZh, titleEn) {
   return `<header><b data-zh="${titleZh}" data-en="${titleEn}">${titleZh}</b>

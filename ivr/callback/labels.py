@@ -1,0 +1,97 @@
+"""What auditors read instead of codes: Chinese (and English) labels for the
+callback record's fields and its audit trail, and local time. Pure.
+
+The codes stay in Redis and in the JSON (machines read those); every page, CSV
+and command line that a person reads goes through here."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+# audit entry kind -> (zh, en)
+ENTRY_KINDS = {
+    "recorded": ("已记录漏话", "missed call recorded"),
+    "recorded_misdial": ("误拨（不回拨）", "misdial (not called back)"),
+    "merged": ("合并（同一号码再次漏话）", "merged (same number missed again)"),
+    "replayed": ("重复记录（已忽略）", "replayed (ignored)"),
+    "assigned": ("已分配坐席", "assigned to a seat"),
+    "attempt": ("回拨结果", "callback attempt"),
+    "scheduled": ("已安排下次回拨", "next attempt scheduled"),
+    "closed": ("已办结", "closed"),
+}
+OUTCOMES = {
+    "reached": ("已接通", "reached"),
+    "no_answer": ("无人接听", "no answer"),
+    "busy": ("占线", "busy"),
+    "failed": ("呼叫失败", "call failed"),
+    "seat_hung_up": ("坐席挂断", "seat hung up"),
+    "seat_no_answer": ("坐席未接（不计次）", "seat did not answer (not counted)"),
+}
+CLOSED_REASONS = {
+    "reached": ("回拨接通", "reached by callback"),
+    "reached_later": ("市民再次来电已接通", "reached on a later call"),
+    "unreached": ("多次回拨未接通", "unreached after the last attempt"),
+    "misdial": ("误拨", "misdial"),
+    "cancelled": ("已取消", "cancelled"),
+}
+KINDS = {"emergency": ("紧急", "emergency"), "courtesy": ("预约回拨", "courtesy"), "ordinary": ("普通", "ordinary")}
+STATES = {"open": ("待回拨", "open"), "assigned": ("拨打中", "being dialled"), "closed": ("已结", "closed")}
+MISS_REASONS = {
+    "abandoned": ("排队中挂断", "hung up while waiting"),
+    "queue_timeout": ("排队超时", "queue timeout"),
+    "callback_accepted": ("选择回拨", "accepted a callback"),
+    "message_left": ("已留言", "left a message"),
+    "sent_to_message": ("转留言", "sent to a message"),
+    "hung_up_in_flow": ("菜单中挂断", "hung up in the menu"),
+    "queue_failed": ("排队失败", "queue failed"),
+}
+
+
+def label(table: dict, code: str | None, lang: str = "zh") -> str:
+    """The label of ``code`` (``cancelled: note`` counts as ``cancelled``);
+    an unknown code is shown as it is."""
+    code = code or ""
+    pair = table.get(code) or table.get(code.split(":", 1)[0])
+    if pair is None:
+        return code
+    return pair[0] if lang == "zh" else pair[1]
+
+
+def local_time(ts, tz, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Epoch seconds -> the hotline's local time; '' for nothing."""
+    if ts in (None, ""):
+        return ""
+    return dt.datetime.fromtimestamp(float(ts), tz).strftime(fmt)
+
+
+def entry_summary(e: dict) -> tuple[str, str]:
+    """One audit entry's details in (zh, en)."""
+    k = e.get("kind")
+    if k == "attempt":
+        o = e.get("outcome")
+        return (f"第 {e.get('attempt', '?')} 次 · {label(OUTCOMES, o)} · 坐席 {e.get('seat', '')}",
+                f"attempt {e.get('attempt', '?')} · {label(OUTCOMES, o, 'en')} · seat {e.get('seat', '')}")
+    if k == "closed":
+        r = e.get("reason")
+        note = f" · {e['note']}" if e.get("note") else ""
+        by = f" · {e['by']}" if e.get("by") else ""
+        return label(CLOSED_REASONS, r) + note + by, label(CLOSED_REASONS, r, "en") + note + by
+    if k in ("recorded", "recorded_misdial", "merged"):
+        return (f"{label(KINDS, e.get('type'))} · {label(MISS_REASONS, e.get('reason'))} · 第 {e.get('calls', 1)} 次来电",
+                f"{label(KINDS, e.get('type'), 'en')} · {label(MISS_REASONS, e.get('reason'), 'en')} · "
+                f"call {e.get('calls', 1)}")
+    if k == "assigned":
+        return f"坐席 {e.get('seat', '')}", f"seat {e.get('seat', '')}"
+    if k == "scheduled":
+        return "", ""
+    return "", ""
+
+
+def trail_row(e: dict, tz) -> dict:
+    """An audit entry as the auditors' timeline shows it."""
+    zh, en = entry_summary(e)
+    if e.get("kind") == "scheduled" and e.get("next_at"):
+        zh, en = f"下次 {local_time(e['next_at'], tz)}", f"next {local_time(e['next_at'], tz)}"
+    return {"at": e.get("at"), "time": local_time(e.get("at"), tz), "kind": e.get("kind"),
+            "label": label(ENTRY_KINDS, e.get("kind")), "label_en": label(ENTRY_KINDS, e.get("kind"), "en"),
+            "detail": zh, "detail_en": en}

@@ -1,0 +1,107 @@
+"""The command line's last word on a failure: one line that names the setting
+or the file and says what to do, Simplified Chinese first, never a traceback.
+
+``explain`` maps the low-level exceptions that reach ``ivr.cli.main`` (also
+from inside a TaskGroup, as an ExceptionGroup) to that line; ``None`` means
+the exception is a bug and its traceback should be seen.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from pathlib import Path
+
+import redis.exceptions
+
+from ivr.errors import IvrError
+
+# staff-edited text files: an undecodable one is named, not guessed at
+TEXT_GLOBS = ("flows/**/*.yaml", "flows/**/*.txt", "queue/**/*.yaml", "prompts/*.yaml", "callback/*.yaml",
+              "config/*.toml")
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, in order."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in leaves(sub)]
+    return [exc]
+
+
+def not_utf8(home: Path, extra: list[Path] = ()) -> list[tuple[Path, UnicodeDecodeError]]:
+    """Staff-edited files (and ``extra``) that are not UTF-8 text."""
+    bad = []
+    files = [p for g in TEXT_GLOBS for p in sorted(home.glob(g))] + [Path(p) for p in extra]
+    for p in files:
+        try:
+            p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad.append((p, exc))
+        except OSError:
+            continue
+    return bad
+
+
+def _shown(p: Path, home: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(home.resolve()))
+    except ValueError:
+        return str(p)
+
+
+def _listen_setting(exc: OSError, settings) -> str:
+    """Which listen setting a bind error is about: by the port in its text."""
+    ports = re.findall(r"\b(\d{1,5})\)", str(exc))
+    port = int(ports[-1]) if ports else None
+    for name, listen in (("IVR_AGI_LISTEN", settings.agi_listen), ("IVR_HTTP_LISTEN", settings.http_listen)):
+        if listen.port and listen.port == port:
+            return f"{name}={listen}"
+    return "IVR_AGI_LISTEN / IVR_HTTP_LISTEN"
+
+
+def explain_one(exc: BaseException, settings, command: str, files: list[Path]) -> str | None:
+    if isinstance(exc, IvrError):
+        cause = exc.__cause__   # a ConfigError over a busy port: say it the staff's way
+        if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+            return explain_one(cause, settings, command, files)
+        head, _, rest = str(exc).partition("\n")
+        if head == "wrong settings:":     # ivr.settings lists one per line: one line here, each named
+            wrong = "; ".join(x.strip() for x in rest.splitlines())
+            return f"设置有误（环境变量或 config/ivr.toml）— wrong settings: {wrong}"
+        return str(exc)
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        where = f"IVR_REDIS_URL={settings.redis_url}" if settings and settings.redis_url else "内置 Redis embedded Redis"
+        return (f"无法连接 Redis（{where}）：请确认 redis-server 正在运行、地址和密码正确 — "
+                f"cannot reach Redis ({where}): {str(exc).rstrip('.')}; check that it runs and the URL is right")
+    if isinstance(exc, UnicodeDecodeError):
+        home = settings.home if settings else Path(".")
+        bad = not_utf8(home, files)
+        names = "、".join(f"{_shown(p, home)}（第 {e.start + 1} 字节 byte {e.start + 1}）" for p, e in bad) or "某个文件 a file"
+        return (f"{names} 不是 UTF-8 编码：请用 UTF-8 另存（如 GBK 文件：iconv -f GBK -t UTF-8）— "
+                f"not UTF-8 text: save it as UTF-8")
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE and settings is not None:
+        setting = _listen_setting(exc, settings)
+        return (f"端口已被占用（{setting}）：另一个进程在用这个地址；停止它或换一个地址 — "
+                f"address in use ({setting}): stop the other process or choose another address")
+    if isinstance(exc, (TimeoutError, ConnectionRefusedError)) and command == "queue" and settings is not None:
+        ami = settings.ami
+        where = f"{ami.host}:{ami.port}" if ami else "IVR_AMI_URL"
+        return (f"无法连接 Asterisk AMI（IVR_AMI_URL → {where}）：请确认 Asterisk 在运行、manager.conf 的用户和密码正确 — "
+                f"cannot reach the AMI at {where}: check Asterisk and the credentials in IVR_AMI_URL")
+    if isinstance(exc, EOFError) and command == "users":
+        return ("没有终端可输入：请用 --password-stdin 从标准输入读入（或设置 IVR_NEW_PASSWORD）— "
+                "no terminal to read from: use --password-stdin (or IVR_NEW_PASSWORD)")
+    if isinstance(exc, PermissionError):
+        return f"没有权限：{exc.filename} — permission denied: {exc.filename}"
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"找不到文件：{exc.filename} — no such file: {exc.filename}"
+    return None
+
+
+def explain(exc: BaseException, settings, command: str, files: list[Path] = ()) -> str | None:
+    """One line for the first explainable exception (inside groups too)."""
+    for leaf in leaves(exc):
+        line = explain_one(leaf, settings, command, list(files))
+        if line is not None:
+            return line
+    return None

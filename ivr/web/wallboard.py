@@ -1,0 +1,93 @@
+"""The wallboard's few numbers, their colours and the seat totals. Pure: the live
+snapshot, the plan and the callback figures in, what the wall shows out.
+
+Colours (green / amber / red) come from the contingency plan's automatic
+thresholds where it has them — a figure at level 1's ``raise_when`` is amber,
+at level 2's it is red — so the wall turns red where the plan would act.
+Where the plan has no threshold, the constants below apply (documented in
+docs/console.md)."""
+
+from __future__ import annotations
+
+from ivr.contingency.plan import Plan, Seats
+from ivr.contingency.seat_steps import seat_steps
+
+GREEN, AMBER, RED = "green", "amber", "red"
+
+# (amber at, red at) where the plan says nothing; "higher is worse" unless noted
+SERVICE_LEVEL_PCT = (80.0, 60.0)        # lower is worse: below 80 % amber, below 60 % red
+EMERGENCY_WAITING = (1, 3)              # any emergency caller waiting is amber
+OLDEST_CALLBACK_S = (2 * 3600, 4 * 3600)  # the emergency and courtesy deadlines (callback/policy.yaml)
+FALLBACK = {"calls_waiting": (20, 60), "longest_wait_s": (120, 300), "abandon_rate": (0.15, 0.30)}
+
+
+def plan_thresholds(plan: Plan | None) -> dict[str, tuple[float, float]]:
+    """metric -> (amber, red) from the first two levels that raise on it."""
+    out: dict[str, list[float]] = {}
+    for lv in plan.levels if plan else ():
+        for metric, value in (lv.raise_when.values() if lv.raise_when else {}).items():
+            out.setdefault(metric, []).append(value)
+    merged = dict(FALLBACK)
+    for metric, values in out.items():
+        merged[metric] = (values[0], values[1] if len(values) > 1 else values[0])
+    return merged
+
+
+def _higher_worse(v, amber, red) -> str:
+    if v is None:
+        return ""
+    return RED if v >= red else AMBER if v >= amber else GREEN
+
+
+def colours(fig: dict, thresholds: dict[str, tuple[float, float]]) -> dict[str, str]:
+    sl = fig.get("service_level_pct")
+    return {
+        "waiting": _higher_worse(fig.get("waiting"), *thresholds["calls_waiting"]),
+        "emergency_waiting": _higher_worse(fig.get("emergency_waiting"), *EMERGENCY_WAITING),
+        "longest_wait_s": _higher_worse(fig.get("longest_wait_s"), *thresholds["longest_wait_s"]),
+        "abandon_rate": _higher_worse(fig.get("abandon_rate"), *thresholds["abandon_rate"]),
+        "service_level": "" if sl is None else RED if sl < SERVICE_LEVEL_PCT[1] else
+        AMBER if sl < SERVICE_LEVEL_PCT[0] else GREEN,
+        "idle_seats": "" if fig.get("idle_seats") is None else
+        (RED if fig["idle_seats"] == 0 and fig.get("waiting") else AMBER if fig["idle_seats"] == 0 else GREEN),
+        "callback_oldest_age_s": _higher_worse(fig.get("callback_oldest_age_s"), *OLDEST_CALLBACK_S),
+    }
+
+
+def added_by_plan(plan: Plan | None, seats: Seats | None, queues: dict[str, str], level: int) -> set[str]:
+    """Interfaces the plan's seat actions added to a queue at ``level`` (seats
+    called back from a break are the hotline's own: they are not counted)."""
+    if plan is None or seats is None:
+        return set()
+    return {s.interface for s in seat_steps(plan, seats, queues, 0, level) if s.action == "add"}
+
+
+def figures(live: dict | None, watched: tuple[str, ...], queues: dict[str, str], added: set[str],
+            callbacks_open: int, oldest_s: float | None) -> dict:
+    """The wall's numbers. ``watched``: the plan's logical queues (not the
+    emergency line); service level and abandon rate are theirs."""
+    fig: dict = {"callback_backlog": callbacks_open, "callback_oldest_age_s": oldest_s}
+    if not live:
+        return fig
+    q = live["queues"]
+    names = {queues.get(n, n) for n in watched}
+    mine = [x for n, x in q.items() if n in names] or [x for x in q.values() if not x.get("emergency")]
+    answered = sum(x["answered"] for x in mine)
+    abandoned = sum(x["abandoned"] for x in mine)
+    offered = answered + abandoned
+    within = sum((x["service_level"] or 0) * (x["answered"] + x["abandoned"]) for x in mine)
+    on_phones = [s for s in live.get("seats", []) if s["state"] != "offline" and not s.get("reserved")]
+    plus = sum(1 for s in on_phones if s["interface"] in added)
+    states = live.get("seat_states", {})
+    fig.update({
+        "waiting": sum(x["waiting"] for x in q.values()),
+        "emergency_waiting": live.get("emergency", {}).get("waiting", 0),
+        "longest_wait_s": max((x["longest_wait_s"] for x in q.values()), default=0.0),
+        "abandon_rate": round(abandoned / offered, 4) if offered else None,
+        "service_level_pct": round(100 * within / offered, 1) if offered else None,
+        "idle_seats": sum(1 for s in on_phones if s["state"] == "idle"),   # reserved seats take no ordinary call
+        "seats": {"on_phones": len(on_phones), "base": len(on_phones) - plus, "added_by_plan": plus,
+                  "busy": states.get("busy", 0), "idle": sum(1 for s in on_phones if s["state"] == "idle"),
+                  "paused": states.get("paused", 0), "reserved": states.get("reserved", 0)},
+    })
+    return fig

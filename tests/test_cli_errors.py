@@ -1,0 +1,97 @@
+"""Every CLI failure a member of staff can cause ends in ONE line that names the
+setting or file and says what to do (Chinese first), exit code 1, no traceback.
+Run as a subprocess, the way staff meet it."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def ivr(*args, env, stdin=subprocess.DEVNULL, timeout=90):
+    r = subprocess.run([sys.executable, "-m", "ivr", *args], env={**os.environ, "IVR_LOG_LEVEL": "error", **env},
+                       stdin=stdin, capture_output=True, text=True, timeout=timeout)
+    return r
+
+
+def one_line(r) -> str:
+    assert r.returncode in (1, 2), r.stderr
+    assert "Traceback" not in r.stderr and "Exception Group" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def home(project_home, tmp_path):
+    dst = tmp_path / "home"
+    for d in ("flows", "prompts", "queue", "callback", "asterisk", "config"):
+        shutil.copytree(project_home / d, dst / d)
+    return dst
+
+
+@pytest.fixture
+def busy_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    yield s.getsockname()[1]
+    s.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_redis(home, tmp_path):
+    line = one_line(ivr("callbacks", "list", env={"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path),
+                                                  "IVR_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}))
+    assert line.startswith("ivr: 无法连接 Redis") and "IVR_REDIS_URL=" in line
+
+
+def test_wrong_settings_in_one_line(home, tmp_path):
+    line = one_line(ivr("config", env={"IVR_HOME": str(home), "IVR_TIMEZONE": "Mars/Olympus",
+                                       "IVR_AGI_LISTEN": "nowhere"}))
+    assert line.startswith("ivr: 设置有误") and "IVR_TIMEZONE='Mars/Olympus'" in line and "IVR_AGI_LISTEN=" in line
+
+
+def test_gbk_flow_file_is_named(home, tmp_path):
+    main = home / "flows" / "main.yaml"
+    main.write_bytes(main.read_text(encoding="utf-8").encode("gbk"))
+    line = one_line(ivr("flows", "check", env={"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path)}))
+    assert "flows/main.yaml" in line and "UTF-8" in line and "不是 UTF-8" in line
+
+
+def test_users_add_without_a_terminal_says_password_stdin(home, redis_url, tmp_path):
+    env = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path), "IVR_REDIS_URL": redis_url}
+    os_env = {k: v for k, v in os.environ.items() if k != "IVR_NEW_PASSWORD"}
+    r = subprocess.run([sys.executable, "-m", "ivr", "users", "add", "zhang", "--role", "auditor"],
+                       env={**os_env, "IVR_LOG_LEVEL": "error", **env}, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+    line = one_line(r)
+    assert "--password-stdin" in line and line.startswith("ivr: 没有终端")
+
+
+@pytest.mark.parametrize("setting", ["IVR_AGI_LISTEN", "IVR_HTTP_LISTEN"])
+def test_serve_on_a_busy_port(home, tmp_path, redis_url, busy_port, setting):
+    env = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path), "IVR_REDIS_URL": redis_url,
+           "IVR_AGI_LISTEN": "127.0.0.1:0", "IVR_HTTP_LISTEN": "127.0.0.1:0", setting: f"127.0.0.1:{busy_port}"}
+    line = one_line(ivr("serve", env=env))
+    assert line.startswith("ivr: 端口已被占用") and f"{setting}=127.0.0.1:{busy_port}" in line
+
+
+def test_unreachable_ami(home, tmp_path, redis_url):
+    import json
+
+    import redis as sync_redis
+    snap = {"at": 0, "queues": {"general": {"callers": [{"uniqueid": "1700000000.1", "number": "138******78"}]}}}
+    sync_redis.Redis.from_url(redis_url).set("ivr:live", json.dumps(snap))
+    env = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path), "IVR_REDIS_URL": redis_url,
+           "IVR_AMI_URL": f"ami://u:p@127.0.0.1:{free_port()}"}
+    line = one_line(ivr("queue", "promote", "1700000000.1", env=env))
+    assert line.startswith("ivr: 无法连接 Asterisk AMI") and "IVR_AMI_URL" in line
