@@ -38,7 +38,8 @@ def _write(report: dict, path: Path) -> list[Path]:
 
 
 def run(settings: Settings, profile_name: str, *, speed: float | None, contingency: str, report: Path | None,
-        compare: bool, duration: float | None, seed: int, console: bool = False) -> int:
+        compare: bool, duration: float | None, seed: int, console: bool = False, engines: int = 0,
+        chaos: bool = False) -> int:
     from ivr import logs
     from ivr.sim.drill import print_report, run_drill
     from ivr.sim.profiles import load_profile
@@ -47,7 +48,8 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
         raise ConfigError(f"--contingency {contingency!r}: expected auto or a level number")
     logs.configure(os.environ.get("IVR_LOG_LEVEL", "error"), "console")
     profile = load_profile(settings.home, profile_name)
-    kw = dict(home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress)
+    kw = dict(home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress,
+              processes=engines, chaos=chaos, progress_every_s=1.0 if sys.stderr.isatty() else 15.0)
     if console:
         kw.update(http_listen=str(settings.http_listen) if settings.http_listen.port else "127.0.0.1:0",
                   on_ready=_open_console)
@@ -69,7 +71,9 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
         for key, label in COMPARED:
             a, b = main.get(key), base.get(key)
             print(f"  {label:<26}{'-' if a is None else a:>22}{'-' if b is None else b:>20}")
-    ok = all(r["consistent"] and r["every_missed_caller_recorded"] for r in reports.values())
+    ok = all(r["consistent"] and r["every_missed_caller_recorded"] and r["lost_callers"] == 0
+             and r["callbacks_doubled"] == 0 and (r["audit_chains_verify"] or not r["chaos"])
+             and all(f["recovered_after_s"] is not None for f in r["faults"]) for r in reports.values())
     if report is not None:
         for name, r in reports.items():
             path = report if name == "with_plan" else report.with_name(report.stem + "-without-plan" + report.suffix)
@@ -100,7 +104,7 @@ def _open_console(engine) -> None:
 def cmd_drill(args, settings: Settings) -> int:
     return run(settings, args.profile, speed=args.speed, contingency=args.contingency,
                report=Path(args.report) if args.report else None, compare=args.compare,
-               duration=args.duration, seed=args.seed)
+               duration=args.duration, seed=args.seed, engines=args.engines, chaos=args.chaos)
 
 
 def cmd_demo(args, settings: Settings) -> int:
@@ -124,6 +128,11 @@ def add_commands(sub) -> None:
     d.add_argument("--compare", action="store_true", help="run the same arrivals again without the plan")
     d.add_argument("--duration", type=float, default=None, help="simulated seconds (profile default)")
     d.add_argument("--seed", type=int, default=12345)
+    d.add_argument("--engines", type=int, default=0, help="engine processes of their own (0: one engine in the "
+                                                          "drill's process)")
+    d.add_argument("--chaos", action="store_true", help="two or more engine processes on a Sentinel-managed Redis; "
+                                                        "kill the leader, kill an engine with calls in its flows, "
+                                                        "fail Redis over, drop the AMI link (docs/chaos.md)")
     d.set_defaults(fn=cmd_drill)
     m = sub.add_parser("demo", help="a short drill on embedded defaults (a few minutes), report and picture")
     m.add_argument("--speed", type=float, default=None)

@@ -37,7 +37,7 @@ from ivr.leader import LeaderRole, Part
 from ivr.project import Project, check_files
 from ivr.redis_server import RedisHandle, connect
 from ivr.settings import SHIPPED_AMI_SECRET, Settings, shipped_secret_in_use
-from ivr.snapshot import Adjust, ConfigSnapshot, SnapshotSource, runner_config
+from ivr.snapshot import Adjust, ConfigSnapshot, SnapshotSource, runner_config, with_plan_mode
 from ivr.status import EngineStatus
 
 REFRESH_S = 0.5  # flows, the level and the data files reach every process within a second
@@ -72,6 +72,8 @@ class Engine:
         self.log = log
         self.clock = clock or from_environment()
         self.project = Project(settings.home)
+        if adjust is None and settings.contingency_mode:
+            adjust = with_plan_mode(settings.contingency_mode)
         self.config = SnapshotSource(settings.home, settings.timezone, log, adjust=adjust)
         self.flows = FlowStore(redis)
         self.registry = FlowRegistry(self.flows, log)

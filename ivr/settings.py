@@ -53,6 +53,7 @@ class Settings:
     log_level: str
     transfer_dialstring: str   # "{number}" is replaced by the transfer target
     leader: bool = True        # may hold the AMI link and run supervisor, capture, scheduler
+    contingency_mode: str | None = None   # a drill's override of the plan's mode (auto | propose)
     audit_key_file: Path = Path("var/audit.key")                    # HMAC key of the audit logs (outside Redis)
     audit_checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")  # signed heads (outside Redis)
     audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
@@ -92,6 +93,7 @@ SETTINGS_HELP = {
     "IVR_TIMEZONE": ("Asia/Shanghai", "the hotline's local time zone (calling hours, branch times)"),
     "IVR_PROMPT_PREFIX": ("12345/", "prefix Asterisk needs to find prompts/ (e.g. a sounds sub-folder)"),
     "IVR_RECORDINGS_DIR": (None, "folder where Asterisk writes voice messages (default: IVR_DATA_DIR/messages)"),
+    "IVR_CONTINGENCY_MODE": (None, "drills only: run the plan in this mode (auto | propose) instead of the one in queue/contingency.yaml"),
     "IVR_LEADER": ("yes", "yes: this process may take the leader role (AMI link, contingency supervisor, "
                           "missed-call capture, callback scheduler; one process at a time holds it); "
                           "no: it only answers calls"),
@@ -230,6 +232,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     log_level = get("IVR_LOG_LEVEL").lower()
     if log_level not in ("debug", "info", "warning", "error"):
         errors.append(f"IVR_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
+    contingency_mode = get("IVR_CONTINGENCY_MODE") or None
+    if contingency_mode not in (None, "auto", "propose"):
+        errors.append(f"IVR_CONTINGENCY_MODE={contingency_mode!r}: expected auto or propose")
     leader = (get("IVR_LEADER") or "yes").lower()
     if leader not in ("yes", "no"):
         errors.append(f"IVR_LEADER={leader!r}: expected yes or no")
@@ -250,7 +255,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         http_listen=http, timezone=tz, prompt_prefix=get("IVR_PROMPT_PREFIX") or "",
         recordings_dir=get("IVR_RECORDINGS_DIR") or str(data_dir / "messages"),
         drain_s=drain_s, log_format=log_format, log_level=log_level,
-        transfer_dialstring=dialstring, leader=leader != "no",
+        transfer_dialstring=dialstring, leader=leader != "no", contingency_mode=contingency_mode,
         audit_key_file=Path(get("IVR_AUDIT_KEY_FILE") or data_dir / "audit.key").resolve(),
         audit_checkpoint_file=Path(get("IVR_AUDIT_CHECKPOINT_FILE") or data_dir / "audit-checkpoints.jsonl").resolve(),
         audit_checkpoint_s=checkpoint_s,

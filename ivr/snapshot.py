@@ -12,6 +12,7 @@ shown on ``/healthz``, ``/metrics`` and ``ivr status``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,17 @@ def runner_config(snapshot: ConfigSnapshot, settings) -> RunnerConfig:
 
 
 Adjust = Callable[[ConfigSnapshot], ConfigSnapshot]
+
+
+def with_plan_mode(mode: str) -> Adjust:
+    """A drill runs the shipped plan in its own mode (``auto``: the level moves
+    by itself; ``propose``: a fixed level) without editing the file."""
+    def adjust(snap: ConfigSnapshot) -> ConfigSnapshot:
+        if snap.plan is None:
+            return snap
+        plan = dataclasses.replace(snap.plan, mode=mode)
+        return dataclasses.replace(snap, ops=dataclasses.replace(snap.ops, plan=plan))
+    return adjust
 
 
 class SnapshotSource:

@@ -27,6 +27,7 @@ class SimAmiServer:
         self.actions: list[dict[str, str]] = []      # every action received, for tests
         self.fail_actions: dict[str, int] = {}       # action name (lower) -> how many to refuse
         self._tasks: set[asyncio.Task] = set()
+        self.logins = 0                              # successful logins so far (a new leader logs in)
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._client, self.host, self.port)
@@ -46,6 +47,15 @@ class SimAmiServer:
             with contextlib.suppress(Exception):
                 await self.server.wait_closed()
         self.server = None
+
+    def drop_clients(self) -> int:
+        """The AMI link breaks (a network fault): every manager connection is
+        cut, the server keeps listening. Returns how many were cut."""
+        cut = list(self.clients)
+        self.clients.clear()
+        for w in cut:
+            w.transport.abort()
+        return len(cut)
 
     def flush(self) -> int:
         """Send every event the PBX emitted since the last flush to every
@@ -86,6 +96,7 @@ class SimAmiServer:
         if name == "login":
             if msg.get("Username") == self.username and msg.get("Secret") == self.secret:
                 self.clients.add(writer)
+                self.logins += 1
                 return [[("Response", "Success"), ("ActionID", aid), ("Message", "Authentication accepted")],
                         [("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", "1"),
                          ("LastReload", "1"), ("Status", "Fully Booted")]]

@@ -25,13 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr import logs
+from ivr import redis_keys as keys
+from ivr.callback.reconcile import GRACE_S
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.clock import ScaledClock
+from ivr.snapshot import with_plan_mode
 from ivr.contingency.store import ContingencyStore
 from ivr.engine import Engine, raise_open_file_limit
 from ivr.redis_server import EmbeddedRedis, connect
 from ivr.settings import load_settings
-from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
+from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel
+from ivr.sim.dialplan import run_dialplan
 from ivr.sim.ami_server import SimAmiServer
 from ivr.sim.callcenter import CallCenter, Outcome
 from ivr.sim.pbx import SimPbx
@@ -39,6 +43,7 @@ from ivr.sim.profiles import Profile
 
 TICK_S = 0.02           # wall seconds between advances of the simulated PBX
 ENGINE_START_S = 3.0    # wall seconds from the drill's start to its time 0 (the engine starts meanwhile)
+PROCESSES_START_S = 15.0   # the same with engine processes (each imports the whole engine)
 ON_BREAK = ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n")   # queue/seats.yaml front-line, paused
 
 
@@ -66,15 +71,6 @@ def default_start(tz) -> float:
     return dt.datetime.combine(today, dt.time(9, 0), tzinfo=tz).timestamp()
 
 
-def plan_mode(mode: str):
-    """The drill runs the shipped plan in its own mode (``auto``: the level moves
-    by itself; ``propose``: a fixed level)."""
-    def adjust(snap):
-        plan = dataclasses.replace(snap.ops.plan, mode=mode)
-        return dataclasses.replace(snap, ops=dataclasses.replace(snap.ops, plan=plan))
-    return adjust
-
-
 @dataclass
 class CallRecord:
     number: str
@@ -85,6 +81,7 @@ class CallRecord:
     wait_s: float | None = None
     wanted_person: bool = False
     leaves_after_policy: bool = False   # hangs up satisfied if the policy announcement plays
+    engine: str = ""                    # the engine running its flow now (chaos: whom a kill hits)
 
 
 @dataclass
@@ -113,7 +110,8 @@ def arrival_times(profile: Profile, rng: random.Random, duration_s: float) -> li
 class Drill:
     def __init__(self, profile: Profile, *, home: Path, speed: float | None = None, contingency: str = "auto",
                  seed: int = 12345, duration_s: float | None = None, progress=None,
-                 http_listen: str = "127.0.0.1:0", on_ready=None, start_epoch: float | None = None) -> None:
+                 http_listen: str = "127.0.0.1:0", on_ready=None, start_epoch: float | None = None,
+                 processes: int = 0, chaos: bool = False, progress_every_s: float = 1.0) -> None:
         self.p = profile
         self.home = home
         self.speed = speed or profile.speed
@@ -131,6 +129,17 @@ class Drill:
         self.cb_made = self.cb_reached = self.cb_seat_busy = 0
         self._seen_originates = 0
         self._numbers = 0
+        self._rr = 0
+        self.engine_urls: list[str] = []
+        self.dialplan_queued = 0
+        self.cb_doubled = 0
+        self._cb_active: set[str] = set()
+        self.faults: list[dict] = []
+        self._faults_running = 0
+        self.chaos = chaos
+        # engines in processes of their own (0: one engine in this process); chaos needs two or more
+        self.processes = max(processes, 2) if chaos else processes
+        self.progress_every_s = progress_every_s
 
     # -- the PBX ------------------------------------------------------------------
 
@@ -185,6 +194,19 @@ class Drill:
         outcome.wait = wait
         return outcome
 
+    async def _dialplan_queue(self, ch: SimChannel, queue: str, prio: int) -> None:
+        """``Queue(general-q,,,,600)`` of the dialplan itself (no engine finished the call)."""
+        rec = self.calls[ch.uniqueid]
+        self.dialplan_queued += 1
+        if rec.outcome == "answered":        # served before its engine died: the citizen hangs up
+            ch.dead = True
+            return
+        outcome = await self._decide(ch, queue, prio, 600)
+        ch.queue_calls.append((queue, prio, 600))
+        await outcome.wait()
+        if outcome.kind == "abandon":
+            ch.dead = True
+
     # -- citizens -----------------------------------------------------------------
 
     def _new_call(self, number: str | None, at: float) -> None:
@@ -203,13 +225,24 @@ class Drill:
         task.add_done_callback(self.tasks.discard)
 
     async def _call(self, ch: SimChannel) -> None:
+        """The citizen's call as Asterisk runs it: the shipped [ivr-12345]
+        context, which tries the engines in turn and queues the caller itself
+        when no engine finished the call (ivr/sim/dialplan.py)."""
         rec = self.calls[ch.uniqueid]
+        urls = self.engine_urls
+        first = self._rr % len(urls)              # calls spread over the engines (one trunk each)
+        self._rr += 1
+        order = urls[first:] + urls[:first]
+        rec.engine = order[0]
         try:
-            await run_call("127.0.0.1", self.engine.agi.port, ch, decide_queue=self._decide, timeout_s=24 * 3600)
+            await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue, decide_queue=self._decide,
+                               engines="&".join(order), connect_timeout_s=5)
         except Exception as exc:  # a broken call is a finding, not a crash of the drill
             rec.outcome = "other"
             self.log.warning("drill_call_failed", error=repr(exc))
             return
+        finally:
+            rec.engine = ""
         cmds = ch.commands
         rec.wanted_person = bool(ch.queue_calls) or any(c.startswith("RECORD") for c in cmds)
         if rec.outcome == "answered":
@@ -242,6 +275,16 @@ class Drill:
             task.add_done_callback(self.tasks.discard)
 
     async def _callback(self, msg: dict[str, str]) -> None:
+        number = msg.get("Exten", "")
+        if number in self._cb_active:          # dialled while a callback to them is under way
+            self.cb_doubled += 1
+        self._cb_active.add(number)
+        try:
+            await self._callback_call(msg)
+        finally:
+            self._cb_active.discard(number)
+
+    async def _callback_call(self, msg: dict[str, str]) -> None:
         seat = msg.get("Channel", "")
         cid = dict(kv.split("=", 1) for kv in msg.get("Variable", "").split(",") if "=" in kv).get("IVR_CB_ID", "")
         if not self.pbx.occupy(seat):
@@ -268,94 +311,245 @@ class Drill:
         raise_open_file_limit()
         self.log = logs.get("ivr.drill")
         with tempfile.TemporaryDirectory(prefix="ivr-drill-") as tmp:
-            redis_srv = EmbeddedRedis(Path(tmp), persist=False)
-            url = redis_srv.start()
-            redis = connect(url)
+            self.tmp = Path(tmp)
             try:
-                return await self._run(redis, url, Path(tmp))
+                await self._start_backend()
+                return await self._drive()
             finally:
-                await redis.aclose()
-                redis_srv.stop()
+                await self._stop_backend()
 
-    async def _run(self, redis, url: str, tmp: Path) -> dict:
+    # -- the engine side: one engine in this process, or engine processes ------------
+
+    async def _start_backend(self) -> None:
         self.pbx, self.cc = self._build_pbx()
         self.ami = SimAmiServer(self.pbx)
         await self.ami.start()
-        settings = load_settings({"IVR_HOME": str(self.home), "IVR_DATA_DIR": str(tmp), "IVR_REDIS_URL": url,
-                                  "IVR_AGI_LISTEN": "127.0.0.1:0", "IVR_LEADER": "yes", "IVR_DRAIN_S": "2",
-                                  "IVR_HTTP_LISTEN": self.http_listen,
-                                  "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{self.ami.port}"})
-        start = self.start_epoch if self.start_epoch is not None else default_start(settings.timezone)
-        self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
+        self.engine = self.engine_set = self.sentinels = self.redis_srv = None
+        self._engine_task = None
+        settings_env = {"IVR_HOME": str(self.home), "IVR_DATA_DIR": str(self.tmp), "IVR_LEADER": "yes",
+                        "IVR_DRAIN_S": "2", "IVR_HTTP_LISTEN": self.http_listen,
+                        "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{self.ami.port}"}
+        tz = load_settings({"IVR_HOME": str(self.home)}).timezone
+        start = self.start_epoch if self.start_epoch is not None else default_start(tz)
         mode = "auto" if self.contingency == "auto" else "propose"
-        self.engine = Engine(settings, redis, logs.get("ivr.engine"), clock=self.clock.engine, adjust=plan_mode(mode))
-        if self.contingency.isdigit():
-            # a fixed level: no automatic changes
-            level = min(int(self.contingency), self.engine.config.current.plan.top)
-            await ContingencyStore(redis).set_level(level, by="drill", reason="drill at a fixed level",
-                                                    now=self.clock.engine.now())
-        stop, ready = asyncio.Event(), asyncio.Event()
-        engine_task = asyncio.create_task(self.engine.run(stop, ready))
-        await asyncio.wait_for(ready.wait(), 30)
-        while self.engine.controller is None or not self.engine.controller.ready.is_set():
+        # the drill's own audit key and checkpoints: its Redis is not the hotline's
+        from ivr import audit_keys
+        key, checkpoints = self.tmp / "audit.key", self.tmp / "audit-checkpoints.jsonl"
+        audit_keys.configure(key, checkpoints)
+        if self.processes == 0:
+            self.redis_srv = EmbeddedRedis(self.tmp, persist=False)
+            url = self.redis_srv.start()
+            self.redis = connect(url)
+            self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
+            settings = load_settings({**settings_env, "IVR_REDIS_URL": url, "IVR_AGI_LISTEN": "127.0.0.1:0"})
+            self.engine = Engine(settings, self.redis, logs.get("ivr.engine"), clock=self.clock.engine,
+                                 adjust=with_plan_mode(mode))
+            await self._fixed_level()
+            stop, ready = asyncio.Event(), asyncio.Event()
+            self._engine_stop = stop
+            self._engine_task = asyncio.create_task(self.engine.run(stop, ready))
+            await asyncio.wait_for(ready.wait(), 30)
+            self.engine_urls = [f"agi://127.0.0.1:{self.engine.agi.port}"]
+        else:
+            from ivr.sim.engines import EngineSet
+            from ivr.sim.sentinel_set import SentinelSet
+
+            if self.chaos:
+                self.sentinels = await asyncio.to_thread(SentinelSet(self.tmp / "redis").start)
+                url = self.sentinels.url
+            else:
+                self.redis_srv = EmbeddedRedis(self.tmp, persist=False)
+                url = self.redis_srv.start()
+            self.redis = connect(url)
+            self.clock = SimClock(self.speed, start, lead_s=PROCESSES_START_S)
+            await self._fixed_level()
+            self.engine_set = EngineSet(
+                self.processes, home=self.home, folder=self.tmp / "engines", redis_url=url,
+                ami_url=settings_env["IVR_AMI_URL"], clock=self.clock.engine.describe(), contingency_mode=mode,
+                http_listen=self.http_listen,
+                extra_env={"IVR_AUDIT_KEY_FILE": str(key), "IVR_AUDIT_CHECKPOINT_FILE": str(checkpoints)})
+            await self.engine_set.start()
+            self.engine_urls = self.engine_set.urls
+        while self.ami.logins < 1:              # the leader holds the AMI link
             await asyncio.sleep(0.05)
-        if self.on_ready is not None:
+        if self.on_ready is not None and self.engine is not None:
             self.on_ready(self.engine)
+
+    async def _fixed_level(self) -> None:
+        if self.contingency.isdigit():           # a fixed level: no automatic changes
+            await ContingencyStore(self.redis).set_level(int(self.contingency), by="drill",
+                                                         reason="drill at a fixed level", now=self.clock.engine.now())
+
+    async def _stop_backend(self) -> None:
+        for t in list(self.tasks):
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._engine_task is not None:
+            self._engine_stop.set()
+            await asyncio.wait_for(self._engine_task, 30)
+        if self.engine_set is not None:
+            await asyncio.to_thread(self.engine_set.stop)
+        await self.ami.stop()
+        if getattr(self, "redis", None) is not None:
+            await self.redis.aclose()
+        if self.sentinels is not None:
+            await asyncio.to_thread(self.sentinels.stop)
+        if self.redis_srv is not None:
+            self.redis_srv.stop()
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def _drive(self) -> dict:
+        redis = self.redis
         arrivals = arrival_times(self.p, self.rng, self.duration_s)
         self._redials: list[tuple[float, str]] = []
         store = CallbackStore(redis)
         bucket_s = self.duration_s / 60
         next_bucket, bucket_arrivals, i = bucket_s, 0, 0
         last_progress = 0.0
-        while self.clock.now() < 0:              # the drill's time 0: the engine is up by then
+        faults = sorted(self.fault_plan(), key=lambda f: f[0])
+        while self.clock.now() < 0:              # the drill's time 0: the engines are up by then
             await asyncio.sleep(TICK_S)
         wall0 = time.monotonic()
-        try:
-            while True:
-                now = self.clock.now()
-                while i < len(arrivals) and arrivals[i] <= now:
-                    self._new_call(None, arrivals[i])
-                    i += 1
-                    bucket_arrivals += 1
-                due = [r for r in self._redials if r[0] <= now]
-                for r in due:
-                    self._redials.remove(r)
-                    self._new_call(r[1], r[0])
-                    bucket_arrivals += 1
-                self.cc.run_until(now)
-                self._serve_originates()
-                self.ami.flush()
-                if now >= next_bucket:
+        while True:
+            now = self.clock.now()
+            while i < len(arrivals) and arrivals[i] <= now:
+                self._new_call(None, arrivals[i])
+                i += 1
+                bucket_arrivals += 1
+            due = [r for r in self._redials if r[0] <= now]
+            for r in due:
+                self._redials.remove(r)
+                self._new_call(r[1], r[0])
+                bucket_arrivals += 1
+            while faults and faults[0][0] <= now:
+                at, kind = faults.pop(0)
+                self._spawn(self._fault(kind, at))
+            self.cc.run_until(now)
+            self._serve_originates()
+            self.ami.flush()
+            if now >= next_bucket:
+                try:
                     counts = await store.counts()
-                    level = int(await redis.get("ivr:contingency:level") or 0)
-                    self._sample(next_bucket, bucket_arrivals, counts["open"], level)
-                    next_bucket += bucket_s
-                    bucket_arrivals = 0
-                if self.progress is not None and time.monotonic() - last_progress >= 1.0:
-                    last_progress = time.monotonic()
-                    self.progress(self._progress_line(now))
-                if now >= self.duration_s + 1 and i >= len(arrivals):
-                    break
-                await asyncio.sleep(TICK_S)
-            # the lines empty: callers still waiting abandon or time out, conversations end
-            end_by = self.clock.now() + min(self.p.callers.patience_s * 5 + self.p.callers.handle_s * 3,
-                                            0.1 * self.duration_s)
-            while self.tasks and self.clock.now() < end_by:
-                self.cc.run_until(self.clock.now())
-                self._serve_originates()
-                self.ami.flush()
-                await asyncio.sleep(TICK_S)
-            await asyncio.sleep(1.0)           # the capture reads the last summaries
-        finally:
-            for t in list(self.tasks):
-                t.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            self._capture = self.engine.capture          # its counts, for the report
-            stop.set()
-            await asyncio.wait_for(engine_task, 30)
-            await self.ami.stop()
+                    level = int(await redis.get(keys.CONTINGENCY_LEVEL) or 0)
+                except Exception:  # noqa: BLE001 - Redis failing over in a chaos drill: sample the last figures
+                    counts, level = {"open": self.series.backlog[-1] if self.series.backlog else 0}, \
+                        self.series.level[-1] if self.series.level else 0
+                self._sample(next_bucket, bucket_arrivals, counts["open"], level)
+                next_bucket += bucket_s
+                bucket_arrivals = 0
+            if self.progress is not None and time.monotonic() - last_progress >= self.progress_every_s:
+                last_progress = time.monotonic()
+                self.progress(self._progress_line(now))
+            if now >= self.duration_s + 1 and i >= len(arrivals) and not self._faults_running:
+                break
+            await asyncio.sleep(TICK_S)
+        # the lines empty: callers still waiting abandon or time out, conversations end
+        end_by = self.clock.now() + min(self.p.callers.patience_s * 5 + self.p.callers.handle_s * 3,
+                                        0.1 * self.duration_s)
+        while self.tasks and self.clock.now() < end_by:
+            self.cc.run_until(self.clock.now())
+            self._serve_originates()
+            self.ami.flush()
+            await asyncio.sleep(TICK_S)
+        await asyncio.sleep(2.0 if self.processes else 1.0)     # the capture reads the last summaries
+        if self.processes:
+            await asyncio.sleep(GRACE_S + 1)     # the reconciliation writes what dead engines could not
         wall = time.monotonic() - wall0
         return await self._report(redis, wall)
+
+    # -- chaos: faults injected while citizens call -------------------------------------
+
+    def fault_plan(self) -> list[tuple[float, str]]:
+        """When (simulated seconds) each fault strikes: spread over the busy
+        middle of the drill, one at a time."""
+        if not self.chaos:
+            return []
+        d = self.duration_s
+        return [(0.20 * d, "kill_leader_engine"), (0.38 * d, "kill_engine_in_flow"),
+                (0.56 * d, "redis_failover"), (0.74 * d, "ami_link_drop")]
+
+    async def _fault(self, kind: str, at: float) -> None:
+        self._faults_running += 1
+        wall0, sim0 = time.monotonic(), self.clock.now()
+        detail: dict = {}
+        try:
+            detail = await getattr(self, "_fault_" + kind)()
+            ok = True
+        except Exception as exc:  # noqa: BLE001 - a fault that could not be recovered is a finding
+            detail, ok = {"error": repr(exc)}, False
+        finally:
+            self._faults_running -= 1
+        wall1, sim1 = detail.pop("_recovered", None) or (time.monotonic(), self.clock.now())
+        self.faults.append({"kind": kind, "at_s": round(sim0, 1),
+                            "recovered_after_s": round(sim1 - sim0, 1) if ok else None,
+                            "recovered_after_wall_s": round(wall1 - wall0, 2) if ok else None, **detail})
+        self.log.warning("drill_fault", kind=kind, ok=ok, **detail)
+
+    async def _until(self, pred, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not pred():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not recovered within {timeout_s:.0f} s")
+            await asyncio.sleep(0.05)
+
+    async def _leader_engine(self):
+        holder = await self.redis.get(keys.AMI_LEADER)
+        pid = int(holder.split(":")[1]) if holder and holder.count(":") >= 2 else -1
+        return self.engine_set.by_pid(pid)
+
+    async def _fault_kill_leader_engine(self) -> dict:
+        """SIGKILL the engine that holds the leader role; another takes over the
+        AMI link, the capture and the callbacks; the killed one is restarted."""
+        victim = await self._leader_engine()
+        if victim is None:
+            raise RuntimeError("no engine holds the leader role")
+        logins = self.ami.logins
+        in_flow = sum(1 for c in self.calls.values() if c.engine == victim.url)
+        await asyncio.to_thread(victim.kill)
+        await self._until(lambda: self.ami.logins > logins)          # a new leader logged in to AMI
+        recovered = (time.monotonic(), self.clock.now())
+        victim.spawn()                                                # and the killed one comes back
+        await victim.wait_answering(60)
+        return {"engine": victim.name, "calls_in_flow": in_flow, "_recovered": recovered}
+
+    async def _fault_kill_engine_in_flow(self) -> dict:
+        """SIGKILL a non-leader engine while citizens are in its flows: the
+        dialplan sends them to the general queue (fact 10)."""
+        leader = await self._leader_engine()
+        others = [e for e in self.engine_set.engines if e is not leader and e.pid is not None]
+        await self._until(lambda: any(c.engine in {e.url for e in others} for c in self.calls.values()), 60)
+        victim = max(others, key=lambda e: sum(1 for c in self.calls.values() if c.engine == e.url))
+        in_flow = sum(1 for c in self.calls.values() if c.engine == victim.url)
+        await asyncio.to_thread(victim.kill)
+        victim.spawn()
+        await victim.wait_answering(60)
+        return {"engine": victim.name, "calls_in_flow": in_flow}
+
+    async def _fault_redis_failover(self) -> dict:
+        """SIGKILL the Redis master; the sentinels promote the replica; every
+        client follows; nothing acknowledged is lost."""
+        killed, promoted_s = await asyncio.to_thread(self.sentinels.kill_master)
+        while True:                                                  # writes go through again
+            try:
+                await self.redis.set("ivr:drill:probe", "1", ex=60)
+                break
+            except Exception:  # noqa: BLE001 - the client finds the new master by itself
+                await asyncio.sleep(0.1)
+        await asyncio.to_thread(self.sentinels.wait_ready)
+        return {"killed": killed, "promoted_after_wall_s": round(promoted_s, 2)}
+
+    async def _fault_ami_link_drop(self) -> dict:
+        """The AMI link breaks: the leader reconnects and resyncs."""
+        logins = self.ami.logins
+        cut = self.ami.drop_clients()
+        await self._until(lambda: self.ami.logins > logins)
+        return {"connections_cut": cut}
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def _sample(self, t: float, arrivals: int, backlog: int, level: int) -> None:
         s = self.series
@@ -393,7 +587,9 @@ class Drill:
                               if c.wanted_person and c.outcome not in ("answered", "in_progress", "other")}
         missing = unanswered_wanting - numbers_with_record
         counts = await CallbackStore(redis).counts()
-        capture = getattr(self, "_capture", None)
+        misdials = sum(1 for r in records if r.get("closed_reason") == "misdial")
+        merged = sum(int(r.get("calls") or 1) - 1 for r in records)
+        audit = await self._verify_audit(redis)
 
         def pct(values, q):
             if not values:
@@ -417,15 +613,29 @@ class Drill:
             "emergency_calls": sum(1 for c in calls if c.emergency),
             "emergency_wait_p50_s": pct(em, 50), "emergency_wait_p95_s": pct(em, 95),
             "ordinary_wait_p50_s": pct(ordinary, 50), "ordinary_wait_p95_s": pct(ordinary, 95),
-            "missed_call_records": capture.recorded if capture else 0,
-            "misdials": capture.misdials if capture else 0,
-            "repeat_dialers_merged": capture.merged if capture else 0,
+            "missed_call_records": len(records) - misdials, "misdials": misdials,
+            "repeat_dialers_merged": merged, "queued_by_the_dialplan": self.dialplan_queued,
             "callbacks_made": self.cb_made, "callbacks_reached": self.cb_reached,
             "callbacks_seat_busy": self.cb_seat_busy, "callback_backlog_end": counts["open"],
             "consistent": offered == by["answered"] + not_answered + by["in_progress"],
             "every_missed_caller_recorded": not missing, "missed_callers_without_record": len(missing),
+            "engines": self.processes or 1, "chaos": self.chaos, "faults": self.faults,
+            "lost_callers": len(missing) + by["other"], "callbacks_doubled": self.cb_doubled,
+            "audit_chains_verify": all(v == "ok" for v in audit.values()), "audit": audit,
             "series": dataclasses.asdict(self.series),
         }
+
+    async def _verify_audit(self, redis) -> dict[str, str]:
+        from ivr.audit import AuditLog
+
+        out = {}
+        for name, stream in keys.AUDIT_LOGS.items():
+            try:
+                res = await AuditLog(redis, stream).verify()       # and against the drill's latest checkpoint
+                out[name] = "ok" if res.ok else str(getattr(res, "problem", "") or res)
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                out[name] = repr(exc)
+        return out
 
 
 async def run_drill(profile: Profile, **kw) -> dict:
@@ -453,6 +663,13 @@ def print_report(r: dict, out=sys.stdout) -> None:
         f"  回拨 callbacks: missed-call records {r['missed_call_records']} (+{r['misdials']} misdials), repeat dialers merged "
         f"{r['repeat_dialers_merged']}, callbacks made {r['callbacks_made']}, reached {r['callbacks_reached']}, "
         f"backlog at the end {r['callback_backlog_end']}",
+        *([f"  故障 faults ({r['engines']} engines): " + "; ".join(
+            f"{f['kind']} at {f['at_s']:.0f} s, recovered after "
+            + (f"{f['recovered_after_s']:.0f} s ({f['recovered_after_wall_s']:.1f} s wall)"
+               if f['recovered_after_s'] is not None else f"NOT ({f.get('error')})") for f in r["faults"]),
+           f"  lost callers {r['lost_callers']}, callbacks dialled twice at once {r['callbacks_doubled']}, "
+           f"queued by the dialplan itself {r['queued_by_the_dialplan']}, audit chains verify: "
+           f"{'OK' if r['audit_chains_verify'] else 'FAILED ' + str(r['audit'])}"] if r.get("chaos") else []),
         f"  checks: offered = answered + not answered + in progress: {'OK' if r['consistent'] else 'FAILED'}; "
         f"every unanswered caller who wanted a person has a missed-call record: {recorded}",
     ]
