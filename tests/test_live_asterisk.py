@@ -36,6 +36,11 @@ exten => _1XX,1,Answer()
 exten => s,1,Answer()
  same => n,Wait(90)
  same => n,Hangup()
+
+[test-citizen]
+; Local/N@test-citizen: the ;2 side is a citizen 1390000000N dialling 12345
+exten => _X,1,Set(CALLERID(num)=1390000000${EXTEN})
+ same => n,Goto(ivr-12345,12345,1)
 """
 
 
@@ -165,6 +170,56 @@ async def test_engine_killed_during_the_greeting_the_caller_still_reaches_a_seat
         assert "A:0" in out, out
     finally:
         engine.stop()
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+
+
+async def test_engine_killed_while_callers_wait_their_missed_calls_are_still_recorded(redis, redis_url, project_home,
+                                                                                     tmp_path):
+    """Fact 11: callers inside Queue() when the engine dies stay in the queue;
+    when they hang up, AMI still reports it, and the restarted leader records
+    both missed calls."""
+    from ivr.callback.store import CallbackStore
+    from tests.engine_proc import EngineProcess
+
+    ami_port = _free_port()
+    engine = EngineProcess(redis_url, tmp_path / "ivr", leader=True,
+                           IVR_AMI_URL=f"ami://ivr:live-test-secret@127.0.0.1:{ami_port}")
+    conf = _asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)
+    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    restarted = None
+    try:
+        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        for seat in ("101", "102", "109"):                    # nobody free: the citizens wait
+            _cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
+        await engine.start()
+        for n in ("1", "2"):
+            _cli(conf, f"channel originate Local/{n}@test-citizen extension s@test-caller")
+        await _until_cli(conf, "queue show general-q", lambda out: "has 2 calls" in out, 120)
+        engine.kill()
+        restarted = await EngineProcess(redis_url, tmp_path / "ivr2", leader=True,
+                                        IVR_AMI_URL=f"ami://ivr:live-test-secret@127.0.0.1:{ami_port}").start()
+        await asyncio.sleep(10)                                # the new leader logs in to AMI (lock lease 6 s)
+        out = _cli(conf, "queue show general-q")
+        assert "has 2 calls" in out, out                       # still waiting although their engine died
+        _cli(conf, "channel request hangup all")
+        store = CallbackStore(redis)
+        deadline = time.monotonic() + 60
+        while True:
+            recs = [await store.open_record(f"139000000{n:02d}") for n in (1, 2)]
+            if all(recs):
+                break
+            assert time.monotonic() < deadline, f"missed calls not recorded: {recs}"
+            await asyncio.sleep(0.5)
+        assert all(r["reason"] == "abandoned" and r["calls"] == "1" for r in recs), recs
+    finally:
+        engine.stop()
+        if restarted is not None:
+            restarted.stop()
         daemon.terminate()
         try:
             daemon.wait(30)
