@@ -96,9 +96,9 @@ class CallSummaries:
         self._last_beat = 0.0
         self.replication = Replication(redis)
 
-    def started(self, uniqueid: str, at: float) -> None:
+    def started(self, uniqueid: str, at: float, number: str = "") -> None:
         if uniqueid:
-            self._started[uniqueid] = f"{self.owner}|{at:.3f}"
+            self._started[uniqueid] = f"{self.owner}|{at:.3f}|{number}"
 
     def add(self, fields: dict[str, str]) -> None:
         # One JSON field per entry: redis-py packs a 19-field XADD at several
@@ -131,7 +131,10 @@ class CallSummaries:
             await pipe.execute()
             if batch:
                 await self.replication.wait()
-        except NotReplicated as exc:     # on the master, not yet on a replica: nothing to re-send
+        except NotReplicated as exc:
+            # on the master, not on a replica yet: send again (the capture and
+            # the summarised mark take a summary twice without counting it twice)
+            self._buf[:0] = batch
             self.log.warning("call_summaries_not_replicated", error=str(exc), summaries=len(batch))
         except Exception as exc:  # keep them for the next round: losing a call record is worse
             self._buf[:0] = batch
@@ -197,7 +200,7 @@ class CallService:
     async def handle(self, env: dict[str, str], transport: LineTransport) -> CallLog:
         started = self.now()
         call = CallInfo.from_agi_env(env)
-        self.summaries.started(call.uniqueid, started)
+        self.summaries.started(call.uniqueid, started, call.caller_number)
         log = self.log.bind(call_id=call.uniqueid)
         channel = AgiChannel(transport, call, prompt_prefix=self.prompt_prefix,
                              recordings_dir=self.recordings_dir)

@@ -6,6 +6,7 @@ the callback scheduler and the in-queue callback offer, each a supervised part
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -43,6 +44,7 @@ class LeaderWork:
     extra: list[Part] = field(default_factory=list)
 
 
+ORPHANS_EVERY_S = 5.0
 ExtraParts = Callable[[str], list[Part]]
 
 
@@ -67,8 +69,10 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
         scheduler = CallbackScheduler(store=store, controller=controller, policy=snap.policy, tz=settings.timezone,
                                       queues=snap.queues.asterisk_names, log=log.bind(part="callbacks"),
                                       owner=token, clock=clock.now)
+        ami_link = controller
         reconciler = QueueReconciler(redis, clock=clock, emergency_queues=snap.emergency_queues,
-                                     log=log.bind(part="reconcile"))
+                                     log=log.bind(part="reconcile"),
+                                     waiting=lambda: set(model.waiting) if ami_link.ready.is_set() else None)
         controller.listeners.append(reconciler.on_event)
         if snap.policy.in_queue_digit:
             in_queue = InQueueOffer(controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
@@ -90,8 +94,12 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
 
     async def capture_loop() -> None:
         await work.capture.ensure_group()
+        last_orphans = 0.0
         while not asyncio.current_task().cancelling():
             work.capture.policy = config.current.policy
+            if time.monotonic() - last_orphans >= ORPHANS_EVERY_S:     # a dead leader's unacknowledged batch
+                last_orphans = time.monotonic()
+                await work.capture.claim_orphans(clock.now())
             if not await work.capture.run_once(count=2000, block_ms=500, now=clock.now()):
                 await asyncio.sleep(0.05)
 

@@ -49,7 +49,7 @@ def call_summarised(uniqueid: str) -> str:
 
 
 CALL_SUMMARISED_TTL_S = 24 * 3600
-CALLS_LIVE = f"{PREFIX}calls:live"                      # Hash: uniqueid -> "<engine token>|<started>" while a call runs
+CALLS_LIVE = f"{PREFIX}calls:live"                      # Hash: uniqueid -> "<engine token>|<started>|<number>" while a call runs
 
 
 def engine_alive(token: str) -> str:

@@ -389,3 +389,17 @@ async def test_an_outcome_that_cannot_be_written_keeps_the_attempt_and_its_lease
     await asyncio.wait_for(next(iter(sched.active.values())).done, 5)
     assert len(pbx.originated) == 1 and len(failures) == 2
     assert (await capture.store.closed_record("1"))["closed_reason"] == "reached"
+
+
+async def test_a_batch_left_unacknowledged_by_a_dead_leader_is_taken_over(redis, capture):
+    """The leader's capture is killed after reading summaries and before
+    acknowledging them: its consumer dies with it. The next leader claims them."""
+    await add_call(redis, "13300133099", time.time() - 300)
+    dead = MissedCallCapture(redis, CallbackStore(redis), ALL_DAY, TZ, LOG, consumer="dead-leader")
+    delivered = await redis.xreadgroup("callbacks", "dead-leader", {keys.CALLS: ">"}, count=10)
+    assert delivered and dead.consumer == "dead-leader"             # read, never handled nor acknowledged
+    new = MissedCallCapture(redis, CallbackStore(redis), ALL_DAY, TZ, LOG, consumer="new-leader")
+    assert await new.run_once() == 0                                # its own reads do not see them
+    assert await new.claim_orphans(min_idle_ms=0) == 1
+    assert (await new.store.open_record("13300133099"))["reason"] == "abandoned"
+    assert (await redis.xpending(keys.CALLS, "callbacks"))["pending"] == 0

@@ -91,7 +91,7 @@ async def test_engine_summaries_mark_and_register_calls(redis):
     s.started("500.2", 2.0)
     s.add({"uniqueid": "500.2", "number": "1"})
     await s.flush()
-    assert await redis.hgetall(keys.CALLS_LIVE) == {"500.1": "e1|1.000"}
+    assert await redis.hgetall(keys.CALLS_LIVE) == {"500.1": "e1|1.000|"}
     assert await redis.get(keys.call_summarised("500.2")) == "engine"
     assert await redis.exists(keys.engine_alive("e1"))
     assert json.loads((await redis.xrange(keys.CALLS))[0][1]["j"])["uniqueid"] == "500.2"
@@ -104,3 +104,20 @@ async def capture(redis):
     cap = MissedCallCapture(redis, CallbackStore(redis), ALL_DAY, TZ, LOG)
     await cap.ensure_group()
     return cap
+
+
+async def test_sweep_summarises_calls_of_dead_engines_that_left_no_trace(redis):
+    dead = CallSummaries(redis, LOG, owner="engine-dead")
+    for uid, number in (("600.1", "13900000061"), ("600.2", "13900000062"), ("600.3", "13900000063")):
+        dead.started(uid, 600.0, number)
+    await dead.flush()
+    await redis.delete(keys.engine_alive("engine-dead"))
+    r = QueueReconciler(redis, clock=WallClock(), emergency_queues=frozenset(), log=LOG, grace_s=0.0,
+                        waiting=lambda: {"600.2"})                  # 600.2 still waits in a queue
+    r.on_event(ev("AgentConnect", "600.3"))                         # 600.3 was answered
+    assert await r.sweep() == 1
+    (s,) = await summaries(redis)
+    assert s["uniqueid"] == "600.1" and s["number"] == "13900000061" and s["wanted_person"] == "1"
+    assert await redis.hkeys(keys.CALLS_LIVE) == ["600.2"]
+    r.waiting = lambda: None                                        # AMI not in sync: no judgement
+    assert await r.sweep() == 0

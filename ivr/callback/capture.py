@@ -25,6 +25,7 @@ from ivr.durable import Replication
 from ivr.logs import mask_number
 
 GROUP = "callbacks"
+ORPHAN_IDLE_MS = 10_000   # a summary delivered this long ago and not acknowledged: its capture died
 
 
 class MissedCallCapture:
@@ -46,6 +47,25 @@ class MissedCallCapture:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def claim_orphans(self, now: float | None = None, min_idle_ms: int = ORPHAN_IDLE_MS) -> int:
+        """Summaries delivered to a capture that died before acknowledging them
+        (a leader killed mid-batch: its consumer is gone with it) are taken
+        over and handled here. Handling is idempotent, so a slow but living
+        consumer's entries are safe to take too."""
+        handled, start = 0, "0-0"
+        while True:
+            res = await self.redis.xautoclaim(keys.CALLS, GROUP, self.consumer, min_idle_ms, start, count=500)
+            start, entries = res[0], res[1]
+            live = [(eid, read_summary(f)) for eid, f in entries if f]
+            if live:
+                await self.handle(live, now)
+            gone = [eid for eid, f in entries if not f]      # trimmed from the stream meanwhile
+            if gone:
+                await self.redis.xack(keys.CALLS, GROUP, *gone)
+            handled += len(entries)
+            if start in ("0-0", b"0-0") or not entries:
+                return handled
 
     async def run_once(self, count: int = 500, block_ms: int | None = None, now: float | None = None) -> int:
         """Process what is waiting (pending entries of this consumer first)."""

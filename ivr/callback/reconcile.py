@@ -17,8 +17,16 @@ it writes the summary, atomically with the mark, so a second leader or a late
 look never writes it twice. A withdrawn caller is also reported as an abandon
 (fact 8): their engine is alive and summarises the call itself.
 
-What it cannot see: a caller who abandoned while no process held the AMI link
-(the leader changing hands, a few seconds).
+Calls whose engine died and that AMI never showed leaving a queue (they hung
+up in the flow, or left a queue while no process held the AMI link, or the
+engine died with their summary unwritten) are found by ``sweep``: an entry of
+``CALLS_LIVE`` whose engine is dead, whose caller is not waiting in a queue now
+and was not seen answered, is summarised as a missed call of unknown outcome.
+A citizen called back without need is better than one lost.
+
+What it cannot see: a caller the dialplan queued with no engine at all, who
+abandoned while no process held the AMI link (the leader changing hands, a few
+seconds).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from ivr.logs import mask_number
 GRACE_S = 5.0               # wall seconds: engines write summaries every 0.1 s
 RECHECK_S = 5.0
 GIVE_UP_S = 6 * 3600        # a call an engine still holds after this is not ours to judge
-CLEANUP_EVERY_S = 60.0
+CLEANUP_EVERY_S = 15.0
 
 # KEYS: summarised-mark calls-stream ; ARGV: summary-json ttl maxlen
 _WRITE_ONCE = """
@@ -66,7 +74,7 @@ class _Left:
 
 class QueueReconciler:
     def __init__(self, redis: aioredis.Redis, *, clock: Clock, emergency_queues: frozenset[str], log,
-                 grace_s: float = GRACE_S) -> None:
+                 grace_s: float = GRACE_S, waiting=None) -> None:
         self.redis = redis
         self.clock = clock
         self.emergency_queues = emergency_queues
@@ -80,6 +88,7 @@ class QueueReconciler:
         self._write_once = redis.register_script(_WRITE_ONCE)
         self.replication = Replication(redis)
         self._last_cleanup = time.monotonic()
+        self.waiting = waiting        # () -> uniqueids waiting in a queue now, or None while AMI is not in sync
 
     # -- AMI events (called by the controller for every event) ---------------------
 
@@ -133,7 +142,7 @@ class QueueReconciler:
             self._forget(p.uniqueid)
         if now_m - self._last_cleanup >= CLEANUP_EVERY_S:
             self._last_cleanup = now_m
-            await self.cleanup()
+            wrote += await self.sweep()
         return wrote
 
     def _forget(self, uid: str) -> None:
@@ -179,19 +188,42 @@ class QueueReconciler:
             "sent_to_message": "0", "level": "", "digits": "", "failures": "", "source": "ami",
         }
 
-    async def cleanup(self) -> int:
-        """Drop ``CALLS_LIVE`` entries of engines that died (their callers are
-        settled above, or were answered)."""
-        dead, alive = [], {}
+    async def sweep(self) -> int:
+        """Settle ``CALLS_LIVE`` entries of engines that died: answered ones are
+        dropped, ones still waiting in a queue are left to the events, the rest
+        are summarised (missed, outcome unknown). Returns how many were written."""
+        waiting = self.waiting() if self.waiting is not None else None
+        if waiting is None:
+            return 0                      # not in sync with AMI: cannot tell who is still waiting
+        alive: dict[str, bool] = {}
+        dead: list[tuple[str, str, float, str]] = []
         async for uid, holder in self.redis.hscan_iter(keys.CALLS_LIVE, count=1000):
-            owner = holder.split("|", 1)[0]
+            owner, _, rest = holder.partition("|")
+            started, _, number = rest.partition("|")
             if owner not in alive:
                 alive[owner] = bool(await self.redis.exists(keys.engine_alive(owner)))
-            if not alive[owner] and uid not in self.pending:
-                dead.append(uid)
-        for i in range(0, len(dead), 1000):
-            await self.redis.hdel(keys.CALLS_LIVE, *dead[i:i + 1000])
-        return len(dead)
+            if not alive[owner] and uid not in self.pending and uid not in waiting:
+                dead.append((uid, owner, _float(started) or self.clock.now(), number))
+        wrote = 0
+        for uid, owner, started, number in dead:
+            if uid in self.connected or await self.redis.exists(keys.call_summarised(uid)):
+                await self.redis.hdel(keys.CALLS_LIVE, uid)
+                self.connected.discard(uid)
+                continue
+            left = _Left(uid, number, "", started, self.clock.now(), "", None, 0.0, 0.0)
+            summary = self._summary(left, engine_died=True)
+            ok = await self._write_once(keys=[keys.call_summarised(uid), keys.CALLS],
+                                        args=[orjson.dumps(summary).decode(), keys.CALL_SUMMARISED_TTL_S,
+                                              CALLS_STREAM_MAXLEN])
+            await self.redis.hdel(keys.CALLS_LIVE, uid)
+            if ok:
+                wrote += 1
+                self.written += 1
+                self.log.warning("missed_call_from_dead_engine", call_id=uid, number=mask_number(number),
+                                 engine=owner)
+        if wrote:
+            await self.replication.wait()
+        return wrote
 
 
 def _float(v) -> float | None:

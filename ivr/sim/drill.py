@@ -586,6 +586,9 @@ class Drill:
         unanswered_wanting = {c.number for c in calls
                               if c.wanted_person and c.outcome not in ("answered", "in_progress", "other")}
         missing = unanswered_wanting - numbers_with_record
+        lost_sample = [{"number": c.number, "at_s": round(c.at, 1), "outcome": c.outcome,
+                        "wait_s": None if c.wait_s is None else round(c.wait_s, 1)}
+                       for c in calls if c.number in missing][:20]
         counts = await CallbackStore(redis).counts()
         misdials = sum(1 for r in records if r.get("closed_reason") == "misdial")
         merged = sum(int(r.get("calls") or 1) - 1 for r in records)
@@ -619,6 +622,7 @@ class Drill:
             "callbacks_seat_busy": self.cb_seat_busy, "callback_backlog_end": counts["open"],
             "consistent": offered == by["answered"] + not_answered + by["in_progress"],
             "every_missed_caller_recorded": not missing, "missed_callers_without_record": len(missing),
+            "missed_callers_without_record_sample": lost_sample,
             "engines": self.processes or 1, "chaos": self.chaos, "faults": self.faults,
             "lost_callers": len(missing) + by["other"], "callbacks_doubled": self.cb_doubled,
             "audit_chains_verify": all(v == "ok" for v in audit.values()), "audit": audit,
