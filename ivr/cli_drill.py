@@ -49,7 +49,8 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     logs.configure(os.environ.get("IVR_LOG_LEVEL", "error"), "console")
     profile = load_profile(settings.home, profile_name)
     kw = dict(home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress,
-              processes=engines, chaos=chaos, progress_every_s=1.0 if sys.stderr.isatty() else 15.0)
+              processes=engines, chaos=chaos, progress_every_s=1.0 if sys.stderr.isatty() else 15.0,
+              log_dir=settings.data_dir / "drill-engines")
     if console:
         kw.update(http_listen=str(settings.http_listen) if settings.http_listen.port else "127.0.0.1:0",
                   on_ready=_open_console)

@@ -111,7 +111,8 @@ class Drill:
     def __init__(self, profile: Profile, *, home: Path, speed: float | None = None, contingency: str = "auto",
                  seed: int = 12345, duration_s: float | None = None, progress=None,
                  http_listen: str = "127.0.0.1:0", on_ready=None, start_epoch: float | None = None,
-                 processes: int = 0, chaos: bool = False, progress_every_s: float = 1.0) -> None:
+                 processes: int = 0, chaos: bool = False, progress_every_s: float = 1.0,
+                 log_dir: Path | None = None) -> None:
         self.p = profile
         self.home = home
         self.speed = speed or profile.speed
@@ -140,6 +141,7 @@ class Drill:
         # engines in processes of their own (0: one engine in this process); chaos needs two or more
         self.processes = max(processes, 2) if chaos else processes
         self.progress_every_s = progress_every_s
+        self.log_dir = log_dir              # engine processes' logs (kept after the drill)
 
     # -- the PBX ------------------------------------------------------------------
 
@@ -364,7 +366,7 @@ class Drill:
             self.clock = SimClock(self.speed, start, lead_s=PROCESSES_START_S)
             await self._fixed_level()
             self.engine_set = EngineSet(
-                self.processes, home=self.home, folder=self.tmp / "engines", redis_url=url,
+                self.processes, home=self.home, folder=self.log_dir or self.tmp / "engines", redis_url=url,
                 ami_url=settings_env["IVR_AMI_URL"], clock=self.clock.engine.describe(), contingency_mode=mode,
                 http_listen=self.http_listen,
                 extra_env={"IVR_AUDIT_KEY_FILE": str(key), "IVR_AUDIT_CHECKPOINT_FILE": str(checkpoints)})

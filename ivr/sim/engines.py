@@ -92,6 +92,7 @@ class EngineSet:
                 "IVR_DRAIN_S": "2", "IVR_AUDIT_CHECKPOINT_S": "30", **(extra_env or {})}
         self.engines = []
         for i in range(n):
+            (folder / f"engine-{i + 1}.log").unlink(missing_ok=True)      # this drill's logs only
             env = {**base, "IVR_DATA_DIR": str(folder / f"engine-{i + 1}"),
                    "IVR_HTTP_LISTEN": http_listen if i == 0 else "127.0.0.1:0"}
             self.engines.append(EngineProcess(f"engine-{i + 1}", env, folder / f"engine-{i + 1}.log"))
