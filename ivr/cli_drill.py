@@ -98,8 +98,22 @@ def _open_console(engine) -> None:
             await accounts.add(user, role, password)
         host = engine.settings.http_listen.host
         print(f"\n控制台 console: http://{host}:{engine.http_port}/console/  — users ops, manager, auditor; "
-              f"password {password} (this drill only)\n", file=sys.stderr, flush=True)
+              f"password {password} (this drill only)", file=sys.stderr)
+        print(f"另一个终端 in another terminal: IVR_REDIS_URL={engine.settings.redis_url} ivr status",
+              file=sys.stderr)
+        print(WHERE_TO_LOOK + "\n", file=sys.stderr, flush=True)
     asyncio.ensure_future(create())
+
+
+WHERE_TO_LOOK = """
+在控制台里看 where to look in the console (while it runs; the address is above):
+  值班长 manager   /console/seats?wall=1  the wallboard: waiting, emergency waiting, the level the plan raised by
+                   itself (and who, why, until when), seats the plan added, the callback backlog shrinking in the calm
+                   /console/seats         the level's history: raised automatically at the surge, stood down when calm
+  运营 ops         /console/ops           the flows and the policy announcements callers heard while waiting
+  审计员 auditor   /console/audit         today's callbacks: who was called back, when, by which seat, with what
+                   outcome; the answer rates; the audit chains verified
+  report: the drill report above; var/drill-demo.svg draws the surge, the level and the backlog over time"""
 
 
 def cmd_drill(args, settings: Settings) -> int:
@@ -113,8 +127,32 @@ def cmd_demo(args, settings: Settings) -> int:
         from ivr import demo
         return demo.main(args, settings)
     report = settings.data_dir / "drill-demo.json"
-    return run(settings, "demo", speed=args.speed, contingency="auto", report=report, compare=False,
-               duration=None, seed=12345, console=True)
+    rc = run(settings, "demo", speed=args.speed, contingency="auto", report=report, compare=False,
+             duration=None, seed=12345, console=True)
+    closing(report)
+    return rc
+
+
+def closing(report_path: Path) -> None:
+    """The demo's last lines: the promise, in figures, and where each part was shown."""
+    try:
+        r = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    levels = r["series"]["level"]
+    top = max(levels, default=0)
+    print(f"""
+演示小结 what the demo showed:
+  高峰 the surge: {r['offered']} calls for {r['seats']} seats; the level rose by itself to {top} and stood
+      {'down to ' + str(levels[-1]) if levels and levels[-1] < top else 'at ' + str(top)} by the end (wallboard and level history)
+  播报 {r['satisfied_by_announcement']} callers hung up satisfied after the policy announcement (ops: announcements)
+  紧急 {r['emergency_calls']} emergency calls overtook the line: wait p95 {r['emergency_wait_p95_s']} s vs ordinary
+      {r['ordinary_wait_p95_s']} s
+  回拨 {r['missed_call_records']} missed calls recorded (+{r['repeat_dialers_merged']} repeat calls merged);
+      {r['callbacks_made']} callbacks made in the calm, {r['callbacks_reached']} reached; {r['callback_backlog_end']} still
+      open at the end (auditor: callbacks, trails)
+  审计 audit chains verify: {'OK' if r.get('audit_chains_verify') else 'FAILED'} (auditor: verification)
+  report {report_path} and {report_path.with_suffix('.svg')} (open the picture in a browser)""")
 
 
 def add_commands(sub) -> None:

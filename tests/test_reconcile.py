@@ -115,6 +115,7 @@ async def test_sweep_summarises_calls_of_dead_engines_that_left_no_trace(redis):
     r = QueueReconciler(redis, clock=WallClock(), emergency_queues=frozenset(), log=LOG, grace_s=0.0,
                         waiting=lambda: {"600.2"})                  # 600.2 still waits in a queue
     r.on_event(ev("AgentConnect", "600.3"))                         # 600.3 was answered
+    assert await r.sweep() == 0                                     # judged on the second look only
     assert await r.sweep() == 1
     (s,) = await summaries(redis)
     assert s["uniqueid"] == "600.1" and s["number"] == "13900000061" and s["wanted_person"] == "1"

@@ -89,6 +89,7 @@ class QueueReconciler:
         self.replication = Replication(redis)
         self._last_cleanup = time.monotonic()
         self.waiting = waiting        # () -> uniqueids waiting in a queue now, or None while AMI is not in sync
+        self._suspects: set[str] = set()
 
     # -- AMI events (called by the controller for every event) ---------------------
 
@@ -128,7 +129,8 @@ class QueueReconciler:
         due = [p for p in self.pending.values() if p.due <= now_m]
         wrote = 0
         for p in due:
-            if p.uniqueid in self.connected:        # a seat took the call
+            if p.uniqueid in self.connected:        # a seat took the call: nothing missed
+                await self._answered(p.uniqueid)
                 self._forget(p.uniqueid)
                 continue
             hold = self.abandoned.get(p.uniqueid)
@@ -144,6 +146,13 @@ class QueueReconciler:
             self._last_cleanup = now_m
             wrote += await self.sweep()
         return wrote
+
+    async def _answered(self, uid: str) -> None:
+        """A dead engine's caller whom a seat answered: no summary is owed (a
+        live engine writes its own and clears its entry)."""
+        holder = await self.redis.hget(keys.CALLS_LIVE, uid)
+        if holder and not await self.redis.exists(keys.engine_alive(holder.split("|", 1)[0])):
+            await self.redis.hdel(keys.CALLS_LIVE, uid)
 
     def _forget(self, uid: str) -> None:
         self.pending.pop(uid, None)
@@ -197,13 +206,19 @@ class QueueReconciler:
             return 0                      # not in sync with AMI: cannot tell who is still waiting
         alive: dict[str, bool] = {}
         dead: list[tuple[str, str, float, str]] = []
+        suspects: set[str] = set()
         async for uid, holder in self.redis.hscan_iter(keys.CALLS_LIVE, count=1000):
             owner, _, rest = holder.partition("|")
             started, _, number = rest.partition("|")
             if owner not in alive:
                 alive[owner] = bool(await self.redis.exists(keys.engine_alive(owner)))
             if not alive[owner] and uid not in self.pending and uid not in waiting:
-                dead.append((uid, owner, _float(started) or self.clock.now(), number))
+                # judged only when seen so in two sweeps running: a caller the
+                # dialplan is moving from a dead engine to a queue is not missed
+                suspects.add(uid)
+                if uid in self._suspects:
+                    dead.append((uid, owner, _float(started) or self.clock.now(), number))
+        self._suspects = suspects - {d[0] for d in dead}
         wrote = 0
         for uid, owner, started, number in dead:
             if uid in self.connected or await self.redis.exists(keys.call_summarised(uid)):
