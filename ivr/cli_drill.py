@@ -57,6 +57,8 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     print(f"演练 drill '{profile.name}': {profile.description}; about {profile.expected_calls:,.0f} first calls "
           f"in {(duration or profile.duration_s) / 60:.0f} simulated minutes at speed {speed or profile.speed:g}",
           file=sys.stderr)
+    import signal
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # SIGTERM stops a drill like Ctrl-C: cleaned up
     main = asyncio.run(run_drill(profile, contingency=contingency, **kw))
     if sys.stderr.isatty():
         print(file=sys.stderr)

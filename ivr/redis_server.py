@@ -38,9 +38,10 @@ def redis_server_binary() -> str:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, *, persist: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, persist: bool = True, preexec_fn=None) -> None:
         self.data_dir = Path(data_dir) / "redis"
         self.persist = persist
+        self.preexec_fn = preexec_fn      # a drill's server dies with the drill
         self.proc: subprocess.Popen | None = None
         self._sock_dir: str | None = None
         self.socket_path = ""
@@ -72,7 +73,8 @@ class EmbeddedRedis:
         # umask 077: the append-only file (every call summary, every callback
         # number) and the log are the engine's alone: 0600
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True, umask=0o077)
+                                     stderr=subprocess.DEVNULL, start_new_session=True, umask=0o077,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

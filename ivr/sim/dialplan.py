@@ -39,8 +39,20 @@ class Priority:
     data: str
 
 
+_parsed: dict[tuple[str, str, str, int], tuple[dict[str, str], list[Priority]]] = {}
+
+
 def read_context(path: Path, context: str, exten: str) -> tuple[dict[str, str], list[Priority]]:
-    """``[globals]`` and the priorities of ``exten`` in ``context``, in order."""
+    """``[globals]`` and the priorities of ``exten`` in ``context``, in order
+    (read once per version of the file: a drill runs it for every call)."""
+    key = (str(path), context, exten, path.stat().st_mtime_ns)
+    if key not in _parsed:
+        _parsed[key] = _read_context(path, context, exten)
+    globals_, prios = _parsed[key]
+    return dict(globals_), prios
+
+
+def _read_context(path: Path, context: str, exten: str) -> tuple[dict[str, str], list[Priority]]:
     section, globals_, prios = "", {}, []
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.split(";", 1)[0].strip()

@@ -36,6 +36,7 @@ from ivr.redis_server import EmbeddedRedis, connect
 from ivr.settings import load_settings
 from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel
 from ivr.sim.dialplan import run_dialplan
+from ivr.sim.engines import die_with_parent
 from ivr.sim.ami_server import SimAmiServer
 from ivr.sim.callcenter import CallCenter, Outcome
 from ivr.sim.pbx import SimPbx
@@ -339,7 +340,7 @@ class Drill:
         key, checkpoints = self.tmp / "audit.key", self.tmp / "audit-checkpoints.jsonl"
         audit_keys.configure(key, checkpoints)
         if self.processes == 0:
-            self.redis_srv = EmbeddedRedis(self.tmp, persist=False)
+            self.redis_srv = EmbeddedRedis(self.tmp, persist=False, preexec_fn=die_with_parent)
             url = self.redis_srv.start()
             self.redis = connect(url)
             self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
@@ -360,7 +361,7 @@ class Drill:
                 self.sentinels = await asyncio.to_thread(SentinelSet(self.tmp / "redis").start)
                 url = self.sentinels.url
             else:
-                self.redis_srv = EmbeddedRedis(self.tmp, persist=False)
+                self.redis_srv = EmbeddedRedis(self.tmp, persist=False, preexec_fn=die_with_parent)
                 url = self.redis_srv.start()
             self.redis = connect(url)
             self.clock = SimClock(self.speed, start, lead_s=PROCESSES_START_S)
@@ -591,6 +592,19 @@ class Drill:
         lost_sample = [{"number": c.number, "at_s": round(c.at, 1), "outcome": c.outcome,
                         "wait_s": None if c.wait_s is None else round(c.wait_s, 1)}
                        for c in calls if c.number in missing][:20]
+        if missing:          # where the trail ends: a summary in the stream, or none
+            from ivr.calls import read_summary
+            seen = {}
+            for _, f in await redis.xrange(keys.CALLS):
+                sm = read_summary(f)
+                if sm.get("number") in missing:
+                    seen.setdefault(sm["number"], []).append({k: sm.get(k) for k in (
+                        "uniqueid", "queue_status", "wanted_person", "outcome", "hold_s", "source")})
+            pending = await redis.xpending(keys.CALLS, "callbacks")
+            for x in lost_sample:
+                x["summaries"] = seen.get(x["number"], [])
+            lost_sample.append({"stream_pending": pending.get("pending"),
+                                "consumers": [c.get("name") for c in pending.get("consumers", [])]})
         counts = await CallbackStore(redis).counts()
         misdials = sum(1 for r in records if r.get("closed_reason") == "misdial")
         merged = sum(int(r.get("calls") or 1) - 1 for r in records)

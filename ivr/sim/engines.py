@@ -20,6 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the drill's process dies, even
+    by SIGKILL (Linux ``PR_SET_PDEATHSIG``), so a stopped drill leaves nothing
+    running."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)       # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -47,7 +60,8 @@ class EngineProcess:
         env = {**self.env, "IVR_AGI_LISTEN": f"127.0.0.1:{self.agi_port}"}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log, start_new_session=True)
+                                         stdout=log, stderr=log, start_new_session=True,
+                                         preexec_fn=die_with_parent)
         self.started_at = time.monotonic()
 
     async def wait_answering(self, timeout_s: float = 30.0) -> float:

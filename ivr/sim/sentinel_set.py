@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from ivr.redis_server import redis_server_binary
+from ivr.sim.engines import die_with_parent
 
 SERVICE = "ivr"
 
@@ -42,7 +43,8 @@ class SentinelSet:
         log = open(self.folder / f"{name}.log", "ab")
         try:
             self.procs[name] = subprocess.Popen([redis_server_binary(), *args], stdin=subprocess.DEVNULL,
-                                                stdout=log, stderr=log, start_new_session=True)
+                                                stdout=log, stderr=log, start_new_session=True,
+                                                preexec_fn=die_with_parent)
         finally:
             log.close()
 
