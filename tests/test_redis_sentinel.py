@@ -66,6 +66,7 @@ async def test_missed_calls_acknowledged_by_the_replica_survive_a_failover(senti
 
 @pytest.mark.slow
 async def test_a_write_the_replica_did_not_take_is_not_acknowledged(sentinel_set):
+    assert await asyncio.to_thread(sentinel_set.wait_ready)      # after the failover above: a replica again
     redis = connect(sentinel_set.url)
     replica = sentinel_set.procs[next(n for n in ("a", "b") if n != sentinel_set.master_name())]
     try:
