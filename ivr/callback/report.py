@@ -66,8 +66,12 @@ def period(date_from: str, date_to: str, tz) -> tuple[float, float]:
     """[start of date_from, end of date_to) in the hotline's time zone."""
     import datetime as dt
 
-    start = dt.datetime.combine(dt.date.fromisoformat(date_from), dt.time(), tz)
-    end = dt.datetime.combine(dt.date.fromisoformat(date_to), dt.time(), tz) + dt.timedelta(days=1)
+    start_d, end_d = dt.date.fromisoformat(date_from), dt.date.fromisoformat(date_to)
+    for d in (start_d, end_d):
+        if not 2000 <= d.year <= 2100:        # 0001 or 9999 overflowed the timestamp arithmetic (a 500)
+            raise ValueError(f"日期须在 2000 至 2100 年之间 {d.isoformat()}: dates from 2000 to 2100")
+    start = dt.datetime.combine(start_d, dt.time(), tz)
+    end = dt.datetime.combine(end_d, dt.time(), tz) + dt.timedelta(days=1)
     if end <= start:
         raise ValueError("the period ends before it starts")
     return start.timestamp(), end.timestamp()

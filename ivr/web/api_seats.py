@@ -14,7 +14,7 @@ from ivr.callback.store import CallbackStore
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import expiry_for
 from ivr.project import Project, require_operations
-from ivr.web.app import INT, STR, Route, body_json, ctx_of, error, fields, obj, principal
+from ivr.web.app import INT, STR, Route, body_json, ctx_of, error, fields, obj, principal, still_signed_in
 
 SEATS = ("seat_manager",)
 WALLBOARD_PUSH_S = 1.0
@@ -58,7 +58,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     ctx = ctx_of(request)
     try:
-        while True:
+        while await still_signed_in(request):      # a sign-out or password change ends the stream
             data = json.dumps(await _board(ctx), ensure_ascii=False)
             await resp.write(f"event: board\ndata: {data}\n\n".encode())
             await asyncio.sleep(WALLBOARD_PUSH_S)
