@@ -97,6 +97,7 @@ def _known_other(data: bytes) -> str:
 
 
 def _limits() -> None:                       # runs in the child, before exec
+    os.nice(10)                                          # calls win the CPU over a decoder
     resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_S, CHILD_CPU_S))
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_BYTES, CHILD_MEMORY_BYTES))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))     # writes only to its pipes

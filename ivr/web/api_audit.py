@@ -7,10 +7,11 @@ from aiohttp import web
 
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog
-from ivr.callback.report import gather, period, records_csv
+from ivr.callback.report import period, records_csv
 from ivr.callback.store import AUDIT, CallbackQueries
 from ivr.logs import mask_number
 from ivr.web.app import Route, ctx_of, error
+from ivr.web.offload import gather      # in a child process: a month's report must not hold the calls' loop
 
 AUDITOR = ("auditor",)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,9 +216,11 @@ async def login(request: web.Request) -> web.Response:
     limiter = LoginLimiter(ctx.redis, ctx.audit())
     wait_s = await limiter.blocked_for(user, address)
     if wait_s:
-        return web.json_response({"error": f"登录尝试过多，请 {wait_s} 秒后再试 too many sign-in attempts: "
-                                           f"try again in {wait_s} s"},
-                                 status=429, headers={"Retry-After": str(wait_s)})
+        await limiter.tarpit(wait_s)
+        retry = max(1, math.ceil(wait_s))
+        return web.json_response({"error": f"登录尝试过多，请 {retry} 秒后再试 too many sign-in attempts: "
+                                           f"try again in {retry} s"},
+                                 status=429, headers={"Retry-After": str(retry)})
     role = await ctx.accounts.check(user, password)
     if role is None:
         await limiter.failed(user, address)
