@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog
-from ivr.callback.report import period, records_csv
-from ivr.callback.store import AUDIT, CallbackQueries
+from ivr.callback.report import period
+from ivr.callback.store import CallbackQueries
 from ivr.logs import mask_number
 from ivr.web.app import Route, ctx_of, error
-from ivr.web.offload import gather      # in a child process: a month's report must not hold the calls' loop
+from ivr.web import offload
 
 AUDITOR = ("auditor",)
 
@@ -27,24 +25,17 @@ def _period(request: web.Request) -> tuple[float, float]:
 
 
 async def report(request: web.Request) -> web.Response:
+    # built in a child process: a month's report must not hold the calls' loop (ivr.web.offload)
     start, end = _period(request)
-    r, rows = await gather(ctx_of(request).redis, start, end)
-    delays = sorted(float(x["first_callback_at"]) - float(x["first_at"]) for x in rows if x.get("first_callback_at"))
-    edges = [600, 1800, 3600, 7200, 14400, 86400]     # time to first callback, for the chart
-    hist = [sum(1 for d in delays if (edges[i - 1] if i else 0) <= d < e) for i, e in enumerate(edges)]
-    hist.append(sum(1 for d in delays if d >= edges[-1]))
-    return web.json_response({**r, "time_to_callback_histogram": {"edges_s": edges, "counts": hist},
-                              "callbacks_list": [{"id": x.get("id"), "number": mask_number(x.get("number", "")),
-                                                  "kind": x.get("kind"), "state": x.get("state"),
-                                                  "closed_reason": x.get("closed_reason", "")}
-                                                 for x in sorted(rows, key=lambda x: float(x.get("first_at", 0)))][:500]})
+    body = await offload.report_json(ctx_of(request).redis, start, end)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def report_csv(request: web.Request) -> web.Response:
     start, end = _period(request)
-    _, rows = await gather(ctx_of(request).redis, start, end)
+    body = await offload.report_csv(ctx_of(request).redis, start, end)
     name = f"callbacks-{request.query['from']}-{request.query['to']}.csv"
-    return web.Response(text=records_csv(rows), content_type="text/csv", charset="utf-8",
+    return web.Response(body=body, content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
@@ -53,18 +44,12 @@ async def record(request: web.Request) -> web.Response:
     rec = await CallbackQueries(ctx.redis).find(request.match_info["key"])
     if rec is None:
         return error(404, "no such callback")
-    trail = [{"stream_id": rid, **e} for rid, e in await AuditLog(ctx.redis, AUDIT).entries()
-             if e.get("id") == rec["id"]]
+    trail = await offload.trail(ctx.redis, rec["id"])      # walks the whole log: in a child process
     return web.json_response({"record": {**rec, "number": mask_number(rec.get("number", ""))}, "trail": trail})
 
 
 async def verify(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
-    out = {}
-    for name, stream in keys.AUDIT_LOGS.items():
-        res = await AuditLog(ctx.redis, stream).verify()
-        out[name] = {"ok": res.ok, "entries": res.entries, "problem": res.problem, "entry_id": res.entry_id}
-    return web.json_response(out)
+    return web.json_response(await offload.verify(ctx_of(request).redis))      # in a child process
 
 
 ROUTES = [
