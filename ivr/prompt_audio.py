@@ -17,6 +17,9 @@ child process with limits, written where Asterisk can read them.
   temporary file in the target directory and renamed, mode 0644 (Asterisk runs
   as another user); the temporary file is removed on every error path.
 
+``convert_in_child`` runs all of this (probe, decode, normalise) in a Python
+worker process at a lower CPU priority: the engine's only work is to wait for
+the finished WAV, so its event loop and its memory stay out of it.
 Every function here blocks: callers on the event loop use ``asyncio.to_thread``.
 """
 
@@ -103,6 +106,45 @@ def _limits() -> None:                       # runs in the child, before exec
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))     # writes only to its pipes
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _worker_limits() -> None:                # the Python worker: it writes the upload to a temp file
+    os.nice(10)
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_BYTES, CHILD_MEMORY_BYTES))
+    resource.setrlimit(resource.RLIMIT_CPU, (2 * CHILD_CPU_S, 2 * CHILD_CPU_S))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024 * 1024, 64 * 1024 * 1024))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def convert_in_child(data: bytes, *, wall_timeout_s: float = WALL_TIMEOUT_S) -> Converted:
+    """``convert`` in ``python -m ivr.prompt_audio`` (upload on stdin, WAV on stdout)."""
+    import sys
+
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ivr.prompt_audio", f"{wall_timeout_s:g}"], input=data,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_worker_limits,
+                              timeout=3 * wall_timeout_s, close_fds=True)
+    except subprocess.TimeoutExpired as exc:
+        raise AudioRefused(f"音频解码超时（{3 * wall_timeout_s:g} 秒） decoding took too long") from exc
+    if proc.returncode == 2:
+        raise AudioRefused(proc.stderr.decode(errors="replace").strip()[-500:])
+    if proc.returncode != 0:
+        raise AudioRefused(f"无法读取该音频 the audio could not be read (worker exit {proc.returncode})")
+    head, _, wav = proc.stdout.partition(b"\n")
+    meta = json.loads(head)
+    return Converted(wav, meta["seconds"], meta["format"])
+
+
+def _worker_main() -> None:
+    import sys
+
+    try:
+        conv = convert(sys.stdin.buffer.read(), wall_timeout_s=float(sys.argv[1]))
+    except AudioRefused as exc:
+        sys.stderr.write(str(exc))
+        sys.exit(2)
+    sys.stdout.buffer.write(json.dumps({"seconds": conv.seconds, "format": conv.source_format}).encode() + b"\n")
+    sys.stdout.buffer.write(conv.wav)
 
 
 def _child(args: list[str], wall_timeout_s: float) -> bytes:
@@ -214,3 +256,7 @@ def write_prompt(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+if __name__ == "__main__":
+    _worker_main()

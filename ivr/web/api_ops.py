@@ -19,7 +19,7 @@ from ivr.announcements import parse_announcements
 from ivr.errors import ConfigError, FlowNotFound
 from ivr.flow.store import FlowStore
 from ivr.project import Project, check_flow_texts, prompt_names
-from ivr.prompt_audio import AudioRefused, convert, write_prompt
+from ivr.prompt_audio import AudioRefused, convert_in_child, write_prompt
 from ivr.web.app import STR, Route, bad_request, body_json, ctx_of, error, fields, obj, principal
 
 OPS = ("operations",)
@@ -214,7 +214,7 @@ async def prompt_upload(request: web.Request) -> web.Response:
         return error(400, "没有文件 no file")
     try:
         # decoding happens in a child process with limits; the thread only waits for it
-        conv = await asyncio.to_thread(convert, data)
+        conv = await asyncio.to_thread(convert_in_child, data)
         await asyncio.to_thread(write_prompt, _project(request).home / "prompts" / f"{name}.wav", conv.wav)
     except AudioRefused as exc:
         return error(400, str(exc))
