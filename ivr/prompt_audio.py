@@ -108,22 +108,24 @@ def _limits() -> None:                       # runs in the child, before exec
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _worker_limits() -> None:                # the Python worker: it writes the upload to a temp file
-    os.nice(10)
-    resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_BYTES, CHILD_MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_CPU, (2 * CHILD_CPU_S, 2 * CHILD_CPU_S))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024 * 1024, 64 * 1024 * 1024))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _worker_command(wall_timeout_s: float) -> list[str]:
+    """The Python worker under limits set by prlimit(1) and nice(1) rather than a
+    preexec_fn: without one, the engine spawns it with vfork, not a fork that
+    copies the engine's page tables while holding the interpreter."""
+    import sys
+
+    prlimit = shutil.which("prlimit")
+    limits = ([prlimit, f"--as={CHILD_MEMORY_BYTES}", f"--cpu={2 * CHILD_CPU_S}", f"--fsize={64 * 1024 * 1024}",
+               "--core=0", "--"] if prlimit else [])
+    nice = [shutil.which("nice") or "nice", "-n", "10"]
+    return [*limits, *nice, sys.executable, "-m", "ivr.prompt_audio", f"{wall_timeout_s:g}"]
 
 
 def convert_in_child(data: bytes, *, wall_timeout_s: float = WALL_TIMEOUT_S) -> Converted:
     """``convert`` in ``python -m ivr.prompt_audio`` (upload on stdin, WAV on stdout)."""
-    import sys
-
     try:
-        proc = subprocess.run([sys.executable, "-m", "ivr.prompt_audio", f"{wall_timeout_s:g}"], input=data,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_worker_limits,
-                              timeout=3 * wall_timeout_s, close_fds=True)
+        proc = subprocess.run(_worker_command(wall_timeout_s), input=data, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=3 * wall_timeout_s, close_fds=True)
     except subprocess.TimeoutExpired as exc:
         raise AudioRefused(f"音频解码超时（{3 * wall_timeout_s:g} 秒） decoding took too long") from exc
     if proc.returncode == 2:

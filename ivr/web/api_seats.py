@@ -52,6 +52,25 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(await _board(ctx_of(request)))
 
 
+async def _shared_event(ctx) -> bytes:
+    """One board per push interval for all open wallboards: twenty streams used
+    to build twenty boards in the same instant, a burst the calls' loop waited
+    behind. Streams arriving while it is built wait for the same one."""
+    cache = ctx.__dict__.setdefault("_wallboard", {"at": -1e9, "body": b"", "building": None})
+    if time.monotonic() - cache["at"] < WALLBOARD_PUSH_S / 2:
+        return cache["body"]
+    if cache["building"] is None:
+        async def build() -> bytes:
+            try:
+                data = json.dumps(await _board(ctx), ensure_ascii=False)
+                cache.update(at=time.monotonic(), body=f"event: board\ndata: {data}\n\n".encode())
+                return cache["body"]
+            finally:
+                cache["building"] = None
+        cache["building"] = asyncio.ensure_future(build())
+    return await asyncio.shield(cache["building"])
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     """The wallboard's feed: one event per second, no reload."""
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -59,8 +78,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
     try:
         while await still_signed_in(request):      # a sign-out or password change ends the stream
-            data = json.dumps(await _board(ctx), ensure_ascii=False)
-            await resp.write(f"event: board\ndata: {data}\n\n".encode())
+            await resp.write(await _shared_event(ctx))
             await asyncio.sleep(WALLBOARD_PUSH_S)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
