@@ -77,13 +77,26 @@ def period(date_from: str, date_to: str, tz) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
+async def _audit_entries(log, start: str, end: str, page: int = 2000):
+    """The entries of [start, end] a page at a time: one XRANGE of a month's
+    hundreds of thousands of entries held Redis (and every call's command
+    waiting on it) while it built the reply."""
+    while True:
+        rows = await log.entries(start, end, count=page)
+        for _, e in rows:
+            yield e
+        if len(rows) < page:
+            return
+        start = "(" + rows[-1][0]
+
+
 async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:
     """The report for [start, end) and the callbacks it counts."""
     from ivr.audit import AuditLog
     from ivr.callback.store import AUDIT, CallbackQueries
 
     recs = await CallbackQueries(redis).all_records(closed_since=start)
-    attempts = [e for _, e in await AuditLog(redis, AUDIT).entries(f"{int(start * 1000)}-0", f"{int(end * 1000)}-0")
-                if e.get("kind") == "attempt"]
+    attempts = [e async for e in _audit_entries(AuditLog(redis, AUDIT), f"{int(start * 1000)}-0",
+                                                f"{int(end * 1000)}-0") if e.get("kind") == "attempt"]
     rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
     return report(recs, attempts, start, end), rows
