@@ -18,7 +18,7 @@ child process with limits, written where Asterisk can read them.
   as another user); the temporary file is removed on every error path.
 
 ``convert_in_child`` runs all of this (probe, decode, normalise) in a Python
-worker process at a lower CPU priority: the engine's only work is to wait for
+worker process at the lowest CPU priority (SCHED_IDLE): the engine's only work is to wait for
 the finished WAV, so its event loop and its memory stay out of it.
 Every function here blocks: callers on the event loop use ``asyncio.to_thread``.
 """
@@ -109,7 +109,7 @@ def _limits() -> None:                       # runs in the child, before exec
 
 
 def _worker_command(wall_timeout_s: float) -> list[str]:
-    """The Python worker under limits set by prlimit(1) and nice(1) rather than a
+    """The Python worker under limits set by prlimit(1) and at low priority rather than a
     preexec_fn: without one, the engine spawns it with vfork, not a fork that
     copies the engine's page tables while holding the interpreter."""
     import sys
@@ -117,8 +117,18 @@ def _worker_command(wall_timeout_s: float) -> list[str]:
     prlimit = shutil.which("prlimit")
     limits = ([prlimit, f"--as={CHILD_MEMORY_BYTES}", f"--cpu={2 * CHILD_CPU_S}", f"--fsize={64 * 1024 * 1024}",
                "--core=0", "--"] if prlimit else [])
-    nice = [shutil.which("nice") or "nice", "-n", "10"]
-    return [*limits, *nice, sys.executable, "-m", "ivr.prompt_audio", f"{wall_timeout_s:g}"]
+    return [*limits, *low_priority(), sys.executable, "-m", "ivr.prompt_audio", f"{wall_timeout_s:g}"]
+
+
+def low_priority() -> list[str]:
+    """A command prefix that runs a child only on CPU time the engine leaves:
+    SCHED_IDLE (chrt(1), no privilege needed; inherited by its own children),
+    else nice 10. Measured: nice 10 alone still cost calls milliseconds at p99
+    on 2 cores, since a niced child keeps its core until the scheduler's next tick."""
+    chrt = shutil.which("chrt")
+    if chrt:
+        return [chrt, "--idle", "0"]
+    return [shutil.which("nice") or "nice", "-n", "10"]
 
 
 def convert_in_child(data: bytes, *, wall_timeout_s: float = WALL_TIMEOUT_S) -> Converted:

@@ -345,3 +345,45 @@ async def test_console_pages_run_under_their_content_security_policy(site, brows
         await page.click("button:has-text('Sign out')")
         await page.wait_for_url(f"{base}/console/login")
         assert not violations, violations
+
+
+async def test_a_month_report_over_a_large_backlog_does_not_hold_the_event_loop(web, redis):
+    """The report is built in a child process: the loop that answers calls keeps
+    ticking while an auditor asks for the month."""
+    import datetime as dt
+    import random
+    from zoneinfo import ZoneInfo
+
+    from ivr import logs
+    from ivr.bench.callbacks import _NoAck, _summaries
+    from ivr.callback.capture import MissedCallCapture
+    from ivr.callback.policy import Policy
+    from ivr.callback.store import CallbackStore
+
+    store = CallbackStore(redis)
+    cap = MissedCallCapture(redis, store, Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59))),
+                            ZoneInfo("Asia/Shanghai"), logs.get("test"))
+    cap.redis = _NoAck(redis)
+    entries = _summaries(20_000, 15_000, time.time() - 3 * 3600, random.Random(1))
+    for i in range(0, len(entries), 2000):
+        await cap.handle(entries[i:i + 2000], now=time.time())
+    c, _ = await web("audit")
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker():
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.002)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    t = asyncio.create_task(ticker())
+    r = await c.get(f"/api/callbacks/report?from={(today - dt.timedelta(days=30)).isoformat()}&to={today}")
+    body = await r.json()
+    done.set()
+    await t
+    assert r.status == 200 and body["callbacks"] > 10_000
+    assert max(gaps) < 0.1, f"the loop stalled {max(gaps) * 1000:.0f} ms"

@@ -2,8 +2,8 @@
 
 Passwords are hashed with scrypt (the standard library's: no dependency for
 something this small), each with its own salt. scrypt costs ~50 ms of CPU and
-16 MB: it runs in a worker thread (OpenSSL's scrypt releases the GIL), one at a
-time per process, never on the event loop that serves calls. Sessions are
+16 MB: it runs in one worker thread at the lowest CPU priority (OpenSSL's scrypt
+releases the GIL), never on the event loop that serves calls. Sessions are
 random tokens in a cookie, expiring after ``SESSION_IDLE_S`` without use; each
 carries a CSRF token the console sends back in a header on every change. Both
 sessions and API tokens (for automation) are stored only as the SHA-256 of the
@@ -18,9 +18,12 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -55,19 +58,22 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-_hashing: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+def _idle_thread() -> None:
+    """The hashing thread runs on CPU time the calls leave (Linux: SCHED_IDLE
+    applies to this thread only)."""
+    try:
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
+# one thread: however many sign-ins arrive, hashing never takes more than one core from the calls
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrypt", initializer=_idle_thread)
 
 
 async def _hash_off_loop(password: str, salt: bytes) -> str:
-    """scrypt in a worker thread, one at a time: the console never takes more
-    than one core from the calls, however many sign-ins arrive."""
-    loop = asyncio.get_running_loop()
-    sem = _hashing.get(loop)
-    if sem is None:
-        _hashing.clear()                     # an earlier loop (tests, CLI) is gone
-        sem = _hashing[loop] = asyncio.Semaphore(1)
-    async with sem:
-        return await asyncio.to_thread(_hash, password, salt)
+    """scrypt off the event loop (OpenSSL's scrypt releases the GIL)."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHER, _hash, password, salt)
 
 
 class Accounts:
@@ -122,10 +128,19 @@ class Accounts:
     async def open_session(self, user: str, role: str) -> tuple[str, str]:
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         digest = _digest(token)
+        # the user's set has no expiry (a session in use lives on past any fixed time): the
+        # entries of sessions that expired idle are dropped here, at the next sign-in
+        known = list(await self.redis.smembers(USER_SESSIONS + user))
+        if known:
+            pipe = self.redis.pipeline(transaction=False)
+            for d in known:
+                pipe.exists(SESSION + d)
+            dead = [d for d, alive in zip(known, await pipe.execute()) if not alive]
+            if dead:
+                await self.redis.srem(USER_SESSIONS + user, *dead)
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(SESSION + digest, json.dumps({"user": user, "role": role, "csrf": csrf}), ex=SESSION_IDLE_S)
         pipe.sadd(USER_SESSIONS + user, digest)
-        pipe.expire(USER_SESSIONS + user, SESSION_IDLE_S)
         await pipe.execute()
         return token, csrf
 

@@ -5,23 +5,22 @@ A month's callback report reads every callback and every attempt of the
 period (hundreds of thousands of Redis replies turned into Python objects):
 measured in the engine's loop it held AGI commands up to seconds
 (`ivr bench agi --console-load`, docs/benchmarks.md). Here it runs in
-``python -m ivr.web.offload`` at a lower CPU priority (nice 10: calls win the
-cores), with its own Redis connection; the parent only waits for one JSON
+``python -m ivr.web.offload`` at the lowest CPU priority (SCHED_IDLE: it runs
+only on CPU time the calls leave), with its own Redis connection; the parent only waits for one JSON
 reply. The request (the Redis URL included) goes on stdin, never argv.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 from urllib.parse import quote
 
 import orjson
 
 from ivr import logs
+from ivr.prompt_audio import low_priority
 
-CHILD_NICE = 10
 REPORT_TIMEOUT_S = 300.0
 
 log = logs.get("web")
@@ -47,9 +46,10 @@ class OffloadError(RuntimeError):
 async def _run_child(request: dict, timeout_s: float) -> bytes:
     """The child's stdout: the finished response body, passed on without parsing
     (parsing 30,000 rows back took the loop 130 ms)."""
-    # nice(1), not a preexec_fn: without one the child is spawned with vfork, cheap for a large engine
+    # chrt/nice as a command, not a preexec_fn: without one the child is spawned with vfork, cheap
+    # for a large engine
     proc = await asyncio.create_subprocess_exec(
-        shutil.which("nice") or "nice", "-n", str(CHILD_NICE), sys.executable, "-m", "ivr.web.offload",
+        *low_priority(), sys.executable, "-m", "ivr.web.offload",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         out, err = await asyncio.wait_for(proc.communicate(orjson.dumps(request)), timeout_s)
