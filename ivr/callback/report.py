@@ -77,7 +77,7 @@ def period(date_from: str, date_to: str, tz) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
-async def _audit_entries(log, start: str, end: str, page: int = 2000):
+async def _audit_entries(log, start: str, end: str, page: int = 500):
     """The entries of [start, end] a page at a time: one XRANGE of a month's
     hundreds of thousands of entries held Redis (and every call's command
     waiting on it) while it built the reply."""

@@ -295,9 +295,9 @@ class CallbackQueries:
         numbers = [n for k in (CLAIMS, READY, PENDING) for n in await self.redis.zrange(k, 0, -1)]
         keys_ = [P + "id:" + i for i in ids] + [P + "n:" + n for n in numbers]
         out: list[dict] = []
-        for at in range(0, len(keys_), 1000):      # in slices: one huge pipeline holds Redis for everyone
+        for at in range(0, len(keys_), 250):       # in slices: one huge pipeline holds Redis for everyone
             pipe = self.redis.pipeline(transaction=False)
-            for k in keys_[at:at + 1000]:
+            for k in keys_[at:at + 250]:
                 pipe.hgetall(k)
             out += [r for r in await pipe.execute() if r]
         return out
