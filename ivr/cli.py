@@ -238,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--hold", type=int, default=15000, help="calls to hold inside Queue at once (0: skip)")
     ba.add_argument("--clients", type=int, default=4, help="load-generator processes")
     ba.add_argument("--rounds", type=int, default=3, help="repeat the CPU comparison; medians are quoted")
+    ba.add_argument("--console-load", action="store_true",
+                    help="instead: AGI latency alone and while the console is flooded and busy (see --flood ...)")
+    ba.add_argument("--rate", type=float, default=100.0, help="--console-load: calls arriving per second")
+    ba.add_argument("--flood", type=int, default=8, help="--console-load: clients posting wrong passwords")
+    ba.add_argument("--wallboards", type=int, default=20, help="--console-load: open wallboard streams")
+    ba.add_argument("--backlog", type=int, default=100_000,
+                    help="--console-load: missed calls behind the month report (1000000 as in bench callbacks)")
     ba.set_defaults(fn=cmd_bench)
     bc = b.add_parser("callbacks", help="missed-call ingest rate, claim latency, Redis memory per open callback")
     bc.add_argument("--calls", type=int, default=1_000_000)

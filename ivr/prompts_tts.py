@@ -1,9 +1,13 @@
 """Draft prompts from text with espeak-ng (Mandarin), converted to what Asterisk
 plays: 8 kHz mono 16-bit WAV, loudness-normalised. A draft stands in until
-operations staff upload a real recording."""
+operations staff upload a real recording.
+
+The text goes to espeak-ng on stdin (``--stdin``), never among its arguments:
+text starting with ``-`` was taken as an option (``-f/path`` spoke the file)."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +16,7 @@ from pathlib import Path
 from pydub import AudioSegment
 
 from ivr.errors import ConfigError
+from ivr.prompt_audio import write_prompt
 
 ASTERISK_RATE = 8000
 TARGET_DBFS = -18.0
@@ -31,9 +36,10 @@ def synthesize(text: str, out: Path, voice: str = "cmn") -> float:
         raise ConfigError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.wav"
-        subprocess.run([exe, "-v", voice, "-s", "150", "-w", str(raw), text], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
-        audio = to_asterisk_wav(AudioSegment.from_wav(str(raw)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    audio.export(str(out), format="wav")
+        subprocess.run([exe, "-v", voice, "-s", "150", "-w", str(raw), "--stdin"], input=text.encode(),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+        audio = to_asterisk_wav(AudioSegment.from_wav(io.BytesIO(raw.read_bytes())))  # pydub leaves a path open
+    buf = io.BytesIO()
+    audio.export(buf, format="wav")
+    write_prompt(out, buf.getvalue())
     return len(audio) / 1000.0

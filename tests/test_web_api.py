@@ -120,7 +120,7 @@ async def test_contingency_switch_needs_csrf_reason_and_confirmation(web, redis)
         assert r.status == 400 and message in (await r.json())["error"]
     r = await c.post("/api/contingency", data=b"{not json", headers={"X-CSRF-Token": csrf,
                                                                        "Content-Type": "application/json"})
-    assert r.status == 400 and (await r.json())["error"] == "the body is not JSON"
+    assert r.status == 400 and (await r.json())["error"].endswith("the body is not JSON")
     assert await redis.get(keys.CONTINGENCY_LEVEL) is None            # nothing stored so far
     r = await c.post("/api/contingency", json=body, headers={"X-CSRF-Token": csrf})
     assert r.status == 200 and (await r.json())["state"]["level"] == 2
@@ -206,7 +206,7 @@ async def test_bad_uploads_store_nothing(web, home):
     c, csrf = await web("ops")
     h = {"X-CSRF-Token": csrf}
     r = await c.post("/api/prompts", data=_form("notes", "notes.wav", b"this is not audio at all"), headers=h)
-    assert r.status == 400 and "is not audio we can read" in (await r.json())["error"]
+    assert r.status == 400 and "unsupported audio format" in (await r.json())["error"]
     r = await c.post("/api/prompts", data=_form("../../etc/x", "a.wav", _tone("wav")), headers=h)
     assert r.status == 400
     r = await c.post("/api/prompts", data=_form("huge", "huge.wav", b"\0" * (21 * 1024 * 1024)), headers=h)

@@ -39,12 +39,12 @@ def _rss_mb(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, kind: str, loop: str, commands: list[str] | None = None) -> None:
+    def __init__(self, kind: str, loop: str, commands: list[str] | None = None, env: dict | None = None) -> None:
         self.port = _free_port()
         args = [sys.executable, "-m", "ivr.bench.agi_server", kind, str(self.port), loop]
         if kind == "bare":
             args.append(json.dumps(commands))
-        env = {**os.environ, "IVR_LOG_LEVEL": "info"}
+        env = {**os.environ, "IVR_LOG_LEVEL": "info", **(env or {})}
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
@@ -130,6 +130,9 @@ def _hold(loop: str, n: int, clients: int) -> dict:
 
 
 def main(args) -> int:
+    if getattr(args, "console_load", False):
+        from ivr.bench import agi_console
+        return agi_console.main(args)
     try:
         import uvloop  # noqa: F401
         loops = ["asyncio", "uvloop"]

@@ -3,7 +3,9 @@ running the main flow. Prints one JSON line of results.
 
 mode cpu:  N calls, C at a time, each answered at once; per-command latency is
            the time from our answer to the engine's next command.
-mode hold: N calls that stay inside EXEC Queue until a line arrives on stdin."""
+mode hold: N calls that stay inside EXEC Queue until a line arrives on stdin.
+mode paced: N calls started at a steady R calls/s whatever the engine's answers
+           (an open load, as callers arrive): latency without self-made queueing."""
 
 from __future__ import annotations
 
@@ -51,6 +53,28 @@ async def cpu(port: int, calls: int, concurrency: int) -> dict:
     return {"calls": calls, "failures": failures, "wall_s": time.perf_counter() - t0, "latencies": latencies}
 
 
+async def paced(port: int, calls: int, rate: float) -> dict:
+    latencies: list[float] = []
+    failures = 0
+
+    async def run(i: int) -> None:
+        nonlocal failures
+        try:
+            await one_call(port, SimChannel(Caller(number=f"136{i:08d}", digits=["2"])), latencies)
+        except OSError:
+            failures += 1
+
+    t0 = time.perf_counter()
+    tasks = []
+    for i in range(calls):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(run(i)))
+    await asyncio.gather(*tasks)
+    return {"calls": calls, "failures": failures, "wall_s": time.perf_counter() - t0, "latencies": latencies}
+
+
 async def hold(port: int, calls: int, offset: int) -> dict:
     release = asyncio.Event()
     entered = 0
@@ -88,7 +112,10 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     mode, port, calls, extra = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    res = asyncio.run(cpu(port, calls, extra) if mode == "cpu" else hold(port, calls, extra))
+    if mode == "paced":
+        res = asyncio.run(paced(port, calls, float(sys.argv[5])))
+    else:
+        res = asyncio.run(cpu(port, calls, extra) if mode == "cpu" else hold(port, calls, extra))
     print(json.dumps(res), flush=True)
 
 

@@ -37,7 +37,8 @@ async def engine(port: int) -> None:
     data = tempfile.mkdtemp(prefix="ivr-bench-")
     settings = load_settings({**os.environ, "IVR_AGI_LISTEN": f"127.0.0.1:{port}", "IVR_DATA_DIR": data,
                               "IVR_LOG_FORMAT": "json",
-                              "IVR_LEADER": "no", "IVR_HTTP_LISTEN": "127.0.0.1:0"})   # measure the call path, not the leader's work
+                              "IVR_LEADER": "no",   # measure the call path, not the leader's work
+                              "IVR_HTTP_LISTEN": os.environ.get("IVR_BENCH_HTTP_LISTEN", "127.0.0.1:0")})
     logs.configure(settings.log_level, "json", stream=open(os.devnull, "w"))
     ready = asyncio.Event()
 

@@ -135,8 +135,12 @@ def period(date_from: str, date_to: str, tz) -> tuple[float, float]:
     """[start of date_from, end of date_to) in the hotline's time zone."""
     import datetime as dt
 
-    start = dt.datetime.combine(dt.date.fromisoformat(date_from), dt.time(), tz)
-    end = dt.datetime.combine(dt.date.fromisoformat(date_to), dt.time(), tz) + dt.timedelta(days=1)
+    start_d, end_d = dt.date.fromisoformat(date_from), dt.date.fromisoformat(date_to)
+    for d in (start_d, end_d):
+        if not 2000 <= d.year <= 2100:        # 0001 or 9999 overflowed the timestamp arithmetic (a 500)
+            raise ValueError(f"日期须在 2000 至 2100 年之间 {d.isoformat()}: dates from 2000 to 2100")
+    start = dt.datetime.combine(start_d, dt.time(), tz)
+    end = dt.datetime.combine(end_d, dt.time(), tz) + dt.timedelta(days=1)
     if end <= start:
         raise ValueError("the period ends before it starts")
     return start.timestamp(), end.timestamp()
@@ -172,6 +176,17 @@ async def read_calls(redis, start: float, end: float) -> list[dict]:
         if len(rows) < CALLS_BATCH:
             return out
         lo = "(" + rows[-1][0]
+async def _audit_entries(log, start: str, end: str, page: int = 500):
+    """The entries of [start, end] a page at a time: one XRANGE of a month's
+    hundreds of thousands of entries held Redis (and every call's command
+    waiting on it) while it built the reply."""
+    while True:
+        rows = await log.entries(start, end, count=page)
+        for _, e in rows:
+            yield e
+        if len(rows) < page:
+            return
+        start = "(" + rows[-1][0]
 
 
 async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:
@@ -181,8 +196,8 @@ async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:
     from ivr.callback.store import AUDIT, CallbackQueries
 
     recs = await CallbackQueries(redis).all_records(closed_since=start)
-    attempts = [e for _, e in await AuditLog(redis, AUDIT).entries(f"{int(start * 1000)}-0", f"{int(end * 1000)}-0")
-                if e.get("kind") == "attempt"]
+    attempts = [e async for e in _audit_entries(AuditLog(redis, AUDIT), f"{int(start * 1000)}-0",
+                                                f"{int(end * 1000)}-0") if e.get("kind") == "attempt"]
     rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
     r = report(recs, attempts, start, end)
     r["hotline"] = hotline_figures(await read_calls(redis, start, end), rows, r["per_seat"])

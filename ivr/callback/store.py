@@ -314,9 +314,11 @@ class CallbackQueries:
     async def all_records(self, closed_since: float) -> list[dict]:
         ids = await self.redis.zrangebyscore(CLOSED, closed_since, "+inf")
         numbers = [n for k in (CLAIMS, READY, PENDING) for n in await self.redis.zrange(k, 0, -1)]
-        pipe = self.redis.pipeline(transaction=False)
-        for i in ids:
-            pipe.hgetall(P + "id:" + i)
-        for n in numbers:
-            pipe.hgetall(P + "n:" + n)
-        return [r for r in await pipe.execute() if r]
+        keys_ = [P + "id:" + i for i in ids] + [P + "n:" + n for n in numbers]
+        out: list[dict] = []
+        for at in range(0, len(keys_), 250):       # in slices: one huge pipeline holds Redis for everyone
+            pipe = self.redis.pipeline(transaction=False)
+            for k in keys_[at:at + 250]:
+                pipe.hgetall(k)
+            out += [r for r in await pipe.execute() if r]
+        return out

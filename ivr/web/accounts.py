@@ -1,19 +1,29 @@
 """Accounts, sessions and API tokens in Redis.
 
 Passwords are hashed with scrypt (the standard library's: no dependency for
-something this small), each with its own salt. Sessions are random tokens in a
-cookie, expiring after ``SESSION_IDLE_S`` without use; each carries a CSRF token
-the console sends back in a header on every change. API tokens (for
-automation) are stored only as their SHA-256.
+something this small), each with its own salt. scrypt costs ~50 ms of CPU and
+16 MB: it runs in one worker thread at the lowest CPU priority (OpenSSL's scrypt
+releases the GIL), never on the event loop that serves calls. Sessions are
+random tokens in a cookie, expiring after ``SESSION_IDLE_S`` without use; each
+carries a CSRF token the console sends back in a header on every change. Both
+sessions and API tokens (for automation) are stored only as the SHA-256 of the
+token: whoever reads Redis (a dump, a replica, MONITOR) cannot sign in with
+them. Each user's sessions are listed in a set, so a password change ends them
+all without scanning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import os
+import re
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -23,7 +33,8 @@ from ivr.errors import IvrError
 from ivr.users_audit import record_user_change
 
 USERS = "ivr:users"
-SESSION = "ivr:session:"
+SESSION = "ivr:session:"          # + sha256(token)
+USER_SESSIONS = "ivr:user-sessions:"   # + user: set of sha256(token)
 TOKEN = "ivr:apitoken:"
 ROLES = ("operations", "seat_manager", "auditor", "admin")
 ROLE_NAMES = {"operations": "运营人员 operations", "seat_manager": "值班长 seat manager",
@@ -45,6 +56,28 @@ def _hash(password: str, salt: bytes) -> str:
     return hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1, dklen=32).hex()
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _idle_thread() -> None:
+    """The hashing thread runs on CPU time the calls leave (Linux: SCHED_IDLE
+    applies to this thread only)."""
+    try:
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
+# one thread: however many sign-ins arrive, hashing never takes more than one core from the calls
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrypt", initializer=_idle_thread)
+
+
+async def _hash_off_loop(password: str, salt: bytes) -> str:
+    """scrypt off the event loop (OpenSSL's scrypt releases the GIL)."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHER, _hash, password, salt)
+
+
 class Accounts:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
@@ -56,7 +89,8 @@ class Accounts:
             raise IvrError(f"role '{role}': one of {', '.join(ROLES)}")
         self._check_password(password)
         salt = secrets.token_bytes(16)
-        rec = {"role": role, "salt": salt.hex(), "hash": _hash(password, salt), "created": time.time()}
+        rec = {"role": role, "salt": salt.hex(), "hash": await _hash_off_loop(password, salt),
+               "created": time.time()}
         if not await self.redis.hsetnx(USERS, user, json.dumps(rec)):
             raise IvrError(f"user '{user}' exists already (ivr users passwd changes a password)")
         await record_user_change(self.redis, "user_added", user, role=role)   # the chained audit log
@@ -73,14 +107,17 @@ class Accounts:
         self._check_password(password)
         rec = json.loads(raw)
         salt = secrets.token_bytes(16)
-        rec.update(salt=salt.hex(), hash=_hash(password, salt), changed=time.time())
+        rec.update(salt=salt.hex(), hash=await _hash_off_loop(password, salt), changed=time.time())
         await self.redis.hset(USERS, user, json.dumps(rec))
         await record_user_change(self.redis, "password_changed", user)   # the chained audit log
-        # every session of that user ends: a changed password must lock out whoever had the old one
-        async for key in self.redis.scan_iter(match=SESSION + "*", count=500):
-            raw_s = await self.redis.get(key)
-            if raw_s and json.loads(raw_s).get("user") == user:
-                await self.redis.delete(key)
+        await self.end_sessions(user)
+
+    async def end_sessions(self, user: str) -> None:
+        """Every session of that user ends: a changed password must lock out whoever had the old one."""
+        digests = await self.redis.smembers(USER_SESSIONS + user)
+        if digests:
+            await self.redis.delete(*[SESSION + d for d in digests])
+        await self.redis.delete(USER_SESSIONS + user)
 
     async def list(self) -> list[tuple[str, str]]:
         return sorted((u, json.loads(r)["role"]) for u, r in (await self.redis.hgetall(USERS)).items())
@@ -89,40 +126,58 @@ class Accounts:
         """The user's role if the password is right, else None (same time either way)."""
         raw = await self.redis.hget(USERS, user)
         rec = json.loads(raw) if raw else {"salt": "00" * 16, "hash": "", "role": None}
-        ok = hmac.compare_digest(_hash(password, bytes.fromhex(rec["salt"])), rec["hash"])
+        ok = hmac.compare_digest(await _hash_off_loop(password, bytes.fromhex(rec["salt"])), rec["hash"])
         return rec["role"] if ok and raw else None
 
     async def open_session(self, user: str, role: str) -> tuple[str, str]:
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        await self.redis.set(SESSION + token, json.dumps({"user": user, "role": role, "csrf": csrf}),
-                             ex=SESSION_IDLE_S)
+        digest = _digest(token)
+        # the user's set has no expiry (a session in use lives on past any fixed time): the
+        # entries of sessions that expired idle are dropped here, at the next sign-in
+        known = list(await self.redis.smembers(USER_SESSIONS + user))
+        if known:
+            pipe = self.redis.pipeline(transaction=False)
+            for d in known:
+                pipe.exists(SESSION + d)
+            dead = [d for d, alive in zip(known, await pipe.execute()) if not alive]
+            if dead:
+                await self.redis.srem(USER_SESSIONS + user, *dead)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(SESSION + digest, json.dumps({"user": user, "role": role, "csrf": csrf}), ex=SESSION_IDLE_S)
+        pipe.sadd(USER_SESSIONS + user, digest)
+        await pipe.execute()
         return token, csrf
 
     async def session(self, token: str) -> Principal | None:
         if not token:
             return None
-        raw = await self.redis.getex(SESSION + token, ex=SESSION_IDLE_S)
+        raw = await self.redis.getex(SESSION + _digest(token), ex=SESSION_IDLE_S)
         if not raw:
             return None
         s = json.loads(raw)
         return Principal(s["user"], s["role"], "session", s["csrf"])
 
+    async def session_alive(self, token: str) -> bool:
+        """For long streams: is the session still open (without extending it)?"""
+        return bool(token) and bool(await self.redis.exists(SESSION + _digest(token)))
+
     async def close_session(self, token: str) -> None:
-        await self.redis.delete(SESSION + token)
+        if token:
+            await self.redis.delete(SESSION + _digest(token))
 
     async def new_token(self, user: str, label: str) -> str:
         raw = await self.redis.hget(USERS, user)
         if raw is None:
             raise IvrError(f"no user '{user}'")
         token = "ivr_" + secrets.token_urlsafe(32)
-        await self.redis.set(TOKEN + hashlib.sha256(token.encode()).hexdigest(),
+        await self.redis.set(TOKEN + _digest(token),
                              json.dumps({"user": user, "role": json.loads(raw)["role"], "label": label,
                                          "created": time.time()}))
         await record_user_change(self.redis, "token_issued", user, label=label)   # the chained audit log
         return token
 
     async def token(self, token: str) -> Principal | None:
-        raw = await self.redis.get(TOKEN + hashlib.sha256(token.encode()).hexdigest())
+        raw = await self.redis.get(TOKEN + _digest(token))
         if not raw:
             return None
         t = json.loads(raw)

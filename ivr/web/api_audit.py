@@ -12,13 +12,13 @@ from aiohttp import web
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog
 from ivr.callback import labels as L
-from ivr.callback.report import gather, month_days, period, records_csv
+from ivr.callback.report import month_days, period
 from ivr.callback.store import AUDIT, CallbackQueries
 from ivr.logs import mask_number
 from ivr.web.app import Route, ctx_of, error
+from ivr.web import audit_views, offload
 
 AUDITOR = ("auditor",)
-LIST_LIMIT = 500
 
 
 def _days(request: web.Request) -> tuple[str, str]:
@@ -43,54 +43,28 @@ def _period(request: web.Request) -> tuple[float, float, str, str]:
     return start, end, a, b
 
 
-def _row(x: dict, tz) -> dict:
-    """One callback in the list auditors pick from (number masked)."""
-    return {"id": x.get("id"), "number": mask_number(x.get("number", "")), "kind": x.get("kind"),
-            "kind_label": L.label(L.KINDS, x.get("kind")), "state": x.get("state"),
-            "state_label": L.label(L.STATES, x.get("state")), "first_at": L.local_time(x.get("first_at"), tz),
-            "attempts": x.get("attempts", "0"), "closed_reason": x.get("closed_reason", ""),
-            "closed_label": L.label(L.CLOSED_REASONS, x.get("closed_reason"))}
-
-
 async def report(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     start, end, a, b = _period(request)
-    r, rows = await gather(ctx.redis, start, end)
-    delays = sorted(float(x["first_callback_at"]) - float(x["first_at"]) for x in rows if x.get("first_callback_at"))
-    edges = [600, 1800, 3600, 7200, 14400, 86400]     # time to first callback, for the chart
-    hist = [sum(1 for d in delays if (edges[i - 1] if i else 0) <= d < e) for i, e in enumerate(edges)]
-    hist.append(sum(1 for d in delays if d >= edges[-1]))
-    tz = ctx.settings.timezone
-    return web.json_response({**r, "period": {"from": a, "to": b, "timezone": str(tz.key)},
-                              "time_to_callback_histogram": {"edges_s": edges, "counts": hist},
-                              "callbacks_list": [_row(x, tz) for x in sorted(
-                                  rows, key=lambda x: float(x.get("first_at", 0)))][:LIST_LIMIT]})
+    body = await offload.view("report", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def callbacks(request: web.Request) -> web.Response:
     """The callbacks of a period to pick from: ?from&to, &state=open|closed, &kind=."""
     ctx = ctx_of(request)
     start, end, a, b = _period(request)
-    _, rows = await gather(ctx.redis, start, end)
-    state, kind = request.query.get("state"), request.query.get("kind")
-    if state == "open":
-        rows = [x for x in rows if x.get("state") != "closed"]
-    elif state == "closed":
-        rows = [x for x in rows if x.get("state") == "closed"]
-    if kind:
-        rows = [x for x in rows if x.get("kind") == kind]
-    rows.sort(key=lambda x: float(x.get("first_at", 0)), reverse=True)
-    tz = ctx.settings.timezone
-    return web.json_response({"period": {"from": a, "to": b}, "total": len(rows),
-                              "callbacks": [_row(x, tz) for x in rows[:LIST_LIMIT]]})
+    body = await offload.view("callbacks", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key,
+                              state=request.query.get("state"), kind_of=request.query.get("kind"))
+    return web.Response(body=body, content_type="application/json")
 
 
 async def report_csv(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     start, end, a, b = _period(request)
-    _, rows = await gather(ctx.redis, start, end)
+    body = await offload.view("csv", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key)
     name = f"callbacks-{a}-{b}.csv"
-    return web.Response(text=records_csv(rows, ctx.settings.timezone), content_type="text/csv", charset="utf-8",
+    return web.Response(body=body, content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
@@ -103,19 +77,14 @@ async def record(request: web.Request) -> web.Response:
     trail = [{"stream_id": rid, **e, **L.trail_row(e, tz)} for rid, e in await AuditLog(ctx.redis, AUDIT).entries()
              if e.get("id") == rec["id"]]
     shown = {**rec, "number": mask_number(rec.get("number", ""))}
-    return web.json_response({"record": shown, "summary": {**_row(rec, tz), **{
+    return web.json_response({"record": shown, "summary": {**audit_views.row(rec, tz), **{
         k: L.local_time(rec.get(k), tz) for k in ("deadline", "first_callback_at", "closed_at")},
         "reason_label": L.label(L.MISS_REASONS, rec.get("reason")), "calls": rec.get("calls", "1"),
         "last_seat": rec.get("last_seat", "")}, "trail": trail})
 
 
 async def verify(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
-    out = {}
-    for name, stream in keys.AUDIT_LOGS.items():
-        res = await AuditLog(ctx.redis, stream).verify()
-        out[name] = {"ok": res.ok, "entries": res.entries, "problem": res.problem, "entry_id": res.entry_id}
-    return web.json_response(out)
+    return web.json_response(await offload.verify(ctx_of(request).redis))      # in a child process
 
 
 async def signed_checkpoint(redis) -> dict | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import io
 import os
 import tempfile
 import time
@@ -17,15 +16,23 @@ from aiohttp import web
 
 from ivr import names
 from ivr.announcements import parse_announcements
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, FlowNotFound
 from ivr.flow.store import FlowStore
 from ivr.project import Project, check_flow_texts, prompt_names
-from ivr.web.app import STR, Route, body_json, ctx_of, error, fields, obj, principal
+from ivr.prompt_audio import AudioRefused, convert_in_child, write_prompt
+from ivr.web.app import STR, Route, bad_request, body_json, ctx_of, error, fields, obj, principal
 
 OPS = ("operations",)
 PROMPT_NAME = names.PROMPT   # full-match rules (ivr/names.py): never `$`
 FLOW_NAME = names.FLOW
 MAX_UPLOAD = 15 * 1024 * 1024
+MAX_PROMPT_NAME = 120            # a file name component is at most 255 bytes; keep paths short
+PROMPT_NAME_RULE = ("录音名须为字母、数字、'-'、'_'，可用 '/' 分级，最长 120 个字符 "
+                    "name: letters, digits, '-', '_' and '/' (e.g. policy/heating-2026), at most 120 characters")
+
+
+def _prompt_name_ok(name: str) -> bool:
+    return len(name) <= MAX_PROMPT_NAME and bool(PROMPT_NAME.match(name))
 
 
 def _project(request) -> Project:
@@ -35,9 +42,14 @@ def _project(request) -> Project:
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _flow_name(request) -> str:
@@ -123,7 +135,10 @@ async def flow_rollback(request: web.Request) -> web.Response:
         if not older:
             return error(409, f"no version before {current}")
         target = max(older)
-    fv = await store.get(name, target)
+    try:
+        fv = await store.get(name, target)
+    except FlowNotFound:
+        return error(404, f"流程 '{name}' 没有版本 {target} flow '{name}' has no version {target}")
     _, problems = await asyncio.to_thread(_check, request, name, fv.source)
     if [p for p in problems if not p["warning"]]:
         return web.json_response({"error": f"version {target} no longer validates", "problems": problems},
@@ -152,62 +167,63 @@ async def prompts_list(request: web.Request) -> web.Response:
 
 async def prompt_audio(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if not PROMPT_NAME.match(name):
-        return error(400, "not a prompt name")
+    if not _prompt_name_ok(name):
+        return error(400, PROMPT_NAME_RULE)
     path = _project(request).home / "prompts" / f"{name}.wav"
     if not path.exists():
         return error(404, f"no prompt '{name}'")
     return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
 
 
-def _convert(data: bytes, filename: str) -> tuple[bytes, float]:
-    from pydub import AudioSegment
-    from pydub.exceptions import CouldntDecodeError
-
-    from ivr.prompts_tts import to_asterisk_wav
-
-    fmt = Path(filename).suffix.lower().lstrip(".") or None
+async def _read_upload(request: web.Request) -> tuple[str | None, bytes | None, str]:
+    """The multipart form: a 'name' field and a 'file', the file read in chunks up
+    to ``MAX_UPLOAD``. A malformed body is a 400, never a 500."""
+    name, data, filename = None, None, ""
     try:
-        audio = AudioSegment.from_file(io.BytesIO(data), format=fmt)
-    except (CouldntDecodeError, IndexError, OSError, ValueError) as exc:
-        raise ConfigError(f"'{filename}' is not audio we can read (WAV, MP3, M4A): {exc.__class__.__name__}") from exc
-    if len(audio) < 200:
-        raise ConfigError(f"'{filename}' is shorter than 0.2 s")
-    out = io.BytesIO()
-    audio = to_asterisk_wav(audio)
-    audio.export(out, format="wav")
-    return out.getvalue(), len(audio) / 1000.0
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "name":
+                name = (await part.text()).strip()[:MAX_PROMPT_NAME + 1]
+            elif part.name == "file":
+                filename = (part.filename or "upload")[:200]
+                buf = bytearray()
+                while chunk := await part.read_chunk(256 * 1024):
+                    buf += chunk
+                    if len(buf) > MAX_UPLOAD:
+                        raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD, actual_size=len(buf))
+                data = bytes(buf)
+            else:
+                raise bad_request(f"未知字段 unknown field '{str(part.name)[:40]}'")
+    except (ValueError, AssertionError, KeyError, RuntimeError) as exc:
+        # aiohttp's multipart reader signals a malformed body with these
+        raise bad_request("上传格式错误 malformed multipart/form-data body") from exc
+    return name, data, filename
 
 
 async def prompt_upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
-        return error(400, "send multipart/form-data with a 'name' field and a 'file'")
-    reader = await request.multipart()
-    name, data, filename = None, None, ""
-    async for part in reader:
-        if part.name == "name":
-            name = (await part.text()).strip()
-        elif part.name == "file":
-            filename = part.filename or "upload"
-            data = await part.read(decode=False)
-            if len(data) > MAX_UPLOAD:
-                return error(413, f"the file is over {MAX_UPLOAD // (1024 * 1024)} MB")
-        else:
-            return error(400, f"unknown field '{part.name}'")
-    if not name or not PROMPT_NAME.match(name):
-        return error(400, "name: letters, digits, '-', '_' and '/' (e.g. policy/heating-2026)")
-    if not data:
-        return error(400, "no file")
+        return error(400, "请以 multipart/form-data 上传 send multipart/form-data with a 'name' field and a 'file'")
     try:
-        wav, seconds = await asyncio.to_thread(_convert, data, filename)
-    except ConfigError as exc:
+        name, data, filename = await _read_upload(request)
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, f"文件超过 {MAX_UPLOAD // (1024 * 1024)} MB the file is over "
+                          f"{MAX_UPLOAD // (1024 * 1024)} MB")
+    if not name or not _prompt_name_ok(name):
+        return error(400, PROMPT_NAME_RULE)
+    if not data:
+        return error(400, "没有文件 no file")
+    try:
+        # decoding happens in a child process with limits; the thread only waits for it
+        conv = await asyncio.to_thread(convert_in_child, data)
+        await asyncio.to_thread(write_prompt, _project(request).home / "prompts" / f"{name}.wav", conv.wav)
+    except AudioRefused as exc:
         return error(400, str(exc))
-    path = _project(request).home / "prompts" / f"{name}.wav"
-    _write_atomic(path, wav)
     ctx = ctx_of(request)
     await ctx.audit().append([{"kind": "prompt_uploaded", "at": time.time(), "by": principal(request).user,
-                               "prompt": name, "from": filename, "duration_s": round(seconds, 2)}])
-    return web.json_response({"name": name, "duration_s": round(seconds, 2), "format": "8 kHz mono 16-bit WAV"})
+                               "prompt": name, "from": filename, "format": conv.source_format,
+                               "duration_s": round(conv.seconds, 2)}])
+    return web.json_response({"name": name, "duration_s": round(conv.seconds, 2),
+                              "format": "8 kHz mono 16-bit WAV"})
 
 
 async def prompt_draft(request: web.Request) -> web.Response:
@@ -215,8 +231,10 @@ async def prompt_draft(request: web.Request) -> web.Response:
 
     data = fields(await body_json(request), {"name", "text"}, {"name", "text"})
     name, text = str(data["name"]), str(data["text"]).strip()
-    if not PROMPT_NAME.match(name) or not text or len(text) > 500:
-        return error(400, "name: a prompt name; text: 1 to 500 characters")
+    if not _prompt_name_ok(name):
+        return error(400, PROMPT_NAME_RULE)
+    if not text or len(text) > 500:
+        return error(400, "文字须为 1 到 500 个字符 text: 1 to 500 characters")
     path = _project(request).home / "prompts" / f"{name}.wav"
     try:
         seconds = await asyncio.to_thread(synthesize, text, path)
@@ -268,7 +286,8 @@ ROUTES = [
     Route("GET", "/api/prompts", prompts_list, OPS, "prompts and their durations", tag="operations"),
     Route("GET", "/api/prompts/{name:.+}.wav", prompt_audio, OPS, "a prompt's audio", tag="operations"),
     Route("POST", "/api/prompts", prompt_upload, OPS,
-          "upload a recording (multipart: name, file; WAV, MP3 or M4A, at most 15 MB)", tag="operations"),
+          "upload a recording (multipart: name, file; WAV, MP3, M4A/AAC, OGG/Opus or AMR by content, "
+          "at most 15 MB and 10 minutes)", tag="operations"),
     Route("POST", "/api/prompts/draft", prompt_draft, OPS, "a draft prompt spoken from text (espeak-ng, Mandarin)",
           obj({"name": STR, "text": STR}, ["name", "text"]), "operations"),
     Route("GET", "/api/announcements", announcements_get, OPS, "the announcement sets (YAML)", tag="operations"),

@@ -20,7 +20,7 @@ from ivr.contingency.supervisor import expiry_for
 from ivr.errors import ConfigError
 from ivr.project import Project, load_operations, load_queue_config, require_operations
 from ivr.web import wallboard as wall
-from ivr.web.app import INT, STR, Route, body_json, ctx_of, error, fields, obj, principal
+from ivr.web.app import INT, STR, Route, body_json, ctx_of, error, fields, obj, principal, still_signed_in
 
 SEATS = ("seat_manager",)
 WALLBOARD_PUSH_S = 1.0
@@ -96,6 +96,25 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(await _board(ctx, WallSetup.load(ctx)))
 
 
+async def _shared_event(ctx, setup: "WallSetup") -> bytes:
+    """One board per push interval for all open wallboards: twenty streams used
+    to build twenty boards in the same instant, a burst the calls' loop waited
+    behind. Streams arriving while it is built wait for the same one."""
+    cache = ctx.__dict__.setdefault("_wallboard", {"at": -1e9, "body": b"", "building": None})
+    if time.monotonic() - cache["at"] < WALLBOARD_PUSH_S / 2:
+        return cache["body"]
+    if cache["building"] is None:
+        async def build() -> bytes:
+            try:
+                data = json.dumps(await _board(ctx, setup), ensure_ascii=False)
+                cache.update(at=time.monotonic(), body=f"event: board\ndata: {data}\n\n".encode())
+                return cache["body"]
+            finally:
+                cache["building"] = None
+        cache["building"] = asyncio.ensure_future(build())
+    return await asyncio.shield(cache["building"])
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     """The wallboard's feed: one event per second, no reload."""
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -103,9 +122,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
     setup = WallSetup.load(ctx)
     try:
-        while True:
-            data = json.dumps(await _board(ctx, setup), ensure_ascii=False)
-            await resp.write(f"event: board\ndata: {data}\n\n".encode())
+        while await still_signed_in(request):      # a sign-out or password change ends the stream
+            await resp.write(await _shared_event(ctx, setup))
             await asyncio.sleep(WALLBOARD_PUSH_S)
     except (ConnectionResetError, asyncio.CancelledError):
         pass

@@ -1,6 +1,8 @@
 """The aiohttp application: authentication (sessions and API tokens), roles,
-CSRF on every change, JSON errors, the OpenAPI document built from the same
-route table that serves the requests, /healthz and /metrics."""
+CSRF on every change, JSON-only request bodies, JSON errors (``security``:
+headers on every response, no traceback ever reaches a user), sign-in rate
+limits (``login_limit``), the OpenAPI document built from the same route table
+that serves the requests, /healthz and /metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import hmac
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +24,14 @@ from ivr.audit import AuditLog
 from ivr.callback.store import CallbackStore
 from ivr.contingency.plan import level_or_minus_one
 from ivr.metrics import AGI_COMMAND_SECONDS, gauge
+from ivr.web import security
 from ivr.web.accounts import ROLE_NAMES, Accounts, Principal
+from ivr.web.login_limit import LoginLimiter
 
 COOKIE = "ivr_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_BODY = 20 * 1024 * 1024     # the largest request: an uploaded recording
+MAX_JSON = 2 * 1024 * 1024      # a flow's source is the largest JSON body
 STATIC = Path(__file__).parent / "static"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -74,14 +80,35 @@ def ctx_of(request: web.Request) -> Context:
     return request.app[CTX]
 
 
+def bad_request(message: str, status: int = 400) -> web.HTTPException:
+    """An HTTP error whose JSON body the shield middleware passes on as is."""
+    cls = {400: web.HTTPBadRequest, 413: web.HTTPRequestEntityTooLarge,
+           415: web.HTTPUnsupportedMediaType}[status]
+    kw = {"max_size": MAX_JSON, "actual_size": 0} if status == 413 else {}
+    return cls(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json", **kw)
+
+
+def require_json(request: web.Request) -> None:
+    """JSON bodies only, declared as such: a form or text/plain body is what a
+    cross-site form can send without a preflight (login CSRF)."""
+    if request.content_type != "application/json":
+        raise bad_request("请求体须为 JSON（Content-Type: application/json） the body must be JSON, sent as "
+                          "Content-Type: application/json", 415)
+
+
 async def body_json(request: web.Request) -> dict:
+    require_json(request)
+    if request.content_length is not None and request.content_length > MAX_JSON:
+        raise bad_request(f"请求体过大 the body is over {MAX_JSON // (1024 * 1024)} MB", 413)
+    raw = await request.read()
+    if len(raw) > MAX_JSON:
+        raise bad_request(f"请求体过大 the body is over {MAX_JSON // (1024 * 1024)} MB", 413)
     try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "the body is not JSON"}), content_type="application/json")
+        data = json.loads(raw)
+    except (ValueError, RecursionError):          # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise bad_request("请求体不是有效的 JSON the body is not JSON") from None
     if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be a JSON object"}),
-                                 content_type="application/json")
+        raise bad_request("请求体须为 JSON 对象 the body must be a JSON object")
     return data
 
 
@@ -109,6 +136,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     else:
         who = await ctx.accounts.session(request.cookies.get(COOKIE, ""))
     request[PRINCIPAL] = who
+    if route is not None and route.body is not None and request.method in ("POST", "PUT", "PATCH"):
+        require_json(request)
     if route is None or not route.roles:
         return await _handle(request, handler)
     if who is None:
@@ -197,15 +226,42 @@ async def metrics(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     data = fields(await body_json(request), {"user", "password"}, {"user", "password"})
-    role = await ctx.accounts.check(str(data["user"]), str(data["password"]))
+    user, password = data["user"], data["password"]
+    if not isinstance(user, str) or not isinstance(password, str) or len(user) > 64 or len(password) > 1024:
+        return error(400, "用户名和密码须为文字 user and password must be strings (at most 64 / 1024 characters)")
+    address = request.remote or "unknown"
+    limiter = LoginLimiter(ctx.redis, ctx.audit())
+    wait_s = await limiter.blocked_for(user, address)
+    if wait_s:
+        await limiter.tarpit(wait_s)
+        retry = max(1, math.ceil(wait_s))
+        return web.json_response({"error": f"登录尝试过多，请 {retry} 秒后再试 too many sign-in attempts: "
+                                           f"try again in {retry} s"},
+                                 status=429, headers={"Retry-After": str(retry)})
+    role = await ctx.accounts.check(user, password)
     if role is None:
+        await limiter.failed(user, address)
         return error(401, "用户名或密码错误 wrong user name or password")
-    token, csrf = await ctx.accounts.open_session(data["user"], role)
+    await limiter.succeeded(user)
+    token, csrf = await ctx.accounts.open_session(user, role)
     resp = web.json_response({"user": data["user"], "role": role, "csrf": csrf})
     resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                     secure=request.secure)
     await ctx.audit().append([{"kind": "signed_in", "at": time.time(), "by": data["user"], "role": role}])
     return resp
+
+
+async def still_signed_in(request: web.Request) -> bool:
+    """For long-lived responses (the wallboard stream): is the sign-in that
+    opened it still valid? A sign-out or a password change ends it."""
+    who = request.get(PRINCIPAL)
+    if who is None:
+        return False
+    accounts = ctx_of(request).accounts
+    if who.via == "token":
+        auth = request.headers.get("Authorization", "")
+        return await accounts.token(auth[7:].strip()) is not None
+    return await accounts.session_alive(request.cookies.get(COOKIE, ""))
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -262,9 +318,11 @@ STR, INT = {"type": "string"}, {"type": "integer"}
 def make_app(*, redis, settings, status: "EngineStatus | None" = None) -> web.Application:
     from ivr.web import api_audit, api_ops, api_seats, console
 
-    app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[security.shield, guard], client_max_size=MAX_BODY)
+    app.on_response_prepare.append(security.add_headers)
     app[CTX] = Context(redis, settings, Accounts(redis), status)
     for r in [
+        Route("GET", "/favicon.ico", security.favicon, (), "the console's icon", tag="console"),
         Route("GET", "/healthz", healthz, (), "liveness: Redis reachable, calls in progress"),
         Route("GET", "/metrics", metrics, (), "Prometheus metrics"),
         Route("GET", "/api/openapi.json", openapi_doc, (), "this document"),

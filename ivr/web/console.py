@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ivr.web.app import STATIC, Route, principal
+from ivr.web.security import page_csp
 
 HOME = {"operations": "/console/ops", "seat_manager": "/console/seats", "auditor": "/console/audit",
         "admin": "/console/seats"}
@@ -13,7 +14,9 @@ HOME = {"operations": "/console/ops", "seat_manager": "/console/seats", "auditor
 
 def _page(name: str):
     async def serve(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+        # the page's own policy: its inline scripts and the handlers in the static files, by hash
+        return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-store",
+                                                        "Content-Security-Policy": page_csp(STATIC / name)})
     return serve
 
 
