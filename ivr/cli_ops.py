@@ -4,9 +4,12 @@ What staff read is in Simplified Chinese first, English after."""
 
 from __future__ import annotations
 
+import json
+
 import datetime as dt
 import time
 
+from ivr import redis_keys as keys
 from ivr.errors import ConfigError, IvrError
 from ivr.settings import Settings
 
@@ -173,6 +176,19 @@ def render_status(snap: dict | None, level_line: str, tz, now: float) -> list[st
     return out
 
 
+def leader_line(raw: str | None) -> str:
+    """The leader role and its parts, from what the leader publishes each second."""
+    if not raw:
+        return "领导进程 leader: 无 (none: no engine holds the leader role — AMI link, capture and callbacks stopped)"
+    h = json.loads(raw)
+    parts = []
+    for name, p in h.get("parts", {}).items():
+        state = {"running": "运行", "restarting": "重启中", "stopped": "已停"}.get(p["state"], p["state"])
+        extra = f", {p['restarts']} 次重启 restarts: {p['last_error']}" if p.get("restarts") else ""
+        parts.append(f"{name} {state} {p['state']}{extra}")
+    return f"领导进程 leader: {h.get('token', '?')}; 各部分 parts: " + "; ".join(parts)
+
+
 def cmd_status(args, settings: Settings) -> int:
     from ivr.ami.controller import read_live
     from ivr.cli import _run, _with_redis
@@ -185,6 +201,7 @@ def cmd_status(args, settings: Settings) -> int:
         st = await ContingencyStore(redis).state()
         for line in render_status(snap, _level_line(plan, st.level), settings.timezone, time.time()):
             print(line)
+        print(leader_line(await redis.get(keys.LEADER_HEALTH)))
     _run(_with_redis(settings, go))
     return 0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import time
@@ -166,6 +167,9 @@ class LeaderRole:
                     return
                 if await self.lock.renew():
                     self._valid_until = sent + self.lock.ttl_s / 2
+                    # for `ivr status` and the other processes' /healthz: what the leader runs
+                    await self.lock.redis.set(keys.LEADER_HEALTH, json.dumps(self.health()),
+                                              px=self.lock.ttl_ms)
                 else:
                     self.log.warning("leader_lost", reason="another process holds the lock")
                     await self._stop()

@@ -58,3 +58,4 @@ def engine_alive(token: str) -> str:
 
 
 ENGINE_ALIVE_TTL_S = 10
+LEADER_HEALTH = f"{PREFIX}leader:health"               # JSON (expires): the leader's parts and their health
