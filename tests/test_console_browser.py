@@ -97,7 +97,7 @@ async def test_operations_edit_a_flow_with_an_error_then_fix_and_publish(site, b
     await page.wait_for_selector(f"#srcview .line-err[data-line='{line}']")     # the error at its line
     assert await redis.get(keys.flow_current("main")) is None
     # two errors, the later line found first (a reference is checked after the keys): shown in line order
-    first_next = next(i for i, l in enumerate(source.splitlines(), 1) if l.strip().startswith("next: "))
+    first_next = next(i for i, line in enumerate(source.splitlines(), 1) if line.strip().startswith("next: "))
     bad2 = source.replace("timeout_s: 5", "timout: 5")
     lines = bad2.splitlines()
     lines[first_next - 1] = lines[first_next - 1].replace("next: ", "next: nowhere_", 1)

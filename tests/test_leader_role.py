@@ -5,7 +5,6 @@ another can start them, failing parts restarted with backoff and reported."""
 import asyncio
 import time
 
-import pytest
 
 from ivr import logs
 from ivr.leader import LeaderRole, Part

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 import threading
 import time
