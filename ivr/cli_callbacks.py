@@ -49,9 +49,9 @@ def cmd_callbacks_list(args, settings: Settings) -> int:
 
 
 def cmd_callbacks_show(args, settings: Settings) -> int:
-    from ivr.audit import AuditLog
     from ivr.callback.labels import local_time, trail_row
-    from ivr.callback.store import AUDIT, CallbackQueries
+    from ivr.callback.store import CallbackQueries
+    from ivr.callback.trail import read_trail
     from ivr.cli import _run, _with_redis
 
     tz = settings.timezone
@@ -68,10 +68,9 @@ def cmd_callbacks_show(args, settings: Settings) -> int:
         for k in ("first_at", "last_at", "deadline", "first_callback_at", "last_attempt_at", "closed_at"):
             print(f"  {k:<16}{local_time(rec.get(k), tz) or '-'}")
         print("审计记录 audit trail:")
-        for rid, e in await AuditLog(redis, AUDIT).entries():
-            if e.get("id") == rec["id"]:
-                row = trail_row(e, tz)
-                print(f"  {row['time']}  {row['label']}  {row['detail']}")
+        for _, e in await read_trail(redis, rec):
+            row = trail_row(e, tz)
+            print(f"  {row['time']}  {row['label']}  {row['detail']}")
     _run(_with_redis(settings, go))
     return 0
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ivr import logs
+from ivr import redis_keys as keys
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.policy import Policy
 from ivr.callback.store import AUDIT, CallbackStore
@@ -90,7 +91,7 @@ async def _run(calls: int, numbers: int, seats: int, claims: int) -> dict:
                 lat.append(time.perf_counter() - t)
             for _ in range(claims):
                 t = time.perf_counter()
-                await redis.zpopmin("ivr:cb:ready", 1)
+                await redis.zpopmin(keys.CALLBACK_READY, 1)
                 base_lat.append(time.perf_counter() - t)
             verify_start = time.perf_counter()
             verified = await store.audit.verify()
