@@ -174,7 +174,7 @@ def render_status(snap: dict | None, level_line: str, tz, now: float) -> list[st
 
 
 def cmd_status(args, settings: Settings) -> int:
-    from ivr.ami.controller import read_live
+    from ivr.live_store import read_live
     from ivr.cli import _run, _with_redis
     from ivr.contingency.store import ContingencyStore
 
@@ -194,7 +194,8 @@ def cmd_queue_promote(args, settings: Settings) -> int:
     import asyncio
 
     from ivr import logs
-    from ivr.ami.controller import AmiController, read_live
+    from ivr.ami.controller import AmiController
+    from ivr.live_store import read_live
     from ivr.ami.model import LiveModel
     from ivr.cli import _run, _with_redis
 

@@ -184,16 +184,6 @@ def connect(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
 
 
-def connect_sync(url: str) -> redis.Redis:
-    if url.startswith(SENTINEL_SCHEME):
-        from redis.sentinel import Sentinel
-
-        t = parse_sentinel_url(url)
-        return Sentinel(list(t.sentinels), socket_timeout=2.0).master_for(
-            t.service, db=t.db, password=t.password, decode_responses=True)
-    return redis.Redis.from_url(url, decode_responses=True)
-
-
 class RedisHandle:
     """The URL to use, starting the embedded server when none is configured."""
 

@@ -93,3 +93,15 @@ async def test_find_an_open_callback_by_id_uses_the_index(redis):
     await redis.hdel(keys.CALLBACK_IDS, cid2)
     assert (await q.find(cid2))["number"] == "13800000010"
     assert await redis.hget(keys.CALLBACK_IDS, cid2) == "13800000010"
+
+
+def test_dial_outcomes_enum_matches_the_scheduler():
+    from ivr.callback import scheduler, states
+    assert states.DIAL_OUTCOMES == scheduler.DIAL_OUTCOMES
+    assert set(states.Outcome) >= set(scheduler.DIAL_OUTCOMES.values())
+
+
+def test_one_percentile():
+    from ivr.stats import percentile
+    assert percentile([], 50) is None and percentile([3], 95) == 3.0
+    assert percentile([1, 2, 3, 4, 5], 50) == 3.0 and 4.8 <= percentile([1, 2, 3, 4, 5], 95) <= 5

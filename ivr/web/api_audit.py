@@ -12,7 +12,9 @@ from aiohttp import web
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog
 from ivr.callback import labels as L
-from ivr.callback.report import gather, month_days, period, records_csv
+from ivr.callback.report import month_days, period, records_csv
+from ivr.callback.report_data import gather
+from ivr.callback.states import RecordState
 from ivr.callback.store import CallbackQueries
 from ivr.callback.trail import read_trail
 from ivr.logs import mask_number
@@ -74,10 +76,10 @@ async def callbacks(request: web.Request) -> web.Response:
     start, end, a, b = _period(request)
     _, rows = await gather(ctx.redis, start, end)
     state, kind = request.query.get("state"), request.query.get("kind")
-    if state == "open":
-        rows = [x for x in rows if x.get("state") != "closed"]
-    elif state == "closed":
-        rows = [x for x in rows if x.get("state") == "closed"]
+    if state == RecordState.OPEN:          # open or being dialled
+        rows = [x for x in rows if x.get("state") != RecordState.CLOSED]
+    elif state == RecordState.CLOSED:
+        rows = [x for x in rows if x.get("state") == RecordState.CLOSED]
     if kind:
         rows = [x for x in rows if x.get("kind") == kind]
     rows.sort(key=lambda x: float(x.get("first_at", 0)), reverse=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ivr import redis_keys as keys
-from ivr.ami.controller import read_live
+from ivr.live_store import read_live
 from ivr.callback.store import CallbackStore
 from ivr.contingency.history import history_row, who_label
 from ivr.contingency.plan import Plan, Seats, is_level
