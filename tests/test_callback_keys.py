@@ -105,3 +105,17 @@ def test_one_percentile():
     from ivr.stats import percentile
     assert percentile([], 50) is None and percentile([3], 95) == 3.0
     assert percentile([1, 2, 3, 4, 5], 50) == 3.0 and 4.8 <= percentile([1, 2, 3, 4, 5], 95) <= 5
+
+
+def test_redis_key_names_live_in_redis_keys():
+    """Key names are spelled out only in ivr/redis_keys.py (the two files
+    listed are being changed elsewhere and switch to it when merged)."""
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / "ivr"
+    pending = {"web/accounts.py", "sim/drill.py"}
+    raw = re.compile(r"""["']ivr:[a-z]""")
+    found = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py") if p.name != "redis_keys.py"
+             and str(p.relative_to(root)) not in pending
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if raw.search(line)]
+    assert found == []
