@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ivr import logs
-from ivr.errors import ConfigError, FlowInvalid, FlowNotFound, IvrError, PublishError
+from ivr.errors import ConfigError, FlowInvalid, FlowNotFound
 from ivr.settings import SETTINGS_HELP, Settings, load_settings, shown
 
 
