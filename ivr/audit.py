@@ -48,15 +48,20 @@ class StaleState(Exception):
     """``append(expect=...)``: a guarded key changed since the caller read it;
     nothing was written. Re-read the state and try again."""
 
-# KEYS: stream, head, then the keys of: also_set, expect, ops (in that order)
-# ARGV: expected head, count, count entries, nset, nset values, nexp, nexp values,
-#       nops, then per op its command and arguments (HSET field value | SADD member | SET value)
+# KEYS: stream, head, index-from, then the keys of: also_set, expect, ops (in that order)
+# ARGV: expected head, count, index prefix ('' = no index), count entries, nset, nset values, nexp,
+#       nexp values, nops, then per op its command and arguments (HSET field value | SADD member | SET value)
+# With an index prefix, each entry's stream id is also RPUSHed to prefix .. its
+# index value (e.g. ivr:cb:trail:<callback id>): those keys cannot all be
+# declared in KEYS, hence the prefix in ARGV (standalone Redis only). KEYS[3]
+# keeps the stream id of the first indexed entry (older entries: not indexed).
 _APPEND = """
 local head = redis.call('GET', KEYS[2]) or ''
 if head ~= ARGV[1] then return {0, head} end
 local count = tonumber(ARGV[2])
-local i = 3 + count
-local k = 3
+local prefix = ARGV[3]
+local i = 4 + count
+local k = 4
 local nset = tonumber(ARGV[i])
 local set_i, set_k = i + 1, k
 i = i + 1 + nset
@@ -70,15 +75,21 @@ for _ = 1, nexp do
   k = k + 1
 end
 local last = ''
-for e = 3, 2 + count do
-  -- one argument per entry, "n prev h j" separated by tabs (canonical JSON has none)
+local marked = false
+for e = 4, 3 + count do
+  -- one argument per entry, "index n prev h j" separated by tabs (canonical JSON has none)
   local s = ARGV[e]
-  local a = string.find(s, '\t', 1, true)
+  local x = string.find(s, '\t', 1, true)
+  local a = string.find(s, '\t', x + 1, true)
   local b = string.find(s, '\t', a + 1, true)
   local c = string.find(s, '\t', b + 1, true)
-  local n, h = string.sub(s, 1, a - 1), string.sub(s, b + 1, c - 1)
-  redis.call('XADD', KEYS[1], '*', 'n', n, 'prev', string.sub(s, a + 1, b - 1), 'h', h, 'j', string.sub(s, c + 1),
-             'k', '1')
+  local n, h = string.sub(s, x + 1, a - 1), string.sub(s, b + 1, c - 1)
+  local rid = redis.call('XADD', KEYS[1], '*', 'n', n, 'prev', string.sub(s, a + 1, b - 1), 'h', h,
+                         'j', string.sub(s, c + 1), 'k', '1')
+  if prefix ~= '' and x > 1 then
+    redis.call('RPUSH', prefix .. string.sub(s, 1, x - 1), rid)
+    if not marked then redis.call('SET', KEYS[3], rid, 'NX'); marked = true end
+  end
   last = n .. ':' .. h
 end
 redis.call('SET', KEYS[2], last)
@@ -143,9 +154,19 @@ class VerifyResult:
 
 
 class AuditLog:
-    def __init__(self, redis: aioredis.Redis, stream: str, *, config: AuditConfig | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, stream: str, *, config: AuditConfig | None = None,
+                 index_by: str = "", index_prefix: str = "", index_from: str = "") -> None:
+        """``index_by``: a record field (e.g. ``"id"``); every appended entry's
+        stream id is then also pushed, in the same atomic step, to the list
+        ``index_prefix + record[index_by]`` (records without it: not indexed),
+        and ``index_from`` keeps the stream id of the first indexed entry.
+        Nothing signed changes: the index is a lookup aid, the chain is the
+        authority."""
         self.redis = redis
         self.stream = stream
+        self.index_by = index_by
+        self.index_prefix = index_prefix if index_by else ""
+        self.index_from = index_from or f"{stream}:index-from"
         self.config = config or current()
         self._mac = _Mac(self.config.key, stream)
         self.head_key = f"{stream}:head"
@@ -156,12 +177,14 @@ class AuditLog:
     def _args(self, records: list[dict], also: dict[str, str], expect: dict[str, str] | None = None,
               ops: list[tuple[str, ...]] = ()) -> list[str]:
         n, prev = _split(self._head or "")
-        args: list[str] = [self._head or "", str(len(records))]
+        args: list[str] = [self._head or "", str(len(records)), self.index_prefix]
+        by = self.index_by
         for rec in records:
             n += 1
             j = canonical(rec)
             h = self._mac(prev, n, j)
-            args.append(f"{n}\t{prev}\t{h}\t{j}")
+            idx = _index_value(rec.get(by)) if by else ""
+            args.append(f"{idx}\t{n}\t{prev}\t{h}\t{j}")
             prev = h
         args += [str(len(also)), *also.values()]
         args += [str(len(expect or ())), *(expect or {}).values()]
@@ -183,7 +206,7 @@ class AuditLog:
         for op in ops:
             if _OPS.get(op[0]) != len(op) - 2:
                 raise ValueError(f"unsupported audit side operation {op!r}")
-        keys = [self.stream, self.head_key, *also, *(expect or {}), *(op[1] for op in ops)]
+        keys = [self.stream, self.head_key, self.index_from, *also, *(expect or {}), *(op[1] for op in ops)]
         async with self._lock:
             for _ in range(50):
                 if self._head is None:
@@ -202,7 +225,7 @@ class AuditLog:
         with ``append`` if another writer got there first."""
         if self._head is None:
             self._head = await self.redis.get(self.head_key) or ""
-        await self._script(keys=[self.stream, self.head_key], args=self._args(records, {}), client=pipe)
+        await self._script(keys=[self.stream, self.head_key, self.index_from], args=self._args(records, {}), client=pipe)
 
         async def settle(result) -> None:
             ok, head = result
@@ -218,6 +241,16 @@ class AuditLog:
         else:
             rows = await self.redis.xrange(self.stream, start, end, count=count)
         return [(rid, json.loads(f["j"])) for rid, f in rows]
+
+    async def entries_at(self, ids: list[str]) -> list[tuple[str, dict]]:
+        """The entries with these stream ids, in the order given (one round
+        trip; ids no longer in the stream are skipped)."""
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for rid in ids:
+            pipe.xrange(self.stream, rid, rid, count=1)
+        return [(rid, json.loads(f["j"])) for rows in await pipe.execute() for rid, f in rows]
 
     async def verify(self, batch: int = 5000, checkpoint: Checkpoint | None | object = _LATEST, *,
                      since: Checkpoint | None = None, accept_unkeyed: bool = False) -> VerifyResult:
@@ -337,6 +370,15 @@ class _Walk:
     def result(self, ok: bool, problem: str, entry_id: str) -> VerifyResult:
         return VerifyResult(ok, self.expect_n - 1, problem, entry_id, self.prev, self.last_id, self.legacy,
                             self.checkpoint)
+
+
+def _index_value(v) -> str:
+    """The index key's suffix for a record field: '' (not indexed) unless a
+    plain token (no tab, which would split the entry, nor anything odd)."""
+    if v is None:
+        return ""
+    v = str(v)
+    return v if v and len(v) <= 64 and "\t" not in v and v.isprintable() else ""
 
 
 def _split(head: str) -> tuple[int, str]:

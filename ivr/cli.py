@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--numbers", type=int, default=300_000)
     bc.add_argument("--seats", type=int, default=1800)
     bc.add_argument("--claims", type=int, default=20_000)
+    bc.add_argument("--trails", type=int, default=200, help="random callbacks whose audit trail is read")
+    bc.add_argument("--trail-scans", type=int, default=3,
+                    help="trail reads by scanning the whole audit log (the way before the index)")
     bc.set_defaults(fn=cmd_bench_callbacks)
     return p
 

@@ -49,9 +49,9 @@ def cmd_callbacks_list(args, settings: Settings) -> int:
 
 
 def cmd_callbacks_show(args, settings: Settings) -> int:
-    from ivr.audit import AuditLog
     from ivr.callback.labels import local_time, trail_row
-    from ivr.callback.store import AUDIT, CallbackQueries
+    from ivr.callback.store import CallbackQueries
+    from ivr.callback.trail import read_trail
     from ivr.cli import _run, _with_redis
 
     tz = settings.timezone
@@ -68,15 +68,15 @@ def cmd_callbacks_show(args, settings: Settings) -> int:
         for k in ("first_at", "last_at", "deadline", "first_callback_at", "last_attempt_at", "closed_at"):
             print(f"  {k:<16}{local_time(rec.get(k), tz) or '-'}")
         print("审计记录 audit trail:")
-        for rid, e in await AuditLog(redis, AUDIT).entries():
-            if e.get("id") == rec["id"]:
-                row = trail_row(e, tz)
-                print(f"  {row['time']}  {row['label']}  {row['detail']}")
+        for _, e in await read_trail(redis, rec):
+            row = trail_row(e, tz)
+            print(f"  {row['time']}  {row['label']}  {row['detail']}")
     _run(_with_redis(settings, go))
     return 0
 
 
 def cmd_callbacks_cancel(args, settings: Settings) -> int:
+    from ivr.callback.states import EntryKind, RecordState
     from ivr.callback.store import CallbackQueries, CallbackStore
     from ivr.cli import _run, _who, _with_redis
 
@@ -85,15 +85,15 @@ def cmd_callbacks_cancel(args, settings: Settings) -> int:
 
     async def go(redis):
         rec = await CallbackQueries(redis).find(args.key)
-        if rec is None or rec.get("state") == "closed":
+        if rec is None or rec.get("state") == RecordState.CLOSED:
             raise IvrError(f"没有待回拨的记录 '{args.key}' — no open callback '{args.key}'")
         store = CallbackStore(redis)
         now = time.time()
         ok, what = await store.close(rec["number"], now=now, reason=f"cancelled: {args.reason}")
         if not ok:
             raise IvrError("正在拨打中，本次拨打结束后将关闭 — it is being dialled right now; it will be closed "
-                           "when this attempt ends" if what == "assigned" else "它已被关闭 — it was closed meanwhile")
-        await store.audit.append([{"kind": "closed", "at": now, "id": rec["id"], "number": mask_number(rec["number"]),
+                           "when this attempt ends" if what == RecordState.ASSIGNED else "它已被关闭 — it was closed meanwhile")
+        await store.audit.append([{"kind": EntryKind.CLOSED.value, "at": now, "id": rec["id"], "number": mask_number(rec["number"]),
                                    "reason": "cancelled", "note": args.reason, "by": _who()}])
         print(f"回拨 {rec['id']} 已取消 — callback {rec['id']} cancelled")
     _run(_with_redis(settings, go))
@@ -101,7 +101,8 @@ def cmd_callbacks_cancel(args, settings: Settings) -> int:
 
 
 def cmd_callbacks_report(args, settings: Settings) -> int:
-    from ivr.callback.report import gather, month_days, period, records_csv
+    from ivr.callback.report import month_days, period, records_csv
+    from ivr.callback.report_data import gather
     from ivr.cli import _run, _with_redis
 
     # days in the hotline's time zone; by default today there (not the UTC day)

@@ -190,7 +190,7 @@ def leader_line(raw: str | None) -> str:
 
 
 def cmd_status(args, settings: Settings) -> int:
-    from ivr.ami.controller import read_live
+    from ivr.live_store import read_live
     from ivr.cli import _run, _with_redis
     from ivr.contingency.store import ContingencyStore
 
@@ -211,7 +211,8 @@ def cmd_queue_promote(args, settings: Settings) -> int:
     import asyncio
 
     from ivr import logs
-    from ivr.ami.controller import AmiController, read_live
+    from ivr.ami.controller import AmiController
+    from ivr.live_store import read_live
     from ivr.ami.model import LiveModel
     from ivr.cli import _run, _with_redis
 

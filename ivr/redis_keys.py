@@ -59,3 +59,43 @@ def engine_alive(token: str) -> str:
 
 ENGINE_ALIVE_TTL_S = 10
 LEADER_HEALTH = f"{PREFIX}leader:health"               # JSON (expires): the leader's parts and their health
+
+
+# Missed calls and callbacks (ivr.callback.store). The scripts build per-number
+# and per-id keys from these prefixes, passed as ARGV: standalone Redis only.
+CALLBACK_PREFIX = f"{PREFIX}cb:"
+CALLBACK_OPEN_PREFIX = f"{CALLBACK_PREFIX}n:"     # + number: Hash, the one open callback of a number
+CALLBACK_CLOSED_PREFIX = f"{CALLBACK_PREFIX}id:"  # + id: Hash, a closed callback (renamed from the open one)
+CALLBACK_PENDING = f"{CALLBACK_PREFIX}pending"    # Zset number -> when it may next be dialled
+CALLBACK_READY = f"{CALLBACK_PREFIX}ready"        # Zset number -> rank (ivr.callback.policy.rank)
+CALLBACK_CLAIMS = f"{CALLBACK_PREFIX}claims"      # Zset number -> lease expiry of the process dialling it
+CALLBACK_CLOSED = f"{CALLBACK_PREFIX}closed"      # Zset id -> closed at (reports)
+CALLBACK_SEQ = f"{CALLBACK_PREFIX}seq"            # Counter: the last callback id handed out
+CALLBACK_IDS = f"{CALLBACK_PREFIX}ids"            # Hash id -> number of every OPEN callback (find by id)
+# + id: List of the stream ids of this callback's entries in CALLBACK_AUDIT,
+# appended by the same script as the entries (ivr.audit.AuditLog index)
+CALLBACK_TRAIL_PREFIX = f"{CALLBACK_PREFIX}trail:"
+# String: stream id of the first entry the trail index covers (older ones: scan)
+CALLBACK_TRAIL_FROM = f"{CALLBACK_PREFIX}trail-from"
+
+
+def callback_open(number: str) -> str:
+    return CALLBACK_OPEN_PREFIX + number
+
+
+def callback_closed(cid: str) -> str:
+    return CALLBACK_CLOSED_PREFIX + cid
+
+
+def callback_trail(cid: str) -> str:
+    return CALLBACK_TRAIL_PREFIX + cid
+
+
+# Console accounts (ivr.web.accounts still spells these out itself: switch it
+# to these names; they must stay byte-for-byte equal).
+USERS = f"{PREFIX}users"                  # Hash user -> JSON {role, salt, hash, ...}
+SESSION_PREFIX = f"{PREFIX}session:"      # + token: JSON {user, role, csrf} (expires when idle)
+API_TOKEN_PREFIX = f"{PREFIX}apitoken:"   # + SHA-256 of the token: JSON {user, ...}
+USER_SESSIONS_PREFIX = f"{PREFIX}user-sessions:"   # + user: Set of the SHA-256 of their session tokens
+LOGIN_LIMIT_PREFIX = f"{PREFIX}login:"     # + account or address: failed sign-ins and the block (ivr.web.login_limit)
+DRILL_PROBE = f"{PREFIX}drill:probe"      # String: a drill's write probe after a Redis failover

@@ -187,6 +187,7 @@ def connect(url: str) -> aioredis.Redis:
 
 
 def connect_sync(url: str) -> redis.Redis:
+    """A blocking client (benchmarks and tools outside the event loop)."""
     if url.startswith(SENTINEL_SCHEME):
         from redis.sentinel import Sentinel
 

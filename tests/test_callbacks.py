@@ -203,7 +203,7 @@ async def test_no_answer_is_rescheduled_and_seat_no_answer_is_not_an_attempt(sch
     await asyncio.wait_for(next(iter(sched.active.values())).done, 5)
     rec = await capture.store.open_record("13300133000")
     assert rec["attempts"] == "1" and rec["state"] == "open"
-    score = await redis.zscore("ivr:cb:pending", "13300133000")
+    score = await redis.zscore(keys.CALLBACK_PENDING, "13300133000")
     assert score == pytest.approx(time.time() + 600, abs=5)       # +10 min
 
 

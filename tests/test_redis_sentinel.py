@@ -71,6 +71,11 @@ async def test_a_write_the_replica_did_not_take_is_not_acknowledged(sentinel_set
     replica = sentinel_set.procs[next(n for n in ("a", "b") if n != sentinel_set.master_name())]
     try:
         rep = Replication(redis)
+        deadline = time.monotonic() + 30
+        while await rep.replicas() < 1:                        # the master sees its replica (again)
+            assert time.monotonic() < deadline, "the master never saw its replica"
+            rep._checked = -60.0
+            await asyncio.sleep(0.2)
         await redis.set("probe", "1")
         await rep.wait()                                       # the replica is there: no error
         replica.send_signal(signal.SIGSTOP)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import json
 import time
 from typing import Callable
 from dataclasses import dataclass
@@ -29,13 +28,12 @@ import redis.asyncio as aioredis
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
-from ivr import redis_keys as keys
 from ivr.ami.model import LiveModel
+from ivr.live_store import write_live
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 ACTION_TIMEOUT_S = 5.0
-LIVE_TTL_S = 30
 
 
 class _Utf8Protocol(AMIProtocol):
@@ -203,7 +201,7 @@ class AmiController:
         snap = self.model.snapshot(self.now())
         snap["ami_connected"] = self.ready.is_set()
         try:
-            await self.redis.set(keys.LIVE, json.dumps(snap, ensure_ascii=False), ex=LIVE_TTL_S)
+            await write_live(self.redis, snap)
         except Exception as exc:  # the next round tries again
             self._dirty = True
             self.log.warning("live_model_not_published", error=repr(exc))
@@ -311,8 +309,3 @@ class _PanoramiskLog:
         self._log.debug("panoramisk", message=str(msg) % a if a else str(msg))
 
     error = exception = warning
-
-
-async def read_live(redis: aioredis.Redis) -> dict | None:
-    raw = await redis.get(keys.LIVE)
-    return json.loads(raw) if raw else None

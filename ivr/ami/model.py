@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from ivr.logs import mask_number
+from ivr.stats import percentile
 
 # Asterisk's AST_DEVICE_* numbers as QueueMember/QueueMemberStatus report them.
 DEVICE_STATES = {0: "UNKNOWN", 1: "NOT_INUSE", 2: "INUSE", 3: "BUSY", 4: "INVALID", 5: "UNAVAILABLE",
@@ -98,14 +99,6 @@ def _chan_vars(event: Mapping) -> dict[str, str]:
         k, _, v = str(item).partition("=")
         out[k] = v
     return out
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return float(values[0])
-    return float(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1])
 
 
 class LiveModel:

@@ -122,7 +122,8 @@ def _clear_sign_in_limits(url: str) -> None:
 
     r = connect_sync(url)
     try:
-        for key in r.scan_iter(match="ivr:login:*", count=1000):
+        from ivr import redis_keys as keys
+        for key in r.scan_iter(match=keys.LOGIN_LIMIT_PREFIX + "*", count=1000):
             r.delete(key)
     finally:
         r.close()

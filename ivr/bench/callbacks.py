@@ -9,7 +9,11 @@ fresh embedded redis-server.
   (moving due entries, recovering dead claims, popping the best one). Baseline:
   a bare ZPOPMIN on the same ready line.
 - Memory: Redis used_memory per open callback (its hash and its place in the
-  lines), and, separately, the audit log per missed call.
+  lines), and, separately, the audit log and its per-callback trail index per
+  missed call.
+- Trail: reading one callback's audit trail (``ivr callbacks show``, the
+  auditors' page) for random callbacks, through the trail index; baseline: a
+  few reads the way it was done before the index, scanning the whole log.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ivr import logs
+from ivr import redis_keys as keys
+from ivr.audit import AuditLog
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.policy import Policy
-from ivr.callback.store import AUDIT, CallbackStore
+from ivr.callback.store import AUDIT, CallbackQueries, CallbackStore
+from ivr.callback.trail import _scan, read_trail
 from ivr.redis_server import EmbeddedRedis, connect
 
 BATCH = 2000
@@ -46,7 +53,30 @@ def _summaries(calls: int, numbers: int, t0: float, rng: random.Random) -> list[
     return out
 
 
-async def _run(calls: int, numbers: int, seats: int, claims: int) -> dict:
+async def _trail_memory(redis, ids: list[str]) -> float:
+    """Bytes of trail index per callback, from a sample of its lists."""
+    sample = [await redis.memory_usage(keys.callback_trail(i), samples=0) or 0 for i in ids]
+    return statistics.fmean(sample) if sample else 0.0
+
+
+async def _trails(redis, ids: list[str], scans: int) -> tuple[list[float], list[float], int]:
+    """Seconds per trail read through the index, and per read by scanning the
+    log (the way before the index: only ``scans`` of them, each reads it all)."""
+    queries, lat, scan_lat, entries = CallbackQueries(redis), [], [], 0
+    recs = [await queries.find(i) for i in ids]
+    for rec in recs:
+        t = time.perf_counter()
+        entries += len(await read_trail(redis, rec))
+        lat.append(time.perf_counter() - t)
+    log = AuditLog(redis, AUDIT)
+    for rec in recs[:scans]:
+        t = time.perf_counter()
+        await _scan(log, rec["id"], "+")
+        scan_lat.append(time.perf_counter() - t)
+    return lat, scan_lat, entries
+
+
+async def _run(calls: int, numbers: int, seats: int, claims: int, trails: int = 200, trail_scans: int = 3) -> dict:
     rng = random.Random(12345)
     policy = Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59)))   # every callback due at once
     with tempfile.TemporaryDirectory(prefix="ivr-bench-cb-") as tmp:
@@ -79,7 +109,10 @@ async def _run(calls: int, numbers: int, seats: int, claims: int) -> dict:
             counts = await store.counts()
             mem = (await redis.info("memory"))["used_memory"]
             audit_bytes = await redis.memory_usage(AUDIT, samples=0) or 0
-            per_open = (mem - base_mem - audit_bytes) / max(1, counts["open"])
+            last_id = int(await redis.get(keys.CALLBACK_SEQ) or 0)
+            trail_ids = [str(rng.randint(1, last_id)) for _ in range(trails)]
+            trail_bytes = await _trail_memory(redis, trail_ids) * last_id
+            per_open = (mem - base_mem - audit_bytes - trail_bytes) / max(1, counts["open"])
 
             # claims: one at a time, as for a seat that has just become free
             lat, base_lat = [], []
@@ -90,8 +123,9 @@ async def _run(calls: int, numbers: int, seats: int, claims: int) -> dict:
                 lat.append(time.perf_counter() - t)
             for _ in range(claims):
                 t = time.perf_counter()
-                await redis.zpopmin("ivr:cb:ready", 1)
+                await redis.zpopmin(keys.CALLBACK_READY, 1)
                 base_lat.append(time.perf_counter() - t)
+            trail_lat, scan_lat, trail_entries = await _trails(redis, trail_ids, trail_scans)
             verify_start = time.perf_counter()
             verified = await store.audit.verify()
             verify_s = time.perf_counter() - verify_start
@@ -103,6 +137,12 @@ async def _run(calls: int, numbers: int, seats: int, claims: int) -> dict:
                 "claim_p99_ms": statistics.quantiles(lat, n=100)[98] * 1000,
                 "zpopmin_p99_ms": statistics.quantiles(base_lat, n=100)[98] * 1000,
                 "bytes_per_open": per_open, "audit_bytes_per_call": audit_bytes / calls,
+                "trail_bytes_per_call": trail_bytes / calls, "trails": trails,
+                "trail_entries": trail_entries / max(1, trails),
+                "trail_p50_ms": statistics.median(trail_lat) * 1000 if trail_lat else 0.0,
+                "trail_p99_ms": statistics.quantiles(trail_lat, n=100)[98] * 1000 if len(trail_lat) > 1 else 0.0,
+                "trail_scans": len(scan_lat),
+                "trail_scan_p50_ms": statistics.median(scan_lat) * 1000 if scan_lat else 0.0,
                 "audit_entries": verified.entries, "audit_ok": verified.ok, "verify_s": verify_s,
             }
         finally:
@@ -124,7 +164,7 @@ class _NoAck:
 
 
 def main(args) -> int:
-    r = asyncio.run(_run(args.calls, args.numbers, args.seats, args.claims))
+    r = asyncio.run(_run(args.calls, args.numbers, args.seats, args.claims, args.trails, args.trail_scans))
     print(f"ivr bench callbacks: {r['calls']:,} missed calls from {r['numbers']:,} numbers, {r['seats']:,} seats")
     print(f"  open callbacks {r['open']:,} (merged {r['merged']:,} repeat calls; misdials {r['misdials']:,} recorded, "
           f"not called back)")
@@ -135,6 +175,10 @@ def main(args) -> int:
           f"(bare ZPOPMIN p99 {r['zpopmin_p99_ms']:.3f} ms; target p99 < 5 ms)")
     print(f"  Redis memory per open callback: {r['bytes_per_open']:,.0f} bytes (target < 1024); "
           f"audit log {r['audit_bytes_per_call']:,.0f} bytes per missed call, kept apart")
+    print(f"  audit trail index: {r['trail_bytes_per_call']:,.0f} bytes per missed call")
+    print(f"  one callback's trail ({r['trail_entries']:.1f} entries on average): p50 {r['trail_p50_ms']:.3f} ms, "
+          f"p99 {r['trail_p99_ms']:.3f} ms over {r['trails']} random callbacks; by scanning the whole log "
+          f"(before the index) p50 {r['trail_scan_p50_ms']:,.0f} ms over {r['trail_scans']}")
     print(f"  audit chain: {r['audit_entries']:,} entries verified {'OK' if r['audit_ok'] else 'BROKEN'} "
           f"in {r['verify_s']:.1f} s")
     return 0

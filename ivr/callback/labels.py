@@ -8,24 +8,26 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ivr.callback.states import EntryKind as E, Outcome as O, RecordState as S
+
 # audit entry kind -> (zh, en)
 ENTRY_KINDS = {
-    "recorded": ("已记录漏话", "missed call recorded"),
-    "recorded_misdial": ("误拨（不回拨）", "misdial (not called back)"),
-    "merged": ("合并（同一号码再次漏话）", "merged (same number missed again)"),
-    "replayed": ("重复记录（已忽略）", "replayed (ignored)"),
-    "assigned": ("已分配坐席", "assigned to a seat"),
-    "attempt": ("回拨结果", "callback attempt"),
-    "scheduled": ("已安排下次回拨", "next attempt scheduled"),
-    "closed": ("已办结", "closed"),
+    E.RECORDED: ("已记录漏话", "missed call recorded"),
+    E.RECORDED_MISDIAL: ("误拨（不回拨）", "misdial (not called back)"),
+    E.MERGED: ("合并（同一号码再次漏话）", "merged (same number missed again)"),
+    E.REPLAYED: ("重复记录（已忽略）", "replayed (ignored)"),
+    E.ASSIGNED: ("已分配坐席", "assigned to a seat"),
+    E.ATTEMPT: ("回拨结果", "callback attempt"),
+    E.SCHEDULED: ("已安排下次回拨", "next attempt scheduled"),
+    E.CLOSED: ("已办结", "closed"),
 }
 OUTCOMES = {
-    "reached": ("已接通", "reached"),
-    "no_answer": ("无人接听", "no answer"),
-    "busy": ("占线", "busy"),
-    "failed": ("呼叫失败", "call failed"),
-    "seat_hung_up": ("坐席挂断", "seat hung up"),
-    "seat_no_answer": ("坐席未接（不计次）", "seat did not answer (not counted)"),
+    O.REACHED: ("已接通", "reached"),
+    O.NO_ANSWER: ("无人接听", "no answer"),
+    O.BUSY: ("占线", "busy"),
+    O.FAILED: ("呼叫失败", "call failed"),
+    O.SEAT_HUNG_UP: ("坐席挂断", "seat hung up"),
+    O.SEAT_NO_ANSWER: ("坐席未接（不计次）", "seat did not answer (not counted)"),
 }
 CLOSED_REASONS = {
     "reached": ("回拨接通", "reached by callback"),
@@ -35,7 +37,7 @@ CLOSED_REASONS = {
     "cancelled": ("已取消", "cancelled"),
 }
 KINDS = {"emergency": ("紧急", "emergency"), "courtesy": ("预约回拨", "courtesy"), "ordinary": ("普通", "ordinary")}
-STATES = {"open": ("待回拨", "open"), "assigned": ("拨打中", "being dialled"), "closed": ("已结", "closed")}
+STATES = {S.OPEN: ("待回拨", "open"), S.ASSIGNED: ("拨打中", "being dialled"), S.CLOSED: ("已结", "closed")}
 MISS_REASONS = {
     "abandoned": ("排队中挂断", "hung up while waiting"),
     "queue_timeout": ("排队超时", "queue timeout"),

@@ -1,5 +1,5 @@
 """Callback completion figures for auditors. Pure: records and audit entries in,
-figures out."""
+figures out (the Redis reads that feed it are in ``ivr.callback.report_data``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import csv
 import io
 from collections import defaultdict
 
-from ivr.ami.model import percentile
 from ivr.callback import labels as L
 from ivr.callback.policy import reached_a_person
+from ivr.callback.states import Outcome, RecordState
 from ivr.logs import mask_number
+from ivr.stats import percentile
 
 
 def report(records: list[dict], attempts: list[dict], start: float, end: float) -> dict:
@@ -25,10 +26,10 @@ def report(records: list[dict], attempts: list[dict], start: float, end: float) 
     delays = [float(r["first_callback_at"]) - float(r["first_at"]) for r in called]
     seats: dict[str, dict[str, int]] = defaultdict(lambda: {"attempts": 0, "reached": 0})
     for a in attempts:
-        if a.get("outcome") == "seat_no_answer":
+        if a.get("outcome") == Outcome.SEAT_NO_ANSWER:
             continue
         seats[a.get("seat", "?")]["attempts"] += 1
-        seats[a.get("seat", "?")]["reached"] += a.get("outcome") == "reached"
+        seats[a.get("seat", "?")]["reached"] += a.get("outcome") == Outcome.REACHED
     return {
         "missed_calls": sum(int(r.get("calls", 1)) for r in rows),
         "misdials": len(rows) - len(counted),
@@ -44,7 +45,7 @@ def report(records: list[dict], attempts: list[dict], start: float, end: float) 
         "closed_reached_later": sum(1 for r in counted if r.get("closed_reason") == "reached_later"),
         "closed_unreached": sum(1 for r in counted if r.get("closed_reason") == "unreached"),
         "cancelled": sum(1 for r in counted if str(r.get("closed_reason", "")).startswith("cancelled")),
-        "still_open": sum(1 for r in counted if r.get("state") != "closed"),
+        "still_open": sum(1 for r in counted if r.get("state") != RecordState.CLOSED),
         "emergency": sum(1 for r in counted if r.get("kind") == "emergency"),
         "per_seat": {k: dict(v) for k, v in sorted(seats.items())},
     }
@@ -154,51 +155,3 @@ def month_days(month: str) -> tuple[str, str]:
     first = dt.date.fromisoformat(month + "-01")
     last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
     return first.isoformat(), last.isoformat()
-
-
-CALLS_BATCH = 10_000
-
-
-async def read_calls(redis, start: float, end: float) -> list[dict]:
-    """Call summaries that started in [start, end). A summary is written when
-    its call ends (stream ids are write times), so the scan runs on past the end
-    by a margin for calls still going at the end of the period."""
-    from ivr import redis_keys as keys
-    from ivr.calls import read_summary
-
-    out, lo, hi = [], f"{int(start * 1000)}-0", f"{int((end + 6 * 3600) * 1000)}-0"
-    while True:
-        rows = await redis.xrange(keys.CALLS, lo, hi, count=CALLS_BATCH)
-        for _, fields in rows:
-            s = read_summary(fields)
-            if start <= float(s.get("started") or 0) < end:
-                out.append(s)
-        if len(rows) < CALLS_BATCH:
-            return out
-        lo = "(" + rows[-1][0]
-async def _audit_entries(log, start: str, end: str, page: int = 500):
-    """The entries of [start, end] a page at a time: one XRANGE of a month's
-    hundreds of thousands of entries held Redis (and every call's command
-    waiting on it) while it built the reply."""
-    while True:
-        rows = await log.entries(start, end, count=page)
-        for _, e in rows:
-            yield e
-        if len(rows) < page:
-            return
-        start = "(" + rows[-1][0]
-
-
-async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:
-    """The report for [start, end) (with the hotline's figures) and the
-    callbacks it counts."""
-    from ivr.audit import AuditLog
-    from ivr.callback.store import AUDIT, CallbackQueries
-
-    recs = await CallbackQueries(redis).all_records(closed_since=start)
-    attempts = [e async for e in _audit_entries(AuditLog(redis, AUDIT), f"{int(start * 1000)}-0",
-                                                f"{int(end * 1000)}-0") if e.get("kind") == "attempt"]
-    rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
-    r = report(recs, attempts, start, end)
-    r["hotline"] = hotline_figures(await read_calls(redis, start, end), rows, r["per_seat"])
-    return r, rows

@@ -22,14 +22,11 @@ from zoneinfo import ZoneInfo
 
 from ivr.ami.controller import AmiController
 from ivr.callback.policy import Policy, next_attempt_at
+from ivr.callback.states import DIAL_OUTCOMES  # DIALSTATUS of the citizen leg -> outcome
 from ivr.callback.store import CallbackStore
 from ivr.durable import Replication
 from ivr.logs import mask_number
 
-# DIALSTATUS of the citizen leg -> outcome
-DIAL_OUTCOMES = {"ANSWER": "reached", "NOANSWER": "no_answer", "BUSY": "busy", "CONGESTION": "failed",
-                 "CHANUNAVAIL": "failed", "CANCEL": "failed", "DONTCALL": "failed", "TORTURE": "failed",
-                 "INVALIDARGS": "failed", "": "seat_hung_up"}
 
 
 @dataclass

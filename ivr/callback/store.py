@@ -2,14 +2,17 @@
 scheduler processes, or a crash and a restart, never dial one citizen twice at
 the same time and never lose one.
 
-Keys (standalone Redis: the scripts build record keys from the number):
+Keys (all in ``ivr.redis_keys``; standalone Redis: the scripts in
+``ivr.callback.scripts`` build record keys from prefixes):
 - ``ivr:cb:n:<number>`` hash: the one open callback of a number (repeated
   attempts merge into it); on close it is renamed ``ivr:cb:id:<id>``.
 - ``ivr:cb:pending`` zset number -> when it may next be dialled;
   ``ivr:cb:ready`` zset number -> rank (emergency first, then deadline);
   ``ivr:cb:claims`` zset number -> lease expiry of the process dialling it.
-- ``ivr:cb:closed`` zset id -> closed at (reports); ``ivr:cb:seq`` ids.
-Every state change is also appended to the hash-chained ``ivr:audit:callbacks``.
+- ``ivr:cb:closed`` zset id -> closed at (reports); ``ivr:cb:seq`` ids;
+  ``ivr:cb:ids`` hash id -> number of the open ones (find by id).
+Every state change is also appended to the hash-chained ``ivr:audit:callbacks``,
+indexed per callback (``ivr:cb:trail:<id>``, read by ``ivr.callback.trail``).
 """
 
 from __future__ import annotations
@@ -18,187 +21,29 @@ import redis.asyncio as aioredis
 
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog
+from ivr.callback import scripts
 
-P = "ivr:cb:"
-PENDING, READY, CLAIMS, CLOSED, SEQ = P + "pending", P + "ready", P + "claims", P + "closed", P + "seq"
+PENDING, READY, CLAIMS = keys.CALLBACK_PENDING, keys.CALLBACK_READY, keys.CALLBACK_CLAIMS
+CLOSED, SEQ, IDS = keys.CALLBACK_CLOSED, keys.CALLBACK_SEQ, keys.CALLBACK_IDS
+OPEN_PREFIX, CLOSED_PREFIX = keys.CALLBACK_OPEN_PREFIX, keys.CALLBACK_CLOSED_PREFIX
 AUDIT = keys.CALLBACK_AUDIT
-KIND_ORDER = {"ordinary": 0, "courtesy": 1, "emergency": 2}
 
-# ARGV: number now started kind reason flow step wait message not_before
-#       deadline_emergency deadline_courtesy deadline_ordinary misdial
-_SPLIT = """
-local function split(s)
-  local t, i = {}, 1
-  while true do
-    local j = string.find(s, '\t', i, true)
-    if not j then t[#t + 1] = string.sub(s, i); return t end
-    t[#t + 1] = string.sub(s, i, j - 1)
-    i = j + 1
-  end
-end
-"""
 
-_RECORD = _SPLIT + """
-local function record(A)
-local number, now, started = A[1], tonumber(A[2]), tonumber(A[3])
-local kind, reason = A[4], A[5]
-local key = 'ivr:cb:n:' .. number
-local dl = {emergency=tonumber(A[11]), courtesy=tonumber(A[12]), ordinary=tonumber(A[13])}
-local order = {ordinary=0, courtesy=1, emergency=2}
-if A[14] == '1' then
-  local id = redis.call('INCR', KEYS[4])
-  local ckey = 'ivr:cb:id:' .. id
-  redis.call('HSET', ckey, 'id', id, 'number', number, 'state', 'closed', 'kind', kind, 'reason', reason,
-    'first_at', started, 'last_at', started, 'calls', 1, 'attempts', 0, 'flow', A[6], 'step', A[7],
-    'wait_s', A[8], 'closed_at', now, 'closed_reason', 'misdial', 'deadline', started)
-  redis.call('ZADD', KEYS[5], now, id)
-  return {'misdial', id, 1}
-end
-local cur = redis.call('HMGET', key, 'id', 'last_at', 'kind', 'first_at', 'state', 'calls')
-if cur[1] then
-  if tonumber(cur[2]) >= started then return {'duplicate', cur[1], tonumber(cur[6])} end
-  local k = cur[3]
-  local upgraded = order[kind] > order[k]
-  if upgraded then
-    -- a higher kind has a shorter deadline: it still runs from the first call
-    k = kind
-    local deadline = tonumber(cur[4]) + dl[k]
-    redis.call('HSET', key, 'kind', k, 'deadline', deadline)
-    if cur[5] == 'open' then
-      local score = (k == 'emergency' and 0 or 1) * 1e10 + deadline
-      if redis.call('ZSCORE', KEYS[2], number) then redis.call('ZADD', KEYS[2], score, number) end
-      if k == 'emergency' and redis.call('ZREM', KEYS[1], number) == 1 then
-        redis.call('ZADD', KEYS[2], score, number)
-      end
-    end
-  end
-  if A[9] ~= '' then
-    redis.call('HSET', key, 'last_at', started, 'last_reason', reason, 'message', A[9])
-  else
-    redis.call('HSET', key, 'last_at', started, 'last_reason', reason)
-  end
-  local calls = redis.call('HINCRBY', key, 'calls', 1)
-  return {'merged', cur[1], calls}
-end
-local id = redis.call('INCR', KEYS[4])
-local deadline = started + dl[kind]
-redis.call('HSET', key, 'id', id, 'number', number, 'state', 'open', 'kind', kind, 'reason', reason,
-  'first_at', started, 'last_at', started, 'calls', 1, 'attempts', 0, 'flow', A[6], 'step', A[7],
-  'wait_s', A[8], 'message', A[9], 'deadline', deadline)
-local nb = tonumber(A[10])
-if nb <= now then
-  redis.call('ZADD', KEYS[2], (kind == 'emergency' and 0 or 1) * 1e10 + deadline, number)
-else
-  redis.call('ZADD', KEYS[1], nb, number)
-end
-return {'recorded', id, 1}
-end
--- ARGV: one tab-separated record per missed call, in order
-local out = {}
-for i = 1, #ARGV do
-  local r = record(split(ARGV[i]))
-  out[#out + 1] = r[1]; out[#out + 1] = r[2]; out[#out + 1] = r[3]
-end
-return out
-"""
-
-# KEYS: pending ready claims ; ARGV: now lease_until owner count
-_CLAIM = """
-local now, lease, owner, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 500)
-for _, number in ipairs(due) do
-  local h = redis.call('HMGET', 'ivr:cb:n:' .. number, 'kind', 'deadline')
-  redis.call('ZREM', KEYS[1], number)
-  if h[1] then redis.call('ZADD', KEYS[2], (h[1] == 'emergency' and 0 or 1) * 1e10 + tonumber(h[2]), number) end
-end
-local recovered = 0
-local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 500)
-for _, number in ipairs(dead) do
-  local key = 'ivr:cb:n:' .. number
-  local h = redis.call('HMGET', key, 'kind', 'deadline')
-  redis.call('ZREM', KEYS[3], number)
-  if h[1] then
-    redis.call('HSET', key, 'state', 'open', 'owner', '')
-    redis.call('HINCRBY', key, 'recovered', 1)
-    redis.call('ZADD', KEYS[2], (h[1] == 'emergency' and 0 or 1) * 1e10 + tonumber(h[2]), number)
-    recovered = recovered + 1
-  end
-end
-local out = {recovered}
-if n <= 0 then return out end
-local popped = redis.call('ZPOPMIN', KEYS[2], n)
-for i = 1, #popped, 2 do
-  local number = popped[i]
-  local key = 'ivr:cb:n:' .. number
-  redis.call('HSET', key, 'state', 'assigned', 'owner', owner, 'claimed_at', now)
-  redis.call('ZADD', KEYS[3], lease, number)
-  table.insert(out, number)
-end
-return out
-"""
-
-# KEYS: claims ; ARGV: lease_until owner number...
-# Extends the lease of attempts still under way; only the owner's claims.
-_RENEW = """
-local n = 0
-for i = 3, #ARGV do
-  if redis.call('HGET', 'ivr:cb:n:' .. ARGV[i], 'owner') == ARGV[2] then
-    n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[i])
-  end
-end
-return n
-"""
-
-# KEYS: pending claims closed ; ARGV: number owner outcome seat now next_at('' = close) close_reason
-_FINISH = """
-local key = 'ivr:cb:n:' .. ARGV[1]
-if redis.call('HGET', key, 'owner') ~= ARGV[2] then return {0, ''} end
-redis.call('ZREM', KEYS[2], ARGV[1])
-local attempts = ARGV[3] == 'seat_no_answer' and tonumber(redis.call('HGET', key, 'attempts'))
-  or redis.call('HINCRBY', key, 'attempts', 1)
-redis.call('HSET', key, 'last_outcome', ARGV[3], 'last_seat', ARGV[4], 'last_attempt_at', ARGV[5], 'owner', '')
-if redis.call('HGET', key, 'first_callback_at') == false and ARGV[3] ~= 'seat_no_answer' then
-  redis.call('HSET', key, 'first_callback_at', ARGV[5])
-end
-if ARGV[6] == '' then
-  local id = redis.call('HGET', key, 'id')
-  redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[5], 'closed_reason', ARGV[7])
-  redis.call('RENAME', key, 'ivr:cb:id:' .. id)
-  redis.call('ZADD', KEYS[3], ARGV[5], id)
-  return {1, 'closed'}
-end
-redis.call('HSET', key, 'state', 'open')
-redis.call('ZADD', KEYS[1], ARGV[6], ARGV[1])
-return {1, 'rescheduled'}
-"""
-
-# KEYS: pending ready claims closed ; ARGV: number now reason require_open('1' = only if not assigned)
-_CLOSE = """
-local key = 'ivr:cb:n:' .. ARGV[1]
-local st = redis.call('HGET', key, 'state')
-if not st then return {0, ''} end
-if st == 'assigned' then
-  redis.call('HSET', key, 'close_after_attempt', ARGV[3])
-  return {0, 'assigned'}
-end
-local id = redis.call('HGET', key, 'id')
-redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('ZREM', KEYS[2], ARGV[1]); redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[2], 'closed_reason', ARGV[3])
-redis.call('RENAME', key, 'ivr:cb:id:' .. id)
-redis.call('ZADD', KEYS[4], ARGV[2], id)
-return {1, id}
-"""
+def callback_audit(redis: aioredis.Redis) -> AuditLog:
+    """The callbacks' audit log, indexed by callback id (``ivr.callback.trail``)."""
+    return AuditLog(redis, AUDIT, index_by="id", index_prefix=keys.CALLBACK_TRAIL_PREFIX,
+                    index_from=keys.CALLBACK_TRAIL_FROM)
 
 
 class CallbackStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self.audit = AuditLog(redis, AUDIT)
-        self._record = redis.register_script(_RECORD)
-        self._claim = redis.register_script(_CLAIM)
-        self._finish = redis.register_script(_FINISH)
-        self._renew = redis.register_script(_RENEW)
-        self._close = redis.register_script(_CLOSE)
+        self.audit = callback_audit(redis)
+        self._record = redis.register_script(scripts.RECORD)
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._finish = redis.register_script(scripts.FINISH)
+        self._renew = redis.register_script(scripts.RENEW)
+        self._close = redis.register_script(scripts.CLOSE)
 
     def record_args(self, *, number: str, now: float, started: float, kind: str, reason: str, flow: str,
                     step: str, wait_s: float | None, message: str, not_before: float,
@@ -220,7 +65,8 @@ class CallbackStore:
         results it will add (one per chunk; see ``parse_records``)."""
         calls = 0
         for i in range(0, len(batch), chunk):
-            await self._record(keys=[PENDING, READY, CLAIMS, SEQ, CLOSED], args=batch[i:i + chunk], client=pipe)
+            await self._record(keys=[PENDING, READY, CLAIMS, SEQ, CLOSED, IDS],
+                               args=[OPEN_PREFIX, CLOSED_PREFIX, *batch[i:i + chunk]], client=pipe)
             calls += 1
         return calls
 
@@ -238,7 +84,7 @@ class CallbackStore:
     async def claim(self, *, now: float, lease_s: float, owner: str, count: int) -> tuple[int, list[str]]:
         """Move due callbacks to the ready line, give back claims whose holder
         died, and claim up to ``count``. Returns (recovered, numbers claimed)."""
-        out = await self._claim(keys=[PENDING, READY, CLAIMS], args=[now, now + lease_s, owner, count])
+        out = await self._claim(keys=[PENDING, READY, CLAIMS], args=[now, now + lease_s, owner, count, OPEN_PREFIX])
         return int(out[0]), [str(x) for x in out[1:]]
 
     async def renew(self, numbers: list[str], *, owner: str, lease_until: float) -> int:
@@ -247,25 +93,26 @@ class CallbackStore:
         another dialler."""
         if not numbers:
             return 0
-        return int(await self._renew(keys=[CLAIMS], args=[lease_until, owner, *numbers]))
+        return int(await self._renew(keys=[CLAIMS], args=[lease_until, owner, OPEN_PREFIX, *numbers]))
 
     async def finish(self, number: str, owner: str, *, outcome: str, seat: str, now: float,
                      next_at: float | None, close_reason: str = "") -> str:
-        ok, what = await self._finish(keys=[PENDING, CLAIMS, CLOSED],
+        ok, what = await self._finish(keys=[PENDING, CLAIMS, CLOSED, IDS],
                                       args=[number, owner, outcome, seat, now, "" if next_at is None else next_at,
-                                            close_reason])
+                                            close_reason, OPEN_PREFIX, CLOSED_PREFIX])
         return what if ok else "not_owner"
 
     async def close(self, number: str, *, now: float, reason: str) -> tuple[bool, str]:
-        ok, what = await self._close(keys=[PENDING, READY, CLAIMS, CLOSED], args=[number, now, reason])
+        ok, what = await self._close(keys=[PENDING, READY, CLAIMS, CLOSED, IDS],
+                                     args=[number, now, reason, OPEN_PREFIX, CLOSED_PREFIX])
         return bool(ok), str(what)
 
     async def open_record(self, number: str) -> dict | None:
-        h = await self.redis.hgetall(P + "n:" + number)
+        h = await self.redis.hgetall(keys.callback_open(number))
         return h or None
 
     async def closed_record(self, cid: str) -> dict | None:
-        h = await self.redis.hgetall(P + "id:" + cid)
+        h = await self.redis.hgetall(keys.callback_closed(cid))
         return h or None
 
     async def counts(self) -> dict[str, int]:
@@ -293,28 +140,42 @@ class CallbackQueries:
     async def records(self, numbers: list[str]) -> list[dict]:
         pipe = self.redis.pipeline(transaction=False)
         for n in numbers:
-            pipe.hgetall(P + "n:" + n)
+            pipe.hgetall(keys.callback_open(n))
         return [r for r in await pipe.execute() if r]
 
     async def find(self, key: str) -> dict | None:
         """An open callback by number, or any callback by id."""
-        rec = await self.redis.hgetall(P + "n:" + key) if not key.isdigit() or len(key) > 8 else {}
+        rec = await self.redis.hgetall(keys.callback_open(key)) if not key.isdigit() or len(key) > 8 else {}
         if rec:
             return rec
-        rec = await self.redis.hgetall(P + "id:" + key)
+        rec = await self.redis.hgetall(keys.callback_closed(key))
         if rec:
             return rec
-        for k in (CLAIMS, READY, PENDING):          # an open one by id
+        if not key.isdigit():
+            return None
+        number = await self.redis.hget(IDS, key)          # an open one by id
+        if number is not None:
+            rec = await self.redis.hgetall(keys.callback_open(number))
+            return rec if rec.get("id") == key else None
+        return await self._find_unindexed(key)
+
+    async def _find_unindexed(self, cid: str) -> dict | None:
+        """Open callbacks recorded before ``ivr:cb:ids`` existed: scan the
+        lines once and add the one found to the index."""
+        if int(cid) > int(await self.redis.get(SEQ) or 0):
+            return None
+        for k in (CLAIMS, READY, PENDING):
             async for number, _ in self.redis.zscan_iter(k):
-                r = await self.redis.hgetall(P + "n:" + number)
-                if r.get("id") == key:
+                r = await self.redis.hgetall(keys.callback_open(number))
+                if r.get("id") == cid:
+                    await self.redis.hsetnx(IDS, cid, number)
                     return r
         return None
 
     async def all_records(self, closed_since: float) -> list[dict]:
         ids = await self.redis.zrangebyscore(CLOSED, closed_since, "+inf")
         numbers = [n for k in (CLAIMS, READY, PENDING) for n in await self.redis.zrange(k, 0, -1)]
-        keys_ = [P + "id:" + i for i in ids] + [P + "n:" + n for n in numbers]
+        keys_ = [keys.callback_closed(i) for i in ids] + [keys.callback_open(n) for n in numbers]
         out: list[dict] = []
         for at in range(0, len(keys_), 250):       # in slices: one huge pipeline holds Redis for everyone
             pipe = self.redis.pipeline(transaction=False)

@@ -535,7 +535,7 @@ class Drill:
         killed, promoted_s = await asyncio.to_thread(self.sentinels.kill_master)
         while True:                                                  # writes go through again
             try:
-                await self.redis.set("ivr:drill:probe", "1", ex=60)
+                await self.redis.set(keys.DRILL_PROBE, "1", ex=60)
                 break
             except Exception:  # noqa: BLE001 - the client finds the new master by itself
                 await asyncio.sleep(0.1)

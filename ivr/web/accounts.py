@@ -28,13 +28,14 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from ivr import names
+from ivr import redis_keys as keys
 from ivr.errors import IvrError
 from ivr.users_audit import record_user_change
 
-USERS = "ivr:users"
-SESSION = "ivr:session:"          # + sha256(token)
-USER_SESSIONS = "ivr:user-sessions:"   # + user: set of sha256(token)
-TOKEN = "ivr:apitoken:"
+USERS = keys.USERS
+SESSION = keys.SESSION_PREFIX             # + sha256(token)
+USER_SESSIONS = keys.USER_SESSIONS_PREFIX  # + user: set of sha256(token)
+TOKEN = keys.API_TOKEN_PREFIX
 ROLES = ("operations", "seat_manager", "auditor", "admin")
 ROLE_NAMES = {"operations": "运营人员 operations", "seat_manager": "值班长 seat manager",
               "auditor": "审计员 auditor", "admin": "管理员 administrator"}

@@ -13,7 +13,8 @@ from ivr import redis_keys as keys
 from ivr.audit import AuditLog
 from ivr.callback import labels as L
 from ivr.callback.report import month_days, period
-from ivr.callback.store import AUDIT, CallbackQueries
+from ivr.callback.store import CallbackQueries
+from ivr.callback.trail import read_trail
 from ivr.logs import mask_number
 from ivr.web.app import Route, ctx_of, error
 from ivr.web import audit_views, offload
@@ -74,8 +75,7 @@ async def record(request: web.Request) -> web.Response:
     rec = await CallbackQueries(ctx.redis).find(request.match_info["key"])
     if rec is None:
         return error(404, "没有这条回拨记录 — no such callback")
-    trail = [{"stream_id": rid, **e, **L.trail_row(e, tz)} for rid, e in await AuditLog(ctx.redis, AUDIT).entries()
-             if e.get("id") == rec["id"]]
+    trail = [{"stream_id": rid, **e, **L.trail_row(e, tz)} for rid, e in await read_trail(ctx.redis, rec)]
     shown = {**rec, "number": mask_number(rec.get("number", ""))}
     return web.json_response({"record": shown, "summary": {**audit_views.row(rec, tz), **{
         k: L.local_time(rec.get(k), tz) for k in ("deadline", "first_callback_at", "closed_at")},

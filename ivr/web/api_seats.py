@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ivr.ami.controller import read_live
+from ivr import redis_keys as keys
+from ivr.live_store import read_live
 from ivr.callback.store import CallbackStore
 from ivr.contingency.history import history_row, who_label
 from ivr.contingency.plan import Plan, Seats, is_level
@@ -84,9 +85,9 @@ async def _oldest_age(redis, now: float) -> float | None:
     due time, and within a kind the deadline follows the first call, so the
     heads of the lines hold the oldest one."""
     heads = []
-    for key in ("ivr:cb:ready", "ivr:cb:pending"):
+    for key in (keys.CALLBACK_READY, keys.CALLBACK_PENDING):
         heads += await redis.zrange(key, 0, 2)
-    firsts = [await redis.hget(f"ivr:cb:n:{n}", "first_at") for n in heads]
+    firsts = [await redis.hget(keys.callback_open(n), "first_at") for n in heads]
     firsts = [float(f) for f in firsts if f]
     return round(now - min(firsts), 1) if firsts else None
 

@@ -19,7 +19,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from ivr import redis_keys as keys
-from ivr.ami.controller import read_live
+from ivr.live_store import read_live
 from ivr.audit import AuditLog
 from ivr.callback.store import CallbackStore
 from ivr.contingency.plan import level_or_minus_one

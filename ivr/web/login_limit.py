@@ -25,9 +25,10 @@ import hashlib
 import time
 from dataclasses import dataclass
 
+from ivr import redis_keys as keys
 from ivr.audit import AuditLog
 
-PREFIX = "ivr:login:"
+PREFIX = keys.LOGIN_LIMIT_PREFIX
 WINDOW_S = 15 * 60
 MAX_BLOCK_S = 15 * 60
 TARPIT_MAX_S = 1.0

@@ -100,7 +100,7 @@ async def _child_main(request: dict) -> bytes:
 async def _work(redis, request: dict) -> bytes:
     from ivr import redis_keys as keys
     from ivr.audit import AuditLog
-    from ivr.callback.report import gather
+    from ivr.callback.report_data import gather
     from ivr.callback.store import AUDIT
 
     if request["kind"] == "trail":

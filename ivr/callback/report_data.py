@@ -1,0 +1,56 @@
+"""The Redis reads behind the auditors' report (``ivr.callback.report`` is the
+pure computation): callback records, attempts from the audit log, and the call
+summaries of a period."""
+
+from __future__ import annotations
+
+from ivr import redis_keys as keys
+from ivr.audit import AuditLog
+from ivr.callback.report import hotline_figures, report
+from ivr.callback.store import CallbackQueries
+
+CALLS_BATCH = 10_000
+
+
+async def read_calls(redis, start: float, end: float) -> list[dict]:
+    """Call summaries that started in [start, end). A summary is written when
+    its call ends (stream ids are write times), so the scan runs on past the end
+    by a margin for calls still going at the end of the period."""
+    from ivr.calls import read_summary        # lazily: ivr.calls brings in the whole call engine
+
+    out, lo, hi = [], f"{int(start * 1000)}-0", f"{int((end + 6 * 3600) * 1000)}-0"
+    while True:
+        rows = await redis.xrange(keys.CALLS, lo, hi, count=CALLS_BATCH)
+        for _, fields in rows:
+            s = read_summary(fields)
+            if start <= float(s.get("started") or 0) < end:
+                out.append(s)
+        if len(rows) < CALLS_BATCH:
+            return out
+        lo = "(" + rows[-1][0]
+
+
+async def _audit_entries(log, start: str, end: str, page: int = 500):
+    """The entries of [start, end] a page at a time: one XRANGE of a month's
+    hundreds of thousands of entries held Redis (and every call's command
+    waiting on it) while it built the reply."""
+    while True:
+        rows = await log.entries(start, end, count=page)
+        for _, e in rows:
+            yield e
+        if len(rows) < page:
+            return
+        start = "(" + rows[-1][0]
+
+
+async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:
+    """The report for [start, end) (with the hotline's figures) and the
+    callbacks it counts."""
+    recs = await CallbackQueries(redis).all_records(closed_since=start)
+    log = AuditLog(redis, keys.CALLBACK_AUDIT)
+    attempts = [e async for e in _audit_entries(log, f"{int(start * 1000)}-0", f"{int(end * 1000)}-0")
+                if e.get("kind") == "attempt"]
+    rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
+    r = report(recs, attempts, start, end)
+    r["hotline"] = hotline_figures(await read_calls(redis, start, end), rows, r["per_seat"])
+    return r, rows

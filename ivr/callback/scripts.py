@@ -1,0 +1,199 @@
+"""The Lua scripts of the callback store, one source each, registered once by
+``ivr.callback.store.CallbackStore``.
+
+Every script gets its fixed keys in KEYS. The per-number and per-id record keys
+(``ivr:cb:n:<number>``, ``ivr:cb:id:<id>``) cannot all be declared in KEYS, so
+their prefixes come in ARGV (``ivr.redis_keys``) and the scripts build the keys:
+that is why the store runs on a standalone Redis (or a Sentinel-managed one),
+never on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+# Lua helpers, prepended to the scripts that need them.
+SPLIT = """
+local function split(s)
+  local t, i = {}, 1
+  while true do
+    local j = string.find(s, '\t', i, true)
+    if not j then t[#t + 1] = string.sub(s, i); return t end
+    t[#t + 1] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+end
+"""
+
+# The ready line's order: emergencies first, then the earliest deadline. Must
+# equal ivr.callback.policy.rank (tests/test_callback_scripts.py checks).
+RANK = """
+local function rank(kind, deadline)
+  return (kind == 'emergency' and 0 or 1) * 1e10 + deadline
+end
+"""
+
+# KEYS: pending ready claims seq closed ids
+# ARGV[1]: open record prefix; ARGV[2]: closed record prefix; ARGV[3..]: one
+#   tab-separated record per missed call, in order, with the fields
+#   number now started kind reason flow step wait message not_before
+#   deadline_emergency deadline_courtesy deadline_ordinary misdial
+# Returns (what, id, calls) per record: recorded | merged | duplicate | misdial.
+RECORD = SPLIT + RANK + """
+local open_prefix, closed_prefix = ARGV[1], ARGV[2]
+local order = {ordinary=0, courtesy=1, emergency=2}
+local function record(A)
+local number, now, started = A[1], tonumber(A[2]), tonumber(A[3])
+local kind, reason = A[4], A[5]
+local key = open_prefix .. number
+local dl = {emergency=tonumber(A[11]), courtesy=tonumber(A[12]), ordinary=tonumber(A[13])}
+if A[14] == '1' then
+  local id = redis.call('INCR', KEYS[4])
+  redis.call('HSET', closed_prefix .. id, 'id', id, 'number', number, 'state', 'closed', 'kind', kind,
+    'reason', reason, 'first_at', started, 'last_at', started, 'calls', 1, 'attempts', 0, 'flow', A[6],
+    'step', A[7], 'wait_s', A[8], 'closed_at', now, 'closed_reason', 'misdial', 'deadline', started)
+  redis.call('ZADD', KEYS[5], now, id)
+  return {'misdial', id, 1}
+end
+local cur = redis.call('HMGET', key, 'id', 'last_at', 'kind', 'first_at', 'state', 'calls')
+if cur[1] then
+  if tonumber(cur[2]) >= started then return {'duplicate', cur[1], tonumber(cur[6])} end
+  local k = cur[3]
+  if order[kind] > order[k] then
+    -- a higher kind has a shorter deadline: it still runs from the first call
+    k = kind
+    local deadline = tonumber(cur[4]) + dl[k]
+    redis.call('HSET', key, 'kind', k, 'deadline', deadline)
+    if cur[5] == 'open' then
+      local score = rank(k, deadline)
+      if redis.call('ZSCORE', KEYS[2], number) then redis.call('ZADD', KEYS[2], score, number) end
+      if k == 'emergency' and redis.call('ZREM', KEYS[1], number) == 1 then
+        redis.call('ZADD', KEYS[2], score, number)
+      end
+    end
+  end
+  if A[9] ~= '' then
+    redis.call('HSET', key, 'last_at', started, 'last_reason', reason, 'message', A[9])
+  else
+    redis.call('HSET', key, 'last_at', started, 'last_reason', reason)
+  end
+  local calls = redis.call('HINCRBY', key, 'calls', 1)
+  return {'merged', cur[1], calls}
+end
+local id = redis.call('INCR', KEYS[4])
+local deadline = started + dl[kind]
+redis.call('HSET', key, 'id', id, 'number', number, 'state', 'open', 'kind', kind, 'reason', reason,
+  'first_at', started, 'last_at', started, 'calls', 1, 'attempts', 0, 'flow', A[6], 'step', A[7],
+  'wait_s', A[8], 'message', A[9], 'deadline', deadline)
+redis.call('HSET', KEYS[6], id, number)
+local nb = tonumber(A[10])
+if nb <= now then
+  redis.call('ZADD', KEYS[2], rank(kind, deadline), number)
+else
+  redis.call('ZADD', KEYS[1], nb, number)
+end
+return {'recorded', id, 1}
+end
+local out = {}
+for i = 3, #ARGV do
+  local r = record(split(ARGV[i]))
+  out[#out + 1] = r[1]; out[#out + 1] = r[2]; out[#out + 1] = r[3]
+end
+return out
+"""
+
+# KEYS: pending ready claims
+# ARGV: now lease_until owner count open_prefix
+# Moves due callbacks to the ready line, gives back claims whose holder died,
+# claims up to ``count``. Returns {recovered, number...}.
+CLAIM = RANK + """
+local now, lease, owner, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+local open_prefix = ARGV[5]
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 500)
+for _, number in ipairs(due) do
+  local h = redis.call('HMGET', open_prefix .. number, 'kind', 'deadline')
+  redis.call('ZREM', KEYS[1], number)
+  if h[1] then redis.call('ZADD', KEYS[2], rank(h[1], tonumber(h[2])), number) end
+end
+local recovered = 0
+local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 500)
+for _, number in ipairs(dead) do
+  local key = open_prefix .. number
+  local h = redis.call('HMGET', key, 'kind', 'deadline')
+  redis.call('ZREM', KEYS[3], number)
+  if h[1] then
+    redis.call('HSET', key, 'state', 'open', 'owner', '')
+    redis.call('HINCRBY', key, 'recovered', 1)
+    redis.call('ZADD', KEYS[2], rank(h[1], tonumber(h[2])), number)
+    recovered = recovered + 1
+  end
+end
+local out = {recovered}
+if n <= 0 then return out end
+local popped = redis.call('ZPOPMIN', KEYS[2], n)
+for i = 1, #popped, 2 do
+  local number = popped[i]
+  redis.call('HSET', open_prefix .. number, 'state', 'assigned', 'owner', owner, 'claimed_at', now)
+  redis.call('ZADD', KEYS[3], lease, number)
+  table.insert(out, number)
+end
+return out
+"""
+
+# KEYS: claims
+# ARGV: lease_until owner open_prefix number...
+# Extends the lease of attempts still under way; only the owner's claims.
+RENEW = """
+local n = 0
+for i = 4, #ARGV do
+  if redis.call('HGET', ARGV[3] .. ARGV[i], 'owner') == ARGV[2] then
+    n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[i])
+  end
+end
+return n
+"""
+
+# KEYS: pending claims closed ids
+# ARGV: number owner outcome seat now next_at('' = close) close_reason open_prefix closed_prefix
+# Returns {1, 'closed' | 'rescheduled'}, or {0, ''} when ``owner`` no longer holds it.
+FINISH = """
+local key = ARGV[8] .. ARGV[1]
+if redis.call('HGET', key, 'owner') ~= ARGV[2] then return {0, ''} end
+redis.call('ZREM', KEYS[2], ARGV[1])
+local attempts = ARGV[3] == 'seat_no_answer' and tonumber(redis.call('HGET', key, 'attempts'))
+  or redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'last_outcome', ARGV[3], 'last_seat', ARGV[4], 'last_attempt_at', ARGV[5], 'owner', '')
+if redis.call('HGET', key, 'first_callback_at') == false and ARGV[3] ~= 'seat_no_answer' then
+  redis.call('HSET', key, 'first_callback_at', ARGV[5])
+end
+if ARGV[6] == '' then
+  local id = redis.call('HGET', key, 'id')
+  redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[5], 'closed_reason', ARGV[7])
+  redis.call('RENAME', key, ARGV[9] .. id)
+  redis.call('ZADD', KEYS[3], ARGV[5], id)
+  redis.call('HDEL', KEYS[4], id)
+  return {1, 'closed'}
+end
+redis.call('HSET', key, 'state', 'open')
+redis.call('ZADD', KEYS[1], ARGV[6], ARGV[1])
+return {1, 'rescheduled'}
+"""
+
+# KEYS: pending ready claims closed ids
+# ARGV: number now reason open_prefix closed_prefix
+# Returns {1, id} when closed; {0, 'assigned'} when being dialled (closed after
+# the attempt); {0, ''} when there is no open callback for the number.
+CLOSE = """
+local key = ARGV[4] .. ARGV[1]
+local st = redis.call('HGET', key, 'state')
+if not st then return {0, ''} end
+if st == 'assigned' then
+  redis.call('HSET', key, 'close_after_attempt', ARGV[3])
+  return {0, 'assigned'}
+end
+local id = redis.call('HGET', key, 'id')
+redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('ZREM', KEYS[2], ARGV[1]); redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[2], 'closed_reason', ARGV[3])
+redis.call('RENAME', key, ARGV[5] .. id)
+redis.call('ZADD', KEYS[4], ARGV[2], id)
+redis.call('HDEL', KEYS[5], id)
+return {1, id}
+"""
