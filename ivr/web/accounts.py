@@ -84,26 +84,28 @@ class Accounts:
 
     async def add(self, user: str, role: str, password: str) -> None:
         if not NAME_RE.match(user):
-            raise IvrError(f"user name '{user}': 2 to 32 letters, digits, '.', '_' or '-'")
+            raise IvrError(f"用户名 '{user}' 应为 2 到 32 个字母、数字、'.'、'_' 或 '-' — user name: 2 to 32 letters, digits, "
+                           "'.', '_' or '-'")
         if role not in ROLES:
-            raise IvrError(f"role '{role}': one of {', '.join(ROLES)}")
+            raise IvrError(f"角色 '{role}' 应为 {', '.join(ROLES)} 之一 — role: one of {', '.join(ROLES)}")
         self._check_password(password)
         salt = secrets.token_bytes(16)
         rec = {"role": role, "salt": salt.hex(), "hash": await _hash_off_loop(password, salt),
                "created": time.time()}
         if not await self.redis.hsetnx(USERS, user, json.dumps(rec)):
-            raise IvrError(f"user '{user}' exists already (ivr users passwd changes a password)")
+            raise IvrError(f"用户 '{user}' 已存在（改密码用 ivr users passwd） — user exists already "
+                           "(ivr users passwd changes a password)")
         await record_user_change(self.redis, "user_added", user, role=role)   # the chained audit log
 
     @staticmethod
     def _check_password(password: str) -> None:
         if len(password) < MIN_PASSWORD:
-            raise IvrError(f"the password needs at least {MIN_PASSWORD} characters")
+            raise IvrError(f"密码至少需要 {MIN_PASSWORD} 个字符 — the password needs at least {MIN_PASSWORD} characters")
 
     async def passwd(self, user: str, password: str) -> None:
         raw = await self.redis.hget(USERS, user)
         if raw is None:
-            raise IvrError(f"no user '{user}'")
+            raise IvrError(f"没有用户 '{user}' — no user '{user}'")
         self._check_password(password)
         rec = json.loads(raw)
         salt = secrets.token_bytes(16)
@@ -168,7 +170,7 @@ class Accounts:
     async def new_token(self, user: str, label: str) -> str:
         raw = await self.redis.hget(USERS, user)
         if raw is None:
-            raise IvrError(f"no user '{user}'")
+            raise IvrError(f"没有用户 '{user}' — no user '{user}'")
         token = "ivr_" + secrets.token_urlsafe(32)
         await self.redis.set(TOKEN + _digest(token),
                              json.dumps({"user": user, "role": json.loads(raw)["role"], "label": label,

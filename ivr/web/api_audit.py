@@ -87,12 +87,25 @@ async def verify(request: web.Request) -> web.Response:
     return web.json_response(await offload.verify(ctx_of(request).redis))      # in a child process
 
 
-async def signed_checkpoint(redis) -> dict | None:
-    """HOOK for the signed audit checkpoint (`ivr audit checkpoint`, being added
-    to ivr.audit): return its JSON (signed heads, signer, time) to print under
-    the monthly report. Until it exists: None, and the page prints the current
-    heads of the chains (``chain_heads``) instead."""
-    return None
+async def signed_checkpoint(redis, tz) -> dict | None:
+    """The latest signed checkpoint of every audit log (``ivr audit
+    checkpoint`` and the leader's schedule write them to a file outside Redis,
+    each line with its HMAC): printed under the monthly report, so whoever
+    keeps the paper can later prove the log was not rewritten since."""
+    import asyncio
+
+    from ivr.audit_checkpoints import read_latest
+    from ivr.audit_keys import current
+
+    config = current()
+    latest, problems = await asyncio.to_thread(read_latest, config.checkpoint_file, config.key)
+    if not latest:
+        return None
+    names = {stream: name for name, stream in keys.AUDIT_LOGS.items()}
+    return {"file": str(config.checkpoint_file), "problems": problems,
+            "logs": {names.get(log, log): {"entries": cp.n, "head": cp.head, "entry_id": cp.entry_id,
+                                           "at": dt.datetime.fromtimestamp(cp.at, tz).strftime("%Y-%m-%d %H:%M:%S"),
+                                           "mac": cp.mac} for log, cp in sorted(latest.items())}}
 
 
 async def chain_heads(redis, tz) -> dict:
@@ -110,7 +123,7 @@ async def chain_heads(redis, tz) -> dict:
 
 async def checkpoint(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    return web.json_response({"signed": await signed_checkpoint(ctx.redis),
+    return web.json_response({"signed": await signed_checkpoint(ctx.redis, ctx.settings.timezone),
                               **await chain_heads(ctx.redis, ctx.settings.timezone)})
 
 

@@ -55,7 +55,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def _flow_name(request) -> str:
     name = request.match_info["name"]
     if not FLOW_NAME.match(name):
-        raise web.HTTPBadRequest(reason=f"'{name}' is not a flow name")
+        raise web.HTTPBadRequest(reason=f"'{name}' 不是流程名 — '{name}' is not a flow name")
     return name
 
 
@@ -82,7 +82,7 @@ async def flow_get(request: web.Request) -> web.Response:
     version = await store.current_version(name)
     published = (await store.get(name, version)).source if version else None
     if not path.exists() and published is None:
-        return error(404, f"no flow '{name}'")
+        return error(404, f"没有流程 '{name}' — no flow '{name}'")
     return web.json_response({"name": name, "version": version, "published": published,
                               "source": path.read_text(encoding="utf-8") if path.exists() else published})
 
@@ -128,12 +128,12 @@ async def flow_rollback(request: web.Request) -> web.Response:
     store = FlowStore(ctx_of(request).redis)
     target = data.get("version")
     if target is not None and not isinstance(target, int):
-        return error(400, "version must be a whole number")
+        return error(400, "版本号应为整数 — version must be a whole number")
     if target is None:
         current = await store.current_version(name)
         older = [v for v in await store.versions(name) if current and v < current]
         if not older:
-            return error(409, f"no version before {current}")
+            return error(409, f"版本 {current} 之前没有版本 — no version before {current}")
         target = max(older)
     try:
         fv = await store.get(name, target)
@@ -171,7 +171,7 @@ async def prompt_audio(request: web.Request) -> web.StreamResponse:
         return error(400, PROMPT_NAME_RULE)
     path = _project(request).home / "prompts" / f"{name}.wav"
     if not path.exists():
-        return error(404, f"no prompt '{name}'")
+        return error(404, f"没有录音 '{name}' — no prompt '{name}'")
     return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
 
 

@@ -132,7 +132,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if auth.startswith("Bearer "):
         who = await ctx.accounts.token(auth[7:].strip())
         if who is None:
-            return error(401, "unknown or revoked API token")
+            return error(401, "API 令牌无效或已撤销 — unknown or revoked API token")
     else:
         who = await ctx.accounts.session(request.cookies.get(COOKIE, ""))
     request[PRINCIPAL] = who
@@ -143,13 +143,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if who is None:
         if request.path.startswith("/console/"):
             raise web.HTTPFound("/console/login")
-        return error(401, "sign in first (POST /api/login) or send an API token")
+        return error(401, "请先登录 — sign in first (POST /api/login) or send an API token")
     if who.role not in route.roles and who.role != "admin":
-        return error(403, f"{ROLE_NAMES[who.role]} may not use {request.method} {request.path}")
+        return error(403, f"{ROLE_NAMES[who.role]} 无权使用 — may not use {request.method} {request.path}")
     if request.method not in ("GET", "HEAD") and who.via == "session":
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not hmac.compare_digest(sent, who.csrf):
-            return error(403, f"missing or wrong {CSRF_HEADER} header")
+            return error(403, f"缺少或错误的 {CSRF_HEADER}，请刷新页面 — missing or wrong {CSRF_HEADER} header")
     return await _handle(request, handler)
 
 
