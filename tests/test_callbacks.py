@@ -403,3 +403,35 @@ async def test_a_batch_left_unacknowledged_by_a_dead_leader_is_taken_over(redis,
     assert await new.claim_orphans(min_idle_ms=0) == 1
     assert (await new.store.open_record("13300133099"))["reason"] == "abandoned"
     assert (await redis.xpending(keys.CALLS, "callbacks"))["pending"] == 0
+
+
+async def test_a_new_leader_adopts_a_callback_whose_call_is_still_up(ami, redis, capture):
+    """The leader dies while its callback's seat and citizen are talking. The
+    next leader recovers the claim when the lease runs out, asks Asterisk, finds
+    the call still up and waits for its outcome instead of dialling again."""
+    pbx, server, controller = ami
+    await _one_missed_call(redis, capture)
+    t0 = time.time()
+    policy = Policy(calling_hours=ALL_DAY.calling_hours, claim_lease_s=180, keep_idle=0)
+    a = CallbackScheduler(store=capture.store, controller=controller, tz=TZ, queues={"general": "general-q"},
+                          policy=policy, log=LOG, owner="leader-a")
+    assert await a.tick(t0) == 1
+    orig = pbx.originated[-1]
+    pbx.originate_result(orig, True)                          # the seat answers; the citizen is dialled
+    server.flush()
+    await until(lambda: (capture.store.redis is not None) and bool(a._writes) is False
+                and next(iter(a.active.values())).answered_at is not None)
+    await a.close()
+    controller.listeners.remove(a._on_event)                  # leader A dies (its lease is no longer renewed)
+    b = CallbackScheduler(store=capture.store, controller=controller, tz=TZ, queues={"general": "general-q"},
+                          policy=policy, log=LOG, owner="leader-b")
+    await b.tick(t0 + 200)                                    # A's lease ran out: recovered, claimed by B
+    assert len(pbx.originated) == 1                           # not dialled while the call is up
+    att = b.by_cid["1"]
+    pbx.user_event("IvrCallback", orig["Channel"], Id="1", DialStatus="ANSWER")
+    server.flush()
+    assert await asyncio.wait_for(att.done, 5) == "reached"
+    closed = await capture.store.closed_record("1")
+    assert closed["closed_reason"] == "reached" and "call_channel" not in closed
+    kinds = [e["kind"] for _, e in await capture.store.audit.entries()]
+    assert kinds == ["recorded", "assigned", "adopted", "attempt", "closed"]

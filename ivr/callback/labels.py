@@ -17,6 +17,7 @@ ENTRY_KINDS = {
     E.MERGED: ("合并（同一号码再次漏话）", "merged (same number missed again)"),
     E.REPLAYED: ("重复记录（已忽略）", "replayed (ignored)"),
     E.ASSIGNED: ("已分配坐席", "assigned to a seat"),
+    E.ADOPTED: ("通话中由新主进程接管", "taken over by a new leader during the call"),
     E.ATTEMPT: ("回拨结果", "callback attempt"),
     E.SCHEDULED: ("已安排下次回拨", "next attempt scheduled"),
     E.CLOSED: ("已办结", "closed"),
@@ -82,7 +83,7 @@ def entry_summary(e: dict) -> tuple[str, str]:
         return (f"{label(KINDS, e.get('type'))} · {label(MISS_REASONS, e.get('reason'))} · 第 {e.get('calls', 1)} 次来电",
                 f"{label(KINDS, e.get('type'), 'en')} · {label(MISS_REASONS, e.get('reason'), 'en')} · "
                 f"call {e.get('calls', 1)}")
-    if k == "assigned":
+    if k in ("assigned", "adopted"):
         return f"坐席 {e.get('seat', '')}", f"seat {e.get('seat', '')}"
     if k == "scheduled":
         return "", ""

@@ -132,6 +132,8 @@ class CallbackScheduler:
     async def _start(self, number: str, seat: str, now: float) -> None:
         rec = await self.store.open_record(number) or {}
         cid = rec.get("id", "?")
+        if rec.get("call_channel") and await self._adopt(number, rec, now):
+            return
         attempt_no = int(rec.get("attempts", 0)) + 1
         aid = f"cb-{cid}-{attempt_no}-{int(now * 1000) % 100000}"
         att = Attempt(number, cid, seat, aid, now)
@@ -146,6 +148,24 @@ class CallbackScheduler:
         if not res.ok:
             self._outcome(att, "failed", res.message, self.clock())
 
+    async def _adopt(self, number: str, rec: dict, now: float) -> bool:
+        """A claim taken over from a leader that died while its attempt's call
+        was up (the seat had answered): if Asterisk still has that call, it is
+        adopted — its outcome will come as a UserEvent — and the citizen is not
+        dialled again while they talk."""
+        res = await self.controller.act({"Action": "Status", "Channel": rec["call_channel"]}, retries=1)
+        if not res.ok:
+            self.log.warning("callback_outcome_lost", callback=rec.get("id"), number=mask_number(number),
+                             detail="the previous attempt's call ended while no leader watched")
+            return False
+        cid = rec.get("id", "?")
+        att = Attempt(number, cid, rec.get("call_seat", ""), f"adopted-{cid}", now, answered_at=now)
+        self.active[att.action_id], self.by_cid[cid], self.by_number[number] = att, att, att
+        await self.store.audit.append([{"kind": "adopted", "at": now, "id": cid, "number": mask_number(number),
+                                        "seat": att.seat, "by": self.owner}])
+        self.log.warning("callback_adopted", callback=cid, number=mask_number(number), seat=att.seat)
+        return True
+
     def _on_event(self, event) -> None:
         name = event.get("Event")
         if name == "OriginateResponse":
@@ -154,6 +174,8 @@ class CallbackScheduler:
                 return
             if event.get("Response") == "Success":
                 att.answered_at = self.clock()
+                self._own(self.store.mark_in_call(att.number, owner=self.owner, channel=event.get("Channel", ""),
+                                                  seat=att.seat))
             else:
                 # the seat did not answer (Reason 3), was busy (5) or could not be reached
                 reason = {"3": "no answer", "5": "busy"}.get(event.get("Reason", ""), "failed")
@@ -169,7 +191,11 @@ class CallbackScheduler:
         if att.outcome is not None:
             return
         att.outcome = (outcome, detail)
-        task = asyncio.get_running_loop().create_task(self._write(att, now))
+        self._own(self._write(att, now))
+
+    def _own(self, coro) -> None:
+        """Writes started from AMI events are owned tasks, awaited on close."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

@@ -161,6 +161,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 local attempts = ARGV[3] == 'seat_no_answer' and tonumber(redis.call('HGET', key, 'attempts'))
   or redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('HSET', key, 'last_outcome', ARGV[3], 'last_seat', ARGV[4], 'last_attempt_at', ARGV[5], 'owner', '')
+redis.call('HDEL', key, 'call_channel', 'call_seat')
 if redis.call('HGET', key, 'first_callback_at') == false and ARGV[3] ~= 'seat_no_answer' then
   redis.call('HSET', key, 'first_callback_at', ARGV[5])
 end
@@ -196,4 +197,14 @@ redis.call('RENAME', key, ARGV[5] .. id)
 redis.call('ZADD', KEYS[4], ARGV[2], id)
 redis.call('HDEL', KEYS[5], id)
 return {1, id}
+"""
+
+# KEYS: - ; ARGV: number owner channel seat open_prefix
+# The attempt's call is up (the seat answered): where it is, so a leader that
+# takes the claim over can ask Asterisk before dialling the citizen again.
+IN_CALL = """
+local key = ARGV[5] .. ARGV[1]
+if redis.call('HGET', key, 'owner') ~= ARGV[2] then return 0 end
+redis.call('HSET', key, 'call_channel', ARGV[3], 'call_seat', ARGV[4])
+return 1
 """

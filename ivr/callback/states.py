@@ -39,6 +39,7 @@ class EntryKind(StrEnum):
     MERGED = "merged"
     REPLAYED = "replayed"
     ASSIGNED = "assigned"
+    ADOPTED = "adopted"          # a new leader took over an attempt whose call was still up
     ATTEMPT = "attempt"
     SCHEDULED = "scheduled"
     CLOSED = "closed"

@@ -43,6 +43,7 @@ class CallbackStore:
         self._claim = redis.register_script(scripts.CLAIM)
         self._finish = redis.register_script(scripts.FINISH)
         self._renew = redis.register_script(scripts.RENEW)
+        self._in_call = redis.register_script(scripts.IN_CALL)
         self._close = redis.register_script(scripts.CLOSE)
 
     def record_args(self, *, number: str, now: float, started: float, kind: str, reason: str, flow: str,
@@ -94,6 +95,10 @@ class CallbackStore:
         if not numbers:
             return 0
         return int(await self._renew(keys=[CLAIMS], args=[lease_until, owner, OPEN_PREFIX, *numbers]))
+
+    async def mark_in_call(self, number: str, *, owner: str, channel: str, seat: str) -> bool:
+        """The seat answered: the attempt's channel, until its outcome is written."""
+        return bool(await self._in_call(keys=[], args=[number, owner, channel, seat, OPEN_PREFIX]))
 
     async def finish(self, number: str, owner: str, *, outcome: str, seat: str, now: float,
                      next_at: float | None, close_reason: str = "") -> str:

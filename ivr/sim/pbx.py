@@ -106,6 +106,7 @@ class SimPbx:
         self.withdrawn: dict[str, str] = {}        # uniqueid -> WithdrawInfo (read by the AGI side)
         self.events: list[Message] = []            # emitted, for the server to send
         self.originated: list[dict[str, str]] = []
+        self.live_channels: dict[str, str] = {}    # channel of an answered Originate -> the seat it rang
         self.on_withdraw: Callable[[str], None] | None = None   # the call centre model takes it from here
         self.where: dict[str, tuple[SimQueue, SimEntry]] = {}   # uniqueid and channel -> waiting caller
         self.free: set[str] = set()              # seats neither in a call, nor wrapping up, nor occupied
@@ -294,6 +295,18 @@ class SimPbx:
             return [_resp("Error", aid, "Invalid/unknown command")]
         return handler(msg, aid)
 
+    def _act_status(self, msg, aid):
+        """``Status`` of one channel: Success, its ``Status`` event and
+        ``StatusComplete``; ``No such channel`` when it has hung up."""
+        name = msg.get("Channel", "")
+        if name not in self.live_channels:
+            return [_resp("Error", aid, "No such channel")]
+        return [_resp("Success", aid, "Channel status will follow"),
+                [("Event", "Status"), ("ActionID", aid), ("Channel", name), ("ChannelState", "6"),
+                 ("ChannelStateDesc", "Up"), ("Context", "ivr-callback")],
+                [("Event", "StatusComplete"), ("ActionID", aid), ("EventList", "Complete"), ("ListItems", "1"),
+                 ("Items", "1")]]
+
     def _act_ping(self, msg, aid):
         return [[("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"),
                  ("Timestamp", f"{self.clock():.6f}")]]
@@ -404,6 +417,8 @@ class SimPbx:
     def originate_result(self, msg: dict[str, str], ok: bool, *, reason: int | None = None) -> None:
         """How the call placed by an earlier Originate ended (the drill or a test decides)."""
         n = next(self._chan)
+        if ok:     # the seat's channel lives until the dialplan's h extension runs (user_event)
+            self.live_channels[f"{msg.get('Channel', '').removesuffix('/n')}-{n:08x};1"] = msg.get("Channel", "")
         self._emit([("Event", "OriginateResponse"), ("Privilege", "call,all"), ("ActionID", msg.get("ActionID", "")),
                     ("Response", "Success" if ok else "Failure"),
                     ("Channel", f"{msg.get('Channel', '').removesuffix('/n')}-{n:08x};1" if ok else msg.get("Channel", "")),
@@ -425,6 +440,9 @@ class SimPbx:
 
     def user_event(self, name: str, channel: str, **fields: str) -> None:
         """``UserEvent(name,Key: value,...)`` run by the dialplan on ``channel``."""
+        for live, seat in list(self.live_channels.items()):
+            if seat == channel:
+                del self.live_channels[live]
         self._emit([("Event", "UserEvent"), ("Privilege", "user,all"), ("Channel", channel), ("ChannelState", "6"),
                     ("ChannelStateDesc", "Up"), ("CallerIDNum", ""), ("CallerIDName", ""), ("ConnectedLineNum", ""),
                     ("ConnectedLineName", ""), ("Language", "en"), ("AccountCode", ""), ("Context", "ivr-callback"),
