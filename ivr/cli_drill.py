@@ -45,7 +45,7 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     from ivr.sim.profiles import load_profile
 
     if contingency != "auto" and not contingency.isdigit():
-        raise ConfigError(f"--contingency {contingency!r}: expected auto or a level number")
+        raise ConfigError(f"--contingency {contingency!r}：应为 auto 或级别数字 — expected auto or a level number")
     logs.configure(os.environ.get("IVR_LOG_LEVEL", "error"), "console")
     profile = load_profile(settings.home, profile_name)
     kw = dict(home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress,

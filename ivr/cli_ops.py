@@ -65,9 +65,11 @@ def cmd_contingency_set(args, settings: Settings) -> int:
 
     plan = _ops(settings).plan
     if not 0 <= args.level <= plan.top:
-        raise ConfigError(f"level {args.level} does not exist: queue/contingency.yaml has levels 0..{plan.top}")
+        raise ConfigError(f"没有级别 {args.level}：预案只有 0..{plan.top} 级 — level {args.level} does not exist: "
+                          f"queue/contingency.yaml has levels 0..{plan.top}")
     if not args.reason.strip():
-        raise ConfigError("--reason is required: the audit log says why the level changed")
+        raise ConfigError("请用 --reason 写明原因：审计日志要记录为什么切换级别 — --reason is required: the audit log "
+                          "says why the level changed")
 
     async def go(redis):
         now = time.time()
@@ -75,7 +77,8 @@ def cmd_contingency_set(args, settings: Settings) -> int:
         st = await ContingencyStore(redis).set_level(args.level, by=_who(), reason=args.reason, how="manual",
                                                      expires_at=exp, now=now)
         print(f"应急级别已切换 level set: {_level_line(plan, st.level)}; expires {_fmt_time(st.expires_at, settings.timezone)}")
-        print("every engine process applies it within a second; seat actions run over AMI")
+        print("各引擎进程一秒内生效，坐席调整经 AMI 执行 — every engine process applies it within a second; "
+          "seat actions run over AMI")
     _run(_with_redis(settings, go))
     return 0
 
@@ -92,7 +95,7 @@ def cmd_contingency_renew(args, settings: Settings) -> int:
         st = await store.state()
         exp = expiry_for(plan, st.level, time.time(), args.hours)
         await store.renew(exp, by=_who())
-        print(f"level {st.level} renewed until {_fmt_time(exp, settings.timezone)}")
+        print(f"级别 {st.level} 已续期至 {_fmt_time(exp, settings.timezone)} — level {st.level} renewed")
     _run(_with_redis(settings, go))
     return 0
 
@@ -108,11 +111,11 @@ def cmd_contingency_accept(args, settings: Settings) -> int:
         store = ContingencyStore(redis)
         p = await store.proposal()
         if p is None:
-            raise IvrError("there is no proposal to accept")
+            raise IvrError("没有待接受的自动建议 — there is no proposal to accept")
         now = time.time()
         await store.set_level(p.level, by=_who(), how="accepted", reason=f"accepted proposal: {p.reason}",
                               expires_at=expiry_for(plan, p.level, now), now=now)
-        print(f"accepted: {_level_line(plan, p.level)}")
+        print(f"已接受 accepted: {_level_line(plan, p.level)}")
     _run(_with_redis(settings, go))
     return 0
 
@@ -123,7 +126,7 @@ def cmd_contingency_reject(args, settings: Settings) -> int:
 
     async def go(redis):
         p = await ContingencyStore(redis).reject(by=_who(), reason=args.reason)
-        print("no proposal" if p is None else f"rejected the proposal of level {p.level}")
+        print("没有自动建议 — no proposal" if p is None else f"已拒绝级别 {p.level} 的建议 — rejected the proposal of level {p.level}")
     _run(_with_redis(settings, go))
     return 0
 
@@ -217,16 +220,17 @@ def cmd_queue_promote(args, settings: Settings) -> int:
     from ivr.cli import _run, _with_redis
 
     if settings.ami is None:
-        raise ConfigError("IVR_AMI_URL is not set: promoting a caller needs the AMI link")
+        raise ConfigError("未设置 IVR_AMI_URL：调整排队顺序需要 AMI 连接 — IVR_AMI_URL is not set: promoting a caller "
+                          "needs the AMI link")
 
     async def go(redis):
         snap = await read_live(redis)
         if snap is None:
-            raise IvrError("no live figures: is an engine with an AMI link running?")
+            raise IvrError("没有实时数据：有连着 AMI 的引擎在运行吗？ — no live figures: is an engine with an AMI link running?")
         hits = [(q, c) for q, qs in snap["queues"].items() for c in qs["callers"]
                 if c["uniqueid"] == args.caller or c["uniqueid"].endswith(args.caller)]
         if len(hits) != 1:
-            raise IvrError(f"{len(hits)} waiting callers match '{args.caller}': give the full unique id "
+            raise IvrError(f"{len(hits)} 位排队来电者匹配 '{args.caller}'，请给出完整的 uniqueid — {len(hits)} waiting callers match '{args.caller}': give the full unique id "
                            "(ivr status lists them)")
         queue, caller = hits[0]
         ami = settings.ami
@@ -237,12 +241,12 @@ def cmd_queue_promote(args, settings: Settings) -> int:
             await asyncio.wait_for(ctl.ready.wait(), 10)
             channel = next((w.channel for w in ctl.model.waiting.values() if w.uniqueid == caller["uniqueid"]), None)
             if channel is None:
-                raise IvrError("the caller has left the queue")
+                raise IvrError("来电者已离开队列 — the caller has left the queue")
             res = await ctl.change_priority(queue, channel, args.priority, caller["uniqueid"])
         finally:
             await ctl.stop()
         if not res.ok:
-            raise IvrError(f"Asterisk refused: {res.message}")
+            raise IvrError(f"Asterisk 拒绝 — Asterisk refused: {res.message}")
         print(f"已提前 promoted: {caller['number']} in {queue} to priority {args.priority} ({res.message})")
     _run(_with_redis(settings, go))
     return 0

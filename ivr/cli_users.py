@@ -32,10 +32,10 @@ def cmd_users(args, settings: Settings) -> int:
         accounts = Accounts(redis)
         if args.sub == "add":
             await accounts.add(args.user, args.role, _password(args))
-            print(f"user {args.user} added ({ROLE_NAMES[args.role]})")
+            print(f"已添加用户 {args.user}（{ROLE_NAMES[args.role]}） — user added")
         elif args.sub == "passwd":
             await accounts.passwd(args.user, _password(args))
-            print(f"password of {args.user} changed; their sessions ended")
+            print(f"{args.user} 的密码已更改，其登录会话已全部结束 — password changed; their sessions ended")
         elif args.sub == "token":
             print(await accounts.new_token(args.user, args.label))
         else:

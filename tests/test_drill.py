@@ -73,3 +73,14 @@ def test_chaos_drill_loses_nobody(project_home, tmp_path):
     assert r["every_missed_caller_recorded"] and r["audit_chains_verify"], r["audit"]
     assert r["offered"] == r["answered"] + r["not_answered"] + r["in_progress"]
     assert "故障 faults (2 engines)" in res.stdout
+
+
+def test_drill_picture_has_a_level_legend_clear_of_the_title():
+    from ivr.sim.chart import LEGEND_Y, TOP, drill_svg
+
+    r = {"profile": "x" * 40, "offered": 123456, "answered": 1, "not_answered": 1, "callbacks_made": 1,
+         "callbacks_reached": 1, "series": {"t": [60.0, 120.0], "arrivals": [1, 2], "waiting": [1, 2], "busy": [1, 2],
+                                            "backlog": [1, 2], "level": [0, 2]}}
+    svg = drill_svg(r)
+    assert "级别 level 1" in svg and "级别 level 4" in svg            # each shade explained
+    assert 24 + 6 < LEGEND_Y and LEGEND_Y + 12 < TOP - 18            # title, legend, first panel label: own rows

@@ -6,10 +6,22 @@ from __future__ import annotations
 
 from html import escape
 
-W, PANEL_H, LEFT, TOP, GAP = 900, 130, 70, 50, 28
+W, PANEL_H, LEFT, TOP, GAP = 900, 130, 70, 84, 28
+LEGEND_Y = 46   # the level legend: its own row, under the title and above the first panel
 PANELS = (("arrivals", "来电 arrivals / interval", "#1f77b4"), ("waiting", "排队 callers waiting", "#d62728"),
           ("busy", "坐席忙 seats busy", "#2ca02c"), ("backlog", "待回拨 callback backlog", "#9467bd"))
 LEVEL_FILL = ("#ffffff", "#fff5d6", "#ffe0b3", "#ffc9c9", "#f4b6ff")
+
+
+def level_legend() -> list[str]:
+    """A swatch per contingency level, on a row of its own."""
+    out = [f'<text x="{LEFT}" y="{LEGEND_Y + 10}">背景 shading: 应急级别 contingency level</text>']
+    x0 = LEFT + 250
+    for lv in range(1, len(LEVEL_FILL)):
+        out.append(f'<rect x="{x0}" y="{LEGEND_Y}" width="14" height="12" fill="{LEVEL_FILL[lv]}" stroke="#888"/>')
+        out.append(f'<text x="{x0 + 18}" y="{LEGEND_Y + 10}">级别 level {lv}</text>')
+        x0 += 100
+    return out
 
 
 def drill_svg(report: dict) -> str:
@@ -50,6 +62,6 @@ def drill_svg(report: dict) -> str:
     for k in range(5):
         v = span * k / 4 if k < 4 else span * 0.98
         out.append(f'<text x="{x(v):.1f}" y="{y_axis}" text-anchor="middle">{int(v // 60)} min</text>')
-    out.append(f'<text x="{W - 20}" y="{TOP - 22}" text-anchor="end">shaded: contingency level (darker = higher)</text>')
+    out += level_legend()
     out.append("</svg>")
     return "\n".join(out)

@@ -44,6 +44,7 @@ from ivr.sim.profiles import Profile
 
 TICK_S = 0.02           # wall seconds between advances of the simulated PBX
 ENGINE_START_S = 3.0    # wall seconds from the drill's start to its time 0 (the engine starts meanwhile)
+HOLD_OFFER_EVERY_S = 60.0  # the busy level's hold music repeats its callback offer about this often
 PROCESSES_START_S = 15.0   # the same with engine processes (each imports the whole engine)
 ON_BREAK = ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n")   # queue/seats.yaml front-line, paused
 
@@ -180,9 +181,15 @@ class Drill:
         b = self.p.callers
         fut = asyncio.get_running_loop().create_future()
         self.futures[ch.uniqueid] = fut
+        patience = self.rng.expovariate(1 / b.patience_s)
         self.cc.join(queue, ch.caller.number, priority=prio, uniqueid=ch.uniqueid,
-                     patience_s=self.rng.expovariate(1 / b.patience_s), max_wait_s=timeout_s or math.inf,
+                     patience_s=patience, max_wait_s=timeout_s or math.inf,
                      handle_s=self.rng.expovariate(1 / b.handle_s), emergency=rec.emergency or prio >= 10)
+        accepts = len(ch.caller.digits) > 1 and ch.caller.digits[1] == "1"
+        busy = bool(self.series.level) and self.series.level[-1] >= 1
+        if accepts and busy and not (rec.emergency or prio >= 10):
+            # the hold music of a busy level offers "press 1 to keep your place and be called back"
+            self._spawn(self._press_while_waiting(ch.uniqueid, min(patience * 0.5, HOLD_OFFER_EVERY_S)))
         outcome = QueueOutcome(kind="answered")
         kinds = {"answered": "answered", "abandoned": "abandon", "timeout": "timeout", "withdrawn": "withdraw"}
 
@@ -196,6 +203,11 @@ class Drill:
                 rec.outcome = "answered"
         outcome.wait = wait
         return outcome
+
+    async def _press_while_waiting(self, uniqueid: str, after_s: float) -> None:
+        await self.clock.sleep(after_s)
+        if self.pbx.find(uniqueid) is not None:     # still waiting: the key reaches AMI as DTMFEnd
+            self.pbx.dtmf(uniqueid, "1")
 
     async def _dialplan_queue(self, ch: SimChannel, queue: str, prio: int) -> None:
         """``Queue(general-q,,,,600)`` of the dialplan itself (no engine finished the call)."""
