@@ -148,6 +148,7 @@ def closing(report_path: Path) -> None:
   高峰 the surge: {r['offered']} calls for {r['seats']} seats; the level rose by itself to {top} and stood
       {'down to ' + str(levels[-1]) if levels and levels[-1] < top else 'at ' + str(top)} by the end (wallboard and level history)
   播报 {r['satisfied_by_announcement']} callers hung up satisfied after the policy announcement (ops: announcements)
+  排队中回拨 {r['callback_accepted']} callers pressed 1 while waiting: out of the line, their place kept, called back
   紧急 {r['emergency_calls']} emergency calls overtook the line: wait p95 {r['emergency_wait_p95_s']} s vs ordinary
       {r['ordinary_wait_p95_s']} s
   回拨 {r['missed_call_records']} missed calls recorded (+{r['repeat_dialers_merged']} repeat calls merged);
