@@ -73,13 +73,19 @@ def from_setting(text: str | None) -> Clock:
     drill for the engine processes it starts)."""
     if not text or text == "wall":
         return WallClock()
+    from ivr.errors import ConfigError
+
     kind, _, rest = text.partition(":")
     parts = rest.split(":")
-    if kind != "scaled" or len(parts) != 3:
-        raise ValueError(f"IVR_CLOCK={text!r}: expected 'wall' or 'scaled:START:SPEED:MONO0'")
-    start, speed, mono0 = (float(p) for p in parts)
-    if speed <= 0:
-        raise ValueError(f"IVR_CLOCK={text!r}: speed must be positive")
+    try:
+        if kind != "scaled" or len(parts) != 3:
+            raise ValueError
+        start, speed, mono0 = (float(p) for p in parts)
+        if speed <= 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"IVR_CLOCK={text!r}: 应为 wall 或 scaled:START:SPEED:MONO0 (drills set it) — "
+                          "expected 'wall' or 'scaled:START:SPEED:MONO0' with a positive speed") from None
     return ScaledClock(start, speed, mono0)
 
 

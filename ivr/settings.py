@@ -183,6 +183,18 @@ def _load_file(home: Path, env: dict[str, str], errors: list[str]) -> dict[str, 
     return out
 
 
+def _seconds(get, name: str, lo: float, hi: float, default: float, errors: list[str]) -> float:
+    """A number of seconds within [lo, hi]; a wrong value is named in ``errors``."""
+    try:
+        value = float(get(name))
+        if lo <= value <= hi:
+            return value
+    except (TypeError, ValueError):
+        pass
+    errors.append(f"{name}={get(name)!r}: expected seconds from {lo:g} to {hi:g}")
+    return default
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     errors: list[str] = []
@@ -219,13 +231,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     except (ZoneInfoNotFoundError, ValueError):
         errors.append(f"IVR_TIMEZONE={get('IVR_TIMEZONE')!r}: not a known time zone (e.g. Asia/Shanghai)")
         tz = ZoneInfo("UTC")
-    try:
-        drain_s = float(get("IVR_DRAIN_S"))
-        if not 0 <= drain_s <= 3600:
-            raise ValueError
-    except ValueError:
-        errors.append(f"IVR_DRAIN_S={get('IVR_DRAIN_S')!r}: expected seconds from 0 to 3600")
-        drain_s = 30.0
+    drain_s = _seconds(get, "IVR_DRAIN_S", 0, 3600, 30.0, errors)
     log_format = get("IVR_LOG_FORMAT") or ("console" if os.isatty(2) else "json")
     if log_format not in ("json", "console"):
         errors.append(f"IVR_LOG_FORMAT={log_format!r}: expected json or console")
@@ -241,13 +247,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     dialstring = get("IVR_TRANSFER_DIALSTRING")
     if "{number}" not in dialstring:
         errors.append(f"IVR_TRANSFER_DIALSTRING={dialstring!r}: must contain {{number}}")
-    try:
-        checkpoint_s = float(get("IVR_AUDIT_CHECKPOINT_S"))
-        if not 1 <= checkpoint_s <= 86400:
-            raise ValueError
-    except ValueError:
-        errors.append(f"IVR_AUDIT_CHECKPOINT_S={get('IVR_AUDIT_CHECKPOINT_S')!r}: expected seconds from 1 to 86400")
-        checkpoint_s = 300.0
+    checkpoint_s = _seconds(get, "IVR_AUDIT_CHECKPOINT_S", 1, 86400, 300.0, errors)
     if errors:
         raise ConfigError("wrong settings:\n  " + "\n  ".join(errors))
     return Settings(

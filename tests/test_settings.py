@@ -36,3 +36,15 @@ def test_config_file_and_env_precedence(project_home, tmp_path):
 @pytest.mark.parametrize("number, masked", [("13800138000", "138******00"), ("12345", "*****"), ("010-1234", "010***34")])
 def test_mask_number(number, masked):
     assert mask_number(number) == masked
+
+
+def test_a_wrong_clock_is_named():
+    from ivr.clock import ScaledClock, WallClock, from_setting
+    from ivr.errors import ConfigError
+
+    assert isinstance(from_setting(None), WallClock) and isinstance(from_setting("wall"), WallClock)
+    c = from_setting("scaled:1000.0:15:0.0")
+    assert isinstance(c, ScaledClock) and c.speed == 15
+    for bad in ("scaled:1:0:0", "scaled:x:1:0", "fast"):
+        with pytest.raises(ConfigError, match="IVR_CLOCK"):
+            from_setting(bad)
