@@ -335,15 +335,20 @@ async def test_staff_commands_list_cancel_report_csv(redis, redis_url, capture, 
     assert (await capture.store.audit.verify()).ok
 
 
+def leased_scheduler(capture, controller, owner, policy=None, lease_s=180):
+    """A scheduler that may use every idle seat, with the lease under test."""
+    policy = policy or Policy(calling_hours=ALL_DAY.calling_hours, claim_lease_s=lease_s, keep_idle=0)
+    return CallbackScheduler(store=capture.store, controller=controller, tz=TZ, queues={"general": "general-q"},
+                             policy=policy, log=LOG, owner=owner)
+
+
 async def test_a_long_conversation_dials_the_citizen_once(ami, redis, capture):
     """A 300 s callback conversation with claim_lease_s 180: the lease of the
     attempt under way is renewed, so nobody dials the citizen again."""
     pbx, server, controller = ami
     await _one_missed_call(redis, capture)
     t0 = time.time()
-    sched = CallbackScheduler(store=capture.store, controller=controller, tz=TZ, queues={"general": "general-q"},
-                              policy=Policy(calling_hours=ALL_DAY.calling_hours, claim_lease_s=180, keep_idle=0),
-                              log=LOG, owner="sched-1")
+    sched = leased_scheduler(capture, controller, "sched-1", lease_s=180)
     assert await sched.tick(t0) == 1
     orig = pbx.originated[-1]
     pbx.originate_result(orig, True)                       # the seat answers, the citizen is dialled
@@ -366,9 +371,7 @@ async def test_an_outcome_that_cannot_be_written_keeps_the_attempt_and_its_lease
     pbx, server, controller = ami
     await _one_missed_call(redis, capture)
     t0 = time.time()
-    sched = CallbackScheduler(store=capture.store, controller=controller, tz=TZ, queues={"general": "general-q"},
-                              policy=Policy(calling_hours=ALL_DAY.calling_hours, claim_lease_s=10, keep_idle=0),
-                              log=LOG, owner="sched-1")
+    sched = leased_scheduler(capture, controller, "sched-1", lease_s=10)
     await sched.tick(t0)
     orig = pbx.originated[-1]
     real_finish, failures = capture.store.finish, []
@@ -412,19 +415,16 @@ async def test_a_new_leader_adopts_a_callback_whose_call_is_still_up(ami, redis,
     pbx, server, controller = ami
     await _one_missed_call(redis, capture)
     t0 = time.time()
-    policy = Policy(calling_hours=ALL_DAY.calling_hours, claim_lease_s=180, keep_idle=0)
-    a = CallbackScheduler(store=capture.store, controller=controller, tz=TZ, queues={"general": "general-q"},
-                          policy=policy, log=LOG, owner="leader-a")
+    a = leased_scheduler(capture, controller, "leader-a", lease_s=180)
     assert await a.tick(t0) == 1
     orig = pbx.originated[-1]
     pbx.originate_result(orig, True)                          # the seat answers; the citizen is dialled
     server.flush()
-    await until(lambda: (capture.store.redis is not None) and bool(a._writes) is False
-                and next(iter(a.active.values())).answered_at is not None)
+    # the answer is noted and the call's channel written to the record
+    await until(lambda: next(iter(a.active.values())).answered_at is not None and not a._writes)
     await a.close()
     controller.listeners.remove(a._on_event)                  # leader A dies (its lease is no longer renewed)
-    b = CallbackScheduler(store=capture.store, controller=controller, tz=TZ, queues={"general": "general-q"},
-                          policy=policy, log=LOG, owner="leader-b")
+    b = leased_scheduler(capture, controller, "leader-b", lease_s=180)
     await b.tick(t0 + 200)                                    # A's lease ran out: recovered, claimed by B
     assert len(pbx.originated) == 1                           # not dialled while the call is up
     att = b.by_cid["1"]
