@@ -1,4 +1,7 @@
+import asyncio
 import itertools
+import shutil
+import time
 import json
 from pathlib import Path
 
@@ -68,6 +71,41 @@ def load_transcript(name: str) -> dict:
 @pytest.fixture
 def transcript():
     return load_transcript
+
+
+PROJECT_FOLDERS = ("flows", "prompts", "queue", "callback", "asterisk", "config")
+
+
+def copy_project(project_home: Path, dst: Path, folders=PROJECT_FOLDERS) -> Path:
+    """A copy of the data folders staff edit, for tests that change them."""
+    for d in folders:
+        shutil.copytree(project_home / d, dst / d)
+    return dst
+
+
+class LoopGaps:
+    """Measures how long the event loop goes without running a 2 ms ticker:
+    ``async with LoopGaps() as gaps: ...`` then ``max(gaps.seen)``."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+        self._done = asyncio.Event()
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while not self._done.is_set():
+            await asyncio.sleep(0.002)
+            now = time.perf_counter()
+            self.seen.append(now - last)
+            last = now
+
+    async def __aenter__(self) -> "LoopGaps":
+        self._task = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._done.set()
+        await self._task
 
 
 @pytest.fixture(scope="session")

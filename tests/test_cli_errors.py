@@ -3,12 +3,13 @@ setting or file and says what to do (Chinese first), exit code 1, no traceback.
 Run as a subprocess, the way staff meet it."""
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 
 import pytest
+
+from tests.conftest import copy_project
 
 
 def ivr(*args, env, stdin=subprocess.DEVNULL, timeout=90):
@@ -27,10 +28,7 @@ def one_line(r) -> str:
 
 @pytest.fixture
 def home(project_home, tmp_path):
-    dst = tmp_path / "home"
-    for d in ("flows", "prompts", "queue", "callback", "asterisk", "config"):
-        shutil.copytree(project_home / d, dst / d)
-    return dst
+    return copy_project(project_home, tmp_path / "home")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from ivr import redis_keys as keys
 from ivr.settings import load_settings
 from ivr.web.accounts import Accounts
 from ivr.web.app import make_app
+from tests.conftest import copy_project
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
@@ -22,9 +23,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 @pytest.fixture
 async def site(redis, project_home, tmp_path):
-    home = tmp_path / "home"
-    for d in ("flows", "prompts", "queue", "callback", "asterisk", "config"):
-        shutil.copytree(project_home / d, home / d)
+    home = copy_project(project_home, tmp_path / "home")
     settings = load_settings({"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path)})
     for user, role in (("ops", "operations"), ("boss", "seat_manager"), ("audit", "auditor")):
         await Accounts(redis).add(user, role, PASSWORD)

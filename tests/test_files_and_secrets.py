@@ -5,7 +5,6 @@ loudly when the AMI secret is still the one shipped in asterisk/manager.conf."""
 import io
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from ivr import logs
 from ivr.engine import warn_shipped_secret
 from ivr.redis_server import EmbeddedRedis
 from ivr.settings import load_settings
+from tests.conftest import copy_project
 
 SECRET = "s3cret-Ami-pw"
 
@@ -65,9 +65,7 @@ def test_logs_never_carry_a_secret():
 
 
 def test_serve_warns_when_the_ami_secret_is_the_shipped_one(project_home, tmp_path):
-    home = tmp_path / "home"
-    for d in ("flows", "asterisk"):
-        shutil.copytree(project_home / d, home / d)
+    home = copy_project(project_home, tmp_path / "home", ("flows", "asterisk"))
     settings = load_settings({"IVR_HOME": str(home), "IVR_AMI_URL": "ami://ivr:change-this-secret@127.0.0.1:5038"})
     buf, err = io.StringIO(), io.StringIO()
     logs.configure("info", "json", stream=buf)

@@ -2,7 +2,6 @@
 fails validation leaves the previous snapshot in force, with the error logged
 and visible (/healthz, the status view)."""
 
-import shutil
 import time
 from zoneinfo import ZoneInfo
 
@@ -10,15 +9,14 @@ import pytest
 
 from ivr import logs
 from ivr.snapshot import SnapshotSource
+from tests.conftest import copy_project
 
 TZ = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
 def home(project_home, tmp_path):
-    for d in ("flows", "prompts", "queue", "callback", "asterisk"):
-        shutil.copytree(project_home / d, tmp_path / d)
-    return tmp_path
+    return copy_project(project_home, tmp_path)
 
 
 def touch_edit(path, old, new):

@@ -13,6 +13,7 @@ from ivr import redis_keys as keys
 from ivr.settings import load_settings
 from ivr.web.accounts import Accounts
 from ivr.web.app import make_app
+from tests.conftest import copy_project
 
 PASSWORD = "correct horse battery"
 
@@ -20,10 +21,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def home(project_home, tmp_path):
     """A copy of the project: the API writes flows and prompts."""
-    dst = tmp_path / "home"
-    for d in ("flows", "prompts", "queue", "callback", "asterisk", "config"):
-        shutil.copytree(project_home / d, dst / d)
-    return dst
+    return copy_project(project_home, tmp_path / "home")
 
 
 @pytest.fixture
