@@ -38,7 +38,7 @@ async def _demo(settings: Settings, calls: int) -> None:
             await redis.delete(keys.CONTINGENCY_LEVEL)
             engine = Engine(replace(settings, agi_listen=replace(settings.agi_listen, port=0),
                                     http_listen=replace(settings.http_listen, port=0)), redis,
-                            logs.get("ivr.demo"))
+                            logs.get("ivr.demo"), redis_url=url)
             stop, ready = asyncio.Event(), asyncio.Event()
             task = asyncio.create_task(engine.run(stop, ready))
             await ready.wait()

@@ -7,7 +7,9 @@
 - the leader role (``leader.py``, ``leader_work.py``): AMI link, contingency
   supervisor, missed-call capture and reconciliation, callback scheduler, each
   a supervised part, in one process at a time;
-- the status view (``status.py``): what the web console and the CLI may read.
+- the status view (``status.py``): what the web console and the CLI may read,
+  published to Redis for the console, which runs in a process of its own
+  (``web/process.py``) so that its users never share the calls' event loop.
 
 Time comes from the clock passed in (``clock.py``): the wall clock in
 production, a drill's simulated clock in a drill or the demo.
@@ -23,7 +25,7 @@ import sys
 
 import redis.asyncio as aioredis
 
-from ivr import leader_work, logs
+from ivr import audit_keys, leader_work, logs
 from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
 from ivr.calls import CallService, CallSummaries, LiveState
@@ -38,7 +40,8 @@ from ivr.project import Project, check_files
 from ivr.redis_server import RedisHandle, connect
 from ivr.settings import SHIPPED_AMI_SECRET, Settings, shipped_secret_in_use
 from ivr.snapshot import Adjust, ConfigSnapshot, SnapshotSource, runner_config, with_plan_mode
-from ivr.status import EngineStatus
+from ivr.status import EngineStatus, publish
+from ivr.web.process import ConsoleProcess
 
 REFRESH_S = 0.5  # flows, the level and the data files reach every process within a second
 
@@ -66,9 +69,10 @@ async def publish_unpublished(project: Project, store: FlowStore, log) -> None:
 
 class Engine:
     def __init__(self, settings: Settings, redis: aioredis.Redis, log, *, clock: Clock | None = None,
-                 adjust: Adjust | None = None) -> None:
+                 adjust: Adjust | None = None, redis_url: str | None = None) -> None:
         self.settings = settings
         self.redis = redis
+        self.redis_url = redis_url       # for the console's process; None: no console
         self.log = log
         self.clock = clock or from_environment()
         self.project = Project(settings.home)
@@ -130,6 +134,7 @@ class Engine:
             await asyncio.sleep(REFRESH_S)
             try:
                 await self.refresh()
+                await self.publish_status()
             except Exception as exc:  # noqa: BLE001 - Redis restarting: keep serving on what we have
                 self.log.warning("refresh_failed", error=repr(exc))
 
@@ -148,25 +153,20 @@ class Engine:
 
     # -- the web console ---------------------------------------------------------------
 
-    async def _start_web(self):
-        """The console and HTTP API on IVR_HTTP_LISTEN (port 0: any free port)."""
-        from aiohttp import web
+    async def _start_console(self) -> ConsoleProcess | None:
+        """The console and HTTP API on IVR_HTTP_LISTEN (port 0: any free port),
+        in a process of their own (``ivr.web.process``)."""
+        if self.redis_url is None:
+            return None
+        audit = audit_keys.current()
+        console = ConsoleProcess(self.settings, redis_url=self.redis_url, engine_token=self.leader.lock.token,
+                                 clock_spec=self.clock.describe(), audit_key_file=str(audit.key_file),
+                                 audit_checkpoint_file=str(audit.checkpoint_file), log=self.log)
+        self.status.http_port = await console.start()
+        return console
 
-        from ivr.web.app import make_app
-
-        listen = self.settings.http_listen
-        runner = web.AppRunner(make_app(redis=self.redis, settings=self.settings, status=self.status),
-                               access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ConfigError(f"IVR_HTTP_LISTEN={listen}: 无法在此地址监听 (cannot listen there: {exc.strerror})") \
-                from exc
-        self.status.http_port = runner.addresses[0][1]
-        self.log.info("http_listening", host=listen.host, port=self.status.http_port)
-        return runner
+    async def publish_status(self) -> None:
+        await publish(self.redis, self.leader.lock.token, self.status)
 
     @property
     def http_port(self) -> int | None:
@@ -177,12 +177,19 @@ class Engine:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         await publish_unpublished(self.project, self.flows, self.log)
         await self.refresh()
+        await self.publish_status()
         async with asyncio.TaskGroup() as tg:
             background = [tg.create_task(self._refresh_loop()), tg.create_task(self.summaries.run())]
             if self.settings.leader:
                 background.append(tg.create_task(self.leader.run()))
             await self.agi.start()
-            web_runner = await self._start_web()
+            try:
+                console = await self._start_console()
+            except ConfigError:
+                await self.agi.stop(0)
+                raise
+            if console is not None:
+                background.append(tg.create_task(console.watch()))
             if ready is not None:
                 ready.set()
             await stop.wait()
@@ -190,8 +197,8 @@ class Engine:
             cancelled = await self.agi.stop(self.settings.drain_s)
             for t in background:
                 t.cancel()
-            if web_runner is not None:
-                await web_runner.cleanup()
+            if console is not None:
+                await console.stop()
         await self.summaries.flush()
         self.log.info("stopped", calls_cancelled=cancelled, calls_handled=self.calls.finished)
 
@@ -221,7 +228,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
     with RedisHandle(settings.redis_url, settings.data_dir) as url:
         redis = connect(url)
         try:
-            engine = Engine(settings, redis, log)
+            engine = Engine(settings, redis, log, redis_url=url)
             log.info("engine_starting", redis="embedded" if not settings.redis_url else "external",
                      open_files=limit, home=str(settings.home), clock=engine.clock.describe())
             warn_shipped_secret(settings, log)

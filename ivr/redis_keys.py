@@ -58,6 +58,15 @@ def engine_alive(token: str) -> str:
 
 
 ENGINE_ALIVE_TTL_S = 10
+
+
+def engine_status(token: str) -> str:
+    """JSON (expires): an engine process's read-only status (``ivr.status``),
+    renewed every half second, read by that engine's console process."""
+    return f"{PREFIX}engine:{token}:status"
+
+
+ENGINE_STATUS_TTL_S = 10
 LEADER_HEALTH = f"{PREFIX}leader:health"               # JSON (expires): the leader's parts and their health
 
 

@@ -133,6 +133,24 @@ def shown(settings: "Settings") -> list[tuple[str, str]]:
     return out
 
 
+def as_environment(settings: "Settings") -> dict[str, str]:
+    """The settings as the environment of a child process (the console), so it
+    runs on exactly what this process runs on — whatever came from the file or
+    was adjusted in code. The AMI link stays with the engine: the child gets none."""
+    return {
+        "IVR_HOME": str(settings.home), "IVR_DATA_DIR": str(settings.data_dir),
+        "IVR_REDIS_URL": settings.redis_url or "", "IVR_AGI_LISTEN": str(settings.agi_listen),
+        "IVR_AMI_URL": "", "IVR_HTTP_LISTEN": str(settings.http_listen), "IVR_TIMEZONE": settings.timezone.key,
+        "IVR_PROMPT_PREFIX": settings.prompt_prefix, "IVR_RECORDINGS_DIR": settings.recordings_dir,
+        "IVR_CONTINGENCY_MODE": settings.contingency_mode or "", "IVR_LEADER": "yes" if settings.leader else "no",
+        "IVR_DRAIN_S": str(settings.drain_s), "IVR_LOG_FORMAT": settings.log_format,
+        "IVR_LOG_LEVEL": settings.log_level, "IVR_TRANSFER_DIALSTRING": settings.transfer_dialstring,
+        "IVR_AUDIT_KEY_FILE": str(settings.audit_key_file),
+        "IVR_AUDIT_CHECKPOINT_FILE": str(settings.audit_checkpoint_file),
+        "IVR_AUDIT_CHECKPOINT_S": str(settings.audit_checkpoint_s),
+    }
+
+
 def shipped_secret_in_use(settings: "Settings") -> str | None:
     """"IVR_AMI_URL" when the engine logs in to AMI with the secret shipped in
     asterisk/manager.conf (so the PBX accepts that public secret), else None.

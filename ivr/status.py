@@ -1,16 +1,38 @@
 """The engine's read-only status: what the web console (``/healthz``,
 ``/metrics``, the wallboard) and ``ivr status`` may know about a running
-engine, and nothing it could change."""
+engine, and nothing it could change.
+
+The console runs in its own process (``ivr.web.process``), so that nothing a
+console user does — a sign-in flood, a month report, an upload — competes with
+calls for the engine's event loop. The engine therefore *publishes* its status
+to Redis every half second (``EngineStatus.record``, ``publish``), and the
+console reads it back (``PublishedStatus``, the same read-only interface). A
+record older than ``STALE_S`` means the engine's loop is not turning: the
+console says so instead of showing old figures as current.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from ivr import redis_keys as keys
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from ivr.clock import Clock
     from ivr.engine import Engine
+
+STALE_S = 3.0        # the engine publishes every 0.5 s: six missed rounds and it is not responding
+READ_EVERY_S = 0.5
 
 
 class EngineStatus:
+    """In the engine's process: read straight from the engine's roles."""
+
     def __init__(self, engine: "Engine") -> None:
         self._engine = engine
         self.http_port: int | None = None
@@ -44,10 +66,10 @@ class EngineStatus:
     def config_error(self) -> str | None:
         return self._engine.config.error
 
-    def leader_health(self) -> dict:
+    def leader_health(self) -> dict[str, Any]:
         return self._engine.leader.health()
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """For /healthz and the status line."""
         leader = self.leader_health()
         parts = leader["parts"]
@@ -55,4 +77,91 @@ class EngineStatus:
                 "leader": self.is_leader, "ami_connected": self.ami_connected,
                 "parts": parts, "parts_ok": all(p["state"] == "running" for p in parts.values()),
                 "config_version": self.config_version, "config_error": self.config_error,
-                "clock": self._engine.clock.describe()}
+                "clock": self._engine.clock.describe(), "engine_responding": True}
+
+    def record(self) -> dict[str, Any]:
+        """What ``publish`` writes: the status, the leader's health and when
+        (monotonic: the console runs on the same host)."""
+        return {"status": self.as_dict(), "leader_health": self.leader_health(), "mono": time.monotonic()}
+
+
+async def publish(redis: "aioredis.Redis", token: str, status: EngineStatus) -> None:
+    await redis.set(keys.engine_status(token), json.dumps(status.record()), ex=keys.ENGINE_STATUS_TTL_S)
+
+
+def _not_responding(why: str) -> dict[str, Any]:
+    return {"calls_in_progress": None, "calls_handled": None, "leader": False, "ami_connected": False,
+            "parts": {}, "parts_ok": False, "config_version": None, "config_error": None,
+            "engine_responding": False, "engine_problem": why}
+
+
+class PublishedStatus:
+    """In the console's process: the same read-only view, from the record the
+    engine ``token`` publishes. ``run`` keeps it fresh; the properties never
+    wait on Redis (a request handler reads the last record)."""
+
+    def __init__(self, redis: "aioredis.Redis", token: str, clock: "Clock") -> None:
+        self._redis = redis
+        self._token = token
+        self._clock = clock
+        self._record: dict[str, Any] | None = None
+        self.http_port: int | None = None
+
+    async def read(self) -> None:
+        raw = await self._redis.get(keys.engine_status(self._token))
+        self._record = json.loads(raw) if raw else None
+
+    async def run(self) -> None:
+        while not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+            try:
+                await self.read()
+            except Exception:  # noqa: BLE001 - Redis restarting: the record goes stale and says so
+                pass
+            await asyncio.sleep(READ_EVERY_S)
+
+    def now(self) -> float:
+        return self._clock.now()
+
+    def _status(self) -> dict[str, Any]:
+        rec = self._record
+        if rec is None:
+            return _not_responding("no status from the engine (starting, or stopped)")
+        age = time.monotonic() - float(rec["mono"])
+        if age > STALE_S:
+            return _not_responding(f"the engine's status is {age:.0f} s old: its event loop is not turning")
+        return dict(rec["status"])
+
+    @property
+    def calls_in_progress(self) -> int:
+        return int(self._status()["calls_in_progress"] or 0)
+
+    @property
+    def calls_handled(self) -> int:
+        return int(self._status()["calls_handled"] or 0)
+
+    @property
+    def is_leader(self) -> bool:
+        return bool(self._status()["leader"])
+
+    @property
+    def ami_connected(self) -> bool:
+        return bool(self._status()["ami_connected"])
+
+    @property
+    def config_version(self) -> int | None:
+        v = self._status()["config_version"]
+        return None if v is None else int(v)
+
+    @property
+    def config_error(self) -> str | None:
+        err = self._status()["config_error"]
+        return None if err is None else str(err)
+
+    def leader_health(self) -> dict[str, Any]:
+        st = self._status()
+        if not st["engine_responding"] or self._record is None:
+            return {"leader": False, "token": self._token, "parts": {}}
+        return dict(self._record["leader_health"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return self._status()

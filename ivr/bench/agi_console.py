@@ -1,7 +1,7 @@
 """`ivr bench agi --console-load`: do the console's users slow the calls?
 
-One engine process (AGI and console in one event loop, as `ivr serve` runs it)
-on a Redis seeded with console accounts and a callback backlog (the generator
+One engine as `ivr serve` runs it (calls in the engine's process, the console
+in its child process, ``ivr/web/process.py``) on a Redis seeded with console accounts and a callback backlog (the generator
 of `ivr bench callbacks`). The same AGI load runs twice in the same run:
 alone, then while a console load process floods the sign-in with wrong
 passwords, holds wallboard streams open, uploads a recording again and again

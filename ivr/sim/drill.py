@@ -36,7 +36,7 @@ from ivr.redis_server import EmbeddedRedis, connect
 from ivr.settings import load_settings
 from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel
 from ivr.sim.dialplan import run_dialplan
-from ivr.sim.engines import die_with_parent
+from ivr.child_process import die_with_parent
 from ivr.sim.ami_server import SimAmiServer
 from ivr.sim.callcenter import CallCenter, Outcome
 from ivr.sim.pbx import SimPbx
@@ -358,7 +358,7 @@ class Drill:
             self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
             settings = load_settings({**settings_env, "IVR_REDIS_URL": url, "IVR_AGI_LISTEN": "127.0.0.1:0"})
             self.engine = Engine(settings, self.redis, logs.get("ivr.engine"), clock=self.clock.engine,
-                                 adjust=with_plan_mode(mode))
+                                 adjust=with_plan_mode(mode), redis_url=url)
             await self._fixed_level()
             stop, ready = asyncio.Event(), asyncio.Event()
             self._engine_stop = stop

@@ -19,18 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-def die_with_parent() -> None:
-    """preexec_fn: the child gets SIGTERM when the drill's process dies, even
-    by SIGKILL (Linux ``PR_SET_PDEATHSIG``), so a stopped drill leaves nothing
-    running."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)       # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+from ivr.child_process import die_with_parent
 
 
 def free_port() -> int:

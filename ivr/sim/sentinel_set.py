@@ -15,7 +15,7 @@ from pathlib import Path
 import redis
 
 from ivr.redis_server import redis_server_binary
-from ivr.sim.engines import die_with_parent
+from ivr.child_process import die_with_parent
 
 SERVICE = "ivr"
 
