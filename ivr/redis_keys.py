@@ -67,6 +67,7 @@ def engine_status(token: str) -> str:
 
 
 ENGINE_STATUS_TTL_S = 10
+ENGINE_STATUS_MATCH = f"{PREFIX}engine:*:status"       # SCAN pattern: every engine's status record
 LEADER_HEALTH = f"{PREFIX}leader:health"               # JSON (expires): the leader's parts and their health
 
 

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ivr import redis_keys as keys
+from ivr.clock import WallClock
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -165,3 +166,33 @@ class PublishedStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return self._status()
+
+
+async def engines(redis: "aioredis.Redis") -> dict[str, dict[str, Any]]:
+    """Every engine's published status, by token (``ivr status``): a record
+    older than ``STALE_S`` reads as not responding."""
+    tokens = [k.split(":")[2:-1] async for k in redis.scan_iter(match=keys.ENGINE_STATUS_MATCH, count=100)]
+    out: dict[str, dict[str, Any]] = {}
+    for parts in tokens:
+        token = ":".join(parts)
+        view = PublishedStatus(redis, token, WallClock())
+        await view.read()
+        out[token] = view.as_dict()
+    return dict(sorted(out.items()))
+
+
+def engine_lines(statuses: dict[str, dict[str, Any]]) -> list[str]:
+    """Staff-facing lines, Chinese first: one per engine process."""
+    if not statuses:
+        return ["引擎 engines: 无 (none publishing a status: is `ivr serve` running?)"]
+    up = sum(1 for s in statuses.values() if s["engine_responding"])
+    lines = [f"引擎 engines: {up}/{len(statuses)} 正常响应 responding"]
+    for token, s in statuses.items():
+        if not s["engine_responding"]:
+            lines.append(f"  {token}: 无响应 NOT RESPONDING — {s['engine_problem']}")
+            continue
+        role = " 主控 leader" if s["leader"] else ""
+        err = f"; 配置错误 config error: {s['config_error']}" if s["config_error"] else ""
+        lines.append(f"  {token}: 通话中 calls {s['calls_in_progress']}, 已处理 handled {s['calls_handled']}{role}{err}")
+    return lines
+

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import signal
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -160,3 +161,21 @@ def test_a_child_gets_the_settings_in_force_but_not_the_ami_link(tmp_path):
     child = load_settings(as_environment(settings))
     assert child.ami is None and "s3cret" not in json.dumps(as_environment(settings))
     assert dataclasses.replace(child, ami=settings.ami) == settings
+
+
+async def test_ivr_status_lists_every_engine_and_who_is_not_responding(redis):
+    from ivr import redis_keys as keys
+    from ivr.status import engine_lines, engines
+
+    fresh = {"status": {"calls_in_progress": 3, "calls_handled": 10, "leader": True, "ami_connected": True,
+                        "parts": {}, "parts_ok": True, "config_version": 4, "config_error": None,
+                        "engine_responding": True}, "leader_health": {"parts": {}}, "mono": time.monotonic()}
+    stale = {**fresh, "mono": time.monotonic() - 60}
+    await redis.set(keys.engine_status("host:1:aa"), json.dumps(fresh), ex=10)
+    await redis.set(keys.engine_status("host:2:bb"), json.dumps(stale), ex=10)
+    found = await engines(redis)
+    assert list(found) == ["host:1:aa", "host:2:bb"]
+    assert found["host:1:aa"]["calls_in_progress"] == 3 and found["host:2:bb"]["engine_responding"] is False
+    lines = engine_lines(found)
+    assert lines[0] == "引擎 engines: 1/2 正常响应 responding"
+    assert "主控 leader" in lines[1] and "NOT RESPONDING" in lines[2]
