@@ -92,7 +92,8 @@ class Engine:
         self.agi = FastAgiServer(self.calls.handle, settings.agi_listen.host, settings.agi_listen.port, log)
         self.work: leader_work.LeaderWork | None = None     # the leader's parts, while this process leads
         self.extra_parts: list = []                           # (token) -> [Part]: more leader parts (audit checkpoints)
-        self.status = EngineStatus(self)
+        self.status = EngineStatus(clock=self.clock, calls=self.calls, leader=self.leader, config=self.config,
+                                   ami_connected=self._ami_connected)
 
     # -- what tests and the drill look at (read-only) ------------------------------
 
@@ -111,6 +112,10 @@ class Engine:
     @property
     def is_leader(self) -> bool:
         return self.leader.is_leader
+
+    def _ami_connected(self) -> bool:
+        c = self.controller
+        return bool(c is not None and c.ready.is_set())
 
     # -- the configuration snapshot and the level ------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ivr import redis_keys as keys
@@ -24,51 +25,59 @@ from ivr.clock import WallClock
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from ivr.calls import CallService
     from ivr.clock import Clock
-    from ivr.engine import Engine
+    from ivr.leader import LeaderRole
+    from ivr.snapshot import SnapshotSource
 
 STALE_S = 3.0        # the engine publishes every 0.5 s: six missed rounds and it is not responding
 READ_EVERY_S = 0.5
 
 
 class EngineStatus:
-    """In the engine's process: read straight from the engine's roles."""
+    """In the engine's process: read straight from the engine's roles, which
+    ``engine.py`` hands over when it wires them (``ami_connected``: whether the
+    leader's AMI link, if this process holds one, is up)."""
 
-    def __init__(self, engine: "Engine") -> None:
-        self._engine = engine
+    def __init__(self, *, clock: "Clock", calls: "CallService", leader: "LeaderRole", config: "SnapshotSource",
+                 ami_connected: Callable[[], bool]) -> None:
+        self._clock = clock
+        self._calls = calls
+        self._leader = leader
+        self._config = config
+        self._ami_connected = ami_connected
         self.http_port: int | None = None
 
     def now(self) -> float:
         """The engine's clock (simulated in a drill)."""
-        return self._engine.clock.now()
+        return self._clock.now()
 
     @property
     def calls_in_progress(self) -> int:
-        return self._engine.calls.active
+        return self._calls.active
 
     @property
     def calls_handled(self) -> int:
-        return self._engine.calls.finished
+        return self._calls.finished
 
     @property
     def is_leader(self) -> bool:
-        return self._engine.leader.is_leader
+        return self._leader.is_leader
 
     @property
     def ami_connected(self) -> bool:
-        c = self._engine.controller
-        return bool(c is not None and c.ready.is_set())
+        return self._ami_connected()
 
     @property
     def config_version(self) -> int:
-        return self._engine.config.current.version
+        return self._config.current.version
 
     @property
     def config_error(self) -> str | None:
-        return self._engine.config.error
+        return self._config.error
 
     def leader_health(self) -> dict[str, Any]:
-        return self._engine.leader.health()
+        return self._leader.health()
 
     def as_dict(self) -> dict[str, Any]:
         """For /healthz and the status line."""
@@ -78,7 +87,7 @@ class EngineStatus:
                 "leader": self.is_leader, "ami_connected": self.ami_connected,
                 "parts": parts, "parts_ok": all(p["state"] == "running" for p in parts.values()),
                 "config_version": self.config_version, "config_error": self.config_error,
-                "clock": self._engine.clock.describe(), "engine_responding": True}
+                "clock": self._clock.describe(), "engine_responding": True}
 
     def record(self) -> dict[str, Any]:
         """What ``publish`` writes: the status, the leader's health and when
