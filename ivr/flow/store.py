@@ -76,17 +76,25 @@ class FlowStore:
             return PublishResult(name, v, True)
         raise PublishError(f"flow '{name}': too many publishes at once; try again")
 
+    async def rollback_target(self, name: str, version: int | None = None) -> tuple[int, int]:
+        """(the version in force, the one a rollback puts back): ``version`` if
+        given, else the newest one before the version in force. The one place
+        that chooses (the CLI and the console ask here, through
+        ``ivr.services.flows``)."""
+        current = await self.current_version(name)
+        if current is None:
+            raise FlowNotFound(f"流程 '{name}' 从未发布 — flow '{name}' has never been published")
+        if version is not None:
+            return current, version
+        older = [v for v in await self.versions(name) if v < current]
+        if not older:
+            raise PublishError(f"版本 {current} 之前没有版本 — flow '{name}': no version before {current} "
+                               "to roll back to")
+        return current, max(older)
+
     async def rollback(self, name: str, version: int | None, *, by: str, note: str = "") -> int:
         for _ in range(50):
-            current = await self.current_version(name)
-            if current is None:
-                raise FlowNotFound(f"flow '{name}' has never been published")
-            target = version
-            if target is None:
-                older = [v for v in await self.versions(name) if v < current]
-                if not older:
-                    raise PublishError(f"flow '{name}': no version before {current} to roll back to")
-                target = max(older)
+            current, target = await self.rollback_target(name, version)
             if target == current:
                 raise PublishError(f"flow '{name}': version {target} is already in force")
             if not await self.redis.hexists(keys.flow_versions(name), str(target)):
