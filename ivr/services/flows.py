@@ -23,7 +23,7 @@ class Checked:
 
     @property
     def errors(self) -> list:
-        return [p for p in self.problems if not p.warning]
+        return errors_of(self.problems)
 
 
 def errors_of(problems: list) -> list:
