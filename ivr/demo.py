@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from ivr import logs
 from ivr import redis_keys as keys
-from ivr.calls import read_summary
+from ivr.call_service import read_summary
 from ivr.engine import Engine
 from ivr.logs import mask_number
 from ivr.redis_server import RedisHandle, connect

@@ -2,7 +2,7 @@
 
 - the configuration snapshot (``snapshot.py``): every data file, immutable,
   swapped whole on reload;
-- the call server: FastAGI in, a flow run, a call summary out (``calls.py``,
+- the call server: FastAGI in, a flow run, a call summary out (``call_service.py``,
   ``agi/fastagi.py``), reading flows from Redis and the snapshot;
 - the leader role (``leader.py``, ``leader_work.py``): AMI link, contingency
   supervisor, missed-call capture and reconciliation, callback scheduler, each
@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from ivr import audit_keys, leader_work, logs
 from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
-from ivr.calls import CallService, CallSummaries, LiveState
+from ivr.call_service import CallService, CallSummaries, LiveState
 from ivr.clock import Clock, from_environment
 from ivr.contingency.plan import level_from_text
 from ivr.errors import ConfigError, LevelInvalid

@@ -3,7 +3,12 @@
     IvrError
     ├── ConfigError          a setting is wrong; the message names it
     ├── FlowInvalid          a flow failed validation; carries every problem at once
-    ├── FlowNotFound         no published flow of that name
+    ├── InvalidInput         a value staff gave is wrong (a level, a date, an empty
+    │                        reason, a prompt name); the message says which
+    ├── NotFound             what was asked for does not exist (a callback, a prompt)
+    │   └── FlowNotFound     no published flow of that name (or no such version)
+    ├── Conflict             the state no longer allows it (no proposal to answer,
+    │                        a callback being dialled right now)
     ├── PublishError         publish/rollback refused (bad version, nothing to roll back)
     ├── LevelInvalid         a contingency level that is not a whole number 0..99 (a bool, text, -1)
     ├── RedisUnavailable     the Redis server cannot be started or reached
@@ -20,7 +25,10 @@
                              argument with a line break: refused, a step failure.
 
 Low-level errors (OSError, asyncio.TimeoutError, redis errors) are mapped to these
-at the adapter boundary with ``raise X(...) from exc``.
+at the adapter boundary with ``raise X(...) from exc``. The services
+(``ivr.services``) raise these; the CLI prints the message as one line, the web
+answers InvalidInput/FlowInvalid/LevelInvalid with 400, NotFound with 404,
+Conflict/PublishError with 409 (``ivr.web.context.error_of``).
 """
 
 from __future__ import annotations
@@ -42,8 +50,20 @@ class FlowInvalid(IvrError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class FlowNotFound(IvrError):
+class InvalidInput(IvrError):
+    """A value given by staff (CLI argument or request field) is wrong."""
+
+
+class NotFound(IvrError):
+    """What was asked for does not exist."""
+
+
+class FlowNotFound(NotFound):
     pass
+
+
+class Conflict(IvrError):
+    """The request does not fit the state in Redis (any more)."""
 
 
 class PublishError(IvrError):

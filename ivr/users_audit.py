@@ -18,7 +18,8 @@ def actor() -> str:
     return os.environ.get("IVR_USER") or f"cli:{getpass.getuser()}"
 
 
-async def record_user_change(redis, kind: str, user: str, **fields) -> None:
-    """``kind``: user_added | password_changed | token_issued."""
+async def record_user_change(redis, kind: str, user: str, *, by: str | None = None, **fields) -> None:
+    """``kind``: user_added | password_changed | token_issued | role_changed |
+    user_removed. ``by``: who (default: ``actor()``)."""
     await AuditLog(redis, keys.USERS_AUDIT).append(
-        [{"kind": kind, "user": user, **fields, "by": actor(), "at": time.time()}])
+        [{"kind": kind, "user": user, **fields, "by": by or actor(), "at": time.time()}])

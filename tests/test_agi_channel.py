@@ -3,7 +3,7 @@
 import pytest
 
 from ivr.agi.channel import AgiChannel
-from ivr.call import CallInfo, QueueStatus
+from ivr.call_channel import CallInfo, QueueStatus
 from ivr.errors import AgiClosed, AgiCommandFailed, CallerHungUp, PromptMissing
 
 DEAD = "511 Command Not Permitted on a dead channel or intercept routine"

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from ivr import logs
 from ivr.agi.fastagi import FastAgiServer
 from ivr.agi.protocol import parse_header, split_header_lines
-from ivr.call import CallInfo
+from ivr.call_channel import CallInfo
 
 # Every character str.splitlines() treats as a line end, except "\n" itself.
 LINE_BREAKERS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]

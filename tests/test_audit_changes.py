@@ -65,3 +65,22 @@ async def test_account_changes_are_in_the_chained_log(redis, monkeypatch):
     assert recs[0]["role"] == "auditor" and recs[2]["label"] == "wallboard"
     text = json.dumps(recs)
     assert PASSWORD not in text and token not in text
+
+
+async def test_role_changes_and_removals_are_audited_and_end_sessions_and_tokens(redis):
+    from ivr.services import users
+
+    await users.add(redis, "li", "operations", PASSWORD, by="cli:root")
+    token = await users.issue_token(redis, "li", "ci", by="cli:root")
+    accounts = Accounts(redis)
+    session, _ = await accounts.open_session("li", "operations")
+    await users.change_role(redis, "li", "auditor", by="cli:root")
+    assert await accounts.session(session) is None                  # the session carried the old role
+    assert (await accounts.token(token)).role == "auditor"          # a token follows the account's role
+    await users.remove(redis, "li", by="cli:admin")
+    assert await accounts.token(token) is None and await accounts.check("li", PASSWORD) is None
+    log = AuditLog(redis, keys.AUDIT_LOGS["users"])
+    assert (await log.verify()).ok
+    assert [(e["kind"], e["by"]) for _, e in await log.entries()] == [
+        ("user_added", "cli:root"), ("token_issued", "cli:root"), ("role_changed", "cli:root"),
+        ("user_removed", "cli:admin")]

@@ -53,10 +53,10 @@ def test_trail_rows_read_in_chinese_and_local_time():
 
 def test_cli_report_of_an_empty_day_has_no_none(capsys):
     from ivr.callback.report import hotline_figures
-    from ivr.cli_callbacks import _print_report
+    from ivr.cli.callbacks import print_report
     r = report([], [], 0, 1)
     r["hotline"] = hotline_figures([], [], {})
-    _print_report(r, "2026-12-01", "2026-12-01", TZ)
+    print_report(r, "2026-12-01", "2026-12-01", TZ)
     out = capsys.readouterr().out
     assert "None" not in out and "期限内接通 within deadline 0 (—)" in out and "接通率 live answer rate —" in out
 

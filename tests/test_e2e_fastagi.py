@@ -8,7 +8,7 @@ import pytest
 from ivr import logs
 from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
-from ivr.calls import read_summary
+from ivr.call_service import read_summary
 from ivr.engine import Engine
 from ivr.flow.store import FlowStore
 from ivr.settings import load_settings

@@ -8,11 +8,11 @@ import pytest
 
 from ivr import logs
 from ivr.agi.channel import AgiChannel
-from ivr.call import CallInfo, QueueStatus
+from ivr.call_channel import CallInfo, QueueStatus
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter, RunnerConfig
 from ivr.flow.references import Catalog
-from ivr.calls import LiveState
+from ivr.call_service import LiveState
 from ivr.project import Project, check_files, check_flow_texts, load_operations
 from ivr.sim.agi_peer import Caller, InMemoryTransport, QueueOutcome, SimChannel
 

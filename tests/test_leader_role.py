@@ -104,7 +104,7 @@ async def test_a_failing_part_is_restarted_and_its_health_reported(redis, monkey
     assert "redis restarting" in health["parts"]["capture"]["last_error"]
     await asyncio.sleep(1.2)                            # published each round for `ivr status`
     from ivr import redis_keys as keys
-    from ivr.cli_ops import leader_line
+    from ivr.cli.engine import leader_line
     line = leader_line(await redis.get(keys.LEADER_HEALTH))
     assert "capture 运行 running, 2 次重启 restarts" in line
     ta.cancel()

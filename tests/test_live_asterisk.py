@@ -17,7 +17,7 @@ import pytest
 
 from ivr import logs
 from ivr import redis_keys as keys
-from ivr.calls import read_summary
+from ivr.call_service import read_summary
 from ivr.engine import Engine
 from ivr.settings import load_settings
 

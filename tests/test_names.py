@@ -31,8 +31,10 @@ def test_every_rule_refuses_a_trailing_line_break(rule, tail):
 
 
 def test_the_web_name_checks_use_the_full_match_rules():
-    from ivr.web import accounts, api_ops
-    for rule, value in ((api_ops.PROMPT_NAME, "welcome"), (api_ops.FLOW_NAME, "main"), (accounts.NAME_RE, "ops")):
+    from ivr.services import prompts
+    from ivr.web import accounts, api_operations
+    for rule, value in ((prompts.PROMPT_NAME, "welcome"), (api_operations.FLOW_NAME, "main"),
+                        (accounts.NAME_RE, "ops")):
         assert rule.match(value)
         assert not rule.match(value + "\n")
 

@@ -10,7 +10,7 @@ from ivr.callback.capture import MissedCallCapture
 from ivr.callback.store import CallbackStore
 from ivr import redis_keys as keys
 from ivr.callback.reconcile import QueueReconciler
-from ivr.calls import CallSummaries, read_summary
+from ivr.call_service import CallSummaries, read_summary
 from ivr.clock import WallClock
 
 LOG = logs.get("test")

@@ -17,7 +17,7 @@ from ivr.agi.protocol import (
     checked_command,
     quote,
 )
-from ivr.call import CallInfo, QueueResult, QueueStatus, RecordResult
+from ivr.call_channel import CallInfo, QueueResult, QueueStatus, RecordResult
 from ivr.errors import AgiCommandFailed, CallerHungUp, PromptMissing
 from ivr.metrics import AGI_COMMAND_SECONDS
 

@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 from ivr import redis_keys as keys
 from ivr.callback.policy import Policy, classify, first_attempt_at, reached_a_person
 from ivr.callback.store import CallbackStore
-from ivr.calls import read_summary
+from ivr.call_service import read_summary
 from ivr.durable import Replication
 from ivr.logs import mask_number
 

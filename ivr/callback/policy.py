@@ -65,7 +65,7 @@ class Miss:
 
 
 def classify(s: dict, policy: Policy) -> Miss | None:
-    """A call summary (ivr.calls.summary_fields) -> the missed call it is, if any."""
+    """A call summary (ivr.call_service.summary_fields) -> the missed call it is, if any."""
     if s.get("wanted_person") != "1":
         return None
     status = s.get("queue_status", "")

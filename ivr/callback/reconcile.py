@@ -39,7 +39,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from ivr import redis_keys as keys
-from ivr.calls import CALLS_STREAM_MAXLEN
+from ivr.call_service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.durable import Replication
 from ivr.logs import mask_number
@@ -185,7 +185,7 @@ class QueueReconciler:
         return "written"
 
     def _summary(self, p: _Left, *, engine_died: bool) -> dict[str, str]:
-        """A call summary (ivr.calls.summary_fields) from what AMI told."""
+        """A call summary (ivr.call_service.summary_fields) from what AMI told."""
         return {
             "uniqueid": p.uniqueid, "number": p.number if p.number.isdigit() else "", "flow": "", "version": "",
             "started": f"{p.joined_at:.3f}", "ended": f"{p.left_at:.3f}",

@@ -16,7 +16,7 @@ async def read_calls(redis, start: float, end: float) -> list[dict]:
     """Call summaries that started in [start, end). A summary is written when
     its call ends (stream ids are write times), so the scan runs on past the end
     by a margin for calls still going at the end of the period."""
-    from ivr.calls import read_summary        # lazily: ivr.calls brings in the whole call engine
+    from ivr.call_service import read_summary        # lazily: ivr.call_service brings in the whole call engine
 
     out, lo, hi = [], f"{int(start * 1000)}-0", f"{int((end + 6 * 3600) * 1000)}-0"
     while True:

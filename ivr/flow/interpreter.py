@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Mapping
 
-from ivr.call import CallChannel, CallLog, QueueStatus
+from ivr.call_channel import CallChannel, CallLog, QueueStatus
 from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp
 from ivr.flow import model as m
 from ivr.flow.conditions import CallFacts

@@ -42,6 +42,10 @@ class PublishResult:
     changed: bool
 
 
+def _never_published(name: str) -> FlowNotFound:
+    return FlowNotFound(f"流程 '{name}' 从未发布 — flow '{name}' has never been published")
+
+
 def _now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -76,17 +80,27 @@ class FlowStore:
             return PublishResult(name, v, True)
         raise PublishError(f"flow '{name}': too many publishes at once; try again")
 
+    async def rollback_target(self, name: str, version: int | None = None) -> tuple[int | None, int]:
+        """(the version in force, the one a rollback puts back): ``version`` if
+        given, else the newest one before the version in force. The one place
+        that chooses (the CLI and the console ask here, through
+        ``ivr.services.flows``)."""
+        current = await self.current_version(name)
+        if version is not None:
+            return current, version           # None: never published (``rollback`` refuses that)
+        if current is None:
+            raise _never_published(name)
+        older = [v for v in await self.versions(name) if v < current]
+        if not older:
+            raise PublishError(f"版本 {current} 之前没有版本 — flow '{name}': no version before {current} "
+                               "to roll back to")
+        return current, max(older)
+
     async def rollback(self, name: str, version: int | None, *, by: str, note: str = "") -> int:
         for _ in range(50):
-            current = await self.current_version(name)
+            current, target = await self.rollback_target(name, version)
             if current is None:
-                raise FlowNotFound(f"flow '{name}' has never been published")
-            target = version
-            if target is None:
-                older = [v for v in await self.versions(name) if v < current]
-                if not older:
-                    raise PublishError(f"flow '{name}': no version before {current} to roll back to")
-                target = max(older)
+                raise _never_published(name)
             if target == current:
                 raise PublishError(f"flow '{name}': version {target} is already in force")
             if not await self.redis.hexists(keys.flow_versions(name), str(target)):
@@ -112,7 +126,7 @@ class FlowStore:
         if version is None:
             version = await self.current_version(name)
             if version is None:
-                raise FlowNotFound(f"flow '{name}' has never been published")
+                raise _never_published(name)
         raw = await self.redis.hget(keys.flow_versions(name), str(version))
         if raw is None:
             raise FlowNotFound(f"flow '{name}' has no version {version}")

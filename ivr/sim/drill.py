@@ -605,7 +605,7 @@ class Drill:
                         "wait_s": None if c.wait_s is None else round(c.wait_s, 1)}
                        for c in calls if c.number in missing][:20]
         if missing:          # where the trail ends: a summary in the stream, or none
-            from ivr.calls import read_summary
+            from ivr.call_service import read_summary
             seen = {}
             for _, f in await redis.xrange(keys.CALLS):
                 sm = read_summary(f)

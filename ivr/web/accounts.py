@@ -82,12 +82,11 @@ class Accounts:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
-    async def add(self, user: str, role: str, password: str) -> None:
+    async def add(self, user: str, role: str, password: str, *, by: str | None = None) -> None:
         if not NAME_RE.match(user):
             raise IvrError(f"用户名 '{user}' 应为 2 到 32 个字母、数字、'.'、'_' 或 '-' — user name: 2 to 32 letters, digits, "
                            "'.', '_' or '-'")
-        if role not in ROLES:
-            raise IvrError(f"角色 '{role}' 应为 {', '.join(ROLES)} 之一 — role: one of {', '.join(ROLES)}")
+        self._check_role(role)
         self._check_password(password)
         salt = secrets.token_bytes(16)
         rec = {"role": role, "salt": salt.hex(), "hash": await _hash_off_loop(password, salt),
@@ -95,23 +94,48 @@ class Accounts:
         if not await self.redis.hsetnx(USERS, user, json.dumps(rec)):
             raise IvrError(f"用户 '{user}' 已存在（改密码用 ivr users passwd） — user exists already "
                            "(ivr users passwd changes a password)")
-        await record_user_change(self.redis, "user_added", user, role=role)   # the chained audit log
+        await record_user_change(self.redis, "user_added", user, by=by, role=role)   # the chained audit log
+
+    @staticmethod
+    def _check_role(role: str) -> None:
+        if role not in ROLES:
+            raise IvrError(f"角色 '{role}' 应为 {', '.join(ROLES)} 之一 — role: one of {', '.join(ROLES)}")
+
+    async def _record(self, user: str) -> dict:
+        raw = await self.redis.hget(USERS, user)
+        if raw is None:
+            raise IvrError(f"没有用户 '{user}' — no user '{user}'")
+        return json.loads(raw)
+
+    async def set_role(self, user: str, role: str, *, by: str | None = None) -> None:
+        """A new role; the user's sessions end (each carries the role it was
+        opened with), API tokens follow the account's role."""
+        self._check_role(role)
+        rec = await self._record(user)
+        rec.update(role=role, changed=time.time())
+        await self.redis.hset(USERS, user, json.dumps(rec))
+        await record_user_change(self.redis, "role_changed", user, by=by, role=role)   # the chained audit log
+        await self.end_sessions(user)
+
+    async def remove(self, user: str, *, by: str | None = None) -> None:
+        """The account goes; its sessions end and its API tokens stop working."""
+        if not await self.redis.hdel(USERS, user):
+            raise IvrError(f"没有用户 '{user}' — no user '{user}'")
+        await record_user_change(self.redis, "user_removed", user, by=by)   # the chained audit log
+        await self.end_sessions(user)
 
     @staticmethod
     def _check_password(password: str) -> None:
         if len(password) < MIN_PASSWORD:
             raise IvrError(f"密码至少需要 {MIN_PASSWORD} 个字符 — the password needs at least {MIN_PASSWORD} characters")
 
-    async def passwd(self, user: str, password: str) -> None:
-        raw = await self.redis.hget(USERS, user)
-        if raw is None:
-            raise IvrError(f"没有用户 '{user}' — no user '{user}'")
+    async def passwd(self, user: str, password: str, *, by: str | None = None) -> None:
+        rec = await self._record(user)
         self._check_password(password)
-        rec = json.loads(raw)
         salt = secrets.token_bytes(16)
         rec.update(salt=salt.hex(), hash=await _hash_off_loop(password, salt), changed=time.time())
         await self.redis.hset(USERS, user, json.dumps(rec))
-        await record_user_change(self.redis, "password_changed", user)   # the chained audit log
+        await record_user_change(self.redis, "password_changed", user, by=by)   # the chained audit log
         await self.end_sessions(user)
 
     async def end_sessions(self, user: str) -> None:
@@ -167,15 +191,13 @@ class Accounts:
         if token:
             await self.redis.delete(SESSION + _digest(token))
 
-    async def new_token(self, user: str, label: str) -> str:
-        raw = await self.redis.hget(USERS, user)
-        if raw is None:
-            raise IvrError(f"没有用户 '{user}' — no user '{user}'")
+    async def new_token(self, user: str, label: str, *, by: str | None = None) -> str:
+        rec = await self._record(user)
         token = "ivr_" + secrets.token_urlsafe(32)
         await self.redis.set(TOKEN + _digest(token),
-                             json.dumps({"user": user, "role": json.loads(raw)["role"], "label": label,
+                             json.dumps({"user": user, "role": rec["role"], "label": label,
                                          "created": time.time()}))
-        await record_user_change(self.redis, "token_issued", user, label=label)   # the chained audit log
+        await record_user_change(self.redis, "token_issued", user, by=by, label=label)   # the chained audit log
         return token
 
     async def token(self, token: str) -> Principal | None:
@@ -183,6 +205,7 @@ class Accounts:
         if not raw:
             return None
         t = json.loads(raw)
-        if await self.redis.hget(USERS, t["user"]) is None:
+        account = await self.redis.hget(USERS, t["user"])
+        if account is None:
             return None          # the account was removed: its tokens die with it
-        return Principal(t["user"], t["role"], "token")
+        return Principal(t["user"], json.loads(account)["role"], "token")   # the account's role now

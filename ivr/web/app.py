@@ -6,122 +6,27 @@ that serves the requests, /healthz and /metrics."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hmac
-import json
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ivr import redis_keys as keys
-from ivr.live_store import read_live
-from ivr.audit import AuditLog
 from ivr.callback.store import CallbackStore
 from ivr.contingency.plan import level_or_minus_one
+from ivr.errors import IvrError
+from ivr.live_store import read_live
 from ivr.metrics import AGI_COMMAND_SECONDS, gauge
-from ivr.web import security
+from ivr.web import api_auditors, api_operations, api_seat_managers, console, security
 from ivr.web.accounts import ROLE_NAMES, Accounts, Principal
+from ivr.web.context import (COOKIE, CSRF_HEADER, CTX, MAX_BODY, PRINCIPAL, STATIC, STR, Context, Handler, Route,
+                             body_json, ctx_of, error, error_of, fields, obj, principal, require_json)
 from ivr.web.login_limit import LoginLimiter
-
-COOKIE = "ivr_session"
-CSRF_HEADER = "X-CSRF-Token"
-MAX_BODY = 20 * 1024 * 1024     # the largest request: an uploaded recording
-MAX_JSON = 2 * 1024 * 1024      # a flow's source is the largest JSON body
-STATIC = Path(__file__).parent / "static"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    roles: tuple[str, ...]          # () = no sign-in needed
-    summary: str
-    body: dict | None = None        # JSON schema of the request body, for the OpenAPI document
-    tag: str = "general"
-
-
-@dataclass
-class Context:
-    redis: object
-    settings: object
-    accounts: Accounts
-    status: "EngineStatus | None" = None    # the engine's read-only status (None: the web app alone, in tests)
-    routes: list[Route] = field(default_factory=list)
-
-    def audit(self) -> AuditLog:
-        return AuditLog(self.redis, keys.CONSOLE_AUDIT)
-
 
 if TYPE_CHECKING:
     from ivr.status import EngineStatus
-
-
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def principal(request: web.Request) -> Principal:
-    return request[PRINCIPAL]
-
-
-CTX = web.AppKey("ctx", Context)
-PRINCIPAL = web.RequestKey("principal", object)
-
-
-def ctx_of(request: web.Request) -> Context:
-    return request.app[CTX]
-
-
-def bad_request(message: str, status: int = 400) -> web.HTTPException:
-    """An HTTP error whose JSON body the shield middleware passes on as is."""
-    cls = {400: web.HTTPBadRequest, 413: web.HTTPRequestEntityTooLarge,
-           415: web.HTTPUnsupportedMediaType}[status]
-    kw = {"max_size": MAX_JSON, "actual_size": 0} if status == 413 else {}
-    return cls(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json", **kw)
-
-
-def require_json(request: web.Request) -> None:
-    """JSON bodies only, declared as such: a form or text/plain body is what a
-    cross-site form can send without a preflight (login CSRF)."""
-    if request.content_type != "application/json":
-        raise bad_request("请求体须为 JSON（Content-Type: application/json） the body must be JSON, sent as "
-                          "Content-Type: application/json", 415)
-
-
-async def body_json(request: web.Request) -> dict:
-    require_json(request)
-    if request.content_length is not None and request.content_length > MAX_JSON:
-        raise bad_request(f"请求体过大 the body is over {MAX_JSON // (1024 * 1024)} MB", 413)
-    raw = await request.read()
-    if len(raw) > MAX_JSON:
-        raise bad_request(f"请求体过大 the body is over {MAX_JSON // (1024 * 1024)} MB", 413)
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):          # JSONDecodeError and bad UTF-8 are ValueErrors
-        raise bad_request("请求体不是有效的 JSON the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise bad_request("请求体须为 JSON 对象 the body must be a JSON object")
-    return data
-
-
-def fields(data: dict, allowed: set[str], required: set[str]) -> dict:
-    """Unknown or missing fields are refused by name, before anything is stored."""
-    unknown = sorted(set(data) - allowed)
-    missing = sorted(required - set(data))
-    if unknown or missing:
-        parts = ([f"unknown field(s): {', '.join(unknown)}"] if unknown else []) + \
-                ([f"missing field(s): {', '.join(missing)}"] if missing else [])
-        raise web.HTTPBadRequest(text=json.dumps({"error": "; ".join(parts)}), content_type="application/json")
-    return data
-
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -160,6 +65,11 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.content_type == "application/json" or exc.status < 400:
             raise
         return error(exc.status, exc.reason or "error")
+    except IvrError as exc:       # a service refused: the request's fault, said as such (else the shield's 500)
+        resp = error_of(exc)
+        if resp is None:
+            raise
+        return resp
 
 
 def add(app: web.Application, route: Route) -> None:
@@ -251,19 +161,6 @@ async def login(request: web.Request) -> web.Response:
     return resp
 
 
-async def still_signed_in(request: web.Request) -> bool:
-    """For long-lived responses (the wallboard stream): is the sign-in that
-    opened it still valid? A sign-out or a password change ends it."""
-    who = request.get(PRINCIPAL)
-    if who is None:
-        return False
-    accounts = ctx_of(request).accounts
-    if who.via == "token":
-        auth = request.headers.get("Authorization", "")
-        return await accounts.token(auth[7:].strip()) is not None
-    return await accounts.session_alive(request.cookies.get(COOKIE, ""))
-
-
 async def logout(request: web.Request) -> web.Response:
     await ctx_of(request).accounts.close_session(request.cookies.get(COOKIE, ""))
     resp = web.json_response({"ok": True})
@@ -308,16 +205,7 @@ async def openapi_doc(request: web.Request) -> web.Response:
     return web.json_response(openapi(ctx_of(request)))
 
 
-def obj(props: dict, required: list[str]) -> dict:
-    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
-
-
-STR, INT = {"type": "string"}, {"type": "integer"}
-
-
 def make_app(*, redis, settings, status: "EngineStatus | None" = None) -> web.Application:
-    from ivr.web import api_audit, api_ops, api_seats, console
-
     app = web.Application(middlewares=[security.shield, guard], client_max_size=MAX_BODY)
     app.on_response_prepare.append(security.add_headers)
     app[CTX] = Context(redis, settings, Accounts(redis), status)
@@ -331,7 +219,7 @@ def make_app(*, redis, settings, status: "EngineStatus | None" = None) -> web.Ap
         Route("POST", "/api/logout", logout, ("operations", "seat_manager", "auditor"), "sign out", None,
               "session"),
         Route("GET", "/api/me", me, ("operations", "seat_manager", "auditor"), "who is signed in", None, "session"),
-    ] + api_ops.ROUTES + api_seats.ROUTES + api_audit.ROUTES + console.ROUTES:
+    ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + console.ROUTES:
         add(app, r)
     app.router.add_static("/static/", STATIC)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr.web.app import STATIC, Route, principal
+from ivr.web.context import STATIC, Route, principal
 from ivr.web.security import page_csp
 
 HOME = {"operations": "/console/ops", "seat_manager": "/console/seats", "auditor": "/console/audit",

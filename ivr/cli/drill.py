@@ -1,4 +1,5 @@
-"""`ivr drill` and `ivr demo`: the engine against the simulated Asterisk."""
+"""Rehearsals and benchmarks: ``ivr drill`` and ``ivr demo`` (the engine against
+the simulated Asterisk), ``ivr bench``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from ivr.cli.common import who
 from ivr.errors import ConfigError
 from ivr.settings import Settings
 
@@ -90,14 +92,13 @@ def _open_console(engine) -> None:
     import asyncio
     import secrets
 
-    from ivr.web.accounts import Accounts
+    from ivr.services import users
 
     password = secrets.token_urlsafe(9)
 
     async def create():
-        accounts = Accounts(engine.redis)
         for user, role in (("ops", "operations"), ("manager", "seat_manager"), ("auditor", "auditor")):
-            await accounts.add(user, role, password)
+            await users.add(engine.redis, user, role, password, by=who())
         host = engine.settings.http_listen.host
         print(f"\n控制台 console: http://{host}:{engine.http_port}/console/  — users ops, manager, auditor; "
               f"password {password} (this drill only)", file=sys.stderr)
@@ -158,9 +159,19 @@ def closing(report_path: Path) -> None:
   report {report_path} and {report_path.with_suffix('.svg')} (open the picture in a browser)""")
 
 
-def add_commands(sub) -> None:
-    
+def cmd_bench(args, settings: Settings) -> int:
+    from ivr.bench import agi as bench_agi
 
+    return bench_agi.main(args)
+
+
+def cmd_bench_callbacks(args, settings: Settings) -> int:
+    from ivr.bench import callbacks as bench_callbacks
+
+    return bench_callbacks.main(args)
+
+
+def add_commands(sub) -> None:
     d = sub.add_parser("drill", help="rehearse a load profile: the engine against the simulated Asterisk")
     d.add_argument("--profile", default="smoke", help="a file in queue/drills/ (beijing-peak-hour, ordos-day, "
                                                       "demo, smoke)")
@@ -181,3 +192,27 @@ def add_commands(sub) -> None:
     m.add_argument("--walkthrough", action="store_true", help="instead: ten calls of each kind, one by one")
     m.add_argument("--calls", type=int, default=10, help="with --walkthrough")
     m.set_defaults(fn=cmd_demo)
+    b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="sub", required=True)
+    ba = b.add_parser("agi", help="FastAGI: CPU per call vs a bare asyncio responder; calls held at once")
+    ba.add_argument("--calls", type=int, default=3000, help="calls for the CPU comparison")
+    ba.add_argument("--concurrency", type=int, default=200)
+    ba.add_argument("--hold", type=int, default=15000, help="calls to hold inside Queue at once (0: skip)")
+    ba.add_argument("--clients", type=int, default=4, help="load-generator processes")
+    ba.add_argument("--rounds", type=int, default=3, help="repeat the CPU comparison; medians are quoted")
+    ba.add_argument("--console-load", action="store_true",
+                    help="instead: AGI latency alone and while the console is flooded and busy (see --flood ...)")
+    ba.add_argument("--rate", type=float, default=100.0, help="--console-load: calls arriving per second")
+    ba.add_argument("--flood", type=int, default=8, help="--console-load: clients posting wrong passwords")
+    ba.add_argument("--wallboards", type=int, default=20, help="--console-load: open wallboard streams")
+    ba.add_argument("--backlog", type=int, default=100_000,
+                    help="--console-load: missed calls behind the month report (1000000 as in bench callbacks)")
+    ba.set_defaults(fn=cmd_bench)
+    bc = b.add_parser("callbacks", help="missed-call ingest rate, claim latency, Redis memory per open callback")
+    bc.add_argument("--calls", type=int, default=1_000_000)
+    bc.add_argument("--numbers", type=int, default=300_000)
+    bc.add_argument("--seats", type=int, default=1800)
+    bc.add_argument("--claims", type=int, default=20_000)
+    bc.add_argument("--trails", type=int, default=200, help="random callbacks whose audit trail is read")
+    bc.add_argument("--trail-scans", type=int, default=3,
+                    help="trail reads by scanning the whole audit log (the way before the index)")
+    bc.set_defaults(fn=cmd_bench_callbacks)

@@ -1,4 +1,5 @@
-"""`ivr users add|passwd|list|token`: console accounts from the command line."""
+"""Administrators' commands: ``ivr users add|passwd|role|remove|list|token``,
+console accounts from the command line (every change audited)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import getpass
 import os
 import sys
 
+from ivr.cli.common import run_with_redis, who
 from ivr.errors import IvrError
 from ivr.settings import Settings
 
@@ -25,28 +27,34 @@ def _password(args) -> str:
 
 
 def cmd_users(args, settings: Settings) -> int:
-    from ivr.cli import _run, _with_redis
-    from ivr.web.accounts import ROLE_NAMES, Accounts
+    from ivr.services import users
 
     async def go(redis):
-        accounts = Accounts(redis)
         if args.sub == "add":
-            await accounts.add(args.user, args.role, _password(args))
-            print(f"已添加用户 {args.user}（{ROLE_NAMES[args.role]}） — user added")
+            await users.add(redis, args.user, args.role, _password(args), by=who())
+            print(f"已添加用户 {args.user}（{users.ROLE_NAMES[args.role]}） — user added")
         elif args.sub == "passwd":
-            await accounts.passwd(args.user, _password(args))
+            await users.change_password(redis, args.user, _password(args), by=who())
             print(f"{args.user} 的密码已更改，其登录会话已全部结束 — password changed; their sessions ended")
+        elif args.sub == "role":
+            await users.change_role(redis, args.user, args.role, by=who())
+            print(f"{args.user} 的角色已改为{users.ROLE_NAMES[args.role]}，其登录会话已全部结束 — role changed; "
+                  "their sessions ended")
+        elif args.sub == "remove":
+            await users.remove(redis, args.user, by=who())
+            print(f"已删除用户 {args.user}，其会话和 API 令牌均已失效 — user removed; their sessions and tokens "
+                  "no longer work")
         elif args.sub == "token":
-            print(await accounts.new_token(args.user, args.label))
+            print(await users.issue_token(redis, args.user, args.label, by=who()))
         else:
-            for user, role in await accounts.list():
-                print(f"{user:<20} {ROLE_NAMES[role]}")
-    _run(_with_redis(settings, go))
+            for user, role in await users.listing(redis):
+                print(f"{user:<20} {users.ROLE_NAMES[role]}")
+    run_with_redis(settings, go)
     return 0
 
 
 def add_commands(sub) -> None:
-    from ivr.web.accounts import ROLES
+    from ivr.services.users import ROLES
 
     u = sub.add_parser("users", help="console accounts").add_subparsers(dest="sub", required=True)
     a = u.add_parser("add", help="add an account")
@@ -56,10 +64,14 @@ def add_commands(sub) -> None:
     p = u.add_parser("passwd", help="change a password (ends the user's sessions)")
     p.add_argument("user")
     p.add_argument("--password-stdin", action="store_true")
+    r = u.add_parser("role", help="change an account's role (ends the user's sessions)")
+    r.add_argument("user")
+    r.add_argument("--role", required=True, choices=ROLES)
+    rm = u.add_parser("remove", help="remove an account (its sessions end, its API tokens stop working)")
+    rm.add_argument("user")
     u.add_parser("list", help="accounts and roles")
     t = u.add_parser("token", help="an API token for automation (printed once)")
     t.add_argument("user")
     t.add_argument("--label", default="")
-    for x in (a, p, t):
+    for x in u.choices.values():
         x.set_defaults(fn=cmd_users)
-    u.choices["list"].set_defaults(fn=cmd_users)

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from ivr import redis_keys as keys
 from ivr.agi.channel import AgiChannel, LineTransport
-from ivr.call import CallInfo, CallLog
+from ivr.call_channel import CallInfo, CallLog
 from ivr.durable import NotReplicated, Replication
 from ivr.announcements import AnnouncementSets, playable
 from ivr.contingency.plan import Plan

@@ -1,13 +1,18 @@
-"""The command line's last word on a failure: one line that names the setting
-or the file and says what to do, Simplified Chinese first, never a traceback.
+"""What every command module shares: running a coroutine (``run``), a Redis
+connection for one command (``with_redis``), who acts (``who``), times in the
+hotline's zone, and the command line's last word on a failure.
 
-``explain`` maps the low-level exceptions that reach ``ivr.cli.main`` (also
-from inside a TaskGroup, as an ExceptionGroup) to that line; ``None`` means
-the exception is a bug and its traceback should be seen.
+That last word is one line that names the setting or the file and says what to
+do, Simplified Chinese first, never a traceback: ``explain`` maps the
+exceptions that reach ``ivr.cli.main`` (also from inside a TaskGroup, as an
+ExceptionGroup) to that line; ``None`` means the exception is a bug and its
+traceback should be seen.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import errno
 import re
 from pathlib import Path
@@ -15,6 +20,58 @@ from pathlib import Path
 import redis.exceptions
 
 from ivr.errors import IvrError
+from ivr.settings import Settings
+from ivr.users_audit import actor
+
+
+def who() -> str:
+    """Who acts, as the audit logs record it: ``IVR_USER``, else ``cli:`` and the
+    operating-system user."""
+    return actor()
+
+
+def run(coro):
+    try:
+        import uvloop  # optional: halves the loop's CPU per AGI command
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+async def with_redis(settings: Settings, fn):
+    """``fn(redis)`` with a connection to IVR_REDIS_URL (or the embedded Redis)."""
+    from ivr.redis_server import RedisHandle, connect
+
+    with RedisHandle(settings.redis_url, settings.data_dir) as url:
+        redis = connect(url)
+        try:
+            return await fn(redis)
+        finally:
+            await redis.aclose()
+
+
+def run_with_redis(settings: Settings, fn):
+    """``with_redis`` run to completion: what most commands do."""
+    return run(with_redis(settings, fn))
+
+
+def local_iso(at: str, tz) -> str:
+    """An ISO time (stored in UTC) in the hotline's time zone."""
+    try:
+        return dt.datetime.fromisoformat(at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return str(at)
+
+
+def fmt_time(ts: float | None, tz) -> str:
+    """A timestamp in the hotline's time zone; ``-`` for none."""
+    return dt.datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def level_line(plan, level: int) -> str:
+    """A contingency level with its names: ``2 高峰 (surge)``."""
+    lv = plan.level(level)
+    return f"{level} {lv.name}" + (f" ({lv.name_en})" if lv.name_en else "")
 
 # staff-edited text files: an undecodable one is named, not guessed at
 TEXT_GLOBS = ("flows/**/*.yaml", "flows/**/*.txt", "queue/**/*.yaml", "prompts/*.yaml", "callback/*.yaml",

@@ -5,43 +5,25 @@ and the heads of the audit chains that sign a printed report."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from aiohttp import web
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog
 from ivr.callback import labels as L
-from ivr.callback.report import month_days, period
-from ivr.callback.store import CallbackQueries
-from ivr.callback.trail import read_trail
 from ivr.logs import mask_number
-from ivr.web.app import Route, ctx_of, error
+from ivr.services import audit as audit_service
+from ivr.services import callbacks as callback_service
 from ivr.web import audit_views, offload
+from ivr.web.context import Route, ctx_of
 
 AUDITOR = ("auditor",)
 
 
-def _days(request: web.Request) -> tuple[str, str]:
-    """from/to (YYYY-MM-DD) or month (YYYY-MM); by default today, in the
-    hotline's time zone — not the UTC day, which starts at 08:00 in Beijing."""
-    q, tz = request.query, ctx_of(request).settings.timezone
-    try:
-        if q.get("month"):
-            return month_days(q["month"])
-    except ValueError:
-        raise web.HTTPBadRequest(reason="月份格式应为 YYYY-MM — month: YYYY-MM")
-    today = dt.datetime.now(tz).date().isoformat()
-    return q.get("from") or today, q.get("to") or q.get("from") or today
-
-
 def _period(request: web.Request) -> tuple[float, float, str, str]:
-    a, b = _days(request)
-    try:
-        start, end = period(a, b, ctx_of(request).settings.timezone)
-    except ValueError as exc:
-        raise web.HTTPBadRequest(reason=f"日期应为 YYYY-MM-DD，且结束不早于开始 — from/to: {exc}")
-    return start, end, a, b
+    """?from&to (YYYY-MM-DD) or ?month (YYYY-MM); by default today, in the
+    hotline's time zone."""
+    q = request.query
+    span = callback_service.report_period(ctx_of(request).settings.timezone, q.get("from"), q.get("to"),
+                                          q.get("month"))
+    return span.start, span.end, span.date_from, span.date_to
 
 
 async def report(request: web.Request) -> web.Response:
@@ -72,59 +54,24 @@ async def report_csv(request: web.Request) -> web.Response:
 async def record(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     tz = ctx.settings.timezone
-    rec = await CallbackQueries(ctx.redis).find(request.match_info["key"])
-    if rec is None:
-        return error(404, "没有这条回拨记录 — no such callback")
-    trail = [{"stream_id": rid, **e, **L.trail_row(e, tz)} for rid, e in await read_trail(ctx.redis, rec)]
+    rec, trail = await callback_service.find(ctx.redis, request.match_info["key"])
     shown = {**rec, "number": mask_number(rec.get("number", ""))}
     return web.json_response({"record": shown, "summary": {**audit_views.row(rec, tz), **{
         k: L.local_time(rec.get(k), tz) for k in ("deadline", "first_callback_at", "closed_at")},
         "reason_label": L.label(L.MISS_REASONS, rec.get("reason")), "calls": rec.get("calls", "1"),
-        "last_seat": rec.get("last_seat", "")}, "trail": trail})
+        "last_seat": rec.get("last_seat", "")},
+        "trail": [{"stream_id": rid, **e, **L.trail_row(e, tz)} for rid, e in trail]})
 
 
 async def verify(request: web.Request) -> web.Response:
     return web.json_response(await offload.verify(ctx_of(request).redis))      # in a child process
 
 
-async def signed_checkpoint(redis, tz) -> dict | None:
-    """The latest signed checkpoint of every audit log (``ivr audit
-    checkpoint`` and the leader's schedule write them to a file outside Redis,
-    each line with its HMAC): printed under the monthly report, so whoever
-    keeps the paper can later prove the log was not rewritten since."""
-    import asyncio
-
-    from ivr.audit_checkpoints import read_latest
-    from ivr.audit_keys import current
-
-    config = current()
-    latest, problems = await asyncio.to_thread(read_latest, config.checkpoint_file, config.key)
-    if not latest:
-        return None
-    names = {stream: name for name, stream in keys.AUDIT_LOGS.items()}
-    return {"file": str(config.checkpoint_file), "problems": problems,
-            "logs": {names.get(log, log): {"entries": cp.n, "head": cp.head, "entry_id": cp.entry_id,
-                                           "at": dt.datetime.fromtimestamp(cp.at, tz).strftime("%Y-%m-%d %H:%M:%S"),
-                                           "mac": cp.mac} for log, cp in sorted(latest.items())}}
-
-
-async def chain_heads(redis, tz) -> dict:
-    """The head (entry count and hash) of every audit chain, now: printed on
-    the monthly report so a later reader can check the log still matches."""
-    now = dt.datetime.now(tz)
-    heads = {}
-    for name, stream in keys.AUDIT_LOGS.items():
-        log = AuditLog(redis, stream)
-        head = await redis.get(log.head_key) or ""
-        n, _, h = head.partition(":") if ":" in head else ("0", "", head)
-        heads[name] = {"head": head, "entries": int(n) if n.isdigit() else None, "hash": h}
-    return {"at": now.timestamp(), "time": now.strftime("%Y-%m-%d %H:%M:%S %Z"), "heads": heads}
-
-
 async def checkpoint(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    return web.json_response({"signed": await signed_checkpoint(ctx.redis, ctx.settings.timezone),
-                              **await chain_heads(ctx.redis, ctx.settings.timezone)})
+    tz = ctx.settings.timezone
+    return web.json_response({"signed": await audit_service.signed_checkpoint(ctx.redis, tz),
+                              **await audit_service.chain_heads(ctx.redis, tz)})
 
 
 ROUTES = [

@@ -1,5 +1,5 @@
 """Seat managers' API: the live figures (also pushed as server-sent events for
-the wallboard) and the contingency level."""
+the wallboard) and the contingency level (``ivr.services.contingency``)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ from ivr import redis_keys as keys
 from ivr.live_store import read_live
 from ivr.callback.store import CallbackStore
 from ivr.contingency.history import history_row, who_label
-from ivr.contingency.plan import Plan, Seats, is_level
-from ivr.contingency.store import ContingencyStore
-from ivr.contingency.supervisor import expiry_for
+from ivr.contingency.plan import Plan, Seats
 from ivr.errors import ConfigError
-from ivr.project import Project, load_operations, load_queue_config, require_operations
+from ivr.project import Project, load_operations, load_queue_config
+from ivr.services import contingency
 from ivr.web import wallboard as wall
-from ivr.web.app import INT, STR, Route, body_json, ctx_of, error, fields, obj, principal, still_signed_in
+from ivr.web.context import INT, STR, Route, body_json, ctx_of, error, fields, obj, principal, still_signed_in
 
 SEATS = ("seat_manager",)
 WALLBOARD_PUSH_S = 1.0
@@ -29,7 +28,11 @@ WALLBOARD_PUSH_S = 1.0
 
 def _plan(request):
     ctx = ctx_of(request)
-    return require_operations(Project(ctx.settings.home), ctx.settings.timezone).plan
+    return contingency.plan(ctx.settings.home, ctx.settings.timezone)
+
+
+def _by(request) -> str:
+    return f"web:{principal(request).user}"
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,9 @@ class WallSetup:
 
 
 async def _board(ctx, setup: WallSetup) -> dict:
-    store = ContingencyStore(ctx.redis)
     snap = await read_live(ctx.redis)
-    st, prop, applied = await store.state(), await store.proposal(), await store.applied()
+    o = await contingency.overview(ctx.redis)
+    st, prop, applied = o.state, o.proposal, o.applied
     counts = await CallbackStore(ctx.redis).counts()
     now = time.time()
     oldest = await _oldest_age(ctx.redis, now)
@@ -133,56 +136,36 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 async def contingency_get(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    store = ContingencyStore(ctx.redis)
-    st, prop, applied = await store.state(), await store.proposal(), await store.applied()
+    o = await contingency.overview(ctx.redis)
     plan = _plan(request)
     return web.json_response({
-        "state": st.__dict__, "proposal": prop.__dict__ if prop else None, "applied": applied.__dict__,
+        "state": o.state.__dict__, "proposal": o.proposal.__dict__ if o.proposal else None,
+        "applied": o.applied.__dict__,
         "mode": plan.mode,
         "levels": [{"level": lv.level, "name": lv.name, "name_en": lv.name_en, "announcements": lv.announcements,
                     "callback": lv.callback, "short_menu": lv.short_menu, "expire_after_h": lv.expire_after_h}
                    for lv in plan.levels],
-        "history": [history_row(e, ctx.settings.timezone) for _, e in await store.history(30)]})
+        "history": [history_row(e, ctx.settings.timezone) for e in await contingency.history(ctx.redis, 30)]})
 
 
 async def contingency_set(request: web.Request) -> web.Response:
     data = fields(await body_json(request), {"level", "reason", "confirm", "expires_in_h"},
                   {"level", "reason", "confirm"})
-    plan = _plan(request)
-    level, reason = data["level"], str(data["reason"]).strip()
-    if not is_level(level) or level > plan.top:    # is_level refuses true
-        return error(400, f"级别应为 0 到 {plan.top} 的整数 — level must be a whole number from 0 to {plan.top}")
-    if not reason:
-        return error(400, "请填写原因：审计日志要记录为什么切换级别 — a reason is required: the audit log says why "
-                          "the level changed")
     if data["confirm"] is not True:
         return error(400, "请确认：切换级别会改变每位来电者听到的内容 — confirm must be true: switching the level "
                           "changes what every caller hears")
-    hours = data.get("expires_in_h")
-    if hours is not None and (not isinstance(hours, (int, float)) or not 0 < hours <= 24 * 14):
-        return error(400, "有效时长应为 0 到 336 小时 — expires_in_h: hours from 0 to 336")
-    now = time.time()
-    st = await ContingencyStore(ctx_of(request).redis).set_level(
-        level, by=f"web:{principal(request).user}", reason=reason, how="manual", now=now,
-        expires_at=expiry_for(plan, level, now, hours))
+    st = await contingency.set_level(ctx_of(request).redis, _plan(request), data["level"], by=_by(request),
+                                     reason=str(data["reason"]), expires_in_h=data.get("expires_in_h"))
     return web.json_response({"state": st.__dict__})
 
 
 async def proposal_answer(request: web.Request) -> web.Response:
     data = fields(await body_json(request), {"accept", "reason"}, {"accept"})
-    store = ContingencyStore(ctx_of(request).redis)
-    prop = await store.proposal()
-    if prop is None:
-        return error(409, "当前没有自动建议 — there is no proposal")
-    who = f"web:{principal(request).user}"
+    redis = ctx_of(request).redis
     if data["accept"] is True:
-        plan = _plan(request)
-        now = time.time()
-        st = await store.set_level(prop.level, by=who, how="accepted",
-                                   reason=f"接受自动建议 accepted proposal: {prop.reason}",
-                                   expires_at=expiry_for(plan, prop.level, now), now=now)
+        _, st = await contingency.accept_proposal(redis, _plan(request), by=_by(request))
         return web.json_response({"state": st.__dict__})
-    await store.reject(by=who, reason=str(data.get("reason", "")))
+    prop = await contingency.reject_proposal(redis, by=_by(request), reason=str(data.get("reason", "")))
     return web.json_response({"rejected": prop.level})
 
 

@@ -1,0 +1,137 @@
+"""Commands on missed calls and callbacks, for staff and auditors:
+``ivr callbacks list|show|cancel|report``. Numbers are masked everywhere here
+(personal information law); only the scheduler uses the full number, to dial."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from ivr.cli.common import run_with_redis, who
+from ivr.logs import mask_number
+from ivr.services import callbacks as callback_service
+from ivr.settings import Settings
+
+
+def _t(ts, tz) -> str:
+    return dt.datetime.fromtimestamp(float(ts), tz).strftime("%m-%d %H:%M") if ts not in (None, "") else "-"
+
+
+def cmd_callbacks_list(args, settings: Settings) -> int:
+    from ivr.callback.labels import KINDS, label
+
+    tz = settings.timezone
+
+    async def go(redis):
+        rows, c = await callback_service.open_line(redis, args.limit)
+        print(f"{'编号 id':<8}{'号码 number':<15}{'状态 state':<11}{'类别 kind':<11}{'来电':>5}{'回拨':>5}  "
+              f"{'首次来电 first':<12}{'期限 deadline':<14}{'下次 next':<12}原因 reason")
+        for number, where, score, r in rows:
+            nxt = _t(score, tz) if where == "pending" else ("现在 now" if where == "ready" else "拨打中 dialling")
+            print(f"{r.get('id', '?'):<8}{mask_number(number):<15}{where:<11}{label(KINDS, r.get('kind')):<11}"
+                  f"{r.get('calls', ''):>5}{r.get('attempts', ''):>5}  {_t(r.get('first_at'), tz):<12}"
+                  f"{_t(r.get('deadline'), tz):<14}{nxt:<12}{r.get('reason', '')}")
+        print(f"待回拨 open {c['open']}（拨打中 assigned {c['assigned']}，可拨 ready {c['ready']}，"
+              f"等待时段 pending {c['pending']}）；已结 closed {c['closed']}")
+    run_with_redis(settings, go)
+    return 0
+
+
+def cmd_callbacks_show(args, settings: Settings) -> int:
+    from ivr.callback.labels import local_time, trail_row
+
+    tz = settings.timezone
+
+    async def go(redis):
+        rec, trail = await callback_service.find(redis, args.key)
+        for k in ("id", "number", "state", "kind", "reason", "calls", "attempts", "flow", "step", "wait_s", "message",
+                  "last_outcome", "last_seat", "closed_reason"):
+            v = rec.get(k, "")
+            print(f"  {k:<16}{mask_number(v) if k == 'number' else v}")
+        for k in ("first_at", "last_at", "deadline", "first_callback_at", "last_attempt_at", "closed_at"):
+            print(f"  {k:<16}{local_time(rec.get(k), tz) or '-'}")
+        print("审计记录 audit trail:")
+        for _, e in trail:
+            row = trail_row(e, tz)
+            print(f"  {row['time']}  {row['label']}  {row['detail']}")
+    run_with_redis(settings, go)
+    return 0
+
+
+def cmd_callbacks_cancel(args, settings: Settings) -> int:
+    async def go(redis):
+        rec = await callback_service.cancel(redis, args.key, reason=args.reason, by=who())
+        print(f"回拨 {rec['id']} 已取消 — callback {rec['id']} cancelled")
+    run_with_redis(settings, go)
+    return 0
+
+
+def cmd_callbacks_report(args, settings: Settings) -> int:
+    from ivr.callback.report import records_csv
+    from ivr.callback.report_data import gather
+
+    tz = settings.timezone
+    span = callback_service.report_period(tz, args.date_from, args.date_to, args.month)
+
+    async def go(redis):
+        r, rows = await gather(redis, span.start, span.end)
+        if args.json:
+            print(json.dumps(r, ensure_ascii=False, indent=1))
+        else:
+            print_report(r, span.date_from, span.date_to, tz)
+        if args.csv:
+            Path(args.csv).write_text(records_csv(rows, tz), encoding="utf-8", newline="")
+            print(f"CSV: {args.csv}（{len(rows)} 行 rows，UTF-8 BOM，Excel 可直接打开）")
+    run_with_redis(settings, go)
+    return 0
+
+
+def print_report(r: dict, a: str, b: str, tz) -> None:
+    from ivr.callback.report import pct_text
+
+    def s(v):
+        return "—" if v is None else f"{v / 60:.0f} 分钟 min"
+    h = r["hotline"]
+    print(f"漏话回拨报表 callback report {a} .. {b} ({tz.key})")
+    print(f"  接通率 live answer rate {pct_text(h['live_answer_rate_pct'])} "
+          f"({h['calls_answered_live']}/{h['calls_wanting_person']} calls)  "
+          f"广义接通率 broad answer rate {pct_text(h['broad_answer_rate_pct'])} "
+          f"({h['citizens_reached']}/{h['citizens_wanting_person']} citizens)")
+    print(f"  漏话 missed calls {r['missed_calls']}  (误拨 misdials {r['misdials']}, not called back)")
+    print(f"  市民 unique citizens {r['unique_citizens']}  回拨单 callbacks {r['callbacks']}  "
+          f"紧急 emergency {r['emergency']}")
+    print(f"  已回拨 called back {r['called_back']}  接通 reached {r['reached']}  "
+          f"期限内接通 within deadline {r['reached_within_deadline']} ({pct_text(r['reached_within_deadline_pct'])})")
+    print(f"  首次回拨用时 time to first callback: 中位 median {s(r['first_callback_p50_s'])}, "
+          f"P95 {s(r['first_callback_p95_s'])}")
+    print(f"  回拨次数 attempts {r['attempts']}  后续来电已接通 reached on a later call {r['closed_reached_later']}  "
+          f"未接通结案 closed unreached {r['closed_unreached']}  取消 cancelled {r['cancelled']}  "
+          f"未结 still open {r['still_open']}")
+    per = h["callbacks_made_per_seat"]
+    if per is not None:
+        print(f"  每坐席回拨 callbacks per seat: 拨打 made {per}, 接通 reached {h['callbacks_reached_per_seat']} "
+              f"({h['seats_calling_back']} 坐席 seats)")
+    for seat, v in r["per_seat"].items():
+        print(f"  坐席 {seat}: 回拨 attempts {v['attempts']}, 接通 reached {v['reached']}")
+
+
+def add_commands(sub) -> None:
+    cb = sub.add_parser("callbacks", help="missed calls and callbacks").add_subparsers(dest="sub", required=True)
+    ls = cb.add_parser("list", help="open callbacks in calling order")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.set_defaults(fn=cmd_callbacks_list)
+    sh = cb.add_parser("show", help="one callback and its audit trail")
+    sh.add_argument("key", help="callback id, or the full number")
+    sh.set_defaults(fn=cmd_callbacks_show)
+    ca = cb.add_parser("cancel", help="close an open callback without calling")
+    ca.add_argument("key")
+    ca.add_argument("--reason", required=True)
+    ca.set_defaults(fn=cmd_callbacks_cancel)
+    rp = cb.add_parser("report", help="completion figures for a period")
+    rp.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="default: today in IVR_TIMEZONE")
+    rp.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="default: the --from day")
+    rp.add_argument("--month", metavar="YYYY-MM", help="a whole month (the monthly report)")
+    rp.add_argument("--csv", metavar="FILE")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(fn=cmd_callbacks_report)

@@ -1,0 +1,105 @@
+"""Commands for whoever runs the engine: ``ivr serve``, ``ivr config``,
+``ivr status`` (live queues, seats, the level, the leader) and ``ivr agi``."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from ivr import redis_keys as keys
+from ivr.cli.common import fmt_time, level_line, run, run_with_redis
+from ivr.settings import SETTINGS_HELP, Settings, shown
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    from ivr.engine import serve
+
+    run(serve(settings))
+    return 0
+
+
+def cmd_config(args, settings: Settings) -> int:
+    for name, (_, help_text) in SETTINGS_HELP.items():
+        print(f"{name}\n    {help_text}")
+    print("\nIn force:")
+    for name, value in shown(settings):           # passwords and secrets masked
+        print(f"  {name} = {value}")
+    return 0
+
+
+def cmd_agi(args, settings: Settings) -> int:
+    from ivr.agi.classic import main as classic_main
+
+    return classic_main([args.flow])
+
+
+def render_status(snap: dict | None, level_line: str, tz, now: float) -> list[str]:
+    out = [f"应急级别 contingency level: {level_line}"]
+    if snap is None:
+        out.append("实时数据 live figures: none — no engine holds an AMI link (is IVR_AMI_URL set?)")
+        return out
+    age = now - snap["at"]
+    link = "已连接 connected" if snap.get("ami_connected") else "未连接 NOT connected"
+    out.append(f"AMI: {link}; figures {age:.1f} s old; last full resync {fmt_time(snap.get('resynced_at'), tz)}")
+    out.append(f"{'队列 queue':<16}{'等待':>6}{'紧急':>6}{'最长等待s':>10}{'预计等待s':>10}{'接通':>6}{'放弃':>6}"
+               f"{'放弃率':>8}{'服务水平':>9}  座席 idle/busy/paused/offline/reserved")
+    for name, q in snap["queues"].items():
+        s = q["seats"]
+        sl = "-" if q["service_level"] is None else f"{q['service_level']:.0%}"
+        out.append(f"{name:<16}{q['waiting']:>6}{q['emergency_waiting']:>6}{q['longest_wait_s']:>10.0f}"
+                   f"{q['estimated_wait_s']:>10.0f}{q['answered']:>6}{q['abandoned']:>6}{q['abandon_rate']:>8.0%}"
+                   f"{sl:>9}  {s['idle']}/{s['busy']}/{s['paused']}/{s['offline']}/{s['reserved']}")
+    for name, q in snap["queues"].items():
+        for c in q["callers"][:10]:
+            mark = " 紧急 emergency" if c["emergency"] else ""
+            out.append(f"  {name} #{c['position']:<3} {c['number']}  waited {c['wait_s']:.0f} s  "
+                       f"priority {c['priority']}  id {c['uniqueid']}{mark}")
+        if len(q["callers"]) > 10:
+            out.append(f"  {name}: ... {len(q['callers']) - 10} more")
+    em, od = snap["emergency"], snap["ordinary"]
+
+    def p(v):
+        return "-" if v is None else f"{v:.0f}"
+    out.append(f"紧急来电 emergency: waiting {em['waiting']}, wait p50 {p(em['wait_p50_s'])} s, "
+               f"p95 {p(em['wait_p95_s'])} s ({em['answered']} answered in {snap['window_s'] / 60:.0f} min)")
+    out.append(f"普通来电 ordinary: wait p50 {p(od['wait_p50_s'])} s, p95 {p(od['wait_p95_s'])} s "
+               f"({od['answered']} answered)")
+    return out
+
+
+def leader_line(raw: str | None) -> str:
+    """The leader role and its parts, from what the leader publishes each second."""
+    if not raw:
+        return "领导进程 leader: 无 (none: no engine holds the leader role — AMI link, capture and callbacks stopped)"
+    h = json.loads(raw)
+    parts = []
+    for name, p in h.get("parts", {}).items():
+        state = {"running": "运行", "restarting": "重启中", "stopped": "已停"}.get(p["state"], p["state"])
+        extra = f", {p['restarts']} 次重启 restarts: {p['last_error']}" if p.get("restarts") else ""
+        parts.append(f"{name} {state} {p['state']}{extra}")
+    return f"领导进程 leader: {h.get('token', '?')}; 各部分 parts: " + "; ".join(parts)
+
+
+def cmd_status(args, settings: Settings) -> int:
+    from ivr.live_store import read_live
+    from ivr.services import contingency
+
+    plan = contingency.plan(settings.home, settings.timezone)
+
+    async def go(redis):
+        snap = await read_live(redis)
+        st = (await contingency.overview(redis)).state
+        for line in render_status(snap, level_line(plan, st.level), settings.timezone, time.time()):
+            print(line)
+        print(leader_line(await redis.get(keys.LEADER_HEALTH)))
+    run_with_redis(settings, go)
+    return 0
+
+
+def add_commands(sub) -> None:
+    sub.add_parser("serve", help="run the engine (FastAGI server) in the foreground").set_defaults(fn=cmd_serve)
+    sub.add_parser("config", help="list the settings and what is in force").set_defaults(fn=cmd_config)
+    sub.add_parser("status", help="live queues, seats and the contingency level").set_defaults(fn=cmd_status)
+    a = sub.add_parser("agi", help="classic AGI over stdin/stdout (same as ivr-agi FLOW)")
+    a.add_argument("flow")
+    a.set_defaults(fn=cmd_agi)

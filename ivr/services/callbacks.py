@@ -1,0 +1,78 @@
+"""Missed calls and callbacks as staff and auditors see them: the open line,
+one callback with its audit trail, cancelling one, the report's period (days
+in the hotline's time zone). Numbers are masked by the adapters that show
+them; only the scheduler dials the full number."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from ivr.callback.report import month_days, period
+from ivr.callback.states import EntryKind, RecordState
+from ivr.callback.store import CallbackQueries, CallbackStore
+from ivr.callback.trail import read_trail
+from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.logs import mask_number
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    start: float        # [start, end) as timestamps
+    end: float
+    date_from: str      # YYYY-MM-DD, as shown
+    date_to: str
+
+
+def report_period(tz, date_from: str | None = None, date_to: str | None = None, month: str | None = None) -> Period:
+    """``month`` (YYYY-MM), or ``date_from``..``date_to`` (YYYY-MM-DD); by
+    default today in the hotline's time zone — not the UTC day, which starts
+    at 08:00 in Beijing."""
+    today = dt.datetime.now(tz).date().isoformat()
+    try:
+        if month:
+            date_from, date_to = month_days(month)
+        date_from = date_from or today
+        date_to = date_to or date_from
+        start, end = period(date_from, date_to, tz)
+    except ValueError as exc:
+        raise InvalidInput(f"日期应为 YYYY-MM-DD（月份 YYYY-MM），且结束不早于开始 — from/to: YYYY-MM-DD, month: "
+                           f"YYYY-MM: {exc}") from exc
+    return Period(start, end, date_from, date_to)
+
+
+async def open_line(redis, limit: int) -> tuple[list[tuple[str, str, float, dict]], dict[str, int]]:
+    """The open callbacks in calling order, (number, where, score, record)
+    each, and the counts by state."""
+    q = CallbackQueries(redis)
+    rows = await q.open_numbers(limit)
+    recs = {r["number"]: r for r in await q.records([n for n, _, _ in rows])}
+    return [(n, where, score, recs.get(n, {})) for n, where, score in rows], await CallbackStore(redis).counts()
+
+
+async def find(redis, key: str) -> tuple[dict, list[tuple[str, dict]]]:
+    """One callback (by id, or the full number) and its audit trail, oldest first."""
+    rec = await CallbackQueries(redis).find(key)
+    if rec is None:
+        raise NotFound(f"没有回拨记录 '{key}'（请给出编号或完整号码）— no callback '{key}' (give its id or the full "
+                       "number)")
+    return rec, await read_trail(redis, rec)
+
+
+async def cancel(redis, key: str, *, reason: str, by: str) -> dict:
+    """Close an open callback without calling; recorded in the callback audit log."""
+    if not reason.strip():
+        raise InvalidInput("请写明取消原因 — a reason is required (--reason)")
+    rec = await CallbackQueries(redis).find(key)
+    if rec is None or rec.get("state") == RecordState.CLOSED:
+        raise NotFound(f"没有待回拨的记录 '{key}' — no open callback '{key}'")
+    store = CallbackStore(redis)
+    now = time.time()
+    ok, what = await store.close(rec["number"], now=now, reason=f"cancelled: {reason}")
+    if not ok:
+        raise Conflict("正在拨打中，本次拨打结束后将关闭 — it is being dialled right now; it will be closed when this "
+                       "attempt ends" if what == RecordState.ASSIGNED else "它已被关闭 — it was closed meanwhile")
+    await store.audit.append([{"kind": EntryKind.CLOSED.value, "at": now, "id": rec["id"],
+                               "number": mask_number(rec["number"]), "reason": "cancelled", "note": reason, "by": by}])
+    return rec

@@ -1,0 +1,89 @@
+"""The contingency plan in force: switch the level, renew it, answer the
+automatic proposal. ``plan`` is read from the project's files (refused whole
+when one of them is wrong)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.contingency.plan import Plan, is_level
+from ivr.contingency.store import Applied, ContingencyStore, LevelState, Proposal
+from ivr.contingency.supervisor import expiry_for
+from ivr.errors import Conflict, InvalidInput
+from ivr.project import Project, require_operations
+
+MAX_EXPIRY_H = 24 * 14
+
+
+def plan(home: Path, tz) -> Plan:
+    return require_operations(Project(home), tz).plan
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    state: LevelState
+    proposal: Proposal | None
+    applied: Applied
+
+
+async def overview(redis) -> Overview:
+    """The level in force, the open proposal and the seat actions applied."""
+    store = ContingencyStore(redis)
+    return Overview(await store.state(), await store.proposal(), await store.applied())
+
+
+async def set_level(redis, plan: Plan, level: object, *, by: str, reason: str, expires_in_h: object = None,
+                    no_expiry: bool = False, now: float | None = None) -> LevelState:
+    """Switch to ``level`` by hand, with a reason for the audit log; it stands
+    down after ``expires_in_h`` (default: the level's ``expire_after_h``) unless
+    renewed, or never with ``no_expiry``."""
+    if not is_level(level) or level > plan.top:    # is_level refuses true
+        raise InvalidInput(f"级别应为 0 到 {plan.top} 的整数（queue/contingency.yaml）— level must be a whole "
+                           f"number from 0 to {plan.top} (queue/contingency.yaml)")
+    if not reason.strip():
+        raise InvalidInput("请写明原因：审计日志要记录为什么切换级别 — a reason is required: the audit log says "
+                           "why the level changed")
+    if expires_in_h is not None and (isinstance(expires_in_h, bool) or not isinstance(expires_in_h, (int, float))
+                                     or not 0 < expires_in_h <= MAX_EXPIRY_H):
+        raise InvalidInput(f"有效时长应为 0 到 {MAX_EXPIRY_H} 小时 — expires_in_h: hours from 0 to {MAX_EXPIRY_H}")
+    now = time.time() if now is None else now
+    expires_at = None if no_expiry else expiry_for(plan, level, now, expires_in_h)
+    return await ContingencyStore(redis).set_level(level, by=by, reason=reason.strip(), how="manual",
+                                                   expires_at=expires_at, now=now)
+
+
+async def renew(redis, plan: Plan, hours: float | None, *, by: str) -> LevelState:
+    """Push the expiry of the level in force (default: its ``expire_after_h``)."""
+    store = ContingencyStore(redis)
+    st = await store.state()
+    return await store.renew(expiry_for(plan, st.level, time.time(), hours), by=by)
+
+
+NO_PROPOSAL = "当前没有自动建议 — there is no proposal"
+
+
+async def accept_proposal(redis, plan: Plan, *, by: str) -> tuple[Proposal, LevelState]:
+    """The automatic proposal's level put in force (with the level's expiry)."""
+    store = ContingencyStore(redis)
+    p = await store.proposal()
+    if p is None:
+        raise Conflict(NO_PROPOSAL)
+    now = time.time()
+    st = await store.set_level(p.level, by=by, how="accepted", reason=f"接受自动建议 accepted proposal: {p.reason}",
+                               expires_at=expiry_for(plan, p.level, now), now=now)
+    return p, st
+
+
+async def reject_proposal(redis, *, by: str, reason: str = "") -> Proposal:
+    """The automatic proposal dropped (atomically: one answer wins)."""
+    p = await ContingencyStore(redis).reject(by=by, reason=reason)
+    if p is None:
+        raise Conflict(NO_PROPOSAL)
+    return p
+
+
+async def history(redis, count: int) -> list[dict]:
+    """Level changes, proposals and seat actions, newest first."""
+    return [e for _, e in await ContingencyStore(redis).history(count)]

@@ -1,0 +1,129 @@
+"""Prompts and announcement sets: what callers hear. Recordings are converted
+to 8 kHz mono 16-bit WAV (any common format, decoded in a child process with
+limits); drafts are spoken from text by espeak-ng. Changes made from the
+console are recorded in the console's audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import wave
+from pathlib import Path
+
+from ivr import names
+from ivr import redis_keys as keys
+from ivr import yamlfile
+from ivr.announcements import parse_announcements
+from ivr.audit import AuditLog
+from ivr.errors import InvalidInput, NotFound
+from ivr.project import prompt_names
+from ivr.prompt_audio import AudioRefused, Converted, convert_in_child, write_prompt
+from ivr.services.files import write_atomic
+
+PROMPT_NAME = names.PROMPT       # full-match rules (ivr/names.py): never `$`
+MAX_PROMPT_NAME = 120            # a file name component is at most 255 bytes; keep paths short
+MAX_DRAFT_TEXT = 500
+PROMPT_NAME_RULE = ("录音名须为字母、数字、'-'、'_'，可用 '/' 分级，最长 120 个字符 "
+                    "name: letters, digits, '-', '_' and '/' (e.g. policy/heating-2026), at most 120 characters")
+
+
+def check_name(name: str | None) -> str:
+    if not name or len(name) > MAX_PROMPT_NAME or not PROMPT_NAME.match(name):
+        raise InvalidInput(PROMPT_NAME_RULE)
+    return name
+
+
+def _dir(home: Path) -> Path:
+    return home / "prompts"
+
+
+async def _record(redis, kind: str, by: str, **fields) -> None:
+    await AuditLog(redis, keys.CONSOLE_AUDIT).append([{"kind": kind, "at": time.time(), "by": by, **fields}])
+
+
+def _duration_s(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+def listing(home: Path) -> list[dict]:
+    """Every prompt and its duration (None: not a WAV file)."""
+    out = []
+    for name in sorted(prompt_names(_dir(home))):
+        p = _dir(home) / f"{name}.wav"
+        out.append({"name": name, "duration_s": round(_duration_s(p), 1) if p.exists() else None})
+    return out
+
+
+def audio_path(home: Path, name: str) -> Path:
+    path = _dir(home) / f"{check_name(name)}.wav"
+    if not path.exists():
+        raise NotFound(f"没有录音 '{name}' — no prompt '{name}'")
+    return path
+
+
+async def upload(redis, home: Path, name: str | None, data: bytes | None, filename: str, *, by: str) -> Converted:
+    """A recording in any common format, converted and stored as NAME.wav."""
+    check_name(name)
+    if not data:
+        raise InvalidInput("没有文件 no file")
+    try:
+        # decoding happens in a child process with limits; the thread only waits for it
+        conv = await asyncio.to_thread(convert_in_child, data)
+        await asyncio.to_thread(write_prompt, _dir(home) / f"{name}.wav", conv.wav)
+    except AudioRefused as exc:
+        raise InvalidInput(str(exc)) from exc
+    await _record(redis, "prompt_uploaded", by, prompt=name, **{"from": filename}, format=conv.source_format,
+                  duration_s=round(conv.seconds, 2))
+    return conv
+
+
+def texts_to_draft(home: Path, name: str | None, text: str | None) -> dict[str, str]:
+    """What ``ivr prompts draft`` speaks: TEXT as NAME, NAME's line of
+    prompts/texts.yaml, or every line of it."""
+    if text:
+        return {name: text}
+    texts = yamlfile.load(yamlfile.read(_dir(home) / "texts.yaml"), "prompts/texts.yaml") or {}
+    if not name:
+        return texts
+    if name not in texts:
+        raise InvalidInput(f"prompts/texts.yaml 中没有 '{name}' 的文字；请直接给出：ivr prompts draft NAME TEXT — "
+                           f"no text for '{name}' in prompts/texts.yaml; give one: ivr prompts draft NAME TEXT")
+    return {name: texts[name]}
+
+
+def speak(home: Path, name: str, text: str) -> float:
+    """A draft prompt NAME.wav spoken from ``text``; its length in seconds.
+    ``ConfigError`` when espeak-ng is missing."""
+    from ivr.prompts_tts import synthesize
+
+    check_name(name)
+    text = text.strip()
+    if not text or len(text) > MAX_DRAFT_TEXT:
+        raise InvalidInput(f"文字须为 1 到 {MAX_DRAFT_TEXT} 个字符 text: 1 to {MAX_DRAFT_TEXT} characters")
+    return synthesize(text, _dir(home) / f"{name}.wav")
+
+
+async def draft(redis, home: Path, name: str, text: str, *, by: str) -> float:
+    """``speak`` off the event loop, recorded in the console's audit log."""
+    seconds = await asyncio.to_thread(speak, home, name, text)
+    await _record(redis, "prompt_drafted", by, prompt=name, text=text.strip())
+    return seconds
+
+
+def announcements_text(home: Path) -> str:
+    path = _dir(home) / "announcements.yaml"
+    return path.read_text(encoding="utf-8") if path.exists() else "sets: {}\n"
+
+
+async def save_announcements(redis, home: Path, tz, text: str, *, by: str) -> tuple[list[str] | None, list]:
+    """The announcement sets validated, then saved: (the sets saved, every
+    problem); (None, problems) when there are errors and nothing was saved."""
+    sets, problems = parse_announcements(text, "prompts/announcements.yaml", tz=tz, prompts=prompt_names(_dir(home)),
+                                         now=dt.datetime.now(tz))
+    if any(not p.warning for p in problems):
+        return None, problems
+    write_atomic(_dir(home) / "announcements.yaml", text.encode())
+    await _record(redis, "announcements_saved", by, sets=sorted(sets))
+    return sorted(sets), problems

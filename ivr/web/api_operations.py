@@ -1,0 +1,202 @@
+"""Operations staff's API: flows (validate with errors at their lines, publish,
+history with diffs, roll back), prompts (upload any common format, converted to
+8 kHz mono 16-bit and loudness-normalised; drafts from text), announcement sets
+with validity windows. The work is ``ivr.services.flows`` and
+``ivr.services.prompts``'s; errors they raise become JSON answers
+(``context.error_of``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from ivr import names
+from ivr.errors import ConfigError, FlowInvalid
+from ivr.flow.store import FlowStore
+from ivr.project import Project
+from ivr.services import flows as flow_service
+from ivr.services import prompts as prompt_service
+from ivr.web.context import STR, Route, bad_request, body_json, ctx_of, error, fields, obj, principal, problem_dicts
+
+OPS = ("operations",)
+FLOW_NAME = names.FLOW           # full-match rules (ivr/names.py): never `$`
+MAX_UPLOAD = 15 * 1024 * 1024
+
+
+def _home(request):
+    return ctx_of(request).settings.home
+
+
+def _by(request) -> str:
+    return f"web:{principal(request).user}"
+
+
+def _flow_name(request) -> str:
+    name = request.match_info["name"]
+    if not FLOW_NAME.match(name):
+        raise web.HTTPBadRequest(reason=f"'{name}' 不是流程名 — '{name}' is not a flow name")
+    return name
+
+
+async def flows_list(request: web.Request) -> web.Response:
+    store = FlowStore(ctx_of(request).redis)
+    out = []
+    for p in Project(_home(request)).flow_files():
+        out.append({"name": p.stem, "version": await store.current_version(p.stem)})
+    return web.json_response({"flows": out})
+
+
+async def flow_get(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    path = Project(_home(request)).flows_dir / f"{name}.yaml"
+    store = FlowStore(ctx_of(request).redis)
+    version = await store.current_version(name)
+    published = (await store.get(name, version)).source if version else None
+    if not path.exists() and published is None:
+        return error(404, f"没有流程 '{name}' — no flow '{name}'")
+    return web.json_response({"name": name, "version": version, "published": published,
+                              "source": path.read_text(encoding="utf-8") if path.exists() else published})
+
+
+async def flow_check(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    data = fields(await body_json(request), {"source"}, {"source"})
+    _, problems = await asyncio.to_thread(flow_service.check_text, _home(request), name, str(data["source"]))
+    return web.json_response({"ok": not flow_service.errors_of(problems), "problems": problem_dicts(problems)})
+
+
+async def flow_publish(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    data = fields(await body_json(request), {"source", "note"}, {"source"})
+    try:
+        res, problems = await flow_service.publish_text(ctx_of(request).redis, _home(request), name,
+                                                        str(data["source"]), by=_by(request),
+                                                        note=str(data.get("note", "")))
+    except FlowInvalid as exc:
+        return web.json_response({"error": "the flow has errors: nothing was published",
+                                  "problems": problem_dicts(exc.problems)}, status=400)
+    return web.json_response({"version": res.version, "changed": res.changed, "problems": problem_dicts(problems)})
+
+
+async def flow_history(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    current, entries = await flow_service.history(ctx_of(request).redis, name, diffs=True)
+    return web.json_response({"name": name, "current": current, "history": entries})
+
+
+async def flow_rollback(request: web.Request) -> web.Response:
+    name = _flow_name(request)
+    data = fields(await body_json(request), {"version", "note"}, set())
+    target = data.get("version")
+    if target is not None and (not isinstance(target, int) or isinstance(target, bool)):
+        return error(400, "版本号应为整数 — version must be a whole number")
+    try:
+        fv = await flow_service.rollback(ctx_of(request).redis, _home(request), name, target, by=_by(request),
+                                         note=str(data.get("note", "")), write_file=True)
+    except FlowInvalid as exc:
+        return web.json_response({"error": "该版本已无法通过检查 — that version no longer validates",
+                                  "problems": problem_dicts(exc.problems)}, status=400)
+    return web.json_response({"version": fv.version})
+
+
+# -- prompts ------------------------------------------------------------------------------
+
+async def prompts_list(request: web.Request) -> web.Response:
+    return web.json_response({"prompts": prompt_service.listing(_home(request))})
+
+
+async def prompt_audio(request: web.Request) -> web.StreamResponse:
+    path = prompt_service.audio_path(_home(request), request.match_info["name"])
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+
+
+async def _read_upload(request: web.Request) -> tuple[str | None, bytes | None, str]:
+    """The multipart form: a 'name' field and a 'file', the file read in chunks up
+    to ``MAX_UPLOAD``. A malformed body is a 400, never a 500."""
+    name, data, filename = None, None, ""
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "name":
+                name = (await part.text()).strip()[:prompt_service.MAX_PROMPT_NAME + 1]
+            elif part.name == "file":
+                filename = (part.filename or "upload")[:200]
+                buf = bytearray()
+                while chunk := await part.read_chunk(256 * 1024):
+                    buf += chunk
+                    if len(buf) > MAX_UPLOAD:
+                        raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD, actual_size=len(buf))
+                data = bytes(buf)
+            else:
+                raise bad_request(f"未知字段 unknown field '{str(part.name)[:40]}'")
+    except (ValueError, AssertionError, KeyError, RuntimeError) as exc:
+        # aiohttp's multipart reader signals a malformed body with these
+        raise bad_request("上传格式错误 malformed multipart/form-data body") from exc
+    return name, data, filename
+
+
+async def prompt_upload(request: web.Request) -> web.Response:
+    if not request.content_type.startswith("multipart/"):
+        return error(400, "请以 multipart/form-data 上传 send multipart/form-data with a 'name' field and a 'file'")
+    try:
+        name, data, filename = await _read_upload(request)
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, f"文件超过 {MAX_UPLOAD // (1024 * 1024)} MB the file is over "
+                          f"{MAX_UPLOAD // (1024 * 1024)} MB")
+    conv = await prompt_service.upload(ctx_of(request).redis, _home(request), name, data, filename,
+                                       by=principal(request).user)
+    return web.json_response({"name": name, "duration_s": round(conv.seconds, 2),
+                              "format": "8 kHz mono 16-bit WAV"})
+
+
+async def prompt_draft(request: web.Request) -> web.Response:
+    data = fields(await body_json(request), {"name", "text"}, {"name", "text"})
+    name, text = str(data["name"]), str(data["text"])
+    try:
+        seconds = await prompt_service.draft(ctx_of(request).redis, _home(request), name, text,
+                                             by=principal(request).user)
+    except ConfigError as exc:       # espeak-ng missing: the service is unavailable, not the request wrong
+        return error(503, str(exc))
+    return web.json_response({"name": name, "duration_s": round(seconds, 2)})
+
+
+# -- announcement sets ---------------------------------------------------------------------
+
+async def announcements_get(request: web.Request) -> web.Response:
+    return web.json_response({"yaml": prompt_service.announcements_text(_home(request))})
+
+
+async def announcements_put(request: web.Request) -> web.Response:
+    data = fields(await body_json(request), {"yaml"}, {"yaml"})
+    ctx = ctx_of(request)
+    saved, problems = await prompt_service.save_announcements(ctx.redis, _home(request), ctx.settings.timezone,
+                                                              str(data["yaml"]), by=principal(request).user)
+    if saved is None:
+        return web.json_response({"error": "not saved: fix the errors", "problems": problem_dicts(problems)},
+                                 status=400)
+    return web.json_response({"saved": saved, "problems": problem_dicts(problems)})
+
+
+ROUTES = [
+    Route("GET", "/api/flows", flows_list, OPS, "flow files and their published versions", tag="operations"),
+    Route("GET", "/api/flows/{name}", flow_get, OPS, "a flow's file and its published source", tag="operations"),
+    Route("POST", "/api/flows/{name}/check", flow_check, OPS, "validate a flow text: problems with line and column",
+          obj({"source": STR}, ["source"]), "operations"),
+    Route("POST", "/api/flows/{name}/publish", flow_publish, OPS, "validate and publish (a new version)",
+          obj({"source": STR, "note": STR}, ["source"]), "operations"),
+    Route("GET", "/api/flows/{name}/history", flow_history, OPS, "publishes and rollbacks with diffs",
+          tag="operations"),
+    Route("POST", "/api/flows/{name}/rollback", flow_rollback, OPS, "put an earlier version back in force",
+          obj({"version": {"type": "integer"}, "note": STR}, []), "operations"),
+    Route("GET", "/api/prompts", prompts_list, OPS, "prompts and their durations", tag="operations"),
+    Route("GET", "/api/prompts/{name:.+}.wav", prompt_audio, OPS, "a prompt's audio", tag="operations"),
+    Route("POST", "/api/prompts", prompt_upload, OPS,
+          "upload a recording (multipart: name, file; WAV, MP3, M4A/AAC, OGG/Opus or AMR by content, "
+          "at most 15 MB and 10 minutes)", tag="operations"),
+    Route("POST", "/api/prompts/draft", prompt_draft, OPS, "a draft prompt spoken from text (espeak-ng, Mandarin)",
+          obj({"name": STR, "text": STR}, ["name", "text"]), "operations"),
+    Route("GET", "/api/announcements", announcements_get, OPS, "the announcement sets (YAML)", tag="operations"),
+    Route("PUT", "/api/announcements", announcements_put, OPS, "save the announcement sets, validated first",
+          obj({"yaml": STR}, ["yaml"]), "operations"),
+]

@@ -1,0 +1,149 @@
+"""What the API modules share: the request's context (Redis, settings,
+accounts, the engine's read-only status), the route table's entries, the
+signed-in principal, JSON bodies read with limits and checked field by field,
+and the JSON errors (``error_of`` maps the errors the services raise)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from aiohttp import web
+
+from ivr import redis_keys as keys
+from ivr.audit import AuditLog
+from ivr.errors import Conflict, FlowInvalid, InvalidInput, IvrError, LevelInvalid, NotFound, PublishError
+from ivr.web.accounts import Accounts, Principal
+
+if TYPE_CHECKING:
+    from ivr.status import EngineStatus
+
+COOKIE = "ivr_session"
+CSRF_HEADER = "X-CSRF-Token"
+MAX_BODY = 20 * 1024 * 1024     # the largest request: an uploaded recording
+MAX_JSON = 2 * 1024 * 1024      # a flow's source is the largest JSON body
+STATIC = Path(__file__).parent / "static"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    roles: tuple[str, ...]          # () = no sign-in needed
+    summary: str
+    body: dict | None = None        # JSON schema of the request body, for the OpenAPI document
+    tag: str = "general"
+
+
+@dataclass
+class Context:
+    redis: object
+    settings: object
+    accounts: Accounts
+    status: "EngineStatus | None" = None    # the engine's read-only status (None: the web app alone, in tests)
+    routes: list[Route] = field(default_factory=list)
+
+    def audit(self) -> AuditLog:
+        return AuditLog(self.redis, keys.CONSOLE_AUDIT)
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+CTX = web.AppKey("ctx", Context)
+PRINCIPAL = web.RequestKey("principal", object)
+
+
+def ctx_of(request: web.Request) -> Context:
+    return request.app[CTX]
+
+
+def bad_request(message: str, status: int = 400) -> web.HTTPException:
+    """An HTTP error whose JSON body the shield middleware passes on as is."""
+    cls = {400: web.HTTPBadRequest, 413: web.HTTPRequestEntityTooLarge,
+           415: web.HTTPUnsupportedMediaType}[status]
+    kw = {"max_size": MAX_JSON, "actual_size": 0} if status == 413 else {}
+    return cls(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json", **kw)
+
+
+def require_json(request: web.Request) -> None:
+    """JSON bodies only, declared as such: a form or text/plain body is what a
+    cross-site form can send without a preflight (login CSRF)."""
+    if request.content_type != "application/json":
+        raise bad_request("请求体须为 JSON（Content-Type: application/json） the body must be JSON, sent as "
+                          "Content-Type: application/json", 415)
+
+
+async def body_json(request: web.Request) -> dict:
+    require_json(request)
+    if request.content_length is not None and request.content_length > MAX_JSON:
+        raise bad_request(f"请求体过大 the body is over {MAX_JSON // (1024 * 1024)} MB", 413)
+    raw = await request.read()
+    if len(raw) > MAX_JSON:
+        raise bad_request(f"请求体过大 the body is over {MAX_JSON // (1024 * 1024)} MB", 413)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):          # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise bad_request("请求体不是有效的 JSON the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise bad_request("请求体须为 JSON 对象 the body must be a JSON object")
+    return data
+
+
+def fields(data: dict, allowed: set[str], required: set[str]) -> dict:
+    """Unknown or missing fields are refused by name, before anything is stored."""
+    unknown = sorted(set(data) - allowed)
+    missing = sorted(required - set(data))
+    if unknown or missing:
+        parts = ([f"unknown field(s): {', '.join(unknown)}"] if unknown else []) + \
+                ([f"missing field(s): {', '.join(missing)}"] if missing else [])
+        raise web.HTTPBadRequest(text=json.dumps({"error": "; ".join(parts)}), content_type="application/json")
+    return data
+
+
+async def still_signed_in(request: web.Request) -> bool:
+    """For long-lived responses (the wallboard stream): is the sign-in that
+    opened it still valid? A sign-out or a password change ends it."""
+    who = request.get(PRINCIPAL)
+    if who is None:
+        return False
+    accounts = ctx_of(request).accounts
+    if who.via == "token":
+        auth = request.headers.get("Authorization", "")
+        return await accounts.token(auth[7:].strip()) is not None
+    return await accounts.session_alive(request.cookies.get(COOKIE, ""))
+
+
+def obj(props: dict, required: list[str]) -> dict:
+    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+
+
+STR, INT = {"type": "string"}, {"type": "integer"}
+
+
+def problem_dicts(problems: list) -> list[dict]:
+    """Validation problems as the console shows them, each at its line and column."""
+    return [{"line": p.line, "col": p.col, "message": p.message, "warning": p.warning, "text": str(p)}
+            for p in problems]
+
+
+def error_of(exc: IvrError) -> web.Response | None:
+    """The JSON answer to an error a service raised on purpose; None: not a
+    request's fault (a bug or a broken setting: the shield's generic 500)."""
+    if isinstance(exc, FlowInvalid):
+        return web.json_response({"error": "流程有错误，未作改动 — the flow has errors: nothing was changed",
+                                  "problems": problem_dicts(exc.problems)}, status=400)
+    for kinds, status in (((InvalidInput, LevelInvalid), 400), ((NotFound,), 404), ((Conflict, PublishError), 409)):
+        if isinstance(exc, kinds):
+            return error(status, str(exc))
+    return None
