@@ -25,7 +25,7 @@ from ivr.clock import WallClock
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from ivr.calls import CallService
+    from ivr.call_service import CallService
     from ivr.clock import Clock
     from ivr.leader import LeaderRole
     from ivr.snapshot import SnapshotSource

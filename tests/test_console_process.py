@@ -179,3 +179,14 @@ async def test_ivr_status_lists_every_engine_and_who_is_not_responding(redis):
     lines = engine_lines(found)
     assert lines[0] == "引擎 engines: 1/2 正常响应 responding"
     assert "主控 leader" in lines[1] and "NOT RESPONDING" in lines[2]
+
+
+async def test_ivr_status_shows_the_running_engine(engine, redis_url):
+    import subprocess
+    import sys
+
+    await _healthz(engine.http_port)
+    out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "ivr", "status"], capture_output=True,
+                                  text=True, timeout=60, env={**engine.env, "IVR_REDIS_URL": redis_url})
+    assert out.returncode == 0, out.stderr
+    assert "引擎 engines: 1/1 正常响应 responding" in out.stdout

@@ -83,6 +83,7 @@ def leader_line(raw: str | None) -> str:
 def cmd_status(args, settings: Settings) -> int:
     from ivr.live_store import read_live
     from ivr.services import contingency
+    from ivr.status import engine_lines, engines
 
     plan = contingency.plan(settings.home, settings.timezone)
 
@@ -92,6 +93,8 @@ def cmd_status(args, settings: Settings) -> int:
         for line in render_status(snap, level_line(plan, st.level), settings.timezone, time.time()):
             print(line)
         print(leader_line(await redis.get(keys.LEADER_HEALTH)))
+        for line in engine_lines(await engines(redis)):
+            print(line)
     run_with_redis(settings, go)
     return 0
 
