@@ -7,7 +7,7 @@ uses: ``NoOp``, ``Set``, ``GotoIf``, ``Goto``, ``AGI``, ``Answer``, ``Queue`` an
 / ``$[a + b]``. So the simulator cannot drift from the file a real PBX runs.
 
 What ``AGI()`` leaves behind follows the real Asterisk 22
-(../shared/asterisk-22/README.md):
+(tests/fixtures/asterisk-22/README.md):
 - fact 9: the engine cannot be reached -> ``AGISTATUS=FAILURE``, the dialplan
   continues at the next priority;
 - fact 10: the engine's socket closes in the middle of the call (the engine
