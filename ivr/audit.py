@@ -39,14 +39,20 @@ import redis.asyncio as aioredis
 
 from ivr.audit_checkpoints import GENESIS, Checkpoint, latest_for
 from ivr.audit_keys import AuditConfig, current
+from ivr.errors import IvrError
 
 _LATEST = object()   # verify(): compare with the latest checkpoint on file
 _OPS = {"HSET": 2, "SADD": 1, "SET": 1}   # what ``append(ops=...)`` may do besides setting strings
 
 
-class StaleState(Exception):
+class StaleState(IvrError):
     """``append(expect=...)``: a guarded key changed since the caller read it;
     nothing was written. Re-read the state and try again."""
+
+
+class AuditContended(IvrError):
+    """Other writers moved the head 50 times in a row while this append retried."""
+
 
 # KEYS: stream, head, index-from, then the keys of: also_set, expect, ops (in that order)
 # ARGV: expected head, count, index prefix ('' = no index), count entries, nset, nset values, nexp,
@@ -217,7 +223,7 @@ class AuditLog:
                     return self._head
                 if ok == 2:
                     raise StaleState(f"audit log {self.stream}: the state changed; re-read and try again")
-            raise RuntimeError(f"audit log {self.stream}: could not append after 50 conflicting writers")
+            raise AuditContended(f"audit log {self.stream}: could not append after 50 conflicting writers")
 
     async def queue_append(self, pipe, records: list[dict]):
         """Put an append into ``pipe`` (sharing a round trip with other work).

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Mapping
 
 from ivr.call import CallChannel, CallLog, QueueStatus
-from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp
+from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, IvrError
 from ivr.flow import model as m
 from ivr.flow.conditions import CallFacts
 
@@ -31,11 +31,11 @@ class RunnerConfig:
     max_steps: int = 200                 # a hard cap: a loop in a flow cannot trap a caller
 
 
-class StepBudgetExceeded(Exception):
+class StepBudgetExceeded(IvrError):
     pass
 
 
-class MenuExhausted(Exception):
+class MenuExhausted(IvrError):
     pass
 
 
