@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import redis.asyncio as aioredis
 
+from ivr.aio import cancelling
 from ivr import redis_keys as keys
 from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.call import CallInfo, CallLog
@@ -142,7 +143,7 @@ class CallSummaries:
             self.log.error("call_summaries_not_written", error=repr(exc), pending=len(self._buf))
 
     async def run(self) -> None:
-        while not asyncio.current_task().cancelling():  # see Engine._refresh_loop
+        while not cancelling():  # see Engine._refresh_loop
             await asyncio.sleep(self.flush_s)
             await self.flush()
 

@@ -28,6 +28,7 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from ivr.aio import cancelling
 from ivr import redis_keys as keys
 
 LOCK_TTL_S = 6.0
@@ -100,7 +101,7 @@ async def supervise(part: Part, log) -> None:
             raise
         except Exception as exc:  # noqa: BLE001 - the supervisor's job: any failure restarts the part
             error = repr(exc)
-        if asyncio.current_task().cancelling():
+        if cancelling():
             # redis-py can swallow a cancellation that lands mid-command: the
             # part then returns or fails instead; stopping still means stop
             part.state = "stopped"
@@ -117,9 +118,9 @@ async def supervise(part: Part, log) -> None:
 def every(period_s: float, round_fn: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
     """A part made of rounds; a failing round fails the part (and is restarted)."""
     async def run() -> None:
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             await round_fn()
-            if asyncio.current_task().cancelling():    # a cancellation swallowed inside the round
+            if cancelling():    # a cancellation swallowed inside the round
                 return
             await asyncio.sleep(period_s)
     return run
@@ -150,7 +151,7 @@ class LeaderRole:
 
     async def run(self) -> None:
         try:
-            while not asyncio.current_task().cancelling():
+            while not cancelling():
                 await self._round()
                 await asyncio.sleep(ROUND_S)
         finally:

@@ -12,6 +12,7 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from ivr.aio import cancelling
 from ivr.ami.controller import AmiController
 from ivr.ami.model import LiveModel
 from ivr.audit_checkpoints import Checkpointer
@@ -95,7 +96,7 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
     async def capture_loop() -> None:
         await work.capture.ensure_group()
         last_orphans = 0.0
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             work.capture.policy = config.current.policy
             if time.monotonic() - last_orphans >= ORPHANS_EVERY_S:     # a dead leader's unacknowledged batch
                 last_orphans = time.monotonic()

@@ -30,7 +30,9 @@ COMMAND_TIMEOUT_S = 30.0
 
 
 class LineTransport(Protocol):
-    hangup_signalled: bool  # classic AGI learns of a hang-up by SIGHUP
+    @property
+    def hangup_signalled(self) -> bool:
+        """Classic AGI learns of a hang-up by SIGHUP (FastAGI by a HANGUP line)."""
 
     def write_line(self, line: str) -> None: ...
 

@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
+from ivr.aio import cancelling
 from ivr.ami.model import LiveModel
 from ivr.live_store import write_live
 
@@ -186,7 +187,7 @@ class AmiController:
 
     async def _publisher(self) -> None:
         last_resync = time.monotonic()
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             await asyncio.sleep(self.publish_s)
             if self._dirty:
                 await self._publish()
@@ -208,7 +209,7 @@ class AmiController:
 
     async def _watchdog(self) -> None:
         """Ping; a link that does not answer is aborted so that it reconnects."""
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             await asyncio.sleep(self.ping_s)
             proto = self.link.protocol
             if not self.ready.is_set() or proto is None or getattr(proto, "closed", True):

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
+from ivr.aio import cancelling
 from ivr import redis_keys as keys
 from ivr.calls import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
@@ -119,7 +120,7 @@ class QueueReconciler:
     # -- the part's loop ---------------------------------------------------------------
 
     async def run(self) -> None:
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             await self.run_once()
             await asyncio.sleep(0.5)
 
