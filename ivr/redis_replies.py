@@ -34,6 +34,6 @@ def fields(reply: Mapping[Reply, Reply] | None) -> dict[str, str]:
     return cast("dict[str, str]", reply or {})
 
 
-def stream(reply: Any) -> list[tuple[str, dict[str, str]]]:
+def stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
     """An XRANGE/XREVRANGE reply: (entry id, fields) in order; [] for none."""
     return cast("list[tuple[str, dict[str, str]]]", reply or [])

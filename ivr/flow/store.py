@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from ivr import redis_keys as keys
-from ivr.redis_replies import stream, text_or_none, text_set
+from ivr.redis_replies import stream_entries, text_or_none, text_set
 from ivr.audit import AuditLog, StaleState
 from ivr.errors import FlowNotFound, PublishError
 
@@ -127,7 +127,7 @@ class FlowStore:
         """Publish and rollback records for one flow, oldest first (values as
         text, as they were shown before the chained log)."""
         out: list[dict[str, str]] = []
-        for entry_id, fields in stream(await self.redis.xrange(keys.FLOW_AUDIT_LEGACY)):
+        for entry_id, fields in stream_entries(await self.redis.xrange(keys.FLOW_AUDIT_LEGACY)):
             if fields.get("flow") == name:
                 out.append({"id": entry_id, **fields})
         for entry_id, rec in await self.audit.entries():
