@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from ivr.aio import cancelling
 from ivr import redis_keys as keys
@@ -92,8 +93,9 @@ class CallSummaries:
         self.log = log
         self.flush_s = flush_s
         self.owner = owner
-        self._buf: list[tuple[str, dict[str, str]]] = []
-        self._started: dict[str, str] = {}
+        # typed as redis-py's command arguments: its Mapping parameters take no dict[str, str]
+        self._buf: list[tuple[str, dict[FieldT, EncodableT]]] = []
+        self._started: dict[FieldT, EncodableT] = {}
         self._last_beat = 0.0
         self.replication = Replication(redis)
 

@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 
 from ivr.aio import cancelling
 from ivr import redis_keys as keys
+from ivr.redis_replies import text_or_none
 
 LOCK_TTL_S = 6.0
 ROUND_S = 1.0
@@ -68,7 +69,7 @@ class LeaderLock:
         await self._release(keys=[self.key], args=[self.token])
 
     async def holder(self) -> str | None:
-        return await self.redis.get(self.key)
+        return text_or_none(await self.redis.get(self.key))
 
 
 @dataclass

@@ -19,7 +19,7 @@ def text_or_none(reply: Reply | None) -> str | None:
     return cast("str | None", reply)
 
 
-def texts(replies: list[Reply]) -> list[str]:
+def texts(replies: list[Any]) -> list[str]:
     """A list reply (HKEYS, LRANGE, MGET without gaps ...)."""
     return cast("list[str]", replies)
 
@@ -27,6 +27,16 @@ def texts(replies: list[Reply]) -> list[str]:
 def text_set(replies: set[Reply]) -> set[str]:
     """A SMEMBERS reply."""
     return cast("set[str]", replies)
+
+
+def scored(reply: Any) -> list[tuple[str, float]]:
+    """A ZRANGE ... WITHSCORES reply: (member, score) in order."""
+    return cast("list[tuple[str, float]]", reply)
+
+
+def read_group(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """An XREADGROUP reply: (stream, its entries) per stream; [] for none."""
+    return cast("list[tuple[str, list[tuple[str, dict[str, str]]]]]", reply or [])
 
 
 def fields(reply: Mapping[Reply, Reply] | None) -> dict[str, str]:

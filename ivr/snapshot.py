@@ -115,8 +115,8 @@ class SnapshotSource:
                 files.extend(sorted(folder.glob("*.txt")))
         return files
 
-    def _files_stamp(self) -> tuple:
-        out = []
+    def _files_stamp(self) -> tuple[tuple[str, int | None, int | None], ...]:
+        out: list[tuple[str, int | None, int | None]] = []
         for p in self._files():
             try:
                 st = p.stat()

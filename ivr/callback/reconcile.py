@@ -44,6 +44,7 @@ from ivr.calls import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.durable import Replication
 from ivr.logs import mask_number
+from ivr.redis_replies import text_or_none
 
 GRACE_S = 5.0               # wall seconds: engines write summaries every 0.1 s
 RECHECK_S = 5.0
@@ -151,7 +152,7 @@ class QueueReconciler:
     async def _answered(self, uid: str) -> None:
         """A dead engine's caller whom a seat answered: no summary is owed (a
         live engine writes its own and clears its entry)."""
-        holder = await self.redis.hget(keys.CALLS_LIVE, uid)
+        holder = text_or_none(await self.redis.hget(keys.CALLS_LIVE, uid))
         if holder and not await self.redis.exists(keys.engine_alive(holder.split("|", 1)[0])):
             await self.redis.hdel(keys.CALLS_LIVE, uid)
 
