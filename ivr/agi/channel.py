@@ -70,10 +70,6 @@ class AgiChannel:
     def hung_up(self) -> bool:
         return self._hung_up
 
-    def mark_hung_up(self) -> None:
-        """Classic AGI learns of the hang-up through SIGHUP, not a line."""
-        self._hung_up = True
-
     async def _run(
         self, line: str, timeout_s: float = COMMAND_TIMEOUT_S, *, dead_ok: bool = False
     ) -> AgiResponse:

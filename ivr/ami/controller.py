@@ -67,7 +67,6 @@ class _Link(Manager):
                          ping_interval=3600, forgetable_actions=_Everything(), **config)
         self.reconnect_timeout = BACKOFF_FIRST_S
         self.stopping = False
-        self.connected_once = asyncio.Event()
 
     def connection_made(self, f):
         if self.stopping:
