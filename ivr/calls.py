@@ -26,7 +26,7 @@ from ivr.contingency.plan import Plan
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
-from ivr.logs import mask_number
+from ivr.logs import Log, mask_number
 
 if TYPE_CHECKING:
     from ivr.clock import Clock
@@ -88,7 +88,7 @@ class CallSummaries:
     (no summary will come: it writes one from AMI) from one whose engine lives
     (it waits), and never counts a call twice (``callback/reconcile.py``)."""
 
-    def __init__(self, redis: aioredis.Redis, log, flush_s: float = 0.1, owner: str = "") -> None:
+    def __init__(self, redis: aioredis.Redis, log: Log, flush_s: float = 0.1, owner: str = "") -> None:
         self.redis = redis
         self.log = log
         self.flush_s = flush_s

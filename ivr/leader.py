@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 
 from ivr.aio import cancelling
 from ivr import redis_keys as keys
+from ivr.logs import Log
 from ivr.redis_replies import text_or_none
 
 LOCK_TTL_S = 6.0
@@ -89,7 +90,7 @@ class Part:
                 "since": round(self.since, 3)}
 
 
-async def supervise(part: Part, log) -> None:
+async def supervise(part: Part, log: Log) -> None:
     backoff = iter(RESTART_BACKOFF_S)
     while True:
         part.state, part.since = "running", time.time()
@@ -134,7 +135,7 @@ class LeaderRole:
     """Holds (or waits for) the lock; while held, runs the parts that
     ``make_parts(owner_token)`` builds, and their ``cleanup`` when it stops."""
 
-    def __init__(self, redis: aioredis.Redis, make_parts: PartsFactory, log, *,
+    def __init__(self, redis: aioredis.Redis, make_parts: PartsFactory, log: Log, *,
                  key: str = keys.AMI_LEADER, ttl_s: float = LOCK_TTL_S) -> None:
         self.lock = LeaderLock(redis, key, ttl_s)
         self.make_parts = make_parts

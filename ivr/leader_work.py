@@ -25,6 +25,7 @@ from ivr.clock import Clock
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
 from ivr.leader import ROUND_S, Part, every
+from ivr.logs import Log
 from ivr.settings import Settings
 from ivr.snapshot import SnapshotSource
 
@@ -49,7 +50,7 @@ ORPHANS_EVERY_S = 5.0
 ExtraParts = Callable[[str], list[Part]]
 
 
-def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, clock: Clock, log,
+def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, clock: Clock, log: Log,
           token: str) -> LeaderWork:
     snap = config.current
     model = LiveModel(emergency_queues=snap.emergency_queues,

@@ -31,6 +31,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from ivr.aio import cancelling
 from ivr.ami.model import LiveModel
 from ivr.live_store import write_live
+from ivr.logs import Log
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -297,7 +298,7 @@ class AmiController:
 class _PanoramiskLog:
     """panoramisk logs through ``logging``; route what matters into structlog."""
 
-    def __init__(self, log) -> None:
+    def __init__(self, log: Log) -> None:
         self._log = log
 
     def debug(self, *a, **kw):

@@ -22,7 +22,7 @@ from ivr.callback.policy import Policy, classify, first_attempt_at, reached_a_pe
 from ivr.callback.store import CallbackStore
 from ivr.calls import read_summary
 from ivr.durable import Replication
-from ivr.logs import mask_number
+from ivr.logs import Log, mask_number
 from ivr.redis_replies import read_group, stream_entries, text
 
 GROUP = "callbacks"
@@ -30,7 +30,7 @@ ORPHAN_IDLE_MS = 10_000   # a summary delivered this long ago and not acknowledg
 
 
 class MissedCallCapture:
-    def __init__(self, redis: aioredis.Redis, store: CallbackStore, policy: Policy, tz: ZoneInfo, log,
+    def __init__(self, redis: aioredis.Redis, store: CallbackStore, policy: Policy, tz: ZoneInfo, log: Log,
                  *, consumer: str = "capture-1", estimated_wait=lambda: 0.0) -> None:
         self.redis = redis
         self.store = store

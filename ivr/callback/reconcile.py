@@ -43,7 +43,7 @@ from ivr import redis_keys as keys
 from ivr.calls import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.durable import Replication
-from ivr.logs import mask_number
+from ivr.logs import Log, mask_number
 from ivr.redis_replies import text_or_none
 
 GRACE_S = 5.0               # wall seconds: engines write summaries every 0.1 s
@@ -75,7 +75,7 @@ class _Left:
 
 
 class QueueReconciler:
-    def __init__(self, redis: aioredis.Redis, *, clock: Clock, emergency_queues: frozenset[str], log,
+    def __init__(self, redis: aioredis.Redis, *, clock: Clock, emergency_queues: frozenset[str], log: Log,
                  grace_s: float = GRACE_S, waiting=None) -> None:
         self.redis = redis
         self.clock = clock
