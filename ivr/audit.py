@@ -27,26 +27,38 @@ crash.
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import hmac
 import json
 
 import orjson
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Final, Iterable, Literal, Sequence
 
 import redis.asyncio as aioredis
 
 from ivr.audit_checkpoints import GENESIS, Checkpoint, latest_for
 from ivr.audit_keys import AuditConfig, current
+from ivr.errors import IvrError
+from ivr.redis_replies import stream_entries, text_or_none
 
-_LATEST = object()   # verify(): compare with the latest checkpoint on file
+class _Latest(enum.Enum):
+    LATEST = "latest"
+
+
+_LATEST: Final = _Latest.LATEST   # verify(): compare with the latest checkpoint on file
 _OPS = {"HSET": 2, "SADD": 1, "SET": 1}   # what ``append(ops=...)`` may do besides setting strings
 
 
-class StaleState(Exception):
+class StaleState(IvrError):
     """``append(expect=...)``: a guarded key changed since the caller read it;
     nothing was written. Re-read the state and try again."""
+
+
+class AuditContended(IvrError):
+    """Other writers moved the head 50 times in a row while this append retried."""
+
 
 # KEYS: stream, head, index-from, then the keys of: also_set, expect, ops (in that order)
 # ARGV: expected head, count, index prefix ('' = no index), count entries, nset, nset values, nexp,
@@ -175,7 +187,7 @@ class AuditLog:
         self._head: str | None = None
 
     def _args(self, records: list[dict], also: dict[str, str], expect: dict[str, str] | None = None,
-              ops: list[tuple[str, ...]] = ()) -> list[str]:
+              ops: Sequence[tuple[str, ...]] = ()) -> list[str]:
         n, prev = _split(self._head or "")
         args: list[str] = [self._head or "", str(len(records)), self.index_prefix]
         by = self.index_by
@@ -194,7 +206,7 @@ class AuditLog:
         return args
 
     async def append(self, records: Iterable[dict], *, also_set: dict[str, str] | None = None,
-                     expect: dict[str, str] | None = None, ops: list[tuple[str, ...]] = ()) -> str:
+                     expect: dict[str, str] | None = None, ops: Sequence[tuple[str, ...]] = ()) -> str:
         """Append records in order (one atomic step); ``also_set`` keys are set
         (or deleted, for an empty value) in the same step, and ``ops`` run in it
         (``("HSET", key, field, value)``, ``("SADD", key, member)``, ``("SET",
@@ -210,21 +222,21 @@ class AuditLog:
         async with self._lock:
             for _ in range(50):
                 if self._head is None:
-                    self._head = await self.redis.get(self.head_key) or ""
+                    self._head = text_or_none(await self.redis.get(self.head_key)) or ""
                 ok, head = await self._script(keys=keys, args=self._args(records, also, expect, ops))
                 self._head = head.decode() if isinstance(head, bytes) else head
                 if ok == 1:
                     return self._head
                 if ok == 2:
                     raise StaleState(f"audit log {self.stream}: the state changed; re-read and try again")
-            raise RuntimeError(f"audit log {self.stream}: could not append after 50 conflicting writers")
+            raise AuditContended(f"audit log {self.stream}: could not append after 50 conflicting writers")
 
     async def queue_append(self, pipe, records: list[dict]):
         """Put an append into ``pipe`` (sharing a round trip with other work).
         Returns a function to call with the pipeline's result for it; it retries
         with ``append`` if another writer got there first."""
         if self._head is None:
-            self._head = await self.redis.get(self.head_key) or ""
+            self._head = text_or_none(await self.redis.get(self.head_key)) or ""
         await self._script(keys=[self.stream, self.head_key, self.index_from], args=self._args(records, {}), client=pipe)
 
         async def settle(result) -> None:
@@ -237,9 +249,9 @@ class AuditLog:
     async def entries(self, start: str = "-", end: str = "+", count: int | None = None,
                       reverse: bool = False) -> list[tuple[str, dict]]:
         if reverse:
-            rows = await self.redis.xrevrange(self.stream, end, start, count=count)
+            rows = stream_entries(await self.redis.xrevrange(self.stream, end, start, count=count))
         else:
-            rows = await self.redis.xrange(self.stream, start, end, count=count)
+            rows = stream_entries(await self.redis.xrange(self.stream, start, end, count=count))
         return [(rid, json.loads(f["j"])) for rid, f in rows]
 
     async def entries_at(self, ids: list[str]) -> list[tuple[str, dict]]:
@@ -252,7 +264,7 @@ class AuditLog:
             pipe.xrange(self.stream, rid, rid, count=1)
         return [(rid, json.loads(f["j"])) for rows in await pipe.execute() for rid, f in rows]
 
-    async def verify(self, batch: int = 5000, checkpoint: Checkpoint | None | object = _LATEST, *,
+    async def verify(self, batch: int = 5000, checkpoint: Checkpoint | None | Literal[_Latest.LATEST] = _LATEST, *,
                      since: Checkpoint | None = None, accept_unkeyed: bool = False) -> VerifyResult:
         """Walk the chain and name the first entry that was changed, inserted or
         is missing. ``checkpoint`` (default: the latest on file) says how long
@@ -266,19 +278,19 @@ class AuditLog:
             checkpoint = latest_for(self.stream, self.config)
         # The head key is read before the walk: entries appended meanwhile (the
         # engine keeps writing) only make the chain longer than the head says.
-        head = await self.redis.get(self.head_key) or ""
+        head = text_or_none(await self.redis.get(self.head_key)) or ""
         hn, hh = _split(head)
         w = _Walk(self._mac, checkpoint, accept_unkeyed, head_n=hn)
         start = "-"
         if since is not None and since.n > 0:
-            rows = await self.redis.xrange(self.stream, since.entry_id, since.entry_id)
+            rows = stream_entries(await self.redis.xrange(self.stream, since.entry_id, since.entry_id))
             if not rows or rows[0][1].get("h") != since.head or rows[0][1].get("n") != str(since.n):
                 return w.result(False, f"检查点记录的第 {since.n} 条已不在或被改动 (entry {since.n}, recorded by "
                                        f"the checkpoint of {since.when}, is gone or changed)", since.entry_id)
             w.restart(since)
             start = "(" + since.entry_id
         while True:
-            rows = await self.redis.xrange(self.stream, start, "+", count=batch)
+            rows = stream_entries(await self.redis.xrange(self.stream, start, "+", count=batch))
             for rid, f in rows:
                 bad = w.step(rid, f)
                 if bad:
@@ -321,7 +333,7 @@ class _Walk:
         if cp.n == self.head_n:
             self.hash_at_head = cp.head
 
-    def step(self, rid: str, f: dict) -> str:
+    def step(self, rid: str, f: dict[str, str]) -> str:
         """'' if entry ``f`` continues the chain, else what is wrong with it."""
         try:
             n = int(f.get("n", -1))
@@ -332,7 +344,7 @@ class _Walk:
                     f"was expected: {n - self.expect_n} entr(ies) missing before it)")
         if f.get("prev") != self.prev:
             return f"第 {n} 条与前一条接不上 (entry {n} does not follow the entry before it)"
-        j, h = f.get("j", ""), f.get("h")
+        j, h = f.get("j", ""), f.get("h", "")
         if f.get("k") == "1":
             ok = hmac.compare_digest(self.mac(self.prev, n, j), h or "")
             self.keyed_seen = True

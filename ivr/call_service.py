@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
+from ivr.aio import cancelling
 from ivr import redis_keys as keys
 from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.call_channel import CallInfo, CallLog
@@ -24,7 +26,7 @@ from ivr.contingency.plan import Plan
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
-from ivr.logs import mask_number
+from ivr.logs import Log, mask_number
 
 if TYPE_CHECKING:
     from ivr.clock import Clock
@@ -86,13 +88,14 @@ class CallSummaries:
     (no summary will come: it writes one from AMI) from one whose engine lives
     (it waits), and never counts a call twice (``callback/reconcile.py``)."""
 
-    def __init__(self, redis: aioredis.Redis, log, flush_s: float = 0.1, owner: str = "") -> None:
+    def __init__(self, redis: aioredis.Redis, log: Log, flush_s: float = 0.1, owner: str = "") -> None:
         self.redis = redis
         self.log = log
         self.flush_s = flush_s
         self.owner = owner
-        self._buf: list[tuple[str, dict[str, str]]] = []
-        self._started: dict[str, str] = {}
+        # typed as redis-py's command arguments: its Mapping parameters take no dict[str, str]
+        self._buf: list[tuple[str, dict[FieldT, EncodableT]]] = []
+        self._started: dict[FieldT, EncodableT] = {}
         self._last_beat = 0.0
         self.replication = Replication(redis)
 
@@ -142,7 +145,7 @@ class CallSummaries:
             self.log.error("call_summaries_not_written", error=repr(exc), pending=len(self._buf))
 
     async def run(self) -> None:
-        while not asyncio.current_task().cancelling():  # see Engine._refresh_loop
+        while not cancelling():  # see Engine._refresh_loop
             await asyncio.sleep(self.flush_s)
             await self.flush()
 

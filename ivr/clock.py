@@ -26,6 +26,9 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` of this clock's time."""
 
+    def describe(self) -> str:
+        """What the logs and /status say about this clock."""
+
 
 class WallClock:
     speed = 1.0

@@ -12,6 +12,7 @@ from ivr import redis_keys as keys
 from ivr.call_service import read_summary
 from ivr.engine import Engine
 from ivr.logs import mask_number
+from ivr.redis_replies import stream_entries
 from ivr.redis_server import RedisHandle, connect
 from ivr.settings import Settings
 from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
@@ -42,7 +43,7 @@ async def _demo(settings: Settings, calls: int) -> None:
             stop, ready = asyncio.Event(), asyncio.Event()
             task = asyncio.create_task(engine.run(stop, ready))
             await ready.wait()
-            start_id = (await redis.xrevrange(keys.CALLS, count=1) or [("0-0", {})])[0][0]
+            start_id = (stream_entries(await redis.xrevrange(keys.CALLS, count=1)) or [("0-0", {})])[0][0]
             print(f"\n12345 引擎已启动 / engine up: FastAGI 127.0.0.1:{engine.agi.port}, Redis "
                   f"{'embedded' if not settings.redis_url else settings.redis_url}\n")
             for i in range(calls):
@@ -56,7 +57,7 @@ async def _demo(settings: Settings, calls: int) -> None:
                 print(f"{i + 1:>2}. {title}\n    {mask_number(caller.number)}  heard: {', '.join(heard) or '-'}")
             await engine.summaries.flush()
             print("\n通话记录 / call summaries (Redis stream ivr:calls):")
-            for _, fields in await redis.xrange(keys.CALLS, min=f"({start_id}"):
+            for _, fields in stream_entries(await redis.xrange(keys.CALLS, min=f"({start_id}")):
                 s = read_summary(fields)
                 print(f"  {mask_number(s['number'])}  outcome={s['outcome']:<15} queue={s['queue_status'] or '-':<10} "
                       f"person={'yes' if s['wanted_person'] == '1' else 'no ':<3} emergency={'yes' if s['emergency'] == '1' else 'no':<3} "

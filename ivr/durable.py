@@ -10,11 +10,13 @@ import time
 
 import redis.asyncio as aioredis
 
+from ivr.errors import IvrError
+
 CHECK_EVERY_S = 5.0
 WAIT_MS = 1000
 
 
-class NotReplicated(ConnectionError):
+class NotReplicated(IvrError):
     """The write reached the master but no replica within ``WAIT_MS``."""
 
 

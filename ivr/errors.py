@@ -2,6 +2,7 @@
 
     IvrError
     ├── ConfigError          a setting is wrong; the message names it
+    │   └── AudioRefused     (ivr.prompt_audio) an uploaded prompt that cannot be used
     ├── FlowInvalid          a flow failed validation; carries every problem at once
     ├── InvalidInput         a value staff gave is wrong (a level, a date, an empty
     │                        reason, a prompt name); the message says which
@@ -12,17 +13,29 @@
     ├── PublishError         publish/rollback refused (bad version, nothing to roll back)
     ├── LevelInvalid         a contingency level that is not a whole number 0..99 (a bool, text, -1)
     ├── RedisUnavailable     the Redis server cannot be started or reached
+    ├── NotReplicated        (ivr.durable) no replica acknowledged a write in time: the work is kept and retried
+    ├── StaleState           (ivr.audit) an audit append whose expected state changed: re-read and retry
+    ├── AuditContended       (ivr.audit) an audit append lost to other writers 50 times in a row
+    ├── StepBudgetExceeded   (ivr.flow.interpreter) a flow ran more than max_steps steps
+    ├── MenuExhausted        (ivr.flow.interpreter) no valid menu choice after the last attempt
+    ├── PromptMissing        a prompt the PBX could not play (a step failure: the caller goes to the fallback)
     └── AgiError             the AGI peer broke the protocol
         ├── AgiTimeout       no answer within the command's deadline
         ├── AgiClosed        the socket or pipe ended mid-dialogue
-        └── AgiCommandFailed 510/520 answers: the command itself is wrong
+        ├── AgiCommandFailed 510/520 answers: the command itself is wrong
+        └── AgiParseError    (ivr.agi.protocol; also a ValueError) an answer line that is not AGI
 
     CallerHungUp             not an IvrError: a caller hanging up is an outcome,
                              raised to unwind a flow, logged at info level.
-    PromptMissing            a prompt the PBX could not play (a step failure:
-                             the caller goes to the fallback).
     UnsafeCommand            (ivr.agi.protocol; a ValueError) an AGI command or
                              argument with a line break: refused, a step failure.
+    YamlRefused              (ivr.yamlfile; a yaml.MarkedYAMLError) a YAML file with
+                             anchors, too deep or too large: reported like a syntax error.
+    OffloadError             (ivr.web.offload; a RuntimeError) a console worker process failed.
+
+A step failure (any exception from a flow step but the hang-up and a lost AGI
+link) sends the caller to the flow's fallback. Exceptions whose name starts with
+an underscore (``_CallEnded``, ``_FallbackNeeded``) are private control flow.
 
 Low-level errors (OSError, asyncio.TimeoutError, redis errors) are mapped to these
 at the adapter boundary with ``raise X(...) from exc``. The services
@@ -32,6 +45,11 @@ Conflict/PublishError with 409 (``ivr.web.context.error_of``).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ivr.flow.problems import Problem
 
 
 class IvrError(Exception):
@@ -45,7 +63,7 @@ class ConfigError(IvrError):
 class FlowInvalid(IvrError):
     """A flow (or set of flows) did not validate. ``problems`` lists them all."""
 
-    def __init__(self, problems: list) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 

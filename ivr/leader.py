@@ -28,7 +28,10 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from ivr.aio import cancelling
 from ivr import redis_keys as keys
+from ivr.logs import Log
+from ivr.redis_replies import text_or_none
 
 LOCK_TTL_S = 6.0
 ROUND_S = 1.0
@@ -67,7 +70,7 @@ class LeaderLock:
         await self._release(keys=[self.key], args=[self.token])
 
     async def holder(self) -> str | None:
-        return await self.redis.get(self.key)
+        return text_or_none(await self.redis.get(self.key))
 
 
 @dataclass
@@ -87,7 +90,7 @@ class Part:
                 "since": round(self.since, 3)}
 
 
-async def supervise(part: Part, log) -> None:
+async def supervise(part: Part, log: Log) -> None:
     backoff = iter(RESTART_BACKOFF_S)
     while True:
         part.state, part.since = "running", time.time()
@@ -100,7 +103,7 @@ async def supervise(part: Part, log) -> None:
             raise
         except Exception as exc:  # noqa: BLE001 - the supervisor's job: any failure restarts the part
             error = repr(exc)
-        if asyncio.current_task().cancelling():
+        if cancelling():
             # redis-py can swallow a cancellation that lands mid-command: the
             # part then returns or fails instead; stopping still means stop
             part.state = "stopped"
@@ -117,9 +120,9 @@ async def supervise(part: Part, log) -> None:
 def every(period_s: float, round_fn: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
     """A part made of rounds; a failing round fails the part (and is restarted)."""
     async def run() -> None:
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             await round_fn()
-            if asyncio.current_task().cancelling():    # a cancellation swallowed inside the round
+            if cancelling():    # a cancellation swallowed inside the round
                 return
             await asyncio.sleep(period_s)
     return run
@@ -132,7 +135,7 @@ class LeaderRole:
     """Holds (or waits for) the lock; while held, runs the parts that
     ``make_parts(owner_token)`` builds, and their ``cleanup`` when it stops."""
 
-    def __init__(self, redis: aioredis.Redis, make_parts: PartsFactory, log, *,
+    def __init__(self, redis: aioredis.Redis, make_parts: PartsFactory, log: Log, *,
                  key: str = keys.AMI_LEADER, ttl_s: float = LOCK_TTL_S) -> None:
         self.lock = LeaderLock(redis, key, ttl_s)
         self.make_parts = make_parts
@@ -150,7 +153,7 @@ class LeaderRole:
 
     async def run(self) -> None:
         try:
-            while not asyncio.current_task().cancelling():
+            while not cancelling():
                 await self._round()
                 await asyncio.sleep(ROUND_S)
         finally:

@@ -12,6 +12,7 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from ivr.aio import cancelling
 from ivr.ami.controller import AmiController
 from ivr.ami.model import LiveModel
 from ivr.audit_checkpoints import Checkpointer
@@ -24,6 +25,7 @@ from ivr.clock import Clock
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
 from ivr.leader import ROUND_S, Part, every
+from ivr.logs import Log
 from ivr.settings import Settings
 from ivr.snapshot import SnapshotSource
 
@@ -48,7 +50,7 @@ ORPHANS_EVERY_S = 5.0
 ExtraParts = Callable[[str], list[Part]]
 
 
-def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, clock: Clock, log,
+def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, clock: Clock, log: Log,
           token: str) -> LeaderWork:
     snap = config.current
     model = LiveModel(emergency_queues=snap.emergency_queues,
@@ -95,7 +97,7 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
     async def capture_loop() -> None:
         await work.capture.ensure_group()
         last_orphans = 0.0
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             work.capture.policy = config.current.policy
             if time.monotonic() - last_orphans >= ORPHANS_EVERY_S:     # a dead leader's unacknowledged batch
                 last_orphans = time.monotonic()

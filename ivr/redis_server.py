@@ -16,11 +16,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 import redis.asyncio as aioredis
 
 from ivr.errors import RedisUnavailable
+
+if TYPE_CHECKING:
+    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 
 
 def redis_server_binary() -> str:
@@ -163,11 +167,12 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
 class _SentinelMaster(aioredis.Redis):
     """The master's client; closing it also closes its sentinel connections."""
 
-    sentinel = None
+    # not ``sentinel``: that name is redis-py's SENTINEL command method, which this shadowed
+    sentinel_client: AsyncSentinel | None = None     # the Sentinel that made this client
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await super().aclose(close_connection_pool)
-        for s in getattr(self.sentinel, "sentinels", ()):
+        for s in getattr(self.sentinel_client, "sentinels", ()):
             await s.aclose()
 
 
@@ -181,7 +186,7 @@ def connect(url: str) -> aioredis.Redis:
         sentinel = Sentinel(list(t.sentinels), socket_timeout=2.0, sentinel_kwargs={"socket_timeout": 1.0})
         client = sentinel.master_for(t.service, redis_class=_SentinelMaster, db=t.db, password=t.password,
                                      decode_responses=True, socket_timeout=5.0, health_check_interval=30)
-        client.sentinel = sentinel
+        client.sentinel_client = sentinel
         return client
     return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
 

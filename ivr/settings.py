@@ -230,6 +230,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         v = merged.get(name)
         return v if v not in (None, "") else SETTINGS_HELP[name][0]
 
+    def get_or_default(name: str) -> str:
+        """A setting that has a default in SETTINGS_HELP."""
+        v = get(name)
+        assert v is not None, f"{name} has no default"
+        return v
+
     data_dir = Path(get("IVR_DATA_DIR") or home / "var").resolve()
     redis_url = get("IVR_REDIS_URL")
     if redis_url and redis_url.startswith("redis+sentinel://"):
@@ -241,11 +247,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     elif redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         errors.append(f"IVR_REDIS_URL={redis_url!r}: expected redis://HOST:PORT/DB, unix:///path or "
                       "redis+sentinel://HOST:26379,HOST:26379/SERVICE/DB")
-    agi = _host_port("IVR_AGI_LISTEN", get("IVR_AGI_LISTEN"), errors)
-    http = _host_port("IVR_HTTP_LISTEN", get("IVR_HTTP_LISTEN"), errors)
-    ami = _ami("IVR_AMI_URL", get("IVR_AMI_URL"), errors) if get("IVR_AMI_URL") else None
+    agi = _host_port("IVR_AGI_LISTEN", get_or_default("IVR_AGI_LISTEN"), errors)
+    http = _host_port("IVR_HTTP_LISTEN", get_or_default("IVR_HTTP_LISTEN"), errors)
+    ami_url = get("IVR_AMI_URL")
+    ami = _ami("IVR_AMI_URL", ami_url, errors) if ami_url else None
     try:
-        tz = ZoneInfo(get("IVR_TIMEZONE"))
+        tz = ZoneInfo(get_or_default("IVR_TIMEZONE"))
     except (ZoneInfoNotFoundError, ValueError):
         errors.append(f"IVR_TIMEZONE={get('IVR_TIMEZONE')!r}: not a known time zone (e.g. Asia/Shanghai)")
         tz = ZoneInfo("UTC")
@@ -253,7 +260,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     log_format = get("IVR_LOG_FORMAT") or ("console" if os.isatty(2) else "json")
     if log_format not in ("json", "console"):
         errors.append(f"IVR_LOG_FORMAT={log_format!r}: expected json or console")
-    log_level = get("IVR_LOG_LEVEL").lower()
+    log_level = get_or_default("IVR_LOG_LEVEL").lower()
     if log_level not in ("debug", "info", "warning", "error"):
         errors.append(f"IVR_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
     contingency_mode = get("IVR_CONTINGENCY_MODE") or None
@@ -262,7 +269,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     leader = (get("IVR_LEADER") or "yes").lower()
     if leader not in ("yes", "no"):
         errors.append(f"IVR_LEADER={leader!r}: expected yes or no")
-    dialstring = get("IVR_TRANSFER_DIALSTRING")
+    dialstring = get_or_default("IVR_TRANSFER_DIALSTRING")
     if "{number}" not in dialstring:
         errors.append(f"IVR_TRANSFER_DIALSTRING={dialstring!r}: must contain {{number}}")
     checkpoint_s = _seconds(get, "IVR_AUDIT_CHECKPOINT_S", 1, 86400, 300.0, errors)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from ivr.errors import ConfigError
 from ivr.flow.interpreter import RunnerConfig
+from ivr.logs import Log
 from ivr.project import (Operations, Project, QueueConfig, load_calendars, load_number_lists, load_queue_config,
                          require_operations)
 
@@ -92,7 +93,7 @@ def with_plan_mode(mode: str) -> Adjust:
 class SnapshotSource:
     """Holds the snapshot in force and reloads it when a file changes."""
 
-    def __init__(self, home: Path, tz: ZoneInfo, log, *, adjust: Adjust | None = None) -> None:
+    def __init__(self, home: Path, tz: ZoneInfo, log: Log, *, adjust: Adjust | None = None) -> None:
         self.home = home
         self.tz = tz
         self.log = log
@@ -115,8 +116,8 @@ class SnapshotSource:
                 files.extend(sorted(folder.glob("*.txt")))
         return files
 
-    def _files_stamp(self) -> tuple:
-        out = []
+    def _files_stamp(self) -> tuple[tuple[str, int | None, int | None], ...]:
+        out: list[tuple[str, int | None, int | None]] = []
         for p in self._files():
             try:
                 st = p.stat()

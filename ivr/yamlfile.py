@@ -13,6 +13,7 @@ Errors carry ``line:col`` (1-based) and are written Chinese first.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import yaml
 
@@ -35,18 +36,20 @@ class YamlRefused(yaml.MarkedYAMLError):
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent, index):
-        event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
+        # the pure-Python SafeLoader's marks (the stubs also allow the C loader's)
+        mark = cast(yaml.Mark, event.start_mark)
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise YamlRefused(problem=ANCHORS_REFUSED, problem_mark=event.start_mark)
+            raise YamlRefused(problem=ANCHORS_REFUSED, problem_mark=mark)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise YamlRefused(problem=TOO_DEEP, problem_mark=event.start_mark)
+                raise YamlRefused(problem=TOO_DEEP, problem_mark=mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -55,7 +58,7 @@ class _BoundedLoader(yaml.SafeLoader):
 def _check_size(text: str) -> None:
     size = len(text) if text.isascii() else len(text.encode("utf-8"))
     if size > MAX_BYTES:
-        raise YamlRefused(problem=too_large(size), problem_mark=yaml.Mark("", 0, 0, 0, None, None))
+        raise YamlRefused(problem=too_large(size), problem_mark=yaml.Mark("", 0, 0, 0, None, 0))
 
 
 def compose(text: str) -> yaml.Node | None:
@@ -78,7 +81,7 @@ def location(exc: yaml.YAMLError) -> tuple[int, int]:
 def message(exc: yaml.YAMLError) -> str:
     """What to tell the author (after ``file:line:col: ``)."""
     if isinstance(exc, YamlRefused):
-        return exc.problem
+        return exc.problem or ""
     return f"YAML syntax: {getattr(exc, 'problem', None) or exc}"
 
 

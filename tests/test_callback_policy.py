@@ -44,6 +44,13 @@ def test_what_a_missed_call_is(s, expected):
     assert (None if miss is None else (miss.kind, miss.reason, miss.misdial)) == expected
 
 
+def test_a_summary_with_unreadable_times_has_no_hold_time():
+    # found by mypy: None - float raised TypeError out of classify
+    miss = classify(summary(queue_status="ABANDONED", started="?", ended="103"), P)
+    assert miss is not None and (miss.reason, miss.misdial) == ("abandoned", False)
+    assert classify(summary(queue_status="ABANDONED", started="100", ended="103"), P).misdial
+
+
 def test_reached_a_person():
     assert reached_a_person(summary(queue_status="ANSWERED")) and not reached_a_person(summary())
 

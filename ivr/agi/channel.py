@@ -30,7 +30,9 @@ COMMAND_TIMEOUT_S = 30.0
 
 
 class LineTransport(Protocol):
-    hangup_signalled: bool  # classic AGI learns of a hang-up by SIGHUP
+    @property
+    def hangup_signalled(self) -> bool:
+        """Classic AGI learns of a hang-up by SIGHUP (FastAGI by a HANGUP line)."""
 
     def write_line(self, line: str) -> None: ...
 
@@ -67,10 +69,6 @@ class AgiChannel:
     @property
     def hung_up(self) -> bool:
         return self._hung_up
-
-    def mark_hung_up(self) -> None:
-        """Classic AGI learns of the hang-up through SIGHUP, not a line."""
-        self._hung_up = True
 
     async def _run(
         self, line: str, timeout_s: float = COMMAND_TIMEOUT_S, *, dead_ok: bool = False

@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable, cast
 
 from ivr.agi.protocol import parse_header, split_header_lines
 from ivr.errors import AgiClosed, AgiTimeout
+
+if TYPE_CHECKING:
+    from ivr.agi.channel import LineTransport
+    from ivr.logs import Log
 
 HEADER_TIMEOUT_S = 5.0   # read when a connection opens: tests shorten it
 LINE_LIMIT = 64 * 1024
@@ -31,8 +35,9 @@ class AgiConnection(asyncio.Protocol):
 
     def __init__(self, server: "FastAgiServer") -> None:
         self.server = server
+        assert server.loop is not None  # start() set it before the first connection
         self.loop = server.loop
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport  # set by connection_made, before any other call
         self.buf = b""
         self.lines: deque[str] = deque()
         self.waiter: asyncio.Future | None = None
@@ -43,8 +48,8 @@ class AgiConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a TCP server's transport (asyncio's or uvloop's)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -84,7 +89,8 @@ class AgiConnection(asyncio.Protocol):
 
     def _header(self, block: bytes) -> None:
         self.header_done = True
-        self.header_timer.cancel()
+        if self.header_timer is not None:
+            self.header_timer.cancel()
         self.server.waiting_header.discard(self)
         env, duplicates = parse_header(split_header_lines(block.decode("utf-8", "replace")))
         if duplicates:
@@ -138,11 +144,11 @@ def _expire(w: asyncio.Future) -> None:
         w.set_result(None)
 
 
-CallHandler = Callable[[dict[str, str], AgiConnection], Awaitable[None]]
+CallHandler = Callable[[dict[str, str], "LineTransport"], Awaitable[object]]  # what it returns is not used
 
 
 class FastAgiServer:
-    def __init__(self, handler: CallHandler, host: str, port: int, log) -> None:
+    def __init__(self, handler: CallHandler, host: str, port: int, log: Log) -> None:
         self.handler = handler
         self.host = host
         self.port = port
@@ -163,6 +169,7 @@ class FastAgiServer:
 
     async def _call(self, conn: AgiConnection, env: dict[str, str]) -> None:
         task = asyncio.current_task()
+        assert task is not None
         self.calls.add(task)
         try:
             if not self.accepting:

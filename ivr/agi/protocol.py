@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from ivr.errors import AgiError
+
 HANGUP_NOTICE = "HANGUP"
 DEAD_CHANNEL = 511
 
@@ -46,8 +48,8 @@ class AgiResponse:
             return 0
 
 
-class AgiParseError(ValueError):
-    pass
+class AgiParseError(AgiError, ValueError):
+    """The peer sent an answer line that is not AGI (a ValueError too, as it was)."""
 
 
 def parse_response(line: str) -> AgiResponse:

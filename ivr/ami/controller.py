@@ -28,8 +28,10 @@ import redis.asyncio as aioredis
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
+from ivr.aio import cancelling
 from ivr.ami.model import LiveModel
 from ivr.live_store import write_live
+from ivr.logs import Log
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -66,7 +68,6 @@ class _Link(Manager):
                          ping_interval=3600, forgetable_actions=_Everything(), **config)
         self.reconnect_timeout = BACKOFF_FIRST_S
         self.stopping = False
-        self.connected_once = asyncio.Event()
 
     def connection_made(self, f):
         if self.stopping:
@@ -186,7 +187,7 @@ class AmiController:
 
     async def _publisher(self) -> None:
         last_resync = time.monotonic()
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             await asyncio.sleep(self.publish_s)
             if self._dirty:
                 await self._publish()
@@ -208,7 +209,7 @@ class AmiController:
 
     async def _watchdog(self) -> None:
         """Ping; a link that does not answer is aborted so that it reconnects."""
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             await asyncio.sleep(self.ping_s)
             proto = self.link.protocol
             if not self.ready.is_set() or proto is None or getattr(proto, "closed", True):
@@ -297,7 +298,7 @@ class AmiController:
 class _PanoramiskLog:
     """panoramisk logs through ``logging``; route what matters into structlog."""
 
-    def __init__(self, log) -> None:
+    def __init__(self, log: Log) -> None:
         self._log = log
 
     def debug(self, *a, **kw):

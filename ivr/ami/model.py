@@ -122,8 +122,7 @@ class LiveModel:
     # -- what happened -------------------------------------------------------
 
     def apply(self, event: Mapping, now: float) -> None:
-        name = event.get("Event")
-        handler = _HANDLERS.get(name)
+        handler = _HANDLERS.get(event.get("Event", ""))
         if handler is not None:
             self.events_seen += 1
             handler(self, event, now)

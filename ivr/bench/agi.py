@@ -46,6 +46,7 @@ class Server:
             args.append(json.dumps(commands))
         env = {**os.environ, "IVR_LOG_LEVEL": "info", **(env or {})}
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        assert self.proc.stdout is not None     # stdout=PIPE
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"{kind} server did not start")
@@ -57,7 +58,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _load(port: int, mode: str, calls: int, extra: int) -> subprocess.Popen:
@@ -112,6 +114,7 @@ def _hold(loop: str, n: int, clients: int) -> dict:
         held = 0
         t0 = time.perf_counter()
         for p in procs:
+            assert p.stdout is not None and p.stdin is not None     # both PIPE
             line = p.stdout.readline()
             held += json.loads(line).get("held", 0) if line.strip() else 0
         fill_s = time.perf_counter() - t0
@@ -119,6 +122,7 @@ def _hold(loop: str, n: int, clients: int) -> dict:
         rss = _rss_mb(srv.proc.pid)
         outs = []
         for p in procs:
+            assert p.stdin is not None
             p.stdin.write("\n")
             p.stdin.flush()
         for p in procs:

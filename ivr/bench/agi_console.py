@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
+
+import redis.asyncio as aioredis
 
 from ivr.bench.agi import Server, _free_port, _rss_mb, _run_cpu_load
 from ivr.prompt_audio import low_priority
@@ -51,7 +54,7 @@ async def _seed(url: str, backlog: int, numbers: int) -> dict:
         store = CallbackStore(redis)
         cap = MissedCallCapture(redis, store, Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59))),
                                 ZoneInfo("Asia/Shanghai"), logs.get("bench"))
-        cap.redis = _NoAck(redis)
+        cap.redis = cast(aioredis.Redis, _NoAck(redis))    # a proxy: everything but XACK goes to redis
         # spread over the last three weeks: the month report counts them all
         span_s = 21 * 86400
         entries = _summaries(backlog, numbers, time.time() - span_s, random.Random(12345))
@@ -137,6 +140,7 @@ def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str) -> t
                                 str(args.wallboards), str(args.flood)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "IVR_BENCH_USERS": json.dumps(users)})
+    assert console.stdout is not None and console.stdin is not None     # both PIPE
     try:
         line = console.stdout.readline()
         if not line.strip().startswith('{"started"'):
@@ -176,9 +180,9 @@ def _measure(args, loop: str, url: str, home: Path, seeded: dict) -> int:
         srv.stop()
     print(f"  {'AGI commands, per round':<28} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>9} {'failures':>9}")
     for i, (a, lo) in enumerate(zip(alone, loaded)):
-        for label, r in ((f"{i + 1}. alone", a), (f"{i + 1}. under console load", lo)):
-            print(f"  {label:<28} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['calls_per_s']:>9.0f} "
-                  f"{r['failures']:>9}")
+        for label, row in ((f"{i + 1}. alone", a), (f"{i + 1}. under console load", lo)):
+            print(f"  {label:<28} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['calls_per_s']:>9.0f} "
+                  f"{row['failures']:>9}")
     a99, l99 = _median(alone, "p99_ms"), _median(loaded, "p99_ms")
     a50, l50 = _median(alone, "p50_ms"), _median(loaded, "p50_ms")
     ratio = l99 / (a99 or 1e-9)

@@ -22,14 +22,15 @@ from ivr.callback.policy import Policy, classify, first_attempt_at, reached_a_pe
 from ivr.callback.store import CallbackStore
 from ivr.call_service import read_summary
 from ivr.durable import Replication
-from ivr.logs import mask_number
+from ivr.logs import Log, mask_number
+from ivr.redis_replies import read_group, stream_entries, text
 
 GROUP = "callbacks"
 ORPHAN_IDLE_MS = 10_000   # a summary delivered this long ago and not acknowledged: its capture died
 
 
 class MissedCallCapture:
-    def __init__(self, redis: aioredis.Redis, store: CallbackStore, policy: Policy, tz: ZoneInfo, log,
+    def __init__(self, redis: aioredis.Redis, store: CallbackStore, policy: Policy, tz: ZoneInfo, log: Log,
                  *, consumer: str = "capture-1", estimated_wait=lambda: 0.0) -> None:
         self.redis = redis
         self.store = store
@@ -56,7 +57,7 @@ class MissedCallCapture:
         handled, start = 0, "0-0"
         while True:
             res = await self.redis.xautoclaim(keys.CALLS, GROUP, self.consumer, min_idle_ms, start, count=500)
-            start, entries = res[0], res[1]
+            start, entries = text(res[0]), stream_entries(res[1])
             live = [(eid, read_summary(f)) for eid, f in entries if f]
             if live:
                 await self.handle(live, now)
@@ -73,7 +74,7 @@ class MissedCallCapture:
         for start in ("0", ">"):
             resp = await self.redis.xreadgroup(GROUP, self.consumer, {keys.CALLS: start}, count=count,
                                                block=block_ms if start == ">" else None)
-            for _, entries in resp or []:
+            for _, entries in read_group(resp):
                 if entries:
                     await self.handle([(eid, read_summary(f)) for eid, f in entries if f], now)
                     handled += len(entries)
@@ -87,11 +88,11 @@ class MissedCallCapture:
         before it."""
         now = time.time() if now is None else now
         carry: list[dict] = []                 # audit entries of work done, not yet written
-        args: list[list] = []
+        args: list[str] = []
         meta: list = []
         inflight: tuple[asyncio.Task, list] | None = None
 
-        async def trip(chunk_args: list[list], audit_records: list[dict]) -> list:
+        async def trip(chunk_args: list[str], audit_records: list[dict]) -> list:
             pipe = self.redis.pipeline(transaction=False)
             settle = await self.store.audit.queue_append(pipe, audit_records) if audit_records else None
             await self.store.queue_records(pipe, chunk_args)

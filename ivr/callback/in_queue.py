@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 
 from ivr.ami.controller import AmiController
+from ivr.logs import Log
 
 
 class InQueueOffer:
-    def __init__(self, controller: AmiController, *, digit: str, emergency_queues: frozenset[str], log) -> None:
+    def __init__(self, controller: AmiController, *, digit: str, emergency_queues: frozenset[str], log: Log) -> None:
         self.controller = controller
         self.digit = digit
         self.emergency_queues = emergency_queues   # emergency callers are never taken out of line

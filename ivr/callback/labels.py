@@ -7,11 +7,12 @@ and command line that a person reads goes through here."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Mapping
 
 from ivr.callback.states import EntryKind as E, Outcome as O, RecordState as S
 
 # audit entry kind -> (zh, en)
-ENTRY_KINDS = {
+ENTRY_KINDS: dict[str, tuple[str, str]] = {
     E.RECORDED: ("已记录漏话", "missed call recorded"),
     E.RECORDED_MISDIAL: ("误拨（不回拨）", "misdial (not called back)"),
     E.MERGED: ("合并（同一号码再次漏话）", "merged (same number missed again)"),
@@ -22,7 +23,7 @@ ENTRY_KINDS = {
     E.SCHEDULED: ("已安排下次回拨", "next attempt scheduled"),
     E.CLOSED: ("已办结", "closed"),
 }
-OUTCOMES = {
+OUTCOMES: dict[str, tuple[str, str]] = {
     O.REACHED: ("已接通", "reached"),
     O.NO_ANSWER: ("无人接听", "no answer"),
     O.BUSY: ("占线", "busy"),
@@ -30,16 +31,18 @@ OUTCOMES = {
     O.SEAT_HUNG_UP: ("坐席挂断", "seat hung up"),
     O.SEAT_NO_ANSWER: ("坐席未接（不计次）", "seat did not answer (not counted)"),
 }
-CLOSED_REASONS = {
+CLOSED_REASONS: dict[str, tuple[str, str]] = {
     "reached": ("回拨接通", "reached by callback"),
     "reached_later": ("市民再次来电已接通", "reached on a later call"),
     "unreached": ("多次回拨未接通", "unreached after the last attempt"),
     "misdial": ("误拨", "misdial"),
     "cancelled": ("已取消", "cancelled"),
 }
-KINDS = {"emergency": ("紧急", "emergency"), "courtesy": ("预约回拨", "courtesy"), "ordinary": ("普通", "ordinary")}
-STATES = {S.OPEN: ("待回拨", "open"), S.ASSIGNED: ("拨打中", "being dialled"), S.CLOSED: ("已结", "closed")}
-MISS_REASONS = {
+KINDS: dict[str, tuple[str, str]] = {
+    "emergency": ("紧急", "emergency"), "courtesy": ("预约回拨", "courtesy"), "ordinary": ("普通", "ordinary")}
+STATES: dict[str, tuple[str, str]] = {
+    S.OPEN: ("待回拨", "open"), S.ASSIGNED: ("拨打中", "being dialled"), S.CLOSED: ("已结", "closed")}
+MISS_REASONS: dict[str, tuple[str, str]] = {
     "abandoned": ("排队中挂断", "hung up while waiting"),
     "queue_timeout": ("排队超时", "queue timeout"),
     "callback_accepted": ("选择回拨", "accepted a callback"),
@@ -50,7 +53,7 @@ MISS_REASONS = {
 }
 
 
-def label(table: dict, code: str | None, lang: str = "zh") -> str:
+def label(table: Mapping[str, tuple[str, str]], code: str | None, lang: str = "zh") -> str:
     """The label of ``code`` (``cancelled: note`` counts as ``cancelled``);
     an unknown code is shown as it is."""
     code = code or ""
@@ -60,14 +63,14 @@ def label(table: dict, code: str | None, lang: str = "zh") -> str:
     return pair[0] if lang == "zh" else pair[1]
 
 
-def local_time(ts, tz, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+def local_time(ts: float | str | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     """Epoch seconds -> the hotline's local time; '' for nothing."""
     if ts in (None, ""):
         return ""
     return dt.datetime.fromtimestamp(float(ts), tz).strftime(fmt)
 
 
-def entry_summary(e: dict) -> tuple[str, str]:
+def entry_summary(e: Mapping[str, Any]) -> tuple[str, str]:
     """One audit entry's details in (zh, en)."""
     k = e.get("kind")
     if k == "attempt":
@@ -90,7 +93,7 @@ def entry_summary(e: dict) -> tuple[str, str]:
     return "", ""
 
 
-def trail_row(e: dict, tz) -> dict:
+def trail_row(e: Mapping[str, Any], tz: dt.tzinfo | None) -> dict[str, Any]:
     """An audit entry as the auditors' timeline shows it."""
     zh, en = entry_summary(e)
     if e.get("kind") == "scheduled" and e.get("next_at"):

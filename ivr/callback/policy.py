@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -64,7 +65,7 @@ class Miss:
     misdial: bool    # a very short abandon: recorded, not called back
 
 
-def classify(s: dict, policy: Policy) -> Miss | None:
+def classify(s: Mapping[str, str], policy: Policy) -> Miss | None:
     """A call summary (ivr.call_service.summary_fields) -> the missed call it is, if any."""
     if s.get("wanted_person") != "1":
         return None
@@ -85,17 +86,22 @@ def classify(s: dict, policy: Policy) -> Miss | None:
         reason = "hung_up_in_flow"
     kind = "emergency" if emergency else "courtesy" if accepted else "ordinary"
     hold = _float(s.get("hold_s"))
-    if hold is None and s.get("started") and s.get("ended"):
-        hold = _float(s["ended"]) - _float(s["started"])
+    if hold is None:
+        # a summary whose times are not numbers has no hold time (it used to raise TypeError)
+        started, ended = _float(s.get("started")), _float(s.get("ended"))
+        if started is not None and ended is not None:
+            hold = ended - started
     misdial = reason == "abandoned" and hold is not None and hold < policy.short_abandon_s and not emergency
     return Miss(kind, reason, misdial)
 
 
-def reached_a_person(s: dict) -> bool:
+def reached_a_person(s: Mapping[str, object]) -> bool:
     return s.get("queue_status") == "ANSWERED"
 
 
-def _float(v) -> float | None:
+def _float(v: str | float | None) -> float | None:
+    if v is None:
+        return None
     try:
         return float(v)
     except (TypeError, ValueError):
@@ -141,7 +147,7 @@ def rank(kind: str, deadline: float) -> float:
 
 # -- reading callback/policy.yaml -------------------------------------------------
 
-def _duration(r: Reader, n: yaml.Node):
+def _duration(r: Reader, n: yaml.Node) -> Any:
     v = n.value.strip() if isinstance(n, yaml.ScalarNode) else ""
     m = _DURATION.fullmatch(v)
     if not m:
@@ -149,7 +155,7 @@ def _duration(r: Reader, n: yaml.Node):
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
-def _hhmm(r: Reader, n: yaml.Node):
+def _hhmm(r: Reader, n: yaml.Node) -> Any:
     v = n.value if isinstance(n, yaml.ScalarNode) else ""
     try:
         return dt.time.fromisoformat(v) if re.fullmatch(r"\d\d:\d\d", v) else r.bad(n, "a time HH:MM")

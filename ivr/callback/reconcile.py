@@ -38,11 +38,13 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
+from ivr.aio import cancelling
 from ivr import redis_keys as keys
 from ivr.call_service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.durable import Replication
-from ivr.logs import mask_number
+from ivr.logs import Log, mask_number
+from ivr.redis_replies import text_or_none
 
 GRACE_S = 5.0               # wall seconds: engines write summaries every 0.1 s
 RECHECK_S = 5.0
@@ -73,7 +75,7 @@ class _Left:
 
 
 class QueueReconciler:
-    def __init__(self, redis: aioredis.Redis, *, clock: Clock, emergency_queues: frozenset[str], log,
+    def __init__(self, redis: aioredis.Redis, *, clock: Clock, emergency_queues: frozenset[str], log: Log,
                  grace_s: float = GRACE_S, waiting=None) -> None:
         self.redis = redis
         self.clock = clock
@@ -119,7 +121,7 @@ class QueueReconciler:
     # -- the part's loop ---------------------------------------------------------------
 
     async def run(self) -> None:
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             await self.run_once()
             await asyncio.sleep(0.5)
 
@@ -150,7 +152,7 @@ class QueueReconciler:
     async def _answered(self, uid: str) -> None:
         """A dead engine's caller whom a seat answered: no summary is owed (a
         live engine writes its own and clears its entry)."""
-        holder = await self.redis.hget(keys.CALLS_LIVE, uid)
+        holder = text_or_none(await self.redis.hget(keys.CALLS_LIVE, uid))
         if holder and not await self.redis.exists(keys.engine_alive(holder.split("|", 1)[0])):
             await self.redis.hdel(keys.CALLS_LIVE, uid)
 

@@ -101,7 +101,7 @@ class CallbackScheduler:
         if snap is not None:
             snap["ami_connected"] = True
         calm, why = is_calm(snap, self.policy, self.queues)
-        seats = idle_seats(snap, self.busy_seats()) if calm else []
+        seats = idle_seats(snap, self.busy_seats()) if calm and snap is not None else []
         budget = min(len(seats) - self.policy.keep_idle, self.policy.max_parallel - len(self.active))
         recovered, numbers = await self.store.claim(now=now, lease_s=self.policy.claim_lease_s, owner=self.owner,
                                                     count=max(0, budget))

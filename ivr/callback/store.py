@@ -17,11 +17,14 @@ indexed per callback (``ivr:cb:trail:<id>``, read by ``ivr.callback.trail``).
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis.asyncio as aioredis
 
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog
 from ivr.callback import scripts
+from ivr.redis_replies import scored, text_or_none, texts
 
 PENDING, READY, CLAIMS = keys.CALLBACK_PENDING, keys.CALLBACK_READY, keys.CALLBACK_CLAIMS
 CLOSED, SEQ, IDS = keys.CALLBACK_CLOSED, keys.CALLBACK_SEQ, keys.CALLBACK_IDS
@@ -136,9 +139,9 @@ class CallbackQueries:
 
     async def open_numbers(self, limit: int = 50) -> list[tuple[str, str, float]]:
         """(number, where, score): assigned first, then ready in calling order, then pending by time."""
-        out = []
+        out: list[tuple[str, str, float]] = []
         for key, where in ((CLAIMS, "assigned"), (READY, "ready"), (PENDING, "pending")):
-            for number, score in await self.redis.zrange(key, 0, limit - 1, withscores=True):
+            for number, score in scored(await self.redis.zrange(key, 0, limit - 1, withscores=True)):
                 out.append((number, where, score))
         return out[:limit]
 
@@ -158,7 +161,7 @@ class CallbackQueries:
             return rec
         if not key.isdigit():
             return None
-        number = await self.redis.hget(IDS, key)          # an open one by id
+        number = text_or_none(await self.redis.hget(IDS, key))          # an open one by id
         if number is not None:
             rec = await self.redis.hgetall(keys.callback_open(number))
             return rec if rec.get("id") == key else None
@@ -170,7 +173,8 @@ class CallbackQueries:
         if int(cid) > int(await self.redis.get(SEQ) or 0):
             return None
         for k in (CLAIMS, READY, PENDING):
-            async for number, _ in self.redis.zscan_iter(k):
+            async for member, _ in self.redis.zscan_iter(k):
+                number = cast(str, member)         # a decoded client's reply
                 r = await self.redis.hgetall(keys.callback_open(number))
                 if r.get("id") == cid:
                     await self.redis.hsetnx(IDS, cid, number)
@@ -178,8 +182,8 @@ class CallbackQueries:
         return None
 
     async def all_records(self, closed_since: float) -> list[dict]:
-        ids = await self.redis.zrangebyscore(CLOSED, closed_since, "+inf")
-        numbers = [n for k in (CLAIMS, READY, PENDING) for n in await self.redis.zrange(k, 0, -1)]
+        ids = texts(await self.redis.zrangebyscore(CLOSED, closed_since, "+inf"))
+        numbers = [n for k in (CLAIMS, READY, PENDING) for n in texts(await self.redis.zrange(k, 0, -1))]
         keys_ = [keys.callback_closed(i) for i in ids] + [keys.callback_open(n) for n in numbers]
         out: list[dict] = []
         for at in range(0, len(keys_), 250):       # in slices: one huge pipeline holds Redis for everyone

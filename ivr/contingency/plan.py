@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, TypeGuard
 
 import yaml
 
 from ivr import names, yamlfile
 from ivr.errors import LevelInvalid
-from ivr.flow.loader import MISSING, Reader, read_bool, read_int, read_seconds, read_text
+from ivr.flow.loader import MISSING, Reader, Reference, read_bool, read_int, read_seconds, read_text
 from ivr.flow.problems import Problem, Problems, compose_mapping
 
 CALLBACK_MODES = ("offer", "message")
@@ -66,7 +67,7 @@ class Level:
 MAX_LEVEL = 99
 
 
-def is_level(value: object) -> bool:
+def is_level(value: object) -> TypeGuard[int]:
     """A level is an ``int`` from 0 to 99, never a ``bool`` (``True == 1`` in Python:
     a level of ``true`` once reached Redis and made /metrics answer 500)."""
     return type(value) is int and 0 <= value <= MAX_LEVEL
@@ -74,11 +75,11 @@ def is_level(value: object) -> bool:
 
 def check_level(value: object, top: int | None = None) -> int:
     """``value`` if it is a level (and at most ``top``), else ``LevelInvalid``."""
-    if not is_level(value) or (top is not None and value > top):
-        upto = MAX_LEVEL if top is None else top
-        raise LevelInvalid(f"应急级别必须是 0 到 {upto} 的整数 (the level must be a whole number from 0 to {upto}): "
-                           f"{value!r}")
-    return value
+    if is_level(value) and (top is None or value <= top):
+        return value
+    upto = MAX_LEVEL if top is None else top
+    raise LevelInvalid(f"应急级别必须是 0 到 {upto} 的整数 (the level must be a whole number from 0 to {upto}): "
+                       f"{value!r}")
 
 
 def level_from_text(raw: str | bytes | None) -> int:
@@ -129,19 +130,19 @@ class Seats:
     reserved: frozenset[str] = frozenset()
 
 
-def _choice(options):
-    def conv(r: Reader, n: yaml.Node):
+def _choice(options: tuple[str, ...]) -> Callable[[Reader, yaml.Node], Any]:
+    def conv(r: Reader, n: yaml.Node) -> Any:
         v = n.value if isinstance(n, yaml.ScalarNode) else None
         return v if v in options else r.bad(n, " or ".join(repr(o) for o in options))
     return conv
 
 
-def _rate(r: Reader, n: yaml.Node):
+def _rate(r: Reader, n: yaml.Node) -> Any:
     v = read_seconds(0.0, 1.0)(r, n)
     return v if v is MISSING else float(v)
 
 
-def _thresholds(r: Reader, n: yaml.Node):
+def _thresholds(r: Reader, n: yaml.Node) -> Any:
     if not isinstance(n, yaml.MappingNode):
         return r.bad(n, "thresholds (calls_waiting, longest_wait_s, abandon_rate, for_s)")
     t = Reader(n, r.problems, r.where, r.refs)
@@ -158,10 +159,10 @@ def _thresholds(r: Reader, n: yaml.Node):
     return th
 
 
-def _seat_actions(r: Reader, n: yaml.Node):
+def _seat_actions(r: Reader, n: yaml.Node) -> Any:
     if not isinstance(n, yaml.SequenceNode):
         return r.bad(n, "a list of seat actions")
-    out = []
+    out: list[tuple[SeatAction, yaml.Node]] = []
     for an in n.value:
         if not isinstance(an, yaml.MappingNode):
             r.bad(an, "a seat action {action, group, queue, penalty}")
@@ -190,7 +191,7 @@ def parse_plan(text: str, path: str, *, queues: frozenset[str] | None = None,
     root = compose_mapping(text, problems, "'levels:'")
     if root is None:
         return None, problems.items
-    refs: list = []
+    refs: list[Reference] = []
     top = Reader(root, problems, "contingency plan", refs)
     mode = top.take("mode", _choice(("auto", "propose")), default="propose")
     every = top.take("evaluate_every_s", read_seconds(1, 3600), default=5.0)

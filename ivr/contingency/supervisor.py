@@ -13,6 +13,7 @@ from ivr.contingency.plan import Plan, Seats
 from ivr.contingency.rules import RuleState, evaluate
 from ivr.contingency.seat_steps import SeatStep, seat_steps
 from ivr.contingency.store import Applied, ContingencyStore, Proposal
+from ivr.logs import Log
 
 RETRY_FAILED_S = 30.0
 
@@ -24,7 +25,7 @@ def expiry_for(plan: Plan, level: int, now: float, hours: float | None = None) -
 
 class ContingencySupervisor:
     def __init__(self, *, plan: Plan, seats: Seats, queues: Mapping[str, str], store: ContingencyStore,
-                 controller: AmiController | None, model: LiveModel | None, log) -> None:
+                 controller: AmiController | None, model: LiveModel | None, log: Log) -> None:
         self.plan = plan
         self.seats = seats
         self.queues = queues                      # logical -> Asterisk name
@@ -56,6 +57,7 @@ class ContingencySupervisor:
 
     async def _evaluate(self, level: int, auto: bool, now: float) -> None:
         watched = [self.queues.get(q, q) for q in self.plan.queues]
+        assert self.model is not None        # _can_observe()
         obs = self.model.observation(now, watched)
         d = evaluate(self.plan, level, auto, obs, now, self.rules)
         if d is None:
@@ -93,9 +95,12 @@ class ContingencySupervisor:
 
     async def _run(self, s: SeatStep) -> ActionResult:
         c = self.controller
+        assert c is not None                  # reconcile() runs with a controller only
         if s.action == "add":
+            assert s.queue is not None        # the plan refuses add/remove without a queue
             return await c.add_member(s.queue, s.interface, name=s.name, state_interface=s.state_interface,
                                       penalty=s.penalty)
         if s.action == "remove":
+            assert s.queue is not None
             return await c.remove_member(s.queue, s.interface)
         return await c.pause(s.interface, s.action == "pause", queue=s.queue, reason=s.reason)

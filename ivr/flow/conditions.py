@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Iterator, Mapping, Union
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -134,7 +134,7 @@ Condition = Union[LevelAtLeast, LevelBelow, ShortMenu, TimeBetween, WeekdayIn, I
                   CalledWithin, CallerInList, VariableEquals, AllOf, AnyOf, Not]
 
 
-def walk(cond: Condition):
+def walk(cond: Condition) -> Iterator[Condition]:
     yield cond
     if isinstance(cond, (AllOf, AnyOf)):
         for p in cond.parts:

@@ -14,12 +14,15 @@ socket closed, the call was given back) the dialplan queues the caller itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from ivr.call_channel import CallChannel, CallLog, QueueStatus
-from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp
+from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, IvrError
 from ivr.flow import model as m
 from ivr.flow.conditions import CallFacts
+
+if TYPE_CHECKING:
+    from ivr.logs import Log
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +34,11 @@ class RunnerConfig:
     max_steps: int = 200                 # a hard cap: a loop in a flow cannot trap a caller
 
 
-class StepBudgetExceeded(Exception):
+class StepBudgetExceeded(IvrError):
     pass
 
 
-class MenuExhausted(Exception):
+class MenuExhausted(IvrError):
     pass
 
 
@@ -54,7 +57,7 @@ class FlowInterpreter:
         self.config = config
 
     async def run(self, flows: Mapping[str, m.Flow], name: str, channel: CallChannel,
-                  facts: CallFacts, log) -> CallLog:
+                  facts: CallFacts, log: Log) -> CallLog:
         """``flows`` holds the call's flow and its subflows, pinned to the
         versions in force when the call started."""
         record = CallLog()
@@ -78,7 +81,7 @@ class FlowInterpreter:
             log.warning("agi_link_lost", error=str(exc))
         return record
 
-    async def fallback_only(self, channel: CallChannel, log) -> CallLog:
+    async def fallback_only(self, channel: CallChannel, log: Log) -> CallLog:
         """For a call whose flow cannot be run at all (unknown or unreadable)."""
         record = CallLog(outcome="fallback")
         state = _CallState({}, channel, None, record, log, {})
@@ -125,8 +128,8 @@ class FlowInterpreter:
                     return step.on_digit or step.next
                 return step.next
             case m.Announce():
-                prompts = (s.facts.announcements if step.set is None
-                           else s.facts.announcement_sets.get(step.set, ()))
+                prompts = (s.call_facts.announcements if step.set is None
+                           else s.call_facts.announcement_sets.get(step.set, ()))
                 if not prompts:      # nothing valid right now: say nothing rather than something stale
                     return step.next
                 s.record.announcements += len(prompts)
@@ -139,7 +142,9 @@ class FlowInterpreter:
                 return await self._menu(s, step)
             case m.Branch():
                 # a copy only when a `set` step changed a variable: branches run on every call
-                facts = s.facts if s.variables == s.facts.variables else replace(s.facts, variables=s.variables)
+                facts = s.call_facts
+                if s.variables != facts.variables:
+                    facts = replace(facts, variables=s.variables)
                 for case in step.cases:
                     if case.when.holds(facts):
                         return case.goto
@@ -165,7 +170,7 @@ class FlowInterpreter:
                 return step.next
             case m.OfferCallback():
                 s.record.wanted_person = True
-                if s.facts.callback_mode == "message":
+                if s.call_facts.callback_mode == "message":
                     # The contingency plan sends callers straight to leave a message.
                     s.record.sent_to_message = True
                     return step.on_decline
@@ -214,7 +219,7 @@ class FlowInterpreter:
         s.record.queue = step.queue
         s.record.emergency = s.record.emergency or step.emergency
         res = await s.channel.queue(self.config.queues[step.queue], step.priority, step.max_wait_s,
-                                    hold_music=s.facts.hold_music)
+                                    hold_music=s.call_facts.hold_music)
         s.record.queue_result = res
         st = res.status
         if st is QueueStatus.ANSWERED:
@@ -261,7 +266,8 @@ class FlowInterpreter:
 class _CallState:
     __slots__ = ("flows", "channel", "facts", "record", "log", "variables", "steps_run", "messages")
 
-    def __init__(self, flows, channel, facts, record, log, variables) -> None:
+    def __init__(self, flows: Mapping[str, m.Flow], channel: CallChannel, facts: CallFacts | None, record: CallLog,
+                 log: Log, variables: dict[str, str]) -> None:
         self.flows = flows
         self.channel = channel
         self.facts = facts
@@ -270,6 +276,12 @@ class _CallState:
         self.variables = variables
         self.steps_run = 0
         self.messages = 0
+
+    @property
+    def call_facts(self) -> CallFacts:
+        """The facts of a call running a flow (only a fallback-only call has none)."""
+        assert self.facts is not None
+        return self.facts
 
 
 def _safe(text: str) -> str:

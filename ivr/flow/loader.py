@@ -86,7 +86,7 @@ def _text(r: _Reader, n: yaml.Node) -> Any:
     return v if v is not None else r.bad(n, "text")
 
 
-def _int_in(lo: int, hi: int):
+def _int_in(lo: int, hi: int) -> Callable[[_Reader, yaml.Node], Any]:
     def conv(r: _Reader, n: yaml.Node) -> Any:
         v = scalar(n)
         if v is None or not re.fullmatch(r"-?\d+", v) or not lo <= int(v) <= hi:
@@ -95,7 +95,7 @@ def _int_in(lo: int, hi: int):
     return conv
 
 
-def _seconds(lo: float, hi: float):
+def _seconds(lo: float, hi: float) -> Callable[[_Reader, yaml.Node], Any]:
     def conv(r: _Reader, n: yaml.Node) -> Any:
         v = scalar(n)
         try:
@@ -249,14 +249,14 @@ def _condition(r: _Reader, n: yaml.Node) -> Any:
             days.add(c.WEEKDAYS.index(name))
         return c.WeekdayIn(frozenset(days))
     if key == "calendar":
-        name = scalar(v)
-        return r.bad(v, "a calendar name") if not name else c.InCalendar(r.ref("calendar", name, v))
+        calendar = scalar(v)
+        return r.bad(v, "a calendar name") if not calendar else c.InCalendar(r.ref("calendar", calendar, v))
     if key == "called_within_min":
         x = _int_in(1, 7 * 24 * 60)(r, v)
         return x if x is _MISSING else c.CalledWithin(x)
     if key == "caller_in_list":
-        name = scalar(v)
-        return r.bad(v, "a number-list name") if not name else c.CallerInList(r.ref("list", name, v))
+        number_list = scalar(v)
+        return r.bad(v, "a number-list name") if not number_list else c.CallerInList(r.ref("list", number_list, v))
     if key == "variable_equals":
         sub = _Reader(v, r.problems, r.where, r.refs) if isinstance(v, yaml.MappingNode) else None
         if sub is None:
@@ -298,7 +298,7 @@ def _cases(r: _Reader, n: yaml.Node) -> Any:
 
 # -- step schemas -------------------------------------------------------------
 
-def _play(r: _Reader, name: str) -> dict:
+def _play(r: _Reader, name: str) -> dict[str, Any]:
     return dict(prompts=r.take("prompts", _prompts, required=True),
                 next=r.take("next", _step_ref, required=True),
                 interrupt=r.take("interrupt", _digits, default=""),
@@ -312,14 +312,14 @@ def _announcement_set(r: _Reader, n: yaml.Node) -> Any:
     return None if v == "current" else r.ref("announcement_set", v, n)
 
 
-def _announce(r: _Reader, name: str) -> dict:
+def _announce(r: _Reader, name: str) -> dict[str, Any]:
     return dict(set=r.take("set", _announcement_set, default=None),
                 next=r.take("next", _step_ref, required=True),
                 interrupt=r.take("interrupt", _digits, default=""),
                 on_digit=r.take("on_digit", _step_ref))
 
 
-def _menu(r: _Reader, name: str) -> dict:
+def _menu(r: _Reader, name: str) -> dict[str, Any]:
     return dict(prompt=r.take("prompt", _prompt, required=True),
                 options=r.take("options", _options, required=True),
                 timeout_s=r.take("timeout_s", _seconds(1, 30), default=5.0),
@@ -329,17 +329,17 @@ def _menu(r: _Reader, name: str) -> dict:
                 default=r.take("default", _step_ref))
 
 
-def _branch(r: _Reader, name: str) -> dict:
+def _branch(r: _Reader, name: str) -> dict[str, Any]:
     return dict(cases=r.take("cases", _cases, required=True),
                 otherwise=r.take("otherwise", _step_ref, required=True))
 
 
-def _set(r: _Reader, name: str) -> dict:
+def _set(r: _Reader, name: str) -> dict[str, Any]:
     return dict(variables=r.take("variables", _variables, required=True),
                 next=r.take("next", _step_ref, required=True))
 
 
-def _queue(r: _Reader, name: str) -> dict:
+def _queue(r: _Reader, name: str) -> dict[str, Any]:
     return dict(queue=r.take("queue", _queue_ref, required=True),
                 on_timeout=r.take("on_timeout", _step_ref, required=True),
                 priority=r.take("priority", _int_in(0, 100), default=0),
@@ -351,7 +351,7 @@ def _queue(r: _Reader, name: str) -> dict:
                 on_answered=r.take("on_answered", _step_ref, default=m.END))
 
 
-def _record(r: _Reader, name: str) -> dict:
+def _record(r: _Reader, name: str) -> dict[str, Any]:
     return dict(next=r.take("next", _step_ref, required=True),
                 prompt=r.take("prompt", _prompt),
                 max_s=r.take("max_s", _int_in(3, 300), default=60),
@@ -359,7 +359,7 @@ def _record(r: _Reader, name: str) -> dict:
                 beep=r.take("beep", _bool, default=True))
 
 
-def _offer_callback(r: _Reader, name: str) -> dict:
+def _offer_callback(r: _Reader, name: str) -> dict[str, Any]:
     return dict(prompt=r.take("prompt", _prompt, required=True),
                 on_accept=r.take("on_accept", _step_ref, required=True),
                 on_decline=r.take("on_decline", _step_ref, required=True),
@@ -367,26 +367,26 @@ def _offer_callback(r: _Reader, name: str) -> dict:
                 timeout_s=r.take("timeout_s", _seconds(1, 30), default=5.0))
 
 
-def _transfer(r: _Reader, name: str) -> dict:
+def _transfer(r: _Reader, name: str) -> dict[str, Any]:
     return dict(to=r.take("to", _number, required=True),
                 on_fail=r.take("on_fail", _step_ref, required=True),
                 timeout_s=r.take("timeout_s", _int_in(5, 120), default=30))
 
 
-def _goto(r: _Reader, name: str) -> dict:
+def _goto(r: _Reader, name: str) -> dict[str, Any]:
     return dict(to=r.take("to", _step_ref, required=True))
 
 
-def _subflow(r: _Reader, name: str) -> dict:
+def _subflow(r: _Reader, name: str) -> dict[str, Any]:
     return dict(flow=r.take("flow", _flow_ref, required=True),
                 next=r.take("next", _step_ref, required=True))
 
 
-def _hangup(r: _Reader, name: str) -> dict:
+def _hangup(r: _Reader, name: str) -> dict[str, Any]:
     return dict(prompt=r.take("prompt", _prompt))
 
 
-STEP_TYPES: dict[str, tuple[type, Callable[[_Reader, str], dict]]] = {
+STEP_TYPES: dict[str, tuple[Callable[..., m.Step], Callable[[_Reader, str], dict[str, Any]]]] = {
     "play": (m.Play, _play),
     "announce": (m.Announce, _announce),
     "menu": (m.Menu, _menu),

@@ -12,6 +12,7 @@ flow validator's messages and checks each has its Chinese)."""
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 STEP_TYPES = {"play": "播放", "menu": "菜单", "branch": "分支", "set": "设置变量", "queue": "排队",
               "record": "留言", "offer_callback": "回拨提议", "transfer": "转接", "goto": "跳转",
@@ -69,7 +70,7 @@ def _where(where: str) -> str:
 
 
 DYM = r"((?: \(did you mean '.+'\?\))?)"
-RULES = [  # (pattern on the text after "where: ", Chinese); groups are filled in
+RULES: list[tuple[str, Callable[[re.Match[str]], str]]] = [  # (pattern on the text after "where: ", Chinese); groups are filled in
     (r"missing required key '(.+?)'(?: \(one of (.+)\))?",
      lambda m: f"缺少必填项 '{m[1]}'" + (f"（可选：{m[2]}）" if m[2] else "")),
     (r"unknown key '(.+?)'" + DYM, lambda m: f"未知的键 '{m[1]}'{_dym(m[2])}"),
@@ -107,7 +108,7 @@ RULES = [  # (pattern on the text after "where: ", Chinese); groups are filled i
     (r"'(.+?)' expired on (.+?) and will not play", lambda m: f"'{m[1]}' 已于 {m[2]} 过期，不会播放"),
     (r"'(.+?)' expires within a day \((.+?)\).*", lambda m: f"'{m[1]}' 将在一天内过期（{m[2]}），请续期或替换"),
 ]
-WHOLE = [  # messages without a "where: " part
+WHOLE: list[tuple[str, Callable[[re.Match[str]], str]]] = [  # messages without a "where: " part
     (r"(?:not valid YAML|YAML syntax): (.+)", lambda m: f"YAML 格式错误：{m[1]}"),
     (r"a flow file must be a mapping with 'start' and 'steps'", lambda m: "流程文件应为含 'start' 和 'steps' 的映射"),
     (r"the file is empty: expected a mapping with (.+)", lambda m: f"文件为空：应为含 {m[1]} 的映射"),

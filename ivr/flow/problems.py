@@ -5,7 +5,9 @@ Line and column are 1-based everywhere (PyYAML marks are 0-based)."""
 from __future__ import annotations
 
 import difflib
+import enum
 from dataclasses import dataclass
+from typing import Final, Iterable, Literal
 
 import yaml
 
@@ -46,7 +48,7 @@ class Problems:
         return [p for p in self.items if not p.warning]
 
 
-def did_you_mean(word: str, choices) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -58,7 +60,7 @@ def scalar(node: yaml.Node) -> str | None:
 def mapping_items(node: yaml.MappingNode, problems: Problems, where: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
     """(key, key_node, value_node) in order, reporting non-scalar and duplicate keys."""
     seen: dict[str, yaml.Node] = {}
-    out = []
+    out: list[tuple[str, yaml.Node, yaml.Node]] = []
     for knode, vnode in node.value:
         key = scalar(knode)
         if key is None:
@@ -81,10 +83,14 @@ def kind_of(node: yaml.Node) -> str:
     return f"'{node.value}'" if node.value != "" else "nothing"
 
 
-COMPOSE_FAILED = object()
+class _Failed(enum.Enum):
+    COMPOSE_FAILED = "compose failed"
 
 
-def compose_or_report(text: str, problems: Problems):
+COMPOSE_FAILED: Final = _Failed.COMPOSE_FAILED
+
+
+def compose_or_report(text: str, problems: Problems) -> yaml.Node | None | Literal[_Failed.COMPOSE_FAILED]:
     """The node tree of a staff-edited YAML text (bounded: ``ivr.yamlfile``), or
     ``COMPOSE_FAILED`` with the problem recorded at its line and column."""
     try:

@@ -4,17 +4,21 @@ starts (its flow and every subflow) and runs to its end on them."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from ivr import redis_keys as keys
 from ivr.flow import model as m
 from ivr.flow.conditions import CalledWithin, walk
 from ivr.flow.loader import parse_flow
 from ivr.flow.store import FlowStore
+from ivr.redis_replies import text_set
+
+if TYPE_CHECKING:
+    from ivr.logs import Log
 
 
 class FlowRegistry:
-    def __init__(self, store: FlowStore, log) -> None:
+    def __init__(self, store: FlowStore, log: Log) -> None:
         self.store = store
         self.log = log
         self._current: dict[str, int] = {}
@@ -27,7 +31,7 @@ class FlowRegistry:
         return self._current
 
     async def refresh(self) -> None:
-        names = sorted(await self.store.redis.smembers(keys.FLOW_NAMES))
+        names = sorted(text_set(await self.store.redis.smembers(keys.FLOW_NAMES)))
         versions = await self.store.redis.mget([keys.flow_current(n) for n in names]) if names else []
         current = {n: int(v) for n, v in zip(names, versions) if v is not None}
         for name, version in current.items():
@@ -60,7 +64,7 @@ class FlowRegistry:
         flag = self._history.get(name)
         if flag is None:
             bundle = self.pinned(name)
-            flag = self._history[name] = bool(bundle) and uses_call_history(bundle)
+            flag = self._history[name] = bundle is not None and bool(bundle) and uses_call_history(bundle)
         return flag
 
     def _bundle(self, name: str) -> dict[str, m.Flow] | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from ivr import redis_keys as keys
+from ivr.redis_replies import stream_entries, text_or_none, text_set
 from ivr.audit import AuditLog, StaleState
 from ivr.errors import FlowNotFound, PublishError
 
@@ -62,7 +63,7 @@ class FlowStore:
                           "by": by, "at": at, "note": note}, ensure_ascii=False)
         current, seq = keys.flow_current(name), keys.flow_seq(name)
         for _ in range(50):
-            cur, last = await self.redis.mget(current, seq)
+            cur, last = (text_or_none(v) for v in await self.redis.mget(current, seq))
             if cur:
                 raw = await self.redis.hget(keys.flow_versions(name), cur)
                 if raw and json.loads(raw)["sha256"] == sha:
@@ -134,13 +135,13 @@ class FlowStore:
         return FlowVersion(name, int(version), d["source"], d["sha256"], d["by"], d["at"], d.get("note", ""))
 
     async def names(self) -> list[str]:
-        return sorted(await self.redis.smembers(keys.FLOW_NAMES))
+        return sorted(text_set(await self.redis.smembers(keys.FLOW_NAMES)))
 
-    async def history(self, name: str) -> list[dict]:
+    async def history(self, name: str) -> list[dict[str, str]]:
         """Publish and rollback records for one flow, oldest first (values as
         text, as they were shown before the chained log)."""
-        out = []
-        for entry_id, fields in await self.redis.xrange(keys.FLOW_AUDIT_LEGACY):
+        out: list[dict[str, str]] = []
+        for entry_id, fields in stream_entries(await self.redis.xrange(keys.FLOW_AUDIT_LEGACY)):
             if fields.get("flow") == name:
                 out.append({"id": entry_id, **fields})
         for entry_id, rec in await self.audit.entries():

@@ -68,6 +68,7 @@ class SimAmiServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        assert task is not None
         self._tasks.add(task)
         writer.write(BANNER)
         try:

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from ivr.sim.pbx import Bridged, SimEntry, SimPbx
 
@@ -36,7 +36,9 @@ class CallCenter:
         self.now = 0.0
         self.on_connect = on_connect          # a seat took the caller
         self.on_end = on_end                  # the caller's time in the queue (and the conversation) is over
-        self._heap: list[tuple[float, int, str, object]] = []
+        # payload by kind: abandon/timeout a SimEntry, hangup (interface, uniqueid),
+        # wrapup an interface, call a function
+        self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = itertools.count()
         self.handle: dict[str, float] = {}    # uniqueid -> conversation length
         self.talking: dict[str, Outcome] = {}
@@ -44,7 +46,7 @@ class CallCenter:
         self.emergency: set[str] = set()
         pbx.on_withdraw = self.withdraw
 
-    def at(self, t: float, kind: str, payload) -> None:
+    def at(self, t: float, kind: str, payload: Any) -> None:
         heapq.heappush(self._heap, (t, next(self._seq), kind, payload))
 
     def join(self, queue: str, number: str, *, priority: int = 0, patience_s: float = math.inf,

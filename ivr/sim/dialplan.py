@@ -53,7 +53,8 @@ def read_context(path: Path, context: str, exten: str) -> tuple[dict[str, str], 
 
 
 def _read_context(path: Path, context: str, exten: str) -> tuple[dict[str, str], list[Priority]]:
-    section, globals_, prios = "", {}, []
+    section, globals_ = "", {}
+    prios: list[Priority] = []
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.split(";", 1)[0].strip()
         if not line:

@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ivr import logs
 from ivr import redis_keys as keys
@@ -32,6 +33,7 @@ from ivr.clock import ScaledClock
 from ivr.snapshot import with_plan_mode
 from ivr.contingency.store import ContingencyStore
 from ivr.engine import Engine, raise_open_file_limit
+from ivr.redis_replies import stream_entries, text_or_none
 from ivr.redis_server import EmbeddedRedis, connect
 from ivr.settings import load_settings
 from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel
@@ -98,7 +100,8 @@ class Series:
 
 def arrival_times(profile: Profile, rng: random.Random, duration_s: float) -> list[float]:
     """A Poisson process with the profile's rate over time (thinning)."""
-    peak, t, out = profile.peak_per_s, 0.0, []
+    peak, t = profile.peak_per_s, 0.0
+    out: list[float] = []
     if peak <= 0:
         return out
     while True:
@@ -149,7 +152,12 @@ class Drill:
 
     def _build_pbx(self) -> tuple[SimPbx, CallCenter]:
         cc: CallCenter | None = None
-        pbx = SimPbx(lambda: cc.now)
+
+        def now() -> float:
+            assert cc is not None       # set before the PBX first reads its clock
+            return cc.now
+
+        pbx = SimPbx(now)
         cc = CallCenter(pbx, on_end=self._queue_ended)
         b = self.p.callers
         pbx.add_queue("general-q", wrapup_s=b.wrapup_s)
@@ -163,11 +171,11 @@ class Drill:
             pbx.add_member("general-q", iface, f"Seat{n}", f"Custom:seat{n}")
             pbx.action({"Action": "QueuePause", "Interface": iface, "Paused": "true", "Reason": "break"})
         for i in range(self.p.emergency_seats):
-            n = 109 if i == 0 else 9001 + i
-            iface = f"Local/{n}@ivr-seats/n"
-            pbx.add_member("emergency-q", iface, f"Seat{n}", f"Custom:seat{n}")
-            if n == 109:    # as in asterisk/queues.conf: the last resort of the general line
-                pbx.add_member("general-q", iface, f"Seat{n}", f"Custom:seat{n}", penalty=10)
+            seat = 109 if i == 0 else 9001 + i
+            iface = f"Local/{seat}@ivr-seats/n"
+            pbx.add_member("emergency-q", iface, f"Seat{seat}", f"Custom:seat{seat}")
+            if seat == 109:    # as in asterisk/queues.conf: the last resort of the general line
+                pbx.add_member("general-q", iface, f"Seat{seat}", f"Custom:seat{seat}", penalty=10)
         pbx.drain()
         return pbx, cc
 
@@ -218,6 +226,7 @@ class Drill:
             return
         outcome = await self._decide(ch, queue, prio, 600)
         ch.queue_calls.append((queue, prio, 600))
+        assert outcome.wait is not None     # _decide() holds every call it queues
         await outcome.wait()
         if outcome.kind == "abandon":
             ch.dead = True
@@ -509,8 +518,9 @@ class Drill:
             await asyncio.sleep(0.05)
 
     async def _leader_engine(self):
-        holder = await self.redis.get(keys.AMI_LEADER)
+        holder = text_or_none(await self.redis.get(keys.AMI_LEADER))
         pid = int(holder.split(":")[1]) if holder and holder.count(":") >= 2 else -1
+        assert self.engine_set is not None      # engine-process drills only
         return self.engine_set.by_pid(pid)
 
     async def _fault_kill_leader_engine(self) -> dict:
@@ -532,6 +542,7 @@ class Drill:
         """SIGKILL a non-leader engine while citizens are in its flows: the
         dialplan sends them to the general queue (fact 10)."""
         leader = await self._leader_engine()
+        assert self.engine_set is not None
         others = [e for e in self.engine_set.engines if e is not leader and e.pid is not None]
         await self._until(lambda: any(c.engine in {e.url for e in others} for c in self.calls.values()), 60)
         victim = max(others, key=lambda e: sum(1 for c in self.calls.values() if c.engine == e.url))
@@ -544,14 +555,16 @@ class Drill:
     async def _fault_redis_failover(self) -> dict:
         """SIGKILL the Redis master; the sentinels promote the replica; every
         client follows; nothing acknowledged is lost."""
-        killed, promoted_s = await asyncio.to_thread(self.sentinels.kill_master)
+        sentinels = self.sentinels
+        assert sentinels is not None            # a Sentinel drill
+        killed, promoted_s = await asyncio.to_thread(sentinels.kill_master)
         while True:                                                  # writes go through again
             try:
                 await self.redis.set(keys.DRILL_PROBE, "1", ex=60)
                 break
             except Exception:  # noqa: BLE001 - the client finds the new master by itself
                 await asyncio.sleep(0.1)
-        await asyncio.to_thread(self.sentinels.wait_ready)
+        await asyncio.to_thread(sentinels.wait_ready)
         return {"killed": killed, "promoted_after_wall_s": round(promoted_s, 2)}
 
     async def _fault_ami_link_drop(self) -> dict:
@@ -601,13 +614,13 @@ class Drill:
         unanswered_wanting = {c.number for c in calls
                               if c.wanted_person and c.outcome not in ("answered", "in_progress", "other")}
         missing = unanswered_wanting - numbers_with_record
-        lost_sample = [{"number": c.number, "at_s": round(c.at, 1), "outcome": c.outcome,
+        lost_sample: list[dict[str, Any]] = [{"number": c.number, "at_s": round(c.at, 1), "outcome": c.outcome,
                         "wait_s": None if c.wait_s is None else round(c.wait_s, 1)}
                        for c in calls if c.number in missing][:20]
         if missing:          # where the trail ends: a summary in the stream, or none
             from ivr.call_service import read_summary
-            seen = {}
-            for _, f in await redis.xrange(keys.CALLS):
+            seen: dict[str, list[dict[str, str | None]]] = {}
+            for _, f in stream_entries(await redis.xrange(keys.CALLS)):
                 sm = read_summary(f)
                 if sm.get("number") in missing:
                     seen.setdefault(sm["number"], []).append({k: sm.get(k) for k in (

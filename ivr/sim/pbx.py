@@ -348,7 +348,7 @@ class SimPbx:
     def _act_queueremove(self, msg, aid):
         q = self.queues.get(msg.get("Queue", ""))
         m = q.members.get(msg.get("Interface", "")) if q else None
-        if m is None:
+        if q is None or m is None:
             return [_resp("Error", aid, "Unable to remove interface: Not there")]
         if m.membership == "static":
             return [_resp("Error", aid, "Unable to remove interface from queue: Not a dynamic member")]

@@ -76,7 +76,7 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
         cnode = r.take("callers", lambda rr, n: n, default=None)
         cbnode = r.take("callbacks", lambda rr, n: n, default=None)
         r.finish()
-        points = []
+        points: list[tuple[float, float]] = []
         if anode is not MISSING:
             if not isinstance(anode, yaml.SequenceNode) or not anode.value:
                 r.bad(anode, "a list of {at_s, per_hour}")

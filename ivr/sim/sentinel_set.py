@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from typing import Any, cast
 from pathlib import Path
 
 import redis
@@ -89,7 +90,8 @@ class SentinelSet:
         messages every 2 s, replica discovery by INFO every 10 s): before that
         a dead master would never be failed over."""
         for p in self.sentinel_ports:
-            m = self._sentinel(p).sentinel_master(SERVICE)
+            # redis-py annotates these replies dict | bool and tuple | bool | None
+            m = cast("dict[str, Any]", self._sentinel(p).sentinel_master(SERVICE))
             if int(m.get("num-slaves", 0)) < 1 or int(m.get("num-other-sentinels", 0)) < len(self.sentinel_ports) - 1:
                 return False
         return True
@@ -97,7 +99,7 @@ class SentinelSet:
     def master_port(self) -> int:
         for p in self.sentinel_ports:
             try:
-                host, port = self._sentinel(p).sentinel_get_master_addr_by_name(SERVICE)
+                host, port = cast("tuple[str, int]", self._sentinel(p).sentinel_get_master_addr_by_name(SERVICE))
                 return int(port)
             except (redis.RedisError, OSError, TypeError):
                 continue
