@@ -4,7 +4,7 @@ An append-only file (``IVR_AUDIT_CHECKPOINT_FILE``, 0600), one JSON line per
 log per checkpoint: the log, how many entries it had (``n``), the hash of entry
 ``n`` (``head``), that entry's stream id, the time, and an HMAC over all of
 these under the audit key. The leader writes one for every log every few
-minutes (``Checkpointer.run``); ``ivr audit checkpoint`` writes one by hand and
+minutes (``ivr.services.audit.Checkpointer``); ``ivr audit checkpoint`` writes one by hand and
 prints it for auditors to keep elsewhere (paper, mail, a ticket).
 
 ``AuditLog.verify`` compares the chain with the latest checkpoint: entries
@@ -14,19 +14,16 @@ deleted, show as entries the checkpoint saw and Redis no longer has.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import hmac
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from ivr import redis_keys as keys
 from ivr.audit_keys import AuditConfig, current, private_dir
 
 GENESIS = "0" * 64
@@ -127,68 +124,3 @@ def _read(fh, path: Path, key: bytes) -> tuple[dict[str, Checkpoint], list[str]]
 def latest_for(log: str, config: AuditConfig | None = None) -> Checkpoint | None:
     config = config or current()
     return read_latest(config.checkpoint_file, config.key)[0].get(log)
-
-
-class Checkpointer:
-    """Checkpoints every audit log: verifies what was appended since the
-    previous checkpoint (incremental: cheap even for millions of entries), then
-    appends a signed line per log. A log that fails verification gets no new
-    checkpoint (its tampering is logged at error level), so a forged head is
-    never blessed.
-
-    The engine's leader runs ``await Checkpointer(redis, log=log).run(stop, every_s=300)``.
-    A log unchanged since its last checkpoint gets no new line (the file grows
-    with activity, not with time) unless ``always`` (``ivr audit checkpoint``).
-    """
-
-    def __init__(self, redis, *, logs: dict[str, str] | None = None, config: AuditConfig | None = None,
-                 log=None, always: bool = False) -> None:
-        self.redis = redis
-        self.logs = dict(keys.AUDIT_LOGS if logs is None else logs)
-        self.config = config
-        self.log = log
-        self.always = always
-
-    async def checkpoint(self, now: float | None = None) -> tuple[list[Checkpoint], dict[str, str]]:
-        """One checkpoint of every log. Returns the lines written and, per log
-        name, the problem that kept a log from being checkpointed."""
-        from ivr.audit import AuditLog
-
-        config = self.config or current()
-        now = time.time() if now is None else now
-        # file work off the event loop: the leader's loop also runs the AMI link
-        latest, _ = await asyncio.to_thread(read_latest, config.checkpoint_file, config.key)
-        written: list[Checkpoint] = []
-        failed: dict[str, str] = {}
-        for name, stream in self.logs.items():
-            cp = latest.get(stream)
-            # a log's first checkpoint seals what was written before audit keys
-            res = await AuditLog(self.redis, stream, config=config).verify(checkpoint=cp, since=cp,
-                                                                            accept_unkeyed=cp is None)
-            if not res.ok:
-                failed[name] = res.problem
-                if self.log is not None:
-                    self.log.error("audit_log_tampered", audit_log=name, problem=res.problem, entry_id=res.entry_id)
-                continue
-            if cp is not None and not self.always and (cp.n, cp.head) == (res.entries, res.head):
-                continue
-            unkeyed = cp.unkeyed if cp is not None else res.legacy
-            written.append(sign(config.key, stream, res.entries, res.head, res.head_id, now, unkeyed))
-        await asyncio.to_thread(append, config.checkpoint_file, written)
-        return written, failed
-
-    async def run(self, stop: asyncio.Event, every_s: float = 300.0) -> None:
-        """Checkpoint now, then every ``every_s`` seconds until ``stop`` is set.
-        A failure (Redis away, disk full) is logged and retried next time."""
-        while not stop.is_set():
-            try:
-                await self.checkpoint()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a checkpoint missed is retried; the leader must go on
-                if self.log is not None:
-                    self.log.exception("audit_checkpoint_failed")
-            try:
-                await asyncio.wait_for(stop.wait(), every_s)
-            except asyncio.TimeoutError:
-                pass

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from ivr.aio import cancelling
 from ivr.ami.controller import AmiController
 from ivr.ami.model import LiveModel
-from ivr.audit_checkpoints import Checkpointer
+from ivr.services.audit import Checkpointer
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.in_queue import InQueueOffer
 from ivr.callback.reconcile import QueueReconciler

@@ -33,8 +33,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ivr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydub import AudioSegment       # imported where used: the engine never loads it
 
 MAX_SECONDS = 600.0
 MAX_CHANNELS = 2
@@ -238,13 +242,22 @@ def convert(data: bytes, *, wall_timeout_s: float = WALL_TIMEOUT_S) -> Converted
     return Converted(normalised_wav(raw), seconds, fmt)
 
 
+TARGET_DBFS = -18.0
+
+
+def to_asterisk_wav(audio: AudioSegment) -> AudioSegment:
+    """8 kHz mono 16-bit, loudness-normalised: what every prompt is made into."""
+    audio = audio.set_channels(1).set_frame_rate(OUT_RATE).set_sample_width(2)
+    if audio.dBFS != float("-inf"):
+        audio = audio.apply_gain(TARGET_DBFS - audio.dBFS)
+    return audio
+
+
 def normalised_wav(pcm: bytes) -> bytes:
     """8 kHz mono 16-bit PCM -> a WAV file, loudness-normalised as every prompt is."""
     import io
 
     from pydub import AudioSegment
-
-    from ivr.prompts_tts import to_asterisk_wav
 
     audio = to_asterisk_wav(AudioSegment(data=pcm, sample_width=2, frame_rate=OUT_RATE, channels=1))
     out = io.BytesIO()

@@ -16,18 +16,7 @@ from pathlib import Path
 from pydub import AudioSegment
 
 from ivr.errors import ConfigError
-from ivr.prompt_audio import write_prompt
-
-ASTERISK_RATE = 8000
-TARGET_DBFS = -18.0
-
-
-def to_asterisk_wav(audio: AudioSegment) -> AudioSegment:
-    audio = audio.set_channels(1).set_frame_rate(ASTERISK_RATE).set_sample_width(2)
-    if audio.dBFS != float("-inf"):
-        audio = audio.apply_gain(TARGET_DBFS - audio.dBFS)
-    return audio
-
+from ivr.prompt_audio import to_asterisk_wav, write_prompt
 
 def synthesize(text: str, out: Path, voice: str = "cmn") -> float:
     """Speak ``text`` into ``out`` (8 kHz WAV); returns the duration in seconds."""

@@ -14,7 +14,8 @@ import pytest
 
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog, chain_hash
-from ivr.audit_checkpoints import Checkpointer, read_latest
+from ivr.audit_checkpoints import read_latest
+from ivr.services.audit import Checkpointer
 from ivr.audit_keys import AuditConfig, load_or_create_key
 from ivr.errors import ConfigError
 

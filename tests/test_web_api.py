@@ -272,7 +272,7 @@ async def test_auditor_report_csv_and_verification(web, redis):
     assert rec["trail"][0]["detail"].startswith("普通 · 排队中挂断")
     heads = await (await c.get("/api/audit/checkpoint")).json()
     assert heads["signed"] is None and heads["heads"]["callbacks"]["entries"] == 1 and "CST" in heads["time"]
-    from ivr.audit_checkpoints import Checkpointer
+    from ivr.services.audit import Checkpointer
     await Checkpointer(redis, always=True).checkpoint()        # what `ivr audit checkpoint` writes
     signed = (await (await c.get("/api/audit/checkpoint")).json())["signed"]
     assert signed["logs"]["callbacks"]["entries"] == 1 and len(signed["logs"]["callbacks"]["mac"]) == 64

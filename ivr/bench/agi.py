@@ -9,72 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 
-TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S
-
-
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class Server:
-    def __init__(self, kind: str, loop: str, commands: list[str] | None = None, env: dict | None = None) -> None:
-        self.port = _free_port()
-        args = [sys.executable, "-m", "ivr.bench.agi_server", kind, str(self.port), loop]
-        if kind == "bare":
-            args.append(json.dumps(commands))
-        env = {**os.environ, "IVR_LOG_LEVEL": "info", **(env or {})}
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-        assert self.proc.stdout is not None     # stdout=PIPE
-        line = self.proc.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"{kind} server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def _load(port: int, mode: str, calls: int, extra: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "ivr.bench.agi_load", mode, str(port), str(calls), str(extra)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-
-def _run_cpu_load(port: int, calls: int, concurrency: int, clients: int) -> dict:
-    per = max(calls // clients, 1)
-    procs = [_load(port, "cpu", per, max(concurrency // clients, 1)) for _ in range(clients)]
-    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    lat = sorted(x for o in outs for x in o["latencies"])
-    return {"calls": per * clients, "failures": sum(o["failures"] for o in outs),
-            "wall_s": max(o["wall_s"] for o in outs), "latencies": lat}
-
+from ivr.bench.servers import Server, cpu_s, load, rss_mb, run_cpu_load
 
 def _dialogue(loop: str) -> list[str]:
     """The command lines the engine sends for one ordinary call of flow main."""
@@ -93,10 +31,10 @@ def _dialogue(loop: str) -> list[str]:
 def _measure(kind: str, loop: str, commands: list[str], args) -> dict:
     srv = Server(kind, loop, commands)
     try:
-        _run_cpu_load(srv.port, min(300, args.calls), args.concurrency, 1)  # warm up
-        before = _cpu_s(srv.proc.pid)
-        res = _run_cpu_load(srv.port, args.calls, args.concurrency, args.clients)
-        cpu = _cpu_s(srv.proc.pid) - before
+        run_cpu_load(srv.port, min(300, args.calls), args.concurrency, 1)  # warm up
+        before = cpu_s(srv.proc.pid)
+        res = run_cpu_load(srv.port, args.calls, args.concurrency, args.clients)
+        cpu = cpu_s(srv.proc.pid) - before
     finally:
         srv.stop()
     lat = res["latencies"]
@@ -108,9 +46,9 @@ def _measure(kind: str, loop: str, commands: list[str], args) -> dict:
 def _hold(loop: str, n: int, clients: int) -> dict:
     srv = Server("engine", loop)
     try:
-        rss0 = _rss_mb(srv.proc.pid)
+        rss0 = rss_mb(srv.proc.pid)
         per = n // clients
-        procs = [_load(srv.port, "hold", per, i * per) for i in range(clients)]
+        procs = [load(srv.port, "hold", per, i * per) for i in range(clients)]
         held = 0
         t0 = time.perf_counter()
         for p in procs:
@@ -119,7 +57,7 @@ def _hold(loop: str, n: int, clients: int) -> dict:
             held += json.loads(line).get("held", 0) if line.strip() else 0
         fill_s = time.perf_counter() - t0
         time.sleep(1.0)
-        rss = _rss_mb(srv.proc.pid)
+        rss = rss_mb(srv.proc.pid)
         outs = []
         for p in procs:
             assert p.stdin is not None
@@ -134,9 +72,6 @@ def _hold(loop: str, n: int, clients: int) -> dict:
 
 
 def main(args) -> int:
-    if getattr(args, "console_load", False):
-        from ivr.bench import agi_console
-        return agi_console.main(args)
     try:
         import uvloop  # noqa: F401
         loops = ["asyncio", "uvloop"]

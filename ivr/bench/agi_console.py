@@ -26,7 +26,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from ivr.bench.agi import Server, _free_port, _rss_mb, _run_cpu_load
+from ivr.bench.servers import Server, free_port, rss_mb, run_cpu_load
 from ivr.prompt_audio import low_priority
 
 HOME_DIRS = ("flows", "prompts", "queue", "callback", "asterisk", "config")
@@ -147,7 +147,7 @@ def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str) -> t
             raise RuntimeError(f"the console load did not start: {line!r}")
         time.sleep(2.0)                              # the flood and the first report are under way
         loaded = _agi_round(srv.port, args)
-        rss = _rss_mb(srv.proc.pid)
+        rss = rss_mb(srv.proc.pid)
         console.stdin.write("\n")
         console.stdin.flush()
         did = json.loads(console.communicate(timeout=120)[0].strip().splitlines()[-1])
@@ -163,13 +163,13 @@ def _median(rows: list[dict], key: str) -> float:
 
 
 def _measure(args, loop: str, url: str, home: Path, seeded: dict) -> int:
-    http_port = _free_port()
+    http_port = free_port()
     env = {"IVR_REDIS_URL": url, "IVR_HOME": str(home), "IVR_BENCH_HTTP_LISTEN": f"127.0.0.1:{http_port}"}
     srv = Server("engine", loop, env=env)
     alone, loaded, did, rss = [], [], [], []
     try:
-        _run_cpu_load(srv.port, min(300, args.calls), args.concurrency, 1)       # warm up
-        rss0 = _rss_mb(srv.proc.pid)
+        run_cpu_load(srv.port, min(300, args.calls), args.concurrency, 1)       # warm up
+        rss0 = rss_mb(srv.proc.pid)
         for _ in range(args.rounds):                 # interleaved: the box's other load hits both alike
             alone.append(_agi_round(srv.port, args))
             lo, d, r = _loaded_round(srv, http_port, args, seeded["users"], url)

@@ -160,8 +160,10 @@ def closing(report_path: Path) -> None:
 
 
 def cmd_bench(args, settings: Settings) -> int:
+    if args.console_load:
+        from ivr.bench import agi_console
+        return agi_console.main(args)
     from ivr.bench import agi as bench_agi
-
     return bench_agi.main(args)
 
 
