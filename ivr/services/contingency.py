@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from ivr.contingency.plan import Plan, is_level
 from ivr.contingency.store import Applied, ContingencyStore, LevelState, Proposal
@@ -17,8 +18,10 @@ from ivr.project import Project, require_operations
 MAX_EXPIRY_H = 24 * 14
 
 
-def plan(home: Path, tz) -> Plan:
-    return require_operations(Project(home), tz).plan
+def plan(home: Path, tz: ZoneInfo) -> Plan:
+    ops = require_operations(Project(home), tz)
+    assert ops.plan is not None, "a plan that did not load has errors: require_operations raised"
+    return ops.plan
 
 
 @dataclass(frozen=True, slots=True)

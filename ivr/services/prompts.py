@@ -16,7 +16,7 @@ from ivr import redis_keys as keys
 from ivr import yamlfile
 from ivr.announcements import parse_announcements
 from ivr.audit import AuditLog
-from ivr.errors import InvalidInput, NotFound
+from ivr.errors import ConfigError, InvalidInput, NotFound
 from ivr.project import prompt_names
 from ivr.prompt_audio import AudioRefused, Converted, convert_in_child, write_prompt
 from ivr.services.files import write_atomic
@@ -83,14 +83,28 @@ def texts_to_draft(home: Path, name: str | None, text: str | None) -> dict[str, 
     """What ``ivr prompts draft`` speaks: TEXT as NAME, NAME's line of
     prompts/texts.yaml, or every line of it."""
     if text:
-        return {name: text}
-    texts = yamlfile.load(yamlfile.read(_dir(home) / "texts.yaml"), "prompts/texts.yaml") or {}
+        return {check_name(name): text}
+    texts = draft_texts(home)
     if not name:
         return texts
     if name not in texts:
         raise InvalidInput(f"prompts/texts.yaml 中没有 '{name}' 的文字；请直接给出：ivr prompts draft NAME TEXT — "
                            f"no text for '{name}' in prompts/texts.yaml; give one: ivr prompts draft NAME TEXT")
     return {name: texts[name]}
+
+
+def draft_texts(home: Path) -> dict[str, str]:
+    """prompts/texts.yaml: each prompt's words, by prompt name. ``ConfigError``
+    naming every entry that is not ``name: text`` (``welcome: 12345`` is a
+    number to YAML: quote it)."""
+    data = yamlfile.load(yamlfile.read(_dir(home) / "texts.yaml"), "prompts/texts.yaml") or {}
+    if not isinstance(data, dict):
+        raise ConfigError("prompts/texts.yaml: 应为“名称: 文字”的行 — expected lines of `name: text`")
+    bad = [str(k) for k, v in data.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise ConfigError(f"prompts/texts.yaml: {', '.join(bad)} 的文字应为字符串（请加引号） — the text of "
+                          f"{', '.join(bad)} must be a string (quote it)")
+    return {str(k): str(v) for k, v in data.items()}
 
 
 def speak(home: Path, name: str, text: str) -> float:
