@@ -23,11 +23,15 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ivr import redis_keys as keys
 from ivr.audit_keys import AuditConfig, current, private_dir
+
+if TYPE_CHECKING:
+    from ivr.logs import Log
 
 GENESIS = "0" * 64
 
@@ -142,7 +146,7 @@ class Checkpointer:
     """
 
     def __init__(self, redis, *, logs: dict[str, str] | None = None, config: AuditConfig | None = None,
-                 log=None, always: bool = False) -> None:
+                 log: Log | None = None, always: bool = False) -> None:
         self.redis = redis
         self.logs = dict(keys.AUDIT_LOGS if logs is None else logs)
         self.config = config
