@@ -22,12 +22,18 @@ import contextlib
 import resource
 import signal
 import sys
+from collections.abc import Callable
+from typing import TextIO
 
 import redis.asyncio as aioredis
 
 from ivr import audit_keys, leader_work, logs
 from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
+from ivr.aio import cancelling
+from ivr.ami.controller import AmiController
+from ivr.callback.capture import MissedCallCapture
+from ivr.callback.scheduler import CallbackScheduler
 from ivr.call_service import CallService, CallSummaries, LiveState
 from ivr.clock import Clock, from_environment
 from ivr.contingency.plan import level_from_text
@@ -36,6 +42,7 @@ from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
 from ivr.flow.store import FlowStore
 from ivr.leader import LeaderRole, Part
+from ivr.logs import Log
 from ivr.project import Project, check_files
 from ivr.redis_server import RedisHandle, connect
 from ivr.settings import SHIPPED_AMI_SECRET, Settings, shipped_secret_in_use
@@ -54,7 +61,7 @@ def raise_open_file_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-async def publish_unpublished(project: Project, store: FlowStore, log) -> None:
+async def publish_unpublished(project: Project, store: FlowStore, log: Log) -> None:
     """First start on an empty Redis: publish the shipped flows that validate, so
     the engine answers calls at once. Later changes go through `ivr flows publish`."""
     known = set(await store.names())
@@ -68,7 +75,7 @@ async def publish_unpublished(project: Project, store: FlowStore, log) -> None:
 
 
 class Engine:
-    def __init__(self, settings: Settings, redis: aioredis.Redis, log, *, clock: Clock | None = None,
+    def __init__(self, settings: Settings, redis: aioredis.Redis, log: Log, *, clock: Clock | None = None,
                  adjust: Adjust | None = None, redis_url: str | None = None) -> None:
         self.settings = settings
         self.redis = redis
@@ -91,22 +98,23 @@ class Engine:
         self.config.on_change(self._use_snapshot)
         self.agi = FastAgiServer(self.calls.handle, settings.agi_listen.host, settings.agi_listen.port, log)
         self.work: leader_work.LeaderWork | None = None     # the leader's parts, while this process leads
-        self.extra_parts: list = []                           # (token) -> [Part]: more leader parts (audit checkpoints)
+        # (token) -> [Part]: more leader parts (audit checkpoints)
+        self.extra_parts: list[Callable[[str], list[Part]]] = []
         self.status = EngineStatus(clock=self.clock, calls=self.calls, leader=self.leader, config=self.config,
                                    ami_connected=self._ami_connected)
 
     # -- what tests and the drill look at (read-only) ------------------------------
 
     @property
-    def controller(self):
+    def controller(self) -> AmiController | None:
         return self.work.controller if self.work else None
 
     @property
-    def capture(self):
+    def capture(self) -> MissedCallCapture | None:
         return self.work.capture if self.work else None
 
     @property
-    def scheduler(self):
+    def scheduler(self) -> CallbackScheduler | None:
         return self.work.scheduler if self.work else None
 
     @property
@@ -135,7 +143,7 @@ class Engine:
     async def _refresh_loop(self) -> None:
         # redis-py can swallow a cancellation that lands mid-command, so the loop
         # also checks whether it has been asked to stop.
-        while not asyncio.current_task().cancelling():
+        while not cancelling():
             await asyncio.sleep(REFRESH_S)
             try:
                 await self.refresh()
@@ -208,7 +216,7 @@ class Engine:
         self.log.info("stopped", calls_cancelled=cancelled, calls_handled=self.calls.finished)
 
 
-def warn_shipped_secret(settings: Settings, log, stderr=None) -> bool:
+def warn_shipped_secret(settings: Settings, log: Log, stderr: TextIO | None = None) -> bool:
     """Loudly, at start-up: the AMI secret shipped in asterisk/manager.conf is
     public, and whoever knows it can originate calls and move seats."""
     where = shipped_secret_in_use(settings)

@@ -8,7 +8,8 @@ calls for the engine's event loop. The engine therefore *publishes* its status
 to Redis every half second (``EngineStatus.record``, ``publish``), and the
 console reads it back (``PublishedStatus``, the same read-only interface). A
 record older than ``STALE_S`` means the engine's loop is not turning: the
-console says so instead of showing old figures as current.
+console says so instead of showing old figures as current. ``StatusView`` is
+that interface: the web depends on it, never on either class.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ivr import redis_keys as keys
+from ivr.aio import cancelling
 from ivr.clock import WallClock
 
 if TYPE_CHECKING:
@@ -32,6 +34,36 @@ if TYPE_CHECKING:
 
 STALE_S = 3.0        # the engine publishes every 0.5 s: six missed rounds and it is not responding
 READ_EVERY_S = 0.5
+
+
+class StatusView(Protocol):
+    """The engine's status, read-only: what the console (``/healthz``,
+    ``/metrics``) may know. ``EngineStatus`` in the engine's process,
+    ``PublishedStatus`` in the console's."""
+
+    def now(self) -> float: ...
+
+    @property
+    def calls_in_progress(self) -> int: ...
+
+    @property
+    def calls_handled(self) -> int: ...
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def ami_connected(self) -> bool: ...
+
+    @property
+    def config_version(self) -> int | None: ...     # None: the engine is not responding
+
+    @property
+    def config_error(self) -> str | None: ...
+
+    def leader_health(self) -> dict[str, Any]: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
 
 
 class EngineStatus:
@@ -122,7 +154,7 @@ class PublishedStatus:
         self._record = json.loads(raw) if raw else None
 
     async def run(self) -> None:
-        while not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+        while not cancelling():
             try:
                 await self.read()
             except Exception:  # noqa: BLE001 - Redis restarting: the record goes stale and says so
@@ -175,6 +207,11 @@ class PublishedStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return self._status()
+
+
+if TYPE_CHECKING:
+    # both satisfy the protocol (checked here: the web only ever sees one of them)
+    _VIEWS: tuple[type[StatusView], ...] = (EngineStatus, PublishedStatus)
 
 
 async def engines(redis: "aioredis.Redis") -> dict[str, dict[str, Any]]:

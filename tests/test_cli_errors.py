@@ -65,6 +65,13 @@ def test_gbk_flow_file_is_named(home, tmp_path):
     assert "flows/main.yaml" in line and "UTF-8" in line and "不是 UTF-8" in line
 
 
+@pytest.mark.parametrize("texts, named", [("welcome: 12345\n", "welcome"), ("- a\n- b\n", "name: text")])
+def test_draft_texts_that_are_not_name_text_lines(home, tmp_path, texts, named):
+    (home / "prompts" / "texts.yaml").write_text(texts, encoding="utf-8")
+    line = one_line(ivr("prompts", "draft", env={"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path)}))
+    assert "prompts/texts.yaml" in line and named in line
+
+
 def test_users_add_without_a_terminal_says_password_stdin(home, redis_url, tmp_path):
     env = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path), "IVR_REDIS_URL": redis_url}
     os_env = {k: v for k, v in os.environ.items() if k != "IVR_NEW_PASSWORD"}

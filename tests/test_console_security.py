@@ -294,6 +294,18 @@ async def test_hostile_inputs_get_clear_4xx_json_not_500(web, home):
         assert r.status == 400 and "error" in await r.json(), q
 
 
+async def test_a_nested_multipart_upload_is_a_400_not_a_500(web):
+    # a part that is itself multipart/* comes out of aiohttp's reader as a
+    # nested reader, with no name or filename: it was an AttributeError (a 500)
+    c, csrf = await web("ops")
+    body = (b"--xx\r\nContent-Disposition: form-data; name=\"file\"\r\n"
+            b"Content-Type: multipart/mixed; boundary=yy\r\n\r\n"
+            b"--yy\r\nContent-Type: text/plain\r\n\r\nabc\r\n--yy--\r\n--xx--\r\n")
+    r = await c.post("/api/prompts", data=body,
+                     headers={"X-CSRF-Token": csrf, "Content-Type": "multipart/form-data; boundary=xx"})
+    assert r.status == 400 and "multipart" in (await r.json())["error"]
+
+
 async def test_an_unexpected_error_is_a_generic_500_never_a_traceback(web, monkeypatch):
     import ivr.web.app as app_mod
 

@@ -4,6 +4,8 @@ summaries of a period."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog
 from ivr.callback.report import hotline_figures, report
@@ -30,7 +32,7 @@ async def read_calls(redis, start: float, end: float) -> list[dict]:
         lo = "(" + rows[-1][0]
 
 
-async def _audit_entries(log, start: str, end: str, page: int = 500):
+async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -> AsyncIterator[dict[str, str]]:
     """The entries of [start, end] a page at a time: one XRANGE of a month's
     hundreds of thousands of entries held Redis (and every call's command
     waiting on it) while it built the reply."""

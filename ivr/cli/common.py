@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import errno
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis.exceptions
@@ -85,7 +86,7 @@ def leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def not_utf8(home: Path, extra: list[Path] = ()) -> list[tuple[Path, UnicodeDecodeError]]:
+def not_utf8(home: Path, extra: Sequence[Path] = ()) -> list[tuple[Path, UnicodeDecodeError]]:
     """Staff-edited files (and ``extra``) that are not UTF-8 text."""
     bad = []
     files = [p for g in TEXT_GLOBS for p in sorted(home.glob(g))] + [Path(p) for p in extra]
@@ -106,7 +107,7 @@ def _shown(p: Path, home: Path) -> str:
         return str(p)
 
 
-def _listen_setting(exc: OSError, settings) -> str:
+def _listen_setting(exc: OSError, settings: Settings) -> str:
     """Which listen setting a bind error is about: by the port in its text."""
     ports = re.findall(r"\b(\d{1,5})\)", str(exc))
     port = int(ports[-1]) if ports else None
@@ -116,7 +117,7 @@ def _listen_setting(exc: OSError, settings) -> str:
     return "IVR_AGI_LISTEN / IVR_HTTP_LISTEN"
 
 
-def explain_one(exc: BaseException, settings, command: str, files: list[Path]) -> str | None:
+def explain_one(exc: BaseException, settings: Settings | None, command: str, files: list[Path]) -> str | None:
     if isinstance(exc, IvrError):
         cause = exc.__cause__   # a ConfigError over a busy port: say it the staff's way
         if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
@@ -155,7 +156,7 @@ def explain_one(exc: BaseException, settings, command: str, files: list[Path]) -
     return None
 
 
-def explain(exc: BaseException, settings, command: str, files: list[Path] = ()) -> str | None:
+def explain(exc: BaseException, settings: Settings | None, command: str, files: Sequence[Path] = ()) -> str | None:
     """One line for the first explainable exception (inside groups too)."""
     for leaf in leaves(exc):
         line = explain_one(leaf, settings, command, list(files))

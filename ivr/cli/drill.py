@@ -4,14 +4,20 @@ the simulated Asterisk), ``ivr bench``."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ivr.cli.common import who
 from ivr.errors import ConfigError
 from ivr.settings import Settings
+
+if TYPE_CHECKING:
+    from ivr.engine import Engine
 
 COMPARED = (("offered", "来电 offered"), ("answered", "接通 answered"), ("not_answered", "未接通 not answered"),
             ("abandoned_in_queue", "排队放弃 abandoned"), ("satisfied_by_announcement", "听播报后挂机 satisfied"),
@@ -50,25 +56,28 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
         raise ConfigError(f"--contingency {contingency!r}：应为 auto 或级别数字 — expected auto or a level number")
     logs.configure(os.environ.get("IVR_LOG_LEVEL", "error"), "console")
     profile = load_profile(settings.home, profile_name)
-    kw = dict(home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress,
-              processes=engines, chaos=chaos, progress_every_s=1.0 if sys.stderr.isatty() else 15.0,
-              log_dir=settings.data_dir / "drill-engines")
+    http_listen = "127.0.0.1:0"                      # the drill's own defaults
+    on_ready: Callable[[Engine], None] | None = None
     if console:
-        kw.update(http_listen=str(settings.http_listen) if settings.http_listen.port else "127.0.0.1:0",
-                  on_ready=_open_console)
+        http_listen = str(settings.http_listen) if settings.http_listen.port else "127.0.0.1:0"
+        on_ready = _open_console
+    drill = functools.partial(
+        run_drill, profile, home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress,
+        processes=engines, chaos=chaos, progress_every_s=1.0 if sys.stderr.isatty() else 15.0,
+        log_dir=settings.data_dir / "drill-engines", http_listen=http_listen, on_ready=on_ready)
     print(f"演练 drill '{profile.name}': {profile.description}; about {profile.expected_calls:,.0f} first calls "
           f"in {(duration or profile.duration_s) / 60:.0f} simulated minutes at speed {speed or profile.speed:g}",
           file=sys.stderr)
     import signal
     signal.signal(signal.SIGTERM, signal.default_int_handler)   # SIGTERM stops a drill like Ctrl-C: cleaned up
-    main = asyncio.run(run_drill(profile, contingency=contingency, **kw))
+    main = asyncio.run(drill(contingency=contingency))
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print_report(main)
     reports = {"with_plan": main}
     if compare:
         print("\n对照 the same arrivals without the contingency plan (level 0 throughout) ...", file=sys.stderr)
-        base = asyncio.run(run_drill(profile, contingency="0", **kw))
+        base = asyncio.run(drill(contingency="0"))
         if sys.stderr.isatty():
             print(file=sys.stderr)
         reports["without_plan"] = base
@@ -87,7 +96,7 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     return 0 if ok else 1
 
 
-def _open_console(engine) -> None:
+def _open_console(engine: Engine) -> None:
     """Demo accounts in the drill's own Redis, printed with the console's address."""
     import asyncio
     import secrets

@@ -103,7 +103,8 @@ def cmd_queue_promote(args, settings: Settings) -> int:
     from ivr.live_store import read_live
     from ivr.ami.model import LiveModel
 
-    if settings.ami is None:
+    ami = settings.ami
+    if ami is None:
         raise ConfigError("未设置 IVR_AMI_URL：调整排队顺序需要 AMI 连接 — IVR_AMI_URL is not set: promoting a caller "
                           "needs the AMI link")
 
@@ -117,7 +118,6 @@ def cmd_queue_promote(args, settings: Settings) -> int:
             raise IvrError(f"{len(hits)} 位排队来电者匹配 '{args.caller}'，请给出完整的 uniqueid — {len(hits)} waiting callers match '{args.caller}': give the full unique id "
                            "(ivr status lists them)")
         queue, caller = hits[0]
-        ami = settings.ami
         ctl = AmiController(host=ami.host, port=ami.port, username=ami.username, secret=ami.secret,
                             model=LiveModel(), redis=None, log=logs.get("ivr.cli"))
         await ctl.start()

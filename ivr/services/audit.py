@@ -7,14 +7,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from typing import TYPE_CHECKING, Any
 
 from ivr import redis_keys as keys
 from ivr.audit import AuditLog, VerifyResult
 from ivr.audit_checkpoints import Checkpoint, append, read_latest, sign
 from ivr.audit_keys import AuditConfig, current
+from ivr.redis_replies import text_or_none
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from zoneinfo import ZoneInfo
+
+    from ivr.logs import Log
 
 
-async def verify(redis, names: list[str] | None = None) -> tuple[dict[str, VerifyResult], list[str]]:
+async def verify(redis: aioredis.Redis, names: list[str] | None = None) -> tuple[dict[str, VerifyResult], list[str]]:
     """Each log of ``names`` (default: all, ``keys.AUDIT_LOGS``) verified
     against its latest checkpoint; and what is wrong with the checkpoint file
     itself (an unsigned or altered line)."""
@@ -27,7 +35,7 @@ async def verify(redis, names: list[str] | None = None) -> tuple[dict[str, Verif
     return out, file_problems
 
 
-async def checkpoint(redis) -> tuple[dict[str, Checkpoint], dict[str, str]]:
+async def checkpoint(redis: aioredis.Redis) -> tuple[dict[str, Checkpoint], dict[str, str]]:
     """A signed checkpoint of every intact log, appended to the file outside
     Redis: (log name -> checkpoint written, log name -> why none was written)."""
     written, failed = await Checkpointer(redis, always=True).checkpoint()
@@ -35,7 +43,7 @@ async def checkpoint(redis) -> tuple[dict[str, Checkpoint], dict[str, str]]:
     return {names.get(cp.log, cp.log): cp for cp in written}, failed
 
 
-async def signed_checkpoint(redis, tz) -> dict | None:
+async def signed_checkpoint(redis: aioredis.Redis, tz: ZoneInfo) -> dict[str, Any] | None:
     """The latest signed checkpoint of every audit log (``ivr audit
     checkpoint`` and the leader's schedule write them to a file outside Redis,
     each line with its HMAC): printed under the monthly report, so whoever
@@ -51,13 +59,13 @@ async def signed_checkpoint(redis, tz) -> dict | None:
                                            "mac": cp.mac} for log, cp in sorted(latest.items())}}
 
 
-async def chain_heads(redis, tz) -> dict:
+async def chain_heads(redis: aioredis.Redis, tz: ZoneInfo) -> dict[str, Any]:
     """The head (entry count and hash) of every audit chain, now: printed on
     the monthly report so a later reader can check the log still matches."""
     now = dt.datetime.now(tz)
     heads = {}
     for name, stream in keys.AUDIT_LOGS.items():
-        head = await redis.get(AuditLog(redis, stream).head_key) or ""
+        head = text_or_none(await redis.get(AuditLog(redis, stream).head_key)) or ""
         n, _, h = head.partition(":") if ":" in head else ("0", "", head)
         heads[name] = {"head": head, "entries": int(n) if n.isdigit() else None, "hash": h}
     return {"at": now.timestamp(), "time": now.strftime("%Y-%m-%d %H:%M:%S %Z"), "heads": heads}
@@ -75,8 +83,8 @@ class Checkpointer:
     with activity, not with time) unless ``always`` (``ivr audit checkpoint``).
     """
 
-    def __init__(self, redis, *, logs: dict[str, str] | None = None, config: AuditConfig | None = None,
-                 log=None, always: bool = False) -> None:
+    def __init__(self, redis: aioredis.Redis, *, logs: dict[str, str] | None = None,
+                 config: AuditConfig | None = None, log: Log | None = None, always: bool = False) -> None:
         self.redis = redis
         self.logs = dict(keys.AUDIT_LOGS if logs is None else logs)
         self.config = config

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ivr.callback.report import month_days, period
 from ivr.callback.states import EntryKind, RecordState
@@ -15,6 +16,10 @@ from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.callback.trail import read_trail
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.logs import mask_number
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +30,8 @@ class Period:
     date_to: str
 
 
-def report_period(tz, date_from: str | None = None, date_to: str | None = None, month: str | None = None) -> Period:
+def report_period(tz: ZoneInfo, date_from: str | None = None, date_to: str | None = None,
+                  month: str | None = None) -> Period:
     """``month`` (YYYY-MM), or ``date_from``..``date_to`` (YYYY-MM-DD); by
     default today in the hotline's time zone — not the UTC day, which starts
     at 08:00 in Beijing."""
@@ -42,7 +48,8 @@ def report_period(tz, date_from: str | None = None, date_to: str | None = None, 
     return Period(start, end, date_from, date_to)
 
 
-async def open_line(redis, limit: int) -> tuple[list[tuple[str, str, float, dict]], dict[str, int]]:
+async def open_line(redis: aioredis.Redis,
+                    limit: int) -> tuple[list[tuple[str, str, float, dict[str, str]]], dict[str, int]]:
     """The open callbacks in calling order, (number, where, score, record)
     each, and the counts by state."""
     q = CallbackQueries(redis)
@@ -51,7 +58,7 @@ async def open_line(redis, limit: int) -> tuple[list[tuple[str, str, float, dict
     return [(n, where, score, recs.get(n, {})) for n, where, score in rows], await CallbackStore(redis).counts()
 
 
-async def find(redis, key: str) -> tuple[dict, list[tuple[str, dict]]]:
+async def find(redis: aioredis.Redis, key: str) -> tuple[dict[str, str], list[tuple[str, dict[str, str]]]]:
     """One callback (by id, or the full number) and its audit trail, oldest first."""
     rec = await CallbackQueries(redis).find(key)
     if rec is None:
@@ -60,7 +67,7 @@ async def find(redis, key: str) -> tuple[dict, list[tuple[str, dict]]]:
     return rec, await read_trail(redis, rec)
 
 
-async def cancel(redis, key: str, *, reason: str, by: str) -> dict:
+async def cancel(redis: aioredis.Redis, key: str, *, reason: str, by: str) -> dict[str, str]:
     """Close an open callback without calling; recorded in the callback audit log."""
     if not reason.strip():
         raise InvalidInput("请写明取消原因 — a reason is required (--reason)")

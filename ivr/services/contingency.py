@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from ivr.contingency.plan import Plan, is_level
 from ivr.contingency.store import Applied, ContingencyStore, LevelState, Proposal
@@ -14,11 +16,16 @@ from ivr.contingency.supervisor import expiry_for
 from ivr.errors import Conflict, InvalidInput
 from ivr.project import Project, require_operations
 
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
 MAX_EXPIRY_H = 24 * 14
 
 
-def plan(home: Path, tz) -> Plan:
-    return require_operations(Project(home), tz).plan
+def plan(home: Path, tz: ZoneInfo) -> Plan:
+    ops = require_operations(Project(home), tz)
+    assert ops.plan is not None, "a plan that did not load has errors: require_operations raised"
+    return ops.plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +35,14 @@ class Overview:
     applied: Applied
 
 
-async def overview(redis) -> Overview:
+async def overview(redis: aioredis.Redis) -> Overview:
     """The level in force, the open proposal and the seat actions applied."""
     store = ContingencyStore(redis)
     return Overview(await store.state(), await store.proposal(), await store.applied())
 
 
-async def set_level(redis, plan: Plan, level: object, *, by: str, reason: str, expires_in_h: object = None,
-                    no_expiry: bool = False, now: float | None = None) -> LevelState:
+async def set_level(redis: aioredis.Redis, plan: Plan, level: object, *, by: str, reason: str,
+                    expires_in_h: object = None, no_expiry: bool = False, now: float | None = None) -> LevelState:
     """Switch to ``level`` by hand, with a reason for the audit log; it stands
     down after ``expires_in_h`` (default: the level's ``expire_after_h``) unless
     renewed, or never with ``no_expiry``."""
@@ -54,7 +61,7 @@ async def set_level(redis, plan: Plan, level: object, *, by: str, reason: str, e
                                                    expires_at=expires_at, now=now)
 
 
-async def renew(redis, plan: Plan, hours: float | None, *, by: str) -> LevelState:
+async def renew(redis: aioredis.Redis, plan: Plan, hours: float | None, *, by: str) -> LevelState:
     """Push the expiry of the level in force (default: its ``expire_after_h``)."""
     store = ContingencyStore(redis)
     st = await store.state()
@@ -64,7 +71,7 @@ async def renew(redis, plan: Plan, hours: float | None, *, by: str) -> LevelStat
 NO_PROPOSAL = "当前没有自动建议 — there is no proposal"
 
 
-async def accept_proposal(redis, plan: Plan, *, by: str) -> tuple[Proposal, LevelState]:
+async def accept_proposal(redis: aioredis.Redis, plan: Plan, *, by: str) -> tuple[Proposal, LevelState]:
     """The automatic proposal's level put in force (with the level's expiry)."""
     store = ContingencyStore(redis)
     p = await store.proposal()
@@ -76,7 +83,7 @@ async def accept_proposal(redis, plan: Plan, *, by: str) -> tuple[Proposal, Leve
     return p, st
 
 
-async def reject_proposal(redis, *, by: str, reason: str = "") -> Proposal:
+async def reject_proposal(redis: aioredis.Redis, *, by: str, reason: str = "") -> Proposal:
     """The automatic proposal dropped (atomically: one answer wins)."""
     p = await ContingencyStore(redis).reject(by=by, reason=reason)
     if p is None:
@@ -84,6 +91,6 @@ async def reject_proposal(redis, *, by: str, reason: str = "") -> Proposal:
     return p
 
 
-async def history(redis, count: int) -> list[dict]:
+async def history(redis: aioredis.Redis, count: int) -> list[dict[str, Any]]:
     """Level changes, proposals and seat actions, newest first."""
     return [e for _, e in await ContingencyStore(redis).history(count)]

@@ -8,29 +8,36 @@ import datetime as dt
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ivr.errors import FlowInvalid, FlowNotFound, InvalidInput
+from ivr.flow import model as m
+from ivr.flow.problems import Problem
 from ivr.flow.store import FlowStore, FlowVersion, PublishResult
 from ivr.project import Project, check_files, check_flow_texts, load_operations
 from ivr.services.files import write_atomic
 
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from zoneinfo import ZoneInfo
+
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    flows: dict                 # name -> the valid flow
-    problems: list              # errors and warnings, every one
+    flows: dict[str, m.Flow]    # name -> the valid flow
+    problems: list[Problem]     # errors and warnings, every one
     checked: int                # flow files read
 
     @property
-    def errors(self) -> list:
+    def errors(self) -> list[Problem]:
         return errors_of(self.problems)
 
 
-def errors_of(problems: list) -> list:
+def errors_of(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if not p.warning]
 
 
-def check_project(home: Path, tz, paths: list[Path] | None = None) -> Checked:
+def check_project(home: Path, tz: ZoneInfo, paths: list[Path] | None = None) -> Checked:
     """The flow files (all, or ``paths``) with the plan, seat groups and
     announcement sets: a flow may name an announcement set, and an expiring
     announcement is news."""
@@ -41,7 +48,7 @@ def check_project(home: Path, tz, paths: list[Path] | None = None) -> Checked:
 
 
 def check_text(home: Path, name: str, source: str, label: str | None = None,
-               published: frozenset[str] = frozenset()) -> tuple[object, list]:
+               published: frozenset[str] = frozenset()) -> tuple[m.Flow | None, list[Problem]]:
     """One flow's text against the project (other flows: the files, ``published``
     and itself). Returns the flow (None if invalid) and every problem."""
     project = Project(home)
@@ -52,8 +59,8 @@ def check_text(home: Path, name: str, source: str, label: str | None = None,
 
 @dataclass(frozen=True, slots=True)
 class Publishable:
-    flows: dict                 # name -> the valid flow
-    problems: list              # errors and warnings of every file
+    flows: dict[str, m.Flow]    # name -> the valid flow
+    problems: list[Problem]     # errors and warnings of every file
     names: list[str]            # the flows to publish
 
     def require_valid(self) -> None:
@@ -71,12 +78,12 @@ def publishable(home: Path, names: list[str]) -> Publishable:
     return Publishable(flows, problems, names or sorted(p.stem for p in project.flow_files()))
 
 
-async def publish(redis, name: str, source: str, *, by: str, note: str = "") -> PublishResult:
+async def publish(redis: aioredis.Redis, name: str, source: str, *, by: str, note: str = "") -> PublishResult:
     return await FlowStore(redis).publish(name, source, by=by, note=note)
 
 
-async def publish_text(redis, home: Path, name: str, source: str, *, by: str,
-                       note: str = "") -> tuple[PublishResult, list]:
+async def publish_text(redis: aioredis.Redis, home: Path, name: str, source: str, *, by: str,
+                       note: str = "") -> tuple[PublishResult, list[Problem]]:
     """The console's publish: the text checked, published, and written to
     ``flows/NAME.yaml`` so the file and Redis agree. ``FlowInvalid`` (with
     warnings too) when it has errors: nothing published."""
@@ -88,7 +95,7 @@ async def publish_text(redis, home: Path, name: str, source: str, *, by: str,
     return res, problems
 
 
-async def rollback(redis, home: Path, name: str, version: int | None, *, by: str, note: str = "",
+async def rollback(redis: aioredis.Redis, home: Path, name: str, version: int | None, *, by: str, note: str = "",
                    write_file: bool = False) -> FlowVersion:
     """Put ``version`` (default: the one before the version in force) back in
     force, if it still validates: a prompt or queue it names may be gone since.
@@ -110,7 +117,8 @@ async def rollback(redis, home: Path, name: str, version: int | None, *, by: str
     return await store.get(name, v)
 
 
-async def history(redis, name: str, *, diffs: bool = False) -> tuple[int | None, list[dict]]:
+async def history(redis: aioredis.Redis, name: str, *,
+                  diffs: bool = False) -> tuple[int | None, list[dict[str, str]]]:
     """The version in force (None: never published) and the flow's publishes
     and rollbacks, oldest first; ``diffs``: each with the unified diff from the
     version before."""

@@ -10,16 +10,22 @@ import datetime as dt
 import time
 import wave
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ivr import names
 from ivr import redis_keys as keys
 from ivr import yamlfile
 from ivr.announcements import parse_announcements
 from ivr.audit import AuditLog
-from ivr.errors import InvalidInput, NotFound
+from ivr.errors import ConfigError, InvalidInput, NotFound
+from ivr.flow.problems import Problem
 from ivr.project import prompt_names
 from ivr.prompt_audio import AudioRefused, Converted, convert_in_child, write_prompt
 from ivr.services.files import write_atomic
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from zoneinfo import ZoneInfo
 
 PROMPT_NAME = names.PROMPT       # full-match rules (ivr/names.py): never `$`
 MAX_PROMPT_NAME = 120            # a file name component is at most 255 bytes; keep paths short
@@ -38,16 +44,16 @@ def _dir(home: Path) -> Path:
     return home / "prompts"
 
 
-async def _record(redis, kind: str, by: str, **fields) -> None:
+async def _record(redis: aioredis.Redis, kind: str, by: str, **fields: object) -> None:
     await AuditLog(redis, keys.CONSOLE_AUDIT).append([{"kind": kind, "at": time.time(), "by": by, **fields}])
 
 
 def _duration_s(path: Path) -> float:
-    with wave.open(str(path)) as w:
+    with wave.open(str(path), "rb") as w:
         return w.getnframes() / float(w.getframerate())
 
 
-def listing(home: Path) -> list[dict]:
+def listing(home: Path) -> list[dict[str, Any]]:
     """Every prompt and its duration (None: not a WAV file)."""
     out = []
     for name in sorted(prompt_names(_dir(home))):
@@ -63,7 +69,8 @@ def audio_path(home: Path, name: str) -> Path:
     return path
 
 
-async def upload(redis, home: Path, name: str | None, data: bytes | None, filename: str, *, by: str) -> Converted:
+async def upload(redis: aioredis.Redis, home: Path, name: str | None, data: bytes | None, filename: str, *,
+                 by: str) -> Converted:
     """A recording in any common format, converted and stored as NAME.wav."""
     check_name(name)
     if not data:
@@ -83,14 +90,28 @@ def texts_to_draft(home: Path, name: str | None, text: str | None) -> dict[str, 
     """What ``ivr prompts draft`` speaks: TEXT as NAME, NAME's line of
     prompts/texts.yaml, or every line of it."""
     if text:
-        return {name: text}
-    texts = yamlfile.load(yamlfile.read(_dir(home) / "texts.yaml"), "prompts/texts.yaml") or {}
+        return {check_name(name): text}
+    texts = draft_texts(home)
     if not name:
         return texts
     if name not in texts:
         raise InvalidInput(f"prompts/texts.yaml 中没有 '{name}' 的文字；请直接给出：ivr prompts draft NAME TEXT — "
                            f"no text for '{name}' in prompts/texts.yaml; give one: ivr prompts draft NAME TEXT")
     return {name: texts[name]}
+
+
+def draft_texts(home: Path) -> dict[str, str]:
+    """prompts/texts.yaml: each prompt's words, by prompt name. ``ConfigError``
+    naming every entry that is not ``name: text`` (``welcome: 12345`` is a
+    number to YAML: quote it)."""
+    data = yamlfile.load(yamlfile.read(_dir(home) / "texts.yaml"), "prompts/texts.yaml") or {}
+    if not isinstance(data, dict):
+        raise ConfigError("prompts/texts.yaml: 应为“名称: 文字”的行 — expected lines of `name: text`")
+    bad = [str(k) for k, v in data.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise ConfigError(f"prompts/texts.yaml: {', '.join(bad)} 的文字应为字符串（请加引号） — the text of "
+                          f"{', '.join(bad)} must be a string (quote it)")
+    return {str(k): str(v) for k, v in data.items()}
 
 
 def speak(home: Path, name: str, text: str) -> float:
@@ -105,7 +126,7 @@ def speak(home: Path, name: str, text: str) -> float:
     return synthesize(text, _dir(home) / f"{name}.wav")
 
 
-async def draft(redis, home: Path, name: str, text: str, *, by: str) -> float:
+async def draft(redis: aioredis.Redis, home: Path, name: str, text: str, *, by: str) -> float:
     """``speak`` off the event loop, recorded in the console's audit log."""
     seconds = await asyncio.to_thread(speak, home, name, text)
     await _record(redis, "prompt_drafted", by, prompt=name, text=text.strip())
@@ -117,7 +138,8 @@ def announcements_text(home: Path) -> str:
     return path.read_text(encoding="utf-8") if path.exists() else "sets: {}\n"
 
 
-async def save_announcements(redis, home: Path, tz, text: str, *, by: str) -> tuple[list[str] | None, list]:
+async def save_announcements(redis: aioredis.Redis, home: Path, tz: ZoneInfo, text: str, *,
+                             by: str) -> tuple[list[str] | None, list[Problem]]:
     """The announcement sets validated, then saved: (the sets saved, every
     problem); (None, problems) when there are errors and nothing was saved."""
     sets, problems = parse_announcements(text, "prompts/announcements.yaml", tz=tz, prompts=prompt_names(_dir(home)),

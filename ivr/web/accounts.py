@@ -24,12 +24,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict
 
 import redis.asyncio as aioredis
 
 from ivr import names
 from ivr import redis_keys as keys
 from ivr.errors import IvrError
+from ivr.redis_replies import fields, text_or_none, text_set
 from ivr.users_audit import record_user_change
 
 USERS = keys.USERS
@@ -50,6 +52,19 @@ class Principal:
     role: str
     via: str            # session | token
     csrf: str = ""
+
+
+class UserRecord(TypedDict):
+    """An account as stored in the USERS hash (JSON)."""
+    role: str
+    salt: str           # hex
+    hash: str           # hex scrypt of the password
+    created: NotRequired[float]
+    changed: NotRequired[float]
+
+
+# who is checked when the user does not exist: the same scrypt, never a match
+_NO_USER: UserRecord = {"role": "", "salt": "00" * 16, "hash": ""}
 
 
 def _hash(password: str, salt: bytes) -> str:
@@ -89,8 +104,8 @@ class Accounts:
         self._check_role(role)
         self._check_password(password)
         salt = secrets.token_bytes(16)
-        rec = {"role": role, "salt": salt.hex(), "hash": await _hash_off_loop(password, salt),
-               "created": time.time()}
+        rec: UserRecord = {"role": role, "salt": salt.hex(), "hash": await _hash_off_loop(password, salt),
+                           "created": time.time()}
         if not await self.redis.hsetnx(USERS, user, json.dumps(rec)):
             raise IvrError(f"用户 '{user}' 已存在（改密码用 ivr users passwd） — user exists already "
                            "(ivr users passwd changes a password)")
@@ -101,18 +116,19 @@ class Accounts:
         if role not in ROLES:
             raise IvrError(f"角色 '{role}' 应为 {', '.join(ROLES)} 之一 — role: one of {', '.join(ROLES)}")
 
-    async def _record(self, user: str) -> dict:
-        raw = await self.redis.hget(USERS, user)
+    async def _record(self, user: str) -> UserRecord:
+        raw = text_or_none(await self.redis.hget(USERS, user))
         if raw is None:
             raise IvrError(f"没有用户 '{user}' — no user '{user}'")
-        return json.loads(raw)
+        rec: UserRecord = json.loads(raw)
+        return rec
 
     async def set_role(self, user: str, role: str, *, by: str | None = None) -> None:
         """A new role; the user's sessions end (each carries the role it was
         opened with), API tokens follow the account's role."""
         self._check_role(role)
         rec = await self._record(user)
-        rec.update(role=role, changed=time.time())
+        rec["role"], rec["changed"] = role, time.time()
         await self.redis.hset(USERS, user, json.dumps(rec))
         await record_user_change(self.redis, "role_changed", user, by=by, role=role)   # the chained audit log
         await self.end_sessions(user)
@@ -133,25 +149,25 @@ class Accounts:
         rec = await self._record(user)
         self._check_password(password)
         salt = secrets.token_bytes(16)
-        rec.update(salt=salt.hex(), hash=await _hash_off_loop(password, salt), changed=time.time())
+        rec["salt"], rec["hash"], rec["changed"] = salt.hex(), await _hash_off_loop(password, salt), time.time()
         await self.redis.hset(USERS, user, json.dumps(rec))
         await record_user_change(self.redis, "password_changed", user, by=by)   # the chained audit log
         await self.end_sessions(user)
 
     async def end_sessions(self, user: str) -> None:
         """Every session of that user ends: a changed password must lock out whoever had the old one."""
-        digests = await self.redis.smembers(USER_SESSIONS + user)
+        digests = text_set(await self.redis.smembers(USER_SESSIONS + user))
         if digests:
             await self.redis.delete(*[SESSION + d for d in digests])
         await self.redis.delete(USER_SESSIONS + user)
 
     async def list(self) -> list[tuple[str, str]]:
-        return sorted((u, json.loads(r)["role"]) for u, r in (await self.redis.hgetall(USERS)).items())
+        return sorted((u, json.loads(r)["role"]) for u, r in fields(await self.redis.hgetall(USERS)).items())
 
     async def check(self, user: str, password: str) -> str | None:
         """The user's role if the password is right, else None (same time either way)."""
-        raw = await self.redis.hget(USERS, user)
-        rec = json.loads(raw) if raw else {"salt": "00" * 16, "hash": "", "role": None}
+        raw = text_or_none(await self.redis.hget(USERS, user))
+        rec: UserRecord = json.loads(raw) if raw else _NO_USER
         ok = hmac.compare_digest(await _hash_off_loop(password, bytes.fromhex(rec["salt"])), rec["hash"])
         return rec["role"] if ok and raw else None
 
@@ -160,7 +176,7 @@ class Accounts:
         digest = _digest(token)
         # the user's set has no expiry (a session in use lives on past any fixed time): the
         # entries of sessions that expired idle are dropped here, at the next sign-in
-        known = list(await self.redis.smembers(USER_SESSIONS + user))
+        known = list(text_set(await self.redis.smembers(USER_SESSIONS + user)))
         if known:
             pipe = self.redis.pipeline(transaction=False)
             for d in known:

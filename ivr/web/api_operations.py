@@ -8,8 +8,9 @@ with validity windows. The work is ``ivr.services.flows`` and
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from ivr import names
 from ivr.errors import ConfigError, FlowInvalid
@@ -24,15 +25,15 @@ FLOW_NAME = names.FLOW           # full-match rules (ivr/names.py): never `$`
 MAX_UPLOAD = 15 * 1024 * 1024
 
 
-def _home(request):
+def _home(request: web.Request) -> Path:
     return ctx_of(request).settings.home
 
 
-def _by(request) -> str:
+def _by(request: web.Request) -> str:
     return f"web:{principal(request).user}"
 
 
-def _flow_name(request) -> str:
+def _flow_name(request: web.Request) -> str:
     name = request.match_info["name"]
     if not FLOW_NAME.match(name):
         raise web.HTTPBadRequest(reason=f"'{name}' 不是流程名 — '{name}' is not a flow name")
@@ -118,6 +119,8 @@ async def _read_upload(request: web.Request) -> tuple[str | None, bytes | None, 
     try:
         reader = await request.multipart()
         async for part in reader:
+            if not isinstance(part, BodyPartReader):      # a part that is itself multipart/*
+                raise bad_request("上传格式错误 malformed multipart/form-data body (a nested multipart part)")
             if part.name == "name":
                 name = (await part.text()).strip()[:prompt_service.MAX_PROMPT_NAME + 1]
             elif part.name == "file":

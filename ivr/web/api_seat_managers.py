@@ -8,6 +8,8 @@ import datetime as dt
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -18,20 +20,25 @@ from ivr.contingency.history import history_row, who_label
 from ivr.contingency.plan import Plan, Seats
 from ivr.errors import ConfigError
 from ivr.project import Project, load_operations, load_queue_config
+from ivr.redis_replies import text_or_none, texts
 from ivr.services import contingency
 from ivr.web import wallboard as wall
-from ivr.web.context import INT, STR, Route, body_json, ctx_of, error, fields, obj, principal, still_signed_in
+from ivr.web.context import (INT, STR, Context, Route, body_json, ctx_of, error, fields, obj, principal,
+                             still_signed_in)
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 SEATS = ("seat_manager",)
 WALLBOARD_PUSH_S = 1.0
 
 
-def _plan(request):
+def _plan(request: web.Request) -> Plan:
     ctx = ctx_of(request)
     return contingency.plan(ctx.settings.home, ctx.settings.timezone)
 
 
-def _by(request) -> str:
+def _by(request: web.Request) -> str:
     return f"web:{principal(request).user}"
 
 
@@ -42,10 +49,10 @@ class WallSetup:
     plan: Plan | None
     seats: Seats | None
     queues: dict[str, str]      # logical -> Asterisk queue name
-    thresholds: dict
+    thresholds: dict[str, tuple[float, float]]
 
     @classmethod
-    def load(cls, ctx) -> "WallSetup":
+    def load(cls, ctx: Context) -> "WallSetup":
         # not require_operations: a mistake in the plan's file must not blank the wall
         # (the constants colour it then, and no seat counts as added)
         project = Project(ctx.settings.home)
@@ -57,7 +64,7 @@ class WallSetup:
         return cls(ops.plan, ops.seats, queues, wall.plan_thresholds(ops.plan))
 
 
-async def _board(ctx, setup: WallSetup) -> dict:
+async def _board(ctx: Context, setup: WallSetup) -> dict[str, Any]:
     snap = await read_live(ctx.redis)
     o = await contingency.overview(ctx.redis)
     st, prop, applied = o.state, o.proposal, o.applied
@@ -79,19 +86,19 @@ async def _board(ctx, setup: WallSetup) -> dict:
             "level_expires_local": _local(st.expires_at, ctx.settings.timezone)}
 
 
-def _local(ts, tz) -> str:
+def _local(ts: float | None, tz: ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(ts, tz).strftime("%m-%d %H:%M") if ts else ""
 
 
-async def _oldest_age(redis, now: float) -> float | None:
+async def _oldest_age(redis: aioredis.Redis, now: float) -> float | None:
     """Age of the oldest open callback. The lines are ordered by deadline and by
     due time, and within a kind the deadline follows the first call, so the
     heads of the lines hold the oldest one."""
-    heads = []
+    heads: list[str] = []
     for key in (keys.CALLBACK_READY, keys.CALLBACK_PENDING):
-        heads += await redis.zrange(key, 0, 2)
-    firsts = [await redis.hget(keys.callback_open(n), "first_at") for n in heads]
-    firsts = [float(f) for f in firsts if f]
+        heads += texts(await redis.zrange(key, 0, 2))
+    replies = [text_or_none(await redis.hget(keys.callback_open(n), "first_at")) for n in heads]
+    firsts = [float(f) for f in replies if f]
     return round(now - min(firsts), 1) if firsts else None
 
 
@@ -100,7 +107,7 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(await _board(ctx, WallSetup.load(ctx)))
 
 
-async def _shared_event(ctx, setup: "WallSetup") -> bytes:
+async def _shared_event(ctx: Context, setup: WallSetup) -> bytes:
     """One board per push interval for all open wallboards: twenty streams used
     to build twenty boards in the same instant, a burst the calls' loop waited
     behind. Streams arriving while it is built wait for the same one."""

@@ -26,12 +26,16 @@ from ivr.web.context import (COOKIE, CSRF_HEADER, CTX, MAX_BODY, PRINCIPAL, STAT
 from ivr.web.login_limit import LoginLimiter
 
 if TYPE_CHECKING:
-    from ivr.status import EngineStatus
+    import redis.asyncio as aioredis
+
+    from ivr.settings import Settings
+    from ivr.status import StatusView
+
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    route: Route | None = getattr(request.match_info.route.handler, "route", None)
     ctx = ctx_of(request)
+    route = ctx.route_of.get(request.match_info.route)      # None: static files, 404s
     who: Principal | None = None
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
@@ -40,7 +44,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             return error(401, "API 令牌无效或已撤销 — unknown or revoked API token")
     else:
         who = await ctx.accounts.session(request.cookies.get(COOKIE, ""))
-    request[PRINCIPAL] = who
+    if who is not None:
+        request[PRINCIPAL] = who
     if route is not None and route.body is not None and request.method in ("POST", "PUT", "PATCH"):
         require_json(request)
     if route is None or not route.roles:
@@ -73,11 +78,9 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def add(app: web.Application, route: Route) -> None:
-    async def handler(request: web.Request, _h=route.handler) -> web.StreamResponse:
-        return await _h(request)
-    handler.route = route                     # the guard reads the roles from here
-    app.router.add_route(route.method, route.path, handler)
-    app[CTX].routes.append(route)
+    ctx = app[CTX]
+    ctx.route_of[app.router.add_route(route.method, route.path, route.handler)] = route
+    ctx.routes.append(route)
 
 
 # -- general routes -----------------------------------------------------------------
@@ -205,7 +208,7 @@ async def openapi_doc(request: web.Request) -> web.Response:
     return web.json_response(openapi(ctx_of(request)))
 
 
-def make_app(*, redis, settings, status: "EngineStatus | None" = None) -> web.Application:
+def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | None = None) -> web.Application:
     app = web.Application(middlewares=[security.shield, guard], client_max_size=MAX_BODY)
     app.on_response_prepare.append(security.add_headers)
     app[CTX] = Context(redis, settings, Accounts(redis), status)

@@ -18,7 +18,10 @@ from ivr.errors import Conflict, FlowInvalid, InvalidInput, IvrError, LevelInval
 from ivr.web.accounts import Accounts, Principal
 
 if TYPE_CHECKING:
-    from ivr.status import EngineStatus
+    import redis.asyncio as aioredis
+
+    from ivr.settings import Settings
+    from ivr.status import StatusView
 
 COOKIE = "ivr_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -42,11 +45,13 @@ class Route:
 
 @dataclass
 class Context:
-    redis: object
-    settings: object
+    redis: aioredis.Redis
+    settings: Settings
     accounts: Accounts
-    status: "EngineStatus | None" = None    # the engine's read-only status (None: the web app alone, in tests)
+    status: StatusView | None = None    # the engine's read-only status (None: the web app alone, in tests)
     routes: list[Route] = field(default_factory=list)
+    # each registered aiohttp route's entry: the guard reads the roles from here
+    route_of: dict[web.AbstractRoute, Route] = field(default_factory=dict)
 
     def audit(self) -> AuditLog:
         return AuditLog(self.redis, keys.CONSOLE_AUDIT)
@@ -57,11 +62,12 @@ def error(status: int, message: str) -> web.Response:
 
 
 def principal(request: web.Request) -> Principal:
+    """Who is signed in, in a handler of a route with roles (the guard let them in)."""
     return request[PRINCIPAL]
 
 
 CTX = web.AppKey("ctx", Context)
-PRINCIPAL = web.RequestKey("principal", object)
+PRINCIPAL = web.RequestKey("principal", Principal)     # set by the guard when someone is signed in
 
 
 def ctx_of(request: web.Request) -> Context:

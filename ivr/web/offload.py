@@ -103,10 +103,10 @@ async def _work(redis, request: dict) -> bytes:
     from ivr.callback.store import AUDIT
 
     if request["kind"] == "trail":
-        log, out, start = AuditLog(redis, AUDIT), [], "-"
-        while rows := await log.entries(start, "+", count=500):      # a page at a time (Redis stays free)
-            out += [{"stream_id": rid, **e} for rid, e in rows if e.get("id") == request["id"]]
-            start = "(" + rows[-1][0]
+        audit, out, start = AuditLog(redis, AUDIT), [], "-"
+        while page := await audit.entries(start, "+", count=500):    # a page at a time (Redis stays free)
+            out += [{"stream_id": rid, **e} for rid, e in page if e.get("id") == request["id"]]
+            start = "(" + page[-1][0]
         return orjson.dumps(out)
     if request["kind"] == "verify":
         from ivr.services.audit import verify

@@ -23,11 +23,14 @@ import os
 import signal
 import sys
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ivr.child_process import die_with_parent
 from ivr.errors import ConfigError
 from ivr.settings import HostPort, Settings, as_environment
+
+if TYPE_CHECKING:
+    from ivr.logs import Log
 
 START_TIMEOUT_S = 30.0
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
@@ -45,7 +48,7 @@ class ConsoleProcess:
     dies, stop it with the engine."""
 
     def __init__(self, settings: Settings, *, redis_url: str, engine_token: str, clock_spec: str,
-                 audit_key_file: str, audit_checkpoint_file: str, log: Any) -> None:
+                 audit_key_file: str, audit_checkpoint_file: str, log: Log) -> None:
         self.settings = settings
         self.redis_url = redis_url
         self.engine_token = engine_token
