@@ -51,10 +51,12 @@ class StaleState(Exception):
 # KEYS: stream, head, index-from, then the keys of: also_set, expect, ops (in that order)
 # ARGV: expected head, count, index prefix ('' = no index), count entries, nset, nset values, nexp,
 #       nexp values, nops, then per op its command and arguments (HSET field value | SADD member | SET value)
-# With an index prefix, each entry's stream id is also RPUSHed to prefix .. its
-# index value (e.g. ivr:cb:trail:<callback id>): those keys cannot all be
-# declared in KEYS, hence the prefix in ARGV (standalone Redis only). KEYS[3]
-# keeps the stream id of the first indexed entry (older entries: not indexed).
+# With an index prefix, each entry's stream id is also RPUSHed to the list its
+# argument starts with: prefix .. its index value (e.g. ivr:cb:trail:<callback
+# id>), joined by the writer (a concatenation in Lua cost 0.4 µs per entry).
+# Those keys cannot all be declared in KEYS, hence in ARGV (standalone Redis
+# only). KEYS[3] keeps the stream id of the first indexed entry (older entries:
+# not indexed).
 _APPEND = """
 local head = redis.call('GET', KEYS[2]) or ''
 if head ~= ARGV[1] then return {0, head} end
@@ -77,7 +79,7 @@ end
 local last = ''
 local marked = false
 for e = 4, 3 + count do
-  -- one argument per entry, "index n prev h j" separated by tabs (canonical JSON has none)
+  -- one argument per entry, "index-key n prev h j" separated by tabs (canonical JSON has none)
   local s = ARGV[e]
   local x = string.find(s, '\t', 1, true)
   local a = string.find(s, '\t', x + 1, true)
@@ -87,7 +89,7 @@ for e = 4, 3 + count do
   local rid = redis.call('XADD', KEYS[1], '*', 'n', n, 'prev', string.sub(s, a + 1, b - 1), 'h', h,
                          'j', string.sub(s, c + 1), 'k', '1')
   if prefix ~= '' and x > 1 then
-    redis.call('RPUSH', prefix .. string.sub(s, 1, x - 1), rid)
+    redis.call('RPUSH', string.sub(s, 1, x - 1), rid)
     if not marked then redis.call('SET', KEYS[3], rid, 'NX'); marked = true end
   end
   last = n .. ':' .. h
@@ -184,6 +186,7 @@ class AuditLog:
             j = canonical(rec)
             h = self._mac(prev, n, j)
             idx = _index_value(rec.get(by)) if by else ""
+            idx = self.index_prefix + idx if idx else ""
             args.append(f"{idx}\t{n}\t{prev}\t{h}\t{j}")
             prev = h
         args += [str(len(also)), *also.values()]
