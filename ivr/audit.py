@@ -56,7 +56,10 @@ class StaleState(Exception):
 # id>), joined by the writer (a concatenation in Lua cost 0.4 µs per entry).
 # Those keys cannot all be declared in KEYS, hence in ARGV (standalone Redis
 # only). KEYS[3] keeps the stream id of the first indexed entry (older entries:
-# not indexed).
+# not indexed). Redis keeps a script's writes when a later command fails, so a
+# push that fails (a key of another type) makes the script take back what this
+# batch wrote before it returns the error: never an entry without its index
+# line, nor a line without its entry.
 _APPEND = """
 local head = redis.call('GET', KEYS[2]) or ''
 if head ~= ARGV[1] then return {0, head} end
@@ -89,8 +92,19 @@ for e = 4, 3 + count do
   local rid = redis.call('XADD', KEYS[1], '*', 'n', n, 'prev', string.sub(s, a + 1, b - 1), 'h', h,
                          'j', string.sub(s, c + 1), 'k', '1')
   if prefix ~= '' and x > 1 then
-    redis.call('RPUSH', string.sub(s, 1, x - 1), rid)
-    if not marked then redis.call('SET', KEYS[3], rid, 'NX'); marked = true end
+    local pushed = redis.pcall('RPUSH', string.sub(s, 1, x - 1), rid)
+    if type(pushed) == 'table' and pushed.err then
+      for _, row in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', e - 3)) do
+        redis.call('XDEL', KEYS[1], row[1])
+      end
+      for u = 4, e - 1 do
+        local xu = string.find(ARGV[u], '\t', 1, true)
+        if xu > 1 then redis.call('RPOP', string.sub(ARGV[u], 1, xu - 1)) end
+      end
+      if marked == 'set' then redis.call('DEL', KEYS[3]) end
+      return redis.error_reply('audit index ' .. string.sub(s, 1, x - 1) .. ': ' .. pushed.err)
+    end
+    if not marked then marked = redis.call('SET', KEYS[3], rid, 'NX') and 'set' or 'was' end
   end
   last = n .. ':' .. h
 end

@@ -101,6 +101,27 @@ async def test_an_entry_and_its_index_line_are_written_together_or_not_at_all(re
     assert (await store.audit.verify()).ok
 
 
+async def test_an_index_line_that_cannot_be_written_takes_its_batch_back(redis):
+    """Redis keeps a script's earlier writes when a command fails: the script
+    undoes its batch itself (a trail key holding something else, written by hand)."""
+    store = CallbackStore(redis)
+    t = time.time() - 600
+    await redis.set(keys.callback_trail("2"), "not a list")
+    batch = [{"kind": "recorded", "at": t, "id": "1"}, {"kind": "recorded", "at": t, "id": "1"},
+             {"kind": "recorded", "at": t, "id": "2"}]
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await store.audit.append(batch)
+    assert await redis.xlen(keys.CALLBACK_AUDIT) == 0 and await redis.llen(keys.callback_trail("1")) == 0
+    assert await redis.get(keys.CALLBACK_TRAIL_FROM) is None and await redis.get(store.audit.head_key) is None
+    await redis.delete(keys.callback_trail("2"))
+    await store.audit.append(batch)
+    ids = [rid for rid, _ in await store.audit.entries()]
+    assert await redis.lrange(keys.callback_trail("1"), 0, -1) == ids[:2]
+    assert await redis.lrange(keys.callback_trail("2"), 0, -1) == ids[2:]
+    assert await redis.get(keys.CALLBACK_TRAIL_FROM) == ids[0]
+    assert (await store.audit.verify()).ok
+
+
 async def test_the_trail_of_a_closed_callback_still_reads(redis):
     store = CallbackStore(redis)
     t = time.time() - 600
