@@ -5,9 +5,10 @@ the audit entry; older entries still found), find by id without a scan."""
 import time
 
 import pytest
+from redis.exceptions import ResponseError
 
 from ivr import redis_keys as keys
-from ivr.audit import AuditLog
+from ivr.audit import AuditLog, StaleState
 from ivr.callback import scripts
 from ivr.callback.policy import DEFAULT_DEADLINES, rank
 from ivr.callback.store import CallbackQueries, CallbackStore
@@ -74,6 +75,66 @@ async def test_entries_from_before_the_index_are_still_found(redis):
     assert [e["kind"] for _, e in trail] == ["recorded", "attempt"]
     assert await redis.llen(keys.callback_trail("8")) == 0
     assert (await store.audit.verify()).ok
+
+
+async def test_an_entry_and_its_index_line_are_written_together_or_not_at_all(redis):
+    store = CallbackStore(redis)
+    t = time.time() - 600
+    cid = await _record(store, "13800000001", t)
+    state = [keys.CALLBACK_AUDIT, keys.callback_trail(cid)]
+    before = [await redis.xlen(state[0]), await redis.llen(state[1])]
+    # a guarded append whose guard fails: neither the entry nor its index line
+    with pytest.raises(StaleState):
+        await store.audit.append([{"kind": "attempt", "at": t, "id": cid}], expect={"test:guard": "1"})
+    assert [await redis.xlen(state[0]), await redis.llen(state[1])] == before
+    # a log the script cannot write to: no index line either
+    await redis.rename(keys.CALLBACK_AUDIT, "test:audit-aside")
+    await redis.set(keys.CALLBACK_AUDIT, "not a stream")
+    with pytest.raises(ResponseError):
+        await CallbackStore(redis).audit.append([{"kind": "attempt", "at": t, "id": cid}])
+    await redis.delete(keys.CALLBACK_AUDIT)
+    await redis.rename("test:audit-aside", keys.CALLBACK_AUDIT)
+    assert [await redis.xlen(state[0]), await redis.llen(state[1])] == before
+    # and when it works, one line per entry: the ids in the list are the entries'
+    await store.audit.append([{"kind": "attempt", "at": t, "id": cid}] * 3)
+    assert await redis.lrange(state[1], 0, -1) == [rid for rid, _ in await store.audit.entries()]
+    assert (await store.audit.verify()).ok
+
+
+async def test_an_index_line_that_cannot_be_written_takes_its_batch_back(redis):
+    """Redis keeps a script's earlier writes when a command fails: the script
+    undoes its batch itself (a trail key holding something else, written by hand)."""
+    store = CallbackStore(redis)
+    t = time.time() - 600
+    await redis.set(keys.callback_trail("2"), "not a list")
+    batch = [{"kind": "recorded", "at": t, "id": "1"}, {"kind": "recorded", "at": t, "id": "1"},
+             {"kind": "recorded", "at": t, "id": "2"}]
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await store.audit.append(batch)
+    assert await redis.xlen(keys.CALLBACK_AUDIT) == 0 and await redis.llen(keys.callback_trail("1")) == 0
+    assert await redis.get(keys.CALLBACK_TRAIL_FROM) is None and await redis.get(store.audit.head_key) is None
+    await redis.delete(keys.callback_trail("2"))
+    await store.audit.append(batch)
+    ids = [rid for rid, _ in await store.audit.entries()]
+    assert await redis.lrange(keys.callback_trail("1"), 0, -1) == ids[:2]
+    assert await redis.lrange(keys.callback_trail("2"), 0, -1) == ids[2:]
+    assert await redis.get(keys.CALLBACK_TRAIL_FROM) == ids[0]
+    assert (await store.audit.verify()).ok
+
+
+async def test_the_trail_of_a_closed_callback_still_reads(redis):
+    store = CallbackStore(redis)
+    t = time.time() - 600
+    cid = await _record(store, "13800000001", t)
+    _, claimed = await store.claim(now=time.time(), lease_s=60, owner="x", count=1)
+    assert claimed == ["13800000001"]
+    assert await store.finish("13800000001", "x", outcome="answered", seat="s1", now=time.time(),
+                              next_at=None) == "closed"
+    await store.audit.append([{"kind": "attempt", "at": t, "id": cid}, {"kind": "closed", "at": t, "id": cid}])
+    await _record(store, "13800000001", t + 60)              # the same number again: a new callback
+    rec = await CallbackQueries(redis).find(cid)
+    assert rec["state"] == "closed"
+    assert [e["kind"] for _, e in await read_trail(redis, rec)] == ["recorded", "attempt", "closed"]
 
 
 async def test_find_an_open_callback_by_id_uses_the_index(redis):

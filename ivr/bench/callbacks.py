@@ -14,12 +14,21 @@ fresh embedded redis-server.
 - Trail: reading one callback's audit trail (``ivr callbacks show``, the
   auditors' page) for random callbacks, through the trail index; baseline: a
   few reads the way it was done before the index, scanning the whole log.
+
+What the trail index costs at ingest: ``python -m ivr.bench.callbacks
+--redis-cpu 3`` (200,000 missed calls) measures Redis CPU per missed call
+(utime + stime of the redis-server process from /proc, before and after the
+ingest) with the index and without it, alternating on fresh servers, and
+quotes medians and the ratio: wall-clock rates on a shared machine move more
+than the index costs.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
+import os
 import random
 import statistics
 import tempfile
@@ -150,6 +159,64 @@ async def _run(calls: int, numbers: int, seats: int, claims: int, trails: int = 
             server.stop()
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _ingest_cpu(calls: int, numbers: int, indexed: bool) -> tuple[float, float]:
+    """Redis and engine CPU microseconds per missed call for one ingest of
+    ``calls`` on a fresh server, with or without the trail index."""
+    rng = random.Random(12345)
+    policy = Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59)))
+    with tempfile.TemporaryDirectory(prefix="ivr-bench-cpu-") as tmp:
+        server = EmbeddedRedis(Path(tmp), persist=False)
+        redis = connect(server.start())
+        try:
+            entries = _summaries(calls, numbers, time.time() - calls * 0.05 - 3600, rng)
+            store = CallbackStore(redis)
+            if not indexed:
+                store.audit = AuditLog(redis, AUDIT)
+            cap = MissedCallCapture(redis, store, policy, ZoneInfo("Asia/Shanghai"), logs.get("bench"))
+            cap.redis = _NoAck(redis)
+            await redis.ping()
+            assert server.proc is not None
+            redis_s, engine_s = _cpu_s(server.proc.pid), time.process_time()
+            for i in range(0, calls, BATCH):
+                await cap.handle(entries[i:i + BATCH], now=time.time())
+            redis_s, engine_s = _cpu_s(server.proc.pid) - redis_s, time.process_time() - engine_s
+            return redis_s / calls * 1e6, engine_s / calls * 1e6
+        finally:
+            await redis.aclose()
+            server.stop()
+
+
+async def _index_cpu(calls: int, numbers: int, rounds: int) -> dict:
+    """Runs without and with the index, alternating (which goes first swaps
+    every round)."""
+    runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for r in range(rounds):
+        for indexed in ((False, True) if r % 2 == 0 else (True, False)):
+            runs[indexed].append(await _ingest_cpu(calls, numbers, indexed))
+    return runs
+
+
+def cpu_main(calls: int, numbers: int, rounds: int) -> int:
+    runs = asyncio.run(_index_cpu(calls, numbers, rounds))
+    med = {k: statistics.median(us for us, _ in v) for k, v in runs.items()}
+    print(f"ivr bench callbacks --redis-cpu: {calls:,} missed calls from {numbers:,} numbers, {rounds} rounds")
+    for indexed, label in ((False, "no trail index"), (True, "trail index   ")):
+        print(f"  {label}: Redis {med[indexed]:.1f} µs per missed call (median; runs "
+              f"{', '.join(f'{us:.1f}' for us, _ in runs[indexed])}); engine "
+              f"{statistics.median(e for _, e in runs[indexed]):.1f} µs")
+    paired = [a[0] / b[0] for a, b in zip(runs[True], runs[False])]
+    print(f"  index / none: {med[True] / med[False]:.3f} (paired by round: {', '.join(f'{x:.3f}' for x in paired)}; "
+          f"target <= 1.05)")
+    return 0
+
+
 class _NoAck:
     """The bench feeds ``handle`` directly (no consumer group): skip the XACK."""
 
@@ -182,3 +249,13 @@ def main(args) -> int:
     print(f"  audit chain: {r['audit_entries']:,} entries verified {'OK' if r['audit_ok'] else 'BROKEN'} "
           f"in {r['verify_s']:.1f} s")
     return 0
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(prog="python -m ivr.bench.callbacks",
+                                 description="Redis CPU per missed call with and without the trail index")
+    ap.add_argument("--redis-cpu", type=int, default=3, metavar="ROUNDS", help="rounds of each (medians quoted)")
+    ap.add_argument("--calls", type=int, default=200_000)
+    ap.add_argument("--numbers", type=int, default=60_000)
+    a = ap.parse_args()
+    raise SystemExit(cpu_main(a.calls, a.numbers, a.redis_cpu))
