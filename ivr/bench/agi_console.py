@@ -38,7 +38,7 @@ async def _seed(url: str, backlog: int, numbers: int) -> dict:
     from zoneinfo import ZoneInfo
 
     from ivr import logs
-    from ivr.bench.callbacks import BATCH, _NoAck, _summaries
+    from ivr.bench.callbacks import BATCH, NoAck, summaries
     from ivr.callback.capture import MissedCallCapture
     from ivr.callback.policy import Policy
     from ivr.callback.store import CallbackStore
@@ -54,10 +54,10 @@ async def _seed(url: str, backlog: int, numbers: int) -> dict:
         store = CallbackStore(redis)
         cap = MissedCallCapture(redis, store, Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59))),
                                 ZoneInfo("Asia/Shanghai"), logs.get("bench"))
-        cap.redis = cast(aioredis.Redis, _NoAck(redis))    # a proxy: everything but XACK goes to redis
+        cap.redis = cast(aioredis.Redis, NoAck(redis))    # a proxy: everything but XACK goes to redis
         # spread over the last three weeks: the month report counts them all
         span_s = 21 * 86400
-        entries = _summaries(backlog, numbers, time.time() - span_s, random.Random(12345))
+        entries = summaries(backlog, numbers, time.time() - span_s, random.Random(12345))
         step = span_s / max(backlog, 1)
         for i, (_, s) in enumerate(entries):
             started = time.time() - span_s + i * step

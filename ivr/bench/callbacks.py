@@ -15,8 +15,8 @@ fresh embedded redis-server.
   auditors' page) for random callbacks, through the trail index; baseline: a
   few reads the way it was done before the index, scanning the whole log.
 
-What the trail index costs at ingest: ``python -m ivr.bench.callbacks
---redis-cpu 3`` (200,000 missed calls) measures Redis CPU per missed call
+What the trail index costs at ingest: ``ivr bench callbacks --redis-cpu 3``
+(200,000 missed calls) measures Redis CPU per missed call
 (utime + stime of the redis-server process from /proc, before and after the
 ingest) with the index and without it, alternating on fresh servers, and
 quotes medians and the ratio: wall-clock rates on a shared machine move more
@@ -25,16 +25,17 @@ than the index costs.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
-import os
 import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 from zoneinfo import ZoneInfo
+
+import redis.asyncio as aioredis
 
 from ivr import logs
 from ivr import redis_keys as keys
@@ -42,13 +43,14 @@ from ivr.audit import AuditLog
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.policy import Policy
 from ivr.callback.store import AUDIT, CallbackQueries, CallbackStore
-from ivr.callback.trail import _scan, read_trail
+from ivr.callback.trail import scan_log, read_trail
+from ivr.bench.servers import cpu_s
 from ivr.redis_server import EmbeddedRedis, connect
 
 BATCH = 2000
 
 
-def _summaries(calls: int, numbers: int, t0: float, rng: random.Random) -> list[tuple[str, dict]]:
+def summaries(calls: int, numbers: int, t0: float, rng: random.Random) -> list[tuple[str, dict]]:
     out = []
     statuses = ["ABANDONED"] * 6 + ["TIMEOUT"] * 3 + ["FULL"]
     for i in range(calls):
@@ -72,7 +74,7 @@ async def _trails(redis, ids: list[str], scans: int) -> tuple[list[float], list[
     """Seconds per trail read through the index, and per read by scanning the
     log (the way before the index: only ``scans`` of them, each reads it all)."""
     queries, lat, scan_lat, entries = CallbackQueries(redis), [], [], 0
-    recs = [await queries.find(i) for i in ids]
+    recs = [rec for i in ids if (rec := await queries.find(i)) is not None]
     for rec in recs:
         t = time.perf_counter()
         entries += len(await read_trail(redis, rec))
@@ -80,7 +82,7 @@ async def _trails(redis, ids: list[str], scans: int) -> tuple[list[float], list[
     log = AuditLog(redis, AUDIT)
     for rec in recs[:scans]:
         t = time.perf_counter()
-        await _scan(log, rec["id"], "+")
+        await scan_log(log, rec["id"], "+")
         scan_lat.append(time.perf_counter() - t)
     return lat, scan_lat, entries
 
@@ -94,7 +96,7 @@ async def _run(calls: int, numbers: int, seats: int, claims: int, trails: int = 
         redis = connect(url)
         try:
             t0 = time.time() - calls * 0.05 - 3600
-            entries = _summaries(calls, numbers, t0, rng)
+            entries = summaries(calls, numbers, t0, rng)
             base_mem = (await redis.info("memory"))["used_memory"]
 
             # baseline: one pipelined XADD per entry, same batches
@@ -109,7 +111,7 @@ async def _run(calls: int, numbers: int, seats: int, claims: int, trails: int = 
 
             store = CallbackStore(redis)
             cap = MissedCallCapture(redis, store, policy, ZoneInfo("Asia/Shanghai"), logs.get("bench"))
-            cap.redis = _NoAck(redis)
+            cap.redis = cast(aioredis.Redis, NoAck(redis))    # a proxy: everything but XACK goes to redis
             start = time.perf_counter()
             for i in range(0, calls, BATCH):
                 await cap.handle(entries[i:i + BATCH], now=time.time())
@@ -159,13 +161,6 @@ async def _run(calls: int, numbers: int, seats: int, claims: int, trails: int = 
             server.stop()
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of a process so far, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _ingest_cpu(calls: int, numbers: int, indexed: bool) -> tuple[float, float]:
     """Redis and engine CPU microseconds per missed call for one ingest of
     ``calls`` on a fresh server, with or without the trail index."""
@@ -175,18 +170,18 @@ async def _ingest_cpu(calls: int, numbers: int, indexed: bool) -> tuple[float, f
         server = EmbeddedRedis(Path(tmp), persist=False)
         redis = connect(server.start())
         try:
-            entries = _summaries(calls, numbers, time.time() - calls * 0.05 - 3600, rng)
+            entries = summaries(calls, numbers, time.time() - calls * 0.05 - 3600, rng)
             store = CallbackStore(redis)
             if not indexed:
                 store.audit = AuditLog(redis, AUDIT)
             cap = MissedCallCapture(redis, store, policy, ZoneInfo("Asia/Shanghai"), logs.get("bench"))
-            cap.redis = _NoAck(redis)
+            cap.redis = cast(aioredis.Redis, NoAck(redis))    # a proxy: everything but XACK goes to redis
             await redis.ping()
             assert server.proc is not None
-            redis_s, engine_s = _cpu_s(server.proc.pid), time.process_time()
+            redis_s, engine_s = cpu_s(server.proc.pid), time.process_time()
             for i in range(0, calls, BATCH):
                 await cap.handle(entries[i:i + BATCH], now=time.time())
-            redis_s, engine_s = _cpu_s(server.proc.pid) - redis_s, time.process_time() - engine_s
+            redis_s, engine_s = cpu_s(server.proc.pid) - redis_s, time.process_time() - engine_s
             return redis_s / calls * 1e6, engine_s / calls * 1e6
         finally:
             await redis.aclose()
@@ -217,7 +212,7 @@ def cpu_main(calls: int, numbers: int, rounds: int) -> int:
     return 0
 
 
-class _NoAck:
+class NoAck:
     """The bench feeds ``handle`` directly (no consumer group): skip the XACK."""
 
     def __init__(self, redis) -> None:
@@ -250,12 +245,3 @@ def main(args) -> int:
           f"in {r['verify_s']:.1f} s")
     return 0
 
-
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(prog="python -m ivr.bench.callbacks",
-                                 description="Redis CPU per missed call with and without the trail index")
-    ap.add_argument("--redis-cpu", type=int, default=3, metavar="ROUNDS", help="rounds of each (medians quoted)")
-    ap.add_argument("--calls", type=int, default=200_000)
-    ap.add_argument("--numbers", type=int, default=60_000)
-    a = ap.parse_args()
-    raise SystemExit(cpu_main(a.calls, a.numbers, a.redis_cpu))

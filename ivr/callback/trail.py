@@ -31,11 +31,11 @@ async def read_trail(redis, rec: dict) -> list[tuple[str, dict]]:
     ids, index_from = await pipe.execute()
     older: list[tuple[str, dict]] = []
     if index_from is None or float(rec.get("first_at") or 0) * 1000 < _ms(index_from):
-        older = await _scan(log, cid, "(" + index_from if index_from else "+")
+        older = await scan_log(log, cid, "(" + index_from if index_from else "+")
     return older + await log.entries_at(ids)
 
 
-async def _scan(log: AuditLog, cid: str, end: str) -> list[tuple[str, dict]]:
+async def scan_log(log: AuditLog, cid: str, end: str) -> list[tuple[str, dict]]:
     """The entries of ``cid`` up to ``end`` by reading the log (unindexed)."""
     out, start = [], "-"
     while True:

@@ -179,6 +179,9 @@ def cmd_bench(args, settings: Settings) -> int:
 def cmd_bench_callbacks(args, settings: Settings) -> int:
     from ivr.bench import callbacks as bench_callbacks
 
+    if args.redis_cpu:
+        return bench_callbacks.cpu_main(args.calls or 200_000, args.numbers or 60_000, args.redis_cpu)
+    args.calls, args.numbers = args.calls or 1_000_000, args.numbers or 300_000
     return bench_callbacks.main(args)
 
 
@@ -219,11 +222,14 @@ def add_commands(sub) -> None:
                     help="--console-load: missed calls behind the month report (1000000 as in bench callbacks)")
     ba.set_defaults(fn=cmd_bench)
     bc = b.add_parser("callbacks", help="missed-call ingest rate, claim latency, Redis memory per open callback")
-    bc.add_argument("--calls", type=int, default=1_000_000)
-    bc.add_argument("--numbers", type=int, default=300_000)
+    bc.add_argument("--calls", type=int, default=None, help="missed calls (default 1,000,000; 200,000 with --redis-cpu)")
+    bc.add_argument("--numbers", type=int, default=None, help="distinct callers (default 300,000; 60,000 with --redis-cpu)")
     bc.add_argument("--seats", type=int, default=1800)
     bc.add_argument("--claims", type=int, default=20_000)
     bc.add_argument("--trails", type=int, default=200, help="random callbacks whose audit trail is read")
     bc.add_argument("--trail-scans", type=int, default=3,
                     help="trail reads by scanning the whole audit log (the way before the index)")
+    bc.add_argument("--redis-cpu", type=int, default=0, metavar="ROUNDS",
+                    help="instead: Redis CPU per missed call with and without the trail index, alternating, "
+                         "ROUNDS of each")
     bc.set_defaults(fn=cmd_bench_callbacks)
