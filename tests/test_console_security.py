@@ -356,7 +356,7 @@ async def test_a_month_report_over_a_large_backlog_does_not_hold_the_event_loop(
     from zoneinfo import ZoneInfo
 
     from ivr import logs
-    from ivr.bench.callbacks import _NoAck, _summaries
+    from ivr.bench.callbacks import NoAck, summaries
     from ivr.callback.capture import MissedCallCapture
     from ivr.callback.policy import Policy
     from ivr.callback.store import CallbackStore
@@ -364,8 +364,8 @@ async def test_a_month_report_over_a_large_backlog_does_not_hold_the_event_loop(
     store = CallbackStore(redis)
     cap = MissedCallCapture(redis, store, Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59))),
                             ZoneInfo("Asia/Shanghai"), logs.get("test"))
-    cap.redis = _NoAck(redis)
-    entries = _summaries(20_000, 15_000, time.time() - 3 * 3600, random.Random(1))
+    cap.redis = NoAck(redis)
+    entries = summaries(20_000, 15_000, time.time() - 3 * 3600, random.Random(1))
     for i in range(0, len(entries), 2000):
         await cap.handle(entries[i:i + 2000], now=time.time())
     c, _ = await web("audit")
