@@ -435,3 +435,21 @@ async def test_a_new_leader_adopts_a_callback_whose_call_is_still_up(ami, redis,
     assert closed["closed_reason"] == "reached" and "call_channel" not in closed
     kinds = [e["kind"] for _, e in await capture.store.audit.entries()]
     assert kinds == ["recorded", "assigned", "adopted", "attempt", "closed"]
+
+
+async def test_the_report_reads_page_through_long_lines_and_streams(redis, capture, monkeypatch):
+    """The report's reads come in pages (no single command holds Redis while
+    calls wait): every record and every summary is still read exactly once."""
+    from ivr.callback import report_data, store
+
+    monkeypatch.setattr(store, "READ_PAGE", 3)
+    monkeypatch.setattr(report_data, "CALLS_BATCH", 4)
+    t = time.time() - 3600
+    for i in range(10):
+        await add_call(redis, f"1380013{i:04d}", t + i)
+    await add_call(redis, "13900139000", t + 20, hold_s="2")                   # a misdial: a closed record
+    assert await capture.run_once() == 11
+    recs = await store.CallbackQueries(redis).all_records(closed_since=0)
+    assert sorted(r["number"] for r in recs) == sorted([f"1380013{i:04d}" for i in range(10)] + ["13900139000"])
+    calls = await report_data.read_calls(redis, t - 1, t + 30)
+    assert len(calls) == 11 and len({c["uniqueid"] for c in calls}) == 11

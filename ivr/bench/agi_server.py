@@ -46,8 +46,11 @@ async def engine(port: int) -> None:
         await ready.wait()
         print("ready", flush=True)
 
-    asyncio.get_running_loop().create_task(announce())
-    await serve(settings, ready=ready)
+    announcer = asyncio.get_running_loop().create_task(announce())
+    try:
+        await serve(settings, ready=ready)
+    finally:
+        announcer.cancel()
 
 
 def main() -> None:

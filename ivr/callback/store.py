@@ -17,6 +17,8 @@ indexed per callback (``ivr:cb:trail:<id>``, read by ``ivr.callback.trail``).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -28,6 +30,7 @@ from ivr.redis_replies import scored, text_or_none, texts
 
 PENDING, READY, CLAIMS = keys.CALLBACK_PENDING, keys.CALLBACK_READY, keys.CALLBACK_CLAIMS
 CLOSED, SEQ, IDS = keys.CALLBACK_CLOSED, keys.CALLBACK_SEQ, keys.CALLBACK_IDS
+READ_PAGE = 1000        # members per read of a whole line: Redis answers others between pages
 OPEN_PREFIX, CLOSED_PREFIX = keys.CALLBACK_OPEN_PREFIX, keys.CALLBACK_CLOSED_PREFIX
 AUDIT = keys.CALLBACK_AUDIT
 
@@ -182,8 +185,11 @@ class CallbackQueries:
         return None
 
     async def all_records(self, closed_since: float) -> list[dict]:
-        ids = texts(await self.redis.zrangebyscore(CLOSED, closed_since, "+inf"))
-        numbers = [n for k in (CLAIMS, READY, PENDING) for n in texts(await self.redis.zrange(k, 0, -1))]
+        # Every read in pages of READ_PAGE: one ZRANGE of 29,000 numbers held
+        # Redis (and every call's command queued behind it) for milliseconds.
+        # (a number that moves between lines while they are read is kept once)
+        ids = list(dict.fromkeys([i async for i in self._paged(CLOSED, closed_since)]))
+        numbers = list(dict.fromkeys([n for k in (CLAIMS, READY, PENDING) async for n in self._paged(k)]))
         keys_ = [keys.callback_closed(i) for i in ids] + [keys.callback_open(n) for n in numbers]
         out: list[dict] = []
         for at in range(0, len(keys_), 250):       # in slices: one huge pipeline holds Redis for everyone
@@ -192,3 +198,17 @@ class CallbackQueries:
                 pipe.hgetall(k)
             out += [r for r in await pipe.execute() if r]
         return out
+
+    async def _paged(self, key: str, min_score: float | None = None) -> AsyncIterator[str]:
+        """Members of a sorted set (those scored >= ``min_score``), READ_PAGE at a time."""
+        at = 0
+        while True:
+            if min_score is None:
+                page = texts(await self.redis.zrange(key, at, at + READ_PAGE - 1))
+            else:
+                page = texts(await self.redis.zrangebyscore(key, min_score, "+inf", start=at, num=READ_PAGE))
+            for m in page:
+                yield m
+            if len(page) < READ_PAGE:
+                return
+            at += READ_PAGE

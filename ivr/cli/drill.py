@@ -8,7 +8,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,7 +57,7 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     logs.configure(os.environ.get("IVR_LOG_LEVEL", "error"), "console")
     profile = load_profile(settings.home, profile_name)
     http_listen = "127.0.0.1:0"                      # the drill's own defaults
-    on_ready: Callable[[Engine], None] | None = None
+    on_ready: Callable[[Engine], Awaitable[None]] | None = None
     if console:
         http_listen = str(settings.http_listen) if settings.http_listen.port else "127.0.0.1:0"
         on_ready = _open_console
@@ -96,25 +96,21 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     return 0 if ok else 1
 
 
-def _open_console(engine: Engine) -> None:
+async def _open_console(engine: Engine) -> None:
     """Demo accounts in the drill's own Redis, printed with the console's address."""
-    import asyncio
     import secrets
 
     from ivr.services import users
 
     password = secrets.token_urlsafe(9)
-
-    async def create():
-        for user, role in (("ops", "operations"), ("manager", "seat_manager"), ("auditor", "auditor")):
-            await users.add(engine.redis, user, role, password, by=who())
-        host = engine.settings.http_listen.host
-        print(f"\n控制台 console: http://{host}:{engine.http_port}/console/  — users ops, manager, auditor; "
-              f"password {password} (this drill only)", file=sys.stderr)
-        print(f"另一个终端 in another terminal: IVR_REDIS_URL={engine.settings.redis_url} ivr status",
-              file=sys.stderr)
-        print(WHERE_TO_LOOK + "\n", file=sys.stderr, flush=True)
-    asyncio.ensure_future(create())
+    for user, role in (("ops", "operations"), ("manager", "seat_manager"), ("auditor", "auditor")):
+        await users.add(engine.redis, user, role, password, by=who())
+    host = engine.settings.http_listen.host
+    print(f"\n控制台 console: http://{host}:{engine.http_port}/console/  — users ops, manager, auditor; "
+          f"password {password} (this drill only)", file=sys.stderr)
+    print(f"另一个终端 in another terminal: IVR_REDIS_URL={engine.settings.redis_url} ivr status",
+          file=sys.stderr)
+    print(WHERE_TO_LOOK + "\n", file=sys.stderr, flush=True)
 
 
 WHERE_TO_LOOK = """

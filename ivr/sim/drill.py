@@ -127,7 +127,7 @@ class Drill:
         self.duration_s = duration_s or profile.duration_s
         self.progress = progress
         self.http_listen = http_listen      # the console, while the drill runs
-        self.on_ready = on_ready            # called with the engine once it answers calls
+        self.on_ready = on_ready            # awaited with the engine once it answers calls
         self.calls: dict[str, CallRecord] = {}
         self.futures: dict[str, asyncio.Future] = {}
         self.tasks: set[asyncio.Task] = set()
@@ -397,7 +397,7 @@ class Drill:
         while self.ami.logins < 1:              # the leader holds the AMI link
             await asyncio.sleep(0.05)
         if self.on_ready is not None and self.engine is not None:
-            self.on_ready(self.engine)
+            await self.on_ready(self.engine)
 
     async def _fixed_level(self) -> None:
         if self.contingency.isdigit():           # a fixed level: no automatic changes
