@@ -255,3 +255,25 @@ levels:
     await sup.tick(t0 + 13)
     await sup.tick(t0 + 24)
     assert (await sup.store.state()).level == 0
+
+
+async def test_a_first_resync_that_times_out_is_retried_until_the_link_is_ready(redis, monkeypatch):
+    """A PBX still starting leaves the first QueueStatus unanswered: the link
+    must not stay logged in but never ready (the live Asterisk test caught this
+    under load: the engine never reported the AMI link ready)."""
+    monkeypatch.setattr(ctl_mod, "ACTION_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(ctl_mod, "RESYNC_RETRY_S", 0.3)
+    server = SimAmiServer(shipped_pbx())
+    server.ignore_actions["queuestatus"] = 1
+    await server.start()
+    controller = AmiController(host="127.0.0.1", port=server.port, username="ivr", secret="ivrsecret",
+                               model=LiveModel(emergency_queues=["emergency-q"]), redis=redis, log=LOG,
+                               publish_s=0.05, ping_s=30)
+    await controller.start()
+    try:
+        await asyncio.wait_for(controller.ready.wait(), 5)
+        assert controller.logins == 1 and controller.resyncs == 1
+        assert sum(a.get("Action") == "QueueStatus" for a in server.actions) == 2
+    finally:
+        await controller.stop()
+        await server.stop()

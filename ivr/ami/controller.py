@@ -36,6 +36,7 @@ from ivr.logs import Log
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 ACTION_TIMEOUT_S = 5.0
+RESYNC_RETRY_S = 2.0      # logged in but the first QueueStatus failed (a PBX still starting): try again
 
 
 class _Utf8Protocol(AMIProtocol):
@@ -131,6 +132,7 @@ class AmiController:
                           log=_PanoramiskLog(log))
         self.link.register_event("*", self._on_event)
         self.ready = asyncio.Event()     # logged in and resynced
+        self.logged_in = False
         self.resyncs = 0
         self.logins = 0
         self._dirty = True
@@ -153,10 +155,12 @@ class AmiController:
 
     def _on_login(self, manager) -> None:
         self.logins += 1
+        self.logged_in = True
         self.log.info("ami_logged_in", logins=self.logins)
         self._tasks.append(asyncio.create_task(self.resync()))
 
     def _on_disconnect(self, manager, exc) -> None:
+        self.logged_in = False
         self.ready.clear()
         self.log.warning("ami_disconnected", error=repr(exc), retry_in_s=manager.reconnect_timeout)
 
@@ -191,7 +195,12 @@ class AmiController:
             await asyncio.sleep(self.publish_s)
             if self._dirty:
                 await self._publish()
-            if self.ready.is_set() and time.monotonic() - last_resync >= self.resync_s:
+            since = time.monotonic() - last_resync
+            # Resync now and then; and until one succeeds after a login: a PBX
+            # that was too busy to answer the first QueueStatus in time must not
+            # leave the link up but never ready (no live figures, no callbacks).
+            if (self.ready.is_set() and since >= self.resync_s) or \
+                    (self.logged_in and not self.ready.is_set() and since >= RESYNC_RETRY_S):
                 last_resync = time.monotonic()
                 await self.resync()
 

@@ -26,6 +26,7 @@ class SimAmiServer:
         self.clients: set[asyncio.StreamWriter] = set()
         self.actions: list[dict[str, str]] = []      # every action received, for tests
         self.fail_actions: dict[str, int] = {}       # action name (lower) -> how many to refuse
+        self.ignore_actions: dict[str, int] = {}     # action name (lower) -> how many to leave unanswered (too busy)
         self._tasks: set[asyncio.Task] = set()
         self.logins = 0                              # successful logins so far (a new leader logs in)
 
@@ -77,6 +78,10 @@ class SimAmiServer:
                 if msg is None:
                     break
                 self.actions.append(msg)
+                name = msg.get("Action", "").lower()
+                if self.ignore_actions.get(name, 0) > 0:
+                    self.ignore_actions[name] -= 1
+                    continue
                 for out in self._answer(msg, writer):
                     writer.write(render(out))
                 if msg.get("Action", "").lower() != "login":
