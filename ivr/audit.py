@@ -38,6 +38,7 @@ from typing import Final, Iterable, Literal, Sequence
 
 import redis.asyncio as aioredis
 
+from ivr.aio import between_pages
 from ivr.audit_checkpoints import GENESIS, Checkpoint, latest_for
 from ivr.audit_keys import AuditConfig, current
 from ivr.errors import IvrError
@@ -315,6 +316,7 @@ class AuditLog:
             if len(rows) < batch:
                 break
             start = "(" + rows[-1][0]
+            await between_pages()
         bad = w.against_checkpoint()
         if bad:
             return w.result(False, bad, w.last_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from ivr import redis_keys as keys
+from ivr.aio import between_pages
 from ivr.audit import AuditLog
 from ivr.callback.report import hotline_figures, report
 from ivr.callback.store import CallbackQueries
@@ -30,6 +31,7 @@ async def read_calls(redis, start: float, end: float) -> list[dict]:
         if len(rows) < CALLS_BATCH:
             return out
         lo = "(" + rows[-1][0]
+        await between_pages()
 
 
 async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -> AsyncIterator[dict[str, str]]:
@@ -43,6 +45,7 @@ async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -
         if len(rows) < page:
             return
         start = "(" + rows[-1][0]
+        await between_pages()
 
 
 async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:

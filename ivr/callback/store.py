@@ -24,6 +24,7 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from ivr import redis_keys as keys
+from ivr.aio import between_pages
 from ivr.audit import AuditLog
 from ivr.callback import scripts
 from ivr.redis_replies import scored, text_or_none, texts
@@ -197,6 +198,7 @@ class CallbackQueries:
             for k in keys_[at:at + 250]:
                 pipe.hgetall(k)
             out += [r for r in await pipe.execute() if r]
+            await between_pages()
         return out
 
     async def _paged(self, key: str, min_score: float | None = None) -> AsyncIterator[str]:
@@ -212,3 +214,4 @@ class CallbackQueries:
             if len(page) < READ_PAGE:
                 return
             at += READ_PAGE
+            await between_pages()

@@ -76,12 +76,6 @@ async def view(kind: str, redis, start: float, end: float, **params) -> bytes:
                             REPORT_TIMEOUT_S)
 
 
-async def trail(redis, callback_id: str) -> list[dict]:
-    """One callback's entries in the callback audit log (a walk over the whole log)."""
-    out = await _run_child({"kind": "trail", "url": redis_url_of(redis), "id": callback_id}, REPORT_TIMEOUT_S)
-    return orjson.loads(out)
-
-
 async def verify(redis) -> dict:
     """Every hash-chained audit log verified, as GET /api/audit/verify answers."""
     return orjson.loads(await _run_child({"kind": "verify", "url": redis_url_of(redis)}, REPORT_TIMEOUT_S))
@@ -98,16 +92,8 @@ async def _child_main(request: dict) -> bytes:
 
 
 async def _work(redis, request: dict) -> bytes:
-    from ivr.audit import AuditLog
     from ivr.callback.report_data import gather
-    from ivr.callback.store import AUDIT
 
-    if request["kind"] == "trail":
-        audit, out, start = AuditLog(redis, AUDIT), [], "-"
-        while page := await audit.entries(start, "+", count=500):    # a page at a time (Redis stays free)
-            out += [{"stream_id": rid, **e} for rid, e in page if e.get("id") == request["id"]]
-            start = "(" + page[-1][0]
-        return orjson.dumps(out)
     if request["kind"] == "verify":
         from ivr.services.audit import verify
 
