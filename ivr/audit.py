@@ -282,7 +282,7 @@ class AuditLog:
             pipe.xrange(self.stream, rid, rid, count=1)
         return [(rid, json.loads(f["j"])) for rows in await pipe.execute() for rid, f in rows]
 
-    async def verify(self, batch: int = 5000, checkpoint: Checkpoint | None | Literal[_Latest.LATEST] = _LATEST, *,
+    async def verify(self, batch: int = 1000, checkpoint: Checkpoint | None | Literal[_Latest.LATEST] = _LATEST, *,
                      since: Checkpoint | None = None, accept_unkeyed: bool = False) -> VerifyResult:
         """Walk the chain and name the first entry that was changed, inserted or
         is missing. ``checkpoint`` (default: the latest on file) says how long
