@@ -122,9 +122,9 @@ class EngineStatus:
                 "clock": self._clock.describe(), "engine_responding": True}
 
     def record(self) -> dict[str, Any]:
-        """What ``publish`` writes: the status, the leader's health and when
-        (monotonic: the console runs on the same host)."""
-        return {"status": self.as_dict(), "leader_health": self.leader_health(), "mono": time.monotonic()}
+        """What ``publish`` writes: the status and when (monotonic: the
+        console runs on the same host)."""
+        return {"status": self.as_dict(), "mono": time.monotonic()}
 
 
 async def publish(redis: "aioredis.Redis", token: str, status: EngineStatus) -> None:
@@ -200,10 +200,8 @@ class PublishedStatus:
         return None if err is None else str(err)
 
     def leader_health(self) -> dict[str, Any]:
-        st = self._status()
-        if not st["engine_responding"] or self._record is None:
-            return {"leader": False, "token": self._token, "parts": {}}
-        return dict(self._record["leader_health"])
+        st = self._status()           # not responding: no leader, no parts
+        return {"leader": bool(st["leader"]), "token": self._token, "parts": dict(st["parts"])}
 
     def as_dict(self) -> dict[str, Any]:
         return self._status()

@@ -169,7 +169,7 @@ async def test_ivr_status_lists_every_engine_and_who_is_not_responding(redis):
 
     fresh = {"status": {"calls_in_progress": 3, "calls_handled": 10, "leader": True, "ami_connected": True,
                         "parts": {}, "parts_ok": True, "config_version": 4, "config_error": None,
-                        "engine_responding": True}, "leader_health": {"parts": {}}, "mono": time.monotonic()}
+                        "engine_responding": True}, "mono": time.monotonic()}
     stale = {**fresh, "mono": time.monotonic() - 60}
     await redis.set(keys.engine_status("host:1:aa"), json.dumps(fresh), ex=10)
     await redis.set(keys.engine_status("host:2:bb"), json.dumps(stale), ex=10)
