@@ -270,3 +270,25 @@ def test_estimated_wait_without_a_snapshot_is_the_snapshots_figure():
     model.apply({"Event": "DeviceStateChange", "Device": "Custom:s1", "State": "INUSE"}, 70)
     assert model.estimated_wait("q", 80) == model.snapshot(80)["queues"]["q"]["estimated_wait_s"] == 45 * 3
     assert model.seats["S1"].status == 2 and model.seats["S1"].state == "busy"
+
+
+def test_a_dynamic_member_removed_while_talking_still_ends_its_call():
+    """The plan stands down and removes a seat it had added while that seat is
+    on a call (QueueRemove is allowed then): the call goes on and ends with
+    AgentComplete, as app_queue does. The simulator used to raise KeyError
+    here and stopped the demo."""
+    now = [1000.0]
+    pbx = SimPbx(lambda: now[0])
+    pbx.add_queue("general-q")
+    assert pbx.action({"Action": "QueueAdd", "Queue": "general-q", "Interface": "Local/202@seats/n",
+                       "MemberName": "Seat202", "StateInterface": "Custom:seat202", "ActionID": "a"})[0][0] \
+        == ("Response", "Success")
+    pbx.join("general-q", "13500000001")
+    pbx.dispatch()
+    assert "Local/202@seats/n" in pbx.calls
+    pbx.action({"Action": "QueueRemove", "Queue": "general-q", "Interface": "Local/202@seats/n", "ActionID": "b"})
+    pbx.drain()
+    now[0] += 60
+    pbx.hangup_call("Local/202@seats/n")
+    done = [dict(m) for m in pbx.drain() if dict(m).get("Event") == "AgentComplete"]
+    assert len(done) == 1 and done[0]["Interface"] == "Local/202@seats/n" and done[0]["TalkTime"] == "60"

@@ -94,6 +94,7 @@ class Bridged:
     queue: str
     interface: str
     since: float
+    member: SimMember     # kept: a dynamic member removed while talking still ends its call (as app_queue does)
 
 
 class SimPbx:
@@ -251,7 +252,7 @@ class SimPbx:
         self._leave(q, e, pos)
         self._emit(self._chan_event("AgentConnect", e) + dest + agent +
                    [("HoldTime", str(int(now - e.joined))), ("RingTime", "0")])
-        b = Bridged(e, q.name, m.interface, now)
+        b = Bridged(e, q.name, m.interface, now, m)
         self.calls[m.interface] = b
         self.free.discard(m.interface)
         self._set_device(m.state_interface, _INUSE)
@@ -261,8 +262,7 @@ class SimPbx:
         b = self.calls.pop(interface, None)
         if b is None:
             return
-        q = self.queues[b.queue]
-        m = q.members[interface]
+        q, m = self.queues[b.queue], b.member
         m.calls_taken += 1
         m.last_call = int(self.clock())
         q.completed += 1
