@@ -20,6 +20,7 @@ Log = FilteringBoundLogger
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _PHONE_KEYS = frozenset({"caller", "number", "callerid", "phone", "citizen"})
 _LONG_DIGITS = re.compile(r"(?<!\d)(\d{3})\d{4,}(\d{2})(?!\d)")
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
 
 
 def mask_number(number: str) -> str:
@@ -29,6 +30,11 @@ def mask_number(number: str) -> str:
     if len(digits) <= 5:
         return "*" * len(digits)
     return digits[:3] + "*" * (len(digits) - 5) + digits[-2:]
+
+
+def mask_text(text: str) -> str:
+    """Free text with every phone number in it masked, and URL passwords hidden."""
+    return _URL_PASSWORD.sub(r"\1:***@", _LONG_DIGITS.sub(lambda mm: mask_number(mm.group(0)), text))
 
 
 def _mask_phone_fields(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -52,8 +58,6 @@ def _mask_secrets(_: object, __: str, event: MutableMapping[str, Any]) -> Mutabl
             event[k] = _URL_PASSWORD.sub(r"\1:***@", v)
     return event
 
-
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
 
 
 def _orjson_line(event: MutableMapping[str, Any], **_: Any) -> str:

@@ -100,3 +100,25 @@ def test_unreachable_ami(home, tmp_path, redis_url):
            "IVR_AMI_URL": f"ami://u:p@127.0.0.1:{free_port()}"}
     line = one_line(ivr("queue", "promote", "1700000000.1", env=env))
     assert line.startswith("ivr: 无法连接 Asterisk AMI") and "IVR_AMI_URL" in line
+
+
+def test_a_bug_ends_in_one_line_that_names_its_crash_file(home, tmp_path, monkeypatch, capsys):
+    """An exception nobody explains (a bug, like the simulator's KeyError in the
+    demo) still ends in one line; its traceback goes to a crash file, numbers masked."""
+    from ivr import cli
+    from ivr.cli import engine
+
+    def broken(args, settings):
+        raise KeyError("Local/13812345678@seat-7")
+
+    monkeypatch.setattr(engine, "cmd_config", broken)
+    monkeypatch.setenv("IVR_HOME", str(home))
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path / "data"))
+    assert cli.main(["config"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("ivr: 内部错误") and "KeyError" in err and "13812345678" not in err
+    (crash,) = (tmp_path / "data" / "crash").iterdir()
+    assert crash.stat().st_mode & 0o777 == 0o600 and str(crash) in err
+    text = crash.read_text()
+    assert "Traceback" in text and "broken" in text and "138******78" in text and "13812345678" not in text

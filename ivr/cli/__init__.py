@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ivr import logs
 from ivr.cli import auditors, callbacks, drill, engine, operations, seat_managers, users
-from ivr.cli.common import explain
+from ivr.cli.common import crash_report, explain
 from ivr.settings import load_settings
 
 
@@ -45,8 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the boundary: one line for the staff, not a traceback (ExceptionGroups too)
         files = [Path(f) for f in getattr(args, "files", None) or []]
-        line = explain(exc, settings, args.command, files)
-        if line is None:
-            raise
+        line = explain(exc, settings, args.command, files) or crash_report(exc, settings, args.command)
         print(f"ivr: {line}", file=sys.stderr)
         return 1

@@ -5,8 +5,9 @@ hotline's zone, and the command line's last word on a failure.
 That last word is one line that names the setting or the file and says what to
 do, Simplified Chinese first, never a traceback: ``explain`` maps the
 exceptions that reach ``ivr.cli.main`` (also from inside a TaskGroup, as an
-ExceptionGroup) to that line; ``None`` means the exception is a bug and its
-traceback should be seen.
+ExceptionGroup) to that line; ``None`` means the exception is a bug: its
+traceback goes to a crash file under the data folder (``crash_report``) and the
+staff see one line naming that file.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
+import os
 import re
+import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 import redis.exceptions
 
+from ivr import logs
 from ivr.errors import IvrError
 from ivr.settings import Settings
 from ivr.users_audit import actor
@@ -163,3 +168,22 @@ def explain(exc: BaseException, settings: Settings | None, command: str, files: 
         if line is not None:
             return line
     return None
+
+
+def crash_report(exc: BaseException, settings: Settings | None, command: str) -> str:
+    """The line for a bug: the traceback is written to ``<data>/crash/`` (0600, in
+    a 0700 folder: a traceback may hold a caller's number) for the maintainers."""
+    kind = type(exc).__name__
+    what = logs.mask_text(str(exc).splitlines()[0] if str(exc) else "")[:200]
+    detail = "".join(traceback.format_exception(exc))
+    folder = (settings.data_dir if settings else Path(os.environ.get("TMPDIR", "/tmp"))) / "crash"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / f"ivr-{command}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(logs.mask_text(detail))
+        where = f"详细信息已写入 {path}，请交给维护人员 — details in {path}"
+    except OSError as err:
+        where = f"详细信息无法写入（{err.strerror}）— details could not be written: {err.strerror}"
+    return f"内部错误（程序缺陷）：{kind} {what}；{where} — internal error: {kind} {what}"
