@@ -26,7 +26,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from ivr.bench.servers import Server, free_port, rss_mb, run_cpu_load
+from ivr.bench.servers import Server, cpu_s, free_port, rss_mb, run_cpu_load, settle
 from ivr.prompt_audio import low_priority
 
 HOME_DIRS = ("flows", "prompts", "queue", "callback", "asterisk", "config")
@@ -74,9 +74,11 @@ def _pct(lat: list[float], q: float) -> float:
     return lat[min(int(len(lat) * q), len(lat) - 1)] * 1e3 if lat else 0.0
 
 
-def _agi_round(port: int, args) -> dict:
+def _agi_round(port: int, args, watch: dict[str, int]) -> dict:
     """Calls arriving at a steady rate (callers do not wait for each other),
-    from two load processes."""
+    from two load processes. ``watch``: processes whose CPU seconds over the
+    round are reported (the engine, Redis)."""
+    cpu0 = {name: cpu_s(pid) for name, pid in watch.items()}
     per, clients = max(args.calls // 2, 1), 2
     procs = [subprocess.Popen([sys.executable, "-m", "ivr.bench.agi_load", "paced", str(port), str(per), "0",
                                str(args.rate / clients)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
@@ -85,8 +87,9 @@ def _agi_round(port: int, args) -> dict:
     lat = sorted(x for o in outs for x in o["latencies"])
     res = {"calls": per * clients, "failures": sum(o["failures"] for o in outs),
            "wall_s": max(o["wall_s"] for o in outs)}
+    cpu = {f"{name}_cpu": (cpu_s(pid) - cpu0[name]) / res["wall_s"] for name, pid in watch.items()}
     return {"p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), "calls_per_s": res["calls"] / res["wall_s"],
-            "failures": res["failures"], "commands": len(lat)}
+            "failures": res["failures"], "commands": len(lat), **cpu}
 
 
 def main(args) -> int:
@@ -113,7 +116,8 @@ def main(args) -> int:
             seeded = asyncio.run(_seed(url, args.backlog, max(args.backlog * 3 // 10, 1)))
             print(f"  seeded {args.backlog:,} missed calls ({seeded['open']:,} open callbacks) "
                   f"in {time.perf_counter() - t:.1f} s")
-            return _measure(args, loop, url, home, seeded)
+            assert server.proc is not None        # started
+            return _measure(args, loop, url, home, seeded, server.proc.pid)
         finally:
             server.stop()
 
@@ -132,7 +136,8 @@ def _clear_sign_in_limits(url: str) -> None:
         r.close()
 
 
-def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str) -> tuple[dict, dict, float]:
+def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str,
+                  watch: dict[str, int]) -> tuple[dict, dict, float]:
     _clear_sign_in_limits(url)
     # the attackers' and staff's machines are not the engine's: on a 2-core bench box the
     # generator runs on CPU time the engine leaves
@@ -146,7 +151,7 @@ def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str) -> t
         if not line.strip().startswith('{"started"'):
             raise RuntimeError(f"the console load did not start: {line!r}")
         time.sleep(2.0)                              # the flood and the first report are under way
-        loaded = _agi_round(srv.port, args)
+        loaded = _agi_round(srv.port, args, watch)
         rss = rss_mb(srv.proc.pid)
         console.stdin.write("\n")
         console.stdin.flush()
@@ -162,27 +167,30 @@ def _median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
-def _measure(args, loop: str, url: str, home: Path, seeded: dict) -> int:
+def _measure(args, loop: str, url: str, home: Path, seeded: dict, redis_pid: int) -> int:
     http_port = free_port()
     env = {"IVR_REDIS_URL": url, "IVR_HOME": str(home), "IVR_BENCH_HTTP_LISTEN": f"127.0.0.1:{http_port}"}
     srv = Server("engine", loop, env=env)
-    alone, loaded, did, rss = [], [], [], []
+    watch = {"engine": srv.proc.pid, "redis": redis_pid}
+    alone, loaded, did, rss, settled = [], [], [], [], []
     try:
         run_cpu_load(srv.port, min(300, args.calls), args.concurrency, 1)       # warm up
         rss0 = rss_mb(srv.proc.pid)
         for _ in range(args.rounds):                 # interleaved: the box's other load hits both alike
-            alone.append(_agi_round(srv.port, args))
-            lo, d, r = _loaded_round(srv, http_port, args, seeded["users"], url)
+            settled.append(settle(srv.proc.pid))     # the last round's report or upload has ended
+            alone.append(_agi_round(srv.port, args, watch))
+            lo, d, r = _loaded_round(srv, http_port, args, seeded["users"], url, watch)
             loaded.append(lo)
             did.append(d)
             rss.append(r)
     finally:
         srv.stop()
-    print(f"  {'AGI commands, per round':<28} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>9} {'failures':>9}")
+    print(f"  {'AGI commands, per round':<28} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>9} {'failures':>9} "
+          f"{'engine CPU':>11} {'Redis CPU':>10}")
     for i, (a, lo) in enumerate(zip(alone, loaded)):
         for label, row in ((f"{i + 1}. alone", a), (f"{i + 1}. under console load", lo)):
             print(f"  {label:<28} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['calls_per_s']:>9.0f} "
-                  f"{row['failures']:>9}")
+                  f"{row['failures']:>9} {row['engine_cpu']:>10.1%} {row['redis_cpu']:>10.1%}")
     a99, l99 = _median(alone, "p99_ms"), _median(loaded, "p99_ms")
     a50, l50 = _median(alone, "p50_ms"), _median(loaded, "p50_ms")
     ratio = l99 / (a99 or 1e-9)
@@ -195,5 +203,6 @@ def _measure(args, loop: str, url: str, home: Path, seeded: dict) -> int:
           f"{last['wallboard_events']}, uploads {last['uploads']} (slowest {last['upload_s_max']:.1f} s), month "
           f"reports {last['reports']} (slowest {last['report_s_max']:.1f} s, {last['report_callbacks']} callbacks), "
           f"errors {last['errors'] or 'none'}")
+    print(f"  before each unloaded round, the console's work went on for {', '.join(f'{x:.0f}' for x in settled)} s")
     print(f"  engine RSS {rss0:.0f} MB before, at most {max(rss):.0f} MB under console load")
     return 0

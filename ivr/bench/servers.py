@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
@@ -31,6 +32,53 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under ``pid`` (children first), from /proc's children lists."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    kids = [int(x) for x in fh.read().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def settle(pid: int, quiet_s: float = 1.0, busy_share: float = 0.02, timeout_s: float = 60.0) -> float:
+    """Wait until the processes under ``pid`` (the console and its workers) have
+    started no worker and used under ``busy_share`` of a core for ``quiet_s``: a
+    report or an upload the last loaded round left running must not land in the
+    next unloaded round. Returns the seconds waited."""
+    t0 = time.monotonic()
+
+    def used(pids: list[int]) -> float:
+        total = 0.0
+        for child in pids:
+            try:
+                total += cpu_s(child)
+            except OSError:
+                pass        # it ended in between
+        return total
+
+    while time.monotonic() - t0 < timeout_s:
+        before = descendants(pid)
+        spent = used(before)
+        time.sleep(quiet_s)
+        after = descendants(pid)
+        if after == before and used(after) - spent <= busy_share * quiet_s:
+            break
+    return time.monotonic() - t0
 
 
 class Server:
