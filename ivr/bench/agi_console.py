@@ -146,6 +146,7 @@ def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "IVR_BENCH_USERS": json.dumps(users)})
     assert console.stdout is not None and console.stdin is not None     # both PIPE
+    generator_cpu = cpu_s(console.pid)
     try:
         line = console.stdout.readline()
         if not line.strip().startswith('{"started"'):
@@ -155,7 +156,9 @@ def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str,
         rss = rss_mb(srv.proc.pid)
         console.stdin.write("\n")
         console.stdin.flush()
+        generator_cpu = cpu_s(console.pid) - generator_cpu     # a stand-in for other machines: is it small?
         did = json.loads(console.communicate(timeout=120)[0].strip().splitlines()[-1])
+        did["generator_cpu_s"] = generator_cpu
     finally:
         if console.poll() is None:
             console.kill()
@@ -202,7 +205,7 @@ def _measure(args, loop: str, url: str, home: Path, seeded: dict, redis_pid: int
     print(f"  console per loaded round (last): sign-in answers {last['flood']}, wallboard events "
           f"{last['wallboard_events']}, uploads {last['uploads']} (slowest {last['upload_s_max']:.1f} s), month "
           f"reports {last['reports']} (slowest {last['report_s_max']:.1f} s, {last['report_callbacks']} callbacks), "
-          f"errors {last['errors'] or 'none'}")
+          f"errors {last['errors'] or 'none'}; the load generator's own CPU {last['generator_cpu_s']:.1f} s")
     print(f"  before each unloaded round, the console's work went on for {', '.join(f'{x:.0f}' for x in settled)} s")
     print(f"  engine RSS {rss0:.0f} MB before, at most {max(rss):.0f} MB under console load")
     return 0
