@@ -112,6 +112,8 @@ def test_a_bug_ends_in_one_line_that_names_its_crash_file(home, tmp_path, monkey
         raise KeyError("Local/13812345678@seat-7")
 
     monkeypatch.setattr(engine, "cmd_config", broken)
+    # cli.main configures logging onto this test's captured stderr: keep the suite's
+    monkeypatch.setattr(cli.logs, "configure", lambda *a, **k: None)
     monkeypatch.setenv("IVR_HOME", str(home))
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path / "data"))
     assert cli.main(["config"]) == 1
