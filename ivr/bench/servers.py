@@ -35,7 +35,7 @@ def rss_mb(pid: int) -> float:
 
 
 def descendants(pid: int) -> list[int]:
-    """The processes under ``pid`` (children first), from /proc's children lists."""
+    """The processes under ``pid``, from /proc's children lists."""
     found: list[int] = []
     todo = [pid]
     while todo:
@@ -76,7 +76,7 @@ def settle(pid: int, quiet_s: float = 1.0, busy_share: float = 0.02, timeout_s: 
         spent = used(before)
         time.sleep(quiet_s)
         after = descendants(pid)
-        if after == before and used(after) - spent <= busy_share * quiet_s:
+        if set(after) == set(before) and used(after) - spent <= busy_share * quiet_s:
             break
     return time.monotonic() - t0
 
