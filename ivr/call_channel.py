@@ -8,8 +8,9 @@ the same sockets, so one flow runs identically on all of them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,7 @@ class CallInfo:
     args: tuple[str, ...] = ()
 
     @classmethod
-    def from_agi_env(cls, env: dict[str, str]) -> "CallInfo":
+    def from_agi_env(cls, env: dict[str, str]) -> CallInfo:
         number = env.get("agi_callerid", "")
         if number == "unknown":
             number = ""
@@ -43,7 +44,7 @@ class CallInfo:
         )
 
 
-class QueueStatus(str, enum.Enum):
+class QueueStatus(enum.StrEnum):
     """How ``Queue()`` ended. Values are Asterisk's QUEUESTATUS where it has one."""
 
     ANSWERED = "ANSWERED"        # a seat took the call (QUEUESTATUS unset, MEMBERINTERFACE set)

@@ -53,7 +53,7 @@ class ScaledClock:
     mono0: float
 
     @classmethod
-    def starting_now(cls, start: float, speed: float) -> "ScaledClock":
+    def starting_now(cls, start: float, speed: float) -> ScaledClock:
         return cls(start, speed, time.monotonic())
 
     def now(self) -> float:

@@ -2,7 +2,7 @@
 
     IvrError
     ├── ConfigError          a setting is wrong; the message names it
-    │   └── AudioRefused     (ivr.prompt_audio) an uploaded prompt that cannot be used
+    │   └── AudioRefused     (ivr.prompts.audio) an uploaded prompt that cannot be used
     ├── FlowInvalid          a flow failed validation; carries every problem at once
     ├── InvalidInput         a value staff gave is wrong (a level, a date, an empty
     │                        reason, a prompt name); the message says which
@@ -13,9 +13,9 @@
     ├── PublishError         publish/rollback refused (bad version, nothing to roll back)
     ├── LevelInvalid         a contingency level that is not a whole number 0..99 (a bool, text, -1)
     ├── RedisUnavailable     the Redis server cannot be started or reached
-    ├── NotReplicated        (ivr.durable) no replica acknowledged a write in time: the work is kept and retried
-    ├── StaleState           (ivr.audit) an audit append whose expected state changed: re-read and retry
-    ├── AuditContended       (ivr.audit) an audit append lost to other writers 50 times in a row
+    ├── NotReplicated        (ivr.redisdb.durable) no replica acknowledged a write in time: the work is kept and retried
+    ├── StaleState           (ivr.audit.chain) an audit append whose expected state changed: re-read and retry
+    ├── AuditContended       (ivr.audit.chain) an audit append lost to other writers 50 times in a row
     ├── StepBudgetExceeded   (ivr.flow.interpreter) a flow ran more than max_steps steps
     ├── MenuExhausted        (ivr.flow.interpreter) no valid menu choice after the last attempt
     ├── PromptMissing        a prompt the PBX could not play (a step failure: the caller goes to the fallback)
@@ -29,7 +29,7 @@
                              raised to unwind a flow, logged at info level.
     UnsafeCommand            (ivr.agi.protocol; a ValueError) an AGI command or
                              argument with a line break: refused, a step failure.
-    YamlRefused              (ivr.yamlfile; a yaml.MarkedYAMLError) a YAML file with
+    YamlRefused              (ivr.yamldoc.bounded; a yaml.MarkedYAMLError) a YAML file with
                              anchors, too deep or too large: reported like a syntax error.
     OffloadError             (ivr.web.offload; a RuntimeError) a console worker process failed.
 
@@ -49,7 +49,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ivr.flow.problems import Problem
+    from ivr.yamldoc.problems import Problem
 
 
 class IvrError(Exception):

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import TYPE_CHECKING
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asterisk.config import Config as _PystConfig
 
-from ivr import names, yamlfile
+from ivr import names
 from ivr.errors import ConfigError, FlowInvalid
 from ivr.flow import model as m
 from ivr.flow.loader import parse_flow
-from ivr.flow.problems import Problem
 from ivr.flow.references import Catalog, check, subflow_cycles
+from ivr.yamldoc import bounded as yamlfile
+from ivr.yamldoc.problems import Problem
 
 if TYPE_CHECKING:  # loaded lazily: the flow checker need not import the plan and policy readers
     from ivr.callback.policy import Policy
@@ -182,17 +183,17 @@ class Operations:
     """What seat managers and operations staff set outside the flows: the
     contingency plan, the seat groups it moves, the announcement sets."""
 
-    plan: "Plan | None"
-    seats: "Seats | None"
+    plan: Plan | None
+    seats: Seats | None
     announcements: dict
     problems: list[Problem]
-    policy: "Policy | None" = None      # callback/policy.yaml
+    policy: Policy | None = None      # callback/policy.yaml
 
 
 def load_operations(project: Project, tz, now: dt.datetime | None = None) -> Operations:
-    from ivr.announcements import load_announcements
     from ivr.callback.policy import load_policy
     from ivr.contingency.plan import load_plan, load_seats
+    from ivr.prompts.announcements import load_announcements
 
     problems: list[Problem] = []
     prompts = prompt_names(project.home / "prompts")

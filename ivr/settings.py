@@ -122,7 +122,7 @@ def mask_url(url: str | None) -> str | None:
     return f"{scheme}://{user}{':***' if colon else ''}{at}{host}"
 
 
-def shown(settings: "Settings") -> list[tuple[str, str]]:
+def shown(settings: Settings) -> list[tuple[str, str]]:
     """What ``ivr config`` prints as in force: every field, secrets masked."""
     out = []
     for name in Settings.__dataclass_fields__:
@@ -133,7 +133,7 @@ def shown(settings: "Settings") -> list[tuple[str, str]]:
     return out
 
 
-def as_environment(settings: "Settings") -> dict[str, str]:
+def as_environment(settings: Settings) -> dict[str, str]:
     """The settings as the environment of a child process (the console), so it
     runs on exactly what this process runs on — whatever came from the file or
     was adjusted in code. The AMI link stays with the engine: the child gets none."""
@@ -151,7 +151,7 @@ def as_environment(settings: "Settings") -> dict[str, str]:
     }
 
 
-def shipped_secret_in_use(settings: "Settings") -> str | None:
+def shipped_secret_in_use(settings: Settings) -> str | None:
     """"IVR_AMI_URL" when the engine logs in to AMI with the secret shipped in
     asterisk/manager.conf (so the PBX accepts that public secret), else None.
     Without AMI there is nothing to warn about: the engine does not log in."""
@@ -239,7 +239,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     data_dir = Path(get("IVR_DATA_DIR") or home / "var").resolve()
     redis_url = get("IVR_REDIS_URL")
     if redis_url and redis_url.startswith("redis+sentinel://"):
-        from ivr.redis_server import parse_sentinel_url
+        from ivr.redisdb.server import parse_sentinel_url
         try:
             parse_sentinel_url(redis_url)
         except ValueError as exc:

@@ -1,14 +1,14 @@
 import asyncio
 import itertools
+import json
 import shutil
 import time
-import json
 from pathlib import Path
 
 import pytest
 
 from ivr import logs
-from ivr.redis_server import EmbeddedRedis, connect
+from ivr.redisdb.server import EmbeddedRedis, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -28,7 +28,7 @@ def audit_key(audit_key_file, tmp_path, monkeypatch):
     file of each test's own (each test's Redis database starts empty, so another
     test's checkpoints would read as truncation); `ivr` subprocesses get both
     through the environment (every process sharing a Redis shares the key)."""
-    from ivr import audit_keys
+    from ivr.audit import signing as audit_keys
     checkpoints = tmp_path / "audit-checkpoints.jsonl"
     monkeypatch.setenv("IVR_AUDIT_KEY_FILE", str(audit_key_file))
     monkeypatch.setenv("IVR_AUDIT_CHECKPOINT_FILE", str(checkpoints))

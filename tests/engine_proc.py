@@ -32,7 +32,7 @@ class EngineProcess:
     def url(self) -> str:
         return f"agi://127.0.0.1:{self.agi_port}"
 
-    async def start(self, timeout_s: float = 20.0) -> "EngineProcess":
+    async def start(self, timeout_s: float = 20.0) -> EngineProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=self.env, cwd=ROOT,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         async with asyncio.timeout(timeout_s):

@@ -11,7 +11,7 @@ from ivr.ami.model import LiveModel
 from ivr.callback.policy import Policy
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
-from ivr.redis_server import connect
+from ivr.redisdb.server import connect
 
 POLICY = Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59)), keep_idle=0, claim_lease_s=2.0)
 

@@ -2,7 +2,15 @@ import json
 
 import pytest
 
-from ivr.agi.protocol import AgiParseError, AgiResponse, parse_args, parse_env_line, parse_response, quote, UnsafeCommand
+from ivr.agi.protocol import (
+    AgiParseError,
+    AgiResponse,
+    UnsafeCommand,
+    parse_args,
+    parse_env_line,
+    parse_response,
+    quote,
+)
 from tests.conftest import TRANSCRIPTS
 
 

@@ -10,17 +10,17 @@ import time
 import pytest
 
 from ivr import logs
-from ivr import redis_keys as keys
 from ivr.ami import controller as ctl_mod
 from ivr.ami.controller import AmiController
 from ivr.ami.model import LiveModel
-from ivr.audit import AuditLog
+from ivr.audit.chain import AuditLog
 from ivr.contingency.plan import parse_plan
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
 from ivr.project import Project, load_operations, load_queue_config
-from ivr.sim.ami_server import SimAmiServer
-from ivr.sim.pbx import SimPbx
+from ivr.redisdb import keys
+from ivr.rehearsal.sim.ami_server import SimAmiServer
+from ivr.rehearsal.sim.pbx import SimPbx
 
 LOG = logs.get("test")
 

@@ -4,7 +4,7 @@ against them: same event names, same fields in the same order, same answers."""
 import pytest
 
 from ivr.ami.model import LiveModel
-from ivr.sim.pbx import SimPbx
+from ivr.rehearsal.sim.pbx import SimPbx
 from tests.ami_transcripts import keys_of, load, real_messages, real_shapes
 
 LIST_EVENTS = {"QueueParams", "QueueMember", "QueueEntry", "QueueStatusComplete", "QueueSummary",

@@ -3,7 +3,7 @@ stay one chain; an edited, a deleted or a truncated entry is found and named."""
 
 import asyncio
 
-from ivr.audit import AuditLog
+from ivr.audit.chain import AuditLog
 
 
 async def test_competing_writers_keep_one_chain(redis):

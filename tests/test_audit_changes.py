@@ -4,10 +4,10 @@ level: an edited record is found and named."""
 
 import json
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog
+from ivr.accounts.store import Accounts
+from ivr.audit.chain import AuditLog
 from ivr.flow.store import FlowStore
-from ivr.web.accounts import Accounts
+from ivr.redisdb import keys
 
 SRC1 = "start: a\nsteps:\n  a: {type: hangup}\n"
 SRC2 = SRC1 + "# v2\n"

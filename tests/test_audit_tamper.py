@@ -12,12 +12,12 @@ import sys
 
 import pytest
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog, chain_hash
-from ivr.audit_checkpoints import read_latest
-from ivr.services.audit import Checkpointer
-from ivr.audit_keys import AuditConfig, load_or_create_key
+from ivr.audit.chain import AuditLog, chain_hash
+from ivr.audit.checkpoints import read_latest
+from ivr.audit.signing import AuditConfig, load_or_create_key
 from ivr.errors import ConfigError
+from ivr.redisdb import keys
+from ivr.services.audit import Checkpointer
 
 LOG = "ivr:audit:test"
 

@@ -7,12 +7,12 @@ import time
 import pytest
 from redis.exceptions import ResponseError
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog, StaleState
+from ivr.audit.chain import AuditLog, StaleState
 from ivr.callback import scripts
 from ivr.callback.policy import DEFAULT_DEADLINES, rank
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.callback.trail import read_trail
+from ivr.redisdb import keys
 
 
 @pytest.mark.parametrize("kind,deadline", [("emergency", 1_700_000_000.0), ("courtesy", 1_700_000_123.456),
@@ -169,7 +169,7 @@ def test_one_percentile():
 
 
 def test_redis_key_names_live_in_redis_keys():
-    """Key names are spelled out only in ivr/redis_keys.py (the two files
+    """Key names are spelled out only in ivr/redisdb/keys.py (the two files
     listed are being changed elsewhere and switch to it when merged)."""
     import re
     from pathlib import Path

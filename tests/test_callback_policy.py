@@ -6,9 +6,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ivr.callback.policy import (
+    Policy,
+    classify,
+    first_attempt_at,
+    next_attempt_at,
+    parse_policy,
+    rank,
+    reached_a_person,
+)
 from tests import english
-from ivr.callback.policy import (Policy, classify, first_attempt_at, next_attempt_at, parse_policy, rank,
-                                 reached_a_person)
 
 TZ = ZoneInfo("Asia/Shanghai")
 P = Policy()

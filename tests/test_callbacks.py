@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr import logs
-from ivr import redis_keys as keys
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.policy import Policy
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
-from ivr.redis_server import connect
+from ivr.redisdb import keys
+from ivr.redisdb.server import connect
 from tests.test_ami_controller import ami, until  # noqa: F401 (ami: the simulated PBX and a controller)
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel
+from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel
 
 
 async def drive(sim: SimChannel, env_extra=None, project_home=None, sighup_on=None):

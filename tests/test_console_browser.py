@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from ivr import redis_keys as keys
+from ivr.accounts.store import Accounts
+from ivr.redisdb import keys
 from ivr.settings import load_settings
-from ivr.web.accounts import Accounts
 from ivr.web.app import make_app
 from tests.conftest import copy_project
 

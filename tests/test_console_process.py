@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
 from ivr.settings import as_environment, load_settings
-from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
 from tests.engine_proc import EngineProcess, free_port
 
 
@@ -164,8 +164,8 @@ def test_a_child_gets_the_settings_in_force_but_not_the_ami_link(tmp_path):
 
 
 async def test_ivr_status_lists_every_engine_and_who_is_not_responding(redis):
-    from ivr import redis_keys as keys
-    from ivr.status import engine_lines, engines
+    from ivr.redisdb import keys
+    from ivr.runtime.status import engine_lines, engines
 
     fresh = {"status": {"calls_in_progress": 3, "calls_handled": 10, "leader": True, "ami_connected": True,
                         "parts": {}, "parts_ok": True, "config_version": 4, "config_error": None,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog
-from ivr.web.accounts import Accounts
+from ivr.accounts.store import Accounts
+from ivr.audit.chain import AuditLog
+from ivr.redisdb import keys
 from tests.conftest import LoopGaps
 from tests.test_console_browser import browser, site  # noqa: F401  (fixtures)
 from tests.test_web_api import PASSWORD, _form, home, web  # noqa: F401  (fixtures)
@@ -146,7 +146,7 @@ async def test_flac_and_absurd_audio_are_refused_in_the_child_not_the_engine(web
 
 @needs_ffmpeg
 def test_the_decoder_child_is_killed_at_its_wall_timeout(tmp_path):
-    from ivr.prompt_audio import AudioRefused, convert
+    from ivr.prompts.audio import AudioRefused, convert
 
     data = _ffmpeg(tmp_path, "t.mp3", "-i", "sine=duration=5")
     with pytest.raises(AudioRefused) as exc:
@@ -335,7 +335,7 @@ async def test_console_pages_run_under_their_content_security_policy(site, brows
                                  ("audit", "/console/audit", "#run")):
         page = await (await browser.new_context()).new_page()
         violations: list[str] = []
-        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+        page.on("console", lambda m, violations=violations: violations.append(m.text) if "Content Security Policy" in m.text else None)
         await page.goto(f"{base}/console/login")
         await page.fill("#user", user)
         await page.fill("#password", PASSWORD)
@@ -356,10 +356,10 @@ async def test_a_month_report_over_a_large_backlog_does_not_hold_the_event_loop(
     from zoneinfo import ZoneInfo
 
     from ivr import logs
-    from ivr.bench.callbacks import NoAck, summaries
     from ivr.callback.capture import MissedCallCapture
     from ivr.callback.policy import Policy
     from ivr.callback.store import CallbackStore
+    from ivr.rehearsal.bench.callbacks import NoAck, summaries
 
     store = CallbackStore(redis)
     cap = MissedCallCapture(redis, store, Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59))),

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from ivr import redis_keys as keys
 from ivr.contingency.plan import check_level, is_level, level_from_text
 from ivr.contingency.store import ContingencyStore, Proposal
 from ivr.errors import LevelInvalid
+from ivr.redisdb import keys
 from tests.test_web_api import home, web  # noqa: F401  (fixtures)
 
 

@@ -3,13 +3,12 @@ stand-down with hysteresis (clock passed in), and the seat actions of a switch."
 
 import pytest
 
-from tests import english
-
 from ivr.ami.model import Observation
-from ivr.contingency.plan import Seats, SeatDef, parse_plan
+from ivr.contingency.plan import SeatDef, Seats, parse_plan
 from ivr.contingency.rules import RuleState, evaluate
 from ivr.contingency.seat_steps import seat_steps
 from ivr.project import Project, load_operations
+from tests import english
 
 PLAN_YAML = """
 mode: auto
@@ -137,7 +136,7 @@ def test_announcement_expiring_within_a_day_is_a_warning(project_home, tmp_path)
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from ivr.announcements import parse_announcements, playable
+    from ivr.prompts.announcements import parse_announcements, playable
 
     tz = ZoneInfo("Asia/Shanghai")
     text = ("sets:\n  peak:\n    - {prompt: policy/current, valid_from: 2026-11-01, valid_until: 2026-11-23}\n"

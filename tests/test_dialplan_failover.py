@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel
-from ivr.sim.dialplan import read_context, run_dialplan, substitute
+from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel
+from ivr.rehearsal.sim.dialplan import read_context, run_dialplan, substitute
 from tests.engine_proc import ROOT, EngineProcess, free_port
 
 DIALPLAN = ROOT / "asterisk" / "extensions.conf"

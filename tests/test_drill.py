@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from ivr.errors import ConfigError
-from ivr.sim.profiles import load_profile, parse_profile
+from ivr.rehearsal.sim.profiles import load_profile, parse_profile
 
 
 def test_smoke_drill_report_is_consistent(project_home, tmp_path):
@@ -76,7 +76,7 @@ def test_chaos_drill_loses_nobody(project_home, tmp_path):
 
 
 def test_drill_picture_has_a_level_legend_clear_of_the_title():
-    from ivr.sim.chart import LEGEND_Y, TOP, drill_svg
+    from ivr.rehearsal.sim.chart import LEGEND_Y, TOP, drill_svg
 
     r = {"profile": "x" * 40, "offered": 123456, "answered": 1, "not_answered": 1, "callbacks_made": 1,
          "callbacks_reached": 1, "series": {"t": [60.0, 120.0], "arrivals": [1, 2], "waiting": [1, 2], "busy": [1, 2],

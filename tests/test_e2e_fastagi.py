@@ -6,13 +6,13 @@ import asyncio
 import pytest
 
 from ivr import logs
-from ivr import redis_keys as keys
 from ivr.agi.fastagi import FastAgiServer
-from ivr.call_service import read_summary
-from ivr.engine import Engine
 from ivr.flow.store import FlowStore
+from ivr.redisdb import keys
+from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
+from ivr.runtime.call_service import read_summary
+from ivr.runtime.engine import Engine
 from ivr.settings import load_settings
-from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
 
 
 @pytest.fixture

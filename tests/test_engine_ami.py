@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from ivr import logs
-from ivr.engine import Engine
+from ivr.rehearsal.sim.agi_peer import Caller, SimChannel, run_call
+from ivr.rehearsal.sim.ami_server import SimAmiServer
+from ivr.runtime.engine import Engine
 from ivr.settings import load_settings
-from ivr.sim.agi_peer import Caller, SimChannel, run_call
-from ivr.sim.ami_server import SimAmiServer
 from tests.test_ami_controller import shipped_pbx, until
 
 
@@ -75,7 +75,7 @@ async def test_status_shows_live_queues_and_promote_moves_a_caller(stack):
 
 
 async def test_missed_call_is_captured_called_back_and_audited(stack):
-    from ivr.sim.agi_peer import QueueOutcome
+    from ivr.rehearsal.sim.agi_peer import QueueOutcome
 
     pbx, server, eng, env = stack
     # every seat paused: the citizen times out in the queue and accepts the callback offer

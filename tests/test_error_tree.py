@@ -4,10 +4,10 @@ ivr/errors.py: one ``except IvrError`` (or ``AgiError``) catches it."""
 import pytest
 
 from ivr.agi.protocol import AgiParseError, parse_response
-from ivr.audit import AuditContended, StaleState
-from ivr.durable import NotReplicated
+from ivr.audit.chain import AuditContended, StaleState
 from ivr.errors import AgiError, IvrError
 from ivr.flow.interpreter import MenuExhausted, StepBudgetExceeded
+from ivr.redisdb.durable import NotReplicated
 
 
 @pytest.mark.parametrize("exc", [AuditContended, StaleState, NotReplicated, MenuExhausted, StepBudgetExceeded])

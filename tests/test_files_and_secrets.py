@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 from ivr import logs
-from ivr.engine import warn_shipped_secret
-from ivr.redis_server import EmbeddedRedis
+from ivr.redisdb.server import EmbeddedRedis
+from ivr.runtime.engine import warn_shipped_secret
 from ivr.settings import load_settings
 from tests.conftest import copy_project
 

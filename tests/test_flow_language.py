@@ -5,10 +5,10 @@ import textwrap
 import pytest
 
 from ivr.flow import model as m
-from tests import english
 from ivr.flow.loader import parse_flow
 from ivr.flow.references import Catalog, check
 from ivr.project import Project, check_files, check_flow_texts
+from tests import english
 
 CATALOG = Catalog(prompts=frozenset({"welcome", "menu", "bye", "policy/current"}),
                   queues={"general": "general-q", "emergency": "emergency-q"},

@@ -12,9 +12,9 @@ from ivr.call_channel import CallInfo, QueueStatus
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter, RunnerConfig
 from ivr.flow.references import Catalog
-from ivr.call_service import LiveState
 from ivr.project import Project, check_files, check_flow_texts, load_operations
-from ivr.sim.agi_peer import Caller, InMemoryTransport, QueueOutcome, SimChannel
+from ivr.rehearsal.sim.agi_peer import Caller, InMemoryTransport, QueueOutcome, SimChannel
+from ivr.runtime.call_service import LiveState
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOON = dt.datetime(2026, 11, 23, 12, 0, tzinfo=TZ)

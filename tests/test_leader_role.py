@@ -5,9 +5,8 @@ another can start them, failing parts restarted with backoff and reported."""
 import asyncio
 import time
 
-
 from ivr import logs
-from ivr.leader import LeaderRole, Part
+from ivr.runtime.leader import LeaderRole, Part
 
 LOG = logs.get("test")
 
@@ -93,7 +92,7 @@ async def test_a_holder_that_cannot_renew_stops_its_parts_before_the_lease_ends(
 
 
 async def test_a_failing_part_is_restarted_and_its_health_reported(redis, monkeypatch):
-    monkeypatch.setattr("ivr.leader.RESTART_BACKOFF_S", (0.05, 0.1))
+    monkeypatch.setattr("ivr.runtime.leader.RESTART_BACKOFF_S", (0.05, 0.1))
     rec = Recorder()
     a = LeaderRole(redis, rec.factory("a", fail_first=2), LOG, key="test:leader3", ttl_s=3.0)
     ta = asyncio.create_task(a.run())
@@ -103,8 +102,8 @@ async def test_a_failing_part_is_restarted_and_its_health_reported(redis, monkey
     assert health["parts"]["capture"]["restarts"] == 2
     assert "redis restarting" in health["parts"]["capture"]["last_error"]
     await asyncio.sleep(1.2)                            # published each round for `ivr status`
-    from ivr import redis_keys as keys
     from ivr.cli.engine import leader_line
+    from ivr.redisdb import keys
     line = leader_line(await redis.get(keys.LEADER_HEALTH))
     assert "capture 运行 running, 2 次重启 restarts" in line
     ta.cancel()

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from ivr import logs
-from ivr import redis_keys as keys
-from ivr.call_service import read_summary
-from ivr.engine import Engine
+from ivr.redisdb import keys
+from ivr.runtime.call_service import read_summary
+from ivr.runtime.engine import Engine
 from ivr.settings import load_settings
 
 ASTERISK = shutil.which("asterisk")

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr import names
+from ivr.accounts.store import Accounts
 from ivr.agi.protocol import UnsafeCommand, quote
-from ivr.announcements import parse_announcements
 from ivr.errors import IvrError
 from ivr.flow.loader import parse_flow
-from ivr.web.accounts import Accounts
+from ivr.prompts.announcements import parse_announcements
 from tests.test_agi_channel import channel
 from tests.test_ami_controller import ami  # noqa: F401  (fixture)
 
@@ -31,8 +31,9 @@ def test_every_rule_refuses_a_trailing_line_break(rule, tail):
 
 
 def test_the_web_name_checks_use_the_full_match_rules():
+    from ivr.accounts import store as accounts
     from ivr.services import prompts
-    from ivr.web import accounts, api_operations
+    from ivr.web import api_operations
     for rule, value in ((prompts.PROMPT_NAME, "welcome"), (api_operations.FLOW_NAME, "main"),
                         (accounts.NAME_RE, "ops")):
         assert rule.match(value)

@@ -7,11 +7,11 @@ import pytest
 
 from ivr import logs
 from ivr.callback.capture import MissedCallCapture
-from ivr.callback.store import CallbackStore
-from ivr import redis_keys as keys
 from ivr.callback.reconcile import QueueReconciler
-from ivr.call_service import CallSummaries, read_summary
+from ivr.callback.store import CallbackStore
 from ivr.clock import WallClock
+from ivr.redisdb import keys
+from ivr.runtime.call_service import CallSummaries, read_summary
 
 LOG = logs.get("test")
 

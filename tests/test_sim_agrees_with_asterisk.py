@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from ivr.sim.agi_peer import Caller, QueueOutcome, SimChannel
+from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel
 from tests.conftest import load_transcript
 
 SCENARIOS = {

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from ivr.sim.callcenter import CallCenter, erlang_a
-from ivr.sim.pbx import SimPbx
+from ivr.rehearsal.sim.callcenter import CallCenter, erlang_a
+from ivr.rehearsal.sim.pbx import SimPbx
 
 TOLERANCE = 0.10      # relative, on probabilities (and on the mean wait with abandonment); 15 % on the Erlang C mean wait
 

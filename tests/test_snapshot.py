@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr import logs
-from ivr.snapshot import SnapshotSource
+from ivr.runtime.snapshot import SnapshotSource
 from tests.conftest import copy_project
 
 TZ = ZoneInfo("Asia/Shanghai")

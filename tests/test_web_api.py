@@ -9,9 +9,9 @@ import sys
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr import redis_keys as keys
+from ivr.accounts.store import Accounts
+from ivr.redisdb import keys
 from ivr.settings import load_settings
-from ivr.web.accounts import Accounts
 from ivr.web.app import make_app
 from tests.conftest import copy_project
 

@@ -1,4 +1,4 @@
-"""Every staff-edited YAML file goes through one bounded reader (ivr/yamlfile.py):
+"""Every staff-edited YAML file goes through one bounded reader (ivr/yamldoc/bounded.py):
 no anchors or aliases (a 600-byte "billion laughs" flow used to cost seconds per
 check, and slowed every call while it was checked), a size cap, a depth cap."""
 
@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr import yamlfile
-from ivr.announcements import parse_announcements
 from ivr.contingency.plan import parse_plan
 from ivr.errors import ConfigError
 from ivr.flow.loader import parse_flow
 from ivr.project import load_queue_config
+from ivr.prompts.announcements import parse_announcements
+from ivr.yamldoc import bounded as yamlfile
 
 MESSAGE = "不允许使用 YAML 锚点/别名 (anchors and aliases are not allowed)"
 

@@ -5,21 +5,22 @@ stdin/stdout). One implementation, so both transports agree with the transcripts
 from __future__ import annotations
 
 import time
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from ivr import names
 from ivr.agi.protocol import (
     DEAD_CHANNEL,
     HANGUP_NOTICE,
     AgiResponse,
+    checked_command,
     is_usage_start,
     parse_response,
-    checked_command,
     quote,
 )
 from ivr.call_channel import CallInfo, QueueResult, QueueStatus, RecordResult
 from ivr.errors import AgiCommandFailed, CallerHungUp, PromptMissing
-from ivr.metrics import AGI_COMMAND_SECONDS
+from ivr.runtime.metrics import AGI_COMMAND_SECONDS
 
 _VARIABLE_NAME = names.CHANNEL_VARIABLE
 # Prompt names, queue names and dial strings reach EXEC/STREAM FILE; the flow

@@ -23,10 +23,10 @@ from ivr import logs
 from ivr.agi.channel import AgiChannel
 from ivr.agi.protocol import parse_header
 from ivr.call_channel import CallInfo
-from ivr.call_service import summary_fields
 from ivr.errors import AgiClosed, AgiTimeout, ConfigError, FlowInvalid
 from ivr.flow.conditions import CallFacts
 from ivr.project import Project, check_files, load_calendars, load_number_lists, require_valid
+from ivr.runtime.call_service import summary_fields
 from ivr.settings import load_settings
 
 
@@ -84,8 +84,8 @@ class PipeTransport:
 
 
 async def run_classic(flow_name: str, agi: AGI, environ: dict[str, str] | None = None) -> str:
-    from ivr.snapshot import load_snapshot, runner_config  # local: keeps start-up light for the common path
     from ivr.flow.interpreter import FlowInterpreter
+    from ivr.runtime.snapshot import load_snapshot, runner_config  # local: keeps start-up light for the common path
 
     settings = load_settings(environ)
     logs.configure(settings.log_level, "json", stream=sys.stderr)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, Awaitable, Callable, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, cast
 
 from ivr.agi.protocol import parse_header, split_header_lines
 from ivr.errors import AgiClosed, AgiTimeout
@@ -33,7 +34,7 @@ class AgiConnection(asyncio.Protocol):
 
     hangup_signalled = False  # FastAGI is told by a HANGUP line instead
 
-    def __init__(self, server: "FastAgiServer") -> None:
+    def __init__(self, server: FastAgiServer) -> None:
         self.server = server
         assert server.loop is not None  # start() set it before the first connection
         self.loop = server.loop

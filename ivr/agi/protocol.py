@@ -15,8 +15,8 @@ res/res_agi.c) that this module encodes:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ivr.errors import AgiError
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import time
-from typing import Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -30,8 +30,8 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from ivr.aio import cancelling
 from ivr.ami.model import LiveModel
-from ivr.live_store import write_live
 from ivr.logs import Log
+from ivr.redisdb.live import write_live
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -177,7 +177,7 @@ class AmiController:
         try:
             res = await asyncio.wait_for(self.link.send_action({"Action": "QueueStatus"}, as_list=True),
                                          ACTION_TIMEOUT_S * 2)
-        except (asyncio.TimeoutError, ConnectionError, AttributeError) as exc:
+        except (TimeoutError, ConnectionError, AttributeError) as exc:
             self.log.warning("ami_resync_failed", error=repr(exc))
             return False
         events = res if isinstance(res, list) else [res]
@@ -225,7 +225,7 @@ class AmiController:
                 continue
             try:
                 await asyncio.wait_for(self.link.send_action({"Action": "Ping"}, as_list=False), ACTION_TIMEOUT_S)
-            except (asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, ConnectionError):
                 self.log.warning("ami_link_silent", action="abort")
                 self.ready.clear()
                 proto.transport.abort()
@@ -254,7 +254,7 @@ class AmiController:
                 message = first.get("Message", "") or first.get("Response", "")
                 if first.success:
                     return ActionResult(True, message, attempt, resp)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 message = "no answer from Asterisk" if self.ready.is_set() else "AMI not connected"
             except (ConnectionError, AttributeError) as exc:
                 message = f"AMI link lost: {exc!r}"

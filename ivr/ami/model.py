@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from ivr.logs import mask_number
 from ivr.stats import percentile

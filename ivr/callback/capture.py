@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from ivr import redis_keys as keys
 from ivr.callback.policy import Policy, classify, first_attempt_at, reached_a_person
 from ivr.callback.store import CallbackStore
-from ivr.call_service import read_summary
-from ivr.durable import Replication
 from ivr.logs import Log, mask_number
-from ivr.redis_replies import read_group, stream_entries, text
+from ivr.redisdb import keys
+from ivr.redisdb.durable import Replication
+from ivr.redisdb.replies import read_group, stream_entries, text
+from ivr.runtime.call_service import read_summary
 
 GROUP = "callbacks"
 ORPHAN_IDLE_MS = 10_000   # a summary delivered this long ago and not acknowledged: its capture died
@@ -118,7 +118,7 @@ class MissedCallCapture:
             if drain and inflight is not None:
                 await send(drain=True)
 
-        for eid, s in entries:
+        for _eid, s in entries:
             number = s.get("number", "")
             if not number or not number.isdigit():
                 continue
@@ -155,7 +155,7 @@ class MissedCallCapture:
 
     def _audit_for(self, meta, results, now: float) -> list[dict]:
         out = []
-        for (number, miss, s), (what, cid, calls) in zip(meta, results):
+        for (number, miss, s), (what, cid, calls) in zip(meta, results, strict=True):
             self.recorded += what == "recorded"
             self.merged += what == "merged"
             self.misdials += what == "misdial"

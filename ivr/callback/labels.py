@@ -7,9 +7,12 @@ and command line that a person reads goes through here."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from ivr.callback.states import EntryKind as E, Outcome as O, RecordState as S
+from ivr.callback.states import EntryKind as E
+from ivr.callback.states import Outcome as O
+from ivr.callback.states import RecordState as S
 
 # audit entry kind -> (zh, en)
 ENTRY_KINDS: dict[str, tuple[str, str]] = {

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
 
-from ivr import yamlfile
-from ivr.flow.loader import MISSING, Reader, read_int, read_seconds, read_text
-from ivr.flow.problems import Problem, Problems, compose_mapping
+from ivr.yamldoc import bounded as yamlfile
+from ivr.yamldoc.problems import Problem, Problems
+from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_int, read_seconds, read_text
 
 KINDS = ("emergency", "courtesy", "ordinary")
 DEFAULT_DEADLINES = {"emergency": 7200.0, "courtesy": 14400.0, "ordinary": 86400.0}
@@ -66,7 +67,7 @@ class Miss:
 
 
 def classify(s: Mapping[str, str], policy: Policy) -> Miss | None:
-    """A call summary (ivr.call_service.summary_fields) -> the missed call it is, if any."""
+    """A call summary (ivr.runtime.call_service.summary_fields) -> the missed call it is, if any."""
     if s.get("wanted_person") != "1":
         return None
     status = s.get("queue_status", "")

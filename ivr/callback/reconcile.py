@@ -39,12 +39,12 @@ import orjson
 import redis.asyncio as aioredis
 
 from ivr.aio import cancelling
-from ivr import redis_keys as keys
-from ivr.call_service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
-from ivr.durable import Replication
 from ivr.logs import Log, mask_number
-from ivr.redis_replies import text_or_none
+from ivr.redisdb import keys
+from ivr.redisdb.durable import Replication
+from ivr.redisdb.replies import text_or_none
+from ivr.runtime.call_service import CALLS_STREAM_MAXLEN
 
 GRACE_S = 5.0               # wall seconds: engines write summaries every 0.1 s
 RECHECK_S = 5.0
@@ -187,7 +187,7 @@ class QueueReconciler:
         return "written"
 
     def _summary(self, p: _Left, *, engine_died: bool) -> dict[str, str]:
-        """A call summary (ivr.call_service.summary_fields) from what AMI told."""
+        """A call summary (ivr.runtime.call_service.summary_fields) from what AMI told."""
         return {
             "uniqueid": p.uniqueid, "number": p.number if p.number.isdigit() else "", "flow": "", "version": "",
             "started": f"{p.joined_at:.3f}", "ended": f"{p.left_at:.3f}",

@@ -55,7 +55,7 @@ def report(records: list[dict], attempts: list[dict], start: float, end: float) 
 def hotline_figures(calls: list[dict], records: list[dict], per_seat: dict) -> dict:
     """The monthly figures a 12345 centre is assessed on (docs/audit-report.md).
 
-    ``calls``: call summaries (``ivr.call_service.summary_fields``) that started in the
+    ``calls``: call summaries (``ivr.runtime.call_service.summary_fields``) that started in the
     period; ``records``: the callbacks whose first missed call is in it.
 
     - 接通率 live answer rate: calls that wanted a person and reached one /

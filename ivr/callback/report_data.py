@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from ivr import redis_keys as keys
 from ivr.aio import between_pages
-from ivr.audit import AuditLog
+from ivr.audit.chain import AuditLog
 from ivr.callback.report import hotline_figures, report
 from ivr.callback.store import CallbackQueries
+from ivr.redisdb import keys
 
 CALLS_BATCH = 500       # summaries per XRANGE: 10,000 at once held Redis for milliseconds
 
@@ -19,7 +19,9 @@ async def read_calls(redis, start: float, end: float) -> list[dict]:
     """Call summaries that started in [start, end). A summary is written when
     its call ends (stream ids are write times), so the scan runs on past the end
     by a margin for calls still going at the end of the period."""
-    from ivr.call_service import read_summary        # lazily: ivr.call_service brings in the whole call engine
+    from ivr.runtime.call_service import (
+        read_summary,  # lazily: ivr.runtime.call_service brings in the whole call engine
+    )
 
     out, lo, hi = [], f"{int(start * 1000)}-0", f"{int((end + 6 * 3600) * 1000)}-0"
     while True:

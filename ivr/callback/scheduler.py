@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from ivr.ami.controller import AmiController
 from ivr.callback.policy import Policy, next_attempt_at
 from ivr.callback.states import DIAL_OUTCOMES  # DIALSTATUS of the citizen leg -> outcome
 from ivr.callback.store import CallbackStore
-from ivr.durable import Replication
 from ivr.logs import mask_number
-
+from ivr.redisdb.durable import Replication
 
 
 @dataclass
@@ -108,7 +107,7 @@ class CallbackScheduler:
         if recovered:
             self.log.warning("callbacks_recovered", count=recovered)
         started = 0
-        for number, seat in zip(numbers, seats):
+        for number, seat in zip(numbers, seats, strict=False):  # as many as both allow
             if number in self.by_number:
                 # our own attempt whose lease lapsed (a stalled process): it is
                 # still under way, so it is kept, never dialled again

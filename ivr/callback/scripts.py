@@ -3,7 +3,7 @@
 
 Every script gets its fixed keys in KEYS. The per-number and per-id record keys
 (``ivr:cb:n:<number>``, ``ivr:cb:id:<id>``) cannot all be declared in KEYS, so
-their prefixes come in ARGV (``ivr.redis_keys``) and the scripts build the keys:
+their prefixes come in ARGV (``ivr.redisdb.keys``) and the scripts build the keys:
 that is why the store runs on a standalone Redis (or a Sentinel-managed one),
 never on Redis Cluster.
 """

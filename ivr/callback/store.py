@@ -2,7 +2,7 @@
 scheduler processes, or a crash and a restart, never dial one citizen twice at
 the same time and never lose one.
 
-Keys (all in ``ivr.redis_keys``; standalone Redis: the scripts in
+Keys (all in ``ivr.redisdb.keys``; standalone Redis: the scripts in
 ``ivr.callback.scripts`` build record keys from prefixes):
 - ``ivr:cb:n:<number>`` hash: the one open callback of a number (repeated
   attempts merge into it); on close it is renamed ``ivr:cb:id:<id>``.
@@ -18,16 +18,15 @@ indexed per callback (``ivr:cb:trail:<id>``, read by ``ivr.callback.trail``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
 from typing import cast
 
 import redis.asyncio as aioredis
 
-from ivr import redis_keys as keys
 from ivr.aio import between_pages
-from ivr.audit import AuditLog
+from ivr.audit.chain import AuditLog
 from ivr.callback import scripts
-from ivr.redis_replies import scored, text_or_none, texts
+from ivr.redisdb import keys
+from ivr.redisdb.replies import scored, text_or_none, texts
 
 PENDING, READY, CLAIMS = keys.CALLBACK_PENDING, keys.CALLBACK_READY, keys.CALLBACK_CLAIMS
 CLOSED, SEQ, IDS = keys.CALLBACK_CLOSED, keys.CALLBACK_SEQ, keys.CALLBACK_IDS

@@ -10,8 +10,8 @@ for callbacks whose first call came before it.
 
 from __future__ import annotations
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog
+from ivr.audit.chain import AuditLog
+from ivr.redisdb import keys
 
 SCAN_BATCH = 5000
 

@@ -8,10 +8,13 @@ One module per audience, each registering its commands with ``add_commands``:
     callbacks.py      callbacks                        (staff and auditors)
     auditors.py       audit                            (auditors)
     users.py          users                            (administrators)
-    drill.py          drill, demo, bench               (rehearsals and benchmarks)
     common.py         run, with_redis, who, explain    (shared by all of them)
 
 The commands parse their arguments, call ``ivr.services`` and print.
+
+``ivr drill``, ``ivr demo`` and ``ivr bench`` live in ``ivr.rehearsal.commands``
+(the simulated Asterisk, drills, benchmarks): loaded only when one of them is
+asked for, so the production commands never import the simulator.
 """
 
 from __future__ import annotations
@@ -21,21 +24,37 @@ import sys
 from pathlib import Path
 
 from ivr import logs
-from ivr.cli import auditors, callbacks, drill, engine, operations, seat_managers, users
+from ivr.cli import auditors, callbacks, engine, operations, seat_managers, users
 from ivr.cli.common import crash_report, explain
 from ivr.settings import load_settings
 
+REHEARSALS = {"drill": "rehearse a load profile: the engine against the simulated Asterisk",
+              "demo": "a short drill on embedded defaults (a few minutes), report and picture",
+              "bench": "benchmarks"}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _command_of(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line. The rehearsal commands are only named (for
+    ``ivr --help``) unless ``argv`` asks for one of them."""
     p = argparse.ArgumentParser(prog="ivr", description="12345 hotline IVR and overflow-call engine")
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (engine, operations, drill, users, seat_managers, callbacks, auditors):
+    for module in (engine, operations, users, seat_managers, callbacks, auditors):
         module.add_commands(sub)
+    if _command_of(sys.argv[1:] if argv is None else argv) in REHEARSALS:
+        from ivr.rehearsal import commands  # the simulator and benches: only for these commands
+        commands.add_commands(sub)
+    else:
+        for name, text in REHEARSALS.items():
+            sub.add_parser(name, help=text)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     settings = None
     try:
         settings = load_settings()

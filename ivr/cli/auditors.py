@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from ivr import redis_keys as keys
 from ivr.cli.common import run_with_redis
+from ivr.redisdb import keys
 from ivr.services import audit as audit_service
 from ivr.settings import Settings
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import redis.exceptions
 
 from ivr import logs
+from ivr.accounts.changes import actor
 from ivr.errors import IvrError
 from ivr.settings import Settings
-from ivr.users_audit import actor
 
 
 def who() -> str:
@@ -46,7 +46,7 @@ def run(coro):
 
 async def with_redis(settings: Settings, fn):
     """``fn(redis)`` with a connection to IVR_REDIS_URL (or the embedded Redis)."""
-    from ivr.redis_server import RedisHandle, connect
+    from ivr.redisdb.server import RedisHandle, connect
 
     with RedisHandle(settings.redis_url, settings.data_dir) as url:
         redis = connect(url)

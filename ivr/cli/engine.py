@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import time
 
-from ivr import redis_keys as keys
 from ivr.cli.common import fmt_time, level_line, run, run_with_redis
+from ivr.redisdb import keys
 from ivr.settings import SETTINGS_HELP, Settings, shown
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    from ivr.engine import serve
+    from ivr.runtime.engine import serve
 
     run(serve(settings))
     return 0
@@ -81,9 +81,9 @@ def leader_line(raw: str | None) -> str:
 
 
 def cmd_status(args, settings: Settings) -> int:
-    from ivr.live_store import read_live
+    from ivr.redisdb.live import read_live
+    from ivr.runtime.status import engine_lines, engines
     from ivr.services import contingency
-    from ivr.status import engine_lines, engines
 
     plan = contingency.plan(settings.home, settings.timezone)
 

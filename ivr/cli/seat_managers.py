@@ -100,8 +100,8 @@ def cmd_queue_promote(args, settings: Settings) -> int:
 
     from ivr import logs
     from ivr.ami.controller import AmiController
-    from ivr.live_store import read_live
     from ivr.ami.model import LiveModel
+    from ivr.redisdb.live import read_live
 
     ami = settings.ami
     if ami is None:

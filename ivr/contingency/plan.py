@@ -11,16 +11,18 @@ own ``for_s``: the gap between the two is the hysteresis that stops flapping.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeGuard
+from typing import Any, TypeGuard
 
 import yaml
 
-from ivr import names, yamlfile
+from ivr import names
 from ivr.errors import LevelInvalid
-from ivr.flow.loader import MISSING, Reader, Reference, read_bool, read_int, read_seconds, read_text
-from ivr.flow.problems import Problem, Problems, compose_mapping
+from ivr.yamldoc import bounded as yamlfile
+from ivr.yamldoc.problems import Problem, Problems
+from ivr.yamldoc.schema import MISSING, Reader, Reference, compose_mapping, read_bool, read_int, read_seconds, read_text
 
 CALLBACK_MODES = ("offer", "message")
 SEAT_ACTIONS = ("add", "remove", "pause", "unpause")

@@ -9,8 +9,8 @@ a break that were called back are not sent on break again unless asked).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping
 
 from ivr.contingency.plan import UNDO, Plan, SeatAction, Seats
 

@@ -1,7 +1,7 @@
 """The contingency level in Redis: what is in force, who set it and why, what
 the automatic rules propose, and which seat actions have been carried out.
 
-Every change is one atomic step with its audit record (``ivr.audit``): the
+Every change is one atomic step with its audit record (``ivr.audit.chain``): the
 level key every engine process polls, the state, and the hash-chained entry.
 """
 
@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import redis.asyncio as aioredis
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog
+from ivr.audit.chain import AuditLog
 from ivr.contingency.plan import check_level
+from ivr.redisdb import keys
 
 
 @dataclass

@@ -5,7 +5,7 @@ the level in force over AMI, retrying and recording what failed."""
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 from ivr.ami.controller import ActionResult, AmiController
 from ivr.ami.model import LiveModel

@@ -6,8 +6,8 @@ the clock, the contingency level and the caller's history once per call."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Union
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -108,7 +108,7 @@ class VariableEquals:
 
 @dataclass(frozen=True, slots=True)
 class AllOf:
-    parts: tuple["Condition", ...]
+    parts: tuple[Condition, ...]
 
     def holds(self, f: CallFacts) -> bool:
         return all(p.holds(f) for p in self.parts)
@@ -116,7 +116,7 @@ class AllOf:
 
 @dataclass(frozen=True, slots=True)
 class AnyOf:
-    parts: tuple["Condition", ...]
+    parts: tuple[Condition, ...]
 
     def holds(self, f: CallFacts) -> bool:
         return any(p.holds(f) for p in self.parts)
@@ -124,14 +124,14 @@ class AnyOf:
 
 @dataclass(frozen=True, slots=True)
 class Not:
-    part: "Condition"
+    part: Condition
 
     def holds(self, f: CallFacts) -> bool:
         return not self.part.holds(f)
 
 
-Condition = Union[LevelAtLeast, LevelBelow, ShortMenu, TimeBetween, WeekdayIn, InCalendar,
-                  CalledWithin, CallerInList, VariableEquals, AllOf, AnyOf, Not]
+Condition = (LevelAtLeast | LevelBelow | ShortMenu | TimeBetween | WeekdayIn | InCalendar |
+             CalledWithin | CallerInList | VariableEquals | AllOf | AnyOf | Not)
 
 
 def walk(cond: Condition) -> Iterator[Condition]:

@@ -13,8 +13,9 @@ socket closed, the call was given back) the dialplan queues the caller itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from ivr.call_channel import CallChannel, CallLog, QueueStatus
 from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, IvrError
@@ -96,7 +97,7 @@ class FlowInterpreter:
             log.warning("agi_link_lost", error=str(exc))
         return record
 
-    async def _run_flow(self, state: "_CallState", flow: m.Flow, depth: int) -> None:
+    async def _run_flow(self, state: _CallState, flow: m.Flow, depth: int) -> None:
         step_name = flow.start
         in_fallback = False
         while step_name != m.END:
@@ -118,7 +119,7 @@ class FlowInterpreter:
                     continue
                 raise _FallbackNeeded(step.name, exc) from exc
 
-    async def _step(self, s: "_CallState", step: m.Step, depth: int) -> str:
+    async def _step(self, s: _CallState, step: m.Step, depth: int) -> str:
         ch = s.channel
         match step:
             case m.Play():
@@ -199,7 +200,7 @@ class FlowInterpreter:
                 raise _CallEnded()
         raise TypeError(f"unknown step {step!r}")
 
-    async def _menu(self, s: "_CallState", step: m.Menu) -> str:
+    async def _menu(self, s: _CallState, step: m.Menu) -> str:
         attempts = step.retries + 1
         for attempt in range(attempts):
             digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
@@ -214,7 +215,7 @@ class FlowInterpreter:
             return step.default
         raise MenuExhausted(f"no valid choice after {attempts} attempts")
 
-    async def _queue(self, s: "_CallState", step: m.Queue) -> str:
+    async def _queue(self, s: _CallState, step: m.Queue) -> str:
         s.record.wanted_person = True
         s.record.queue = step.queue
         s.record.emergency = s.record.emergency or step.emergency
@@ -235,7 +236,7 @@ class FlowInterpreter:
         return step.on_timeout
 
     @staticmethod
-    async def _done(s: "_CallState") -> None:
+    async def _done(s: _CallState) -> None:
         """The last act of a call the engine finished: tell the dialplan so."""
         if s.record.given_back or s.channel.hung_up:
             return
@@ -244,7 +245,7 @@ class FlowInterpreter:
         except (CallerHungUp, AgiTimeout, AgiClosed):
             pass      # gone already: the dialplan ends without us
 
-    async def _builtin_fallback(self, s: "_CallState") -> None:
+    async def _builtin_fallback(self, s: _CallState) -> None:
         """The last resort: the general queue; if even that fails, hand the call
         back to the dialplan, which queues it itself."""
         ch = s.channel

@@ -8,30 +8,33 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from ivr import names
 from ivr.flow import conditions as c
 from ivr.flow import model as m
-from ivr.flow.problems import COMPOSE_FAILED, Problems, compose_or_report, did_you_mean, kind_of, mapping_items, scalar
+from ivr.yamldoc.problems import Problems, did_you_mean, kind_of, mapping_items, scalar
+from ivr.yamldoc.schema import (
+    COMPOSE_FAILED,
+    MISSING,
+    Reader,
+    Reference,
+    compose_or_report,
+    read_bool,
+    read_int,
+    read_seconds,
+    read_text,
+)
 
 NAME_RE = names.NAME
 PROMPT_RE = names.PROMPT
 VARIABLE_RE = names.FLOW_VARIABLE
 DIGITS_RE = names.DIGITS
 NUMBER_RE = names.PHONE_NUMBER
-_MISSING = object()
-
-
-@dataclass(slots=True)
-class Reference:
-    kind: str   # step | prompt | queue | list | calendar | flow
-    value: str
-    node: yaml.Node
-    where: str  # "menu 'main_menu'"
 
 
 @dataclass(slots=True)
@@ -43,140 +46,66 @@ class ParsedFlow:
     name: str = ""
 
 
-class _Reader:
-    """Reads the keys of one mapping against a schema, collecting problems."""
-
-    def __init__(self, node: yaml.MappingNode, problems: Problems, where: str,
-                 refs: list[Reference]) -> None:
-        self.node = node
-        self.problems = problems
-        self.where = where
-        self.refs = refs
-        self.items = {k: (kn, vn) for k, kn, vn in mapping_items(node, problems, where)}
-        self.allowed: set[str] = set()
-
-    def take(self, key: str, conv: Callable[["_Reader", yaml.Node], Any], *,
-             required: bool = False, default: Any = None) -> Any:
-        self.allowed.add(key)
-        if key not in self.items:
-            if required:
-                self.problems.at(self.node, f"{self.where}: missing required key '{key}'")
-                return _MISSING
-            return default
-        return conv(self, self.items[key][1])
-
-    def finish(self) -> None:
-        for key, (knode, _) in self.items.items():
-            if key not in self.allowed:
-                self.problems.at(knode, f"{self.where}: unknown key '{key}'{did_you_mean(key, self.allowed)}")
-
-    def bad(self, node: yaml.Node, what: str) -> Any:
-        self.problems.at(node, f"{self.where}: expected {what}, got {kind_of(node)}")
-        return _MISSING
-
-    def ref(self, kind: str, value: str, node: yaml.Node) -> str:
-        self.refs.append(Reference(kind, value, node, self.where))
-        return value
-
-
-# -- value converters ---------------------------------------------------------
-
-def _text(r: _Reader, n: yaml.Node) -> Any:
-    v = scalar(n)
-    return v if v is not None else r.bad(n, "text")
-
-
-def _int_in(lo: int, hi: int) -> Callable[[_Reader, yaml.Node], Any]:
-    def conv(r: _Reader, n: yaml.Node) -> Any:
-        v = scalar(n)
-        if v is None or not re.fullmatch(r"-?\d+", v) or not lo <= int(v) <= hi:
-            return r.bad(n, f"a whole number from {lo} to {hi}")
-        return int(v)
-    return conv
-
-
-def _seconds(lo: float, hi: float) -> Callable[[_Reader, yaml.Node], Any]:
-    def conv(r: _Reader, n: yaml.Node) -> Any:
-        v = scalar(n)
-        try:
-            f = float(v) if v is not None else None
-        except ValueError:
-            f = None
-        if f is None or not lo <= f <= hi:
-            return r.bad(n, f"seconds from {lo:g} to {hi:g}")
-        return f
-    return conv
-
-
-def _bool(r: _Reader, n: yaml.Node) -> Any:
-    v = (scalar(n) or "").lower()
-    if v in ("true", "yes", "on"):
-        return True
-    if v in ("false", "no", "off"):
-        return False
-    return r.bad(n, "true or false")
-
-
-def _step_ref(r: _Reader, n: yaml.Node) -> Any:
+def _step_ref(r: Reader, n: yaml.Node) -> Any:
     v = scalar(n)
     if v is None or not NAME_RE.fullmatch(v):
         return r.bad(n, "a step name")
     return r.ref("step", v, n)
 
 
-def _prompt(r: _Reader, n: yaml.Node) -> Any:
+def _prompt(r: Reader, n: yaml.Node) -> Any:
     v = scalar(n)
     if v is None or not PROMPT_RE.fullmatch(v):
         return r.bad(n, "a prompt name (letters, digits, '-', '_', '/')")
     return r.ref("prompt", v, n)
 
 
-def _prompts(r: _Reader, n: yaml.Node) -> Any:
+def _prompts(r: Reader, n: yaml.Node) -> Any:
     if isinstance(n, yaml.SequenceNode):
         if not n.value:
             return r.bad(n, "at least one prompt")
         out = tuple(_prompt(r, x) for x in n.value)
-        return _MISSING if _MISSING in out else out
+        return MISSING if MISSING in out else out
     p = _prompt(r, n)
-    return _MISSING if p is _MISSING else (p,)
+    return MISSING if p is MISSING else (p,)
 
 
-def _digits(r: _Reader, n: yaml.Node) -> Any:
+def _digits(r: Reader, n: yaml.Node) -> Any:
     v = scalar(n)
     if v is None or (v and not DIGITS_RE.fullmatch(v)):
         return r.bad(n, "keypad digits (0-9, * and #)")
     return v
 
 
-def _digit(r: _Reader, n: yaml.Node) -> Any:
+def _digit(r: Reader, n: yaml.Node) -> Any:
     v = scalar(n)
     if v is None or len(v) != 1 or not DIGITS_RE.fullmatch(v):
         return r.bad(n, "one keypad digit")
     return v
 
 
-def _queue_ref(r: _Reader, n: yaml.Node) -> Any:
+def _queue_ref(r: Reader, n: yaml.Node) -> Any:
     v = scalar(n)
     if v is None or not NAME_RE.fullmatch(v):
         return r.bad(n, "a queue name")
     return r.ref("queue", v, n)
 
 
-def _flow_ref(r: _Reader, n: yaml.Node) -> Any:
+def _flow_ref(r: Reader, n: yaml.Node) -> Any:
     v = scalar(n)
     if v is None or not NAME_RE.fullmatch(v):
         return r.bad(n, "a flow name")
     return r.ref("flow", v, n)
 
 
-def _number(r: _Reader, n: yaml.Node) -> Any:
+def _number(r: Reader, n: yaml.Node) -> Any:
     v = scalar(n)
     if v is None or not NUMBER_RE.fullmatch(v):
         return r.bad(n, "a phone number (digits, 3 to 20)")
     return v
 
 
-def _options(r: _Reader, n: yaml.Node) -> Any:
+def _options(r: Reader, n: yaml.Node) -> Any:
     if not isinstance(n, yaml.MappingNode) or not n.value:
         return r.bad(n, "a mapping of digit: step")
     out = {}
@@ -185,12 +114,12 @@ def _options(r: _Reader, n: yaml.Node) -> Any:
             r.problems.at(knode, f"{r.where}: option '{key}' is not one keypad digit")
             continue
         target = _step_ref(r, vnode)
-        if target is not _MISSING:
+        if target is not MISSING:
             out[key] = target
     return out
 
 
-def _variables(r: _Reader, n: yaml.Node) -> Any:
+def _variables(r: Reader, n: yaml.Node) -> Any:
     if not isinstance(n, yaml.MappingNode) or not n.value:
         return r.bad(n, "a mapping of VARIABLE: value")
     out = {}
@@ -206,7 +135,7 @@ def _variables(r: _Reader, n: yaml.Node) -> Any:
     return out
 
 
-def _time(r: _Reader, n: yaml.Node) -> Any:
+def _time(r: Reader, n: yaml.Node) -> Any:
     v = scalar(n)
     try:
         return dt.time.fromisoformat(v) if v and re.fullmatch(r"\d\d:\d\d", v) else r.bad(n, "a time HH:MM")
@@ -218,25 +147,25 @@ CONDITION_KEYS = ("level_at_least", "level_below", "short_menu", "time_between",
                   "called_within_min", "caller_in_list", "variable_equals", "all", "any", "not")
 
 
-def _condition(r: _Reader, n: yaml.Node) -> Any:
+def _condition(r: Reader, n: yaml.Node) -> Any:
     if not isinstance(n, yaml.MappingNode) or len(n.value) != 1:
         return r.bad(n, f"one condition ({', '.join(CONDITION_KEYS)})")
     knode, v = n.value[0]
     key = scalar(knode) or ""
     if key == "level_at_least":
-        x = _int_in(0, 9)(r, v)
-        return x if x is _MISSING else c.LevelAtLeast(x)
+        x = read_int(0, 9)(r, v)
+        return x if x is MISSING else c.LevelAtLeast(x)
     if key == "level_below":
-        x = _int_in(0, 10)(r, v)
-        return x if x is _MISSING else c.LevelBelow(x)
+        x = read_int(0, 10)(r, v)
+        return x if x is MISSING else c.LevelBelow(x)
     if key == "short_menu":
-        x = _bool(r, v)
-        return x if x is _MISSING else c.ShortMenu(x)
+        x = read_bool(r, v)
+        return x if x is MISSING else c.ShortMenu(x)
     if key == "time_between":
         if not isinstance(v, yaml.SequenceNode) or len(v.value) != 2:
             return r.bad(v, "[start, end] times HH:MM")
         a, b = _time(r, v.value[0]), _time(r, v.value[1])
-        return _MISSING if _MISSING in (a, b) else c.TimeBetween(a, b)
+        return MISSING if MISSING in (a, b) else c.TimeBetween(a, b)
     if key == "weekday_in":
         if not isinstance(v, yaml.SequenceNode) or not v.value:
             return r.bad(v, f"a list of days ({', '.join(c.WEEKDAYS)})")
@@ -245,41 +174,41 @@ def _condition(r: _Reader, n: yaml.Node) -> Any:
             name = (scalar(d) or "").lower()
             if name not in c.WEEKDAYS:
                 r.problems.at(d, f"{r.where}: unknown day '{scalar(d)}'{did_you_mean(name, c.WEEKDAYS)}")
-                return _MISSING
+                return MISSING
             days.add(c.WEEKDAYS.index(name))
         return c.WeekdayIn(frozenset(days))
     if key == "calendar":
         calendar = scalar(v)
         return r.bad(v, "a calendar name") if not calendar else c.InCalendar(r.ref("calendar", calendar, v))
     if key == "called_within_min":
-        x = _int_in(1, 7 * 24 * 60)(r, v)
-        return x if x is _MISSING else c.CalledWithin(x)
+        x = read_int(1, 7 * 24 * 60)(r, v)
+        return x if x is MISSING else c.CalledWithin(x)
     if key == "caller_in_list":
         number_list = scalar(v)
         return r.bad(v, "a number-list name") if not number_list else c.CallerInList(r.ref("list", number_list, v))
     if key == "variable_equals":
-        sub = _Reader(v, r.problems, r.where, r.refs) if isinstance(v, yaml.MappingNode) else None
+        sub = Reader(v, r.problems, r.where, r.refs) if isinstance(v, yaml.MappingNode) else None
         if sub is None:
             return r.bad(v, "{name: VARIABLE, value: text}")
-        name = sub.take("name", _text, required=True)
-        value = sub.take("value", _text, required=True)
+        name = sub.take("name", read_text, required=True)
+        value = sub.take("value", read_text, required=True)
         sub.finish()
-        return _MISSING if _MISSING in (name, value) else c.VariableEquals(name, value)
+        return MISSING if MISSING in (name, value) else c.VariableEquals(name, value)
     if key in ("all", "any"):
         if not isinstance(v, yaml.SequenceNode) or not v.value:
             return r.bad(v, "a list of conditions")
         parts = tuple(_condition(r, x) for x in v.value)
-        if _MISSING in parts:
-            return _MISSING
+        if MISSING in parts:
+            return MISSING
         return c.AllOf(parts) if key == "all" else c.AnyOf(parts)
     if key == "not":
         x = _condition(r, v)
-        return x if x is _MISSING else c.Not(x)
+        return x if x is MISSING else c.Not(x)
     r.problems.at(knode, f"{r.where}: unknown condition '{key}'{did_you_mean(key, CONDITION_KEYS)}")
-    return _MISSING
+    return MISSING
 
 
-def _cases(r: _Reader, n: yaml.Node) -> Any:
+def _cases(r: Reader, n: yaml.Node) -> Any:
     if not isinstance(n, yaml.SequenceNode) or not n.value:
         return r.bad(n, "a list of {when: condition, goto: step}")
     out = []
@@ -287,106 +216,106 @@ def _cases(r: _Reader, n: yaml.Node) -> Any:
         if not isinstance(item, yaml.MappingNode):
             r.bad(item, "{when: condition, goto: step}")
             continue
-        sub = _Reader(item, r.problems, r.where, r.refs)
+        sub = Reader(item, r.problems, r.where, r.refs)
         when = sub.take("when", _condition, required=True)
         goto = sub.take("goto", _step_ref, required=True)
         sub.finish()
-        if _MISSING not in (when, goto):
+        if MISSING not in (when, goto):
             out.append(m.Case(when, goto))
     return tuple(out)
 
 
 # -- step schemas -------------------------------------------------------------
 
-def _play(r: _Reader, name: str) -> dict[str, Any]:
+def _play(r: Reader, name: str) -> dict[str, Any]:
     return dict(prompts=r.take("prompts", _prompts, required=True),
                 next=r.take("next", _step_ref, required=True),
                 interrupt=r.take("interrupt", _digits, default=""),
                 on_digit=r.take("on_digit", _step_ref))
 
 
-def _announcement_set(r: _Reader, n: yaml.Node) -> Any:
+def _announcement_set(r: Reader, n: yaml.Node) -> Any:
     v = scalar(n)
     if v is None or not NAME_RE.fullmatch(v):
         return r.bad(n, "'current' or the name of a set in prompts/announcements.yaml")
     return None if v == "current" else r.ref("announcement_set", v, n)
 
 
-def _announce(r: _Reader, name: str) -> dict[str, Any]:
+def _announce(r: Reader, name: str) -> dict[str, Any]:
     return dict(set=r.take("set", _announcement_set, default=None),
                 next=r.take("next", _step_ref, required=True),
                 interrupt=r.take("interrupt", _digits, default=""),
                 on_digit=r.take("on_digit", _step_ref))
 
 
-def _menu(r: _Reader, name: str) -> dict[str, Any]:
+def _menu(r: Reader, name: str) -> dict[str, Any]:
     return dict(prompt=r.take("prompt", _prompt, required=True),
                 options=r.take("options", _options, required=True),
-                timeout_s=r.take("timeout_s", _seconds(1, 30), default=5.0),
-                retries=r.take("retries", _int_in(0, 5), default=2),
+                timeout_s=r.take("timeout_s", read_seconds(1, 30), default=5.0),
+                retries=r.take("retries", read_int(0, 5), default=2),
                 invalid_prompt=r.take("invalid_prompt", _prompt),
                 timeout_prompt=r.take("timeout_prompt", _prompt),
                 default=r.take("default", _step_ref))
 
 
-def _branch(r: _Reader, name: str) -> dict[str, Any]:
+def _branch(r: Reader, name: str) -> dict[str, Any]:
     return dict(cases=r.take("cases", _cases, required=True),
                 otherwise=r.take("otherwise", _step_ref, required=True))
 
 
-def _set(r: _Reader, name: str) -> dict[str, Any]:
+def _set(r: Reader, name: str) -> dict[str, Any]:
     return dict(variables=r.take("variables", _variables, required=True),
                 next=r.take("next", _step_ref, required=True))
 
 
-def _queue(r: _Reader, name: str) -> dict[str, Any]:
+def _queue(r: Reader, name: str) -> dict[str, Any]:
     return dict(queue=r.take("queue", _queue_ref, required=True),
                 on_timeout=r.take("on_timeout", _step_ref, required=True),
-                priority=r.take("priority", _int_in(0, 100), default=0),
-                max_wait_s=r.take("max_wait_s", _int_in(5, 3600), default=300),
-                emergency=r.take("emergency", _bool, default=False),
+                priority=r.take("priority", read_int(0, 100), default=0),
+                max_wait_s=r.take("max_wait_s", read_int(5, 3600), default=300),
+                emergency=r.take("emergency", read_bool, default=False),
                 on_full=r.take("on_full", _step_ref),
                 on_no_seats=r.take("on_no_seats", _step_ref),
                 on_withdrawn=r.take("on_withdrawn", _step_ref),
                 on_answered=r.take("on_answered", _step_ref, default=m.END))
 
 
-def _record(r: _Reader, name: str) -> dict[str, Any]:
+def _record(r: Reader, name: str) -> dict[str, Any]:
     return dict(next=r.take("next", _step_ref, required=True),
                 prompt=r.take("prompt", _prompt),
-                max_s=r.take("max_s", _int_in(3, 300), default=60),
-                silence_s=r.take("silence_s", _int_in(1, 30), default=3),
-                beep=r.take("beep", _bool, default=True))
+                max_s=r.take("max_s", read_int(3, 300), default=60),
+                silence_s=r.take("silence_s", read_int(1, 30), default=3),
+                beep=r.take("beep", read_bool, default=True))
 
 
-def _offer_callback(r: _Reader, name: str) -> dict[str, Any]:
+def _offer_callback(r: Reader, name: str) -> dict[str, Any]:
     return dict(prompt=r.take("prompt", _prompt, required=True),
                 on_accept=r.take("on_accept", _step_ref, required=True),
                 on_decline=r.take("on_decline", _step_ref, required=True),
                 accept_digit=r.take("accept_digit", _digit, default="1"),
-                timeout_s=r.take("timeout_s", _seconds(1, 30), default=5.0))
+                timeout_s=r.take("timeout_s", read_seconds(1, 30), default=5.0))
 
 
-def _transfer(r: _Reader, name: str) -> dict[str, Any]:
+def _transfer(r: Reader, name: str) -> dict[str, Any]:
     return dict(to=r.take("to", _number, required=True),
                 on_fail=r.take("on_fail", _step_ref, required=True),
-                timeout_s=r.take("timeout_s", _int_in(5, 120), default=30))
+                timeout_s=r.take("timeout_s", read_int(5, 120), default=30))
 
 
-def _goto(r: _Reader, name: str) -> dict[str, Any]:
+def _goto(r: Reader, name: str) -> dict[str, Any]:
     return dict(to=r.take("to", _step_ref, required=True))
 
 
-def _subflow(r: _Reader, name: str) -> dict[str, Any]:
+def _subflow(r: Reader, name: str) -> dict[str, Any]:
     return dict(flow=r.take("flow", _flow_ref, required=True),
                 next=r.take("next", _step_ref, required=True))
 
 
-def _hangup(r: _Reader, name: str) -> dict[str, Any]:
+def _hangup(r: Reader, name: str) -> dict[str, Any]:
     return dict(prompt=r.take("prompt", _prompt))
 
 
-STEP_TYPES: dict[str, tuple[Callable[..., m.Step], Callable[[_Reader, str], dict[str, Any]]]] = {
+STEP_TYPES: dict[str, tuple[Callable[..., m.Step], Callable[[Reader, str], dict[str, Any]]]] = {
     "play": (m.Play, _play),
     "announce": (m.Announce, _announce),
     "menu": (m.Menu, _menu),
@@ -416,11 +345,11 @@ def _step(name: str, node: yaml.Node, problems: Problems, refs: list[Reference])
         problems.at(tnode, f"step '{name}': unknown type '{tname}'{did_you_mean(tname, STEP_TYPES)}")
         return None
     cls, schema = STEP_TYPES[tname]
-    r = _Reader(node, problems, f"{tname} '{name}'", refs)
+    r = Reader(node, problems, f"{tname} '{name}'", refs)
     r.allowed.add("type")
     fields = schema(r, name)
     r.finish()
-    if any(v is _MISSING for v in fields.values()):
+    if any(v is MISSING for v in fields.values()):
         return None
     where = m.Where(node.start_mark.line + 1, node.start_mark.column + 1)
     return cls(name=name, where=where, **{k: v for k, v in fields.items() if v is not None})
@@ -437,11 +366,11 @@ def parse_flow(text: str, path: str, *, expected_name: str | None = None) -> Par
         problems.at(root, "a flow file must be a mapping with 'start' and 'steps'")
         return ParsedFlow(None, problems)
     refs: list[Reference] = []
-    r = _Reader(root, problems, "flow", refs)
-    name = r.take("name", _text, default=expected_name)
-    if expected_name and name not in (_MISSING, expected_name):
+    r = Reader(root, problems, "flow", refs)
+    name = r.take("name", read_text, default=expected_name)
+    if expected_name and name not in (MISSING, expected_name):
         problems.at(r.items["name"][1], f"flow: name '{name}' differs from the file name '{expected_name}'")
-    description = r.take("description", _text, default="")
+    description = r.take("description", read_text, default="")
     start = r.take("start", _step_ref, required=True)
     fallback = r.take("fallback", _step_ref)
     steps_node = r.items.get("steps", (None, None))[1]
@@ -463,18 +392,9 @@ def parse_flow(text: str, path: str, *, expected_name: str | None = None) -> Par
             if step is not None:
                 steps[sname] = step
     flow = None
-    if not problems.errors and name is not _MISSING and start is not _MISSING:
+    if not problems.errors and name is not MISSING and start is not MISSING:
         subflows = frozenset(ref.value for ref in refs if ref.kind == "flow")
         flow = m.Flow(name=name or "", start=start, steps=steps, description=description,
                       fallback=fallback, path=path, source=text, subflows=subflows)
     return ParsedFlow(flow, problems, refs, step_nodes, name if isinstance(name, str) else "")
 
-
-# Public names for the other YAML files staff edit (the contingency plan, the
-# announcement sets): one reader, one style of error message.
-Reader = _Reader
-MISSING = _MISSING
-read_text = _text
-read_int = _int_in
-read_seconds = _seconds
-read_bool = _bool

@@ -6,7 +6,6 @@ the dialplan; a subflow returns to its caller's ``next``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from ivr.flow.conditions import Condition
 
@@ -147,7 +146,8 @@ class Hangup:
     where: Where = Where(0, 0)
 
 
-Step = Union[Play, Announce, Menu, Branch, SetVars, Queue, Record, OfferCallback, Transfer, Goto, Subflow, Hangup]
+Step = (Play | Announce | Menu | Branch | SetVars | Queue | Record | OfferCallback | Transfer |
+        Goto | Subflow | Hangup)
 
 
 def targets(step: Step) -> list[str]:

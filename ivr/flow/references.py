@@ -3,12 +3,12 @@ flows — against what exists, before any call uses the flow."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from ivr.flow import model as m
 from ivr.flow.loader import ParsedFlow
-from ivr.flow.problems import did_you_mean
+from ivr.yamldoc.problems import did_you_mean
 
 
 @dataclass(frozen=True, slots=True)

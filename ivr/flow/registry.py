@@ -4,14 +4,15 @@ starts (its flow and every subflow) and runs to its end on them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from ivr import redis_keys as keys
 from ivr.flow import model as m
 from ivr.flow.conditions import CalledWithin, walk
 from ivr.flow.loader import parse_flow
 from ivr.flow.store import FlowStore
-from ivr.redis_replies import text_set
+from ivr.redisdb import keys
+from ivr.redisdb.replies import text_set
 
 if TYPE_CHECKING:
     from ivr.logs import Log
@@ -33,7 +34,7 @@ class FlowRegistry:
     async def refresh(self) -> None:
         names = sorted(text_set(await self.store.redis.smembers(keys.FLOW_NAMES)))
         versions = await self.store.redis.mget([keys.flow_current(n) for n in names]) if names else []
-        current = {n: int(v) for n, v in zip(names, versions) if v is not None}
+        current = {n: int(v) for n, v in zip(names, versions, strict=True) if v is not None}
         for name, version in current.items():
             if (name, version) not in self._parsed:
                 fv = await self.store.get(name, version)

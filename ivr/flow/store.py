@@ -3,7 +3,7 @@ of who published or rolled back what, when.
 
 A flow is validated before it reaches here (``ivr.project``); the store only
 keeps versions immutable. Every publish and rollback is one atomic step with
-its entry in the chained, keyed audit log ``keys.FLOW_AUDIT`` (``ivr.audit``):
+its entry in the chained, keyed audit log ``keys.FLOW_AUDIT`` (``ivr.audit.chain``):
 the change is computed from the state read, and written only if that state is
 still there (``expect``), else read again. Records from before the chained log
 (the plain stream ``keys.FLOW_AUDIT_LEGACY``) still show in ``history``."""
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from ivr import redis_keys as keys
-from ivr.redis_replies import stream_entries, text_or_none, text_set
-from ivr.audit import AuditLog, StaleState
+from ivr.audit.chain import AuditLog, StaleState
 from ivr.errors import FlowNotFound, PublishError
+from ivr.redisdb import keys
+from ivr.redisdb.replies import stream_entries, text_or_none, text_set
 
 SCHEMA = 1
 
@@ -48,7 +48,7 @@ def _never_published(name: str) -> FlowNotFound:
 
 
 def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class FlowStore:

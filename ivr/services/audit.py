@@ -9,15 +9,16 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog, VerifyResult
-from ivr.audit_checkpoints import Checkpoint, append, read_latest, sign
-from ivr.audit_keys import AuditConfig, current
-from ivr.redis_replies import text_or_none
+from ivr.audit.chain import AuditLog, VerifyResult
+from ivr.audit.checkpoints import Checkpoint, append, read_latest, sign
+from ivr.audit.signing import AuditConfig, current
+from ivr.redisdb import keys
+from ivr.redisdb.replies import text_or_none
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
     from zoneinfo import ZoneInfo
+
+    import redis.asyncio as aioredis
 
     from ivr.logs import Log
 
@@ -130,5 +131,5 @@ class Checkpointer:
                     self.log.exception("audit_checkpoint_failed")
             try:
                 await asyncio.wait_for(stop.wait(), every_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

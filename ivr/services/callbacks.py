@@ -18,8 +18,9 @@ from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.logs import mask_number
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
     from zoneinfo import ZoneInfo
+
+    import redis.asyncio as aioredis
 
 
 @dataclass(frozen=True, slots=True)

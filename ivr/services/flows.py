@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING
 
 from ivr.errors import FlowInvalid, FlowNotFound, InvalidInput
 from ivr.flow import model as m
-from ivr.flow.problems import Problem
 from ivr.flow.store import FlowStore, FlowVersion, PublishResult
 from ivr.project import Project, check_files, check_flow_texts, load_operations
 from ivr.services.files import write_atomic
+from ivr.yamldoc.problems import Problem
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
     from zoneinfo import ZoneInfo
+
+    import redis.asyncio as aioredis
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,19 +13,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ivr import names
-from ivr import redis_keys as keys
-from ivr import yamlfile
-from ivr.announcements import parse_announcements
-from ivr.audit import AuditLog
+from ivr.audit.chain import AuditLog
 from ivr.errors import ConfigError, InvalidInput, NotFound
-from ivr.flow.problems import Problem
 from ivr.project import prompt_names
-from ivr.prompt_audio import AudioRefused, Converted, convert_in_child, write_prompt
+from ivr.prompts.announcements import parse_announcements
+from ivr.prompts.audio import AudioRefused, Converted, convert_in_child, write_prompt
+from ivr.redisdb import keys
 from ivr.services.files import write_atomic
+from ivr.yamldoc import bounded as yamlfile
+from ivr.yamldoc.problems import Problem
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
     from zoneinfo import ZoneInfo
+
+    import redis.asyncio as aioredis
 
 PROMPT_NAME = names.PROMPT       # full-match rules (ivr/names.py): never `$`
 MAX_PROMPT_NAME = 120            # a file name component is at most 255 bytes; keep paths short
@@ -117,7 +118,7 @@ def draft_texts(home: Path) -> dict[str, str]:
 def speak(home: Path, name: str, text: str) -> float:
     """A draft prompt NAME.wav spoken from ``text``; its length in seconds.
     ``ConfigError`` when espeak-ng is missing."""
-    from ivr.prompts_tts import synthesize
+    from ivr.prompts.tts import synthesize
 
     check_name(name)
     text = text.strip()

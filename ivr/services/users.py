@@ -1,11 +1,11 @@
 """Console accounts (``ivr users``): every change is recorded, with who made
-it, in the chained users audit log (``ivr.users_audit``)."""
+it, in the chained users audit log (``ivr.accounts.changes``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ivr.web.accounts import ROLE_NAMES, ROLES, Accounts
+from ivr.accounts.store import ROLE_NAMES, ROLES, Accounts
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis

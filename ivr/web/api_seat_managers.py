@@ -13,18 +13,17 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ivr import redis_keys as keys
-from ivr.live_store import read_live
 from ivr.callback.store import CallbackStore
 from ivr.contingency.history import history_row, who_label
 from ivr.contingency.plan import Plan, Seats
 from ivr.errors import ConfigError
 from ivr.project import Project, load_operations, load_queue_config
-from ivr.redis_replies import text_or_none, texts
+from ivr.redisdb import keys
+from ivr.redisdb.live import read_live
+from ivr.redisdb.replies import text_or_none, texts
 from ivr.services import contingency
 from ivr.web import wallboard as wall
-from ivr.web.context import (INT, STR, Context, Route, body_json, ctx_of, error, fields, obj, principal,
-                             still_signed_in)
+from ivr.web.context import INT, STR, Context, Route, body_json, ctx_of, error, fields, obj, principal, still_signed_in
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -52,7 +51,7 @@ class WallSetup:
     thresholds: dict[str, tuple[float, float]]
 
     @classmethod
-    def load(cls, ctx: Context) -> "WallSetup":
+    def load(cls, ctx: Context) -> WallSetup:
         # not require_operations: a mistake in the plan's file must not blank the wall
         # (the constants colour it then, and no seat counts as added)
         project = Project(ctx.settings.home)

@@ -13,23 +13,41 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ivr import redis_keys as keys
+from ivr.accounts.store import ROLE_NAMES, Accounts, Principal
 from ivr.callback.store import CallbackStore
 from ivr.contingency.plan import level_or_minus_one
 from ivr.errors import IvrError
-from ivr.live_store import read_live
-from ivr.metrics import AGI_COMMAND_SECONDS, gauge
+from ivr.redisdb import keys
+from ivr.redisdb.live import read_live
+from ivr.runtime.metrics import AGI_COMMAND_SECONDS, gauge
 from ivr.web import api_auditors, api_operations, api_seat_managers, console, security
-from ivr.web.accounts import ROLE_NAMES, Accounts, Principal
-from ivr.web.context import (COOKIE, CSRF_HEADER, CTX, MAX_BODY, PRINCIPAL, STATIC, STR, Context, Handler, Route,
-                             body_json, ctx_of, error, error_of, fields, obj, principal, require_json)
+from ivr.web.context import (
+    COOKIE,
+    CSRF_HEADER,
+    CTX,
+    MAX_BODY,
+    PRINCIPAL,
+    STATIC,
+    STR,
+    Context,
+    Handler,
+    Route,
+    body_json,
+    ctx_of,
+    error,
+    error_of,
+    fields,
+    obj,
+    principal,
+    require_json,
+)
 from ivr.web.login_limit import LoginLimiter
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from ivr.runtime.status import StatusView
     from ivr.settings import Settings
-    from ivr.status import StatusView
 
 
 @web.middleware

@@ -6,22 +6,23 @@ and the JSON errors (``error_of`` maps the errors the services raise)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog
+from ivr.accounts.store import Accounts, Principal
+from ivr.audit.chain import AuditLog
 from ivr.errors import Conflict, FlowInvalid, InvalidInput, IvrError, LevelInvalid, NotFound, PublishError
-from ivr.web.accounts import Accounts, Principal
+from ivr.redisdb import keys
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from ivr.runtime.status import StatusView
     from ivr.settings import Settings
-    from ivr.status import StatusView
 
 COOKIE = "ivr_session"
 CSRF_HEADER = "X-CSRF-Token"

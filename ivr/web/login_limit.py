@@ -25,8 +25,8 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from ivr import redis_keys as keys
-from ivr.audit import AuditLog
+from ivr.audit.chain import AuditLog
+from ivr.redisdb import keys
 
 PREFIX = keys.LOGIN_LIMIT_PREFIX
 WINDOW_S = 15 * 60

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import orjson
 
 from ivr import logs
-from ivr.prompt_audio import low_priority
+from ivr.prompts.audio import low_priority
 
 REPORT_TIMEOUT_S = 300.0
 
@@ -82,7 +82,7 @@ async def verify(redis) -> dict:
 
 
 async def _child_main(request: dict) -> bytes:
-    from ivr.redis_server import connect
+    from ivr.redisdb.server import connect
 
     redis = connect(request["url"])
     try:

@@ -6,7 +6,7 @@ flood, twenty wallboards, a month report over a million callbacks, uploads.
 In the engine's event loop each of them delayed AGI commands (p99 2.1x with
 the heavy parts already in child processes, docs/benchmarks.md). In its own
 process, at a lower CPU priority, the console shares nothing with the calls
-but Redis. It reads the engine's status from Redis (``ivr.status``), dies
+but Redis. It reads the engine's status from Redis (``ivr.runtime.status``), dies
 with the engine (``PR_SET_PDEATHSIG``) and is restarted by it on the same
 port if it dies alone.
 
@@ -136,9 +136,9 @@ async def _serve(engine_token: str) -> int:
 
     from ivr import logs
     from ivr.clock import from_environment
-    from ivr.redis_server import connect
+    from ivr.redisdb.server import connect
+    from ivr.runtime.status import PublishedStatus
     from ivr.settings import load_settings
-    from ivr.status import PublishedStatus
     from ivr.web.app import make_app
 
     settings = load_settings()

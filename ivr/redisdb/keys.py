@@ -1,0 +1,111 @@
+"""Every Redis key the engine uses, in one place."""
+
+PREFIX = "ivr:"
+
+
+def flow_versions(name: str) -> str:
+    """Hash: version -> JSON {schema, version, source, sha256, by, at, note}."""
+    return f"{PREFIX}flow:{name}:versions"
+
+
+def flow_current(name: str) -> str:
+    """String: the version new calls of this flow start on."""
+    return f"{PREFIX}flow:{name}:current"
+
+
+def flow_seq(name: str) -> str:
+    """Counter: the last version number handed out."""
+    return f"{PREFIX}flow:{name}:seq"
+
+
+FLOW_NAMES = f"{PREFIX}flows"             # Set of published flow names
+FLOW_AUDIT = f"{PREFIX}audit:publish"     # Stream, hash-chained: flow publish and rollback records
+FLOW_AUDIT_LEGACY = f"{PREFIX}audit:flows"  # Stream (plain, read only): those records before the chained log
+USERS_AUDIT = f"{PREFIX}audit:users"      # Stream, hash-chained: console users added, role or password changed
+CALLS = f"{PREFIX}calls"                  # Stream: one summary per finished call
+CONTINGENCY_LEVEL = f"{PREFIX}contingency:level"  # String: level in force (polled by every engine)
+CONTINGENCY_STATE = f"{PREFIX}contingency:state"  # JSON: level, since, by, reason, how, expires_at
+CONTINGENCY_PROPOSAL = f"{PREFIX}contingency:proposal"  # JSON: what the automatic rules propose
+CONTINGENCY_APPLIED = f"{PREFIX}contingency:applied"    # JSON: level whose seat actions are done, failures
+CONTINGENCY_AUDIT = f"{PREFIX}audit:contingency"        # Stream, hash-chained (ivr.audit.chain)
+CALLBACK_AUDIT = f"{PREFIX}audit:callbacks"             # Stream, hash-chained: every missed call's life
+CONSOLE_AUDIT = f"{PREFIX}audit:console"                # Stream, hash-chained: sign-ins, uploads, edits
+# the hash-chained logs `ivr audit verify` and the auditors' page check
+AUDIT_LOGS = {"callbacks": CALLBACK_AUDIT, "contingency": CONTINGENCY_AUDIT, "console": CONSOLE_AUDIT,
+              "flows": FLOW_AUDIT, "users": USERS_AUDIT}
+LIVE = f"{PREFIX}live"                                  # JSON: the AMI live model's snapshot
+AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process that holds the AMI link
+
+
+def last_call(number: str) -> str:
+    """String: epoch seconds of this number's latest call (expires after a week)."""
+    return f"{PREFIX}caller:{number}:last"
+
+
+def call_summarised(uniqueid: str) -> str:
+    """String (1 day): this call's summary is in ``CALLS`` (written by its engine,
+    or by the leader's reconciliation from AMI when the engine died)."""
+    return f"{PREFIX}call:{uniqueid}:summarised"
+
+
+CALL_SUMMARISED_TTL_S = 24 * 3600
+CALLS_LIVE = f"{PREFIX}calls:live"                      # Hash: uniqueid -> "<engine token>|<started>|<number>" while a call runs
+
+
+def engine_alive(token: str) -> str:
+    """String (expires): an engine process that is serving calls, renewed every second."""
+    return f"{PREFIX}engine:{token}:alive"
+
+
+ENGINE_ALIVE_TTL_S = 10
+
+
+def engine_status(token: str) -> str:
+    """JSON (expires): an engine process's read-only status (``ivr.runtime.status``),
+    renewed every half second, read by that engine's console process."""
+    return f"{PREFIX}engine:{token}:status"
+
+
+ENGINE_STATUS_TTL_S = 10
+ENGINE_STATUS_MATCH = f"{PREFIX}engine:*:status"       # SCAN pattern: every engine's status record
+LEADER_HEALTH = f"{PREFIX}leader:health"               # JSON (expires): the leader's parts and their health
+
+
+# Missed calls and callbacks (ivr.callback.store). The scripts build per-number
+# and per-id keys from these prefixes, passed as ARGV: standalone Redis only.
+CALLBACK_PREFIX = f"{PREFIX}cb:"
+CALLBACK_OPEN_PREFIX = f"{CALLBACK_PREFIX}n:"     # + number: Hash, the one open callback of a number
+CALLBACK_CLOSED_PREFIX = f"{CALLBACK_PREFIX}id:"  # + id: Hash, a closed callback (renamed from the open one)
+CALLBACK_PENDING = f"{CALLBACK_PREFIX}pending"    # Zset number -> when it may next be dialled
+CALLBACK_READY = f"{CALLBACK_PREFIX}ready"        # Zset number -> rank (ivr.callback.policy.rank)
+CALLBACK_CLAIMS = f"{CALLBACK_PREFIX}claims"      # Zset number -> lease expiry of the process dialling it
+CALLBACK_CLOSED = f"{CALLBACK_PREFIX}closed"      # Zset id -> closed at (reports)
+CALLBACK_SEQ = f"{CALLBACK_PREFIX}seq"            # Counter: the last callback id handed out
+CALLBACK_IDS = f"{CALLBACK_PREFIX}ids"            # Hash id -> number of every OPEN callback (find by id)
+# + id: List of the stream ids of this callback's entries in CALLBACK_AUDIT,
+# appended by the same script as the entries (ivr.audit.chain.AuditLog index)
+CALLBACK_TRAIL_PREFIX = f"{CALLBACK_PREFIX}trail:"
+# String: stream id of the first entry the trail index covers (older ones: scan)
+CALLBACK_TRAIL_FROM = f"{CALLBACK_PREFIX}trail-from"
+
+
+def callback_open(number: str) -> str:
+    return CALLBACK_OPEN_PREFIX + number
+
+
+def callback_closed(cid: str) -> str:
+    return CALLBACK_CLOSED_PREFIX + cid
+
+
+def callback_trail(cid: str) -> str:
+    return CALLBACK_TRAIL_PREFIX + cid
+
+
+# Console accounts (ivr.accounts.store still spells these out itself: switch it
+# to these names; they must stay byte-for-byte equal).
+USERS = f"{PREFIX}users"                  # Hash user -> JSON {role, salt, hash, ...}
+SESSION_PREFIX = f"{PREFIX}session:"      # + token: JSON {user, role, csrf} (expires when idle)
+API_TOKEN_PREFIX = f"{PREFIX}apitoken:"   # + SHA-256 of the token: JSON {user, ...}
+USER_SESSIONS_PREFIX = f"{PREFIX}user-sessions:"   # + user: Set of the SHA-256 of their session tokens
+LOGIN_LIMIT_PREFIX = f"{PREFIX}login:"     # + account or address: failed sign-ins and the block (ivr.web.login_limit)
+DRILL_PROBE = f"{PREFIX}drill:probe"      # String: a drill's write probe after a Redis failover

@@ -1,0 +1,211 @@
+"""`ivr bench agi --console-load`: do the console's users slow the calls?
+
+One engine as `ivr serve` runs it (calls in the engine's process, the console
+in its child process, ``ivr/web/process.py``) on a Redis seeded with console accounts and a callback backlog (the generator
+of `ivr bench callbacks`). The same AGI load runs twice in the same run:
+alone, then while a console load process floods the sign-in with wrong
+passwords, holds wallboard streams open, uploads a recording again and again
+and asks for the month's callback report over the backlog again and again.
+Reports AGI command latency p50/p99 for both and their ratio (target: p99
+under 5 ms and at most 1.5x the unloaded run)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from ivr.prompts.audio import low_priority
+from ivr.rehearsal.bench.servers import Server, cpu_s, free_port, rss_mb, run_cpu_load, settle
+
+HOME_DIRS = ("flows", "prompts", "queue", "callback", "asterisk", "config")
+
+
+async def _seed(url: str, backlog: int, numbers: int) -> dict:
+    import datetime as dt
+    import random
+    from zoneinfo import ZoneInfo
+
+    from ivr import logs
+    from ivr.accounts.store import Accounts
+    from ivr.callback.capture import MissedCallCapture
+    from ivr.callback.policy import Policy
+    from ivr.callback.store import CallbackStore
+    from ivr.redisdb.server import connect
+    from ivr.rehearsal.bench.callbacks import BATCH, NoAck, summaries
+
+    redis = connect(url)
+    try:
+        users = {}
+        for role in ("operations", "seat_manager", "auditor"):
+            users[role] = (f"bench-{role.replace('_', '-')}", secrets.token_urlsafe(16))
+            await Accounts(redis).add(users[role][0], role, users[role][1])
+        store = CallbackStore(redis)
+        cap = MissedCallCapture(redis, store, Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59))),
+                                ZoneInfo("Asia/Shanghai"), logs.get("bench"))
+        cap.redis = cast(aioredis.Redis, NoAck(redis))    # a proxy: everything but XACK goes to redis
+        # spread over the last three weeks: the month report counts them all
+        span_s = 21 * 86400
+        entries = summaries(backlog, numbers, time.time() - span_s, random.Random(12345))
+        step = span_s / max(backlog, 1)
+        for i, (_, s) in enumerate(entries):
+            started = time.time() - span_s + i * step
+            s["started"], s["ended"] = f"{started:.3f}", f"{started + 60:.3f}"
+        for i in range(0, backlog, BATCH):
+            await cap.handle(entries[i:i + BATCH], now=time.time())
+        counts = await store.counts()
+        return {"users": users, "open": counts["open"]}
+    finally:
+        await redis.aclose()
+
+
+def _pct(lat: list[float], q: float) -> float:
+    return lat[min(int(len(lat) * q), len(lat) - 1)] * 1e3 if lat else 0.0
+
+
+def _agi_round(port: int, args, watch: dict[str, int]) -> dict:
+    """Calls arriving at a steady rate (callers do not wait for each other),
+    from two load processes. ``watch``: processes whose CPU seconds over the
+    round are reported (the engine, Redis)."""
+    cpu0 = {name: cpu_s(pid) for name, pid in watch.items()}
+    per, clients = max(args.calls // 2, 1), 2
+    procs = [subprocess.Popen([sys.executable, "-m", "ivr.rehearsal.bench.agi_load", "paced", str(port), str(per), "0",
+                               str(args.rate / clients)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+             for _ in range(clients)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    lat = sorted(x for o in outs for x in o["latencies"])
+    res = {"calls": per * clients, "failures": sum(o["failures"] for o in outs),
+           "wall_s": max(o["wall_s"] for o in outs)}
+    cpu = {f"{name}_cpu": (cpu_s(pid) - cpu0[name]) / res["wall_s"] for name, pid in watch.items()}
+    return {"p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), "calls_per_s": res["calls"] / res["wall_s"],
+            "failures": res["failures"], "commands": len(lat), **cpu}
+
+
+def main(args) -> int:
+    from ivr.redisdb.server import EmbeddedRedis
+    from ivr.settings import load_settings
+
+    loop = "uvloop"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        loop = "asyncio"
+    print(f"ivr bench agi --console-load: {args.calls} calls per run arriving at {args.rate:g} calls/s; console: {args.flood} sign-in flooders, {args.wallboards} wallboards, "
+          f"1 uploader, 1 month report over {args.backlog:,} missed calls; {os.cpu_count()} cores, {loop}")
+    with tempfile.TemporaryDirectory(prefix="ivr-bench-console-") as tmp:
+        home = Path(tmp) / "home"
+        src = load_settings().home
+        for d in HOME_DIRS:
+            if (src / d).is_dir():
+                shutil.copytree(src / d, home / d)
+        server = EmbeddedRedis(Path(tmp) / "redis", persist=False)
+        url = server.start()
+        try:
+            t = time.perf_counter()
+            seeded = asyncio.run(_seed(url, args.backlog, max(args.backlog * 3 // 10, 1)))
+            print(f"  seeded {args.backlog:,} missed calls ({seeded['open']:,} open callbacks) "
+                  f"in {time.perf_counter() - t:.1f} s")
+            assert server.proc is not None        # started
+            return _measure(args, loop, url, home, seeded, server.proc.pid)
+        finally:
+            server.stop()
+
+
+def _clear_sign_in_limits(url: str) -> None:
+    """Between rounds: the last round's flood blocked 127.0.0.1, where the next
+    round's wallboards sign in from."""
+    from ivr.redisdb.server import connect_sync
+
+    r = connect_sync(url)
+    try:
+        from ivr.redisdb import keys
+        for key in r.scan_iter(match=keys.LOGIN_LIMIT_PREFIX + "*", count=1000):
+            r.delete(key)
+    finally:
+        r.close()
+
+
+def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str,
+                  watch: dict[str, int]) -> tuple[dict, dict, float]:
+    _clear_sign_in_limits(url)
+    # the attackers' and staff's machines are not the engine's: on a 2-core bench box the
+    # generator runs on CPU time the engine leaves
+    console = subprocess.Popen([*low_priority(), sys.executable, "-m", "ivr.rehearsal.bench.console_load", str(http_port),
+                                str(args.wallboards), str(args.flood)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "IVR_BENCH_USERS": json.dumps(users)})
+    assert console.stdout is not None and console.stdin is not None     # both PIPE
+    generator_cpu = cpu_s(console.pid)
+    try:
+        line = console.stdout.readline()
+        if not line.strip().startswith('{"started"'):
+            raise RuntimeError(f"the console load did not start: {line!r}")
+        time.sleep(2.0)                              # the flood and the first report are under way
+        loaded = _agi_round(srv.port, args, watch)
+        rss = rss_mb(srv.proc.pid)
+        console.stdin.write("\n")
+        console.stdin.flush()
+        generator_cpu = cpu_s(console.pid) - generator_cpu     # a stand-in for other machines: is it small?
+        did = json.loads(console.communicate(timeout=120)[0].strip().splitlines()[-1])
+        did["generator_cpu_s"] = generator_cpu
+    finally:
+        if console.poll() is None:
+            console.kill()
+            console.wait()
+    return loaded, did, rss
+
+
+def _median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def _measure(args, loop: str, url: str, home: Path, seeded: dict, redis_pid: int) -> int:
+    http_port = free_port()
+    env = {"IVR_REDIS_URL": url, "IVR_HOME": str(home), "IVR_BENCH_HTTP_LISTEN": f"127.0.0.1:{http_port}"}
+    srv = Server("engine", loop, env=env)
+    watch = {"engine": srv.proc.pid, "redis": redis_pid}
+    alone, loaded, did, rss, settled = [], [], [], [], []
+    try:
+        run_cpu_load(srv.port, min(300, args.calls), args.concurrency, 1)       # warm up
+        rss0 = rss_mb(srv.proc.pid)
+        for _ in range(args.rounds):                 # interleaved: the box's other load hits both alike
+            settled.append(settle(srv.proc.pid))     # the last round's report or upload has ended
+            alone.append(_agi_round(srv.port, args, watch))
+            lo, d, r = _loaded_round(srv, http_port, args, seeded["users"], url, watch)
+            loaded.append(lo)
+            did.append(d)
+            rss.append(r)
+    finally:
+        srv.stop()
+    print(f"  {'AGI commands, per round':<28} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>9} {'failures':>9} "
+          f"{'engine CPU':>11} {'Redis CPU':>10}")
+    for i, (a, lo) in enumerate(zip(alone, loaded, strict=True)):
+        for label, row in ((f"{i + 1}. alone", a), (f"{i + 1}. under console load", lo)):
+            print(f"  {label:<28} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['calls_per_s']:>9.0f} "
+                  f"{row['failures']:>9} {row['engine_cpu']:>10.1%} {row['redis_cpu']:>10.1%}")
+    a99, l99 = _median(alone, "p99_ms"), _median(loaded, "p99_ms")
+    a50, l50 = _median(alone, "p50_ms"), _median(loaded, "p50_ms")
+    ratio = l99 / (a99 or 1e-9)
+    ok = l99 < 5.0 and ratio <= 1.5
+    print(f"  medians: alone p50 {a50:.2f} / p99 {a99:.2f} ms; under console load p50 {l50:.2f} / p99 {l99:.2f} ms")
+    print(f"  p99 under console load / alone: {ratio:.2f}x; p50 {l50 / (a50 or 1e-9):.2f}x "
+          f"(target p99 < 5 ms and <= 1.5x: {'met' if ok else 'NOT met'})")
+    last = did[-1]
+    print(f"  console per loaded round (last): sign-in answers {last['flood']}, wallboard events "
+          f"{last['wallboard_events']}, uploads {last['uploads']} (slowest {last['upload_s_max']:.1f} s), month "
+          f"reports {last['reports']} (slowest {last['report_s_max']:.1f} s, {last['report_callbacks']} callbacks), "
+          f"errors {last['errors'] or 'none'}; the load generator's own CPU {last['generator_cpu_s']:.1f} s")
+    print(f"  before each unloaded round, the console's work went on for {', '.join(f'{x:.0f}' for x in settled)} s")
+    print(f"  engine RSS {rss0:.0f} MB before, at most {max(rss):.0f} MB under console load")
+    return 0

@@ -1,0 +1,231 @@
+"""Rehearsals and benchmarks: ``ivr drill`` and ``ivr demo`` (the engine against
+the simulated Asterisk), ``ivr bench``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ivr.cli.common import who
+from ivr.errors import ConfigError
+from ivr.settings import Settings
+
+if TYPE_CHECKING:
+    from ivr.runtime.engine import Engine
+
+COMPARED = (("offered", "来电 offered"), ("answered", "接通 answered"), ("not_answered", "未接通 not answered"),
+            ("abandoned_in_queue", "排队放弃 abandoned"), ("satisfied_by_announcement", "听播报后挂机 satisfied"),
+            ("answered_within_20s", "20秒内接通 within 20 s"), ("answered_within_60s", "60秒内接通 within 60 s"),
+            ("emergency_wait_p50_s", "紧急等待 p50 s"), ("emergency_wait_p95_s", "紧急等待 p95 s"),
+            ("ordinary_wait_p95_s", "普通等待 p95 s"), ("redials", "重拨 redials"),
+            ("repeat_dialers_merged", "重复来电合并 merged"), ("callbacks_made", "回拨 callbacks made"),
+            ("callbacks_reached", "回拨接通 reached"), ("callback_backlog_end", "待回拨 backlog at end"))
+
+
+def _progress(line: str) -> None:
+    if sys.stderr.isatty():
+        print("\r" + line[:160].ljust(160), end="", file=sys.stderr, flush=True)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _write(report: dict, path: Path) -> list[Path]:
+    from ivr.rehearsal.sim.chart import drill_svg
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    svg = path.with_suffix(".svg")
+    svg.write_text(drill_svg(report), encoding="utf-8")
+    return [path, svg]
+
+
+def run(settings: Settings, profile_name: str, *, speed: float | None, contingency: str, report: Path | None,
+        compare: bool, duration: float | None, seed: int, console: bool = False, engines: int = 0,
+        chaos: bool = False) -> int:
+    from ivr import logs
+    from ivr.rehearsal.sim.drill import print_report, run_drill
+    from ivr.rehearsal.sim.profiles import load_profile
+
+    if contingency != "auto" and not contingency.isdigit():
+        raise ConfigError(f"--contingency {contingency!r}：应为 auto 或级别数字 — expected auto or a level number")
+    logs.configure(os.environ.get("IVR_LOG_LEVEL", "error"), "console")
+    profile = load_profile(settings.home, profile_name)
+    http_listen = "127.0.0.1:0"                      # the drill's own defaults
+    on_ready: Callable[[Engine], Awaitable[None]] | None = None
+    if console:
+        http_listen = str(settings.http_listen) if settings.http_listen.port else "127.0.0.1:0"
+        on_ready = _open_console
+    drill = functools.partial(
+        run_drill, profile, home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress,
+        processes=engines, chaos=chaos, progress_every_s=1.0 if sys.stderr.isatty() else 15.0,
+        log_dir=settings.data_dir / "drill-engines", http_listen=http_listen, on_ready=on_ready)
+    print(f"演练 drill '{profile.name}': {profile.description}; about {profile.expected_calls:,.0f} first calls "
+          f"in {(duration or profile.duration_s) / 60:.0f} simulated minutes at speed {speed or profile.speed:g}",
+          file=sys.stderr)
+    import signal
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # SIGTERM stops a drill like Ctrl-C: cleaned up
+    main = asyncio.run(drill(contingency=contingency))
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print_report(main)
+    reports = {"with_plan": main}
+    if compare:
+        print("\n对照 the same arrivals without the contingency plan (level 0 throughout) ...", file=sys.stderr)
+        base = asyncio.run(drill(contingency="0"))
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        reports["without_plan"] = base
+        print(f"\n{'':<28}{'with plan (' + contingency + ')':>22}{'without (level 0)':>20}")
+        for key, label in COMPARED:
+            a, b = main.get(key), base.get(key)
+            print(f"  {label:<26}{'-' if a is None else a:>22}{'-' if b is None else b:>20}")
+    ok = all(r["consistent"] and r["every_missed_caller_recorded"] and r["lost_callers"] == 0
+             and r["callbacks_doubled"] == 0 and (r["audit_chains_verify"] or not r["chaos"])
+             and all(f["recovered_after_s"] is not None for f in r["faults"]) for r in reports.values())
+    if report is not None:
+        for name, r in reports.items():
+            path = report if name == "with_plan" else report.with_name(report.stem + "-without-plan" + report.suffix)
+            written = _write(r, path)
+            print(f"report: {', '.join(str(p) for p in written)}")
+    return 0 if ok else 1
+
+
+async def _open_console(engine: Engine) -> None:
+    """Demo accounts in the drill's own Redis, printed with the console's address."""
+    import secrets
+
+    from ivr.services import users
+
+    password = secrets.token_urlsafe(9)
+    for user, role in (("ops", "operations"), ("manager", "seat_manager"), ("auditor", "auditor")):
+        await users.add(engine.redis, user, role, password, by=who())
+    host = engine.settings.http_listen.host
+    print(f"\n控制台 console: http://{host}:{engine.http_port}/console/  — users ops, manager, auditor; "
+          f"password {password} (this drill only)", file=sys.stderr)
+    print(f"另一个终端 in another terminal: IVR_REDIS_URL={engine.settings.redis_url} ivr status",
+          file=sys.stderr)
+    print(WHERE_TO_LOOK + "\n", file=sys.stderr, flush=True)
+
+
+WHERE_TO_LOOK = """
+在控制台里看 where to look in the console (while it runs; the address is above):
+  值班长 manager   /console/seats?wall=1  the wallboard: waiting, emergency waiting, the level the plan raised by
+                   itself (and who, why, until when), seats the plan added, the callback backlog shrinking in the calm
+                   /console/seats         the level's history: raised automatically at the surge, stood down when calm
+  运营 ops         /console/ops           the flows and the policy announcements callers heard while waiting
+  审计员 auditor   /console/audit         today's callbacks: who was called back, when, by which seat, with what
+                   outcome; the answer rates; the audit chains verified
+  report: the drill report above; var/drill-demo.svg draws the surge, the level and the backlog over time"""
+
+
+def cmd_drill(args, settings: Settings) -> int:
+    return run(settings, args.profile, speed=args.speed, contingency=args.contingency,
+               report=Path(args.report) if args.report else None, compare=args.compare,
+               duration=args.duration, seed=args.seed, engines=args.engines, chaos=args.chaos)
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    if args.walkthrough:
+        from ivr.rehearsal import demo
+        return demo.main(args, settings)
+    report = settings.data_dir / "drill-demo.json"
+    rc = run(settings, "demo", speed=args.speed, contingency="auto", report=report, compare=False,
+             duration=None, seed=12345, console=True)
+    closing(report)
+    return rc
+
+
+def closing(report_path: Path) -> None:
+    """The demo's last lines: the promise, in figures, and where each part was shown."""
+    try:
+        r = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    levels = r["series"]["level"]
+    top = max(levels, default=0)
+    print(f"""
+演示小结 what the demo showed:
+  高峰 the surge: {r['offered']} calls for {r['seats']} seats; the level rose by itself to {top} and stood
+      {'down to ' + str(levels[-1]) if levels and levels[-1] < top else 'at ' + str(top)} by the end (wallboard and level history)
+  播报 {r['satisfied_by_announcement']} callers hung up satisfied after the policy announcement (ops: announcements)
+  排队中回拨 {r['callback_accepted']} callers pressed 1 while waiting: out of the line, their place kept, called back
+  紧急 {r['emergency_calls']} emergency calls overtook the line: wait p95 {r['emergency_wait_p95_s']} s vs ordinary
+      {r['ordinary_wait_p95_s']} s
+  回拨 {r['missed_call_records']} missed calls recorded (+{r['repeat_dialers_merged']} repeat calls merged);
+      {r['callbacks_made']} callbacks made in the calm, {r['callbacks_reached']} reached; {r['callback_backlog_end']} still
+      open at the end (auditor: callbacks, trails)
+  审计 audit chains verify: {'OK' if r.get('audit_chains_verify') else 'FAILED'} (auditor: verification)
+  report {report_path} and {report_path.with_suffix('.svg')} (open the picture in a browser)""")
+
+
+def cmd_bench(args, settings: Settings) -> int:
+    if args.console_load:
+        from ivr.rehearsal.bench import agi_console
+        return agi_console.main(args)
+    from ivr.rehearsal.bench import agi as bench_agi
+    return bench_agi.main(args)
+
+
+def cmd_bench_callbacks(args, settings: Settings) -> int:
+    from ivr.rehearsal.bench import callbacks as bench_callbacks
+
+    if args.redis_cpu:
+        return bench_callbacks.cpu_main(args.calls or 200_000, args.numbers or 60_000, args.redis_cpu)
+    args.calls, args.numbers = args.calls or 1_000_000, args.numbers or 300_000
+    return bench_callbacks.main(args)
+
+
+def add_commands(sub) -> None:
+    d = sub.add_parser("drill", help="rehearse a load profile: the engine against the simulated Asterisk")
+    d.add_argument("--profile", default="smoke", help="a file in queue/drills/ (beijing-peak-hour, ordos-day, "
+                                                      "demo, smoke)")
+    d.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second (profile default)")
+    d.add_argument("--contingency", default="auto", help="auto (the plan's thresholds decide) or a fixed LEVEL")
+    d.add_argument("--report", metavar="FILE", help="write the report as JSON (and FILE.svg)")
+    d.add_argument("--compare", action="store_true", help="run the same arrivals again without the plan")
+    d.add_argument("--duration", type=float, default=None, help="simulated seconds (profile default)")
+    d.add_argument("--seed", type=int, default=12345)
+    d.add_argument("--engines", type=int, default=0, help="engine processes of their own (0: one engine in the "
+                                                          "drill's process)")
+    d.add_argument("--chaos", action="store_true", help="two or more engine processes on a Sentinel-managed Redis; "
+                                                        "kill the leader, kill an engine with calls in its flows, "
+                                                        "fail Redis over, drop the AMI link (docs/chaos.md)")
+    d.set_defaults(fn=cmd_drill)
+    m = sub.add_parser("demo", help="a short drill on embedded defaults (a few minutes), report and picture")
+    m.add_argument("--speed", type=float, default=None)
+    m.add_argument("--walkthrough", action="store_true", help="instead: ten calls of each kind, one by one")
+    m.add_argument("--calls", type=int, default=10, help="with --walkthrough")
+    m.set_defaults(fn=cmd_demo)
+    b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="sub", required=True)
+    ba = b.add_parser("agi", help="FastAGI: CPU per call vs a bare asyncio responder; calls held at once")
+    ba.add_argument("--calls", type=int, default=3000, help="calls for the CPU comparison")
+    ba.add_argument("--concurrency", type=int, default=200)
+    ba.add_argument("--hold", type=int, default=15000, help="calls to hold inside Queue at once (0: skip)")
+    ba.add_argument("--clients", type=int, default=4, help="load-generator processes")
+    ba.add_argument("--rounds", type=int, default=3, help="repeat the CPU comparison; medians are quoted")
+    ba.add_argument("--console-load", action="store_true",
+                    help="instead: AGI latency alone and while the console is flooded and busy (see --flood ...)")
+    ba.add_argument("--rate", type=float, default=100.0, help="--console-load: calls arriving per second")
+    ba.add_argument("--flood", type=int, default=8, help="--console-load: clients posting wrong passwords")
+    ba.add_argument("--wallboards", type=int, default=20, help="--console-load: open wallboard streams")
+    ba.add_argument("--backlog", type=int, default=100_000,
+                    help="--console-load: missed calls behind the month report (1000000 as in bench callbacks)")
+    ba.set_defaults(fn=cmd_bench)
+    bc = b.add_parser("callbacks", help="missed-call ingest rate, claim latency, Redis memory per open callback")
+    bc.add_argument("--calls", type=int, default=None, help="missed calls (default 1,000,000; 200,000 with --redis-cpu)")
+    bc.add_argument("--numbers", type=int, default=None, help="distinct callers (default 300,000; 60,000 with --redis-cpu)")
+    bc.add_argument("--seats", type=int, default=1800)
+    bc.add_argument("--claims", type=int, default=20_000)
+    bc.add_argument("--trails", type=int, default=200, help="random callbacks whose audit trail is read")
+    bc.add_argument("--trail-scans", type=int, default=3,
+                    help="trail reads by scanning the whole audit log (the way before the index)")
+    bc.add_argument("--redis-cpu", type=int, default=0, metavar="ROUNDS",
+                    help="instead: Redis CPU per missed call with and without the trail index, alternating, "
+                         "ROUNDS of each")
+    bc.set_defaults(fn=cmd_bench_callbacks)

@@ -1,0 +1,721 @@
+"""`ivr drill`: the whole engine (FastAGI server, AMI controller, contingency
+supervisor, missed-call capture, callback scheduler, embedded Redis) against the
+simulated Asterisk, with citizens arriving from a profile.
+
+Everything runs on one simulated clock, ``speed`` times the wall clock: the
+PBX side (arrivals, patience, conversations, wrap-up, Queue() timeouts) and the
+engine, which is given the same time line as its clock (``ivr/clock.py``). So
+the engine's calling hours, deadlines, spacing, threshold hold times and the
+live figures are in the same simulated seconds as the report. The drill's day
+starts at 09:00 in the hotline's time zone, whatever the hour it is run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import math
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivr import logs
+from ivr.callback.reconcile import GRACE_S
+from ivr.callback.store import CallbackQueries, CallbackStore
+from ivr.child_process import die_with_parent
+from ivr.clock import ScaledClock
+from ivr.contingency.store import ContingencyStore
+from ivr.redisdb import keys
+from ivr.redisdb.replies import stream_entries, text_or_none
+from ivr.redisdb.server import EmbeddedRedis, connect
+from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel
+from ivr.rehearsal.sim.ami_server import SimAmiServer
+from ivr.rehearsal.sim.callcenter import CallCenter, Outcome
+from ivr.rehearsal.sim.dialplan import run_dialplan
+from ivr.rehearsal.sim.pbx import SimPbx
+from ivr.rehearsal.sim.profiles import Profile
+from ivr.runtime.engine import Engine, raise_open_file_limit
+from ivr.runtime.snapshot import with_plan_mode
+from ivr.settings import load_settings
+
+TICK_S = 0.02           # wall seconds between advances of the simulated PBX
+ENGINE_START_S = 3.0    # wall seconds from the drill's start to its time 0 (the engine starts meanwhile)
+HOLD_OFFER_EVERY_S = 60.0  # the busy level's hold music repeats its callback offer about this often
+PROCESSES_START_S = 15.0   # the same with engine processes (each imports the whole engine)
+ON_BREAK = ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n")   # queue/seats.yaml front-line, paused
+
+
+class SimClock:
+    """The drill's time line: simulated seconds since the drill's start for the
+    simulated PBX and the report, and the same instant as epoch seconds
+    (``engine``, a ``ScaledClock``) for the engine, so the engine's calling
+    hours, deadlines, spacing and windows run in the drill's seconds."""
+
+    def __init__(self, speed: float, start_epoch: float, lead_s: float = 0.0) -> None:
+        self.speed = speed
+        self.engine = ScaledClock(start_epoch, speed, time.monotonic() + lead_s)
+
+    def now(self) -> float:
+        return self.engine.elapsed()
+
+    async def sleep(self, sim_s: float) -> None:
+        await self.engine.sleep(sim_s)
+
+
+def default_start(tz) -> float:
+    """09:00 today where the hotline is: a drill starts in the working day, at
+    whatever hour it is run, so callbacks fall within calling hours."""
+    today = dt.datetime.now(tz).date()
+    return dt.datetime.combine(today, dt.time(9, 0), tzinfo=tz).timestamp()
+
+
+@dataclass
+class CallRecord:
+    number: str
+    at: float
+    redial: bool
+    emergency: bool
+    outcome: str = "in_progress"   # answered | abandoned | left_in_flow | satisfied | callback_accepted | message | other
+    wait_s: float | None = None
+    wanted_person: bool = False
+    leaves_after_policy: bool = False   # hangs up satisfied if the policy announcement plays
+    engine: str = ""                    # the engine running its flow now (chaos: whom a kill hits)
+
+
+@dataclass
+class Series:
+    t: list[float] = field(default_factory=list)
+    arrivals: list[int] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)
+    busy: list[int] = field(default_factory=list)
+    backlog: list[int] = field(default_factory=list)
+    level: list[int] = field(default_factory=list)
+
+
+def arrival_times(profile: Profile, rng: random.Random, duration_s: float) -> list[float]:
+    """A Poisson process with the profile's rate over time (thinning)."""
+    peak, t = profile.peak_per_s, 0.0
+    out: list[float] = []
+    if peak <= 0:
+        return out
+    while True:
+        t += rng.expovariate(peak)
+        if t >= duration_s:
+            return out
+        if rng.random() * peak <= profile.rate_per_s(t):
+            out.append(t)
+
+
+class Drill:
+    def __init__(self, profile: Profile, *, home: Path, speed: float | None = None, contingency: str = "auto",
+                 seed: int = 12345, duration_s: float | None = None, progress=None,
+                 http_listen: str = "127.0.0.1:0", on_ready=None, start_epoch: float | None = None,
+                 processes: int = 0, chaos: bool = False, progress_every_s: float = 1.0,
+                 log_dir: Path | None = None) -> None:
+        self.p = profile
+        self.home = home
+        self.speed = speed or profile.speed
+        self.start_epoch = start_epoch
+        self.contingency = contingency        # "auto" | "plan" | "0".."N" (fixed)
+        self.rng = random.Random(seed)
+        self.duration_s = duration_s or profile.duration_s
+        self.progress = progress
+        self.http_listen = http_listen      # the console, while the drill runs
+        self.on_ready = on_ready            # awaited with the engine once it answers calls
+        self.calls: dict[str, CallRecord] = {}
+        self.futures: dict[str, asyncio.Future] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self.series = Series()
+        self.cb_made = self.cb_reached = self.cb_seat_busy = 0
+        self._seen_originates = 0
+        self._numbers = 0
+        self._rr = 0
+        self.engine_urls: list[str] = []
+        self.dialplan_queued = 0
+        self.cb_doubled = 0
+        self._cb_active: set[str] = set()
+        self.faults: list[dict] = []
+        self._faults_running = 0
+        self.chaos = chaos
+        # engines in processes of their own (0: one engine in this process); chaos needs two or more
+        self.processes = max(processes, 2) if chaos else processes
+        self.progress_every_s = progress_every_s
+        self.log_dir = log_dir              # engine processes' logs (kept after the drill)
+
+    # -- the PBX ------------------------------------------------------------------
+
+    def _build_pbx(self) -> tuple[SimPbx, CallCenter]:
+        cc: CallCenter | None = None
+
+        def now() -> float:
+            assert cc is not None       # set before the PBX first reads its clock
+            return cc.now
+
+        pbx = SimPbx(now)
+        cc = CallCenter(pbx, on_end=self._queue_ended)
+        b = self.p.callers
+        pbx.add_queue("general-q", wrapup_s=b.wrapup_s)
+        pbx.add_queue("emergency-q", strategy="ringall", weight=10, wrapup_s=b.wrapup_s)
+        for i in range(self.p.seats):       # general seats serve the emergency line after the reserved ones
+            iface = f"Local/{10001 + i}@ivr-seats/n"
+            pbx.add_member("general-q", iface, f"Seat{10001 + i}", f"Custom:seat{10001 + i}")
+            pbx.add_member("emergency-q", iface, f"Seat{10001 + i}", f"Custom:seat{10001 + i}", penalty=5)
+        for iface in ON_BREAK:           # on a break: level 1 calls them back
+            n = iface.split("/")[1].split("@")[0]
+            pbx.add_member("general-q", iface, f"Seat{n}", f"Custom:seat{n}")
+            pbx.action({"Action": "QueuePause", "Interface": iface, "Paused": "true", "Reason": "break"})
+        for i in range(self.p.emergency_seats):
+            seat = 109 if i == 0 else 9001 + i
+            iface = f"Local/{seat}@ivr-seats/n"
+            pbx.add_member("emergency-q", iface, f"Seat{seat}", f"Custom:seat{seat}")
+            if seat == 109:    # as in asterisk/queues.conf: the last resort of the general line
+                pbx.add_member("general-q", iface, f"Seat{seat}", f"Custom:seat{seat}", penalty=10)
+        pbx.drain()
+        return pbx, cc
+
+    def _queue_ended(self, uniqueid: str, out: Outcome) -> None:
+        fut = self.futures.pop(uniqueid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(out)
+
+    async def _decide(self, ch: SimChannel, queue: str, prio: int, timeout_s: int) -> QueueOutcome:
+        rec = self.calls[ch.uniqueid]
+        b = self.p.callers
+        fut = asyncio.get_running_loop().create_future()
+        self.futures[ch.uniqueid] = fut
+        patience = self.rng.expovariate(1 / b.patience_s)
+        self.cc.join(queue, ch.caller.number, priority=prio, uniqueid=ch.uniqueid,
+                     patience_s=patience, max_wait_s=timeout_s or math.inf,
+                     handle_s=self.rng.expovariate(1 / b.handle_s), emergency=rec.emergency or prio >= 10)
+        accepts = len(ch.caller.digits) > 1 and ch.caller.digits[1] == "1"
+        busy = bool(self.series.level) and self.series.level[-1] >= 1
+        if accepts and busy and not (rec.emergency or prio >= 10):
+            # the hold music of a busy level offers "press 1 to keep your place and be called back"
+            self._spawn(self._press_while_waiting(ch.uniqueid, min(patience * 0.5, HOLD_OFFER_EVERY_S)))
+        outcome = QueueOutcome(kind="answered")
+        kinds = {"answered": "answered", "abandoned": "abandon", "timeout": "timeout", "withdrawn": "withdraw"}
+
+        async def wait() -> None:
+            out: Outcome = await fut
+            outcome.kind = kinds[out.kind]
+            outcome.member = out.member
+            outcome.hold_s = int(out.wait_s)
+            rec.wait_s = out.wait_s
+            if out.kind == "answered":
+                rec.outcome = "answered"
+        outcome.wait = wait
+        return outcome
+
+    async def _press_while_waiting(self, uniqueid: str, after_s: float) -> None:
+        await self.clock.sleep(after_s)
+        if self.pbx.find(uniqueid) is not None:     # still waiting: the key reaches AMI as DTMFEnd
+            self.pbx.dtmf(uniqueid, "1")
+
+    async def _dialplan_queue(self, ch: SimChannel, queue: str, prio: int) -> None:
+        """``Queue(general-q,,,,600)`` of the dialplan itself (no engine finished the call)."""
+        rec = self.calls[ch.uniqueid]
+        self.dialplan_queued += 1
+        if rec.outcome == "answered":        # served before its engine died: the citizen hangs up
+            ch.dead = True
+            return
+        outcome = await self._decide(ch, queue, prio, 600)
+        ch.queue_calls.append((queue, prio, 600))
+        assert outcome.wait is not None     # _decide() holds every call it queues
+        await outcome.wait()
+        if outcome.kind == "abandon":
+            ch.dead = True
+
+    # -- citizens -----------------------------------------------------------------
+
+    def _new_call(self, number: str | None, at: float) -> None:
+        b = self.p.callers
+        redial = number is not None
+        if number is None:
+            self._numbers += 1
+            number = f"139{self._numbers:08d}"
+        emergency = self.rng.random() < b.emergency_share
+        digits = ["1" if emergency else "2", "1" if self.rng.random() < b.accept_callback else ""]
+        hang = "policy/" if self.rng.random() < b.satisfied_by_announcement else None
+        ch = SimChannel(Caller(number=number, digits=digits, hangup_on=hang, message_samples=16000), flow="main")
+        self.calls[ch.uniqueid] = CallRecord(number, at, redial, emergency, leaves_after_policy=hang is not None)
+        task = asyncio.create_task(self._call(ch))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _call(self, ch: SimChannel) -> None:
+        """The citizen's call as Asterisk runs it: the shipped [ivr-12345]
+        context, which tries the engines in turn and queues the caller itself
+        when no engine finished the call (ivr/rehearsal/sim/dialplan.py)."""
+        rec = self.calls[ch.uniqueid]
+        urls = self.engine_urls
+        first = self._rr % len(urls)              # calls spread over the engines (one trunk each)
+        self._rr += 1
+        order = urls[first:] + urls[:first]
+        rec.engine = order[0]
+        try:
+            await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue, decide_queue=self._decide,
+                               engines="&".join(order), connect_timeout_s=5)
+        except Exception as exc:  # a broken call is a finding, not a crash of the drill
+            rec.outcome = "other"
+            self.log.warning("drill_call_failed", error=repr(exc))
+            return
+        finally:
+            rec.engine = ""
+        cmds = ch.commands
+        rec.wanted_person = bool(ch.queue_calls) or any(c.startswith("RECORD") for c in cmds)
+        if rec.outcome == "answered":
+            return
+        heard_policy = any("policy/" in c for c in cmds)
+        if rec.leaves_after_policy and heard_policy and ch.caller.hangup_on is None and not ch.queue_calls:
+            rec.outcome = "satisfied"
+        elif any("callback-confirmed" in c for c in cmds):
+            rec.outcome = "callback_accepted"
+        elif any(c.startswith("RECORD") for c in cmds):
+            rec.outcome = "message"
+        elif ch.queue_calls:
+            rec.outcome = "abandoned"
+        else:
+            rec.outcome = "left_in_flow"
+        b = self.p.callers
+        if rec.outcome in ("abandoned", "message", "left_in_flow") and self.rng.random() < b.redial_probability:
+            at = self.clock.now() + self.rng.expovariate(1 / b.redial_after_s)
+            if at < self.duration_s:
+                self._redials.append((at, rec.number))
+
+    # -- callbacks the engine places ---------------------------------------------------
+
+    def _serve_originates(self) -> None:
+        new = self.pbx.originated[self._seen_originates:]
+        self._seen_originates = len(self.pbx.originated)
+        for msg in new:
+            task = asyncio.create_task(self._callback(msg))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _callback(self, msg: dict[str, str]) -> None:
+        number = msg.get("Exten", "")
+        if number in self._cb_active:          # dialled while a callback to them is under way
+            self.cb_doubled += 1
+        self._cb_active.add(number)
+        try:
+            await self._callback_call(msg)
+        finally:
+            self._cb_active.discard(number)
+
+    async def _callback_call(self, msg: dict[str, str]) -> None:
+        seat = msg.get("Channel", "")
+        cid = dict(kv.split("=", 1) for kv in msg.get("Variable", "").split(",") if "=" in kv).get("IVR_CB_ID", "")
+        if not self.pbx.occupy(seat):
+            self.cb_seat_busy += 1
+            self.pbx.originate_result(msg, False, reason=5)
+            return
+        self.cb_made += 1
+        try:
+            await self.clock.sleep(5)                        # the seat picks up
+            self.pbx.originate_result(msg, True)
+            if self.rng.random() < self.p.callback_reach:
+                self.cb_reached += 1
+                await self.clock.sleep(self.rng.expovariate(1 / self.p.callers.handle_s))
+                self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="ANSWER")
+            else:
+                await self.clock.sleep(30)
+                self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="NOANSWER")
+        finally:
+            self.pbx.release(seat)
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def run(self) -> dict:
+        raise_open_file_limit()
+        self.log = logs.get("ivr.drill")
+        with tempfile.TemporaryDirectory(prefix="ivr-drill-") as tmp:
+            self.tmp = Path(tmp)
+            try:
+                await self._start_backend()
+                return await self._drive()
+            finally:
+                await self._stop_backend()
+
+    # -- the engine side: one engine in this process, or engine processes ------------
+
+    async def _start_backend(self) -> None:
+        self.pbx, self.cc = self._build_pbx()
+        self.ami = SimAmiServer(self.pbx)
+        await self.ami.start()
+        self.engine = self.engine_set = self.sentinels = self.redis_srv = None
+        self._engine_task = None
+        settings_env = {"IVR_HOME": str(self.home), "IVR_DATA_DIR": str(self.tmp), "IVR_LEADER": "yes",
+                        "IVR_DRAIN_S": "2", "IVR_HTTP_LISTEN": self.http_listen,
+                        "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{self.ami.port}"}
+        tz = load_settings({"IVR_HOME": str(self.home)}).timezone
+        start = self.start_epoch if self.start_epoch is not None else default_start(tz)
+        mode = "auto" if self.contingency == "auto" else "propose"
+        # the drill's own audit key and checkpoints: its Redis is not the hotline's
+        from ivr.audit import signing as audit_keys
+        key, checkpoints = self.tmp / "audit.key", self.tmp / "audit-checkpoints.jsonl"
+        audit_keys.configure(key, checkpoints)
+        if self.processes == 0:
+            self.redis_srv = EmbeddedRedis(self.tmp, persist=False, preexec_fn=die_with_parent)
+            url = self.redis_srv.start()
+            self.redis = connect(url)
+            self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
+            settings = load_settings({**settings_env, "IVR_REDIS_URL": url, "IVR_AGI_LISTEN": "127.0.0.1:0"})
+            self.engine = Engine(settings, self.redis, logs.get("ivr.runtime.engine"), clock=self.clock.engine,
+                                 adjust=with_plan_mode(mode), redis_url=url)
+            await self._fixed_level()
+            stop, ready = asyncio.Event(), asyncio.Event()
+            self._engine_stop = stop
+            self._engine_task = asyncio.create_task(self.engine.run(stop, ready))
+            await asyncio.wait_for(ready.wait(), 30)
+            self.engine_urls = [f"agi://127.0.0.1:{self.engine.agi.port}"]
+        else:
+            from ivr.rehearsal.sim.engines import EngineSet
+            from ivr.rehearsal.sim.sentinel_set import SentinelSet
+
+            if self.chaos:
+                self.sentinels = await asyncio.to_thread(SentinelSet(self.tmp / "redis").start)
+                url = self.sentinels.url
+            else:
+                self.redis_srv = EmbeddedRedis(self.tmp, persist=False, preexec_fn=die_with_parent)
+                url = self.redis_srv.start()
+            self.redis = connect(url)
+            self.clock = SimClock(self.speed, start, lead_s=PROCESSES_START_S)
+            await self._fixed_level()
+            self.engine_set = EngineSet(
+                self.processes, home=self.home, folder=self.log_dir or self.tmp / "engines", redis_url=url,
+                ami_url=settings_env["IVR_AMI_URL"], clock=self.clock.engine.describe(), contingency_mode=mode,
+                http_listen=self.http_listen,
+                extra_env={"IVR_AUDIT_KEY_FILE": str(key), "IVR_AUDIT_CHECKPOINT_FILE": str(checkpoints)})
+            await self.engine_set.start()
+            self.engine_urls = self.engine_set.urls
+        while self.ami.logins < 1:              # the leader holds the AMI link
+            await asyncio.sleep(0.05)
+        if self.on_ready is not None and self.engine is not None:
+            await self.on_ready(self.engine)
+
+    async def _fixed_level(self) -> None:
+        if self.contingency.isdigit():           # a fixed level: no automatic changes
+            await ContingencyStore(self.redis).set_level(int(self.contingency), by="drill",
+                                                         reason="drill at a fixed level", now=self.clock.engine.now())
+
+    async def _stop_backend(self) -> None:
+        for t in list(self.tasks):
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._engine_task is not None:
+            self._engine_stop.set()
+            await asyncio.wait_for(self._engine_task, 30)
+        if self.engine_set is not None:
+            await asyncio.to_thread(self.engine_set.stop)
+        await self.ami.stop()
+        if getattr(self, "redis", None) is not None:
+            await self.redis.aclose()
+        if self.sentinels is not None:
+            await asyncio.to_thread(self.sentinels.stop)
+        if self.redis_srv is not None:
+            self.redis_srv.stop()
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def _drive(self) -> dict:
+        redis = self.redis
+        arrivals = arrival_times(self.p, self.rng, self.duration_s)
+        self._redials: list[tuple[float, str]] = []
+        store = CallbackStore(redis)
+        bucket_s = self.duration_s / 60
+        next_bucket, bucket_arrivals, i = bucket_s, 0, 0
+        last_progress = 0.0
+        faults = sorted(self.fault_plan(), key=lambda f: f[0])
+        while self.clock.now() < 0:              # the drill's time 0: the engines are up by then
+            await asyncio.sleep(TICK_S)
+        wall0 = time.monotonic()
+        while True:
+            now = self.clock.now()
+            while i < len(arrivals) and arrivals[i] <= now:
+                self._new_call(None, arrivals[i])
+                i += 1
+                bucket_arrivals += 1
+            due = [r for r in self._redials if r[0] <= now]
+            for r in due:
+                self._redials.remove(r)
+                self._new_call(r[1], r[0])
+                bucket_arrivals += 1
+            while faults and faults[0][0] <= now:
+                at, kind = faults.pop(0)
+                self._spawn(self._fault(kind, at))
+            self.cc.run_until(now)
+            self._serve_originates()
+            self.ami.flush()
+            if now >= next_bucket:
+                try:
+                    counts = await store.counts()
+                    level = int(await redis.get(keys.CONTINGENCY_LEVEL) or 0)
+                except Exception:  # noqa: BLE001 - Redis failing over in a chaos drill: sample the last figures
+                    counts, level = {"open": self.series.backlog[-1] if self.series.backlog else 0}, \
+                        self.series.level[-1] if self.series.level else 0
+                self._sample(next_bucket, bucket_arrivals, counts["open"], level)
+                next_bucket += bucket_s
+                bucket_arrivals = 0
+            if self.progress is not None and time.monotonic() - last_progress >= self.progress_every_s:
+                last_progress = time.monotonic()
+                self.progress(self._progress_line(now))
+            if now >= self.duration_s + 1 and i >= len(arrivals) and not self._faults_running:
+                break
+            await asyncio.sleep(TICK_S)
+        # the lines empty: callers still waiting abandon or time out, conversations end
+        end_by = self.clock.now() + min(self.p.callers.patience_s * 5 + self.p.callers.handle_s * 3,
+                                        0.1 * self.duration_s)
+        while self.tasks and self.clock.now() < end_by:
+            self.cc.run_until(self.clock.now())
+            self._serve_originates()
+            self.ami.flush()
+            await asyncio.sleep(TICK_S)
+        await asyncio.sleep(2.0 if self.processes else 1.0)     # the capture reads the last summaries
+        if self.processes:
+            await asyncio.sleep(GRACE_S + 1)     # the reconciliation writes what dead engines could not
+        wall = time.monotonic() - wall0
+        return await self._report(redis, wall)
+
+    # -- chaos: faults injected while citizens call -------------------------------------
+
+    def fault_plan(self) -> list[tuple[float, str]]:
+        """When (simulated seconds) each fault strikes: spread over the busy
+        middle of the drill, one at a time."""
+        if not self.chaos:
+            return []
+        d = self.duration_s
+        return [(0.20 * d, "kill_leader_engine"), (0.38 * d, "kill_engine_in_flow"),
+                (0.56 * d, "redis_failover"), (0.74 * d, "ami_link_drop")]
+
+    async def _fault(self, kind: str, at: float) -> None:
+        self._faults_running += 1
+        wall0, sim0 = time.monotonic(), self.clock.now()
+        detail: dict = {}
+        try:
+            detail = await getattr(self, "_fault_" + kind)()
+            ok = True
+        except Exception as exc:  # noqa: BLE001 - a fault that could not be recovered is a finding
+            detail, ok = {"error": repr(exc)}, False
+        finally:
+            self._faults_running -= 1
+        wall1, sim1 = detail.pop("_recovered", None) or (time.monotonic(), self.clock.now())
+        self.faults.append({"kind": kind, "at_s": round(sim0, 1),
+                            "recovered_after_s": round(sim1 - sim0, 1) if ok else None,
+                            "recovered_after_wall_s": round(wall1 - wall0, 2) if ok else None, **detail})
+        self.log.warning("drill_fault", kind=kind, ok=ok, **detail)
+
+    async def _until(self, pred, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not pred():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not recovered within {timeout_s:.0f} s")
+            await asyncio.sleep(0.05)
+
+    async def _leader_engine(self):
+        holder = text_or_none(await self.redis.get(keys.AMI_LEADER))
+        pid = int(holder.split(":")[1]) if holder and holder.count(":") >= 2 else -1
+        assert self.engine_set is not None      # engine-process drills only
+        return self.engine_set.by_pid(pid)
+
+    async def _fault_kill_leader_engine(self) -> dict:
+        """SIGKILL the engine that holds the leader role; another takes over the
+        AMI link, the capture and the callbacks; the killed one is restarted."""
+        victim = await self._leader_engine()
+        if victim is None:
+            raise RuntimeError("no engine holds the leader role")
+        logins = self.ami.logins
+        in_flow = sum(1 for c in self.calls.values() if c.engine == victim.url)
+        await asyncio.to_thread(victim.kill)
+        await self._until(lambda: self.ami.logins > logins)          # a new leader logged in to AMI
+        recovered = (time.monotonic(), self.clock.now())
+        victim.spawn()                                                # and the killed one comes back
+        await victim.wait_answering(60)
+        return {"engine": victim.name, "calls_in_flow": in_flow, "_recovered": recovered}
+
+    async def _fault_kill_engine_in_flow(self) -> dict:
+        """SIGKILL a non-leader engine while citizens are in its flows: the
+        dialplan sends them to the general queue (fact 10)."""
+        leader = await self._leader_engine()
+        assert self.engine_set is not None
+        others = [e for e in self.engine_set.engines if e is not leader and e.pid is not None]
+        await self._until(lambda: any(c.engine in {e.url for e in others} for c in self.calls.values()), 60)
+        victim = max(others, key=lambda e: sum(1 for c in self.calls.values() if c.engine == e.url))
+        in_flow = sum(1 for c in self.calls.values() if c.engine == victim.url)
+        await asyncio.to_thread(victim.kill)
+        victim.spawn()
+        await victim.wait_answering(60)
+        return {"engine": victim.name, "calls_in_flow": in_flow}
+
+    async def _fault_redis_failover(self) -> dict:
+        """SIGKILL the Redis master; the sentinels promote the replica; every
+        client follows; nothing acknowledged is lost."""
+        sentinels = self.sentinels
+        assert sentinels is not None            # a Sentinel drill
+        killed, promoted_s = await asyncio.to_thread(sentinels.kill_master)
+        while True:                                                  # writes go through again
+            try:
+                await self.redis.set(keys.DRILL_PROBE, "1", ex=60)
+                break
+            except Exception:  # noqa: BLE001 - the client finds the new master by itself
+                await asyncio.sleep(0.1)
+        await asyncio.to_thread(sentinels.wait_ready)
+        return {"killed": killed, "promoted_after_wall_s": round(promoted_s, 2)}
+
+    async def _fault_ami_link_drop(self) -> dict:
+        """The AMI link breaks: the leader reconnects and resyncs."""
+        logins = self.ami.logins
+        cut = self.ami.drop_clients()
+        await self._until(lambda: self.ami.logins > logins)
+        return {"connections_cut": cut}
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _sample(self, t: float, arrivals: int, backlog: int, level: int) -> None:
+        s = self.series
+        s.t.append(round(t, 1))
+        s.arrivals.append(arrivals)
+        s.waiting.append(sum(len(q.entries) for q in self.pbx.queues.values()))
+        s.busy.append(len(self.pbx.calls) + len(self.pbx.occupied))
+        s.backlog.append(backlog)
+        s.level.append(level)
+
+    def _progress_line(self, now: float) -> str:
+        waiting = sum(len(q.entries) for q in self.pbx.queues.values())
+        busy = len(self.pbx.calls) + len(self.pbx.occupied)
+        done = [c for c in self.calls.values() if c.outcome != "in_progress" and c.wanted_person]
+        lost = sum(1 for c in done if c.outcome != "answered")
+        rate = lost / len(done) if done else 0.0
+        h, m, s = int(now // 3600), int(now % 3600 // 60), int(now % 60)
+        backlog = self.series.backlog[-1] if self.series.backlog else 0
+        level = self.series.level[-1] if self.series.level else 0
+        return (f"模拟时钟 {h:02d}:{m:02d}:{s:02d}  in system {len(self.tasks)}  waiting {waiting}  "
+                f"seats busy {busy}/{self.p.seats + self.p.emergency_seats}  not answered {rate:.0%}  "
+                f"callback backlog {backlog}  level {level}")
+
+    async def _report(self, redis, wall_s: float) -> dict:
+        calls = list(self.calls.values())
+        by = {k: sum(1 for c in calls if c.outcome == k) for k in
+              ("answered", "abandoned", "left_in_flow", "satisfied", "callback_accepted", "message", "other",
+               "in_progress")}
+        answered = [c for c in calls if c.outcome == "answered"]
+        em = [c.wait_s for c in answered if c.emergency and c.wait_s is not None]
+        ordinary = [c.wait_s for c in answered if not c.emergency and c.wait_s is not None]
+        records = await CallbackQueries(redis).all_records(closed_since=0)
+        numbers_with_record = {r.get("number") for r in records}
+        unanswered_wanting = {c.number for c in calls
+                              if c.wanted_person and c.outcome not in ("answered", "in_progress", "other")}
+        missing = unanswered_wanting - numbers_with_record
+        lost_sample: list[dict[str, Any]] = [{"number": c.number, "at_s": round(c.at, 1), "outcome": c.outcome,
+                        "wait_s": None if c.wait_s is None else round(c.wait_s, 1)}
+                       for c in calls if c.number in missing][:20]
+        if missing:          # where the trail ends: a summary in the stream, or none
+            from ivr.runtime.call_service import read_summary
+            seen: dict[str, list[dict[str, str | None]]] = {}
+            for _, f in stream_entries(await redis.xrange(keys.CALLS)):
+                sm = read_summary(f)
+                if sm.get("number") in missing:
+                    seen.setdefault(sm["number"], []).append({k: sm.get(k) for k in (
+                        "uniqueid", "queue_status", "wanted_person", "outcome", "hold_s", "source")})
+            pending = await redis.xpending(keys.CALLS, "callbacks")
+            for x in lost_sample:
+                x["summaries"] = seen.get(x["number"], [])
+            lost_sample.append({"stream_pending": pending.get("pending"),
+                                "consumers": [c.get("name") for c in pending.get("consumers", [])]})
+        counts = await CallbackStore(redis).counts()
+        misdials = sum(1 for r in records if r.get("closed_reason") == "misdial")
+        merged = sum(int(r.get("calls") or 1) - 1 for r in records)
+        audit = await self._verify_audit(redis)
+
+        def pct(values, q):
+            if not values:
+                return None
+            return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1) if len(values) > 1 \
+                else round(values[0], 1)
+        offered = len(calls)
+        not_answered = offered - by["answered"] - by["in_progress"]
+        return {
+            "profile": self.p.name, "speed": self.clock.speed, "sim_duration_s": self.duration_s,
+            "wall_s": round(wall_s, 1), "contingency": self.contingency,
+            "seats": self.p.seats, "emergency_seats": self.p.emergency_seats,
+            "offered": offered, "first_calls": sum(1 for c in calls if not c.redial),
+            "redials": sum(1 for c in calls if c.redial),
+            "answered": by["answered"], "not_answered": not_answered, "in_progress": by["in_progress"],
+            "abandoned_in_queue": by["abandoned"], "left_in_flow": by["left_in_flow"],
+            "satisfied_by_announcement": by["satisfied"], "callback_accepted": by["callback_accepted"],
+            "left_message": by["message"], "failed": by["other"],
+            "answered_within_20s": sum(1 for c in answered if (c.wait_s or 0) <= 20),
+            "answered_within_60s": sum(1 for c in answered if (c.wait_s or 0) <= 60),
+            "emergency_calls": sum(1 for c in calls if c.emergency),
+            "emergency_wait_p50_s": pct(em, 50), "emergency_wait_p95_s": pct(em, 95),
+            "ordinary_wait_p50_s": pct(ordinary, 50), "ordinary_wait_p95_s": pct(ordinary, 95),
+            "missed_call_records": len(records) - misdials, "misdials": misdials,
+            "repeat_dialers_merged": merged, "queued_by_the_dialplan": self.dialplan_queued,
+            "callbacks_made": self.cb_made, "callbacks_reached": self.cb_reached,
+            "callbacks_seat_busy": self.cb_seat_busy, "callback_backlog_end": counts["open"],
+            "consistent": offered == by["answered"] + not_answered + by["in_progress"],
+            "every_missed_caller_recorded": not missing, "missed_callers_without_record": len(missing),
+            "missed_callers_without_record_sample": lost_sample,
+            "engines": self.processes or 1, "chaos": self.chaos, "faults": self.faults,
+            "lost_callers": len(missing) + by["other"], "callbacks_doubled": self.cb_doubled,
+            "audit_chains_verify": all(v == "ok" for v in audit.values()), "audit": audit,
+            "series": dataclasses.asdict(self.series),
+        }
+
+    async def _verify_audit(self, redis) -> dict[str, str]:
+        from ivr.audit.chain import AuditLog
+
+        out = {}
+        for name, stream in keys.AUDIT_LOGS.items():
+            try:
+                res = await AuditLog(redis, stream).verify()       # and against the drill's latest checkpoint
+                out[name] = "ok" if res.ok else str(getattr(res, "problem", "") or res)
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                out[name] = repr(exc)
+        return out
+
+
+async def run_drill(profile: Profile, **kw) -> dict:
+    return await Drill(profile, **kw).run()
+
+
+def print_report(r: dict, out=sys.stdout) -> None:
+    def s(v):
+        return "-" if v is None else f"{v:.0f} s"
+    recorded = ("OK" if r["every_missed_caller_recorded"]
+                else f"FAILED ({r['missed_callers_without_record']} without)")
+    lines = [
+        f"演练报告 drill report: {r['profile']} ({r['sim_duration_s'] / 60:.0f} simulated minutes in {r['wall_s']:.0f} s, "
+        f"speed {r['speed']:g}, contingency {r['contingency']})",
+        f"  来电 offered {r['offered']} (first calls {r['first_calls']}, redials {r['redials']}); "
+        f"seats {r['seats']} + {r['emergency_seats']} emergency",
+        f"  接通 answered {r['answered']} ({r['answered'] / max(r['offered'], 1):.0%}); within 20 s "
+        f"{r['answered_within_20s']}, within 60 s {r['answered_within_60s']}",
+        f"  未接通 not answered {r['not_answered']}: abandoned in queue {r['abandoned_in_queue']}, left in the flow "
+        f"{r['left_in_flow']}, satisfied by the announcement {r['satisfied_by_announcement']}, callback accepted "
+        f"{r['callback_accepted']}, left a message {r['left_message']}, failed {r['failed']}; in progress {r['in_progress']}",
+        f"  紧急 emergency {r['emergency_calls']} calls: wait p50 {s(r['emergency_wait_p50_s'])}, "
+        f"p95 {s(r['emergency_wait_p95_s'])}; ordinary wait p50 {s(r['ordinary_wait_p50_s'])}, "
+        f"p95 {s(r['ordinary_wait_p95_s'])}",
+        f"  回拨 callbacks: missed-call records {r['missed_call_records']} (+{r['misdials']} misdials), repeat dialers merged "
+        f"{r['repeat_dialers_merged']}, callbacks made {r['callbacks_made']}, reached {r['callbacks_reached']}, "
+        f"backlog at the end {r['callback_backlog_end']}",
+        *([f"  故障 faults ({r['engines']} engines): " + "; ".join(
+            f"{f['kind']} at {f['at_s']:.0f} s, recovered after "
+            + (f"{f['recovered_after_s']:.0f} s ({f['recovered_after_wall_s']:.1f} s wall)"
+               if f['recovered_after_s'] is not None else f"NOT ({f.get('error')})") for f in r["faults"]),
+           f"  lost callers {r['lost_callers']}, callbacks dialled twice at once {r['callbacks_doubled']}, "
+           f"queued by the dialplan itself {r['queued_by_the_dialplan']}, audit chains verify: "
+           f"{'OK' if r['audit_chains_verify'] else 'FAILED ' + str(r['audit'])}"] if r.get("chaos") else []),
+        f"  checks: offered = answered + not answered + in progress: {'OK' if r['consistent'] else 'FAILED'}; "
+        f"every unanswered caller who wanted a person has a missed-call record: {recorded}",
+    ]
+    print("\n".join(lines), file=out)

@@ -1,0 +1,243 @@
+"""The call path's adapter: an AGI connection in, a flow run, a call summary out.
+
+Reads the world once per call (clock, contingency level, caller history) into
+``CallFacts`` and hands everything else to the pure interpreter."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import orjson
+import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
+
+from ivr.agi.channel import AgiChannel, LineTransport
+from ivr.aio import cancelling
+from ivr.call_channel import CallInfo, CallLog
+from ivr.contingency.plan import Plan
+from ivr.flow.conditions import CallFacts
+from ivr.flow.interpreter import FlowInterpreter
+from ivr.flow.registry import FlowRegistry
+from ivr.logs import Log, mask_number
+from ivr.prompts.announcements import AnnouncementSets, playable
+from ivr.redisdb import keys
+from ivr.redisdb.durable import NotReplicated, Replication
+
+if TYPE_CHECKING:
+    from ivr.clock import Clock
+    from ivr.runtime.snapshot import ConfigSnapshot
+
+CALLS_STREAM_MAXLEN = 2_000_000
+LAST_CALL_TTL_S = 7 * 24 * 3600
+ALIVE_BEAT_S = 2.0          # the engine's "alive" key is renewed at least this often (it expires after 10 s)
+
+
+class LiveState:
+    """What every call reads besides its flow: the contingency level (polled
+    from Redis with the flows, so every engine process agrees within a second)
+    and the configuration snapshot in force (the plan, announcement sets,
+    number lists, calendars)."""
+
+    def __init__(self, snapshot: ConfigSnapshot | None = None) -> None:
+        self.level = 0
+        self.plan: Plan | None = None
+        self.announcements: AnnouncementSets = {}
+        self.lists: dict[str, frozenset[str]] = {}
+        self.calendars: dict[str, frozenset[dt.date]] = {}
+        self._valid_at = -1
+        self._valid: dict[str, tuple[str, ...]] = {}
+        if snapshot is not None:
+            self.use(snapshot)
+
+    def use(self, snapshot: ConfigSnapshot) -> None:
+        """A new snapshot: calls that start from now on read it."""
+        self.plan, self.announcements = snapshot.plan, snapshot.announcements
+        self.lists, self.calendars = snapshot.lists, snapshot.calendars
+        self._valid_at = -1
+
+    def valid_sets(self, now: dt.datetime) -> dict[str, tuple[str, ...]]:
+        """Every set's items valid at ``now``; worked out once a second, not per call."""
+        second = int(now.timestamp())
+        if second != self._valid_at:
+            self._valid = {name: playable(self.announcements, name, now) for name in self.announcements}
+            self._valid_at = second
+        return self._valid
+
+    def facts(self, now: dt.datetime, **call) -> CallFacts:
+        lv = self.plan.level(self.level) if self.plan else None
+        sets = self.valid_sets(now)
+        return CallFacts(now=now, level=self.level, lists=self.lists, calendars=self.calendars,
+                         announcements=sets.get(lv.announcements, ()) if lv and lv.announcements else (),
+                         announcement_sets=sets,
+                         callback_mode=lv.callback if lv else "offer",
+                         short_menu=lv.short_menu if lv else False,
+                         hold_music=lv.hold_music if lv else None, **call)
+
+
+class CallSummaries:
+    """Call summaries go to a Redis stream in batches: one pipeline per 100 ms
+    instead of one round trip per call on the hot path.
+
+    The same pipeline keeps ``CALLS_LIVE`` (which engine runs which call) and
+    marks each summarised call, so the leader can tell a call whose engine died
+    (no summary will come: it writes one from AMI) from one whose engine lives
+    (it waits), and never counts a call twice (``callback/reconcile.py``)."""
+
+    def __init__(self, redis: aioredis.Redis, log: Log, flush_s: float = 0.1, owner: str = "") -> None:
+        self.redis = redis
+        self.log = log
+        self.flush_s = flush_s
+        self.owner = owner
+        # typed as redis-py's command arguments: its Mapping parameters take no dict[str, str]
+        self._buf: list[tuple[str, dict[FieldT, EncodableT]]] = []
+        self._started: dict[FieldT, EncodableT] = {}
+        self._last_beat = 0.0
+        self.replication = Replication(redis)
+
+    def started(self, uniqueid: str, at: float, number: str = "") -> None:
+        if uniqueid:
+            self._started[uniqueid] = f"{self.owner}|{at:.3f}|{number}"
+
+    def add(self, fields: dict[str, str]) -> None:
+        # One JSON field per entry: redis-py packs a 19-field XADD at several
+        # times the CPU of json.dumps, and this runs once per call.
+        self._buf.append((fields.get("uniqueid", ""), {"j": orjson.dumps(fields).decode()}))
+
+    async def flush(self) -> None:
+        beat = bool(self.owner) and time.monotonic() - self._last_beat >= ALIVE_BEAT_S
+        if not self._buf and not self._started and not beat:
+            return
+        if beat:
+            self._last_beat = time.monotonic()
+        batch, self._buf = self._buf, []
+        started, self._started = self._started, {}
+        ended = [uid for uid, _ in batch if uid]
+        for uid in ended:
+            started.pop(uid, None)          # began and ended within one batch
+        pipe = self.redis.pipeline(transaction=False)
+        if started:
+            pipe.hset(keys.CALLS_LIVE, mapping=started)
+        for uid, fields in batch:
+            pipe.xadd(keys.CALLS, fields, maxlen=CALLS_STREAM_MAXLEN, approximate=True)
+            if uid:
+                pipe.set(keys.call_summarised(uid), "engine", ex=keys.CALL_SUMMARISED_TTL_S)
+        if ended:
+            pipe.hdel(keys.CALLS_LIVE, *ended)
+        if self.owner:
+            pipe.set(keys.engine_alive(self.owner), "1", ex=keys.ENGINE_ALIVE_TTL_S)
+        try:
+            await pipe.execute()
+            if batch:
+                await self.replication.wait()
+        except NotReplicated as exc:
+            # on the master, not on a replica yet: send again (the capture and
+            # the summarised mark take a summary twice without counting it twice)
+            self._buf[:0] = batch
+            self.log.warning("call_summaries_not_replicated", error=str(exc), summaries=len(batch))
+        except Exception as exc:  # keep them for the next round: losing a call record is worse
+            self._buf[:0] = batch
+            self._started = started | self._started
+            self.log.error("call_summaries_not_written", error=repr(exc), pending=len(self._buf))
+
+    async def run(self) -> None:
+        while not cancelling():  # see Engine._refresh_loop
+            await asyncio.sleep(self.flush_s)
+            await self.flush()
+
+
+def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float, version: int | None,
+                   level: int = 0) -> dict[str, str]:
+    qr = record.queue_result
+    return {
+        "uniqueid": call.uniqueid,
+        "number": call.caller_number,   # full number: the callback must dial it
+        "flow": call.flow,
+        "version": str(version or ""),
+        "started": f"{started:.3f}",
+        "ended": f"{ended:.3f}",
+        "outcome": record.outcome,
+        "last_step": record.steps[-1] if record.steps else "",
+        "steps": ",".join(record.steps),
+        "wanted_person": "1" if record.wanted_person else "0",
+        "emergency": "1" if record.emergency else "0",
+        "queue": record.queue,
+        "queue_status": qr.status.value if qr else "",
+        "member": qr.member if qr else "",
+        "hold_s": str(qr.hold_s) if qr and qr.hold_s is not None else "",
+        "message": record.message_path,
+        "callback_accepted": "1" if record.callback_accepted else "0",
+        "sent_to_message": "1" if record.sent_to_message else "0",
+        "level": str(level),
+        "digits": "".join(record.digits),
+        "failures": ",".join(record.failures),
+    }
+
+
+def read_summary(entry: dict[str, str]) -> dict[str, str]:
+    """A call summary as written by ``CallSummaries``."""
+    return orjson.loads(entry["j"])
+
+
+class CallService:
+    def __init__(self, *, registry: FlowRegistry, interpreter: FlowInterpreter, live: LiveState,
+                 summaries: CallSummaries, redis: aioredis.Redis, timezone: ZoneInfo,
+                 prompt_prefix: str, recordings_dir: str, log, clock: Clock | None = None) -> None:
+        self.registry = registry
+        self.interpreter = interpreter
+        self.live = live
+        self.summaries = summaries
+        self.redis = redis
+        self.tz = timezone
+        self.prompt_prefix = prompt_prefix
+        self.recordings_dir = recordings_dir
+        self.log = log
+        self.now = clock.now if clock is not None else time.time
+        self.active = 0
+        self.finished = 0
+
+    async def handle(self, env: dict[str, str], transport: LineTransport) -> CallLog:
+        started = self.now()
+        call = CallInfo.from_agi_env(env)
+        self.summaries.started(call.uniqueid, started, call.caller_number)
+        log = self.log.bind(call_id=call.uniqueid)
+        channel = AgiChannel(transport, call, prompt_prefix=self.prompt_prefix,
+                             recordings_dir=self.recordings_dir)
+        self.active += 1
+        try:
+            bundle = self.registry.pinned(call.flow)
+            version = self.registry.current.get(call.flow)
+            last_age = None
+            if bundle is not None and call.caller_number and self.registry.needs_history(call.flow):
+                last_age = await self._touch_history(call.caller_number, started)
+            facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), caller=call.caller_number,
+                                    last_call_age_s=last_age)
+            log.info("call_start", caller=call.caller_number, flow=call.flow, version=version)
+            if bundle is None:
+                log.error("unknown_flow", flow=call.flow)
+                record = await self.interpreter.fallback_only(channel, log)
+            else:
+                record = await self.interpreter.run(bundle, call.flow, channel, facts, log)
+            ended = self.now()
+            self.summaries.add(summary_fields(call, record, started, ended, version, self.live.level))
+            log.info("call_end", outcome=record.outcome, steps=len(record.steps),
+                     commands=channel.commands, duration_s=round(ended - started, 3),
+                     queue_status=record.queue_result.status.value if record.queue_result else None)
+            return record
+        finally:
+            self.active -= 1
+            self.finished += 1
+
+    async def _touch_history(self, number: str, now: float) -> float | None:
+        """Record this call and return the age of the previous one, in one atomic
+        round trip (SET ... GET)."""
+        try:
+            prev = await self.redis.set(keys.last_call(number), f"{now:.3f}", ex=LAST_CALL_TTL_S, get=True)
+        except Exception as exc:  # history is a nicety: the call goes on without it
+            self.log.warning("call_history_unavailable", error=repr(exc), number=mask_number(number))
+            return None
+        return now - float(prev) if prev else None
+

@@ -1,0 +1,138 @@
+"""What the leader runs, built each time this process takes the role: the AMI
+link, the contingency supervisor, the missed-call capture and reconciliation,
+the callback scheduler and the in-queue callback offer, each a supervised part
+(``leader.py``). Every round reads the configuration snapshot in force."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from ivr.aio import cancelling
+from ivr.ami.controller import AmiController
+from ivr.ami.model import LiveModel
+from ivr.callback.capture import MissedCallCapture
+from ivr.callback.in_queue import InQueueOffer
+from ivr.callback.reconcile import QueueReconciler
+from ivr.callback.scheduler import CallbackScheduler
+from ivr.callback.store import CallbackStore
+from ivr.clock import Clock
+from ivr.contingency.store import ContingencyStore
+from ivr.contingency.supervisor import ContingencySupervisor
+from ivr.logs import Log
+from ivr.runtime.leader import ROUND_S, Part, every
+from ivr.runtime.snapshot import SnapshotSource
+from ivr.services.audit import Checkpointer
+from ivr.settings import Settings
+
+
+@dataclass
+class LeaderWork:
+    """The parts of one term as leader (read-only for everyone else)."""
+
+    model: LiveModel
+    controller: AmiController | None
+    supervisor: ContingencySupervisor
+    capture: MissedCallCapture
+    reconciler: QueueReconciler | None
+    scheduler: CallbackScheduler | None
+    in_queue: InQueueOffer | None
+    checkpointer: Checkpointer
+    checkpoint_s: float
+    extra: list[Part] = field(default_factory=list)
+
+
+ORPHANS_EVERY_S = 5.0
+ExtraParts = Callable[[str], list[Part]]
+
+
+def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, clock: Clock, log: Log,
+          token: str) -> LeaderWork:
+    snap = config.current
+    model = LiveModel(emergency_queues=snap.emergency_queues,
+                      reserved_interfaces=snap.seats.reserved if snap.seats else ())
+    ami = settings.ami
+    controller = None if ami is None else AmiController(
+        host=ami.host, port=ami.port, username=ami.username, secret=ami.secret, model=model, redis=redis,
+        log=log.bind(part="ami"), clock=clock.now)
+    supervisor = ContingencySupervisor(
+        plan=snap.plan, seats=snap.seats, queues=snap.queues.asterisk_names, store=ContingencyStore(redis),
+        controller=controller, model=model, log=log.bind(part="contingency"))
+    store = CallbackStore(redis)
+    general = snap.queues.asterisk_names.get("general", "")
+    capture = MissedCallCapture(redis, store, snap.policy, settings.timezone, log.bind(part="capture"),
+                                consumer=token, estimated_wait=lambda: model.estimated_wait(general, clock.now()))
+    scheduler = reconciler = in_queue = None
+    if controller is not None:
+        scheduler = CallbackScheduler(store=store, controller=controller, policy=snap.policy, tz=settings.timezone,
+                                      queues=snap.queues.asterisk_names, log=log.bind(part="callbacks"),
+                                      owner=token, clock=clock.now)
+        ami_link = controller
+        reconciler = QueueReconciler(redis, clock=clock, emergency_queues=snap.emergency_queues,
+                                     log=log.bind(part="reconcile"),
+                                     waiting=lambda: set(model.waiting) if ami_link.ready.is_set() else None)
+        controller.listeners.append(reconciler.on_event)
+        if snap.policy.in_queue_digit:
+            in_queue = InQueueOffer(controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
+                                    emergency_queues=snap.emergency_queues)
+    # the audit chains' heads, signed, in a file outside Redis (docs/security.md)
+    checkpointer = Checkpointer(redis, log=log.bind(part="audit"))
+    return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
+                      settings.audit_checkpoint_s)
+
+
+def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
+    """The supervised parts; each round takes the snapshot in force."""
+
+    async def contingency_round() -> None:
+        snap = config.current
+        work.supervisor.plan, work.supervisor.seats = snap.plan, snap.seats
+        work.supervisor.queues = snap.queues.asterisk_names
+        await work.supervisor.tick(clock.now())
+
+    async def capture_loop() -> None:
+        await work.capture.ensure_group()
+        last_orphans = 0.0
+        while not cancelling():
+            work.capture.policy = config.current.policy
+            if time.monotonic() - last_orphans >= ORPHANS_EVERY_S:     # a dead leader's unacknowledged batch
+                last_orphans = time.monotonic()
+                await work.capture.claim_orphans(clock.now())
+            if not await work.capture.run_once(count=2000, block_ms=500, now=clock.now()):
+                await asyncio.sleep(0.05)
+
+    out = [Part("contingency", every(ROUND_S, contingency_round)), Part("capture", capture_loop)]
+    if work.controller is not None:
+        controller = work.controller
+
+        async def ami_link() -> None:
+            await controller.start()
+            try:
+                await asyncio.Event().wait()        # the link reconnects by itself; runs until the term ends
+            finally:
+                await controller.stop()
+        out.insert(0, Part("ami", ami_link))
+    if work.scheduler is not None:
+        scheduler = work.scheduler
+
+        async def callback_round() -> None:
+            snap = config.current
+            scheduler.policy, scheduler.queues = snap.policy, snap.queues.asterisk_names
+            await scheduler.tick()
+        out.append(Part("callbacks", every(ROUND_S, callback_round)))
+    if work.reconciler is not None:
+        out.append(Part("reconcile", work.reconciler.run))
+    out.append(Part("audit_checkpoint", every(work.checkpoint_s, work.checkpointer.checkpoint)))
+    return out + work.extra
+
+
+async def cleanup(work: LeaderWork) -> None:
+    if work.scheduler is not None:
+        await work.scheduler.close()      # outcomes of callbacks under way reach Redis first
+
+
+Cleanup = Callable[[], Awaitable[None]]

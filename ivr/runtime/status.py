@@ -1,0 +1,242 @@
+"""The engine's read-only status: what the web console (``/healthz``,
+``/metrics``, the wallboard) and ``ivr status`` may know about a running
+engine, and nothing it could change.
+
+The console runs in its own process (``ivr.web.process``), so that nothing a
+console user does — a sign-in flood, a month report, an upload — competes with
+calls for the engine's event loop. The engine therefore *publishes* its status
+to Redis every half second (``EngineStatus.record``, ``publish``), and the
+console reads it back (``PublishedStatus``, the same read-only interface). A
+record older than ``STALE_S`` means the engine's loop is not turning: the
+console says so instead of showing old figures as current. ``StatusView`` is
+that interface: the web depends on it, never on either class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ivr.aio import cancelling
+from ivr.clock import WallClock
+from ivr.redisdb import keys
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from ivr.clock import Clock
+    from ivr.runtime.call_service import CallService
+    from ivr.runtime.leader import LeaderRole
+    from ivr.runtime.snapshot import SnapshotSource
+
+STALE_S = 3.0        # the engine publishes every 0.5 s: six missed rounds and it is not responding
+READ_EVERY_S = 0.5
+
+
+class StatusView(Protocol):
+    """The engine's status, read-only: what the console (``/healthz``,
+    ``/metrics``) may know. ``EngineStatus`` in the engine's process,
+    ``PublishedStatus`` in the console's."""
+
+    def now(self) -> float: ...
+
+    @property
+    def calls_in_progress(self) -> int: ...
+
+    @property
+    def calls_handled(self) -> int: ...
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def ami_connected(self) -> bool: ...
+
+    @property
+    def config_version(self) -> int | None: ...     # None: the engine is not responding
+
+    @property
+    def config_error(self) -> str | None: ...
+
+    def leader_health(self) -> dict[str, Any]: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+class EngineStatus:
+    """In the engine's process: read straight from the engine's roles, which
+    ``engine.py`` hands over when it wires them (``ami_connected``: whether the
+    leader's AMI link, if this process holds one, is up)."""
+
+    def __init__(self, *, clock: Clock, calls: CallService, leader: LeaderRole, config: SnapshotSource,
+                 ami_connected: Callable[[], bool]) -> None:
+        self._clock = clock
+        self._calls = calls
+        self._leader = leader
+        self._config = config
+        self._ami_connected = ami_connected
+        self.http_port: int | None = None
+
+    def now(self) -> float:
+        """The engine's clock (simulated in a drill)."""
+        return self._clock.now()
+
+    @property
+    def calls_in_progress(self) -> int:
+        return self._calls.active
+
+    @property
+    def calls_handled(self) -> int:
+        return self._calls.finished
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader.is_leader
+
+    @property
+    def ami_connected(self) -> bool:
+        return self._ami_connected()
+
+    @property
+    def config_version(self) -> int:
+        return self._config.current.version
+
+    @property
+    def config_error(self) -> str | None:
+        return self._config.error
+
+    def leader_health(self) -> dict[str, Any]:
+        return self._leader.health()
+
+    def as_dict(self) -> dict[str, Any]:
+        """For /healthz and the status line."""
+        leader = self.leader_health()
+        parts = leader["parts"]
+        return {"calls_in_progress": self.calls_in_progress, "calls_handled": self.calls_handled,
+                "leader": self.is_leader, "ami_connected": self.ami_connected,
+                "parts": parts, "parts_ok": all(p["state"] == "running" for p in parts.values()),
+                "config_version": self.config_version, "config_error": self.config_error,
+                "clock": self._clock.describe(), "engine_responding": True}
+
+    def record(self) -> dict[str, Any]:
+        """What ``publish`` writes: the status and when (monotonic: the
+        console runs on the same host)."""
+        return {"status": self.as_dict(), "mono": time.monotonic()}
+
+
+async def publish(redis: aioredis.Redis, token: str, status: EngineStatus) -> None:
+    await redis.set(keys.engine_status(token), json.dumps(status.record()), ex=keys.ENGINE_STATUS_TTL_S)
+
+
+def _not_responding(why: str) -> dict[str, Any]:
+    return {"calls_in_progress": None, "calls_handled": None, "leader": False, "ami_connected": False,
+            "parts": {}, "parts_ok": False, "config_version": None, "config_error": None,
+            "engine_responding": False, "engine_problem": why}
+
+
+class PublishedStatus:
+    """In the console's process: the same read-only view, from the record the
+    engine ``token`` publishes. ``run`` keeps it fresh; the properties never
+    wait on Redis (a request handler reads the last record)."""
+
+    def __init__(self, redis: aioredis.Redis, token: str, clock: Clock) -> None:
+        self._redis = redis
+        self._token = token
+        self._clock = clock
+        self._record: dict[str, Any] | None = None
+        self.http_port: int | None = None
+
+    async def read(self) -> None:
+        raw = await self._redis.get(keys.engine_status(self._token))
+        self._record = json.loads(raw) if raw else None
+
+    async def run(self) -> None:
+        while not cancelling():
+            try:
+                await self.read()
+            except Exception:  # noqa: BLE001 - Redis restarting: the record goes stale and says so
+                pass
+            await asyncio.sleep(READ_EVERY_S)
+
+    def now(self) -> float:
+        return self._clock.now()
+
+    def _status(self) -> dict[str, Any]:
+        rec = self._record
+        if rec is None:
+            return _not_responding("no status from the engine (starting, or stopped)")
+        age = time.monotonic() - float(rec["mono"])
+        if age > STALE_S:
+            return _not_responding(f"the engine's status is {age:.0f} s old: its event loop is not turning")
+        return dict(rec["status"])
+
+    @property
+    def calls_in_progress(self) -> int:
+        return int(self._status()["calls_in_progress"] or 0)
+
+    @property
+    def calls_handled(self) -> int:
+        return int(self._status()["calls_handled"] or 0)
+
+    @property
+    def is_leader(self) -> bool:
+        return bool(self._status()["leader"])
+
+    @property
+    def ami_connected(self) -> bool:
+        return bool(self._status()["ami_connected"])
+
+    @property
+    def config_version(self) -> int | None:
+        v = self._status()["config_version"]
+        return None if v is None else int(v)
+
+    @property
+    def config_error(self) -> str | None:
+        err = self._status()["config_error"]
+        return None if err is None else str(err)
+
+    def leader_health(self) -> dict[str, Any]:
+        st = self._status()           # not responding: no leader, no parts
+        return {"leader": bool(st["leader"]), "token": self._token, "parts": dict(st["parts"])}
+
+    def as_dict(self) -> dict[str, Any]:
+        return self._status()
+
+
+if TYPE_CHECKING:
+    # both satisfy the protocol (checked here: the web only ever sees one of them)
+    _VIEWS: tuple[type[StatusView], ...] = (EngineStatus, PublishedStatus)
+
+
+async def engines(redis: aioredis.Redis) -> dict[str, dict[str, Any]]:
+    """Every engine's published status, by token (``ivr status``): a record
+    older than ``STALE_S`` reads as not responding."""
+    tokens = [k.split(":")[2:-1] async for k in redis.scan_iter(match=keys.ENGINE_STATUS_MATCH, count=100)]
+    out: dict[str, dict[str, Any]] = {}
+    for parts in tokens:
+        token = ":".join(parts)
+        view = PublishedStatus(redis, token, WallClock())
+        await view.read()
+        out[token] = view.as_dict()
+    return dict(sorted(out.items()))
+
+
+def engine_lines(statuses: dict[str, dict[str, Any]]) -> list[str]:
+    """Staff-facing lines, Chinese first: one per engine process."""
+    if not statuses:
+        return ["引擎 engines: 无 (none publishing a status: is `ivr serve` running?)"]
+    up = sum(1 for s in statuses.values() if s["engine_responding"])
+    lines = [f"引擎 engines: {up}/{len(statuses)} 正常响应 responding"]
+    for token, s in statuses.items():
+        if not s["engine_responding"]:
+            lines.append(f"  {token}: 无响应 NOT RESPONDING — {s['engine_problem']}")
+            continue
+        role = " 主控 leader" if s["leader"] else ""
+        err = f"; 配置错误 config error: {s['config_error']}" if s["config_error"] else ""
+        lines.append(f"  {token}: 通话中 calls {s['calls_in_progress']}, 已处理 handled {s['calls_handled']}{role}{err}")
+    return lines
+
