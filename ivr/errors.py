@@ -4,6 +4,8 @@
     ├── ConfigError          a setting is wrong; the message names it
     │   └── AudioRefused     (ivr.prompts.audio) an uploaded prompt that cannot be used
     ├── FlowInvalid          a flow failed validation; carries every problem at once
+    ├── ConfigInvalid        a configuration change that would break the set (a plan naming a
+    │                        removed announcement set...): every problem, nothing written
     ├── InvalidInput         a value staff gave is wrong (a level, a date, an empty
     │                        reason, a prompt name); the message says which
     ├── NotFound             what was asked for does not exist (a callback, a prompt)
@@ -66,6 +68,15 @@ class FlowInvalid(IvrError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class ConfigInvalid(IvrError):
+    """A configuration change refused: the whole set it would make has errors.
+    ``problems`` lists every one (``file:line:col``)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems if not p.warning))
 
 
 class InvalidInput(IvrError):

@@ -58,7 +58,7 @@ def test_plain_yaml_files_refuse_anchors(tmp_path: Path):
     (tmp_path / "queues.yaml").write_text("queues:\n  general: &g {asterisk: general-q}\n  other: *g\n")
     with pytest.raises(ConfigError) as err:
         load_queue_config(tmp_path)
-    assert str(err.value) == f"{tmp_path / 'queues.yaml'}:2:12: {MESSAGE}"
+    assert str(err.value) == f"queue/queues.yaml:2:12: {MESSAGE}"
 
 
 def test_size_and_depth_caps(tmp_path: Path):

@@ -85,9 +85,8 @@ def cmd_status(args, settings: Settings) -> int:
     from ivr.runtime.status import engine_lines, engines
     from ivr.services import contingency
 
-    plan = contingency.plan(settings.home, settings.timezone)
-
     async def go(redis):
+        plan = await contingency.plan(redis, settings.home, settings.timezone, time.time())
         snap = await read_live(redis)
         st = (await contingency.overview(redis)).state
         for line in render_status(snap, level_line(plan, st.level), settings.timezone, time.time()):

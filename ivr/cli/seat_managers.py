@@ -5,21 +5,23 @@ What staff read is in Simplified Chinese first, English after."""
 
 from __future__ import annotations
 
+import time
+
 from ivr.cli.common import fmt_time, level_line, run_with_redis, who
 from ivr.errors import ConfigError, IvrError
 from ivr.services import contingency
 from ivr.settings import Settings
 
 
-def _plan(settings: Settings):
-    return contingency.plan(settings.home, settings.timezone)
+async def _plan(redis, settings: Settings):
+    return await contingency.plan(redis, settings.home, settings.timezone, time.time())
 
 
 def cmd_contingency_show(args, settings: Settings) -> int:
-    plan = _plan(settings)
     tz = settings.timezone
 
     async def go(redis):
+        plan = await _plan(redis, settings)
         o = await contingency.overview(redis)
         st, prop, applied = o.state, o.proposal, o.applied
         lv = plan.level(st.level)
@@ -42,9 +44,9 @@ def cmd_contingency_show(args, settings: Settings) -> int:
 
 
 def cmd_contingency_set(args, settings: Settings) -> int:
-    plan = _plan(settings)
 
     async def go(redis):
+        plan = await _plan(redis, settings)
         st = await contingency.set_level(redis, plan, args.level, by=who(), reason=args.reason,
                                          expires_in_h=args.expires_in, no_expiry=args.no_expiry)
         print(f"应急级别已切换 level set: {level_line(plan, st.level)}; expires {fmt_time(st.expires_at, settings.timezone)}")
@@ -55,9 +57,9 @@ def cmd_contingency_set(args, settings: Settings) -> int:
 
 
 def cmd_contingency_renew(args, settings: Settings) -> int:
-    plan = _plan(settings)
 
     async def go(redis):
+        plan = await _plan(redis, settings)
         st = await contingency.renew(redis, plan, args.hours, by=who())
         print(f"级别 {st.level} 已续期至 {fmt_time(st.expires_at, settings.timezone)} — level {st.level} renewed")
     run_with_redis(settings, go)
@@ -65,9 +67,9 @@ def cmd_contingency_renew(args, settings: Settings) -> int:
 
 
 def cmd_contingency_accept(args, settings: Settings) -> int:
-    plan = _plan(settings)
 
     async def go(redis):
+        plan = await _plan(redis, settings)
         p, _ = await contingency.accept_proposal(redis, plan, by=who())
         print(f"已接受 accepted: {level_line(plan, p.level)}")
     run_with_redis(settings, go)

@@ -1,6 +1,6 @@
 """The contingency plan in force: switch the level, renew it, answer the
-automatic proposal. ``plan`` is read from the project's files (refused whole
-when one of them is wrong)."""
+automatic proposal. ``plan`` is the plan of the configuration in force
+(``ivr.services.config``), not the file on disk."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 from ivr.contingency.plan import Plan, is_level
 from ivr.contingency.store import Applied, ContingencyStore, LevelState, Proposal
 from ivr.contingency.supervisor import expiry_for
-from ivr.errors import Conflict, InvalidInput
-from ivr.project import Project, require_operations
+from ivr.errors import ConfigError, Conflict, InvalidInput
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -22,10 +21,16 @@ if TYPE_CHECKING:
 MAX_EXPIRY_H = 24 * 14
 
 
-def plan(home: Path, tz: ZoneInfo) -> Plan:
-    ops = require_operations(Project(home), tz)
-    assert ops.plan is not None, "a plan that did not load has errors: require_operations raised"
-    return ops.plan
+async def plan(redis: aioredis.Redis, home: Path, tz: ZoneInfo, now: float) -> Plan:
+    """The plan in force (the last good configuration), never the file on disk:
+    a broken file there does not stop seat managers from working."""
+    from ivr.services.config import configuration
+
+    cfg = await configuration(redis, home, tz, now)
+    if cfg.ops.plan is None:
+        raise ConfigError("应急预案无法载入 — the contingency plan in force cannot be read: "
+                          + "; ".join(str(p) for p in cfg.ops.problems if not p.warning))
+    return cfg.ops.plan
 
 
 @dataclass(frozen=True, slots=True)

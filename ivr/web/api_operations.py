@@ -8,6 +8,7 @@ with validity windows. The work is ``ivr.services.flows`` and
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
@@ -167,18 +168,18 @@ async def prompt_draft(request: web.Request) -> web.Response:
 # -- announcement sets ---------------------------------------------------------------------
 
 async def announcements_get(request: web.Request) -> web.Response:
-    return web.json_response({"yaml": prompt_service.announcements_text(_home(request))})
+    text, disk = await prompt_service.announcements_text(ctx_of(request).redis, _home(request))
+    return web.json_response({"yaml": text, "disk": disk})
 
 
 async def announcements_put(request: web.Request) -> web.Response:
-    data = fields(await body_json(request), {"yaml"}, {"yaml"})
+    data = fields(await body_json(request), {"yaml", "note"}, {"yaml"})
     ctx = ctx_of(request)
-    saved, problems = await prompt_service.save_announcements(ctx.redis, _home(request), ctx.settings.timezone,
-                                                              str(data["yaml"]), by=principal(request).user)
-    if saved is None:
-        return web.json_response({"error": "not saved: fix the errors", "problems": problem_dicts(problems)},
-                                 status=400)
-    return web.json_response({"saved": saved, "problems": problem_dicts(problems)})
+    saved = await prompt_service.save_announcements(ctx.redis, _home(request), ctx.settings.timezone,
+                                                    str(data["yaml"]), by=principal(request).user, clock=time.time,
+                                                    note=str(data.get("note") or ""))
+    return web.json_response({"saved": saved.sets, "version": saved.version, "removed": saved.removed,
+                              "problems": problem_dicts(saved.warnings)})
 
 
 ROUTES = [
@@ -201,5 +202,5 @@ ROUTES = [
           obj({"name": STR, "text": STR}, ["name", "text"]), "operations"),
     Route("GET", "/api/announcements", announcements_get, OPS, "the announcement sets (YAML)", tag="operations"),
     Route("PUT", "/api/announcements", announcements_put, OPS, "save the announcement sets, validated first",
-          obj({"yaml": STR}, ["yaml"]), "operations"),
+          obj({"yaml": STR, "note": STR}, ["yaml"]), "operations"),
 ]

@@ -16,11 +16,10 @@ from aiohttp import web
 from ivr.callback.store import CallbackStore
 from ivr.contingency.history import history_row, who_label
 from ivr.contingency.plan import Plan, Seats
-from ivr.errors import ConfigError
-from ivr.project import Project, load_operations, load_queue_config
 from ivr.redisdb import keys
 from ivr.redisdb.live import read_live
 from ivr.redisdb.replies import text_or_none, texts
+from ivr.services import config as config_service
 from ivr.services import contingency
 from ivr.web import wallboard as wall
 from ivr.web.context import INT, STR, Context, Route, body_json, ctx_of, error, fields, obj, principal, still_signed_in
@@ -32,9 +31,9 @@ SEATS = ("seat_manager",)
 WALLBOARD_PUSH_S = 1.0
 
 
-def _plan(request: web.Request) -> Plan:
+async def _plan(request: web.Request) -> Plan:
     ctx = ctx_of(request)
-    return contingency.plan(ctx.settings.home, ctx.settings.timezone)
+    return await contingency.plan(ctx.redis, ctx.settings.home, ctx.settings.timezone, time.time())
 
 
 def _by(request: web.Request) -> str:
@@ -51,16 +50,12 @@ class WallSetup:
     thresholds: dict[str, tuple[float, float]]
 
     @classmethod
-    def load(cls, ctx: Context) -> WallSetup:
-        # not require_operations: a mistake in the plan's file must not blank the wall
-        # (the constants colour it then, and no seat counts as added)
-        project = Project(ctx.settings.home)
-        ops = load_operations(project, ctx.settings.timezone)
-        try:
-            queues = load_queue_config(project.home / "queue").asterisk_names
-        except ConfigError:
-            queues = {}
-        return cls(ops.plan, ops.seats, queues, wall.plan_thresholds(ops.plan))
+    async def load(cls, ctx: Context) -> WallSetup:
+        # the configuration in force, never the files on disk: a mistake in a
+        # file must not blank the wall
+        cfg = await config_service.configuration(ctx.redis, ctx.settings.home, ctx.settings.timezone, time.time())
+        queues = cfg.queues.asterisk_names if cfg.queues else {}
+        return cls(cfg.ops.plan, cfg.ops.seats, queues, wall.plan_thresholds(cfg.ops.plan))
 
 
 async def _board(ctx: Context, setup: WallSetup) -> dict[str, Any]:
@@ -103,7 +98,7 @@ async def _oldest_age(redis: aioredis.Redis, now: float) -> float | None:
 
 async def status(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    return web.json_response(await _board(ctx, WallSetup.load(ctx)))
+    return web.json_response(await _board(ctx, await WallSetup.load(ctx)))
 
 
 async def _shared_event(ctx: Context, setup: WallSetup) -> bytes:
@@ -130,7 +125,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await resp.prepare(request)
     ctx = ctx_of(request)
-    setup = WallSetup.load(ctx)
+    setup = await WallSetup.load(ctx)
     try:
         while await still_signed_in(request):      # a sign-out or password change ends the stream
             await resp.write(await _shared_event(ctx, setup))
@@ -143,7 +138,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def contingency_get(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     o = await contingency.overview(ctx.redis)
-    plan = _plan(request)
+    plan = await _plan(request)
     return web.json_response({
         "state": o.state.__dict__, "proposal": o.proposal.__dict__ if o.proposal else None,
         "applied": o.applied.__dict__,
@@ -160,7 +155,7 @@ async def contingency_set(request: web.Request) -> web.Response:
     if data["confirm"] is not True:
         return error(400, "请确认：切换级别会改变每位来电者听到的内容 — confirm must be true: switching the level "
                           "changes what every caller hears")
-    st = await contingency.set_level(ctx_of(request).redis, _plan(request), data["level"], by=_by(request),
+    st = await contingency.set_level(ctx_of(request).redis, await _plan(request), data["level"], by=_by(request),
                                      reason=str(data["reason"]), expires_in_h=data.get("expires_in_h"))
     return web.json_response({"state": st.__dict__})
 
@@ -169,7 +164,7 @@ async def proposal_answer(request: web.Request) -> web.Response:
     data = fields(await body_json(request), {"accept", "reason"}, {"accept"})
     redis = ctx_of(request).redis
     if data["accept"] is True:
-        _, st = await contingency.accept_proposal(redis, _plan(request), by=_by(request))
+        _, st = await contingency.accept_proposal(redis, await _plan(request), by=_by(request))
         return web.json_response({"state": st.__dict__})
     prop = await contingency.reject_proposal(redis, by=_by(request), reason=str(data.get("reason", "")))
     return web.json_response({"rejected": prop.level})

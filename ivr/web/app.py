@@ -20,7 +20,7 @@ from ivr.errors import IvrError
 from ivr.redisdb import keys
 from ivr.redisdb.live import read_live
 from ivr.runtime.metrics import AGI_COMMAND_SECONDS, gauge
-from ivr.web import api_auditors, api_operations, api_seat_managers, console, security
+from ivr.web import api_auditors, api_config, api_operations, api_seat_managers, console, security
 from ivr.web.context import (
     COOKIE,
     CSRF_HEADER,
@@ -135,6 +135,12 @@ async def metrics(request: web.Request) -> web.Response:
                        [({"part": n}, p["restarts"]) for n, p in health["parts"].items()])
         lines += gauge("ivr_config_reload_failed", "1 if a changed data file was refused (the previous one is in force)",
                        [({}, int(st.config_error is not None))])
+        since = st.as_dict().get("config_error_since")
+        lines += gauge("ivr_config_error_since_seconds", "When the files on disk stopped being in force (0: they are)",
+                       [({}, since or 0)])
+        lines += gauge("ivr_config_on_last_good", "1 if the engine runs on the last good configuration from Redis "
+                       "because the files on disk were broken at start", [({}, int(st.as_dict().get(
+                           "config_running_on") == "last_good"))])
     lines += gauge("ivr_contingency_level", "Contingency level in force", [({}, level)])
     lines += gauge("ivr_callback_backlog", "Open callbacks", [({"state": k}, counts[k])
                                                              for k in ("pending", "ready", "assigned")])
@@ -240,7 +246,7 @@ def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | 
         Route("POST", "/api/logout", logout, ("operations", "seat_manager", "auditor"), "sign out", None,
               "session"),
         Route("GET", "/api/me", me, ("operations", "seat_manager", "auditor"), "who is signed in", None, "session"),
-    ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + console.ROUTES:
+    ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + api_config.ROUTES + console.ROUTES:
         add(app, r)
     app.router.add_static("/static/", STATIC)
     return app

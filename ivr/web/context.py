@@ -15,7 +15,16 @@ from aiohttp import web
 
 from ivr.accounts.store import Accounts, Principal
 from ivr.audit.chain import AuditLog
-from ivr.errors import Conflict, FlowInvalid, InvalidInput, IvrError, LevelInvalid, NotFound, PublishError
+from ivr.errors import (
+    ConfigInvalid,
+    Conflict,
+    FlowInvalid,
+    InvalidInput,
+    IvrError,
+    LevelInvalid,
+    NotFound,
+    PublishError,
+)
 from ivr.redisdb import keys
 
 if TYPE_CHECKING:
@@ -140,7 +149,7 @@ STR, INT = {"type": "string"}, {"type": "integer"}
 
 def problem_dicts(problems: list) -> list[dict]:
     """Validation problems as the console shows them, each at its line and column."""
-    return [{"line": p.line, "col": p.col, "message": p.message, "warning": p.warning, "text": str(p)}
+    return [{"path": p.path, "line": p.line, "col": p.col, "message": p.message, "warning": p.warning, "text": str(p)}
             for p in problems]
 
 
@@ -150,6 +159,9 @@ def error_of(exc: IvrError) -> web.Response | None:
     if isinstance(exc, FlowInvalid):
         return web.json_response({"error": "流程有错误，未作改动 — the flow has errors: nothing was changed",
                                   "problems": problem_dicts(exc.problems)}, status=400)
+    if isinstance(exc, ConfigInvalid):
+        return web.json_response({"error": "配置有错误，未作改动 — the change would break the configuration: nothing "
+                                           "was written", "problems": problem_dicts(exc.problems)}, status=400)
     for kinds, status in (((InvalidInput, LevelInvalid), 400), ((NotFound,), 404), ((Conflict, PublishError), 409)):
         if isinstance(exc, kinds):
             return error(status, str(exc))
