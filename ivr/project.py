@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from ivr.errors import ConfigError, FlowInvalid
 from ivr.flow import model as m
 from ivr.flow.loader import parse_flow
 from ivr.flow.references import Catalog, check, subflow_cycles
+from ivr.yamldoc import bounded
 from ivr.yamldoc import bounded as yamlfile
 from ivr.yamldoc.problems import Problem, Problems, mapping_items
 from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_bool, read_text
@@ -33,6 +35,37 @@ SEATS_FILE = "queue/seats.yaml"
 ANNOUNCEMENTS_FILE = "prompts/announcements.yaml"
 POLICY_FILE = "callback/policy.yaml"
 AUDIO_EXTENSIONS = {".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".WAV"}
+
+
+# -- the configuration files outside the flows, as path -> text ------------------
+
+FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE)
+LISTS_DIR, CALENDARS_DIR = "flows/lists", "flows/calendars"
+_LISTED = re.compile(r"flows/(lists|calendars)/[A-Za-z][A-Za-z0-9_-]{0,63}\.txt")
+
+FILE_RULE = ("不是可编辑的配置文件 — not a configuration file: one of " + ", ".join(FIXED_FILES)
+             + f", {LISTS_DIR}/NAME.txt or {CALENDARS_DIR}/NAME.txt")
+
+
+def is_config_file(path: str) -> bool:
+    return path in FIXED_FILES or _LISTED.fullmatch(path) is not None
+
+
+def config_paths(home: Path) -> list[str]:
+    """The configuration files present on disk, as paths in the project."""
+    out = [f for f in FIXED_FILES if (home / f).is_file()]
+    for folder in (LISTS_DIR, CALENDARS_DIR):
+        if (home / folder).is_dir():
+            out += [f"{folder}/{p.name}" for p in sorted((home / folder).glob("*.txt"))
+                    if is_config_file(f"{folder}/{p.name}")]
+    return out
+
+
+def read_texts(home: Path) -> dict[str, str]:
+    """Every configuration file on disk, bounded (``ConfigError`` names one
+    that cannot be read)."""
+    return {path: bounded.read(home / path, path) for path in config_paths(home)}
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +271,6 @@ class Operations:
 
 
 def load_operations(project: Project, tz: ZoneInfo, now: dt.datetime | None = None) -> Operations:
-    from ivr.configset.texts import read_texts
     return operations_from_texts(read_texts(project.home), prompt_names(project.home / "prompts"), tz, now)
 
 

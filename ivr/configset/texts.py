@@ -6,7 +6,6 @@ flow naming a queue, a number list or a calendar)."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,48 +15,26 @@ from ivr.errors import ConfigError
 from ivr.flow import model as m
 from ivr.flow.references import Catalog
 from ivr.project import (
-    ANNOUNCEMENTS_FILE,
-    PLAN_FILE,
-    POLICY_FILE,
+    CALENDARS_DIR,
+    FILE_RULE,
+    FIXED_FILES,
+    LISTS_DIR,
     QUEUES_FILE,
-    SEATS_FILE,
     Operations,
     QueueConfig,
     calendar_dates,
     check_flow_texts,
+    config_paths,
+    is_config_file,
     number_list,
     operations_from_texts,
     parse_queue_config,
+    read_texts,
 )
-from ivr.yamldoc import bounded
+
+__all__ = ["CALENDARS_DIR", "FILE_RULE", "FIXED_FILES", "LISTS_DIR", "Checked", "calendars_of", "check_set",
+           "config_paths", "is_config_file", "lists_of", "read_texts"]
 from ivr.yamldoc.problems import Problem
-
-FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE)
-LISTS_DIR, CALENDARS_DIR = "flows/lists", "flows/calendars"
-_LISTED = re.compile(r"flows/(lists|calendars)/[A-Za-z][A-Za-z0-9_-]{0,63}\.txt")
-
-FILE_RULE = ("不是可编辑的配置文件 — not a configuration file: one of " + ", ".join(FIXED_FILES)
-             + f", {LISTS_DIR}/NAME.txt or {CALENDARS_DIR}/NAME.txt")
-
-
-def is_config_file(path: str) -> bool:
-    return path in FIXED_FILES or _LISTED.fullmatch(path) is not None
-
-
-def config_paths(home: Path) -> list[str]:
-    """The configuration files present on disk, as paths in the project."""
-    out = [f for f in FIXED_FILES if (home / f).is_file()]
-    for folder in (LISTS_DIR, CALENDARS_DIR):
-        if (home / folder).is_dir():
-            out += [f"{folder}/{p.name}" for p in sorted((home / folder).glob("*.txt"))
-                    if is_config_file(f"{folder}/{p.name}")]
-    return out
-
-
-def read_texts(home: Path) -> dict[str, str]:
-    """Every configuration file on disk, bounded (``ConfigError`` names one
-    that cannot be read)."""
-    return {path: bounded.read(home / path, path) for path in config_paths(home)}
 
 
 def lists_of(texts: Mapping[str, str]) -> dict[str, frozenset[str]]:
