@@ -146,7 +146,8 @@ async def test_flac_and_absurd_audio_are_refused_in_the_child_not_the_engine(web
 
 @needs_ffmpeg
 def test_the_decoder_child_is_killed_at_its_wall_timeout(tmp_path):
-    from ivr.prompts.audio import AudioRefused, convert
+    from ivr.errors import AudioRefused
+    from ivr.prompts.audio import convert
 
     data = _ffmpeg(tmp_path, "t.mp3", "-i", "sine=duration=5")
     with pytest.raises(AudioRefused) as exc:

@@ -24,10 +24,10 @@ from ivr import logs
 from ivr.agi.channel import AgiChannel
 from ivr.agi.protocol import parse_header
 from ivr.call_channel import CallInfo
+from ivr.calls.service import summary_fields
 from ivr.errors import AgiClosed, AgiTimeout, ConfigError, FlowInvalid
 from ivr.flow.conditions import CallFacts
 from ivr.project import Project, check_files, load_calendars, load_number_lists, require_valid
-from ivr.runtime.call_service import summary_fields
 from ivr.settings import load_settings
 
 

@@ -41,7 +41,7 @@ import redis.asyncio as aioredis
 from ivr.aio import between_pages
 from ivr.audit.checkpoints import GENESIS, Checkpoint, latest_for
 from ivr.audit.signing import AuditConfig, current
-from ivr.errors import IvrError
+from ivr.errors import AuditContended, StaleState
 from ivr.redisdb.replies import stream_entries, text_or_none
 
 # What a writer hands in: any JSON-ready record (its fields depend on its kind).
@@ -56,15 +56,6 @@ class _Latest(enum.Enum):
 
 _LATEST: Final = _Latest.LATEST   # verify(): compare with the latest checkpoint on file
 _OPS = {"HSET": 2, "SADD": 1, "SET": 1}   # what ``append(ops=...)`` may do besides setting strings
-
-
-class StaleState(IvrError):
-    """``append(expect=...)``: a guarded key changed since the caller read it;
-    nothing was written. Re-read the state and try again."""
-
-
-class AuditContended(IvrError):
-    """Other writers moved the head 50 times in a row while this append retried."""
 
 
 # KEYS: stream, head, index-from, then the keys of: also_set, expect, ops (in that order)

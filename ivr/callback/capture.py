@@ -19,11 +19,11 @@ from redis.exceptions import ResponseError
 
 from ivr.callback.policy import Policy, classify, first_attempt_at, reached_a_person
 from ivr.callback.store import CallbackStore
+from ivr.calls.service import read_summary
 from ivr.logs import Log, mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
 from ivr.redisdb.replies import read_group, stream_entries, text
-from ivr.runtime.call_service import read_summary
 
 GROUP = "callbacks"
 ORPHAN_IDLE_MS = 10_000   # a summary delivered this long ago and not acknowledged: its capture died

@@ -42,12 +42,12 @@ import orjson
 import redis.asyncio as aioredis
 
 from ivr.aio import cancelling
+from ivr.calls.service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.logs import Log, mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
 from ivr.redisdb.replies import text_or_none
-from ivr.runtime.call_service import CALLS_STREAM_MAXLEN
 
 if TYPE_CHECKING:
     from ivr.ami.model import AmiEvent
@@ -193,7 +193,7 @@ class QueueReconciler:
         return "written"
 
     def _summary(self, p: _Left, *, engine_died: bool) -> dict[str, str]:
-        """A call summary (ivr.runtime.call_service.summary_fields) from what AMI told."""
+        """A call summary (ivr.calls.service.summary_fields) from what AMI told."""
         return {
             "uniqueid": p.uniqueid, "number": p.number if p.number.isdigit() else "", "flow": "", "version": "",
             "started": f"{p.joined_at:.3f}", "ended": f"{p.left_at:.3f}",

@@ -66,7 +66,7 @@ def hotline_figures(calls: Sequence[Mapping[str, str]], records: Sequence[Callba
                     per_seat: Mapping[str, Mapping[str, int]]) -> dict[str, int | float | None]:
     """The monthly figures a 12345 centre is assessed on (docs/audit-report.md).
 
-    ``calls``: call summaries (``ivr.runtime.call_service.summary_fields``) that started in the
+    ``calls``: call summaries (``ivr.calls.service.summary_fields``) that started in the
     period; ``records``: the callbacks whose first missed call is in it.
 
     - 接通率 live answer rate: calls that wanted a person and reached one /

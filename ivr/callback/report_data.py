@@ -23,8 +23,8 @@ async def read_calls(redis: aioredis.Redis, start: float, end: float) -> list[di
     """Call summaries that started in [start, end). A summary is written when
     its call ends (stream ids are write times), so the scan runs on past the end
     by a margin for calls still going at the end of the period."""
-    from ivr.runtime.call_service import (
-        read_summary,  # lazily: ivr.runtime.call_service brings in the whole call engine
+    from ivr.calls.service import (
+        read_summary,  # lazily: ivr.calls.service brings in the whole call engine
     )
 
     out: list[dict[str, str]] = []

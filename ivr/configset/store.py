@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ivr.audit.chain import AuditLog, StaleState
-from ivr.errors import Conflict, NotFound
+from ivr.audit.chain import AuditLog
+from ivr.errors import Conflict, NotFound, StaleState
 from ivr.redisdb import keys
 from ivr.redisdb.replies import text_or_none
 

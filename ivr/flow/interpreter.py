@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ivr.call_channel import CallChannel, CallLog, QueueStatus
-from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, IvrError
+from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, MenuExhausted, StepBudgetExceeded
 from ivr.flow import model as m
 from ivr.flow.conditions import CallFacts
 
@@ -33,14 +33,6 @@ class RunnerConfig:
     fallback_wait_s: int = 600
     transfer_dialstring: str = "Local/{number}@ivr-transfer"
     max_steps: int = 200                 # a hard cap: a loop in a flow cannot trap a caller
-
-
-class StepBudgetExceeded(IvrError):
-    pass
-
-
-class MenuExhausted(IvrError):
-    pass
 
 
 class _CallEnded(Exception):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ivr.errors import ConfigError
+from ivr.errors import AudioRefused, ConfigError
 
 if TYPE_CHECKING:
     from pydub import AudioSegment  # imported where used: the engine never loads it
@@ -60,10 +60,6 @@ ALLOWED = {
     "amr": {"amr_nb", "amr_wb"},
 }
 ALLOWED_TEXT = "WAV、MP3、M4A/AAC、OGG/Opus、AMR"
-
-
-class AudioRefused(ConfigError):
-    """The upload is not audio we accept; the message is for the uploader (Chinese first)."""
 
 
 @dataclass(frozen=True, slots=True)

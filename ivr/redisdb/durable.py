@@ -10,14 +10,10 @@ import time
 
 import redis.asyncio as aioredis
 
-from ivr.errors import IvrError
+from ivr.errors import NotReplicated
 
 CHECK_EVERY_S = 5.0
 WAIT_MS = 1000
-
-
-class NotReplicated(IvrError):
-    """The write reached the master but no replica within ``WAIT_MS``."""
 
 
 class Replication:

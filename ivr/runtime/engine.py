@@ -34,6 +34,7 @@ from ivr.ami.controller import AmiController
 from ivr.audit import signing as audit_keys
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.scheduler import CallbackScheduler
+from ivr.calls.service import CallService, CallSummaries, LiveState
 from ivr.clock import Clock, from_environment
 from ivr.configset.store import ConfigStore
 from ivr.contingency.plan import level_from_text
@@ -46,7 +47,7 @@ from ivr.project import Project, check_files
 from ivr.redisdb import keys
 from ivr.redisdb.server import RedisHandle, connect
 from ivr.runtime import leader_work
-from ivr.runtime.call_service import CallService, CallSummaries, LiveState
+from ivr.runtime.console import ConsoleProcess
 from ivr.runtime.leader import LeaderRole, Part
 from ivr.runtime.snapshot import (
     Adjust,
@@ -58,7 +59,6 @@ from ivr.runtime.snapshot import (
 )
 from ivr.runtime.status import EngineStatus, publish
 from ivr.settings import SHIPPED_AMI_SECRET, Settings, shipped_secret_in_use
-from ivr.web.process import ConsoleProcess
 
 REFRESH_S = 0.5  # flows, the level and the data files reach every process within a second
 

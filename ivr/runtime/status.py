@@ -27,8 +27,8 @@ from ivr.redisdb import keys
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from ivr.calls.service import CallService
     from ivr.clock import Clock
-    from ivr.runtime.call_service import CallService
     from ivr.runtime.leader import LeaderRole
     from ivr.runtime.snapshot import SnapshotSource
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from ivr import names
 from ivr.audit.chain import AuditLog
-from ivr.errors import ConfigError, InvalidInput, NotFound
+from ivr.errors import AudioRefused, ConfigError, InvalidInput, NotFound
 from ivr.project import prompt_names
 from ivr.prompts.announcements import parse_announcements
-from ivr.prompts.audio import AudioRefused, Converted, convert_in_child, write_prompt
+from ivr.prompts.audio import Converted, convert_in_child, write_prompt
 from ivr.redisdb import keys
 from ivr.yamldoc import bounded as yamlfile
 from ivr.yamldoc.problems import Problem

@@ -15,8 +15,6 @@ from aiohttp import BodyPartReader, web
 
 from ivr import names
 from ivr.errors import ConfigError, FlowInvalid
-from ivr.flow.store import FlowStore
-from ivr.project import Project
 from ivr.services import flows as flow_service
 from ivr.services import prompts as prompt_service
 from ivr.web.context import STR, Route, bad_request, body_json, ctx_of, error, fields, obj, principal, problem_dicts
@@ -42,23 +40,15 @@ def _flow_name(request: web.Request) -> str:
 
 
 async def flows_list(request: web.Request) -> web.Response:
-    store = FlowStore(ctx_of(request).redis)
-    out = []
-    for p in Project(_home(request)).flow_files():
-        out.append({"name": p.stem, "version": await store.current_version(p.stem)})
-    return web.json_response({"flows": out})
+    return web.json_response({"flows": await flow_service.listing(ctx_of(request).redis, _home(request))})
 
 
 async def flow_get(request: web.Request) -> web.Response:
     name = _flow_name(request)
-    path = Project(_home(request)).flows_dir / f"{name}.yaml"
-    store = FlowStore(ctx_of(request).redis)
-    version = await store.current_version(name)
-    published = (await store.get(name, version)).source if version else None
-    if not path.exists() and published is None:
+    d = await flow_service.detail(ctx_of(request).redis, _home(request), name)
+    if d is None:
         return error(404, f"没有流程 '{name}' — no flow '{name}'")
-    return web.json_response({"name": name, "version": version, "published": published,
-                              "source": path.read_text(encoding="utf-8") if path.exists() else published})
+    return web.json_response(d)
 
 
 async def flow_check(request: web.Request) -> web.Response:

@@ -13,19 +13,17 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ivr.callback.store import CallbackStore
 from ivr.contingency.history import history_row, who_label
 from ivr.contingency.plan import Plan, Seats
-from ivr.redisdb import keys
-from ivr.redisdb.live import read_live
-from ivr.redisdb.replies import text_or_none, texts
+from ivr.services import callbacks as callback_service
 from ivr.services import config as config_service
 from ivr.services import contingency
+from ivr.services import status as status_service
 from ivr.web import wallboard as wall
 from ivr.web.context import INT, STR, Context, Route, body_json, ctx_of, error, fields, obj, principal, still_signed_in
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
+    pass
 
 SEATS = ("seat_manager",)
 WALLBOARD_PUSH_S = 1.0
@@ -33,7 +31,7 @@ WALLBOARD_PUSH_S = 1.0
 
 async def _plan(request: web.Request) -> Plan:
     ctx = ctx_of(request)
-    return await contingency.plan(ctx.redis, ctx.settings.home, ctx.settings.timezone, time.time())
+    return await contingency.plan(ctx.redis, ctx.settings.home, ctx.settings.timezone, ctx.clock.now())
 
 
 def _by(request: web.Request) -> str:
@@ -53,18 +51,19 @@ class WallSetup:
     async def load(cls, ctx: Context) -> WallSetup:
         # the configuration in force, never the files on disk: a mistake in a
         # file must not blank the wall
-        cfg = await config_service.configuration(ctx.redis, ctx.settings.home, ctx.settings.timezone, time.time())
+        cfg = await config_service.configuration(ctx.redis, ctx.settings.home, ctx.settings.timezone,
+                                                 ctx.clock.now())
         queues = cfg.queues.asterisk_names if cfg.queues else {}
         return cls(cfg.ops.plan, cfg.ops.seats, queues, wall.plan_thresholds(cfg.ops.plan))
 
 
 async def _board(ctx: Context, setup: WallSetup) -> dict[str, Any]:
-    snap = await read_live(ctx.redis)
+    snap = await status_service.live(ctx.redis)
     o = await contingency.overview(ctx.redis)
     st, prop, applied = o.state, o.proposal, o.applied
-    counts = await CallbackStore(ctx.redis).counts()
-    now = time.time()
-    oldest = await _oldest_age(ctx.redis, now)
+    counts = await callback_service.counts(ctx.redis)
+    now = ctx.clock.now()               # the engine's clock: a drill's simulated time, as its callbacks carry
+    oldest = await callback_service.oldest_open_age(ctx.redis, now)
     plan = setup.plan
     added = wall.added_by_plan(plan, setup.seats, setup.queues, applied.level)
     fig = wall.figures(snap, plan.queues if plan else ("general",), setup.queues, added, counts["open"], oldest)
@@ -77,23 +76,23 @@ async def _board(ctx: Context, setup: WallSetup) -> dict[str, Any]:
             "callback_oldest_age_s": oldest, "wall": fig, "colours": wall.colours(fig, setup.thresholds),
             "thresholds": setup.thresholds, "timezone": ctx.settings.timezone.key,
             "level_since_local": _local(st.since, ctx.settings.timezone),
-            "level_expires_local": _local(st.expires_at, ctx.settings.timezone)}
+            "level_expires_local": _local(st.expires_at, ctx.settings.timezone),
+            "config": _config_health(ctx)}
+
+
+def _config_health(ctx: Context) -> dict[str, Any] | None:
+    """The files on disk not in force (which file, line, since when), for the wall."""
+    if ctx.status is None:
+        return None
+    st = ctx.status.as_dict()
+    if not st.get("config_error"):
+        return None
+    return {"error": st["config_error"], "since_local": _local(st.get("config_error_since"), ctx.settings.timezone),
+            "running_on": st.get("config_running_on")}
 
 
 def _local(ts: float | None, tz: ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(ts, tz).strftime("%m-%d %H:%M") if ts else ""
-
-
-async def _oldest_age(redis: aioredis.Redis, now: float) -> float | None:
-    """Age of the oldest open callback. The lines are ordered by deadline and by
-    due time, and within a kind the deadline follows the first call, so the
-    heads of the lines hold the oldest one."""
-    heads: list[str] = []
-    for key in (keys.CALLBACK_READY, keys.CALLBACK_PENDING):
-        heads += texts(await redis.zrange(key, 0, 2))
-    replies = [text_or_none(await redis.hget(keys.callback_open(n), "first_at")) for n in heads]
-    firsts = [float(f) for f in replies if f]
-    return round(now - min(firsts), 1) if firsts else None
 
 
 async def status(request: web.Request) -> web.Response:
@@ -156,6 +155,7 @@ async def contingency_set(request: web.Request) -> web.Response:
         return error(400, "请确认：切换级别会改变每位来电者听到的内容 — confirm must be true: switching the level "
                           "changes what every caller hears")
     st = await contingency.set_level(ctx_of(request).redis, await _plan(request), data["level"], by=_by(request),
+                                     now=ctx_of(request).clock.now(),
                                      reason=str(data["reason"]), expires_in_h=data.get("expires_in_h"))
     return web.json_response({"state": st.__dict__})
 
@@ -164,7 +164,8 @@ async def proposal_answer(request: web.Request) -> web.Response:
     data = fields(await body_json(request), {"accept", "reason"}, {"accept"})
     redis = ctx_of(request).redis
     if data["accept"] is True:
-        _, st = await contingency.accept_proposal(redis, await _plan(request), by=_by(request))
+        _, st = await contingency.accept_proposal(redis, await _plan(request), by=_by(request),
+                                                  now=ctx_of(request).clock.now())
         return web.json_response({"state": st.__dict__})
     prop = await contingency.reject_proposal(redis, by=_by(request), reason=str(data.get("reason", "")))
     return web.json_response({"rejected": prop.level})

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import hmac
 import math
-import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ivr.accounts.store import ROLE_NAMES, Accounts, Principal
-from ivr.callback.store import CallbackStore
-from ivr.contingency.plan import level_or_minus_one
+from ivr.clock import Clock, WallClock
 from ivr.errors import IvrError
-from ivr.redisdb import keys
-from ivr.redisdb.live import read_live
-from ivr.runtime.metrics import AGI_COMMAND_SECONDS, gauge
+from ivr.metrics import AGI_COMMAND_SECONDS, gauge
+from ivr.services import callbacks as callback_service
+from ivr.services import status as status_service
 from ivr.web import api_auditors, api_config, api_operations, api_seat_managers, console, security
 from ivr.web.context import (
     COOKIE,
@@ -120,9 +118,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    snap = await read_live(ctx.redis)
-    level = level_or_minus_one(await ctx.redis.get(keys.CONTINGENCY_LEVEL))   # never int('True')
-    counts = await CallbackStore(ctx.redis).counts()
+    snap = await status_service.live(ctx.redis)
+    level = await status_service.level(ctx.redis)     # -1 for a stored value that is not a level
+    counts = await callback_service.counts(ctx.redis)
     st = ctx.status
     lines = gauge("ivr_calls_in_progress", "Calls this process is running a flow for",
                   [({}, st.calls_in_progress if st else 0)])
@@ -154,7 +152,7 @@ async def metrics(request: web.Request) -> web.Response:
         lines += gauge("ivr_queue_abandon_ratio", "Abandoned / offered over the window",
                        [({"queue": n}, v["abandon_rate"]) for n, v in q.items()])
         lines += gauge("ivr_seats", "Seats by state", [({"state": k}, v) for k, v in snap["seat_states"].items()])
-        lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, (st.now() if st else time.time()) - snap["at"])])
+        lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, ctx.clock.now() - snap["at"])])
     lines += AGI_COMMAND_SECONDS.render()
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
@@ -184,7 +182,7 @@ async def login(request: web.Request) -> web.Response:
     resp = web.json_response({"user": data["user"], "role": role, "csrf": csrf})
     resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                     secure=request.secure)
-    await ctx.audit().append([{"kind": "signed_in", "at": time.time(), "by": data["user"], "role": role}])
+    await ctx.audit().append([{"kind": "signed_in", "at": ctx.clock.now(), "by": data["user"], "role": role}])
     return resp
 
 
@@ -232,10 +230,11 @@ async def openapi_doc(request: web.Request) -> web.Response:
     return web.json_response(openapi(ctx_of(request)))
 
 
-def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | None = None) -> web.Application:
+def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | None = None,
+             clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=[security.shield, guard], client_max_size=MAX_BODY)
     app.on_response_prepare.append(security.add_headers)
-    app[CTX] = Context(redis, settings, Accounts(redis), status)
+    app[CTX] = Context(redis, settings, Accounts(redis), status, clock or WallClock())
     for r in [
         Route("GET", "/favicon.ico", security.favicon, (), "the console's icon", tag="console"),
         Route("GET", "/healthz", healthz, (), "liveness: Redis reachable, calls in progress"),

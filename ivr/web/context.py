@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ivr.accounts.store import Accounts, Principal
 from ivr.audit.chain import AuditLog
+from ivr.clock import Clock, WallClock
 from ivr.errors import (
     ConfigInvalid,
     Conflict,
@@ -59,6 +60,7 @@ class Context:
     settings: Settings
     accounts: Accounts
     status: StatusView | None = None    # the engine's read-only status (None: the web app alone, in tests)
+    clock: Clock = field(default_factory=WallClock)   # the engine's clock (a drill's simulated one)
     routes: list[Route] = field(default_factory=list)
     # each registered aiohttp route's entry: the guard reads the roles from here
     route_of: dict[web.AbstractRoute, Route] = field(default_factory=dict)

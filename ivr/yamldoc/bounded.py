@@ -17,7 +17,7 @@ from typing import cast
 
 import yaml
 
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, YamlRefused
 
 MAX_BYTES = 256 * 1024   # the shipped files are a few KB; main.yaml is 3 KB
 MAX_DEPTH = 64
@@ -28,11 +28,6 @@ TOO_DEEP = f"嵌套层级过深 (nested more than {MAX_DEPTH} levels)"
 
 def too_large(size: int) -> str:
     return f"文件过大 (file too large): {size} 字节 bytes, 上限 at most {MAX_BYTES}"
-
-
-class YamlRefused(yaml.MarkedYAMLError):
-    """Valid YAML we do not accept (an anchor, an alias, too deep, too large).
-    ``problem`` is the message, ``problem_mark`` where it is."""
 
 
 class _BoundedLoader(yaml.SafeLoader):

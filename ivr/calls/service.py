@@ -20,13 +20,14 @@ from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.aio import cancelling
 from ivr.call_channel import CallInfo, CallLog
 from ivr.contingency.plan import Plan
+from ivr.errors import NotReplicated
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
 from ivr.logs import Log, mask_number
 from ivr.prompts.announcements import AnnouncementSets, playable
 from ivr.redisdb import keys
-from ivr.redisdb.durable import NotReplicated, Replication
+from ivr.redisdb.durable import Replication
 
 if TYPE_CHECKING:
     from ivr.clock import Clock
