@@ -5,8 +5,8 @@ new one anywhere else fails here without anyone keeping a list."""
 
 import importlib
 import inspect
-import re
 import pkgutil
+import re
 
 import ivr
 import ivr.errors

@@ -237,3 +237,19 @@ def test_ivr_files_commands_publish_history_and_rollback(home, redis_url, tmp_pa
     assert (home / ANN).read_text(encoding="utf-8") == original
     bad = ivr("history", "../../etc/passwd")
     assert bad.returncode == 1 and "不是可编辑的配置文件" in bad.stderr and "Traceback" not in bad.stderr
+
+
+async def test_who_may_change_a_file_follows_who_owns_its_folder(client, redis, home):
+    c, csrf = await client("ops")
+    plan_text = (home / PLAN).read_text(encoding="utf-8")
+    r = await c.put("/api/config/file", json={"path": PLAN, "text": plan_text + "\n# x\n"}, headers=csrf)
+    assert r.status == 403 and (await r.json())["error"].startswith("这个文件不归")
+    assert (home / PLAN).read_text(encoding="utf-8") == plan_text
+    r = await c.put("/api/config/file", json={"path": "../x.yaml", "text": "a: 1\n"}, headers=csrf)
+    assert r.status == 400
+    b, bcsrf = await client("boss")
+    r = await b.put("/api/config/file", json={"path": PLAN, "text": plan_text + "\n# x\n", "note": "n"},
+                    headers=bcsrf)
+    assert r.status == 200 and (await r.json())["versions"] == {PLAN: 2}
+    r = await b.get(f"/api/config/file?path={PLAN}")
+    assert (await r.json())["text"].endswith("# x\n")

@@ -47,6 +47,15 @@ async def history(request: web.Request) -> web.Response:
          "diff": diff} for v, diff in versions]})
 
 
+async def file_text(request: web.Request) -> web.Response:
+    path = config_service.check_path(request.query.get("path", ""))
+    ctx = ctx_of(request)
+    texts, _, _ = await config_service.in_force(ctx.redis, ctx.settings.home)
+    if path not in texts:
+        return error(404, f"{path} 不在在用配置中 — {path} is not in the configuration in force")
+    return web.json_response({"path": path, "text": texts[path]})
+
+
 async def save(request: web.Request) -> web.Response:
     data = fields(await body_json(request), {"path", "text", "note"}, {"path", "text"})
     path = config_service.check_path(str(data["path"]))
@@ -80,6 +89,8 @@ ROUTES = [
           tag="configuration"),
     Route("GET", "/api/config/history", history, READERS, "one file's versions, newest first, each with its diff "
           "(query: path)", tag="configuration"),
+    Route("GET", "/api/config/file", file_text, READERS, "one file's text in force (query: path)",
+          tag="configuration"),
     Route("PUT", "/api/config/file", save, WRITERS, "save one file: checked with every file and flow it touches "
           "first; refused whole with every problem", obj({"path": PATH_SCHEMA, "text": STR, "note": STR},
                                                          ["path", "text"]), "configuration"),

@@ -39,4 +39,6 @@ ROUTES = [
           tag="console"),
     Route("GET", "/console/audit", _page("audit.html"), ("auditor",), "callback completion reports",
           tag="console"),
+    Route("GET", "/console/config", _page("config.html"), ALL, "configuration files: in force, versions, rollback",
+          tag="console"),
 ]
