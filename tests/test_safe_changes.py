@@ -205,6 +205,15 @@ async def test_ivr_serve_with_a_plan_broken_on_disk_starts_on_the_last_good_one(
         result = await run_call("127.0.0.1", second.agi_port, sim)
         assert any("policy/current" in line for who, line in result.transcript if who == "engine"), \
             "level 2 of the last good plan plays the peak set"
+        import aiohttp
+        await Accounts(redis).add("boss", "seat_manager", PASSWORD)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{second.http_port}",
+                                         cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            r = await s.post("/api/login", json={"user": "boss", "password": PASSWORD})
+            assert r.status == 200
+            wall = await (await s.get("/api/status")).json()
+        assert "config" in wall, wall
+        assert wall["config"]["running_on"] == "last_good" and f"{PLAN}:" in wall["config"]["error"]
     finally:
         second.stop()
 
