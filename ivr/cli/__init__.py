@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ivr import logs
 from ivr.cli import auditors, callbacks, engine, files, operations, seat_managers, users
-from ivr.cli.common import crash_report, explain
+from ivr.cli.common import Parser, crash_report, explain
 from ivr.settings import load_settings
 
 REHEARSALS = {"drill": "rehearse a load profile: the engine against the simulated Asterisk",
@@ -41,7 +41,7 @@ def _command_of(argv: list[str]) -> str | None:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The whole command line. The rehearsal commands are only named (for
     ``ivr --help``) unless ``argv`` asks for one of them."""
-    p = argparse.ArgumentParser(prog="ivr", description="12345 hotline IVR and overflow-call engine")
+    p = Parser(prog="ivr", description="12345 热线 IVR 与溢出呼叫引擎 — 12345 hotline IVR and overflow-call engine")
     sub = p.add_subparsers(dest="command", required=True)
     for module in (engine, operations, files, users, seat_managers, callbacks, auditors):
         module.add_commands(sub)

@@ -46,8 +46,10 @@ def report_period(tz: ZoneInfo, date_from: str | None = None, date_to: str | Non
         date_to = date_to or date_from
         start, end = period(date_from, date_to, tz)
     except ValueError as exc:
-        raise InvalidInput(f"日期应为 YYYY-MM-DD（月份 YYYY-MM），且结束不早于开始 — from/to: YYYY-MM-DD, month: "
-                           f"YYYY-MM: {exc}") from exc
+        given = f"--month {month}" if month else f"--from {date_from} --to {date_to}"
+        raise InvalidInput(f"日期有误（{given}）：日期应为 YYYY-MM-DD，月份 YYYY-MM（如 2026-01），且结束不早于开始 — "
+                           f"wrong dates ({given}): from/to YYYY-MM-DD, month YYYY-MM (e.g. 2026-01), the end not "
+                           f"before the start") from exc
     return Period(start, end, date_from, date_to)
 
 
