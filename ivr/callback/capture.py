@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from ivr.callback.policy import Policy, classify, first_attempt_at, reached_a_person
+from ivr.callback.policy import Miss, Policy, classify, first_attempt_at, reached_a_person
 from ivr.callback.store import CallbackStore
 from ivr.logs import Log, mask_number
 from ivr.redisdb import keys
@@ -27,6 +28,9 @@ from ivr.runtime.call_service import read_summary
 
 GROUP = "callbacks"
 ORPHAN_IDLE_MS = 10_000   # a summary delivered this long ago and not acknowledged: its capture died
+
+_Meta = tuple[str, Miss, dict[str, str]]      # a record's number, missed call and summary, for its audit entry
+_Result = tuple[str, str, int]                # what the record script did: (what, callback id, calls)
 
 
 class MissedCallCapture:
@@ -105,7 +109,7 @@ class MissedCallCapture:
             await self.replication.wait()
             await self.redis.xack(keys.CALLS, GROUP, *[eid for eid, _ in entries])
 
-    async def _close_reached_later(self, number: str, s: dict, now: float) -> list[dict]:
+    async def _close_reached_later(self, number: str, s: dict[str, str], now: float) -> list[dict[str, Any]]:
         """A citizen who got through on this call: close their open callback.
         Returns its audit entry (none when there was nothing to close)."""
         ok, cid = await self.store.close(number, now=now, reason="reached_later")
@@ -115,7 +119,7 @@ class MissedCallCapture:
         return [{"kind": "closed", "at": now, "id": cid, "number": mask_number(number),
                  "reason": "reached_later", "call": s.get("uniqueid")}]
 
-    def _record_of_miss(self, number: str, s: dict, now: float) -> tuple[str, tuple] | None:
+    def _record_of_miss(self, number: str, s: dict[str, str], now: float) -> tuple[str, _Meta] | None:
         """A missed call's record arguments and what its audit entry needs
         (number, miss, summary); None when the call is not a missed call."""
         miss = classify(s, self.policy)
@@ -132,7 +136,7 @@ class MissedCallCapture:
             misdial=miss.misdial)
         return args, (number, miss, s)
 
-    def _audit_for(self, meta, results, now: float) -> list[dict]:
+    def _audit_for(self, meta: list[_Meta], results: list[_Result], now: float) -> list[dict[str, Any]]:
         out = []
         for (number, miss, s), (what, cid, calls) in zip(meta, results, strict=True):
             self.recorded += what == "recorded"
@@ -153,18 +157,18 @@ class _Chunks:
     def __init__(self, capture: MissedCallCapture, now: float) -> None:
         self.capture = capture
         self.now = now
-        self.carry: list[dict] = []                 # audit entries of work done, not yet written
+        self.carry: list[dict[str, Any]] = []       # audit entries of work done, not yet written
         self.args: list[str] = []                   # the chunk being filled: record arguments
-        self.meta: list = []                        # and (number, miss, summary) of each
-        self.inflight: tuple[asyncio.Task, list] | None = None
+        self.meta: list[_Meta] = []                 # and (number, miss, summary) of each
+        self.inflight: tuple[asyncio.Task[list[_Result]], list[_Meta]] | None = None
 
-    async def add(self, args: str, meta: tuple) -> None:
+    async def add(self, args: str, meta: _Meta) -> None:
         self.args.append(args)
         self.meta.append(meta)
         if len(self.args) >= CHUNK:
             await self.send()
 
-    async def _trip(self, chunk_args: list[str], audit_records: list[dict]) -> list:
+    async def _trip(self, chunk_args: list[str], audit_records: list[dict[str, Any]]) -> list[_Result]:
         store = self.capture.store
         pipe = self.capture.redis.pipeline(transaction=False)
         settle = await store.audit.queue_append(pipe, audit_records) if audit_records else None

@@ -18,7 +18,7 @@ import yaml
 from ivr import names
 from ivr.yamldoc import bounded as yamlfile
 from ivr.yamldoc.problems import Problem, Problems, kind_of, mapping_items
-from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_text
+from ivr.yamldoc.schema import MISSING, Reader, Reference, compose_mapping, read_text
 
 EXPIRY_WARNING = dt.timedelta(days=1)
 FILE = "announcements.yaml"
@@ -64,7 +64,7 @@ def _moment(r: Reader, n: yaml.Node, tz: ZoneInfo, end_of_day: bool):
 def parse_announcements(text: str, path: str, *, tz: ZoneInfo, prompts: frozenset[str] | None,
                         now: dt.datetime | None = None) -> tuple[AnnouncementSets, list[Problem]]:
     problems = Problems(path)
-    refs: list = []
+    refs: list[Reference] = []
     sets: AnnouncementSets = {}
     if not text.strip():
         return sets, problems.items
@@ -91,7 +91,7 @@ def parse_announcements(text: str, path: str, *, tz: ZoneInfo, prompts: frozense
 class _Context:
     """What every announcement of the file is read and checked against."""
     problems: Problems
-    refs: list
+    refs: list[Reference]
     tz: ZoneInfo
     prompts: frozenset[str] | None      # None: not checked
     now: dt.datetime | None             # None: no expiry warnings

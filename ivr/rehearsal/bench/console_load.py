@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -56,7 +58,7 @@ async def run(port: int, users: dict, wallboards: int, flood: int, stop: asyncio
     tasks = [asyncio.create_task(load.wallboard(s)) for s, _ in boards]
     tasks += [asyncio.create_task(load.flooder(i, users["seat_manager"][0])) for i in range(flood)]
     skip = os.environ.get("IVR_BENCH_SKIP", "").split(",")      # to find which part costs what
-    parts = (("upload", lambda: load.uploader(ops, upload)), ("report", lambda: load.reporter(audit)))
+    parts = (("upload", partial(load.uploader, ops, upload)), ("report", partial(load.reporter, audit)))
     tasks += [asyncio.create_task(f()) for name, f in parts if name not in skip]
     await asyncio.sleep(1.0)            # the wallboards are connected
     load.started.set()
@@ -79,8 +81,8 @@ class _Load:
         self.base = base
         self.stop = stop
         self.started = asyncio.Event()
-        self.stats: dict = {"flood": collections.Counter(), "wallboard_events": 0, "uploads": [], "reports": [],
-                            "errors": collections.Counter()}
+        self.stats: dict[str, Any] = {"flood": collections.Counter(), "wallboard_events": 0, "uploads": [],
+                                      "reports": [], "errors": collections.Counter()}
 
     async def wallboard(self, s: aiohttp.ClientSession) -> None:
         async with s.get(f"{self.base}/api/events", timeout=aiohttp.ClientTimeout(total=None)) as r:
@@ -135,7 +137,7 @@ class _Load:
                 else:
                     self.stats["errors"][f"report_{r.status}"] += 1
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         stats = self.stats
         return {"flood": dict(stats["flood"]), "wallboard_events": stats["wallboard_events"],
                 "uploads": len(stats["uploads"]), "upload_s_max": max(stats["uploads"], default=0),
