@@ -28,6 +28,7 @@ from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_bool, read
 if TYPE_CHECKING:  # loaded lazily: the flow checker need not import the plan and policy readers
     from ivr.callback.policy import Policy
     from ivr.contingency.plan import Plan, Seats
+    from ivr.prompts.announcements import AnnouncementSets
 
 QUEUES_FILE = "queue/queues.yaml"
 PLAN_FILE = "queue/contingency.yaml"
@@ -141,11 +142,11 @@ def load_queue_config(queue_dir: Path) -> QueueConfig:
     return qc
 
 
-class AsteriskConfig(_PystConfig):
+class AsteriskConfig(_PystConfig):  # type: ignore[misc]  # pyst2 ships no type hints
     """pyst2's parser, reading the file with a context manager (its own ``load``
     leaves the file open)."""
 
-    def load(self):
+    def load(self) -> None:
         with open(self.filename, encoding="utf-8") as fh:
             self.raw_lines = fh.readlines()
 
@@ -265,7 +266,7 @@ class Operations:
 
     plan: Plan | None
     seats: Seats | None
-    announcements: dict
+    announcements: AnnouncementSets
     problems: list[Problem]
     policy: Policy | None = None      # callback/policy.yaml
 
@@ -286,7 +287,7 @@ def operations_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz:
     from ivr.prompts.announcements import parse_announcements
 
     problems: list[Problem] = []
-    sets: dict = {}
+    sets: AnnouncementSets = {}
     if ANNOUNCEMENTS_FILE in texts:
         sets, p = parse_announcements(texts[ANNOUNCEMENTS_FILE], ANNOUNCEMENTS_FILE, tz=tz, prompts=prompts, now=now)
         problems += p

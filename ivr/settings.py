@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -201,15 +202,17 @@ def _load_file(home: Path, env: dict[str, str], errors: list[str]) -> dict[str, 
     return out
 
 
-def _seconds(get, name: str, lo: float, hi: float, default: float, errors: list[str]) -> float:
+def _seconds(get: Callable[[str], str | None], name: str, lo: float, hi: float, default: float,
+             errors: list[str]) -> float:
     """A number of seconds within [lo, hi]; a wrong value is named in ``errors``."""
+    raw = get(name)
     try:
-        value = float(get(name))
+        value = float(raw) if raw is not None else float("nan")   # unset: named as wrong below
         if lo <= value <= hi:
             return value
     except (TypeError, ValueError):
         pass
-    errors.append(f"{name}={get(name)!r}: expected seconds from {lo:g} to {hi:g}")
+    errors.append(f"{name}={raw!r}: expected seconds from {lo:g} to {hi:g}")
     return default
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +36,7 @@ _Result = tuple[str, str, int]                # what the record script did: (wha
 
 class MissedCallCapture:
     def __init__(self, redis: aioredis.Redis, store: CallbackStore, policy: Policy, tz: ZoneInfo, log: Log,
-                 *, consumer: str = "capture-1", estimated_wait=lambda: 0.0) -> None:
+                 *, consumer: str = "capture-1", estimated_wait: Callable[[], float] = lambda: 0.0) -> None:
         self.redis = redis
         self.store = store
         self.policy = policy
@@ -84,7 +85,7 @@ class MissedCallCapture:
                     handled += len(entries)
         return handled
 
-    async def handle(self, entries: list[tuple[str, dict]], now: float | None = None) -> None:
+    async def handle(self, entries: list[tuple[str, dict[str, str]]], now: float | None = None) -> None:
         """Records go to Redis in chunks, one round trip each, carrying the audit
         entries of earlier chunks (``_Chunks``). A close waits for every record
         before it."""

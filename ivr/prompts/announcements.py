@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -46,7 +47,7 @@ def playable(sets: AnnouncementSets, name: str | None, now: dt.datetime) -> tupl
     return tuple(a.prompt for a in sets.get(name, ()) if a.valid_at(now))
 
 
-def _moment(r: Reader, n: yaml.Node, tz: ZoneInfo, end_of_day: bool):
+def _moment(r: Reader, n: yaml.Node, tz: ZoneInfo, end_of_day: bool) -> Any:  # a datetime, or MISSING
     v = n.value if isinstance(n, yaml.ScalarNode) else None
     try:
         if v is not None and len(v) == 10:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ivr.configset.store import ConfigStore
@@ -26,6 +27,12 @@ from ivr.errors import ConfigError
 from ivr.flow.interpreter import RunnerConfig
 from ivr.logs import Log
 from ivr.project import POLICY_FILE, Operations, QueueConfig, prompt_names
+
+if TYPE_CHECKING:
+    from ivr.callback.policy import Policy
+    from ivr.contingency.plan import Plan, Seats
+    from ivr.prompts.announcements import AnnouncementSets
+    from ivr.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +43,25 @@ class ConfigSnapshot:
     calendars: dict[str, frozenset[dt.date]] = field(default_factory=dict)
     version: int = 1
 
+    # a snapshot is built only from a set without errors (``snapshot_from_texts``):
+    # its plan, seat groups and policy are there
     @property
-    def plan(self):
+    def plan(self) -> Plan:
+        assert self.ops.plan is not None
         return self.ops.plan
 
     @property
-    def seats(self):
+    def seats(self) -> Seats:
+        assert self.ops.seats is not None
         return self.ops.seats
 
     @property
-    def policy(self):
+    def policy(self) -> Policy:
+        assert self.ops.policy is not None
         return self.ops.policy
 
     @property
-    def announcements(self):
+    def announcements(self) -> AnnouncementSets:
         return self.ops.announcements
 
     @property
@@ -78,7 +90,7 @@ def load_snapshot(home: Path, tz: ZoneInfo, version: int = 1) -> ConfigSnapshot:
     return snapshot_from_texts(texts, prompt_names(home / "prompts"), tz, version)
 
 
-def runner_config(snapshot: ConfigSnapshot, settings) -> RunnerConfig:
+def runner_config(snapshot: ConfigSnapshot, settings: Settings) -> RunnerConfig:
     """What the flow interpreter needs of the snapshot and the settings."""
     qc = snapshot.queues
     return RunnerConfig(queues=qc.asterisk_names, fallback_queue=qc.queues[qc.fallback].asterisk,
