@@ -44,6 +44,9 @@ CONSOLE_AUDIT = f"{PREFIX}audit:console"                # Stream, hash-chained: 
 AUDIT_LOGS = {"callbacks": CALLBACK_AUDIT, "contingency": CONTINGENCY_AUDIT, "console": CONSOLE_AUDIT,
               "flows": FLOW_AUDIT, "users": USERS_AUDIT, "config": CONFIG_AUDIT}
 LIVE = f"{PREFIX}live"                                  # JSON: the AMI live model's snapshot
+# JSON, small (read by every engine with the level): Asterisk queue -> priority ->
+# [callers ahead of a caller joining now, expected wait s, its spread s]; "lines_low": bool
+OUTLOOK = f"{PREFIX}live:outlook"
 AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process that holds the AMI link
 
 
