@@ -82,7 +82,7 @@ class BlockedAttempts:
         self.replication = Replication(redis)
         self._swept_login = -1
         self._last_sweep = 0.0
-        self._delete_failing = False
+        self._sweep_failing = self._delete_failing = False
 
     def on_event(self, event: AmiEvent) -> None:
         """Every AMI event (a controller listener): keeps ``IvrBlocked``."""
@@ -114,8 +114,11 @@ class BlockedAttempts:
         res = await self.controller.ask({"Action": "DBGetTree", "Family": BLOCKED_FAMILY}, as_list=None,
                                         timeout_s=10.0)
         if not res.ok:
-            self.log.warning("blocked_attempts_unread", error=res.message)
+            if not self._sweep_failing:          # said once, not every round (a PBX without AstDB access)
+                self.log.warning("blocked_attempts_unread", error=res.message)
+            self._sweep_failing = True
             return 0
+        self._sweep_failing = False
         self._swept_login = self.controller.logins
         found = 0
         for msg in res.response if isinstance(res.response, list) else []:
