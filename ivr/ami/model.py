@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
+from ivr.admission.lines import LineFigures, LineReading, PbxLines, figures
 from ivr.logs import mask_number
 from ivr.stats import percentile
 
@@ -94,6 +95,7 @@ class LiveSnapshot(TypedDict):
     seat_states: dict[str, int]
     emergency: EmergencyFigures
     ordinary: OrdinaryFigures
+    lines: NotRequired[LineFigures]      # the trunk lines (ivr.admission.lines); absent from an older writer
     ami_connected: NotRequired[bool]     # added by whoever holds the AMI link
 
 
@@ -188,6 +190,11 @@ class LiveModel:
         self._by_state: dict[str, set[str]] = {}     # device (state interface) -> seat interfaces
         self.resynced_at: float | None = None
         self._seq = 0
+        # the trunk lines: queue/lines.yaml's PBX, the last count read over AMI
+        # (ivr.ami.lines), and the callbacks whose citizen leg holds a line
+        self.lines_config: PbxLines | None = None
+        self.lines_reading: LineReading | None = None
+        self.callbacks_on_line = 0
 
     # -- what happened -------------------------------------------------------
 
@@ -363,6 +370,12 @@ class LiveModel:
     def emergency_waiting(self) -> list[Waiting]:
         return [w for w in self.waiting.values() if self._is_emergency(w, w.queue)]
 
+    def lines(self, now: float) -> LineFigures:
+        """The trunk lines in use, split: waiting in a queue, talking to a
+        seat (queue calls), on a callback, and the rest in the flows."""
+        return figures(self.lines_config, self.lines_reading, now=now, connected=True, waiting=len(self.waiting),
+                       talking=sum(1 for s in self.seats.values() if s.in_call), callbacks=self.callbacks_on_line)
+
     def snapshot(self, now: float) -> LiveSnapshot:
         """JSON-ready figures; numbers masked (personal information law)."""
         self._prune(now)
@@ -409,6 +422,7 @@ class LiveModel:
                           "answered": len(em_waits)},
             "ordinary": {"wait_p50_s": percentile(ord_waits, 50), "wait_p95_s": percentile(ord_waits, 95),
                          "answered": len(ord_waits)},
+            "lines": self.lines(now),
         }
 
 

@@ -62,6 +62,12 @@ def call_summarised(uniqueid: str) -> str:
 
 
 CALL_SUMMARISED_TTL_S = 24 * 3600
+
+
+def lines_blocked(pbx: str) -> str:
+    """Counter: attempts this PBX's dialplan answered busy (lines full) and the
+    leader recorded as missed calls (``ivr.callback.blocked``), ever."""
+    return f"{PREFIX}lines:{pbx}:blocked"
 CALLS_LIVE = f"{PREFIX}calls:live"                      # Hash: uniqueid -> "<engine token>|<started>|<number>" while a call runs
 
 
