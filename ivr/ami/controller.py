@@ -220,10 +220,11 @@ class AmiController:
         if self.redis is None:
             return
         self._dirty = False
-        snap = self.model.snapshot(self.now())
+        now = self.now()
+        snap = self.model.snapshot(now)
         snap["ami_connected"] = self.ready.is_set()
         try:
-            await write_live(self.redis, snap)
+            await write_live(self.redis, snap, self.model.outlook(now, snap.get("lines")))
         except Exception as exc:  # the next round tries again
             self._dirty = True
             self.log.warning("live_model_not_published", error=repr(exc))
