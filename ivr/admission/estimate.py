@@ -5,9 +5,9 @@ baselines it is scored against. Pure: events come in as calls with ``now``
 One ``QueueObserver`` per queue is fed what the PBX reports: a caller joined
 (with a priority class), reached a seat, or left without one; how many seats
 serve the queue and how many of them are busy. It keeps the recent service
-rate per seat, the abandonment rate θ, the arrival rate of every class with
-its trend, Asterisk's own hold-time average, the waits of the last callers to
-reach a seat and the head-of-line wait. ``estimate(caller, now)`` (or
+rate per seat, the abandonment rate θ, the arrival rate with its trend and
+each priority class's share of it, Asterisk's own hold-time average, the waits
+of the last callers to reach a seat and the head-of-line wait. ``estimate(caller, now)`` (or
 ``preview(priority, now)`` for a caller about to join) answers with all four
 estimates, each a frozen ``WaitEstimate`` that carries the inputs it used, so
 it can be kept with the call and scored against the wait the citizen then had
@@ -33,12 +33,13 @@ calls a seat finishes per second, θ = abandonments per waiting second):
     seats idle right now, and callers of higher classes who arrive during the
     wait join ahead (their arrival rate and its trend, extrapolated);
   * the seats may change on a known plan (shifts, the contingency plan calling
-    in seats), so the stages are walked forward in time in steps of at most
+    in seats), so the stages are walked forward in time in steps of about
     ``step_s`` with the seats of that moment (Ibrahim & Whitt's time-varying
     QL predictor);
-  * optionally a calibration factor learned from recent (estimate, actual)
-    pairs of callers who reached a seat. docs/wait-estimate.md has the figures
-    that decide which of these earn their place.
+  * a calibration factor learned from recent (estimate, actual) pairs of
+    callers who reached a seat is there but off (``calibrate``): it made every
+    scenario worse. docs/wait-estimate.md has the figures that decide which
+    of these earn their place.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class WaitEstimate:
     """One estimate and what it was made from, to keep with the call."""
 
     method: str             # one of METHODS
+    queue: str
     wait_s: float           # expected further wait from ``at`` until a seat
     at: float
     waited_s: float         # how long the caller had already waited at ``at``
@@ -118,7 +120,7 @@ class WaitEstimate:
 
     def record(self) -> dict[str, float | int | str]:
         """JSON-ready, for a call's record."""
-        return {"method": self.method, "wait_s": round(self.wait_s, 1), "at": self.at,
+        return {"method": self.method, "queue": self.queue, "wait_s": round(self.wait_s, 1), "at": self.at,
                 "waited_s": round(self.waited_s, 1), "position": self.position, "priority": self.priority,
                 "seats": self.seats, "idle": self.idle, "service_rate": round(self.service_rate, 6),
                 "abandon_rate": round(self.abandon_rate, 6), "higher_arrivals": round(self.higher_arrivals, 4),
@@ -182,8 +184,10 @@ def engine_wait(ahead: float, seats: int, service_rate: float, abandon_rate: flo
     leave at sμ + jθ, callers of higher classes join ahead at their arrival
     rate (``higher_rate`` per second, changing by ``higher_slope`` per second),
     and ``seat_plan`` ((seconds from now, seats), ascending) changes s on the
-    way. Steps of at most ``settings.step_s`` keep the seats and the arrival
-    rate of each step current."""
+    way: seats coming on duty take the first callers at once, seats going off
+    duty finish their call while the others keep taking callers. Steps of
+    about ``settings.step_s`` keep the seats and the arrival rate of each step
+    current."""
     if ahead < idle:                          # a seat is free for this caller now
         return 0.0, 0.0
     left = ahead - idle + 1.0                 # places to move: each caller ahead, then one's own seat
@@ -193,8 +197,10 @@ def engine_wait(ahead: float, seats: int, service_rate: float, abandon_rate: flo
     nxt, s = 0, seats
     for _ in range(_MAX_STEPS):
         while nxt < len(seat_plan) and seat_plan[nxt][0] <= tau:
-            s = seat_plan[nxt][1]
-            nxt += 1
+            if seat_plan[nxt][1] > s:         # seats coming on duty take the first callers at once
+                left -= seat_plan[nxt][1] - s
+            s = seat_plan[nxt][1]             # (seats going off duty finish their call first, and
+            nxt += 1                          # the others keep taking callers: the rate just drops)
         change = seat_plan[nxt][0] if nxt < len(seat_plan) else math.inf
         if left <= 1e-9 or tau >= horizon:
             break
@@ -214,7 +220,7 @@ def engine_wait(ahead: float, seats: int, service_rate: float, abandon_rate: flo
         first = place_time(capacity, theta, lam, top, min(1.0, left), served_only)
         if math.isinf(first):
             return horizon, 0.0
-        m = min(left, max(1.0, min(left / 8, settings.step_s / first)))
+        m = min(left, max(1.0, settings.step_s / first))
         d = place_time(capacity, theta, lam, top, m, served_only)
         if arrivals and higher_slope:         # the arrival rate of the step's middle
             lam = _rate_at(higher_rate, higher_slope, tau + d / 2, settings)
@@ -455,8 +461,8 @@ class QueueObserver:
 
         def make(method: str, wait_s: float, basis_s: float = 0.0, spread_s: float = 0.0,
                  calibration: float = 1.0) -> WaitEstimate:
-            return WaitEstimate(method, wait_s, now, waited_s, ahead, priority, self.staffed, idle, mu, theta,
-                                higher, basis_s, spread_s, calibration)
+            return WaitEstimate(method, self.queue, wait_s, now, waited_s, ahead, priority, self.staffed, idle,
+                                mu, theta, higher, basis_s, spread_s, calibration)
 
         return Estimates(
             engine=make("engine", min(horizon, mean * factor), spread_s=spread * factor, calibration=factor),

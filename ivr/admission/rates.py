@@ -2,7 +2,7 @@
 predictors need. Pure: every update and every reading takes ``now``.
 
 - ``DecayedRate``: events over exposure, both discounted by ``exp(-age/tau)``:
-  the service rate per seat (calls started over busy seat-seconds) and the
+  the service rate per seat (calls finished over busy seat-seconds) and the
   abandonment rate θ (callers who left without a seat over caller-seconds
   spent waiting). With exponential patience, abandons over waiting exposure is
   the maximum-likelihood θ; a few pseudo-events from a prior keep the first
@@ -10,7 +10,9 @@ predictors need. Pure: every update and every reading takes ``now``.
 - ``ArrivalTrend``: the arrival rate now and its slope, from two exponentially
   weighted counts. A count with time constant tau sees the rate as it was
   about tau ago (its mean age), so two of them give the slope, and the fast one
-  moved forward by its own age gives the rate now.
+  moved forward by its own age gives the rate now. Only the part of the slope
+  that stands out of the Poisson noise is kept.
+- ``DecayedRatio``: Σ actual / Σ estimate over recent pairs (calibration).
 - ``stage_time`` / ``stage_variance``: the mean and variance of the time to
   clear ``m`` of ``r`` remaining stages when the stage with ``j`` left runs at
   rate ``c + j*theta``: Σ 1/rate and Σ 1/rate², in constant time through the
@@ -129,8 +131,7 @@ class ArrivalTrend:
         noise = slow * (1 / (2 * tf) + 1 / (2 * ts) - 2 / (tf + ts)) / lag ** 2
         keep = max(0.0, 1.0 - noise / slope ** 2) if slope else 0.0
         slope *= keep
-        level = keep * (fast + slope * fast_age) + (1.0 - keep) * (slow + slope * slow_age)
-        return max(0.0, level), slope
+        return max(0.0, fast + slope * fast_age), slope
 
 
 def _level(count: float, tau_s: float, seen_s: float) -> tuple[float, float]:
