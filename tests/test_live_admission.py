@@ -7,6 +7,7 @@ with a callback open who dials again hears that they are registered and where
 they stand, and is not queued again."""
 
 import asyncio
+import json
 import subprocess
 import time
 
@@ -36,6 +37,9 @@ async def test_a_peak_caller_is_told_the_wait_offered_a_callback_and_a_registere
         redis, redis_url, project_home, tmp_path):
     agi_port, ami_port = _free_port(), _free_port()
     conf = _asterisk_tree(project_home, tmp_path, agi_port, ami_port)
+    ext = tmp_path / "etc" / "extensions.conf"      # a citizen who waits long enough to hear it all
+    ext.write_text(ext.read_text() + "\n[test-patient]\nexten => s,1,Answer()\n same => n,Wait(240)\n"
+                                     " same => n,Hangup()\n")
     daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     stop_engine = None
@@ -47,7 +51,7 @@ async def test_a_peak_caller_is_told_the_wait_offered_a_callback_and_a_registere
                                                   ami_port)
         for n in ("1", "2", "3"):                 # level 0: straight into the queue, where they wait
             res = await engine.controller.originate({
-                "Channel": f"Local/{n}@test-citizen", "Context": "test-caller", "Exten": "s", "Priority": "1",
+                "Channel": f"Local/{n}@test-citizen", "Context": "test-patient", "Exten": "s", "Priority": "1",
                 "ActionID": f"adm-{n}"})
             assert res.ok, res.message
 
@@ -55,19 +59,27 @@ async def test_a_peak_caller_is_told_the_wait_offered_a_callback_and_a_registere
             return engine.live.outlook.get("general-q", {}).get(0, (0, 0.0, 0.0))[0] == 3
         await _until(three_waiting, 60, f"the outlook never showed 3 waiting: {engine.live.outlook}")
         await ContingencyStore(redis).set_level(2, by="live-test", reason="高峰", how="manual", now=time.time())
-        await asyncio.sleep(1.2)
+        # level 2 calls seats in (front-line unpaused, back-office added): keep every one of them busy elsewhere
+        await _until_cli(conf, "queue show general-q", lambda out: "Local/202@ivr-seats/n" in out, 30)
+        for seat in ("101", "102", "109", "201", "202"):
+            _cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
+
+        async def long_wait():
+            return engine.live.outlook.get("general-q", {}).get(0, (0, 0.0, 0.0))[1] > 60
+        await _until(long_wait, 30, f"the outlook never showed a long wait: {engine.live.outlook}")
         res = await engine.controller.originate({
-            "Channel": "Local/4@test-citizen", "Context": "test-caller", "Exten": "s", "Priority": "1",
+            "Channel": "Local/4@test-citizen", "Context": "test-patient", "Exten": "s", "Priority": "1",
             "ActionID": "adm-4"})
         assert res.ok, res.message
 
         async def fourth_queued():
             return any(w.number == "13900000004" for w in engine.controller.model.waiting.values()) or \
                 await _summary(engine, redis, "13900000004")
-        await _until(fourth_queued, 85, "the fourth citizen never reached the queue")
+        await _until(fourth_queued, 180, "the fourth citizen never reached the queue")
         _cli(conf, "channel request hangup all")
         s4 = await _until(lambda: _summary(engine, redis, "13900000004"), 30, "no summary of the fourth call")
-        assert s4["admission_offered"] == "1" and s4["callback_accepted"] == "0", s4
+        assert s4["level"] == "2" and s4["admission_offered"] == "1" and s4["callback_accepted"] == "0", \
+            json.dumps(s4, ensure_ascii=False)
         assert s4["position_at_join"] == "4" and float(s4["wait_estimate_s"]) > 60, s4
         assert "admission" in s4["steps"] and "say_wait" in s4["steps"] and not s4["failures"], s4
 
