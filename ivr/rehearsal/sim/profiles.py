@@ -1,5 +1,6 @@
 """Drill profiles (queue/drills/*.yaml): how many citizens call, when, and how
-they behave; how many seats answer. Read with file:line:col errors."""
+they behave; how many seats answer and how many trunk lines the PBX has (no
+``lines:``: unlimited). Read with file:line:col errors."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class Profile:
     arrivals: tuple[tuple[float, float], ...]     # (at_s, calls per hour), linear in between
     callers: CallerBehaviour
     callback_reach: float = 0.7
+    lines: int | None = None      # trunk lines of the PBX; None: unlimited
 
     def rate_per_s(self, t: float) -> float:
         pts = self.arrivals
@@ -74,6 +76,7 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
         speed = r.take("speed", read_seconds(0.1, 1000), default=1.0)
         seats = r.take("seats", read_int(1, 20000), required=True)
         em = r.take("emergency_seats", read_int(0, 2000), default=1)
+        lines = r.take("lines", read_int(1, 1_000_000), default=None)
         anode = r.take("arrivals", lambda rr, n: n, required=True)
         cnode = r.take("callers", lambda rr, n: n, default=None)
         cbnode = r.take("callbacks", lambda rr, n: n, default=None)
@@ -116,7 +119,8 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
                 cb.finish()
         values = (desc, duration, speed, seats, em, reach)
         if not problems.errors and MISSING not in values and points:
-            prof = Profile(name, desc, duration, speed, seats, em, tuple(points), behaviour, reach)
+            prof = Profile(name, desc, duration, speed, seats, em, tuple(points), behaviour, reach,
+                           None if lines is MISSING else lines)
     if prof is None:
         raise ConfigError("\n".join(str(p) for p in problems.errors) or f"{path}: not a drill profile")
     return prof
