@@ -35,11 +35,10 @@ def drill_svg(report: dict) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" font-family="sans-serif" '
            f'font-size="12">',
            f'<rect width="{W}" height="{height}" fill="white"/>',
-           f'<text x="{LEFT}" y="24" font-size="16">演练 drill: {escape(report["profile"])} — '
-           + (f'attempts {report["attempts"]} (busy {report["blocked_attempts"]}), ' if "attempts" in report else "")
-           + 'offered '
-           f'{report["offered"]}, answered {report["answered"]}, not answered {report["not_answered"]}, '
-           f'callbacks {report["callbacks_made"]} (reached {report["callbacks_reached"]})</text>']
+           f'<text x="{LEFT}" y="24" font-size="14">演练 {escape(report["profile"])}: '
+           + (f'{report["attempts"]} attempts, {report["blocked_attempts"]} busy, ' if "attempts" in report else "")
+           + f'{report["offered"]} offered, {report["answered"]} answered, '
+           f'{report["callbacks_made"]} callbacks ({report["callbacks_reached"]} reached)</text>']
     if not t:
         out.append("</svg>")
         return "\n".join(out)
@@ -54,7 +53,7 @@ def drill_svg(report: dict) -> str:
         values = s.get(key) or [0] * len(t)      # a report from before lines existed
         top = max(max(values), 1)
         if key == "lines" and total:
-            top = max(top, total)
+            top = int(max(top, total) * 1.1)     # the total below the frame: a full trunk stays visible
             label += f", of {total} lines"
         elif key == "lines":
             label += ", unlimited"
@@ -67,11 +66,12 @@ def drill_svg(report: dict) -> str:
             prev = tt
         out.append(f'<rect x="{LEFT}" y="{y0}" width="{plot_w}" height="{PANEL_H}" fill="none" stroke="#888"/>')
         pts = " ".join(f"{x(tt):.1f},{y0 + PANEL_H - PANEL_H * v / top:.1f}" for tt, v in zip(t, values, strict=True))
-        out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
         if key == "lines" and total:          # the trunk's size: where busy tones start
-            out.append(f'<line x1="{LEFT}" y1="{y0}" x2="{LEFT + plot_w}" y2="{y0}" stroke="#000" '
-                       f'stroke-dasharray="6,4" stroke-width="1.5"/>')
-            out.append(f'<text x="{LEFT + plot_w - 4}" y="{y0 + 12}" text-anchor="end">{total} lines</text>')
+            yt = y0 + PANEL_H - PANEL_H * total / top
+            out.append(f'<line x1="{LEFT}" y1="{yt:.1f}" x2="{LEFT + plot_w}" y2="{yt:.1f}" stroke="#555" '
+                       f'stroke-dasharray="6,4" stroke-width="1"/>')
+            out.append(f'<text x="{LEFT + plot_w - 4}" y="{yt - 4:.1f}" text-anchor="end">{total} lines</text>')
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y0 + 10}" text-anchor="end">{top}</text>')
         out.append(f'<text x="{LEFT - 6}" y="{y0 + PANEL_H}" text-anchor="end">0</text>')
     y_axis = TOP + len(PANELS) * (PANEL_H + GAP) - GAP + 14

@@ -572,10 +572,31 @@ class Drill:
             self.ami.flush()
             await asyncio.sleep(TICK_S)
         await asyncio.sleep(2.0 if self.processes else 1.0)     # the capture reads the last summaries
+        await self._capture_caught_up(redis)
         if self.processes:
             await asyncio.sleep(GRACE_S + 1)     # the reconciliation writes what dead engines could not
         wall = time.monotonic() - wall0
         return await self._report(redis, wall)
+
+    async def _capture_caught_up(self, redis, timeout_s: float = 120.0) -> None:
+        """Wait (wall seconds, bounded) until the missed-call capture has read
+        and acknowledged every call summary: at a high speed it runs behind,
+        and a report read before it catches up counts recorded callers as
+        unrecorded."""
+        from ivr.callback.capture import GROUP
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                stream = await redis.xinfo_stream(keys.CALLS)
+                groups = {text_or_none(g["name"]): g for g in await redis.xinfo_groups(keys.CALLS)}
+            except Exception:  # noqa: BLE001 - no stream yet (no call ended) or Redis failing over
+                return
+            g = groups.get(GROUP)
+            if g is None or (int(g["pending"]) == 0 and
+                             text_or_none(g["last-delivered-id"]) == text_or_none(stream["last-generated-id"])):
+                return
+            await asyncio.sleep(0.5)
 
     # -- chaos: faults injected while citizens call -------------------------------------
 
@@ -781,7 +802,9 @@ class Drill:
         only_busy = self.dialled - {c.number for c in calls}
         citizens = len(self.dialled)
         line_s = trunk.line_seconds()
-        talk = [o.talk_s for o in self.cc.outcomes.values() if o.kind == "answered"]
+        # every conversation's length, those still going too (the ended ones alone are the short ones)
+        talk = [o.talk_s for o in self.cc.outcomes.values() if o.kind == "answered"] + \
+            [o.talk_s for o in self.cc.talking.values()]
         return {
             "lines": self.lines, "attempts": self.attempts, "blocked_attempts": self.blocked,
             "blocked_emergency_attempts": self.blocked_emergency, "redials_after_busy": self.redials_after_busy,
