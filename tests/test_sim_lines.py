@@ -286,3 +286,15 @@ def test_profiles_name_their_lines(project_home):
     assert day.rate_per_s(10) * 3600 == pytest.approx(203_000)
     with pytest.raises(ConfigError, match=r"queue/drills/t.yaml:4:8: .*from 1 to 1000000, got '0'"):
         parse_profile(PROFILE.format(lines=0), "queue/drills/t.yaml", "t")
+
+
+def test_seats_for_95_takes_its_figures_from_the_run():
+    calls = [scores.Call(str(i), i, False, "answered" if i % 2 else "satisfied", 1, bool(i % 2)) for i in range(100)]
+    queued = [{"outcome": "answered", "wait_s": 10.0}, {"outcome": "abandoned", "wait_s": 30.0},
+              {"outcome": "callback", "wait_s": 20.0}, {"outcome": "in_progress", "wait_s": None}]
+    r = scores.seats_for_95(first_call_times=[float(i) for i in range(100)], duration_s=100.0, calls=calls,
+                            talk_times=[100.0, 200.0], wrapup_s=10.0, queued=queued, redial_probability=0.5)
+    inputs = r["seats_needed_for_95_inputs"]
+    # 1 first call a second, half of them wanting a person, plus the redials of the 5 % still lost
+    assert inputs == {"arrivals_per_s": round(0.5 / (1 - 0.05 * 0.5), 3), "handle_s": 160.0, "patience_s": 30.0}
+    assert r["seats_needed_for_95"] == scores.seats_needed(0.5 / (1 - 0.025), 160.0, 30.0)

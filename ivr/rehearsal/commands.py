@@ -3,7 +3,6 @@ the simulated Asterisk), ``ivr bench``."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -12,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ivr.cli.common import run as run_loop
 from ivr.cli.common import who
 from ivr.errors import ConfigError
 from ivr.settings import Settings
@@ -86,14 +86,14 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
           f"{f'{trunk:,} lines' if trunk else 'unlimited lines'}", file=sys.stderr)
     import signal
     signal.signal(signal.SIGTERM, signal.default_int_handler)   # SIGTERM stops a drill like Ctrl-C: cleaned up
-    main = asyncio.run(drill(contingency=contingency))
+    main = run_loop(drill(contingency=contingency))          # uvloop when installed, as the engine
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print_report(main)
     reports = {"with_plan": main}
     if compare:
         print("\n对照 the same arrivals without the contingency plan (level 0 throughout) ...", file=sys.stderr)
-        base = asyncio.run(drill(contingency="0"))
+        base = run_loop(drill(contingency="0"))
         if sys.stderr.isatty():
             print(file=sys.stderr)
         reports["without_plan"] = base

@@ -81,42 +81,9 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
         cnode = r.take("callers", lambda rr, n: n, default=None)
         cbnode = r.take("callbacks", lambda rr, n: n, default=None)
         r.finish()
-        points: list[tuple[float, float]] = []
-        if anode is not MISSING:
-            if not isinstance(anode, yaml.SequenceNode) or not anode.value:
-                r.bad(anode, "a list of {at_s, per_hour}")
-            else:
-                for pn in anode.value:
-                    if not isinstance(pn, yaml.MappingNode):
-                        r.bad(pn, "{at_s, per_hour}")
-                        continue
-                    p = Reader(pn, problems, f"drill '{name}' arrivals", [])
-                    at = p.take("at_s", read_seconds(0, 7 * 86400), required=True)
-                    rate = p.take("per_hour", read_seconds(0, 10_000_000), required=True)
-                    p.finish()
-                    if MISSING not in (at, rate):
-                        if points and at < points[-1][0]:
-                            problems.at(pn, f"drill '{name}' arrivals: at_s must not go back in time")
-                        points.append((at, rate))
-        behaviour = CallerBehaviour()
-        if cnode is not None:
-            c = Reader(cnode, problems, f"drill '{name}' callers", []) if isinstance(cnode, yaml.MappingNode) else None
-            if c is None:
-                r.bad(cnode, "a mapping of caller behaviour")
-            else:
-                d = CallerBehaviour()
-                vals = {k: c.take(k, _share if k in ("emergency_share", "satisfied_by_announcement", "accept_callback",
-                                                     "redial_probability") else read_seconds(0.1, 86400),
-                                  default=getattr(d, k)) for k in CallerBehaviour.__dataclass_fields__}
-                c.finish()
-                if MISSING not in vals.values():
-                    behaviour = CallerBehaviour(**vals)
-        reach = 0.7
-        if cbnode is not None:
-            cb = Reader(cbnode, problems, f"drill '{name}' callbacks", []) if isinstance(cbnode, yaml.MappingNode) else None
-            if cb is not None:
-                reach = cb.take("reach_probability", _share, default=0.7)
-                cb.finish()
+        points = _arrivals(r, anode, problems, name)
+        behaviour = _callers(r, cnode, problems, name)
+        reach = _callbacks(cbnode, problems, name)
         values = (desc, duration, speed, seats, em, reach)
         if not problems.errors and MISSING not in values and points:
             prof = Profile(name, desc, duration, speed, seats, em, tuple(points), behaviour, reach,
@@ -124,6 +91,52 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
     if prof is None:
         raise ConfigError("\n".join(str(p) for p in problems.errors) or f"{path}: not a drill profile")
     return prof
+
+
+def _arrivals(r: Reader, anode, problems: Problems, name: str) -> list[tuple[float, float]]:
+    points: list[tuple[float, float]] = []
+    if anode is MISSING:
+        return points
+    if not isinstance(anode, yaml.SequenceNode) or not anode.value:
+        r.bad(anode, "a list of {at_s, per_hour}")
+        return points
+    for pn in anode.value:
+        if not isinstance(pn, yaml.MappingNode):
+            r.bad(pn, "{at_s, per_hour}")
+            continue
+        p = Reader(pn, problems, f"drill '{name}' arrivals", [])
+        at = p.take("at_s", read_seconds(0, 7 * 86400), required=True)
+        rate = p.take("per_hour", read_seconds(0, 10_000_000), required=True)
+        p.finish()
+        if MISSING not in (at, rate):
+            if points and at < points[-1][0]:
+                problems.at(pn, f"drill '{name}' arrivals: at_s must not go back in time")
+            points.append((at, rate))
+    return points
+
+
+def _callers(r: Reader, cnode, problems: Problems, name: str) -> CallerBehaviour:
+    if cnode is None:
+        return CallerBehaviour()
+    if not isinstance(cnode, yaml.MappingNode):
+        r.bad(cnode, "a mapping of caller behaviour")
+        return CallerBehaviour()
+    c = Reader(cnode, problems, f"drill '{name}' callers", [])
+    d = CallerBehaviour()
+    vals = {k: c.take(k, _share if k in ("emergency_share", "satisfied_by_announcement", "accept_callback",
+                                         "redial_probability") else read_seconds(0.1, 86400),
+                      default=getattr(d, k)) for k in CallerBehaviour.__dataclass_fields__}
+    c.finish()
+    return CallerBehaviour(**vals) if MISSING not in vals.values() else d
+
+
+def _callbacks(cbnode, problems: Problems, name: str):
+    if not isinstance(cbnode, yaml.MappingNode):
+        return 0.7
+    cb = Reader(cbnode, problems, f"drill '{name}' callbacks", [])
+    reach = cb.take("reach_probability", _share, default=0.7)
+    cb.finish()
+    return reach
 
 
 def profile_names(home: Path) -> list[str]:

@@ -116,13 +116,14 @@ def seats_for_95(*, first_call_times: Sequence[float], duration_s: float, calls:
     first calls times the share of first calls that wanted a person (plus the
     redials of the 5 % who would still give up), the mean talk time of the
     answered calls plus wrap-up, and the patience estimated from the queue as
-    exponential (abandonments over the total time callers waited)."""
+    exponential: the callers who left the queue unanswered (hung up, took the
+    callback offer, timed out) over the total time callers waited."""
     first = [c for c in calls if not c.redial and c.outcome not in ("in_progress", "other")]
     wanted_share = sum(1 for c in first if c.wanted_person) / len(first) if first else 1.0
     rate = busiest_hour_rate(first_call_times, duration_s) * wanted_share
     rate /= 1 - (1 - TARGET_ANSWERED) * redial_probability
     handle = (sum(talk_times) / len(talk_times) + wrapup_s) if talk_times else None
-    abandoned = sum(1 for r in queued if r["outcome"] == "abandoned")
+    abandoned = sum(1 for r in queued if r["outcome"] in ("abandoned", "callback", "timeout"))
     waited = sum(r["wait_s"] for r in queued if r["wait_s"] is not None)
     patience = waited / abandoned if abandoned else math.inf
     seats = seats_needed(rate, handle, patience) if handle else None
