@@ -29,8 +29,14 @@ def test_smoke_drill_report_is_consistent(project_home, tmp_path):
     assert r["missed_call_records"] + r["misdials"] + r["repeat_dialers_merged"] >= r["abandoned_in_queue"]
     assert r["answered_within_20s"] <= r["answered_within_60s"] <= r["answered"]
     assert len(r["series"]["t"]) >= 50 and sum(r["series"]["arrivals"]) <= r["offered"]
+    # no lines: in the profile: unlimited, nobody hears busy, every attempt is a call offered
+    assert r["lines"] is None and r["blocked_attempts"] == 0 and r["attempts"] == r["offered"]
+    assert r["peak_lines_in_use"] >= 1 and r["line_seconds_per_citizen"] > 0
+    assert r["answered_within_15s"] <= r["answered_within_20s"]
+    assert set(r["wait_estimate_accuracy"]) == {"engine", "asterisk_holdtime", "head_of_line", "queue_length"}
+    assert len(r["queued_calls"]) >= r["answered"] and r["seats_needed_for_95"] >= 1
     svg = report.with_suffix(".svg").read_text()
-    assert svg.startswith("<svg") and svg.count("<polyline") == 4
+    assert svg.startswith("<svg") and svg.count("<polyline") == 6 and "unlimited" in svg
     assert "演练报告 drill report: smoke" in res.stdout and "checks: offered = answered" in res.stdout
 
 
@@ -84,3 +90,56 @@ def test_drill_picture_has_a_level_legend_clear_of_the_title():
     svg = drill_svg(r)
     assert "级别 level 1" in svg and "级别 level 4" in svg            # each shade explained
     assert 24 + 6 < LEGEND_Y and LEGEND_Y + 12 < TOP - 18            # title, legend, first panel label: own rows
+
+
+async def test_too_few_lines_busy_attempts_are_recorded_nowhere_and_redial(project_home):
+    """The smoke profile on 4 lines: attempts that find them all busy never
+    reach the engine (no call summary) nor the missed-call records; those
+    citizens dial again; every line is given back when its call ends; the
+    report's figures add up."""
+    from ivr.callback.store import CallbackQueries
+    from ivr.redisdb import keys
+    from ivr.redisdb.replies import stream_entries
+    from ivr.rehearsal.sim.drill import Drill
+    from ivr.runtime.call_service import read_summary
+
+    class Probe(Drill):
+        busy_numbers: set = set()
+
+        def _busy(self, number, at, emergency):
+            self.busy_numbers = self.busy_numbers | {number}
+            super()._busy(number, at, emergency)
+
+        async def _call(self, ch):
+            self.in_flight = self.__dict__.get("in_flight", set()) | {ch.channel}
+            try:
+                await super()._call(ch)
+            finally:
+                self.in_flight = self.in_flight - {ch.channel}
+
+        async def _report(self, redis, wall_s):
+            self.summaries = {read_summary(f).get("number") for _, f in stream_entries(await redis.xrange(keys.CALLS))}
+            self.recorded = {r.get("number") for r in await CallbackQueries(redis).all_records(closed_since=0)}
+            self.held_at_end = {ch for ch in self.pbx.trunk.held if "@ivr-trunk-" not in ch}   # not callback legs
+            self.in_flight_at_end = set(self.__dict__.get("in_flight", set()))
+            return await super()._report(redis, wall_s)
+
+    drill = Probe(load_profile(project_home, "smoke"), home=project_home, lines=4, duration_s=150)
+    r = await drill.run()
+    reached = {c.number for c in drill.calls.values()}
+    only_busy = drill.busy_numbers - reached
+    assert r["blocked_attempts"] > 5 and only_busy
+    assert not only_busy & drill.summaries and not only_busy & drill.recorded      # recorded nowhere
+    assert r["citizens_only_busy_recorded_nowhere"] and r["citizens_only_busy"] == len(only_busy)
+    assert drill.busy_numbers & {c.number for c in drill.calls.values() if c.redial}  # got through on a redial
+    assert r["attempts"] == r["blocked_attempts"] + r["offered"] and r["attempts_add_up"]
+    assert r["peak_lines_in_use"] == 4 and max(r["series"]["lines"]) <= 4
+    assert drill.held_at_end == drill.in_flight_at_end              # a line per call still going, no more
+    assert sum(r["series"]["blocked"]) <= r["blocked_attempts"]
+    assert r["citizens"] == len(drill.dialled) and r["line_seconds_per_citizen"] > 0
+    assert 0 < r["answered_within_15s_rate"] < 1
+    queued = r["queued_calls"]
+    assert queued and {"at_s", "queue", "priority", "position", "engine_position", "est_engine",
+                       "est_asterisk_holdtime", "est_head_of_line", "est_queue_length", "wait_s",
+                       "outcome"} == set(queued[0])
+    assert sum(1 for q in queued if q["outcome"] == "answered") >= r["answered"]

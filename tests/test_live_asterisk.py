@@ -225,3 +225,20 @@ async def test_engine_killed_while_callers_wait_their_missed_calls_are_still_rec
             daemon.wait(30)
         except subprocess.TimeoutExpired:
             daemon.kill()
+
+
+async def test_the_shipped_dialplan_counts_trunk_lines_for_the_engine(tmp_path, project_home):
+    """The lines mechanism of docs/drill.md on a real Asterisk: the shipped
+    [ivr-12345] puts each citizen's channel in GROUP(ivr)=trunk, Dial's
+    b(ivr-trunk-line^s^1) puts a callback's citizen leg there too, and AMI
+    Getvar of GROUP_COUNT(trunk@ivr) and of IVR_LINES reads the count and
+    the total (tests/capture_line_count.py; its output is the fixture
+    ami/session-line-count.json)."""
+    from tests.capture_line_count import LINES, capture
+
+    log = await capture(tmp_path, project_home)
+    got = [(m["action"].get("Variable"), m["msg"].get("Value")) for m in log[1:]
+           if m["action"].get("Action") == "Getvar" and m["msg"]["Response"] == "Success"]
+    counts = [v for k, v in got if k == "GROUP_COUNT(trunk@ivr)"]
+    assert counts == ["0", "2", "3", "0"], got
+    assert ("IVR_LINES", str(LINES)) in got

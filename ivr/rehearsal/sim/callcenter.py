@@ -52,8 +52,8 @@ class CallCenter:
 
     def join(self, queue: str, number: str, *, priority: int = 0, patience_s: float = math.inf,
              max_wait_s: float = math.inf, handle_s: float = 180.0, emergency: bool = False,
-             uniqueid: str | None = None) -> SimEntry:
-        e = self.pbx.join(queue, number, priority=priority, uniqueid=uniqueid)
+             uniqueid: str | None = None, chan_vars: dict[str, str] | None = None) -> SimEntry:
+        e = self.pbx.join(queue, number, priority=priority, uniqueid=uniqueid, chan_vars=chan_vars)
         self.handle[e.uniqueid] = handle_s
         if emergency:
             self.emergency.add(e.uniqueid)

@@ -2,9 +2,10 @@
 
 Reads one context of ``asterisk/extensions.conf`` (``[ivr-12345]``) and runs it
 the way Asterisk's pbx core does, for the handful of applications that context
-uses: ``NoOp``, ``Set``, ``GotoIf``, ``Goto``, ``AGI``, ``Answer``, ``Queue`` and
-``Hangup``, with ``${VAR}``, ``${CUT(VAR,sep,n)}`` and ``$[a = b]`` / ``$[a != b]``
-/ ``$[a + b]``. So the simulator cannot drift from the file a real PBX runs.
+uses: ``NoOp``, ``Set`` (also ``Set(GROUP(category)=group)``: the trunk-line
+count), ``GotoIf``, ``Goto``, ``AGI``, ``Answer``, ``Queue`` and ``Hangup``,
+with ``${VAR}``, ``${CUT(VAR,sep,n)}`` and ``$[a = b]`` / ``$[a != b]`` /
+``$[a + b]``. So the simulator cannot drift from the file a real PBX runs.
 
 What ``AGI()`` leaves behind follows the real Asterisk 22
 (tests/fixtures/asterisk-22/README.md):
@@ -29,6 +30,7 @@ _VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _CUT = re.compile(r"\$\{CUT\(([A-Za-z0-9_]+),(.),([0-9]+)\)\}")
 _EXPR = re.compile(r"\$\[([^\[\]]*)\]")
 _APP = re.compile(r"^([A-Za-z]+)\((.*)\)$")
+_GROUP = re.compile(r"^GROUP\(([^)]*)\)$", re.IGNORECASE)
 MAX_STEPS = 200
 
 
@@ -109,6 +111,7 @@ def _expr(text: str) -> str:
 
 
 QueueJoin = Callable[[SimChannel, str, int], Awaitable[None]]
+SetGroup = Callable[[SimChannel, str, str], None]     # (channel, category, group)
 
 
 @dataclass
@@ -122,9 +125,11 @@ class DialplanRun:
 async def run_dialplan(path: Path, sim: SimChannel, *, queue_join: QueueJoin,
                        decide_queue: QueueDecider | None = None, context: str = "ivr-12345",
                        exten: str = "12345", engines: str | None = None, timeout_s: float = 24 * 3600,
-                       connect_timeout_s: float = 5.0) -> DialplanRun:
+                       connect_timeout_s: float = 5.0, set_group: SetGroup | None = None) -> DialplanRun:
     """Run ``[context]`` for one call. ``engines`` overrides ``IVR_ENGINES`` of
-    ``[globals]`` (the addresses of the engines under test)."""
+    ``[globals]`` (the addresses of the engines under test); ``set_group``
+    receives what ``Set(GROUP(category)=group)`` does (the simulated PBX counts
+    the channel in that group)."""
     globals_, prios = read_context(path, context, exten)
     if engines is not None:
         globals_["IVR_ENGINES"] = engines
@@ -143,9 +148,7 @@ async def run_dialplan(path: Path, sim: SimChannel, *, queue_join: QueueJoin,
         if p.app == "noop":
             continue
         if p.app == "set":
-            name, _, value = data.partition("=")
-            variables[name.strip()] = value
-            sim.vars[name.strip()] = value
+            _set(sim, data, variables, set_group)
         elif p.app == "gotoif":
             cond, _, dest = data.partition("?")
             true_dest, _, false_dest = dest.partition(":")
@@ -169,6 +172,16 @@ async def run_dialplan(path: Path, sim: SimChannel, *, queue_join: QueueJoin,
         else:
             raise ValueError(f"the simulated dialplan does not know {p.app}()")
     return out
+
+
+def _set(sim: SimChannel, data: str, variables: dict[str, str], set_group: SetGroup | None) -> None:
+    name, _, value = data.partition("=")
+    name = name.strip()
+    group = _GROUP.match(name)
+    if group is None:
+        variables[name] = sim.vars[name] = value
+    elif set_group is not None:                 # Set(GROUP(category)=group): counted by the PBX, not a variable
+        set_group(sim, group.group(1), value.strip())
 
 
 async def _agi(url: str, sim: SimChannel, decide_queue, timeout_s: float, connect_timeout_s: float) -> str:

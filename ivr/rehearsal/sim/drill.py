@@ -8,6 +8,12 @@ engine, which is given the same time line as its clock (``ivr/clock.py``). So
 the engine's calling hours, deadlines, spacing, threshold hold times and the
 live figures are in the same simulated seconds as the report. The drill's day
 starts at 09:00 in the hotline's time zone, whatever the hour it is run.
+
+Lines: when the profile (or ``--lines``) gives the PBX a number of trunk lines,
+every call holds one from arrival to hang-up, and so does every callback's
+citizen leg; an arrival that finds them all busy hears busy, is counted, and
+is seen by nobody else (no AGI, no queue, no missed call), as with a real
+carrier. The citizen redials as the profile says.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import heapq
+import itertools
 import math
 import random
 import statistics
@@ -34,11 +42,13 @@ from ivr.contingency.store import ContingencyStore
 from ivr.redisdb import keys
 from ivr.redisdb.replies import stream_entries, text_or_none
 from ivr.redisdb.server import EmbeddedRedis, connect
+from ivr.rehearsal.sim import scores
 from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel
 from ivr.rehearsal.sim.ami_server import SimAmiServer
+from ivr.rehearsal.sim.baselines import accuracy
 from ivr.rehearsal.sim.callcenter import CallCenter, Outcome
-from ivr.rehearsal.sim.dialplan import run_dialplan
-from ivr.rehearsal.sim.pbx import SimPbx
+from ivr.rehearsal.sim.dialplan import read_context, run_dialplan
+from ivr.rehearsal.sim.pbx import SimEntry, SimPbx
 from ivr.rehearsal.sim.profiles import Profile
 from ivr.runtime.engine import Engine, raise_open_file_limit
 from ivr.runtime.snapshot import with_plan_mode
@@ -49,6 +59,8 @@ ENGINE_START_S = 3.0    # wall seconds from the drill's start to its time 0 (the
 HOLD_OFFER_EVERY_S = 60.0  # the busy level's hold music repeats its callback offer about this often
 PROCESSES_START_S = 15.0   # the same with engine processes (each imports the whole engine)
 ON_BREAK = ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n")   # queue/seats.yaml front-line, paused
+LINE_GROUP = ("ivr", "trunk")      # the shipped dialplan's GROUP(ivr)=trunk: what Dial's b() sets on a callback leg
+QUEUE_OUTCOMES = {"answered": "answered", "abandoned": "abandoned", "timeout": "timeout", "withdrawn": "callback"}
 
 
 class SimClock:
@@ -96,6 +108,8 @@ class Series:
     busy: list[int] = field(default_factory=list)
     backlog: list[int] = field(default_factory=list)
     level: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)      # most trunk lines in use within the interval
+    blocked: list[int] = field(default_factory=list)    # attempts that heard busy within the interval
 
 
 def arrival_times(profile: Profile, rng: random.Random, duration_s: float) -> list[float]:
@@ -117,8 +131,10 @@ class Drill:
                  seed: int = 12345, duration_s: float | None = None, progress=None,
                  http_listen: str = "127.0.0.1:0", on_ready=None, start_epoch: float | None = None,
                  processes: int = 0, chaos: bool = False, progress_every_s: float = 1.0,
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None, lines: int | None = None) -> None:
         self.p = profile
+        # trunk lines: --lines overrides the profile (0: unlimited); None when unlimited
+        self.lines = (lines or None) if lines is not None else profile.lines
         self.home = home
         self.speed = speed or profile.speed
         self.start_epoch = start_epoch
@@ -147,6 +163,15 @@ class Drill:
         self.processes = max(processes, 2) if chaos else processes
         self.progress_every_s = progress_every_s
         self.log_dir = log_dir              # engine processes' logs (kept after the drill)
+        self.attempts = self.blocked = self.blocked_emergency = self.redials_after_busy = 0
+        self.cb_line_busy = 0
+        self.dialled: set[str] = set()      # every number that dialled, also those who only heard busy
+        self.first_call_at: list[float] = []
+        self.queued: list[dict[str, Any]] = []          # one record per queue join (the report's queued_calls)
+        self._open_queued: dict[str, dict[str, Any]] = {}   # uniqueid -> its record while it waits
+        self._bucket_blocked = 0
+        self._legs = itertools.count(1)
+        self._redials: list[tuple[float, str]] = []     # a heap: (when, number)
 
     # -- the PBX ------------------------------------------------------------------
 
@@ -158,7 +183,10 @@ class Drill:
             return cc.now
 
         pbx = SimPbx(now)
-        cc = CallCenter(pbx, on_end=self._queue_ended)
+        pbx.trunk.total = self.lines
+        pbx.globals, _ = read_context(self.home / "asterisk" / "extensions.conf", "ivr-12345", "12345")
+        pbx.globals["IVR_LINES"] = str(self.lines or 0)    # what the site writes in [globals]
+        cc = CallCenter(pbx, on_end=self._queue_ended, on_connect=self._connected)
         b = self.p.callers
         pbx.add_queue("general-q", wrapup_s=b.wrapup_s)
         pbx.add_queue("emergency-q", strategy="ringall", weight=10, wrapup_s=b.wrapup_s)
@@ -179,7 +207,17 @@ class Drill:
         pbx.drain()
         return pbx, cc
 
+    def _connected(self, e: SimEntry, b) -> None:
+        self._close_queued(e.uniqueid, "answered", self.cc.now - e.joined)
+
+    def _close_queued(self, uniqueid: str, outcome: str, wait_s: float) -> None:
+        record = self._open_queued.pop(uniqueid, None)
+        if record is not None:
+            record["outcome"], record["wait_s"] = outcome, round(wait_s, 1)
+
     def _queue_ended(self, uniqueid: str, out: Outcome) -> None:
+        if out.kind != "answered":
+            self._close_queued(uniqueid, QUEUE_OUTCOMES.get(out.kind, out.kind), out.wait_s)
         fut = self.futures.pop(uniqueid, None)
         if fut is not None and not fut.done():
             fut.set_result(out)
@@ -190,9 +228,13 @@ class Drill:
         fut = asyncio.get_running_loop().create_future()
         self.futures[ch.uniqueid] = fut
         patience = self.rng.expovariate(1 / b.patience_s)
-        self.cc.join(queue, ch.caller.number, priority=prio, uniqueid=ch.uniqueid,
-                     patience_s=patience, max_wait_s=timeout_s or math.inf,
-                     handle_s=self.rng.expovariate(1 / b.handle_s), emergency=rec.emergency or prio >= 10)
+        record: dict[str, Any] = {}                     # filled below; closed at once if a seat is free
+        self._open_queued[ch.uniqueid] = record
+        e = self.cc.join(queue, ch.caller.number, priority=prio, uniqueid=ch.uniqueid,
+                         patience_s=patience, max_wait_s=timeout_s or math.inf,
+                         handle_s=self.rng.expovariate(1 / b.handle_s), emergency=rec.emergency or prio >= 10,
+                         chan_vars=ch.vars)
+        self._record_join(e, queue, record)
         accepts = len(ch.caller.digits) > 1 and ch.caller.digits[1] == "1"
         busy = bool(self.series.level) and self.series.level[-1] >= 1
         if accepts and busy and not (rec.emergency or prio >= 10):
@@ -211,6 +253,23 @@ class Drill:
                 rec.outcome = "answered"
         outcome.wait = wait
         return outcome
+
+    def _record_join(self, e: SimEntry, queue: str, record: dict[str, Any]) -> None:
+        """The per-call record of one queue join: what was known then, and
+        (filled when the caller leaves the queue) the wait they had."""
+        est = e.estimates
+        answered = record.get("outcome") == "answered"        # a free seat took the caller at once
+        ql = est.get("queue_length")
+        fields = {"at_s": round(e.joined, 1), "queue": queue, "priority": e.priority,
+                  "position": e.original_position, "engine_position": e.engine_position,
+                  "est_engine": e.wait_est_s, "est_asterisk_holdtime": est.get("asterisk_holdtime"),
+                  "est_head_of_line": est.get("head_of_line"),
+                  "est_queue_length": None if ql is None else round(ql, 1),
+                  "wait_s": record.get("wait_s") if answered else None,
+                  "outcome": "answered" if answered else "in_progress"}
+        record.clear()                 # the same dict (still open if the caller waits), keys in this order
+        record.update(fields)
+        self.queued.append(record)
 
     async def _press_while_waiting(self, uniqueid: str, after_s: float) -> None:
         await self.clock.sleep(after_s)
@@ -239,14 +298,35 @@ class Drill:
         if number is None:
             self._numbers += 1
             number = f"139{self._numbers:08d}"
+            self.first_call_at.append(at)
         emergency = self.rng.random() < b.emergency_share
         digits = ["1" if emergency else "2", "1" if self.rng.random() < b.accept_callback else ""]
         hang = "policy/" if self.rng.random() < b.satisfied_by_announcement else None
         ch = SimChannel(Caller(number=number, digits=digits, hangup_on=hang, message_samples=16000), flow="main")
+        self.attempts += 1
+        self.dialled.add(number)
+        if not self.pbx.trunk.seize(ch.channel):        # every line busy: the carrier answers busy
+            self._busy(number, at, emergency)
+            return
         self.calls[ch.uniqueid] = CallRecord(number, at, redial, emergency, leaves_after_policy=hang is not None)
         task = asyncio.create_task(self._call(ch))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _busy(self, number: str, at: float, emergency: bool) -> None:
+        """A busy tone: nobody but the carrier knows; the citizen may dial again."""
+        self.blocked += 1
+        self._bucket_blocked += 1
+        self.blocked_emergency += emergency
+        b = self.p.callers
+        if self.rng.random() < b.redial_probability:
+            when = at + self.rng.expovariate(1 / b.redial_after_s)
+            if when < self.duration_s:
+                self.redials_after_busy += 1
+                heapq.heappush(self._redials, (when, number))
+
+    def _set_group(self, ch: SimChannel, category: str, group: str) -> None:
+        self.pbx.trunk.set_group(ch.channel, category, group)
 
     async def _call(self, ch: SimChannel) -> None:
         """The citizen's call as Asterisk runs it: the shipped [ivr-12345]
@@ -259,14 +339,16 @@ class Drill:
         order = urls[first:] + urls[:first]
         rec.engine = order[0]
         try:
-            await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue, decide_queue=self._decide,
-                               engines="&".join(order), connect_timeout_s=5)
+            await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
+                               decide_queue=self._decide, engines="&".join(order), connect_timeout_s=5,
+                               set_group=self._set_group)
         except Exception as exc:  # a broken call is a finding, not a crash of the drill
             rec.outcome = "other"
             self.log.warning("drill_call_failed", error=repr(exc))
             return
         finally:
             rec.engine = ""
+            self.pbx.trunk.release(ch.channel)           # the citizen hangs up: the line is free
         cmds = ch.commands
         rec.wanted_person = bool(ch.queue_calls) or any(c.startswith("RECORD") for c in cmds)
         if rec.outcome == "answered":
@@ -286,7 +368,7 @@ class Drill:
         if rec.outcome in ("abandoned", "message", "left_in_flow") and self.rng.random() < b.redial_probability:
             at = self.clock.now() + self.rng.expovariate(1 / b.redial_after_s)
             if at < self.duration_s:
-                self._redials.append((at, rec.number))
+                heapq.heappush(self._redials, (at, rec.number))
 
     # -- callbacks the engine places ---------------------------------------------------
 
@@ -319,6 +401,21 @@ class Drill:
         try:
             await self.clock.sleep(5)                        # the seat picks up
             self.pbx.originate_result(msg, True)
+            await self._citizen_leg(msg.get("Exten", ""), seat, cid)
+        finally:
+            self.pbx.release(seat)
+
+    async def _citizen_leg(self, number: str, seat: str, cid: str) -> None:
+        """``Dial(${IVR_TRUNK}/<citizen>,...,b(ivr-trunk-line^s^1))``: the
+        citizen's leg takes a trunk line (and joins GROUP(ivr)=trunk) for as
+        long as it lives; with every line busy the carrier refuses it."""
+        leg = f"Local/{number}@ivr-trunk-{next(self._legs):08x};1"
+        if not self.pbx.trunk.seize(leg):
+            self.cb_line_busy += 1
+            self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="CONGESTION")
+            return
+        self.pbx.trunk.set_group(leg, *LINE_GROUP)
+        try:
             if self.rng.random() < self.p.callback_reach:
                 self.cb_reached += 1
                 await self.clock.sleep(self.rng.expovariate(1 / self.p.callers.handle_s))
@@ -327,7 +424,7 @@ class Drill:
                 await self.clock.sleep(30)
                 self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="NOANSWER")
         finally:
-            self.pbx.release(seat)
+            self.pbx.trunk.release(leg)
 
     # -- the run --------------------------------------------------------------------------
 
@@ -426,7 +523,6 @@ class Drill:
     async def _drive(self) -> dict:
         redis = self.redis
         arrivals = arrival_times(self.p, self.rng, self.duration_s)
-        self._redials: list[tuple[float, str]] = []
         store = CallbackStore(redis)
         bucket_s = self.duration_s / 60
         next_bucket, bucket_arrivals, i = bucket_s, 0, 0
@@ -441,10 +537,9 @@ class Drill:
                 self._new_call(None, arrivals[i])
                 i += 1
                 bucket_arrivals += 1
-            due = [r for r in self._redials if r[0] <= now]
-            for r in due:
-                self._redials.remove(r)
-                self._new_call(r[1], r[0])
+            while self._redials and self._redials[0][0] <= now:
+                at, number = heapq.heappop(self._redials)
+                self._new_call(number, at)
                 bucket_arrivals += 1
             while faults and faults[0][0] <= now:
                 at, kind = faults.pop(0)
@@ -477,10 +572,31 @@ class Drill:
             self.ami.flush()
             await asyncio.sleep(TICK_S)
         await asyncio.sleep(2.0 if self.processes else 1.0)     # the capture reads the last summaries
+        await self._capture_caught_up(redis)
         if self.processes:
             await asyncio.sleep(GRACE_S + 1)     # the reconciliation writes what dead engines could not
         wall = time.monotonic() - wall0
         return await self._report(redis, wall)
+
+    async def _capture_caught_up(self, redis, timeout_s: float = 120.0) -> None:
+        """Wait (wall seconds, bounded) until the missed-call capture has read
+        and acknowledged every call summary: at a high speed it runs behind,
+        and a report read before it catches up counts recorded callers as
+        unrecorded."""
+        from ivr.callback.capture import GROUP
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                stream = await redis.xinfo_stream(keys.CALLS)
+                groups = {text_or_none(g["name"]): g for g in await redis.xinfo_groups(keys.CALLS)}
+            except Exception:  # noqa: BLE001 - no stream yet (no call ended) or Redis failing over
+                return
+            g = groups.get(GROUP)
+            if g is None or (int(g["pending"]) == 0 and
+                             text_or_none(g["last-delivered-id"]) == text_or_none(stream["last-generated-id"])):
+                return
+            await asyncio.sleep(0.5)
 
     # -- chaos: faults injected while citizens call -------------------------------------
 
@@ -587,6 +703,9 @@ class Drill:
         s.busy.append(len(self.pbx.calls) + len(self.pbx.occupied))
         s.backlog.append(backlog)
         s.level.append(level)
+        s.lines.append(self.pbx.trunk.take_interval_peak())
+        s.blocked.append(self._bucket_blocked)
+        self._bucket_blocked = 0
 
     def _progress_line(self, now: float) -> str:
         waiting = sum(len(q.entries) for q in self.pbx.queues.values())
@@ -597,8 +716,10 @@ class Drill:
         h, m, s = int(now // 3600), int(now % 3600 // 60), int(now % 60)
         backlog = self.series.backlog[-1] if self.series.backlog else 0
         level = self.series.level[-1] if self.series.level else 0
+        trunk = self.pbx.trunk
+        lines = f"lines {trunk.in_use}/{trunk.total}  busy tones {self.blocked}  " if trunk.total else ""
         return (f"模拟时钟 {h:02d}:{m:02d}:{s:02d}  in system {len(self.tasks)}  waiting {waiting}  "
-                f"seats busy {busy}/{self.p.seats + self.p.emergency_seats}  not answered {rate:.0%}  "
+                f"seats busy {busy}/{self.p.seats + self.p.emergency_seats}  {lines}not answered {rate:.0%}  "
                 f"callback backlog {backlog}  level {level}")
 
     async def _report(self, redis, wall_s: float) -> dict:
@@ -667,7 +788,38 @@ class Drill:
             "engines": self.processes or 1, "chaos": self.chaos, "faults": self.faults,
             "lost_callers": len(missing) + by["other"], "callbacks_doubled": self.cb_doubled,
             "audit_chains_verify": all(v == "ok" for v in audit.values()), "audit": audit,
+            **self._line_report(calls, records, numbers_with_record),
             "series": dataclasses.asdict(self.series),
+            "queued_calls": self.queued,
+        }
+
+    def _line_report(self, calls: list[CallRecord], records: list[dict], recorded: set) -> dict:
+        """Lines, the standard's rates, the seats a 95 % answer rate needs and
+        the wait estimates' accuracy (docs/drill.md says what each means)."""
+        trunk = self.pbx.trunk
+        light = [scores.Call(c.number, c.at, c.redial, c.outcome, c.wait_s, c.wanted_person) for c in calls]
+        quick, rate15 = scores.answered_within(light, self.blocked)
+        only_busy = self.dialled - {c.number for c in calls}
+        citizens = len(self.dialled)
+        line_s = trunk.line_seconds()
+        # every conversation's length, those still going too (the ended ones alone are the short ones)
+        talk = [o.talk_s for o in self.cc.outcomes.values() if o.kind == "answered"] + \
+            [o.talk_s for o in self.cc.talking.values()]
+        return {
+            "lines": self.lines, "attempts": self.attempts, "blocked_attempts": self.blocked,
+            "blocked_emergency_attempts": self.blocked_emergency, "redials_after_busy": self.redials_after_busy,
+            "attempts_add_up": self.attempts == self.blocked + len(calls),
+            "citizens": citizens, "citizens_only_busy": len(only_busy),
+            "citizens_only_busy_recorded_nowhere": not (only_busy & recorded),
+            "peak_lines_in_use": trunk.peak, "line_seconds": round(line_s),
+            "line_seconds_per_citizen": round(line_s / citizens, 1) if citizens else None,
+            "callbacks_line_busy": self.cb_line_busy,
+            "answered_within_15s": quick, "answered_within_15s_rate": rate15,
+            **scores.broad_answer_rate(light, self.dialled, records, self.clock.engine.now()),
+            **scores.seats_for_95(first_call_times=self.first_call_at, duration_s=self.duration_s, calls=light,
+                                  talk_times=talk, wrapup_s=self.p.callers.wrapup_s, queued=self.queued,
+                                  redial_probability=self.p.callers.redial_probability),
+            "wait_estimate_accuracy": accuracy(self.queued),
         }
 
     async def _verify_audit(self, redis) -> dict[str, str]:
@@ -715,7 +867,36 @@ def print_report(r: dict, out=sys.stdout) -> None:
            f"  lost callers {r['lost_callers']}, callbacks dialled twice at once {r['callbacks_doubled']}, "
            f"queued by the dialplan itself {r['queued_by_the_dialplan']}, audit chains verify: "
            f"{'OK' if r['audit_chains_verify'] else 'FAILED ' + str(r['audit'])}"] if r.get("chaos") else []),
+        *_line_lines(r),
         f"  checks: offered = answered + not answered + in progress: {'OK' if r['consistent'] else 'FAILED'}; "
+        f"attempts = busy + offered: {'OK' if r.get('attempts_add_up', True) else 'FAILED'}; "
         f"every unanswered caller who wanted a person has a missed-call record: {recorded}",
     ]
     print("\n".join(lines), file=out)
+
+
+def _line_lines(r: dict) -> list[str]:
+    """The report's lines, rates and estimates, as printed."""
+    if "attempts" not in r:
+        return []
+
+    def rate(v):
+        return "-" if v is None else f"{v:.1%}"
+    busy_share = r["blocked_attempts"] / r["attempts"] if r["attempts"] else 0.0
+    sizing = r["seats_needed_for_95_inputs"]
+    acc = r["wait_estimate_accuracy"]
+    scored = "; ".join(f"{name} " + (f"rrmse {a['rrmse']}, within {rate(a['within_share'])} (n {a['n']})"
+                                     if a["n"] else "none") for name, a in acc.items())
+    return [
+        f"  线路 lines {r['lines'] or 'unlimited'}: attempts {r['attempts']}, busy {r['blocked_attempts']} "
+        f"({busy_share:.1%}; emergency {r['blocked_emergency_attempts']}), redials after busy "
+        f"{r['redials_after_busy']}; peak lines in use {r['peak_lines_in_use']}; line-seconds per citizen "
+        f"{r['line_seconds_per_citizen']} ({r['citizens']} citizens, {r['citizens_only_busy']} only ever heard busy)",
+        f"  接通率 answered within 15 s of queueing {rate(r['answered_within_15s_rate'])} "
+        f"({r['answered_within_15s']}); 广义接通率 within deadline {rate(r['broad_answer_rate_within_deadline'])} "
+        f"({r['citizens_answered_live']} live + {r['citizens_reached_by_callback_in_time']} by callback of "
+        f"{r['citizens_wanting_an_answer']}; {r['callbacks_open_within_deadline_end']} still open in time); "
+        f"seats needed for 95 %: {r['seats_needed_for_95']} ({sizing['arrivals_per_s']}/s, handle "
+        f"{sizing['handle_s']} s, patience {sizing['patience_s']} s)",
+        f"  等待预估 wait estimates at queue join, callers answered: {scored}",
+    ]

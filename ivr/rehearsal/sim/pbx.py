@@ -6,23 +6,34 @@ transcripts in ``tests/fixtures/asterisk-22/ami`` show. The AMI server
 (``ivr.rehearsal.sim.ami_server``) puts them on a socket; the drill drives the clock.
 
 What it models of app_queue: callers ordered by priority then arrival;
+the queue's hold-time and talk-time averages (``QueueParams``);
 ``QueueChangePriorityCaller`` (re-sort when Immediate); ``QueueWithdrawCaller``
 (reported as QueueCallerAbandon then QueueCallerLeave, as the real one does);
 members with penalty, pause and reason, device state; and queue ``weight``: a
 seat that belongs to a heavier queue with callers waiting is not offered calls
 from a lighter one — how reserved emergency seats stay free for emergencies.
+Also the carrier's trunk lines (``ivr.rehearsal.sim.trunk``, read with AMI
+``Getvar``) and, for every caller who joins a queue, the plain wait predictors
+at that moment (``ivr.rehearsal.sim.baselines``).
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import math
+import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from ivr.rehearsal.sim.baselines import HandleTimes, HoldAverage, queue_length_estimate
+from ivr.rehearsal.sim.trunk import Trunk
 
 Message = list[tuple[str, str]]   # AMI keys may repeat, so a message is an ordered list of pairs
 
 _NOT_INUSE, _INUSE = 1, 2
+_GROUP_COUNT = re.compile(r"^GROUP_COUNT\(([^@)]*)(?:@([^)]*))?\)$", re.IGNORECASE)
 
 
 @dataclass
@@ -51,6 +62,10 @@ class SimEntry:
     seq: int = 0
     original_position: int = 1
     context: str = "ivr-12345"
+    waiting: bool = True
+    wait_est_s: float | None = None     # IVR_WAIT_EST of the channel when it joined: the engine's estimate ...
+    engine_position: int | None = None  # ... and the place in line it expected ("<position>,<seconds>")
+    estimates: dict[str, float | None] = field(default_factory=dict)   # the plain predictors at join
 
 
 @dataclass
@@ -68,6 +83,9 @@ class SimQueue:
     keys: list[tuple[int, int]] = field(default_factory=list)
     completed: int = 0
     abandoned: int = 0
+    hold: HoldAverage = field(default_factory=HoldAverage)
+    arrivals: deque[SimEntry] = field(default_factory=deque)   # in arrival order; those gone dropped lazily
+    _serving: int | None = None        # members not paused (cached; None: count again)
 
     def ordered(self) -> list[SimEntry]:
         return self.entries
@@ -78,6 +96,16 @@ class SimQueue:
         self.keys.insert(i, key)
         self.entries.insert(i, e)
         return i + 1
+
+    def longest_wait(self, now: float) -> float:
+        while self.arrivals and not self.arrivals[0].waiting:
+            self.arrivals.popleft()
+        return now - self.arrivals[0].joined if self.arrivals else 0.0
+
+    def serving(self) -> int:
+        if self._serving is None:
+            self._serving = sum(1 for m in self.members.values() if not m.paused)
+        return self._serving
 
     def position(self, e: SimEntry) -> int:
         return bisect.bisect_left(self.keys, (-e.priority, e.seq)) + 1
@@ -114,6 +142,9 @@ class SimPbx:
         self.wrapping: set[str] = set()
         self.occupied: set[str] = set()          # busy outside the queues (a callback)
         self.by_state: dict[str, list[tuple[str, SimMember]]] = {}
+        self.trunk = Trunk(clock)                  # the carrier's lines (unlimited unless the drill says)
+        self.globals: dict[str, str] = {}         # the dialplan's [globals], read by AMI Getvar
+        self.handle_times = HandleTimes()         # recently completed calls, for the queue-length predictor
         self._seq = itertools.count(1)
         self._chan = itertools.count(1)
 
@@ -132,6 +163,7 @@ class SimPbx:
 
     def _place_member(self, queue: str, m: SimMember) -> None:
         self.queues[queue].members[m.interface] = m
+        self.queues[queue]._serving = None
         self.device.setdefault(m.state_interface, _NOT_INUSE)
         self.by_state.setdefault(m.state_interface, []).append((queue, m))
         self._refresh_free(m.interface)
@@ -139,16 +171,34 @@ class SimPbx:
     # -- callers ---------------------------------------------------------------
 
     def join(self, queue: str, number: str, *, priority: int = 0, name: str = "Citizen",
-             uniqueid: str | None = None) -> SimEntry:
+             uniqueid: str | None = None, chan_vars: dict[str, str] | None = None) -> SimEntry:
+        """A caller enters Queue(). ``chan_vars``: the channel's variables then
+        (the engine's ``IVR_WAIT_EST``, "<position>,<seconds>", is kept)."""
         q = self.queues[queue]
         n = next(self._chan)
         e = SimEntry(uniqueid or f"{self.clock():.0f}.{n}", f"Local/{number}@sim-in-{n:08x};1", number, name,
                      self.clock(), priority, next(self._seq))
+        if chan_vars:
+            pos_text, _, wait_text = (chan_vars.get("IVR_WAIT_EST") or "").partition(",")
+            e.wait_est_s = _number(wait_text)
+            pos = _number(pos_text)
+            e.engine_position = int(pos) if pos is not None and e.wait_est_s is not None else None
         e.original_position = q.insert(e)
+        q.arrivals.append(e)
+        e.estimates = self._estimates(q, e)
         self.where[e.uniqueid] = self.where[e.channel] = (q, e)
         self._emit(self._chan_event("QueueCallerJoin", e, priority) +
                    [("Queue", queue), ("Position", str(e.original_position)), ("Count", str(len(q.entries)))])
         return e
+
+    def _estimates(self, q: SimQueue, e: SimEntry) -> dict[str, float | None]:
+        """The plain predictors for ``e``, just joined, from what the PBX sees now."""
+        now = self.clock()
+        seat_free = any(i in q.members and self._offerable(q, q.members[i]) for i in self.free)
+        return {"asterisk_holdtime": float(max(q.hold.holdtime, 0)),     # minus the time waited: 0 at join
+                "head_of_line": round(q.longest_wait(now), 1),
+                "queue_length": queue_length_estimate(e.original_position - 1, q.serving(),
+                                                      self.handle_times.mean(), seat_free)}
 
     def find(self, uniqueid_or_channel: str) -> tuple[SimQueue, SimEntry] | None:
         return self.where.get(uniqueid_or_channel)
@@ -175,6 +225,7 @@ class SimPbx:
 
     def _leave(self, q: SimQueue, e: SimEntry, pos: int) -> None:
         q.remove(e)
+        e.waiting = False
         self.where.pop(e.uniqueid, None)
         self.where.pop(e.channel, None)
         self._emit(self._chan_event("QueueCallerLeave", e) +
@@ -249,6 +300,7 @@ class SimPbx:
         dest = self._dest_fields(m, e)
         agent = [("Queue", q.name), ("Interface", m.interface), ("MemberName", m.name)]
         self._emit(self._chan_event("AgentCalled", e) + dest + agent)
+        q.hold.connected(now - e.joined, q.completed + q.abandoned)     # app_queue's recalc_holdtime
         self._leave(q, e, pos)
         self._emit(self._chan_event("AgentConnect", e) + dest + agent +
                    [("HoldTime", str(int(now - e.joined))), ("RingTime", "0")])
@@ -265,6 +317,9 @@ class SimPbx:
         q, m = self.queues[b.queue], b.member
         m.calls_taken += 1
         m.last_call = int(self.clock())
+        talk_s = self.clock() - b.since
+        q.hold.completed(talk_s, q.completed)
+        self.handle_times.add(talk_s + q.wrapup_s)
         q.completed += 1
         self._emit(self._chan_event("AgentComplete", b.entry) + self._dest_fields(m, b.entry) +
                    [("Queue", q.name), ("Interface", interface), ("MemberName", m.name),
@@ -322,6 +377,7 @@ class SimPbx:
                 continue
             hit = True
             m.paused, m.paused_reason = paused, msg.get("Reason", "") if paused else ""
+            q._serving = None
             if paused:
                 m.last_pause = int(self.clock())
             self._emit(self._member_event("QueueMemberPause", q.name, m))
@@ -353,6 +409,7 @@ class SimPbx:
         if m.membership == "static":
             return [_resp("Error", aid, "Unable to remove interface from queue: Not a dynamic member")]
         del q.members[m.interface]
+        q._serving = None
         self.by_state[m.state_interface] = [(qn, x) for qn, x in self.by_state.get(m.state_interface, [])
                                             if not (qn == q.name and x is m)]
         self._emit(self._member_event("QueueMemberRemoved", q.name, m))
@@ -389,7 +446,8 @@ class SimPbx:
             if msg.get("Queue") and q.name != msg["Queue"]:
                 continue
             out.append([("Event", "QueueParams"), ("Queue", q.name), ("Max", "0"), ("Strategy", q.strategy),
-                        ("Calls", str(len(q.entries))), ("Holdtime", "0"), ("TalkTime", "0"),
+                        ("Calls", str(len(q.entries))), ("Holdtime", str(q.hold.holdtime)),
+                        ("TalkTime", str(q.hold.talktime)),
                         ("Completed", str(q.completed)), ("Abandoned", str(q.abandoned)), ("ServiceLevel", "0"),
                         ("ServicelevelPerf", "0.0"), ("ServicelevelPerf2", "0.0"), ("Weight", str(q.weight)),
                         ("ActionID", aid)])
@@ -407,6 +465,24 @@ class SimPbx:
         out.append([("Event", "QueueStatusComplete"), ("ActionID", aid), ("EventList", "Complete"),
                     ("ListItems", str(items))])
         return out
+
+    def _act_getvar(self, msg, aid):
+        """``Getvar`` as manager.c's action_getvar answers it: a function
+        (``GROUP_COUNT(trunk@ivr)``: the trunk lines in use) is evaluated on a
+        dummy channel when no Channel is given; a plain name is a global."""
+        name, channel = msg.get("Variable", ""), msg.get("Channel", "")
+        if not name:
+            return [_resp("Error", aid, "No variable specified")]
+        if channel and channel not in self.trunk.held and channel not in self.where \
+                and channel not in self.live_channels:
+            return [_resp("Error", aid, "No such channel")]
+        value = ""
+        m = _GROUP_COUNT.match(name)
+        if m is not None:
+            value = str(self.trunk.group_count(m.group(1), m.group(2) or ""))
+        elif not name.endswith(")"):
+            value = self.globals.get(name, "")
+        return [[("Response", "Success"), ("ActionID", aid), ("Variable", name), ("Value", value)]]
 
     def _act_originate(self, msg, aid):
         if not msg.get("Channel", "").startswith("Local/"):
@@ -489,6 +565,14 @@ class SimPbx:
 
     def _member_event(self, event: str, queue: str, m: SimMember) -> Message:
         return [("Event", event), ("Privilege", "agent,all"), ("Queue", queue)] + self._member_fields(m)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _resp(status: str, aid: str, message: str) -> Message:
