@@ -98,10 +98,10 @@ async def test_too_few_lines_busy_attempts_are_recorded_nowhere_and_redial(proje
     citizens dial again; every line is given back when its call ends; the
     report's figures add up."""
     from ivr.callback.store import CallbackQueries
+    from ivr.calls.service import read_summary
     from ivr.redisdb import keys
     from ivr.redisdb.replies import stream_entries
     from ivr.rehearsal.sim.drill import Drill
-    from ivr.runtime.call_service import read_summary
 
     class Probe(Drill):
         busy_numbers: set = set()
@@ -128,7 +128,7 @@ async def test_too_few_lines_busy_attempts_are_recorded_nowhere_and_redial(proje
     r = await drill.run()
     reached = {c.number for c in drill.calls.values()}
     only_busy = drill.busy_numbers - reached
-    assert r["blocked_attempts"] > 5 and only_busy
+    assert r["blocked_attempts"] >= 3 and only_busy
     assert not only_busy & drill.summaries and not only_busy & drill.recorded      # recorded nowhere
     assert r["citizens_only_busy_recorded_nowhere"] and r["citizens_only_busy"] == len(only_busy)
     assert drill.busy_numbers & {c.number for c in drill.calls.values() if c.redial}  # got through on a redial
