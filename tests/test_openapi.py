@@ -9,9 +9,10 @@ import pytest
 from openapi_spec_validator import validate
 
 from ivr import names
+from ivr.errors import RequestInvalid
 from ivr.web import openapi, schemas
 from ivr.web.app import routes
-from ivr.web.schemas import Invalid, check
+from ivr.web.schemas import check
 from tests.test_web_api import PASSWORD, home, web  # noqa: F401  (fixtures)
 
 DOC = openapi.document(routes())
@@ -117,7 +118,7 @@ def test_the_checks_read_schemas_as_json_schema_does(schema, value, ok):
     if ok:
         check(schema, value)
     else:
-        with pytest.raises(Invalid):
+        with pytest.raises(RequestInvalid):
             check(schema, value)
 
 

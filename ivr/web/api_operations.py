@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 
 from ivr import names
-from ivr.errors import ConfigError, FlowInvalid
+from ivr.errors import ConfigError, FlowInvalid, RequestInvalid
 from ivr.flow.store import FlowStore
 from ivr.project import Project
 from ivr.services import flows as flow_service
@@ -159,7 +159,7 @@ async def prompt_upload(request: web.Request) -> web.Response:
     form = ({"name": name} if name is not None else {}) | ({"file": ""} if data is not None else {})
     try:           # the form's fields against the schema the document states (the file's content: 422)
         schemas.check(UPLOAD, form, "form")
-    except schemas.Invalid as exc:
+    except RequestInvalid as exc:
         return error(400, str(exc))
     conv = await prompt_service.upload(ctx_of(request).redis, _home(request), name, data, filename,
                                        by=principal(request).user)

@@ -16,7 +16,16 @@ from aiohttp import web
 
 from ivr.accounts.store import Accounts, Principal
 from ivr.audit.chain import AuditLog
-from ivr.errors import Conflict, FlowInvalid, InvalidInput, IvrError, LevelInvalid, NotFound, PublishError
+from ivr.errors import (
+    Conflict,
+    FlowInvalid,
+    InvalidInput,
+    IvrError,
+    LevelInvalid,
+    NotFound,
+    PublishError,
+    RequestInvalid,
+)
 from ivr.redisdb import keys
 from ivr.web import schemas
 from ivr.web.schemas import Schema
@@ -139,7 +148,7 @@ async def check_request(request: web.Request, route: Route) -> None:
                               "'file'", 415)
         if route.body is not None:
             request[BODY] = schemas.check(route.body, await body_json(request))
-    except schemas.Invalid as exc:
+    except RequestInvalid as exc:
         raise bad_request(str(exc)) from None
 
 
@@ -178,7 +187,8 @@ def error_of(exc: IvrError) -> web.Response | None:
     if isinstance(exc, FlowInvalid):
         return web.json_response({"error": "流程有错误，未作改动 — the flow has errors: nothing was changed",
                                   "problems": problem_dicts(exc.problems)}, status=422)
-    for kinds, status in (((InvalidInput, LevelInvalid), 422), ((NotFound,), 404), ((Conflict, PublishError), 409)):
+    for kinds, status in (((RequestInvalid,), 400), ((InvalidInput, LevelInvalid), 422), ((NotFound,), 404),
+                          ((Conflict, PublishError), 409)):
         if isinstance(exc, kinds):
             return error(status, str(exc))
     return None

@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from ivr import names
+from ivr.errors import RequestInvalid
 
 Schema = dict[str, Any]
 
@@ -80,10 +81,6 @@ MONTH = string(pattern="^(?:20[0-9]{2}|2100)-(?:0[1-9]|1[0-2])$", description="a
                message="月份应为 YYYY-MM — a month YYYY-MM")
 
 
-class Invalid(Exception):
-    """A request that does not match its schema: the message says where."""
-
-
 def supported(schema: Schema, where: str = "") -> None:
     """``ValueError`` for a keyword ``check`` does not check."""
     unknown = set(schema) - _KEYWORDS
@@ -123,8 +120,8 @@ def _type_ok(kind: str, value: object) -> bool:
     return isinstance(value, _TYPES[kind])
 
 
-def _fail(schema: Schema, where: str, why: str) -> Invalid:
-    return Invalid(schema.get("x-message") or f"'{where}' 不符合要求 — '{where}': {why}")
+def _fail(schema: Schema, where: str, why: str) -> RequestInvalid:
+    return RequestInvalid(schema.get("x-message") or f"'{where}' 不符合要求 — '{where}': {why}")
 
 
 def _check_string(schema: Schema, value: str, where: str) -> None:
@@ -152,14 +149,14 @@ def _check_object(schema: Schema, value: dict, where: str) -> dict:
     unknown = sorted(set(value) - set(props)) if schema.get("additionalProperties") is False else []
     missing = sorted(set(schema.get("required", ())) - set(value))
     if unknown or missing:
-        raise Invalid("; ".join(([f"unknown field(s): {', '.join(unknown)}"] if unknown else []) +
+        raise RequestInvalid("; ".join(([f"unknown field(s): {', '.join(unknown)}"] if unknown else []) +
                                 ([f"missing field(s): {', '.join(missing)}"] if missing else [])))
     return {k: check(props[k], v, k) if k in props else v for k, v in value.items()}
 
 
 def check(schema: Schema, value: Any, where: str = "body") -> Any:
     """``value`` if it matches ``schema`` (a whole float where an integer is
-    asked for becomes an int), else ``Invalid``."""
+    asked for becomes an int), else ``RequestInvalid``."""
     kinds = schema.get("type")
     if kinds is not None:
         kinds = [kinds] if isinstance(kinds, str) else kinds
