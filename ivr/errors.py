@@ -4,6 +4,8 @@
     ├── ConfigError          a setting is wrong; the message names it
     │   └── AudioRefused     (ivr.prompts.audio) an uploaded prompt that cannot be used
     ├── FlowInvalid          a flow failed validation; carries every problem at once
+    ├── ConfigInvalid        a configuration change that would break the set (a plan naming a
+    │                        removed announcement set...): every problem, nothing written
     ├── InvalidInput         a value staff gave is wrong (a level, a date, an empty
     │                        reason, a prompt name); the message says which
     ├── RequestInvalid       an HTTP request that does not match the API's document
@@ -18,22 +20,22 @@
     ├── NotReplicated        (ivr.redisdb.durable) no replica acknowledged a write in time: the work is kept and retried
     ├── StaleState           (ivr.audit.chain) an audit append whose expected state changed: re-read and retry
     ├── AuditContended       (ivr.audit.chain) an audit append lost to other writers 50 times in a row
-    ├── StepBudgetExceeded   (ivr.flow.interpreter) a flow ran more than max_steps steps
-    ├── MenuExhausted        (ivr.flow.interpreter) no valid menu choice after the last attempt
+    ├── StepBudgetExceeded   a flow ran more than max_steps steps
+    ├── MenuExhausted        no valid menu choice after the last attempt
     ├── PromptMissing        a prompt the PBX could not play (a step failure: the caller goes to the fallback)
     └── AgiError             the AGI peer broke the protocol
         ├── AgiTimeout       no answer within the command's deadline
         ├── AgiClosed        the socket or pipe ended mid-dialogue
         ├── AgiCommandFailed 510/520 answers: the command itself is wrong
-        └── AgiParseError    (ivr.agi.protocol; also a ValueError) an answer line that is not AGI
+        └── AgiParseError    (also a ValueError) an answer line that is not AGI
 
     CallerHungUp             not an IvrError: a caller hanging up is an outcome,
                              raised to unwind a flow, logged at info level.
-    UnsafeCommand            (ivr.agi.protocol; a ValueError) an AGI command or
+    UnsafeCommand            (a ValueError) an AGI command or
                              argument with a line break: refused, a step failure.
     YamlRefused              (ivr.yamldoc.bounded; a yaml.MarkedYAMLError) a YAML file with
                              anchors, too deep or too large: reported like a syntax error.
-    OffloadError             (ivr.web.offload; a RuntimeError) a console worker process failed.
+    OffloadError             (a RuntimeError) a console worker process failed.
 
 A step failure (any exception from a flow step but the hang-up and a lost AGI
 link) sends the caller to the flow's fallback. Exceptions whose name starts with
@@ -51,6 +53,8 @@ with 409 (``ivr.web.context.error_of``).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+import yaml
 
 if TYPE_CHECKING:
     from ivr.yamldoc.problems import Problem
@@ -70,6 +74,15 @@ class FlowInvalid(IvrError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class ConfigInvalid(IvrError):
+    """A configuration change refused: the whole set it would make has errors.
+    ``problems`` lists every one (``file:line:col``)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems if not p.warning))
 
 
 class InvalidInput(IvrError):
@@ -134,3 +147,47 @@ class PromptMissing(IvrError):
     def __init__(self, prompt: str) -> None:
         self.prompt = prompt
         super().__init__(f"prompt {prompt!r} could not be played (missing on the PBX?)")
+
+
+class AudioRefused(ConfigError):
+    """The upload is not audio we accept; the message is for the uploader (Chinese first)."""
+
+
+class NotReplicated(IvrError):
+    """The write reached the master but no replica within ``WAIT_MS`` (``ivr.redisdb.durable``)."""
+
+
+class StaleState(IvrError):
+    """``AuditLog.append(expect=...)``: a guarded key changed since the caller
+    read it; nothing was written. Re-read the state and try again."""
+
+
+class AuditContended(IvrError):
+    """Other writers moved the audit log's head 50 times in a row while this append retried."""
+
+
+class StepBudgetExceeded(IvrError):
+    """A flow ran more steps than ``max_steps`` (a loop): the caller goes to the fallback."""
+
+
+class MenuExhausted(IvrError):
+    """No valid menu choice after the last attempt."""
+
+
+class AgiParseError(AgiError, ValueError):
+    """The peer sent an answer line that is not AGI (a ValueError too, as it was)."""
+
+
+class UnsafeCommand(ValueError):
+    """An AGI command (or one of its arguments) would carry a line break:
+    refused, never sent, never silently altered."""
+
+
+class YamlRefused(yaml.MarkedYAMLError):
+    """Valid YAML we do not accept (an anchor, an alias, too deep, too large),
+    reported like a syntax error: ``problem`` is the message, ``problem_mark``
+    where it is."""
+
+
+class OffloadError(RuntimeError):
+    """A console worker process (a report, an upload's conversion) failed."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
+import yaml
 from asterisk.config import Config as _PystConfig
 
 from ivr import names
@@ -16,14 +20,53 @@ from ivr.errors import ConfigError, FlowInvalid
 from ivr.flow import model as m
 from ivr.flow.loader import parse_flow
 from ivr.flow.references import Catalog, check, subflow_cycles
+from ivr.yamldoc import bounded
 from ivr.yamldoc import bounded as yamlfile
-from ivr.yamldoc.problems import Problem
+from ivr.yamldoc.problems import Problem, Problems, mapping_items
+from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_bool, read_text
 
 if TYPE_CHECKING:  # loaded lazily: the flow checker need not import the plan and policy readers
     from ivr.callback.policy import Policy
     from ivr.contingency.plan import Plan, Seats
+    from ivr.prompts.announcements import AnnouncementSets
 
+QUEUES_FILE = "queue/queues.yaml"
+PLAN_FILE = "queue/contingency.yaml"
+SEATS_FILE = "queue/seats.yaml"
+ANNOUNCEMENTS_FILE = "prompts/announcements.yaml"
+POLICY_FILE = "callback/policy.yaml"
 AUDIO_EXTENSIONS = {".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".WAV"}
+
+
+# -- the configuration files outside the flows, as path -> text ------------------
+
+FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE)
+LISTS_DIR, CALENDARS_DIR = "flows/lists", "flows/calendars"
+_LISTED = re.compile(r"flows/(lists|calendars)/[A-Za-z][A-Za-z0-9_-]{0,63}\.txt")
+
+FILE_RULE = ("不是可编辑的配置文件 — not a configuration file: one of " + ", ".join(FIXED_FILES)
+             + f", {LISTS_DIR}/NAME.txt or {CALENDARS_DIR}/NAME.txt")
+
+
+def is_config_file(path: str) -> bool:
+    return path in FIXED_FILES or _LISTED.fullmatch(path) is not None
+
+
+def config_paths(home: Path) -> list[str]:
+    """The configuration files present on disk, as paths in the project."""
+    out = [f for f in FIXED_FILES if (home / f).is_file()]
+    for folder in (LISTS_DIR, CALENDARS_DIR):
+        if (home / folder).is_dir():
+            out += [f"{folder}/{p.name}" for p in sorted((home / folder).glob("*.txt"))
+                    if is_config_file(f"{folder}/{p.name}")]
+    return out
+
+
+def read_texts(home: Path) -> dict[str, str]:
+    """Every configuration file on disk, bounded (``ConfigError`` names one
+    that cannot be read)."""
+    return {path: bounded.read(home / path, path) for path in config_paths(home)}
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,37 +87,66 @@ class QueueConfig:
         return {q.name: q.asterisk for q in self.queues.values()}
 
 
+def parse_queue_config(text: str, path: str = QUEUES_FILE) -> tuple[QueueConfig | None, list[Problem]]:
+    """``queue/queues.yaml``: the queues flows may name and the fallback; every
+    problem at its ``file:line:col``."""
+    problems = Problems(path)
+    root = compose_mapping(text, problems, "'queues:' and 'fallback:'")
+    if root is None:
+        return None, problems.items
+    top = Reader(root, problems, "queues", [])
+    qnode = top.take("queues", lambda r, n: n, required=True)
+    fallback = top.take("fallback", read_text, default="general")
+    top.finish()
+    queues: dict[str, QueueDef] = {}
+    if isinstance(qnode, yaml.MappingNode):
+        for name, knode, vnode in mapping_items(qnode, problems, "queues"):
+            queue = _queue_def(name, knode, vnode, problems)
+            if queue is not None:
+                queues[name] = queue
+    elif qnode is not MISSING:
+        problems.at(qnode, "queues: expected a mapping of queue name: {asterisk: ...}")
+    if isinstance(fallback, str) and qnode is not MISSING and fallback not in queues:
+        where = top.items["fallback"][1] if "fallback" in top.items else root
+        problems.at(where, f"fallback queue '{fallback}' is not one of the queues")
+    if problems.errors:
+        return None, problems.items
+    return QueueConfig(queues, fallback), problems.items
+
+
+def _queue_def(name: str, knode: yaml.Node, vnode: yaml.Node, problems: Problems) -> QueueDef | None:
+    if not names.NAME.ok(name):
+        problems.at(knode, f"queue '{name}': 名称无效 (invalid name): {names.NAME.what}")
+        return None
+    if not isinstance(vnode, yaml.MappingNode):
+        problems.at(vnode, f"queue '{name}': needs 'asterisk: <queue name in queues.conf>'")
+        return None
+    r = Reader(vnode, problems, f"queue '{name}'", [])
+    asterisk = r.take("asterisk", read_text, required=True)
+    label = r.take("label", read_text, default="")
+    emergency = r.take("emergency", read_bool, default=False)
+    r.finish()
+    if asterisk is MISSING:
+        return None
+    if not names.PBX_TOKEN.ok(asterisk):
+        problems.at(r.items["asterisk"][1], f"queue '{name}': needs 'asterisk: <queue name in queues.conf>'")
+        return None
+    return QueueDef(name, asterisk, label if isinstance(label, str) else "", emergency is True)
+
+
 def load_queue_config(queue_dir: Path) -> QueueConfig:
     path = queue_dir / "queues.yaml"
-    raw = yamlfile.load(yamlfile.read(path), str(path)) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'queues:'")
-    errors = []
-    queues = {}
-    for name, spec in (raw.get("queues") or {}).items():
-        if not names.NAME.ok(name):
-            errors.append(f"{path}: queue '{name}': 名称无效 (invalid name): {names.NAME.what}")
-            continue
-        if not isinstance(spec, dict) or not names.PBX_TOKEN.ok(spec.get("asterisk")):
-            errors.append(f"{path}: queue '{name}': needs 'asterisk: <queue name in queues.conf>'")
-            continue
-        unknown = set(spec) - {"asterisk", "label", "emergency"}
-        if unknown:
-            errors.append(f"{path}: queue '{name}': unknown key(s) {', '.join(sorted(unknown))}")
-        queues[name] = QueueDef(name, spec["asterisk"], str(spec.get("label", "")), bool(spec.get("emergency", False)))
-    fallback = raw.get("fallback", "general")
-    if fallback not in queues:
-        errors.append(f"{path}: fallback queue '{fallback}' is not one of the queues")
-    if errors:
-        raise ConfigError("\n".join(errors))
-    return QueueConfig(queues, fallback)
+    qc, problems = parse_queue_config(yamlfile.read(path, QUEUES_FILE))
+    if qc is None:
+        raise ConfigError("\n".join(str(p) for p in problems if not p.warning))
+    return qc
 
 
-class AsteriskConfig(_PystConfig):
+class AsteriskConfig(_PystConfig):  # type: ignore[misc]  # pyst2 ships no type hints
     """pyst2's parser, reading the file with a context manager (its own ``load``
     leaves the file open)."""
 
-    def load(self):
+    def load(self) -> None:
         with open(self.filename, encoding="utf-8") as fh:
             self.raw_lines = fh.readlines()
 
@@ -98,27 +170,36 @@ def _names(folder: Path, suffix: str) -> frozenset[str]:
     return frozenset(p.stem for p in folder.glob(f"*{suffix}")) if folder.is_dir() else frozenset()
 
 
+def number_list(text: str) -> frozenset[str]:
+    nums = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return frozenset(n for n in nums if n)
+
+
+def calendar_dates(text: str, path: str) -> tuple[frozenset[dt.date], list[Problem]]:
+    dates: set[dt.date] = set()
+    problems: list[Problem] = []
+    for i, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        try:
+            dates.add(dt.date.fromisoformat(entry))
+        except ValueError:
+            problems.append(Problem(path, i, 1, f"'{entry}' is not a date YYYY-MM-DD"))
+    return frozenset(dates), problems
+
+
 def load_number_lists(flows_dir: Path) -> dict[str, frozenset[str]]:
-    out = {}
-    for p in sorted((flows_dir / "lists").glob("*.txt")):
-        nums = (line.split("#", 1)[0].strip() for line in p.read_text(encoding="utf-8").splitlines())
-        out[p.stem] = frozenset(n for n in nums if n)
-    return out
+    return {p.stem: number_list(p.read_text(encoding="utf-8")) for p in sorted((flows_dir / "lists").glob("*.txt"))}
 
 
 def load_calendars(flows_dir: Path) -> dict[str, frozenset[dt.date]]:
     out = {}
     for p in sorted((flows_dir / "calendars").glob("*.txt")):
-        dates = set()
-        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
-                continue
-            try:
-                dates.add(dt.date.fromisoformat(text))
-            except ValueError as exc:
-                raise ConfigError(f"{p}:{i}:1: '{text}' is not a date YYYY-MM-DD") from exc
-        out[p.stem] = frozenset(dates)
+        dates, problems = calendar_dates(p.read_text(encoding="utf-8"), str(p))
+        if problems:
+            raise ConfigError("\n".join(str(x) for x in problems))
+        out[p.stem] = dates
     return out
 
 
@@ -185,32 +266,55 @@ class Operations:
 
     plan: Plan | None
     seats: Seats | None
-    announcements: dict
+    announcements: AnnouncementSets
     problems: list[Problem]
     policy: Policy | None = None      # callback/policy.yaml
 
 
-def load_operations(project: Project, tz, now: dt.datetime | None = None) -> Operations:
-    from ivr.callback.policy import load_policy
-    from ivr.contingency.plan import load_plan, load_seats
-    from ivr.prompts.announcements import load_announcements
+def load_operations(project: Project, tz: ZoneInfo, now: dt.datetime | None = None) -> Operations:
+    return operations_from_texts(read_texts(project.home), prompt_names(project.home / "prompts"), tz, now)
+
+
+def operations_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz: ZoneInfo,
+                          now: dt.datetime | None = None) -> Operations:
+    """The plan, seat groups, announcement sets and callback policy, each file
+    checked against the others (a plan naming a set that is not there, a queue
+    that is not one): ``texts`` maps a file's path in the project (e.g.
+    ``queue/contingency.yaml``) to its text; a file that is absent takes its
+    default, as on disk."""
+    from ivr.callback.policy import Policy, parse_policy
+    from ivr.contingency.plan import Level, Plan, Seats, parse_plan, parse_seats
+    from ivr.prompts.announcements import parse_announcements
 
     problems: list[Problem] = []
-    prompts = prompt_names(project.home / "prompts")
-    sets, p = load_announcements(project.home / "prompts", tz, prompts, now)
-    problems += p
-    seats, p = load_seats(project.home / "queue")
-    problems += p
-    queues = load_queue_config(project.home / "queue")
-    plan, p = load_plan(project.home / "queue", queues=frozenset(queues.queues), announcement_sets=frozenset(sets),
-                        seat_groups=frozenset(seats.groups) if seats else None)
-    problems += p
-    policy, p = load_policy(project.home / "callback")
-    problems += p
+    sets: AnnouncementSets = {}
+    if ANNOUNCEMENTS_FILE in texts:
+        sets, p = parse_announcements(texts[ANNOUNCEMENTS_FILE], ANNOUNCEMENTS_FILE, tz=tz, prompts=prompts, now=now)
+        problems += p
+    seats: Seats | None = Seats()
+    if SEATS_FILE in texts:
+        seats, p = parse_seats(texts[SEATS_FILE], SEATS_FILE)
+        problems += p
+    queue_names: frozenset[str] | None = None
+    if QUEUES_FILE in texts:
+        qc, p = parse_queue_config(texts[QUEUES_FILE])
+        problems += p
+        queue_names = frozenset(qc.queues) if qc else None
+    else:
+        problems.append(Problem(QUEUES_FILE, 1, 1, "缺少队列文件 (the file is missing)"))
+    plan: Plan | None = Plan((Level(0, "正常", "normal"), Level(1, "高峰", "peak")))
+    if PLAN_FILE in texts:
+        plan, p = parse_plan(texts[PLAN_FILE], PLAN_FILE, queues=queue_names, announcement_sets=frozenset(sets),
+                             seat_groups=frozenset(seats.groups) if seats else None)
+        problems += p
+    policy: Policy | None = Policy()
+    if POLICY_FILE in texts:
+        policy, p = parse_policy(texts[POLICY_FILE], POLICY_FILE)
+        problems += p
     return Operations(plan, seats, sets, problems, policy)
 
 
-def require_operations(project: Project, tz) -> Operations:
+def require_operations(project: Project, tz: ZoneInfo) -> Operations:
     ops = load_operations(project, tz)
     errors = [str(p) for p in ops.problems if not p.warning]
     if errors:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -201,29 +202,61 @@ def _load_file(home: Path, env: dict[str, str], errors: list[str]) -> dict[str, 
     return out
 
 
-def _seconds(get, name: str, lo: float, hi: float, default: float, errors: list[str]) -> float:
+def _seconds(get: Callable[[str], str | None], name: str, lo: float, hi: float, default: float,
+             errors: list[str]) -> float:
     """A number of seconds within [lo, hi]; a wrong value is named in ``errors``."""
+    raw = get(name)
     try:
-        value = float(get(name))
+        value = float(raw) if raw is not None else float("nan")   # unset: named as wrong below
         if lo <= value <= hi:
             return value
     except (TypeError, ValueError):
         pass
-    errors.append(f"{name}={get(name)!r}: expected seconds from {lo:g} to {hi:g}")
+    errors.append(f"{name}={raw!r}: expected seconds from {lo:g} to {hi:g}")
     return default
+
+
+def _home(env: dict[str, str], errors: list[str]) -> Path:
+    """IVR_HOME; else the working folder when it holds flows/ and queue/; else the package's own."""
+    if env.get("IVR_HOME"):
+        home = Path(env["IVR_HOME"]).resolve()
+        if not (home / "flows").is_dir():
+            errors.append(f"IVR_HOME={env['IVR_HOME']!r}: no flows/ folder there")
+        return home
+    if (Path.cwd() / "flows").is_dir() and (Path.cwd() / "queue").is_dir():
+        return Path.cwd()
+    return PACKAGE_HOME
+
+
+def _check_redis_url(redis_url: str | None, errors: list[str]) -> None:
+    if redis_url and redis_url.startswith("redis+sentinel://"):
+        from ivr.redisdb.server import parse_sentinel_url
+        try:
+            parse_sentinel_url(redis_url)
+        except ValueError as exc:
+            errors.append(f"IVR_REDIS_URL: {exc}")
+    elif redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        errors.append(f"IVR_REDIS_URL={redis_url!r}: expected redis://HOST:PORT/DB, unix:///path or "
+                      "redis+sentinel://HOST:26379,HOST:26379/SERVICE/DB")
+
+
+def _timezone(name: str, value: str, errors: list[str]) -> ZoneInfo:
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(f"{name}={value!r}: not a known time zone (e.g. Asia/Shanghai)")
+        return ZoneInfo("UTC")
+
+
+def _one_of(name: str, value: str | None, allowed: tuple[str | None, ...], expected: str, errors: list[str]) -> None:
+    if value not in allowed:
+        errors.append(f"{name}={value!r}: expected {expected}")
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     errors: list[str] = []
-    if env.get("IVR_HOME"):
-        home = Path(env["IVR_HOME"]).resolve()
-        if not (home / "flows").is_dir():
-            errors.append(f"IVR_HOME={env['IVR_HOME']!r}: no flows/ folder there")
-    elif (Path.cwd() / "flows").is_dir() and (Path.cwd() / "queue").is_dir():
-        home = Path.cwd()
-    else:
-        home = PACKAGE_HOME
+    home = _home(env, errors)
     merged = {**_load_file(home, env, errors), **{k: v for k, v in env.items() if k in SETTINGS_HELP}}
 
     def get(name: str) -> str | None:
@@ -238,37 +271,22 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
     data_dir = Path(get("IVR_DATA_DIR") or home / "var").resolve()
     redis_url = get("IVR_REDIS_URL")
-    if redis_url and redis_url.startswith("redis+sentinel://"):
-        from ivr.redisdb.server import parse_sentinel_url
-        try:
-            parse_sentinel_url(redis_url)
-        except ValueError as exc:
-            errors.append(f"IVR_REDIS_URL: {exc}")
-    elif redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        errors.append(f"IVR_REDIS_URL={redis_url!r}: expected redis://HOST:PORT/DB, unix:///path or "
-                      "redis+sentinel://HOST:26379,HOST:26379/SERVICE/DB")
+    _check_redis_url(redis_url, errors)
     agi = _host_port("IVR_AGI_LISTEN", get_or_default("IVR_AGI_LISTEN"), errors)
     http = _host_port("IVR_HTTP_LISTEN", get_or_default("IVR_HTTP_LISTEN"), errors)
     ami_url = get("IVR_AMI_URL")
     ami = _ami("IVR_AMI_URL", ami_url, errors) if ami_url else None
-    try:
-        tz = ZoneInfo(get_or_default("IVR_TIMEZONE"))
-    except (ZoneInfoNotFoundError, ValueError):
-        errors.append(f"IVR_TIMEZONE={get('IVR_TIMEZONE')!r}: not a known time zone (e.g. Asia/Shanghai)")
-        tz = ZoneInfo("UTC")
+    tz = _timezone("IVR_TIMEZONE", get_or_default("IVR_TIMEZONE"), errors)
     drain_s = _seconds(get, "IVR_DRAIN_S", 0, 3600, 30.0, errors)
     log_format = get("IVR_LOG_FORMAT") or ("console" if os.isatty(2) else "json")
-    if log_format not in ("json", "console"):
-        errors.append(f"IVR_LOG_FORMAT={log_format!r}: expected json or console")
+    _one_of("IVR_LOG_FORMAT", log_format, ("json", "console"), "json or console", errors)
     log_level = get_or_default("IVR_LOG_LEVEL").lower()
-    if log_level not in ("debug", "info", "warning", "error"):
-        errors.append(f"IVR_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
+    _one_of("IVR_LOG_LEVEL", log_level, ("debug", "info", "warning", "error"), "debug, info, warning or error",
+            errors)
     contingency_mode = get("IVR_CONTINGENCY_MODE") or None
-    if contingency_mode not in (None, "auto", "propose"):
-        errors.append(f"IVR_CONTINGENCY_MODE={contingency_mode!r}: expected auto or propose")
+    _one_of("IVR_CONTINGENCY_MODE", contingency_mode, (None, "auto", "propose"), "auto or propose", errors)
     leader = (get("IVR_LEADER") or "yes").lower()
-    if leader not in ("yes", "no"):
-        errors.append(f"IVR_LEADER={leader!r}: expected yes or no")
+    _one_of("IVR_LEADER", leader, ("yes", "no"), "yes or no", errors)
     dialstring = get_or_default("IVR_TRANSFER_DIALSTRING")
     if "{number}" not in dialstring:
         errors.append(f"IVR_TRANSFER_DIALSTRING={dialstring!r}: must contain {{number}}")

@@ -7,11 +7,12 @@ import time
 import pytest
 from redis.exceptions import ResponseError
 
-from ivr.audit.chain import AuditLog, StaleState
+from ivr.audit.chain import AuditLog
 from ivr.callback import scripts
 from ivr.callback.policy import DEFAULT_DEADLINES, rank
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.callback.trail import read_trail
+from ivr.errors import StaleState
 from ivr.redisdb import keys
 
 

@@ -276,3 +276,30 @@ async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path
     assert "wall=1" not in page.url
     if os.environ.get("IVR_SCREENSHOTS"):
         await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "seats.png"), full_page=True)
+
+
+async def test_a_seat_manager_sees_a_broken_file_and_rolls_back_a_version_with_one_click(site, browser, redis):
+    """Issue 21: the console reads the configuration in force, shows a file
+    broken on disk as a warning, and rolls a file back from its history."""
+    import time
+
+    from ivr.services import config as config_service
+    base, home = site
+    tz = load_settings({"IVR_HOME": str(home)}).timezone
+    await config_service.publish_files(redis, home, tz, by="setup", clock=time.time)
+    plan = home / "queue" / "contingency.yaml"
+    original = plan.read_text(encoding="utf-8")
+    await config_service.save(redis, home, tz, "queue/contingency.yaml", original.replace("levels:", "# v2\nlevels:", 1),
+                              by="boss", note="v2", clock=time.time)
+    (home / "queue" / "seats.yaml").write_text("groups: [\n", encoding="utf-8")      # broken by hand on disk
+    page = await sign_in(browser, base, "boss")
+    await page.goto(f"{base}/console/config")
+    await page.wait_for_selector("text=磁盘上的文件有错误")
+    assert "queue/seats.yaml" in await page.inner_text("#diskproblems")
+    await page.click("a.pick[data-path='queue/contingency.yaml']")
+    await page.wait_for_selector("button.rb")
+    page.on("dialog", lambda d: d.accept())
+    await page.click("button.rb[data-version='1']")
+    await page.wait_for_selector("#saved")
+    assert plan.read_text(encoding="utf-8") == original
+    assert [v.how for v in await config_service.ConfigStore(redis).versions("queue/contingency.yaml")][-1] == "rollback"

@@ -146,7 +146,8 @@ async def test_flac_and_absurd_audio_are_refused_in_the_child_not_the_engine(web
 
 @needs_ffmpeg
 def test_the_decoder_child_is_killed_at_its_wall_timeout(tmp_path):
-    from ivr.prompts.audio import AudioRefused, convert
+    from ivr.errors import AudioRefused
+    from ivr.prompts.audio import convert
 
     data = _ffmpeg(tmp_path, "t.mp3", "-i", "sine=duration=5")
     with pytest.raises(AudioRefused) as exc:
@@ -307,11 +308,11 @@ async def test_a_nested_multipart_upload_is_a_400_not_a_500(web):
 
 
 async def test_an_unexpected_error_is_a_generic_500_never_a_traceback(web, monkeypatch):
-    import ivr.web.app as app_mod
+    import ivr.services.status as status_mod
 
     async def broken(redis):
         raise RuntimeError("secret internals /etc/ivr")
-    monkeypatch.setattr(app_mod, "read_live", broken)
+    monkeypatch.setattr(status_mod, "live", broken)
     c, _ = await web()
     r = await c.get("/metrics")
     text = await r.text()

@@ -7,10 +7,10 @@ import pytest
 
 from ivr import logs
 from ivr.agi.fastagi import FastAgiServer
+from ivr.calls.service import read_summary
 from ivr.flow.store import FlowStore
 from ivr.redisdb import keys
 from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
-from ivr.runtime.call_service import read_summary
 from ivr.runtime.engine import Engine
 from ivr.settings import load_settings
 

@@ -9,12 +9,12 @@ import pytest
 from ivr import logs
 from ivr.agi.channel import AgiChannel
 from ivr.call_channel import CallInfo, QueueStatus
+from ivr.calls.service import LiveState
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter, RunnerConfig
 from ivr.flow.references import Catalog
 from ivr.project import Project, check_files, check_flow_texts, load_operations
 from ivr.rehearsal.sim.agi_peer import Caller, InMemoryTransport, QueueOutcome, SimChannel
-from ivr.runtime.call_service import LiveState
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOON = dt.datetime(2026, 11, 23, 12, 0, tzinfo=TZ)

@@ -103,8 +103,8 @@ async def test_a_failing_part_is_restarted_and_its_health_reported(redis, monkey
     assert "redis restarting" in health["parts"]["capture"]["last_error"]
     await asyncio.sleep(1.2)                            # published each round for `ivr status`
     from ivr.cli.engine import leader_line
-    from ivr.redisdb import keys
-    line = leader_line(await redis.get(keys.LEADER_HEALTH))
+    from ivr.services.status import leader_health
+    line = leader_line(await leader_health(redis))
     assert "capture 运行 running, 2 次重启 restarts" in line
     ta.cancel()
     await asyncio.gather(ta, return_exceptions=True)

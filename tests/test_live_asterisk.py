@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from ivr import logs
+from ivr.calls.service import read_summary
 from ivr.redisdb import keys
-from ivr.runtime.call_service import read_summary
 from ivr.runtime.engine import Engine
 from ivr.settings import load_settings
 

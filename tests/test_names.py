@@ -8,8 +8,8 @@ import pytest
 
 from ivr import names
 from ivr.accounts.store import Accounts
-from ivr.agi.protocol import UnsafeCommand, quote
-from ivr.errors import IvrError
+from ivr.agi.protocol import quote
+from ivr.errors import IvrError, UnsafeCommand
 from ivr.flow.loader import parse_flow
 from ivr.prompts.announcements import parse_announcements
 from tests.test_agi_channel import channel

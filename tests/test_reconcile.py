@@ -9,9 +9,9 @@ from ivr import logs
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.reconcile import QueueReconciler
 from ivr.callback.store import CallbackStore
+from ivr.calls.service import CallSummaries, read_summary
 from ivr.clock import WallClock
 from ivr.redisdb import keys
-from ivr.runtime.call_service import CallSummaries, read_summary
 
 LOG = logs.get("test")
 

@@ -12,7 +12,8 @@ import pytest
 from ivr import logs
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.store import CallbackStore
-from ivr.redisdb.durable import NotReplicated, Replication
+from ivr.errors import NotReplicated
+from ivr.redisdb.durable import Replication
 from ivr.redisdb.server import connect, parse_sentinel_url
 from ivr.rehearsal.sim.sentinel_set import SentinelSet
 from tests.test_callbacks import ALL_DAY, TZ, add_call

@@ -1,7 +1,17 @@
-"""The package's shape, checked from its source: no two modules of ``ivr``
-import each other in a circle; the command line (``ivr.cli``) and the web
-(``ivr.web``) are adapters over ``ivr.services``, and no module reaches into
-another's private names.
+"""The package's shape, checked from its source (docs/architecture.md draws it):
+
+    adapters   ivr.cli, ivr.web, ivr.rehearsal, ivr.agi.classic   (and ivr.runtime,
+               the engine's composition root, which serves the calls)
+    services   ivr.services                 what staff do, for the CLI and the web alike
+    domain     flow, contingency, callback, calls, prompts, audit, accounts, configset,
+               admission, ami, agi, project
+    base       redisdb, yamldoc, errors, names, logs, clock, settings, metrics, ...
+
+Imports only point down (or sideways within a layer); the CLI and the web
+reach the stores only through the services, with a short allow-list below,
+each entry with its reason; the production commands never import the
+simulator (``ivr.rehearsal``); no two modules import each other in a circle,
+and no module reaches into another's private names.
 
 The import graph is built from every module's syntax tree. Every import
 counts, also one inside a function: a cycle through a function-level import
@@ -158,3 +168,70 @@ def test_the_graph_sees_function_level_and_relative_imports(tmp_path):
     assert graph["ivr.c"] == {"ivr.sub.a"}
     assert cycles(graph) == [["ivr.sub.a", "ivr.sub.b"]]
     assert private == [("ivr.sub.a", "ivr.sub.b", "_g")]
+
+
+LAYERS = {  # (prefixes) -> layer; anything not listed is domain (2)
+    4: ("ivr.cli", "ivr.web", "ivr.rehearsal", "ivr.agi.classic", "ivr.__main__"),
+    3: ("ivr.services", "ivr.runtime"),
+    1: ("ivr.redisdb", "ivr.yamldoc", "ivr.errors", "ivr.names", "ivr.logs", "ivr.clock", "ivr.settings",
+        "ivr.aio", "ivr.call_channel", "ivr.child_process", "ivr.stats", "ivr.metrics"),
+}
+# What the CLI and the web must reach only through ivr.services: the stores
+# (Redis, the files on disk) and the AMI link.
+STORES = ("ivr.redisdb.keys", "ivr.redisdb.live", "ivr.redisdb.replies", "ivr.redisdb.durable", "ivr.audit.chain",
+          "ivr.ami", "ivr.project", "ivr.configset", "ivr.flow.registry", "ivr.callback.report_data",
+          "ivr.callback.trail")
+ALLOWED = {
+    ("ivr.web.context", "ivr.accounts.store"): "the guard checks the session or token of every request",
+    ("ivr.web.app", "ivr.accounts.store"): "sign-in and sign-out create and end sessions",
+    ("ivr.web.context", "ivr.audit.chain"): "the console's own log of sign-ins and edits (keys.CONSOLE_AUDIT)",
+    ("ivr.web.context", "ivr.redisdb.keys"): "that log's key",
+    ("ivr.web.login_limit", "ivr.audit.chain"): "the sign-in limiter records the blocks it imposes",
+    ("ivr.web.login_limit", "ivr.redisdb.keys"): "the sign-in limiter's own counters",
+}
+
+
+def layer(module: str) -> int:
+    for n, prefixes in LAYERS.items():
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return n
+    return 2
+
+
+def _under(module: str, prefixes) -> bool:
+    return any(module == p or module.startswith(p + ".") or module.endswith(".store") and p == "*.store"
+               for p in prefixes)
+
+
+def test_imports_point_down_the_layers():
+    graph, _ = import_graph(_modules())
+    upward = sorted((m, t) for m, ts in graph.items() for t in ts if layer(t) > layer(m))
+    assert not upward, "imports up the layers (adapters > services/runtime > domain > base): " + \
+        ", ".join(f"{m} -> {t}" for m, t in upward)
+
+
+def test_the_cli_and_the_web_reach_the_stores_only_through_the_services():
+    graph, _ = import_graph(_modules())
+    direct = sorted((m, t) for m, ts in graph.items() if _in_adapters(m) for t in ts
+                    if (_under(t, STORES) or t.endswith(".store")) and (m, t) not in ALLOWED)
+    assert not direct, "the CLI or the web reaches a store directly (add a service): " + \
+        ", ".join(f"{m} -> {t}" for m, t in direct)
+    unused = sorted(k for k in ALLOWED if k[1] not in graph.get(k[0], set()))
+    assert not unused, f"allow-list entries no longer needed (remove them): {unused}"
+
+
+def test_the_production_commands_never_import_the_simulator():
+    graph, _ = import_graph(_modules())
+    production = [m for m in graph if not m.startswith("ivr.rehearsal")]
+    reach = sorted((m, t) for m in production for t in graph[m] if t.startswith("ivr.rehearsal")
+                   and (m, t) != ("ivr.cli", "ivr.rehearsal.commands"))
+    assert not reach, reach
+
+
+def test_ivr_serve_loads_no_rehearsal_module():
+    import subprocess
+    import sys
+    code = ("import sys, ivr.cli; ivr.cli.build_parser(['serve']); import ivr.runtime.engine; "
+            "print(sorted(m for m in sys.modules if m.startswith('ivr.rehearsal')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

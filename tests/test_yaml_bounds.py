@@ -58,7 +58,7 @@ def test_plain_yaml_files_refuse_anchors(tmp_path: Path):
     (tmp_path / "queues.yaml").write_text("queues:\n  general: &g {asterisk: general-q}\n  other: *g\n")
     with pytest.raises(ConfigError) as err:
         load_queue_config(tmp_path)
-    assert str(err.value) == f"{tmp_path / 'queues.yaml'}:2:12: {MESSAGE}"
+    assert str(err.value) == f"queue/queues.yaml:2:12: {MESSAGE}"
 
 
 def test_size_and_depth_caps(tmp_path: Path):
@@ -79,3 +79,19 @@ def test_shipped_files_still_load(project_home):
     assert "main" in flows and not [p for p in problems if not p.warning]
     ops = load_operations(Project(project_home), ZoneInfo("Asia/Shanghai"))
     assert not [p for p in ops.problems if not p.warning]
+
+
+@pytest.mark.parametrize("text, line, starts", [
+    ("a:\n  b: 1\n c: 2\n", 3, "缩进有误"),
+    ("a:\n\tb: 1\n", 2, "不能用制表符"),
+    ("a: b: c\n", 1, "这里不能再有“键: 值”"),
+])
+def test_common_yaml_mistakes_are_told_the_way_staff_fix_them(text, line, starts):
+    """Issue 18: an indentation mistake read "expected <block end>, but found
+    '<block mapping start>'", with nothing about indentation."""
+    from ivr.yamldoc.problems import Problems
+    from ivr.yamldoc.schema import compose_mapping
+    problems = Problems("queue/seats.yaml")
+    assert compose_mapping(text, problems, "'groups:'") is None
+    (p,) = problems.items
+    assert p.line == line and p.message.startswith(starts), str(p)

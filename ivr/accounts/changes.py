@@ -8,6 +8,8 @@ import getpass
 import os
 import time
 
+import redis.asyncio as aioredis
+
 from ivr.audit.chain import AuditLog
 from ivr.redisdb import keys
 
@@ -18,8 +20,10 @@ def actor() -> str:
     return os.environ.get("IVR_USER") or f"cli:{getpass.getuser()}"
 
 
-async def record_user_change(redis, kind: str, user: str, *, by: str | None = None, **fields) -> None:
+async def record_user_change(redis: aioredis.Redis, kind: str, user: str, *, by: str | None = None,
+                             **fields: str) -> None:
     """``kind``: user_added | password_changed | token_issued | role_changed |
-    user_removed. ``by``: who (default: ``actor()``)."""
+    user_removed. ``by``: who (default: ``actor()``). ``fields``: what else the
+    entry says (a role, a token's label)."""
     await AuditLog(redis, keys.USERS_AUDIT).append(
         [{"kind": kind, "user": user, **fields, "by": by or actor(), "at": time.time()}])

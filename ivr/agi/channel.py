@@ -20,7 +20,7 @@ from ivr.agi.protocol import (
 )
 from ivr.call_channel import CallInfo, QueueResult, QueueStatus, RecordResult
 from ivr.errors import AgiCommandFailed, CallerHungUp, PromptMissing
-from ivr.runtime.metrics import AGI_COMMAND_SECONDS
+from ivr.metrics import AGI_COMMAND_SECONDS
 
 _VARIABLE_NAME = names.CHANNEL_VARIABLE
 # Prompt names, queue names and dial strings reach EXEC/STREAM FILE; the flow

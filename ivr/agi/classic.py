@@ -16,6 +16,7 @@ import os
 import select
 import sys
 import time
+from typing import TextIO, cast
 
 from asterisk.agi import AGI
 
@@ -23,14 +24,14 @@ from ivr import logs
 from ivr.agi.channel import AgiChannel
 from ivr.agi.protocol import parse_header
 from ivr.call_channel import CallInfo
+from ivr.calls.service import summary_fields
 from ivr.errors import AgiClosed, AgiTimeout, ConfigError, FlowInvalid
 from ivr.flow.conditions import CallFacts
 from ivr.project import Project, check_files, load_calendars, load_number_lists, require_valid
-from ivr.runtime.call_service import summary_fields
 from ivr.settings import load_settings
 
 
-class SafeAGI(AGI):
+class SafeAGI(AGI):  # type: ignore[misc]  # pyst2 ships no hints: its AGI is Any
     """pyst2's AGI with the environment block read by ``parse_header``: pyst2's
     own reader lets a later duplicate key win and strips characters a caller
     controls. Give it a stdin that splits lines on "\n" only (``stdin_text``):
@@ -62,7 +63,7 @@ class PipeTransport:
 
     @property
     def hangup_signalled(self) -> bool:
-        return self.agi._got_sighup
+        return cast(bool, self.agi._got_sighup)    # pyst2's SIGHUP flag
 
     def write_line(self, line: str) -> None:
         try:
@@ -72,7 +73,7 @@ class PipeTransport:
             raise AgiClosed("Asterisk closed the pipe") from exc
 
     async def read_line(self, timeout_s: float) -> str:
-        stdin = self.agi.stdin
+        stdin = cast(TextIO, self.agi.stdin)        # stdin_text(), or pyst2's sys.stdin
         # One process, one call: blocking here is fine, but never forever.
         ready, _, _ = select.select([stdin], [], [], timeout_s)
         if not ready:

@@ -12,7 +12,7 @@ import asyncio
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ivr.agi.protocol import parse_header, split_header_lines
 from ivr.errors import AgiClosed, AgiTimeout
@@ -41,11 +41,11 @@ class AgiConnection(asyncio.Protocol):
         self.transport: asyncio.Transport  # set by connection_made, before any other call
         self.buf = b""
         self.lines: deque[str] = deque()
-        self.waiter: asyncio.Future | None = None
+        self.waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.header_done = False
         self.header_timer: asyncio.TimerHandle | None = None
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
@@ -140,7 +140,7 @@ class AgiConnection(asyncio.Protocol):
             self.transport.close()
 
 
-def _expire(w: asyncio.Future) -> None:
+def _expire(w: asyncio.Future[None]) -> None:
     if not w.done():
         w.set_result(None)
 
@@ -155,7 +155,7 @@ class FastAgiServer:
         self.port = port
         self.log = log
         self.server: asyncio.AbstractServer | None = None
-        self.calls: set[asyncio.Task] = set()
+        self.calls: set[asyncio.Task[Any]] = set()   # asyncio.current_task() of each call
         self.waiting_header: set[AgiConnection] = set()
         self.accepting = False
         self.loop: asyncio.AbstractEventLoop | None = None

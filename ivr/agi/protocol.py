@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ivr.errors import AgiError
+from ivr.errors import AgiParseError, UnsafeCommand
 
 HANGUP_NOTICE = "HANGUP"
 DEAD_CHANNEL = 511
@@ -46,10 +46,6 @@ class AgiResponse:
             return int(self.result)
         except ValueError:
             return 0
-
-
-class AgiParseError(AgiError, ValueError):
-    """The peer sent an answer line that is not AGI (a ValueError too, as it was)."""
 
 
 def parse_response(line: str) -> AgiResponse:
@@ -115,11 +111,6 @@ def parse_header(lines: Iterable[str]) -> tuple[dict[str, str], list[str]]:
             continue
         env[kv[0]] = kv[1]
     return env, duplicates
-
-
-class UnsafeCommand(ValueError):
-    """A command (or one of its arguments) would carry a line break: refused,
-    never sent, never silently altered."""
 
 
 def checked_command(line: str) -> str:

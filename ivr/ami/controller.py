@@ -23,13 +23,14 @@ import codecs
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypedDict, cast
 
 import redis.asyncio as aioredis
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
 from ivr.aio import cancelling
-from ivr.ami.model import LiveModel
+from ivr.ami.model import AmiEvent, LiveModel
 from ivr.logs import Log
 from ivr.redisdb.live import write_live
 
@@ -38,9 +39,14 @@ BACKOFF_MAX_S = 30.0
 ACTION_TIMEOUT_S = 5.0
 RESYNC_RETRY_S = 2.0      # logged in but the first QueueStatus failed (a PBX still starting): try again
 
+# What panoramisk's loop.create_connection task resolves to.
+_Connected = tuple[asyncio.BaseTransport, asyncio.BaseProtocol]
+# A plain function called with every AMI event (the callback scheduler, the reconciler).
+Listener = Callable[[AmiEvent], None]
 
-class _Utf8Protocol(AMIProtocol):
-    def connection_made(self, transport):
+
+class _Utf8Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no hints: its classes are Any
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
@@ -57,20 +63,20 @@ class _Everything:
     carried it out already: a re-sent Originate dials a citizen twice. So every
     action is forgettable here and ``AmiController.act`` decides what to retry."""
 
-    def __contains__(self, item) -> bool:
+    def __contains__(self, item: object) -> bool:
         return True
 
 
-class _Link(Manager):
+class _Link(Manager):  # type: ignore[misc]  # panoramisk ships no hints: its classes are Any
     """panoramisk Manager with backoff and a clean stop."""
 
-    def __init__(self, **config) -> None:
+    def __init__(self, **config: object) -> None:
         super().__init__(protocol_factory=_Utf8Protocol, reconnect_timeout=0, ping_delay=3600,
                          ping_interval=3600, forgetable_actions=_Everything(), **config)
         self.reconnect_timeout = BACKOFF_FIRST_S
         self.stopping = False
 
-    def connection_made(self, f):
+    def connection_made(self, f: asyncio.Future[_Connected]) -> None:
         if self.stopping:
             if not f.cancelled() and f.exception() is None:
                 f.result()[0].close()
@@ -79,30 +85,36 @@ class _Link(Manager):
             self.reconnect_timeout = min(BACKOFF_MAX_S, self.reconnect_timeout * 2)
         super().connection_made(f)
 
-    def connect(self, *a, **kw):
+    def connect(self, *a: object, **kw: object) -> asyncio.Task[_Connected] | None:
         if self.stopping:
             return None
-        return super().connect(*a, **kw)
+        return cast("asyncio.Task[_Connected]", super().connect(*a, **kw))
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
         if self.stopping:
             return
         self.authenticated = False
         super().connection_lost(exc)
         self.reconnect_timeout = min(BACKOFF_MAX_S, self.reconnect_timeout * 2)
 
-    def login(self, future):
-        ok = super().login(future)
+    def login(self, future: asyncio.Future[Any]) -> bool:   # the Login action's answer (a panoramisk Message)
+        ok = cast(bool, super().login(future))
         if ok:
             self.reconnect_timeout = BACKOFF_FIRST_S
         return ok
 
-    def ping(self):  # replaced by AmiController._watchdog
+    def ping(self) -> None:  # replaced by AmiController._watchdog
         pass
 
     def stop(self) -> None:
         self.stopping = True
         self.close()
+
+
+class ActionSummary(TypedDict):
+    ok: bool
+    message: str
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +124,13 @@ class ActionResult:
     attempts: int
     response: object = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> ActionSummary:
         return {"ok": self.ok, "message": self.message, "attempts": self.attempts}
 
 
 class AmiController:
     def __init__(self, *, host: str, port: int, username: str, secret: str, model: LiveModel,
-                 redis: aioredis.Redis | None, log, publish_s: float = 0.25, resync_s: float = 30.0,
+                 redis: aioredis.Redis | None, log: Log, publish_s: float = 0.25, resync_s: float = 30.0,
                  ping_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.model = model
         self.now = clock             # the engine's clock: the live model's windows are in its seconds
@@ -136,8 +148,8 @@ class AmiController:
         self.resyncs = 0
         self.logins = 0
         self._dirty = True
-        self._tasks: list[asyncio.Task] = []
-        self.listeners: list = []        # plain functions called with every event (the callback scheduler)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.listeners: list[Listener] = []    # called with every event (the callback scheduler)
 
     # -- life cycle -----------------------------------------------------------
 
@@ -153,18 +165,18 @@ class AmiController:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._publish()
 
-    def _on_login(self, manager) -> None:
+    def _on_login(self, manager: _Link) -> None:
         self.logins += 1
         self.logged_in = True
         self.log.info("ami_logged_in", logins=self.logins)
         self._tasks.append(asyncio.create_task(self.resync()))
 
-    def _on_disconnect(self, manager, exc) -> None:
+    def _on_disconnect(self, manager: _Link, exc: Exception | None) -> None:
         self.logged_in = False
         self.ready.clear()
         self.log.warning("ami_disconnected", error=repr(exc), retry_in_s=manager.reconnect_timeout)
 
-    def _on_event(self, manager, event) -> None:
+    def _on_event(self, manager: _Link, event: AmiEvent) -> None:
         self.model.apply(event, self.now())
         self._dirty = True
         for listener in self.listeners:
@@ -310,12 +322,12 @@ class _PanoramiskLog:
     def __init__(self, log: Log) -> None:
         self._log = log
 
-    def debug(self, *a, **kw):
+    def debug(self, *a: object, **kw: object) -> None:
         pass
 
     info = debug
 
-    def warning(self, msg, *a, **kw):
+    def warning(self, msg: object, *a: object, **kw: object) -> None:
         self._log.debug("panoramisk", message=str(msg) % a if a else str(msg))
 
     error = exception = warning

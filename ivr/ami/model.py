@@ -17,6 +17,7 @@ import statistics
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, NotRequired, TypedDict
 
 from ivr.logs import mask_number
 from ivr.stats import percentile
@@ -26,6 +27,74 @@ DEVICE_STATES = {0: "UNKNOWN", 1: "NOT_INUSE", 2: "INUSE", 3: "BUSY", 4: "INVALI
                  6: "RINGING", 7: "RINGINUSE", 8: "ONHOLD"}
 _DEVICE_BY_NAME = {v: k for k, v in DEVICE_STATES.items()}
 _OFFLINE = {4, 5}
+
+# One AMI event or list entry as panoramisk (or the simulator) parsed it: header
+# -> text, and a repeated header (``ChanVariable``) -> a list of texts. Open by
+# nature: which headers come depends on the event and on Asterisk's version.
+AmiEvent = Mapping[str, Any]
+
+
+class CallerFigures(TypedDict):
+    position: int
+    uniqueid: str
+    number: str                  # masked
+    priority: int
+    wait_s: float
+    emergency: bool
+
+
+class QueueFigures(TypedDict):
+    emergency: bool
+    waiting: int
+    emergency_waiting: int
+    longest_wait_s: float
+    estimated_wait_s: float
+    answered: int
+    abandoned: int
+    withdrawn: int
+    abandon_rate: float
+    service_level: float | None
+    seats: dict[str, int]        # idle | busy | paused | offline | reserved -> count
+    callers: list[CallerFigures]
+
+
+class SeatFigures(TypedDict):
+    interface: str
+    name: str
+    state: str
+    paused_reason: str
+    device: str
+    in_call: bool
+    reserved: bool
+    queues: dict[str, int]       # queue -> penalty
+    calls_taken: int
+
+
+class EmergencyFigures(TypedDict):
+    waiting: int
+    wait_p50_s: float | None
+    wait_p95_s: float | None
+    answered: int
+
+
+class OrdinaryFigures(TypedDict):
+    wait_p50_s: float | None
+    wait_p95_s: float | None
+    answered: int
+
+
+class LiveSnapshot(TypedDict):
+    """What ``LiveModel.snapshot`` returns and ``ivr.redisdb.live`` stores."""
+
+    at: float
+    resynced_at: float | None
+    window_s: float
+    queues: dict[str, QueueFigures]
+    seats: list[SeatFigures]
+    seat_states: dict[str, int]
+    emergency: EmergencyFigures
+    ordinary: OrdinaryFigures
+    ami_connected: NotRequired[bool]     # added by whoever holds the AMI link
 
 
 @dataclass
@@ -83,14 +152,15 @@ class Observation:
     offered: int
 
 
-def _int(value, default: int = 0) -> int:
+def _int(value: Any, default: int = 0) -> int:
+    """An AMI header as a number; a missing (None) or garbled one is ``default``."""
     try:
         return int(value)
     except (TypeError, ValueError):
         return default
 
 
-def _chan_vars(event: Mapping) -> dict[str, str]:
+def _chan_vars(event: AmiEvent) -> dict[str, str]:
     raw = event.get("ChanVariable")
     if raw is None:
         return {}
@@ -121,13 +191,13 @@ class LiveModel:
 
     # -- what happened -------------------------------------------------------
 
-    def apply(self, event: Mapping, now: float) -> None:
+    def apply(self, event: AmiEvent, now: float) -> None:
         handler = _HANDLERS.get(event.get("Event", ""))
         if handler is not None:
             self.events_seen += 1
             handler(self, event, now)
 
-    def rebuild(self, status_events: Iterable[Mapping], now: float) -> None:
+    def rebuild(self, status_events: Iterable[AmiEvent], now: float) -> None:
         """Replace seats and waiting callers with a ``QueueStatus`` answer; keep the
         outcome window (what was answered before a reconnect stays answered)."""
         seats: dict[str, Seat] = {}
@@ -158,7 +228,7 @@ class LiveModel:
         self.withdraw_requested &= set(waiting)
         self.resynced_at = now
 
-    def _fill_seat(self, seat: Seat, ev: Mapping, name_key: str = "MemberName") -> None:
+    def _fill_seat(self, seat: Seat, ev: AmiEvent, name_key: str = "MemberName") -> None:
         queue = ev.get("Queue", "")
         if queue:
             seat.queues[queue] = _int(ev.get("Penalty"))
@@ -180,12 +250,12 @@ class LiveModel:
         return seat.interface in self.reserved_interfaces or (
             bool(seat.queues) and all(q in self.emergency_queues for q in seat.queues))
 
-    def _member_update(self, ev: Mapping, now: float) -> None:
+    def _member_update(self, ev: AmiEvent, now: float) -> None:
         iface = ev.get("Interface", "")
         seat = self.seats.setdefault(iface, Seat(iface))
         self._fill_seat(seat, ev)
 
-    def _member_removed(self, ev: Mapping, now: float) -> None:
+    def _member_removed(self, ev: AmiEvent, now: float) -> None:
         seat = self.seats.get(ev.get("Interface", ""))
         if seat is None:
             return
@@ -195,7 +265,7 @@ class LiveModel:
         else:
             seat.reserved = self._reserved(seat)
 
-    def _device_state(self, ev: Mapping, now: float) -> None:
+    def _device_state(self, ev: AmiEvent, now: float) -> None:
         device, state = ev.get("Device", ""), _DEVICE_BY_NAME.get(ev.get("State", ""))
         if state is None:
             return
@@ -205,7 +275,7 @@ class LiveModel:
             if seat is not None and seat.state_interface == device:
                 seat.status = state
 
-    def _join(self, ev: Mapping, now: float) -> None:
+    def _join(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
         prio = _int(_chan_vars(ev).get("QUEUE_PRIO"))
         self._seq += 1
@@ -213,7 +283,7 @@ class LiveModel:
                                     now, prio, self._seq)
         self.queue_names.add(ev.get("Queue", ""))
 
-    def _abandon(self, ev: Mapping, now: float) -> None:
+    def _abandon(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
         w = self.waiting.get(uid)
         # Asterisk reports a withdrawn caller with QueueCallerAbandon too: counting
@@ -224,10 +294,10 @@ class LiveModel:
         self._record(Outcome(now, ev.get("Queue", ""), kind, hold, self._is_emergency(w, ev.get("Queue", ""))))
         self.waiting.pop(uid, None)
 
-    def _leave(self, ev: Mapping, now: float) -> None:
+    def _leave(self, ev: AmiEvent, now: float) -> None:
         self.waiting.pop(ev.get("Uniqueid", ""), None)
 
-    def _connect(self, ev: Mapping, now: float) -> None:
+    def _connect(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
         w = self.waiting.pop(uid, None)
         queue = ev.get("Queue", "")
@@ -237,7 +307,7 @@ class LiveModel:
         if seat is not None:
             seat.in_call = True
 
-    def _complete(self, ev: Mapping, now: float) -> None:
+    def _complete(self, ev: AmiEvent, now: float) -> None:
         seat = self.seats.get(ev.get("Interface", ""))
         if seat is not None:
             seat.in_call = False
@@ -293,10 +363,10 @@ class LiveModel:
     def emergency_waiting(self) -> list[Waiting]:
         return [w for w in self.waiting.values() if self._is_emergency(w, w.queue)]
 
-    def snapshot(self, now: float) -> dict:
+    def snapshot(self, now: float) -> LiveSnapshot:
         """JSON-ready figures; numbers masked (personal information law)."""
         self._prune(now)
-        queues = {}
+        queues: dict[str, QueueFigures] = {}
         for q in sorted(self.queue_names):
             line = self.ordered(q)
             members = [s for s in self.seats.values() if q in s.queues]

@@ -31,9 +31,9 @@ import enum
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import orjson
 import redis.asyncio as aioredis
@@ -41,8 +41,13 @@ import redis.asyncio as aioredis
 from ivr.aio import between_pages
 from ivr.audit.checkpoints import GENESIS, Checkpoint, latest_for
 from ivr.audit.signing import AuditConfig, current
-from ivr.errors import IvrError
+from ivr.errors import AuditContended, StaleState
 from ivr.redisdb.replies import stream_entries, text_or_none
+
+# What a writer hands in: any JSON-ready record (its fields depend on its kind).
+Record = Mapping[str, object]
+# What a reader gets back: the record's JSON, open for the same reason.
+Entry = dict[str, Any]
 
 
 class _Latest(enum.Enum):
@@ -51,15 +56,6 @@ class _Latest(enum.Enum):
 
 _LATEST: Final = _Latest.LATEST   # verify(): compare with the latest checkpoint on file
 _OPS = {"HSET": 2, "SADD": 1, "SET": 1}   # what ``append(ops=...)`` may do besides setting strings
-
-
-class StaleState(IvrError):
-    """``append(expect=...)``: a guarded key changed since the caller read it;
-    nothing was written. Re-read the state and try again."""
-
-
-class AuditContended(IvrError):
-    """Other writers moved the head 50 times in a row while this append retried."""
 
 
 # KEYS: stream, head, index-from, then the keys of: also_set, expect, ops (in that order)
@@ -144,7 +140,7 @@ return {1, last}
 """
 
 
-def canonical(record: dict) -> str:
+def canonical(record: Record) -> str:
     """Sorted keys, no spaces, UTF-8 as is: the same text as ``json.dumps(...,
     sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, at a tenth of
     the CPU (orjson) — it runs for every missed call."""
@@ -204,7 +200,7 @@ class AuditLog:
         self._lock = asyncio.Lock()
         self._head: str | None = None
 
-    def _args(self, records: list[dict], also: dict[str, str], expect: dict[str, str] | None = None,
+    def _args(self, records: Sequence[Record], also: dict[str, str], expect: dict[str, str] | None = None,
               ops: Sequence[tuple[str, ...]] = ()) -> list[str]:
         n, prev = _split(self._head or "")
         args: list[str] = [self._head or "", str(len(records)), self.index_prefix]
@@ -224,7 +220,7 @@ class AuditLog:
             args += [op[0], *op[2:]]
         return args
 
-    async def append(self, records: Iterable[dict], *, also_set: dict[str, str] | None = None,
+    async def append(self, records: Iterable[Record], *, also_set: dict[str, str] | None = None,
                      expect: dict[str, str] | None = None, ops: Sequence[tuple[str, ...]] = ()) -> str:
         """Append records in order (one atomic step); ``also_set`` keys are set
         (or deleted, for an empty value) in the same step, and ``ops`` run in it
@@ -250,7 +246,8 @@ class AuditLog:
                     raise StaleState(f"audit log {self.stream}: the state changed; re-read and try again")
             raise AuditContended(f"audit log {self.stream}: could not append after 50 conflicting writers")
 
-    async def queue_append(self, pipe, records: list[dict]):
+    async def queue_append(self, pipe: aioredis.client.Pipeline,
+                           records: Sequence[Record]) -> Callable[[Any], Awaitable[None]]:
         """Put an append into ``pipe`` (sharing a round trip with other work).
         Returns a function to call with the pipeline's result for it; it retries
         with ``append`` if another writer got there first."""
@@ -258,7 +255,7 @@ class AuditLog:
             self._head = text_or_none(await self.redis.get(self.head_key)) or ""
         await self._script(keys=[self.stream, self.head_key, self.index_from], args=self._args(records, {}), client=pipe)
 
-        async def settle(result) -> None:
+        async def settle(result: Any) -> None:   # the script's reply in the pipeline's results
             ok, head = result
             self._head = head
             if ok != 1:
@@ -266,14 +263,14 @@ class AuditLog:
         return settle
 
     async def entries(self, start: str = "-", end: str = "+", count: int | None = None,
-                      reverse: bool = False) -> list[tuple[str, dict]]:
+                      reverse: bool = False) -> list[tuple[str, Entry]]:
         if reverse:
             rows = stream_entries(await self.redis.xrevrange(self.stream, end, start, count=count))
         else:
             rows = stream_entries(await self.redis.xrange(self.stream, start, end, count=count))
         return [(rid, json.loads(f["j"])) for rid, f in rows]
 
-    async def entries_at(self, ids: list[str]) -> list[tuple[str, dict]]:
+    async def entries_at(self, ids: list[str]) -> list[tuple[str, Entry]]:
         """The entries with these stream ids, in the order given (one round
         trip; ids no longer in the stream are skipped)."""
         if not ids:
@@ -404,7 +401,7 @@ class _Walk:
                             self.checkpoint)
 
 
-def _index_value(v) -> str:
+def _index_value(v: object) -> str:
     """The index key's suffix for a record field: '' (not indexed) unless a
     plain token (no tab, which would split the entry, nor anything odd)."""
     if v is None:

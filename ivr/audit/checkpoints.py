@@ -19,14 +19,27 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import orjson
 
 from ivr.audit.signing import AuditConfig, current, private_dir
 
 GENESIS = "0" * 64
+
+
+class CheckpointFields(TypedDict):
+    """What the HMAC covers (a checkpoint line is these and ``mac``)."""
+
+    log: str
+    n: int
+    head: str
+    id: str
+    at: float
+    unkeyed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +52,7 @@ class Checkpoint:
     mac: str = ""
     unkeyed: int = 0  # entries 1..unkeyed were written before audit keys (sealed by this checkpoint)
 
-    def fields(self) -> dict:
+    def fields(self) -> CheckpointFields:
         return {"log": self.log, "n": self.n, "head": self.head, "id": self.entry_id, "at": self.at,
                 "unkeyed": self.unkeyed}
 
@@ -76,7 +89,8 @@ def append(path: Path, checkpoints: list[Checkpoint]) -> None:
         os.close(fd)
 
 
-_cache: dict[tuple, tuple[dict[str, Checkpoint], list[str]]] = {}
+# (path, inode, size, mtime_ns, sha256 of the key) -> the answer for that file and key
+_cache: dict[tuple[str, int, int, int, bytes], tuple[dict[str, Checkpoint], list[str]]] = {}
 
 
 def read_latest(path: Path, key: bytes) -> tuple[dict[str, Checkpoint], list[str]]:
@@ -100,7 +114,7 @@ def read_latest(path: Path, key: bytes) -> tuple[dict[str, Checkpoint], list[str
     return dict(latest), list(problems)
 
 
-def _read(fh, path: Path, key: bytes) -> tuple[dict[str, Checkpoint], list[str]]:
+def _read(fh: Iterable[str], path: Path, key: bytes) -> tuple[dict[str, Checkpoint], list[str]]:
     latest: dict[str, Checkpoint] = {}
     problems: list[str] = []
     for i, raw in enumerate(fh, 1):

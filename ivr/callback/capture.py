@@ -12,26 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from ivr.callback.policy import Policy, classify, first_attempt_at, reached_a_person
+from ivr.callback.policy import Miss, Policy, classify, first_attempt_at, reached_a_person
 from ivr.callback.store import CallbackStore
+from ivr.calls.service import read_summary
 from ivr.logs import Log, mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
 from ivr.redisdb.replies import read_group, stream_entries, text
-from ivr.runtime.call_service import read_summary
 
 GROUP = "callbacks"
 ORPHAN_IDLE_MS = 10_000   # a summary delivered this long ago and not acknowledged: its capture died
 
+_Meta = tuple[str, Miss, dict[str, str]]      # a record's number, missed call and summary, for its audit entry
+_Result = tuple[str, str, int]                # what the record script did: (what, callback id, calls)
+
 
 class MissedCallCapture:
     def __init__(self, redis: aioredis.Redis, store: CallbackStore, policy: Policy, tz: ZoneInfo, log: Log,
-                 *, consumer: str = "capture-1", estimated_wait=lambda: 0.0) -> None:
+                 *, consumer: str = "capture-1", estimated_wait: Callable[[], float] = lambda: 0.0) -> None:
         self.redis = redis
         self.store = store
         self.policy = policy
@@ -80,80 +85,59 @@ class MissedCallCapture:
                     handled += len(entries)
         return handled
 
-    async def handle(self, entries: list[tuple[str, dict]], now: float | None = None) -> None:
+    async def handle(self, entries: list[tuple[str, dict[str, str]]], now: float | None = None) -> None:
         """Records go to Redis in chunks, one round trip each, carrying the audit
-        entries of earlier chunks. While Redis works on one chunk the next is
-        prepared and the previous one's audit entries are written out, so the
-        two processes work at the same time. A close waits for every record
+        entries of earlier chunks (``_Chunks``). A close waits for every record
         before it."""
         now = time.time() if now is None else now
-        carry: list[dict] = []                 # audit entries of work done, not yet written
-        args: list[str] = []
-        meta: list = []
-        inflight: tuple[asyncio.Task, list] | None = None
-
-        async def trip(chunk_args: list[str], audit_records: list[dict]) -> list:
-            pipe = self.redis.pipeline(transaction=False)
-            settle = await self.store.audit.queue_append(pipe, audit_records) if audit_records else None
-            await self.store.queue_records(pipe, chunk_args)
-            results = await pipe.execute()
-            if settle is not None:
-                await settle(results[0])
-                results = results[1:]
-            return self.store.parse_records(results)
-
-        async def send(drain: bool = False) -> None:
-            nonlocal inflight, carry, args, meta
-            done = None
-            if inflight is not None:
-                done = (await inflight[0], inflight[1])
-                inflight = None
-            if args or (carry and not drain):
-                inflight = (asyncio.create_task(trip(args, carry)), meta)
-                carry, args, meta = [], [], []
-                for _ in range(YIELDS_TO_SEND):
-                    await asyncio.sleep(0)
-            if done is not None:          # worked out while the trip just sent is under way
-                carry += self._audit_for(done[1], done[0], now)
-            if drain and inflight is not None:
-                await send(drain=True)
-
+        chunks = _Chunks(self, now)
         for _eid, s in entries:
             number = s.get("number", "")
             if not number or not number.isdigit():
                 continue
             if reached_a_person(s):
-                await send(drain=True)
-                ok, cid = await self.store.close(number, now=now, reason="reached_later")
-                if ok:
-                    self.closed_later += 1
-                    carry.append({"kind": "closed", "at": now, "id": cid, "number": mask_number(number),
-                                  "reason": "reached_later", "call": s.get("uniqueid")})
+                await chunks.send(drain=True)
+                chunks.carry += await self._close_reached_later(number, s, now)
                 continue
-            miss = classify(s, self.policy)
-            if miss is None:
-                continue
-            started = float(s.get("started") or now)
-            not_before = (started + self.estimated_wait() if miss.kind == "courtesy"
-                          else first_attempt_at(started, miss.kind == "emergency", self.tz, self.policy))
-            wait = s.get("hold_s")
-            args.append(self.store.record_args(
-                number=number, now=now, started=started, kind=miss.kind, reason=miss.reason,
-                flow=s.get("flow", ""), step=s.get("last_step", ""), wait_s=float(wait) if wait else None,
-                message=s.get("message", ""), not_before=not_before, deadlines=self.policy.deadlines_s,
-                misdial=miss.misdial))
-            meta.append((number, miss, s))
-            if len(args) >= CHUNK:
-                await send()
-        await send(drain=True)
-        if carry:
-            await self.store.audit.append(carry)
+            record = self._record_of_miss(number, s, now)
+            if record is not None:
+                await chunks.add(*record)
+        await chunks.send(drain=True)
+        if chunks.carry:
+            await self.store.audit.append(chunks.carry)
         if entries:
             # acknowledged only once a replica has the records (a failover loses none)
             await self.replication.wait()
             await self.redis.xack(keys.CALLS, GROUP, *[eid for eid, _ in entries])
 
-    def _audit_for(self, meta, results, now: float) -> list[dict]:
+    async def _close_reached_later(self, number: str, s: dict[str, str], now: float) -> list[dict[str, Any]]:
+        """A citizen who got through on this call: close their open callback.
+        Returns its audit entry (none when there was nothing to close)."""
+        ok, cid = await self.store.close(number, now=now, reason="reached_later")
+        if not ok:
+            return []
+        self.closed_later += 1
+        return [{"kind": "closed", "at": now, "id": cid, "number": mask_number(number),
+                 "reason": "reached_later", "call": s.get("uniqueid")}]
+
+    def _record_of_miss(self, number: str, s: dict[str, str], now: float) -> tuple[str, _Meta] | None:
+        """A missed call's record arguments and what its audit entry needs
+        (number, miss, summary); None when the call is not a missed call."""
+        miss = classify(s, self.policy)
+        if miss is None:
+            return None
+        started = float(s.get("started") or now)
+        not_before = (started + self.estimated_wait() if miss.kind == "courtesy"
+                      else first_attempt_at(started, miss.kind == "emergency", self.tz, self.policy))
+        wait = s.get("hold_s")
+        args = self.store.record_args(
+            number=number, now=now, started=started, kind=miss.kind, reason=miss.reason,
+            flow=s.get("flow", ""), step=s.get("last_step", ""), wait_s=float(wait) if wait else None,
+            message=s.get("message", ""), not_before=not_before, deadlines=self.policy.deadlines_s,
+            misdial=miss.misdial)
+        return args, (number, miss, s)
+
+    def _audit_for(self, meta: list[_Meta], results: list[_Result], now: float) -> list[dict[str, Any]]:
         out = []
         for (number, miss, s), (what, cid, calls) in zip(meta, results, strict=True):
             self.recorded += what == "recorded"
@@ -163,6 +147,53 @@ class MissedCallCapture:
                         "type": miss.kind, "reason": miss.reason, "calls": calls, "call": s.get("uniqueid"),
                         "flow": s.get("flow"), "step": s.get("last_step"), "message": bool(s.get("message"))})
         return out
+
+
+class _Chunks:
+    """The records of one ``handle`` batch, sent in chunks of ``CHUNK``, one round
+    trip each, carrying the audit entries of earlier chunks. While Redis works on
+    one chunk the next is prepared and the previous one's audit entries are worked
+    out, so the two processes work at the same time."""
+
+    def __init__(self, capture: MissedCallCapture, now: float) -> None:
+        self.capture = capture
+        self.now = now
+        self.carry: list[dict[str, Any]] = []       # audit entries of work done, not yet written
+        self.args: list[str] = []                   # the chunk being filled: record arguments
+        self.meta: list[_Meta] = []                 # and (number, miss, summary) of each
+        self.inflight: tuple[asyncio.Task[list[_Result]], list[_Meta]] | None = None
+
+    async def add(self, args: str, meta: _Meta) -> None:
+        self.args.append(args)
+        self.meta.append(meta)
+        if len(self.args) >= CHUNK:
+            await self.send()
+
+    async def _trip(self, chunk_args: list[str], audit_records: list[dict[str, Any]]) -> list[_Result]:
+        store = self.capture.store
+        pipe = self.capture.redis.pipeline(transaction=False)
+        settle = await store.audit.queue_append(pipe, audit_records) if audit_records else None
+        await store.queue_records(pipe, chunk_args)
+        results = await pipe.execute()
+        if settle is not None:
+            await settle(results[0])
+            results = results[1:]
+        return store.parse_records(results)
+
+    async def send(self, drain: bool = False) -> None:
+        done = None
+        if self.inflight is not None:
+            done = (await self.inflight[0], self.inflight[1])
+            self.inflight = None
+        if self.args or (self.carry and not drain):
+            self.inflight = (asyncio.create_task(self._trip(self.args, self.carry)), self.meta)
+            self.carry, self.args, self.meta = [], [], []
+            for _ in range(YIELDS_TO_SEND):
+                await asyncio.sleep(0)
+        if done is not None:          # worked out while the trip just sent is under way
+            self.carry += self.capture._audit_for(done[1], done[0], self.now)
+        if drain and self.inflight is not None:
+            await self.send(drain=True)
 
 
 CHUNK = 1000

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from ivr.ami.controller import AmiController
+from ivr.ami.model import AmiEvent
 from ivr.logs import Log
 
 
@@ -24,10 +25,10 @@ class InQueueOffer:
         self.emergency_queues = emergency_queues   # emergency callers are never taken out of line
         self.log = log
         self.requested: set[str] = set()
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         controller.listeners.append(self._on_event)
 
-    def _on_event(self, event) -> None:
+    def _on_event(self, event: AmiEvent) -> None:
         if event.get("Event") != "DTMFEnd" or event.get("Direction") != "Received" or event.get("Digit") != self.digit:
             return
         uid = event.get("Uniqueid", "")

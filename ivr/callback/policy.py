@@ -67,7 +67,7 @@ class Miss:
 
 
 def classify(s: Mapping[str, str], policy: Policy) -> Miss | None:
-    """A call summary (ivr.runtime.call_service.summary_fields) -> the missed call it is, if any."""
+    """A call summary (ivr.calls.service.summary_fields) -> the missed call it is, if any."""
     if s.get("wanted_person") != "1":
         return None
     status = s.get("queue_status", "")

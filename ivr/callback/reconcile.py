@@ -33,18 +33,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
 
 from ivr.aio import cancelling
+from ivr.calls.service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.logs import Log, mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
 from ivr.redisdb.replies import text_or_none
-from ivr.runtime.call_service import CALLS_STREAM_MAXLEN
+
+if TYPE_CHECKING:
+    from ivr.ami.model import AmiEvent
 
 GRACE_S = 5.0               # wall seconds: engines write summaries every 0.1 s
 RECHECK_S = 5.0
@@ -76,7 +82,7 @@ class _Left:
 
 class QueueReconciler:
     def __init__(self, redis: aioredis.Redis, *, clock: Clock, emergency_queues: frozenset[str], log: Log,
-                 grace_s: float = GRACE_S, waiting=None) -> None:
+                 grace_s: float = GRACE_S, waiting: Callable[[], AbstractSet[str] | None] | None = None) -> None:
         self.redis = redis
         self.clock = clock
         self.emergency_queues = emergency_queues
@@ -95,7 +101,7 @@ class QueueReconciler:
 
     # -- AMI events (called by the controller for every event) ---------------------
 
-    def on_event(self, event) -> None:
+    def on_event(self, event: AmiEvent) -> None:
         name = event.get("Event")
         if name not in ("QueueCallerJoin", "AgentConnect", "QueueCallerAbandon", "QueueCallerLeave"):
             return
@@ -187,7 +193,7 @@ class QueueReconciler:
         return "written"
 
     def _summary(self, p: _Left, *, engine_died: bool) -> dict[str, str]:
-        """A call summary (ivr.runtime.call_service.summary_fields) from what AMI told."""
+        """A call summary (ivr.calls.service.summary_fields) from what AMI told."""
         return {
             "uniqueid": p.uniqueid, "number": p.number if p.number.isdigit() else "", "flow": "", "version": "",
             "started": f"{p.joined_at:.3f}", "ended": f"{p.left_at:.3f}",
@@ -243,7 +249,8 @@ class QueueReconciler:
         return wrote
 
 
-def _float(v) -> float | None:
+def _float(v: Any) -> float | None:
+    """An AMI header or a stored text as a number; None for a missing or garbled one."""
     try:
         return float(v)
     except (TypeError, ValueError):

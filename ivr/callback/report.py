@@ -4,8 +4,11 @@ figures out (the Redis reads that feed it are in ``ivr.callback.report_data``)."
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ivr.callback import labels as L
 from ivr.callback.policy import reached_a_person
@@ -13,11 +16,18 @@ from ivr.callback.states import Outcome, RecordState
 from ivr.logs import mask_number
 from ivr.stats import percentile
 
+# A callback as its Redis hash holds it (``ivr.callback.store.Record``).
+CallbackRecord = Mapping[str, str]
+# An audit entry's JSON (``ivr.audit.chain.Entry``); its fields depend on its kind.
+AuditEntry = Mapping[str, Any]
 
-def report(records: list[dict], attempts: list[dict], start: float, end: float) -> dict:
+
+def report(records: Sequence[CallbackRecord], attempts: Sequence[AuditEntry], start: float,
+           end: float) -> dict[str, Any]:
     """``records``: callback hashes (open and closed); only those whose first
     missed call falls in [start, end) count. ``attempts``: audit entries of kind
-    'attempt' in the same period (for the per-seat figures)."""
+    'attempt' in the same period (for the per-seat figures). Returns the
+    report's JSON, as the console and the CLI read it."""
     rows = [r for r in records if start <= float(r.get("first_at", 0)) < end]
     counted = [r for r in rows if r.get("closed_reason") != "misdial"]
     called = [r for r in counted if r.get("first_callback_at")]
@@ -52,10 +62,11 @@ def report(records: list[dict], attempts: list[dict], start: float, end: float) 
 
 
 # (field, Chinese header) in the CSV's column order
-def hotline_figures(calls: list[dict], records: list[dict], per_seat: dict) -> dict:
+def hotline_figures(calls: Sequence[Mapping[str, str]], records: Sequence[CallbackRecord],
+                    per_seat: Mapping[str, Mapping[str, int]]) -> dict[str, int | float | None]:
     """The monthly figures a 12345 centre is assessed on (docs/audit-report.md).
 
-    ``calls``: call summaries (``ivr.runtime.call_service.summary_fields``) that started in the
+    ``calls``: call summaries (``ivr.calls.service.summary_fields``) that started in the
     period; ``records``: the callbacks whose first missed call is in it.
 
     - 接通率 live answer rate: calls that wanted a person and reached one /
@@ -104,7 +115,7 @@ _LABELS = {"kind": L.KINDS, "reason": L.MISS_REASONS, "last_outcome": L.OUTCOMES
            "closed_reason": L.CLOSED_REASONS}
 
 
-def records_csv(records: list[dict], tz) -> str:
+def records_csv(records: Sequence[CallbackRecord], tz: dt.tzinfo) -> str:
     """One row per callback for Excel: a UTF-8 byte-order mark (or Excel reads
     the Chinese as mojibake), Chinese headers and labels, local times; numbers
     masked (the CSV leaves the system)."""
@@ -127,15 +138,13 @@ def records_csv(records: list[dict], tz) -> str:
     return buf.getvalue()
 
 
-def pct_text(v) -> str:
+def pct_text(v: float | None) -> str:
     """A percentage as staff read it: '—' when there is nothing to divide."""
     return "—" if v is None else f"{v:g}%"
 
 
-def period(date_from: str, date_to: str, tz) -> tuple[float, float]:
+def period(date_from: str, date_to: str, tz: dt.tzinfo) -> tuple[float, float]:
     """[start of date_from, end of date_to) in the hotline's time zone."""
-    import datetime as dt
-
     start_d, end_d = dt.date.fromisoformat(date_from), dt.date.fromisoformat(date_to)
     for d in (start_d, end_d):
         if not 2000 <= d.year <= 2100:        # 0001 or 9999 overflowed the timestamp arithmetic (a 500)
@@ -150,7 +159,6 @@ def period(date_from: str, date_to: str, tz) -> tuple[float, float]:
 def month_days(month: str) -> tuple[str, str]:
     """'2026-11' -> ('2026-11-01', '2026-11-30')."""
     import calendar
-    import datetime as dt
 
     first = dt.date.fromisoformat(month + "-01")
     last = first.replace(day=calendar.monthrange(first.year, first.month)[1])

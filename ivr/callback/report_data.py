@@ -5,27 +5,32 @@ summaries of a period."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
 
 from ivr.aio import between_pages
-from ivr.audit.chain import AuditLog
+from ivr.audit.chain import AuditLog, Entry
 from ivr.callback.report import hotline_figures, report
-from ivr.callback.store import CallbackQueries
+from ivr.callback.store import CallbackQueries, Record
 from ivr.redisdb import keys
+from ivr.redisdb.replies import stream_entries
 
 CALLS_BATCH = 500       # summaries per XRANGE: 10,000 at once held Redis for milliseconds
 
 
-async def read_calls(redis, start: float, end: float) -> list[dict]:
+async def read_calls(redis: aioredis.Redis, start: float, end: float) -> list[dict[str, str]]:
     """Call summaries that started in [start, end). A summary is written when
     its call ends (stream ids are write times), so the scan runs on past the end
     by a margin for calls still going at the end of the period."""
-    from ivr.runtime.call_service import (
-        read_summary,  # lazily: ivr.runtime.call_service brings in the whole call engine
+    from ivr.calls.service import (
+        read_summary,  # lazily: ivr.calls.service brings in the whole call engine
     )
 
-    out, lo, hi = [], f"{int(start * 1000)}-0", f"{int((end + 6 * 3600) * 1000)}-0"
+    out: list[dict[str, str]] = []
+    lo, hi = f"{int(start * 1000)}-0", f"{int((end + 6 * 3600) * 1000)}-0"
     while True:
-        rows = await redis.xrange(keys.CALLS, lo, hi, count=CALLS_BATCH)
+        rows = stream_entries(await redis.xrange(keys.CALLS, lo, hi, count=CALLS_BATCH))
         for _, fields in rows:
             s = read_summary(fields)
             if start <= float(s.get("started") or 0) < end:
@@ -36,7 +41,7 @@ async def read_calls(redis, start: float, end: float) -> list[dict]:
         await between_pages()
 
 
-async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -> AsyncIterator[dict[str, str]]:
+async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -> AsyncIterator[Entry]:
     """The entries of [start, end] a page at a time: one XRANGE of a month's
     hundreds of thousands of entries held Redis (and every call's command
     waiting on it) while it built the reply."""
@@ -50,7 +55,7 @@ async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -
         await between_pages()
 
 
-async def gather(redis, start: float, end: float) -> tuple[dict, list[dict]]:
+async def gather(redis: aioredis.Redis, start: float, end: float) -> tuple[dict[str, Any], list[Record]]:
     """The report for [start, end) (with the hotline's figures) and the
     callbacks it counts."""
     recs = await CallbackQueries(redis).all_records(closed_since=start)

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ivr.ami.controller import AmiController
+from ivr.ami.model import AmiEvent, LiveSnapshot
 from ivr.callback.policy import Policy, next_attempt_at
 from ivr.callback.states import DIAL_OUTCOMES  # DIALSTATUS of the citizen leg -> outcome
-from ivr.callback.store import CallbackStore
-from ivr.logs import mask_number
+from ivr.callback.store import CallbackStore, Record
+from ivr.logs import Log, mask_number
 from ivr.redisdb.durable import Replication
 
 
@@ -39,7 +41,7 @@ class Attempt:
     outcome: tuple[str, str] | None = None  # (outcome, detail) once known; written until it sticks
     written: tuple[str, int, str, float | None] | None = None   # the state change, once in Redis
     audited: bool = False
-    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 NO_OUTCOME_GRACE_S = 60          # after the seat and citizen ring times, with no word from Asterisk
@@ -47,7 +49,7 @@ MAX_CONVERSATION_S = 4 * 3600    # a callback conversation that never reports it
 FINISH_RETRY_S = (0.5, 1, 2, 5, 10)
 
 
-def is_calm(snapshot: dict | None, policy: Policy, queues: dict[str, str]) -> tuple[bool, str]:
+def is_calm(snapshot: LiveSnapshot | None, policy: Policy, queues: dict[str, str]) -> tuple[bool, str]:
     """Callbacks never take a seat from citizens waiting live."""
     if snapshot is None or not snapshot.get("ami_connected", True):
         return False, "no live figures"
@@ -62,14 +64,14 @@ def is_calm(snapshot: dict | None, policy: Policy, queues: dict[str, str]) -> tu
     return True, ""
 
 
-def idle_seats(snapshot: dict, busy: set[str]) -> list[str]:
+def idle_seats(snapshot: LiveSnapshot, busy: set[str]) -> list[str]:
     return [s["interface"] for s in snapshot["seats"]
             if s["state"] == "idle" and not s["reserved"] and s["interface"] not in busy]
 
 
 class CallbackScheduler:
     def __init__(self, *, store: CallbackStore, controller: AmiController, policy: Policy, tz: ZoneInfo,
-                 queues: dict[str, str], log, owner: str, context: str = "ivr-callback",
+                 queues: dict[str, str], log: Log, owner: str, context: str = "ivr-callback",
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.controller = controller
@@ -83,7 +85,7 @@ class CallbackScheduler:
         self.active: dict[str, Attempt] = {}          # action id -> attempt
         self.by_cid: dict[str, Attempt] = {}
         self.by_number: dict[str, Attempt] = {}
-        self._writes: set[asyncio.Task] = set()       # outcome writes in flight (owned, awaited on close)
+        self._writes: set[asyncio.Task[Any]] = set()       # outcome writes in flight (owned, awaited on close)
         self.replication = Replication(store.redis)
         controller.listeners.append(self._on_event)
 
@@ -147,7 +149,7 @@ class CallbackScheduler:
         if not res.ok:
             self._outcome(att, "failed", res.message, self.clock())
 
-    async def _adopt(self, number: str, rec: dict, now: float) -> bool:
+    async def _adopt(self, number: str, rec: Record, now: float) -> bool:
         """A claim taken over from a leader that died while its attempt's call
         was up (the seat had answered): if Asterisk still has that call, it is
         adopted — its outcome will come as a UserEvent — and the citizen is not
@@ -165,7 +167,7 @@ class CallbackScheduler:
         self.log.warning("callback_adopted", callback=cid, number=mask_number(number), seat=att.seat)
         return True
 
-    def _on_event(self, event) -> None:
+    def _on_event(self, event: AmiEvent) -> None:
         name = event.get("Event")
         if name == "OriginateResponse":
             att = self.active.get(event.get("ActionID", ""))
@@ -192,7 +194,7 @@ class CallbackScheduler:
         att.outcome = (outcome, detail)
         self._own(self._write(att, now))
 
-    def _own(self, coro) -> None:
+    def _own(self, coro: Coroutine[Any, Any, object]) -> None:
         """Writes started from AMI events are owned tasks, awaited on close."""
         task = asyncio.get_running_loop().create_task(coro)
         self._writes.add(task)

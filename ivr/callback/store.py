@@ -18,7 +18,7 @@ indexed per callback (``ivr:cb:trail:<id>``, read by ``ivr.callback.trail``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -26,13 +26,16 @@ from ivr.aio import between_pages
 from ivr.audit.chain import AuditLog
 from ivr.callback import scripts
 from ivr.redisdb import keys
-from ivr.redisdb.replies import scored, text_or_none, texts
+from ivr.redisdb.replies import fields, scored, text_or_none, texts
 
 PENDING, READY, CLAIMS = keys.CALLBACK_PENDING, keys.CALLBACK_READY, keys.CALLBACK_CLAIMS
 CLOSED, SEQ, IDS = keys.CALLBACK_CLOSED, keys.CALLBACK_SEQ, keys.CALLBACK_IDS
 READ_PAGE = 1000        # members per read of a whole line: Redis answers others between pages
 OPEN_PREFIX, CLOSED_PREFIX = keys.CALLBACK_OPEN_PREFIX, keys.CALLBACK_CLOSED_PREFIX
 AUDIT = keys.CALLBACK_AUDIT
+
+# One callback as its Redis hash holds it: field -> text (numbers as text too).
+Record = dict[str, str]
 
 
 def callback_audit(redis: aioredis.Redis) -> AuditLog:
@@ -67,7 +70,7 @@ class CallbackStore:
     async def record(self, args: str) -> tuple[str, str, int]:
         return (await self.record_many([args]))[0]
 
-    async def queue_records(self, pipe, batch: list[str], chunk: int = 250) -> int:
+    async def queue_records(self, pipe: aioredis.client.Pipeline, batch: list[str], chunk: int = 250) -> int:
         """Queue the record script for ``batch`` in ``pipe``; returns how many
         results it will add (one per chunk; see ``parse_records``)."""
         calls = 0
@@ -78,7 +81,7 @@ class CallbackStore:
         return calls
 
     @staticmethod
-    def parse_records(results: list) -> list[tuple[str, str, int]]:
+    def parse_records(results: list[Any]) -> list[tuple[str, str, int]]:
         return [(flat[j], str(flat[j + 1]), int(flat[j + 2])) for flat in results for j in range(0, len(flat), 3)]
 
     async def record_many(self, batch: list[str], chunk: int = 250) -> list[tuple[str, str, int]]:
@@ -118,12 +121,12 @@ class CallbackStore:
                                      args=[number, now, reason, OPEN_PREFIX, CLOSED_PREFIX])
         return bool(ok), str(what)
 
-    async def open_record(self, number: str) -> dict | None:
-        h = await self.redis.hgetall(keys.callback_open(number))
+    async def open_record(self, number: str) -> Record | None:
+        h = fields(await self.redis.hgetall(keys.callback_open(number)))
         return h or None
 
-    async def closed_record(self, cid: str) -> dict | None:
-        h = await self.redis.hgetall(keys.callback_closed(cid))
+    async def closed_record(self, cid: str) -> Record | None:
+        h = fields(await self.redis.hgetall(keys.callback_closed(cid)))
         return h or None
 
     async def counts(self) -> dict[str, int]:
@@ -148,29 +151,29 @@ class CallbackQueries:
                 out.append((number, where, score))
         return out[:limit]
 
-    async def records(self, numbers: list[str]) -> list[dict]:
+    async def records(self, numbers: list[str]) -> list[Record]:
         pipe = self.redis.pipeline(transaction=False)
         for n in numbers:
             pipe.hgetall(keys.callback_open(n))
         return [r for r in await pipe.execute() if r]
 
-    async def find(self, key: str) -> dict | None:
+    async def find(self, key: str) -> Record | None:
         """An open callback by number, or any callback by id."""
-        rec = await self.redis.hgetall(keys.callback_open(key)) if not key.isdigit() or len(key) > 8 else {}
+        rec = fields(await self.redis.hgetall(keys.callback_open(key))) if not key.isdigit() or len(key) > 8 else {}
         if rec:
             return rec
-        rec = await self.redis.hgetall(keys.callback_closed(key))
+        rec = fields(await self.redis.hgetall(keys.callback_closed(key)))
         if rec:
             return rec
         if not key.isdigit():
             return None
         number = text_or_none(await self.redis.hget(IDS, key))          # an open one by id
         if number is not None:
-            rec = await self.redis.hgetall(keys.callback_open(number))
+            rec = fields(await self.redis.hgetall(keys.callback_open(number)))
             return rec if rec.get("id") == key else None
         return await self._find_unindexed(key)
 
-    async def _find_unindexed(self, cid: str) -> dict | None:
+    async def _find_unindexed(self, cid: str) -> Record | None:
         """Open callbacks recorded before ``ivr:cb:ids`` existed: scan the
         lines once and add the one found to the index."""
         if int(cid) > int(await self.redis.get(SEQ) or 0):
@@ -178,20 +181,20 @@ class CallbackQueries:
         for k in (CLAIMS, READY, PENDING):
             async for member, _ in self.redis.zscan_iter(k):
                 number = cast(str, member)         # a decoded client's reply
-                r = await self.redis.hgetall(keys.callback_open(number))
+                r = fields(await self.redis.hgetall(keys.callback_open(number)))
                 if r.get("id") == cid:
                     await self.redis.hsetnx(IDS, cid, number)
                     return r
         return None
 
-    async def all_records(self, closed_since: float) -> list[dict]:
+    async def all_records(self, closed_since: float) -> list[Record]:
         # Every read in pages of READ_PAGE: one ZRANGE of 29,000 numbers held
         # Redis (and every call's command queued behind it) for milliseconds.
         # (a number that moves between lines while they are read is kept once)
         ids = list(dict.fromkeys([i async for i in self._paged(CLOSED, closed_since)]))
         numbers = list(dict.fromkeys([n for k in (CLAIMS, READY, PENDING) async for n in self._paged(k)]))
         keys_ = [keys.callback_closed(i) for i in ids] + [keys.callback_open(n) for n in numbers]
-        out: list[dict] = []
+        out: list[Record] = []
         for at in range(0, len(keys_), 250):       # in slices: one huge pipeline holds Redis for everyone
             pipe = self.redis.pipeline(transaction=False)
             for k in keys_[at:at + 250]:

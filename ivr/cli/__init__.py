@@ -4,6 +4,7 @@ One module per audience, each registering its commands with ``add_commands``:
 
     engine.py         serve, config, status, agi       (whoever runs the engine)
     operations.py     flows, prompts                   (operations staff)
+    files.py          files                            (configuration files: status, publish, history, rollback)
     seat_managers.py  contingency, queue               (seat managers)
     callbacks.py      callbacks                        (staff and auditors)
     auditors.py       audit                            (auditors)
@@ -24,8 +25,8 @@ import sys
 from pathlib import Path
 
 from ivr import logs
-from ivr.cli import auditors, callbacks, engine, operations, seat_managers, users
-from ivr.cli.common import crash_report, explain
+from ivr.cli import auditors, callbacks, engine, files, operations, seat_managers, users
+from ivr.cli.common import Parser, crash_report, explain
 from ivr.settings import load_settings
 
 REHEARSALS = {"drill": "rehearse a load profile: the engine against the simulated Asterisk",
@@ -40,9 +41,9 @@ def _command_of(argv: list[str]) -> str | None:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The whole command line. The rehearsal commands are only named (for
     ``ivr --help``) unless ``argv`` asks for one of them."""
-    p = argparse.ArgumentParser(prog="ivr", description="12345 hotline IVR and overflow-call engine")
+    p = Parser(prog="ivr", description="12345 热线 IVR 与溢出呼叫引擎 — 12345 hotline IVR and overflow-call engine")
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (engine, operations, users, seat_managers, callbacks, auditors):
+    for module in (engine, operations, files, users, seat_managers, callbacks, auditors):
         module.add_commands(sub)
     if _command_of(sys.argv[1:] if argv is None else argv) in REHEARSALS:
         from ivr.rehearsal import commands  # the simulator and benches: only for these commands

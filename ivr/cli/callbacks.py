@@ -69,13 +69,12 @@ def cmd_callbacks_cancel(args, settings: Settings) -> int:
 
 def cmd_callbacks_report(args, settings: Settings) -> int:
     from ivr.callback.report import records_csv
-    from ivr.callback.report_data import gather
 
     tz = settings.timezone
     span = callback_service.report_period(tz, args.date_from, args.date_to, args.month)
 
     async def go(redis):
-        r, rows = await gather(redis, span.start, span.end)
+        r, rows = await callback_service.report(redis, span.start, span.end)
         if args.json:
             print(json.dumps(r, ensure_ascii=False, indent=1))
         else:

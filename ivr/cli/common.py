@@ -12,15 +12,18 @@ staff see one line naming that file.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import errno
 import os
 import re
+import sys
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import redis.exceptions
 
@@ -187,3 +190,29 @@ def crash_report(exc: BaseException, settings: Settings | None, command: str) ->
     except OSError as err:
         where = f"详细信息无法写入（{err.strerror}）— details could not be written: {err.strerror}"
     return f"内部错误（程序缺陷）：{kind} {what}；{where} — internal error: {kind} {what}"
+
+
+_ARGPARSE_ZH = [  # argparse's English errors, Chinese first (staff read Chinese)
+    (re.compile(r"the following arguments are required: (.+)"), "缺少参数 {0}"),
+    (re.compile(r"argument (\S+): invalid choice: '(.*?)' \(choose from (.+)\)"), "参数 {0} 的取值 '{1}' 无效，可选：{2}"),
+    (re.compile(r"argument (\S+): invalid (int|float) value: '(.*?)'"), "参数 {0} 应为数字，而不是 '{2}'"),
+    (re.compile(r"argument (\S+): expected one argument"), "参数 {0} 后面需要一个值"),
+    (re.compile(r"unrecognized arguments: (.+)"), "无法识别的参数：{0}"),
+]
+
+
+def argparse_zh(message: str) -> str:
+    for pattern, zh in _ARGPARSE_ZH:
+        m = pattern.fullmatch(message)
+        if m:
+            return f"{zh.format(*m.groups())} — {message}"
+    return message
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors in Chinese first, then English, on one line
+    after the usage (exit 2, as argparse does)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: 参数错误 error: {argparse_zh(message)}\n")

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from ivr.cli.common import fmt_time, level_line, run, run_with_redis
-from ivr.redisdb import keys
 from ivr.settings import SETTINGS_HELP, Settings, shown
 
 
@@ -67,11 +65,10 @@ def render_status(snap: dict | None, level_line: str, tz, now: float) -> list[st
     return out
 
 
-def leader_line(raw: str | None) -> str:
+def leader_line(h: dict | None) -> str:
     """The leader role and its parts, from what the leader publishes each second."""
-    if not raw:
+    if not h:
         return "领导进程 leader: 无 (none: no engine holds the leader role — AMI link, capture and callbacks stopped)"
-    h = json.loads(raw)
     parts = []
     for name, p in h.get("parts", {}).items():
         state = {"running": "运行", "restarting": "重启中", "stopped": "已停"}.get(p["state"], p["state"])
@@ -81,19 +78,18 @@ def leader_line(raw: str | None) -> str:
 
 
 def cmd_status(args, settings: Settings) -> int:
-    from ivr.redisdb.live import read_live
-    from ivr.runtime.status import engine_lines, engines
+    from ivr.runtime.status import engine_lines
     from ivr.services import contingency
-
-    plan = contingency.plan(settings.home, settings.timezone)
+    from ivr.services import status as status_service
 
     async def go(redis):
-        snap = await read_live(redis)
+        plan = await contingency.plan(redis, settings.home, settings.timezone, time.time())
+        snap = await status_service.live(redis)
         st = (await contingency.overview(redis)).state
         for line in render_status(snap, level_line(plan, st.level), settings.timezone, time.time()):
             print(line)
-        print(leader_line(await redis.get(keys.LEADER_HEALTH)))
-        for line in engine_lines(await engines(redis)):
+        print(leader_line(await status_service.leader_health(redis)))
+        for line in engine_lines(await status_service.engines(redis)):
             print(line)
     run_with_redis(settings, go)
     return 0

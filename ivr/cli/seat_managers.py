@@ -5,21 +5,22 @@ What staff read is in Simplified Chinese first, English after."""
 
 from __future__ import annotations
 
+import time
+
 from ivr.cli.common import fmt_time, level_line, run_with_redis, who
-from ivr.errors import ConfigError, IvrError
 from ivr.services import contingency
 from ivr.settings import Settings
 
 
-def _plan(settings: Settings):
-    return contingency.plan(settings.home, settings.timezone)
+async def _plan(redis, settings: Settings):
+    return await contingency.plan(redis, settings.home, settings.timezone, time.time())
 
 
 def cmd_contingency_show(args, settings: Settings) -> int:
-    plan = _plan(settings)
     tz = settings.timezone
 
     async def go(redis):
+        plan = await _plan(redis, settings)
         o = await contingency.overview(redis)
         st, prop, applied = o.state, o.proposal, o.applied
         lv = plan.level(st.level)
@@ -42,10 +43,10 @@ def cmd_contingency_show(args, settings: Settings) -> int:
 
 
 def cmd_contingency_set(args, settings: Settings) -> int:
-    plan = _plan(settings)
 
     async def go(redis):
-        st = await contingency.set_level(redis, plan, args.level, by=who(), reason=args.reason,
+        plan = await _plan(redis, settings)
+        st = await contingency.set_level(redis, plan, args.level, by=who(), reason=args.reason, now=time.time(),
                                          expires_in_h=args.expires_in, no_expiry=args.no_expiry)
         print(f"应急级别已切换 level set: {level_line(plan, st.level)}; expires {fmt_time(st.expires_at, settings.timezone)}")
         print("各引擎进程一秒内生效，坐席调整经 AMI 执行 — every engine process applies it within a second; "
@@ -55,20 +56,20 @@ def cmd_contingency_set(args, settings: Settings) -> int:
 
 
 def cmd_contingency_renew(args, settings: Settings) -> int:
-    plan = _plan(settings)
 
     async def go(redis):
-        st = await contingency.renew(redis, plan, args.hours, by=who())
+        plan = await _plan(redis, settings)
+        st = await contingency.renew(redis, plan, args.hours, by=who(), now=time.time())
         print(f"级别 {st.level} 已续期至 {fmt_time(st.expires_at, settings.timezone)} — level {st.level} renewed")
     run_with_redis(settings, go)
     return 0
 
 
 def cmd_contingency_accept(args, settings: Settings) -> int:
-    plan = _plan(settings)
 
     async def go(redis):
-        p, _ = await contingency.accept_proposal(redis, plan, by=who())
+        plan = await _plan(redis, settings)
+        p, _ = await contingency.accept_proposal(redis, plan, by=who(), now=time.time())
         print(f"已接受 accepted: {level_line(plan, p.level)}")
     run_with_redis(settings, go)
     return 0
@@ -96,42 +97,11 @@ def cmd_contingency_history(args, settings: Settings) -> int:
 
 def cmd_queue_promote(args, settings: Settings) -> int:
     """Move a waiting caller up in place: QueueChangePriorityCaller over AMI."""
-    import asyncio
-
-    from ivr import logs
-    from ivr.ami.controller import AmiController
-    from ivr.ami.model import LiveModel
-    from ivr.redisdb.live import read_live
-
-    ami = settings.ami
-    if ami is None:
-        raise ConfigError("未设置 IVR_AMI_URL：调整排队顺序需要 AMI 连接 — IVR_AMI_URL is not set: promoting a caller "
-                          "needs the AMI link")
+    from ivr.services import queues
 
     async def go(redis):
-        snap = await read_live(redis)
-        if snap is None:
-            raise IvrError("没有实时数据：有连着 AMI 的引擎在运行吗？ — no live figures: is an engine with an AMI link running?")
-        hits = [(q, c) for q, qs in snap["queues"].items() for c in qs["callers"]
-                if c["uniqueid"] == args.caller or c["uniqueid"].endswith(args.caller)]
-        if len(hits) != 1:
-            raise IvrError(f"{len(hits)} 位排队来电者匹配 '{args.caller}'，请给出完整的 uniqueid — {len(hits)} waiting callers match '{args.caller}': give the full unique id "
-                           "(ivr status lists them)")
-        queue, caller = hits[0]
-        ctl = AmiController(host=ami.host, port=ami.port, username=ami.username, secret=ami.secret,
-                            model=LiveModel(), redis=None, log=logs.get("ivr.cli"))
-        await ctl.start()
-        try:
-            await asyncio.wait_for(ctl.ready.wait(), 10)
-            channel = next((w.channel for w in ctl.model.waiting.values() if w.uniqueid == caller["uniqueid"]), None)
-            if channel is None:
-                raise IvrError("来电者已离开队列 — the caller has left the queue")
-            res = await ctl.change_priority(queue, channel, args.priority, caller["uniqueid"])
-        finally:
-            await ctl.stop()
-        if not res.ok:
-            raise IvrError(f"Asterisk 拒绝 — Asterisk refused: {res.message}")
-        print(f"已提前 promoted: {caller['number']} in {queue} to priority {args.priority} ({res.message})")
+        moved = await queues.promote(redis, settings.ami, args.caller, args.priority)
+        print(f"已提前 promoted: {moved.number} in {moved.queue} to priority {moved.priority} ({moved.message})")
     run_with_redis(settings, go)
     return 0
 

@@ -5,6 +5,7 @@ a person), local time. Pure; the codes stay in the log."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 KINDS = {
     "level_set": ("切换级别", "level set"),
@@ -37,7 +38,7 @@ def who_label(by: str | None, lang: str = "zh") -> str:
     return by
 
 
-def _detail(e: dict, lang: str) -> str:
+def _detail(e: dict[str, Any], lang: str) -> str:
     zh = lang == "zh"
     k = e.get("kind")
     if k == "level_set":
@@ -62,8 +63,8 @@ def _detail(e: dict, lang: str) -> str:
     return ""
 
 
-def history_row(e: dict, tz) -> dict:
-    """One audit entry for the history table (codes kept alongside the labels)."""
+def history_row(e: dict[str, Any], tz: dt.tzinfo) -> dict[str, Any]:
+    """One audit entry (its JSON) for the history table (codes kept alongside the labels)."""
     pair = KINDS.get(e.get("kind", ""), (e.get("kind", ""),) * 2)
     exp = e.get("expires_at")
     return {**e, "time": dt.datetime.fromtimestamp(float(e.get("at", 0)), tz).strftime("%Y-%m-%d %H:%M:%S"),

@@ -201,67 +201,100 @@ def parse_plan(text: str, path: str, *, queues: frozenset[str] | None = None,
     min_calls = top.take("abandon_min_calls", read_int(1, 100_000), default=20)
     lnode = top.take("levels", lambda r, n: n, required=True)
     top.finish()
-    watched: list[str] = ["general"]
-    if qnode is not None:
-        if isinstance(qnode, yaml.SequenceNode) and all(isinstance(x, yaml.ScalarNode) for x in qnode.value):
-            watched = [x.value for x in qnode.value]
-            for x in qnode.value:
-                if queues is not None and x.value not in queues:
-                    problems.at(x, f"contingency plan: queue '{x.value}' is not in queue/queues.yaml")
-        else:
-            problems.at(qnode, "contingency plan: 'queues' must be a list of queue names")
-    levels: list[Level] = []
+    watched = ["general"] if qnode is None else _watched_queues(qnode, problems, queues)
     if lnode is MISSING:
         return None, problems.items
     if not isinstance(lnode, yaml.SequenceNode) or len(lnode.value) < 2:
         problems.at(lnode, "contingency plan: 'levels' must list at least two levels (0 normal, 1 ...)")
         return None, problems.items
-    for i, node in enumerate(lnode.value):
-        where = f"level {i}"
-        if not isinstance(node, yaml.MappingNode):
-            problems.at(node, f"{where}: expected a mapping")
-            continue
-        r = Reader(node, problems, where, refs)
-        number = r.take("level", read_int(0, 99), required=True)
-        name = r.take("name", read_text, required=True)
-        name_en = r.take("name_en", read_text, default="")
-        ann = r.take("announcements", read_text)
-        callback = r.take("callback", _choice(CALLBACK_MODES), default="offer")
-        short = r.take("short_menu", read_bool, default=False)
-        music = r.take("hold_music", read_text)
-        expire = r.take("expire_after_h", read_seconds(0.1, 24 * 14))
-        up = r.take("raise_when", _thresholds)
-        down = r.take("stand_down_when", _thresholds)
-        actions = r.take("seat_actions", _seat_actions, default=[])
-        r.finish()
-        if number is not MISSING and number != i:
-            problems.at(r.items["level"][1], f"{where}: levels must be numbered 0, 1, 2 ... in order; found {number}")
-        if i == 0 and up not in (None, MISSING):
-            problems.at(r.items["raise_when"][0], "level 0: the normal level has no 'raise_when'")
-        if i == 0 and down not in (None, MISSING):
-            problems.at(r.items["stand_down_when"][0], "level 0: the normal level has no 'stand_down_when'")
-        if isinstance(up, Thresholds) and isinstance(down, Thresholds):
-            for metric, high in up.values().items():
-                low = down.values().get(metric)
-                if low is not None and low >= high:
-                    problems.at(r.items["stand_down_when"][1],
-                                f"{where}: stand-down {metric} {low:g} must be below the raise threshold {high:g} "
-                                "(otherwise the level flaps)")
-        if isinstance(ann, str) and ann != "none" and announcement_sets is not None and ann not in announcement_sets:
-            problems.at(r.items["announcements"][1],
-                        f"{where}: announcement set '{ann}' is not in prompts/announcements.yaml")
-        for action, anode in actions if actions is not MISSING else []:
-            if seat_groups is not None and action.group not in seat_groups:
-                problems.at(anode, f"{where} seat action: seat group '{action.group}' is not in queue/seats.yaml")
-            if action.queue and queues is not None and action.queue not in queues:
-                problems.at(anode, f"{where} seat action: queue '{action.queue}' is not in queue/queues.yaml")
-        if MISSING in (number, name, name_en, ann, callback, short, music, expire, up, down, actions):
-            continue
-        levels.append(Level(i, name, name_en, None if ann in (None, "none") else ann, callback, short, music,
-                            expire, up, down, tuple(a for a, _ in actions)))
+    known = _Known(queues, announcement_sets, seat_groups)
+    levels = [level for i, node in enumerate(lnode.value)
+              if (level := _level(i, node, problems, refs, known)) is not None]
     if problems.errors or MISSING in (mode, every, min_calls):
         return None, problems.items
     return Plan(tuple(levels), mode, every, tuple(watched), min_calls), problems.items
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """The names a plan may refer to; None: not checked."""
+    queues: frozenset[str] | None
+    announcement_sets: frozenset[str] | None
+    seat_groups: frozenset[str] | None
+
+
+def _watched_queues(qnode: Any, problems: Problems, queues: frozenset[str] | None) -> list[str]:
+    """The 'queues' the plan watches; the general queue when the list is malformed."""
+    if not (isinstance(qnode, yaml.SequenceNode) and all(isinstance(x, yaml.ScalarNode) for x in qnode.value)):
+        problems.at(qnode, "contingency plan: 'queues' must be a list of queue names")
+        return ["general"]
+    for x in qnode.value:
+        if queues is not None and x.value not in queues:
+            problems.at(x, f"contingency plan: queue '{x.value}' is not in queue/queues.yaml")
+    return [x.value for x in qnode.value]
+
+
+def _level(i: int, node: yaml.Node, problems: Problems, refs: list[Reference], known: _Known) -> Level | None:
+    """Level ``i`` of the 'levels' list; None when it has errors."""
+    where = f"level {i}"
+    if not isinstance(node, yaml.MappingNode):
+        problems.at(node, f"{where}: expected a mapping")
+        return None
+    r = Reader(node, problems, where, refs)
+    number = r.take("level", read_int(0, 99), required=True)
+    name = r.take("name", read_text, required=True)
+    name_en = r.take("name_en", read_text, default="")
+    ann = r.take("announcements", read_text)
+    callback = r.take("callback", _choice(CALLBACK_MODES), default="offer")
+    short = r.take("short_menu", read_bool, default=False)
+    music = r.take("hold_music", read_text)
+    expire = r.take("expire_after_h", read_seconds(0.1, 24 * 14))
+    up = r.take("raise_when", _thresholds)
+    down = r.take("stand_down_when", _thresholds)
+    actions = r.take("seat_actions", _seat_actions, default=[])
+    r.finish()
+    _check_order(r, i, number, up, down)
+    _check_hysteresis(r, up, down)
+    _check_names(r, ann, actions, known)
+    if MISSING in (number, name, name_en, ann, callback, short, music, expire, up, down, actions):
+        return None
+    return Level(i, name, name_en, None if ann in (None, "none") else ann, callback, short, music,
+                 expire, up, down, tuple(a for a, _ in actions))
+
+
+def _check_order(r: Reader, i: int, number: Any, up: Any, down: Any) -> None:
+    """Levels are numbered in order, and the normal level (0) has no thresholds."""
+    if number is not MISSING and number != i:
+        r.problems.at(r.items["level"][1], f"{r.where}: levels must be numbered 0, 1, 2 ... in order; found {number}")
+    if i == 0 and up not in (None, MISSING):
+        r.problems.at(r.items["raise_when"][0], "level 0: the normal level has no 'raise_when'")
+    if i == 0 and down not in (None, MISSING):
+        r.problems.at(r.items["stand_down_when"][0], "level 0: the normal level has no 'stand_down_when'")
+
+
+def _check_hysteresis(r: Reader, up: Any, down: Any) -> None:
+    """Each stand-down figure lies below the raise threshold of the same metric."""
+    if not (isinstance(up, Thresholds) and isinstance(down, Thresholds)):
+        return
+    for metric, high in up.values().items():
+        low = down.values().get(metric)
+        if low is not None and low >= high:
+            r.problems.at(r.items["stand_down_when"][1],
+                          f"{r.where}: stand-down {metric} {low:g} must be below the raise threshold {high:g} "
+                          "(otherwise the level flaps)")
+
+
+def _check_names(r: Reader, ann: Any, actions: Any, known: _Known) -> None:
+    """The announcement set, seat groups and queues a level names exist."""
+    sets = known.announcement_sets
+    if isinstance(ann, str) and ann != "none" and sets is not None and ann not in sets:
+        r.problems.at(r.items["announcements"][1],
+                      f"{r.where}: announcement set '{ann}' is not in prompts/announcements.yaml")
+    for action, anode in actions if actions is not MISSING else []:
+        if known.seat_groups is not None and action.group not in known.seat_groups:
+            r.problems.at(anode, f"{r.where} seat action: seat group '{action.group}' is not in queue/seats.yaml")
+        if action.queue and known.queues is not None and action.queue not in known.queues:
+            r.problems.at(anode, f"{r.where} seat action: queue '{action.queue}' is not in queue/queues.yaml")
 
 
 def parse_seats(text: str, path: str) -> tuple[Seats | None, list[Problem]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ivr.contingency.plan import UNDO, Plan, SeatAction, Seats
 
@@ -26,7 +27,7 @@ class SeatStep:
     penalty: int = 0
     reason: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:   # JSON-ready: ``SeatStep(**d)`` makes it again
         return asdict(self)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 
-from ivr.audit.chain import AuditLog
+from ivr.audit.chain import AuditLog, Entry, Record
 from ivr.contingency.plan import check_level
 from ivr.redisdb import keys
 
@@ -45,7 +47,7 @@ class Proposal:
 class Applied:
     level: int = 0
     at: float = 0.0
-    failed: list[dict] = field(default_factory=list)   # actions still to retry
+    failed: list[dict[str, Any]] = field(default_factory=list)   # SeatStep.as_dict() of actions still to retry
 
 
 class ContingencyStore:
@@ -112,12 +114,12 @@ class ContingencyStore:
         raw = await self.redis.get(keys.CONTINGENCY_APPLIED)
         return Applied(**json.loads(raw)) if raw else Applied()
 
-    async def record_actions(self, applied: Applied, results: list[dict], *, now: float) -> None:
+    async def record_actions(self, applied: Applied, results: Sequence[Record], *, now: float) -> None:
         await self.audit.append(
             [{"kind": "seat_action", "at": now, "by": "system:ami", **r} for r in results]
             + [{"kind": "level_applied", "at": now, "by": "system:ami", "level": applied.level,
                 "failed": len(applied.failed)}],
             also_set={keys.CONTINGENCY_APPLIED: json.dumps(asdict(applied), ensure_ascii=False)})
 
-    async def history(self, count: int = 20) -> list[tuple[str, dict]]:
+    async def history(self, count: int = 20) -> list[tuple[str, Entry]]:
         return await self.audit.entries(count=count, reverse=True)

@@ -13,17 +13,20 @@ socket closed, the call was given back) the dialplan queues the caller itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ivr.call_channel import CallChannel, CallLog, QueueStatus
-from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, IvrError
+from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, MenuExhausted, StepBudgetExceeded
 from ivr.flow import model as m
 from ivr.flow.conditions import CallFacts
 
 if TYPE_CHECKING:
     from ivr.logs import Log
+
+    # a step handler: (call state, step of its type, subflow depth) -> next step name
+    _StepHandler = Callable[["_CallState", Any, int], Awaitable[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +36,6 @@ class RunnerConfig:
     fallback_wait_s: int = 600
     transfer_dialstring: str = "Local/{number}@ivr-transfer"
     max_steps: int = 200                 # a hard cap: a loop in a flow cannot trap a caller
-
-
-class StepBudgetExceeded(IvrError):
-    pass
-
-
-class MenuExhausted(IvrError):
-    pass
 
 
 class _CallEnded(Exception):
@@ -56,6 +51,21 @@ class _FallbackNeeded(Exception):
 class FlowInterpreter:
     def __init__(self, config: RunnerConfig) -> None:
         self.config = config
+        # keyed by the exact step class: the model's steps are final dataclasses
+        self._handlers: dict[type, _StepHandler] = {
+            m.Play: self._play,
+            m.Announce: self._announce,
+            m.Menu: self._menu,
+            m.Branch: self._branch,
+            m.SetVars: self._set_vars,
+            m.Queue: self._queue,
+            m.Record: self._record,
+            m.OfferCallback: self._offer_callback,
+            m.Transfer: self._transfer,
+            m.Goto: self._goto,
+            m.Subflow: self._subflow,
+            m.Hangup: self._hangup,
+        }
 
     async def run(self, flows: Mapping[str, m.Flow], name: str, channel: CallChannel,
                   facts: CallFacts, log: Log) -> CallLog:
@@ -120,87 +130,91 @@ class FlowInterpreter:
                 raise _FallbackNeeded(step.name, exc) from exc
 
     async def _step(self, s: _CallState, step: m.Step, depth: int) -> str:
-        ch = s.channel
-        match step:
-            case m.Play():
-                digit = await ch.play(step.prompts, step.interrupt)
-                if digit:
-                    s.record.digits.append(digit)
-                    return step.on_digit or step.next
-                return step.next
-            case m.Announce():
-                prompts = (s.call_facts.announcements if step.set is None
-                           else s.call_facts.announcement_sets.get(step.set, ()))
-                if not prompts:      # nothing valid right now: say nothing rather than something stale
-                    return step.next
-                s.record.announcements += len(prompts)
-                digit = await ch.play(prompts, step.interrupt)
-                if digit:
-                    s.record.digits.append(digit)
-                    return step.on_digit or step.next
-                return step.next
-            case m.Menu():
-                return await self._menu(s, step)
-            case m.Branch():
-                # a copy only when a `set` step changed a variable: branches run on every call
-                facts = s.call_facts
-                if s.variables != facts.variables:
-                    facts = replace(facts, variables=s.variables)
-                for case in step.cases:
-                    if case.when.holds(facts):
-                        return case.goto
-                return step.otherwise
-            case m.SetVars():
-                for k, v in step.variables.items():
-                    await ch.set_variable(k, v)
-                    s.variables[k] = v
-                return step.next
-            case m.Queue():
-                return await self._queue(s, step)
-            case m.Record():
-                if step.prompt:
-                    await ch.play([step.prompt])
-                s.messages += 1
-                name = f"msg-{_safe(ch.call.uniqueid)}-{s.messages}"
-                res = await ch.record(name, step.max_s, step.silence_s, step.beep)
-                if res.has_audio:
-                    s.record.message_path = name
-                s.record.wanted_person = True
-                if res.reason == "hangup":
-                    raise CallerHungUp()
-                return step.next
-            case m.OfferCallback():
-                s.record.wanted_person = True
-                if s.call_facts.callback_mode == "message":
-                    # The contingency plan sends callers straight to leave a message.
-                    s.record.sent_to_message = True
-                    return step.on_decline
-                digit = await ch.read_digits(step.prompt, step.timeout_s, 1)
-                if digit == step.accept_digit:
-                    s.record.callback_accepted = True
-                    return step.on_accept
-                return step.on_decline
-            case m.Transfer():
-                dialstring = self.config.transfer_dialstring.format(number=step.to)
-                status = await ch.dial(dialstring, step.timeout_s)
-                if status == "ANSWER":
-                    raise _CallEnded()
-                if ch.hung_up:
-                    raise CallerHungUp()
-                return step.on_fail
-            case m.Goto():
-                return step.to
-            case m.Subflow():
-                await self._run_flow(s, s.flows[step.flow], depth + 1)
-                return step.next
-            case m.Hangup():
-                if step.prompt:
-                    await ch.play([step.prompt])
-                await ch.hangup()
-                raise _CallEnded()
-        raise TypeError(f"unknown step {step!r}")
+        """Run one step; return the name of the step to run next."""
+        handler = self._handlers.get(type(step))
+        if handler is None:
+            raise TypeError(f"unknown step {step!r}")
+        return await handler(s, step, depth)
 
-    async def _menu(self, s: _CallState, step: m.Menu) -> str:
+    # One handler per step type, each ``(state, step, depth) -> next step name``;
+    # the table that names them is built in ``__init__``.
+
+    async def _play(self, s: _CallState, step: m.Play, depth: int) -> str:
+        return await _play_prompts(s, step.prompts, step.interrupt, step.on_digit, step.next)
+
+    async def _announce(self, s: _CallState, step: m.Announce, depth: int) -> str:
+        prompts = (s.call_facts.announcements if step.set is None
+                   else s.call_facts.announcement_sets.get(step.set, ()))
+        if not prompts:      # nothing valid right now: say nothing rather than something stale
+            return step.next
+        s.record.announcements += len(prompts)
+        return await _play_prompts(s, prompts, step.interrupt, step.on_digit, step.next)
+
+    async def _branch(self, s: _CallState, step: m.Branch, depth: int) -> str:
+        # a copy only when a `set` step changed a variable: branches run on every call
+        facts = s.call_facts
+        if s.variables != facts.variables:
+            facts = replace(facts, variables=s.variables)
+        for case in step.cases:
+            if case.when.holds(facts):
+                return case.goto
+        return step.otherwise
+
+    async def _set_vars(self, s: _CallState, step: m.SetVars, depth: int) -> str:
+        for k, v in step.variables.items():
+            await s.channel.set_variable(k, v)
+            s.variables[k] = v
+        return step.next
+
+    async def _record(self, s: _CallState, step: m.Record, depth: int) -> str:
+        ch = s.channel
+        if step.prompt:
+            await ch.play([step.prompt])
+        s.messages += 1
+        name = f"msg-{_safe(ch.call.uniqueid)}-{s.messages}"
+        res = await ch.record(name, step.max_s, step.silence_s, step.beep)
+        if res.has_audio:
+            s.record.message_path = name
+        s.record.wanted_person = True
+        if res.reason == "hangup":
+            raise CallerHungUp()
+        return step.next
+
+    async def _offer_callback(self, s: _CallState, step: m.OfferCallback, depth: int) -> str:
+        s.record.wanted_person = True
+        if s.call_facts.callback_mode == "message":
+            # The contingency plan sends callers straight to leave a message.
+            s.record.sent_to_message = True
+            return step.on_decline
+        digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
+        if digit == step.accept_digit:
+            s.record.callback_accepted = True
+            return step.on_accept
+        return step.on_decline
+
+    async def _transfer(self, s: _CallState, step: m.Transfer, depth: int) -> str:
+        dialstring = self.config.transfer_dialstring.format(number=step.to)
+        status = await s.channel.dial(dialstring, step.timeout_s)
+        if status == "ANSWER":
+            raise _CallEnded()
+        if s.channel.hung_up:
+            raise CallerHungUp()
+        return step.on_fail
+
+    async def _goto(self, s: _CallState, step: m.Goto, depth: int) -> str:
+        return step.to
+
+    async def _subflow(self, s: _CallState, step: m.Subflow, depth: int) -> str:
+        await self._run_flow(s, s.flows[step.flow], depth + 1)
+        return step.next
+
+    async def _hangup(self, s: _CallState, step: m.Hangup, depth: int) -> str:
+        if step.prompt:
+            await s.channel.play([step.prompt])
+        await s.channel.hangup()
+        raise _CallEnded()
+
+    async def _menu(self, s: _CallState, step: m.Menu, depth: int) -> str:
         attempts = step.retries + 1
         for attempt in range(attempts):
             digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
@@ -215,7 +229,7 @@ class FlowInterpreter:
             return step.default
         raise MenuExhausted(f"no valid choice after {attempts} attempts")
 
-    async def _queue(self, s: _CallState, step: m.Queue) -> str:
+    async def _queue(self, s: _CallState, step: m.Queue, depth: int) -> str:
         s.record.wanted_person = True
         s.record.queue = step.queue
         s.record.emergency = s.record.emergency or step.emergency
@@ -283,6 +297,16 @@ class _CallState:
         """The facts of a call running a flow (only a fallback-only call has none)."""
         assert self.facts is not None
         return self.facts
+
+
+async def _play_prompts(s: _CallState, prompts: Sequence[str], interrupt: str, on_digit: str | None,
+                        next_step: str) -> str:
+    """Play ``prompts``; a digit that cuts them short goes to ``on_digit`` (default: ``next_step``)."""
+    digit = await s.channel.play(prompts, interrupt)
+    if digit:
+        s.record.digits.append(digit)
+        return on_digit or next_step
+    return next_step
 
 
 def _safe(text: str) -> str:

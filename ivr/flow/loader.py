@@ -143,69 +143,96 @@ def _time(r: Reader, n: yaml.Node) -> Any:
         return r.bad(n, "a time HH:MM")
 
 
-CONDITION_KEYS = ("level_at_least", "level_below", "short_menu", "time_between", "weekday_in", "calendar",
-                  "called_within_min", "caller_in_list", "variable_equals", "all", "any", "not")
-
-
 def _condition(r: Reader, n: yaml.Node) -> Any:
     if not isinstance(n, yaml.MappingNode) or len(n.value) != 1:
         return r.bad(n, f"one condition ({', '.join(CONDITION_KEYS)})")
     knode, v = n.value[0]
     key = scalar(knode) or ""
-    if key == "level_at_least":
-        x = read_int(0, 9)(r, v)
-        return x if x is MISSING else c.LevelAtLeast(x)
-    if key == "level_below":
-        x = read_int(0, 10)(r, v)
-        return x if x is MISSING else c.LevelBelow(x)
-    if key == "short_menu":
-        x = read_bool(r, v)
-        return x if x is MISSING else c.ShortMenu(x)
-    if key == "time_between":
-        if not isinstance(v, yaml.SequenceNode) or len(v.value) != 2:
-            return r.bad(v, "[start, end] times HH:MM")
-        a, b = _time(r, v.value[0]), _time(r, v.value[1])
-        return MISSING if MISSING in (a, b) else c.TimeBetween(a, b)
-    if key == "weekday_in":
-        if not isinstance(v, yaml.SequenceNode) or not v.value:
-            return r.bad(v, f"a list of days ({', '.join(c.WEEKDAYS)})")
-        days = set()
-        for d in v.value:
-            name = (scalar(d) or "").lower()
-            if name not in c.WEEKDAYS:
-                r.problems.at(d, f"{r.where}: unknown day '{scalar(d)}'{did_you_mean(name, c.WEEKDAYS)}")
-                return MISSING
-            days.add(c.WEEKDAYS.index(name))
-        return c.WeekdayIn(frozenset(days))
-    if key == "calendar":
-        calendar = scalar(v)
-        return r.bad(v, "a calendar name") if not calendar else c.InCalendar(r.ref("calendar", calendar, v))
-    if key == "called_within_min":
-        x = read_int(1, 7 * 24 * 60)(r, v)
-        return x if x is MISSING else c.CalledWithin(x)
-    if key == "caller_in_list":
-        number_list = scalar(v)
-        return r.bad(v, "a number-list name") if not number_list else c.CallerInList(r.ref("list", number_list, v))
-    if key == "variable_equals":
-        sub = Reader(v, r.problems, r.where, r.refs) if isinstance(v, yaml.MappingNode) else None
-        if sub is None:
-            return r.bad(v, "{name: VARIABLE, value: text}")
-        name = sub.take("name", read_text, required=True)
-        value = sub.take("value", read_text, required=True)
-        sub.finish()
-        return MISSING if MISSING in (name, value) else c.VariableEquals(name, value)
-    if key in ("all", "any"):
+    read = _CONDITIONS.get(key)
+    if read is None:
+        r.problems.at(knode, f"{r.where}: unknown condition '{key}'{did_you_mean(key, CONDITION_KEYS)}")
+        return MISSING
+    return read(r, v)
+
+
+# One reader per condition kind, each ``(reader, value node) -> condition or MISSING``;
+# the table that names them follows.
+
+def _then(read: Callable[[Reader, yaml.Node], Any], make: Callable[[Any], Any]) -> Callable[[Reader, yaml.Node], Any]:
+    """A condition of one value: ``make`` applied to what ``read`` reads."""
+    def conv(r: Reader, v: yaml.Node) -> Any:
+        x = read(r, v)
+        return x if x is MISSING else make(x)
+    return conv
+
+
+def _time_between(r: Reader, v: yaml.Node) -> Any:
+    if not isinstance(v, yaml.SequenceNode) or len(v.value) != 2:
+        return r.bad(v, "[start, end] times HH:MM")
+    a, b = _time(r, v.value[0]), _time(r, v.value[1])
+    return MISSING if MISSING in (a, b) else c.TimeBetween(a, b)
+
+
+def _weekday_in(r: Reader, v: yaml.Node) -> Any:
+    if not isinstance(v, yaml.SequenceNode) or not v.value:
+        return r.bad(v, f"a list of days ({', '.join(c.WEEKDAYS)})")
+    days = set()
+    for d in v.value:
+        name = (scalar(d) or "").lower()
+        if name not in c.WEEKDAYS:
+            r.problems.at(d, f"{r.where}: unknown day '{scalar(d)}'{did_you_mean(name, c.WEEKDAYS)}")
+            return MISSING
+        days.add(c.WEEKDAYS.index(name))
+    return c.WeekdayIn(frozenset(days))
+
+
+def _calendar(r: Reader, v: yaml.Node) -> Any:
+    calendar = scalar(v)
+    return r.bad(v, "a calendar name") if not calendar else c.InCalendar(r.ref("calendar", calendar, v))
+
+
+def _caller_in_list(r: Reader, v: yaml.Node) -> Any:
+    number_list = scalar(v)
+    return r.bad(v, "a number-list name") if not number_list else c.CallerInList(r.ref("list", number_list, v))
+
+
+def _variable_equals(r: Reader, v: yaml.Node) -> Any:
+    sub = Reader(v, r.problems, r.where, r.refs) if isinstance(v, yaml.MappingNode) else None
+    if sub is None:
+        return r.bad(v, "{name: VARIABLE, value: text}")
+    name = sub.take("name", read_text, required=True)
+    value = sub.take("value", read_text, required=True)
+    sub.finish()
+    return MISSING if MISSING in (name, value) else c.VariableEquals(name, value)
+
+
+def _combined(make: Callable[[tuple[Any, ...]], Any]) -> Callable[[Reader, yaml.Node], Any]:
+    """``all`` or ``any``: a non-empty list of conditions."""
+    def conv(r: Reader, v: yaml.Node) -> Any:
         if not isinstance(v, yaml.SequenceNode) or not v.value:
             return r.bad(v, "a list of conditions")
         parts = tuple(_condition(r, x) for x in v.value)
         if MISSING in parts:
             return MISSING
-        return c.AllOf(parts) if key == "all" else c.AnyOf(parts)
-    if key == "not":
-        x = _condition(r, v)
-        return x if x is MISSING else c.Not(x)
-    r.problems.at(knode, f"{r.where}: unknown condition '{key}'{did_you_mean(key, CONDITION_KEYS)}")
-    return MISSING
+        return make(parts)
+    return conv
+
+
+_CONDITIONS: dict[str, Callable[[Reader, yaml.Node], Any]] = {
+    "level_at_least": _then(read_int(0, 9), c.LevelAtLeast),
+    "level_below": _then(read_int(0, 10), c.LevelBelow),
+    "short_menu": _then(read_bool, c.ShortMenu),
+    "time_between": _time_between,
+    "weekday_in": _weekday_in,
+    "calendar": _calendar,
+    "called_within_min": _then(read_int(1, 7 * 24 * 60), c.CalledWithin),
+    "caller_in_list": _caller_in_list,
+    "variable_equals": _variable_equals,
+    "all": _combined(c.AllOf),
+    "any": _combined(c.AnyOf),
+    "not": _then(_condition, c.Not),
+}
+CONDITION_KEYS = tuple(_CONDITIONS)
 
 
 def _cases(r: Reader, n: yaml.Node) -> Any:

@@ -3,12 +3,13 @@ flows — against what exists, before any call uses the flow."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ivr.flow import model as m
 from ivr.flow.loader import ParsedFlow
 from ivr.yamldoc.problems import did_you_mean
+from ivr.yamldoc.schema import Reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,41 +27,89 @@ class Catalog:
 
 def check(parsed: ParsedFlow, catalog: Catalog) -> None:
     """Add reference problems to ``parsed.problems``."""
-    flow = parsed.flow
-    probs = parsed.problems
-    step_names = set(parsed.step_nodes)
+    k = _Check(parsed, catalog, set(parsed.step_nodes))
     for ref in parsed.references:
-        if ref.kind == "step":
-            if ref.value not in step_names and ref.value not in m.RESERVED_TARGETS:
-                probs.at(ref.node, f"{ref.where}: no step named '{ref.value}'{did_you_mean(ref.value, step_names)}")
-        elif ref.kind == "prompt":
-            if ref.value not in catalog.prompts:
-                probs.at(ref.node, f"{ref.where}: prompt '{ref.value}' not found in prompts/{did_you_mean(ref.value, catalog.prompts)}")
-            elif ref.value in catalog.prompt_notes:
-                probs.at(ref.node, f"{ref.where}: prompt '{ref.value}' {catalog.prompt_notes[ref.value]}", warning=True)
-        elif ref.kind == "queue":
-            if ref.value not in catalog.queues:
-                probs.at(ref.node, f"{ref.where}: queue '{ref.value}' is not defined in queue/queues.yaml{did_you_mean(ref.value, catalog.queues)}")
-            elif catalog.asterisk_queues is not None and catalog.queues[ref.value] not in catalog.asterisk_queues:
-                probs.at(ref.node, f"{ref.where}: queue '{ref.value}' maps to Asterisk queue "
-                                   f"'{catalog.queues[ref.value]}', which asterisk/queues.conf does not define")
-        elif ref.kind == "announcement_set":
-            if catalog.announcement_sets is not None and ref.value not in catalog.announcement_sets:
-                probs.at(ref.node, f"{ref.where}: announcement set '{ref.value}' not found in prompts/announcements.yaml"
-                                   f"{did_you_mean(ref.value, catalog.announcement_sets)}")
-        elif ref.kind == "list":
-            if ref.value not in catalog.lists:
-                probs.at(ref.node, f"{ref.where}: number list '{ref.value}' not found in flows/lists/{did_you_mean(ref.value, catalog.lists)}")
-        elif ref.kind == "calendar":
-            if ref.value not in catalog.calendars:
-                probs.at(ref.node, f"{ref.where}: calendar '{ref.value}' not found in flows/calendars/{did_you_mean(ref.value, catalog.calendars)}")
-        elif ref.kind == "flow":
-            if ref.value == parsed.name:
-                probs.at(ref.node, f"{ref.where}: a flow cannot call itself as a subflow")
-            elif ref.value not in catalog.flows:
-                probs.at(ref.node, f"{ref.where}: no flow named '{ref.value}'{did_you_mean(ref.value, catalog.flows)}")
-    if flow is not None and not probs.errors:
+        check_ref = _CHECKS.get(ref.kind)
+        if check_ref is not None:
+            check_ref(k, ref)
+    if parsed.flow is not None and not parsed.problems.errors:
         _warn_unreachable(parsed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """What one flow's references are checked against."""
+    parsed: ParsedFlow
+    catalog: Catalog
+    step_names: set[str]
+
+
+# One check per kind of reference, each adding its problems to ``parsed.problems``;
+# the table that names them follows.
+
+def _step(k: _Check, ref: Reference) -> None:
+    if ref.value not in k.step_names and ref.value not in m.RESERVED_TARGETS:
+        k.parsed.problems.at(ref.node, f"{ref.where}: no step named '{ref.value}'"
+                                       f"{did_you_mean(ref.value, k.step_names)}")
+
+
+def _prompt(k: _Check, ref: Reference) -> None:
+    probs, catalog = k.parsed.problems, k.catalog
+    if ref.value not in catalog.prompts:
+        probs.at(ref.node, f"{ref.where}: prompt '{ref.value}' not found in prompts/"
+                           f"{did_you_mean(ref.value, catalog.prompts)}")
+    elif ref.value in catalog.prompt_notes:
+        probs.at(ref.node, f"{ref.where}: prompt '{ref.value}' {catalog.prompt_notes[ref.value]}", warning=True)
+
+
+def _queue(k: _Check, ref: Reference) -> None:
+    probs, catalog = k.parsed.problems, k.catalog
+    if ref.value not in catalog.queues:
+        probs.at(ref.node, f"{ref.where}: queue '{ref.value}' is not defined in queue/queues.yaml"
+                           f"{did_you_mean(ref.value, catalog.queues)}")
+    elif catalog.asterisk_queues is not None and catalog.queues[ref.value] not in catalog.asterisk_queues:
+        probs.at(ref.node, f"{ref.where}: queue '{ref.value}' maps to Asterisk queue "
+                           f"'{catalog.queues[ref.value]}', which asterisk/queues.conf does not define")
+
+
+def _announcement_set(k: _Check, ref: Reference) -> None:
+    sets = k.catalog.announcement_sets
+    if sets is not None and ref.value not in sets:
+        k.parsed.problems.at(ref.node, f"{ref.where}: announcement set '{ref.value}' not found in "
+                                       f"prompts/announcements.yaml{did_you_mean(ref.value, sets)}")
+
+
+def _list(k: _Check, ref: Reference) -> None:
+    lists = k.catalog.lists
+    if ref.value not in lists:
+        k.parsed.problems.at(ref.node, f"{ref.where}: number list '{ref.value}' not found in flows/lists/"
+                                       f"{did_you_mean(ref.value, lists)}")
+
+
+def _calendar(k: _Check, ref: Reference) -> None:
+    calendars = k.catalog.calendars
+    if ref.value not in calendars:
+        k.parsed.problems.at(ref.node, f"{ref.where}: calendar '{ref.value}' not found in flows/calendars/"
+                                       f"{did_you_mean(ref.value, calendars)}")
+
+
+def _flow(k: _Check, ref: Reference) -> None:
+    probs, flows = k.parsed.problems, k.catalog.flows
+    if ref.value == k.parsed.name:
+        probs.at(ref.node, f"{ref.where}: a flow cannot call itself as a subflow")
+    elif ref.value not in flows:
+        probs.at(ref.node, f"{ref.where}: no flow named '{ref.value}'{did_you_mean(ref.value, flows)}")
+
+
+_CHECKS: dict[str, Callable[[_Check, Reference], None]] = {
+    "step": _step,
+    "prompt": _prompt,
+    "queue": _queue,
+    "announcement_set": _announcement_set,
+    "list": _list,
+    "calendar": _calendar,
+    "flow": _flow,
+}
 
 
 def _warn_unreachable(parsed: ParsedFlow) -> None:

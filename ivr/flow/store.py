@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from ivr.audit.chain import AuditLog, StaleState
-from ivr.errors import FlowNotFound, PublishError
+from ivr.audit.chain import AuditLog
+from ivr.errors import FlowNotFound, PublishError, StaleState
 from ivr.redisdb import keys
 from ivr.redisdb.replies import stream_entries, text_or_none, text_set
 

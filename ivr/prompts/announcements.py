@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -18,7 +19,7 @@ import yaml
 from ivr import names
 from ivr.yamldoc import bounded as yamlfile
 from ivr.yamldoc.problems import Problem, Problems, kind_of, mapping_items
-from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_text
+from ivr.yamldoc.schema import MISSING, Reader, Reference, compose_mapping, read_text
 
 EXPIRY_WARNING = dt.timedelta(days=1)
 FILE = "announcements.yaml"
@@ -46,7 +47,7 @@ def playable(sets: AnnouncementSets, name: str | None, now: dt.datetime) -> tupl
     return tuple(a.prompt for a in sets.get(name, ()) if a.valid_at(now))
 
 
-def _moment(r: Reader, n: yaml.Node, tz: ZoneInfo, end_of_day: bool):
+def _moment(r: Reader, n: yaml.Node, tz: ZoneInfo, end_of_day: bool) -> Any:  # a datetime, or MISSING
     v = n.value if isinstance(n, yaml.ScalarNode) else None
     try:
         if v is not None and len(v) == 10:
@@ -64,7 +65,7 @@ def _moment(r: Reader, n: yaml.Node, tz: ZoneInfo, end_of_day: bool):
 def parse_announcements(text: str, path: str, *, tz: ZoneInfo, prompts: frozenset[str] | None,
                         now: dt.datetime | None = None) -> tuple[AnnouncementSets, list[Problem]]:
     problems = Problems(path)
-    refs: list = []
+    refs: list[Reference] = []
     sets: AnnouncementSets = {}
     if not text.strip():
         return sets, problems.items
@@ -79,42 +80,69 @@ def parse_announcements(text: str, path: str, *, tz: ZoneInfo, prompts: frozense
     if not isinstance(sets_node, yaml.MappingNode):
         problems.at(sets_node, f"sets: expected a mapping of set name: list, got {kind_of(sets_node)}")
         return sets, problems.items
+    ctx = _Context(problems, refs, tz, prompts, now)
     for name, knode, lnode in mapping_items(sets_node, problems, "sets"):
-        if not names.NAME.ok(name):
-            problems.at(knode, f"set '{name}': 名称无效 (invalid name): {names.NAME.what}")
-            continue
-        if not isinstance(lnode, yaml.SequenceNode):
-            problems.at(lnode, f"set '{name}': expected a list of announcements, got {kind_of(lnode)}")
-            continue
-        items = []
-        for inode in lnode.value:
-            where = f"set '{name}'"
-            if not isinstance(inode, yaml.MappingNode):
-                problems.at(inode, f"{where}: expected an announcement (prompt, valid_from, valid_until)")
-                continue
-            r = Reader(inode, problems, where, refs)
-            prompt = r.take("prompt", read_text, required=True)
-            title = r.take("title", read_text, default="")
-            start = r.take("valid_from", lambda rr, n: _moment(rr, n, tz, False))
-            until = r.take("valid_until", lambda rr, n: _moment(rr, n, tz, True))
-            r.finish()
-            if MISSING in (prompt, title, start, until):
-                continue
-            if prompts is not None and prompt not in prompts:
-                problems.at(r.items["prompt"][1], f"{where}: prompt '{prompt}' has no audio file in prompts/")
-            if start and until and until <= start:
-                problems.at(r.items["valid_until"][1], f"{where}: '{prompt}' ends before it starts")
-            if until and now is not None:
-                node = r.items["valid_until"][1]
-                if until <= now:
-                    problems.at(node, f"{where}: '{prompt}' expired on {until:%Y-%m-%d %H:%M} and will not play",
-                                warning=True)
-                elif until - now <= EXPIRY_WARNING:
-                    problems.at(node, f"{where}: '{prompt}' expires within a day ({until:%Y-%m-%d %H:%M}); "
-                                      "renew it or replace it", warning=True)
-            items.append(Announcement(prompt, title, start, until))
-        sets[name] = tuple(items)
+        items = _announcement_set(ctx, name, knode, lnode)
+        if items is not None:
+            sets[name] = items
     return sets, problems.items
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every announcement of the file is read and checked against."""
+    problems: Problems
+    refs: list[Reference]
+    tz: ZoneInfo
+    prompts: frozenset[str] | None      # None: not checked
+    now: dt.datetime | None             # None: no expiry warnings
+
+
+def _announcement_set(ctx: _Context, name: str, knode: yaml.Node,
+                      lnode: yaml.Node) -> tuple[Announcement, ...] | None:
+    """One set; None when its name or its shape is wrong (its items are not read)."""
+    if not names.NAME.ok(name):
+        ctx.problems.at(knode, f"set '{name}': 名称无效 (invalid name): {names.NAME.what}")
+        return None
+    if not isinstance(lnode, yaml.SequenceNode):
+        ctx.problems.at(lnode, f"set '{name}': expected a list of announcements, got {kind_of(lnode)}")
+        return None
+    where = f"set '{name}'"
+    return tuple(a for inode in lnode.value if (a := _announcement(ctx, where, inode)) is not None)
+
+
+def _announcement(ctx: _Context, where: str, inode: yaml.Node) -> Announcement | None:
+    """One item of a set; None when it has errors."""
+    if not isinstance(inode, yaml.MappingNode):
+        ctx.problems.at(inode, f"{where}: expected an announcement (prompt, valid_from, valid_until)")
+        return None
+    tz = ctx.tz
+    r = Reader(inode, ctx.problems, where, ctx.refs)
+    prompt = r.take("prompt", read_text, required=True)
+    title = r.take("title", read_text, default="")
+    start = r.take("valid_from", lambda rr, n: _moment(rr, n, tz, False))
+    until = r.take("valid_until", lambda rr, n: _moment(rr, n, tz, True))
+    r.finish()
+    if MISSING in (prompt, title, start, until):
+        return None
+    if ctx.prompts is not None and prompt not in ctx.prompts:
+        ctx.problems.at(r.items["prompt"][1], f"{where}: prompt '{prompt}' has no audio file in prompts/")
+    if start and until and until <= start:
+        ctx.problems.at(r.items["valid_until"][1], f"{where}: '{prompt}' ends before it starts")
+    if until and ctx.now is not None:
+        _warn_expiry(ctx.problems, r.items["valid_until"][1], where, prompt, until, ctx.now)
+    return Announcement(prompt, title, start, until)
+
+
+def _warn_expiry(problems: Problems, node: yaml.Node, where: str, prompt: str, until: dt.datetime,
+                 now: dt.datetime) -> None:
+    """A warning for an item that has expired or expires within a day."""
+    if until <= now:
+        problems.at(node, f"{where}: '{prompt}' expired on {until:%Y-%m-%d %H:%M} and will not play",
+                    warning=True)
+    elif until - now <= EXPIRY_WARNING:
+        problems.at(node, f"{where}: '{prompt}' expires within a day ({until:%Y-%m-%d %H:%M}); "
+                          "renew it or replace it", warning=True)
 
 
 def load_announcements(prompts_dir: Path, tz: ZoneInfo, prompts: frozenset[str] | None = None,

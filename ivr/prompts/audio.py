@@ -33,9 +33,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from ivr.errors import ConfigError
+from ivr.errors import AudioRefused, ConfigError
 
 if TYPE_CHECKING:
     from pydub import AudioSegment  # imported where used: the engine never loads it
@@ -60,10 +60,6 @@ ALLOWED = {
     "amr": {"amr_nb", "amr_wb"},
 }
 ALLOWED_TEXT = "WAV、MP3、M4A/AAC、OGG/Opus、AMR"
-
-
-class AudioRefused(ConfigError):
-    """The upload is not audio we accept; the message is for the uploader (Chinese first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,17 +177,18 @@ def _tool(name: str) -> str:
     return exe
 
 
-def _probe(path: Path, fmt: str, wall_timeout_s: float) -> dict:
+def _probe(path: Path, fmt: str, wall_timeout_s: float) -> dict[str, Any]:
+    """ffprobe's JSON (``streams``, ``format``): open, whatever the file holds."""
     out = _child([_tool("ffprobe"), "-v", "error", "-protocol_whitelist", "file", "-f", fmt, "-i", str(path),
                   "-show_entries", "stream=codec_type,codec_name,channels,sample_rate,duration:format=duration",
                   "-of", "json"], wall_timeout_s)
     try:
-        return json.loads(out)
+        return cast("dict[str, Any]", json.loads(out))
     except ValueError as exc:
         raise AudioRefused("无法读取该音频 the audio could not be read") from exc
 
 
-def _check(info: dict, fmt: str) -> None:
+def _check(info: dict[str, Any], fmt: str) -> None:
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
     if len(streams) != 1 or len(info.get("streams", [])) != 1:
         raise AudioRefused(f"须恰好含一条音轨 the file must hold exactly one audio stream "

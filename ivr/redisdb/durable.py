@@ -10,14 +10,10 @@ import time
 
 import redis.asyncio as aioredis
 
-from ivr.errors import IvrError
+from ivr.errors import NotReplicated
 
 CHECK_EVERY_S = 5.0
 WAIT_MS = 1000
-
-
-class NotReplicated(IvrError):
-    """The write reached the master but no replica within ``WAIT_MS``."""
 
 
 class Replication:
@@ -38,7 +34,7 @@ class Replication:
         the caller keeps the work and tries again (writes are idempotent)."""
         if not await self.replicas():
             return
-        acked = await self.redis.execute_command("WAIT", 1, WAIT_MS)
+        acked = await self.redis.wait(1, WAIT_MS)
         if int(acked) < 1:
             self._checked = -CHECK_EVERY_S      # the replica may be gone: look again next time
             raise NotReplicated(f"no replica acknowledged within {WAIT_MS} ms")

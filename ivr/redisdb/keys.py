@@ -18,6 +18,16 @@ def flow_seq(name: str) -> str:
     return f"{PREFIX}flow:{name}:seq"
 
 
+def config_versions(path: str) -> str:
+    """Hash: version -> JSON {schema, file, version, text (null: removed), sha256, by, at, note, how}
+    of one configuration file (``queue/contingency.yaml``...)."""
+    return f"{PREFIX}config:versions:{path}"
+
+
+CONFIG_IN_FORCE = f"{PREFIX}config:in-force"     # Hash: file -> version: the last good configuration set
+CONFIG_GENERATION = f"{PREFIX}config:generation"  # Counter: one more per change of the set (the change guard)
+CONFIG_LOCK = f"{PREFIX}config:lock"             # String (PX): one change checked and written at a time
+CONFIG_AUDIT = f"{PREFIX}audit:config"           # Stream, hash-chained: every configuration file change
 FLOW_NAMES = f"{PREFIX}flows"             # Set of published flow names
 FLOW_AUDIT = f"{PREFIX}audit:publish"     # Stream, hash-chained: flow publish and rollback records
 FLOW_AUDIT_LEGACY = f"{PREFIX}audit:flows"  # Stream (plain, read only): those records before the chained log
@@ -32,7 +42,7 @@ CALLBACK_AUDIT = f"{PREFIX}audit:callbacks"             # Stream, hash-chained: 
 CONSOLE_AUDIT = f"{PREFIX}audit:console"                # Stream, hash-chained: sign-ins, uploads, edits
 # the hash-chained logs `ivr audit verify` and the auditors' page check
 AUDIT_LOGS = {"callbacks": CALLBACK_AUDIT, "contingency": CONTINGENCY_AUDIT, "console": CONSOLE_AUDIT,
-              "flows": FLOW_AUDIT, "users": USERS_AUDIT}
+              "flows": FLOW_AUDIT, "users": USERS_AUDIT, "config": CONFIG_AUDIT}
 LIVE = f"{PREFIX}live"                                  # JSON: the AMI live model's snapshot
 AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process that holds the AMI link
 

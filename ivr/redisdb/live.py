@@ -5,19 +5,24 @@ apart from the controller so readers need no AMI client (panoramisk)."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 
 from ivr.redisdb import keys
 
+if TYPE_CHECKING:
+    from ivr.ami.model import LiveSnapshot
+
 LIVE_TTL_S = 30     # a snapshot nobody refreshes is gone: the link or its holder is down
 
 
-async def write_live(redis: aioredis.Redis, snapshot: dict) -> None:
+async def write_live(redis: aioredis.Redis, snapshot: LiveSnapshot) -> None:
     await redis.set(keys.LIVE, json.dumps(snapshot, ensure_ascii=False), ex=LIVE_TTL_S)
 
 
-async def read_live(redis: aioredis.Redis) -> dict | None:
-    """The latest snapshot, or None when no process holds the AMI link."""
+async def read_live(redis: aioredis.Redis) -> dict[str, Any] | None:
+    """The latest snapshot, or None when no process holds the AMI link. Read as
+    plain JSON: the writer may be another process (and another version)."""
     raw = await redis.get(keys.LIVE)
-    return json.loads(raw) if raw else None
+    return cast("dict[str, Any]", json.loads(raw)) if raw else None

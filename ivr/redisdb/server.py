@@ -14,9 +14,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -42,11 +43,12 @@ def redis_server_binary() -> str:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, *, persist: bool = True, preexec_fn=None) -> None:
+    def __init__(self, data_dir: Path, *, persist: bool = True,
+                 preexec_fn: Callable[[], object] | None = None) -> None:
         self.data_dir = Path(data_dir) / "redis"
         self.persist = persist
         self.preexec_fn = preexec_fn      # a drill's server dies with the drill
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._sock_dir: str | None = None
         self.socket_path = ""
 
@@ -129,7 +131,7 @@ class EmbeddedRedis:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -184,8 +186,9 @@ def connect(url: str) -> aioredis.Redis:
 
         t = parse_sentinel_url(url)
         sentinel = Sentinel(list(t.sentinels), socket_timeout=2.0, sentinel_kwargs={"socket_timeout": 1.0})
-        client = sentinel.master_for(t.service, redis_class=_SentinelMaster, db=t.db, password=t.password,
-                                     decode_responses=True, socket_timeout=5.0, health_check_interval=30)
+        client = cast(_SentinelMaster, sentinel.master_for(  # redis-py leaves master_for's return unannotated
+            t.service, redis_class=_SentinelMaster, db=t.db, password=t.password, decode_responses=True,
+            socket_timeout=5.0, health_check_interval=30))
         client.sentinel_client = sentinel
         return client
     return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
@@ -197,8 +200,8 @@ def connect_sync(url: str) -> redis.Redis:
         from redis.sentinel import Sentinel
 
         t = parse_sentinel_url(url)
-        return Sentinel(list(t.sentinels), socket_timeout=2.0).master_for(
-            t.service, db=t.db, password=t.password, decode_responses=True)
+        return cast(redis.Redis, Sentinel(list(t.sentinels), socket_timeout=2.0).master_for(
+            t.service, db=t.db, password=t.password, decode_responses=True))
     return redis.Redis.from_url(url, decode_responses=True)
 
 
@@ -215,6 +218,6 @@ class RedisHandle:
             self.url = self._embedded.start()
         return self.url
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._embedded is not None:
             self._embedded.stop()

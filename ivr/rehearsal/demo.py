@@ -8,12 +8,12 @@ import asyncio
 from dataclasses import replace
 
 from ivr import logs
+from ivr.calls.service import read_summary
 from ivr.logs import mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.replies import stream_entries
 from ivr.redisdb.server import RedisHandle, connect
 from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
-from ivr.runtime.call_service import read_summary
 from ivr.runtime.engine import Engine
 from ivr.settings import Settings
 

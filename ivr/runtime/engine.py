@@ -34,7 +34,9 @@ from ivr.ami.controller import AmiController
 from ivr.audit import signing as audit_keys
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.scheduler import CallbackScheduler
+from ivr.calls.service import CallService, CallSummaries, LiveState
 from ivr.clock import Clock, from_environment
+from ivr.configset.store import ConfigStore
 from ivr.contingency.plan import level_from_text
 from ivr.errors import ConfigError, LevelInvalid
 from ivr.flow.interpreter import FlowInterpreter
@@ -45,12 +47,18 @@ from ivr.project import Project, check_files
 from ivr.redisdb import keys
 from ivr.redisdb.server import RedisHandle, connect
 from ivr.runtime import leader_work
-from ivr.runtime.call_service import CallService, CallSummaries, LiveState
+from ivr.runtime.console import ConsoleProcess
 from ivr.runtime.leader import LeaderRole, Part
-from ivr.runtime.snapshot import Adjust, ConfigSnapshot, SnapshotSource, runner_config, with_plan_mode
+from ivr.runtime.snapshot import (
+    Adjust,
+    ConfigSnapshot,
+    SnapshotSource,
+    open_snapshot,
+    runner_config,
+    with_plan_mode,
+)
 from ivr.runtime.status import EngineStatus, publish
 from ivr.settings import SHIPPED_AMI_SECRET, Settings, shipped_secret_in_use
-from ivr.web.process import ConsoleProcess
 
 REFRESH_S = 0.5  # flows, the level and the data files reach every process within a second
 
@@ -76,18 +84,23 @@ async def publish_unpublished(project: Project, store: FlowStore, log: Log) -> N
             log.info("flow_bootstrapped", flow=name, version=res.version)
 
 
+def adjust_for(settings: Settings, adjust: Adjust | None) -> Adjust | None:
+    if adjust is None and settings.contingency_mode:
+        return with_plan_mode(settings.contingency_mode)
+    return adjust
+
+
 class Engine:
     def __init__(self, settings: Settings, redis: aioredis.Redis, log: Log, *, clock: Clock | None = None,
-                 adjust: Adjust | None = None, redis_url: str | None = None) -> None:
+                 adjust: Adjust | None = None, redis_url: str | None = None,
+                 config: SnapshotSource | None = None) -> None:
         self.settings = settings
         self.redis = redis
         self.redis_url = redis_url       # for the console's process; None: no console
         self.log = log
         self.clock = clock or from_environment()
         self.project = Project(settings.home)
-        if adjust is None and settings.contingency_mode:
-            adjust = with_plan_mode(settings.contingency_mode)
-        self.config = SnapshotSource(settings.home, settings.timezone, log, adjust=adjust)
+        self.config = config or SnapshotSource(settings.home, settings.timezone, log, adjust=adjust_for(settings, adjust))
         self.flows = FlowStore(redis)
         self.registry = FlowRegistry(self.flows, log)
         self.live = LiveState(self.config.current)
@@ -140,7 +153,8 @@ class Engine:
         except LevelInvalid as exc:
             self.live.level = 0
             self.log.error("contingency_level_invalid", error=str(exc))
-        self.config.refresh()
+        self.config.refresh(self.clock.now())
+        await self.config.record(ConfigStore(self.redis), by=f"engine:{self.leader.lock.token}", now=self.clock.now())
 
     async def _refresh_loop(self) -> None:
         # redis-py can swallow a cancellation that lands mid-command, so the loop
@@ -243,7 +257,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
     with RedisHandle(settings.redis_url, settings.data_dir) as url:
         redis = connect(url)
         try:
-            engine = Engine(settings, redis, log, redis_url=url)
+            clock = from_environment()
+            config = await open_snapshot(settings.home, settings.timezone, log, ConfigStore(redis),
+                                         adjust=adjust_for(settings, None), now=clock.now())
+            engine = Engine(settings, redis, log, redis_url=url, config=config, clock=clock)
             log.info("engine_starting", redis="embedded" if not settings.redis_url else "external",
                      open_files=limit, home=str(settings.home), clock=engine.clock.describe())
             warn_shipped_secret(settings, log)

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypedDict
 
 import redis.asyncio as aioredis
 
@@ -73,6 +74,13 @@ class LeaderLock:
         return text_or_none(await self.redis.get(self.key))
 
 
+class PartHealth(TypedDict):
+    state: str
+    restarts: int
+    last_error: str
+    since: float
+
+
 @dataclass
 class Part:
     """One supervised piece of the leader's work. ``run`` runs until cancelled;
@@ -85,7 +93,7 @@ class Part:
     last_error: str = ""
     since: float = field(default_factory=time.time)
 
-    def health(self) -> dict:
+    def health(self) -> PartHealth:
         return {"state": self.state, "restarts": self.restarts, "last_error": self.last_error,
                 "since": round(self.since, 3)}
 
@@ -143,11 +151,12 @@ class LeaderRole:
         self.parts: list[Part] = []
         self.is_leader = False
         self.changes = 0
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._cleanup: Callable[[], Awaitable[None]] | None = None
         self._valid_until = 0.0
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
+        """JSON for the status views (``ivr.runtime.status``) and ``LEADER_HEALTH``."""
         return {"leader": self.is_leader, "token": self.lock.token,
                 "parts": {p.name: p.health() for p in self.parts}}
 

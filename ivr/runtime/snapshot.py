@@ -14,23 +14,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from ivr.configset.store import ConfigStore
+from ivr.configset.texts import CALENDARS_DIR, FIXED_FILES, LISTS_DIR, check_set, read_texts
 from ivr.errors import ConfigError
 from ivr.flow.interpreter import RunnerConfig
 from ivr.logs import Log
-from ivr.project import (
-    Operations,
-    Project,
-    QueueConfig,
-    load_calendars,
-    load_number_lists,
-    load_queue_config,
-    require_operations,
-)
+from ivr.project import POLICY_FILE, Operations, QueueConfig, prompt_names
+
+if TYPE_CHECKING:
+    from ivr.callback.policy import Policy
+    from ivr.contingency.plan import Plan, Seats
+    from ivr.prompts.announcements import AnnouncementSets
+    from ivr.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +43,25 @@ class ConfigSnapshot:
     calendars: dict[str, frozenset[dt.date]] = field(default_factory=dict)
     version: int = 1
 
+    # a snapshot is built only from a set without errors (``snapshot_from_texts``):
+    # its plan, seat groups and policy are there
     @property
-    def plan(self):
+    def plan(self) -> Plan:
+        assert self.ops.plan is not None
         return self.ops.plan
 
     @property
-    def seats(self):
+    def seats(self) -> Seats:
+        assert self.ops.seats is not None
         return self.ops.seats
 
     @property
-    def policy(self):
+    def policy(self) -> Policy:
+        assert self.ops.policy is not None
         return self.ops.policy
 
     @property
-    def announcements(self):
+    def announcements(self) -> AnnouncementSets:
         return self.ops.announcements
 
     @property
@@ -62,21 +69,28 @@ class ConfigSnapshot:
         return frozenset(q.asterisk for q in self.queues.queues.values() if q.emergency)
 
 
+def snapshot_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz: ZoneInfo,
+                        version: int = 1) -> ConfigSnapshot:
+    """Every file of a configuration set checked against the others;
+    ``ConfigError`` names each problem at its ``file:line:col``."""
+    checked = check_set(texts, prompts=prompts, tz=tz, now=dt.datetime.now(tz))
+    checked.require()
+    assert checked.queues is not None, "a set without errors has its queues"
+    if checked.ops.policy is None:
+        raise ConfigError(f"{POLICY_FILE}: 缺少回拨策略 (the callback policy is missing)")
+    return ConfigSnapshot(checked.ops, checked.queues, checked.lists, checked.calendars, version)
+
+
 def load_snapshot(home: Path, tz: ZoneInfo, version: int = 1) -> ConfigSnapshot:
-    """Read and validate every file; ``ConfigError`` names each problem."""
-    project = Project(home)
-    ops = require_operations(project, tz)
-    if ops.policy is None:
-        raise ConfigError(f"{home / 'callback' / 'policy.yaml'}: 缺少回拨策略 (the callback policy is missing)")
+    """Read and validate every file on disk; ``ConfigError`` names each problem."""
     try:
-        lists, calendars = load_number_lists(project.flows_dir), load_calendars(project.flows_dir)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{project.flows_dir}: 号码表或日历无法读取 (a number list or calendar cannot be read): "
-                          f"{exc}") from exc
-    return ConfigSnapshot(ops, load_queue_config(home / "queue"), lists, calendars, version)
+        texts = read_texts(home)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{home}: 配置文件无法读取 (a configuration file cannot be read): {exc}") from exc
+    return snapshot_from_texts(texts, prompt_names(home / "prompts"), tz, version)
 
 
-def runner_config(snapshot: ConfigSnapshot, settings) -> RunnerConfig:
+def runner_config(snapshot: ConfigSnapshot, settings: Settings) -> RunnerConfig:
     """What the flow interpreter needs of the snapshot and the settings."""
     qc = snapshot.queues
     return RunnerConfig(queues=qc.asterisk_names, fallback_queue=qc.queues[qc.fallback].asterisk,
@@ -97,17 +111,34 @@ def with_plan_mode(mode: str) -> Adjust:
     return adjust
 
 
-class SnapshotSource:
-    """Holds the snapshot in force and reloads it when a file changes."""
+FILES, LAST_GOOD = "files", "last_good"
 
-    def __init__(self, home: Path, tz: ZoneInfo, log: Log, *, adjust: Adjust | None = None) -> None:
+
+class SnapshotSource:
+    """Holds the snapshot in force and reloads it when a file changes.
+
+    ``running_on`` says where the snapshot in force came from: the files on disk,
+    or (when they were broken at start) the last good configuration recorded in
+    Redis. ``error`` (``file:line:col`` lines) and ``error_since`` say why the
+    files on disk are not in force and since when."""
+
+    def __init__(self, home: Path, tz: ZoneInfo, log: Log, *, adjust: Adjust | None = None,
+                 initial: ConfigSnapshot | None = None, texts: dict[str, str] | None = None,
+                 error: str | None = None, error_since: float | None = None, running_on: str = FILES) -> None:
         self.home = home
         self.tz = tz
         self.log = log
         self.adjust = adjust or (lambda s: s)      # a drill runs the plan in its own mode
-        self.error: str | None = None              # why the files on disk are not in force
+        self.error: str | None = error             # why the files on disk are not in force
+        self.error_since: float | None = error_since if error else None
+        self.running_on = running_on
         self._stamp = self._files_stamp()
-        self.current = self.adjust(load_snapshot(home, tz))
+        if initial is None:
+            texts = read_texts(home)
+            initial = self.adjust(snapshot_from_texts(texts, prompt_names(home / "prompts"), tz))
+        self.current = initial
+        self.texts: dict[str, str] = dict(texts or {})     # the texts in force (to record them)
+        self.unrecorded = running_on == FILES              # texts in force not yet recorded in Redis
         self._listeners: list[Callable[[ConfigSnapshot], None]] = []
 
     def on_change(self, fn: Callable[[ConfigSnapshot], None]) -> None:
@@ -115,9 +146,8 @@ class SnapshotSource:
 
     def _files(self) -> list[Path]:
         h = self.home
-        files = [h / "queue" / n for n in ("queues.yaml", "contingency.yaml", "seats.yaml")]
-        files += [h / "prompts" / "announcements.yaml", h / "callback" / "policy.yaml"]
-        for folder in (h / "flows" / "lists", h / "flows" / "calendars"):
+        files = [h / f for f in FIXED_FILES]
+        for folder in (h / LISTS_DIR, h / CALENDARS_DIR):
             if folder.is_dir():
                 files.append(folder)
                 files.extend(sorted(folder.glob("*.txt")))
@@ -133,21 +163,63 @@ class SnapshotSource:
                 out.append((str(p), None, None))
         return tuple(out)
 
-    def refresh(self) -> bool:
+    def refresh(self, now: float | None = None) -> bool:
         """Reload if a file changed; True when a new snapshot is in force."""
         stamp = self._files_stamp()
         if stamp == self._stamp:
             return False
         self._stamp = stamp
         try:
-            snap = self.adjust(load_snapshot(self.home, self.tz, self.current.version + 1))
-        except ConfigError as exc:
+            texts = read_texts(self.home)
+            snap = self.adjust(snapshot_from_texts(texts, prompt_names(self.home / "prompts"), self.tz,
+                                                   self.current.version + 1))
+        except (ConfigError, UnicodeDecodeError) as exc:
+            if self.error is None:
+                self.error_since = time.time() if now is None else now
             self.error = str(exc)
-            self.log.error("config_reload_refused", problems=self.error, version_in_force=self.current.version)
+            self.log.error("config_reload_refused", problems=self.error, version_in_force=self.current.version,
+                           running_on=self.running_on)
             return False
-        self.current, self.error = snap, None
+        self.current, self.texts, self.error, self.error_since = snap, texts, None, None
+        self.running_on, self.unrecorded = FILES, True
         self.log.info("config_reloaded", version=snap.version, levels=len(snap.plan.levels) if snap.plan else 0,
                       announcement_sets=len(snap.announcements))
         for fn in self._listeners:
             fn(snap)
         return True
+
+    async def record(self, store: ConfigStore, *, by: str, now: float) -> None:
+        """The files in force recorded as the last good configuration (a file
+        whose text is recorded already is left as it is)."""
+        if not self.unrecorded:
+            return
+        current = await store.in_force()
+        changes: dict[str, str | None] = dict(self.texts)
+        changes.update({p: None for p in current.versions if p not in self.texts})
+        await store.record(changes, by=by, how="start" if self.current.version == 1 else "reload",
+                           note="引擎载入的磁盘文件 the files on disk the engine loaded", now=now)
+        self.unrecorded = False
+
+
+async def open_snapshot(home: Path, tz: ZoneInfo, log: Log, store: ConfigStore, *, adjust: Adjust | None = None,
+                        now: float) -> SnapshotSource:
+    """The engine's configuration at start: the files on disk when they are
+    good; when they are broken, the last good configuration recorded in Redis
+    (loudly: the error says which file and line, and since when). Only a fresh
+    install, with nothing recorded yet, refuses to start on broken files."""
+    try:
+        return SnapshotSource(home, tz, log, adjust=adjust)
+    except (ConfigError, UnicodeDecodeError) as exc:
+        problems = str(exc)
+        current = await store.in_force()
+        if current.empty:
+            raise
+        try:
+            snap = snapshot_from_texts(current.texts, prompt_names(home / "prompts"), tz)
+        except ConfigError as last:
+            raise ConfigError(f"{problems}\n最近一次正确的配置也无法使用 — the last good configuration cannot be "
+                              f"used either: {last}") from exc
+        log.error("config_broken_started_on_last_good", problems=problems, generation=current.generation,
+                  files=sorted(current.versions))
+        return SnapshotSource(home, tz, log, adjust=adjust, initial=(adjust or (lambda s: s))(snap),
+                              texts=current.texts, error=problems, error_since=now, running_on=LAST_GOOD)

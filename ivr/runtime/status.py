@@ -27,8 +27,8 @@ from ivr.redisdb import keys
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from ivr.calls.service import CallService
     from ivr.clock import Clock
-    from ivr.runtime.call_service import CallService
     from ivr.runtime.leader import LeaderRole
     from ivr.runtime.snapshot import SnapshotSource
 
@@ -119,6 +119,7 @@ class EngineStatus:
                 "leader": self.is_leader, "ami_connected": self.ami_connected,
                 "parts": parts, "parts_ok": all(p["state"] == "running" for p in parts.values()),
                 "config_version": self.config_version, "config_error": self.config_error,
+                "config_error_since": self._config.error_since, "config_running_on": self._config.running_on,
                 "clock": self._clock.describe(), "engine_responding": True}
 
     def record(self) -> dict[str, Any]:
@@ -134,7 +135,7 @@ async def publish(redis: aioredis.Redis, token: str, status: EngineStatus) -> No
 def _not_responding(why: str) -> dict[str, Any]:
     return {"calls_in_progress": None, "calls_handled": None, "leader": False, "ami_connected": False,
             "parts": {}, "parts_ok": False, "config_version": None, "config_error": None,
-            "engine_responding": False, "engine_problem": why}
+            "config_error_since": None, "config_running_on": None, "engine_responding": False, "engine_problem": why}
 
 
 class PublishedStatus:
@@ -236,7 +237,18 @@ def engine_lines(statuses: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(f"  {token}: 无响应 NOT RESPONDING — {s['engine_problem']}")
             continue
         role = " 主控 leader" if s["leader"] else ""
-        err = f"; 配置错误 config error: {s['config_error']}" if s["config_error"] else ""
+        err = config_error_line(s)
         lines.append(f"  {token}: 通话中 calls {s['calls_in_progress']}, 已处理 handled {s['calls_handled']}{role}{err}")
     return lines
 
+
+
+def config_error_line(s: dict[str, Any]) -> str:
+    """``; 配置错误 ...`` for an engine whose files on disk are not in force ('' when they are)."""
+    if not s.get("config_error"):
+        return ""
+    since = s.get("config_error_since")
+    when = time.strftime(" %m-%d %H:%M", time.localtime(since)) if since else ""
+    on = ("，正在使用最近一次正确的配置 running on the last good configuration"
+          if s.get("config_running_on") == "last_good" else "，仍使用之前的配置 the previous one stays in force")
+    return f"; 配置错误 config error (自{when} since{when}{on}): {s['config_error']}"

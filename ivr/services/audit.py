@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from ivr.logs import Log
 
 
+LOG_NAMES = tuple(sorted(keys.AUDIT_LOGS))     # what ``ivr audit verify LOG`` accepts
+
+
 async def verify(redis: aioredis.Redis, names: list[str] | None = None) -> tuple[dict[str, VerifyResult], list[str]]:
     """Each log of ``names`` (default: all, ``keys.AUDIT_LOGS``) verified
     against its latest checkpoint; and what is wrong with the checkpoint file

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ivr.callback.report import month_days, period
 from ivr.callback.states import EntryKind, RecordState
@@ -16,6 +16,8 @@ from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.callback.trail import read_trail
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.logs import mask_number
+from ivr.redisdb import keys
+from ivr.redisdb.replies import text_or_none, texts
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -44,8 +46,10 @@ def report_period(tz: ZoneInfo, date_from: str | None = None, date_to: str | Non
         date_to = date_to or date_from
         start, end = period(date_from, date_to, tz)
     except ValueError as exc:
-        raise InvalidInput(f"日期应为 YYYY-MM-DD（月份 YYYY-MM），且结束不早于开始 — from/to: YYYY-MM-DD, month: "
-                           f"YYYY-MM: {exc}") from exc
+        given = f"--month {month}" if month else f"--from {date_from} --to {date_to}"
+        raise InvalidInput(f"日期有误（{given}）：日期应为 YYYY-MM-DD，月份 YYYY-MM（如 2026-01），且结束不早于开始 — "
+                           f"wrong dates ({given}): from/to YYYY-MM-DD, month YYYY-MM (e.g. 2026-01), the end not "
+                           f"before the start") from exc
     return Period(start, end, date_from, date_to)
 
 
@@ -84,3 +88,27 @@ async def cancel(redis: aioredis.Redis, key: str, *, reason: str, by: str) -> di
     await store.audit.append([{"kind": EntryKind.CLOSED.value, "at": now, "id": rec["id"],
                                "number": mask_number(rec["number"]), "reason": "cancelled", "note": reason, "by": by}])
     return rec
+
+
+async def counts(redis: aioredis.Redis) -> dict[str, int]:
+    """Open callbacks by state (pending, ready, assigned), closed, and open in all."""
+    return await CallbackStore(redis).counts()
+
+
+async def oldest_open_age(redis: aioredis.Redis, now: float) -> float | None:
+    """Age of the oldest open callback. The lines are ordered by deadline and by
+    due time, and within a kind the deadline follows the first call, so the
+    heads of the lines hold the oldest one."""
+    heads: list[str] = []
+    for key in (keys.CALLBACK_READY, keys.CALLBACK_PENDING):
+        heads += texts(await redis.zrange(key, 0, 2))
+    replies = [text_or_none(await redis.hget(keys.callback_open(n), "first_at")) for n in heads]
+    firsts = [float(f) for f in replies if f]
+    return round(now - min(firsts), 1) if firsts else None
+
+
+async def report(redis: aioredis.Redis, start: float, end: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The auditors' report of a period (``ivr.callback.report_data``): the
+    figures, and one row per missed call for the CSV."""
+    from ivr.callback.report_data import gather
+    return await gather(redis, start, end)

@@ -1,10 +1,9 @@
 """The contingency plan in force: switch the level, renew it, answer the
-automatic proposal. ``plan`` is read from the project's files (refused whole
-when one of them is wrong)."""
+automatic proposal. ``plan`` is the plan of the configuration in force
+(``ivr.services.config``), not the file on disk."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +12,7 @@ from zoneinfo import ZoneInfo
 from ivr.contingency.plan import Plan, is_level
 from ivr.contingency.store import Applied, ContingencyStore, LevelState, Proposal
 from ivr.contingency.supervisor import expiry_for
-from ivr.errors import Conflict, InvalidInput
-from ivr.project import Project, require_operations
+from ivr.errors import ConfigError, Conflict, InvalidInput
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -22,10 +20,16 @@ if TYPE_CHECKING:
 MAX_EXPIRY_H = 24 * 14
 
 
-def plan(home: Path, tz: ZoneInfo) -> Plan:
-    ops = require_operations(Project(home), tz)
-    assert ops.plan is not None, "a plan that did not load has errors: require_operations raised"
-    return ops.plan
+async def plan(redis: aioredis.Redis, home: Path, tz: ZoneInfo, now: float) -> Plan:
+    """The plan in force (the last good configuration), never the file on disk:
+    a broken file there does not stop seat managers from working."""
+    from ivr.services.config import configuration
+
+    cfg = await configuration(redis, home, tz, now)
+    if cfg.ops.plan is None:
+        raise ConfigError("应急预案无法载入 — the contingency plan in force cannot be read: "
+                          + "; ".join(str(p) for p in cfg.ops.problems if not p.warning))
+    return cfg.ops.plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +45,8 @@ async def overview(redis: aioredis.Redis) -> Overview:
     return Overview(await store.state(), await store.proposal(), await store.applied())
 
 
-async def set_level(redis: aioredis.Redis, plan: Plan, level: object, *, by: str, reason: str,
-                    expires_in_h: object = None, no_expiry: bool = False, now: float | None = None) -> LevelState:
+async def set_level(redis: aioredis.Redis, plan: Plan, level: object, *, by: str, reason: str, now: float,
+                    expires_in_h: object = None, no_expiry: bool = False) -> LevelState:
     """Switch to ``level`` by hand, with a reason for the audit log; it stands
     down after ``expires_in_h`` (default: the level's ``expire_after_h``) unless
     renewed, or never with ``no_expiry``."""
@@ -55,29 +59,27 @@ async def set_level(redis: aioredis.Redis, plan: Plan, level: object, *, by: str
     if expires_in_h is not None and (isinstance(expires_in_h, bool) or not isinstance(expires_in_h, (int, float))
                                      or not 0 < expires_in_h <= MAX_EXPIRY_H):
         raise InvalidInput(f"有效时长应为 0 到 {MAX_EXPIRY_H} 小时 — expires_in_h: hours from 0 to {MAX_EXPIRY_H}")
-    now = time.time() if now is None else now
     expires_at = None if no_expiry else expiry_for(plan, level, now, expires_in_h)
     return await ContingencyStore(redis).set_level(level, by=by, reason=reason.strip(), how="manual",
                                                    expires_at=expires_at, now=now)
 
 
-async def renew(redis: aioredis.Redis, plan: Plan, hours: float | None, *, by: str) -> LevelState:
+async def renew(redis: aioredis.Redis, plan: Plan, hours: float | None, *, by: str, now: float) -> LevelState:
     """Push the expiry of the level in force (default: its ``expire_after_h``)."""
     store = ContingencyStore(redis)
     st = await store.state()
-    return await store.renew(expiry_for(plan, st.level, time.time(), hours), by=by)
+    return await store.renew(expiry_for(plan, st.level, now, hours), by=by)
 
 
 NO_PROPOSAL = "当前没有自动建议 — there is no proposal"
 
 
-async def accept_proposal(redis: aioredis.Redis, plan: Plan, *, by: str) -> tuple[Proposal, LevelState]:
+async def accept_proposal(redis: aioredis.Redis, plan: Plan, *, by: str, now: float) -> tuple[Proposal, LevelState]:
     """The automatic proposal's level put in force (with the level's expiry)."""
     store = ContingencyStore(redis)
     p = await store.proposal()
     if p is None:
         raise Conflict(NO_PROPOSAL)
-    now = time.time()
     st = await store.set_level(p.level, by=by, how="accepted", reason=f"接受自动建议 accepted proposal: {p.reason}",
                                expires_at=expiry_for(plan, p.level, now), now=now)
     return p, st

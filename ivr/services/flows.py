@@ -38,6 +38,25 @@ def errors_of(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if not p.warning]
 
 
+async def listing(redis: aioredis.Redis, home: Path) -> list[dict[str, object]]:
+    """The flow files and the version of each in force (None: never published)."""
+    store = FlowStore(redis)
+    return [{"name": p.stem, "version": await store.current_version(p.stem)} for p in Project(home).flow_files()]
+
+
+async def detail(redis: aioredis.Redis, home: Path, name: str) -> dict[str, object] | None:
+    """One flow: its file's text (the draft) and the published source in force;
+    None when there is neither."""
+    path = Project(home).flows_dir / f"{name}.yaml"
+    store = FlowStore(redis)
+    version = await store.current_version(name)
+    published = (await store.get(name, version)).source if version else None
+    if not path.exists() and published is None:
+        return None
+    return {"name": name, "version": version, "published": published,
+            "source": path.read_text(encoding="utf-8") if path.exists() else published}
+
+
 def check_project(home: Path, tz: ZoneInfo, paths: list[Path] | None = None) -> Checked:
     """The flow files (all, or ``paths``) with the plan, seat groups and
     announcement sets: a flow may name an announcement set, and an expiring

@@ -9,17 +9,18 @@ import asyncio
 import datetime as dt
 import time
 import wave
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ivr import names
 from ivr.audit.chain import AuditLog
-from ivr.errors import ConfigError, InvalidInput, NotFound
+from ivr.errors import AudioRefused, ConfigError, InvalidInput, NotFound
 from ivr.project import prompt_names
 from ivr.prompts.announcements import parse_announcements
-from ivr.prompts.audio import AudioRefused, Converted, convert_in_child, write_prompt
+from ivr.prompts.audio import Converted, convert_in_child, write_prompt
 from ivr.redisdb import keys
-from ivr.services.files import write_atomic
 from ivr.yamldoc import bounded as yamlfile
 from ivr.yamldoc.problems import Problem
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 PROMPT_NAME = names.PROMPT       # full-match rules (ivr/names.py): never `$`
 MAX_PROMPT_NAME = 120            # a file name component is at most 255 bytes; keep paths short
 MAX_DRAFT_TEXT = 500
+ANNOUNCEMENTS = "prompts/announcements.yaml"
 PROMPT_NAME_RULE = ("录音名须为字母、数字、'-'、'_'，可用 '/' 分级，最长 120 个字符 "
                     "name: letters, digits, '-', '_' and '/' (e.g. policy/heating-2026), at most 120 characters")
 
@@ -134,19 +136,42 @@ async def draft(redis: aioredis.Redis, home: Path, name: str, text: str, *, by: 
     return seconds
 
 
-def announcements_text(home: Path) -> str:
-    path = _dir(home) / "announcements.yaml"
-    return path.read_text(encoding="utf-8") if path.exists() else "sets: {}\n"
+async def announcements_text(redis: aioredis.Redis, home: Path) -> tuple[str, str]:
+    """The announcement sets in force (YAML), and how the file on disk compares:
+    "same", "differs" (edited on disk, not published) or "missing"."""
+    from ivr.services.config import in_force
+
+    texts, _, _ = await in_force(redis, home)
+    text = texts.get(ANNOUNCEMENTS, "sets: {}\n")
+    path = home / ANNOUNCEMENTS
+    try:
+        disk = "same" if path.read_text(encoding="utf-8") == text else "differs"
+    except (OSError, UnicodeDecodeError):
+        disk = "missing"
+    return text, disk
 
 
-async def save_announcements(redis: aioredis.Redis, home: Path, tz: ZoneInfo, text: str, *,
-                             by: str) -> tuple[list[str] | None, list[Problem]]:
-    """The announcement sets validated, then saved: (the sets saved, every
-    problem); (None, problems) when there are errors and nothing was saved."""
-    sets, problems = parse_announcements(text, "prompts/announcements.yaml", tz=tz, prompts=prompt_names(_dir(home)),
-                                         now=dt.datetime.now(tz))
-    if any(not p.warning for p in problems):
-        return None, problems
-    write_atomic(_dir(home) / "announcements.yaml", text.encode())
-    await _record(redis, "announcements_saved", by, sets=sorted(sets))
-    return sorted(sets), problems
+@dataclass(frozen=True, slots=True)
+class SavedSets:
+    sets: list[str]
+    version: int | None           # None: the text was the one in force already
+    warnings: list[Problem]
+    removed: list[str]            # sets that the change removed
+
+
+async def save_announcements(redis: aioredis.Redis, home: Path, tz: ZoneInfo, text: str, *, by: str,
+                             clock: Callable[[], float], note: str = "") -> SavedSets:
+    """The announcement sets checked with everything that names them (the
+    contingency plan, the flows in force), then saved as a new version.
+    ``ConfigInvalid`` with every problem, and nothing written, when the change
+    would break them: emptying the file under a plan that names a set is such
+    a change."""
+    from ivr.services.config import save
+
+    saved = await save(redis, home, tz, ANNOUNCEMENTS, text, by=by, note=note, clock=clock)
+    sets, _ = parse_announcements(text, ANNOUNCEMENTS, tz=tz, prompts=None, now=dt.datetime.fromtimestamp(clock(), tz))
+    summary = saved.summaries.get(ANNOUNCEMENTS, {})
+    removed = sorted(e.split(".", 1)[1] for e in summary.get("entries_removed", []) if e.startswith("sets."))
+    await _record(redis, "announcements_saved", by, sets=sorted(sets), removed=removed,
+                  version=saved.versions.get(ANNOUNCEMENTS))
+    return SavedSets(sorted(sets), saved.versions.get(ANNOUNCEMENTS), saved.warnings, removed)

@@ -8,14 +8,13 @@ with validity windows. The work is ``ivr.services.flows`` and
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
 from ivr import names
 from ivr.errors import ConfigError, FlowInvalid, RequestInvalid
-from ivr.flow.store import FlowStore
-from ivr.project import Project
 from ivr.services import flows as flow_service
 from ivr.services import prompts as prompt_service
 from ivr.web import schemas
@@ -56,23 +55,15 @@ def _flow_name(request: web.Request) -> str:
 
 
 async def flows_list(request: web.Request) -> web.Response:
-    store = FlowStore(ctx_of(request).redis)
-    out = []
-    for p in Project(_home(request)).flow_files():
-        out.append({"name": p.stem, "version": await store.current_version(p.stem)})
-    return web.json_response({"flows": out})
+    return web.json_response({"flows": await flow_service.listing(ctx_of(request).redis, _home(request))})
 
 
 async def flow_get(request: web.Request) -> web.Response:
     name = _flow_name(request)
-    path = Project(_home(request)).flows_dir / f"{name}.yaml"
-    store = FlowStore(ctx_of(request).redis)
-    version = await store.current_version(name)
-    published = (await store.get(name, version)).source if version else None
-    if not path.exists() and published is None:
+    d = await flow_service.detail(ctx_of(request).redis, _home(request), name)
+    if d is None:
         return error(404, f"没有流程 '{name}' — no flow '{name}'")
-    return web.json_response({"name": name, "version": version, "published": published,
-                              "source": path.read_text(encoding="utf-8") if path.exists() else published})
+    return web.json_response(d)
 
 
 async def flow_check(request: web.Request) -> web.Response:
@@ -181,18 +172,18 @@ async def prompt_draft(request: web.Request) -> web.Response:
 # -- announcement sets ---------------------------------------------------------------------
 
 async def announcements_get(request: web.Request) -> web.Response:
-    return web.json_response({"yaml": prompt_service.announcements_text(_home(request))})
+    text, disk = await prompt_service.announcements_text(ctx_of(request).redis, _home(request))
+    return web.json_response({"yaml": text, "disk": disk})
 
 
 async def announcements_put(request: web.Request) -> web.Response:
     data = body(request)
     ctx = ctx_of(request)
-    saved, problems = await prompt_service.save_announcements(ctx.redis, _home(request), ctx.settings.timezone,
-                                                              data["yaml"], by=principal(request).user)
-    if saved is None:
-        return web.json_response({"error": "not saved: fix the errors", "problems": problem_dicts(problems)},
-                                 status=422)
-    return web.json_response({"saved": saved, "problems": problem_dicts(problems)})
+    saved = await prompt_service.save_announcements(ctx.redis, _home(request), ctx.settings.timezone,
+                                                    data["yaml"], by=principal(request).user, clock=time.time,
+                                                    note=data.get("note") or "")
+    return web.json_response({"saved": saved.sets, "version": saved.version, "removed": saved.removed,
+                              "problems": problem_dicts(saved.warnings)})
 
 
 # a flow's or a YAML file's text: the YAML reader refuses a file over MAX_BYTES bytes (a problem, 422)
@@ -252,7 +243,10 @@ ROUTES = [
     Route("GET", "/api/announcements", announcements_get, OPS, "the announcement sets (YAML)", tag="operations",
           answers=answer(fields_of({"yaml": STR}))),
     Route("PUT", "/api/announcements", announcements_put, OPS, "save the announcement sets, validated first",
-          obj({"yaml": YAML_TEXT}, ["yaml"], [{"yaml": EXAMPLE_SETS}, {"yaml": "sets:\n  peak:\n    - prompt: nope\n"}]),
-          "operations", errors=(422,),
-          answers=answer(fields_of({"saved": array(STR), "problems": PROBLEMS}))),
+          obj({"yaml": YAML_TEXT, "note": schemas.NOTE}, ["yaml"],
+              [{"yaml": EXAMPLE_SETS, "note": "heating policy until the end of 2027"},
+               {"yaml": "sets:\n  peak:\n    - prompt: nope\n"}, {"yaml": ""}]),
+          "operations", errors=(409, 422),
+          answers=answer(fields_of({"saved": array(STR), "version": NULL_INT, "removed": array(STR),
+                                    "problems": PROBLEMS}))),
 ]

@@ -13,30 +13,27 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ivr.callback.store import CallbackStore
 from ivr.contingency.history import history_row, who_label
 from ivr.contingency.plan import MAX_LEVEL, Plan, Seats
-from ivr.errors import ConfigError
-from ivr.project import Project, load_operations, load_queue_config
-from ivr.redisdb import keys
-from ivr.redisdb.live import read_live
-from ivr.redisdb.replies import text_or_none, texts
+from ivr.services import callbacks as callback_service
+from ivr.services import config as config_service
 from ivr.services import contingency
+from ivr.services import status as status_service
 from ivr.web import schemas
 from ivr.web import wallboard as wall
 from ivr.web.context import Context, Route, body, ctx_of, principal, still_signed_in
 from ivr.web.schemas import BOOL, INT, NULL_NUM, NULL_STR, NUM, OBJ, STR, answer, array, fields_of, obj, string
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
+    pass
 
 SEATS = ("seat_manager",)
 WALLBOARD_PUSH_S = 1.0
 
 
-def _plan(request: web.Request) -> Plan:
+async def _plan(request: web.Request) -> Plan:
     ctx = ctx_of(request)
-    return contingency.plan(ctx.settings.home, ctx.settings.timezone)
+    return await contingency.plan(ctx.redis, ctx.settings.home, ctx.settings.timezone, ctx.clock.now())
 
 
 def _by(request: web.Request) -> str:
@@ -53,25 +50,22 @@ class WallSetup:
     thresholds: dict[str, tuple[float, float]]
 
     @classmethod
-    def load(cls, ctx: Context) -> WallSetup:
-        # not require_operations: a mistake in the plan's file must not blank the wall
-        # (the constants colour it then, and no seat counts as added)
-        project = Project(ctx.settings.home)
-        ops = load_operations(project, ctx.settings.timezone)
-        try:
-            queues = load_queue_config(project.home / "queue").asterisk_names
-        except ConfigError:
-            queues = {}
-        return cls(ops.plan, ops.seats, queues, wall.plan_thresholds(ops.plan))
+    async def load(cls, ctx: Context) -> WallSetup:
+        # the configuration in force, never the files on disk: a mistake in a
+        # file must not blank the wall
+        cfg = await config_service.configuration(ctx.redis, ctx.settings.home, ctx.settings.timezone,
+                                                 ctx.clock.now())
+        queues = cfg.queues.asterisk_names if cfg.queues else {}
+        return cls(cfg.ops.plan, cfg.ops.seats, queues, wall.plan_thresholds(cfg.ops.plan))
 
 
 async def _board(ctx: Context, setup: WallSetup) -> dict[str, Any]:
-    snap = await read_live(ctx.redis)
+    snap = await status_service.live(ctx.redis)
     o = await contingency.overview(ctx.redis)
     st, prop, applied = o.state, o.proposal, o.applied
-    counts = await CallbackStore(ctx.redis).counts()
-    now = time.time()
-    oldest = await _oldest_age(ctx.redis, now)
+    counts = await callback_service.counts(ctx.redis)
+    now = ctx.clock.now()               # the engine's clock: a drill's simulated time, as its callbacks carry
+    oldest = await callback_service.oldest_open_age(ctx.redis, now)
     plan = setup.plan
     added = wall.added_by_plan(plan, setup.seats, setup.queues, applied.level)
     fig = wall.figures(snap, plan.queues if plan else ("general",), setup.queues, added, counts["open"], oldest)
@@ -84,28 +78,28 @@ async def _board(ctx: Context, setup: WallSetup) -> dict[str, Any]:
             "callback_oldest_age_s": oldest, "wall": fig, "colours": wall.colours(fig, setup.thresholds),
             "thresholds": setup.thresholds, "timezone": ctx.settings.timezone.key,
             "level_since_local": _local(st.since, ctx.settings.timezone),
-            "level_expires_local": _local(st.expires_at, ctx.settings.timezone)}
+            "level_expires_local": _local(st.expires_at, ctx.settings.timezone),
+            "config": _config_health(ctx)}
+
+
+def _config_health(ctx: Context) -> dict[str, Any] | None:
+    """The files on disk not in force (which file, line, since when), for the wall."""
+    if ctx.status is None:
+        return None
+    st = ctx.status.as_dict()
+    if not st.get("config_error"):
+        return None
+    return {"error": st["config_error"], "since_local": _local(st.get("config_error_since"), ctx.settings.timezone),
+            "running_on": st.get("config_running_on")}
 
 
 def _local(ts: float | None, tz: ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(ts, tz).strftime("%m-%d %H:%M") if ts else ""
 
 
-async def _oldest_age(redis: aioredis.Redis, now: float) -> float | None:
-    """Age of the oldest open callback. The lines are ordered by deadline and by
-    due time, and within a kind the deadline follows the first call, so the
-    heads of the lines hold the oldest one."""
-    heads: list[str] = []
-    for key in (keys.CALLBACK_READY, keys.CALLBACK_PENDING):
-        heads += texts(await redis.zrange(key, 0, 2))
-    replies = [text_or_none(await redis.hget(keys.callback_open(n), "first_at")) for n in heads]
-    firsts = [float(f) for f in replies if f]
-    return round(now - min(firsts), 1) if firsts else None
-
-
 async def status(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    return web.json_response(await _board(ctx, WallSetup.load(ctx)))
+    return web.json_response(await _board(ctx, await WallSetup.load(ctx)))
 
 
 async def _shared_event(ctx: Context, setup: WallSetup) -> bytes:
@@ -132,7 +126,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await resp.prepare(request)
     ctx = ctx_of(request)
-    setup = WallSetup.load(ctx)
+    setup = await WallSetup.load(ctx)
     try:
         while await still_signed_in(request):      # a sign-out or password change ends the stream
             await resp.write(await _shared_event(ctx, setup))
@@ -145,7 +139,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def contingency_get(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     o = await contingency.overview(ctx.redis)
-    plan = _plan(request)
+    plan = await _plan(request)
     return web.json_response({
         "state": o.state.__dict__, "proposal": o.proposal.__dict__ if o.proposal else None,
         "applied": o.applied.__dict__,
@@ -158,7 +152,8 @@ async def contingency_get(request: web.Request) -> web.Response:
 
 async def contingency_set(request: web.Request) -> web.Response:
     data = body(request)           # confirm is true: the schema says so
-    st = await contingency.set_level(ctx_of(request).redis, _plan(request), data["level"], by=_by(request),
+    st = await contingency.set_level(ctx_of(request).redis, await _plan(request), data["level"], by=_by(request),
+                                     now=ctx_of(request).clock.now(),
                                      reason=data["reason"], expires_in_h=data.get("expires_in_h"))
     return web.json_response({"state": st.__dict__})
 
@@ -167,7 +162,8 @@ async def proposal_answer(request: web.Request) -> web.Response:
     data = body(request)
     redis = ctx_of(request).redis
     if data["accept"] is True:
-        _, st = await contingency.accept_proposal(redis, _plan(request), by=_by(request))
+        _, st = await contingency.accept_proposal(redis, await _plan(request), by=_by(request),
+                                                  now=ctx_of(request).clock.now())
         return web.json_response({"state": st.__dict__})
     prop = await contingency.reject_proposal(redis, by=_by(request), reason=data.get("reason", ""))
     return web.json_response({"rejected": prop.level})

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import hmac
 import math
-import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ivr import names
 from ivr.accounts.store import ROLE_NAMES, Accounts, Principal
-from ivr.callback.store import CallbackStore
-from ivr.contingency.plan import level_or_minus_one
+from ivr.clock import Clock, WallClock
 from ivr.errors import IvrError
-from ivr.redisdb import keys
-from ivr.redisdb.live import read_live
-from ivr.runtime.metrics import AGI_COMMAND_SECONDS, gauge
-from ivr.web import api_auditors, api_operations, api_seat_managers, console, openapi, schemas, security
+from ivr.metrics import AGI_COMMAND_SECONDS, gauge
+from ivr.services import callbacks as callback_service
+from ivr.services import status as status_service
+from ivr.web import api_auditors, api_config, api_operations, api_seat_managers, console, openapi, schemas, security
 from ivr.web.context import (
     COOKIE,
     CSRF_HEADER,
@@ -130,9 +128,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    snap = await read_live(ctx.redis)
-    level = level_or_minus_one(await ctx.redis.get(keys.CONTINGENCY_LEVEL))   # never int('True')
-    counts = await CallbackStore(ctx.redis).counts()
+    snap = await status_service.live(ctx.redis)
+    level = await status_service.level(ctx.redis)     # -1 for a stored value that is not a level
+    counts = await callback_service.counts(ctx.redis)
     st = ctx.status
     lines = gauge("ivr_calls_in_progress", "Calls this process is running a flow for",
                   [({}, st.calls_in_progress if st else 0)])
@@ -145,6 +143,12 @@ async def metrics(request: web.Request) -> web.Response:
                        [({"part": n}, p["restarts"]) for n, p in health["parts"].items()])
         lines += gauge("ivr_config_reload_failed", "1 if a changed data file was refused (the previous one is in force)",
                        [({}, int(st.config_error is not None))])
+        since = st.as_dict().get("config_error_since")
+        lines += gauge("ivr_config_error_since_seconds", "When the files on disk stopped being in force (0: they are)",
+                       [({}, since or 0)])
+        lines += gauge("ivr_config_on_last_good", "1 if the engine runs on the last good configuration from Redis "
+                       "because the files on disk were broken at start", [({}, int(st.as_dict().get(
+                           "config_running_on") == "last_good"))])
     lines += gauge("ivr_contingency_level", "Contingency level in force", [({}, level)])
     lines += gauge("ivr_callback_backlog", "Open callbacks", [({"state": k}, counts[k])
                                                              for k in ("pending", "ready", "assigned")])
@@ -158,7 +162,7 @@ async def metrics(request: web.Request) -> web.Response:
         lines += gauge("ivr_queue_abandon_ratio", "Abandoned / offered over the window",
                        [({"queue": n}, v["abandon_rate"]) for n, v in q.items()])
         lines += gauge("ivr_seats", "Seats by state", [({"state": k}, v) for k, v in snap["seat_states"].items()])
-        lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, (st.now() if st else time.time()) - snap["at"])])
+        lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, ctx.clock.now() - snap["at"])])
     lines += AGI_COMMAND_SECONDS.render()
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
@@ -186,7 +190,7 @@ async def login(request: web.Request) -> web.Response:
     resp = web.json_response({"user": data["user"], "role": role, "csrf": csrf})
     resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                     secure=request.secure)
-    await ctx.audit().append([{"kind": "signed_in", "at": time.time(), "by": data["user"], "role": role}])
+    await ctx.audit().append([{"kind": "signed_in", "at": ctx.clock.now(), "by": data["user"], "role": role}])
     return resp
 
 
@@ -226,13 +230,14 @@ def routes() -> list[Route]:
         Route("GET", "/api/me", me, SIGNED_IN, "who is signed in", tag="session",
               answers=answer(fields_of({"user": STR, "role": {"enum": list(ROLE_NAMES)}, "role_name": STR,
                                         "csrf": STR}))),
-    ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + console.ROUTES
+    ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + api_config.ROUTES + console.ROUTES
 
 
-def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | None = None) -> web.Application:
+def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | None = None,
+             clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=[security.shield, guard], client_max_size=MAX_BODY)
     app.on_response_prepare.append(security.add_headers)
-    app[CTX] = Context(redis, settings, Accounts(redis), status)
+    app[CTX] = Context(redis, settings, Accounts(redis), status, clock or WallClock())
     for r in routes():
         add(app, r)
     app.router.add_static("/static/", STATIC)

@@ -42,4 +42,6 @@ ROUTES = [
           tag="console", answers=HTML),
     Route("GET", "/console/audit", _page("audit.html"), ("auditor",), "callback completion reports",
           tag="console", answers=HTML),
+    Route("GET", "/console/config", _page("config.html"), ALL, "configuration files: in force, versions, rollback",
+          tag="console", answers=HTML),
 ]

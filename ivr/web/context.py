@@ -16,7 +16,9 @@ from aiohttp import web
 
 from ivr.accounts.store import Accounts, Principal
 from ivr.audit.chain import AuditLog
+from ivr.clock import Clock, WallClock
 from ivr.errors import (
+    ConfigInvalid,
     Conflict,
     FlowInvalid,
     InvalidInput,
@@ -59,7 +61,8 @@ class Route:
     body: Schema | None = None      # the JSON body's schema (the guard parses and checks it)
     tag: str = "general"
     params: dict[str, Schema] = field(default_factory=dict)   # path parameters (unlisted: any text)
-    query: dict[str, Schema] = field(default_factory=dict)    # optional query parameters
+    query: dict[str, Schema] = field(default_factory=dict)    # query parameters, optional unless listed in:
+    required_query: tuple[str, ...] = ()
     form: Schema | None = None      # a multipart/form-data body: the handler reads it, with ``check``
     answers: dict[str, dict] = field(default_factory=lambda: {"200": {"description": "OK"}})
     errors: tuple[int, ...] = ()    # JSON errors the handler itself sends (404, 409, 422, 503...)
@@ -71,6 +74,7 @@ class Context:
     settings: Settings
     accounts: Accounts
     status: StatusView | None = None    # the engine's read-only status (None: the web app alone, in tests)
+    clock: Clock = field(default_factory=WallClock)   # the engine's clock (a drill's simulated one)
     routes: list[Route] = field(default_factory=list)
     # each registered aiohttp route's entry: the guard reads the roles from here
     route_of: dict[web.AbstractRoute, Route] = field(default_factory=dict)
@@ -140,6 +144,9 @@ async def check_request(request: web.Request, route: Route) -> None:
     try:
         for name, schema in route.params.items():
             schemas.check(schema, request.match_info[name], name)
+        missing = [q for q in route.required_query if q not in request.query]
+        if missing:
+            raise RequestInvalid(f"缺少查询参数 — missing query parameter(s): {', '.join(missing)}")
         for name, schema in route.query.items():
             for value in request.query.getall(name, []):
                 schemas.check(schema, value, name)
@@ -172,7 +179,7 @@ async def still_signed_in(request: web.Request) -> bool:
 
 def problem_dicts(problems: list) -> list[dict]:
     """Validation problems as the console shows them, each at its line and column."""
-    return [{"line": p.line, "col": p.col, "message": p.message, "warning": p.warning, "text": str(p)}
+    return [{"path": p.path, "line": p.line, "col": p.col, "message": p.message, "warning": p.warning, "text": str(p)}
             for p in problems]
 
 
@@ -187,6 +194,9 @@ def error_of(exc: IvrError) -> web.Response | None:
     if isinstance(exc, FlowInvalid):
         return web.json_response({"error": "流程有错误，未作改动 — the flow has errors: nothing was changed",
                                   "problems": problem_dicts(exc.problems)}, status=422)
+    if isinstance(exc, ConfigInvalid):
+        return web.json_response({"error": "配置有错误，未作改动 — the change would break the configuration: nothing "
+                                           "was written", "problems": problem_dicts(exc.problems)}, status=422)
     for kinds, status in (((RequestInvalid,), 400), ((InvalidInput, LevelInvalid), 422), ((NotFound,), 404),
                           ((Conflict, PublishError), 409)):
         if isinstance(exc, kinds):

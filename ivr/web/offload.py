@@ -20,6 +20,7 @@ from urllib.parse import quote
 import orjson
 
 from ivr import logs
+from ivr.errors import OffloadError
 from ivr.prompts.audio import low_priority
 
 REPORT_TIMEOUT_S = 300.0
@@ -41,10 +42,6 @@ def redis_url_of(redis) -> str:
         return f"unix://{auth}{kw['path']}?db={db}"
     scheme = "rediss" if kw.get("ssl") or "ssl_cert_reqs" in kw else "redis"
     return f"{scheme}://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{db}"
-
-
-class OffloadError(RuntimeError):
-    pass
 
 
 async def _run_child(request: dict, timeout_s: float) -> bytes:
@@ -92,7 +89,7 @@ async def _child_main(request: dict) -> bytes:
 
 
 async def _work(redis, request: dict) -> bytes:
-    from ivr.callback.report_data import gather
+    from ivr.services.callbacks import report
 
     if request["kind"] == "verify":
         from ivr.services.audit import verify
@@ -104,7 +101,7 @@ async def _work(redis, request: dict) -> bytes:
         from zoneinfo import ZoneInfo
 
         from ivr.web import audit_views
-        r, rows = await gather(redis, request["start"], request["end"])
+        r, rows = await report(redis, request["start"], request["end"])
         tz, a, b = ZoneInfo(request["tz"]), request["a"], request["b"]
         if request["kind"] == "csv":
             return audit_views.csv(rows, tz).encode("utf-8")

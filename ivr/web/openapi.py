@@ -19,9 +19,9 @@ from ivr.web.context import COOKIE, CSRF_HEADER
 if TYPE_CHECKING:
     from ivr.web.context import Route
 
-PROBLEM = {"type": "object", "required": ["line", "col", "message", "warning", "text"],
-           "properties": {"line": {"type": "integer"}, "col": {"type": "integer"}, "message": {"type": "string"},
-                          "warning": {"type": "boolean"}, "text": {"type": "string"}}}
+PROBLEM = {"type": "object", "required": ["path", "line", "col", "message", "warning", "text"],
+           "properties": {"path": {"type": "string"}, "line": {"type": "integer"}, "col": {"type": "integer"},
+                          "message": {"type": "string"}, "warning": {"type": "boolean"}, "text": {"type": "string"}}}
 ERROR = {"type": "object", "required": ["error"],
          "properties": {"error": {"type": "string", "minLength": 1},
                         "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}}}
@@ -92,7 +92,8 @@ def operation(route: Route) -> dict:
         op["security"] = [{}, {"token": []}]
     params = [{"name": p, "in": "path", "required": True, "schema": route.params.get(p, {"type": "string"})}
               for p in params_of(route.path)]
-    params += [{"name": q, "in": "query", "required": False, "schema": s} for q, s in route.query.items()]
+    params += [{"name": q, "in": "query", "required": q in route.required_query, "schema": s}
+               for q, s in route.query.items()]
     if params:
         op["parameters"] = params
     if route.body is not None:

@@ -1,5 +1,6 @@
 """The console and HTTP API in a process of their own, started and watched by
-the engine (``ConsoleProcess``), run by ``python -m ivr.web.process``.
+the engine (``ivr.runtime.console.ConsoleProcess``), run by ``python -m
+ivr.web.process``.
 
 Why a process: the console's users can be many and some hostile — a sign-in
 flood, twenty wallboards, a month report over a million callbacks, uploads.
@@ -22,18 +23,13 @@ import json
 import os
 import signal
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ivr.child_process import die_with_parent
-from ivr.errors import ConfigError
-from ivr.settings import HostPort, Settings, as_environment
 
 if TYPE_CHECKING:
-    from ivr.logs import Log
+    pass
 
-START_TIMEOUT_S = 30.0
-RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 
 
 def _run_on_what_calls_leave(parent_pid: int) -> None:
@@ -52,81 +48,6 @@ def _run_on_what_calls_leave(parent_pid: int) -> None:
     except (AttributeError, OSError):
         with contextlib.suppress(OSError):
             os.nice(19)
-
-
-class ConsoleProcess:
-    """The engine's side: start the console, learn its port, restart it if it
-    dies, stop it with the engine."""
-
-    def __init__(self, settings: Settings, *, redis_url: str, engine_token: str, clock_spec: str,
-                 audit_key_file: str, audit_checkpoint_file: str, log: Log) -> None:
-        self.settings = settings
-        self.redis_url = redis_url
-        self.engine_token = engine_token
-        self.clock_spec = clock_spec
-        self.audit_files = (audit_key_file, audit_checkpoint_file)
-        self.log = log
-        self.port: int | None = None
-        self.restarts = 0
-        self.proc: asyncio.subprocess.Process | None = None
-
-    def _env(self, listen: HostPort) -> dict[str, str]:
-        return {**os.environ, **as_environment(replace(self.settings, http_listen=listen)),
-                "IVR_REDIS_URL": self.redis_url, "IVR_CLOCK": self.clock_spec,
-                "IVR_AUDIT_KEY_FILE": self.audit_files[0], "IVR_AUDIT_CHECKPOINT_FILE": self.audit_files[1]}
-
-    async def start(self) -> int:
-        """Start the console; its port. ``ConfigError`` when it cannot listen."""
-        listen = self.settings.http_listen if self.port is None else replace(self.settings.http_listen, port=self.port)
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ivr.web.process", self.engine_token, str(os.getpid()), env=self._env(listen),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
-        assert self.proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT_S)
-        except TimeoutError:
-            line = b""
-        try:
-            said = json.loads(line) if line else {}
-        except ValueError:
-            said = {}
-        if "http_port" not in said:
-            await self.stop()
-            error = ConfigError(said.get("error") or f"IVR_HTTP_LISTEN={listen}: 控制台进程未能启动 "
-                                                     f"(the console process did not start)")
-            if said.get("errno"):        # the bind error itself, for the CLI's message about a busy port
-                raise error from OSError(said["errno"], f"{said.get('strerror')} ('{listen.host}', {listen.port})")
-            raise error
-        self.port = int(said["http_port"])
-        self.log.info("http_listening", host=listen.host, port=self.port, pid=self.proc.pid)
-        return self.port
-
-    async def watch(self) -> None:
-        """Restart the console whenever it exits by itself (owned by the engine)."""
-        backoff = 0
-        while True:
-            assert self.proc is not None
-            code = await self.proc.wait()
-            self.restarts += 1
-            self.log.error("console_exited", code=code, restarts=self.restarts)
-            await asyncio.sleep(RESTART_BACKOFF_S[min(backoff, len(RESTART_BACKOFF_S) - 1)])
-            try:
-                await self.start()
-                backoff = 0
-            except ConfigError as exc:       # its port taken meanwhile: keep trying, calls go on
-                self.log.error("console_restart_failed", error=str(exc))
-                backoff += 1
-
-    async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
 
 
 # -- the console's own process ----------------------------------------------------
@@ -148,12 +69,13 @@ async def _serve(engine_token: str) -> int:
         print(json.dumps({"error": "the console needs IVR_REDIS_URL (the engine passes it)"}), flush=True)
         return 2
     redis = connect(settings.redis_url)
-    status = PublishedStatus(redis, engine_token, from_environment())
+    clock = from_environment()
+    status = PublishedStatus(redis, engine_token, clock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(make_app(redis=redis, settings=settings, status=status), access_log=None,
+    runner = web.AppRunner(make_app(redis=redis, settings=settings, status=status, clock=clock), access_log=None,
                            handle_signals=False)
     await runner.setup()
     listen = settings.http_listen

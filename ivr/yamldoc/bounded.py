@@ -17,7 +17,7 @@ from typing import cast
 
 import yaml
 
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, YamlRefused
 
 MAX_BYTES = 256 * 1024   # the shipped files are a few KB; main.yaml is 3 KB
 MAX_DEPTH = 64
@@ -28,11 +28,6 @@ TOO_DEEP = f"嵌套层级过深 (nested more than {MAX_DEPTH} levels)"
 
 def too_large(size: int) -> str:
     return f"文件过大 (file too large): {size} 字节 bytes, 上限 at most {MAX_BYTES}"
-
-
-class YamlRefused(yaml.MarkedYAMLError):
-    """Valid YAML we do not accept (an anchor, an alias, too deep, too large).
-    ``problem`` is the message, ``problem_mark`` where it is."""
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -78,11 +73,28 @@ def location(exc: yaml.YAMLError) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1) if mark else (1, 1)
 
 
+# PyYAML's problems staff meet most, said the way a person fixes them
+_HINTS = (
+    ("expected <block end>", "缩进有误：这一行与同级的键没有对齐（YAML 用空格缩进，同一级要对齐）",
+     "indentation: this line does not line up with the keys at its level"),
+    ("found character '\\t' that cannot start any token", "不能用制表符（Tab）缩进，请改用空格",
+     "a tab cannot indent YAML: use spaces"),
+    ("mapping values are not allowed here", "这里不能再有“键: 值”：可能缩进有误，或值里的冒号需要加引号",
+     "a key: value is not allowed here: check the indentation, or quote a value that holds a colon"),
+    ("could not find expected ':'", "缺少冒号 ':'，或上一行的缩进有误", "a ':' is missing, or the line above is "
+     "indented wrongly"),
+)
+
+
 def message(exc: yaml.YAMLError) -> str:
     """What to tell the author (after ``file:line:col: ``)."""
     if isinstance(exc, YamlRefused):
         return exc.problem or ""
-    return f"YAML syntax: {getattr(exc, 'problem', None) or exc}"
+    problem = getattr(exc, "problem", None) or str(exc)
+    for start, zh, en in _HINTS:
+        if problem.startswith(start):
+            return f"{zh} — {en} (YAML: {problem})"
+    return f"YAML syntax: {problem}"
 
 
 def load(text: str, path: str) -> object:

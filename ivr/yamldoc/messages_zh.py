@@ -86,6 +86,10 @@ RULES: list[tuple[str, Callable[[re.Match[str]], str]]] = [  # (pattern on the t
      lambda m: f"队列 '{m[1]}' 对应的 Asterisk 队列 '{m[2]}' 未在 asterisk/queues.conf 中定义"),
     (r"announcement set '(.+?)' not found in prompts/announcements.yaml" + DYM,
      lambda m: f"播报组 '{m[1]}' 不在 prompts/announcements.yaml 中{_dym(m[2])}"),
+    (r"announcement set '(.+?)' is not in prompts/announcements.yaml",
+     lambda m: f"播报组 '{m[1]}' 不在 prompts/announcements.yaml 中"),
+    (r"needs 'asterisk: <queue name in queues.conf>'", lambda m: "需要 'asterisk: <queues.conf 中的队列名>'"),
+    (r"名称无效 \(invalid name\): (.+)", lambda m: f"名称无效：{m[1]}"),
     (r"number list '(.+?)' not found in flows/lists/" + DYM, lambda m: f"号码名单 '{m[1]}' 不在 flows/lists/ 中{_dym(m[2])}"),
     (r"calendar '(.+?)' not found in flows/calendars/" + DYM,
      lambda m: f"日历 '{m[1]}' 不在 flows/calendars/ 中{_dym(m[2])}"),
@@ -114,6 +118,8 @@ WHOLE: list[tuple[str, Callable[[re.Match[str]], str]]] = [  # messages without 
     (r"the file is empty: expected a mapping with (.+)", lambda m: f"文件为空：应为含 {m[1]} 的映射"),
     (r"expected a mapping with (.+), got (.+)", lambda m: f"应为含 {m[1]} 的映射，实际为 {_got(m[2])}"),
     (r"subflows call each other in a loop: (.+)", lambda m: f"子流程相互调用形成循环：{m[1]}"),
+    (r"fallback queue '(.+?)' is not one of the queues", lambda m: f"兜底队列 '{m[1]}' 不在队列列表中"),
+    (r"'(.+?)' is not a date YYYY-MM-DD", lambda m: f"'{m[1]}' 不是日期 YYYY-MM-DD"),
 ]
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -47,72 +49,19 @@ async def _signed_in(base: str, user: str, password: str) -> tuple[aiohttp.Clien
 
 async def run(port: int, users: dict, wallboards: int, flood: int, stop: asyncio.Event) -> dict:
     base = f"http://127.0.0.1:{port}"
-    stats: dict = {"flood": collections.Counter(), "wallboard_events": 0, "uploads": [], "reports": [],
-                   "errors": collections.Counter()}
+    load = _Load(base, stop)
     upload = await asyncio.to_thread(make_upload)
     boards = [await _signed_in(base, users["seat_manager"][0], users["seat_manager"][1]) for _ in range(wallboards)]
     ops = await _signed_in(base, *users["operations"])
     audit = await _signed_in(base, *users["auditor"])
-    started = asyncio.Event()
 
-    async def wallboard(s: aiohttp.ClientSession) -> None:
-        async with s.get(f"{base}/api/events", timeout=aiohttp.ClientTimeout(total=None)) as r:
-            while not stop.is_set():
-                line = await r.content.readline()
-                if not line:
-                    stats["errors"]["wallboard_closed"] += 1
-                    return
-                if line.startswith(b"event: board"):
-                    stats["wallboard_events"] += 1
-
-    async def flooder(i: int) -> None:
-        async with aiohttp.ClientSession() as s:
-            n = 0
-            await started.wait()
-            while not stop.is_set():
-                user = users["seat_manager"][0] if n % 2 else f"guess{i}-{n}"
-                async with s.post(f"{base}/api/login", json={"user": user, "password": f"wrong-{n}"}) as r:
-                    await r.read()
-                    stats["flood"][str(r.status)] += 1
-                n += 1
-
-    async def uploader() -> None:
-        s, csrf = ops
-        await started.wait()
-        while not stop.is_set():
-            form = aiohttp.FormData()
-            form.add_field("name", "bench/console-load")
-            form.add_field("file", upload, filename="announcement.mp3")
-            t = time.perf_counter()
-            async with s.post(f"{base}/api/prompts", data=form, headers={"X-CSRF-Token": csrf}) as r:
-                await r.read()
-                if r.status == 200:
-                    stats["uploads"].append(time.perf_counter() - t)
-                else:
-                    stats["errors"][f"upload_{r.status}"] += 1
-            await asyncio.sleep(UPLOAD_EVERY_S)
-
-    async def reporter() -> None:
-        s, _ = audit
-        today = dt.date.today()
-        q = f"from={(today - dt.timedelta(days=30)).isoformat()}&to={today.isoformat()}"
-        await started.wait()
-        while not stop.is_set():
-            t = time.perf_counter()
-            async with s.get(f"{base}/api/callbacks/report?{q}") as r:
-                body = await r.json()
-                if r.status == 200:
-                    stats["reports"].append(time.perf_counter() - t)
-                    stats["report_callbacks"] = body.get("callbacks")
-                else:
-                    stats["errors"][f"report_{r.status}"] += 1
-
-    tasks = [asyncio.create_task(wallboard(s)) for s, _ in boards]
-    tasks += [asyncio.create_task(flooder(i)) for i in range(flood)]
+    tasks = [asyncio.create_task(load.wallboard(s)) for s, _ in boards]
+    tasks += [asyncio.create_task(load.flooder(i, users["seat_manager"][0])) for i in range(flood)]
     skip = os.environ.get("IVR_BENCH_SKIP", "").split(",")      # to find which part costs what
-    tasks += [asyncio.create_task(f()) for name, f in (("upload", uploader), ("report", reporter)) if name not in skip]
+    parts = (("upload", partial(load.uploader, ops, upload)), ("report", partial(load.reporter, audit)))
+    tasks += [asyncio.create_task(f()) for name, f in parts if name not in skip]
     await asyncio.sleep(1.0)            # the wallboards are connected
-    started.set()
+    load.started.set()
     print(json.dumps({"started": True}), flush=True)
     await stop.wait()
     await asyncio.sleep(0)
@@ -121,10 +70,79 @@ async def run(port: int, users: dict, wallboards: int, flood: int, stop: asyncio
     await asyncio.gather(*tasks, return_exceptions=True)
     for s, _ in [*boards, ops, audit]:
         await s.close()
-    return {"flood": dict(stats["flood"]), "wallboard_events": stats["wallboard_events"],
-            "uploads": len(stats["uploads"]), "upload_s_max": max(stats["uploads"], default=0),
-            "reports": len(stats["reports"]), "report_s_max": max(stats["reports"], default=0),
-            "report_callbacks": stats.get("report_callbacks"), "errors": dict(stats["errors"])}
+    return load.summary()
+
+
+class _Load:
+    """The console's users during one run, one method each, and what they saw.
+    Each waits for ``started`` (the wallboards connected) and runs until ``stop``."""
+
+    def __init__(self, base: str, stop: asyncio.Event) -> None:
+        self.base = base
+        self.stop = stop
+        self.started = asyncio.Event()
+        self.stats: dict[str, Any] = {"flood": collections.Counter(), "wallboard_events": 0, "uploads": [],
+                                      "reports": [], "errors": collections.Counter()}
+
+    async def wallboard(self, s: aiohttp.ClientSession) -> None:
+        async with s.get(f"{self.base}/api/events", timeout=aiohttp.ClientTimeout(total=None)) as r:
+            while not self.stop.is_set():
+                line = await r.content.readline()
+                if not line:
+                    self.stats["errors"]["wallboard_closed"] += 1
+                    return
+                if line.startswith(b"event: board"):
+                    self.stats["wallboard_events"] += 1
+
+    async def flooder(self, i: int, real_user: str) -> None:
+        """Wrong passwords, for made-up user names and a real one in turn."""
+        async with aiohttp.ClientSession() as s:
+            n = 0
+            await self.started.wait()
+            while not self.stop.is_set():
+                user = real_user if n % 2 else f"guess{i}-{n}"
+                async with s.post(f"{self.base}/api/login", json={"user": user, "password": f"wrong-{n}"}) as r:
+                    await r.read()
+                    self.stats["flood"][str(r.status)] += 1
+                n += 1
+
+    async def uploader(self, ops: tuple[aiohttp.ClientSession, str], upload: bytes) -> None:
+        s, csrf = ops
+        await self.started.wait()
+        while not self.stop.is_set():
+            form = aiohttp.FormData()
+            form.add_field("name", "bench/console-load")
+            form.add_field("file", upload, filename="announcement.mp3")
+            t = time.perf_counter()
+            async with s.post(f"{self.base}/api/prompts", data=form, headers={"X-CSRF-Token": csrf}) as r:
+                await r.read()
+                if r.status == 200:
+                    self.stats["uploads"].append(time.perf_counter() - t)
+                else:
+                    self.stats["errors"][f"upload_{r.status}"] += 1
+            await asyncio.sleep(UPLOAD_EVERY_S)
+
+    async def reporter(self, audit: tuple[aiohttp.ClientSession, str]) -> None:
+        s, _ = audit
+        today = dt.date.today()
+        q = f"from={(today - dt.timedelta(days=30)).isoformat()}&to={today.isoformat()}"
+        await self.started.wait()
+        while not self.stop.is_set():
+            t = time.perf_counter()
+            async with s.get(f"{self.base}/api/callbacks/report?{q}") as r:
+                body = await r.json()
+                if r.status == 200:
+                    self.stats["reports"].append(time.perf_counter() - t)
+                    self.stats["report_callbacks"] = body.get("callbacks")
+                else:
+                    self.stats["errors"][f"report_{r.status}"] += 1
+
+    def summary(self) -> dict[str, Any]:
+        stats = self.stats
+        return {"flood": dict(stats["flood"]), "wallboard_events": stats["wallboard_events"],
+                "uploads": len(stats["uploads"]), "upload_s_max": max(stats["uploads"], default=0),
+                "reports": len(stats["reports"]), "report_s_max": max(stats["reports"], default=0),
+                "report_callbacks": stats.get("report_callbacks"), "errors": dict(stats["errors"])}
 
 
 async def _main(port: int, users: dict, wallboards: int, flood: int) -> dict:

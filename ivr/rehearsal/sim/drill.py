@@ -618,7 +618,7 @@ class Drill:
                         "wait_s": None if c.wait_s is None else round(c.wait_s, 1)}
                        for c in calls if c.number in missing][:20]
         if missing:          # where the trail ends: a summary in the stream, or none
-            from ivr.runtime.call_service import read_summary
+            from ivr.calls.service import read_summary
             seen: dict[str, list[dict[str, str | None]]] = {}
             for _, f in stream_entries(await redis.xrange(keys.CALLS)):
                 sm = read_summary(f)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -66,60 +67,77 @@ _share = read_seconds(0, 1)     # a probability: 0 to 1
 def parse_profile(text: str, path: str, name: str) -> Profile:
     problems = Problems(path)
     root = compose_mapping(text, problems, "'arrivals:' and 'seats:'")
-    prof = None
-    if root is not None:
-        r = Reader(root, problems, f"drill '{name}'", [])
-        desc = r.take("description", read_text, default="")
-        duration = r.take("duration_s", read_seconds(10, 7 * 86400), required=True)
-        speed = r.take("speed", read_seconds(0.1, 1000), default=1.0)
-        seats = r.take("seats", read_int(1, 20000), required=True)
-        em = r.take("emergency_seats", read_int(0, 2000), default=1)
-        anode = r.take("arrivals", lambda rr, n: n, required=True)
-        cnode = r.take("callers", lambda rr, n: n, default=None)
-        cbnode = r.take("callbacks", lambda rr, n: n, default=None)
-        r.finish()
-        points: list[tuple[float, float]] = []
-        if anode is not MISSING:
-            if not isinstance(anode, yaml.SequenceNode) or not anode.value:
-                r.bad(anode, "a list of {at_s, per_hour}")
-            else:
-                for pn in anode.value:
-                    if not isinstance(pn, yaml.MappingNode):
-                        r.bad(pn, "{at_s, per_hour}")
-                        continue
-                    p = Reader(pn, problems, f"drill '{name}' arrivals", [])
-                    at = p.take("at_s", read_seconds(0, 7 * 86400), required=True)
-                    rate = p.take("per_hour", read_seconds(0, 10_000_000), required=True)
-                    p.finish()
-                    if MISSING not in (at, rate):
-                        if points and at < points[-1][0]:
-                            problems.at(pn, f"drill '{name}' arrivals: at_s must not go back in time")
-                        points.append((at, rate))
-        behaviour = CallerBehaviour()
-        if cnode is not None:
-            c = Reader(cnode, problems, f"drill '{name}' callers", []) if isinstance(cnode, yaml.MappingNode) else None
-            if c is None:
-                r.bad(cnode, "a mapping of caller behaviour")
-            else:
-                d = CallerBehaviour()
-                vals = {k: c.take(k, _share if k in ("emergency_share", "satisfied_by_announcement", "accept_callback",
-                                                     "redial_probability") else read_seconds(0.1, 86400),
-                                  default=getattr(d, k)) for k in CallerBehaviour.__dataclass_fields__}
-                c.finish()
-                if MISSING not in vals.values():
-                    behaviour = CallerBehaviour(**vals)
-        reach = 0.7
-        if cbnode is not None:
-            cb = Reader(cbnode, problems, f"drill '{name}' callbacks", []) if isinstance(cbnode, yaml.MappingNode) else None
-            if cb is not None:
-                reach = cb.take("reach_probability", _share, default=0.7)
-                cb.finish()
-        values = (desc, duration, speed, seats, em, reach)
-        if not problems.errors and MISSING not in values and points:
-            prof = Profile(name, desc, duration, speed, seats, em, tuple(points), behaviour, reach)
+    prof = None if root is None else _profile(root, problems, name)
     if prof is None:
         raise ConfigError("\n".join(str(p) for p in problems.errors) or f"{path}: not a drill profile")
     return prof
+
+
+def _profile(root: yaml.MappingNode, problems: Problems, name: str) -> Profile | None:
+    r = Reader(root, problems, f"drill '{name}'", [])
+    desc = r.take("description", read_text, default="")
+    duration = r.take("duration_s", read_seconds(10, 7 * 86400), required=True)
+    speed = r.take("speed", read_seconds(0.1, 1000), default=1.0)
+    seats = r.take("seats", read_int(1, 20000), required=True)
+    em = r.take("emergency_seats", read_int(0, 2000), default=1)
+    anode = r.take("arrivals", lambda rr, n: n, required=True)
+    cnode = r.take("callers", lambda rr, n: n, default=None)
+    cbnode = r.take("callbacks", lambda rr, n: n, default=None)
+    r.finish()
+    points = [] if anode is MISSING else _arrivals(r, anode, name)
+    behaviour = CallerBehaviour() if cnode is None else _callers(r, cnode, name)
+    reach = 0.7 if cbnode is None else _callback_reach(r, cbnode, name)
+    values = (desc, duration, speed, seats, em, reach)
+    if not problems.errors and MISSING not in values and points:
+        return Profile(name, desc, duration, speed, seats, em, tuple(points), behaviour, reach)
+    return None
+
+
+def _arrivals(r: Reader, anode: yaml.Node, name: str) -> list[tuple[float, float]]:
+    """The 'arrivals' points (at_s, per_hour), in time order."""
+    points: list[tuple[float, float]] = []
+    if not isinstance(anode, yaml.SequenceNode) or not anode.value:
+        r.bad(anode, "a list of {at_s, per_hour}")
+        return points
+    for pn in anode.value:
+        if not isinstance(pn, yaml.MappingNode):
+            r.bad(pn, "{at_s, per_hour}")
+            continue
+        p = Reader(pn, r.problems, f"drill '{name}' arrivals", [])
+        at = p.take("at_s", read_seconds(0, 7 * 86400), required=True)
+        rate = p.take("per_hour", read_seconds(0, 10_000_000), required=True)
+        p.finish()
+        if MISSING not in (at, rate):
+            if points and at < points[-1][0]:
+                r.problems.at(pn, f"drill '{name}' arrivals: at_s must not go back in time")
+            points.append((at, rate))
+    return points
+
+
+_PROBABILITIES = ("emergency_share", "satisfied_by_announcement", "accept_callback", "redial_probability")
+
+
+def _callers(r: Reader, cnode: yaml.Node, name: str) -> CallerBehaviour:
+    """The 'callers' behaviour; the defaults where it has errors."""
+    if not isinstance(cnode, yaml.MappingNode):
+        r.bad(cnode, "a mapping of caller behaviour")
+        return CallerBehaviour()
+    c = Reader(cnode, r.problems, f"drill '{name}' callers", [])
+    d = CallerBehaviour()
+    vals = {k: c.take(k, _share if k in _PROBABILITIES else read_seconds(0.1, 86400), default=getattr(d, k))
+            for k in CallerBehaviour.__dataclass_fields__}
+    c.finish()
+    return CallerBehaviour(**vals) if MISSING not in vals.values() else CallerBehaviour()
+
+
+def _callback_reach(r: Reader, cbnode: yaml.Node, name: str) -> Any:
+    """'callbacks: {reach_probability}' (MISSING when wrong); 0.7 when 'callbacks' is not a mapping."""
+    if not isinstance(cbnode, yaml.MappingNode):
+        return 0.7
+    cb = Reader(cbnode, r.problems, f"drill '{name}' callbacks", [])
+    reach = cb.take("reach_probability", _share, default=0.7)
+    cb.finish()
+    return reach
 
 
 def profile_names(home: Path) -> list[str]:

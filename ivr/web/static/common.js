@@ -48,6 +48,7 @@ function fmtTime(v) {
 function esc(s) { return String(s ?? "").replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
 function header(titleZh, titleEn) {
   return `<header><b data-zh="${titleZh}" data-en="${titleEn}">${titleZh}</b>
+    <a href="/console/config" style="color:#fff" data-zh="配置文件" data-en="Configuration">配置文件</a>
     <span id="who"></span>
     <button onclick="toggleLang()" id="lang">中文 / English</button>
     <button onclick="signOut()" data-zh="退出" data-en="Sign out">退出</button></header>`;

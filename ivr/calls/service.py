@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypedDict, Unpack, cast
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -19,13 +20,14 @@ from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.aio import cancelling
 from ivr.call_channel import CallInfo, CallLog
 from ivr.contingency.plan import Plan
+from ivr.errors import NotReplicated
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
 from ivr.logs import Log, mask_number
 from ivr.prompts.announcements import AnnouncementSets, playable
 from ivr.redisdb import keys
-from ivr.redisdb.durable import NotReplicated, Replication
+from ivr.redisdb.durable import Replication
 
 if TYPE_CHECKING:
     from ivr.clock import Clock
@@ -34,6 +36,14 @@ if TYPE_CHECKING:
 CALLS_STREAM_MAXLEN = 2_000_000
 LAST_CALL_TTL_S = 7 * 24 * 3600
 ALIVE_BEAT_S = 2.0          # the engine's "alive" key is renewed at least this often (it expires after 10 s)
+
+
+class CallSpecific(TypedDict, total=False):
+    """The facts ``LiveState.facts`` takes from the call itself (``CallFacts`` fields)."""
+
+    caller: str
+    last_call_age_s: float | None
+    variables: Mapping[str, str]
 
 
 class LiveState:
@@ -67,7 +77,7 @@ class LiveState:
             self._valid_at = second
         return self._valid
 
-    def facts(self, now: dt.datetime, **call) -> CallFacts:
+    def facts(self, now: dt.datetime, **call: Unpack[CallSpecific]) -> CallFacts:
         lv = self.plan.level(self.level) if self.plan else None
         sets = self.valid_sets(now)
         return CallFacts(now=now, level=self.level, lists=self.lists, calendars=self.calendars,
@@ -179,13 +189,13 @@ def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float
 
 def read_summary(entry: dict[str, str]) -> dict[str, str]:
     """A call summary as written by ``CallSummaries``."""
-    return orjson.loads(entry["j"])
+    return cast("dict[str, str]", orjson.loads(entry["j"]))
 
 
 class CallService:
     def __init__(self, *, registry: FlowRegistry, interpreter: FlowInterpreter, live: LiveState,
                  summaries: CallSummaries, redis: aioredis.Redis, timezone: ZoneInfo,
-                 prompt_prefix: str, recordings_dir: str, log, clock: Clock | None = None) -> None:
+                 prompt_prefix: str, recordings_dir: str, log: Log, clock: Clock | None = None) -> None:
         self.registry = registry
         self.interpreter = interpreter
         self.live = live
