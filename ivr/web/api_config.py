@@ -9,12 +9,10 @@ Who may change a file follows who owns its folder: operations staff own
 
 from __future__ import annotations
 
-import re
 import time
 
 from aiohttp import web
 
-from ivr.project import _LISTED, FILE_RULE, FIXED_FILES
 from ivr.services import config as config_service
 from ivr.web import schemas
 from ivr.web.context import Route, body, ctx_of, error, principal, problem_dicts
@@ -24,10 +22,9 @@ READERS = ("operations", "seat_manager", "auditor")
 WRITERS = ("operations", "seat_manager")
 OWNER = {"prompts/": "operations", "flows/": "operations", "queue/": "seat_manager", "callback/": "seat_manager"}
 # the files ivr.project.is_config_file accepts, as one pattern (the guard checks it: 400)
-PATH_SCHEMA = string(pattern="^(?:" + "|".join(re.escape(f) for f in FIXED_FILES) + f"|{_LISTED.pattern})$",
-                     max_length=200, description="a configuration file: " + ", ".join(FIXED_FILES)
-                     + ", flows/lists/NAME.txt or flows/calendars/NAME.txt", examples=["queue/contingency.yaml"],
-                     message=FILE_RULE)
+PATH_SCHEMA = string(pattern=config_service.PATH_PATTERN, max_length=200, examples=["queue/contingency.yaml"],
+                     description="a configuration file (the message of a wrong one lists them)",
+                     message=config_service.PATH_RULE)
 NOT_YOURS = "这个文件不归您的角色管理 — your role does not own this file"
 
 
@@ -98,12 +95,13 @@ ROUTES = [
     Route("GET", "/api/config", overview, READERS, "the configuration in force, and how the files on disk compare",
           tag="configuration",
           answers=answer(fields_of({"source": STR, "generation": INT,
-                                    "files": array(fields_of({"path": STR, "version": NULL_INT, "on_disk": STR})),
+                                    "files": array(fields_of({"path": STR, "version": NULL_INT, "on_disk": {
+                                        "enum": ["same", "differs", "missing", "unrecorded"]}})),
                                     "disk_problems": array({"$ref": "#/components/schemas/Problem"})}))),
     Route("GET", "/api/config/history", history, READERS, "one file's versions, newest first, each with its diff "
           "(query: path)", tag="configuration", query=PATH_QUERY, required_query=("path",),
           answers=answer(fields_of({"path": STR, "versions": array(fields_of(
-              {"version": INT, "by": STR, "at": {"type": "number"}, "removed": BOOL, "diff": STR},
+              {"version": INT, "by": STR, "at": STR, "removed": BOOL, "diff": STR},
               {"note": STR, "how": STR}))}))),
     Route("GET", "/api/config/file", file_text, READERS, "one file's text in force (query: path)",
           tag="configuration", query=PATH_QUERY, required_query=("path",), errors=(404,),
