@@ -52,7 +52,7 @@ def test_the_rules_are_stated():
     assert level["required"] == ["level", "reason", "confirm"] and level["additionalProperties"] is False
     assert body_schema("/api/prompts/draft")["properties"]["text"]["maxLength"] == 500
     assert body_schema("/api/login")["properties"]["user"]["pattern"] == schemas.whole(names.USER)
-    assert op("/api/callbacks", "get")["parameters"][3]["schema"] == {"enum": ["open", "closed"]}
+    assert op("/api/callbacks", "get")["parameters"][3]["schema"]["enum"] == ["", "open", "closed"]
 
 
 @pytest.mark.parametrize("path, method, statuses", [
@@ -107,6 +107,8 @@ def test_the_documents_examples_are_valid(schema, example):
     (schemas.DATE, "1999-12-31", False),
     (schemas.DATE, "20261101", False),               # date.fromisoformat takes it; the document does not
     (schemas.MONTH, "2026-13", False),
+    (schemas.or_empty(schemas.DATE), "", True),              # a cleared form field: not given
+    (schemas.or_empty(schemas.DATE), "2026-13-01", False),
     ({"type": "integer"}, True, False),               # JSON's true is not 1
     ({"type": "integer"}, 2.0, True),
     ({"type": "number"}, float("nan"), False),
@@ -156,6 +158,15 @@ async def test_a_refused_request_is_400_when_it_breaks_the_document_422_when_its
     assert r.status == 400 and "not a flow name" in (await r.json())["error"]
     r = await o.post("/api/prompts", data=b"{}", headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"})
     assert r.status == 415
+
+
+async def test_the_auditors_page_may_send_empty_filters(web):
+    """The page sends ?state=&kind= for "all": the document says so (an enum
+    without "" refused what the page sends)."""
+    c, _ = await web("audit")
+    r = await c.get("/api/callbacks?from=&to=&state=&kind=")
+    assert r.status == 200, await r.text()
+    assert (await c.get("/api/callbacks?state=gone")).status == 400
 
 
 async def test_a_body_with_nan_is_not_json(web):

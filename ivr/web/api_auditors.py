@@ -75,7 +75,8 @@ async def checkpoint(request: web.Request) -> web.Response:
                               **await audit_service.chain_heads(ctx.redis, tz)})
 
 
-PERIOD = {"from": schemas.DATE, "to": schemas.DATE, "month": schemas.MONTH}
+PERIOD = {"from": schemas.or_empty(schemas.DATE), "to": schemas.or_empty(schemas.DATE),
+          "month": schemas.or_empty(schemas.MONTH)}
 CALLBACK_KEY = string(pattern="^[+]?[0-9]{1,20}$", description="a callback's id, or the full number of an open one",
                       examples=["1", "13812345678"])
 PERIOD_OUT = fields_of({"from": STR, "to": STR})
@@ -93,7 +94,8 @@ ROUTES = [
           tag="auditor", query=PERIOD, errors=(422,), answers=answer(media="text/csv")),
     Route("GET", "/api/callbacks", callbacks, AUDITOR,
           "the callbacks of a period (?from&to, state=open|closed, kind), numbers masked", tag="auditor",
-          query={**PERIOD, "state": {"enum": ["open", "closed"]}, "kind": {"enum": sorted(L.KINDS)}},
+          query={**PERIOD, "state": {"enum": ["", "open", "closed"], "description": "empty: any"},
+                 "kind": {"enum": ["", *sorted(L.KINDS)], "description": "empty: any"}},
           errors=(422,),
           answers=answer(fields_of({"period": PERIOD_OUT, "total": {"type": "integer"}, "callbacks": array(OBJ)}))),
     Route("GET", "/api/callbacks/{key}", record, AUDITOR, "one callback and its audit trail as a timeline",

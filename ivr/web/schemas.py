@@ -6,8 +6,8 @@ drift apart.
 Only the part of JSON Schema 2020-12 (what OpenAPI 3.1 uses) that these
 schemas need is checked: ``type``, ``properties``, ``required``,
 ``additionalProperties: false``, ``pattern``, ``minLength``/``maxLength``,
-``minimum``/``maximum``/``exclusiveMinimum``, ``enum``, ``const`` and
-``format: date``. ``supported`` refuses any other keyword when the route table
+``minimum``/``maximum``/``exclusiveMinimum``, ``enum``, ``const``, ``anyOf``
+and ``format: date``. ``supported`` refuses any other keyword when the route table
 is built, so a rule the document states is never silently left unchecked.
 
 Patterns are read as JSON Schema reads them (ECMA-262): a closing ``$`` is the
@@ -37,7 +37,7 @@ NONBLANK = f"[^{WHITESPACE}]"      # unanchored: somewhere a character that is n
 
 _KEYWORDS = {"type", "properties", "required", "additionalProperties", "pattern", "minLength", "maxLength",
              "minimum", "maximum", "exclusiveMinimum", "enum", "const", "format", "description", "x-message",
-             "contentMediaType", "items", "examples"}
+             "contentMediaType", "items", "examples", "anyOf"}
 _TYPES = {"object": dict, "string": str, "boolean": bool, "array": list}
 
 
@@ -90,6 +90,8 @@ def supported(schema: Schema, where: str = "") -> None:
         supported(sub, f"{where}.{name}")
     if isinstance(schema.get("items"), dict):
         supported(schema["items"], f"{where}[]")
+    for i, sub in enumerate(schema.get("anyOf", [])):
+        supported(sub, f"{where}|{i}")
 
 
 @lru_cache(maxsize=256)
@@ -157,6 +159,13 @@ def _check_object(schema: Schema, value: dict, where: str) -> dict:
 def check(schema: Schema, value: Any, where: str = "body") -> Any:
     """``value`` if it matches ``schema`` (a whole float where an integer is
     asked for becomes an int), else ``RequestInvalid``."""
+    if "anyOf" in schema:
+        for sub in schema["anyOf"]:
+            try:
+                return check(sub, value, where)
+            except RequestInvalid:
+                pass
+        raise _fail(schema, where, "matches none of its forms")
     kinds = schema.get("type")
     if kinds is not None:
         kinds = [kinds] if isinstance(kinds, str) else kinds
@@ -207,3 +216,9 @@ NULL_INT: Schema = {"type": ["integer", "null"]}
 
 def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
+
+
+def or_empty(schema: Schema) -> Schema:
+    """A query parameter whose empty value means "not given" (``?from=&to=`` from a cleared form)."""
+    return {"anyOf": [{"const": ""}, schema], "description": schema.get("description", "") + " (empty: not given)",
+            **({"x-message": schema["x-message"]} if "x-message" in schema else {})}
