@@ -189,3 +189,13 @@ async def test_a_sign_in_that_breaks_the_document_is_a_400_and_counts_no_failure
     r = await c.post("/api/login", json={"user": "o", "password": PASSWORD})
     assert r.status == 400
     assert [k async for k in redis.scan_iter(match=keys.LOGIN_LIMIT_PREFIX + "*")] == []
+
+
+async def test_a_multipart_part_with_a_broken_header_is_a_400_not_a_500(web, home):
+    """aiohttp's multipart reader raises its own HTTP parser errors (not
+    ValueError) for a part's header it cannot read: that was a 500."""
+    c, csrf = await web("ops")
+    for body in (b"--xx\r\n193--xx--\r\n", b"--xx\r\n" + b"X: y\r\n" * 200 + b"\r\nabc\r\n--xx--\r\n"):
+        r = await c.post("/api/prompts", data=body,
+                         headers={"X-CSRF-Token": csrf, "Content-Type": "multipart/form-data; boundary=xx"})
+        assert r.status == 400 and "multipart" in (await r.json())["error"], body[:20]

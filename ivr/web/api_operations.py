@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ivr import names
 from ivr.errors import ConfigError, FlowInvalid, RequestInvalid
@@ -135,8 +136,9 @@ async def _read_upload(request: web.Request) -> tuple[str | None, bytes | None, 
                 data = bytes(buf)
             else:
                 raise bad_request(f"未知字段 unknown field '{str(part.name)[:40]}'")
-    except (ValueError, AssertionError, KeyError, RuntimeError) as exc:
-        # aiohttp's multipart reader signals a malformed body with these
+    except (ValueError, AssertionError, KeyError, RuntimeError, HttpProcessingError) as exc:
+        # aiohttp's multipart reader signals a malformed body with these (a part's header it
+        # cannot parse: its HTTP parser's own errors)
         raise bad_request("上传格式错误 malformed multipart/form-data body") from exc
     return name, data, filename
 
