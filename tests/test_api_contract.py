@@ -45,7 +45,7 @@ from ivr.settings import load_settings
 from ivr.web import login_limit, offload, openapi
 from ivr.web.app import make_app, routes
 from ivr.web.context import COOKIE, CSRF_HEADER
-from tests.conftest import _dbs, copy_project
+from tests.conftest import PROJECT_FOLDERS, _dbs, copy_project
 
 PASSWORD = "correct horse battery"
 MAX_EXAMPLES = int(os.environ.get("IVR_FUZZ_EXAMPLES", "6"))   # per operation and principal, random ones
@@ -209,10 +209,18 @@ async def _offload_in_process(request: dict, timeout_s: float) -> bytes:
     return await asyncio.wait_for(offload._child_main(orjson.loads(orjson.dumps(request))), timeout_s)
 
 
+def _project_files(home: Path) -> dict[str, str]:
+    return {f"{d}/{k}": v for d in PROJECT_FOLDERS for k, v in _files(home / d).items()}
+
+
 @pytest.fixture(scope="module", autouse=True)
-def report_totals(request):
+def report_totals(request, project_home):
+    """The run's size in the test command's output; the project itself untouched
+    (every console ran on a copy)."""
+    shipped = _project_files(project_home)
     yield
-    if _totals["principals"]:         # the run's size, in the test command's output
+    assert _project_files(project_home) == shipped
+    if _totals["principals"]:
         with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
             request.config.pluginmanager.get_plugin("terminalreporter").write_line(
                 f"\napi contract: {_totals['requests']} requests in {_totals['seconds']:.0f} s, "
