@@ -101,6 +101,10 @@ class CallLog:
     failures: list[str] = field(default_factory=list)
     outcome: str = ""  # completed | caller_hung_up | fallback | failed
     given_back: bool = False        # handed back to the dialplan (IVR_RESULT=FALLBACK)
+    admission_offered: bool = False  # the early callback offer was made (expected wait too long, lines low)
+    already_registered: bool = False  # dialled again with a callback open: told so, not queued
+    wait_estimate_s: float | None = None  # the engine's expected wait when the caller joined the queue
+    position_at_join: int | None = None   # 1-based place in line then
 
 
 class CallChannel(Protocol):

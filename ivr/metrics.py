@@ -42,3 +42,10 @@ def gauge(name: str, help_text: str, samples: list[tuple[dict[str, str], float]]
         lab = ",".join(f'{k}="{v}"' for k, v in labels.items())
         out.append(f"{name}{{{lab}}} {value:g}" if lab else f"{name} {value:g}")
     return out
+
+
+def counter(name: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> list[str]:
+    """A counter kept elsewhere (in Redis, so it survives a leader change): it only grows."""
+    out = gauge(name, help_text, samples)
+    out[1] = f"# TYPE {name} counter"
+    return out

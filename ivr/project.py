@@ -26,6 +26,7 @@ from ivr.yamldoc.problems import Problem, Problems, mapping_items
 from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_bool, read_text
 
 if TYPE_CHECKING:  # loaded lazily: the flow checker need not import the plan and policy readers
+    from ivr.admission.lines import LinesConfig
     from ivr.callback.policy import Policy
     from ivr.contingency.plan import Plan, Seats
     from ivr.prompts.announcements import AnnouncementSets
@@ -35,12 +36,13 @@ PLAN_FILE = "queue/contingency.yaml"
 SEATS_FILE = "queue/seats.yaml"
 ANNOUNCEMENTS_FILE = "prompts/announcements.yaml"
 POLICY_FILE = "callback/policy.yaml"
+LINES_FILE = "queue/lines.yaml"      # ivr.admission.lines reads it
 AUDIO_EXTENSIONS = {".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".WAV"}
 
 
 # -- the configuration files outside the flows, as path -> text ------------------
 
-FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE)
+FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE, LINES_FILE)
 LISTS_DIR, CALENDARS_DIR = "flows/lists", "flows/calendars"
 LISTED_FILE = re.compile(r"flows/(lists|calendars)/[A-Za-z][A-Za-z0-9_-]{0,63}\.txt")
 
@@ -266,13 +268,15 @@ def check_files(project: Project, paths: list[Path] | None = None,
 @dataclass(frozen=True, slots=True)
 class Operations:
     """What seat managers and operations staff set outside the flows: the
-    contingency plan, the seat groups it moves, the announcement sets."""
+    contingency plan, the seat groups it moves, the announcement sets, the
+    callback policy and the trunk lines."""
 
     plan: Plan | None
     seats: Seats | None
     announcements: AnnouncementSets
     problems: list[Problem]
     policy: Policy | None = None      # callback/policy.yaml
+    lines: LinesConfig | None = None  # queue/lines.yaml; None: absent (no line-based admission)
 
 
 def load_operations(project: Project, tz: ZoneInfo, now: dt.datetime | None = None) -> Operations:
@@ -281,11 +285,12 @@ def load_operations(project: Project, tz: ZoneInfo, now: dt.datetime | None = No
 
 def operations_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz: ZoneInfo,
                           now: dt.datetime | None = None) -> Operations:
-    """The plan, seat groups, announcement sets and callback policy, each file
-    checked against the others (a plan naming a set that is not there, a queue
+    """The plan, seat groups, announcement sets, callback policy and lines,
+    each file checked against the others (a plan naming a set that is not there, a queue
     that is not one): ``texts`` maps a file's path in the project (e.g.
     ``queue/contingency.yaml``) to its text; a file that is absent takes its
     default, as on disk."""
+    from ivr.admission.lines import parse_lines
     from ivr.callback.policy import Policy, parse_policy
     from ivr.contingency.plan import Level, Plan, Seats, parse_plan, parse_seats
     from ivr.prompts.announcements import parse_announcements
@@ -315,7 +320,11 @@ def operations_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz:
     if POLICY_FILE in texts:
         policy, p = parse_policy(texts[POLICY_FILE], POLICY_FILE)
         problems += p
-    return Operations(plan, seats, sets, problems, policy)
+    lines = None
+    if LINES_FILE in texts:
+        lines, p = parse_lines(texts[LINES_FILE], LINES_FILE)
+        problems += p
+    return Operations(plan, seats, sets, problems, policy, lines)
 
 
 def require_operations(project: Project, tz: ZoneInfo) -> Operations:

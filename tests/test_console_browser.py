@@ -233,7 +233,10 @@ def wall_snapshot(now):
          "abandon_rate": 0.0, "service_level": 1.0}
     return {"at": now, "ami_connected": True, "queues": {"general-q": q, "emergency-q": e}, "seats": seats,
             "seat_states": {"idle": 1, "busy": 4, "paused": 0, "offline": 0, "reserved": 1},
-            "emergency": {"waiting": 0}}
+            "emergency": {"waiting": 0},
+            "lines": {"pbx": "main", "known": True, "reason": "", "warning": "", "in_use": 2950, "total": 3000,
+                      "limit": 2990, "free": 40, "emergency_reserve": 60, "callback_below_free": 300,
+                      "in_flows": 100, "waiting": 71, "talking": 2779, "callbacks": 0, "read_at": now}}
 
 
 async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path):
@@ -252,13 +255,14 @@ async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path
     await page.goto(f"{base}/console/seats?wall=1")
     await page.wait_for_selector("#t-waiting .big >> text=71")
     for tile, colour in (("t-service", "c-red"), ("t-abandon", "c-red"), ("t-waiting", "c-red"),
-                         ("t-longest", "c-red"), ("t-level", "c-red"), ("t-idle", "c-red")):
+                         ("t-longest", "c-red"), ("t-level", "c-red"), ("t-idle", "c-red"), ("t-lines", "c-red")):
         assert colour in await page.get_attribute(f"#{tile}", "class"), tile
     assert await page.inner_text("#t-service .big") == "0%" and await page.inner_text("#t-abandon .big") == "62%"
     # 4 on the phones: 2 of the hotline's own + 2 the plan added (reserved emergency seat apart)
     assert (await page.inner_text("#seats-base"), await page.inner_text("#seats-added")) == ("2", "2")
     assert "预案增援" in await page.inner_text("#seatline")
     assert await page.inner_text("#t-idle .big") == "0"        # the idle seat is reserved for emergencies
+    assert await page.inner_text("#t-lines .big") == "在用 2950 / 共 3000"   # 40 free: into the emergency reserve
     head = await page.inner_text("#wallhead")
     assert "系统（自动规则）" in head and "排队人数 71 ≥ 60" in head and "有效至" in head
     # readable from five metres: the numbers are large, and the whole board fits the screen

@@ -116,3 +116,29 @@ async def test_missed_call_is_captured_called_back_and_audited(stack):
     assert h["callbacks_made_per_seat"] == 1.0 and h["callbacks_reached_per_seat"] == 1.0
     ver = await asyncio.to_thread(ivr, ["audit", "verify"], env)
     assert ver.returncode == 0 and "callbacks: 完整 intact, 4 entries" in ver.stdout
+
+
+async def test_a_caller_at_peak_hears_the_expected_wait_and_is_offered_a_callback_in_the_first_seconds(stack):
+    """Issue 23 end to end: the leader's AMI model estimates the wait of a
+    caller joining now and publishes it; the next call's admit step reads it,
+    says the wait and offers a callback; the estimate is kept with the call."""
+    pbx, server, eng, env = stack
+    for s in ("101", "102", "109"):                # every seat paused: a long line and no seat
+        pbx.action({"Action": "QueuePause", "Interface": f"Local/{s}@ivr-seats/n", "Paused": "true"})
+    for i in range(8):
+        pbx.join("general-q", f"1380000001{i}")
+    server.flush()
+    await until(lambda: len(eng.controller.model.waiting) == 8)
+    from ivr.redisdb import keys
+    await until(lambda: eng.live.outlook.get("general-q", {}).get(0, (0,))[0] == 8, 5)
+    res = await asyncio.to_thread(ivr, ["contingency", "set", "2", "--reason", "高峰演练"], env)
+    assert res.returncode == 0, res.stderr
+    await asyncio.sleep(1.0)
+    ahead, wait_s, _ = eng.live.outlook["general-q"][0]
+    assert wait_s > 60, "no seat serving: the wait is beyond level 2's admission_wait_s"
+    ch = (await run_call("127.0.0.1", eng.agi.port, SimChannel(Caller(number="13912340000", digits=["2"])))).channel
+    played = [c.split()[2] for c in ch.commands if c.startswith(("STREAM FILE", "GET DATA"))]
+    assert {"12345/queue/queue-ahead", "12345/numbers/8", "12345/admission-offer"} <= set(played)
+    assert ch.queue_calls == []                    # registered: hung up, the line freed
+    assert await eng.redis.get(keys.OUTLOOK)
+    await until(lambda: eng.capture is not None and eng.capture.recorded >= 1, 5)

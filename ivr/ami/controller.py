@@ -220,10 +220,11 @@ class AmiController:
         if self.redis is None:
             return
         self._dirty = False
-        snap = self.model.snapshot(self.now())
+        now = self.now()
+        snap = self.model.snapshot(now)
         snap["ami_connected"] = self.ready.is_set()
         try:
-            await write_live(self.redis, snap)
+            await write_live(self.redis, snap, self.model.outlook(now, snap.get("lines")))
         except Exception as exc:  # the next round tries again
             self._dirty = True
             self.log.warning("live_model_not_published", error=repr(exc))
@@ -275,6 +276,29 @@ class AmiController:
                 await asyncio.sleep(delay)
                 delay *= 2.5
         return ActionResult(False, message, retries)
+
+    async def ask(self, action: dict[str, str], *, as_list: bool | None = False,
+                  timeout_s: float = ACTION_TIMEOUT_S) -> ActionResult:
+        """One question, asked once, for a poll that asks again on its next
+        round (the line count): no retry, no wait for the link, no warning
+        logged (the caller says what a failure means). A list action's
+        ``response`` is every message, the answer first; ``as_list=None`` lets
+        panoramisk tell from the answer (an ``Error`` is then returned at
+        once instead of waiting for events that never come)."""
+        if not self.ready.is_set():
+            return ActionResult(False, "AMI not connected", 0)
+        try:
+            resp = await asyncio.wait_for(self.link.send_action(dict(action), as_list=as_list), timeout_s)
+        except TimeoutError:
+            return ActionResult(False, "no answer from Asterisk", 1)
+        except (ConnectionError, AttributeError) as exc:
+            return ActionResult(False, f"AMI link lost: {exc!r}", 1)
+        first = resp[0] if isinstance(resp, list) else resp
+        return ActionResult(bool(first.success), first.get("Message", "") or first.get("Response", ""), 1, resp)
+
+    def mark_changed(self) -> None:
+        """The model changed outside an event (a poll): publish it next round."""
+        self._dirty = True
 
     async def pause(self, interface: str, paused: bool, *, queue: str | None = None, reason: str = "") -> ActionResult:
         a = {"Action": "QueuePause", "Interface": interface, "Paused": "true" if paused else "false"}

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
+from ivr.admission.estimate import QueueObserver
+from ivr.admission.lines import LineFigures, LineReading, PbxLines, figures
 from ivr.logs import mask_number
 from ivr.stats import percentile
 
@@ -94,6 +96,7 @@ class LiveSnapshot(TypedDict):
     seat_states: dict[str, int]
     emergency: EmergencyFigures
     ordinary: OrdinaryFigures
+    lines: NotRequired[LineFigures]      # the trunk lines (ivr.admission.lines); absent from an older writer
     ami_connected: NotRequired[bool]     # added by whoever holds the AMI link
 
 
@@ -188,6 +191,12 @@ class LiveModel:
         self._by_state: dict[str, set[str]] = {}     # device (state interface) -> seat interfaces
         self.resynced_at: float | None = None
         self._seq = 0
+        # the trunk lines: queue/lines.yaml's PBX, the last count read over AMI
+        # (ivr.ami.lines), and the callbacks whose citizen leg holds a line
+        self.observers: dict[str, QueueObserver] = {}   # queue -> its wait estimator (ivr.admission.estimate)
+        self.lines_config: PbxLines | None = None
+        self.lines_reading: LineReading | None = None
+        self.callbacks_on_line = 0
 
     # -- what happened -------------------------------------------------------
 
@@ -282,6 +291,13 @@ class LiveModel:
         self.waiting[uid] = Waiting(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), ev.get("Queue", ""),
                                     now, prio, self._seq)
         self.queue_names.add(ev.get("Queue", ""))
+        self._observer(ev.get("Queue", ""), now).joined(uid, prio, now)
+
+    def _observer(self, queue: str, now: float) -> QueueObserver:
+        obs = self.observers.get(queue)
+        if obs is None:
+            obs = self.observers[queue] = QueueObserver(queue, start=now)
+        return obs
 
     def _abandon(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
@@ -293,9 +309,12 @@ class LiveModel:
         hold = _int(ev.get("HoldTime"), int(now - w.joined_at) if w else 0)
         self._record(Outcome(now, ev.get("Queue", ""), kind, hold, self._is_emergency(w, ev.get("Queue", ""))))
         self.waiting.pop(uid, None)
+        self._observer(ev.get("Queue", ""), now).abandoned(uid, now, hold)
 
     def _leave(self, ev: AmiEvent, now: float) -> None:
         self.waiting.pop(ev.get("Uniqueid", ""), None)
+        # a caller who left without Connect or Abandon (a timeout): gone from the line
+        self._observer(ev.get("Queue", ""), now).abandoned(ev.get("Uniqueid", ""), now)
 
     def _connect(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
@@ -303,6 +322,7 @@ class LiveModel:
         queue = ev.get("Queue", "")
         hold = _int(ev.get("HoldTime"), int(now - w.joined_at) if w else 0)
         self._record(Outcome(now, queue, "answered", hold, self._is_emergency(w, queue)))
+        self._observer(queue, now).served(uid, now, hold)
         seat = self.seats.get(ev.get("Interface", ""))
         if seat is not None:
             seat.in_call = True
@@ -363,6 +383,30 @@ class LiveModel:
     def emergency_waiting(self) -> list[Waiting]:
         return [w for w in self.waiting.values() if self._is_emergency(w, w.queue)]
 
+    def outlook(self, now: float, lines: LineFigures | None = None) -> dict[str, Any]:
+        """What a caller joining now can expect, per queue and priority class
+        (ordinary 0, emergency): [callers ahead, expected wait s, its spread s];
+        and whether free lines are below the early-callback threshold."""
+        queues: dict[str, dict[str, list[float]]] = {}
+        for q in sorted(self.queue_names):
+            members = [s for s in self.seats.values() if q in s.queues]
+            states = [s.state for s in members]
+            obs = self._observer(q, now)
+            obs.seats(now, sum(1 for st in states if st in ("idle", "busy")), states.count("busy"))
+            queues[q] = {}
+            for prio in (0, self.emergency_priority):
+                e = obs.preview(prio, now).engine
+                queues[q][str(prio)] = [e.position, round(e.wait_s, 1), round(e.spread_s, 1)]
+        free = lines["free"] if lines else None
+        low = bool(lines and lines["known"] and free is not None and free < lines["callback_below_free"])
+        return {"queues": queues, "lines_low": low}
+
+    def lines(self, now: float) -> LineFigures:
+        """The trunk lines in use, split: waiting in a queue, talking to a
+        seat (queue calls), on a callback, and the rest in the flows."""
+        return figures(self.lines_config, self.lines_reading, now=now, connected=True, waiting=len(self.waiting),
+                       talking=sum(1 for s in self.seats.values() if s.in_call), callbacks=self.callbacks_on_line)
+
     def snapshot(self, now: float) -> LiveSnapshot:
         """JSON-ready figures; numbers masked (personal information law)."""
         self._prune(now)
@@ -409,6 +453,7 @@ class LiveModel:
                           "answered": len(em_waits)},
             "ordinary": {"wait_p50_s": percentile(ord_waits, 50), "wait_p95_s": percentile(ord_waits, 95),
                          "answered": len(ord_waits)},
+            "lines": self.lines(now),
         }
 
 

@@ -53,6 +53,7 @@ MISS_REASONS: dict[str, tuple[str, str]] = {
     "sent_to_message": ("转留言", "sent to a message"),
     "hung_up_in_flow": ("菜单中挂断", "hung up in the menu"),
     "queue_failed": ("排队失败", "queue failed"),
+    "lines_full": ("线路忙未接通", "lines full: heard busy"),
 }
 
 

@@ -24,6 +24,7 @@ from ivr.yamldoc.problems import Problem, Problems
 from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_int, read_seconds, read_text
 
 KINDS = ("emergency", "courtesy", "ordinary")
+LINES_FULL = "lines_full"        # the outcome and miss reason of an attempt the dialplan refused
 DEFAULT_DEADLINES = {"emergency": 7200.0, "courtesy": 14400.0, "ordinary": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")   # always fullmatch: see ivr/names.py
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -83,6 +84,8 @@ def classify(s: Mapping[str, str], policy: Policy) -> Miss | None:
         reason = "sent_to_message"
     elif status:
         reason = _MISSED_STATUSES.get(status, "queue_failed")
+    elif s.get("outcome") == LINES_FULL:
+        reason = LINES_FULL       # the dialplan answered busy: every line in use (ivr.callback.blocked)
     else:
         reason = "hung_up_in_flow"
     kind = "emergency" if emergency else "courtesy" if accepted else "ordinary"

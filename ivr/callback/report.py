@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ivr.callback import labels as L
-from ivr.callback.policy import reached_a_person
+from ivr.callback.policy import LINES_FULL, reached_a_person
 from ivr.callback.states import Outcome, RecordState
 from ivr.logs import mask_number
 from ivr.stats import percentile
@@ -75,9 +75,13 @@ def hotline_figures(calls: Sequence[Mapping[str, str]], records: Sequence[Callba
       were reached live, by a callback or on a later call within the callback's
       deadline / citizens who wanted a person. Citizens whose only miss was a
       misdial (hung up within seconds; not called back by policy) are left out.
+    - 线路忙 blocked attempts: calls the dialplan answered busy because every
+      line was in use, recorded for a callback (``ivr.callback.blocked``);
+      they count as calls that wanted a person and did not reach one.
     """
     wanted = [c for c in calls if c.get("wanted_person") == "1"]
     live = [c for c in wanted if reached_a_person(c)]
+    blocked = sum(1 for c in wanted if c.get("outcome") == LINES_FULL)
     citizens = {c.get("number") for c in wanted if c.get("number")}
     reached = {c.get("number") for c in live}
     reached |= {r.get("number") for r in records if r.get("closed_reason") in ("reached", "reached_later")
@@ -90,6 +94,7 @@ def hotline_figures(calls: Sequence[Mapping[str, str]], records: Sequence[Callba
         "calls": len(calls),
         "calls_wanting_person": len(wanted),
         "calls_answered_live": len(live),
+        "blocked_attempts": blocked,
         "live_answer_rate_pct": _pct(len(live), len(wanted)),
         "citizens_wanting_person": len(citizens),
         "citizens_reached": len(citizens & reached),

@@ -50,11 +50,16 @@ FINISH_RETRY_S = (0.5, 1, 2, 5, 10)
 
 
 def is_calm(snapshot: LiveSnapshot | None, policy: Policy, queues: dict[str, str]) -> tuple[bool, str]:
-    """Callbacks never take a seat from citizens waiting live."""
+    """Callbacks never take a seat from citizens waiting live, nor one of the
+    last free lines (``callback_below_free`` in queue/lines.yaml)."""
     if snapshot is None or not snapshot.get("ami_connected", True):
         return False, "no live figures"
     if snapshot["emergency"]["waiting"]:
         return False, "emergency callers waiting"
+    lines = snapshot.get("lines")
+    if lines and lines["known"] and lines["free"] is not None and lines["free"] < max(1, lines["callback_below_free"]):
+        # a callback's call to the citizen takes a line too: never one of the last few
+        return False, f"lines: {lines['free']} free"
     for name in policy.calm_queues:
         q = snapshot["queues"].get(queues.get(name, name))
         if q is None:
@@ -96,6 +101,8 @@ class CallbackScheduler:
         """One round; returns how many callbacks were started."""
         now = self.clock() if now is None else now
         self._settle_silent(now)
+        # attempts whose seat answered: their citizen leg is dialled over the trunk and holds a line
+        self.controller.model.callbacks_on_line = sum(1 for a in self.active.values() if a.answered_at is not None)
         if self.by_number:
             await self.store.renew(list(self.by_number), owner=self.owner, lease_until=now + self.policy.claim_lease_s)
         snap = self.controller.model.snapshot(now) if self.controller.ready.is_set() else None

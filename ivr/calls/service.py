@@ -44,6 +44,7 @@ class CallSpecific(TypedDict, total=False):
     caller: str
     last_call_age_s: float | None
     variables: Mapping[str, str]
+    registered_ahead: int | None
 
 
 class LiveState:
@@ -60,6 +61,10 @@ class LiveState:
         self.calendars: dict[str, frozenset[dt.date]] = {}
         self._valid_at = -1
         self._valid: dict[str, tuple[str, ...]] = {}
+        # from the leader's live figures (read with the level): Asterisk queue ->
+        # priority -> (callers ahead, expected wait s, spread s); free lines low
+        self.outlook: dict[str, dict[int, tuple[int, float, float]]] = {}
+        self.lines_low = False
         if snapshot is not None:
             self.use(snapshot)
 
@@ -68,6 +73,17 @@ class LiveState:
         self.plan, self.announcements = snapshot.plan, snapshot.announcements
         self.lists, self.calendars = snapshot.lists, snapshot.calendars
         self._valid_at = -1
+
+    def use_outlook(self, raw: str | bytes | None) -> None:
+        """The leader's outlook (``keys.OUTLOOK``); unreadable or absent: nothing
+        is known, and no step offers or says anything on its account."""
+        try:
+            doc = orjson.loads(raw) if raw else {}
+            self.outlook = {q: {int(p): (int(v[0]), float(v[1]), float(v[2])) for p, v in by_p.items()}
+                            for q, by_p in doc.get("queues", {}).items()}
+            self.lines_low = bool(doc.get("lines_low", False))
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError, IndexError):
+            self.outlook, self.lines_low = {}, False
 
     def valid_sets(self, now: dt.datetime) -> dict[str, tuple[str, ...]]:
         """Every set's items valid at ``now``; worked out once a second, not per call."""
@@ -85,7 +101,10 @@ class LiveState:
                          announcement_sets=sets,
                          callback_mode=lv.callback if lv else "offer",
                          short_menu=lv.short_menu if lv else False,
-                         hold_music=lv.hold_music if lv else None, **call)
+                         hold_music=lv.hold_music if lv else None,
+                         outlook=self.outlook, lines_low=self.lines_low,
+                         admission_wait_s=lv.admission_wait_s if lv else None,
+                         say_wait=lv.say_wait if lv else False, **call)
 
 
 class CallSummaries:
@@ -184,6 +203,10 @@ def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float
         "level": str(level),
         "digits": "".join(record.digits),
         "failures": ",".join(record.failures),
+        "admission_offered": "1" if record.admission_offered else "0",
+        "already_registered": "1" if record.already_registered else "0",
+        "wait_estimate_s": "" if record.wait_estimate_s is None else str(record.wait_estimate_s),
+        "position_at_join": "" if record.position_at_join is None else str(record.position_at_join),
     }
 
 
@@ -223,8 +246,11 @@ class CallService:
             last_age = None
             if bundle is not None and call.caller_number and self.registry.needs_history(call.flow):
                 last_age = await self._touch_history(call.caller_number, started)
+            ahead = None
+            if bundle is not None and call.caller_number and self.registry.needs_registration(call.flow):
+                ahead = await self._registered_ahead(call.caller_number)
             facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), caller=call.caller_number,
-                                    last_call_age_s=last_age)
+                                    last_call_age_s=last_age, registered_ahead=ahead)
             log.info("call_start", caller=call.caller_number, flow=call.flow, version=version)
             if bundle is None:
                 log.error("unknown_flow", flow=call.flow)
@@ -240,6 +266,26 @@ class CallService:
         finally:
             self.active -= 1
             self.finished += 1
+
+    async def _registered_ahead(self, number: str) -> int | None:
+        """This caller's open callback: how many open callbacks come before it in
+        calling order (ready ones first, then those not yet due); None when the
+        caller has none. One round trip."""
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(keys.callback_open(number))
+            pipe.zrank(keys.CALLBACK_READY, number)
+            pipe.zcard(keys.CALLBACK_READY)
+            pipe.zrank(keys.CALLBACK_PENDING, number)
+            is_open, ready_rank, ready_n, pending_rank = await pipe.execute()
+        except Exception as exc:  # a nicety: the call goes on as if not registered
+            self.log.warning("callback_lookup_unavailable", error=repr(exc), number=mask_number(number))
+            return None
+        if not is_open:
+            return None
+        if ready_rank is not None:
+            return int(ready_rank)
+        return int(ready_n) + int(pending_rank) if pending_rank is not None else int(ready_n)
 
     async def _touch_history(self, number: str, now: float) -> float | None:
         """Record this call and return the age of the previous one, in one atomic

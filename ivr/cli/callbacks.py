@@ -19,7 +19,7 @@ def _t(ts, tz) -> str:
 
 
 def cmd_callbacks_list(args, settings: Settings) -> int:
-    from ivr.callback.labels import KINDS, label
+    from ivr.callback.labels import KINDS, MISS_REASONS, label
 
     tz = settings.timezone
 
@@ -31,7 +31,7 @@ def cmd_callbacks_list(args, settings: Settings) -> int:
             nxt = _t(score, tz) if where == "pending" else ("现在 now" if where == "ready" else "拨打中 dialling")
             print(f"{r.get('id', '?'):<8}{mask_number(number):<15}{where:<11}{label(KINDS, r.get('kind')):<11}"
                   f"{r.get('calls', ''):>5}{r.get('attempts', ''):>5}  {_t(r.get('first_at'), tz):<12}"
-                  f"{_t(r.get('deadline'), tz):<14}{nxt:<12}{r.get('reason', '')}")
+                  f"{_t(r.get('deadline'), tz):<14}{nxt:<12}{r.get('reason', '')} {label(MISS_REASONS, r.get('reason'))}")
         print(f"待回拨 open {c['open']}（拨打中 assigned {c['assigned']}，可拨 ready {c['ready']}，"
               f"等待时段 pending {c['pending']}）；已结 closed {c['closed']}")
     run_with_redis(settings, go)
@@ -97,6 +97,8 @@ def print_report(r: dict, a: str, b: str, tz) -> None:
           f"({h['calls_answered_live']}/{h['calls_wanting_person']} calls)  "
           f"广义接通率 broad answer rate {pct_text(h['broad_answer_rate_pct'])} "
           f"({h['citizens_reached']}/{h['citizens_wanting_person']} citizens)")
+    print(f"  线路忙未接通 blocked attempts {h.get('blocked_attempts', 0)} "
+          "(busy: every line in use; recorded for a callback)")
     print(f"  漏话 missed calls {r['missed_calls']}  (误拨 misdials {r['misdials']}, not called back)")
     print(f"  市民 unique citizens {r['unique_citizens']}  回拨单 callbacks {r['callbacks']}  "
           f"紧急 emergency {r['emergency']}")

@@ -1,5 +1,5 @@
 """Commands for whoever runs the engine: ``ivr serve``, ``ivr config``,
-``ivr status`` (live queues, seats, the level, the leader) and ``ivr agi``."""
+``ivr status`` (live queues, seats, lines, the level, the leader) and ``ivr agi``."""
 
 from __future__ import annotations
 
@@ -31,14 +31,32 @@ def cmd_agi(args, settings: Settings) -> int:
     return classic_main([args.flow])
 
 
-def render_status(snap: dict | None, level_line: str, tz, now: float) -> list[str]:
+def lines_line(ln: dict, blocked: int | None = None) -> str:
+    """The trunk lines (``ivr.services.status.lines``), as staff read them."""
+    busy = "" if blocked is None else f"; 线路忙已记录 blocked and recorded {blocked}"
+    if not ln["known"]:
+        return (f"线路 lines ({ln['pbx']}): 未知 unknown — {ln['reason']}; 不按线路准入 no line-based admission "
+                f"(today's behaviour){busy}")
+    limit = f", 拨号方案上限 IVR_LINES {ln['limit']}" if ln["limit"] else ""
+    out = (f"线路 lines ({ln['pbx']}): 在用 in use {ln['in_use']} / 共 {ln['total']}{limit}; 空闲 free {ln['free']} "
+           f"(紧急预留 reserve {ln['emergency_reserve']}, 回拨提议 offer callback below {ln['callback_below_free']}); "
+           f"流程中 in flows {ln['in_flows']}, 排队 waiting {ln['waiting']}, 通话 talking {ln['talking']}, "
+           f"回拨 callbacks {ln['callbacks']}{busy}")
+    return out + (f"\n  警告 warning: {ln['warning']}" if ln["warning"] else "")
+
+
+def render_status(snap: dict | None, level_line: str, tz, now: float, blocked: int | None = None) -> list[str]:
+    from ivr.services.status import lines
+
     out = [f"应急级别 contingency level: {level_line}"]
     if snap is None:
         out.append("实时数据 live figures: none — no engine holds an AMI link (is IVR_AMI_URL set?)")
+        out.append(lines_line(lines(snap), blocked))
         return out
     age = now - snap["at"]
     link = "已连接 connected" if snap.get("ami_connected") else "未连接 NOT connected"
     out.append(f"AMI: {link}; figures {age:.1f} s old; last full resync {fmt_time(snap.get('resynced_at'), tz)}")
+    out.append(lines_line(lines(snap), blocked))
     out.append(f"{'队列 queue':<16}{'等待':>6}{'紧急':>6}{'最长等待s':>10}{'预计等待s':>10}{'接通':>6}{'放弃':>6}"
                f"{'放弃率':>8}{'服务水平':>9}  座席 idle/busy/paused/offline/reserved")
     for name, q in snap["queues"].items():
@@ -86,7 +104,8 @@ def cmd_status(args, settings: Settings) -> int:
         plan = await contingency.plan(redis, settings.home, settings.timezone, time.time())
         snap = await status_service.live(redis)
         st = (await contingency.overview(redis)).state
-        for line in render_status(snap, level_line(plan, st.level), settings.timezone, time.time()):
+        blocked = await status_service.lines_blocked(redis, status_service.lines(snap)["pbx"])
+        for line in render_status(snap, level_line(plan, st.level), settings.timezone, time.time(), blocked):
             print(line)
         print(leader_line(await status_service.leader_health(redis)))
         for line in engine_lines(await status_service.engines(redis)):
@@ -98,7 +117,8 @@ def cmd_status(args, settings: Settings) -> int:
 def add_commands(sub) -> None:
     sub.add_parser("serve", help="run the engine (FastAGI server) in the foreground").set_defaults(fn=cmd_serve)
     sub.add_parser("config", help="list the settings and what is in force").set_defaults(fn=cmd_config)
-    sub.add_parser("status", help="live queues, seats and the contingency level").set_defaults(fn=cmd_status)
+    sub.add_parser("status", help="live queues, seats, trunk lines and the contingency level").set_defaults(
+        fn=cmd_status)
     a = sub.add_parser("agi", help="classic AGI over stdin/stdout (same as ivr-agi FLOW)")
     a.add_argument("flow")
     a.set_defaults(fn=cmd_agi)

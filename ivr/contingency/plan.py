@@ -64,6 +64,10 @@ class Level:
     raise_when: Thresholds | None = None
     stand_down_when: Thresholds | None = None
     seat_actions: tuple[SeatAction, ...] = ()
+    # admission (the flows' `admit` step): offer a callback in the first seconds
+    # when the expected wait is beyond this; None: never for the wait alone
+    admission_wait_s: float | None = None
+    say_wait: bool = False      # tell waiting callers their place and expected wait (`say_wait` steps)
 
 
 MAX_LEVEL = 99
@@ -252,14 +256,16 @@ def _level(i: int, node: yaml.Node, problems: Problems, refs: list[Reference], k
     up = r.take("raise_when", _thresholds)
     down = r.take("stand_down_when", _thresholds)
     actions = r.take("seat_actions", _seat_actions, default=[])
+    admit = r.take("admission_wait_s", read_seconds(0, 3600))
+    say = r.take("say_wait", read_bool, default=False)
     r.finish()
     _check_order(r, i, number, up, down)
     _check_hysteresis(r, up, down)
     _check_names(r, ann, actions, known)
-    if MISSING in (number, name, name_en, ann, callback, short, music, expire, up, down, actions):
+    if MISSING in (number, name, name_en, ann, callback, short, music, expire, up, down, actions, admit, say):
         return None
     return Level(i, name, name_en, None if ann in (None, "none") else ann, callback, short, music,
-                 expire, up, down, tuple(a for a, _ in actions))
+                 expire, up, down, tuple(a for a, _ in actions), admit, say)
 
 
 def _check_order(r: Reader, i: int, number: Any, up: Any, down: Any) -> None:

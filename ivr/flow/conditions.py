@@ -27,6 +27,13 @@ class CallFacts:
     callback_mode: str = "offer"            # offer | message
     short_menu: bool = False
     hold_music: str | None = None
+    # the queues now (published by the leader each second): Asterisk queue ->
+    # priority -> (callers ahead, expected wait s, its spread s)
+    outlook: Mapping[str, Mapping[int, tuple[int, float, float]]] = field(default_factory=dict)
+    admission_wait_s: float | None = None   # offer a callback when the expected wait is beyond this (the level's)
+    say_wait: bool = False                  # the level announces place and wait
+    lines_low: bool = False                 # free lines below their reserve (queue/lines.yaml)
+    registered_ahead: int | None = None     # an open callback of this caller: citizens before it (None: none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ivr.admission.announce import announcement
+from ivr.admission.speech import spoken
 from ivr.call_channel import CallChannel, CallLog, QueueStatus
 from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, MenuExhausted, StepBudgetExceeded
 from ivr.flow import model as m
@@ -65,6 +67,8 @@ class FlowInterpreter:
             m.Goto: self._goto,
             m.Subflow: self._subflow,
             m.Hangup: self._hangup,
+            m.Admit: self._admit,
+            m.SayWait: self._say_wait,
         }
 
     async def run(self, flows: Mapping[str, m.Flow], name: str, channel: CallChannel,
@@ -192,6 +196,45 @@ class FlowInterpreter:
             return step.on_accept
         return step.on_decline
 
+    def _outlook(self, s: _CallState, queue: str, priority: int) -> tuple[int, float, float] | None:
+        by_priority = s.call_facts.outlook.get(self.config.queues.get(queue, queue))
+        return by_priority.get(priority) if by_priority else None
+
+    async def _admit(self, s: _CallState, step: m.Admit, depth: int) -> str:
+        f = s.call_facts
+        s.record.wanted_person = True
+        if f.registered_ahead is not None:
+            # dialled again while registered: told so and where they stand, not queued again
+            s.record.already_registered = True
+            said = announcement(f.registered_ahead, 0.0)
+            await s.channel.play(([step.registered_prompt] if step.registered_prompt else [])
+                                 + spoken(said.pieces[:-3]))
+            return step.on_already_registered or step.on_registered
+        outlook = self._outlook(s, step.queue, step.priority)
+        long_wait = (outlook is not None and f.admission_wait_s is not None
+                     and outlook[1] > f.admission_wait_s)
+        if not (long_wait or f.lines_low):
+            return step.on_wait
+        s.record.admission_offered = True
+        if outlook is not None:
+            ahead, wait_s, spread_s = outlook
+            await s.channel.play(spoken(announcement(ahead, wait_s + spread_s).pieces))
+        digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
+        if digit == step.accept_digit:
+            s.record.callback_accepted = True
+            return step.on_registered
+        if step.on_emergency and digit == step.emergency_digit:
+            s.record.digits.append(digit)
+            return step.on_emergency
+        return step.on_wait
+
+    async def _say_wait(self, s: _CallState, step: m.SayWait, depth: int) -> str:
+        outlook = self._outlook(s, step.queue, step.priority)
+        if s.call_facts.say_wait and outlook is not None:
+            ahead, wait_s, spread_s = outlook
+            await s.channel.play(spoken(announcement(ahead, wait_s + spread_s).pieces))
+        return step.next
+
     async def _transfer(self, s: _CallState, step: m.Transfer, depth: int) -> str:
         dialstring = self.config.transfer_dialstring.format(number=step.to)
         status = await s.channel.dial(dialstring, step.timeout_s)
@@ -233,6 +276,11 @@ class FlowInterpreter:
         s.record.wanted_person = True
         s.record.queue = step.queue
         s.record.emergency = s.record.emergency or step.emergency
+        outlook = self._outlook(s, step.queue, step.priority)
+        if outlook is not None:
+            # kept with the call, so the estimate can be scored against the wait it then had
+            s.record.wait_estimate_s, s.record.position_at_join = round(outlook[1], 1), outlook[0] + 1
+            await s.channel.set_variable("IVR_WAIT_EST", f"{outlook[0] + 1},{outlook[1]:.0f}")
         res = await s.channel.queue(self.config.queues[step.queue], step.priority, step.max_wait_s,
                                     hold_music=s.call_facts.hold_music)
         s.record.queue_result = res

@@ -323,6 +323,42 @@ def _offer_callback(r: Reader, name: str) -> dict[str, Any]:
                 timeout_s=r.take("timeout_s", read_seconds(1, 30), default=5.0))
 
 
+def _spoken(r: Reader, n: yaml.Node) -> None:
+    """The recordings a spoken place and wait are played from: checked to exist."""
+    r.ref("spoken", "", n)
+
+
+def _admit(r: Reader, name: str) -> dict[str, Any]:
+    _spoken(r, r.node)
+    fields = _admit_fields(r)
+    if (fields["emergency_digit"] is None) != (fields["on_emergency"] is None):
+        r.problems.at(r.node, f"{r.where}: emergency_digit and on_emergency go together")
+    elif fields["emergency_digit"] is not None and fields["emergency_digit"] == fields["accept_digit"]:
+        r.problems.at(r.items["emergency_digit"][1], f"{r.where}: emergency_digit must differ from accept_digit")
+    return fields
+
+
+def _admit_fields(r: Reader) -> dict[str, Any]:
+    return dict(queue=r.take("queue", _queue_ref, required=True),
+                prompt=r.take("prompt", _prompt, required=True),
+                on_wait=r.take("on_wait", _step_ref, required=True),
+                on_registered=r.take("on_registered", _step_ref, required=True),
+                priority=r.take("priority", read_int(0, 100), default=0),
+                accept_digit=r.take("accept_digit", _digit, default="1"),
+                timeout_s=r.take("timeout_s", read_seconds(1, 30), default=6.0),
+                registered_prompt=r.take("registered_prompt", _prompt),
+                on_already_registered=r.take("on_already_registered", _step_ref),
+                emergency_digit=r.take("emergency_digit", _digit),
+                on_emergency=r.take("on_emergency", _step_ref))
+
+
+def _say_wait(r: Reader, name: str) -> dict[str, Any]:
+    _spoken(r, r.node)
+    return dict(queue=r.take("queue", _queue_ref, required=True),
+                next=r.take("next", _step_ref, required=True),
+                priority=r.take("priority", read_int(0, 100), default=0))
+
+
 def _transfer(r: Reader, name: str) -> dict[str, Any]:
     return dict(to=r.take("to", _number, required=True),
                 on_fail=r.take("on_fail", _step_ref, required=True),
@@ -355,6 +391,8 @@ STEP_TYPES: dict[str, tuple[Callable[..., m.Step], Callable[[Reader, str], dict[
     "goto": (m.Goto, _goto),
     "subflow": (m.Subflow, _subflow),
     "hangup": (m.Hangup, _hangup),
+    "admit": (m.Admit, _admit),
+    "say_wait": (m.SayWait, _say_wait),
 }
 
 

@@ -94,6 +94,44 @@ class Queue:
 
 
 @dataclass(frozen=True, slots=True)
+class Admit:
+    """In the first seconds of a call: when the caller's expected wait is beyond
+    what the contingency level allows (``admission_wait_s``), or free lines are
+    below their reserve, offer to register a callback; whoever accepts keeps
+    their place in the callback order and hangs up, freeing the line. A caller
+    registered already hears so, and where they stand, instead of queueing
+    again. Otherwise (and for whoever declines) the call goes on to ``on_wait``."""
+
+    name: str
+    queue: str                    # the queue the caller would wait in
+    prompt: str                   # the offer: "press 1 to be called back"
+    on_wait: str
+    on_registered: str
+    priority: int = 0
+    accept_digit: str = "1"
+    timeout_s: float = 6.0
+    registered_prompt: str | None = None      # "您已登记回拨" before where they stand
+    on_already_registered: str | None = None  # default: on_registered
+    emergency_digit: str | None = None        # during the offer: an emergency is never turned away
+    on_emergency: str | None = None
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SayWait:
+    """Where the caller stands and about how long the wait is ("您前面还有12位，
+    预计等待约3分钟"), played from recordings (``prompts/queue/`` phrases and
+    ``prompts/numbers/``). Says nothing when the level does not announce the
+    wait or nothing is known about the queue."""
+
+    name: str
+    queue: str
+    next: str
+    priority: int = 0
+    where: Where = Where(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     name: str
     next: str
@@ -147,7 +185,7 @@ class Hangup:
 
 
 Step = (Play | Announce | Menu | Branch | SetVars | Queue | Record | OfferCallback | Transfer |
-        Goto | Subflow | Hangup)
+        Goto | Subflow | Hangup | Admit | SayWait)
 
 
 def targets(step: Step) -> list[str]:
@@ -170,6 +208,10 @@ def targets(step: Step) -> list[str]:
             return [f]
         case Goto(to=t):
             return [t]
+        case Admit():
+            return [x for x in (step.on_wait, step.on_registered, step.on_already_registered, step.on_emergency) if x]
+        case SayWait(next=n):
+            return [n]
     return []
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ivr.admission.speech import spoken_prompts
 from ivr.flow import model as m
 from ivr.flow.loader import ParsedFlow
 from ivr.yamldoc.problems import did_you_mean
@@ -72,6 +73,15 @@ def _queue(k: _Check, ref: Reference) -> None:
                            f"'{catalog.queues[ref.value]}', which asterisk/queues.conf does not define")
 
 
+def _spoken(k: _Check, ref: Reference) -> None:
+    """A step that says a place and a wait needs every phrase and number recording."""
+    missing = [p for p in spoken_prompts() if p not in k.catalog.prompts]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        k.parsed.problems.at(ref.node, f"{ref.where}: the recordings for saying a place and a wait are missing "
+                                       f"in prompts/: {shown} (ivr prompts draft makes them from prompts/texts.yaml)")
+
+
 def _announcement_set(k: _Check, ref: Reference) -> None:
     sets = k.catalog.announcement_sets
     if sets is not None and ref.value not in sets:
@@ -109,6 +119,7 @@ _CHECKS: dict[str, Callable[[_Check, Reference], None]] = {
     "list": _list,
     "calendar": _calendar,
     "flow": _flow,
+    "spoken": _spoken,
 }
 
 

@@ -26,6 +26,7 @@ class FlowRegistry:
         self._parsed: dict[tuple[str, int], m.Flow] = {}
         self._bundles: dict[str, Mapping[str, m.Flow]] = {}
         self._history: dict[str, bool] = {}
+        self._admits: dict[str, bool] = {}
 
     @property
     def current(self) -> Mapping[str, int]:
@@ -49,6 +50,7 @@ class FlowRegistry:
             self._current = current
             self._bundles = {}
             self._history = {}
+            self._admits = {}
 
     def pinned(self, name: str) -> Mapping[str, m.Flow] | None:
         """The flow and its subflows at their current versions; None if unknown."""
@@ -66,6 +68,16 @@ class FlowRegistry:
         if flag is None:
             bundle = self.pinned(name)
             flag = self._history[name] = bundle is not None and bool(bundle) and uses_call_history(bundle)
+        return flag
+
+    def needs_registration(self, name: str) -> bool:
+        """Whether the call's flows have an ``admit`` step (they look up the
+        caller's open callback; cached)."""
+        flag = self._admits.get(name)
+        if flag is None:
+            bundle = self.pinned(name)
+            flag = self._admits[name] = bundle is not None and any(
+                isinstance(step, m.Admit) for flow in bundle.values() for step in flow.steps.values())
         return flag
 
     def _bundle(self, name: str) -> dict[str, m.Flow] | None:

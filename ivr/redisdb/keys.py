@@ -44,6 +44,9 @@ CONSOLE_AUDIT = f"{PREFIX}audit:console"                # Stream, hash-chained: 
 AUDIT_LOGS = {"callbacks": CALLBACK_AUDIT, "contingency": CONTINGENCY_AUDIT, "console": CONSOLE_AUDIT,
               "flows": FLOW_AUDIT, "users": USERS_AUDIT, "config": CONFIG_AUDIT}
 LIVE = f"{PREFIX}live"                                  # JSON: the AMI live model's snapshot
+# JSON, small (read by every engine with the level): Asterisk queue -> priority ->
+# [callers ahead of a caller joining now, expected wait s, its spread s]; "lines_low": bool
+OUTLOOK = f"{PREFIX}live:outlook"
 AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process that holds the AMI link
 
 
@@ -59,6 +62,12 @@ def call_summarised(uniqueid: str) -> str:
 
 
 CALL_SUMMARISED_TTL_S = 24 * 3600
+
+
+def lines_blocked(pbx: str) -> str:
+    """Counter: attempts this PBX's dialplan answered busy (lines full) and the
+    leader recorded as missed calls (``ivr.callback.blocked``), ever."""
+    return f"{PREFIX}lines:{pbx}:blocked"
 CALLS_LIVE = f"{PREFIX}calls:live"                      # Hash: uniqueid -> "<engine token>|<started>|<number>" while a call runs
 
 

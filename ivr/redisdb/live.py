@@ -17,8 +17,14 @@ if TYPE_CHECKING:
 LIVE_TTL_S = 30     # a snapshot nobody refreshes is gone: the link or its holder is down
 
 
-async def write_live(redis: aioredis.Redis, snapshot: LiveSnapshot) -> None:
-    await redis.set(keys.LIVE, json.dumps(snapshot, ensure_ascii=False), ex=LIVE_TTL_S)
+async def write_live(redis: aioredis.Redis, snapshot: LiveSnapshot, outlook: dict[str, Any] | None = None) -> None:
+    """The snapshot, and the small outlook every engine reads with the level
+    (``keys.OUTLOOK``: expected waits by queue and priority, lines low)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.set(keys.LIVE, json.dumps(snapshot, ensure_ascii=False), ex=LIVE_TTL_S)
+    if outlook is not None:
+        pipe.set(keys.OUTLOOK, json.dumps(outlook), ex=LIVE_TTL_S)
+    await pipe.execute()
 
 
 async def read_live(redis: aioredis.Redis) -> dict[str, Any] | None:

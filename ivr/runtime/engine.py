@@ -148,8 +148,10 @@ class Engine:
 
     async def refresh(self) -> None:
         await self.registry.refresh()
+        raw_level, raw_outlook = await self.redis.mget(keys.CONTINGENCY_LEVEL, keys.OUTLOOK)
+        self.live.use_outlook(raw_outlook)
         try:
-            self.live.level = level_from_text(await self.redis.get(keys.CONTINGENCY_LEVEL))
+            self.live.level = level_from_text(raw_level)
         except LevelInvalid as exc:
             self.live.level = 0
             self.log.error("contingency_level_invalid", error=str(exc))

@@ -1,6 +1,7 @@
 """What the leader runs, built each time this process takes the role: the AMI
-link, the contingency supervisor, the missed-call capture and reconciliation,
-the callback scheduler and the in-queue callback offer, each a supervised part
+link, the line count, the contingency supervisor, the missed-call capture and
+reconciliation (also of attempts the dialplan refused, lines full), the
+callback scheduler and the in-queue callback offer, each a supervised part
 (``leader.py``). Every round reads the configuration snapshot in force."""
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from ivr.admission.lines import LINK_PBX
 from ivr.aio import cancelling
 from ivr.ami.controller import AmiController
+from ivr.ami.lines import LineWatch
 from ivr.ami.model import LiveModel
+from ivr.callback.blocked import BlockedAttempts
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.in_queue import InQueueOffer
 from ivr.callback.reconcile import QueueReconciler
@@ -44,6 +48,8 @@ class LeaderWork:
     checkpointer: Checkpointer
     checkpoint_s: float
     extra: list[Part] = field(default_factory=list)
+    lines: LineWatch | None = None            # the trunk lines in use, over AMI
+    blocked: BlockedAttempts | None = None    # attempts the dialplan refused, recorded as missed calls
 
 
 ORPHANS_EVERY_S = 5.0
@@ -55,6 +61,7 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     snap = config.current
     model = LiveModel(emergency_queues=snap.emergency_queues,
                       reserved_interfaces=snap.seats.reserved if snap.seats else ())
+    model.lines_config = snap.lines.for_link() if snap.lines else None
     ami = settings.ami
     controller = None if ami is None else AmiController(
         host=ami.host, port=ami.port, username=ami.username, secret=ami.secret, model=model, redis=redis,
@@ -66,8 +73,13 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     general = snap.queues.asterisk_names.get("general", "")
     capture = MissedCallCapture(redis, store, snap.policy, settings.timezone, log.bind(part="capture"),
                                 consumer=token, estimated_wait=lambda: model.estimated_wait(general, clock.now()))
-    scheduler = reconciler = in_queue = None
+    scheduler = reconciler = in_queue = lines = blocked = None
     if controller is not None:
+        lines = LineWatch(controller, now=clock.now, log=log.bind(part="lines"),
+                          config=lambda: config.current.lines.for_link() if config.current.lines else None)
+        blocked = BlockedAttempts(redis, controller, clock=clock, log=log.bind(part="blocked"),
+                                  pbx=model.lines_config.name if model.lines_config else LINK_PBX)
+        controller.listeners.append(blocked.on_event)
         scheduler = CallbackScheduler(store=store, controller=controller, policy=snap.policy, tz=settings.timezone,
                                       queues=snap.queues.asterisk_names, log=log.bind(part="callbacks"),
                                       owner=token, clock=clock.now)
@@ -82,7 +94,7 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     # the audit chains' heads, signed, in a file outside Redis (docs/security.md)
     checkpointer = Checkpointer(redis, log=log.bind(part="audit"))
     return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
-                      settings.audit_checkpoint_s)
+                      settings.audit_checkpoint_s, lines=lines, blocked=blocked)
 
 
 def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
@@ -126,6 +138,10 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
         out.append(Part("callbacks", every(ROUND_S, callback_round)))
     if work.reconciler is not None:
         out.append(Part("reconcile", work.reconciler.run))
+    if work.lines is not None:
+        out.append(Part("lines", work.lines.run))
+    if work.blocked is not None:
+        out.append(Part("blocked", work.blocked.run))
     out.append(Part("audit_checkpoint", every(work.checkpoint_s, work.checkpointer.checkpoint)))
     return out + work.extra
 

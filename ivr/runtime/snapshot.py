@@ -2,7 +2,7 @@
 read into one immutable value and swapped whole on reload.
 
 Files: ``queue/queues.yaml``, ``queue/contingency.yaml``, ``queue/seats.yaml``,
-``prompts/announcements.yaml``, ``callback/policy.yaml``, ``flows/lists/*.txt``,
+``queue/lines.yaml``, ``prompts/announcements.yaml``, ``callback/policy.yaml``, ``flows/lists/*.txt``,
 ``flows/calendars/*.txt``. (Flows themselves are versioned in Redis, see
 ``flow/registry.py``.) Every part of the engine reads the snapshot in force
 when it starts a round, so no part ever sees half of a change. A change that
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from ivr.admission.lines import LinesConfig
 from ivr.configset.store import ConfigStore
 from ivr.configset.texts import CALENDARS_DIR, FIXED_FILES, LISTS_DIR, check_set, read_texts
 from ivr.errors import ConfigError
@@ -63,6 +64,11 @@ class ConfigSnapshot:
     @property
     def announcements(self) -> AnnouncementSets:
         return self.ops.announcements
+
+    @property
+    def lines(self) -> LinesConfig | None:
+        """``queue/lines.yaml``; None when absent (no line-based admission)."""
+        return self.ops.lines
 
     @property
     def emergency_queues(self) -> frozenset[str]:

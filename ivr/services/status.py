@@ -1,12 +1,13 @@
-"""What the wall, ``ivr status`` and ``/metrics`` read: the live model the
-leader publishes (queues, seats), the level in force, every engine process's
-published status and the leader's health."""
+"""What the wall, ``ivr status``, ``/healthz`` and ``/metrics`` read: the
+live model the leader publishes (queues, seats, trunk lines), the level in
+force, every engine process's published status and the leader's health."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
+from ivr.admission.lines import LINK_PBX
 from ivr.contingency.plan import level_or_minus_one
 from ivr.redisdb import keys
 from ivr.redisdb.live import read_live
@@ -34,3 +35,33 @@ async def engines(redis: aioredis.Redis) -> dict[str, dict[str, Any]]:
     """Every engine process's published status, by token."""
     from ivr.runtime.status import engines as published
     return await published(redis)
+
+
+NO_LIVE = ("无实时数据：没有进程持有 AMI 连接 — no live figures: no engine holds the AMI link (no leader, or "
+           "IVR_AMI_URL unset)")
+
+
+def lines(snap: dict[str, Any] | None) -> dict[str, Any]:
+    """The trunk lines of the live snapshot (``ivr.admission.lines.LineFigures``);
+    unknown, with the reason, when there is no snapshot or it has no lines
+    (a writer older than lines). Unknown lines: no line-based admission."""
+    got = (snap or {}).get("lines")
+    if got:
+        return dict(got)
+    reason = NO_LIVE if snap is None else "实时数据不含线路 — the live figures carry no lines (an older engine)"
+    return {"pbx": LINK_PBX, "known": False, "reason": reason, "warning": "", "in_use": None, "total": None,
+            "limit": None, "free": None, "emergency_reserve": 0, "callback_below_free": 0, "in_flows": None,
+            "waiting": None, "talking": None, "callbacks": None, "read_at": None}
+
+
+def lines_health(snap: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``/healthz`` says of the lines: known or not, and why."""
+    ln = lines(snap)
+    return {"lines_known": bool(ln["known"]), "lines_reason": ln["reason"], "lines_warning": ln["warning"],
+            "lines_in_use": ln["in_use"], "lines_total": ln["total"]}
+
+
+async def lines_blocked(redis: aioredis.Redis, pbx: str = LINK_PBX) -> int:
+    """Attempts the PBX's dialplan answered busy (lines full), recorded, ever."""
+    raw = await redis.get(keys.lines_blocked(pbx))
+    return int(raw) if raw else 0

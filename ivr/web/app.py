@@ -16,7 +16,7 @@ from ivr import names
 from ivr.accounts.store import ROLE_NAMES, Accounts, Principal
 from ivr.clock import Clock, WallClock
 from ivr.errors import IvrError
-from ivr.metrics import AGI_COMMAND_SECONDS, gauge
+from ivr.metrics import AGI_COMMAND_SECONDS, counter, gauge
 from ivr.services import callbacks as callback_service
 from ivr.services import status as status_service
 from ivr.web import api_auditors, api_config, api_operations, api_seat_managers, console, openapi, schemas, security
@@ -123,7 +123,29 @@ async def healthz(request: web.Request) -> web.Response:
     if st is not None:
         body |= st.as_dict()
         body["ok"] = redis_ok and st.config_error is None and st.as_dict()["parts_ok"]
+    # lines unknown is not a failure: the flows admit without them (today's behaviour), and this says why
+    snap = await status_service.live(ctx.redis) if redis_ok else None
+    body |= status_service.lines_health(snap)
     return web.json_response(body, status=200 if redis_ok else 503)
+
+
+def _line_metrics(snap: dict | None, blocked: int) -> list[str]:
+    ln = status_service.lines(snap)
+    pbx = {"pbx": ln["pbx"]}
+    out = gauge("ivr_lines_known", "1 if the PBX's lines in use are known (0: no line-based admission)",
+                [(pbx, int(ln["known"]))])
+    if ln["known"]:
+        out += gauge("ivr_lines_in_use", "Trunk lines in use (GROUP_COUNT of the dialplan's trunk group)",
+                     [(pbx, ln["in_use"])])
+        out += gauge("ivr_lines_free", "Trunk lines free, below the lower of queue/lines.yaml and IVR_LINES",
+                     [(pbx, ln["free"])])
+        out += gauge("ivr_lines_by_use", "Trunk lines in use by what holds them",
+                     [(pbx | {"use": u}, ln[u]) for u in ("in_flows", "waiting", "talking", "callbacks")])
+    if ln["total"] is not None:
+        out += gauge("ivr_lines_total", "Trunk lines of the PBX (queue/lines.yaml)", [(pbx, ln["total"])])
+    out += counter("ivr_lines_blocked_total", "Attempts the dialplan answered busy, lines full (each recorded "
+                   "for a callback)", [(pbx, blocked)])
+    return out
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -163,6 +185,8 @@ async def metrics(request: web.Request) -> web.Response:
                        [({"queue": n}, v["abandon_rate"]) for n, v in q.items()])
         lines += gauge("ivr_seats", "Seats by state", [({"state": k}, v) for k, v in snap["seat_states"].items()])
         lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, ctx.clock.now() - snap["at"])])
+    lines += _line_metrics(snap, await status_service.lines_blocked(
+        ctx.redis, status_service.lines(snap)["pbx"]))
     lines += AGI_COMMAND_SECONDS.render()
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

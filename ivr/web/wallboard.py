@@ -5,12 +5,13 @@ Colours (green / amber / red) come from the contingency plan's automatic
 thresholds where it has them — a figure at level 1's ``raise_when`` is amber,
 at level 2's it is red — so the wall turns red where the plan would act.
 Where the plan has no threshold, the constants below apply (documented in
-docs/console.md)."""
+docs/console.md); the lines tile takes its colours from queue/lines.yaml."""
 
 from __future__ import annotations
 
 from ivr.contingency.plan import Plan, Seats
 from ivr.contingency.seat_steps import seat_steps
+from ivr.services import status as status_service
 
 GREEN, AMBER, RED = "green", "amber", "red"
 
@@ -51,6 +52,7 @@ def colours(fig: dict, thresholds: dict[str, tuple[float, float]]) -> dict[str, 
         "idle_seats": "" if fig.get("idle_seats") is None else
         (RED if fig["idle_seats"] == 0 and fig.get("waiting") else AMBER if fig["idle_seats"] == 0 else GREEN),
         "callback_oldest_age_s": _higher_worse(fig.get("callback_oldest_age_s"), *OLDEST_CALLBACK_S),
+        "lines": lines_colour(fig),
     }
 
 
@@ -62,11 +64,27 @@ def added_by_plan(plan: Plan | None, seats: Seats | None, queues: dict[str, str]
     return {s.interface for s in seat_steps(plan, seats, queues, 0, level) if s.action == "add"}
 
 
+def lines_colour(fig: dict) -> str:
+    """Red once free lines reach the emergency reserve, amber below the
+    callback threshold (queue/lines.yaml); none when the lines are unknown."""
+    free = fig.get("lines_free")
+    if free is None:
+        return ""
+    return RED if free <= fig["lines_reserve"] else AMBER if free < fig["lines_callback_below"] else GREEN
+
+
+def _lines(live: dict | None) -> dict:
+    ln = status_service.lines(live)
+    return {"lines_known": ln["known"], "lines_in_use": ln["in_use"], "lines_total": ln["total"],
+            "lines_free": ln["free"], "lines_reserve": ln["emergency_reserve"],
+            "lines_callback_below": ln["callback_below_free"], "lines_reason": ln["reason"]}
+
+
 def figures(live: dict | None, watched: tuple[str, ...], queues: dict[str, str], added: set[str],
             callbacks_open: int, oldest_s: float | None) -> dict:
     """The wall's numbers. ``watched``: the plan's logical queues (not the
     emergency line); service level and abandon rate are theirs."""
-    fig: dict = {"callback_backlog": callbacks_open, "callback_oldest_age_s": oldest_s}
+    fig: dict = {"callback_backlog": callbacks_open, "callback_oldest_age_s": oldest_s, **_lines(live)}
     if not live:
         return fig
     q = live["queues"]

@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 STEP_TYPES = {"play": "播放", "menu": "菜单", "branch": "分支", "set": "设置变量", "queue": "排队",
               "record": "留言", "offer_callback": "回拨提议", "transfer": "转接", "goto": "跳转",
-              "subflow": "子流程", "hangup": "挂机", "announce": "政策播报", "step": "步骤"}
+              "subflow": "子流程", "hangup": "挂机", "announce": "政策播报", "step": "步骤",
+              "admit": "来电分流", "say_wait": "报等待时间"}
 PLACES = {"flow": "流程", "steps": "steps", "contingency plan": "应急预案", "sets": "播报组", "groups": "坐席组",
           "reserved": "紧急预留"}
 
@@ -90,6 +91,10 @@ RULES: list[tuple[str, Callable[[re.Match[str]], str]]] = [  # (pattern on the t
      lambda m: f"播报组 '{m[1]}' 不在 prompts/announcements.yaml 中"),
     (r"needs 'asterisk: <queue name in queues.conf>'", lambda m: "需要 'asterisk: <queues.conf 中的队列名>'"),
     (r"名称无效 \(invalid name\): (.+)", lambda m: f"名称无效：{m[1]}"),
+    (r"the recordings for saying a place and a wait are missing in prompts/: (.+?) \(ivr prompts draft .*\)",
+     lambda m: f"报位置和等待时间所需的录音在 prompts/ 中缺失：{m[1]}（可用 ivr prompts draft 按 prompts/texts.yaml 生成）"),
+    (r"emergency_digit and on_emergency go together", lambda m: "emergency_digit 与 on_emergency 须同时给出"),
+    (r"emergency_digit must differ from accept_digit", lambda m: "emergency_digit 不能与 accept_digit 相同"),
     (r"number list '(.+?)' not found in flows/lists/" + DYM, lambda m: f"号码名单 '{m[1]}' 不在 flows/lists/ 中{_dym(m[2])}"),
     (r"calendar '(.+?)' not found in flows/calendars/" + DYM,
      lambda m: f"日历 '{m[1]}' 不在 flows/calendars/ 中{_dym(m[2])}"),

@@ -1,0 +1,160 @@
+"""Admission in the flow language (issue 23): the `admit` step offers a
+callback in the first seconds when the expected wait is beyond the level's
+target or lines run low, a registered caller who dials again hears so and is
+not queued again, an emergency is never turned away, and `say_wait` tells the
+caller their place and expected wait from number recordings. Run by the
+interpreter over the real AgiChannel, wired in memory to the simulated
+Asterisk."""
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ivr import logs
+from ivr.agi.channel import AgiChannel
+from ivr.call_channel import CallInfo
+from ivr.calls.service import LiveState
+from ivr.flow.interpreter import FlowInterpreter, RunnerConfig
+from ivr.project import Project, check_files, check_flow_texts, load_operations
+from ivr.rehearsal.sim.agi_peer import Caller, InMemoryTransport, SimChannel
+from tests.conftest import copy_project
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOON = dt.datetime(2026, 11, 23, 12, 0, tzinfo=TZ)
+CONFIG = RunnerConfig(queues={"general": "general-q", "emergency": "emergency-q"}, fallback_queue="general-q")
+LOG = logs.get("test")
+
+
+@pytest.fixture(scope="module")
+def shipped(project_home):
+    flows, problems = check_files(Project(project_home))
+    assert not [p for p in problems if not p.warning], problems
+    return flows
+
+
+@pytest.fixture(scope="module")
+def ops(project_home):
+    return load_operations(Project(project_home), TZ)
+
+
+async def call(flows, ops, caller, *, level=2, outlook=None, lines_low=False, registered_ahead=None, flow="main"):
+    sim = SimChannel(caller, flow=flow)
+    ch = AgiChannel(InMemoryTransport(sim), CallInfo.from_agi_env(
+        dict(line.rstrip("\n").split(": ", 1) for line in sim.env() if ": " in line)))
+    live = LiveState()
+    live.plan, live.announcements, live.level = ops.plan, ops.announcements, level
+    live.outlook, live.lines_low = outlook or {}, lines_low
+    facts = live.facts(NOON, caller=caller.number, registered_ahead=registered_ahead)
+    record = await FlowInterpreter(CONFIG).run(flows, flow, ch, facts, LOG)
+    played = [c.split()[2] for c in sim.commands if c.startswith(("STREAM FILE", "GET DATA"))]
+    return record, sim, played
+
+
+LONG = {"general-q": {0: (41, 290.0, 40.0)}}     # 41 ahead, about 5 minutes and a half
+
+
+async def test_a_long_wait_at_peak_offers_a_callback_in_the_first_seconds(shipped, ops):
+    record, sim, played = await call(shipped, ops, Caller(digits=["2"]), outlook=LONG)
+    assert record.steps[:3] == ["greeting", "known_urgent", "admission"]
+    # the wait said from recordings, rounded up (330 s -> 6 minutes), then the offer
+    i = played.index("queue/queue-ahead")
+    assert played[i:i + 6] == ["queue/queue-ahead", "numbers/41", "queue/queue-callers",
+                               "queue/queue-wait-about", "numbers/6", "queue/queue-minutes"]
+    assert played[i + 6] == "admission-offer"
+    assert record.callback_accepted and record.admission_offered and sim.queue_calls == []
+    assert record.steps[-1] == "callback_confirmed"
+
+
+async def test_who_declines_still_waits_and_the_estimate_is_kept_with_the_call(shipped, ops):
+    record, sim, played = await call(shipped, ops, Caller(digits=["", "2"]), outlook=LONG)
+    assert record.admission_offered and not record.callback_accepted
+    assert sim.queue_calls == [("general-q", 0, 300)]
+    assert sim.vars["IVR_WAIT_EST"] == "42,290"          # place at join, expected wait (for scoring)
+    assert record.wait_estimate_s == 290.0 and record.position_at_join == 42
+
+
+async def test_a_registered_caller_who_dials_again_hears_so_and_is_not_queued_again(shipped, ops):
+    record, sim, played = await call(shipped, ops, Caller(digits=["2"]), outlook=LONG, registered_ahead=12)
+    assert record.already_registered and sim.queue_calls == []
+    assert played[-4:] == ["admission-registered", "queue/queue-ahead", "numbers/12",
+                           "queue/queue-callers"]
+    assert record.steps[-1] == "registered_bye"
+
+
+async def test_an_emergency_is_never_turned_away_by_the_offer(shipped, ops):
+    record, sim, _ = await call(shipped, ops, Caller(digits=["1"]), outlook=LONG)
+    assert record.emergency and sim.queue_calls[0][:2] == ("emergency-q", 10) and not record.callback_accepted
+
+
+async def test_lines_running_low_offer_a_callback_even_without_a_known_wait(shipped, ops):
+    record, sim, played = await call(shipped, ops, Caller(digits=["2"]), lines_low=True, level=0)
+    assert record.admission_offered and record.callback_accepted and sim.queue_calls == []
+    assert "queue/queue-ahead" not in played
+
+
+async def test_a_short_wait_or_a_level_without_a_target_goes_straight_on_and_is_told_the_wait(shipped, ops):
+    short = {"general-q": {0: (0, 20.0, 5.0)}}
+    record, sim, played = await call(shipped, ops, Caller(digits=["", "2"]), outlook=short)
+    assert not record.admission_offered and sim.queue_calls == [("general-q", 0, 300)]
+    assert played[-4:] == ["queue/queue-next", "queue/queue-wait-about", "numbers/1",
+                           "queue/queue-minutes"]
+    # level 0 has no admission_wait_s: a long wait is told, never offered on its account
+    record, sim, played = await call(shipped, ops, Caller(digits=["2"]), outlook=LONG, level=0)
+    assert not record.admission_offered and sim.queue_calls == [("general-q", 0, 300)]
+    assert "numbers/41" in played
+
+
+async def test_nothing_known_says_nothing(shipped, ops):
+    record, sim, played = await call(shipped, ops, Caller(digits=["2"]))
+    assert not any(p.startswith("queue/") or p.startswith("numbers/") for p in played)
+    assert "IVR_WAIT_EST" not in sim.vars and sim.queue_calls == [("general-q", 0, 300)]
+
+
+async def test_the_flow_without_a_menu_reaches_a_seat_and_keeps_the_emergency_key(shipped, ops):
+    record, sim, _ = await call(shipped, ops, Caller(digits=[""]), flow="direct", level=0)
+    assert "main_menu" not in record.steps and sim.queue_calls == [("general-q", 0, 300)]
+    record, sim, _ = await call(shipped, ops, Caller(press_during_prompt={"welcome": "1"}), flow="direct")
+    assert sim.queue_calls[0][:2] == ("emergency-q", 10)
+
+
+ADMIT = """
+start: a
+steps:
+  a:
+    type: admit
+    queue: general
+    prompt: callback-offer
+    accept_digit: "1"
+    emergency_digit: "1"
+    on_emergency: b
+    on_wait: b
+    on_registered: b
+  b:
+    type: say_wait
+    queue: general
+    next: end
+"""
+
+
+def test_a_say_wait_without_its_number_recordings_is_refused_at_its_place(project_home, tmp_path):
+    home = copy_project(project_home, tmp_path / "home")
+    (home / "prompts" / "numbers" / "37.wav").unlink()
+    project = Project(home)
+    _, problems = check_flow_texts({"t": ("flows/t.yaml", ADMIT)}, project.catalog(frozenset({"t"})))
+    errors = [str(p) for p in problems if not p.warning]
+    assert any(e.startswith("flows/t.yaml:14:5:") and "numbers/37" in e and e.startswith("flows/t.yaml:14:5: 报")
+               for e in errors), errors
+    assert any(e.startswith("flows/t.yaml:9:22:") and "emergency_digit 不能与 accept_digit 相同" in e
+               for e in errors), errors
+
+
+def test_a_level_whose_admission_target_makes_no_sense_is_refused(project_home, tmp_path):
+    from ivr.contingency.plan import parse_plan
+    text = (Path(project_home) / "queue" / "contingency.yaml").read_text(encoding="utf-8")
+    bad = text.replace("admission_wait_s: 180", "admission_wait_s: -5", 1)
+    plan, problems = parse_plan(bad, "queue/contingency.yaml")
+    assert plan is None and any("admission_wait_s" in str(p) or "0 到 3600 秒" in str(p) for p in problems)
+    assert dataclasses.is_dataclass(plan) is False
