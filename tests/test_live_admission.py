@@ -6,7 +6,6 @@ then (pressing nothing) waits with the estimate kept with the call; a citizen
 with a callback open who dials again hears that they are registered and where
 they stand, and is not queued again."""
 
-import asyncio
 import json
 import subprocess
 import time
