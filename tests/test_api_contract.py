@@ -55,7 +55,7 @@ SEED = int(os.environ.get("IVR_FUZZ_SEED", "12345"))
 PRINCIPALS = {"operations": "session", "seat_manager": "token", "auditor": "session", "admin": "session",
               "nobody": None, "bad_token": None, "bad_session": None}
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# the routes that start a process (ffmpeg, espeak-ng, the auditors' offload worker): fewer random examples
+# the routes that start a process (ffmpeg, espeak-ng) or read every callback of a period: fewer examples
 SLOW = [("POST", "/api/prompts"), ("POST", "/api/prompts/draft"), ("GET", "/api/callbacks/report"),
         ("GET", "/api/callbacks/report.csv"), ("GET", "/api/callbacks"), ("GET", "/api/audit/verify")]
 CONFIG = {
