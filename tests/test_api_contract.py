@@ -128,9 +128,18 @@ class LiveConsole:
         self.loop.close()
 
 
-def _files(home: Path) -> dict[str, str]:
+def _files(home: Path) -> dict[str, tuple[int, int, int]]:
+    """Each file's size, inode and modification time: the server writes by
+    replacing a file, so any write shows (hashing 5 MB of prompts twice a
+    request cost more than the requests)."""
+    return {str(p.relative_to(home)): (st.st_size, st.st_ino, st.st_mtime_ns)
+            for p in sorted(home.rglob("*")) if p.is_file() and (st := p.stat())}
+
+
+def _project_files(home: Path) -> dict[str, str]:
+    """The shipped project's files by content, before and after the whole run."""
     return {str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(home.rglob("*")) if p.is_file()}
+            for d in PROJECT_FOLDERS for p in sorted((home / d).rglob("*")) if p.is_file()}
 
 
 def _value(r: sync_redis.Redis, key: bytes) -> object:
@@ -145,7 +154,7 @@ def _value(r: sync_redis.Redis, key: bytes) -> object:
 @dataclass
 class State:
     """Everything a request could change: the project's files and every Redis key."""
-    files: dict[str, str]
+    files: dict[str, tuple[int, int, int]]
     redis: dict[str, object]
     console_audit: list[tuple[bytes, dict]]
 
@@ -207,10 +216,6 @@ def _sign_in(live: LiveConsole, name: str) -> Who:
 
 async def _offload_in_process(request: dict, timeout_s: float) -> bytes:
     return await asyncio.wait_for(offload._child_main(orjson.loads(orjson.dumps(request))), timeout_s)
-
-
-def _project_files(home: Path) -> dict[str, str]:
-    return {f"{d}/{k}": v for d in PROJECT_FOLDERS for k, v in _files(home / d).items()}
 
 
 @pytest.fixture(scope="module", autouse=True)
