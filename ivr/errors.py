@@ -8,6 +8,8 @@
     │                        removed announcement set...): every problem, nothing written
     ├── InvalidInput         a value staff gave is wrong (a level, a date, an empty
     │                        reason, a prompt name); the message says which
+    ├── RequestInvalid       an HTTP request that does not match the API's document
+    │                        (ivr.web.schemas): refused before any service runs
     ├── NotFound             what was asked for does not exist (a callback, a prompt)
     │   └── FlowNotFound     no published flow of that name (or no such version)
     ├── Conflict             the state no longer allows it (no proposal to answer,
@@ -42,8 +44,10 @@ an underscore (``_CallEnded``, ``_FallbackNeeded``) are private control flow.
 Low-level errors (OSError, asyncio.TimeoutError, redis errors) are mapped to these
 at the adapter boundary with ``raise X(...) from exc``. The services
 (``ivr.services``) raise these; the CLI prints the message as one line, the web
-answers InvalidInput/FlowInvalid/LevelInvalid with 400, NotFound with 404,
-Conflict/PublishError with 409 (``ivr.web.context.error_of``).
+answers RequestInvalid with 400 (the request does not match the API's
+document), InvalidInput/FlowInvalid/LevelInvalid with 422 (a well-formed
+request whose content is refused), NotFound with 404, Conflict/PublishError
+with 409 (``ivr.web.context.error_of``).
 """
 
 from __future__ import annotations
@@ -83,6 +87,11 @@ class ConfigInvalid(IvrError):
 
 class InvalidInput(IvrError):
     """A value given by staff (CLI argument or request field) is wrong."""
+
+
+class RequestInvalid(IvrError):
+    """An HTTP request that does not match the route's schemas (the ones the
+    OpenAPI document states); the message names the field."""
 
 
 class NotFound(IvrError):

@@ -44,14 +44,18 @@ AUDIO_EXTENSIONS = {".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722",
 
 FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE, LINES_FILE)
 LISTS_DIR, CALENDARS_DIR = "flows/lists", "flows/calendars"
-_LISTED = re.compile(r"flows/(lists|calendars)/[A-Za-z][A-Za-z0-9_-]{0,63}\.txt")
+LISTED_FILE = re.compile(r"flows/(lists|calendars)/[A-Za-z][A-Za-z0-9_-]{0,63}\.txt")
 
 FILE_RULE = ("不是可编辑的配置文件 — not a configuration file: one of " + ", ".join(FIXED_FILES)
              + f", {LISTS_DIR}/NAME.txt or {CALENDARS_DIR}/NAME.txt")
 
 
 def is_config_file(path: str) -> bool:
-    return path in FIXED_FILES or _LISTED.fullmatch(path) is not None
+    return path in FIXED_FILES or LISTED_FILE.fullmatch(path) is not None
+
+
+# the same files as one JSON Schema pattern, for the API's document and its guard
+CONFIG_FILE_PATTERN = "^(?:" + "|".join(re.escape(f) for f in FIXED_FILES) + f"|{LISTED_FILE.pattern})$"
 
 
 def config_paths(home: Path) -> list[str]:

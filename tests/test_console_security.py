@@ -90,7 +90,7 @@ async def test_a_concat_recording_cannot_copy_another_file_into_a_prompt(web, ho
     for filename in ("stolen.concat", "stolen.wav", "stolen.mp3"):
         r = await c.post("/api/prompts", data=_form("stolen", filename, concat), headers={"X-CSRF-Token": csrf})
         body = await r.json()
-        assert r.status == 400 and "不支持" in body["error"], body
+        assert r.status == 422 and "不支持" in body["error"], body
     assert not (home / "prompts" / "stolen.wav").exists() and not _tmp_files(home)
 
 
@@ -127,17 +127,17 @@ async def test_flac_and_absurd_audio_are_refused_in_the_child_not_the_engine(web
     flac = _ffmpeg(tmp_path, "bomb.flac", "-i", "anullsrc=r=192000:cl=7.1", "-t", "1")
     r = await c.post("/api/prompts", data=_form("bomb", "bomb.wav", flac), headers=h)
     body = await r.json()
-    assert r.status == 400 and body["error"].startswith("不支持") and "FLAC" in body["error"], body
+    assert r.status == 422 and body["error"].startswith("不支持") and "FLAC" in body["error"], body
     before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     wide = _wav(0.3, rate=192000, channels=8)
     r = await c.post("/api/prompts", data=_form("wide", "wide.wav", wide), headers=h)
     body = await r.json()
-    assert r.status == 400 and ("声道" in body["error"] or "采样率" in body["error"]), body
+    assert r.status == 422 and ("声道" in body["error"] or "采样率" in body["error"]), body
     long = _ffmpeg(tmp_path, "long.ogg", "-i", "anullsrc=r=48000:cl=mono", "-t", "660", "-c:a", "libopus",
                    "-b:a", "6k")
     r = await c.post("/api/prompts", data=_form("long", "long.ogg", long), headers=h)
     body = await r.json()
-    assert r.status == 400 and "10" in body["error"] and "分钟" in body["error"], body
+    assert r.status == 422 and "10" in body["error"] and "分钟" in body["error"], body
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_kb) / 1024
     assert grown_mb < 60, f"the engine's peak memory grew by {grown_mb:.0f} MB"
     assert not any((home / "prompts" / f"{n}.wav").exists() for n in ("bomb", "wide", "long"))

@@ -57,7 +57,7 @@ async def test_emptying_the_announcements_a_plan_names_is_refused_and_nothing_is
     before = (home / ANN).read_text(encoding="utf-8")
     c, csrf = await client("ops")
     r = await c.put("/api/announcements", json={"yaml": ""}, headers=csrf)
-    assert r.status == 400
+    assert r.status == 422
     body = await r.json()
     where = [(p["path"], p["message"]) for p in body["problems"]]
     assert any(path == PLAN and "peak" in msg for path, msg in where), where

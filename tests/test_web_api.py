@@ -110,12 +110,14 @@ async def test_contingency_switch_needs_csrf_reason_and_confirmation(web, redis)
     body = {"level": 2, "reason": "供暖政策发布", "confirm": True}
     r = await c.post("/api/contingency", json=body)
     assert r.status == 403 and "X-CSRF-Token" in (await r.json())["error"]
-    for bad, message in (({**body, "level": 9}, "level must be a whole number from 0 to 3"),
-                         ({**body, "reason": " "}, "a reason is required"),
-                         ({**body, "confirm": False}, "confirm must be true"),
-                         ({**body, "colour": "red"}, "unknown field(s): colour")):
+    for bad, status, message in (({**body, "level": 9}, 422, "level must be a whole number from 0 to 3"),
+                                 ({**body, "reason": " "}, 400, "a reason is required"),
+                                 ({**body, "reason": "\u3000"}, 400, "a reason is required"),
+                                 ({**body, "confirm": False}, 400, "confirm must be true"),
+                                 ({**body, "confirm": 1}, 400, "confirm must be true"),
+                                 ({**body, "colour": "red"}, 400, "unknown field(s): colour")):
         r = await c.post("/api/contingency", json=bad, headers={"X-CSRF-Token": csrf})
-        assert r.status == 400 and message in (await r.json())["error"]
+        assert r.status == status and message in (await r.json())["error"], bad
     r = await c.post("/api/contingency", data=b"{not json", headers={"X-CSRF-Token": csrf,
                                                                        "Content-Type": "application/json"})
     assert r.status == 400 and (await r.json())["error"].endswith("the body is not JSON")
@@ -147,7 +149,7 @@ async def test_flow_with_an_error_is_not_published_then_fixed(web, redis, home):
     line = bad.splitlines().index("    timout: 5") + 1
     assert [(p["line"], p["col"]) for p in probs if not p["warning"]] == [(line, 5)]
     r = await c.post("/api/flows/main/publish", json={"source": bad, "note": "x"}, headers=h)
-    assert r.status == 400 and (await r.json())["error"].startswith("the flow has errors")
+    assert r.status == 422 and (await r.json())["error"].startswith("the flow has errors")
     assert await redis.get(keys.flow_current("main")) is None and (home / "flows" / "main.yaml").read_text() == source
     fixed = source.replace("timeout_s: 5", "timeout_s: 4")
     r = await c.post("/api/flows/main/publish", json={"source": fixed, "note": "shorter menu wait"}, headers=h)
@@ -162,7 +164,7 @@ async def test_malformed_yaml_is_refused_with_its_position(web, redis):
     r = await c.post("/api/flows/main/publish", json={"source": "start: a\nsteps:\n  a: [unclosed\n"},
                      headers={"X-CSRF-Token": csrf})
     body = await r.json()
-    assert r.status == 400 and body["problems"][0]["text"].startswith("flows/main.yaml:")
+    assert r.status == 422 and body["problems"][0]["text"].startswith("flows/main.yaml:")
     assert "YAML" in body["problems"][0]["message"] or "yaml" in body["problems"][0]["message"].lower()
     assert await redis.get(keys.flow_current("main")) is None
     r = await c.put("/api/announcements", json={"yaml": "sets: [", "extra": 1}, headers={"X-CSRF-Token": csrf})
@@ -204,7 +206,7 @@ async def test_bad_uploads_store_nothing(web, home):
     c, csrf = await web("ops")
     h = {"X-CSRF-Token": csrf}
     r = await c.post("/api/prompts", data=_form("notes", "notes.wav", b"this is not audio at all"), headers=h)
-    assert r.status == 400 and "unsupported audio format" in (await r.json())["error"]
+    assert r.status == 422 and "unsupported audio format" in (await r.json())["error"]
     r = await c.post("/api/prompts", data=_form("../../etc/x", "a.wav", _tone("wav")), headers=h)
     assert r.status == 400
     r = await c.post("/api/prompts", data=_form("huge", "huge.wav", b"\0" * (21 * 1024 * 1024)), headers=h)
@@ -219,7 +221,7 @@ async def test_announcement_windows_are_validated_before_saving(web, home):
     bad = "sets:\n  peak:\n    - {prompt: policy/nope, valid_from: 2026-12-01, valid_until: 2026-11-01}\n"
     r = await c.put("/api/announcements", json={"yaml": bad}, headers=h)
     msgs = [p["message"] for p in (await r.json())["problems"]]
-    assert r.status == 400 and any("has no audio file" in m for m in msgs) and any("ends before" in m for m in msgs)
+    assert r.status == 422 and any("has no audio file" in m for m in msgs) and any("ends before" in m for m in msgs)
     assert (home / "prompts" / "announcements.yaml").read_text() == before
     good = "sets:\n  peak:\n    - {prompt: policy/current, valid_from: 2026-11-01, valid_until: 2030-01-01}\n"
     r = await c.put("/api/announcements", json={"yaml": good}, headers=h)

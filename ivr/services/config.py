@@ -26,7 +26,7 @@ from ivr.configset.store import ConfigStore, FileVersion, InForce
 from ivr.configset.texts import FILE_RULE, Checked, check_set, config_paths, is_config_file, read_texts
 from ivr.errors import ConfigError, ConfigInvalid, Conflict, InvalidInput, NotFound
 from ivr.flow.store import FlowStore
-from ivr.project import Operations, QueueConfig, asterisk_queue_names, prompt_names
+from ivr.project import CONFIG_FILE_PATTERN, Operations, QueueConfig, asterisk_queue_names, prompt_names
 from ivr.services.files import write_atomic
 from ivr.yamldoc import bounded
 from ivr.yamldoc.problems import Problem
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], float]
 LOCK_WAIT_S = 10.0
+
+
+PATH_PATTERN = CONFIG_FILE_PATTERN    # what check_path accepts, and its message: for the API's document
+PATH_RULE = FILE_RULE
 
 
 def check_path(path: str) -> str:

@@ -11,8 +11,9 @@ from ivr.callback import labels as L
 from ivr.logs import mask_number
 from ivr.services import audit as audit_service
 from ivr.services import callbacks as callback_service
-from ivr.web import audit_views, offload
+from ivr.web import audit_views, offload, schemas
 from ivr.web.context import Route, ctx_of
+from ivr.web.schemas import OBJ, STR, answer, array, fields_of, string
 
 AUDITOR = ("auditor",)
 
@@ -74,18 +75,35 @@ async def checkpoint(request: web.Request) -> web.Response:
                               **await audit_service.chain_heads(ctx.redis, tz)})
 
 
+PERIOD = {"from": schemas.or_empty(schemas.DATE), "to": schemas.or_empty(schemas.DATE),
+          "month": schemas.or_empty(schemas.MONTH)}
+CALLBACK_KEY = string(pattern="^[+]?[0-9]{1,20}$", description="a callback's id, or the full number of an open one",
+                      examples=["1", "13812345678"])
+PERIOD_OUT = fields_of({"from": STR, "to": STR})
+CHAIN = fields_of({"ok": {"type": "boolean"}, "entries": {"type": "integer"}},
+                  {"problem": {"type": ["string", "null"]}, "entry_id": {"type": ["string", "null"]}})
+
 ROUTES = [
     Route("GET", "/api/callbacks/report", report, AUDITOR,
           "callback completion and the hotline's figures for ?from=YYYY-MM-DD&to=YYYY-MM-DD or ?month=YYYY-MM "
-          "(default: today in IVR_TIMEZONE)", tag="auditor"),
+          "(default: today in IVR_TIMEZONE; a period that ends before it starts: 422)", tag="auditor",
+          query=PERIOD, errors=(422,),
+          answers=answer(fields_of({"period": PERIOD_OUT, "callbacks": {"type": "integer"}, "hotline": OBJ}))),
     Route("GET", "/api/callbacks/report.csv", report_csv, AUDITOR,
           "the same period as CSV for Excel (UTF-8 with BOM, Chinese headers, local time, numbers masked)",
-          tag="auditor"),
+          tag="auditor", query=PERIOD, errors=(422,), answers=answer(media="text/csv")),
     Route("GET", "/api/callbacks", callbacks, AUDITOR,
-          "the callbacks of a period (?from&to, state=open|closed, kind), numbers masked", tag="auditor"),
+          "the callbacks of a period (?from&to, state=open|closed, kind), numbers masked", tag="auditor",
+          query={**PERIOD, "state": {"enum": ["", "open", "closed"], "description": "empty: any"},
+                 "kind": {"enum": ["", *sorted(L.KINDS)], "description": "empty: any"}},
+          errors=(422,),
+          answers=answer(fields_of({"period": PERIOD_OUT, "total": {"type": "integer"}, "callbacks": array(OBJ)}))),
     Route("GET", "/api/callbacks/{key}", record, AUDITOR, "one callback and its audit trail as a timeline",
-          tag="auditor"),
-    Route("GET", "/api/audit/verify", verify, AUDITOR, "verify every hash-chained audit log", tag="auditor"),
+          tag="auditor", params={"key": CALLBACK_KEY}, errors=(404,),
+          answers=answer(fields_of({"record": OBJ, "summary": OBJ, "trail": array(OBJ)}))),
+    Route("GET", "/api/audit/verify", verify, AUDITOR, "verify every hash-chained audit log", tag="auditor",
+          answers=answer({"type": "object", "additionalProperties": CHAIN})),
     Route("GET", "/api/audit/checkpoint", checkpoint, AUDITOR,
-          "the heads of every audit chain now (and the signed checkpoint once there is one)", tag="auditor"),
+          "the heads of every audit chain now (and the signed checkpoint once there is one)", tag="auditor",
+          answers=answer(fields_of({"signed": {"type": ["object", "null"]}, "heads": OBJ}))),
 ]

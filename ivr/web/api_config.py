@@ -14,14 +14,17 @@ import time
 from aiohttp import web
 
 from ivr.services import config as config_service
-from ivr.web.context import STR, Route, body_json, ctx_of, error, fields, obj, principal, problem_dicts
+from ivr.web import schemas
+from ivr.web.context import Route, body, ctx_of, error, principal, problem_dicts
+from ivr.web.schemas import BOOL, INT, NULL_INT, OBJ, STR, answer, array, fields_of, obj, string
 
 READERS = ("operations", "seat_manager", "auditor")
 WRITERS = ("operations", "seat_manager")
 OWNER = {"prompts/": "operations", "flows/": "operations", "queue/": "seat_manager", "callback/": "seat_manager"}
-PATH_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200,
-               "pattern": r"^(queue/(queues|contingency|seats)\.yaml|prompts/announcements\.yaml|callback/policy\.yaml"
-                          r"|flows/(lists|calendars)/[A-Za-z][A-Za-z0-9_-]{0,63}\.txt)$"}
+# the files ivr.project.is_config_file accepts, as one pattern (the guard checks it: 400)
+PATH_SCHEMA = string(pattern=config_service.PATH_PATTERN, max_length=200, examples=["queue/contingency.yaml"],
+                     description="a configuration file (the message of a wrong one lists them)",
+                     message=config_service.PATH_RULE)
 NOT_YOURS = "这个文件不归您的角色管理 — your role does not own this file"
 
 
@@ -57,44 +60,58 @@ async def file_text(request: web.Request) -> web.Response:
 
 
 async def save(request: web.Request) -> web.Response:
-    data = fields(await body_json(request), {"path", "text", "note"}, {"path", "text"})
-    path = config_service.check_path(str(data["path"]))
+    data = body(request)
+    path = config_service.check_path(data["path"])
     if not _may_change(request, path):
         return error(403, NOT_YOURS)
     ctx = ctx_of(request)
-    saved = await config_service.save(ctx.redis, ctx.settings.home, ctx.settings.timezone, path, str(data["text"]),
-                                      by=f"web:{principal(request).user}", note=str(data.get("note") or ""),
+    saved = await config_service.save(ctx.redis, ctx.settings.home, ctx.settings.timezone, path, data["text"],
+                                      by=f"web:{principal(request).user}", note=data.get("note") or "",
                                       clock=time.time)
     return web.json_response({"versions": saved.versions, "changes": saved.summaries,
                               "problems": problem_dicts(saved.warnings)})
 
 
 async def rollback(request: web.Request) -> web.Response:
-    data = fields(await body_json(request), {"path", "version", "note"}, {"path"})
-    path = config_service.check_path(str(data["path"]))
+    data = body(request)
+    path = config_service.check_path(data["path"])
     if not _may_change(request, path):
         return error(403, NOT_YOURS)
-    version = data.get("version")
     ctx = ctx_of(request)
     saved = await config_service.rollback(ctx.redis, ctx.settings.home, ctx.settings.timezone, path,
-                                          version if isinstance(version, int) else None,
-                                          by=f"web:{principal(request).user}", note=str(data.get("note") or ""),
+                                          data.get("version"), by=f"web:{principal(request).user}",
+                                          note=data.get("note") or "",
                                           clock=time.time)
     return web.json_response({"versions": saved.versions, "changes": saved.summaries,
                               "problems": problem_dicts(saved.warnings)})
 
 
+TEXT = string(max_length=256 * 1024, description="the file's text (the YAML reader takes at most 256 KB)")
+CHANGED = answer(fields_of({"versions": {"type": "object", "additionalProperties": INT}, "changes": OBJ,
+                            "problems": array({"$ref": "#/components/schemas/Problem"})}))
+PATH_QUERY = {"path": PATH_SCHEMA}
+
 ROUTES = [
     Route("GET", "/api/config", overview, READERS, "the configuration in force, and how the files on disk compare",
-          tag="configuration"),
+          tag="configuration",
+          answers=answer(fields_of({"source": STR, "generation": INT,
+                                    "files": array(fields_of({"path": STR, "version": NULL_INT, "on_disk": {
+                                        "enum": ["same", "differs", "missing", "unrecorded"]}})),
+                                    "disk_problems": array({"$ref": "#/components/schemas/Problem"})}))),
     Route("GET", "/api/config/history", history, READERS, "one file's versions, newest first, each with its diff "
-          "(query: path)", tag="configuration"),
+          "(query: path)", tag="configuration", query=PATH_QUERY, required_query=("path",),
+          answers=answer(fields_of({"path": STR, "versions": array(fields_of(
+              {"version": INT, "by": STR, "at": STR, "removed": BOOL, "diff": STR},
+              {"note": STR, "how": STR}))}))),
     Route("GET", "/api/config/file", file_text, READERS, "one file's text in force (query: path)",
-          tag="configuration"),
+          tag="configuration", query=PATH_QUERY, required_query=("path",), errors=(404,),
+          answers=answer(fields_of({"path": STR, "text": STR}))),
     Route("PUT", "/api/config/file", save, WRITERS, "save one file: checked with every file and flow it touches "
-          "first; refused whole with every problem", obj({"path": PATH_SCHEMA, "text": STR, "note": STR},
-                                                         ["path", "text"]), "configuration"),
+          "first; refused whole with every problem (422); a file another role owns: 403",
+          obj({"path": PATH_SCHEMA, "text": TEXT, "note": schemas.NOTE}, ["path", "text"]), "configuration",
+          errors=(409, 422), answers=CHANGED),
     Route("POST", "/api/config/rollback", rollback, WRITERS, "put an earlier version of one file back in force "
           "(default: the one before)", obj({"path": PATH_SCHEMA, "version": {"type": "integer", "minimum": 1},
-                                            "note": STR}, ["path"]), "configuration"),
+                                            "note": schemas.NOTE}, ["path"]), "configuration",
+          errors=(404, 409, 422), answers=CHANGED),
 ]

@@ -12,12 +12,28 @@ import time
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ivr import names
-from ivr.errors import ConfigError, FlowInvalid
+from ivr.errors import ConfigError, FlowInvalid, RequestInvalid
 from ivr.services import flows as flow_service
 from ivr.services import prompts as prompt_service
-from ivr.web.context import STR, Route, bad_request, body_json, ctx_of, error, fields, obj, principal, problem_dicts
+from ivr.web import schemas
+from ivr.web.context import Route, bad_request, body, ctx_of, error, principal, problem_dicts
+from ivr.web.schemas import (
+    BOOL,
+    NULL_INT,
+    NULL_NUM,
+    NULL_STR,
+    NUM,
+    STR,
+    answer,
+    array,
+    fields_of,
+    obj,
+    string,
+)
+from ivr.yamldoc import bounded as yamlfile
 
 OPS = ("operations",)
 FLOW_NAME = names.FLOW           # full-match rules (ivr/names.py): never `$`
@@ -53,21 +69,20 @@ async def flow_get(request: web.Request) -> web.Response:
 
 async def flow_check(request: web.Request) -> web.Response:
     name = _flow_name(request)
-    data = fields(await body_json(request), {"source"}, {"source"})
+    data = body(request)
     _, problems = await asyncio.to_thread(flow_service.check_text, _home(request), name, str(data["source"]))
     return web.json_response({"ok": not flow_service.errors_of(problems), "problems": problem_dicts(problems)})
 
 
 async def flow_publish(request: web.Request) -> web.Response:
     name = _flow_name(request)
-    data = fields(await body_json(request), {"source", "note"}, {"source"})
+    data = body(request)
     try:
         res, problems = await flow_service.publish_text(ctx_of(request).redis, _home(request), name,
-                                                        str(data["source"]), by=_by(request),
-                                                        note=str(data.get("note", "")))
+                                                        data["source"], by=_by(request), note=data.get("note", ""))
     except FlowInvalid as exc:
         return web.json_response({"error": "the flow has errors: nothing was published",
-                                  "problems": problem_dicts(exc.problems)}, status=400)
+                                  "problems": problem_dicts(exc.problems)}, status=422)
     return web.json_response({"version": res.version, "changed": res.changed, "problems": problem_dicts(problems)})
 
 
@@ -79,16 +94,13 @@ async def flow_history(request: web.Request) -> web.Response:
 
 async def flow_rollback(request: web.Request) -> web.Response:
     name = _flow_name(request)
-    data = fields(await body_json(request), {"version", "note"}, set())
-    target = data.get("version")
-    if target is not None and (not isinstance(target, int) or isinstance(target, bool)):
-        return error(400, "版本号应为整数 — version must be a whole number")
+    data = body(request)
     try:
-        fv = await flow_service.rollback(ctx_of(request).redis, _home(request), name, target, by=_by(request),
-                                         note=str(data.get("note", "")), write_file=True)
+        fv = await flow_service.rollback(ctx_of(request).redis, _home(request), name, data.get("version"),
+                                         by=_by(request), note=data.get("note", ""), write_file=True)
     except FlowInvalid as exc:
         return web.json_response({"error": "该版本已无法通过检查 — that version no longer validates",
-                                  "problems": problem_dicts(exc.problems)}, status=400)
+                                  "problems": problem_dicts(exc.problems)}, status=422)
     return web.json_response({"version": fv.version})
 
 
@@ -113,7 +125,7 @@ async def _read_upload(request: web.Request) -> tuple[str | None, bytes | None, 
             if not isinstance(part, BodyPartReader):      # a part that is itself multipart/*
                 raise bad_request("上传格式错误 malformed multipart/form-data body (a nested multipart part)")
             if part.name == "name":
-                name = (await part.text()).strip()[:prompt_service.MAX_PROMPT_NAME + 1]
+                name = (await part.text())[:prompt_service.MAX_PROMPT_NAME + 1]
             elif part.name == "file":
                 filename = (part.filename or "upload")[:200]
                 buf = bytearray()
@@ -124,20 +136,24 @@ async def _read_upload(request: web.Request) -> tuple[str | None, bytes | None, 
                 data = bytes(buf)
             else:
                 raise bad_request(f"未知字段 unknown field '{str(part.name)[:40]}'")
-    except (ValueError, AssertionError, KeyError, RuntimeError) as exc:
-        # aiohttp's multipart reader signals a malformed body with these
+    except (ValueError, AssertionError, KeyError, RuntimeError, HttpProcessingError) as exc:
+        # aiohttp's multipart reader signals a malformed body with these (a part's header it
+        # cannot parse: its HTTP parser's own errors)
         raise bad_request("上传格式错误 malformed multipart/form-data body") from exc
     return name, data, filename
 
 
 async def prompt_upload(request: web.Request) -> web.Response:
-    if not request.content_type.startswith("multipart/"):
-        return error(400, "请以 multipart/form-data 上传 send multipart/form-data with a 'name' field and a 'file'")
     try:
         name, data, filename = await _read_upload(request)
     except web.HTTPRequestEntityTooLarge:
         return error(413, f"文件超过 {MAX_UPLOAD // (1024 * 1024)} MB the file is over "
                           f"{MAX_UPLOAD // (1024 * 1024)} MB")
+    form = ({"name": name} if name is not None else {}) | ({"file": ""} if data is not None else {})
+    try:           # the form's fields against the schema the document states (the file's content: 422)
+        schemas.check(UPLOAD, form, "form")
+    except RequestInvalid as exc:
+        return error(400, str(exc))
     conv = await prompt_service.upload(ctx_of(request).redis, _home(request), name, data, filename,
                                        by=principal(request).user)
     return web.json_response({"name": name, "duration_s": round(conv.seconds, 2),
@@ -145,8 +161,8 @@ async def prompt_upload(request: web.Request) -> web.Response:
 
 
 async def prompt_draft(request: web.Request) -> web.Response:
-    data = fields(await body_json(request), {"name", "text"}, {"name", "text"})
-    name, text = str(data["name"]), str(data["text"])
+    data = body(request)
+    name, text = data["name"], data["text"]
     try:
         seconds = await prompt_service.draft(ctx_of(request).redis, _home(request), name, text,
                                              by=principal(request).user)
@@ -163,34 +179,76 @@ async def announcements_get(request: web.Request) -> web.Response:
 
 
 async def announcements_put(request: web.Request) -> web.Response:
-    data = fields(await body_json(request), {"yaml", "note"}, {"yaml"})
+    data = body(request)
     ctx = ctx_of(request)
     saved = await prompt_service.save_announcements(ctx.redis, _home(request), ctx.settings.timezone,
-                                                    str(data["yaml"]), by=principal(request).user, clock=time.time,
-                                                    note=str(data.get("note") or ""))
+                                                    data["yaml"], by=principal(request).user, clock=time.time,
+                                                    note=data.get("note") or "")
     return web.json_response({"saved": saved.sets, "version": saved.version, "removed": saved.removed,
                               "problems": problem_dicts(saved.warnings)})
 
 
+# a flow's or a YAML file's text: the YAML reader refuses a file over MAX_BYTES bytes (a problem, 422)
+YAML_TEXT = string(max_length=yamlfile.MAX_BYTES, description=f"YAML text, at most {yamlfile.MAX_BYTES} bytes")
+EXAMPLE_FLOW = ("description: 示例 example\nstart: hello\nsteps:\n  hello:\n    type: play\n    prompts: [welcome]\n"
+                "    next: end\n")
+EXAMPLE_SETS = ("sets:\n  peak:\n    - prompt: policy/current\n      valid_from: 2026-11-01\n"
+                "      valid_until: 2027-12-31\n")
+NAME = {"name": schemas.FLOW_NAME}
+UPLOAD = obj({"name": schemas.PROMPT_NAME,
+              "file": {"type": "string", "format": "binary", "description": "WAV, MP3, M4A/AAC, OGG/Opus or AMR, "
+                       f"at most {MAX_UPLOAD // (1024 * 1024)} MB and 10 minutes"}}, ["name", "file"])
+PROBLEMS = array({"$ref": "#/components/schemas/Problem"})
+FLOW_VERSION = fields_of({"version": NULL_INT})
+HISTORY_ENTRY = fields_of({"version": STR, "by": STR, "at": STR}, {"note": STR, "action": STR, "diff": STR})
+
 ROUTES = [
-    Route("GET", "/api/flows", flows_list, OPS, "flow files and their published versions", tag="operations"),
-    Route("GET", "/api/flows/{name}", flow_get, OPS, "a flow's file and its published source", tag="operations"),
+    Route("GET", "/api/flows", flows_list, OPS, "flow files and their published versions", tag="operations",
+          answers=answer(fields_of({"flows": array(fields_of({"name": STR, "version": NULL_INT}))}))),
+    Route("GET", "/api/flows/{name}", flow_get, OPS, "a flow's file and its published source", tag="operations",
+          params=NAME, errors=(404,),
+          answers=answer(fields_of({"name": STR, "version": NULL_INT, "published": NULL_STR, "source": NULL_STR}))),
     Route("POST", "/api/flows/{name}/check", flow_check, OPS, "validate a flow text: problems with line and column",
-          obj({"source": STR}, ["source"]), "operations"),
+          obj({"source": YAML_TEXT}, ["source"], [{"source": EXAMPLE_FLOW}, {"source": "steps: ["}]), "operations",
+          params=NAME,
+          answers=answer(fields_of({"ok": BOOL, "problems": PROBLEMS}))),
     Route("POST", "/api/flows/{name}/publish", flow_publish, OPS, "validate and publish (a new version)",
-          obj({"source": STR, "note": STR}, ["source"]), "operations"),
+          obj({"source": YAML_TEXT, "note": schemas.NOTE}, ["source"],
+              [{"source": EXAMPLE_FLOW, "note": "a shorter greeting"}, {"source": "start: nowhere\n"}]),
+          "operations", params=NAME,
+          errors=(409, 422),
+          answers=answer(fields_of({"version": {"type": "integer"}, "changed": BOOL, "problems": PROBLEMS}))),
     Route("GET", "/api/flows/{name}/history", flow_history, OPS, "publishes and rollbacks with diffs",
-          tag="operations"),
-    Route("POST", "/api/flows/{name}/rollback", flow_rollback, OPS, "put an earlier version back in force",
-          obj({"version": {"type": "integer"}, "note": STR}, []), "operations"),
-    Route("GET", "/api/prompts", prompts_list, OPS, "prompts and their durations", tag="operations"),
-    Route("GET", "/api/prompts/{name:.+}.wav", prompt_audio, OPS, "a prompt's audio", tag="operations"),
+          tag="operations", params=NAME,
+          answers=answer(fields_of({"name": STR, "current": NULL_INT, "history": array(HISTORY_ENTRY)}))),
+    Route("POST", "/api/flows/{name}/rollback", flow_rollback, OPS,
+          "put an earlier version back in force (default: the one before the version in force)",
+          obj({"version": {"type": ["integer", "null"], "minimum": 1}, "note": schemas.NOTE}, [],
+              [{"version": 1, "note": "back to the first version"}, {}]), "operations",
+          params=NAME, errors=(404, 409, 422), answers=answer(fields_of({"version": {"type": "integer"}}))),
+    Route("GET", "/api/prompts", prompts_list, OPS, "prompts and their durations", tag="operations",
+          answers=answer(fields_of({"prompts": array(fields_of({"name": STR, "duration_s": NULL_NUM}))}))),
+    Route("GET", "/api/prompts/{name:.+}.wav", prompt_audio, OPS, "a prompt's audio", tag="operations",
+          params={"name": schemas.PROMPT_NAME}, errors=(404,), answers=answer(media="audio/wav")),
     Route("POST", "/api/prompts", prompt_upload, OPS,
           "upload a recording (multipart: name, file; WAV, MP3, M4A/AAC, OGG/Opus or AMR by content, "
-          "at most 15 MB and 10 minutes)", tag="operations"),
+          "at most 15 MB and 10 minutes)", tag="operations", form=UPLOAD, errors=(422,),
+          answers=answer(fields_of({"name": STR, "duration_s": NUM, "format": STR}))),
     Route("POST", "/api/prompts/draft", prompt_draft, OPS, "a draft prompt spoken from text (espeak-ng, Mandarin)",
-          obj({"name": STR, "text": STR}, ["name", "text"]), "operations"),
-    Route("GET", "/api/announcements", announcements_get, OPS, "the announcement sets (YAML)", tag="operations"),
+          obj({"name": schemas.PROMPT_NAME,
+               "text": string(pattern=schemas.NONBLANK, max_length=prompt_service.MAX_DRAFT_TEXT,
+                              message=f"文字须为 1 到 {prompt_service.MAX_DRAFT_TEXT} 个字符 text: 1 to "
+                                      f"{prompt_service.MAX_DRAFT_TEXT} characters, not only spaces")},
+              ["name", "text"], [{"name": "draft/welcome", "text": "您好，这里是 12345 市民服务热线"}]),
+          "operations", errors=(503,),
+          answers=answer(fields_of({"name": STR, "duration_s": NUM}))),
+    Route("GET", "/api/announcements", announcements_get, OPS, "the announcement sets (YAML)", tag="operations",
+          answers=answer(fields_of({"yaml": STR}))),
     Route("PUT", "/api/announcements", announcements_put, OPS, "save the announcement sets, validated first",
-          obj({"yaml": STR, "note": STR}, ["yaml"]), "operations"),
+          obj({"yaml": YAML_TEXT, "note": schemas.NOTE}, ["yaml"],
+              [{"yaml": EXAMPLE_SETS, "note": "heating policy until the end of 2027"},
+               {"yaml": "sets:\n  peak:\n    - prompt: nope\n"}, {"yaml": ""}]),
+          "operations", errors=(409, 422),
+          answers=answer(fields_of({"saved": array(STR), "version": NULL_INT, "removed": array(STR),
+                                    "problems": PROBLEMS}))),
 ]

@@ -14,13 +14,15 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from ivr.contingency.history import history_row, who_label
-from ivr.contingency.plan import Plan, Seats
+from ivr.contingency.plan import MAX_LEVEL, Plan, Seats
 from ivr.services import callbacks as callback_service
 from ivr.services import config as config_service
 from ivr.services import contingency
 from ivr.services import status as status_service
+from ivr.web import schemas
 from ivr.web import wallboard as wall
-from ivr.web.context import INT, STR, Context, Route, body_json, ctx_of, error, fields, obj, principal, still_signed_in
+from ivr.web.context import Context, Route, body, ctx_of, principal, still_signed_in
+from ivr.web.schemas import BOOL, INT, NULL_NUM, NULL_STR, NUM, OBJ, STR, answer, array, fields_of, obj, string
 
 if TYPE_CHECKING:
     pass
@@ -149,38 +151,70 @@ async def contingency_get(request: web.Request) -> web.Response:
 
 
 async def contingency_set(request: web.Request) -> web.Response:
-    data = fields(await body_json(request), {"level", "reason", "confirm", "expires_in_h"},
-                  {"level", "reason", "confirm"})
-    if data["confirm"] is not True:
-        return error(400, "请确认：切换级别会改变每位来电者听到的内容 — confirm must be true: switching the level "
-                          "changes what every caller hears")
+    data = body(request)           # confirm is true: the schema says so
     st = await contingency.set_level(ctx_of(request).redis, await _plan(request), data["level"], by=_by(request),
                                      now=ctx_of(request).clock.now(),
-                                     reason=str(data["reason"]), expires_in_h=data.get("expires_in_h"))
+                                     reason=data["reason"], expires_in_h=data.get("expires_in_h"))
     return web.json_response({"state": st.__dict__})
 
 
 async def proposal_answer(request: web.Request) -> web.Response:
-    data = fields(await body_json(request), {"accept", "reason"}, {"accept"})
+    data = body(request)
     redis = ctx_of(request).redis
     if data["accept"] is True:
         _, st = await contingency.accept_proposal(redis, await _plan(request), by=_by(request),
                                                   now=ctx_of(request).clock.now())
         return web.json_response({"state": st.__dict__})
-    prop = await contingency.reject_proposal(redis, by=_by(request), reason=str(data.get("reason", "")))
+    prop = await contingency.reject_proposal(redis, by=_by(request), reason=data.get("reason", ""))
     return web.json_response({"rejected": prop.level})
 
 
+REASON = string(pattern=schemas.NONBLANK, max_length=500,
+                message="请写明原因（最多 500 字）：审计日志要记录为什么切换级别 — a reason is required (at most 500 "
+                        "characters): the audit log says why the level changed")
+LEVEL_STATE = fields_of({"level": INT, "since": NULL_NUM, "by": NULL_STR, "reason": NULL_STR, "how": NULL_STR,
+                         "expires_at": NULL_NUM})
+PROPOSAL = {"type": ["object", "null"]}
+SET_LEVEL = obj({
+    "level": {"type": "integer", "minimum": 0, "maximum": MAX_LEVEL,
+              "description": "a level of the plan in force (queue/contingency.yaml): one it does not have is "
+                             "refused with 422",
+              "x-message": f"级别应为 0 到 {MAX_LEVEL} 的整数 — level must be a whole number from 0 to {MAX_LEVEL}"},
+    "reason": REASON,
+    "confirm": {"const": True, "description": "switching the level changes what every caller hears",
+                "x-message": "请确认：切换级别会改变每位来电者听到的内容 — confirm must be true: switching the level "
+                             "changes what every caller hears"},
+    "expires_in_h": {"type": "number", "exclusiveMinimum": 0, "maximum": contingency.MAX_EXPIRY_H,
+                     "description": "stand down after this many hours unless renewed (default: the level's "
+                                    "expire_after_h)",
+                     "x-message": f"有效时长应为 0 到 {contingency.MAX_EXPIRY_H} 小时 — expires_in_h: hours from 0 "
+                                  f"to {contingency.MAX_EXPIRY_H}"}},
+    ["level", "reason", "confirm"],
+    [{"level": 2, "reason": "供暖政策发布，来电激增 heating policy published", "confirm": True, "expires_in_h": 8},
+     {"level": 7, "reason": "a level the shipped plan does not have", "confirm": True}])
+
+BOARD = fields_of({"live": {"type": ["object", "null"]}, "level": INT, "level_name": STR, "proposal": PROPOSAL,
+                   "callbacks": OBJ, "at": NUM, "wall": OBJ, "colours": OBJ, "timezone": STR})
+# each event of the wallboard's stream: `event: board`, its data the board as JSON
+BOARD_EVENT = fields_of({"event": {"const": "board"},
+                         "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": BOARD}})
+
 ROUTES = [
     Route("GET", "/api/status", status, SEATS + ("auditor",), "live queues, seats, level, callback backlog",
-          tag="seat manager"),
+          tag="seat manager", answers=answer(BOARD)),
     Route("GET", "/api/events", events, SEATS, "the wallboard feed (text/event-stream, one event a second)",
-          tag="seat manager"),
+          tag="seat manager", answers=answer(BOARD_EVENT, media="text/event-stream")),
     Route("GET", "/api/contingency", contingency_get, SEATS, "the level, the plan's levels, proposal, history",
-          tag="seat manager"),
-    Route("POST", "/api/contingency", contingency_set, SEATS, "switch the contingency level",
-          obj({"level": INT, "reason": STR, "confirm": {"type": "boolean"}, "expires_in_h": {"type": "number"}},
-              ["level", "reason", "confirm"]), "seat manager"),
+          tag="seat manager",
+          answers=answer(fields_of({"state": LEVEL_STATE, "proposal": PROPOSAL, "applied": OBJ, "mode": STR,
+                                    "levels": array(fields_of({"level": INT, "name": STR})),
+                                    "history": array(OBJ)}))),
+    Route("POST", "/api/contingency", contingency_set, SEATS, "switch the contingency level", SET_LEVEL,
+          "seat manager", errors=(422,), answers=answer(fields_of({"state": LEVEL_STATE}))),
     Route("POST", "/api/contingency/proposal", proposal_answer, SEATS, "accept or reject the automatic proposal",
-          obj({"accept": {"type": "boolean"}, "reason": STR}, ["accept"]), "seat manager"),
+          obj({"accept": BOOL, "reason": string(max_length=500)}, ["accept"],
+              [{"accept": True}, {"accept": False, "reason": "the queues are already emptying"}]), "seat manager",
+          errors=(409,),
+          answers=answer({"type": "object", "oneOf": [fields_of({"state": LEVEL_STATE}),
+                                                      fields_of({"rejected": INT})]})),
 ]

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ivr import names
 from ivr.accounts.store import ROLE_NAMES, Accounts, Principal
 from ivr.clock import Clock, WallClock
 from ivr.errors import IvrError
 from ivr.metrics import AGI_COMMAND_SECONDS, counter, gauge
 from ivr.services import callbacks as callback_service
 from ivr.services import status as status_service
-from ivr.web import api_auditors, api_config, api_operations, api_seat_managers, console, security
+from ivr.web import api_auditors, api_config, api_operations, api_seat_managers, console, openapi, schemas, security
 from ivr.web.context import (
     COOKIE,
     CSRF_HEADER,
@@ -26,20 +27,25 @@ from ivr.web.context import (
     MAX_BODY,
     PRINCIPAL,
     STATIC,
-    STR,
     Context,
     Handler,
     Route,
-    body_json,
+    body,
+    check_request,
     ctx_of,
     error,
     error_of,
-    fields,
-    obj,
     principal,
-    require_json,
 )
 from ivr.web.login_limit import LoginLimiter
+from ivr.web.schemas import BOOL, NULL_INT, NULL_STR, OBJ, STR, answer, fields_of, obj, string
+
+SIGNED_IN = ("operations", "seat_manager", "auditor")
+HEALTH = fields_of({"ok": BOOL, "redis": BOOL, "calls_in_progress": {"type": ["integer", "null"]},
+                    "ami_connected": BOOL, "leader": BOOL},
+                   {"calls_handled": NULL_INT, "parts": OBJ, "parts_ok": BOOL, "config_version": {"type": ["integer", "null"]},
+                    "config_error": NULL_STR, "clock": STR, "engine_responding": BOOL,
+                    "engine_problem": STR})
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -50,8 +56,11 @@ if TYPE_CHECKING:
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who is asking, whether their role may, the CSRF header of a session's
+    change, then the request against the route's schemas (``check_request``):
+    in that order, so whoever may not use a route learns nothing of its rules."""
     ctx = ctx_of(request)
-    route = ctx.route_of.get(request.match_info.route)      # None: static files, 404s
+    route = ctx.route_of.get(request.match_info.route)      # None: static files, 404s, 405s
     who: Principal | None = None
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
@@ -62,30 +71,27 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         who = await ctx.accounts.session(request.cookies.get(COOKIE, ""))
     if who is not None:
         request[PRINCIPAL] = who
-    if route is not None and route.body is not None and request.method in ("POST", "PUT", "PATCH"):
-        require_json(request)
-    if route is None or not route.roles:
-        return await _handle(request, handler)
-    if who is None:
-        if request.path.startswith("/console/"):
-            raise web.HTTPFound("/console/login")
-        return error(401, "请先登录 — sign in first (POST /api/login) or send an API token")
-    if who.role not in route.roles and who.role != "admin":
-        return error(403, f"{ROLE_NAMES[who.role]} 无权使用 — may not use {request.method} {request.path}")
-    if request.method not in ("GET", "HEAD") and who.via == "session":
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not sent or not hmac.compare_digest(sent, who.csrf):
-            return error(403, f"缺少或错误的 {CSRF_HEADER}，请刷新页面 — missing or wrong {CSRF_HEADER} header")
-    return await _handle(request, handler)
+    if route is not None and route.roles:
+        if who is None:
+            if request.path.startswith("/console/"):
+                raise web.HTTPFound("/console/login")
+            return error(401, "请先登录 — sign in first (POST /api/login) or send an API token")
+        if who.role not in route.roles and who.role != "admin":
+            return error(403, f"{ROLE_NAMES[who.role]} 无权使用 — may not use {request.method} {request.path}")
+        if request.method not in ("GET", "HEAD") and who.via == "session":
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not sent or not hmac.compare_digest(sent, who.csrf):
+                return error(403, f"缺少或错误的 {CSRF_HEADER}，请刷新页面 — missing or wrong {CSRF_HEADER} header")
+    return await _handle(request, handler, route)
 
 
-async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _handle(request: web.Request, handler: Handler, route: Route | None) -> web.StreamResponse:
     try:
+        if route is not None:
+            await check_request(request, route)
         return await handler(request)
-    except web.HTTPException as exc:
-        if exc.content_type == "application/json" or exc.status < 400:
-            raise
-        return error(exc.status, exc.reason or "error")
+    except web.HTTPException:
+        raise            # the shield answers it in JSON, keeping Allow and Retry-After
     except IvrError as exc:       # a service refused: the request's fault, said as such (else the shield's 500)
         resp = error_of(exc)
         if resp is None:
@@ -94,6 +100,10 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def add(app: web.Application, route: Route) -> None:
+    for what, schema in [("body", route.body), ("form", route.form), *route.params.items(), *route.query.items()]:
+        if schema is not None:
+            schemas.supported(schema, f"{route.method} {route.path} {what}")
+    assert set(route.params) <= set(openapi.params_of(route.path)), route.path
     ctx = app[CTX]
     ctx.route_of[app.router.add_route(route.method, route.path, route.handler)] = route
     ctx.routes.append(route)
@@ -184,10 +194,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    data = fields(await body_json(request), {"user", "password"}, {"user", "password"})
+    data = body(request)
     user, password = data["user"], data["password"]
-    if not isinstance(user, str) or not isinstance(password, str) or len(user) > 64 or len(password) > 1024:
-        return error(400, "用户名和密码须为文字 user and password must be strings (at most 64 / 1024 characters)")
     address = request.remote or "unknown"
     limiter = LoginLimiter(ctx.redis, ctx.audit())
     wait_s = await limiter.blocked_for(user, address)
@@ -222,36 +230,31 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({"user": p.user, "role": p.role, "role_name": ROLE_NAMES[p.role], "csrf": p.csrf})
 
 
-def openapi(ctx: Context) -> dict:
-    paths: dict = {}
-    for r in ctx.routes:
-        op: dict = {"summary": r.summary, "tags": [r.tag],
-                    "responses": {"200": {"description": "OK"}, "400": {"description": "bad input"},
-                                  "401": {"description": "not signed in"}, "403": {"description": "not allowed"}}}
-        if r.roles:
-            op["security"] = [{"session": [], "csrf": []}, {"token": []}]
-            op["x-roles"] = list(r.roles)
-        if r.body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
-        params = [seg[1:-1] for seg in r.path.split("/") if seg.startswith("{")]
-        if params:
-            op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                                for p in params]
-        paths.setdefault(r.path, {})[r.method.lower()] = op
-    return {"openapi": "3.0.3",
-            "info": {"title": "12345 IVR engine API", "version": "1",
-                     "description": "Everything the console does. Sign in with POST /api/login (a session cookie "
-                                    "and a CSRF token to send as X-CSRF-Token on every change) or send "
-                                    "Authorization: Bearer <token> (ivr users token)."},
-            "components": {"securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
-                "csrf": {"type": "apiKey", "in": "header", "name": CSRF_HEADER},
-                "token": {"type": "http", "scheme": "bearer"}}},
-            "paths": paths}
-
-
 async def openapi_doc(request: web.Request) -> web.Response:
-    return web.json_response(openapi(ctx_of(request)))
+    return web.json_response(openapi.document(ctx_of(request).routes))
+
+
+def routes() -> list[Route]:
+    """Every route the console serves, with its rules: what ``make_app`` serves
+    and what the OpenAPI document states."""
+    return [
+        Route("GET", "/favicon.ico", security.favicon, (), "the console's icon", tag="console",
+              answers=answer(media="image/svg+xml")),
+        Route("GET", "/healthz", healthz, (), "liveness: Redis reachable, calls in progress",
+              answers={**answer(HEALTH), **answer(HEALTH, status="503", description="Redis is unreachable")}),
+        Route("GET", "/metrics", metrics, (), "Prometheus metrics", answers=answer(media="text/plain")),
+        Route("GET", "/api/openapi.json", openapi_doc, (), "this document", answers=answer(OBJ)),
+        Route("POST", "/api/login", login, (), "sign in: a session cookie and a CSRF token",
+              obj({"user": string(pattern=schemas.whole(names.USER), description=names.USER.what),
+                   "password": string(max_length=1024)}, ["user", "password"],
+                  [{"user": "ops", "password": "correct horse battery"}]), "session",
+              answers=answer(fields_of({"user": STR, "role": STR, "csrf": STR})), errors=(429,)),
+        Route("POST", "/api/logout", logout, SIGNED_IN, "sign out", tag="session",
+              answers=answer(fields_of({"ok": {"const": True}}))),
+        Route("GET", "/api/me", me, SIGNED_IN, "who is signed in", tag="session",
+              answers=answer(fields_of({"user": STR, "role": {"enum": list(ROLE_NAMES)}, "role_name": STR,
+                                        "csrf": STR}))),
+    ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + api_config.ROUTES + console.ROUTES
 
 
 def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | None = None,
@@ -259,17 +262,7 @@ def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | 
     app = web.Application(middlewares=[security.shield, guard], client_max_size=MAX_BODY)
     app.on_response_prepare.append(security.add_headers)
     app[CTX] = Context(redis, settings, Accounts(redis), status, clock or WallClock())
-    for r in [
-        Route("GET", "/favicon.ico", security.favicon, (), "the console's icon", tag="console"),
-        Route("GET", "/healthz", healthz, (), "liveness: Redis reachable, calls in progress"),
-        Route("GET", "/metrics", metrics, (), "Prometheus metrics"),
-        Route("GET", "/api/openapi.json", openapi_doc, (), "this document"),
-        Route("POST", "/api/login", login, (), "sign in: a session cookie and a CSRF token",
-              obj({"user": STR, "password": STR}, ["user", "password"]), "session"),
-        Route("POST", "/api/logout", logout, ("operations", "seat_manager", "auditor"), "sign out", None,
-              "session"),
-        Route("GET", "/api/me", me, ("operations", "seat_manager", "auditor"), "who is signed in", None, "session"),
-    ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + api_config.ROUTES + console.ROUTES:
+    for r in routes():
         add(app, r)
     app.router.add_static("/static/", STATIC)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ivr.web.context import STATIC, Route, principal
+from ivr.web.schemas import answer
 from ivr.web.security import page_csp
 
 HOME = {"operations": "/console/ops", "seat_manager": "/console/seats", "auditor": "/console/audit",
@@ -29,16 +30,18 @@ async def root(request: web.Request) -> web.Response:
 
 
 ALL = ("operations", "seat_manager", "auditor")
+HTML = answer(media="text/html")
+TO = {"302": {"description": "to the signed-in user's page", "headers": {"Location": {"schema": {"type": "string"}}}}}
 ROUTES = [
-    Route("GET", "/", root, (), "the console", tag="console"),
-    Route("GET", "/console/login", _page("login.html"), (), "sign-in page", tag="console"),
-    Route("GET", "/console/", home, ALL, "the signed-in user's home page", tag="console"),
+    Route("GET", "/", root, (), "the console", tag="console", answers=TO),
+    Route("GET", "/console/login", _page("login.html"), (), "sign-in page", tag="console", answers=HTML),
+    Route("GET", "/console/", home, ALL, "the signed-in user's home page", tag="console", answers=TO),
     Route("GET", "/console/ops", _page("ops.html"), ("operations",), "flows, prompts, announcements",
-          tag="console"),
+          tag="console", answers=HTML),
     Route("GET", "/console/seats", _page("seats.html"), ("seat_manager",), "wallboard and contingency plan",
-          tag="console"),
+          tag="console", answers=HTML),
     Route("GET", "/console/audit", _page("audit.html"), ("auditor",), "callback completion reports",
-          tag="console"),
+          tag="console", answers=HTML),
     Route("GET", "/console/config", _page("config.html"), ALL, "configuration files: in force, versions, rollback",
-          tag="console"),
+          tag="console", answers=HTML),
 ]
