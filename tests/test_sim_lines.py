@@ -239,9 +239,13 @@ def test_scores_of_estimators():
                 "est_head_of_line": None, "est_queue_length": 200.0},
                {"outcome": "abandoned", "wait_s": 5.0, "est_engine": 500.0, "est_asterisk_holdtime": 0.0,
                 "est_head_of_line": 0.0, "est_queue_length": 0.0}]
+    records.append({"outcome": "answered", "wait_s": 200.0, "est_engine": 190.0, "est_asterisk_holdtime": 10.0,
+                    "est_head_of_line": 150.0, "est_queue_length": 500.0})
     acc = accuracy(records)
-    assert acc["engine"]["within_share"] == 1.0 and acc["engine"]["n"] == 1
-    assert acc["head_of_line"]["n"] == 0 and acc["queue_length"]["within_share"] == 0.0
+    # scored on the same callers: those every estimator made an estimate for (not the first one here)
+    assert {name: a["n"] for name, a in acc.items()} == {"engine": 1, "asterisk_holdtime": 1, "head_of_line": 1,
+                                                          "queue_length": 1}
+    assert acc["engine"]["within_share"] == 1.0 and acc["queue_length"]["within_share"] == 0.0
 
 
 # -- the report's rates ---------------------------------------------------------------

@@ -27,7 +27,9 @@ COMPARED = (("attempts", "拨打 attempts"), ("blocked_attempts", "忙音 busy")
             ("repeat_dialers_merged", "重复来电合并 merged"), ("callbacks_made", "回拨 callbacks made"),
             ("callbacks_reached", "回拨接通 reached"), ("callback_backlog_end", "待回拨 backlog at end"),
             ("line_seconds_per_citizen", "每人占线秒 line-s/citizen"),
-            ("answered_within_15s_rate", "15秒接通率 within 15 s"))
+            ("answered_within_15s_rate", "15秒接通率 within 15 s"),
+            ("callbacks_registered_early", "早期登记回拨 registered early"),
+            ("broad_answer_rate_within_deadline", "广义接通率 broad answer rate"))
 
 
 def _progress(line: str) -> None:
@@ -59,7 +61,7 @@ def report_json(report: dict) -> str:
 
 
 def run(settings: Settings, profile_name: str, *, speed: float | None, contingency: str, report: Path | None,
-        compare: bool, duration: float | None, seed: int, console: bool = False, engines: int = 0,
+        compare: str | None, duration: float | None, seed: int, console: bool = False, engines: int = 0,
         chaos: bool = False, lines: int | None = None) -> int:
     from ivr import logs
     from ivr.rehearsal.sim.drill import print_report, run_drill
@@ -92,12 +94,21 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     print_report(main)
     reports = {"with_plan": main}
     if compare:
-        print("\n对照 the same arrivals without the contingency plan (level 0 throughout) ...", file=sys.stderr)
-        base = run_loop(drill(contingency="0"))
+        if compare == "plan":
+            print("\n对照 the same arrivals without the contingency plan (level 0 throughout) ...", file=sys.stderr)
+            base, name, heads = run_loop(drill(contingency="0")), "without_plan", ("with plan", "without (level 0)")
+        else:
+            if engines:
+                raise ConfigError("--compare admission 只在单进程演练中可用 — runs with the engine in the drill's "
+                                  "process only (no --engines)")
+            print("\n对照 the same arrivals with the behaviour before admission (no early offer, no wait told, "
+                  "no line rules) ...", file=sys.stderr)
+            base = run_loop(drill(contingency=contingency, admission=False))
+            name, heads = "before_admission", ("with admission", "before admission")
         if sys.stderr.isatty():
             print(file=sys.stderr)
-        reports["without_plan"] = base
-        print(f"\n{'':<28}{'with plan (' + contingency + ')':>22}{'without (level 0)':>20}")
+        reports[name] = base
+        print(f"\n{'':<28}{heads[0]:>22}{heads[1]:>20}")
         for key, label in COMPARED:
             a, b = main.get(key), base.get(key)
             print(f"  {label:<26}{'-' if a is None else a:>22}{'-' if b is None else b:>20}")
@@ -106,7 +117,8 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
              and all(f["recovered_after_s"] is not None for f in r["faults"]) for r in reports.values())
     if report is not None:
         for name, r in reports.items():
-            path = report if name == "with_plan" else report.with_name(report.stem + "-without-plan" + report.suffix)
+            path = report if name == "with_plan" else report.with_name(
+                f"{report.stem}-{name.replace('_', '-')}{report.suffix}")
             written = _write(r, path)
             print(f"report: {', '.join(str(p) for p in written)}")
     return 0 if ok else 1
@@ -151,7 +163,7 @@ def cmd_demo(args, settings: Settings) -> int:
         from ivr.rehearsal import demo
         return demo.main(args, settings)
     report = settings.data_dir / "drill-demo.json"
-    rc = run(settings, "demo", speed=args.speed, contingency="auto", report=report, compare=False,
+    rc = run(settings, "demo", speed=args.speed, contingency="auto", report=report, compare=None,
              duration=None, seed=12345, console=True)
     closing(report)
     return rc
@@ -204,7 +216,9 @@ def add_commands(sub) -> None:
     d.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second (profile default)")
     d.add_argument("--contingency", default="auto", help="auto (the plan's thresholds decide) or a fixed LEVEL")
     d.add_argument("--report", metavar="FILE", help="write the report as JSON (and FILE.svg)")
-    d.add_argument("--compare", action="store_true", help="run the same arrivals again without the plan")
+    d.add_argument("--compare", nargs="?", const="admission", choices=("admission", "plan"), default=None,
+                   help="run the same arrivals again: with the behaviour before admission (admission, the "
+                        "default) or without the contingency plan (plan)")
     d.add_argument("--duration", type=float, default=None, help="simulated seconds (profile default)")
     d.add_argument("--seed", type=int, default=12345)
     d.add_argument("--lines", type=int, default=None, help="trunk lines of the simulated PBX (the profile's lines: "

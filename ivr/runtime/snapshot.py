@@ -120,6 +120,18 @@ def with_plan_mode(mode: str) -> Adjust:
 FILES, LAST_GOOD = "files", "last_good"
 
 
+def without_admission(adjust: Adjust | None = None) -> Adjust:
+    """The behaviour before admission, for a drill's comparison on the same
+    arrivals: no level offers an early callback or says the wait, and no line
+    count is known (no line-based offer, no line rule for callbacks)."""
+    def strip(snap: ConfigSnapshot) -> ConfigSnapshot:
+        snap = adjust(snap) if adjust else snap
+        levels = tuple(dataclasses.replace(lv, admission_wait_s=None, say_wait=False) for lv in snap.plan.levels)
+        ops = dataclasses.replace(snap.ops, plan=dataclasses.replace(snap.plan, levels=levels), lines=None)
+        return dataclasses.replace(snap, ops=ops)
+    return strip
+
+
 class SnapshotSource:
     """Holds the snapshot in force and reloads it when a file changes.
 

@@ -42,6 +42,7 @@ class Caller:
     name: str = "Citizen"
     digits: list[str] = field(default_factory=list)  # answers to successive GET DATA ("" = timeout)
     press_during_prompt: dict[str, str] = field(default_factory=dict)  # prompt -> digit pressed
+    answers: dict[str, str] = field(default_factory=dict)  # prompt -> the answer to GET DATA on it ("" = none)
     hangup_on: str | None = None   # hang up during the first command whose line contains this
     queue: QueueOutcome = field(default_factory=QueueOutcome)
     dial_status: str = "ANSWER"
@@ -145,7 +146,8 @@ class SimChannel:
             return ["200 result=-1\n"]
         if self._hangs_up_now(line):
             return ["200 result=-1\n"]
-        digits = next(self.digit_iter, "")
+        answer = next((a for p, a in self.caller.answers.items() if name.endswith(p)), None)
+        digits = answer if answer is not None else next(self.digit_iter, "")
         maxd = int(argv[4]) if len(argv) > 4 and argv[4].isdigit() else 1024
         if digits and len(digits) >= maxd:
             return [f"200 result={digits[:maxd]}\n"]

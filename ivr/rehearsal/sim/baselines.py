@@ -93,4 +93,6 @@ def accuracy(records: list[dict]) -> dict[str, dict[str, float | int | None]]:
     """``wait_estimate_accuracy`` of the report: every estimator scored on the
     callers who reached a seat, from the per-call records alone."""
     answered = [r for r in records if r["outcome"] == "answered" and r["wait_s"] is not None]
-    return {name: score((r[f"est_{name}"], r["wait_s"]) for r in answered) for name in ESTIMATORS}
+    # the same callers for every estimator: those every one of them made an estimate for
+    same = [r for r in answered if all(r.get(f"est_{name}") is not None for name in ESTIMATORS)]
+    return {name: score((r[f"est_{name}"], r["wait_s"]) for r in same) for name in ESTIMATORS}

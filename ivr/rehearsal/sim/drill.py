@@ -51,7 +51,7 @@ from ivr.rehearsal.sim.dialplan import read_context, run_dialplan
 from ivr.rehearsal.sim.pbx import SimEntry, SimPbx
 from ivr.rehearsal.sim.profiles import Profile
 from ivr.runtime.engine import Engine, raise_open_file_limit
-from ivr.runtime.snapshot import with_plan_mode
+from ivr.runtime.snapshot import with_plan_mode, without_admission
 from ivr.settings import load_settings
 
 TICK_S = 0.02           # wall seconds between advances of the simulated PBX
@@ -131,10 +131,11 @@ class Drill:
                  seed: int = 12345, duration_s: float | None = None, progress=None,
                  http_listen: str = "127.0.0.1:0", on_ready=None, start_epoch: float | None = None,
                  processes: int = 0, chaos: bool = False, progress_every_s: float = 1.0,
-                 log_dir: Path | None = None, lines: int | None = None) -> None:
+                 log_dir: Path | None = None, lines: int | None = None, admission: bool = True) -> None:
         self.p = profile
         # trunk lines: --lines overrides the profile (0: unlimited); None when unlimited
         self.lines = (lines or None) if lines is not None else profile.lines
+        self.admission = admission          # False: the behaviour before admission (a comparison run)
         self.home = home
         self.speed = speed or profile.speed
         self.start_epoch = start_epoch
@@ -148,6 +149,7 @@ class Drill:
         self.futures: dict[str, asyncio.Future] = {}
         self.tasks: set[asyncio.Task] = set()
         self.series = Series()
+        self.registered_early = 0           # took the early offer (flows' admit step) and freed the line
         self.cb_made = self.cb_reached = self.cb_seat_busy = 0
         self._seen_originates = 0
         self._numbers = 0
@@ -300,9 +302,13 @@ class Drill:
             number = f"139{self._numbers:08d}"
             self.first_call_at.append(at)
         emergency = self.rng.random() < b.emergency_share
-        digits = ["1" if emergency else "2", "1" if self.rng.random() < b.accept_callback else ""]
+        accepts = self.rng.random() < b.accept_callback
+        digits = ["1" if emergency else "2", "1" if accepts else ""]
+        # the early offer (flows/main.yaml admission): an emergency presses 1, whoever takes callbacks 2
+        answers = {"admission-offer": "1" if emergency else ("2" if accepts else "")}
         hang = "policy/" if self.rng.random() < b.satisfied_by_announcement else None
-        ch = SimChannel(Caller(number=number, digits=digits, hangup_on=hang, message_samples=16000), flow="main")
+        ch = SimChannel(Caller(number=number, digits=digits, answers=answers, hangup_on=hang, message_samples=16000),
+                        flow="main")
         self.attempts += 1
         self.dialled.add(number)
         if not self.pbx.trunk.seize(ch.channel):        # every line busy: the carrier answers busy
@@ -358,6 +364,7 @@ class Drill:
             rec.outcome = "satisfied"
         elif any("callback-confirmed" in c for c in cmds):
             rec.outcome = "callback_accepted"
+            self.registered_early += any("admission-offer" in c for c in cmds) and not ch.queue_calls
         elif any(c.startswith("RECORD") for c in cmds):
             rec.outcome = "message"
         elif ch.queue_calls:
@@ -464,7 +471,8 @@ class Drill:
             self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
             settings = load_settings({**settings_env, "IVR_REDIS_URL": url, "IVR_AGI_LISTEN": "127.0.0.1:0"})
             self.engine = Engine(settings, self.redis, logs.get("ivr.runtime.engine"), clock=self.clock.engine,
-                                 adjust=with_plan_mode(mode), redis_url=url)
+                                 adjust=with_plan_mode(mode) if self.admission
+                                 else without_admission(with_plan_mode(mode)), redis_url=url)
             await self._fixed_level()
             stop, ready = asyncio.Event(), asyncio.Event()
             self._engine_stop = stop
@@ -772,6 +780,8 @@ class Drill:
             "answered": by["answered"], "not_answered": not_answered, "in_progress": by["in_progress"],
             "abandoned_in_queue": by["abandoned"], "left_in_flow": by["left_in_flow"],
             "satisfied_by_announcement": by["satisfied"], "callback_accepted": by["callback_accepted"],
+            "callbacks_registered_early": self.registered_early,
+            "admission": self.admission,
             "left_message": by["message"], "failed": by["other"],
             "answered_within_20s": sum(1 for c in answered if (c.wait_s or 0) <= 20),
             "answered_within_60s": sum(1 for c in answered if (c.wait_s or 0) <= 60),
