@@ -292,3 +292,32 @@ def test_a_dynamic_member_removed_while_talking_still_ends_its_call():
     pbx.hangup_call("Local/202@seats/n")
     done = [dict(m) for m in pbx.drain() if dict(m).get("Event") == "AgentComplete"]
     assert len(done) == 1 and done[0]["Interface"] == "Local/202@seats/n" and done[0]["TalkTime"] == "60"
+
+
+def test_the_wait_estimator_counts_an_answered_caller_as_served_not_abandoned():
+    """Asterisk 22 sends QueueCallerLeave before AgentConnect when a seat
+    answers (the real session): counting that leave as leaving without a seat
+    doubled the abandonment the estimator saw and halved its waits."""
+    from ivr.admission.estimate import QueueObserver
+
+    seen: list[tuple[str, str]] = []
+
+    class Spy(QueueObserver):
+        def served(self, caller, now, wait_s=None):
+            seen.append(("served", caller))
+            super().served(caller, now, wait_s)
+
+        def abandoned(self, caller, now, wait_s=None):
+            seen.append(("abandoned", caller))
+            super().abandoned(caller, now, wait_s)
+
+    model = LiveModel(emergency_queues=["emergency"])
+    events = load("session-queues-originate-pause")
+    model.observers["general-q"] = Spy("general-q", start=events[0]["t"])
+    for m in events:
+        if "Event" in m["msg"] and m["msg"]["Event"] not in LIST_EVENTS:
+            model.apply(m["msg"], m["t"])
+    model.outlook(events[-1]["t"] + 5)          # a leave with no connect after it is settled here
+    kinds = [k for k, _ in seen]
+    assert kinds.count("served") == 1 and kinds.count("abandoned") == 1, seen     # one answered, one abandoned
+    assert model.observers["general-q"].waiting == 0

@@ -194,6 +194,7 @@ class LiveModel:
         # the trunk lines: queue/lines.yaml's PBX, the last count read over AMI
         # (ivr.ami.lines), and the callbacks whose citizen leg holds a line
         self.observers: dict[str, QueueObserver] = {}   # queue -> its wait estimator (ivr.admission.estimate)
+        self._left: dict[str, tuple[str, float]] = {}    # uniqueid -> (queue, when): left, no connect seen yet
         self.lines_config: PbxLines | None = None
         self.lines_reading: LineReading | None = None
         self.callbacks_on_line = 0
@@ -312,9 +313,12 @@ class LiveModel:
         self._observer(ev.get("Queue", ""), now).abandoned(uid, now, hold)
 
     def _leave(self, ev: AmiEvent, now: float) -> None:
-        self.waiting.pop(ev.get("Uniqueid", ""), None)
-        # a caller who left without Connect or Abandon (a timeout): gone from the line
-        self._observer(ev.get("Queue", ""), now).abandoned(ev.get("Uniqueid", ""), now)
+        if self.waiting.pop(ev.get("Uniqueid", ""), None) is None:
+            return             # an abandon (or a withdrawal) already took the caller out of the line
+        # Asterisk sends QueueCallerLeave *before* AgentConnect when a seat answers
+        # (the transcripts): only a leave that no connect follows (a timeout, a
+        # full queue) is a caller gone without a seat, settled in ``_settle_leaves``
+        self._left[ev.get("Uniqueid", "")] = (ev.get("Queue", ""), now)
 
     def _connect(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
@@ -322,6 +326,7 @@ class LiveModel:
         queue = ev.get("Queue", "")
         hold = _int(ev.get("HoldTime"), int(now - w.joined_at) if w else 0)
         self._record(Outcome(now, queue, "answered", hold, self._is_emergency(w, queue)))
+        self._left.pop(uid, None)
         self._observer(queue, now).served(uid, now, hold)
         seat = self.seats.get(ev.get("Interface", ""))
         if seat is not None:
@@ -387,6 +392,7 @@ class LiveModel:
         """What a caller joining now can expect, per queue and priority class
         (ordinary 0, emergency): [callers ahead, expected wait s, its spread s];
         and whether free lines are below the early-callback threshold."""
+        self._settle_leaves(now)
         queues: dict[str, dict[str, list[float]]] = {}
         for q in sorted(self.queue_names):
             members = [s for s in self.seats.values() if q in s.queues]
@@ -400,6 +406,14 @@ class LiveModel:
         free = lines["free"] if lines else None
         low = bool(lines and lines["known"] and free is not None and free < lines["callback_below_free"])
         return {"queues": queues, "lines_low": low}
+
+    def _settle_leaves(self, now: float, grace_s: float = 2.0) -> None:
+        """Callers who left their queue ``grace_s`` ago with no AgentConnect: gone
+        without a seat (a timeout or a full queue), for the wait estimator."""
+        for uid, (queue, at) in list(self._left.items()):
+            if now - at >= grace_s:
+                del self._left[uid]
+                self._observer(queue, now).abandoned(uid, now)
 
     def lines(self, now: float) -> LineFigures:
         """The trunk lines in use, split: waiting in a queue, talking to a
