@@ -270,18 +270,18 @@ class CallService:
     async def _registered_ahead(self, number: str) -> int | None:
         """This caller's open callback: how many open callbacks come before it in
         calling order (ready ones first, then those not yet due); None when the
-        caller has none. One round trip."""
+        caller has none. Most callers have none: one EXISTS, and the ranks only
+        for those who do."""
         try:
+            if not await self.redis.exists(keys.callback_open(number)):
+                return None
             pipe = self.redis.pipeline(transaction=False)
-            pipe.exists(keys.callback_open(number))
             pipe.zrank(keys.CALLBACK_READY, number)
             pipe.zcard(keys.CALLBACK_READY)
             pipe.zrank(keys.CALLBACK_PENDING, number)
-            is_open, ready_rank, ready_n, pending_rank = await pipe.execute()
+            ready_rank, ready_n, pending_rank = await pipe.execute()
         except Exception as exc:  # a nicety: the call goes on as if not registered
             self.log.warning("callback_lookup_unavailable", error=repr(exc), number=mask_number(number))
-            return None
-        if not is_open:
             return None
         if ready_rank is not None:
             return int(ready_rank)
