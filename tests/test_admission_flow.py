@@ -58,14 +58,22 @@ LONG = {"general-q": {0: (41, 290.0, 40.0)}}     # 41 ahead, about 5 minutes and
 
 async def test_a_long_wait_at_peak_offers_a_callback_in_the_first_seconds(shipped, ops):
     record, sim, played = await call(shipped, ops, Caller(digits=["2"]), outlook=LONG)
-    assert record.steps[:3] == ["greeting", "known_urgent", "admission"]
-    # the wait said from recordings, rounded up (330 s -> 6 minutes), then the offer
-    i = played.index("queue/queue-ahead")
-    assert played[i:i + 6] == ["queue/queue-ahead", "numbers/41", "queue/queue-callers",
-                               "queue/queue-wait-about", "numbers/6", "queue/queue-minutes"]
-    assert played[i + 6] == "admission-offer"
+    assert record.steps[:2] == ["known_urgent", "admission"]
+    # the peak path: a short greeting, the wait said from recordings, rounded up (330 s -> 6 minutes),
+    # then the offer: no long greeting, no policy, no menu before it
+    assert played[:5] == ["peak-welcome", "queue/queue-wait-about", "numbers/6", "queue/queue-minutes",
+                          "admission-offer"]
     assert record.callback_accepted and record.admission_offered and sim.queue_calls == []
     assert record.steps[-1] == "callback_confirmed"
+
+
+def test_the_peak_path_offers_within_six_seconds_of_the_answer(project_home):
+    """Every second of prompt at Beijing's peak holds about 56 lines (issue 23):
+    the offer starts within 6 s of the answer, with the shipped recordings."""
+    from ivr.rehearsal.sim.agi_peer import prompt_lengths
+    lengths = prompt_lengths(Path(project_home) / "prompts")
+    longest = ["peak-welcome", "queue/queue-wait-over", "numbers/30", "queue/queue-minutes"]
+    assert sum(lengths[p] for p in longest) <= 6.0, {p: lengths[p] for p in longest}
 
 
 async def test_who_declines_still_waits_and_the_estimate_is_kept_with_the_call(shipped, ops):
@@ -74,6 +82,10 @@ async def test_who_declines_still_waits_and_the_estimate_is_kept_with_the_call(s
     assert sim.queue_calls == [("general-q", 0, 300)]
     assert sim.vars["IVR_WAIT_EST"] == "42,290"          # place at join, expected wait (for scoring)
     assert record.wait_estimate_s == 290.0 and record.position_at_join == 42
+    # the peak path: no greeting, no menu; the level's policy set, then the place and the wait
+    assert "welcome" not in played and "menu" not in played and "policy/current" in played
+    assert played[-6:] == ["queue/queue-ahead", "numbers/41", "queue/queue-callers",
+                           "queue/queue-wait-about", "numbers/6", "queue/queue-minutes"]
 
 
 async def test_a_registered_caller_who_dials_again_hears_so_and_is_not_queued_again(shipped, ops):

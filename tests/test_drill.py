@@ -24,6 +24,7 @@ def test_smoke_drill_report_is_consistent(project_home, tmp_path):
     assert r["offered"] >= 30 and r["failed"] == 0
     assert r["offered"] == r["answered"] + r["not_answered"] + r["in_progress"]
     assert r["not_answered"] == (r["abandoned_in_queue"] + r["left_in_flow"] + r["satisfied_by_announcement"]
+                                 + r["balked_when_told_the_wait"]
                                  + r["callback_accepted"] + r["left_message"])
     assert r["every_missed_caller_recorded"] and r["missed_callers_without_record"] == 0
     assert r["missed_call_records"] + r["misdials"] + r["repeat_dialers_merged"] >= r["abandoned_in_queue"]

@@ -53,7 +53,7 @@ async def run(flows, caller, *, flow="main", level=0, now=NOON, missing=frozense
 async def test_ordinary_caller_reaches_a_seat(shipped):
     record, sim = await run(shipped, Caller(digits=["2"]))
     assert record.outcome == "completed"
-    assert record.steps == ["greeting", "known_urgent", "admission", "policy_announcements",
+    assert record.steps == ["known_urgent", "admission", "greeting", "policy_announcements",
                             "announcements.announce", "choose_menu", "main_menu", "say_wait", "general_queue"]
     assert record.queue_result.status is QueueStatus.ANSWERED
     assert sim.queue_calls == [("general-q", 0, 300)]

@@ -202,23 +202,25 @@ class FlowInterpreter:
 
     async def _admit(self, s: _CallState, step: m.Admit, depth: int) -> str:
         f = s.call_facts
-        s.record.wanted_person = True
         if f.registered_ahead is not None:
             # dialled again while registered: told so and where they stand, not queued again
-            s.record.already_registered = True
-            said = announcement(f.registered_ahead, 0.0)
+            s.record.already_registered = s.record.wanted_person = True
+            where = announcement(f.registered_ahead, 0.0)
             await s.channel.play(([step.registered_prompt] if step.registered_prompt else [])
-                                 + spoken(said.pieces[:-3]))
+                                 + spoken(where.pieces[:-3]))
             return step.on_already_registered or step.on_registered
         outlook = self._outlook(s, step.queue, step.priority)
         long_wait = (outlook is not None and f.admission_wait_s is not None
                      and outlook[1] > f.admission_wait_s)
         if not (long_wait or f.lines_low):
             return step.on_wait
-        s.record.admission_offered = True
-        if outlook is not None:
+        s.record.admission_offered = s.record.wanted_person = True
+        said: list[str] = [step.intro_prompt] if step.intro_prompt else []
+        if outlook is not None:     # the wait only: whoever waits hears their place when they join
             ahead, wait_s, spread_s = outlook
-            await s.channel.play(spoken(announcement(ahead, wait_s + spread_s).pieces))
+            said += spoken(announcement(ahead, wait_s + spread_s).pieces[-3:])
+        if said:
+            await s.channel.play(said)
         digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
         if digit == step.accept_digit:
             s.record.callback_accepted = True
@@ -226,7 +228,7 @@ class FlowInterpreter:
         if step.on_emergency and digit == step.emergency_digit:
             s.record.digits.append(digit)
             return step.on_emergency
-        return step.on_wait
+        return step.on_declined or step.on_wait
 
     async def _say_wait(self, s: _CallState, step: m.SayWait, depth: int) -> str:
         outlook = self._outlook(s, step.queue, step.priority)

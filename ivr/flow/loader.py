@@ -349,7 +349,9 @@ def _admit_fields(r: Reader) -> dict[str, Any]:
                 registered_prompt=r.take("registered_prompt", _prompt),
                 on_already_registered=r.take("on_already_registered", _step_ref),
                 emergency_digit=r.take("emergency_digit", _digit),
-                on_emergency=r.take("on_emergency", _step_ref))
+                on_emergency=r.take("on_emergency", _step_ref),
+                on_declined=r.take("on_declined", _step_ref),
+                intro_prompt=r.take("intro_prompt", _prompt))
 
 
 def _say_wait(r: Reader, name: str) -> dict[str, Any]:

@@ -114,6 +114,8 @@ class Admit:
     on_already_registered: str | None = None  # default: on_registered
     emergency_digit: str | None = None        # during the offer: an emergency is never turned away
     on_emergency: str | None = None
+    on_declined: str | None = None            # offered, did not accept: default on_wait
+    intro_prompt: str | None = None           # before an offer: "您好，12345热线。"
     where: Where = Where(0, 0)
 
 
@@ -209,7 +211,8 @@ def targets(step: Step) -> list[str]:
         case Goto(to=t):
             return [t]
         case Admit():
-            return [x for x in (step.on_wait, step.on_registered, step.on_already_registered, step.on_emergency) if x]
+            return [x for x in (step.on_wait, step.on_registered, step.on_already_registered, step.on_emergency,
+                                step.on_declined) if x]
         case SayWait(next=n):
             return [n]
     return []

@@ -13,8 +13,10 @@ import asyncio
 import itertools
 import re
 import time
-from collections.abc import Awaitable, Callable
+import wave
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ivr.agi.protocol import parse_args
 
@@ -47,15 +49,72 @@ class Caller:
     queue: QueueOutcome = field(default_factory=QueueOutcome)
     dial_status: str = "ANSWER"
     message_samples: int = 24000   # what RECORD FILE captures (0: silence)
+    # how long this citizen would wait for a seat (None: as long as it takes). Told a longer wait,
+    # they do not stay to find out: they take an offer they would take, or hang up (they "balk",
+    # as in Whitt, "Improving service by informing customers about anticipated delays", 1999)
+    patience_s: float | None = None
 
 
 QueueDecider = Callable[["SimChannel", str, int, int], Awaitable[QueueOutcome]]
 
+SAY_DIGIT_S = 0.45      # one digit of SAY DIGITS
+ANSWER_AFTER_S = 1.0    # a caller who answers a prompt presses about a second after it ends
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How long what the caller hears takes, on the drill's clock: a prompt its
+    recording's length (cut short by a key pressed during it, a third when the
+    caller hangs up in it), GET DATA its prompt and then the key or the
+    timeout, a message its length. Without a ``Pace`` every command is instant
+    (the unit tests' channel). A line is held all that time: every second of
+    greeting at Beijing's peak holds about 56 lines (issue 23)."""
+
+    sleep: Callable[[float], Awaitable[None]]
+    lengths: Mapping[str, float]     # prompt name as under prompts/ ("welcome", "numbers/12") -> seconds
+    default_s: float = 2.0           # a prompt with no recording to measure
+
+    def length(self, name: str) -> float:
+        got = self.lengths.get(name)
+        if got is None and "/" in name:       # the engine's sound folder first: "12345/welcome"
+            got = self.lengths.get(name.split("/", 1)[1])
+        return self.default_s if got is None else got
+
+
+def told_wait_s(heard: list[str]) -> float | None:
+    """The wait the caller was last told, in seconds, from the prompts they
+    heard: "预计等待约3分钟" (queue-wait-about, numbers/3, queue-minutes) is
+    taken as 2.5 minutes, the middle of what the engine rounds up to 3;
+    "预计等待超过30分钟" (queue-wait-over) at its figure. None when no wait was
+    said."""
+    for i in range(len(heard) - 1, 1, -1):
+        if heard[i].endswith("queue-minutes") and "numbers/" in heard[i - 1]:
+            try:
+                minutes = int(heard[i - 1].rsplit("/", 1)[1])
+            except ValueError:
+                return None
+            return 60.0 * (minutes if heard[i - 2].endswith("queue-wait-over") else minutes - 0.5)
+    return None
+
+
+def prompt_lengths(folder: Path) -> dict[str, float]:
+    """The length of every WAV recording under ``folder`` (prompts/), by the
+    name the flows use: ``numbers/12`` for ``numbers/12.wav``."""
+    out: dict[str, float] = {}
+    for path in sorted(folder.rglob("*.wav")):
+        try:
+            with wave.open(str(path), "rb") as w:
+                out[path.relative_to(folder).with_suffix("").as_posix()] = w.getnframes() / w.getframerate()
+        except (wave.Error, EOFError, OSError):
+            continue          # not a PCM WAV: the default length stands in
+    return out
+
 
 class SimChannel:
     def __init__(self, caller: Caller, *, flow: str = "main", missing_prompts: frozenset[str] = frozenset(),
-                 uniqueid: str | None = None, prompt_ms: int = 3000) -> None:
+                 uniqueid: str | None = None, prompt_ms: int = 3000, pace: Pace | None = None) -> None:
         self.caller = caller
+        self.pace = pace
         self.missing = missing_prompts
         n = next(_ids)
         self.uniqueid = uniqueid or f"{int(time.time())}.{n}"
@@ -68,6 +127,8 @@ class SimChannel:
         self.digit_iter = iter(caller.digits)
         self.prompt_samples = prompt_ms * 8
         self.commands: list[str] = []
+        self.heard: list[str] = []   # the prompts played to the caller, in order (what a citizen hears)
+        self.balked = False          # told a wait beyond their patience: they will not queue
         self.queue_calls: list[tuple[str, int, int]] = []
         self.queue_options: list[str] = []
 
@@ -131,12 +192,26 @@ class SimChannel:
         escape = argv[3] if len(argv) > 3 else ""
         if name in self.missing or name.split("/", 1)[-1] in self.missing:
             return ["200 result=-1 endpos=0\n"]
+        self.heard.append(name)
         if self._hangs_up_now(line):
+            await self._spend(name, 1 / 3)
             return [f"200 result=-1 endpos={self.prompt_samples // 3}\n"]
         for prompt, digit in self.caller.press_during_prompt.items():
             if name.endswith(prompt) and digit in escape:
+                await self._spend(name, 1 / 2)
                 return [f"200 result={ord(digit)} endpos={self.prompt_samples // 2}\n"]
+        await self._spend(name)
+        if name.endswith("queue-minutes"):
+            told = told_wait_s(self.heard)
+            self.balked = told is not None and self.caller.patience_s is not None and told > self.caller.patience_s
         return [f"200 result=0 endpos={self.prompt_samples}\n"]
+
+    async def _spend(self, prompt: str | None, share: float = 1.0, extra_s: float = 0.0) -> None:
+        """The caller's time passing while they listen (only with a ``Pace``)."""
+        if self.pace is not None:
+            s = (self.pace.length(prompt) * share if prompt else 0.0) + extra_s
+            if s > 0:
+                await self.pace.sleep(s)
 
     async def _get_data(self, argv, line, dq):
         if len(argv) < 3:
@@ -144,11 +219,19 @@ class SimChannel:
         name = argv[2]
         if name in self.missing or name.split("/", 1)[-1] in self.missing:
             return ["200 result=-1\n"]
+        self.heard.append(name)
         if self._hangs_up_now(line):
+            await self._spend(name, 1 / 3)
             return ["200 result=-1\n"]
         answer = next((a for p, a in self.caller.answers.items() if name.endswith(p)), None)
         digits = answer if answer is not None else next(self.digit_iter, "")
         maxd = int(argv[4]) if len(argv) > 4 and argv[4].isdigit() else 1024
+        timeout_s = int(argv[3]) / 1000 if len(argv) > 3 and argv[3].isdigit() else 6.0
+        if self.balked and not digits:       # told too long a wait, no offer taken: gone after the prompt
+            await self._spend(name)
+            self.dead = True
+            return ["200 result=-1\n"]
+        await self._spend(name, extra_s=ANSWER_AFTER_S * len(digits) if digits else timeout_s)
         if digits and len(digits) >= maxd:
             return [f"200 result={digits[:maxd]}\n"]
         return [f"200 result={digits} (timeout)\n"]
@@ -158,6 +241,7 @@ class SimChannel:
         return [f"200 result={ord(digits[0]) if digits else 0}\n"]
 
     async def _say_digits(self, argv, line, dq):
+        await self._spend(None, extra_s=SAY_DIGIT_S * len(argv[2]) if len(argv) > 2 else 0.0)
         return ["200 result=0\n"]
 
     async def _set_variable(self, argv, line, dq):
@@ -198,6 +282,7 @@ class SimChannel:
     async def _record_file(self, argv, line, dq):
         if len(argv) < 6:
             return _usage()
+        await self._spend(None, extra_s=self.caller.message_samples / 8000)
         if self._hangs_up_now(line):
             return [f"200 result=-1 (hangup) endpos={self.caller.message_samples}\n"]
         return [f"200 result=1 (timeout) endpos={self.caller.message_samples}\n"]
@@ -223,6 +308,9 @@ class SimChannel:
         queue = parts[0]
         timeout_s = int(parts[4]) if len(parts) > 4 and parts[4].isdigit() else 0
         prio = int(self.vars.get("QUEUE_PRIO", "0") or 0)
+        if self.balked and prio < 10:        # told too long a wait: hangs up rather than join the line
+            self.dead = True
+            return ["200 result=-1\n"]
         self.queue_calls.append((queue, prio, timeout_s))
         self.queue_options.append(parts[1] if len(parts) > 1 else "")
         for var in ("QUEUESTATUS", "QUEUE_WITHDRAW_INFO"):

@@ -43,7 +43,7 @@ from ivr.redisdb import keys
 from ivr.redisdb.replies import stream_entries, text_or_none
 from ivr.redisdb.server import EmbeddedRedis, connect
 from ivr.rehearsal.sim import scores
-from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel
+from ivr.rehearsal.sim.agi_peer import Caller, Pace, QueueOutcome, SimChannel, prompt_lengths
 from ivr.rehearsal.sim.ami_server import SimAmiServer
 from ivr.rehearsal.sim.baselines import accuracy
 from ivr.rehearsal.sim.callcenter import CallCenter, Outcome
@@ -93,7 +93,9 @@ class CallRecord:
     at: float
     redial: bool
     emergency: bool
-    outcome: str = "in_progress"   # answered | abandoned | left_in_flow | satisfied | callback_accepted | message | other
+    outcome: str = "in_progress"   # answered | abandoned | balked | left_in_flow | satisfied | callback_accepted
+    #                                message | other
+    patience_s: float = math.inf   # how long this citizen would wait for a seat
     wait_s: float | None = None
     wanted_person: bool = False
     leaves_after_policy: bool = False   # hangs up satisfied if the policy announcement plays
@@ -174,6 +176,8 @@ class Drill:
         self._bucket_blocked = 0
         self._legs = itertools.count(1)
         self._redials: list[tuple[float, str]] = []     # a heap: (when, number)
+        # what the caller hears takes its recording's length on the drill's clock (a line is held all along)
+        self._pace: Pace | None = None
 
     # -- the PBX ------------------------------------------------------------------
 
@@ -229,7 +233,7 @@ class Drill:
         b = self.p.callers
         fut = asyncio.get_running_loop().create_future()
         self.futures[ch.uniqueid] = fut
-        patience = self.rng.expovariate(1 / b.patience_s)
+        patience = rec.patience_s if math.isfinite(rec.patience_s) else self.rng.expovariate(1 / b.patience_s)
         record: dict[str, Any] = {}                     # filled below; closed at once if a seat is free
         self._open_queued[ch.uniqueid] = record
         e = self.cc.join(queue, ch.caller.number, priority=prio, uniqueid=ch.uniqueid,
@@ -307,14 +311,19 @@ class Drill:
         # the early offer (flows/main.yaml admission): an emergency presses 1, whoever takes callbacks 2
         answers = {"admission-offer": "1" if emergency else ("2" if accepts else "")}
         hang = "policy/" if self.rng.random() < b.satisfied_by_announcement else None
-        ch = SimChannel(Caller(number=number, digits=digits, answers=answers, hangup_on=hang, message_samples=16000),
-                        flow="main")
+        patience = self.rng.expovariate(1 / b.patience_s)
+        if self._pace is None:
+            self._pace = Pace(self.clock.sleep, prompt_lengths(self.home / "prompts"))
+        ch = SimChannel(Caller(number=number, digits=digits, answers=answers, hangup_on=hang, message_samples=16000,
+                               patience_s=None if emergency else patience),
+                        flow="main", pace=self._pace)
         self.attempts += 1
         self.dialled.add(number)
         if not self.pbx.trunk.seize(ch.channel):        # every line busy: the carrier answers busy
             self._busy(number, at, emergency)
             return
-        self.calls[ch.uniqueid] = CallRecord(number, at, redial, emergency, leaves_after_policy=hang is not None)
+        self.calls[ch.uniqueid] = CallRecord(number, at, redial, emergency, leaves_after_policy=hang is not None,
+                                             patience_s=patience)
         task = asyncio.create_task(self._call(ch))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -356,7 +365,7 @@ class Drill:
             rec.engine = ""
             self.pbx.trunk.release(ch.channel)           # the citizen hangs up: the line is free
         cmds = ch.commands
-        rec.wanted_person = bool(ch.queue_calls) or any(c.startswith("RECORD") for c in cmds)
+        rec.wanted_person = bool(ch.queue_calls) or ch.balked or any(c.startswith("RECORD") for c in cmds)
         if rec.outcome == "answered":
             return
         heard_policy = any("policy/" in c for c in cmds)
@@ -367,12 +376,15 @@ class Drill:
             self.registered_early += any("admission-offer" in c for c in cmds) and not ch.queue_calls
         elif any(c.startswith("RECORD") for c in cmds):
             rec.outcome = "message"
+        elif ch.balked:
+            rec.outcome = "balked"            # told a wait beyond their patience: hung up rather than wait
         elif ch.queue_calls:
             rec.outcome = "abandoned"
         else:
             rec.outcome = "left_in_flow"
         b = self.p.callers
-        if rec.outcome in ("abandoned", "message", "left_in_flow") and self.rng.random() < b.redial_probability:
+        if (rec.outcome in ("abandoned", "balked", "message", "left_in_flow")
+                and self.rng.random() < b.redial_probability):
             at = self.clock.now() + self.rng.expovariate(1 / b.redial_after_s)
             if at < self.duration_s:
                 heapq.heappush(self._redials, (at, rec.number))
@@ -733,8 +745,8 @@ class Drill:
     async def _report(self, redis, wall_s: float) -> dict:
         calls = list(self.calls.values())
         by = {k: sum(1 for c in calls if c.outcome == k) for k in
-              ("answered", "abandoned", "left_in_flow", "satisfied", "callback_accepted", "message", "other",
-               "in_progress")}
+              ("answered", "abandoned", "balked", "left_in_flow", "satisfied", "callback_accepted", "message",
+               "other", "in_progress")}
         answered = [c for c in calls if c.outcome == "answered"]
         em = [c.wait_s for c in answered if c.emergency and c.wait_s is not None]
         ordinary = [c.wait_s for c in answered if not c.emergency and c.wait_s is not None]
@@ -779,6 +791,7 @@ class Drill:
             "redials": sum(1 for c in calls if c.redial),
             "answered": by["answered"], "not_answered": not_answered, "in_progress": by["in_progress"],
             "abandoned_in_queue": by["abandoned"], "left_in_flow": by["left_in_flow"],
+            "balked_when_told_the_wait": by["balked"],
             "satisfied_by_announcement": by["satisfied"], "callback_accepted": by["callback_accepted"],
             "callbacks_registered_early": self.registered_early,
             "admission": self.admission,
@@ -862,7 +875,8 @@ def print_report(r: dict, out=sys.stdout) -> None:
         f"  接通 answered {r['answered']} ({r['answered'] / max(r['offered'], 1):.0%}); within 20 s "
         f"{r['answered_within_20s']}, within 60 s {r['answered_within_60s']}",
         f"  未接通 not answered {r['not_answered']}: abandoned in queue {r['abandoned_in_queue']}, left in the flow "
-        f"{r['left_in_flow']}, satisfied by the announcement {r['satisfied_by_announcement']}, callback accepted "
+        f"{r['left_in_flow']}, hung up when told the wait {r['balked_when_told_the_wait']}, satisfied by the "
+        f"announcement {r['satisfied_by_announcement']}, callback accepted "
         f"{r['callback_accepted']}, left a message {r['left_message']}, failed {r['failed']}; in progress {r['in_progress']}",
         f"  紧急 emergency {r['emergency_calls']} calls: wait p50 {s(r['emergency_wait_p50_s'])}, "
         f"p95 {s(r['emergency_wait_p95_s'])}; ordinary wait p50 {s(r['ordinary_wait_p50_s'])}, "
