@@ -81,6 +81,8 @@ async def test_a_peak_caller_is_told_the_wait_offered_a_callback_and_a_registere
             json.dumps(s4, ensure_ascii=False)
         assert int(s4["position_at_join"]) >= 1 and float(s4["wait_estimate_s"]) > 60, s4   # some were answered when level 2 called seats in
         assert "admission" in s4["steps"] and "say_wait" in s4["steps"] and not s4["failures"], s4
+        # the peak path: offered before any long greeting or menu
+        assert s4["steps"].startswith("known_urgent,admission,peak_announcements") and "menu" not in s4["steps"], s4
 
         # a citizen with a callback open dials again
         store = CallbackStore(redis)
