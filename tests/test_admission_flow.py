@@ -111,8 +111,11 @@ async def test_a_short_wait_or_a_level_without_a_target_goes_straight_on_and_is_
     short = {"general-q": {0: (0, 20.0, 5.0)}}
     record, sim, played = await call(shipped, ops, Caller(digits=["", "2"]), outlook=short)
     assert not record.admission_offered and sim.queue_calls == [("general-q", 0, 300)]
-    assert played[-4:] == ["queue/queue-next", "queue/queue-wait-about", "numbers/1",
-                           "queue/queue-minutes"]
+    assert played[-2:] == ["menu", "queue/queue-next"]      # 25 s: no wait said, a seat takes them at once
+    short = {"general-q": {0: (2, 40.0, 5.0)}}
+    record, sim, played = await call(shipped, ops, Caller(digits=["", "2"]), outlook=short)
+    assert played[-6:] == ["queue/queue-ahead", "numbers/2", "queue/queue-callers", "queue/queue-wait-about",
+                           "numbers/1", "queue/queue-minutes"]
     # level 0 has no admission_wait_s: a long wait is told, never offered on its account
     record, sim, played = await call(shipped, ops, Caller(digits=["2"]), outlook=LONG, level=0)
     assert not record.admission_offered and sim.queue_calls == [("general-q", 0, 300)]

@@ -259,7 +259,7 @@ def promises(seeds: range) -> str:
     for sc in (BEIJING, DEMO, MODERATE):
         runs = [run(replace(sc, seed=k)) for k in seeds]
         for factor in (0.0, 0.5, 1.0):
-            rules, kept, n, excess = AnnounceRules(spread_factor=factor), 0, 0, 0.0
+            rules, kept, n, excess = AnnounceRules(spread_factor=factor, say_wait_from_s=0), 0, 0, 0.0
             for r in runs:
                 for c in r.seated:
                     a = announce(c.estimates.engine, rules)

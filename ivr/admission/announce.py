@@ -40,12 +40,16 @@ class AnnounceRules:
     step_minutes: int = 5              # above that, rounded up to steps of 5
     longest_minutes: int = 30          # above that: "超过30分钟"
     spread_factor: float = 1.0         # how many standard deviations above the estimate to round from
+    # below this (the estimate plus its spread) no wait is said: "约1分钟" to a caller a seat takes at
+    # once is a figure they may hang up on (the drill's citizens do, as real ones would)
+    say_wait_from_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not (0 < self.whole_minutes_up_to <= self.longest_minutes and self.step_minutes > 0
-                and self.exact_position_up_to >= 0 and self.spread_factor >= 0):
+                and self.exact_position_up_to >= 0 and self.spread_factor >= 0 and self.say_wait_from_s >= 0):
             raise ConfigError("announcement rules: need 0 < whole_minutes_up_to <= longest_minutes, "
-                              "step_minutes > 0, exact_position_up_to >= 0, spread_factor >= 0")
+                              "step_minutes > 0, exact_position_up_to >= 0, spread_factor >= 0, "
+                              "say_wait_from_s >= 0")
 
 
 RULES = AnnounceRules()
@@ -61,10 +65,15 @@ class Piece:
 class Announcement:
     position_kind: str           # "next" (nobody ahead) | "exact" | "over"
     position: int                # callers ahead as said (the cap N for "over")
-    wait_kind: str               # "about" | "over"
-    minutes: int                 # minutes as said (the cap for "over")
-    pieces: tuple[Piece, ...]
+    wait_kind: str               # "about" | "over" | "none" (too short to say)
+    minutes: int                 # minutes as said (the cap for "over"; 0 for "none")
+    place: tuple[Piece, ...]     # 您前面还有12位
+    wait: tuple[Piece, ...]      # 预计等待约3分钟 (empty for "none")
     text: str                    # 您前面还有12位，预计等待约3分钟
+
+    @property
+    def pieces(self) -> tuple[Piece, ...]:
+        return self.place + self.wait
 
 
 def said_minutes(wait_s: float, rules: AnnounceRules = RULES) -> tuple[str, int]:
@@ -92,16 +101,18 @@ def announce(estimate: WaitEstimate, rules: AnnounceRules = RULES) -> Announceme
 
 def announcement(ahead: int, wait_s: float, rules: AnnounceRules = RULES) -> Announcement:
     position_kind, position = said_position(ahead, rules)
-    wait_kind, minutes = said_minutes(wait_s, rules)
-    pieces: list[Piece] = []
+    wait_kind, minutes = said_minutes(wait_s, rules) if wait_s >= rules.say_wait_from_s else ("none", 0)
+    place: list[Piece] = []
     if position_kind == "next":
-        pieces.append(Piece("phrase", "queue-next"))
+        place.append(Piece("phrase", "queue-next"))
     else:
-        pieces += [Piece("phrase", "queue-ahead" if position_kind == "exact" else "queue-ahead-over"),
-                   Piece("count", position), Piece("phrase", "queue-callers")]
-    pieces += [Piece("phrase", "queue-wait-about" if wait_kind == "about" else "queue-wait-over"),
-               Piece("count", minutes), Piece("phrase", "queue-minutes")]
-    return Announcement(position_kind, position, wait_kind, minutes, tuple(pieces), _text(pieces))
+        place += [Piece("phrase", "queue-ahead" if position_kind == "exact" else "queue-ahead-over"),
+                  Piece("count", position), Piece("phrase", "queue-callers")]
+    wait: list[Piece] = [] if wait_kind == "none" else [
+        Piece("phrase", "queue-wait-about" if wait_kind == "about" else "queue-wait-over"),
+        Piece("count", minutes), Piece("phrase", "queue-minutes")]
+    return Announcement(position_kind, position, wait_kind, minutes, tuple(place), tuple(wait),
+                        _text(place + wait))
 
 
 def _text(pieces: list[Piece]) -> str:
@@ -113,4 +124,4 @@ def _text(pieces: list[Piece]) -> str:
             out.append(PHRASES[str(p.value)])
             if p.value in ("queue-next", "queue-callers"):
                 out.append("，")
-    return "".join(out)
+    return "".join(out).rstrip("，")

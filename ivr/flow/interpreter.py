@@ -207,7 +207,7 @@ class FlowInterpreter:
             s.record.already_registered = s.record.wanted_person = True
             where = announcement(f.registered_ahead, 0.0)
             await s.channel.play(([step.registered_prompt] if step.registered_prompt else [])
-                                 + spoken(where.pieces[:-3]))
+                                 + spoken(where.place))
             return step.on_already_registered or step.on_registered
         outlook = self._outlook(s, step.queue, step.priority)
         long_wait = (outlook is not None and f.admission_wait_s is not None
@@ -218,7 +218,7 @@ class FlowInterpreter:
         said: list[str] = [step.intro_prompt] if step.intro_prompt else []
         if outlook is not None:     # the wait only: whoever waits hears their place when they join
             ahead, wait_s, spread_s = outlook
-            said += spoken(announcement(ahead, wait_s + spread_s).pieces[-3:])
+            said += spoken(announcement(ahead, wait_s + spread_s).wait)
         if said:
             await s.channel.play(said)
         digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
