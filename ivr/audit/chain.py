@@ -167,6 +167,18 @@ class _Mac:
         return m.hexdigest()
 
 
+def entry_verifies(key: bytes, stream: str, fields: Mapping[str, str]) -> bool:
+    """Whether one keyed entry of ``stream`` (its stream fields: n, prev, h, j,
+    k) carries its HMAC under ``key``: which key a log was written with, without
+    walking it (``ivr.audit.keycheck``)."""
+    try:
+        n = int(fields.get("n", ""))
+    except ValueError:
+        return False
+    mac = _Mac(key, stream)(fields.get("prev", ""), n, fields.get("j", ""))
+    return fields.get("k") == "1" and hmac.compare_digest(mac, fields.get("h", ""))
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     ok: bool

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from ivr.cli.common import run_with_redis
+from ivr.cli.common import audited, run_with_redis
 from ivr.services import audit as audit_service
 from ivr.settings import Settings
 
@@ -48,7 +48,7 @@ def add_commands(sub) -> None:
     au = sub.add_parser("audit", help="audit logs").add_subparsers(dest="sub", required=True)
     v = au.add_parser("verify", help="check the hash chains; exit 1 if any entry was changed or deleted")
     v.add_argument("log", nargs="?", choices=audit_service.LOG_NAMES)
-    v.set_defaults(fn=cmd_audit_verify)
+    audited(v).set_defaults(fn=cmd_audit_verify)
     c = au.add_parser("checkpoint", help="verify what was added since the last checkpoint, then write a signed "
                                          "checkpoint of every log outside Redis and print it")
-    c.set_defaults(fn=cmd_audit_checkpoint)
+    audited(c).set_defaults(fn=cmd_audit_checkpoint)
