@@ -26,8 +26,3 @@ async def check_audit_key(redis: aioredis.Redis, *, by: str, log: Log | None = N
         log.info("audit_key_recorded" if result.recorded else "audit_key_matches", fingerprint=result.short,
                  key_file=str(config.key_file))
     return result
-
-
-def fingerprint_in_use() -> str:
-    """The short fingerprint of this process's audit key (``/healthz``)."""
-    return keycheck.short(keycheck.fingerprint(audit_keys.current().key))

@@ -49,7 +49,7 @@ from ivr.project import Project, check_files
 from ivr.redisdb import keys
 from ivr.redisdb.server import RedisHandle, connect
 from ivr.runtime import leader_work
-from ivr.runtime.audit_key import check_audit_key, fingerprint_in_use
+from ivr.runtime.audit_key import check_audit_key
 from ivr.runtime.console import ConsoleProcess
 from ivr.runtime.leader import LeaderRole, Part
 from ivr.runtime.snapshot import (
@@ -211,7 +211,8 @@ class Engine:
     # -- running -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        self.status.audit_key = fingerprint_in_use()
+        # a drill's or an embedding's engine checks its key too (``serve`` did before opening the snapshot)
+        self.status.audit_key = (await check_audit_key(self.redis, by=f"engine:{self.leader.lock.token}")).short
         await publish_unpublished(self.project, self.flows, self.log)
         await self.refresh()
         await self.publish_status()
