@@ -128,3 +128,104 @@ async def test_commands_that_write_or_verify_audit_entries_check_the_key(redis_u
         assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     listing = await asyncio.to_thread(_ivr, "users", "list", env=wrong)         # reads no audit entry
     assert listing.returncode == 0 and "ops" in listing.stdout and "ops2" not in listing.stdout
+
+
+# -- rotation: `ivr audit key rotate` -------------------------------------------------
+
+@pytest.fixture
+def own_key(tmp_path):
+    """A key file of this test's own (a rotation replaces it: never the run's shared one)."""
+    return audit_keys.configure(tmp_path / "keys" / "audit.key", tmp_path / "keys" / "checkpoints.jsonl")
+
+
+async def test_a_rotation_keeps_what_the_old_key_signed_and_nothing_after(redis, own_key):
+    from ivr.runtime.audit_key import rotate_audit_key
+    from ivr.services import audit as audit_service
+
+    old = own_key
+    await keycheck.check(redis, old, by="engine:a", at=1.0)
+    await AuditLog(redis, keys.CONSOLE_AUDIT).append([{"what": "sign-in", "user": "ops"}, {"what": "edit"}])
+    await AuditLog(redis, keys.USERS_AUDIT).append([{"what": "add", "user": "ops"}])
+    await audit_service.checkpoint(redis)                        # lines signed with the old key
+
+    done, lines = await rotate_audit_key(redis, by="cli:root")
+    new = audit_keys.current()
+    assert new.key != old.key and new.key_file == old.key_file and lines == len(keys.AUDIT_LOGS)
+    assert done.previous == keycheck.fingerprint(old.key) and done.new == keycheck.fingerprint(new.key)
+    assert audit_keys.load_or_create_key(old.key_file) == new.key
+    retired = audit_keys.retired_file(old.key_file)
+    assert retired.stat().st_mode & 0o777 == 0o600 and [r.key for r in new.retired] == [old.key]
+    assert done.until == {"callbacks": 0, "contingency": 0, "console": 2, "flows": 0, "users": 1, "config": 0,
+                          "keys": 1}
+    assert json.loads(await redis.get(keys.AUDIT_KEY_FINGERPRINT))["fingerprint"] == done.new
+    rotated = (await AuditLog(redis, keys.KEYS_AUDIT).entries())[0][1]
+    assert rotated == {"kind": "audit_key_rotated", "key": done.new, "previous": done.previous, "by": "cli:root",
+                       "at": rotated["at"]}
+
+    await AuditLog(redis, keys.CONSOLE_AUDIT).append([{"what": "sign-in", "user": "boss"}])      # the new key
+    results, problems = await audit_service.verify(redis)
+    assert problems == [] and all(r.ok for r in results.values()), (results, problems)
+    assert results["console"].entries == 3
+
+    # a process still holding the old key is refused at start, and what it would write does not verify
+    with pytest.raises(AuditKeyMismatch):
+        await keycheck.check(redis, old, by="engine:stale", at=2.0)
+    await AuditLog(redis, keys.CONSOLE_AUDIT, config=old).append([{"what": "forged with the retired key"}])
+    results, _ = await audit_service.verify(redis, ["console"])
+    assert not results["console"].ok and results["console"].entries == 3
+
+
+async def test_a_rotation_refuses_while_an_engine_runs_or_a_log_is_tampered(redis, own_key):
+    from ivr.errors import Conflict
+    from ivr.runtime.audit_key import rotate_audit_key
+    from ivr.runtime.status import boot_id
+
+    record = {"status": {"calls_in_progress": 0, "calls_handled": 0, "leader": True, "ami_connected": False,
+                         "parts": {}, "parts_ok": True, "config_version": 1, "config_error": None,
+                         "engine_responding": True}, "mono": __import__("time").monotonic(), "boot": boot_id()}
+    await redis.set(keys.engine_status("host:1:aa"), json.dumps(record), ex=10)
+    with pytest.raises(Conflict, match="host:1:aa"):
+        await rotate_audit_key(redis, by="cli:root")
+    await redis.delete(keys.engine_status("host:1:aa"))
+
+    await AuditLog(redis, keys.USERS_AUDIT).append([{"what": "add", "user": "ops"}])
+    rid = (await redis.xrange(keys.USERS_AUDIT))[0][0]
+    await redis.xadd(keys.USERS_AUDIT, {"n": "1", "prev": "x", "h": "y", "j": "{}", "k": "1"}, id="9999999999999-0")
+    await redis.xdel(keys.USERS_AUDIT, rid)
+    with pytest.raises(Conflict, match="users"):
+        await rotate_audit_key(redis, by="cli:root")
+    assert audit_keys.load_or_create_key(own_key.key_file) == own_key.key          # nothing changed
+    assert not audit_keys.retired_file(own_key.key_file).exists()
+
+
+async def test_a_rotation_stopped_after_redis_changed_is_finished_by_the_next_run(redis, own_key):
+    from ivr.audit import rotation
+    from ivr.runtime.audit_key import rotate_audit_key
+
+    pending = audit_keys.new_key()
+    audit_keys.write_key(rotation.next_file(own_key.key_file), pending)
+    await redis.set(keys.AUDIT_KEY_FINGERPRINT, keycheck.record_text(keycheck.fingerprint(pending), by="x", at=1.0))
+    done, _ = await rotate_audit_key(redis, by="cli:root")
+    assert done.resumed and audit_keys.load_or_create_key(own_key.key_file) == pending
+    assert not rotation.next_file(own_key.key_file).exists()
+
+
+async def test_ivr_audit_key_show_and_rotate(redis_url, tmp_path):
+    import os
+    key_file = tmp_path / "cli-keys" / "audit.key"
+    env = {**os.environ, "IVR_HOME": str(ROOT), "IVR_DATA_DIR": str(tmp_path / "cli"), "IVR_REDIS_URL": redis_url,
+           "IVR_AUDIT_KEY_FILE": str(key_file), "IVR_AUDIT_CHECKPOINT_FILE": str(tmp_path / "cli-keys" / "cp.jsonl")}
+    add = await asyncio.to_thread(_ivr, "users", "add", "ops", "--role", "operations", "--password-stdin",
+                                  env=env, stdin="correct horse battery\n")
+    assert add.returncode == 0, add.stderr
+    first = keycheck.short(keycheck.fingerprint(audit_keys.load_or_create_key(key_file)))
+    show = await asyncio.to_thread(_ivr, "audit", "key", "show", env=env)
+    assert show.returncode == 0 and f"指纹 fingerprint {first}" in show.stdout, show.stdout
+    assert f"Redis 记录 recorded: {first}" in show.stdout and "一致 match" in show.stdout
+    rot = await asyncio.to_thread(_ivr, "audit", "key", "rotate", env=env)
+    assert rot.returncode == 0, rot.stderr
+    second = keycheck.short(keycheck.fingerprint(audit_keys.load_or_create_key(key_file)))
+    assert f"{first} -> {second}" in rot.stdout and second != first
+    verify = await asyncio.to_thread(_ivr, "audit", "verify", env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "users: 完整 intact, 1 entries" in verify.stdout and "keys: 完整 intact, 1 entries" in verify.stdout
