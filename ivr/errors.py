@@ -2,7 +2,9 @@
 
     IvrError
     ├── ConfigError          a setting is wrong; the message names it
-    │   └── AudioRefused     (ivr.prompts.audio) an uploaded prompt that cannot be used
+    │   ├── AudioRefused     (ivr.prompts.audio) an uploaded prompt that cannot be used
+    │   └── AuditKeyMismatch (ivr.audit.keycheck) this process's audit key is not the one the
+    │                        logs in Redis were written with: it refuses to start
     ├── FlowInvalid          a flow failed validation; carries every problem at once
     ├── ConfigInvalid        a configuration change that would break the set (a plan naming a
     │                        removed announcement set...): every problem, nothing written
@@ -66,6 +68,13 @@ class IvrError(Exception):
 
 class ConfigError(IvrError):
     """A setting is missing or malformed."""
+
+
+class AuditKeyMismatch(ConfigError):
+    """This process's audit key is not the one whose fingerprint Redis holds
+    (or the logs in Redis do not verify under it): it must not start, or every
+    entry it wrote would never verify. The message names both fingerprints'
+    short forms and what to do."""
 
 
 class FlowInvalid(IvrError):

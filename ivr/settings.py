@@ -58,6 +58,7 @@ class Settings:
     audit_key_file: Path = Path("var/audit.key")                    # HMAC key of the audit logs (outside Redis)
     audit_checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")  # signed heads (outside Redis)
     audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
+    console: bool = True       # `ivr serve` starts the console's process beside it (no: `ivr console` elsewhere)
 
     def __repr__(self) -> str:      # secrets masked (``shown``)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown(self)) + ")"
@@ -107,6 +108,8 @@ SETTINGS_HELP = {
     "IVR_AUDIT_CHECKPOINT_FILE": (None, "append-only file of signed audit-log heads (default: "
                                         "IVR_DATA_DIR/audit-checkpoints.jsonl)"),
     "IVR_AUDIT_CHECKPOINT_S": ("300", "seconds between the leader's audit checkpoints"),
+    "IVR_CONSOLE": ("yes", "yes: `ivr serve` starts the console and HTTP API beside the engine (IVR_HTTP_LISTEN); "
+                           "no: it serves calls only, the console runs elsewhere (`ivr console`, same Redis)"),
 }
 
 
@@ -149,6 +152,7 @@ def as_environment(settings: Settings) -> dict[str, str]:
         "IVR_AUDIT_KEY_FILE": str(settings.audit_key_file),
         "IVR_AUDIT_CHECKPOINT_FILE": str(settings.audit_checkpoint_file),
         "IVR_AUDIT_CHECKPOINT_S": str(settings.audit_checkpoint_s),
+        "IVR_CONSOLE": "yes" if settings.console else "no",
     }
 
 
@@ -291,6 +295,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if "{number}" not in dialstring:
         errors.append(f"IVR_TRANSFER_DIALSTRING={dialstring!r}: must contain {{number}}")
     checkpoint_s = _seconds(get, "IVR_AUDIT_CHECKPOINT_S", 1, 86400, 300.0, errors)
+    console = (get("IVR_CONSOLE") or "yes").lower()
+    _one_of("IVR_CONSOLE", console, ("yes", "no"), "yes or no", errors)
     if errors:
         raise ConfigError("wrong settings:\n  " + "\n  ".join(errors))
     return Settings(
@@ -301,5 +307,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         transfer_dialstring=dialstring, leader=leader != "no", contingency_mode=contingency_mode,
         audit_key_file=Path(get("IVR_AUDIT_KEY_FILE") or data_dir / "audit.key").resolve(),
         audit_checkpoint_file=Path(get("IVR_AUDIT_CHECKPOINT_FILE") or data_dir / "audit-checkpoints.jsonl").resolve(),
-        audit_checkpoint_s=checkpoint_s,
+        audit_checkpoint_s=checkpoint_s, console=console != "no",
     )

@@ -20,8 +20,10 @@ def free_port() -> int:
 
 
 class EngineProcess:
-    def __init__(self, redis_url: str, data_dir: Path, *, leader: bool = False, **env: str) -> None:
+    def __init__(self, redis_url: str, data_dir: Path, *, leader: bool = False, serve_args: tuple[str, ...] = (),
+                 **env: str) -> None:
         self.agi_port = free_port()
+        self.serve_args = serve_args
         self.env = {**os.environ, "IVR_HOME": str(ROOT), "IVR_DATA_DIR": str(data_dir), "IVR_REDIS_URL": redis_url,
                     "IVR_AGI_LISTEN": f"127.0.0.1:{self.agi_port}", "IVR_HTTP_LISTEN": "127.0.0.1:0",
                     "IVR_LEADER": "yes" if leader else "no", "IVR_LOG_LEVEL": "warning", "IVR_LOG_FORMAT": "json",
@@ -33,7 +35,7 @@ class EngineProcess:
         return f"agi://127.0.0.1:{self.agi_port}"
 
     async def start(self, timeout_s: float = 20.0) -> EngineProcess:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=self.env, cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve", *self.serve_args], env=self.env, cwd=ROOT,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         async with asyncio.timeout(timeout_s):
             while True:

@@ -167,6 +167,18 @@ class _Mac:
         return m.hexdigest()
 
 
+def entry_verifies(key: bytes, stream: str, fields: Mapping[str, str]) -> bool:
+    """Whether one keyed entry of ``stream`` (its stream fields: n, prev, h, j,
+    k) carries its HMAC under ``key``: which key a log was written with, without
+    walking it (``ivr.audit.keycheck``)."""
+    try:
+        n = int(fields.get("n", ""))
+    except ValueError:
+        return False
+    mac = _Mac(key, stream)(fields.get("prev", ""), n, fields.get("j", ""))
+    return fields.get("k") == "1" and hmac.compare_digest(mac, fields.get("h", ""))
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     ok: bool
@@ -195,6 +207,8 @@ class AuditLog:
         self.index_from = index_from or f"{stream}:index-from"
         self.config = config or current()
         self._mac = _Mac(self.config.key, stream)
+        # keys retired by `ivr audit key rotate`: each verifies entries 1..last_n of this log only
+        self._retired = [(r.last_n(stream), _Mac(r.key, stream)) for r in self.config.retired if r.last_n(stream)]
         self.head_key = f"{stream}:head"
         self._script = redis.register_script(_APPEND)
         self._lock = asyncio.Lock()
@@ -296,7 +310,7 @@ class AuditLog:
         # engine keeps writing) only make the chain longer than the head says.
         head = text_or_none(await self.redis.get(self.head_key)) or ""
         hn, hh = _split(head)
-        w = _Walk(self._mac, checkpoint, accept_unkeyed, head_n=hn)
+        w = _Walk(self._mac, checkpoint, accept_unkeyed, head_n=hn, retired=self._retired)
         start = "-"
         if since is not None and since.n > 0:
             rows = stream_entries(await self.redis.xrange(self.stream, since.entry_id, since.entry_id))
@@ -335,8 +349,9 @@ class _Walk:
     """The state of one verification walk (sans I/O)."""
 
     def __init__(self, mac: _Mac, checkpoint: Checkpoint | None, accept_unkeyed: bool = False,
-                 head_n: int = 0) -> None:
+                 head_n: int = 0, retired: Sequence[tuple[int, _Mac]] = ()) -> None:
         self.mac = mac
+        self.retired = retired
         self.checkpoint = checkpoint
         self.accept_unkeyed = accept_unkeyed
         self.head_n = head_n            # what the head key said before the walk
@@ -363,7 +378,8 @@ class _Walk:
             return f"第 {n} 条与前一条接不上 (entry {n} does not follow the entry before it)"
         j, h = f.get("j", ""), f.get("h", "")
         if f.get("k") == "1":
-            ok = hmac.compare_digest(self.mac(self.prev, n, j), h or "")
+            ok = hmac.compare_digest(self.mac(self.prev, n, j), h or "") or any(
+                n <= last and hmac.compare_digest(mac(self.prev, n, j), h or "") for last, mac in self.retired)
             self.keyed_seen = True
         else:
             # unkeyed entries: only the old start of a log, never after a keyed

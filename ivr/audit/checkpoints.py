@@ -26,7 +26,7 @@ from typing import TypedDict
 
 import orjson
 
-from ivr.audit.signing import AuditConfig, current, private_dir
+from ivr.audit.signing import AuditConfig, RetiredKey, current, private_dir, retired_for
 
 GENESIS = "0" * 64
 
@@ -72,8 +72,12 @@ def sign(key: bytes, log: str, n: int, head: str, entry_id: str, at: float, unke
     return Checkpoint(log, n, head, entry_id, at, hmac.new(key, cp.body(), hashlib.sha256).hexdigest(), unkeyed)
 
 
-def authentic(key: bytes, cp: Checkpoint) -> bool:
-    return hmac.compare_digest(hmac.new(key, cp.body(), hashlib.sha256).hexdigest(), cp.mac)
+def authentic(key: bytes, cp: Checkpoint, retired: tuple[RetiredKey, ...] = ()) -> bool:
+    """Signed with ``key``, or with a retired key while it was in force."""
+    if hmac.compare_digest(hmac.new(key, cp.body(), hashlib.sha256).hexdigest(), cp.mac):
+        return True
+    return any(cp.at <= r.retired_at and hmac.compare_digest(hmac.new(r.key, cp.body(), hashlib.sha256).hexdigest(),
+                                                              cp.mac) for r in retired)
 
 
 def append(path: Path, checkpoints: list[Checkpoint]) -> None:
@@ -96,7 +100,8 @@ _cache: dict[tuple[str, int, int, int, bytes], tuple[dict[str, Checkpoint], list
 def read_latest(path: Path, key: bytes) -> tuple[dict[str, Checkpoint], list[str]]:
     """The latest authentic checkpoint of each log, and the problems found
     (lines that are not JSON or whose HMAC does not verify: edited, or written
-    without the key). The last answer is kept while the file is unchanged: the
+    without the key; lines written before a key rotation verify under the
+    retired key that goes with ``key``, ``signing.retired_for``). The last answer is kept while the file is unchanged: the
     auditors' page verifies every log at once."""
     try:
         fh = open(path, encoding="utf-8", errors="replace")
@@ -104,17 +109,20 @@ def read_latest(path: Path, key: bytes) -> tuple[dict[str, Checkpoint], list[str
         return {}, []
     with fh:
         st = os.fstat(fh.fileno())
-        tag = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, hashlib.sha256(key).digest())
+        retired = retired_for(key)
+        tag = (str(path), st.st_ino, st.st_size, st.st_mtime_ns,
+               hashlib.sha256(key + b"".join(r.key for r in retired)).digest())
         if tag in _cache:
             latest, problems = _cache[tag]
             return dict(latest), list(problems)
-        latest, problems = _read(fh, path, key)
+        latest, problems = _read(fh, path, key, retired)
     _cache.clear()
     _cache[tag] = (latest, problems)
     return dict(latest), list(problems)
 
 
-def _read(fh: Iterable[str], path: Path, key: bytes) -> tuple[dict[str, Checkpoint], list[str]]:
+def _read(fh: Iterable[str], path: Path, key: bytes,
+          retired: tuple[RetiredKey, ...]) -> tuple[dict[str, Checkpoint], list[str]]:
     latest: dict[str, Checkpoint] = {}
     problems: list[str] = []
     for i, raw in enumerate(fh, 1):
@@ -127,7 +135,7 @@ def _read(fh: Iterable[str], path: Path, key: bytes) -> tuple[dict[str, Checkpoi
         except (ValueError, KeyError, TypeError):
             problems.append(f"{path}:{i}: 不是检查点 (not a checkpoint line)")
             continue
-        if not authentic(key, cp):
+        if not authentic(key, cp, retired):
             problems.append(f"{path}:{i}: 检查点签名不符 (checkpoint signature does not verify: edited, "
                             "or written with another key)")
             continue

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ivr import logs
 from ivr.cli import auditors, callbacks, engine, files, operations, seat_managers, users
-from ivr.cli.common import Parser, crash_report, explain
+from ivr.cli.common import CHECKS_AUDIT_KEY, Parser, crash_report, explain
 from ivr.settings import load_settings
 
 REHEARSALS = {"drill": "rehearse a load profile: the engine against the simulated Asterisk",
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         logs.configure(settings.log_level, settings.log_format)
+        CHECKS_AUDIT_KEY.set(bool(getattr(args, "audit_key", False)))
         return args.fn(args, settings)
     except KeyboardInterrupt:
         return 130

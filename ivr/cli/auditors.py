@@ -1,12 +1,13 @@
 """Auditors' commands: ``ivr audit verify`` (every hash chain, against the
-latest signed checkpoint) and ``ivr audit checkpoint``. The callback report is
+latest signed checkpoint), ``ivr audit checkpoint`` and ``ivr audit key
+show|rotate`` (the audit key's fingerprint; a new key, docs/deploy.md). The callback report is
 ``ivr callbacks report`` (``ivr.cli.callbacks``)."""
 
 from __future__ import annotations
 
 import sys
 
-from ivr.cli.common import run_with_redis
+from ivr.cli.common import audited, run_with_redis, who
 from ivr.services import audit as audit_service
 from ivr.settings import Settings
 
@@ -44,11 +45,55 @@ def cmd_audit_checkpoint(args, settings: Settings) -> int:
     return 1 if run_with_redis(settings, go) else 0
 
 
+def cmd_audit_key_show(args, settings: Settings) -> int:
+    from ivr.audit.keycheck import short
+    from ivr.runtime.audit_key import key_state
+
+    async def go(redis):
+        st = await key_state(redis)
+        print(f"本机审计密钥 this host's audit key: {st.key_file}")
+        print(f"  指纹 fingerprint {short(st.mine)} ({st.mine})")
+        if st.recorded is None:
+            print("Redis 记录 recorded: 无 none yet (the first engine, console or audit command records it)")
+        else:
+            print(f"Redis 记录 recorded: {short(st.recorded)} ({st.recorded})")
+        print(f"已停用的密钥 retired keys on this host: {st.retired}")
+        same = st.recorded in (None, st.mine)
+        print("一致 match" if same else "不一致 MISMATCH: copy the key file from a host that holds the recorded key")
+        return 0 if same else 1
+    return int(run_with_redis(settings, go))
+
+
+def cmd_audit_key_rotate(args, settings: Settings) -> int:
+    from ivr.audit.keycheck import short
+    from ivr.runtime.audit_key import rotate_audit_key
+
+    async def go(redis):
+        done, lines = await rotate_audit_key(redis, by=who())
+        if done.resumed:
+            print(f"已完成上次中断的密钥更换 finished the interrupted rotation: key {short(done.new)}")
+        else:
+            print(f"审计密钥已更换 audit key rotated: {short(done.previous)} -> {short(done.new)}; the rotation is "
+                  f"recorded in the keys log, signed by the old key")
+            print("旧密钥签到 the old key signed up to: " + ", ".join(f"{n} #{k}" for n, k in done.until.items()))
+        print(f"已用新密钥写检查点 checkpoints signed with the new key: {lines}")
+        print(f"请把 {settings.audit_key_file} 和 {settings.audit_key_file}.retired 复制到每台主机（权限 600）后再启动引擎和控制台"
+              f" — copy both files to every host (mode 600), then start the engines and consoles", file=sys.stderr)
+        return 0
+    return int(run_with_redis(settings, go))
+
+
 def add_commands(sub) -> None:
     au = sub.add_parser("audit", help="audit logs").add_subparsers(dest="sub", required=True)
     v = au.add_parser("verify", help="check the hash chains; exit 1 if any entry was changed or deleted")
     v.add_argument("log", nargs="?", choices=audit_service.LOG_NAMES)
-    v.set_defaults(fn=cmd_audit_verify)
+    audited(v).set_defaults(fn=cmd_audit_verify)
     c = au.add_parser("checkpoint", help="verify what was added since the last checkpoint, then write a signed "
                                          "checkpoint of every log outside Redis and print it")
-    c.set_defaults(fn=cmd_audit_checkpoint)
+    audited(c).set_defaults(fn=cmd_audit_checkpoint)
+    k = au.add_parser("key", help="the audit key: its fingerprint, or a new key").add_subparsers(dest="key_sub",
+                                                                                                  required=True)
+    k.add_parser("show", help="this host's key fingerprint and the one Redis records; exit 1 if they differ"
+                 ).set_defaults(fn=cmd_audit_key_show)
+    k.add_parser("rotate", help="a new audit key (every engine and console stopped): the old one signs the change "
+                               "and is kept, retired, to verify what it signed").set_defaults(fn=cmd_audit_key_rotate)

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from ivr.cli.common import run_with_redis, who
+from ivr.cli.common import audited, run_with_redis, who
 from ivr.logs import mask_number
 from ivr.services import callbacks as callback_service
 from ivr.settings import Settings
@@ -128,7 +128,7 @@ def add_commands(sub) -> None:
     ca = cb.add_parser("cancel", help="close an open callback without calling")
     ca.add_argument("key")
     ca.add_argument("--reason", required=True)
-    ca.set_defaults(fn=cmd_callbacks_cancel)
+    audited(ca).set_defaults(fn=cmd_callbacks_cancel)
     rp = cb.add_parser("report", help="completion figures for a period")
     rp.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="default: today in IVR_TIMEZONE")
     rp.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="default: the --from day")

@@ -22,6 +22,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import NoReturn
 
@@ -39,6 +40,18 @@ def who() -> str:
     return actor()
 
 
+# Set by ``main`` for a command that writes or verifies audit entries
+# (``audited``): ``with_redis`` then checks this process's audit key against
+# the one the logs are written with before the command runs.
+CHECKS_AUDIT_KEY: ContextVar[bool] = ContextVar("CHECKS_AUDIT_KEY", default=False)
+
+
+def audited(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Mark a command as one that writes (or verifies) audit entries."""
+    parser.set_defaults(audit_key=True)
+    return parser
+
+
 def run(coro):
     try:
         import uvloop  # optional: halves the loop's CPU per AGI command
@@ -48,12 +61,16 @@ def run(coro):
 
 
 async def with_redis(settings: Settings, fn):
-    """``fn(redis)`` with a connection to IVR_REDIS_URL (or the embedded Redis)."""
+    """``fn(redis)`` with a connection to IVR_REDIS_URL (or the embedded Redis),
+    after the audit key check for a command that needs it (``audited``)."""
     from ivr.redisdb.server import RedisHandle, connect
 
     with RedisHandle(settings.redis_url, settings.data_dir) as url:
         redis = connect(url)
         try:
+            if CHECKS_AUDIT_KEY.get():
+                from ivr.runtime.audit_key import check_audit_key
+                await check_audit_key(redis, by=who())
             return await fn(redis)
         finally:
             await redis.aclose()

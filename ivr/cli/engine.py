@@ -1,8 +1,10 @@
-"""Commands for whoever runs the engine: ``ivr serve``, ``ivr config``,
-``ivr status`` (live queues, seats, lines, the level, the leader) and ``ivr agi``."""
+"""Commands for whoever runs the engine: ``ivr serve``, ``ivr console`` (the
+console on a host of its own), ``ivr config``, ``ivr status`` (live queues,
+seats, lines, the level, the leader) and ``ivr agi``."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from ivr.cli.common import fmt_time, level_line, run, run_with_redis
@@ -12,8 +14,16 @@ from ivr.settings import SETTINGS_HELP, Settings, shown
 def cmd_serve(args, settings: Settings) -> int:
     from ivr.runtime.engine import serve
 
+    if args.no_console:
+        settings = dataclasses.replace(settings, console=False)
     run(serve(settings))
     return 0
+
+
+def cmd_console(args, settings: Settings) -> int:
+    from ivr.runtime.console import run_standalone
+
+    run_standalone(settings)      # does not return: this process becomes the console
 
 
 def cmd_config(args, settings: Settings) -> int:
@@ -115,7 +125,12 @@ def cmd_status(args, settings: Settings) -> int:
 
 
 def add_commands(sub) -> None:
-    sub.add_parser("serve", help="run the engine (FastAGI server) in the foreground").set_defaults(fn=cmd_serve)
+    s = sub.add_parser("serve", help="run the engine (FastAGI server) in the foreground")
+    s.add_argument("--no-console", action="store_true",
+                   help="no console beside the engine (as IVR_CONSOLE=no): `ivr console` serves it from another host")
+    s.set_defaults(fn=cmd_serve)
+    sub.add_parser("console", help="the console and HTTP API on a host of its own, for every engine sharing "
+                                   "IVR_REDIS_URL (start the engines with --no-console)").set_defaults(fn=cmd_console)
     sub.add_parser("config", help="list the settings and what is in force").set_defaults(fn=cmd_config)
     sub.add_parser("status", help="live queues, seats, trunk lines and the contingency level").set_defaults(
         fn=cmd_status)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ivr.cli.common import local_iso, run_with_redis, who
+from ivr.cli.common import audited, local_iso, run_with_redis, who
 from ivr.errors import ConfigInvalid
 from ivr.services import config as config_service
 from ivr.settings import Settings
@@ -99,7 +99,7 @@ def add_commands(sub) -> None:
         fn=cmd_files_check)
     p = f.add_parser("publish", help="the files edited on disk, checked as a set, recorded as new versions")
     p.add_argument("--note", default="")
-    p.set_defaults(fn=cmd_files_publish)
+    audited(p).set_defaults(fn=cmd_files_publish)
     h = f.add_parser("history", help="one file's versions, newest first")
     h.add_argument("path", help="e.g. queue/contingency.yaml")
     h.add_argument("--diff", action="store_true", help="show each version's diff")
@@ -108,4 +108,4 @@ def add_commands(sub) -> None:
     r.add_argument("path")
     r.add_argument("version", nargs="?", type=int)
     r.add_argument("--note", default="")
-    r.set_defaults(fn=cmd_files_rollback)
+    audited(r).set_defaults(fn=cmd_files_rollback)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ivr.cli.common import local_iso, run_with_redis, who
+from ivr.cli.common import audited, local_iso, run_with_redis, who
 from ivr.errors import FlowNotFound
 from ivr.services import flows as flow_service
 from ivr.services import prompts as prompt_service
@@ -79,7 +79,7 @@ def add_commands(sub) -> None:
     pub = flows.add_parser("publish", help="validate and publish flows (all by default)")
     pub.add_argument("names", nargs="*")
     pub.add_argument("--note", default="")
-    pub.set_defaults(fn=cmd_flows_publish)
+    audited(pub).set_defaults(fn=cmd_flows_publish)
     h = flows.add_parser("history", help="publishes and rollbacks of one flow")
     h.add_argument("name")
     h.set_defaults(fn=cmd_flows_history)
@@ -87,7 +87,7 @@ def add_commands(sub) -> None:
     rb.add_argument("name")
     rb.add_argument("version", nargs="?", type=int)
     rb.add_argument("--note", default="")
-    rb.set_defaults(fn=cmd_flows_rollback)
+    audited(rb).set_defaults(fn=cmd_flows_rollback)
 
     pr = sub.add_parser("prompts", help="prompt tools").add_subparsers(dest="sub", required=True)
     dr = pr.add_parser("draft", help="speak prompts/texts.yaml (or TEXT) into prompts/NAME.wav with espeak-ng")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from ivr.cli.common import fmt_time, level_line, run_with_redis, who
+from ivr.cli.common import audited, fmt_time, level_line, run_with_redis, who
 from ivr.services import contingency
 from ivr.settings import Settings
 
@@ -116,14 +116,14 @@ def add_commands(sub) -> None:
     s.add_argument("--expires-in", type=float, default=None, metavar="HOURS",
                    help="stand down after this many hours unless renewed (default: the level's expire_after_h)")
     s.add_argument("--no-expiry", action="store_true")
-    s.set_defaults(fn=cmd_contingency_set)
+    audited(s).set_defaults(fn=cmd_contingency_set)
     r = c.add_parser("renew", help="push the expiry of the level in force")
     r.add_argument("--hours", type=float, default=None)
-    r.set_defaults(fn=cmd_contingency_renew)
-    c.add_parser("accept", help="accept the automatic proposal").set_defaults(fn=cmd_contingency_accept)
+    audited(r).set_defaults(fn=cmd_contingency_renew)
+    audited(c.add_parser("accept", help="accept the automatic proposal")).set_defaults(fn=cmd_contingency_accept)
     rj = c.add_parser("reject", help="reject the automatic proposal")
     rj.add_argument("--reason", default="")
-    rj.set_defaults(fn=cmd_contingency_reject)
+    audited(rj).set_defaults(fn=cmd_contingency_reject)
     h = c.add_parser("history", help="changes, proposals and seat actions, newest first")
     h.add_argument("--count", type=int, default=20)
     h.set_defaults(fn=cmd_contingency_history)

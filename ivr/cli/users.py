@@ -7,7 +7,7 @@ import getpass
 import os
 import sys
 
-from ivr.cli.common import run_with_redis, who
+from ivr.cli.common import audited, run_with_redis, who
 from ivr.errors import IvrError
 from ivr.settings import Settings
 
@@ -73,5 +73,7 @@ def add_commands(sub) -> None:
     t = u.add_parser("token", help="an API token for automation (printed once)")
     t.add_argument("user")
     t.add_argument("--label", default="")
-    for x in u.choices.values():
+    for name, x in u.choices.items():
         x.set_defaults(fn=cmd_users)
+        if name != "list":          # every change of an account is audited
+            audited(x)

@@ -41,8 +41,14 @@ CONTINGENCY_AUDIT = f"{PREFIX}audit:contingency"        # Stream, hash-chained (
 CALLBACK_AUDIT = f"{PREFIX}audit:callbacks"             # Stream, hash-chained: every missed call's life
 CONSOLE_AUDIT = f"{PREFIX}audit:console"                # Stream, hash-chained: sign-ins, uploads, edits
 # the hash-chained logs `ivr audit verify` and the auditors' page check
+# JSON {schema, fingerprint, by, at}: the fingerprint (HMAC of a fixed label,
+# never the key) of the audit key the logs are written with; SET NX by the
+# first process to start, checked by every engine, console and audit-writing
+# command (ivr.audit.keycheck), replaced only by `ivr audit key rotate`
+AUDIT_KEY_FINGERPRINT = f"{PREFIX}audit-key:fingerprint"
+KEYS_AUDIT = f"{PREFIX}audit:keys"                      # Stream, hash-chained: audit key rotations (old key signs)
 AUDIT_LOGS = {"callbacks": CALLBACK_AUDIT, "contingency": CONTINGENCY_AUDIT, "console": CONSOLE_AUDIT,
-              "flows": FLOW_AUDIT, "users": USERS_AUDIT, "config": CONFIG_AUDIT}
+              "flows": FLOW_AUDIT, "users": USERS_AUDIT, "config": CONFIG_AUDIT, "keys": KEYS_AUDIT}
 LIVE = f"{PREFIX}live"                                  # JSON: the AMI live model's snapshot
 # JSON, small (read by every engine with the level): Asterisk queue -> priority ->
 # [callers ahead of a caller joining now, expected wait s, its spread s]; "lines_low": bool

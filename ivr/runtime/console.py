@@ -1,6 +1,10 @@
 """The engine's side of the console's process (``ivr.web.process``): start it,
 learn its port, restart it if it dies, stop it with the engine. The console is
-started by module name, so the engine never imports the web adapter."""
+started by module name, so the engine never imports the web adapter.
+
+``run_standalone`` is ``ivr console``: the same program on a host with no
+engine (``ivr serve --no-console`` or IVR_CONSOLE=no on the engines' hosts),
+reading the same Redis."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import json
 import os
 import sys
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from ivr.errors import ConfigError
 from ivr.settings import HostPort, Settings, as_environment
@@ -17,6 +21,7 @@ from ivr.settings import HostPort, Settings, as_environment
 if TYPE_CHECKING:
     from ivr.logs import Log
 
+CONSOLE_MODULE = "ivr.web.process"
 START_TIMEOUT_S = 30.0
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 
@@ -46,7 +51,7 @@ class ConsoleProcess:
         """Start the console; its port. ``ConfigError`` when it cannot listen."""
         listen = self.settings.http_listen if self.port is None else replace(self.settings.http_listen, port=self.port)
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ivr.web.process", self.engine_token, str(os.getpid()), env=self._env(listen),
+            sys.executable, "-m", CONSOLE_MODULE, self.engine_token, str(os.getpid()), env=self._env(listen),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
         assert self.proc.stdout is not None
         try:
@@ -94,3 +99,16 @@ class ConsoleProcess:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+def run_standalone(settings: Settings) -> NoReturn:
+    """``ivr console``: become the console's process, serving every engine
+    that shares ``settings.redis_url`` (exec: the service manager's signals
+    reach the console itself). It runs on these settings (``as_environment``),
+    including the audit key file, which it checks first."""
+    if not settings.redis_url:
+        raise ConfigError("ivr console 需要 IVR_REDIS_URL（引擎所用的 Redis，内置 Redis 只在引擎本机）— ivr console needs "
+                          "IVR_REDIS_URL: the Redis the engines use (an embedded Redis lives only beside its engine)")
+    env = {**os.environ, **as_environment(settings)}
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", CONSOLE_MODULE, "--standalone"], env)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import resource
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -47,6 +49,7 @@ from ivr.project import Project, check_files
 from ivr.redisdb import keys
 from ivr.redisdb.server import RedisHandle, connect
 from ivr.runtime import leader_work
+from ivr.runtime.audit_key import check_audit_key
 from ivr.runtime.console import ConsoleProcess
 from ivr.runtime.leader import LeaderRole, Part
 from ivr.runtime.snapshot import (
@@ -186,8 +189,10 @@ class Engine:
 
     async def _start_console(self) -> ConsoleProcess | None:
         """The console and HTTP API on IVR_HTTP_LISTEN (port 0: any free port),
-        in a process of their own (``ivr.web.process``)."""
-        if self.redis_url is None:
+        in a process of their own (``ivr.web.process``); none with
+        IVR_CONSOLE=no (``ivr serve --no-console``: ``ivr console`` serves it
+        from another host)."""
+        if self.redis_url is None or not self.settings.console:
             return None
         audit = audit_keys.current()
         console = ConsoleProcess(self.settings, redis_url=self.redis_url, engine_token=self.leader.lock.token,
@@ -206,6 +211,8 @@ class Engine:
     # -- running -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        # a drill's or an embedding's engine checks its key too (``serve`` did before opening the snapshot)
+        self.status.audit_key = (await check_audit_key(self.redis, by=f"engine:{self.leader.lock.token}")).short
         await publish_unpublished(self.project, self.flows, self.log)
         await self.refresh()
         await self.publish_status()
@@ -259,6 +266,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
     with RedisHandle(settings.redis_url, settings.data_dir) as url:
         redis = connect(url)
         try:
+            # before anything touches a call or a log: entries under another key would never verify
+            await check_audit_key(redis, by=f"engine:{socket.gethostname()}:{os.getpid()}", log=log)
             clock = from_environment()
             config = await open_snapshot(settings.home, settings.timezone, log, ConfigStore(redis),
                                          adjust=adjust_for(settings, None), now=clock.now())

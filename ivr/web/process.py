@@ -13,6 +13,15 @@ port if it dies alone.
 
 The child tells the parent how it started with one JSON line on stdout:
 ``{"http_port": N}`` or ``{"error": "..."}`` (e.g. the port is taken).
+
+The same program is the console on a host of its own (``ivr console``, which
+runs ``python -m ivr.web.process --standalone``): no engine beside it, the
+status of every engine of the Redis (``ivr.runtime.status.FleetStatus``),
+their clock as they publish it, at the normal CPU priority (nothing to yield
+to), and a start-up error as one line on stderr, exit 2.
+
+Either way it first checks its audit key against the one the logs are written
+with (``ivr.runtime.audit_key``), and refuses to start on a mismatch.
 """
 
 from __future__ import annotations
@@ -22,14 +31,13 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
-from typing import TYPE_CHECKING
+from typing import NoReturn
 
 from ivr.child_process import die_with_parent
 
-if TYPE_CHECKING:
-    pass
-
+STANDALONE = "--standalone"
 
 
 def _run_on_what_calls_leave(parent_pid: int) -> None:
@@ -52,25 +60,58 @@ def _run_on_what_calls_leave(parent_pid: int) -> None:
 
 # -- the console's own process ----------------------------------------------------
 
-async def _serve(engine_token: str) -> int:
+def _say(standalone: bool, said: dict[str, object]) -> None:
+    """How the start went: one JSON line for the engine (its child), or one
+    line for whoever runs ``ivr console`` (stderr for an error, Chinese first)."""
+    if not standalone:
+        print(json.dumps(said, ensure_ascii=False), flush=True)
+    elif "error" in said:
+        print(f"ivr: {said['error']}", file=sys.stderr, flush=True)
+    else:
+        print(f"控制台已启动 console serving on http://{said['host']}:{said['http_port']} "
+              f"(审计密钥指纹 audit key {said['audit_key']})", flush=True)
+
+
+async def _serve(engine_token: str | None) -> int:
+    """The console: for the engine ``engine_token`` (its child), or with no
+    engine beside it (``None``: ``ivr console``, every engine of the Redis)."""
     from aiohttp import web
 
     from ivr import logs
-    from ivr.clock import from_environment
+    from ivr.clock import from_environment, from_setting
+    from ivr.errors import AuditKeyMismatch, ConfigError
     from ivr.redisdb.server import connect
-    from ivr.runtime.status import PublishedStatus
+    from ivr.runtime.audit_key import check_audit_key
+    from ivr.runtime.status import FleetStatus, PublishedStatus
     from ivr.settings import load_settings
     from ivr.web.app import make_app
 
+    standalone = engine_token is None
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
-    log = logs.get("ivr.console").bind(engine=engine_token)
+    log = logs.get("ivr.console").bind(engine=engine_token or "all")
     if not settings.redis_url:
-        print(json.dumps({"error": "the console needs IVR_REDIS_URL (the engine passes it)"}), flush=True)
+        _say(standalone, {"error": "控制台需要 IVR_REDIS_URL（与引擎相同的 Redis）— the console needs IVR_REDIS_URL "
+                                   "(the Redis the engines use)"})
         return 2
     redis = connect(settings.redis_url)
-    clock = from_environment()
-    status = PublishedStatus(redis, engine_token, clock)
+    try:
+        key = await check_audit_key(redis, by=f"console:{socket.gethostname()}:{os.getpid()}", log=log)
+    except (AuditKeyMismatch, ConfigError) as exc:
+        _say(standalone, {"error": str(exc)})
+        await redis.aclose()
+        return 2
+    status: PublishedStatus | FleetStatus
+    if engine_token is not None:
+        clock = from_environment()
+        status = PublishedStatus(redis, engine_token, clock, audit_key=key.short)
+    else:
+        # the engines' clock, as the engine hands it to its child (IVR_CLOCK): a drill's simulated one
+        fleet = FleetStatus(redis, from_environment(), audit_key=key.short)
+        with contextlib.suppress(Exception):
+            await fleet.read()
+        clock = from_environment() if os.environ.get("IVR_CLOCK") else from_setting(fleet.clock_spec())
+        status = FleetStatus(redis, clock, audit_key=key.short)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -82,17 +123,16 @@ async def _serve(engine_token: str) -> int:
     try:
         await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
     except OSError as exc:
-        print(json.dumps({"error": f"IVR_HTTP_LISTEN={listen}: 无法在此地址监听 (cannot listen there: "
-                                   f"{exc.strerror})", "errno": exc.errno, "strerror": exc.strerror},
-                         ensure_ascii=False), flush=True)
+        _say(standalone, {"error": f"IVR_HTTP_LISTEN={listen}: 无法在此地址监听 (cannot listen there: "
+                                   f"{exc.strerror})", "errno": exc.errno, "strerror": exc.strerror})
         await runner.cleanup()
         await redis.aclose()
         return 2
     status.http_port = runner.addresses[0][1]
     with contextlib.suppress(Exception):
         await status.read()
-    print(json.dumps({"http_port": status.http_port}), flush=True)
-    log.info("console_serving", port=status.http_port)
+    _say(standalone, {"http_port": status.http_port, "host": listen.host, "audit_key": key.short})
+    log.info("console_serving", port=status.http_port, standalone=standalone)
     reader = asyncio.create_task(status.run())
     try:
         await stop.wait()
@@ -105,14 +145,22 @@ async def _serve(engine_token: str) -> int:
     return 0
 
 
-def main() -> None:
-    token, parent_pid = sys.argv[1], int(sys.argv[2])
-    _run_on_what_calls_leave(parent_pid)
+def _run(engine_token: str | None) -> NoReturn:
     try:
         import uvloop
     except ImportError:
-        sys.exit(asyncio.run(_serve(token)))
-    sys.exit(uvloop.run(_serve(token)))
+        sys.exit(asyncio.run(_serve(engine_token)))
+    sys.exit(uvloop.run(_serve(engine_token)))
+
+
+def main() -> None:
+    """``python -m ivr.web.process TOKEN PARENT_PID`` (the engine's child) or
+    ``python -m ivr.web.process --standalone`` (``ivr console``)."""
+    if sys.argv[1:] == [STANDALONE]:
+        _run(None)
+    token, parent_pid = sys.argv[1], int(sys.argv[2])
+    _run_on_what_calls_leave(parent_pid)
+    _run(token)
 
 
 if __name__ == "__main__":
