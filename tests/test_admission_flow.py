@@ -107,6 +107,15 @@ async def test_lines_running_low_offer_a_callback_even_without_a_known_wait(ship
     assert "queue/queue-ahead" not in played
 
 
+async def test_who_declines_while_lines_run_low_is_registered_all_the_same_and_frees_the_line(shipped, ops):
+    record, sim, played = await call(shipped, ops, Caller(digits=[""]), outlook=LONG, lines_low=True)
+    assert record.admission_offered and record.callback_accepted and sim.queue_calls == []
+    assert played[-2:] == ["admission-offer", "lines-busy-registered"] and record.steps[-1] == "lines_busy"
+    # an emergency still reaches the emergency line
+    record, sim, _ = await call(shipped, ops, Caller(digits=["1"]), outlook=LONG, lines_low=True)
+    assert sim.queue_calls[0][:2] == ("emergency-q", 10) and not record.callback_accepted
+
+
 async def test_a_short_wait_or_a_level_without_a_target_goes_straight_on_and_is_told_the_wait(shipped, ops):
     short = {"general-q": {0: (0, 20.0, 5.0)}}
     record, sim, played = await call(shipped, ops, Caller(digits=["", "2"]), outlook=short)

@@ -24,7 +24,7 @@ def test_smoke_drill_report_is_consistent(project_home, tmp_path):
     assert r["offered"] >= 30 and r["failed"] == 0
     assert r["offered"] == r["answered"] + r["not_answered"] + r["in_progress"]
     assert r["not_answered"] == (r["abandoned_in_queue"] + r["left_in_flow"] + r["satisfied_by_announcement"]
-                                 + r["balked_when_told_the_wait"]
+                                 + r["balked_when_told_the_wait"] + r["refused_recorded"]
                                  + r["callback_accepted"] + r["left_message"])
     assert r["every_missed_caller_recorded"] and r["missed_callers_without_record"] == 0
     assert r["missed_call_records"] + r["misdials"] + r["repeat_dialers_merged"] >= r["abandoned_in_queue"]
@@ -144,3 +144,20 @@ async def test_too_few_lines_busy_attempts_are_recorded_nowhere_and_redial(proje
                        "est_asterisk_holdtime", "est_head_of_line", "est_queue_length", "wait_s",
                        "outcome"} == set(queued[0])
     assert sum(1 for q in queued if q["outcome"] == "answered") >= r["answered"]
+
+
+async def test_a_caller_refused_above_ivr_lines_is_recorded_by_the_dialplan(project_home):
+    """The site's IVR_LINES below the trunk's lines (docs/lines.md): above it
+    the shipped [ivr-12345] records the caller in AstDB and sends IvrBlocked,
+    then busy; the engine turns that into a missed-call record (a callback),
+    while an arrival on a full trunk is still recorded nowhere."""
+    import dataclasses
+
+    from ivr.rehearsal.sim.drill import Drill
+    profile = dataclasses.replace(load_profile(project_home, "smoke"), lines_dialplan_limit=3)
+    drill = Drill(profile, home=project_home, lines=5, duration_s=200)
+    r = await drill.run()
+    assert r["dialplan_line_limit"] == 3 and r["busy_recorded_by_the_dialplan"] >= 2, r["busy_recorded_by_the_dialplan"]
+    assert r["refused_recorded"] == r["busy_recorded_by_the_dialplan"]
+    assert r["every_missed_caller_recorded"], r["missed_callers_without_record_sample"]
+    assert r["peak_lines_in_use"] <= 5

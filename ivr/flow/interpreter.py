@@ -228,6 +228,9 @@ class FlowInterpreter:
         if step.on_emergency and digit == step.emergency_digit:
             s.record.digits.append(digit)
             return step.on_emergency
+        if f.lines_low and step.on_declined_no_lines:   # the lines do not allow waiting: registered all the same
+            s.record.callback_accepted = True
+            return step.on_declined_no_lines
         return step.on_declined or step.on_wait
 
     async def _say_wait(self, s: _CallState, step: m.SayWait, depth: int) -> str:

@@ -351,6 +351,7 @@ def _admit_fields(r: Reader) -> dict[str, Any]:
                 emergency_digit=r.take("emergency_digit", _digit),
                 on_emergency=r.take("on_emergency", _step_ref),
                 on_declined=r.take("on_declined", _step_ref),
+                on_declined_no_lines=r.take("on_declined_no_lines", _step_ref),
                 intro_prompt=r.take("intro_prompt", _prompt))
 
 

@@ -115,6 +115,9 @@ class Admit:
     emergency_digit: str | None = None        # during the offer: an emergency is never turned away
     on_emergency: str | None = None
     on_declined: str | None = None            # offered, did not accept: default on_wait
+    # offered because free lines ran low, did not accept: the lines do not allow waiting, so the
+    # caller is registered for a callback all the same (a missed call) and goes here; default on_declined
+    on_declined_no_lines: str | None = None
     intro_prompt: str | None = None           # before an offer: "您好，12345热线。"
     where: Where = Where(0, 0)
 
@@ -212,7 +215,7 @@ def targets(step: Step) -> list[str]:
             return [t]
         case Admit():
             return [x for x in (step.on_wait, step.on_registered, step.on_already_registered, step.on_emergency,
-                                step.on_declined) if x]
+                                step.on_declined, step.on_declined_no_lines) if x]
         case SayWait(next=n):
             return [n]
     return []

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ivr.admission.lines import LinesConfig
+from ivr.admission.lines import LinesConfig, PbxLines
 from ivr.configset.store import ConfigStore
 from ivr.configset.texts import CALENDARS_DIR, FIXED_FILES, LISTS_DIR, check_set, read_texts
 from ivr.errors import ConfigError
@@ -115,6 +115,15 @@ def with_plan_mode(mode: str) -> Adjust:
         plan = dataclasses.replace(snap.plan, mode=mode)
         return dataclasses.replace(snap, ops=dataclasses.replace(snap.ops, plan=plan))
     return adjust
+
+
+def with_lines(lines: PbxLines, adjust: Adjust | None = None) -> Adjust:
+    """A drill's PBX has the lines its profile names: queue/lines.yaml as the
+    profile states it, without editing the file."""
+    def put(snap: ConfigSnapshot) -> ConfigSnapshot:
+        snap = adjust(snap) if adjust else snap
+        return dataclasses.replace(snap, ops=dataclasses.replace(snap.ops, lines=LinesConfig({lines.name: lines})))
+    return put
 
 
 FILES, LAST_GOOD = "files", "last_good"

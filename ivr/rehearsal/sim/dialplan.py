@@ -20,9 +20,10 @@ What ``AGI()`` leaves behind follows the real Asterisk 22
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ivr.rehearsal.sim.agi_peer import QueueDecider, SimChannel, run_call
 
@@ -31,6 +32,8 @@ _CUT = re.compile(r"\$\{CUT\(([A-Za-z0-9_]+),(.),([0-9]+)\)\}")
 _EXPR = re.compile(r"\$\[([^\[\]]*)\]")
 _APP = re.compile(r"^([A-Za-z]+)\((.*)\)$")
 _GROUP = re.compile(r"^GROUP\(([^)]*)\)$", re.IGNORECASE)
+_GROUP_COUNT = re.compile(r"\$\{GROUP_COUNT\(([^@)]*)(?:@([^)]*))?\)\}", re.IGNORECASE)
+_DB = re.compile(r"^DB\(([^)]*)\)$", re.IGNORECASE)
 MAX_STEPS = 200
 
 
@@ -101,13 +104,34 @@ def _cut(value: str, sep: str, n: int) -> str:
 
 
 def _expr(text: str) -> str:
-    for op in ("!=", "=", "+"):
+    for op in ("!=", "=", "+", ">", "<"):
         if op in text:
             a, b = (x.strip().strip('"') for x in text.split(op, 1))
             if op == "+":
                 return str(int(a or 0) + int(b or 0))
+            if op in "<>":
+                try:
+                    x, y = int(a or 0), int(b or 0)
+                except ValueError:              # as Asterisk: not two numbers, compared as strings
+                    return str(int(a > b if op == ">" else a < b))
+                return str(int(x > y if op == ">" else x < y))
             return str(int((a == b) == (op == "=")))
     return text.strip()
+
+
+class DialplanPbx(Protocol):
+    """What the PBX does for the dialplan beyond the channel: its groups, its
+    AstDB, events to AMI, and a refused caller's busy signal."""
+
+    def group_count(self, group: str, category: str = "") -> int: ...
+
+    def epoch(self) -> int: ...
+
+    def db_put(self, key: str, value: str) -> None: ...
+
+    def user_event(self, sim: SimChannel, name: str, fields: list[tuple[str, str]]) -> None: ...
+
+    async def busy(self, sim: SimChannel) -> None: ...
 
 
 QueueJoin = Callable[[SimChannel, str, int], Awaitable[None]]
@@ -120,19 +144,23 @@ class DialplanRun:
     apps: list[str] = field(default_factory=list)       # applications run, in order
     agi: list[str] = field(default_factory=list)        # AGISTATUS of each AGI() run
     queued: str = ""                                     # the queue the dialplan itself put the caller in
+    refused: bool = False                                # above IVR_LINES: recorded, then busy
 
 
 async def run_dialplan(path: Path, sim: SimChannel, *, queue_join: QueueJoin,
                        decide_queue: QueueDecider | None = None, context: str = "ivr-12345",
                        exten: str = "12345", engines: str | None = None, timeout_s: float = 24 * 3600,
-                       connect_timeout_s: float = 5.0, set_group: SetGroup | None = None) -> DialplanRun:
+                       connect_timeout_s: float = 5.0, set_group: SetGroup | None = None,
+                       pbx: DialplanPbx | None = None, site_globals: Mapping[str, str] | None = None) -> DialplanRun:
     """Run ``[context]`` for one call. ``engines`` overrides ``IVR_ENGINES`` of
-    ``[globals]`` (the addresses of the engines under test); ``set_group``
+    ``[globals]`` (the addresses of the engines under test), ``site_globals``
+    any other global as a site writes it (``IVR_LINES``); ``set_group``
     receives what ``Set(GROUP(category)=group)`` does (the simulated PBX counts
-    the channel in that group)."""
+    the channel in that group); ``pbx`` answers ``GROUP_COUNT()`` and runs
+    ``Set(DB(...))``, ``UserEvent()`` and ``Busy()``."""
     globals_, prios = read_context(path, context, exten)
-    if engines is not None:
-        globals_["IVR_ENGINES"] = engines
+    globals_.update(site_globals or {})
+    globals_.update({"IVR_ENGINES": engines} if engines is not None else {})
     labels = {p.label: i for i, p in enumerate(prios) if p.label}
     variables = dict(globals_)
     out = DialplanRun()
@@ -143,18 +171,16 @@ async def run_dialplan(path: Path, sim: SimChannel, *, queue_join: QueueJoin,
             raise RuntimeError(f"[{context}] loops: more than {MAX_STEPS} priorities")
         p = prios[i]
         out.apps.append(p.app)
-        data = substitute(p.data, variables | sim.vars)
+        data = _expand(p.data, sim, variables, pbx)
         i += 1
-        if p.app == "noop":
-            continue
         if p.app == "set":
-            _set(sim, data, variables, set_group)
+            _set(sim, data, variables, set_group, pbx)
+        elif p.app in ("userevent", "busy") and pbx is not None:
+            if await _pbx_app(p.app, data, sim, pbx):
+                out.refused = True
+                break
         elif p.app == "gotoif":
-            cond, _, dest = data.partition("?")
-            true_dest, _, false_dest = dest.partition(":")
-            target = true_dest if cond.strip() not in ("", "0") else false_dest
-            if target:
-                i = labels[target.strip()]
+            i = _goto_if(data, labels, i)
         elif p.app == "goto":
             i = labels[data.strip()]
         elif p.app == "agi":
@@ -169,14 +195,46 @@ async def run_dialplan(path: Path, sim: SimChannel, *, queue_join: QueueJoin,
             await queue_join(sim, queue, int(sim.vars.get("QUEUE_PRIO", "0") or 0))
         elif p.app == "hangup":
             break
-        else:
+        elif p.app != "noop":
             raise ValueError(f"the simulated dialplan does not know {p.app}()")
     return out
 
 
-def _set(sim: SimChannel, data: str, variables: dict[str, str], set_group: SetGroup | None) -> None:
+def _expand(data: str, sim: SimChannel, variables: dict[str, str], pbx: DialplanPbx | None) -> str:
+    """An application's argument with its variables and functions put in."""
+    if pbx is not None:
+        data = _GROUP_COUNT.sub(lambda m: str(pbx.group_count(m.group(1), m.group(2) or "")), data)
+        data = data.replace("${EPOCH}", str(pbx.epoch()))
+    return substitute(data.replace("${CALLERID(num)}", sim.caller.number),
+                      variables | sim.vars | {"UNIQUEID": sim.uniqueid})
+
+
+def _goto_if(data: str, labels: dict[str, int], i: int) -> int:
+    cond, _, dest = data.partition("?")
+    true_dest, _, false_dest = dest.partition(":")
+    target = true_dest if cond.strip() not in ("", "0") else false_dest
+    return labels[target.strip()] if target else i
+
+
+async def _pbx_app(app: str, data: str, sim: SimChannel, pbx: DialplanPbx) -> bool:
+    """``UserEvent()`` and ``Busy()``; True when the call ends (busy)."""
+    if app == "busy":
+        await pbx.busy(sim)
+        return True
+    name, *pairs = data.split(",")
+    pbx.user_event(sim, name.strip(), [(k.strip(), v.strip()) for k, _, v in (pair.partition(":") for pair in pairs)])
+    return False
+
+
+def _set(sim: SimChannel, data: str, variables: dict[str, str], set_group: SetGroup | None,
+         pbx: DialplanPbx | None = None) -> None:
     name, _, value = data.partition("=")
     name = name.strip()
+    db = _DB.match(name)
+    if db is not None:                          # Set(DB(family/key)=value): the PBX's AstDB
+        if pbx is not None:
+            pbx.db_put(f"/{db.group(1).strip('/')}", value)
+        return
     group = _GROUP.match(name)
     if group is None:
         variables[name] = sim.vars[name] = value

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr import logs
+from ivr.admission.lines import PbxLines
 from ivr.callback.reconcile import GRACE_S
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.child_process import die_with_parent
@@ -51,7 +52,7 @@ from ivr.rehearsal.sim.dialplan import read_context, run_dialplan
 from ivr.rehearsal.sim.pbx import SimEntry, SimPbx
 from ivr.rehearsal.sim.profiles import Profile
 from ivr.runtime.engine import Engine, raise_open_file_limit
-from ivr.runtime.snapshot import with_plan_mode, without_admission
+from ivr.runtime.snapshot import with_lines, with_plan_mode, without_admission
 from ivr.settings import load_settings
 
 TICK_S = 0.02           # wall seconds between advances of the simulated PBX
@@ -94,12 +95,37 @@ class CallRecord:
     redial: bool
     emergency: bool
     outcome: str = "in_progress"   # answered | abandoned | balked | left_in_flow | satisfied | callback_accepted
-    #                                message | other
+    #                                message | refused_recorded (above IVR_LINES: recorded, then busy) | other
     patience_s: float = math.inf   # how long this citizen would wait for a seat
     wait_s: float | None = None
     wanted_person: bool = False
     leaves_after_policy: bool = False   # hangs up satisfied if the policy announcement plays
     engine: str = ""                    # the engine running its flow now (chaos: whom a kill hits)
+
+
+BUSY_HEARD_S = 3.0      # a citizen refused by the dialplan hears busy this long, then hangs up
+
+
+class _DialplanPbx:
+    """What the drill's PBX does for ``[ivr-12345]`` beyond the channel."""
+
+    def __init__(self, drill: Drill) -> None:
+        self.drill = drill
+
+    def group_count(self, group: str, category: str = "") -> int:
+        return self.drill.pbx.trunk.group_count(group, category)
+
+    def epoch(self) -> int:
+        return int(self.drill.clock.engine.now())
+
+    def db_put(self, key: str, value: str) -> None:
+        self.drill.pbx.astdb[key] = value
+
+    def user_event(self, sim: SimChannel, name: str, fields: list[tuple[str, str]]) -> None:
+        self.drill.pbx.dialplan_event(sim.channel, sim.uniqueid, sim.caller.number, name, fields)
+
+    async def busy(self, sim: SimChannel) -> None:
+        await self.drill._refused(sim)
 
 
 @dataclass
@@ -138,6 +164,12 @@ class Drill:
         # trunk lines: --lines overrides the profile (0: unlimited); None when unlimited
         self.lines = (lines or None) if lines is not None else profile.lines
         self.admission = admission          # False: the behaviour before admission (a comparison run)
+        # IVR_LINES in [globals]: above it the dialplan records the caller, then busy (the site's setting,
+        # docs/lines.md: the trunk's lines less a headroom); the behaviour before lines had no such limit
+        self.line_limit = (profile.dialplan_line_limit(self.lines) if admission else self.lines) \
+            if self.lines else None
+        self.blocked_recorded = 0           # refused above IVR_LINES: recorded by the dialplan, then busy
+        self._dialplan_pbx = _DialplanPbx(self)
         self.home = home
         self.speed = speed or profile.speed
         self.start_epoch = start_epoch
@@ -191,7 +223,7 @@ class Drill:
         pbx = SimPbx(now)
         pbx.trunk.total = self.lines
         pbx.globals, _ = read_context(self.home / "asterisk" / "extensions.conf", "ivr-12345", "12345")
-        pbx.globals["IVR_LINES"] = str(self.lines or 0)    # what the site writes in [globals]
+        pbx.globals["IVR_LINES"] = str(self.line_limit or 0)    # what the site writes in [globals]
         cc = CallCenter(pbx, on_end=self._queue_ended, on_connect=self._connected)
         b = self.p.callers
         pbx.add_queue("general-q", wrapup_s=b.wrapup_s)
@@ -340,6 +372,13 @@ class Drill:
                 self.redials_after_busy += 1
                 heapq.heappush(self._redials, (when, number))
 
+    async def _refused(self, ch: SimChannel) -> None:
+        """Above IVR_LINES: recorded in AstDB and announced (IvrBlocked), then
+        busy; the citizen hangs up after a few rings of it and may dial again."""
+        self.blocked_recorded += 1
+        await self.clock.sleep(BUSY_HEARD_S)
+        ch.dead = True
+
     def _set_group(self, ch: SimChannel, category: str, group: str) -> None:
         self.pbx.trunk.set_group(ch.channel, category, group)
 
@@ -354,9 +393,10 @@ class Drill:
         order = urls[first:] + urls[:first]
         rec.engine = order[0]
         try:
-            await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
+            run = await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
                                decide_queue=self._decide, engines="&".join(order), connect_timeout_s=5,
-                               set_group=self._set_group)
+                               set_group=self._set_group, pbx=self._dialplan_pbx,
+                               site_globals={"IVR_LINES": str(self.line_limit or 0)})
         except Exception as exc:  # a broken call is a finding, not a crash of the drill
             rec.outcome = "other"
             self.log.warning("drill_call_failed", error=repr(exc))
@@ -365,13 +405,21 @@ class Drill:
             rec.engine = ""
             self.pbx.trunk.release(ch.channel)           # the citizen hangs up: the line is free
         cmds = ch.commands
-        rec.wanted_person = bool(ch.queue_calls) or ch.balked or any(c.startswith("RECORD") for c in cmds)
+        rec.wanted_person = (bool(ch.queue_calls) or ch.balked or run.refused
+                             or any(c.startswith("RECORD") for c in cmds))
         if rec.outcome == "answered":
+            return
+        if run.refused:                          # recorded by the dialplan, then busy: a callback is due
+            rec.outcome = "refused_recorded"
+            if self.rng.random() < self.p.callers.redial_probability:
+                at = self.clock.now() + self.rng.expovariate(1 / self.p.callers.redial_after_s)
+                if at < self.duration_s:
+                    heapq.heappush(self._redials, (at, rec.number))
             return
         heard_policy = any("policy/" in c for c in cmds)
         if rec.leaves_after_policy and heard_policy and ch.caller.hangup_on is None and not ch.queue_calls:
             rec.outcome = "satisfied"
-        elif any("callback-confirmed" in c for c in cmds):
+        elif any("callback-confirmed" in c or "lines-busy-registered" in c for c in cmds):
             rec.outcome = "callback_accepted"
             self.registered_early += any("admission-offer" in c for c in cmds) and not ch.queue_calls
         elif any(c.startswith("RECORD") for c in cmds):
@@ -483,8 +531,7 @@ class Drill:
             self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
             settings = load_settings({**settings_env, "IVR_REDIS_URL": url, "IVR_AGI_LISTEN": "127.0.0.1:0"})
             self.engine = Engine(settings, self.redis, logs.get("ivr.runtime.engine"), clock=self.clock.engine,
-                                 adjust=with_plan_mode(mode) if self.admission
-                                 else without_admission(with_plan_mode(mode)), redis_url=url)
+                                 adjust=self._adjust(mode), redis_url=url)
             await self._fixed_level()
             stop, ready = asyncio.Event(), asyncio.Event()
             self._engine_stop = stop
@@ -515,6 +562,17 @@ class Drill:
             await asyncio.sleep(0.05)
         if self.on_ready is not None and self.engine is not None:
             await self.on_ready(self.engine)
+
+    def _adjust(self, mode: str):
+        """The shipped configuration as this drill runs it: the plan in its mode,
+        the profile's lines (queue/lines.yaml as the profile states it), or the
+        behaviour before admission for a comparison."""
+        if not self.admission:
+            return without_admission(with_plan_mode(mode))
+        if self.lines is None:
+            return with_plan_mode(mode)
+        reserve, below = self.p.line_rules(self.lines)
+        return with_lines(PbxLines("main", self.lines, reserve, below), with_plan_mode(mode))
 
     async def _fixed_level(self) -> None:
         if self.contingency.isdigit():           # a fixed level: no automatic changes
@@ -746,7 +804,7 @@ class Drill:
         calls = list(self.calls.values())
         by = {k: sum(1 for c in calls if c.outcome == k) for k in
               ("answered", "abandoned", "balked", "left_in_flow", "satisfied", "callback_accepted", "message",
-               "other", "in_progress")}
+               "refused_recorded", "other", "in_progress")}
         answered = [c for c in calls if c.outcome == "answered"]
         em = [c.wait_s for c in answered if c.emergency and c.wait_s is not None]
         ordinary = [c.wait_s for c in answered if not c.emergency and c.wait_s is not None]
@@ -791,7 +849,7 @@ class Drill:
             "redials": sum(1 for c in calls if c.redial),
             "answered": by["answered"], "not_answered": not_answered, "in_progress": by["in_progress"],
             "abandoned_in_queue": by["abandoned"], "left_in_flow": by["left_in_flow"],
-            "balked_when_told_the_wait": by["balked"],
+            "balked_when_told_the_wait": by["balked"], "refused_recorded": by["refused_recorded"],
             "satisfied_by_announcement": by["satisfied"], "callback_accepted": by["callback_accepted"],
             "callbacks_registered_early": self.registered_early,
             "admission": self.admission,
@@ -829,7 +887,11 @@ class Drill:
         talk = [o.talk_s for o in self.cc.outcomes.values() if o.kind == "answered"] + \
             [o.talk_s for o in self.cc.talking.values()]
         return {
-            "lines": self.lines, "attempts": self.attempts, "blocked_attempts": self.blocked,
+            "lines": self.lines, "dialplan_line_limit": self.line_limit, "attempts": self.attempts,
+            "blocked_attempts": self.blocked, "busy_recorded_by_the_dialplan": self.blocked_recorded,
+            "line_rules": dict(zip(("emergency_reserve", "callback_below_free"),
+                                   self.p.line_rules(self.lines), strict=True)) if self.lines and self.admission
+            else None,
             "blocked_emergency_attempts": self.blocked_emergency, "redials_after_busy": self.redials_after_busy,
             "attempts_add_up": self.attempts == self.blocked + len(calls),
             "citizens": citizens, "citizens_only_busy": len(only_busy),
@@ -875,7 +937,8 @@ def print_report(r: dict, out=sys.stdout) -> None:
         f"  接通 answered {r['answered']} ({r['answered'] / max(r['offered'], 1):.0%}); within 20 s "
         f"{r['answered_within_20s']}, within 60 s {r['answered_within_60s']}",
         f"  未接通 not answered {r['not_answered']}: abandoned in queue {r['abandoned_in_queue']}, left in the flow "
-        f"{r['left_in_flow']}, hung up when told the wait {r['balked_when_told_the_wait']}, satisfied by the "
+        f"{r['left_in_flow']}, hung up when told the wait {r['balked_when_told_the_wait']}, refused (recorded) "
+        f"{r['refused_recorded']}, satisfied by the "
         f"announcement {r['satisfied_by_announcement']}, callback accepted "
         f"{r['callback_accepted']}, left a message {r['left_message']}, failed {r['failed']}; in progress {r['in_progress']}",
         f"  紧急 emergency {r['emergency_calls']} calls: wait p50 {s(r['emergency_wait_p50_s'])}, "
@@ -912,8 +975,10 @@ def _line_lines(r: dict) -> list[str]:
     scored = "; ".join(f"{name} " + (f"rrmse {a['rrmse']}, within {rate(a['within_share'])} (n {a['n']})"
                                      if a["n"] else "none") for name, a in acc.items())
     return [
-        f"  线路 lines {r['lines'] or 'unlimited'}: attempts {r['attempts']}, busy {r['blocked_attempts']} "
-        f"({busy_share:.1%}; emergency {r['blocked_emergency_attempts']}), redials after busy "
+        f"  线路 lines {r['lines'] or 'unlimited'} (IVR_LINES {r['dialplan_line_limit'] or 0}): attempts "
+        f"{r['attempts']}, busy recorded nowhere {r['blocked_attempts']} "
+        f"({busy_share:.1%}; emergency {r['blocked_emergency_attempts']}), busy recorded by the dialplan "
+        f"{r['busy_recorded_by_the_dialplan']}, redials after busy "
         f"{r['redials_after_busy']}; peak lines in use {r['peak_lines_in_use']}; line-seconds per citizen "
         f"{r['line_seconds_per_citizen']} ({r['citizens']} citizens, {r['citizens_only_busy']} only ever heard busy)",
         f"  接通率 answered within 15 s of queueing {rate(r['answered_within_15s_rate'])} "

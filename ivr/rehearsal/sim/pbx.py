@@ -144,6 +144,7 @@ class SimPbx:
         self.by_state: dict[str, list[tuple[str, SimMember]]] = {}
         self.trunk = Trunk(clock)                  # the carrier's lines (unlimited unless the drill says)
         self.globals: dict[str, str] = {}         # the dialplan's [globals], read by AMI Getvar
+        self.astdb: dict[str, str] = {}           # AstDB: "/family/key" -> value (Set(DB(...)), DBGetTree, DBDel)
         self.handle_times = HandleTimes()         # recently completed calls, for the queue-length predictor
         self._seq = itertools.count(1)
         self._chan = itertools.count(1)
@@ -524,6 +525,32 @@ class SimPbx:
                     ("ConnectedLineName", ""), ("Language", "en"), ("AccountCode", ""), ("Context", "ivr-callback"),
                     ("Exten", "h"), ("Priority", "1"), ("Uniqueid", f"{self.clock():.0f}.{next(self._chan)}"),
                     ("Linkedid", ""), ("UserEvent", name)] + list(fields.items()))
+
+    def dialplan_event(self, channel: str, uniqueid: str, number: str, name: str, fields: list[tuple[str, str]],
+                       *, context: str = "ivr-12345", exten: str = "12345") -> None:
+        """``UserEvent(name,Key: value,...)`` run by the incoming dialplan on a
+        caller's channel before it is answered (the refused branch of
+        ``[ivr-12345]``: ``UserEvent: IvrBlocked``)."""
+        self._emit([("Event", "UserEvent"), ("Privilege", "user,all"), ("Channel", channel), ("ChannelState", "4"),
+                    ("ChannelStateDesc", "Ring"), ("CallerIDNum", number), ("CallerIDName", "<unknown>"),
+                    ("Context", context), ("Exten", exten), ("Priority", "1"), ("Uniqueid", uniqueid),
+                    ("Linkedid", uniqueid), ("UserEvent", name)] + fields)
+
+    def _act_dbgettree(self, msg, aid):
+        prefix = f"/{msg.get('Family', '')}/"
+        rows = sorted((k, v) for k, v in self.astdb.items() if k.startswith(prefix))
+        out = [[("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
+                ("Message", "Result will follow")]]
+        out += [[("Event", "DBGetTreeResponse"), ("Key", k), ("Val", v), ("ActionID", aid)] for k, v in rows]
+        out.append([("Event", "DBGetTreeComplete"), ("ActionID", aid), ("EventList", "Complete"),
+                    ("ListItems", str(len(rows)))])
+        return out
+
+    def _act_dbdel(self, msg, aid):
+        key = f"/{msg.get('Family', '')}/{msg.get('Key', '')}"
+        if self.astdb.pop(key, None) is None:
+            return [[("Response", "Error"), ("ActionID", aid), ("Message", "Database entry could not be deleted")]]
+        return [[("Response", "Success"), ("ActionID", aid), ("Message", "Key deleted successfully")]]
 
     # -- message builders (field order as Asterisk 22 sends them) ---------------
 

@@ -41,6 +41,24 @@ class Profile:
     callers: CallerBehaviour
     callback_reach: float = 0.7
     lines: int | None = None      # trunk lines of the PBX; None: unlimited
+    # what queue/lines.yaml says of those lines in the drill (the shipped file states a small PBX's):
+    # kept for emergencies, and the free lines below which the flow offers an early callback
+    # (None: 1 % of the lines, at least 2; 20 % of the lines, at least the reserve)
+    lines_emergency_reserve: int | None = None
+    lines_callback_below_free: int | None = None
+    # IVR_LINES, what the site writes in [globals]: above it the dialplan records the caller before busy
+    # (None: the lines themselves, so the carrier refuses first and nothing is recorded)
+    lines_dialplan_limit: int | None = None
+
+    def dialplan_line_limit(self, lines: int) -> int:
+        return min(lines, self.lines_dialplan_limit) if self.lines_dialplan_limit is not None else lines
+
+    def line_rules(self, lines: int) -> tuple[int, int]:
+        """-> (emergency_reserve, callback_below_free) for ``lines`` lines."""
+        reserve = self.lines_emergency_reserve if self.lines_emergency_reserve is not None else max(2, lines // 100)
+        below = (self.lines_callback_below_free if self.lines_callback_below_free is not None
+                 else max(reserve, lines // 5))
+        return min(reserve, lines - 1), min(max(below, reserve), lines)
 
     def rate_per_s(self, t: float) -> float:
         pts = self.arrivals
@@ -77,6 +95,9 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
         seats = r.take("seats", read_int(1, 20000), required=True)
         em = r.take("emergency_seats", read_int(0, 2000), default=1)
         lines = r.take("lines", read_int(1, 1_000_000), default=None)
+        reserve = r.take("lines_emergency_reserve", read_int(0, 1_000_000), default=None)
+        below = r.take("lines_callback_below_free", read_int(0, 1_000_000), default=None)
+        limit = r.take("lines_dialplan_limit", read_int(1, 1_000_000), default=None)
         anode = r.take("arrivals", lambda rr, n: n, required=True)
         cnode = r.take("callers", lambda rr, n: n, default=None)
         cbnode = r.take("callbacks", lambda rr, n: n, default=None)
@@ -87,7 +108,8 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
         values = (desc, duration, speed, seats, em, reach)
         if not problems.errors and MISSING not in values and points:
             prof = Profile(name, desc, duration, speed, seats, em, tuple(points), behaviour, reach,
-                           None if lines is MISSING else lines)
+                           None if lines is MISSING else lines, None if reserve is MISSING else reserve,
+                           None if below is MISSING else below, None if limit is MISSING else limit)
     if prof is None:
         raise ConfigError("\n".join(str(p) for p in problems.errors) or f"{path}: not a drill profile")
     return prof
