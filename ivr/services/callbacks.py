@@ -14,12 +14,15 @@ from ivr.callback.report import month_days, period
 from ivr.callback.states import EntryKind, RecordState
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.callback.trail import read_trail
+from ivr.contingency.plan import load_seats
 from ivr.errors import Conflict, InvalidInput, NotFound
 from ivr.logs import mask_number
 from ivr.redisdb import keys
+from ivr.redisdb.live import read_live
 from ivr.redisdb.replies import text_or_none, texts
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from zoneinfo import ZoneInfo
 
     import redis.asyncio as aioredis
@@ -105,6 +108,21 @@ async def oldest_open_age(redis: aioredis.Redis, now: float) -> float | None:
     replies = [text_or_none(await redis.hget(keys.callback_open(n), "first_at")) for n in heads]
     firsts = [float(f) for f in replies if f]
     return round(now - min(firsts), 1) if firsts else None
+
+
+async def seat_names(redis: aioredis.Redis, queue_dir: Path) -> dict[str, str]:
+    """interface -> the seat's name as staff know it: the queue members' names
+    the leader's live model holds (Asterisk's MemberName; the seats page shows
+    the same), then the names in queue/seats.yaml, which win. A seat in
+    neither is shown by its interface. A broken seats.yaml leaves its names
+    out (the file's own problem shows on /healthz)."""
+    live = await read_live(redis) or {}
+    names = {s["interface"]: s["name"] for s in live.get("seats", [])
+             if s.get("interface") and s.get("name") and s["name"] != s["interface"]}
+    seats, _ = load_seats(queue_dir)
+    for group in (seats.groups if seats else {}).values():
+        names.update({s.interface: s.name for s in group if s.name})
+    return names
 
 
 async def report(redis: aioredis.Redis, start: float, end: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
