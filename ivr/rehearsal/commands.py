@@ -39,13 +39,22 @@ def _progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _write(report: dict, path: Path) -> list[Path]:
+def plan_top_level(queue_dir: Path) -> int | None:
+    """The contingency plan's highest level (the picture's legend explains
+    each level up to it); None when the plan does not load."""
+    from ivr.contingency.plan import load_plan
+
+    plan, _ = load_plan(queue_dir, queues=None, announcement_sets=None, seat_groups=None)
+    return len(plan.levels) - 1 if plan is not None else None
+
+
+def _write(report: dict, path: Path, levels: int | None = None) -> list[Path]:
     from ivr.rehearsal.sim.chart import drill_svg
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report_json(report), encoding="utf-8")
     svg = path.with_suffix(".svg")
-    svg.write_text(drill_svg(report), encoding="utf-8")
+    svg.write_text(drill_svg(report, levels), encoding="utf-8")
     return [path, svg]
 
 
@@ -119,7 +128,7 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
         for name, r in reports.items():
             path = report if name == "with_plan" else report.with_name(
                 f"{report.stem}-{name.replace('_', '-')}{report.suffix}")
-            written = _write(r, path)
+            written = _write(r, path, plan_top_level(settings.queue_dir))
             print(f"report: {', '.join(str(p) for p in written)}")
     return 0 if ok else 1
 
