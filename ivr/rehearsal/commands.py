@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -133,6 +134,19 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     return 0 if ok else 1
 
 
+def ivr_command() -> str:
+    """The ``ivr`` command as a shell finds it from anywhere: the one beside
+    this Python (``.venv/bin/ivr``, which is not on PATH after ``./run demo``),
+    by its full path."""
+    beside = Path(sys.executable).with_name("ivr")
+    return shlex.quote(str(beside.absolute())) if beside.exists() else f"{shlex.quote(sys.executable)} -m ivr"
+
+
+def status_hint(redis_url: str) -> str:
+    """The command the demo prints for another terminal: it works as copied."""
+    return f"IVR_REDIS_URL={shlex.quote(redis_url)} {ivr_command()} status"
+
+
 async def _open_console(engine: Engine) -> None:
     """Demo accounts in the drill's own Redis, printed with the console's address."""
     import secrets
@@ -145,8 +159,7 @@ async def _open_console(engine: Engine) -> None:
     host = engine.settings.http_listen.host
     print(f"\n控制台 console: http://{host}:{engine.http_port}/console/  — users ops, manager, auditor; "
           f"password {password} (this drill only)", file=sys.stderr)
-    print(f"另一个终端 in another terminal: IVR_REDIS_URL={engine.settings.redis_url} ivr status",
-          file=sys.stderr)
+    print(f"另一个终端 in another terminal: {status_hint(engine.settings.redis_url or '')}", file=sys.stderr)
     print(WHERE_TO_LOOK + "\n", file=sys.stderr, flush=True)
 
 
