@@ -77,8 +77,9 @@ def idle_seats(snapshot: LiveSnapshot, busy: set[str]) -> list[str]:
 
 def seat_names(snapshot: LiveSnapshot | None) -> dict[str, str]:
     """interface -> the queue member's name, where Asterisk gave one other than the interface."""
-    return {s["interface"]: s["name"] for s in (snapshot or {}).get("seats", [])
-            if s.get("name") and s["name"] != s["interface"]}
+    if snapshot is None:
+        return {}
+    return {s["interface"]: s["name"] for s in snapshot["seats"] if s.get("name") and s["name"] != s["interface"]}
 
 
 def _named(seat_name: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from ivr.callback.states import EntryKind, RecordState
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.callback.trail import read_trail
 from ivr.contingency.plan import load_seats
-from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.errors import ConfigError, Conflict, InvalidInput, NotFound
 from ivr.logs import mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.live import read_live
@@ -147,7 +147,10 @@ async def seat_names(redis: aioredis.Redis, queue_dir: Path) -> dict[str, str]:
     live = await read_live(redis) or {}
     names = {s["interface"]: s["name"] for s in live.get("seats", [])
              if s.get("interface") and s.get("name") and s["name"] != s["interface"]}
-    seats, _ = load_seats(queue_dir)
+    try:
+        seats, _ = load_seats(queue_dir)
+    except ConfigError:             # unreadable or too large: the snapshot reports it
+        seats = None
     for group in (seats.groups if seats else {}).values():
         names.update({s.interface: s.name for s in group if s.name})
     return names

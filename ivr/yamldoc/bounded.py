@@ -70,8 +70,9 @@ def compose(text: str) -> yaml.Node | None:
 def location(exc: yaml.YAMLError) -> tuple[int, int]:
     """1-based (line, col) of a PyYAML error; (1, 1) when it has none."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if getattr(exc, "problem", None) == "could not find expected ':'" and getattr(exc, "context_mark", None):
-        mark = exc.context_mark         # the key without its colon, not the line where the parser noticed
+    key_mark = getattr(exc, "context_mark", None)
+    if getattr(exc, "problem", None) == "could not find expected ':'" and key_mark:
+        mark = key_mark                 # the key without its colon, not the line where the parser noticed
     return (mark.line + 1, mark.column + 1) if mark else (1, 1)
 
 
