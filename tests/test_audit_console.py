@@ -57,6 +57,9 @@ async def test_auditor_sees_named_seats_pages_of_callbacks_and_verification_on_t
     page = await sign_in(browser, base, "audit")
     await page.set_viewport_size({"width": 1400, "height": 900})
     await page.wait_for_selector("#seats >> text=Seat10001")
+    await page.wait_for_selector("#listinfo >> text=共 45 条")
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "audit-top.png"))
     seats = await page.inner_text("#seats")
     assert all(name in seats for name in ("Seat101", "Seat10001", "Seat555")), seats
     # a seat nobody named is shown as it is; the named ones never by their interface
@@ -89,7 +92,7 @@ async def test_auditor_sees_named_seats_pages_of_callbacks_and_verification_on_t
     await page.click('#cblist a >> text="1"')
     await page.wait_for_selector("#record >> text=最后坐席 last seat Seat101")
     if os.environ.get("IVR_SCREENSHOTS"):
-        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "audit-top.png"))
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "audit-record.png"))
         await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "audit-full.png"), full_page=True)
 
 
