@@ -16,6 +16,7 @@ from ivr.redisdb import keys
 from ivr.redisdb.replies import text_or_none
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from zoneinfo import ZoneInfo
 
     import redis.asyncio as aioredis
@@ -132,8 +133,10 @@ class Checkpointer:
     """
 
     def __init__(self, redis: aioredis.Redis, *, logs: dict[str, str] | None = None,
-                 config: AuditConfig | None = None, log: Log | None = None, always: bool = False) -> None:
+                 config: AuditConfig | None = None, log: Log | None = None, always: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         self.redis = redis
+        self.clock = clock          # the engine's (a drill's simulated one): the checkpoint's time beside the heads
         self.logs = dict(keys.AUDIT_LOGS if logs is None else logs)
         self.config = config
         self.log = log
@@ -143,7 +146,7 @@ class Checkpointer:
         """One checkpoint of every log. Returns the lines written and, per log
         name, the problem that kept a log from being checkpointed."""
         config = self.config or current()
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         # file work off the event loop: the leader's loop also runs the AMI link
         latest, _ = await asyncio.to_thread(read_latest, config.checkpoint_file, config.key)
         written: list[Checkpoint] = []
