@@ -188,10 +188,13 @@ def calendar_dates(text: str, path: str) -> tuple[frozenset[dt.date], list[Probl
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", entry):    # fromisoformat takes 20261001 and 2026-W40-4 too
+            problems.append(Problem(path, i, 1, f"'{entry}' is not a date YYYY-MM-DD"))
+            continue
         try:
             dates.add(dt.date.fromisoformat(entry))
         except ValueError:
-            problems.append(Problem(path, i, 1, f"'{entry}' is not a date YYYY-MM-DD"))
+            problems.append(Problem(path, i, 1, f"there is no such day: '{entry}'"))
     return frozenset(dates), problems
 
 

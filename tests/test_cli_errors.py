@@ -3,6 +3,7 @@ setting or file and says what to do (Chinese first), exit code 1, no traceback.
 Run as a subprocess, the way staff meet it."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -124,3 +125,91 @@ def test_a_bug_ends_in_one_line_that_names_its_crash_file(home, tmp_path, monkey
     assert crash.stat().st_mode & 0o777 == 0o600 and str(crash) in err
     text = crash.read_text()
     assert "Traceback" in text and "broken" in text and "138******78" in text and "13812345678" not in text
+
+
+# -- the mistakes staff make most, each told in one line, Chinese first, in words staff know ---------------
+
+# what no member of staff should have to read: argparse's and PyYAML's and Python's own words
+PARSER_TEXT = ("usage:", "invalid int value", "invalid float value", "invalid choice", "the following arguments",
+               "Invalid isoformat", "isoformat", "<block end>", "<block mapping start>", "cannot start any token",
+               "could not find expected", "mapping values are not allowed", "(YAML:", "argument sub", "参数 sub",
+               "Traceback", "ValueError")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def told_once(text: str, prefix: str) -> str:
+    """The one line that starts with ``prefix`` (the command, or the file's
+    name), its message Chinese first: the first word after the prefix is
+    Chinese, and nothing is a parser's own text."""
+    lines = [ln for ln in text.splitlines() if ln.startswith(prefix)]
+    assert len(lines) == 1, text
+    line = lines[0]
+    message = line.split(": ", 1)[1] if line.startswith("ivr") else re.sub(r"^\S+?:[0-9]+:[0-9]+: ", "", line)
+    first_letter = next(ch for ch in message if ch.isalpha())
+    assert _CJK.match(first_letter), line
+    zh = message.split("— ")[0]
+    assert _CJK.search(zh) and "— " in message, line          # Chinese, then the English
+    assert not [p for p in PARSER_TEXT if p in line], line
+    return line
+
+
+CLI_MISTAKES = [
+    # (what staff typed, how the line starts)
+    (("contingency", "set", "2"), "ivr contingency set: 缺少参数 --reason"),
+    (("callbacks", "cancel", "7"), "ivr callbacks cancel: 缺少参数 --reason"),
+    (("contingency", "set", "high", "--reason", "surge"), "ivr contingency set: 级别 应为整数"),
+    (("contingency", "set", "2", "--reason", "surge", "--expires-in", "two"), "ivr contingency set: 参数 --expires-in"),
+    (("contingency",), "ivr contingency: 缺少子命令"),
+    (("flows", "chek"), "ivr flows: 子命令不能是 'chek'"),
+    (("callbacks", "report", "--from"), "ivr callbacks report: 参数 --from 后面需要一个值"),
+    (("callbacks", "report", "--month", "2026-1"), "ivr: 月份应写成 YYYY-MM，如 2026-01，而不是 '2026-1'"),
+    (("callbacks", "report", "--month", "2026-13"), "ivr: 没有这个月份：'2026-13'"),
+    (("callbacks", "report", "--from", "2026-02-31"), "ivr: 没有这一天：'2026-02-31'"),
+    (("callbacks", "report", "--from", "2026/12/06"), "ivr: 日期应写成 YYYY-MM-DD，如 2026-12-06，而不是 '2026/12/06'"),
+    (("callbacks", "report", "--from", "6.12.2026"), "ivr: 日期应写成 YYYY-MM-DD"),
+    (("callbacks", "report", "--from", "2026-12-06", "--to", "2026-12-01"), "ivr: 结束日期 2026-12-01 早于开始日期"),
+]
+
+
+@pytest.mark.parametrize("args, starts", CLI_MISTAKES, ids=[" ".join(a) for a, _ in CLI_MISTAKES])
+def test_a_staff_mistake_on_the_command_line_is_one_chinese_line(home, tmp_path, redis_url, args, starts):
+    """Issue 18: argparse's English usage block, "Invalid isoformat string"."""
+    r = ivr(*args, env={"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path), "IVR_REDIS_URL": redis_url})
+    assert r.returncode in (1, 2) and r.stdout == "", r.stdout
+    line = told_once(r.stderr, "ivr")
+    assert r.stderr.strip() == line and line.startswith(starts), line
+
+
+def _edit(path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+FILE_MISTAKES = [
+    # (file, text there, the mistake, the command that checks it, where, how the message starts)
+    ("queue/seats.yaml", "  front-line:\n", "   front-line:\n", ("files", "check"), "9:4", "缩进有误"),
+    ("queue/seats.yaml", "  front-line:\n", "\tfront-line:\n", ("files", "check"), "9:1", "不能用制表符"),
+    ("queue/seats.yaml", "reserved:\n", "reserved\n", ("files", "check"), "13:1", "缺少冒号 ':'"),
+    ("flows/main.yaml", "    prompts: [welcome]\n", "\tprompts: [welcome]\n", ("flows", "check"), "14:1", "不能用制表符"),
+    ("flows/main.yaml", "    prompts: [welcome]\n", "    prompts [welcome]\n", ("flows", "check"), "14:5", "缺少冒号 ':'"),
+    ("flows/main.yaml", "    prompts: [welcome]\n", "     prompts: [welcome]\n", ("flows", "check"), "14:",
+     "这里不能再有“键: 值”：可能缩进有误"),
+    ("flows/calendars/holidays.txt", "2026-10-01\n", "2026-02-30\n", ("files", "check"), "3:1", "没有这一天：'2026-02-30'"),
+    ("flows/calendars/holidays.txt", "2026-10-01\n", "2026/10/01\n", ("files", "check"), "3:1",
+     "'2026/10/01' 不是日期：日期应写成 YYYY-MM-DD"),
+]
+
+
+@pytest.mark.parametrize("path, old, new, command, where, starts", FILE_MISTAKES,
+                         ids=[f"{p} {n.strip()!r}" for p, _, n, *_ in FILE_MISTAKES])
+def test_a_staff_mistake_in_a_file_is_one_chinese_line_at_its_place(home, tmp_path, path, old, new, command, where,
+                                                                     starts):
+    """Issue 18: "expected <block end>, but found '<block mapping start>'",
+    with nothing about indentation; a key without its colon was placed on
+    the line after it."""
+    _edit(home / path, old, new)
+    r = ivr(*command, env={"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    line = told_once(r.stdout + "\n" + r.stderr, path)
+    assert line.startswith(f"{path}:{where}") and line.split(": ", 1)[1].startswith(starts), line

@@ -190,3 +190,30 @@ async def test_ivr_status_shows_the_running_engine(engine, redis_url):
                                   text=True, timeout=60, env={**engine.env, "IVR_REDIS_URL": redis_url})
     assert out.returncode == 0, out.stderr
     assert "引擎 engines: 1/1 正常响应 responding" in out.stdout
+
+
+async def test_the_console_logs_at_the_level_of_the_process_that_started_it(redis_url, project_home, tmp_path, capfd):
+    """The console writes to its engine's stderr. A drill or the demo logs
+    only errors, in words, among its Chinese lines; its console must not add
+    an info line in JSON ("console_serving" on the demo's screen) because the
+    engine's settings say info. ``ivr serve`` configures its logs from the
+    same settings, so in production nothing changes."""
+    from ivr import logs
+    from ivr.runtime.console import ConsoleProcess
+
+    settings = load_settings({"IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path),
+                              "IVR_HTTP_LISTEN": "127.0.0.1:0", "IVR_LOG_LEVEL": "info", "IVR_LOG_FORMAT": "json"})
+    seen = {}
+    for level in ("info", "error"):
+        logs.configure(level, "json" if level == "info" else "console")
+        console = ConsoleProcess(settings, redis_url=redis_url, engine_token="t", clock_spec="wall",
+                                 audit_key_file=str(tmp_path / "audit.key"),
+                                 audit_checkpoint_file=str(tmp_path / "checkpoints.jsonl"), log=logs.get("test"))
+        try:
+            await console.start()
+        finally:
+            await console.stop()           # SIGTERM is handled in the console's loop: after its serving line
+            logs.configure("warning", "console")
+        seen[level] = capfd.readouterr().err
+    assert '"event":"console_serving"' in seen["info"]       # asked for: the line is there
+    assert "console_serving" not in seen["error"] and '{"' not in seen["error"], seen["error"]

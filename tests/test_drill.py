@@ -88,9 +88,31 @@ def test_drill_picture_has_a_level_legend_clear_of_the_title():
     r = {"profile": "x" * 40, "offered": 123456, "answered": 1, "not_answered": 1, "callbacks_made": 1,
          "callbacks_reached": 1, "series": {"t": [60.0, 120.0], "arrivals": [1, 2], "waiting": [1, 2], "busy": [1, 2],
                                             "backlog": [1, 2], "level": [0, 2]}}
-    svg = drill_svg(r)
-    assert "级别 level 1" in svg and "级别 level 4" in svg            # each shade explained
+    svg = drill_svg(r, levels=3)
+    assert "级别 level 1" in svg and "级别 level 3" in svg            # each shade explained
+    assert "级别 level 4" not in svg                                  # the plan's levels run 0-3
     assert 24 + 6 < LEGEND_Y and LEGEND_Y + 12 < TOP - 18            # title, legend, first panel label: own rows
+
+
+def test_drill_picture_shades_a_level_as_one_band_and_ticks_round_minutes():
+    """A 70-minute drill sampled every 70 s with level 2 for 20 minutes: one
+    shape per panel for that run (side-by-side slivers showed seams: stripes),
+    and the time axis at 0, 10, 20 ... 70 minutes (it read 0/17/35/52/68)."""
+    import re
+
+    from ivr.rehearsal.sim.chart import PANEL_H, PANELS, drill_svg, level_fill
+
+    t = [70.0 * (i + 1) for i in range(60)]
+    level = [2 if 1200 <= tt < 2400 else 0 for tt in t]
+    r = {"profile": "demo", "offered": 1, "answered": 1, "not_answered": 0, "callbacks_made": 0,
+         "callbacks_reached": 0, "series": {"t": t, "arrivals": [1] * 60, "waiting": [0] * 60, "busy": [1] * 60,
+                                            "backlog": [0] * 60, "level": level}}
+    svg = drill_svg(r, levels=3)
+    bands = re.findall(rf'<rect x="[0-9.]+" y="[0-9.]+" width="([0-9.]+)" height="{PANEL_H}" fill="{level_fill(2)}"',
+                       svg)
+    assert len(bands) == len(PANELS), len(bands)
+    ticks = re.findall(r">([0-9]+) min</text>", svg)
+    assert ticks == ["0", "10", "20", "30", "40", "50", "60", "70"], ticks
 
 
 async def test_too_few_lines_busy_attempts_are_recorded_nowhere_and_redial(project_home):

@@ -102,6 +102,11 @@ async def test_missed_call_is_captured_called_back_and_audited(stack):
     # the trail reads as a timeline in local time with Chinese labels, not codes
     for label in ("已记录漏话", "已分配坐席", "回拨结果", "已接通", "已办结", "回拨接通"):
         assert label in lst.stdout, lst.stdout
+    # the seat as staff know it: the queue member's name the attempt recorded, never the interface dialled
+    seat = "Seat101" if orig["Channel"] == "Local/101@ivr-seats/n" else "Seat102"
+    assert f"坐席 {seat}" in lst.stdout and "Local/10" not in lst.stdout, lst.stdout
+    entries = [e for _, e in await eng.scheduler.store.audit.entries("-", "+")]
+    assert [e.get("seat_name") for e in entries if e["kind"] in ("assigned", "attempt")] == [seat, seat]
     import datetime as dt
     today = dt.datetime.now(eng.settings.timezone).date().isoformat()
     rep = await asyncio.to_thread(ivr, ["callbacks", "report", "--from", today, "--to", today, "--json"], env)

@@ -278,6 +278,7 @@ async def test_auditor_report_csv_and_verification(web, redis):
     await Checkpointer(redis, always=True).checkpoint()        # what `ivr audit checkpoint` writes
     signed = (await (await c.get("/api/audit/checkpoint")).json())["signed"]
     assert signed["logs"]["callbacks"]["entries"] == 1 and len(signed["logs"]["callbacks"]["mac"]) == 64
+    assert "file" not in signed                     # the server's path means nothing on a printed report
     v = await (await c.get("/api/audit/verify")).json()
     assert v["console"]["ok"] and v["callbacks"]["ok"]
     board = await (await c.get("/api/status")).json()
@@ -298,3 +299,41 @@ def test_users_command(project_home, redis_url, tmp_path):
     assert short.returncode == 1 and "at least 10 characters" in short.stderr
     assert "wang" in run("list").stdout and "审计员 auditor" in run("list").stdout
     assert run("token", "wang").stdout.startswith("ivr_")
+
+
+async def test_the_callback_list_comes_a_page_at_a_time(web, redis):
+    """Issue 18: every callback of the period on one page (13,663 px). Pages
+    of 20 by default, at most 200, newest first; the guard refuses a page
+    size or number the document does not allow."""
+    import datetime as dt
+    import time
+    from zoneinfo import ZoneInfo
+
+    from ivr.callback.store import CallbackStore
+    store = CallbackStore(redis)
+    beijing = ZoneInfo("Asia/Shanghai")
+    midnight = dt.datetime.now(beijing).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    now = max(time.time(), midnight + 3600)
+    for i in range(45):
+        at = now - 3000 + i * 60
+        await store.record(store.record_args(number=f"1381234{i:04d}", now=at, started=at - 60, kind="ordinary",
+                                             reason="abandoned", flow="main", step="general_queue", wait_s=40.0,
+                                             message="", not_before=at, deadlines={"emergency": 7200,
+                                                                                   "courtesy": 14400,
+                                                                                   "ordinary": 86400},
+                                             misdial=False))
+    c, _ = await web("audit")
+    day = dt.datetime.fromtimestamp(now, beijing).date().isoformat()
+    first = await (await c.get(f"/api/callbacks?from={day}&to={day}")).json()
+    assert (first["total"], first["page"], first["per_page"], first["pages"]) == (45, 1, 20, 3)
+    assert [x["id"] for x in first["callbacks"]] == [str(n) for n in range(45, 25, -1)]
+    last = await (await c.get(f"/api/callbacks?from={day}&to={day}&page=3")).json()
+    assert [x["id"] for x in last["callbacks"]] == ["5", "4", "3", "2", "1"]
+    beyond = await (await c.get(f"/api/callbacks?from={day}&to={day}&page=4")).json()
+    assert beyond["callbacks"] == [] and beyond["total"] == 45
+    big = await (await c.get(f"/api/callbacks?from={day}&to={day}&per_page=50&state=open&kind=ordinary")).json()
+    assert (len(big["callbacks"]), big["pages"]) == (45, 1)
+    for bad in ("page=0", "page=-1", "page=x", "per_page=1000", "per_page=7"):
+        r = await c.get(f"/api/callbacks?from={day}&to={day}&{bad}")
+        assert r.status == 400, bad
+        assert (await r.json())["error"][0] >= "\u4e00", bad          # told in Chinese first

@@ -74,13 +74,22 @@ def local_time(ts: float | str | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%
     return dt.datetime.fromtimestamp(float(ts), tz).strftime(fmt)
 
 
-def entry_summary(e: Mapping[str, Any]) -> tuple[str, str]:
-    """One audit entry's details in (zh, en)."""
+def seat_name(seat: str | None, names: Mapping[str, str] | None = None) -> str:
+    """A seat as staff know it: its name (queue/seats.yaml, or the queue
+    member's name), not the interface Asterisk dials (``Local/101@ivr-seats/n``);
+    an unknown seat is shown as it is."""
+    seat = seat or ""
+    return (names or {}).get(seat) or seat
+
+
+def entry_summary(e: Mapping[str, Any], names: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """One audit entry's details in (zh, en); seats by their names."""
     k = e.get("kind")
+    seat = e.get("seat_name") or seat_name(e.get("seat"), names)
     if k == "attempt":
         o = e.get("outcome")
-        return (f"第 {e.get('attempt', '?')} 次 · {label(OUTCOMES, o)} · 坐席 {e.get('seat', '')}",
-                f"attempt {e.get('attempt', '?')} · {label(OUTCOMES, o, 'en')} · seat {e.get('seat', '')}")
+        return (f"第 {e.get('attempt', '?')} 次 · {label(OUTCOMES, o)} · 坐席 {seat}",
+                f"attempt {e.get('attempt', '?')} · {label(OUTCOMES, o, 'en')} · seat {seat}")
     if k == "closed":
         r = e.get("reason")
         note = f" · {e['note']}" if e.get("note") else ""
@@ -91,15 +100,15 @@ def entry_summary(e: Mapping[str, Any]) -> tuple[str, str]:
                 f"{label(KINDS, e.get('type'), 'en')} · {label(MISS_REASONS, e.get('reason'), 'en')} · "
                 f"call {e.get('calls', 1)}")
     if k in ("assigned", "adopted"):
-        return f"坐席 {e.get('seat', '')}", f"seat {e.get('seat', '')}"
+        return f"坐席 {seat}", f"seat {seat}"
     if k == "scheduled":
         return "", ""
     return "", ""
 
 
-def trail_row(e: Mapping[str, Any], tz: dt.tzinfo | None) -> dict[str, Any]:
+def trail_row(e: Mapping[str, Any], tz: dt.tzinfo | None, names: Mapping[str, str] | None = None) -> dict[str, Any]:
     """An audit entry as the auditors' timeline shows it."""
-    zh, en = entry_summary(e)
+    zh, en = entry_summary(e, names)
     if e.get("kind") == "scheduled" and e.get("next_at"):
         zh, en = f"下次 {local_time(e['next_at'], tz)}", f"next {local_time(e['next_at'], tz)}"
     return {"at": e.get("at"), "time": local_time(e.get("at"), tz), "kind": e.get("kind"),

@@ -35,7 +35,10 @@ def report(records: Sequence[CallbackRecord], attempts: Sequence[AuditEntry], st
     in_time = [r for r in reached if float(r.get("closed_at", 0)) <= float(r.get("deadline", 0))]
     delays = [float(r["first_callback_at"]) - float(r["first_at"]) for r in called]
     seats: dict[str, dict[str, int]] = defaultdict(lambda: {"attempts": 0, "reached": 0})
+    names: dict[str, str] = {}           # interface -> the name the attempt recorded (newer entries have it)
     for a in attempts:
+        if a.get("seat_name"):
+            names[a.get("seat", "?")] = a["seat_name"]
         if a.get("outcome") == Outcome.SEAT_NO_ANSWER:
             continue
         seats[a.get("seat", "?")]["attempts"] += 1
@@ -58,6 +61,7 @@ def report(records: Sequence[CallbackRecord], attempts: Sequence[AuditEntry], st
         "still_open": sum(1 for r in counted if r.get("state") != RecordState.CLOSED),
         "emergency": sum(1 for r in counted if r.get("kind") == "emergency"),
         "per_seat": {k: dict(v) for k, v in sorted(seats.items())},
+        "seat_names": {k: v for k, v in sorted(names.items()) if k in seats},
     }
 
 

@@ -39,6 +39,7 @@ class Attempt:
     started: float
     answered_at: float | None = None        # the seat picked up (OriginateResponse Success)
     outcome: tuple[str, str] | None = None  # (outcome, detail) once known; written until it sticks
+    seat_name: str = ""                     # the queue member's name (Seat101), as staff know the seat
     written: tuple[str, int, str, float | None] | None = None   # the state change, once in Redis
     audited: bool = False
     done: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
@@ -72,6 +73,18 @@ def is_calm(snapshot: LiveSnapshot | None, policy: Policy, queues: dict[str, str
 def idle_seats(snapshot: LiveSnapshot, busy: set[str]) -> list[str]:
     return [s["interface"] for s in snapshot["seats"]
             if s["state"] == "idle" and not s["reserved"] and s["interface"] not in busy]
+
+
+def seat_names(snapshot: LiveSnapshot | None) -> dict[str, str]:
+    """interface -> the queue member's name, where Asterisk gave one other than the interface."""
+    if snapshot is None:
+        return {}
+    return {s["interface"]: s["name"] for s in snapshot["seats"] if s.get("name") and s["name"] != s["interface"]}
+
+
+def _named(seat_name: str) -> dict[str, str]:
+    """The seat's name in an audit entry, when there is one (older entries have none)."""
+    return {"seat_name": seat_name} if seat_name else {}
 
 
 class CallbackScheduler:
@@ -122,7 +135,7 @@ class CallbackScheduler:
                 # still under way, so it is kept, never dialled again
                 self.log.warning("callback_already_under_way", number=mask_number(number))
                 continue
-            await self._start(number, seat, now)
+            await self._start(number, seat, now, seat_names(snap).get(seat, ""))
             started += 1
         return started
 
@@ -137,17 +150,18 @@ class CallbackScheduler:
             if now > limit:
                 self._outcome(att, "failed", "no outcome from Asterisk", now)
 
-    async def _start(self, number: str, seat: str, now: float) -> None:
+    async def _start(self, number: str, seat: str, now: float, seat_name: str = "") -> None:
         rec = await self.store.open_record(number) or {}
         cid = rec.get("id", "?")
         if rec.get("call_channel") and await self._adopt(number, rec, now):
             return
         attempt_no = int(rec.get("attempts", 0)) + 1
         aid = f"cb-{cid}-{attempt_no}-{int(now * 1000) % 100000}"
-        att = Attempt(number, cid, seat, aid, now)
+        att = Attempt(number, cid, seat, aid, now, seat_name=seat_name)
         self.active[aid], self.by_cid[cid], self.by_number[number] = att, att, att
         await self.store.audit.append([{"kind": "assigned", "at": now, "id": cid, "number": mask_number(number),
-                                        "seat": seat, "attempt": attempt_no, "by": self.owner}])
+                                        "seat": seat, **_named(seat_name), "attempt": attempt_no,
+                                        "by": self.owner}])
         res = await self.controller.originate({
             "ActionID": aid, "Channel": seat, "Context": self.context, "Exten": number, "Priority": "1",
             "CallerID": f'"12345回拨" <{self.policy.caller_id}>',
@@ -236,7 +250,7 @@ class CallbackScheduler:
             await self.replication.wait()
         what, attempts, close_reason, next_at = att.written
         entry = {"kind": "attempt", "at": now, "id": att.cid, "number": mask_number(att.number), "seat": att.seat,
-                 "outcome": outcome, "detail": detail, "attempt": attempts, "result": what}
+                 **_named(att.seat_name), "outcome": outcome, "detail": detail, "attempt": attempts, "result": what}
         entries = [entry]
         if what == "closed":
             entries.append({"kind": "closed", "at": now, "id": att.cid, "number": mask_number(att.number),

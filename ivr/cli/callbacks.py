@@ -39,21 +39,23 @@ def cmd_callbacks_list(args, settings: Settings) -> int:
 
 
 def cmd_callbacks_show(args, settings: Settings) -> int:
-    from ivr.callback.labels import local_time, trail_row
+    from ivr.callback.labels import local_time, seat_name, trail_row
 
     tz = settings.timezone
 
     async def go(redis):
         rec, trail = await callback_service.find(redis, args.key)
+        names = {**await callback_service.seat_names(redis, settings.queue_dir),
+                 **{e["seat"]: e["seat_name"] for _, e in trail if e.get("seat") and e.get("seat_name")}}
         for k in ("id", "number", "state", "kind", "reason", "calls", "attempts", "flow", "step", "wait_s", "message",
                   "last_outcome", "last_seat", "closed_reason"):
             v = rec.get(k, "")
-            print(f"  {k:<16}{mask_number(v) if k == 'number' else v}")
+            print(f"  {k:<16}{mask_number(v) if k == 'number' else seat_name(v, names) if k == 'last_seat' else v}")
         for k in ("first_at", "last_at", "deadline", "first_callback_at", "last_attempt_at", "closed_at"):
             print(f"  {k:<16}{local_time(rec.get(k), tz) or '-'}")
         print("审计记录 audit trail:")
         for _, e in trail:
-            row = trail_row(e, tz)
+            row = trail_row(e, tz, names)
             print(f"  {row['time']}  {row['label']}  {row['detail']}")
     run_with_redis(settings, go)
     return 0
@@ -78,7 +80,8 @@ def cmd_callbacks_report(args, settings: Settings) -> int:
         if args.json:
             print(json.dumps(r, ensure_ascii=False, indent=1))
         else:
-            print_report(r, span.date_from, span.date_to, tz)
+            names = {**await callback_service.seat_names(redis, settings.queue_dir), **r.get("seat_names", {})}
+            print_report(r, span.date_from, span.date_to, tz, names)
         if args.csv:
             Path(args.csv).write_text(records_csv(rows, tz), encoding="utf-8", newline="")
             print(f"CSV: {args.csv}（{len(rows)} 行 rows，UTF-8 BOM，Excel 可直接打开）")
@@ -86,7 +89,8 @@ def cmd_callbacks_report(args, settings: Settings) -> int:
     return 0
 
 
-def print_report(r: dict, a: str, b: str, tz) -> None:
+def print_report(r: dict, a: str, b: str, tz, names: dict[str, str] | None = None) -> None:
+    from ivr.callback.labels import seat_name
     from ivr.callback.report import pct_text
 
     def s(v):
@@ -113,8 +117,8 @@ def print_report(r: dict, a: str, b: str, tz) -> None:
     if per is not None:
         print(f"  每坐席回拨 callbacks per seat: 拨打 made {per}, 接通 reached {h['callbacks_reached_per_seat']} "
               f"({h['seats_calling_back']} 坐席 seats)")
-    for seat, v in r["per_seat"].items():
-        print(f"  坐席 {seat}: 回拨 attempts {v['attempts']}, 接通 reached {v['reached']}")
+    for seat, v in r["per_seat"].items():        # by the seat's name (the interface when it has none)
+        print(f"  坐席 {seat_name(seat, names)}: 回拨 attempts {v['attempts']}, 接通 reached {v['reached']}")
 
 
 def add_commands(sub) -> None:

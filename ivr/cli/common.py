@@ -18,10 +18,9 @@ import datetime as dt
 import errno
 import os
 import re
-import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import NoReturn
@@ -209,27 +208,58 @@ def crash_report(exc: BaseException, settings: Settings | None, command: str) ->
     return f"内部错误（程序缺陷）：{kind} {what}；{where} — internal error: {kind} {what}"
 
 
-_ARGPARSE_ZH = [  # argparse's English errors, Chinese first (staff read Chinese)
-    (re.compile(r"the following arguments are required: (.+)"), "缺少参数 {0}"),
-    (re.compile(r"argument (\S+): invalid choice: '(.*?)' \(choose from (.+)\)"), "参数 {0} 的取值 '{1}' 无效，可选：{2}"),
-    (re.compile(r"argument (\S+): invalid (int|float) value: '(.*?)'"), "参数 {0} 应为数字，而不是 '{2}'"),
-    (re.compile(r"argument (\S+): expected one argument"), "参数 {0} 后面需要一个值"),
-    (re.compile(r"unrecognized arguments: (.+)"), "无法识别的参数：{0}"),
+def _arg(name: str) -> tuple[str, str]:
+    """An argument as argparse names it, as staff read it: the sub-command's
+    internal name ('sub', 'command') is no word of theirs."""
+    return {"sub": ("子命令", "command"), "command": ("命令", "command"), "level": ("级别", "level")}.get(
+        name, (f"参数 {name}", name))
+
+
+def _choices(text: str) -> str:
+    return text.replace("'", "")
+
+
+def _required(m: re.Match[str]) -> tuple[str, str]:
+    names = [n.strip() for n in m[1].split(",")]
+    zh = "、".join(_arg(n)[0] for n in names)
+    return f"缺少{zh}（必填）", f"{', '.join(_arg(n)[1] for n in names)} is required"
+
+
+_ARGPARSE_ZH: list[tuple[re.Pattern[str], Callable[[re.Match[str]], tuple[str, str]]]] = [
+    # argparse's English errors, as (Chinese, English) said the way staff fix them
+    (re.compile(r"the following arguments are required: (.+)"), _required),
+    (re.compile(r"argument (\S+): invalid choice: '(.*?)' \(choose from (.+)\)"),
+     lambda m: (f"{_arg(m[1])[0]}不能是 '{m[2]}'，可选：{_choices(m[3])}",
+                f"{_arg(m[1])[1]}: '{m[2]}' is not one of {_choices(m[3])}")),
+    (re.compile(r"argument (\S+): invalid int value: '(.*?)'"),
+     lambda m: (f"{_arg(m[1])[0]} 应为整数（如 2），而不是 '{m[2]}'", f"{_arg(m[1])[1]}: a whole number such as 2, "
+                f"not '{m[2]}'")),
+    (re.compile(r"argument (\S+): invalid float value: '(.*?)'"),
+     lambda m: (f"{_arg(m[1])[0]} 应为数字（如 1.5），而不是 '{m[2]}'", f"{_arg(m[1])[1]}: a number such as 1.5, "
+                f"not '{m[2]}'")),
+    (re.compile(r"argument (\S+): expected one argument"),
+     lambda m: (f"{_arg(m[1])[0]} 后面需要一个值", f"{_arg(m[1])[1]} needs a value after it")),
+    (re.compile(r"argument (\S+): not allowed with argument (\S+)"),
+     lambda m: (f"{_arg(m[1])[0]} 不能与 {m[2]} 同时使用", f"{_arg(m[1])[1]} cannot be used with {m[2]}")),
+    (re.compile(r"unrecognized arguments: (.+)"), lambda m: (f"无法识别的参数：{m[1]}", f"unknown argument(s): {m[1]}")),
 ]
 
 
 def argparse_zh(message: str) -> str:
-    for pattern, zh in _ARGPARSE_ZH:
+    """'中文 — English' for one of argparse's errors; one it has no words for keeps argparse's."""
+    for pattern, said in _ARGPARSE_ZH:
         m = pattern.fullmatch(message)
         if m:
-            return f"{zh.format(*m.groups())} — {message}"
-    return message
+            zh, en = said(m)
+            return f"{zh} — {en}"
+    return f"参数有误 — {message}"
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with its errors in Chinese first, then English, on one line
-    after the usage (exit 2, as argparse does)."""
+    """argparse with its errors on one line, Chinese first, then English, and
+    where the usage is (exit 2, as argparse does). argparse's own usage block
+    (English, its internal names) is not printed: ``-h`` shows it."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: 参数错误 error: {argparse_zh(message)}\n")
+        zh, _, en = argparse_zh(message).partition(" — ")
+        self.exit(2, f"{self.prog}: {zh}（用法见 {self.prog} -h）— {en} (see {self.prog} -h)\n")

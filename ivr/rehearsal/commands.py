@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,13 +40,22 @@ def _progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _write(report: dict, path: Path) -> list[Path]:
+def plan_top_level(queue_dir: Path) -> int | None:
+    """The contingency plan's highest level (the picture's legend explains
+    each level up to it); None when the plan does not load."""
+    from ivr.contingency.plan import load_plan
+
+    plan, _ = load_plan(queue_dir, queues=None, announcement_sets=None, seat_groups=None)
+    return len(plan.levels) - 1 if plan is not None else None
+
+
+def _write(report: dict, path: Path, levels: int | None = None) -> list[Path]:
     from ivr.rehearsal.sim.chart import drill_svg
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report_json(report), encoding="utf-8")
     svg = path.with_suffix(".svg")
-    svg.write_text(drill_svg(report), encoding="utf-8")
+    svg.write_text(drill_svg(report, levels), encoding="utf-8")
     return [path, svg]
 
 
@@ -119,9 +129,22 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
         for name, r in reports.items():
             path = report if name == "with_plan" else report.with_name(
                 f"{report.stem}-{name.replace('_', '-')}{report.suffix}")
-            written = _write(r, path)
+            written = _write(r, path, plan_top_level(settings.queue_dir))
             print(f"report: {', '.join(str(p) for p in written)}")
     return 0 if ok else 1
+
+
+def ivr_command() -> str:
+    """The ``ivr`` command as a shell finds it from anywhere: the one beside
+    this Python (``.venv/bin/ivr``, which is not on PATH after ``./run demo``),
+    by its full path."""
+    beside = Path(sys.executable).with_name("ivr")
+    return shlex.quote(str(beside.absolute())) if beside.exists() else f"{shlex.quote(sys.executable)} -m ivr"
+
+
+def status_hint(redis_url: str) -> str:
+    """The command the demo prints for another terminal: it works as copied."""
+    return f"IVR_REDIS_URL={shlex.quote(redis_url)} {ivr_command()} status"
 
 
 async def _open_console(engine: Engine) -> None:
@@ -136,8 +159,7 @@ async def _open_console(engine: Engine) -> None:
     host = engine.settings.http_listen.host
     print(f"\n控制台 console: http://{host}:{engine.http_port}/console/  — users ops, manager, auditor; "
           f"password {password} (this drill only)", file=sys.stderr)
-    print(f"另一个终端 in another terminal: IVR_REDIS_URL={engine.settings.redis_url} ivr status",
-          file=sys.stderr)
+    print(f"另一个终端 in another terminal: {status_hint(engine.settings.redis_url or '')}", file=sys.stderr)
     print(WHERE_TO_LOOK + "\n", file=sys.stderr, flush=True)
 
 

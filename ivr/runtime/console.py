@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, NoReturn
 
+from ivr import logs
 from ivr.errors import ConfigError
 from ivr.settings import HostPort, Settings, as_environment
 
@@ -43,8 +44,12 @@ class ConsoleProcess:
         self.proc: asyncio.subprocess.Process | None = None
 
     def _env(self, listen: HostPort) -> dict[str, str]:
-        return {**os.environ, **as_environment(replace(self.settings, http_listen=listen)),
-                "IVR_REDIS_URL": self.redis_url, "IVR_CLOCK": self.clock_spec,
+        # the console writes to the engine's stderr: it logs at the engine process's level, in its format
+        # (a drill or the demo shows only errors, in words, never a JSON line among its own lines)
+        how = logs.configured()
+        settings = replace(self.settings, http_listen=listen, log_level=how.get("level", self.settings.log_level),
+                           log_format=how.get("format", self.settings.log_format))
+        return {**os.environ, **as_environment(settings), "IVR_REDIS_URL": self.redis_url, "IVR_CLOCK": self.clock_spec,
                 "IVR_AUDIT_KEY_FILE": self.audit_files[0], "IVR_AUDIT_CHECKPOINT_FILE": self.audit_files[1]}
 
     async def start(self) -> int:

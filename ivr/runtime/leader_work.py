@@ -92,7 +92,7 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
             in_queue = InQueueOffer(controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
                                     emergency_queues=snap.emergency_queues)
     # the audit chains' heads, signed, in a file outside Redis (docs/security.md)
-    checkpointer = Checkpointer(redis, log=log.bind(part="audit"))
+    checkpointer = Checkpointer(redis, log=log.bind(part="audit"), clock=clock.now)
     return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
                       settings.audit_checkpoint_s, lines=lines, blocked=blocked)
 

@@ -10,12 +10,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ivr.audit.chain import AuditLog, VerifyResult
-from ivr.audit.checkpoints import Checkpoint, append, read_latest, sign
+from ivr.audit.checkpoints import GENESIS, Checkpoint, append, read_latest, sign
 from ivr.audit.signing import AuditConfig, current
 from ivr.redisdb import keys
 from ivr.redisdb.replies import text_or_none
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from zoneinfo import ZoneInfo
 
     import redis.asyncio as aioredis
@@ -47,32 +48,76 @@ async def checkpoint(redis: aioredis.Redis) -> tuple[dict[str, Checkpoint], dict
     return {names.get(cp.log, cp.log): cp for cp in written}, failed
 
 
+LOG_LABELS = {"callbacks": "回拨", "contingency": "应急预案", "console": "控制台", "flows": "呼叫流程",
+              "users": "用户", "config": "配置文件"}
+# how a chain's head now compares with its latest signed checkpoint
+CHECKS = {"same": "与签名检查点一致 same as the signed checkpoint",
+          "grown": "检查点后新增 {n} 条 {n} entries since the signed checkpoint",
+          "none": "尚无签名检查点 no signed checkpoint yet",
+          "empty": "空日志 empty log",
+          "differs": "与签名检查点不符 DIFFERS from the signed checkpoint"}
+
+
+def _local(ts: float, tz: ZoneInfo) -> str:
+    return dt.datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
 async def signed_checkpoint(redis: aioredis.Redis, tz: ZoneInfo) -> dict[str, Any] | None:
     """The latest signed checkpoint of every audit log (``ivr audit
     checkpoint`` and the leader's schedule write them to a file outside Redis,
     each line with its HMAC): printed under the monthly report, so whoever
-    keeps the paper can later prove the log was not rewritten since."""
+    keeps the paper can later prove the log was not rewritten since. The
+    file's place on the server is not shown: it means nothing to a reader."""
     config = current()
     latest, problems = await asyncio.to_thread(read_latest, config.checkpoint_file, config.key)
     if not latest:
         return None
     names = {stream: name for name, stream in keys.AUDIT_LOGS.items()}
-    return {"file": str(config.checkpoint_file), "problems": problems,
+    return {"problems": problems,
             "logs": {names.get(log, log): {"entries": cp.n, "head": cp.head, "entry_id": cp.entry_id,
-                                           "at": dt.datetime.fromtimestamp(cp.at, tz).strftime("%Y-%m-%d %H:%M:%S"),
-                                           "mac": cp.mac} for log, cp in sorted(latest.items())}}
+                                           "at": _local(cp.at, tz), "mac": cp.mac}
+                     for log, cp in sorted(latest.items())}}
 
 
-async def chain_heads(redis: aioredis.Redis, tz: ZoneInfo) -> dict[str, Any]:
-    """The head (entry count and hash) of every audit chain, now: printed on
-    the monthly report so a later reader can check the log still matches."""
-    now = dt.datetime.now(tz)
+async def chain_heads(redis: aioredis.Redis, tz: ZoneInfo, now: float | None = None) -> dict[str, Any]:
+    """The head (entry count and hash) of every audit chain at ``now`` (the
+    engine's clock): printed on the monthly report so a later reader can
+    check the log still matches."""
+    at = dt.datetime.fromtimestamp(time.time() if now is None else now, tz)
     heads = {}
     for name, stream in keys.AUDIT_LOGS.items():
         head = text_or_none(await redis.get(AuditLog(redis, stream).head_key)) or ""
         n, _, h = head.partition(":") if ":" in head else ("0", "", head)
         heads[name] = {"head": head, "entries": int(n) if n.isdigit() else None, "hash": h}
-    return {"at": now.timestamp(), "time": now.strftime("%Y-%m-%d %H:%M:%S %Z"), "heads": heads}
+    return {"at": at.timestamp(), "time": at.strftime("%Y-%m-%d %H:%M:%S %Z"), "heads": heads}
+
+
+def chain_rows(heads: dict[str, Any], signed: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The chain heads as the printed table reads them: one row per log, its
+    entries and head now, and how they compare with the latest signed
+    checkpoint (an empty log's all-zero head is shown as empty, not as a
+    hash). Whether the entries since the checkpoint are intact is what
+    ``verify`` answers; this says only where the chain stands."""
+    logs = (signed or {}).get("logs", {})
+    rows = []
+    for name in sorted(heads["heads"], key=lambda n: list(LOG_LABELS).index(n) if n in LOG_LABELS else 99):
+        h = heads["heads"][name]
+        n = h["entries"] or 0
+        cp = logs.get(name)
+        if cp is None:
+            check = "empty" if n == 0 else "none"
+        elif cp["entries"] == n and (n == 0 or cp["head"] == h["hash"]):
+            check = "empty" if n == 0 else "same"
+        elif cp["entries"] < n:
+            check = "grown"
+        else:
+            check = "differs"
+        rows.append({"log": name, "label": LOG_LABELS.get(name, name), "entries": n,
+                     "head": h["hash"] if n and h["hash"] != GENESIS else "",
+                     "checkpoint_entries": cp["entries"] if cp else None,
+                     "checkpoint_time": cp["at"] if cp else "",
+                     "check": check, "check_label": CHECKS[check].format(n=n - (cp["entries"] if cp else 0))})
+    return rows
 
 
 class Checkpointer:
@@ -88,8 +133,10 @@ class Checkpointer:
     """
 
     def __init__(self, redis: aioredis.Redis, *, logs: dict[str, str] | None = None,
-                 config: AuditConfig | None = None, log: Log | None = None, always: bool = False) -> None:
+                 config: AuditConfig | None = None, log: Log | None = None, always: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         self.redis = redis
+        self.clock = clock          # the engine's (a drill's simulated one): the checkpoint's time beside the heads
         self.logs = dict(keys.AUDIT_LOGS if logs is None else logs)
         self.config = config
         self.log = log
@@ -99,7 +146,7 @@ class Checkpointer:
         """One checkpoint of every log. Returns the lines written and, per log
         name, the problem that kept a log from being checkpointed."""
         config = self.config or current()
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         # file work off the event loop: the leader's loop also runs the AMI link
         latest, _ = await asyncio.to_thread(read_latest, config.checkpoint_file, config.key)
         written: list[Checkpoint] = []

@@ -6,6 +6,7 @@ them; only the scheduler dials the full number."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,15 @@ from ivr.callback.report import month_days, period
 from ivr.callback.states import EntryKind, RecordState
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.callback.trail import read_trail
-from ivr.errors import Conflict, InvalidInput, NotFound
+from ivr.contingency.plan import load_seats
+from ivr.errors import ConfigError, Conflict, InvalidInput, NotFound
 from ivr.logs import mask_number
 from ivr.redisdb import keys
+from ivr.redisdb.live import read_live
 from ivr.redisdb.replies import text_or_none, texts
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from zoneinfo import ZoneInfo
 
     import redis.asyncio as aioredis
@@ -33,23 +37,50 @@ class Period:
     date_to: str
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+
+
+def _checked_day(text: str, flag: str) -> str:
+    """A day as staff type it on the command line (``--from``), one clear line when it is not one."""
+    if not _DAY.fullmatch(text):
+        raise InvalidInput(f"日期应写成 YYYY-MM-DD，如 2026-12-06，而不是 '{text}'（{flag}）— a date is written "
+                           f"YYYY-MM-DD, such as 2026-12-06, not '{text}' ({flag})")
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"没有这一天：'{text}'（{flag}）— there is no such day: '{text}' ({flag})") from None
+    if not 2000 <= day.year <= 2100:
+        raise InvalidInput(f"日期须在 2000 至 2100 年之间，而不是 '{text}'（{flag}）— a date from 2000 to 2100, not "
+                           f"'{text}' ({flag})")
+    return text
+
+
+def _checked_month(text: str) -> tuple[str, str]:
+    if not _MONTH.fullmatch(text):
+        raise InvalidInput(f"月份应写成 YYYY-MM，如 2026-01，而不是 '{text}'（--month）— a month is written YYYY-MM, "
+                           f"such as 2026-01, not '{text}' (--month)")
+    if not 1 <= int(text[5:]) <= 12:
+        raise InvalidInput(f"没有这个月份：'{text}'（月份为 01 到 12）— there is no month '{text}' (01 to 12)")
+    _checked_day(text + "-01", "--month")
+    return month_days(text)
+
+
 def report_period(tz: ZoneInfo, date_from: str | None = None, date_to: str | None = None,
                   month: str | None = None) -> Period:
     """``month`` (YYYY-MM), or ``date_from``..``date_to`` (YYYY-MM-DD); by
     default today in the hotline's time zone — not the UTC day, which starts
-    at 08:00 in Beijing."""
+    at 08:00 in Beijing. A wrong one: ``InvalidInput`` naming the value given
+    and how to write it (never Python's own message)."""
     today = dt.datetime.now(tz).date().isoformat()
-    try:
-        if month:
-            date_from, date_to = month_days(month)
-        date_from = date_from or today
-        date_to = date_to or date_from
-        start, end = period(date_from, date_to, tz)
-    except ValueError as exc:
-        given = f"--month {month}" if month else f"--from {date_from} --to {date_to}"
-        raise InvalidInput(f"日期有误（{given}）：日期应为 YYYY-MM-DD，月份 YYYY-MM（如 2026-01），且结束不早于开始 — "
-                           f"wrong dates ({given}): from/to YYYY-MM-DD, month YYYY-MM (e.g. 2026-01), the end not "
-                           f"before the start") from exc
+    if month:
+        date_from, date_to = _checked_month(month)
+    date_from = _checked_day(date_from or today, "--from")
+    date_to = _checked_day(date_to or date_from, "--to")
+    if date_to < date_from:
+        raise InvalidInput(f"结束日期 {date_to} 早于开始日期 {date_from} — the end ({date_to}) is before the start "
+                           f"({date_from})")
+    start, end = period(date_from, date_to, tz)
     return Period(start, end, date_from, date_to)
 
 
@@ -105,6 +136,24 @@ async def oldest_open_age(redis: aioredis.Redis, now: float) -> float | None:
     replies = [text_or_none(await redis.hget(keys.callback_open(n), "first_at")) for n in heads]
     firsts = [float(f) for f in replies if f]
     return round(now - min(firsts), 1) if firsts else None
+
+
+async def seat_names(redis: aioredis.Redis, queue_dir: Path) -> dict[str, str]:
+    """interface -> the seat's name as staff know it: the queue members' names
+    the leader's live model holds (Asterisk's MemberName; the seats page shows
+    the same), then the names in queue/seats.yaml, which win. A seat in
+    neither is shown by its interface. A broken seats.yaml leaves its names
+    out (the file's own problem shows on /healthz)."""
+    live = await read_live(redis) or {}
+    names = {s["interface"]: s["name"] for s in live.get("seats", [])
+             if s.get("interface") and s.get("name") and s["name"] != s["interface"]}
+    try:
+        seats, _ = load_seats(queue_dir)
+    except ConfigError:             # unreadable or too large: the snapshot reports it
+        seats = None
+    for group in (seats.groups if seats else {}).values():
+        names.update({s.interface: s.name for s in group if s.name})
+    return names
 
 
 async def report(redis: aioredis.Redis, start: float, end: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:

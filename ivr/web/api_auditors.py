@@ -13,7 +13,7 @@ from ivr.services import audit as audit_service
 from ivr.services import callbacks as callback_service
 from ivr.web import audit_views, offload, schemas
 from ivr.web.context import Route, ctx_of
-from ivr.web.schemas import OBJ, STR, answer, array, fields_of, string
+from ivr.web.schemas import INT, OBJ, STR, answer, array, fields_of, string
 
 AUDITOR = ("auditor",)
 
@@ -27,19 +27,34 @@ def _period(request: web.Request) -> tuple[float, float, str, str]:
     return span.start, span.end, span.date_from, span.date_to
 
 
+async def _seat_names(request: web.Request) -> dict[str, str]:
+    ctx = ctx_of(request)
+    return await callback_service.seat_names(ctx.redis, ctx.settings.queue_dir)
+
+
 async def report(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     start, end, a, b = _period(request)
-    body = await offload.view("report", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key)
+    body = await offload.view("report", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key,
+                              names=await _seat_names(request))
     return web.Response(body=body, content_type="application/json")
 
 
+def _number(value: str | None, default: int) -> int:
+    """A query number the guard has already checked (digits only), or the default when empty."""
+    return int(value) if value else default
+
+
 async def callbacks(request: web.Request) -> web.Response:
-    """The callbacks of a period to pick from: ?from&to, &state=open|closed, &kind=."""
+    """One page of the callbacks of a period to pick from: ?from&to, &state=open|closed, &kind=,
+    &page=, &per_page= (one of ``audit_views.PAGE_SIZES``)."""
     ctx = ctx_of(request)
     start, end, a, b = _period(request)
+    q = request.query
     body = await offload.view("callbacks", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key,
-                              state=request.query.get("state"), kind_of=request.query.get("kind"))
+                              state=q.get("state"), kind_of=q.get("kind"), page=_number(q.get("page"), 1),
+                              per_page=_number(q.get("per_page"), audit_views.PAGE_SIZES[0]),
+                              names=await _seat_names(request))
     return web.Response(body=body, content_type="application/json")
 
 
@@ -56,12 +71,13 @@ async def record(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     tz = ctx.settings.timezone
     rec, trail = await callback_service.find(ctx.redis, request.match_info["key"])
+    names = {**await _seat_names(request), **{e["seat"]: e["seat_name"] for _, e in trail
+                                              if e.get("seat") and e.get("seat_name")}}
     shown = {**rec, "number": mask_number(rec.get("number", ""))}
-    return web.json_response({"record": shown, "summary": {**audit_views.row(rec, tz), **{
+    return web.json_response({"record": shown, "summary": {**audit_views.row(rec, tz, names), **{
         k: L.local_time(rec.get(k), tz) for k in ("deadline", "first_callback_at", "closed_at")},
-        "reason_label": L.label(L.MISS_REASONS, rec.get("reason")), "calls": rec.get("calls", "1"),
-        "last_seat": rec.get("last_seat", "")},
-        "trail": [{"stream_id": rid, **e, **L.trail_row(e, tz)} for rid, e in trail]})
+        "reason_label": L.label(L.MISS_REASONS, rec.get("reason")), "calls": rec.get("calls", "1")},
+        "trail": [{"stream_id": rid, **e, **L.trail_row(e, tz, names)} for rid, e in trail]})
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -69,10 +85,13 @@ async def verify(request: web.Request) -> web.Response:
 
 
 async def checkpoint(request: web.Request) -> web.Response:
+    """The chain heads now (by the engine's clock) as the printed table reads
+    them, beside the latest signed checkpoint."""
     ctx = ctx_of(request)
     tz = ctx.settings.timezone
-    return web.json_response({"signed": await audit_service.signed_checkpoint(ctx.redis, tz),
-                              **await audit_service.chain_heads(ctx.redis, tz)})
+    signed = await audit_service.signed_checkpoint(ctx.redis, tz)
+    heads = await audit_service.chain_heads(ctx.redis, tz, ctx.clock.now())
+    return web.json_response({"signed": signed, **heads, "chains": audit_service.chain_rows(heads, signed)})
 
 
 PERIOD = {"from": schemas.or_empty(schemas.DATE), "to": schemas.or_empty(schemas.DATE),
@@ -80,6 +99,15 @@ PERIOD = {"from": schemas.or_empty(schemas.DATE), "to": schemas.or_empty(schemas
 CALLBACK_KEY = string(pattern="^[+]?[0-9]{1,20}$", description="a callback's id, or the full number of an open one",
                       examples=["1", "13812345678"])
 PERIOD_OUT = fields_of({"from": STR, "to": STR})
+PAGE = string(pattern="^(?:|[1-9][0-9]{0,5})$", description="the page, from 1 (empty: the first)",
+              examples=["1", "2"], message="页码应为 1 以上的整数 — page: a whole number from 1")
+PER_PAGE = {"enum": ["", *map(str, audit_views.PAGE_SIZES)],
+            "description": "callbacks per page (empty: 20)", "x-message": "每页条数应为 " +
+            "、".join(map(str, audit_views.PAGE_SIZES)) + " 之一 — per_page: one of " +
+            ", ".join(map(str, audit_views.PAGE_SIZES))}
+CHAIN_ROW = fields_of({"log": STR, "label": STR, "entries": INT, "head": STR, "checkpoint_entries":
+                       {"type": ["integer", "null"]}, "checkpoint_time": STR,
+                       "check": {"enum": ["same", "grown", "none", "empty", "differs"]}, "check_label": STR})
 CHAIN = fields_of({"ok": {"type": "boolean"}, "entries": {"type": "integer"}},
                   {"problem": {"type": ["string", "null"]}, "entry_id": {"type": ["string", "null"]}})
 
@@ -93,17 +121,22 @@ ROUTES = [
           "the same period as CSV for Excel (UTF-8 with BOM, Chinese headers, local time, numbers masked)",
           tag="auditor", query=PERIOD, errors=(422,), answers=answer(media="text/csv")),
     Route("GET", "/api/callbacks", callbacks, AUDITOR,
-          "the callbacks of a period (?from&to, state=open|closed, kind), numbers masked", tag="auditor",
+          "one page of the callbacks of a period, newest first (?from&to, state=open|closed, kind, page, "
+          "per_page), numbers masked, seats by their names", tag="auditor",
           query={**PERIOD, "state": {"enum": ["", "open", "closed"], "description": "empty: any"},
-                 "kind": {"enum": ["", *sorted(L.KINDS)], "description": "empty: any"}},
+                 "kind": {"enum": ["", *sorted(L.KINDS)], "description": "empty: any"},
+                 "page": PAGE, "per_page": PER_PAGE},
           errors=(422,),
-          answers=answer(fields_of({"period": PERIOD_OUT, "total": {"type": "integer"}, "callbacks": array(OBJ)}))),
+          answers=answer(fields_of({"period": PERIOD_OUT, "total": INT, "page": INT, "per_page": INT,
+                                    "pages": INT, "callbacks": array(OBJ)}))),
     Route("GET", "/api/callbacks/{key}", record, AUDITOR, "one callback and its audit trail as a timeline",
           tag="auditor", params={"key": CALLBACK_KEY}, errors=(404,),
           answers=answer(fields_of({"record": OBJ, "summary": OBJ, "trail": array(OBJ)}))),
     Route("GET", "/api/audit/verify", verify, AUDITOR, "verify every hash-chained audit log", tag="auditor",
           answers=answer({"type": "object", "additionalProperties": CHAIN})),
     Route("GET", "/api/audit/checkpoint", checkpoint, AUDITOR,
-          "the heads of every audit chain now (and the signed checkpoint once there is one)", tag="auditor",
-          answers=answer(fields_of({"signed": {"type": ["object", "null"]}, "heads": OBJ}))),
+          "the heads of every audit chain now (and the signed checkpoint once there is one); ``chains``: "
+          "one row per log as the printed report shows it", tag="auditor",
+          answers=answer(fields_of({"signed": {"type": ["object", "null"]}, "heads": OBJ, "time": STR,
+                                    "chains": array(CHAIN_ROW)}))),
 ]

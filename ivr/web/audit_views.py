@@ -10,37 +10,53 @@ from ivr.callback import labels as L
 from ivr.callback.report import records_csv
 from ivr.logs import mask_number
 
-LIST_LIMIT = 500
+LIST_LIMIT = 500          # the report's own list (the CSV has every row)
+PAGE_SIZES = (20, 50, 100, 200)   # callbacks per page in the auditors' list
 EDGES_S = [600, 1800, 3600, 7200, 14400, 86400]     # time to first callback, for the chart
 
 
-def row(x: dict, tz: ZoneInfo) -> dict:
-    """One callback in the list auditors pick from (number masked)."""
-    return {"id": x.get("id"), "number": mask_number(x.get("number", "")), "kind": x.get("kind"),
+def row(x: dict, tz: ZoneInfo, names: dict[str, str] | None = None) -> dict:
+    """One callback in the list auditors pick from (number masked, the last
+    seat by its name)."""
+    return {"id": x.get("id"), "last_seat": L.seat_name(x.get("last_seat"), names), "number": mask_number(x.get("number", "")), "kind": x.get("kind"),
             "kind_label": L.label(L.KINDS, x.get("kind")), "state": x.get("state"),
             "state_label": L.label(L.STATES, x.get("state")), "first_at": L.local_time(x.get("first_at"), tz),
             "attempts": x.get("attempts", "0"), "closed_reason": x.get("closed_reason", ""),
             "closed_label": L.label(L.CLOSED_REASONS, x.get("closed_reason"))}
 
 
-def report(r: dict, rows: list[dict], a: str, b: str, tz: ZoneInfo) -> dict:
+def seats(r: dict, names: dict[str, str] | None) -> list[dict]:
+    """The per-seat figures by the seats' names: the name an attempt recorded,
+    else the configured or live name, else the interface."""
+    known = {**(names or {}), **r.get("seat_names", {})}
+    out = [{"seat": L.seat_name(k, known), "interface": k, **v} for k, v in r["per_seat"].items()]
+    return sorted(out, key=lambda x: (x["seat"], x["interface"]))
+
+
+def report(r: dict, rows: list[dict], a: str, b: str, tz: ZoneInfo, names: dict[str, str] | None = None) -> dict:
     delays = sorted(float(x["first_callback_at"]) - float(x["first_at"]) for x in rows if x.get("first_callback_at"))
     hist = [sum(1 for d in delays if (EDGES_S[i - 1] if i else 0) <= d < e) for i, e in enumerate(EDGES_S)]
     hist.append(sum(1 for d in delays if d >= EDGES_S[-1]))
-    return {**r, "period": {"from": a, "to": b, "timezone": str(tz.key)},
+    return {**r, "period": {"from": a, "to": b, "timezone": str(tz.key)}, "seats": seats(r, names),
             "time_to_callback_histogram": {"edges_s": EDGES_S, "counts": hist},
-            "callbacks_list": [row(x, tz) for x in sorted(rows, key=lambda x: float(x.get("first_at", 0)))][:LIST_LIMIT]}
+            "callbacks_list": [row(x, tz, names) for x in sorted(rows, key=lambda x: float(x.get("first_at", 0)))][:LIST_LIMIT]}
 
 
-def callbacks(rows: list[dict], a: str, b: str, tz: ZoneInfo, state: str | None, kind: str | None) -> dict:
+def callbacks(rows: list[dict], a: str, b: str, tz: ZoneInfo, state: str | None, kind: str | None,
+              page: int = 1, per_page: int = PAGE_SIZES[0], names: dict[str, str] | None = None) -> dict:
+    """One page of the period's callbacks, newest first, filtered by state and
+    kind; ``pages`` says how many there are (a page past the last is empty)."""
     if state == "open":
         rows = [x for x in rows if x.get("state") != "closed"]
     elif state == "closed":
         rows = [x for x in rows if x.get("state") == "closed"]
     if kind:
         rows = [x for x in rows if x.get("kind") == kind]
-    rows = sorted(rows, key=lambda x: float(x.get("first_at", 0)), reverse=True)
-    return {"period": {"from": a, "to": b}, "total": len(rows), "callbacks": [row(x, tz) for x in rows[:LIST_LIMIT]]}
+    rows = sorted(rows, key=lambda x: (float(x.get("first_at", 0)), str(x.get("id", "")).zfill(20)), reverse=True)
+    first = (page - 1) * per_page
+    return {"period": {"from": a, "to": b}, "total": len(rows), "page": page, "per_page": per_page,
+            "pages": max(1, -(-len(rows) // per_page)),
+            "callbacks": [row(x, tz, names) for x in rows[first:first + per_page]]}
 
 
 def csv(rows: list[dict], tz: ZoneInfo) -> str:

@@ -105,9 +105,13 @@ async def _work(redis, request: dict) -> bytes:
         tz, a, b = ZoneInfo(request["tz"]), request["a"], request["b"]
         if request["kind"] == "csv":
             return audit_views.csv(rows, tz).encode("utf-8")
+        names = {**(request.get("names") or {}), **r.get("seat_names", {})}     # the attempts' own names win
         if request["kind"] == "report":
-            return orjson.dumps(audit_views.report(r, rows, a, b, tz))
-        return orjson.dumps(audit_views.callbacks(rows, a, b, tz, request.get("state"), request.get("kind_of")))
+            return orjson.dumps(audit_views.report(r, rows, a, b, tz, names))
+        return orjson.dumps(audit_views.callbacks(rows, a, b, tz, request.get("state"), request.get("kind_of"),
+                                                  page=request.get("page", 1),
+                                                  per_page=request.get("per_page", audit_views.PAGE_SIZES[0]),
+                                                  names=names))
     raise ValueError(f"unknown work {request['kind']!r}")
 
 

@@ -70,6 +70,9 @@ def compose(text: str) -> yaml.Node | None:
 def location(exc: yaml.YAMLError) -> tuple[int, int]:
     """1-based (line, col) of a PyYAML error; (1, 1) when it has none."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    key_mark = getattr(exc, "context_mark", None)
+    if getattr(exc, "problem", None) == "could not find expected ':'" and key_mark:
+        mark = key_mark                 # the key without its colon, not the line where the parser noticed
     return (mark.line + 1, mark.column + 1) if mark else (1, 1)
 
 
@@ -81,8 +84,8 @@ _HINTS = (
      "a tab cannot indent YAML: use spaces"),
     ("mapping values are not allowed here", "这里不能再有“键: 值”：可能缩进有误，或值里的冒号需要加引号",
      "a key: value is not allowed here: check the indentation, or quote a value that holds a colon"),
-    ("could not find expected ':'", "缺少冒号 ':'，或上一行的缩进有误", "a ':' is missing, or the line above is "
-     "indented wrongly"),
+    ("could not find expected ':'", "缺少冒号 ':'：键后面要有冒号和空格，如 'name: 值'", "a ':' is missing: a key is "
+     "followed by a colon and a space, as in 'name: value'"),
 )
 
 
@@ -93,7 +96,7 @@ def message(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or str(exc)
     for start, zh, en in _HINTS:
         if problem.startswith(start):
-            return f"{zh} — {en} (YAML: {problem})"
+            return f"{zh} — {en}"          # the parser's own words ("expected <block end>") say nothing to staff
     return f"YAML syntax: {problem}"
 
 

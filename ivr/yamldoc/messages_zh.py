@@ -124,7 +124,8 @@ WHOLE: list[tuple[str, Callable[[re.Match[str]], str]]] = [  # messages without 
     (r"expected a mapping with (.+), got (.+)", lambda m: f"应为含 {m[1]} 的映射，实际为 {_got(m[2])}"),
     (r"subflows call each other in a loop: (.+)", lambda m: f"子流程相互调用形成循环：{m[1]}"),
     (r"fallback queue '(.+?)' is not one of the queues", lambda m: f"兜底队列 '{m[1]}' 不在队列列表中"),
-    (r"'(.+?)' is not a date YYYY-MM-DD", lambda m: f"'{m[1]}' 不是日期 YYYY-MM-DD"),
+    (r"'(.+?)' is not a date YYYY-MM-DD", lambda m: f"'{m[1]}' 不是日期：日期应写成 YYYY-MM-DD，如 2026-10-01"),
+    (r"there is no such day: '(.+?)'", lambda m: f"没有这一天：'{m[1]}'"),
 ]
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
