@@ -33,6 +33,8 @@
                              raised to unwind a flow, logged at info level.
     UnsafeCommand            (a ValueError) an AGI command or
                              argument with a line break: refused, a step failure.
+    QueueLogLineInvalid      (a ValueError; ivr.pbxlog.queue_log) a line of Asterisk's
+                             queue_log that is not in its format: skipped and counted.
     YamlRefused              (ivr.yamldoc.bounded; a yaml.MarkedYAMLError) a YAML file with
                              anchors, too deep or too large: reported like a syntax error.
     OffloadError             (a RuntimeError) a console worker process failed.
@@ -176,6 +178,10 @@ class MenuExhausted(IvrError):
 
 class AgiParseError(AgiError, ValueError):
     """The peer sent an answer line that is not AGI (a ValueError too, as it was)."""
+
+
+class QueueLogLineInvalid(ValueError):
+    """A line of Asterisk's queue_log that is not in its format (ivr.pbxlog.queue_log)."""
 
 
 class UnsafeCommand(ValueError):

@@ -58,6 +58,7 @@ class Settings:
     audit_key_file: Path = Path("var/audit.key")                    # HMAC key of the audit logs (outside Redis)
     audit_checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")  # signed heads (outside Redis)
     audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
+    queue_log: Path | None = None      # Asterisk's queue_log on this host: the leader reconciles against it
 
     def __repr__(self) -> str:      # secrets masked (``shown``)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown(self)) + ")"
@@ -107,6 +108,9 @@ SETTINGS_HELP = {
     "IVR_AUDIT_CHECKPOINT_FILE": (None, "append-only file of signed audit-log heads (default: "
                                         "IVR_DATA_DIR/audit-checkpoints.jsonl)"),
     "IVR_AUDIT_CHECKPOINT_S": ("300", "seconds between the leader's audit checkpoints"),
+    "IVR_QUEUE_LOG": (None, "Asterisk's queue_log file on this host (e.g. /var/log/asterisk/queue_log): the "
+                            "leader reads it and reconciles the PBX's record against its own (docs/pbx-record.md); "
+                            "unset: not read"),
 }
 
 
@@ -149,6 +153,7 @@ def as_environment(settings: Settings) -> dict[str, str]:
         "IVR_AUDIT_KEY_FILE": str(settings.audit_key_file),
         "IVR_AUDIT_CHECKPOINT_FILE": str(settings.audit_checkpoint_file),
         "IVR_AUDIT_CHECKPOINT_S": str(settings.audit_checkpoint_s),
+        "IVR_QUEUE_LOG": "",        # read by the leader only, like the AMI link
     }
 
 
@@ -302,4 +307,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         audit_key_file=Path(get("IVR_AUDIT_KEY_FILE") or data_dir / "audit.key").resolve(),
         audit_checkpoint_file=Path(get("IVR_AUDIT_CHECKPOINT_FILE") or data_dir / "audit-checkpoints.jsonl").resolve(),
         audit_checkpoint_s=checkpoint_s,
+        queue_log=Path(q).resolve() if (q := get("IVR_QUEUE_LOG")) else None,
     )
