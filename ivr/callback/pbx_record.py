@@ -58,7 +58,7 @@ from ivr.clock import Clock
 from ivr.errors import QueueLogLineInvalid
 from ivr.logs import Log, mask_number
 from ivr.pbxlog import tail
-from ivr.pbxlog.queue_log import Entry, Event, Outcome, parse_line
+from ivr.pbxlog.queue_log import Entry, Outcome, caller_line_fields, parse_line
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
 from ivr.redisdb.replies import fields, text_or_none, texts
@@ -148,18 +148,8 @@ return 0
 
 def caller_line(e: Entry) -> str | None:
     """The APPLY argument of a queue_log entry about a caller; None for the rest."""
-    if not e.is_call:
-        return None
-    if e.event == Event.ENTERQUEUE:
-        kind, secs = "enter", ""
-    elif e.event in (Event.COMPLETECALLER, Event.COMPLETEAGENT):
-        kind, secs = "complete", e.data[1] if len(e.data) > 1 else ""
-    elif (outcome := e.outcome) is not None:
-        kind, secs = outcome.value, "" if e.wait_s is None else str(e.wait_s)
-    else:
-        return None
-    parts = (e.uniqueid, str(e.at), kind, e.queue, e.number if e.number.isdigit() else "", e.agent, secs)
-    return "\t".join(p.replace("\t", " ") for p in parts)
+    parts = caller_line_fields(e)
+    return None if parts is None else "\t".join(p.replace("\t", " ") for p in parts)
 
 
 def summary(call: Mapping[str, str], *, engine_died: bool, emergency: bool) -> dict[str, str]:

@@ -115,3 +115,20 @@ def parse_line(line: str) -> Entry:
     if not event or not event.replace("_", "").isalnum() or not event.upper() == event:
         raise QueueLogLineInvalid(f"queue_log line without an event name: {line[:80]!r}")
     return Entry(int(at), uid, queue, agent, event, tuple(parts[5:]))
+
+
+def caller_line_fields(e: Entry) -> tuple[str, str, str, str, str, str, str] | None:
+    """What the reconciliation keeps of a caller's line: (uniqueid, epoch,
+    kind, queue, number, agent, seconds), kind ``enter``, ``complete`` (seconds:
+    the talk) or an ``Outcome`` (seconds: the wait); None for any other line."""
+    if not e.is_call:
+        return None
+    if e.event == Event.ENTERQUEUE:
+        kind, secs = "enter", ""
+    elif e.event in (Event.COMPLETECALLER, Event.COMPLETEAGENT):
+        kind, secs = "complete", e.data[1] if len(e.data) > 1 else ""
+    elif (outcome := e.outcome) is not None:
+        kind, secs = outcome.value, "" if e.wait_s is None else str(e.wait_s)
+    else:
+        return None
+    return (e.uniqueid, str(e.at), kind, e.queue, e.number if e.number.isdigit() else "", e.agent, secs)
