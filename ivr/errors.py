@@ -23,6 +23,8 @@
     ├── StepBudgetExceeded   a flow ran more than max_steps steps
     ├── MenuExhausted        no valid menu choice after the last attempt
     ├── PromptMissing        a prompt the PBX could not play (a step failure: the caller goes to the fallback)
+    ├── QueueLogLineInvalid  (ivr.pbxlog.queue_log; also a ValueError) a line of Asterisk's queue_log
+    │                        not in its format: skipped and counted
     └── AgiError             the AGI peer broke the protocol
         ├── AgiTimeout       no answer within the command's deadline
         ├── AgiClosed        the socket or pipe ended mid-dialogue
@@ -33,8 +35,6 @@
                              raised to unwind a flow, logged at info level.
     UnsafeCommand            (a ValueError) an AGI command or
                              argument with a line break: refused, a step failure.
-    QueueLogLineInvalid      (a ValueError; ivr.pbxlog.queue_log) a line of Asterisk's
-                             queue_log that is not in its format: skipped and counted.
     YamlRefused              (ivr.yamldoc.bounded; a yaml.MarkedYAMLError) a YAML file with
                              anchors, too deep or too large: reported like a syntax error.
     OffloadError             (a RuntimeError) a console worker process failed.
@@ -180,7 +180,7 @@ class AgiParseError(AgiError, ValueError):
     """The peer sent an answer line that is not AGI (a ValueError too, as it was)."""
 
 
-class QueueLogLineInvalid(ValueError):
+class QueueLogLineInvalid(IvrError, ValueError):
     """A line of Asterisk's queue_log that is not in its format (ivr.pbxlog.queue_log)."""
 
 

@@ -268,3 +268,76 @@ async def test_a_withheld_number_or_an_old_abandon_is_not_recorded(redis, tmp_pa
     assert not await redis.exists(keys.CALLS)
     report = await reconciliation(redis, now - 100000, now)
     assert sorted(r["verdict"] for r in report["pbxs"][0]["calls"]) == [Verdict.NO_NUMBER, Verdict.TOO_OLD]
+
+
+# -- the auditors' API and command --------------------------------------------------------
+
+async def _one_of_each(redis, tmp_path):
+    """An answered caller its dead engine never summarised, and an abandon no engine saw."""
+    t = int(time.time()) - 300
+    await dead_engines_call(redis, "950.1", t)
+    path = tmp_path / "queue_log"
+    write(path, answered("950.1", t + 10) + [f"{t + 20}|951.1|general-q|NONE|ENTERQUEUE||13900000002|1",
+                                             f"{t + 50}|951.1|general-q|NONE|ABANDON|1|1|30"])
+    await drain(record(redis, path))
+    await redis.sadd(keys.PBX_RECORD_NAMES, "other")       # a second PBX, nothing read in the period
+
+
+async def test_the_auditors_api_shows_what_matched_per_pbx(redis, tmp_path, project_home):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ivr.accounts.store import Accounts
+    from ivr.settings import load_settings
+    from ivr.web.app import make_app
+    from tests.conftest import copy_project
+    from tests.test_web_api import PASSWORD
+
+    await _one_of_each(redis, tmp_path)
+    home = copy_project(project_home, tmp_path / "home")
+    settings = load_settings({"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path)})
+    await Accounts(redis).add("audit", "auditor", PASSWORD)
+    await Accounts(redis).add("ops", "operations", PASSWORD)
+    async with TestClient(TestServer(make_app(redis=redis, settings=settings))) as c:
+        assert (await c.get("/api/audit/reconcile")).status == 401
+        assert (await c.post("/api/login", json={"user": "audit", "password": PASSWORD})).status == 200
+        r = await c.get("/api/audit/reconcile")
+        assert r.status == 200, await r.text()
+        body = await r.json()
+        main = {p["pbx"]: p for p in body["pbxs"]}["main"]
+        assert main["counts"]["calls"] == 2 and main["counts"]["unmatched"] == 2 and main["counts"]["matched"] == 0
+        verdicts = {row["uniqueid"]: row["verdict"] for row in main["calls"]}
+        assert verdicts == {"950.1": "engine_blind", "951.1": "recorded"}
+        assert all("*" in row["number"] for row in main["calls"])             # masked
+        assert {p["pbx"]: p for p in body["pbxs"]}["other"]["counts"]["calls"] == 0
+        one = await (await c.get("/api/audit/reconcile?pbx=main&unmatched=1")).json()
+        assert [p["pbx"] for p in one["pbxs"]] == ["main"] and len(one["pbxs"][0]["calls"]) == 2
+        assert (await c.get("/api/audit/reconcile?pbx=nowhere")).status == 404
+        assert (await c.get("/api/audit/reconcile?pbx=bad%20name")).status == 400
+        assert (await c.get("/api/audit/reconcile?from=2026-12-06&to=2026-12-01")).status == 422
+        doc = await (await c.get("/api/openapi.json")).json()
+        assert doc["paths"]["/api/audit/reconcile"]["get"]["x-roles"] == ["auditor"]
+
+
+def test_ivr_audit_reconcile(redis, redis_url, tmp_path, project_home):
+    import os
+    import subprocess
+    import sys
+
+    asyncio.run(_seed_in_thread(redis_url, tmp_path))
+    env = {**os.environ, "IVR_HOME": str(project_home), "IVR_REDIS_URL": redis_url, "IVR_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "ivr", "audit", "reconcile"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "交换机记录核对 PBX record reconciliation" in out.stdout
+    assert "main: 来电 2 calls, 一致 matched 0, 不一致 unmatched 2" in out.stdout
+    assert "已接通，引擎未见（未记漏话）" in out.stdout and "漏话已补记" in out.stdout
+    assert NUMBER not in out.stdout                                               # masked
+
+
+async def _seed_in_thread(url, tmp_path):
+    from ivr.redisdb.server import connect
+    r = connect(url)
+    try:
+        await _one_of_each(r, tmp_path)
+    finally:
+        await r.aclose()

@@ -143,14 +143,9 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
             scheduler.policy, scheduler.queues = snap.policy, snap.queues.asterisk_names
             await scheduler.tick()
         out.append(Part("callbacks", every(ROUND_S, callback_round)))
-    if work.reconciler is not None:
-        out.append(Part("reconcile", work.reconciler.run))
-    if work.lines is not None:
-        out.append(Part("lines", work.lines.run))
-    if work.blocked is not None:
-        out.append(Part("blocked", work.blocked.run))
-    if work.pbx_record is not None:
-        out.append(Part("pbx_record", work.pbx_record.run))
+    loops = (("reconcile", work.reconciler), ("lines", work.lines), ("blocked", work.blocked),
+             ("pbx_record", work.pbx_record))
+    out += [Part(name, part.run) for name, part in loops if part is not None]
     out.append(Part("audit_checkpoint", every(work.checkpoint_s, work.checkpointer.checkpoint)))
     return out + work.extra
 
