@@ -226,7 +226,7 @@ async def test_a_second_reader_at_a_stale_position_is_refused(redis, tmp_path):
                                stale.offset, chunk.position.inode, chunk.position.offset, 60, 60, 0, 0, 1, 0, "",
                                f"810.1\t{t}\tenter\tgeneral-q\t{NUMBER}\tNONE\t"])
     assert ok == 0
-    assert await redis.hget(keys.pbx_queue_call_prefix("main") + "810.1", "enters") == "1"
+    assert await redis.zcard(keys.pbx_queue_calls("main")) == 1 and (await r2.position()).offset == chunk.position.offset
 
 
 async def test_an_abandon_the_engine_summarised_is_agreed(redis, tmp_path):
@@ -255,7 +255,7 @@ async def test_a_timeout_then_queued_again_and_answered_is_no_missed_call(redis,
     await drain(rec)
     assert not await redis.exists(keys.CALLS)
     call = await redis.hgetall(keys.pbx_queue_call_prefix("main") + "910.1")
-    assert call["outcome"] == "answered" and call["enters"] == "2"
+    assert call["outcome"] == "answered" and call["entered"] == str(t) and call["verdict"] == Verdict.ENGINE_BLIND
 
 
 async def test_a_withheld_number_or_an_old_abandon_is_not_recorded(redis, tmp_path):

@@ -72,6 +72,9 @@ MAX_AGE_S = 6 * 3600            # a caller who left longer ago than this is not 
 RETAIN_S = 14 * 24 * 3600       # callers kept for the auditors' report
 ROUND_S = 0.5                   # between reads when the file has nothing new
 SETTLE_BATCH = 200
+# bytes per chunk, applied in one Lua step: about 200 lines, a few ms of Redis
+# time (measured in docs/pbx-record.md); Redis serves nobody else meanwhile
+CHUNK_BYTES = 16 * 1024
 REASON = "pbx_answered"         # the callback's closed_reason
 
 # the outcomes that end a caller's wait without a seat
@@ -109,25 +112,28 @@ for i = 15, #ARGV do
   local e = split(ARGV[i])
   local uid, at, kind, queue, number, agent, secs = e[1], tonumber(e[2]), e[3], e[4], e[5], e[6], e[7]
   local key = prefix .. uid
+  -- few commands per line: a chunk is one step, and Redis serves nobody else meanwhile
   if kind == 'enter' then
-    redis.call('HSETNX', key, 'entered', at)
+    if redis.call('HSETNX', key, 'entered', at) == 1 then
+      redis.call('ZADD', KEYS[2], 'NX', at, uid)
+      redis.call('EXPIRE', key, ttl)
+    else
+      redis.call('ZREM', KEYS[3], uid)          -- queued again: an earlier leave did not end the call
+    end
     if number ~= '' then redis.call('HSET', key, 'number', number) end
     redis.call('HSET', key, 'uniqueid', uid, 'queue', queue, 'outcome', 'waiting', 'verdict', 'pending')
-    redis.call('HINCRBY', key, 'enters', 1)
-    redis.call('ZREM', KEYS[3], uid)            -- queued again: an earlier leave did not end the call
-    redis.call('ZADD', KEYS[2], 'NX', at, uid)
   elseif kind == 'complete' then
     redis.call('HSET', key, 'talk_s', secs)
   else
-    if redis.call('HSETNX', key, 'entered', at - (tonumber(secs) or 0)) == 1 then
+    if redis.call('HSETNX', key, 'entered', at - (tonumber(secs) or 0)) == 1 then   -- read from mid-wait
       redis.call('ZADD', KEYS[2], 'NX', at - (tonumber(secs) or 0), uid)
+      redis.call('EXPIRE', key, ttl)
     end
     redis.call('HSET', key, 'uniqueid', uid, 'queue', queue, 'outcome', kind, 'left_at', at, 'wait_s', secs,
       'agent', agent, 'verdict', 'pending', 'checks', 0)
     redis.call('ZADD', KEYS[3], due, uid)
     if kind == 'answered' then redis.call('SET', answered_prefix .. uid, at, 'EX', answered_ttl) end
   end
-  redis.call('EXPIRE', key, ttl)
 end
 redis.call('HSET', KEYS[1], 'inode', ARGV[6], 'offset', ARGV[7], 'read_at', ARGV[11], 'note', ARGV[14])
 redis.call('HINCRBY', KEYS[1], 'lines', ARGV[12])
@@ -179,7 +185,7 @@ class PbxRecord:
 
     def __init__(self, redis: aioredis.Redis, store: CallbackStore, *, pbx: str, path: Path, clock: Clock,
                  log: Log, emergency_queues: Callable[[], frozenset[str]] = lambda: frozenset(),
-                 grace_s: float = GRACE_S, max_age_s: float = MAX_AGE_S) -> None:
+                 grace_s: float = GRACE_S, max_age_s: float = MAX_AGE_S, chunk_bytes: int = CHUNK_BYTES) -> None:
         self.redis = redis
         self.store = store
         self.pbx = pbx
@@ -189,6 +195,7 @@ class PbxRecord:
         self.emergency_queues = emergency_queues
         self.grace_s = grace_s
         self.max_age_s = max_age_s
+        self.chunk_bytes = chunk_bytes
         self.stats = ReadStats()
         self._apply = redis.register_script(APPLY)
         self._write_once = redis.register_script(_WRITE_ONCE)
@@ -204,7 +211,7 @@ class PbxRecord:
     async def read_once(self) -> tail.Chunk:
         """Read the next chunk of the file (in a worker thread) and apply it."""
         pos = await self.position()
-        chunk = await asyncio.to_thread(tail.read, self.path, pos)
+        chunk = await asyncio.to_thread(tail.read, self.path, pos, self.chunk_bytes)
         if chunk.position == pos and not chunk.lines:
             return chunk
         if chunk.note in ("rotated_unseen", "truncated"):
