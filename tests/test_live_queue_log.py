@@ -102,3 +102,48 @@ async def test_a_caller_answered_while_the_engine_was_dead_is_not_called_back(re
 
 async def _not(aw) -> bool:
     return not await aw
+
+
+async def test_a_caller_who_abandoned_while_no_engine_ran_is_recorded(redis, redis_url, project_home, tmp_path):
+    """The hole of docs/chaos.md: no engine reachable, the dialplan queues the
+    citizen, who hangs up while nobody watches AMI. Only the PBX's queue_log
+    saw it; the engine that starts afterwards records the missed call."""
+    from ivr.callback.store import CallbackStore
+    from tests.engine_proc import EngineProcess
+
+    ami_port = _free_port()
+    queue_log = tmp_path / "log" / "queue_log"
+    engine = EngineProcess(redis_url, tmp_path / "ivr", leader=True,
+                           IVR_AMI_URL=f"ami://ivr:live-test-secret@127.0.0.1:{ami_port}",
+                           IVR_QUEUE_LOG=str(queue_log))
+    conf = _asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)    # nothing listens there yet
+    shutil.copy(project_home / "asterisk" / "logger.conf", conf.parent / "logger.conf")
+    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        for seat in ("101", "102", "109"):                    # nobody free: the citizen waits
+            _cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
+        _cli(conf, "channel originate Local/2@test-citizen extension s@test-caller")
+        await _until_cli(conf, "queue show general-q", lambda out: "has 1 call" in out, 60)
+        await asyncio.sleep(7)            # waits longer than short_abandon_s (5 s): not a misdial
+        _cli(conf, "channel request hangup all")
+        await _until(lambda: _async_true("|ABANDON|" in queue_log.read_text()), 30, "no ABANDON in queue_log")
+        await engine.start()
+        store = CallbackStore(redis)
+        rec = await _until(lambda: store.open_record("13900000002"), 60,
+                           f"the abandoned caller was never recorded: {queue_log.read_text()}")
+        assert rec["reason"] == "abandoned" and rec["calls"] == "1", rec
+        (_, s), = [(i, f) for i, f in await redis.xrange(keys.CALLS)]
+        assert '"source":"queue_log"' in s["j"] and '"outcome":"dialplan_queue"' in s["j"], s
+    finally:
+        engine.stop()
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+
+
+async def _async_true(v: bool) -> bool:
+    return v
