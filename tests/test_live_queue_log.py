@@ -7,7 +7,8 @@ while no engine watches AMI, and when the engine comes back its sweep finds
 the dead engine's call unresolved and records it as a missed call: that
 citizen, who was answered, is called back. With the shipped logger.conf the
 PBX writes queue_log, the leader reads it (IVR_QUEUE_LOG) and no callback is
-made."""
+made, also when the file was rotated (Asterisk's `logger rotate`) before the
+engine came back."""
 
 import asyncio
 import shutil
@@ -63,6 +64,7 @@ async def test_a_caller_answered_while_the_engine_was_dead_is_not_called_back(re
         await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
         await engine.start()
         await _until(lambda: redis.exists(keys.AMI_LEADER), 30, "the first engine never took the leader role")
+        await _until(lambda: redis.scard(keys.PBX_RECORD_NAMES), 30, "the leader never read queue_log")
         out = _cli(conf, "channel originate Local/1@test-citizen extension s@test-caller")
         assert "rror" not in out, out
 
@@ -74,6 +76,10 @@ async def test_a_caller_answered_while_the_engine_was_dead_is_not_called_back(re
         # no engine: the shipped dialplan queues the citizen and a seat answers (talks 2 s)
         await _until_cli(conf, "queue show general-q", lambda out: "C:1," in out, 60)
         assert "CONNECT" in queue_log.read_text(), queue_log.read_text()
+        # and the file is rotated before anyone read those lines: they are in queue_log.0 now
+        _cli(conf, "logger rotate")
+        rotated = [p for p in queue_log.parent.iterdir() if p.name.startswith("queue_log.")]
+        assert rotated and "CONNECT" in rotated[0].read_text() and "CONNECT" not in queue_log.read_text()
 
         restarted = await EngineProcess(redis_url, tmp_path / "ivr2", leader=True, **env).start()
         # the dead engine's entry is settled one way or the other (the sweep needs two looks, 15 s apart)
