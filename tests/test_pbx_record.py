@@ -341,3 +341,33 @@ async def _seed_in_thread(url, tmp_path):
         await _one_of_each(r, tmp_path)
     finally:
         await r.aclose()
+
+
+async def test_the_ami_reconciliation_writes_nothing_for_a_call_the_pbx_saw_answered(redis):
+    """AMI showed the dead engine's caller leave the queue but its AgentConnect
+    was lost (the link dropped): the PBX's CONNECT line decides."""
+    t = int(time.time()) - 60
+    await dead_engines_call(redis, "960.1", t)
+    await redis.set(keys.pbx_answered("960.1"), str(t + 5))
+    r = QueueReconciler(redis, clock=WallClock(), emergency_queues=frozenset(), log=LOG, grace_s=0.0)
+    r.on_event({"Event": "QueueCallerJoin", "Uniqueid": "960.1", "CallerIDNum": NUMBER, "Queue": "general-q"})
+    r.on_event({"Event": "QueueCallerLeave", "Uniqueid": "960.1", "CallerIDNum": NUMBER, "Queue": "general-q"})
+    assert await r.run_once() == 0
+    assert not await redis.exists(keys.CALLS)
+
+
+def test_the_leader_reads_queue_log_only_when_told_where(redis, project_home, tmp_path):
+    from ivr.runtime import leader_work
+    from ivr.runtime.snapshot import SnapshotSource
+    from ivr.settings import load_settings
+
+    source = SnapshotSource(project_home, TZ, LOG)
+    base = {"IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path)}
+    without = leader_work.build(settings=load_settings(base), redis=redis, config=source, clock=WallClock(), log=LOG,
+                                token="t1")
+    assert without.pbx_record is None
+    assert "pbx_record" not in [p.name for p in leader_work.parts(without, source, WallClock())]
+    with_log = leader_work.build(settings=load_settings({**base, "IVR_QUEUE_LOG": str(tmp_path / "queue_log")}),
+                                 redis=redis, config=source, clock=WallClock(), log=LOG, token="t1")
+    assert with_log.pbx_record is not None and with_log.pbx_record.path == tmp_path / "queue_log"
+    assert "pbx_record" in [p.name for p in leader_work.parts(with_log, source, WallClock())]
