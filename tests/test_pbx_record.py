@@ -371,3 +371,15 @@ def test_the_leader_reads_queue_log_only_when_told_where(redis, project_home, tm
                                  redis=redis, config=source, clock=WallClock(), log=LOG, token="t1")
     assert with_log.pbx_record is not None and with_log.pbx_record.path == tmp_path / "queue_log"
     assert "pbx_record" in [p.name for p in leader_work.parts(with_log, source, WallClock())]
+
+
+async def test_lines_older_than_the_report_keeps_are_read_past(redis, tmp_path):
+    old = int(time.time()) - 30 * 24 * 3600
+    path = tmp_path / "queue_log"
+    write(path, answered("970.1", old) + ["garbage line"] + answered("971.1", int(time.time()) - 60))
+    rec = record(redis, path)
+    await drain(rec)
+    assert await redis.zrange(keys.pbx_queue_calls("main"), 0, -1) == ["971.1"]
+    assert rec.stats.lines == 7 and rec.stats.skipped == 1
+    pos = await redis.hgetall(keys.pbx_log_position("main"))
+    assert pos["lines"] == "7" and pos["skipped"] == "1" and int(pos["offset"]) == path.stat().st_size

@@ -216,19 +216,21 @@ class PbxRecord:
             return chunk
         if chunk.note in ("rotated_unseen", "truncated"):
             self.log.warning("queue_log_" + chunk.note, pbx=self.pbx, path=str(self.path), offset=pos.offset)
+        now = self.clock.now()
         args, skipped = [], 0
         for line in chunk.lines:
             if not line:
                 continue
             try:
-                arg = caller_line(parse_line(line))
+                entry = parse_line(line)
             except QueueLogLineInvalid as exc:
                 skipped += 1
                 self.log.warning("queue_log_line_skipped", pbx=self.pbx, error=str(exc))
                 continue
+            # a first read of a file kept for a year: only what the report keeps
+            arg = caller_line(entry) if entry.at >= now - RETAIN_S else None
             if arg is not None:
                 args.append(arg)
-        now = self.clock.now()
         ok = await self._apply(
             keys=[keys.pbx_log_position(self.pbx), keys.pbx_queue_calls(self.pbx), keys.pbx_queue_pending(self.pbx),
                   keys.PBX_RECORD_NAMES],
