@@ -86,7 +86,7 @@ def _append(path, text):
 
 def test_the_tail_reads_whole_lines_from_its_position(tmp_path):
     path = tmp_path / "queue_log"
-    assert tail.read(path, tail.Position()) == tail.Chunk([], tail.Position())      # no file yet
+    assert tail.read(path, tail.Position()) == tail.Chunk([], tail.Position(), "missing")     # no file yet
     _append(path, "1|NONE|NONE|NONE|QUEUESTART|\n2|a.1|q|NONE|ENTERQUEUE||1|1\n3|a.1|q|S|CONN")
     c = tail.read(path, tail.Position())
     assert c.lines == ["1|NONE|NONE|NONE|QUEUESTART|", "2|a.1|q|NONE|ENTERQUEUE||1|1"] and c.note == "started"

@@ -201,6 +201,7 @@ class PbxRecord:
         self._write_once = redis.register_script(_WRITE_ONCE)
         self.replication = Replication(redis)
         self._last_trim = 0.0
+        self._missing_said = False
 
     # -- reading ---------------------------------------------------------------------
 
@@ -212,6 +213,9 @@ class PbxRecord:
         """Read the next chunk of the file (in a worker thread) and apply it."""
         pos = await self.position()
         chunk = await asyncio.to_thread(tail.read, self.path, pos, self.chunk_bytes)
+        if chunk.note == "missing" and not self._missing_said:   # said once: a leader on a host without the file
+            self.log.warning("queue_log_missing", pbx=self.pbx, path=str(self.path))
+        self._missing_said = chunk.note == "missing"
         if chunk.position == pos and not chunk.lines:
             return chunk
         if chunk.note in ("rotated_unseen", "truncated"):
@@ -224,8 +228,9 @@ class PbxRecord:
             try:
                 entry = parse_line(line)
             except QueueLogLineInvalid as exc:
+                if not skipped:                 # the first of the chunk, not a line per garbled line
+                    self.log.warning("queue_log_line_skipped", pbx=self.pbx, error=str(exc))
                 skipped += 1
-                self.log.warning("queue_log_line_skipped", pbx=self.pbx, error=str(exc))
                 continue
             # a first read of a file kept for a year: only what the report keeps
             arg = caller_line(entry) if entry.at >= now - RETAIN_S else None

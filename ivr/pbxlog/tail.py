@@ -38,7 +38,7 @@ class Position:
 class Chunk:
     lines: list[str]
     position: Position       # after these lines
-    note: str = ""           # "rotated" | "rotated_unseen" | "truncated" | "started" | ""
+    note: str = ""           # "rotated" | "rotated_unseen" | "truncated" | "started" | "missing" | ""
     more: bool = False       # more whole lines are waiting: read again at once
 
 
@@ -80,7 +80,7 @@ def read(path: Path, pos: Position, max_bytes: int = MAX_BYTES) -> Chunk:
     try:
         st = path.stat()
     except FileNotFoundError:
-        return Chunk([], pos)
+        return Chunk([], pos, "missing")
     note = ""
     source, offset = path, pos.offset
     if pos.inode == 0:
