@@ -12,6 +12,7 @@ engine came back."""
 
 import asyncio
 import shutil
+import socket
 import subprocess
 import time
 
@@ -122,7 +123,11 @@ async def test_a_caller_who_abandoned_while_no_engine_ran_is_recorded(redis, red
     engine = EngineProcess(redis_url, tmp_path / "ivr", leader=True,
                            IVR_AMI_URL=f"ami://ivr:live-test-secret@127.0.0.1:{ami_port}",
                            IVR_QUEUE_LOG=str(queue_log))
-    conf = _asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)    # nothing listens there yet
+    # the dialplan's only engine address: a port bound and never listened on, so that
+    # AGI() fails there (connection refused) whatever else runs on this machine
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))
+    conf = _asterisk_tree(project_home, tmp_path, refused.getsockname()[1], ami_port)
     shutil.copy(project_home / "asterisk" / "logger.conf", conf.parent / "logger.conf")
     daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -144,6 +149,7 @@ async def test_a_caller_who_abandoned_while_no_engine_ran_is_recorded(redis, red
         assert '"source":"queue_log"' in s["j"] and '"outcome":"dialplan_queue"' in s["j"], s
     finally:
         engine.stop()
+        refused.close()
         daemon.terminate()
         try:
             daemon.wait(30)
