@@ -25,6 +25,8 @@
     ├── StepBudgetExceeded   a flow ran more than max_steps steps
     ├── MenuExhausted        no valid menu choice after the last attempt
     ├── PromptMissing        a prompt the PBX could not play (a step failure: the caller goes to the fallback)
+    ├── QueueLogLineInvalid  (ivr.pbxlog.queue_log; also a ValueError) a line of Asterisk's queue_log
+    │                        not in its format: skipped and counted
     └── AgiError             the AGI peer broke the protocol
         ├── AgiTimeout       no answer within the command's deadline
         ├── AgiClosed        the socket or pipe ended mid-dialogue
@@ -185,6 +187,10 @@ class MenuExhausted(IvrError):
 
 class AgiParseError(AgiError, ValueError):
     """The peer sent an answer line that is not AGI (a ValueError too, as it was)."""
+
+
+class QueueLogLineInvalid(IvrError, ValueError):
+    """A line of Asterisk's queue_log that is not in its format (ivr.pbxlog.queue_log)."""
 
 
 class UnsafeCommand(ValueError):

@@ -59,6 +59,7 @@ class Settings:
     audit_checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")  # signed heads (outside Redis)
     audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
     console: bool = True       # `ivr serve` starts the console's process beside it (no: `ivr console` elsewhere)
+    queue_log: Path | None = None      # Asterisk's queue_log on this host: the leader reconciles against it
 
     def __repr__(self) -> str:      # secrets masked (``shown``)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown(self)) + ")"
@@ -110,6 +111,9 @@ SETTINGS_HELP = {
     "IVR_AUDIT_CHECKPOINT_S": ("300", "seconds between the leader's audit checkpoints"),
     "IVR_CONSOLE": ("yes", "yes: `ivr serve` starts the console and HTTP API beside the engine (IVR_HTTP_LISTEN); "
                            "no: it serves calls only, the console runs elsewhere (`ivr console`, same Redis)"),
+    "IVR_QUEUE_LOG": (None, "Asterisk's queue_log file on this host (e.g. /var/log/asterisk/queue_log): the "
+                            "leader reads it and reconciles the PBX's record against its own (docs/pbx-record.md); "
+                            "unset: not read"),
 }
 
 
@@ -153,6 +157,7 @@ def as_environment(settings: Settings) -> dict[str, str]:
         "IVR_AUDIT_CHECKPOINT_FILE": str(settings.audit_checkpoint_file),
         "IVR_AUDIT_CHECKPOINT_S": str(settings.audit_checkpoint_s),
         "IVR_CONSOLE": "yes" if settings.console else "no",
+        "IVR_QUEUE_LOG": "",        # read by the leader only, like the AMI link
     }
 
 
@@ -308,4 +313,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         audit_key_file=Path(get("IVR_AUDIT_KEY_FILE") or data_dir / "audit.key").resolve(),
         audit_checkpoint_file=Path(get("IVR_AUDIT_CHECKPOINT_FILE") or data_dir / "audit-checkpoints.jsonl").resolve(),
         audit_checkpoint_s=checkpoint_s, console=console != "no",
+        queue_log=Path(q).resolve() if (q := get("IVR_QUEUE_LOG")) else None,
     )

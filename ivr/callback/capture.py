@@ -91,9 +91,14 @@ class MissedCallCapture:
         before it."""
         now = time.time() if now is None else now
         chunks = _Chunks(self, now)
+        answered = await self._answered_by_pbx(entries)
         for _eid, s in entries:
             number = s.get("number", "")
             if not number or not number.isdigit():
+                continue
+            if s.get("uniqueid") in answered:
+                chunks.carry.append({"kind": "suppressed", "at": now, "number": mask_number(number),
+                                     "call": s.get("uniqueid"), "reason": "pbx_answered"})
                 continue
             if reached_a_person(s):
                 await chunks.send(drain=True)
@@ -109,6 +114,19 @@ class MissedCallCapture:
             # acknowledged only once a replica has the records (a failover loses none)
             await self.replication.wait()
             await self.redis.xack(keys.CALLS, GROUP, *[eid for eid, _ in entries])
+
+    async def _answered_by_pbx(self, entries: list[tuple[str, dict[str, str]]]) -> set[str]:
+        """Calls summarised from AMI alone (their engine died) that a PBX's
+        queue_log saw answered (``keys.pbx_answered``): not missed calls. Only
+        those summaries are looked up: an engine that ran the call saw its end."""
+        uids = [s.get("uniqueid", "") for _, s in entries if s.get("source") == "ami" and not reached_a_person(s)]
+        uids = [u for u in uids if u]
+        if not uids:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for u in uids:
+            pipe.exists(keys.pbx_answered(u))
+        return {u for u, hit in zip(uids, await pipe.execute(), strict=True) if hit}
 
     async def _close_reached_later(self, number: str, s: dict[str, str], now: float) -> list[dict[str, Any]]:
         """A citizen who got through on this call: close their open callback.

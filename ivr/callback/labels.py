@@ -25,6 +25,7 @@ ENTRY_KINDS: dict[str, tuple[str, str]] = {
     E.ATTEMPT: ("回拨结果", "callback attempt"),
     E.SCHEDULED: ("已安排下次回拨", "next attempt scheduled"),
     E.CLOSED: ("已办结", "closed"),
+    E.SUPPRESSED: ("未记漏话（交换机记录已接通）", "not recorded: the PBX saw it answered"),
 }
 OUTCOMES: dict[str, tuple[str, str]] = {
     O.REACHED: ("已接通", "reached"),
@@ -40,6 +41,7 @@ CLOSED_REASONS: dict[str, tuple[str, str]] = {
     "unreached": ("多次回拨未接通", "unreached after the last attempt"),
     "misdial": ("误拨", "misdial"),
     "cancelled": ("已取消", "cancelled"),
+    "pbx_answered": ("交换机记录显示已接通", "answered, by the PBX's queue_log"),
 }
 KINDS: dict[str, tuple[str, str]] = {
     "emergency": ("紧急", "emergency"), "courtesy": ("预约回拨", "courtesy"), "ordinary": ("普通", "ordinary")}
@@ -54,6 +56,25 @@ MISS_REASONS: dict[str, tuple[str, str]] = {
     "hung_up_in_flow": ("菜单中挂断", "hung up in the menu"),
     "queue_failed": ("排队失败", "queue failed"),
     "lines_full": ("线路忙未接通", "lines full: heard busy"),
+}
+
+# the reconciliation of a PBX's queue_log (ivr.callback.pbx_record): how the caller
+# left the queue, and what was found
+PBX_OUTCOMES: dict[str, tuple[str, str]] = {
+    "waiting": ("排队中", "waiting"), "answered": ("已接通", "answered"), "abandoned": ("排队中挂断", "abandoned"),
+    "timeout": ("排队超时", "timed out"), "key": ("按键离开", "left with a key"),
+    "withdrawn": ("选择回拨离队", "withdrawn for a callback"),
+}
+PBX_VERDICTS: dict[str, tuple[str, str]] = {
+    "pending": ("待核对", "not settled yet"),
+    "agreed": ("一致", "matched: the engine's record agrees"),
+    "callback_closed": ("已接通，回拨已撤销", "answered: the open callback was closed"),
+    "callback_dialling": ("已接通，回拨拨打中（本次后撤销）", "answered: the callback being dialled closes after it"),
+    "engine_blind": ("已接通，引擎未见（未记漏话）", "answered while its engine was dead: no missed call recorded"),
+    "recorded": ("漏话已补记", "left without a seat, no engine saw it: missed call recorded"),
+    "engine_holds": ("引擎长时间未结", "a living engine held the call too long to judge"),
+    "too_old": ("过久未补记", "left too long ago: not recorded"),
+    "no_number": ("无主叫号码", "no caller number: nobody to call back"),
 }
 
 

@@ -26,7 +26,10 @@ A citizen called back without need is better than one lost.
 
 What it cannot see: a caller the dialplan queued with no engine at all, who
 abandoned while no process held the AMI link (the leader changing hands, a few
-seconds).
+seconds), and a dead engine's caller whom a seat answered while nobody watched
+AMI (the sweep would call them back). The PBX's own ``queue_log`` saw both:
+``pbx_record.py`` reads it, records the first, and marks the second answered
+(``keys.pbx_answered``), a mark the summaries written here never override.
 """
 
 from __future__ import annotations
@@ -57,8 +60,10 @@ RECHECK_S = 5.0
 GIVE_UP_S = 6 * 3600        # a call an engine still holds after this is not ours to judge
 CLEANUP_EVERY_S = 15.0
 
-# KEYS: summarised-mark calls-stream ; ARGV: summary-json ttl maxlen
+# KEYS: summarised-mark calls-stream pbx-answered-mark ; ARGV: summary-json ttl maxlen
+# Nothing is written for a call the PBX's queue_log saw answered (pbx_record.py).
 _WRITE_ONCE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if redis.call('SET', KEYS[1], 'ami', 'NX', 'EX', ARGV[2]) then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'j', ARGV[1])
   return 1
@@ -179,7 +184,8 @@ class QueueReconciler:
             if owner and await self.redis.exists(keys.engine_alive(owner)):
                 return "later"                      # its engine lives and will summarise it
         summary = self._summary(p, engine_died=bool(holder))
-        ok = await self._write_once(keys=[keys.call_summarised(p.uniqueid), keys.CALLS],
+        ok = await self._write_once(keys=[keys.call_summarised(p.uniqueid), keys.CALLS,
+                                          keys.pbx_answered(p.uniqueid)],
                                     args=[orjson.dumps(summary).decode(), keys.CALL_SUMMARISED_TTL_S,
                                           CALLS_STREAM_MAXLEN])
         if not ok:
@@ -229,13 +235,13 @@ class QueueReconciler:
         self._suspects = suspects - {d[0] for d in dead}
         wrote = 0
         for uid, owner, started, number in dead:
-            if uid in self.connected or await self.redis.exists(keys.call_summarised(uid)):
+            if uid in self.connected or await self.redis.exists(keys.call_summarised(uid), keys.pbx_answered(uid)):
                 await self.redis.hdel(keys.CALLS_LIVE, uid)
                 self.connected.discard(uid)
                 continue
             left = _Left(uid, number, "", started, self.clock.now(), "", None, 0.0, 0.0)
             summary = self._summary(left, engine_died=True)
-            ok = await self._write_once(keys=[keys.call_summarised(uid), keys.CALLS],
+            ok = await self._write_once(keys=[keys.call_summarised(uid), keys.CALLS, keys.pbx_answered(uid)],
                                         args=[orjson.dumps(summary).decode(), keys.CALL_SUMMARISED_TTL_S,
                                               CALLS_STREAM_MAXLEN])
             await self.redis.hdel(keys.CALLS_LIVE, uid)

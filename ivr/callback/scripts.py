@@ -209,3 +209,30 @@ if redis.call('HGET', key, 'owner') ~= ARGV[2] then return 0 end
 redis.call('HSET', key, 'call_channel', ARGV[3], 'call_seat', ARGV[4])
 return 1
 """
+
+# KEYS: pending ready claims closed ids
+# ARGV: number answered_at now reason open_prefix closed_prefix
+# The PBX saw this number answered at ``answered_at``: its open callback is
+# closed when every missed call merged into it came before (last_at <= answered_at).
+# One step against CLAIM: either it is closed before any scheduler claims it (nobody
+# dials), or it is being dialled already and closes after that attempt.
+# Returns {1, id} closed; {0, 'assigned', id} being dialled (closed after the
+# attempt); {0, 'later', id} a missed call after the answer keeps it open;
+# {0, ''} no open callback.
+CLOSE_ANSWERED = """
+local key = ARGV[5] .. ARGV[1]
+local h = redis.call('HMGET', key, 'state', 'last_at', 'id')
+if not h[1] then return {0, ''} end
+if tonumber(h[2]) > tonumber(ARGV[2]) then return {0, 'later', h[3]} end
+if h[1] == 'assigned' then
+  redis.call('HSET', key, 'close_after_attempt', ARGV[4])
+  return {0, 'assigned', h[3]}
+end
+local id = h[3]
+redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('ZREM', KEYS[2], ARGV[1]); redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[3], 'closed_reason', ARGV[4])
+redis.call('RENAME', key, ARGV[6] .. id)
+redis.call('ZADD', KEYS[4], ARGV[3], id)
+redis.call('HDEL', KEYS[5], id)
+return {1, id}
+"""

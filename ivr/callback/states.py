@@ -43,3 +43,4 @@ class EntryKind(StrEnum):
     ATTEMPT = "attempt"
     SCHEDULED = "scheduled"
     CLOSED = "closed"
+    SUPPRESSED = "suppressed"    # a dead engine's call the PBX's queue_log saw answered: no missed call

@@ -54,6 +54,7 @@ class CallbackStore:
         self._renew = redis.register_script(scripts.RENEW)
         self._in_call = redis.register_script(scripts.IN_CALL)
         self._close = redis.register_script(scripts.CLOSE)
+        self._close_answered = redis.register_script(scripts.CLOSE_ANSWERED)
 
     def record_args(self, *, number: str, now: float, started: float, kind: str, reason: str, flow: str,
                     step: str, wait_s: float | None, message: str, not_before: float,
@@ -120,6 +121,19 @@ class CallbackStore:
         ok, what = await self._close(keys=[PENDING, READY, CLAIMS, CLOSED, IDS],
                                      args=[number, now, reason, OPEN_PREFIX, CLOSED_PREFIX])
         return bool(ok), str(what)
+
+    async def close_answered(self, number: str, *, answered_at: float, now: float,
+                             reason: str) -> tuple[str, str]:
+        """The PBX saw ``number`` answered at ``answered_at``: close its open
+        callback if every missed call in it came before (one step against the
+        scheduler's claim). Returns (what, id): ``closed``, ``assigned`` (being
+        dialled: closed after that attempt), ``later`` (a missed call after the
+        answer keeps it open) or ``none``."""
+        out = await self._close_answered(keys=[PENDING, READY, CLAIMS, CLOSED, IDS],
+                                         args=[number, answered_at, now, reason, OPEN_PREFIX, CLOSED_PREFIX])
+        if int(out[0]) == 1:
+            return "closed", str(out[1])
+        return (str(out[1]) or "none"), (str(out[2]) if len(out) > 2 else "")
 
     async def open_record(self, number: str) -> Record | None:
         h = fields(await self.redis.hgetall(keys.callback_open(number)))

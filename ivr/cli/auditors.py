@@ -1,14 +1,19 @@
 """Auditors' commands: ``ivr audit verify`` (every hash chain, against the
-latest signed checkpoint), ``ivr audit checkpoint`` and ``ivr audit key
-show|rotate`` (the audit key's fingerprint; a new key, docs/deploy.md). The callback report is
-``ivr callbacks report`` (``ivr.cli.callbacks``)."""
+latest signed checkpoint), ``ivr audit checkpoint``, ``ivr audit key
+show|rotate`` (the audit key's fingerprint; a new key, docs/deploy.md) and
+``ivr audit reconcile`` (the PBX's queue_log against the engine's record). The
+callback report is ``ivr callbacks report`` (``ivr.cli.callbacks``)."""
 
 from __future__ import annotations
 
+import json
 import sys
 
+from ivr.callback import labels as L
 from ivr.cli.common import audited, run_with_redis, who
 from ivr.services import audit as audit_service
+from ivr.services import callbacks as callback_service
+from ivr.services import pbx_record as pbx_record_service
 from ivr.settings import Settings
 
 
@@ -83,6 +88,39 @@ def cmd_audit_key_rotate(args, settings: Settings) -> int:
     return int(run_with_redis(settings, go))
 
 
+def cmd_audit_reconcile(args, settings: Settings) -> int:
+    tz = settings.timezone
+    span = callback_service.report_period(tz, args.date_from, args.date_to, args.month)
+
+    async def go(redis):
+        r = await pbx_record_service.reconciliation(redis, span.start, span.end, pbx=args.pbx,
+                                                    unmatched_only=not args.all)
+        if args.json:
+            print(json.dumps(r, ensure_ascii=False, indent=1))
+            return sum(p["counts"]["unmatched"] for p in r["pbxs"])
+        print(f"交换机记录核对 PBX record reconciliation {span.date_from} .. {span.date_to} ({tz.key})")
+        if not r["pbxs"]:
+            print("  尚未读取任何交换机的 queue_log (no PBX's queue_log read yet: set IVR_QUEUE_LOG on the leader)")
+        unmatched = 0
+        for p in r["pbxs"]:
+            c, read = p["counts"], p["read"]
+            unmatched += c["unmatched"]
+            print(f"{p['pbx']}: 来电 {c['calls']} calls, 一致 matched {c['matched']}, "
+                  f"不一致 unmatched {c['unmatched']}, 待核对 pending {c['pending']}"
+                  f"{'（仅列前 ' + str(len(p['calls'])) + ' 条 list cut）' if c['truncated'] else ''}")
+            print(f"  已读 read {read['lines']} 行 lines (跳过 skipped {read['skipped']}), "
+                  f"最后读取 last read {L.local_time(read['read_at'], tz) or '—'}")
+            for verdict, n in sorted(c["by_verdict"].items()):
+                print(f"  {L.label(L.PBX_VERDICTS, verdict)} {L.label(L.PBX_VERDICTS, verdict, 'en')}: {n}")
+            for row in p["calls"]:
+                print(f"  {L.local_time(row['entered'], tz)}  {row['uniqueid']}  {row['number'] or '—'}  "
+                      f"{row['queue']}  {row['outcome_label']} {row['agent'] if row['outcome'] == 'answered' else ''}"
+                      f"  → {row['verdict_label']} ({row['verdict']})")
+        return unmatched
+    run_with_redis(settings, go)
+    return 0
+
+
 def add_commands(sub) -> None:
     au = sub.add_parser("audit", help="audit logs").add_subparsers(dest="sub", required=True)
     v = au.add_parser("verify", help="check the hash chains; exit 1 if any entry was changed or deleted")
@@ -97,3 +135,12 @@ def add_commands(sub) -> None:
                  ).set_defaults(fn=cmd_audit_key_show)
     k.add_parser("rotate", help="a new audit key (every engine and console stopped): the old one signs the change "
                                "and is kept, retired, to verify what it signed").set_defaults(fn=cmd_audit_key_rotate)
+    r = au.add_parser("reconcile", help="核对交换机记录 the PBX's queue_log against the engine's record, per PBX and "
+                                        "period: what matched and what did not (default: today, unmatched listed)")
+    r.add_argument("--pbx", help="one PBX (default: every PBX whose queue_log was read)")
+    r.add_argument("--from", dest="date_from", help="YYYY-MM-DD")
+    r.add_argument("--to", dest="date_to", help="YYYY-MM-DD")
+    r.add_argument("--month", help="YYYY-MM")
+    r.add_argument("--all", action="store_true", help="list every caller, matched ones too")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=cmd_audit_reconcile)

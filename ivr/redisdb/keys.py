@@ -74,6 +74,45 @@ def lines_blocked(pbx: str) -> str:
     """Counter: attempts this PBX's dialplan answered busy (lines full) and the
     leader recorded as missed calls (``ivr.callback.blocked``), ever."""
     return f"{PREFIX}lines:{pbx}:blocked"
+PBX_RECORD_PREFIX = f"{PREFIX}pbx:"
+PBX_RECORD_NAMES = f"{PBX_RECORD_PREFIX}record:names"   # Set: PBXs whose queue_log was read (ivr.callback.pbx_record)
+
+
+def pbx_log_position(pbx: str) -> str:
+    """Hash: where the reading of this PBX's queue_log stands (inode, offset,
+    lines, skipped, read_at, note): written with the state the lines led to."""
+    return f"{PBX_RECORD_PREFIX}{pbx}:qlog"
+
+
+def pbx_queue_calls(pbx: str) -> str:
+    """Zset uniqueid -> when the caller entered a queue (the PBX's clock): every
+    call of this PBX's queue_log in the retention window (reports by period)."""
+    return f"{PBX_RECORD_PREFIX}{pbx}:qcalls"
+
+
+def pbx_queue_call_prefix(pbx: str) -> str:
+    """+ uniqueid: Hash (expires): one caller as the PBX's queue_log told it
+    (number, queue, entered, outcome, left_at, wait_s, agent) and the
+    reconciliation's verdict."""
+    return f"{PBX_RECORD_PREFIX}{pbx}:qcall:"
+
+
+def pbx_queue_pending(pbx: str) -> str:
+    """Zset uniqueid -> when to settle: callers who left a queue, to reconcile
+    against the engine's own record."""
+    return f"{PBX_RECORD_PREFIX}{pbx}:qpending"
+
+
+PBX_ANSWERED_PREFIX = f"{PREFIX}call:pbx-answered:"
+
+
+def pbx_answered(uniqueid: str) -> str:
+    """String (1 day): a PBX's queue_log says a seat answered this call. The
+    reconciliation's sweep and the missed-call capture never record it as
+    missed from what AMI alone told (``ivr.callback.reconcile``)."""
+    return f"{PBX_ANSWERED_PREFIX}{uniqueid}"
+
+
 CALLS_LIVE = f"{PREFIX}calls:live"                      # Hash: uniqueid -> "<engine token>|<started>|<number>" while a call runs
 
 

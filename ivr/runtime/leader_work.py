@@ -1,7 +1,8 @@
 """What the leader runs, built each time this process takes the role: the AMI
 link, the line count, the contingency supervisor, the missed-call capture and
-reconciliation (also of attempts the dialplan refused, lines full), the
-callback scheduler and the in-queue callback offer, each a supervised part
+reconciliation (also of attempts the dialplan refused, lines full, and
+against the PBX's own queue_log when this host can read it), the callback
+scheduler and the in-queue callback offer, each a supervised part
 (``leader.py``). Every round reads the configuration snapshot in force."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ivr.ami.model import LiveModel
 from ivr.callback.blocked import BlockedAttempts
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.in_queue import InQueueOffer
+from ivr.callback.pbx_record import PbxRecord
 from ivr.callback.reconcile import QueueReconciler
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
@@ -50,6 +52,7 @@ class LeaderWork:
     extra: list[Part] = field(default_factory=list)
     lines: LineWatch | None = None            # the trunk lines in use, over AMI
     blocked: BlockedAttempts | None = None    # attempts the dialplan refused, recorded as missed calls
+    pbx_record: PbxRecord | None = None       # the PBX's queue_log, reconciled (IVR_QUEUE_LOG)
 
 
 ORPHANS_EVERY_S = 5.0
@@ -91,10 +94,14 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
         if snap.policy.in_queue_digit:
             in_queue = InQueueOffer(controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
                                     emergency_queues=snap.emergency_queues)
+    # the PBX's own record (docs/pbx-record.md): read where the file is, AMI or not
+    pbx_record = None if settings.queue_log is None else PbxRecord(
+        redis, store, pbx=model.lines_config.name if model.lines_config else LINK_PBX, path=settings.queue_log,
+        clock=clock, log=log.bind(part="pbx_record"), emergency_queues=lambda: config.current.emergency_queues)
     # the audit chains' heads, signed, in a file outside Redis (docs/security.md)
     checkpointer = Checkpointer(redis, log=log.bind(part="audit"), clock=clock.now)
     return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
-                      settings.audit_checkpoint_s, lines=lines, blocked=blocked)
+                      settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record)
 
 
 def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
@@ -136,12 +143,9 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
             scheduler.policy, scheduler.queues = snap.policy, snap.queues.asterisk_names
             await scheduler.tick()
         out.append(Part("callbacks", every(ROUND_S, callback_round)))
-    if work.reconciler is not None:
-        out.append(Part("reconcile", work.reconciler.run))
-    if work.lines is not None:
-        out.append(Part("lines", work.lines.run))
-    if work.blocked is not None:
-        out.append(Part("blocked", work.blocked.run))
+    loops = (("reconcile", work.reconciler), ("lines", work.lines), ("blocked", work.blocked),
+             ("pbx_record", work.pbx_record))
+    out += [Part(name, part.run) for name, part in loops if part is not None]
     out.append(Part("audit_checkpoint", every(work.checkpoint_s, work.checkpointer.checkpoint)))
     return out + work.extra
 

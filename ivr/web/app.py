@@ -19,7 +19,17 @@ from ivr.errors import IvrError
 from ivr.metrics import AGI_COMMAND_SECONDS, counter, gauge
 from ivr.services import callbacks as callback_service
 from ivr.services import status as status_service
-from ivr.web import api_auditors, api_config, api_operations, api_seat_managers, console, openapi, schemas, security
+from ivr.web import (
+    api_auditors,
+    api_config,
+    api_operations,
+    api_reconcile,
+    api_seat_managers,
+    console,
+    openapi,
+    schemas,
+    security,
+)
 from ivr.web.context import (
     COOKIE,
     CSRF_HEADER,
@@ -254,7 +264,8 @@ def routes() -> list[Route]:
         Route("GET", "/api/me", me, SIGNED_IN, "who is signed in", tag="session",
               answers=answer(fields_of({"user": STR, "role": {"enum": list(ROLE_NAMES)}, "role_name": STR,
                                         "csrf": STR}))),
-    ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + api_config.ROUTES + console.ROUTES
+    ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + api_reconcile.ROUTES \
+        + api_config.ROUTES + console.ROUTES
 
 
 def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | None = None,

@@ -79,6 +79,8 @@ DATE = string(format="date", pattern="^(?:20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$",
               message="日期应为 YYYY-MM-DD（2000 至 2100 年）— a date YYYY-MM-DD from 2000 to 2100")
 MONTH = string(pattern="^(?:20[0-9]{2}|2100)-(?:0[1-9]|1[0-2])$", description="a month (YYYY-MM)", examples=["2026-11"],
                message="月份应为 YYYY-MM — a month YYYY-MM")
+PBX_NAME = string(pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="a PBX, as named in queue/lines.yaml",
+                  examples=["main"], message="交换机名称无效 — not a PBX name")
 
 
 def supported(schema: Schema, where: str = "") -> None:
