@@ -15,6 +15,7 @@ from ivr.rehearsal.sim.pbx import SimPbx
 from ivr.services import identities
 from ivr.services import status as status_service
 from ivr.web import wallboard as wall
+from tests.test_web_api import home, web  # noqa: F401  (fixtures)
 
 TZ = ZoneInfo("Asia/Shanghai")
 QUEUES = {"general": "general-q", "emergency": "emergency-q"}
@@ -208,3 +209,55 @@ async def test_ivr_status_measures_ages_on_the_engines_clock(redis):
     age = float(line.split("figures ")[1].split(" s old")[0])
     assert 0 <= age < 600, line
     await redis.delete(keys.engine_status("t1"))
+
+
+async def test_a_level_set_from_the_command_line_carries_the_engines_clock(redis, redis_url, project_home, tmp_path):
+    """The level's "有效至" was in wall time during a drill when set with
+    ``ivr contingency set``: the command stamped ``time.time()``."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    from ivr.contingency.store import ContingencyStore
+
+    sim = ScaledClock.starting_now(1_800_000_000.0, 30.0)       # 2027-01-15, far from today's wall clock
+    record = {"status": {"engine_responding": True, "clock": sim.describe(), "calls_in_progress": 0,
+                         "calls_handled": 0, "leader": True, "ami_connected": True, "parts": {},
+                         "config_version": 1, "config_error": None},
+              "mono": __import__("time").monotonic() + 600}
+    await redis.set(keys.engine_status("t1"), json.dumps(record), ex=keys.ENGINE_STATUS_TTL_S)
+    env = {**os.environ, "IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path), "IVR_REDIS_URL": redis_url}
+    before = sim.now()
+    res = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "ivr", "contingency", "set", "1", "--reason",
+                                                   "演练"], capture_output=True, text=True, env=env, timeout=60)
+    after = sim.now()
+    assert res.returncode == 0, res.stderr
+    st = await ContingencyStore(redis).state()
+    assert before <= st.since <= after, (st.since, before, after)
+    assert st.expires_at is None or st.expires_at > st.since
+    await redis.delete(keys.engine_status("t1"), keys.CONTINGENCY_LEVEL)
+
+
+async def test_the_wall_the_api_and_metrics_show_the_same_partition(web, redis):  # noqa: F811
+    pbx, model, now = _hotline()
+    for i in range(3):
+        pbx.join("general-q", f"1380000000{i}")
+    pbx.dispatch()
+    _feed(pbx, model, now[0])
+    now[0] += 60
+    pbx.hangup_call("Local/102@s/n")                            # wrapping up
+    _feed(pbx, model, now[0])
+    snap = model.snapshot(now[0] + 1)
+    await redis.set(keys.LIVE, json.dumps(snap))
+    c, _ = await web("boss")
+    board = await (await c.get("/api/status")).json()
+    assert identities.check(board) == []
+    seats = board["wall"]["seats"]
+    assert {k: seats[k] for k in snap["seat_states"]} == snap["seat_states"] == \
+        {"busy": 1, "wrapup": 1, "idle": 0, "paused": 0, "reserved": 2, "offline": 0}
+    assert board["wall"]["window_s"] == 900
+    text = await (await c.get("/metrics")).text()
+    for state, n in snap["seat_states"].items():
+        assert f'ivr_seats{{state="{state}"}} {n}' in text
+    assert "ivr_live_window_seconds 900" in text

@@ -123,7 +123,8 @@ def _seats(wall: Mapping[str, Any], live: Mapping[str, Any], dispatch_s: float) 
         busy_queues = {n: queues[n]["waiting"] for n in s.get("queues", {}) if n in queues and queues[n]["waiting"]}
         if busy_queues:
             out.append(_v("no_idle_seat_while_callers_wait", seat=s.get("name") or s["interface"],
-                          reserved=bool(s.get("reserved")), idle_s=idle_s, waiting=busy_queues))
+                          reserved=bool(s.get("reserved")), idle_s=None if idle_s is None else round(idle_s, 1),
+                          allowed_s=round(dispatch_s, 1), waiting=busy_queues))
     return out
 
 

@@ -24,7 +24,10 @@ from ivr.services import identities, users
 
 EVERY_S = 5.0            # simulated seconds between two reads of /api/status
 MIN_WALL_S = 0.25        # ... but not more often than this (the console runs at the lowest priority)
-SLACK_WALL_S = 3.0       # how far apart two readings of the clock may be: the publish and push intervals, a busy host
+SLACK_WALL_S = 5.0       # how far apart two readings of the clock may be: the publish and push intervals, a busy host
+TICK_WALL_S = 0.02       # the drill advances the simulated PBX this often (drill.py: TICK_S)
+LAG_EVERY_S = 0.05       # the event loop's lag is measured this often (wall seconds) ...
+LAG_KEPT_S = 3.0         # ... and the largest over this long is what the model may be behind
 FIRST = 5                # violations kept in the report with their figures
 USER = "drill-identities"
 
@@ -41,6 +44,8 @@ class IdentitySampler:
         self.by_identity: dict[str, int] = {}
         self.errors: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._lags: list[tuple[float, float]] = []      # (wall time, how late the loop woke)
+        self.lag_max_s = 0.0
 
     @classmethod
     def start(cls, drill: Any) -> IdentitySampler | None:
@@ -50,8 +55,26 @@ class IdentitySampler:
         if not port:
             return None
         sampler = cls(port=port, redis=drill.redis, clock=drill.clock)
-        sampler._tasks = [asyncio.create_task(sampler._run())]
+        sampler._tasks = [asyncio.create_task(sampler._run()), asyncio.create_task(sampler._loop_lag())]
         return sampler
+
+    async def _loop_lag(self) -> None:
+        """How late this event loop wakes: the engine, its AMI link and the
+        simulated PBX share it, so an AMI event waits as long (a busy host)."""
+        while True:
+            t0 = time.monotonic()
+            await asyncio.sleep(LAG_EVERY_S)
+            t1 = time.monotonic()
+            lag = max(0.0, t1 - t0 - LAG_EVERY_S)
+            self._lags = [(t, v) for t, v in self._lags if t1 - t <= LAG_KEPT_S] + [(t1, lag)]
+            self.lag_max_s = max(self.lag_max_s, lag)
+
+    def dispatch_s(self) -> float:
+        """How long a seat may show idle beside waiting callers: app_queue's
+        round, plus how far the live model may be behind the simulated PBX
+        (its tick and the loop's recent lag), in simulated seconds."""
+        recent = max((v for _, v in self._lags), default=0.0)
+        return identities.DISPATCH_S + (TICK_WALL_S + recent) * self.clock.engine.speed
 
     def bounds(self, earliest: float, latest: float) -> identities.ClockBounds:
         return identities.ClockBounds(earliest, latest, self.clock.engine.start,
@@ -59,7 +82,7 @@ class IdentitySampler:
 
     def note(self, source: str, board: dict[str, Any], earliest: float, latest: float) -> None:
         self.samples[source] += 1
-        found = identities.check(board, self.bounds(earliest, latest))
+        found = identities.check(board, self.bounds(earliest, latest), self.dispatch_s())
         for v in found:
             self.count += 1
             self.by_identity[v["identity"]] = self.by_identity.get(v["identity"], 0) + 1
@@ -115,6 +138,7 @@ class IdentitySampler:
     def report(self) -> dict[str, Any]:
         return {"count": self.count, "first": self.first, "by_identity": self.by_identity,
                 "samples": dict(self.samples), "checked": sum(self.samples.values()) > 0,
+                "loop_lag_max_s": round(self.lag_max_s, 3),
                 "errors": self.errors[:5]}
 
 
