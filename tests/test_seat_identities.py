@@ -261,3 +261,20 @@ async def test_the_wall_the_api_and_metrics_show_the_same_partition(web, redis):
     for state, n in snap["seat_states"].items():
         assert f'ivr_seats{{state="{state}"}} {n}' in text
     assert "ivr_live_window_seconds 900" in text
+
+
+def test_the_drills_live_line_counts_the_seats_on_shift(project_home):
+    """The demo's live line said "seats busy 43/42": the break seats the plan
+    called back were busy but not counted among the seats."""
+    from ivr.rehearsal.sim.drill import ON_BREAK, Drill
+    from ivr.rehearsal.sim.profiles import load_profile
+
+    drill = Drill(load_profile(project_home, "demo"), home=project_home)
+    drill.pbx, drill.cc = drill._build_pbx()
+    for iface in ON_BREAK:                   # level 1 calls the front line back from the break
+        drill.pbx.action({"Action": "QueuePause", "Interface": iface, "Paused": "false"})
+    for i in range(60):
+        drill.pbx.join("general-q", f"1380000{i:04d}")
+    busy = len(drill.pbx.dispatch())
+    assert busy == 43                        # 40 + 2 called back + the reserved seat that helps last
+    assert "seats busy 43/44 " in drill._progress_line(600.0)
