@@ -42,7 +42,7 @@ def test_smoke_drill_report_is_consistent(project_home, tmp_path):
     # holds (docs/console.md), the clock's included: the board's time (the wall's corner clock) is the drill's
     # simulated time, the live figures' age, the oldest callback's age and the level's times agree with it
     checked = r["identity_violations"]
-    assert checked["checked"] and checked["samples"]["status"] >= 10 and checked["samples"]["events"] >= 3, checked
+    assert checked["checked"] and checked["samples"]["status"] >= 3 and checked["samples"]["events"] >= 1, checked
     assert checked["count"] == 0 and checked["first"] == [], checked
     assert "控制台数字核对 console identities: 0 处不成立 violations" in res.stdout
 
