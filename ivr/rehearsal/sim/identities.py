@@ -129,6 +129,8 @@ class IdentitySampler:
 
     async def stop(self) -> dict[str, Any]:
         for t in self._tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                self.errors.append(f"sampler stopped: {t.exception()!r}"[:200])     # said in the report
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
