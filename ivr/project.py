@@ -164,6 +164,23 @@ def asterisk_queue_names(asterisk_dir: Path) -> frozenset[str] | None:
     return frozenset(c.name for c in AsteriskConfig(str(path)).categories if c.name != "general")
 
 
+def asterisk_wrapup_times(asterisk_dir: Path) -> dict[str, float]:
+    """queue -> its ``wrapuptime`` in asterisk/queues.conf (seconds app_queue
+    offers a seat nothing after a call); queues without one are left out."""
+    path = asterisk_dir / "queues.conf"
+    if not path.exists():
+        return {}
+    out: dict[str, float] = {}
+    for cat in AsteriskConfig(str(path)).categories:
+        for item in cat.items:
+            if cat.name != "general" and item.name.strip() == "wrapuptime":
+                try:
+                    out[cat.name] = float(str(item.value).split(";", 1)[0].strip())
+                except ValueError:
+                    continue
+    return out
+
+
 def prompt_names(prompts_dir: Path) -> frozenset[str]:
     out = set()
     for p in prompts_dir.rglob("*"):

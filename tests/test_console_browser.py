@@ -231,8 +231,9 @@ def wall_snapshot(now):
          "answered": 19, "abandoned": 31, "withdrawn": 0, "abandon_rate": 0.62, "service_level": 0.0, "callers": []}
     e = {**q, "emergency": True, "waiting": 0, "longest_wait_s": 0.0, "answered": 2, "abandoned": 0,
          "abandon_rate": 0.0, "service_level": 1.0}
-    return {"at": now, "ami_connected": True, "queues": {"general-q": q, "emergency-q": e}, "seats": seats,
-            "seat_states": {"idle": 1, "busy": 4, "paused": 0, "offline": 0, "reserved": 1},
+    return {"at": now, "window_s": 900.0, "ami_connected": True, "queues": {"general-q": q, "emergency-q": e},
+            "seats": seats,
+            "seat_states": {"busy": 4, "wrapup": 0, "idle": 0, "paused": 0, "reserved": 1, "offline": 0},
             "emergency": {"waiting": 0},
             "lines": {"pbx": "main", "known": True, "reason": "", "warning": "", "in_use": 2950, "total": 3000,
                       "limit": 2990, "free": 40, "emergency_reserve": 60, "callback_below_free": 300,
@@ -258,9 +259,13 @@ async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path
                          ("t-longest", "c-red"), ("t-level", "c-red"), ("t-idle", "c-red"), ("t-lines", "c-red")):
         assert colour in await page.get_attribute(f"#{tile}", "class"), tile
     assert await page.inner_text("#t-service .big") == "0%" and await page.inner_text("#t-abandon .big") == "62%"
-    # 4 on the phones: 2 of the hotline's own + 2 the plan added (reserved emergency seat apart)
-    assert (await page.inner_text("#seats-base"), await page.inner_text("#seats-added")) == ("2", "2")
-    assert "预案增援" in await page.inner_text("#seatline")
+    # 5 on shift: 3 of the hotline's own (the reserved emergency seat one of them) + 2 the plan added;
+    # = 4 talking + 1 reserved, each seat counted once
+    assert [await page.inner_text(f"#seats-{k}") for k in ("total", "base", "added", "busy", "wrapup", "idle",
+                                                            "paused", "reserved")] == \
+        ["5", "3", "2", "4", "0", "0", "0", "1"]
+    assert "预案增援" in await page.inner_text("#seatline") and "话后整理" in await page.inner_text("#seatline")
+    assert "近15分钟" in await page.inner_text("#t-abandon .label")
     assert await page.inner_text("#t-idle .big") == "0"        # the idle seat is reserved for emergencies
     assert await page.inner_text("#t-lines .big") == "在用 2950 / 共 3000"   # 40 free: into the emergency reserve
     head = await page.inner_text("#wallhead")

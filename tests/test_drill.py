@@ -39,6 +39,13 @@ def test_smoke_drill_report_is_consistent(project_home, tmp_path):
     svg = report.with_suffix(".svg").read_text()
     assert svg.startswith("<svg") and svg.count("<polyline") == 6 and "unlimited" in svg
     assert "演练报告 drill report: smoke" in res.stdout and "checks: offered = answered" in res.stdout
+    # the console read as staff read it, every few simulated seconds and every wallboard push: every identity
+    # holds (docs/console.md), the clock's included: the board's time (the wall's corner clock) is the drill's
+    # simulated time, the live figures' age, the oldest callback's age and the level's times agree with it
+    checked = r["identity_violations"]
+    assert checked["checked"] and checked["samples"]["status"] >= 3 and checked["samples"]["events"] >= 1, checked
+    assert checked["count"] == 0 and checked["first"] == [], checked
+    assert "控制台数字核对 console identities: 0 处不成立 violations" in res.stdout
 
 
 def test_shipped_profiles_read(project_home):

@@ -56,20 +56,21 @@ class QueueFigures(TypedDict):
     withdrawn: int
     abandon_rate: float
     service_level: float | None
-    seats: dict[str, int]        # idle | busy | paused | offline | reserved -> count
+    seats: dict[str, int]        # the seat partition (``_count_states``): busy | wrapup | idle | paused | reserved | offline
     callers: list[CallerFigures]
 
 
 class SeatFigures(TypedDict):
     interface: str
     name: str
-    state: str
+    state: str                   # busy (talking) | wrapup | idle | paused | offline
     paused_reason: str
     device: str
     in_call: bool
     reserved: bool
     queues: dict[str, int]       # queue -> penalty
     calls_taken: int
+    idle_since: float | None     # idle: since when (the engine's clock); None otherwise
 
 
 class EmergencyFigures(TypedDict):
@@ -93,7 +94,7 @@ class LiveSnapshot(TypedDict):
     window_s: float
     queues: dict[str, QueueFigures]
     seats: list[SeatFigures]
-    seat_states: dict[str, int]
+    seat_states: dict[str, int]          # the partition of every seat (``_count_states``)
     emergency: EmergencyFigures
     ordinary: OrdinaryFigures
     lines: NotRequired[LineFigures]      # the trunk lines (ivr.admission.lines); absent from an older writer
@@ -112,17 +113,29 @@ class Seat:
     status: int = 0
     reserved: bool = False
     calls_taken: int = 0
+    wrapup_s: float = 0.0          # the member's own wrap-up time (QueueMember ``Wrapuptime``; 0: the queue's)
+    wrapup_until: float = 0.0      # after a queue call: app_queue offers the seat nothing before this
+    idle_since: float = 0.0        # when the model last saw it become idle (the wrap-up's end counts too)
 
-    @property
-    def state(self) -> str:
-        """idle | busy | paused | offline: what a seat manager asks first."""
+    def state_at(self, now: float) -> str:
+        """busy (talking) | wrapup | idle | paused | offline: what a seat
+        manager asks first. One state each, so the states partition the seats.
+        A seat in wrap-up after a queue call looks free to AMI (device not in
+        use, ``InCall`` 0) but app_queue offers it no call: it is not idle."""
         if self.status in _OFFLINE:
             return "offline"
         if self.paused:
             return "paused"
         if self.in_call or self.status not in (0, 1):
             return "busy"
+        if now < self.wrapup_until:
+            return "wrapup"
         return "idle"
+
+    @property
+    def state(self) -> str:
+        """The state ignoring wrap-up (no clock): ``state_at`` is the one the figures use."""
+        return self.state_at(0.0)
 
 
 @dataclass
@@ -176,9 +189,12 @@ def _chan_vars(event: AmiEvent) -> dict[str, str]:
 
 class LiveModel:
     def __init__(self, *, emergency_queues: Iterable[str] = (), reserved_interfaces: Iterable[str] = (),
-                 emergency_priority: int = 10, window_s: float = 900.0, service_level_s: float = 20.0) -> None:
+                 emergency_priority: int = 10, window_s: float = 900.0, service_level_s: float = 20.0,
+                 wrapup_s: Mapping[str, float] | None = None) -> None:
         self.emergency_queues = frozenset(emergency_queues)
         self.reserved_interfaces = frozenset(reserved_interfaces)
+        # queue -> its ``wrapuptime`` (asterisk/queues.conf); a member's own Wrapuptime overrides it
+        self.wrapup_s: dict[str, float] = dict(wrapup_s or {})
         self.emergency_priority = emergency_priority
         self.window_s = window_s
         self.service_level_s = service_level_s
@@ -231,6 +247,9 @@ class LiveModel:
         # QueueEntry lists callers in Asterisk's order, which ``seq`` keeps.
         for seat in seats.values():
             queues.update(seat.queues)
+            # QueueStatus says nothing of wrap-up: a seat wrapping up stays so
+            old = self.seats.get(seat.interface)
+            seat.wrapup_until, seat.idle_since = (old.wrapup_until, old.idle_since) if old else (0.0, now)
         self.seats, self.waiting, self.queue_names = seats, waiting, queues
         self._by_state = {}
         for seat in seats.values():
@@ -251,6 +270,7 @@ class LiveModel:
         seat.in_call = ev.get("InCall") == "1"
         seat.status = _int(ev.get("Status"), seat.status)
         seat.calls_taken = max(seat.calls_taken, _int(ev.get("CallsTaken")))
+        seat.wrapup_s = float(_int(ev.get("Wrapuptime"), int(seat.wrapup_s)))
         seat.reserved = self._reserved(seat)
 
     def _reserved(self, seat: Seat) -> bool:
@@ -262,8 +282,12 @@ class LiveModel:
 
     def _member_update(self, ev: AmiEvent, now: float) -> None:
         iface = ev.get("Interface", "")
-        seat = self.seats.setdefault(iface, Seat(iface))
+        seat = self.seats.get(iface)
+        if seat is None:
+            seat = self.seats[iface] = Seat(iface, idle_since=now)
+        before = seat.state_at(now)
         self._fill_seat(seat, ev)
+        _note_idle(seat, before, now)
 
     def _member_removed(self, ev: AmiEvent, now: float) -> None:
         seat = self.seats.get(ev.get("Interface", ""))
@@ -283,7 +307,9 @@ class LiveModel:
         for iface in self._by_state.get(device, ()):
             seat = self.seats.get(iface)
             if seat is not None and seat.state_interface == device:
+                before = seat.state_at(now)
                 seat.status = state
+                _note_idle(seat, before, now)
 
     def _join(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
@@ -331,11 +357,17 @@ class LiveModel:
         seat = self.seats.get(ev.get("Interface", ""))
         if seat is not None:
             seat.in_call = True
+            seat.wrapup_until = 0.0
 
     def _complete(self, ev: AmiEvent, now: float) -> None:
         seat = self.seats.get(ev.get("Interface", ""))
         if seat is not None:
+            before = seat.state_at(now)
             seat.in_call = False
+            # app_queue's wrap-up: the member's own time, else the queue's
+            wrap = seat.wrapup_s or self.wrapup_s.get(ev.get("Queue", ""), 0.0)
+            seat.wrapup_until = now + wrap if wrap > 0 else 0.0
+            _note_idle(seat, before, now)
 
     def _record(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -382,7 +414,7 @@ class LiveModel:
         building the snapshot (the capture asks once per accepted callback)."""
         self._prune(now)
         waiting = sum(1 for w in self.waiting.values() if w.queue == queue)
-        free = sum(1 for s in self.seats.values() if queue in s.queues and s.state == "idle")
+        free = sum(1 for s in self.seats.values() if queue in s.queues and s.state_at(now) == "idle")
         return _estimate(waiting, free, [o.wait_s for o in self.outcomes if o.queue == queue and o.kind == "answered"])
 
     def emergency_waiting(self) -> list[Waiting]:
@@ -396,9 +428,10 @@ class LiveModel:
         queues: dict[str, dict[str, list[float]]] = {}
         for q in sorted(self.queue_names):
             members = [s for s in self.seats.values() if q in s.queues]
-            states = [s.state for s in members]
+            states = [s.state_at(now) for s in members]
             obs = self._observer(q, now)
-            obs.seats(now, sum(1 for st in states if st in ("idle", "busy")), states.count("busy"))
+            obs.seats(now, sum(1 for st in states if st in ("idle", "busy", "wrapup")),
+                      states.count("busy") + states.count("wrapup"))
             queues[q] = {}
             for prio in (0, self.emergency_priority):
                 e = obs.preview(prio, now).engine
@@ -433,7 +466,7 @@ class LiveModel:
             abandoned = [o for o in done if o.kind == "abandoned"]
             offered = len(answered) + len(abandoned)
             within = sum(1 for o in answered if o.wait_s <= self.service_level_s)
-            free = sum(1 for s in members if s.state == "idle")
+            free = sum(1 for s in members if s.state_at(now) == "idle")
             queues[q] = {
                 "emergency": q in self.emergency_queues,
                 "waiting": len(line),
@@ -445,7 +478,7 @@ class LiveModel:
                 "withdrawn": sum(1 for o in done if o.kind == "withdrawn"),
                 "abandon_rate": round(len(abandoned) / offered, 4) if offered else 0.0,
                 "service_level": round(within / offered, 4) if offered else None,
-                "seats": _count_states(members),
+                "seats": _count_states(members, now),
                 "callers": [{"position": i + 1, "uniqueid": w.uniqueid, "number": mask_number(w.number),
                              "priority": w.priority, "wait_s": round(now - w.joined_at, 1),
                              "emergency": self._is_emergency(w, q)} for i, w in enumerate(line)],
@@ -457,11 +490,13 @@ class LiveModel:
             "resynced_at": self.resynced_at,
             "window_s": self.window_s,
             "queues": queues,
-            "seats": [{"interface": s.interface, "name": s.name, "state": s.state, "paused_reason": s.paused_reason,
+            "seats": [{"interface": s.interface, "name": s.name, "state": s.state_at(now),
+                       "paused_reason": s.paused_reason,
                        "device": DEVICE_STATES.get(s.status, str(s.status)), "in_call": s.in_call,
-                       "reserved": s.reserved, "queues": dict(s.queues), "calls_taken": s.calls_taken}
+                       "reserved": s.reserved, "queues": dict(s.queues), "calls_taken": s.calls_taken,
+                       "idle_since": _idle_since(s, now)}
                       for s in sorted(self.seats.values(), key=lambda s: s.interface)],
-            "seat_states": _count_states(self.seats.values()),
+            "seat_states": _count_states(self.seats.values(), now),
             "emergency": {"waiting": len(self.emergency_waiting()),
                           "wait_p50_s": percentile(em_waits, 50), "wait_p95_s": percentile(em_waits, 95),
                           "answered": len(em_waits)},
@@ -469,6 +504,18 @@ class LiveModel:
                          "answered": len(ord_waits)},
             "lines": self.lines(now),
         }
+
+
+def _note_idle(seat: Seat, before: str, now: float) -> None:
+    """The seat became idle with this event: since now."""
+    if before != "idle" and seat.state_at(now) == "idle":
+        seat.idle_since = now
+
+
+def _idle_since(seat: Seat, now: float) -> float | None:
+    """When an idle seat became so: its last change into idle, or the end of
+    its wrap-up (no event marks it); None for a seat that is not idle."""
+    return round(max(seat.idle_since, seat.wrapup_until), 1) if seat.state_at(now) == "idle" else None
 
 
 def _estimate(waiting: int, free: int, recent_waits: list[float]) -> float:
@@ -479,11 +526,20 @@ def _estimate(waiting: int, free: int, recent_waits: list[float]) -> float:
     return statistics.median(recent_waits) * max(1, waiting - free)
 
 
-def _count_states(seats: Iterable[Seat]) -> dict[str, int]:
-    counts = {"idle": 0, "busy": 0, "paused": 0, "offline": 0, "reserved": 0}
+SEAT_PARTITION = ("busy", "wrapup", "idle", "paused", "reserved", "offline")
+
+
+def _count_states(seats: Iterable[Seat], now: float) -> dict[str, int]:
+    """The seats partitioned, each counted once (``SEAT_PARTITION``): a
+    reserved emergency seat on shift counts as ``reserved`` whatever it is
+    doing, every other seat on shift by its state (busy = talking, wrapup,
+    idle, paused); ``offline`` takes every seat whose device is unavailable,
+    reserved or not. So on shift = busy + wrapup + idle + paused + reserved,
+    and the sum is every seat (docs/console.md names the identities)."""
+    counts = dict.fromkeys(SEAT_PARTITION, 0)
     for s in seats:
-        counts[s.state] += 1
-        counts["reserved"] += s.reserved
+        state = s.state_at(now)
+        counts["reserved" if s.reserved and state != "offline" else state] += 1
     return counts
 
 

@@ -5,7 +5,6 @@ seats, lines, the level, the leader) and ``ivr agi``."""
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from ivr.cli.common import fmt_time, level_line, run, run_with_redis
 from ivr.settings import SETTINGS_HELP, Settings, shown
@@ -55,6 +54,17 @@ def lines_line(ln: dict, blocked: int | None = None) -> str:
     return out + (f"\n  警告 warning: {ln['warning']}" if ln["warning"] else "")
 
 
+SEAT_KEYS = ("busy", "wrapup", "idle", "paused", "reserved", "offline")
+
+
+def seats_line(st: dict) -> str:
+    """The seat partition (``ivr.ami.model._count_states``), as on the wall."""
+    on = sum(int(st.get(k, 0)) for k in SEAT_KEYS if k != "offline")
+    return (f"坐席 seats: 在岗 on shift {on} = 通话 talking {st.get('busy', 0)} + 话后整理 wrap-up "
+            f"{st.get('wrapup', 0)} + 空闲 idle {st.get('idle', 0)} + 暂停 paused {st.get('paused', 0)} + "
+            f"紧急预留 reserved {st.get('reserved', 0)}; 离线 offline {st.get('offline', 0)}")
+
+
 def render_status(snap: dict | None, level_line: str, tz, now: float, blocked: int | None = None) -> list[str]:
     from ivr.services.status import lines
 
@@ -67,14 +77,18 @@ def render_status(snap: dict | None, level_line: str, tz, now: float, blocked: i
     link = "已连接 connected" if snap.get("ami_connected") else "未连接 NOT connected"
     out.append(f"AMI: {link}; figures {age:.1f} s old; last full resync {fmt_time(snap.get('resynced_at'), tz)}")
     out.append(lines_line(lines(snap), blocked))
-    out.append(f"{'队列 queue':<16}{'等待':>6}{'紧急':>6}{'最长等待s':>10}{'预计等待s':>10}{'接通':>6}{'放弃':>6}"
-               f"{'放弃率':>8}{'服务水平':>9}  座席 idle/busy/paused/offline/reserved")
+    out.append(seats_line(snap.get("seat_states", {})))
+    mins = f"{snap['window_s'] / 60:.0f}"
+    out.append(f"{'队列 queue':<16}{'等待(当前)':>8}{'紧急':>6}{'最长等待s':>10}{'预计等待s':>10}{f'接通(近{mins}分)':>10}"
+               f"{f'放弃(近{mins}分)':>10}{'放弃率':>8}{'服务水平':>9}  座席 busy/wrapup/idle/paused/reserved/offline")
     for name, q in snap["queues"].items():
         s = q["seats"]
         sl = "-" if q["service_level"] is None else f"{q['service_level']:.0%}"
-        out.append(f"{name:<16}{q['waiting']:>6}{q['emergency_waiting']:>6}{q['longest_wait_s']:>10.0f}"
-                   f"{q['estimated_wait_s']:>10.0f}{q['answered']:>6}{q['abandoned']:>6}{q['abandon_rate']:>8.0%}"
-                   f"{sl:>9}  {s['idle']}/{s['busy']}/{s['paused']}/{s['offline']}/{s['reserved']}")
+        out.append(f"{name:<16}{q['waiting']:>12}{q['emergency_waiting']:>6}{q['longest_wait_s']:>10.0f}"
+                   f"{q['estimated_wait_s']:>10.0f}{q['answered']:>13}{q['abandoned']:>13}{q['abandon_rate']:>8.0%}"
+                   f"{sl:>9}  " + "/".join(str(s.get(k, 0)) for k in SEAT_KEYS))
+    out.append(f"  接通、放弃、放弃率、服务水平：近{mins}分钟 — answered, abandoned and the rates: the last {mins} min; "
+               "等待：当前 — waiting: now")
     for name, q in snap["queues"].items():
         for c in q["callers"][:10]:
             mark = " 紧急 emergency" if c["emergency"] else ""
@@ -89,7 +103,7 @@ def render_status(snap: dict | None, level_line: str, tz, now: float, blocked: i
     out.append(f"紧急来电 emergency: waiting {em['waiting']}, wait p50 {p(em['wait_p50_s'])} s, "
                f"p95 {p(em['wait_p95_s'])} s ({em['answered']} answered in {snap['window_s'] / 60:.0f} min)")
     out.append(f"普通来电 ordinary: wait p50 {p(od['wait_p50_s'])} s, p95 {p(od['wait_p95_s'])} s "
-               f"({od['answered']} answered)")
+               f"({od['answered']} answered in {snap['window_s'] / 60:.0f} min)")
     return out
 
 
@@ -111,11 +125,12 @@ def cmd_status(args, settings: Settings) -> int:
     from ivr.services import status as status_service
 
     async def go(redis):
-        plan = await contingency.plan(redis, settings.home, settings.timezone, time.time())
+        clock = await status_service.engine_clock(redis)     # the engines' (a drill's simulated one), as the wall
+        plan = await contingency.plan(redis, settings.home, settings.timezone, clock.now())
         snap = await status_service.live(redis)
         st = (await contingency.overview(redis)).state
         blocked = await status_service.lines_blocked(redis, status_service.lines(snap)["pbx"])
-        for line in render_status(snap, level_line(plan, st.level), settings.timezone, time.time(), blocked):
+        for line in render_status(snap, level_line(plan, st.level), settings.timezone, clock.now(), blocked):
             print(line)
         print(leader_line(await status_service.leader_health(redis)))
         for line in engine_lines(await status_service.engines(redis)):

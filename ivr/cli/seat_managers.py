@@ -5,15 +5,20 @@ What staff read is in Simplified Chinese first, English after."""
 
 from __future__ import annotations
 
-import time
-
 from ivr.cli.common import audited, fmt_time, level_line, run_with_redis, who
 from ivr.services import contingency
+from ivr.services import status as status_service
 from ivr.settings import Settings
 
 
+async def _now(redis) -> float:
+    """The engines' clock (a drill's simulated one), as the wall and the
+    supervisor stamp the level: a level set here carries the same times."""
+    return (await status_service.engine_clock(redis)).now()
+
+
 async def _plan(redis, settings: Settings):
-    return await contingency.plan(redis, settings.home, settings.timezone, time.time())
+    return await contingency.plan(redis, settings.home, settings.timezone, await _now(redis))
 
 
 def cmd_contingency_show(args, settings: Settings) -> int:
@@ -46,7 +51,7 @@ def cmd_contingency_set(args, settings: Settings) -> int:
 
     async def go(redis):
         plan = await _plan(redis, settings)
-        st = await contingency.set_level(redis, plan, args.level, by=who(), reason=args.reason, now=time.time(),
+        st = await contingency.set_level(redis, plan, args.level, by=who(), reason=args.reason, now=await _now(redis),
                                          expires_in_h=args.expires_in, no_expiry=args.no_expiry)
         print(f"应急级别已切换 level set: {level_line(plan, st.level)}; expires {fmt_time(st.expires_at, settings.timezone)}")
         print("各引擎进程一秒内生效，坐席调整经 AMI 执行 — every engine process applies it within a second; "
@@ -59,7 +64,7 @@ def cmd_contingency_renew(args, settings: Settings) -> int:
 
     async def go(redis):
         plan = await _plan(redis, settings)
-        st = await contingency.renew(redis, plan, args.hours, by=who(), now=time.time())
+        st = await contingency.renew(redis, plan, args.hours, by=who(), now=await _now(redis))
         print(f"级别 {st.level} 已续期至 {fmt_time(st.expires_at, settings.timezone)} — level {st.level} renewed")
     run_with_redis(settings, go)
     return 0
@@ -69,7 +74,7 @@ def cmd_contingency_accept(args, settings: Settings) -> int:
 
     async def go(redis):
         plan = await _plan(redis, settings)
-        p, _ = await contingency.accept_proposal(redis, plan, by=who(), now=time.time())
+        p, _ = await contingency.accept_proposal(redis, plan, by=who(), now=await _now(redis))
         print(f"已接受 accepted: {level_line(plan, p.level)}")
     run_with_redis(settings, go)
     return 0

@@ -102,6 +102,7 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print_report(main)
+    print(identities_line(main.get("identity_violations")))
     reports = {"with_plan": main}
     if compare:
         if compare == "plan":
@@ -124,7 +125,8 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
             print(f"  {label:<26}{'-' if a is None else a:>22}{'-' if b is None else b:>20}")
     ok = all(r["consistent"] and r["attempts_add_up"] and r["every_missed_caller_recorded"] and r["lost_callers"] == 0
              and r["callbacks_doubled"] == 0 and (r["audit_chains_verify"] or not r["chaos"])
-             and all(f["recovered_after_s"] is not None for f in r["faults"]) for r in reports.values())
+             and all(f["recovered_after_s"] is not None for f in r["faults"])
+             and not (r.get("identity_violations") or {}).get("count") for r in reports.values())
     if report is not None:
         for name, r in reports.items():
             path = report if name == "with_plan" else report.with_name(
@@ -145,6 +147,18 @@ def ivr_command() -> str:
 def status_hint(redis_url: str) -> str:
     """The command the demo prints for another terminal: it works as copied."""
     return f"IVR_REDIS_URL={shlex.quote(redis_url)} {ivr_command()} status"
+
+
+def identities_line(checked: dict | None) -> str:
+    """What the console showed, checked against its identities (docs/console.md)."""
+    if not checked or not checked.get("checked"):
+        why = "; ".join((checked or {}).get("errors", [])) or "no console"
+        return f"  控制台数字核对 console identities: 未核对 not checked ({why})"
+    n = checked["samples"]
+    head = (f"  控制台数字核对 console identities: {checked['count']} 处不成立 violations in "
+            f"{n['status']} reads of /api/status and {n['events']} wallboard events")
+    first = checked["first"][:1]
+    return head + (f"; first at {first[0]['clock']}: {first[0]['identity']} {first[0]['figures']}" if first else "")
 
 
 async def _open_console(engine: Engine) -> None:

@@ -30,6 +30,7 @@ from ivr.clock import Clock
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
 from ivr.logs import Log
+from ivr.project import asterisk_wrapup_times
 from ivr.runtime.leader import ROUND_S, Part, every
 from ivr.runtime.snapshot import SnapshotSource
 from ivr.services.audit import Checkpointer
@@ -63,7 +64,8 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
           token: str) -> LeaderWork:
     snap = config.current
     model = LiveModel(emergency_queues=snap.emergency_queues,
-                      reserved_interfaces=snap.seats.reserved if snap.seats else ())
+                      reserved_interfaces=snap.seats.reserved if snap.seats else (),
+                      wrapup_s=asterisk_wrapup_times(settings.home / "asterisk"))
     model.lines_config = snap.lines.for_link() if snap.lines else None
     ami = settings.ami
     controller = None if ami is None else AmiController(

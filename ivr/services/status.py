@@ -8,6 +8,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ivr.admission.lines import LINK_PBX
+from ivr.clock import Clock, WallClock
+from ivr.clock import from_setting as clock_from_setting
 from ivr.contingency.plan import level_or_minus_one
 from ivr.redisdb import keys
 from ivr.redisdb.live import read_live
@@ -29,6 +31,16 @@ async def level(redis: aioredis.Redis) -> int:
 async def leader_health(redis: aioredis.Redis) -> dict[str, Any] | None:
     raw = await redis.get(keys.LEADER_HEALTH)
     return json.loads(raw) if raw else None
+
+
+async def engine_clock(redis: aioredis.Redis) -> Clock:
+    """The engines' clock, as they publish it (a drill's simulated one; the
+    wall clock in production, or when no engine publishes): ``ivr status``
+    measures ages on it, as the wall does."""
+    for st in (await engines(redis)).values():
+        if st.get("engine_responding") and st.get("clock"):
+            return clock_from_setting(str(st["clock"]))
+    return WallClock()
 
 
 async def engines(redis: aioredis.Redis) -> dict[str, dict[str, Any]]:

@@ -193,7 +193,15 @@ async def metrics(request: web.Request) -> web.Response:
                        [({"queue": n}, v["longest_wait_s"]) for n, v in q.items()])
         lines += gauge("ivr_queue_abandon_ratio", "Abandoned / offered over the window",
                        [({"queue": n}, v["abandon_rate"]) for n, v in q.items()])
-        lines += gauge("ivr_seats", "Seats by state", [({"state": k}, v) for k, v in snap["seat_states"].items()])
+        lines += gauge("ivr_queue_answered", "Callers answered by a seat over the live window (ivr_live_window_seconds)",
+                       [({"queue": n}, v["answered"]) for n, v in q.items()])
+        lines += gauge("ivr_queue_abandoned", "Callers who hung up waiting over the live window "
+                       "(ivr_live_window_seconds)", [({"queue": n}, v["abandoned"]) for n, v in q.items()])
+        lines += gauge("ivr_live_window_seconds", "The window of answered, abandoned and the rates",
+                       [({}, snap["window_s"])])
+        lines += gauge("ivr_seats", "Seats by state, each counted once (busy = talking, wrapup, idle, paused, "
+                       "reserved = emergency seats on shift, offline); on shift = all but offline",
+                       [({"state": k}, v) for k, v in snap["seat_states"].items()])
         lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, ctx.clock.now() - snap["at"])])
     lines += _line_metrics(snap, await status_service.lines_blocked(
         ctx.redis, status_service.lines(snap)["pbx"]))

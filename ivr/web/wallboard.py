@@ -80,10 +80,23 @@ def _lines(live: dict | None) -> dict:
             "lines_callback_below": ln["callback_below_free"], "lines_reason": ln["reason"]}
 
 
+def seat_line(live: dict, added: set[str]) -> dict:
+    """The seat line, one partition (``ivr.ami.model._count_states``, the same
+    figures as ``ivr status`` and ``/metrics``): on shift = talking + wrap-up +
+    idle + paused + reserved emergency seats (each seat counted once), and on
+    shift = the hotline's own + those the plan added (each counted once)."""
+    states = live.get("seat_states", {})
+    part = {k: int(states.get(k, 0)) for k in ("busy", "wrapup", "idle", "paused", "reserved", "offline")}
+    on_shift = sum(v for k, v in part.items() if k != "offline")
+    plus = sum(1 for s in live.get("seats", []) if s["state"] != "offline" and s["interface"] in added)
+    return {"on_shift": on_shift, "base": on_shift - plus, "added_by_plan": plus, **part}
+
+
 def figures(live: dict | None, watched: tuple[str, ...], queues: dict[str, str], added: set[str],
             callbacks_open: int, oldest_s: float | None) -> dict:
     """The wall's numbers. ``watched``: the plan's logical queues (not the
-    emergency line); service level and abandon rate are theirs."""
+    emergency line); service level and abandon rate are theirs, over the live
+    model's window (``window_s``, labelled on the wall). Waiting is now."""
     fig: dict = {"callback_backlog": callbacks_open, "callback_oldest_age_s": oldest_s, **_lines(live)}
     if not live:
         return fig
@@ -94,18 +107,16 @@ def figures(live: dict | None, watched: tuple[str, ...], queues: dict[str, str],
     abandoned = sum(x["abandoned"] for x in mine)
     offered = answered + abandoned
     within = sum((x["service_level"] or 0) * (x["answered"] + x["abandoned"]) for x in mine)
-    on_phones = [s for s in live.get("seats", []) if s["state"] != "offline" and not s.get("reserved")]
-    plus = sum(1 for s in on_phones if s["interface"] in added)
-    states = live.get("seat_states", {})
+    seats = seat_line(live, added)
     fig.update({
         "waiting": sum(x["waiting"] for x in q.values()),
         "emergency_waiting": live.get("emergency", {}).get("waiting", 0),
         "longest_wait_s": max((x["longest_wait_s"] for x in q.values()), default=0.0),
+        "window_s": live.get("window_s"),
+        "answered": answered, "abandoned": abandoned,
         "abandon_rate": round(abandoned / offered, 4) if offered else None,
         "service_level_pct": round(100 * within / offered, 1) if offered else None,
-        "idle_seats": sum(1 for s in on_phones if s["state"] == "idle"),   # reserved seats take no ordinary call
-        "seats": {"on_phones": len(on_phones), "base": len(on_phones) - plus, "added_by_plan": plus,
-                  "busy": states.get("busy", 0), "idle": sum(1 for s in on_phones if s["state"] == "idle"),
-                  "paused": states.get("paused", 0), "reserved": states.get("reserved", 0)},
+        "idle_seats": seats["idle"],          # reserved seats are counted as reserved, never as idle
+        "seats": seats,
     })
     return fig

@@ -774,6 +774,9 @@ class Drill:
         task.add_done_callback(self.tasks.discard)
 
     def _sample(self, t: float, arrivals: int, backlog: int, level: int) -> None:
+        if not hasattr(self, "identities"):     # the console read as staff do, checked (docs/console.md)
+            from ivr.rehearsal.sim.identities import IdentitySampler
+            self.identities = IdentitySampler.start(self)
         s = self.series
         s.t.append(round(t, 1))
         s.arrivals.append(arrivals)
@@ -786,6 +789,7 @@ class Drill:
         self._bucket_blocked = 0
 
     def _progress_line(self, now: float) -> str:
+        from ivr.rehearsal.sim.identities import seats_on_shift
         waiting = sum(len(q.entries) for q in self.pbx.queues.values())
         busy = len(self.pbx.calls) + len(self.pbx.occupied)
         done = [c for c in self.calls.values() if c.outcome != "in_progress" and c.wanted_person]
@@ -797,7 +801,7 @@ class Drill:
         trunk = self.pbx.trunk
         lines = f"lines {trunk.in_use}/{trunk.total}  busy tones {self.blocked}  " if trunk.total else ""
         return (f"模拟时钟 {h:02d}:{m:02d}:{s:02d}  in system {len(self.tasks)}  waiting {waiting}  "
-                f"seats busy {busy}/{self.p.seats + self.p.emergency_seats}  {lines}not answered {rate:.0%}  "
+                f"seats busy {busy}/{seats_on_shift(self.pbx)}  {lines}not answered {rate:.0%}  "
                 f"callback backlog {backlog}  level {level}")
 
     async def _report(self, redis, wall_s: float) -> dict:
@@ -833,6 +837,8 @@ class Drill:
         misdials = sum(1 for r in records if r.get("closed_reason") == "misdial")
         merged = sum(int(r.get("calls") or 1) - 1 for r in records)
         audit = await self._verify_audit(redis)
+        from ivr.rehearsal.sim.identities import finish as identities_checked
+        identity_violations = await identities_checked(self)
 
         def pct(values, q):
             if not values:
@@ -869,6 +875,7 @@ class Drill:
             "engines": self.processes or 1, "chaos": self.chaos, "faults": self.faults,
             "lost_callers": len(missing) + by["other"], "callbacks_doubled": self.cb_doubled,
             "audit_chains_verify": all(v == "ok" for v in audit.values()), "audit": audit,
+            "identity_violations": identity_violations,
             **self._line_report(calls, records, numbers_with_record),
             "series": dataclasses.asdict(self.series),
             "queued_calls": self.queued,

@@ -455,7 +455,7 @@ class SimPbx:
             for m in q.members.values():
                 out.append([("Event", "QueueMember"), ("Queue", q.name), ("Name", m.name),
                             ("Location", m.interface)] + self._member_fields(m)[2:-2]
-                           + [("Wrapuptime", "0"), ("ActionID", aid)])
+                           + [("Wrapuptime", f"{q.wrapup_s:.0f}"), ("ActionID", aid)])
             for pos, e in enumerate(q.ordered(), 1):
                 out.append([("Event", "QueueEntry"), ("Queue", q.name), ("Position", str(pos)),
                             ("Channel", e.channel), ("Uniqueid", e.uniqueid), ("CallerIDNum", e.number),
@@ -581,17 +581,22 @@ class SimPbx:
                 ("DestExten", "12345"), ("DestPriority", "1"), ("DestUniqueid", f"{self.clock():.0f}.{n}"),
                 ("DestLinkedid", e.uniqueid)]
 
-    def _member_fields(self, m: SimMember) -> Message:
+    def _member_fields(self, m: SimMember, wrapup_s: float = 0.0) -> Message:
+        """A member as QueueMember* events show it; ``Wrapuptime``: the member's
+        wrap-up (the simulated queues' members carry their queue's, as a
+        ``member =>`` line may in queues.conf), so the engine sees it."""
         in_call = m.interface in self.calls
         return [("MemberName", m.name), ("Interface", m.interface), ("StateInterface", m.state_interface),
                 ("Membership", m.membership), ("Penalty", str(m.penalty)), ("CallsTaken", str(m.calls_taken)),
                 ("LastCall", str(m.last_call)), ("LastPause", str(m.last_pause)), ("LoginTime", str(m.login_time)),
                 ("InCall", "1" if in_call else "0"), ("Status", str(self.device.get(m.state_interface, 1))),
                 ("Paused", "1" if m.paused else "0"), ("PausedReason", m.paused_reason),
-                ("Ringinuse", "0"), ("Wrapuptime", "0")]
+                ("Ringinuse", "0"), ("Wrapuptime", f"{wrapup_s:.0f}")]
 
     def _member_event(self, event: str, queue: str, m: SimMember) -> Message:
-        return [("Event", event), ("Privilege", "agent,all"), ("Queue", queue)] + self._member_fields(m)
+        q = self.queues.get(queue)
+        return [("Event", event), ("Privilege", "agent,all"), ("Queue", queue)] + \
+            self._member_fields(m, q.wrapup_s if q else 0.0)
 
 
 def _number(text: str | None) -> float | None:
