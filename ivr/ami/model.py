@@ -13,6 +13,8 @@ emergency queue or carries a queue priority at or above ``emergency_priority``.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import statistics
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -22,7 +24,7 @@ from typing import Any, NotRequired, TypedDict
 from ivr.admission.estimate import QueueObserver
 from ivr.admission.lines import LineFigures, LineReading, PbxLines, figures
 from ivr.logs import mask_number
-from ivr.stats import percentile
+from ivr.stats import percentile_of_sorted
 
 # Asterisk's AST_DEVICE_* numbers as QueueMember/QueueMemberStatus report them.
 DEVICE_STATES = {0: "UNKNOWN", 1: "NOT_INUSE", 2: "INUSE", 3: "BUSY", 4: "INVALID", 5: "UNAVAILABLE",
@@ -134,6 +136,80 @@ class Waiting:
     joined_at: float
     priority: int = 0
     seq: int = 0              # arrival order, for Asterisk's priority-then-arrival ordering
+    masked: str = ""          # the number as staff see it, masked when a snapshot first lists it
+
+
+class _Line:
+    """One queue's waiting callers, kept as events arrive so that no reading
+    rescans them: by priority class, each class in arrival order (``seq``), and
+    their join times in a heap for the longest wait (entries of callers who
+    left are dropped when they reach its top, or all at once when they are
+    most of it)."""
+
+    __slots__ = ("members", "classes", "joins")
+
+    def __init__(self) -> None:
+        self.members: dict[str, Waiting] = {}
+        self.classes: dict[int, dict[str, Waiting]] = {}   # priority -> uniqueid -> caller, by seq
+        self.joins: list[tuple[float, int, str]] = []      # heap of (joined_at, seq, uniqueid)
+
+    def add(self, w: Waiting) -> None:
+        self.members[w.uniqueid] = w
+        self._place(w)
+        heapq.heappush(self.joins, (w.joined_at, w.seq, w.uniqueid))
+        if len(self.joins) > 2 * len(self.members) + 64:
+            self.joins = [(m.joined_at, m.seq, m.uniqueid) for m in self.members.values()]
+            heapq.heapify(self.joins)
+
+    def remove(self, w: Waiting) -> None:
+        del self.members[w.uniqueid]
+        self._unplace(w)
+
+    def reprioritise(self, w: Waiting, priority: int) -> None:
+        self._unplace(w)
+        w.priority = priority
+        self._place(w)
+
+    def _place(self, w: Waiting) -> None:
+        cls = self.classes.setdefault(w.priority, {})
+        if cls and next(reversed(cls.values())).seq > w.seq:   # not the latest of its class (a priority change)
+            cls[w.uniqueid] = w
+            self.classes[w.priority] = dict(sorted(cls.items(), key=lambda kv: kv[1].seq))
+        else:
+            cls[w.uniqueid] = w
+
+    def _unplace(self, w: Waiting) -> None:
+        cls = self.classes[w.priority]
+        del cls[w.uniqueid]
+        if not cls:
+            del self.classes[w.priority]
+
+    def ordered(self) -> list[Waiting]:
+        """Asterisk's order: higher priority first, then arrival."""
+        return [w for p in sorted(self.classes, reverse=True) for w in self.classes[p].values()]
+
+    def at_or_above(self, priority: int) -> int:
+        return sum(len(c) for p, c in self.classes.items() if p >= priority)
+
+    def earliest_join(self) -> float | None:
+        joins = self.joins
+        while joins:
+            at, seq, uid = joins[0]
+            w = self.members.get(uid)
+            if w is not None and w.seq == seq:
+                return at
+            heapq.heappop(joins)
+        return None
+
+
+@dataclass(slots=True)
+class _Tally:
+    """One queue's outcomes in the window, kept as they are recorded and pruned."""
+
+    answered: int = 0
+    abandoned: int = 0
+    withdrawn: int = 0
+    within: int = 0           # answered within the service level
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,17 +259,24 @@ class LiveModel:
         self.window_s = window_s
         self.service_level_s = service_level_s
         self.seats: dict[str, Seat] = {}
-        self.waiting: dict[str, Waiting] = {}        # uniqueid -> caller (one queue at a time)
+        # uniqueid -> caller (one queue at a time); read it, change it only through
+        # ``_put`` and ``_drop``, which keep each queue's ``_Line`` with it
+        self.waiting: dict[str, Waiting] = {}
+        self._lines: dict[str, _Line] = {}
         self.queue_names: set[str] = set()
-        self.outcomes: deque[Outcome] = deque()
+        self.outcomes: deque[Outcome] = deque()     # the window, oldest first; counted as it moves:
+        self._tallies: dict[str, _Tally] = {}        # queue -> its outcomes in the window
+        self._answered_waits: dict[bool, list[float]] = {True: [], False: []}   # emergency? -> waits, sorted
         self.withdraw_requested: set[str] = set()
         self.events_seen = 0
+        self._version = 0                            # counts changes (events, resyncs): what was read is current
         self._by_state: dict[str, set[str]] = {}     # device (state interface) -> seat interfaces
         self.resynced_at: float | None = None
         self._seq = 0
         # the trunk lines: queue/lines.yaml's PBX, the last count read over AMI
         # (ivr.ami.lines), and the callbacks whose citizen leg holds a line
         self.observers: dict[str, QueueObserver] = {}   # queue -> its wait estimator (ivr.admission.estimate)
+        self._seats_told: dict[str, tuple[float, int]] = {}   # queue -> (now, _version) its estimator was told seats
         self._left: dict[str, tuple[str, float]] = {}    # uniqueid -> (queue, when): left, no connect seen yet
         self.lines_config: PbxLines | None = None
         self.lines_reading: LineReading | None = None
@@ -205,6 +288,7 @@ class LiveModel:
         handler = _HANDLERS.get(event.get("Event", ""))
         if handler is not None:
             self.events_seen += 1
+            self._version += 1
             handler(self, event, now)
 
     def rebuild(self, status_events: Iterable[AmiEvent], now: float) -> None:
@@ -232,11 +316,15 @@ class LiveModel:
         for seat in seats.values():
             queues.update(seat.queues)
         self.seats, self.waiting, self.queue_names = seats, waiting, queues
+        self._lines = {}
+        for w in waiting.values():
+            self._line(w.queue).add(w)
         self._by_state = {}
         for seat in seats.values():
             self._by_state.setdefault(seat.state_interface, set()).add(seat.interface)
         self.withdraw_requested &= set(waiting)
         self.resynced_at = now
+        self._version += 1
 
     def _fill_seat(self, seat: Seat, ev: AmiEvent, name_key: str = "MemberName") -> None:
         queue = ev.get("Queue", "")
@@ -289,8 +377,8 @@ class LiveModel:
         uid = ev.get("Uniqueid", "")
         prio = _int(_chan_vars(ev).get("QUEUE_PRIO"))
         self._seq += 1
-        self.waiting[uid] = Waiting(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), ev.get("Queue", ""),
-                                    now, prio, self._seq)
+        self._put(Waiting(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), ev.get("Queue", ""), now, prio,
+                          self._seq))
         self.queue_names.add(ev.get("Queue", ""))
         self._observer(ev.get("Queue", ""), now).joined(uid, prio, now)
 
@@ -309,11 +397,11 @@ class LiveModel:
         self.withdraw_requested.discard(uid)
         hold = _int(ev.get("HoldTime"), int(now - w.joined_at) if w else 0)
         self._record(Outcome(now, ev.get("Queue", ""), kind, hold, self._is_emergency(w, ev.get("Queue", ""))))
-        self.waiting.pop(uid, None)
+        self._drop(uid)
         self._observer(ev.get("Queue", ""), now).abandoned(uid, now, hold)
 
     def _leave(self, ev: AmiEvent, now: float) -> None:
-        if self.waiting.pop(ev.get("Uniqueid", ""), None) is None:
+        if self._drop(ev.get("Uniqueid", "")) is None:
             return             # an abandon (or a withdrawal) already took the caller out of the line
         # Asterisk sends QueueCallerLeave *before* AgentConnect when a seat answers
         # (the transcripts): only a leave that no connect follows (a timeout, a
@@ -322,7 +410,7 @@ class LiveModel:
 
     def _connect(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
-        w = self.waiting.pop(uid, None)
+        w = self._drop(uid)
         queue = ev.get("Queue", "")
         hold = _int(ev.get("HoldTime"), int(now - w.joined_at) if w else 0)
         self._record(Outcome(now, queue, "answered", hold, self._is_emergency(w, queue)))
@@ -337,8 +425,44 @@ class LiveModel:
         if seat is not None:
             seat.in_call = False
 
+    def _line(self, queue: str) -> _Line:
+        line = self._lines.get(queue)
+        if line is None:
+            line = self._lines[queue] = _Line()
+        return line
+
+    def _put(self, w: Waiting) -> None:
+        self._drop(w.uniqueid)             # a second join of the same channel replaces the first
+        self.waiting[w.uniqueid] = w
+        self._line(w.queue).add(w)
+
+    def _drop(self, uniqueid: str) -> Waiting | None:
+        w = self.waiting.pop(uniqueid, None)
+        if w is not None:
+            self._lines[w.queue].remove(w)
+        return w
+
     def _record(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
+        self._count(outcome, 1)
+
+    def _count(self, o: Outcome, step: int) -> None:
+        """Add (step 1) or take out (step -1) one outcome of the window's counts."""
+        tally = self._tallies.get(o.queue)
+        if tally is None:
+            tally = self._tallies[o.queue] = _Tally()
+        if o.kind == "answered":
+            tally.answered += step
+            tally.within += step if o.wait_s <= self.service_level_s else 0
+            waits = self._answered_waits[o.emergency]
+            if step > 0:
+                bisect.insort(waits, o.wait_s)     # after its equals: the order ``sorted`` gives the window
+            else:
+                del waits[bisect.bisect_left(waits, o.wait_s)]   # the oldest is the first of its equals
+        elif o.kind == "abandoned":
+            tally.abandoned += step
+        elif o.kind == "withdrawn":
+            tally.withdrawn += step
 
     def _is_emergency(self, w: Waiting | None, queue: str) -> bool:
         return queue in self.emergency_queues or (w is not None and w.priority >= self.emergency_priority)
@@ -351,42 +475,69 @@ class LiveModel:
     def note_priority(self, uniqueid: str, priority: int) -> None:
         w = self.waiting.get(uniqueid)
         if w is not None:
-            w.priority = priority
+            self._lines[w.queue].reprioritise(w, priority)
 
     # -- figures ---------------------------------------------------------------
+    # The waiting callers (``_Line``), the window's counts (``_Tally``) and its
+    # answered waits (sorted) are kept as events arrive and the window moves, so
+    # a reading costs the queues and what changed since the last one, not a scan
+    # of thousands of waiting callers (``ivr bench model``). The seats are still
+    # counted per reading.
 
     def _prune(self, now: float) -> None:
         horizon = now - self.window_s
         while self.outcomes and self.outcomes[0].at < horizon:
-            self.outcomes.popleft()
+            self._count(self.outcomes.popleft(), -1)
 
     def ordered(self, queue: str) -> list[Waiting]:
         """Asterisk's order: higher priority first, then arrival."""
-        return sorted((w for w in self.waiting.values() if w.queue == queue), key=lambda w: (-w.priority, w.seq))
+        line = self._lines.get(queue)
+        return line.ordered() if line is not None else []
 
     def observation(self, now: float, queues: Iterable[str] | None = None) -> Observation:
         self._prune(now)
         names = set(queues) if queues is not None else self.queue_names
-        waiting = [w for w in self.waiting.values() if w.queue in names]
-        done = [o for o in self.outcomes if o.queue in names and o.kind != "withdrawn"]
-        abandoned = sum(1 for o in done if o.kind == "abandoned")
+        lines = [line for line in (self._lines.get(q) for q in names) if line is not None]
+        joins = [at for at in (line.earliest_join() for line in lines) if at is not None]
+        tallies = [t for t in (self._tallies.get(q) for q in names) if t is not None]
+        abandoned = sum(t.abandoned for t in tallies)
+        offered = abandoned + sum(t.answered for t in tallies)
         return Observation(
-            calls_waiting=len(waiting),
-            longest_wait_s=max((now - w.joined_at for w in waiting), default=0.0),
-            abandon_rate=abandoned / len(done) if done else 0.0,
-            offered=len(done),
+            calls_waiting=sum(len(line.members) for line in lines),
+            longest_wait_s=now - min(joins) if joins else 0.0,
+            abandon_rate=abandoned / offered if offered else 0.0,
+            offered=offered,
         )
 
     def estimated_wait(self, queue: str, now: float) -> float:
         """What ``snapshot`` reports as the queue's estimated wait, without
         building the snapshot (the capture asks once per accepted callback)."""
         self._prune(now)
-        waiting = sum(1 for w in self.waiting.values() if w.queue == queue)
+        line = self._lines.get(queue)
         free = sum(1 for s in self.seats.values() if queue in s.queues and s.state == "idle")
-        return _estimate(waiting, free, [o.wait_s for o in self.outcomes if o.queue == queue and o.kind == "answered"])
+        return _estimate(len(line.members) if line else 0, free,
+                         [o.wait_s for o in self.outcomes if o.queue == queue and o.kind == "answered"])
+
+    def _estimator(self, queue: str, now: float, members: list[Seat] | None = None) -> QueueObserver:
+        """The queue's wait estimator, told what the seats serving it (``members``) are doing now;
+        once per moment and change (the publish asks for the snapshot, then for the outlook)."""
+        obs = self._observer(queue, now)
+        if self._seats_told.get(queue) != (now, self._version):
+            if members is None:
+                members = [s for s in self.seats.values() if queue in s.queues]
+            states = [s.state for s in members]
+            obs.seats(now, sum(1 for st in states if st in ("idle", "busy")), states.count("busy"))
+            self._seats_told[queue] = (now, self._version)
+        return obs
 
     def emergency_waiting(self) -> list[Waiting]:
-        return [w for w in self.waiting.values() if self._is_emergency(w, w.queue)]
+        found = [w for q, line in self._lines.items()
+                 for w in (line.members.values() if q in self.emergency_queues else
+                           (w for p, c in line.classes.items() if p >= self.emergency_priority for w in c.values()))]
+        return sorted(found, key=lambda w: w.seq)      # arrival order, as ``waiting`` holds them
+
+    def _emergency_count(self, queue: str, line: _Line) -> int:
+        return len(line.members) if queue in self.emergency_queues else line.at_or_above(self.emergency_priority)
 
     def outlook(self, now: float, lines: LineFigures | None = None) -> dict[str, Any]:
         """What a caller joining now can expect, per queue and priority class
@@ -395,10 +546,7 @@ class LiveModel:
         self._settle_leaves(now)
         queues: dict[str, dict[str, list[float]]] = {}
         for q in sorted(self.queue_names):
-            members = [s for s in self.seats.values() if q in s.queues]
-            states = [s.state for s in members]
-            obs = self._observer(q, now)
-            obs.seats(now, sum(1 for st in states if st in ("idle", "busy")), states.count("busy"))
+            obs = self._estimator(q, now)
             queues[q] = {}
             for prio in (0, self.emergency_priority):
                 e = obs.preview(prio, now).engine
@@ -426,32 +574,28 @@ class LiveModel:
         self._prune(now)
         queues: dict[str, QueueFigures] = {}
         for q in sorted(self.queue_names):
-            line = self.ordered(q)
+            line = self._line(q)
             members = [s for s in self.seats.values() if q in s.queues]
-            done = [o for o in self.outcomes if o.queue == q]
-            answered = [o for o in done if o.kind == "answered"]
-            abandoned = [o for o in done if o.kind == "abandoned"]
-            offered = len(answered) + len(abandoned)
-            within = sum(1 for o in answered if o.wait_s <= self.service_level_s)
-            free = sum(1 for s in members if s.state == "idle")
+            tally = self._tallies.get(q) or _Tally()
+            offered = tally.answered + tally.abandoned
+            first = line.earliest_join()
             queues[q] = {
                 "emergency": q in self.emergency_queues,
-                "waiting": len(line),
-                "emergency_waiting": sum(1 for w in line if self._is_emergency(w, q)),
-                "longest_wait_s": round(max((now - w.joined_at for w in line), default=0.0), 1),
-                "estimated_wait_s": round(_estimate(len(line), free, [o.wait_s for o in answered]), 1),
-                "answered": len(answered),
-                "abandoned": len(abandoned),
-                "withdrawn": sum(1 for o in done if o.kind == "withdrawn"),
-                "abandon_rate": round(len(abandoned) / offered, 4) if offered else 0.0,
-                "service_level": round(within / offered, 4) if offered else None,
+                "waiting": len(line.members),
+                "emergency_waiting": self._emergency_count(q, line),
+                "longest_wait_s": round(now - first, 1) if first is not None else 0.0,
+                "estimated_wait_s": round(_estimate(len(line.members), sum(1 for s in members if s.state == "idle"),
+                                                    [o.wait_s for o in self.outcomes
+                                                     if o.queue == q and o.kind == "answered"]), 1),
+                "answered": tally.answered,
+                "abandoned": tally.abandoned,
+                "withdrawn": tally.withdrawn,
+                "abandon_rate": round(tally.abandoned / offered, 4) if offered else 0.0,
+                "service_level": round(tally.within / offered, 4) if offered else None,
                 "seats": _count_states(members),
-                "callers": [{"position": i + 1, "uniqueid": w.uniqueid, "number": mask_number(w.number),
-                             "priority": w.priority, "wait_s": round(now - w.joined_at, 1),
-                             "emergency": self._is_emergency(w, q)} for i, w in enumerate(line)],
+                "callers": self._callers(q, line, now),
             }
-        em_waits = [o.wait_s for o in self.outcomes if o.emergency and o.kind == "answered"]
-        ord_waits = [o.wait_s for o in self.outcomes if not o.emergency and o.kind == "answered"]
+        em_waits, ord_waits = self._answered_waits[True], self._answered_waits[False]
         return {
             "at": now,
             "resynced_at": self.resynced_at,
@@ -462,13 +606,26 @@ class LiveModel:
                        "reserved": s.reserved, "queues": dict(s.queues), "calls_taken": s.calls_taken}
                       for s in sorted(self.seats.values(), key=lambda s: s.interface)],
             "seat_states": _count_states(self.seats.values()),
-            "emergency": {"waiting": len(self.emergency_waiting()),
-                          "wait_p50_s": percentile(em_waits, 50), "wait_p95_s": percentile(em_waits, 95),
-                          "answered": len(em_waits)},
-            "ordinary": {"wait_p50_s": percentile(ord_waits, 50), "wait_p95_s": percentile(ord_waits, 95),
-                         "answered": len(ord_waits)},
+            "emergency": {"waiting": sum(self._emergency_count(q, line) for q, line in self._lines.items()),
+                          "wait_p50_s": percentile_of_sorted(em_waits, 50),
+                          "wait_p95_s": percentile_of_sorted(em_waits, 95), "answered": len(em_waits)},
+            "ordinary": {"wait_p50_s": percentile_of_sorted(ord_waits, 50),
+                         "wait_p95_s": percentile_of_sorted(ord_waits, 95), "answered": len(ord_waits)},
             "lines": self.lines(now),
         }
+
+    def _callers(self, queue: str, line: _Line, now: float) -> list[CallerFigures]:
+        """The line in Asterisk's order, as staff see it (a list as long as the
+        line: the one part of a snapshot that grows with it)."""
+        out: list[CallerFigures] = []
+        for p in sorted(line.classes, reverse=True):
+            emergency = queue in self.emergency_queues or p >= self.emergency_priority
+            for w in line.classes[p].values():
+                if not w.masked:
+                    w.masked = mask_number(w.number)
+                out.append({"position": len(out) + 1, "uniqueid": w.uniqueid, "number": w.masked, "priority": p,
+                            "wait_s": round(now - w.joined_at, 1), "emergency": emergency})
+        return out
 
 
 def _estimate(waiting: int, free: int, recent_waits: list[float]) -> float:
