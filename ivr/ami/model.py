@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import statistics
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -276,7 +275,7 @@ class LiveModel:
         # the trunk lines: queue/lines.yaml's PBX, the last count read over AMI
         # (ivr.ami.lines), and the callbacks whose citizen leg holds a line
         self.observers: dict[str, QueueObserver] = {}   # queue -> its wait estimator (ivr.admission.estimate)
-        self._seats_told: dict[str, tuple[float, int]] = {}   # queue -> (now, _version) its estimator was told seats
+        self._seats_told: dict[str, tuple[int, QueueObserver]] = {}   # queue -> when its estimator was told seats
         self._left: dict[str, tuple[str, float]] = {}    # uniqueid -> (queue, when): left, no connect seen yet
         self.lines_config: PbxLines | None = None
         self.lines_reading: LineReading | None = None
@@ -510,25 +509,31 @@ class LiveModel:
         )
 
     def estimated_wait(self, queue: str, now: float) -> float:
-        """What ``snapshot`` reports as the queue's estimated wait, without
-        building the snapshot (the capture asks once per accepted callback)."""
-        self._prune(now)
-        line = self._lines.get(queue)
-        free = sum(1 for s in self.seats.values() if queue in s.queues and s.state == "idle")
-        return _estimate(len(line.members) if line else 0, free,
-                         [o.wait_s for o in self.outcomes if o.queue == queue and o.kind == "answered"])
+        """The queue's expected wait as the wall shows it (``snapshot``) and as a
+        caller joining now is told (``outlook``), without building either: the
+        capture asks once per courtesy callback, which is due when it has passed."""
+        self._settle_leaves(now)
+        return self._told(queue, now)
 
     def _estimator(self, queue: str, now: float, members: list[Seat] | None = None) -> QueueObserver:
-        """The queue's wait estimator, told what the seats serving it (``members``) are doing now;
-        once per moment and change (the publish asks for the snapshot, then for the outlook)."""
+        """The queue's wait estimator, told what the seats serving it (``members``) are doing now.
+        Only after a change: a seat's state changes only with an event or a resync (and telling
+        the same counts again only moves the estimator's clock on, which its preview does)."""
         obs = self._observer(queue, now)
-        if self._seats_told.get(queue) != (now, self._version):
+        if self._seats_told.get(queue) != (self._version, obs):
             if members is None:
                 members = [s for s in self.seats.values() if queue in s.queues]
             states = [s.state for s in members]
             obs.seats(now, sum(1 for st in states if st in ("idle", "busy")), states.count("busy"))
-            self._seats_told[queue] = (now, self._version)
+            self._seats_told[queue] = (self._version, obs)
         return obs
+
+    def _told(self, queue: str, now: float, members: list[Seat] | None = None) -> float:
+        """What a caller joining ``queue`` now at the back of its class is told,
+        as ``outlook`` publishes it: priority 0, or the emergency class in an
+        emergency queue (the class its callers join with)."""
+        prio = self.emergency_priority if queue in self.emergency_queues else 0
+        return round(self._estimator(queue, now, members).preview(prio, now).engine.wait_s, 1)
 
     def emergency_waiting(self) -> list[Waiting]:
         found = [w for q, line in self._lines.items()
@@ -570,8 +575,10 @@ class LiveModel:
                        talking=sum(1 for s in self.seats.values() if s.in_call), callbacks=self.callbacks_on_line)
 
     def snapshot(self, now: float) -> LiveSnapshot:
-        """JSON-ready figures; numbers masked (personal information law)."""
+        """JSON-ready figures; numbers masked (personal information law). The
+        estimated wait is what a caller joining now is told (``_told``)."""
         self._prune(now)
+        self._settle_leaves(now)
         queues: dict[str, QueueFigures] = {}
         for q in sorted(self.queue_names):
             line = self._line(q)
@@ -584,9 +591,7 @@ class LiveModel:
                 "waiting": len(line.members),
                 "emergency_waiting": self._emergency_count(q, line),
                 "longest_wait_s": round(now - first, 1) if first is not None else 0.0,
-                "estimated_wait_s": round(_estimate(len(line.members), sum(1 for s in members if s.state == "idle"),
-                                                    [o.wait_s for o in self.outcomes
-                                                     if o.queue == q and o.kind == "answered"]), 1),
+                "estimated_wait_s": self._told(q, now, members),
                 "answered": tally.answered,
                 "abandoned": tally.abandoned,
                 "withdrawn": tally.withdrawn,
@@ -626,14 +631,6 @@ class LiveModel:
                 out.append({"position": len(out) + 1, "uniqueid": w.uniqueid, "number": w.masked, "priority": p,
                             "wait_s": round(now - w.joined_at, 1), "emergency": emergency})
         return out
-
-
-def _estimate(waiting: int, free: int, recent_waits: list[float]) -> float:
-    """A plain estimate, written down so nobody mistakes it for a promise: the
-    median recent wait, scaled by how far the line is beyond free seats."""
-    if not waiting or not recent_waits:
-        return 0.0
-    return statistics.median(recent_waits) * max(1, waiting - free)
 
 
 def _count_states(seats: Iterable[Seat]) -> dict[str, int]:
