@@ -153,8 +153,13 @@ class _Line:
         self.joins: list[tuple[float, int, str]] = []      # heap of (joined_at, seq, uniqueid)
 
     def add(self, w: Waiting) -> None:
+        """A caller who joined after every one here (a join, or a resync's list in order)."""
         self.members[w.uniqueid] = w
-        self._place(w)
+        cls = self.classes.get(w.priority)
+        if cls is None:
+            self.classes[w.priority] = {w.uniqueid: w}
+        else:
+            cls[w.uniqueid] = w
         heapq.heappush(self.joins, (w.joined_at, w.seq, w.uniqueid))
         if len(self.joins) > 2 * len(self.members) + 64:
             self.joins = [(m.joined_at, m.seq, m.uniqueid) for m in self.members.values()]
@@ -165,17 +170,14 @@ class _Line:
         self._unplace(w)
 
     def reprioritise(self, w: Waiting, priority: int) -> None:
+        """Into its new class at its place by arrival (rare: the class is rebuilt if it is not the last)."""
         self._unplace(w)
         w.priority = priority
-        self._place(w)
-
-    def _place(self, w: Waiting) -> None:
-        cls = self.classes.setdefault(w.priority, {})
-        if cls and next(reversed(cls.values())).seq > w.seq:   # not the latest of its class (a priority change)
-            cls[w.uniqueid] = w
-            self.classes[w.priority] = dict(sorted(cls.items(), key=lambda kv: kv[1].seq))
-        else:
-            cls[w.uniqueid] = w
+        cls = self.classes.setdefault(priority, {})
+        before_last = bool(cls) and next(reversed(cls.values())).seq > w.seq
+        cls[w.uniqueid] = w
+        if before_last:
+            self.classes[priority] = dict(sorted(cls.items(), key=lambda kv: kv[1].seq))
 
     def _unplace(self, w: Waiting) -> None:
         cls = self.classes[w.priority]
