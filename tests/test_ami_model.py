@@ -281,6 +281,10 @@ def test_the_walls_estimated_wait_is_what_a_caller_joining_now_is_told():
     told = model.outlook(90)["queues"]["q"]["0"]
     assert model.snapshot(90)["queues"]["q"]["estimated_wait_s"] == model.estimated_wait("q", 90) == told[1]
     assert told[0] == 3 and told[1] > 0 and told[1] != 45 * 3      # three ahead, the only seat busy
+    # a queue the PBX never reported (an AMI link not up yet): no wait, as before, not the estimator's
+    # horizon for a queue without seats, which would put a courtesy callback an hour off
+    assert LiveModel().estimated_wait("q", 80) == model.estimated_wait("elsewhere-q", 80) == 0.0
+    assert "elsewhere-q" not in model.observers
 
 
 def test_the_wall_and_the_outlook_agree_through_a_real_session():

@@ -513,7 +513,11 @@ class LiveModel:
     def estimated_wait(self, queue: str, now: float) -> float:
         """The queue's expected wait as the wall shows it (``snapshot``) and as a
         caller joining now is told (``outlook``), without building either: the
-        capture asks once per courtesy callback, which is due when it has passed."""
+        capture asks once per courtesy callback, which is due when it has passed.
+        A queue the PBX has not reported (no AMI link yet, a name not in queues.yaml):
+        0, nothing to wait for, and nothing a caller is told."""
+        if queue not in self.queue_names:
+            return 0.0
         self._settle_leaves(now)
         return self._told(queue, now)
 
