@@ -78,10 +78,14 @@ async def test_missed_call_is_captured_called_back_and_audited(stack):
     from ivr.rehearsal.sim.agi_peer import QueueOutcome
 
     pbx, server, eng, env = stack
-    # every seat paused: the citizen times out in the queue and accepts the callback offer
-    for s in ("101", "102", "109"):
+    # the general seats paused: the citizen times out in the queue and accepts the callback offer.
+    # The reserved seat 109 (general-q's overflow) stays free: the wait estimate is 0, so the
+    # courtesy callback is due at once, but a reserved seat takes no callback.
+    for s in ("101", "102"):
         pbx.action({"Action": "QueuePause", "Interface": f"Local/{s}@ivr-seats/n", "Paused": "true"})
     server.flush()
+    await until(lambda: eng.controller.model.seats["Local/102@ivr-seats/n"].paused)
+    assert eng.controller.model.estimated_wait("general-q", eng.clock.now()) == 0.0
     await run_call("127.0.0.1", eng.agi.port,
                    SimChannel(Caller(number="13312345678", digits=["2", "1"], queue=QueueOutcome("timeout"))))
     await until(lambda: eng.capture is not None and eng.capture.recorded == 1, 5)
@@ -143,7 +147,47 @@ async def test_a_caller_at_peak_hears_the_expected_wait_and_is_offered_a_callbac
     assert wait_s > 60, "no seat serving: the wait is beyond level 2's admission_wait_s"
     ch = (await run_call("127.0.0.1", eng.agi.port, SimChannel(Caller(number="13912340000", digits=["2"])))).channel
     played = [c.split()[2] for c in ch.commands if c.startswith(("STREAM FILE", "GET DATA"))]
-    assert {"12345/queue/queue-ahead", "12345/numbers/8", "12345/admission-offer"} <= set(played)
+    # the peak path: a short greeting, the wait, the offer (the place is said to whoever waits)
+    assert played[0] == "12345/peak-welcome" and played[1].startswith("12345/queue/queue-wait-"), played
+    assert played[2].startswith("12345/numbers/") and played[3:5] == ["12345/queue/queue-minutes",
+                                                                      "12345/admission-offer"], played
     assert ch.queue_calls == []                    # registered: hung up, the line freed
     assert await eng.redis.get(keys.OUTLOOK)
     await until(lambda: eng.capture is not None and eng.capture.recorded >= 1, 5)
+
+
+async def test_the_wall_shows_the_wait_a_caller_joining_now_is_told(stack):
+    """What staff see is what citizens hear: the wall and `ivr status` read the
+    live snapshot's estimated wait, a caller joining at that moment is told the
+    outlook published with it. The wall used to show a plain figure of its own
+    (the median recent wait times the callers beyond free seats)."""
+    from ivr.redisdb import keys
+
+    pbx, server, eng, env = stack
+    pbx.action({"Action": "QueuePause", "Interface": "Local/109@ivr-seats/n", "Paused": "true"})
+    for i in range(6):                             # two seats take a call each, four callers wait
+        pbx.join("general-q", f"1370000000{i}")
+    pbx.dispatch()
+    server.flush()
+    await until(lambda: len(eng.controller.model.waiting) == 4)
+    import json
+
+    async def settled() -> dict | None:
+        """The wall's figures once nothing changes (two publishes' time apart) and the engine has read them."""
+        first = await eng.redis.mget(keys.LIVE, keys.OUTLOOK)
+        await asyncio.sleep(0.3)
+        if None in first or await eng.redis.mget(keys.LIVE, keys.OUTLOOK) != first:
+            return None
+        wall, published = json.loads(first[0])["queues"]["general-q"], json.loads(first[1])["queues"]["general-q"]
+        engine_read = list(eng.live.outlook.get("general-q", {}).get(0, ()))
+        return wall if wall["waiting"] == 4 and engine_read == published["0"] else None
+    end = asyncio.get_running_loop().time() + 10
+    while (wall := await settled()) is None:
+        assert asyncio.get_running_loop().time() < end, "the figures never settled"
+    ahead, told_s, _ = eng.live.outlook["general-q"][0]
+    ch = (await run_call("127.0.0.1", eng.agi.port, SimChannel(Caller(number="13912340001", digits=["2"])))).channel
+    assert eng.live.outlook["general-q"][0] == (ahead, told_s, _)   # the call read this one
+    said = [c for c in ch.commands if "IVR_WAIT_EST" in c]
+    assert len(said) == 1 and f"{ahead + 1},{told_s:.0f}" in said[0], said
+    assert ahead == 4 and told_s > 0                # both seats busy: a wait, not a seat at once
+    assert wall["estimated_wait_s"] == told_s      # the wall's "预计 est. s", and `ivr status`'s (the same snapshot)

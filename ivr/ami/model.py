@@ -13,7 +13,9 @@ emergency queue or carries a queue priority at or above ``emergency_priority``.
 
 from __future__ import annotations
 
-import statistics
+import bisect
+import heapq
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from typing import Any, NotRequired, TypedDict
 from ivr.admission.estimate import QueueObserver
 from ivr.admission.lines import LineFigures, LineReading, PbxLines, figures
 from ivr.logs import mask_number
-from ivr.stats import percentile
+from ivr.stats import percentile_of_sorted
 
 # Asterisk's AST_DEVICE_* numbers as QueueMember/QueueMemberStatus report them.
 DEVICE_STATES = {0: "UNKNOWN", 1: "NOT_INUSE", 2: "INUSE", 3: "BUSY", 4: "INVALID", 5: "UNAVAILABLE",
@@ -147,6 +149,82 @@ class Waiting:
     joined_at: float
     priority: int = 0
     seq: int = 0              # arrival order, for Asterisk's priority-then-arrival ordering
+    masked: str = ""          # the number as staff see it, masked when a snapshot first lists it
+
+
+class _Line:
+    """One queue's waiting callers, kept as events arrive so that no reading
+    rescans them: by priority class, each class in arrival order (``seq``), and
+    their join times in a heap for the longest wait (entries of callers who
+    left are dropped when they reach its top, or all at once when they are
+    most of it)."""
+
+    __slots__ = ("members", "classes", "joins")
+
+    def __init__(self) -> None:
+        self.members: dict[str, Waiting] = {}
+        self.classes: dict[int, dict[str, Waiting]] = {}   # priority -> uniqueid -> caller, by seq
+        self.joins: list[tuple[float, int, str]] = []      # heap of (joined_at, seq, uniqueid)
+
+    def add(self, w: Waiting) -> None:
+        """A caller who joined after every one here (a join, or a resync's list in order)."""
+        self.members[w.uniqueid] = w
+        cls = self.classes.get(w.priority)
+        if cls is None:
+            self.classes[w.priority] = {w.uniqueid: w}
+        else:
+            cls[w.uniqueid] = w
+        heapq.heappush(self.joins, (w.joined_at, w.seq, w.uniqueid))
+        if len(self.joins) > 2 * len(self.members) + 64:
+            self.joins = [(m.joined_at, m.seq, m.uniqueid) for m in self.members.values()]
+            heapq.heapify(self.joins)
+
+    def remove(self, w: Waiting) -> None:
+        del self.members[w.uniqueid]
+        self._unplace(w)
+
+    def reprioritise(self, w: Waiting, priority: int) -> None:
+        """Into its new class at its place by arrival (rare: the class is rebuilt if it is not the last)."""
+        self._unplace(w)
+        w.priority = priority
+        cls = self.classes.setdefault(priority, {})
+        before_last = bool(cls) and next(reversed(cls.values())).seq > w.seq
+        cls[w.uniqueid] = w
+        if before_last:
+            self.classes[priority] = dict(sorted(cls.items(), key=lambda kv: kv[1].seq))
+
+    def _unplace(self, w: Waiting) -> None:
+        cls = self.classes[w.priority]
+        del cls[w.uniqueid]
+        if not cls:
+            del self.classes[w.priority]
+
+    def ordered(self) -> list[Waiting]:
+        """Asterisk's order: higher priority first, then arrival."""
+        return [w for p in sorted(self.classes, reverse=True) for w in self.classes[p].values()]
+
+    def at_or_above(self, priority: int) -> int:
+        return sum(len(c) for p, c in self.classes.items() if p >= priority)
+
+    def earliest_join(self) -> float | None:
+        joins = self.joins
+        while joins:
+            at, seq, uid = joins[0]
+            w = self.members.get(uid)
+            if w is not None and w.seq == seq:
+                return at
+            heapq.heappop(joins)
+        return None
+
+
+@dataclass(slots=True)
+class _Tally:
+    """One queue's outcomes in the window, kept as they are recorded and pruned."""
+
+    answered: int = 0
+    abandoned: int = 0
+    withdrawn: int = 0
+    within: int = 0           # answered within the service level
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,17 +277,24 @@ class LiveModel:
         self.window_s = window_s
         self.service_level_s = service_level_s
         self.seats: dict[str, Seat] = {}
-        self.waiting: dict[str, Waiting] = {}        # uniqueid -> caller (one queue at a time)
+        # uniqueid -> caller (one queue at a time); read it, change it only through
+        # ``_put`` and ``_drop``, which keep each queue's ``_Line`` with it
+        self.waiting: dict[str, Waiting] = {}
+        self._lines: dict[str, _Line] = {}
         self.queue_names: set[str] = set()
-        self.outcomes: deque[Outcome] = deque()
+        self.outcomes: deque[Outcome] = deque()     # the window, oldest first; counted as it moves:
+        self._tallies: dict[str, _Tally] = {}        # queue -> its outcomes in the window
+        self._answered_waits: dict[bool, list[float]] = {True: [], False: []}   # emergency? -> waits, sorted
         self.withdraw_requested: set[str] = set()
         self.events_seen = 0
+        self._version = 0                            # counts changes (events, resyncs): what was read is current
         self._by_state: dict[str, set[str]] = {}     # device (state interface) -> seat interfaces
         self.resynced_at: float | None = None
         self._seq = 0
         # the trunk lines: queue/lines.yaml's PBX, the last count read over AMI
         # (ivr.ami.lines), and the callbacks whose citizen leg holds a line
         self.observers: dict[str, QueueObserver] = {}   # queue -> its wait estimator (ivr.admission.estimate)
+        self._seats_told: dict[str, tuple[int, QueueObserver, float]] = {}   # queue -> (version, estimator, next wrap-up end)
         self._left: dict[str, tuple[str, float]] = {}    # uniqueid -> (queue, when): left, no connect seen yet
         self.lines_config: PbxLines | None = None
         self.lines_reading: LineReading | None = None
@@ -221,6 +306,7 @@ class LiveModel:
         handler = _HANDLERS.get(event.get("Event", ""))
         if handler is not None:
             self.events_seen += 1
+            self._version += 1
             handler(self, event, now)
 
     def rebuild(self, status_events: Iterable[AmiEvent], now: float) -> None:
@@ -251,11 +337,15 @@ class LiveModel:
             old = self.seats.get(seat.interface)
             seat.wrapup_until, seat.idle_since = (old.wrapup_until, old.idle_since) if old else (0.0, now)
         self.seats, self.waiting, self.queue_names = seats, waiting, queues
+        self._lines = {}
+        for w in waiting.values():
+            self._line(w.queue).add(w)
         self._by_state = {}
         for seat in seats.values():
             self._by_state.setdefault(seat.state_interface, set()).add(seat.interface)
         self.withdraw_requested &= set(waiting)
         self.resynced_at = now
+        self._version += 1
 
     def _fill_seat(self, seat: Seat, ev: AmiEvent, name_key: str = "MemberName") -> None:
         queue = ev.get("Queue", "")
@@ -315,8 +405,8 @@ class LiveModel:
         uid = ev.get("Uniqueid", "")
         prio = _int(_chan_vars(ev).get("QUEUE_PRIO"))
         self._seq += 1
-        self.waiting[uid] = Waiting(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), ev.get("Queue", ""),
-                                    now, prio, self._seq)
+        self._put(Waiting(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), ev.get("Queue", ""), now, prio,
+                          self._seq))
         self.queue_names.add(ev.get("Queue", ""))
         self._observer(ev.get("Queue", ""), now).joined(uid, prio, now)
 
@@ -335,11 +425,11 @@ class LiveModel:
         self.withdraw_requested.discard(uid)
         hold = _int(ev.get("HoldTime"), int(now - w.joined_at) if w else 0)
         self._record(Outcome(now, ev.get("Queue", ""), kind, hold, self._is_emergency(w, ev.get("Queue", ""))))
-        self.waiting.pop(uid, None)
+        self._drop(uid)
         self._observer(ev.get("Queue", ""), now).abandoned(uid, now, hold)
 
     def _leave(self, ev: AmiEvent, now: float) -> None:
-        if self.waiting.pop(ev.get("Uniqueid", ""), None) is None:
+        if self._drop(ev.get("Uniqueid", "")) is None:
             return             # an abandon (or a withdrawal) already took the caller out of the line
         # Asterisk sends QueueCallerLeave *before* AgentConnect when a seat answers
         # (the transcripts): only a leave that no connect follows (a timeout, a
@@ -348,7 +438,7 @@ class LiveModel:
 
     def _connect(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
-        w = self.waiting.pop(uid, None)
+        w = self._drop(uid)
         queue = ev.get("Queue", "")
         hold = _int(ev.get("HoldTime"), int(now - w.joined_at) if w else 0)
         self._record(Outcome(now, queue, "answered", hold, self._is_emergency(w, queue)))
@@ -369,8 +459,44 @@ class LiveModel:
             seat.wrapup_until = now + wrap if wrap > 0 else 0.0
             _note_idle(seat, before, now)
 
+    def _line(self, queue: str) -> _Line:
+        line = self._lines.get(queue)
+        if line is None:
+            line = self._lines[queue] = _Line()
+        return line
+
+    def _put(self, w: Waiting) -> None:
+        self._drop(w.uniqueid)             # a second join of the same channel replaces the first
+        self.waiting[w.uniqueid] = w
+        self._line(w.queue).add(w)
+
+    def _drop(self, uniqueid: str) -> Waiting | None:
+        w = self.waiting.pop(uniqueid, None)
+        if w is not None:
+            self._lines[w.queue].remove(w)
+        return w
+
     def _record(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
+        self._count(outcome, 1)
+
+    def _count(self, o: Outcome, step: int) -> None:
+        """Add (step 1) or take out (step -1) one outcome of the window's counts."""
+        tally = self._tallies.get(o.queue)
+        if tally is None:
+            tally = self._tallies[o.queue] = _Tally()
+        if o.kind == "answered":
+            tally.answered += step
+            tally.within += step if o.wait_s <= self.service_level_s else 0
+            waits = self._answered_waits[o.emergency]
+            if step > 0:
+                bisect.insort(waits, o.wait_s)     # after its equals: the order ``sorted`` gives the window
+            else:
+                del waits[bisect.bisect_left(waits, o.wait_s)]   # the oldest is the first of its equals
+        elif o.kind == "abandoned":
+            tally.abandoned += step
+        elif o.kind == "withdrawn":
+            tally.withdrawn += step
 
     def _is_emergency(self, w: Waiting | None, queue: str) -> bool:
         return queue in self.emergency_queues or (w is not None and w.priority >= self.emergency_priority)
@@ -383,42 +509,84 @@ class LiveModel:
     def note_priority(self, uniqueid: str, priority: int) -> None:
         w = self.waiting.get(uniqueid)
         if w is not None:
-            w.priority = priority
+            self._lines[w.queue].reprioritise(w, priority)
 
     # -- figures ---------------------------------------------------------------
+    # The waiting callers (``_Line``), the window's counts (``_Tally``) and its
+    # answered waits (sorted) are kept as events arrive and the window moves, so
+    # a reading costs the queues and what changed since the last one, not a scan
+    # of thousands of waiting callers (``ivr bench model``). The seats are still
+    # counted per reading.
 
     def _prune(self, now: float) -> None:
         horizon = now - self.window_s
         while self.outcomes and self.outcomes[0].at < horizon:
-            self.outcomes.popleft()
+            self._count(self.outcomes.popleft(), -1)
 
     def ordered(self, queue: str) -> list[Waiting]:
         """Asterisk's order: higher priority first, then arrival."""
-        return sorted((w for w in self.waiting.values() if w.queue == queue), key=lambda w: (-w.priority, w.seq))
+        line = self._lines.get(queue)
+        return line.ordered() if line is not None else []
 
     def observation(self, now: float, queues: Iterable[str] | None = None) -> Observation:
         self._prune(now)
         names = set(queues) if queues is not None else self.queue_names
-        waiting = [w for w in self.waiting.values() if w.queue in names]
-        done = [o for o in self.outcomes if o.queue in names and o.kind != "withdrawn"]
-        abandoned = sum(1 for o in done if o.kind == "abandoned")
+        lines = [line for line in (self._lines.get(q) for q in names) if line is not None]
+        joins = [at for at in (line.earliest_join() for line in lines) if at is not None]
+        tallies = [t for t in (self._tallies.get(q) for q in names) if t is not None]
+        abandoned = sum(t.abandoned for t in tallies)
+        offered = abandoned + sum(t.answered for t in tallies)
         return Observation(
-            calls_waiting=len(waiting),
-            longest_wait_s=max((now - w.joined_at for w in waiting), default=0.0),
-            abandon_rate=abandoned / len(done) if done else 0.0,
-            offered=len(done),
+            calls_waiting=sum(len(line.members) for line in lines),
+            longest_wait_s=now - min(joins) if joins else 0.0,
+            abandon_rate=abandoned / offered if offered else 0.0,
+            offered=offered,
         )
 
     def estimated_wait(self, queue: str, now: float) -> float:
-        """What ``snapshot`` reports as the queue's estimated wait, without
-        building the snapshot (the capture asks once per accepted callback)."""
-        self._prune(now)
-        waiting = sum(1 for w in self.waiting.values() if w.queue == queue)
-        free = sum(1 for s in self.seats.values() if queue in s.queues and s.state_at(now) == "idle")
-        return _estimate(waiting, free, [o.wait_s for o in self.outcomes if o.queue == queue and o.kind == "answered"])
+        """The queue's expected wait as the wall shows it (``snapshot``) and as a
+        caller joining now is told (``outlook``), without building either: the
+        capture asks once per courtesy callback, which is due when it has passed.
+        A queue the PBX has not reported (no AMI link yet, a name not in queues.yaml):
+        0, nothing to wait for, and nothing a caller is told."""
+        if queue not in self.queue_names:
+            return 0.0
+        self._settle_leaves(now)
+        return self._told(queue, now)
+
+    def _estimator(self, queue: str, now: float, members: list[Seat] | None = None) -> QueueObserver:
+        """The queue's wait estimator, told what the seats serving it (``members``) are doing now.
+        Only after a change: a seat's state changes only with an event, a resync or the end of a
+        wrap-up (and telling
+        the same counts again only moves the estimator's clock on, which its preview does)."""
+        obs = self._observer(queue, now)
+        told = self._seats_told.get(queue)
+        if told is None or told[0] != self._version or told[1] is not obs or now >= told[2]:
+            if members is None:
+                members = [s for s in self.seats.values() if queue in s.queues]
+            states = [s.state_at(now) for s in members]
+            obs.seats(now, sum(1 for st in states if st in ("idle", "busy", "wrapup")),
+                      states.count("busy") + states.count("wrapup"))
+            # a wrap-up ending changes a seat with no event: recount once the first one ends
+            edge = min((s.wrapup_until for s in members if s.wrapup_until > now), default=math.inf)
+            self._seats_told[queue] = (self._version, obs, edge)
+        return obs
+
+    def _told(self, queue: str, now: float, members: list[Seat] | None = None) -> float:
+        """What a caller joining ``queue`` now at the back of its class is told,
+        as ``outlook`` publishes it: priority 0, or the emergency class in an
+        emergency queue (the class its callers join with)."""
+        prio = self.emergency_priority if queue in self.emergency_queues else 0
+        return round(self._estimator(queue, now, members).preview(prio, now).engine.wait_s, 1)
 
     def emergency_waiting(self) -> list[Waiting]:
-        return [w for w in self.waiting.values() if self._is_emergency(w, w.queue)]
+        found = [w for q, line in self._lines.items()
+                 for w in (line.members.values() if q in self.emergency_queues else
+                           (w for p, c in line.classes.items() if p >= self.emergency_priority for w in c.values()))]
+        return sorted(found, key=lambda w: w.seq)      # arrival order, as ``waiting`` holds them
+
+    def _emergency_count(self, queue: str, line: _Line) -> int:
+        return len(line.members) if queue in self.emergency_queues else line.at_or_above(self.emergency_priority)
 
     def outlook(self, now: float, lines: LineFigures | None = None) -> dict[str, Any]:
         """What a caller joining now can expect, per queue and priority class
@@ -427,11 +595,7 @@ class LiveModel:
         self._settle_leaves(now)
         queues: dict[str, dict[str, list[float]]] = {}
         for q in sorted(self.queue_names):
-            members = [s for s in self.seats.values() if q in s.queues]
-            states = [s.state_at(now) for s in members]
-            obs = self._observer(q, now)
-            obs.seats(now, sum(1 for st in states if st in ("idle", "busy", "wrapup")),
-                      states.count("busy") + states.count("wrapup"))
+            obs = self._estimator(q, now)
             queues[q] = {}
             for prio in (0, self.emergency_priority):
                 e = obs.preview(prio, now).engine
@@ -455,36 +619,32 @@ class LiveModel:
                        talking=sum(1 for s in self.seats.values() if s.in_call), callbacks=self.callbacks_on_line)
 
     def snapshot(self, now: float) -> LiveSnapshot:
-        """JSON-ready figures; numbers masked (personal information law)."""
+        """JSON-ready figures; numbers masked (personal information law). The
+        estimated wait is what a caller joining now is told (``_told``)."""
         self._prune(now)
+        self._settle_leaves(now)
         queues: dict[str, QueueFigures] = {}
         for q in sorted(self.queue_names):
-            line = self.ordered(q)
+            line = self._line(q)
             members = [s for s in self.seats.values() if q in s.queues]
-            done = [o for o in self.outcomes if o.queue == q]
-            answered = [o for o in done if o.kind == "answered"]
-            abandoned = [o for o in done if o.kind == "abandoned"]
-            offered = len(answered) + len(abandoned)
-            within = sum(1 for o in answered if o.wait_s <= self.service_level_s)
-            free = sum(1 for s in members if s.state_at(now) == "idle")
+            tally = self._tallies.get(q) or _Tally()
+            offered = tally.answered + tally.abandoned
+            first = line.earliest_join()
             queues[q] = {
                 "emergency": q in self.emergency_queues,
-                "waiting": len(line),
-                "emergency_waiting": sum(1 for w in line if self._is_emergency(w, q)),
-                "longest_wait_s": round(max((now - w.joined_at for w in line), default=0.0), 1),
-                "estimated_wait_s": round(_estimate(len(line), free, [o.wait_s for o in answered]), 1),
-                "answered": len(answered),
-                "abandoned": len(abandoned),
-                "withdrawn": sum(1 for o in done if o.kind == "withdrawn"),
-                "abandon_rate": round(len(abandoned) / offered, 4) if offered else 0.0,
-                "service_level": round(within / offered, 4) if offered else None,
+                "waiting": len(line.members),
+                "emergency_waiting": self._emergency_count(q, line),
+                "longest_wait_s": round(now - first, 1) if first is not None else 0.0,
+                "estimated_wait_s": self._told(q, now, members),
+                "answered": tally.answered,
+                "abandoned": tally.abandoned,
+                "withdrawn": tally.withdrawn,
+                "abandon_rate": round(tally.abandoned / offered, 4) if offered else 0.0,
+                "service_level": round(tally.within / offered, 4) if offered else None,
                 "seats": _count_states(members, now),
-                "callers": [{"position": i + 1, "uniqueid": w.uniqueid, "number": mask_number(w.number),
-                             "priority": w.priority, "wait_s": round(now - w.joined_at, 1),
-                             "emergency": self._is_emergency(w, q)} for i, w in enumerate(line)],
+                "callers": self._callers(q, line, now),
             }
-        em_waits = [o.wait_s for o in self.outcomes if o.emergency and o.kind == "answered"]
-        ord_waits = [o.wait_s for o in self.outcomes if not o.emergency and o.kind == "answered"]
+        em_waits, ord_waits = self._answered_waits[True], self._answered_waits[False]
         return {
             "at": now,
             "resynced_at": self.resynced_at,
@@ -497,13 +657,26 @@ class LiveModel:
                        "idle_since": _idle_since(s, now)}
                       for s in sorted(self.seats.values(), key=lambda s: s.interface)],
             "seat_states": _count_states(self.seats.values(), now),
-            "emergency": {"waiting": len(self.emergency_waiting()),
-                          "wait_p50_s": percentile(em_waits, 50), "wait_p95_s": percentile(em_waits, 95),
-                          "answered": len(em_waits)},
-            "ordinary": {"wait_p50_s": percentile(ord_waits, 50), "wait_p95_s": percentile(ord_waits, 95),
-                         "answered": len(ord_waits)},
+            "emergency": {"waiting": sum(self._emergency_count(q, line) for q, line in self._lines.items()),
+                          "wait_p50_s": percentile_of_sorted(em_waits, 50),
+                          "wait_p95_s": percentile_of_sorted(em_waits, 95), "answered": len(em_waits)},
+            "ordinary": {"wait_p50_s": percentile_of_sorted(ord_waits, 50),
+                         "wait_p95_s": percentile_of_sorted(ord_waits, 95), "answered": len(ord_waits)},
             "lines": self.lines(now),
         }
+
+    def _callers(self, queue: str, line: _Line, now: float) -> list[CallerFigures]:
+        """The line in Asterisk's order, as staff see it (a list as long as the
+        line: the one part of a snapshot that grows with it)."""
+        out: list[CallerFigures] = []
+        for p in sorted(line.classes, reverse=True):
+            emergency = queue in self.emergency_queues or p >= self.emergency_priority
+            for w in line.classes[p].values():
+                if not w.masked:
+                    w.masked = mask_number(w.number)
+                out.append({"position": len(out) + 1, "uniqueid": w.uniqueid, "number": w.masked, "priority": p,
+                            "wait_s": round(now - w.joined_at, 1), "emergency": emergency})
+        return out
 
 
 def _note_idle(seat: Seat, before: str, now: float) -> None:
@@ -516,14 +689,6 @@ def _idle_since(seat: Seat, now: float) -> float | None:
     """When an idle seat became so: its last change into idle, or the end of
     its wrap-up (no event marks it); None for a seat that is not idle."""
     return round(max(seat.idle_since, seat.wrapup_until), 1) if seat.state_at(now) == "idle" else None
-
-
-def _estimate(waiting: int, free: int, recent_waits: list[float]) -> float:
-    """A plain estimate, written down so nobody mistakes it for a promise: the
-    median recent wait, scaled by how far the line is beyond free seats."""
-    if not waiting or not recent_waits:
-        return 0.0
-    return statistics.median(recent_waits) * max(1, waiting - free)
 
 
 SEAT_PARTITION = ("busy", "wrapup", "idle", "paused", "reserved", "offline")

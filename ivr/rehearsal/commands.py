@@ -245,6 +245,11 @@ def cmd_bench_callbacks(args, settings: Settings) -> int:
     return bench_callbacks.main(args)
 
 
+def cmd_bench_model(args, settings: Settings) -> int:
+    from ivr.rehearsal.bench import model as bench_model
+    return bench_model.main(args)
+
+
 def add_commands(sub) -> None:
     d = sub.add_parser("drill", help="rehearse a load profile: the engine against the simulated Asterisk")
     d.add_argument("--profile", default="smoke", help="a file in queue/drills/ (beijing-peak-hour, ordos-day, "
@@ -297,3 +302,17 @@ def add_commands(sub) -> None:
                     help="instead: Redis CPU per missed call with and without the trail index, alternating, "
                          "ROUNDS of each")
     bc.set_defaults(fn=cmd_bench_callbacks)
+    bm = b.add_parser("model", help="the leader's live model: CPU per AMI event and per reading, a long line")
+    bm.add_argument("--callers", type=int, default=6000, help="the standing line, over two queues")
+    bm.add_argument("--seats", type=int, default=1820)
+    bm.add_argument("--calls", type=int, default=6000, help="citizens arriving while it is measured")
+    bm.add_argument("--rate", type=float, default=20.0, help="citizens arriving per simulated second")
+    bm.add_argument("--warmup-s", type=float, default=900.0, help="simulated seconds replayed first, unmeasured "
+                                                                    "(the 15-minute window of outcomes)")
+    bm.add_argument("--publish-s", type=float, default=0.25, help="simulated seconds between two publishes")
+    bm.add_argument("--rounds", type=int, default=3, help="medians are quoted")
+    bm.add_argument("--seed", type=int, default=1)
+    bm.add_argument("--baseline", metavar="FILE", help="another copy of ivr/ami/model.py, measured in the same run "
+                                                       "(git show REV:ivr/ami/model.py > FILE)")
+    bm.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    bm.set_defaults(fn=cmd_bench_model)
