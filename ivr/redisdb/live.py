@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, cast
 
+import orjson
 import redis.asyncio as aioredis
 
 from ivr.redisdb import keys
@@ -21,9 +22,11 @@ async def write_live(redis: aioredis.Redis, snapshot: LiveSnapshot, outlook: dic
     """The snapshot, and the small outlook every engine reads with the level
     (``keys.OUTLOOK``: expected waits by queue and priority, lines low)."""
     pipe = redis.pipeline(transaction=False)
-    pipe.set(keys.LIVE, json.dumps(snapshot, ensure_ascii=False), ex=LIVE_TTL_S)
+    # orjson: the snapshot lists every seat (1,820 at Beijing) four times a second; json.dumps of it
+    # was most of the leader's publishing CPU in the Beijing drill (docs/benchmarks.md, session 7)
+    pipe.set(keys.LIVE, orjson.dumps(snapshot, option=orjson.OPT_NON_STR_KEYS), ex=LIVE_TTL_S)
     if outlook is not None:
-        pipe.set(keys.OUTLOOK, json.dumps(outlook), ex=LIVE_TTL_S)
+        pipe.set(keys.OUTLOOK, orjson.dumps(outlook, option=orjson.OPT_NON_STR_KEYS), ex=LIVE_TTL_S)
     await pipe.execute()
 
 
