@@ -181,6 +181,75 @@ def asterisk_wrapup_times(asterisk_dir: Path) -> dict[str, float]:
     return out
 
 
+# queues.conf settings whose value is a sound Asterisk plays to the waiting
+# caller (app_queue.c queue_set_param); periodic-announce takes a list
+QUEUE_SOUND_KEYS = frozenset({
+    "announce", "periodic-announce", "queue-youarenext", "queue-thereare", "queue-callswaiting",
+    "queue-quantity1", "queue-quantity2", "queue-holdtime", "queue-minutes", "queue-minute", "queue-seconds",
+    "queue-thankyou", "queue-callerannounce", "queue-reporthold"})
+SHIPPED_PROMPT_PREFIX = "12345/"     # how the shipped asterisk/ files name prompts/ (README: the sounds link)
+# Asterisk's number words in Mandarin (main/say.c ast_say_number_full_zh), kept in
+# prompts/ and installed as the PBX's sounds/zh/digits (README): a queue that
+# says places needs them, or the number is skipped in silence
+ZH_DIGITS = "lang-zh/digits"
+ZH_DIGIT_NAMES = (*(str(n) for n in range(10)), *(str(n) for n in range(10, 100, 10)), "hundred", "thousand", "wan")
+_CONF_SECTION = re.compile(r"^\s*\[([^\]]+)\]")
+_CONF_SETTING = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=>?\s*(.*?)\s*$")
+QUEUES_CONF = "asterisk/queues.conf"
+
+
+def queue_sound_problems(asterisk_dir: Path, prompts: frozenset[str]) -> list[Problem]:
+    """Every sound a queue in asterisk/queues.conf plays from prompts/ (named
+    ``12345/<prompt>``) that prompts/ does not hold, and the Mandarin number
+    words a queue announcing places needs, file:line:col: Asterisk would skip
+    them in silence. Sounds named otherwise are the PBX's own."""
+    path = asterisk_dir / "queues.conf"
+    if not path.exists():
+        return []
+    problems: list[Problem] = []
+    section = ""
+    frequency: dict[str, tuple[str, int, int]] = {}    # queue -> announce-frequency, its line and column
+    position: dict[str, str] = {}                      # queue -> announce-position (Asterisk's default: yes)
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split(";", 1)[0]
+        head = _CONF_SECTION.match(line)
+        if head is not None:
+            section = head.group(1).strip()
+            continue
+        setting = _CONF_SETTING.match(line)
+        if setting is None:
+            continue
+        key, value, col = setting.group(1).lower(), setting.group(2), setting.start(2) + 1
+        if key in QUEUE_SOUND_KEYS:
+            problems += _missing_sounds(lineno, col, key, value, prompts)
+        elif key == "announce-frequency":
+            frequency[section] = (value, lineno, col)
+        elif key == "announce-position":
+            position[section] = value.lower()
+    missing = [d for d in ZH_DIGIT_NAMES if f"{ZH_DIGITS}/{d}" not in prompts]
+    for queue, (value, lineno, col) in frequency.items():
+        if missing and value.isdigit() and int(value) > 0 and position.get(queue, "yes") != "no":
+            problems.append(Problem(QUEUES_CONF, lineno, col, (
+                f"[{queue}] 报排队位置所需的数字录音缺失：prompts/{ZH_DIGITS}/ 中没有 {', '.join(missing)}"
+                f"（安装为 PBX 的 sounds/zh/digits；可用 ivr prompts draft 生成） — [{queue}] says callers' places, "
+                f"but prompts/{ZH_DIGITS}/ lacks {', '.join(missing)} (installed as the PBX's sounds/zh/digits)")))
+    return problems
+
+
+def _missing_sounds(lineno: int, col: int, key: str, value: str, prompts: frozenset[str]) -> list[Problem]:
+    out = []
+    for sound in re.split(r"[,|]", value):
+        name = sound.strip()
+        at = col + len(sound) - len(sound.lstrip())
+        col += len(sound) + 1
+        if name.startswith(SHIPPED_PROMPT_PREFIX) and name[len(SHIPPED_PROMPT_PREFIX):] not in prompts:
+            wav = f"prompts/{name[len(SHIPPED_PROMPT_PREFIX):]}.wav"
+            out.append(Problem(QUEUES_CONF, lineno, at,
+                               f"{key}：录音 '{name}' 不在 prompts/ 中（缺少 {wav}），排队时将无声跳过 — "
+                               f"{key}: sound '{name}' is not in prompts/ (no {wav}); Asterisk would skip it in silence"))
+    return out
+
+
 def prompt_names(prompts_dir: Path) -> frozenset[str]:
     out = set()
     for p in prompts_dir.rglob("*"):

@@ -68,6 +68,8 @@ def _asterisk_tree(project_home: Path, tmp: Path, agi_port: int, ami_port: int) 
     data = tmp / "data"
     (data / "sounds").mkdir(parents=True)
     (data / "sounds" / "12345").symlink_to(project_home / "prompts")
+    (data / "sounds" / "zh").mkdir()             # README's installation: Asterisk's Mandarin number words
+    (data / "sounds" / "zh" / "digits").symlink_to(project_home / "prompts" / "lang-zh" / "digits")
     # documentation and the rest of the data dir: under the prefix, or /var/lib for a /usr install
     installed = next((d for d in (prefix / "var" / "lib" / "asterisk", Path("/var/lib/asterisk")) if d.is_dir()),
                      prefix / "var" / "lib" / "asterisk")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ivr.errors import FlowInvalid, FlowNotFound, InvalidInput
 from ivr.flow import model as m
 from ivr.flow.store import FlowStore, FlowVersion, PublishResult
-from ivr.project import Project, check_files, check_flow_texts, load_operations
+from ivr.project import Project, check_files, check_flow_texts, load_operations, prompt_names, queue_sound_problems
 from ivr.services.files import write_atomic
 from ivr.yamldoc.problems import Problem
 
@@ -64,7 +64,8 @@ def check_project(home: Path, tz: ZoneInfo, paths: list[Path] | None = None) -> 
     project = Project(home)
     ops = load_operations(project, tz, dt.datetime.now(tz))
     flows, problems = check_files(project, paths, frozenset(ops.announcements))
-    return Checked(flows, ops.problems + problems, len(paths) if paths else len(project.flow_files()))
+    sounds = queue_sound_problems(home / "asterisk", prompt_names(home / "prompts"))
+    return Checked(flows, ops.problems + problems + sounds, len(paths) if paths else len(project.flow_files()))
 
 
 def check_text(home: Path, name: str, source: str, label: str | None = None,
