@@ -191,9 +191,9 @@ FILE_MISTAKES = [
     ("queue/seats.yaml", "  front-line:\n", "   front-line:\n", ("files", "check"), "9:4", "缩进有误"),
     ("queue/seats.yaml", "  front-line:\n", "\tfront-line:\n", ("files", "check"), "9:1", "不能用制表符"),
     ("queue/seats.yaml", "reserved:\n", "reserved\n", ("files", "check"), "13:1", "缺少冒号 ':'"),
-    ("flows/main.yaml", "    prompts: [welcome]\n", "\tprompts: [welcome]\n", ("flows", "check"), "14:1", "不能用制表符"),
-    ("flows/main.yaml", "    prompts: [welcome]\n", "    prompts [welcome]\n", ("flows", "check"), "14:5", "缺少冒号 ':'"),
-    ("flows/main.yaml", "    prompts: [welcome]\n", "     prompts: [welcome]\n", ("flows", "check"), "14:",
+    ("flows/main.yaml", "    prompts: [welcome]\n", "\tprompts: [welcome]\n", ("flows", "check"), "{n}:1", "不能用制表符"),
+    ("flows/main.yaml", "    prompts: [welcome]\n", "    prompts [welcome]\n", ("flows", "check"), "{n}:5", "缺少冒号 ':'"),
+    ("flows/main.yaml", "    prompts: [welcome]\n", "     prompts: [welcome]\n", ("flows", "check"), "{n}:",
      "这里不能再有“键: 值”：可能缩进有误"),
     ("flows/calendars/holidays.txt", "2026-10-01\n", "2026-02-30\n", ("files", "check"), "3:1", "没有这一天：'2026-02-30'"),
     ("flows/calendars/holidays.txt", "2026-10-01\n", "2026/10/01\n", ("files", "check"), "3:1",
@@ -207,7 +207,9 @@ def test_a_staff_mistake_in_a_file_is_one_chinese_line_at_its_place(home, tmp_pa
                                                                      starts):
     """Issue 18: "expected <block end>, but found '<block mapping start>'",
     with nothing about indentation; a key without its colon was placed on
-    the line after it."""
+    the line after it. ``{n}`` in ``where`` is the line the mistake is on."""
+    text = (home / path).read_text(encoding="utf-8")
+    where = where.format(n=text[:text.index(old)].count("\n") + 1)
     _edit(home / path, old, new)
     r = ivr(*command, env={"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path)})
     assert r.returncode == 1, r.stdout + r.stderr
