@@ -82,10 +82,11 @@ async def test_who_declines_still_waits_and_the_estimate_is_kept_with_the_call(s
     assert sim.queue_calls == [("general-q", 0, 300)]
     assert sim.vars["IVR_WAIT_EST"] == "42,290"          # place at join, expected wait (for scoring)
     assert record.wait_estimate_s == 290.0 and record.position_at_join == 42
-    # the peak path: no greeting, no menu; the level's policy set, then the place and the wait
+    # the peak path: no greeting, no menu; the level's policy set, then the wait (general-q's
+    # Asterisk says the place as the caller joins: say_place false)
     assert "welcome" not in played and "menu" not in played and "policy/current" in played
-    assert played[-6:] == ["queue/queue-ahead", "numbers/41", "queue/queue-callers",
-                           "queue/queue-wait-about", "numbers/6", "queue/queue-minutes"]
+    assert played[-3:] == ["queue/queue-wait-about", "numbers/6", "queue/queue-minutes"]
+    assert "queue/queue-ahead" not in played
 
 
 async def test_a_registered_caller_who_dials_again_hears_so_and_is_not_queued_again(shipped, ops):
@@ -120,15 +121,14 @@ async def test_a_short_wait_or_a_level_without_a_target_goes_straight_on_and_is_
     short = {"general-q": {0: (0, 20.0, 5.0)}}
     record, sim, played = await call(shipped, ops, Caller(digits=["", "2"]), outlook=short)
     assert not record.admission_offered and sim.queue_calls == [("general-q", 0, 300)]
-    assert played[-2:] == ["menu", "queue/queue-next"]      # 25 s: no wait said, a seat takes them at once
+    assert played[-1] == "menu"      # 25 s: no wait said (a seat takes them at once), the place Asterisk's
     short = {"general-q": {0: (2, 40.0, 5.0)}}
     record, sim, played = await call(shipped, ops, Caller(digits=["", "2"]), outlook=short)
-    assert played[-6:] == ["queue/queue-ahead", "numbers/2", "queue/queue-callers", "queue/queue-wait-about",
-                           "numbers/1", "queue/queue-minutes"]
+    assert played[-3:] == ["queue/queue-wait-about", "numbers/1", "queue/queue-minutes"]
     # level 0 has no admission_wait_s: a long wait is told, never offered on its account
     record, sim, played = await call(shipped, ops, Caller(digits=["2"]), outlook=LONG, level=0)
     assert not record.admission_offered and sim.queue_calls == [("general-q", 0, 300)]
-    assert "numbers/41" in played
+    assert played[-3:] == ["queue/queue-wait-about", "numbers/6", "queue/queue-minutes"]
 
 
 async def test_nothing_known_says_nothing(shipped, ops):

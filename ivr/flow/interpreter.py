@@ -237,7 +237,9 @@ class FlowInterpreter:
         outlook = self._outlook(s, step.queue, step.priority)
         if s.call_facts.say_wait and outlook is not None:
             ahead, wait_s, spread_s = outlook
-            await s.channel.play(spoken(announcement(ahead, wait_s + spread_s).pieces))
+            said = announcement(ahead, wait_s + spread_s)
+            if prompts := spoken(said.pieces if step.say_place else said.wait):
+                await s.channel.play(prompts)
         return step.next
 
     async def _transfer(self, s: _CallState, step: m.Transfer, depth: int) -> str:

@@ -359,7 +359,8 @@ def _say_wait(r: Reader, name: str) -> dict[str, Any]:
     _spoken(r, r.node)
     return dict(queue=r.take("queue", _queue_ref, required=True),
                 next=r.take("next", _step_ref, required=True),
-                priority=r.take("priority", read_int(0, 100), default=0))
+                priority=r.take("priority", read_int(0, 100), default=0),
+                say_place=r.take("say_place", read_bool, default=True))
 
 
 def _transfer(r: Reader, name: str) -> dict[str, Any]:

@@ -127,12 +127,16 @@ class SayWait:
     """Where the caller stands and about how long the wait is ("您前面还有12位，
     预计等待约3分钟"), played from recordings (``prompts/queue/`` phrases and
     ``prompts/numbers/``). Says nothing when the level does not announce the
-    wait or nothing is known about the queue."""
+    wait or nothing is known about the queue. ``say_place: false`` says the
+    wait only, for a queue whose Asterisk says the place itself as the caller
+    joins and at intervals (asterisk/queues.conf ``announce-position``):
+    otherwise the caller hears their place twice within seconds."""
 
     name: str
     queue: str
     next: str
     priority: int = 0
+    say_place: bool = True
     where: Where = Where(0, 0)
 
 
