@@ -1,7 +1,8 @@
 """The call path's adapter: an AGI connection in, a flow run, a call summary out.
 
-Reads the world once per call (clock, contingency level, caller history) into
-``CallFacts`` and hands everything else to the pure interpreter."""
+Reads the world once per call (clock, contingency level, caller history, an
+open callback: ``ivr.calls.arrival``) into ``CallFacts`` and hands everything
+else to the pure interpreter."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from redis.typing import EncodableT, FieldT
 from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.aio import cancelling
 from ivr.call_channel import CallInfo, CallLog
+from ivr.calls.arrival import UNKNOWN, ArrivalLookups
 from ivr.contingency.plan import Plan
 from ivr.errors import NotReplicated
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
-from ivr.logs import Log, mask_number
+from ivr.logs import Log
 from ivr.prompts.announcements import AnnouncementSets, playable
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
     from ivr.runtime.snapshot import ConfigSnapshot
 
 CALLS_STREAM_MAXLEN = 2_000_000
-LAST_CALL_TTL_S = 7 * 24 * 3600
 ALIVE_BEAT_S = 2.0          # the engine's "alive" key is renewed at least this often (it expires after 10 s)
 
 
@@ -217,13 +218,13 @@ def read_summary(entry: dict[str, str]) -> dict[str, str]:
 
 class CallService:
     def __init__(self, *, registry: FlowRegistry, interpreter: FlowInterpreter, live: LiveState,
-                 summaries: CallSummaries, redis: aioredis.Redis, timezone: ZoneInfo,
+                 summaries: CallSummaries, arrivals: ArrivalLookups, timezone: ZoneInfo,
                  prompt_prefix: str, recordings_dir: str, log: Log, clock: Clock | None = None) -> None:
         self.registry = registry
         self.interpreter = interpreter
         self.live = live
         self.summaries = summaries
-        self.redis = redis
+        self.arrivals = arrivals
         self.tz = timezone
         self.prompt_prefix = prompt_prefix
         self.recordings_dir = recordings_dir
@@ -243,14 +244,14 @@ class CallService:
         try:
             bundle = self.registry.pinned(call.flow)
             version = self.registry.current.get(call.flow)
-            last_age = None
-            if bundle is not None and call.caller_number and self.registry.needs_history(call.flow):
-                last_age = await self._touch_history(call.caller_number, started)
-            ahead = None
-            if bundle is not None and call.caller_number and self.registry.needs_registration(call.flow):
-                ahead = await self._registered_ahead(call.caller_number)
+            arrival = UNKNOWN
+            if bundle is not None and call.caller_number:
+                arrival = await self.arrivals.lookup(call.caller_number, started,
+                                                     history=self.registry.needs_history(call.flow),
+                                                     registration=self.registry.needs_registration(call.flow))
             facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), caller=call.caller_number,
-                                    last_call_age_s=last_age, registered_ahead=ahead)
+                                    last_call_age_s=arrival.last_call_age_s,
+                                    registered_ahead=arrival.registered_ahead)
             log.info("call_start", caller=call.caller_number, flow=call.flow, version=version)
             if bundle is None:
                 log.error("unknown_flow", flow=call.flow)
@@ -266,34 +267,3 @@ class CallService:
         finally:
             self.active -= 1
             self.finished += 1
-
-    async def _registered_ahead(self, number: str) -> int | None:
-        """This caller's open callback: how many open callbacks come before it in
-        calling order (ready ones first, then those not yet due); None when the
-        caller has none. Most callers have none: one EXISTS, and the ranks only
-        for those who do."""
-        try:
-            if not await self.redis.exists(keys.callback_open(number)):
-                return None
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zrank(keys.CALLBACK_READY, number)
-            pipe.zcard(keys.CALLBACK_READY)
-            pipe.zrank(keys.CALLBACK_PENDING, number)
-            ready_rank, ready_n, pending_rank = await pipe.execute()
-        except Exception as exc:  # a nicety: the call goes on as if not registered
-            self.log.warning("callback_lookup_unavailable", error=repr(exc), number=mask_number(number))
-            return None
-        if ready_rank is not None:
-            return int(ready_rank)
-        return int(ready_n) + int(pending_rank) if pending_rank is not None else int(ready_n)
-
-    async def _touch_history(self, number: str, now: float) -> float | None:
-        """Record this call and return the age of the previous one, in one atomic
-        round trip (SET ... GET)."""
-        try:
-            prev = await self.redis.set(keys.last_call(number), f"{now:.3f}", ex=LAST_CALL_TTL_S, get=True)
-        except Exception as exc:  # history is a nicety: the call goes on without it
-            self.log.warning("call_history_unavailable", error=repr(exc), number=mask_number(number))
-            return None
-        return now - float(prev) if prev else None
-

@@ -56,9 +56,15 @@ OUTLOOK = f"{PREFIX}live:outlook"
 AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process that holds the AMI link
 
 
+# String: epoch seconds of a number's latest call (expires after a week). The
+# arrival script (ivr.calls.arrival) builds it from these two parts.
+LAST_CALL_PREFIX = f"{PREFIX}caller:"
+LAST_CALL_SUFFIX = ":last"
+
+
 def last_call(number: str) -> str:
     """String: epoch seconds of this number's latest call (expires after a week)."""
-    return f"{PREFIX}caller:{number}:last"
+    return f"{LAST_CALL_PREFIX}{number}{LAST_CALL_SUFFIX}"
 
 
 def call_summarised(uniqueid: str) -> str:
