@@ -38,6 +38,24 @@ if TYPE_CHECKING:
 CALLS_STREAM_MAXLEN = 2_000_000
 ALIVE_BEAT_S = 2.0          # the engine's "alive" key is renewed at least this often (it expires after 10 s)
 
+# KEYS[1]: the calls stream, KEYS[2]: calls live (hash uniqueid -> engine)
+# ARGV[1]: the stream's approximate maximum length; ARGV[2], ARGV[3]: the
+#   summarised mark's key prefix and suffix; ARGV[4]: its expiry (s);
+#   ARGV[5..]: per summary, its uniqueid ('' none), then its JSON
+# Each summary in order: appended to the stream (field j), its call marked
+# summarised and taken out of calls live. Returns how many were written.
+SUMMARIES = """
+for i = 5, #ARGV, 2 do
+  local uid = ARGV[i]
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'j', ARGV[i + 1])
+  if uid ~= '' then
+    redis.call('SET', ARGV[2] .. uid .. ARGV[3], 'engine', 'EX', ARGV[4])
+    redis.call('HDEL', KEYS[2], uid)
+  end
+end
+return (#ARGV - 4) / 2
+"""
+
 
 class CallSpecific(TypedDict, total=False):
     """The facts ``LiveState.facts`` takes from the call itself (``CallFacts`` fields)."""
@@ -115,18 +133,23 @@ class CallSummaries:
     The same pipeline keeps ``CALLS_LIVE`` (which engine runs which call) and
     marks each summarised call, so the leader can tell a call whose engine died
     (no summary will come: it writes one from AMI) from one whose engine lives
-    (it waits), and never counts a call twice (``callback/reconcile.py``)."""
+    (it waits), and never counts a call twice (``callback/reconcile.py``).
+
+    The summaries go in one script call (``SUMMARIES``), two arguments each:
+    redis-py packed an XADD and a SET per call, 12 arguments, at about a tenth
+    of the engine's CPU per call (docs/benchmarks.md)."""
 
     def __init__(self, redis: aioredis.Redis, log: Log, flush_s: float = 0.1, owner: str = "") -> None:
         self.redis = redis
         self.log = log
         self.flush_s = flush_s
         self.owner = owner
+        self._buf: list[tuple[str, str]] = []    # (uniqueid, the summary's JSON)
         # typed as redis-py's command arguments: its Mapping parameters take no dict[str, str]
-        self._buf: list[tuple[str, dict[FieldT, EncodableT]]] = []
         self._started: dict[FieldT, EncodableT] = {}
         self._last_beat = 0.0
         self.replication = Replication(redis)
+        self._write = redis.register_script(SUMMARIES)
 
     def started(self, uniqueid: str, at: float, number: str = "") -> None:
         if uniqueid:
@@ -135,7 +158,7 @@ class CallSummaries:
     def add(self, fields: dict[str, str]) -> None:
         # One JSON field per entry: redis-py packs a 19-field XADD at several
         # times the CPU of json.dumps, and this runs once per call.
-        self._buf.append((fields.get("uniqueid", ""), {"j": orjson.dumps(fields).decode()}))
+        self._buf.append((fields.get("uniqueid", ""), orjson.dumps(fields).decode()))
 
     async def flush(self) -> None:
         beat = bool(self.owner) and time.monotonic() - self._last_beat >= ALIVE_BEAT_S
@@ -145,18 +168,15 @@ class CallSummaries:
             self._last_beat = time.monotonic()
         batch, self._buf = self._buf, []
         started, self._started = self._started, {}
-        ended = [uid for uid, _ in batch if uid]
-        for uid in ended:
+        for uid, _ in batch:
             started.pop(uid, None)          # began and ended within one batch
         pipe = self.redis.pipeline(transaction=False)
         if started:
             pipe.hset(keys.CALLS_LIVE, mapping=started)
-        for uid, fields in batch:
-            pipe.xadd(keys.CALLS, fields, maxlen=CALLS_STREAM_MAXLEN, approximate=True)
-            if uid:
-                pipe.set(keys.call_summarised(uid), "engine", ex=keys.CALL_SUMMARISED_TTL_S)
-        if ended:
-            pipe.hdel(keys.CALLS_LIVE, *ended)
+        if batch:
+            await self._write(keys=[keys.CALLS, keys.CALLS_LIVE],
+                              args=[CALLS_STREAM_MAXLEN, keys.CALL_SUMMARISED_PREFIX, keys.CALL_SUMMARISED_SUFFIX,
+                                    keys.CALL_SUMMARISED_TTL_S, *(x for entry in batch for x in entry)], client=pipe)
         if self.owner:
             pipe.set(keys.engine_alive(self.owner), "1", ex=keys.ENGINE_ALIVE_TTL_S)
         try:

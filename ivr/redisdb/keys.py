@@ -67,10 +67,15 @@ def last_call(number: str) -> str:
     return f"{LAST_CALL_PREFIX}{number}{LAST_CALL_SUFFIX}"
 
 
+# The summary script (ivr.calls.service) builds call_summarised keys from these two parts.
+CALL_SUMMARISED_PREFIX = f"{PREFIX}call:"
+CALL_SUMMARISED_SUFFIX = ":summarised"
+
+
 def call_summarised(uniqueid: str) -> str:
     """String (1 day): this call's summary is in ``CALLS`` (written by its engine,
     or by the leader's reconciliation from AMI when the engine died)."""
-    return f"{PREFIX}call:{uniqueid}:summarised"
+    return f"{CALL_SUMMARISED_PREFIX}{uniqueid}{CALL_SUMMARISED_SUFFIX}"
 
 
 CALL_SUMMARISED_TTL_S = 24 * 3600
