@@ -41,7 +41,9 @@ def _mask_phone_fields(_: object, __: str, event: MutableMapping[str, Any]) -> M
     for key in _PHONE_KEYS.intersection(event):
         event[key] = mask_number(event[key])
     msg = event.get("event")
-    if isinstance(msg, str) and any(ch.isdigit() for ch in msg):
+    # one scan in C for the usual event name without a number (a generator over
+    # its characters was a tenth of a log line's CPU, two lines per call)
+    if isinstance(msg, str) and _LONG_DIGITS.search(msg):
         event["event"] = _LONG_DIGITS.sub(lambda mm: mask_number(mm.group(0)), msg)
     return event
 

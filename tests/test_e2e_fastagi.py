@@ -3,15 +3,18 @@ simulated Asterisk dialling in."""
 
 import asyncio
 
+import orjson
 import pytest
 
 from ivr import logs
 from ivr.agi.fastagi import FastAgiServer
+from ivr.callback.store import CallbackStore
 from ivr.calls.service import read_summary
 from ivr.flow.store import FlowStore
 from ivr.redisdb import keys
 from ivr.rehearsal.sim.agi_peer import Caller, QueueOutcome, SimChannel, run_call
 from ivr.runtime.engine import Engine
+from ivr.services import callbacks as callbacks_service
 from ivr.settings import load_settings
 
 
@@ -127,6 +130,41 @@ async def test_many_concurrent_calls(engine, redis):
     assert all(r.closed_by_engine for r in results)
     s = await summaries(redis, 200)
     assert {x["outcome"] for x in s} == {"completed"} and len({x["uniqueid"] for x in s}) == 200
+
+
+def _played(res):
+    return [c.split()[2] for c in res.channel.commands if c.startswith(("STREAM FILE", "GET DATA"))]
+
+
+async def test_a_citizen_who_registered_hears_so_on_the_next_call_and_not_after_the_callback_closed(engine, redis):
+    """Issue 23's registered redial, through the engine's own parts: registered
+    in the flow (the early offer, key 2), recorded by the leader's capture, then
+    dialling again: told so and not queued; once the callback is closed,
+    dialling again is an ordinary call (offered again, not told)."""
+    await redis.set(keys.CONTINGENCY_LEVEL, "2")
+    await redis.set(keys.OUTLOOK, orjson.dumps({"queues": {"general-q": {"0": [41, 290.0, 40.0]}}}))
+    await engine.refresh()
+    number = "13912340000"
+    first = await call(engine, Caller(number=number, digits=["2"]))
+    assert "12345/admission-offer" in _played(first) and first.channel.queue_calls == []
+    store = CallbackStore(redis)
+
+    async def recorded():
+        while await store.open_record(number) is None:
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(recorded(), 10)          # the capture reads the summary and opens the callback
+
+    again = await call(engine, Caller(number=number, digits=["2"]))
+    assert "12345/admission-registered" in _played(again) and "12345/admission-offer" not in _played(again)
+    assert again.channel.queue_calls == []
+
+    await callbacks_service.cancel(redis, number, reason="市民来电已办结", by="test")
+    third = await call(engine, Caller(number=number, digits=["3"]))     # declines the offer this time
+    assert "12345/admission-registered" not in _played(third) and "12345/admission-offer" in _played(third)
+    assert third.channel.queue_calls and third.channel.queue_calls[0][0] == "general-q"
+    s = await summaries(redis, 3)
+    assert [x["already_registered"] for x in s] == ["0", "1", "0"]
+    assert [x["callback_accepted"] for x in s] == ["1", "0", "0"]
 
 
 async def test_drain_lets_calls_in_progress_finish(engine, redis):

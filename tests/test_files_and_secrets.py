@@ -64,6 +64,23 @@ def test_logs_never_carry_a_secret():
     assert line["secret"] == "***" and line["url"] == "ami://ivr:***@10.0.0.5:5038"
 
 
+def test_logs_mask_phone_numbers_in_fields_and_in_the_event_itself():
+    buf = io.StringIO()
+    logs.configure("info", "json", stream=buf)
+    try:
+        log = logs.get()
+        log.info("call_start", caller="13800138000", flow="main")
+        log.info("callback for 13800138000 and 01012345678 failed")
+        log.info("level 2 set at 12:00 by 12345")          # short numbers: not phone numbers
+    finally:
+        logs.configure("warning", "console")
+    first, second, third = (json.loads(x) for x in buf.getvalue().splitlines())
+    assert (first["event"], first["caller"], first["flow"]) == ("call_start", "138******00", "main")
+    assert second["event"] == "callback for 138******00 and 010******78 failed"
+    assert third["event"] == "level 2 set at 12:00 by 12345"
+    assert "13800138000" not in buf.getvalue()
+
+
 def test_serve_warns_when_the_ami_secret_is_the_shipped_one(project_home, tmp_path):
     home = copy_project(project_home, tmp_path / "home", ("flows", "asterisk"))
     settings = load_settings({"IVR_HOME": str(home), "IVR_AMI_URL": "ami://ivr:change-this-secret@127.0.0.1:5038"})

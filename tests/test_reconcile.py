@@ -97,6 +97,23 @@ async def test_engine_summaries_mark_and_register_calls(redis):
     assert json.loads((await redis.xrange(keys.CALLS))[0][1]["j"])["uniqueid"] == "500.2"
 
 
+async def test_summaries_of_a_later_batch_leave_calls_live_in_order_and_marked_for_a_day(redis):
+    s = CallSummaries(redis, LOG, owner="e1")
+    s.started("500.1", 1.0, "13900139000")
+    s.started("500.3", 3.0)
+    await s.flush()
+    assert set(await redis.hkeys(keys.CALLS_LIVE)) == {"500.1", "500.3"}
+    for uid in ("500.1", "", "500.2"):          # one without a uniqueid: written, nothing to mark
+        s.add({"uniqueid": uid, "number": "13900139000"})
+    await s.flush()
+    assert await redis.hkeys(keys.CALLS_LIVE) == ["500.3"]
+    assert [json.loads(f["j"])["uniqueid"] for _, f in await redis.xrange(keys.CALLS)] == ["500.1", "", "500.2"]
+    for uid in ("500.1", "500.2"):
+        assert await redis.get(keys.call_summarised(uid)) == "engine"
+        assert 0 < await redis.ttl(keys.call_summarised(uid)) <= keys.CALL_SUMMARISED_TTL_S
+    assert await redis.get(keys.call_summarised("")) is None
+
+
 @pytest.fixture
 async def capture(redis):
     from tests.test_callbacks import ALL_DAY, TZ

@@ -1,7 +1,8 @@
 """The call path's adapter: an AGI connection in, a flow run, a call summary out.
 
-Reads the world once per call (clock, contingency level, caller history) into
-``CallFacts`` and hands everything else to the pure interpreter."""
+Reads the world once per call (clock, contingency level, caller history, an
+open callback: ``ivr.calls.arrival``) into ``CallFacts`` and hands everything
+else to the pure interpreter."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from redis.typing import EncodableT, FieldT
 from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.aio import cancelling
 from ivr.call_channel import CallInfo, CallLog
+from ivr.calls.arrival import UNKNOWN, ArrivalLookups
 from ivr.contingency.plan import Plan
 from ivr.errors import NotReplicated
 from ivr.flow.conditions import CallFacts
 from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
-from ivr.logs import Log, mask_number
+from ivr.logs import Log
 from ivr.prompts.announcements import AnnouncementSets, playable
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
@@ -34,8 +36,25 @@ if TYPE_CHECKING:
     from ivr.runtime.snapshot import ConfigSnapshot
 
 CALLS_STREAM_MAXLEN = 2_000_000
-LAST_CALL_TTL_S = 7 * 24 * 3600
 ALIVE_BEAT_S = 2.0          # the engine's "alive" key is renewed at least this often (it expires after 10 s)
+
+# KEYS[1]: the calls stream, KEYS[2]: calls live (hash uniqueid -> engine)
+# ARGV[1]: the stream's approximate maximum length; ARGV[2], ARGV[3]: the
+#   summarised mark's key prefix and suffix; ARGV[4]: its expiry (s);
+#   ARGV[5..]: per summary, its uniqueid ('' none), then its JSON
+# Each summary in order: appended to the stream (field j), its call marked
+# summarised and taken out of calls live. Returns how many were written.
+SUMMARIES = """
+for i = 5, #ARGV, 2 do
+  local uid = ARGV[i]
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'j', ARGV[i + 1])
+  if uid ~= '' then
+    redis.call('SET', ARGV[2] .. uid .. ARGV[3], 'engine', 'EX', ARGV[4])
+    redis.call('HDEL', KEYS[2], uid)
+  end
+end
+return (#ARGV - 4) / 2
+"""
 
 
 class CallSpecific(TypedDict, total=False):
@@ -114,18 +133,23 @@ class CallSummaries:
     The same pipeline keeps ``CALLS_LIVE`` (which engine runs which call) and
     marks each summarised call, so the leader can tell a call whose engine died
     (no summary will come: it writes one from AMI) from one whose engine lives
-    (it waits), and never counts a call twice (``callback/reconcile.py``)."""
+    (it waits), and never counts a call twice (``callback/reconcile.py``).
+
+    The summaries go in one script call (``SUMMARIES``), two arguments each:
+    redis-py packed an XADD and a SET per call, 12 arguments, at about a tenth
+    of the engine's CPU per call (docs/benchmarks.md)."""
 
     def __init__(self, redis: aioredis.Redis, log: Log, flush_s: float = 0.1, owner: str = "") -> None:
         self.redis = redis
         self.log = log
         self.flush_s = flush_s
         self.owner = owner
+        self._buf: list[tuple[str, str]] = []    # (uniqueid, the summary's JSON)
         # typed as redis-py's command arguments: its Mapping parameters take no dict[str, str]
-        self._buf: list[tuple[str, dict[FieldT, EncodableT]]] = []
         self._started: dict[FieldT, EncodableT] = {}
         self._last_beat = 0.0
         self.replication = Replication(redis)
+        self._write = redis.register_script(SUMMARIES)
 
     def started(self, uniqueid: str, at: float, number: str = "") -> None:
         if uniqueid:
@@ -134,7 +158,7 @@ class CallSummaries:
     def add(self, fields: dict[str, str]) -> None:
         # One JSON field per entry: redis-py packs a 19-field XADD at several
         # times the CPU of json.dumps, and this runs once per call.
-        self._buf.append((fields.get("uniqueid", ""), {"j": orjson.dumps(fields).decode()}))
+        self._buf.append((fields.get("uniqueid", ""), orjson.dumps(fields).decode()))
 
     async def flush(self) -> None:
         beat = bool(self.owner) and time.monotonic() - self._last_beat >= ALIVE_BEAT_S
@@ -144,18 +168,15 @@ class CallSummaries:
             self._last_beat = time.monotonic()
         batch, self._buf = self._buf, []
         started, self._started = self._started, {}
-        ended = [uid for uid, _ in batch if uid]
-        for uid in ended:
+        for uid, _ in batch:
             started.pop(uid, None)          # began and ended within one batch
         pipe = self.redis.pipeline(transaction=False)
         if started:
             pipe.hset(keys.CALLS_LIVE, mapping=started)
-        for uid, fields in batch:
-            pipe.xadd(keys.CALLS, fields, maxlen=CALLS_STREAM_MAXLEN, approximate=True)
-            if uid:
-                pipe.set(keys.call_summarised(uid), "engine", ex=keys.CALL_SUMMARISED_TTL_S)
-        if ended:
-            pipe.hdel(keys.CALLS_LIVE, *ended)
+        if batch:
+            await self._write(keys=[keys.CALLS, keys.CALLS_LIVE],
+                              args=[CALLS_STREAM_MAXLEN, keys.CALL_SUMMARISED_PREFIX, keys.CALL_SUMMARISED_SUFFIX,
+                                    keys.CALL_SUMMARISED_TTL_S, *(x for entry in batch for x in entry)], client=pipe)
         if self.owner:
             pipe.set(keys.engine_alive(self.owner), "1", ex=keys.ENGINE_ALIVE_TTL_S)
         try:
@@ -217,13 +238,13 @@ def read_summary(entry: dict[str, str]) -> dict[str, str]:
 
 class CallService:
     def __init__(self, *, registry: FlowRegistry, interpreter: FlowInterpreter, live: LiveState,
-                 summaries: CallSummaries, redis: aioredis.Redis, timezone: ZoneInfo,
+                 summaries: CallSummaries, arrivals: ArrivalLookups, timezone: ZoneInfo,
                  prompt_prefix: str, recordings_dir: str, log: Log, clock: Clock | None = None) -> None:
         self.registry = registry
         self.interpreter = interpreter
         self.live = live
         self.summaries = summaries
-        self.redis = redis
+        self.arrivals = arrivals
         self.tz = timezone
         self.prompt_prefix = prompt_prefix
         self.recordings_dir = recordings_dir
@@ -243,14 +264,14 @@ class CallService:
         try:
             bundle = self.registry.pinned(call.flow)
             version = self.registry.current.get(call.flow)
-            last_age = None
-            if bundle is not None and call.caller_number and self.registry.needs_history(call.flow):
-                last_age = await self._touch_history(call.caller_number, started)
-            ahead = None
-            if bundle is not None and call.caller_number and self.registry.needs_registration(call.flow):
-                ahead = await self._registered_ahead(call.caller_number)
+            arrival = UNKNOWN
+            if bundle is not None and call.caller_number:
+                arrival = await self.arrivals.lookup(call.caller_number, started,
+                                                     history=self.registry.needs_history(call.flow),
+                                                     registration=self.registry.needs_registration(call.flow))
             facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), caller=call.caller_number,
-                                    last_call_age_s=last_age, registered_ahead=ahead)
+                                    last_call_age_s=arrival.last_call_age_s,
+                                    registered_ahead=arrival.registered_ahead)
             log.info("call_start", caller=call.caller_number, flow=call.flow, version=version)
             if bundle is None:
                 log.error("unknown_flow", flow=call.flow)
@@ -266,34 +287,3 @@ class CallService:
         finally:
             self.active -= 1
             self.finished += 1
-
-    async def _registered_ahead(self, number: str) -> int | None:
-        """This caller's open callback: how many open callbacks come before it in
-        calling order (ready ones first, then those not yet due); None when the
-        caller has none. Most callers have none: one EXISTS, and the ranks only
-        for those who do."""
-        try:
-            if not await self.redis.exists(keys.callback_open(number)):
-                return None
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zrank(keys.CALLBACK_READY, number)
-            pipe.zcard(keys.CALLBACK_READY)
-            pipe.zrank(keys.CALLBACK_PENDING, number)
-            ready_rank, ready_n, pending_rank = await pipe.execute()
-        except Exception as exc:  # a nicety: the call goes on as if not registered
-            self.log.warning("callback_lookup_unavailable", error=repr(exc), number=mask_number(number))
-            return None
-        if ready_rank is not None:
-            return int(ready_rank)
-        return int(ready_n) + int(pending_rank) if pending_rank is not None else int(ready_n)
-
-    async def _touch_history(self, number: str, now: float) -> float | None:
-        """Record this call and return the age of the previous one, in one atomic
-        round trip (SET ... GET)."""
-        try:
-            prev = await self.redis.set(keys.last_call(number), f"{now:.3f}", ex=LAST_CALL_TTL_S, get=True)
-        except Exception as exc:  # history is a nicety: the call goes on without it
-            self.log.warning("call_history_unavailable", error=repr(exc), number=mask_number(number))
-            return None
-        return now - float(prev) if prev else None
-

@@ -56,15 +56,26 @@ OUTLOOK = f"{PREFIX}live:outlook"
 AMI_LEADER = f"{PREFIX}ami:leader"                      # String: the process that holds the AMI link
 
 
+# String: epoch seconds of a number's latest call (expires after a week). The
+# arrival script (ivr.calls.arrival) builds it from these two parts.
+LAST_CALL_PREFIX = f"{PREFIX}caller:"
+LAST_CALL_SUFFIX = ":last"
+
+
 def last_call(number: str) -> str:
     """String: epoch seconds of this number's latest call (expires after a week)."""
-    return f"{PREFIX}caller:{number}:last"
+    return f"{LAST_CALL_PREFIX}{number}{LAST_CALL_SUFFIX}"
+
+
+# The summary script (ivr.calls.service) builds call_summarised keys from these two parts.
+CALL_SUMMARISED_PREFIX = f"{PREFIX}call:"
+CALL_SUMMARISED_SUFFIX = ":summarised"
 
 
 def call_summarised(uniqueid: str) -> str:
     """String (1 day): this call's summary is in ``CALLS`` (written by its engine,
     or by the leader's reconciliation from AMI when the engine died)."""
-    return f"{PREFIX}call:{uniqueid}:summarised"
+    return f"{CALL_SUMMARISED_PREFIX}{uniqueid}{CALL_SUMMARISED_SUFFIX}"
 
 
 CALL_SUMMARISED_TTL_S = 24 * 3600

@@ -36,6 +36,7 @@ from ivr.ami.controller import AmiController
 from ivr.audit import signing as audit_keys
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.scheduler import CallbackScheduler
+from ivr.calls.arrival import ArrivalLookups
 from ivr.calls.service import CallService, CallSummaries, LiveState
 from ivr.clock import Clock, from_environment
 from ivr.configset.store import ConfigStore
@@ -111,7 +112,7 @@ class Engine:
         self.summaries = CallSummaries(redis, log, owner=self.leader.lock.token)
         self.calls = CallService(
             registry=self.registry, interpreter=FlowInterpreter(runner_config(self.config.current, settings)),
-            live=self.live, summaries=self.summaries, redis=redis, timezone=settings.timezone,
+            live=self.live, summaries=self.summaries, arrivals=ArrivalLookups(redis, log), timezone=settings.timezone,
             prompt_prefix=settings.prompt_prefix, recordings_dir=settings.recordings_dir, log=log, clock=self.clock)
         self.config.on_change(self._use_snapshot)
         self.agi = FastAgiServer(self.calls.handle, settings.agi_listen.host, settings.agi_listen.port, log)
@@ -237,6 +238,7 @@ class Engine:
                 t.cancel()
             if console is not None:
                 await console.stop()
+            await self.calls.arrivals.close()
         await self.summaries.flush()
         self.log.info("stopped", calls_cancelled=cancelled, calls_handled=self.calls.finished)
 
