@@ -104,6 +104,8 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     print_report(main)
     print(identities_line(main.get("identity_violations")))
     reports = {"with_plan": main}
+    if report is not None and compare:          # kept before the comparison runs, which may take as long again
+        print(f"report: {', '.join(str(p) for p in _write(main, report, plan_top_level(settings.queue_dir)))}")
     if compare:
         if compare == "plan":
             print("\n对照 the same arrivals without the contingency plan (level 0 throughout) ...", file=sys.stderr)
@@ -129,6 +131,8 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
              and not (r.get("identity_violations") or {}).get("count") for r in reports.values())
     if report is not None:
         for name, r in reports.items():
+            if name == "with_plan" and compare:
+                continue                        # written above
             path = report if name == "with_plan" else report.with_name(
                 f"{report.stem}-{name.replace('_', '-')}{report.suffix}")
             written = _write(r, path, plan_top_level(settings.queue_dir))
