@@ -105,7 +105,7 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     print(identities_line(main.get("identity_violations")))
     reports = {"with_plan": main}
     if report is not None and compare:          # kept before the comparison runs, which may take as long again
-        print(f"report: {', '.join(str(p) for p in _write(main, report, plan_top_level(settings.queue_dir)))}")
+        _write_reports({"with_plan": main}, report, settings)
     if compare:
         if compare == "plan":
             print("\n对照 the same arrivals without the contingency plan (level 0 throughout) ...", file=sys.stderr)
@@ -130,14 +130,16 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
              and all(f["recovered_after_s"] is not None for f in r["faults"])
              and not (r.get("identity_violations") or {}).get("count") for r in reports.values())
     if report is not None:
-        for name, r in reports.items():
-            if name == "with_plan" and compare:
-                continue                        # written above
-            path = report if name == "with_plan" else report.with_name(
-                f"{report.stem}-{name.replace('_', '-')}{report.suffix}")
-            written = _write(r, path, plan_top_level(settings.queue_dir))
-            print(f"report: {', '.join(str(p) for p in written)}")
+        _write_reports({k: v for k, v in reports.items() if not (compare and k == "with_plan")}, report, settings)
     return 0 if ok else 1
+
+
+def _write_reports(reports: dict, report: Path, settings: Settings) -> None:
+    for name, r in reports.items():
+        path = report if name == "with_plan" else report.with_name(
+            f"{report.stem}-{name.replace('_', '-')}{report.suffix}")
+        written = _write(r, path, plan_top_level(settings.queue_dir))
+        print(f"report: {', '.join(str(p) for p in written)}")
 
 
 def ivr_command() -> str:
