@@ -190,3 +190,24 @@ async def test_a_caller_refused_above_ivr_lines_is_recorded_by_the_dialplan(proj
     assert r["refused_recorded"] == r["busy_recorded_by_the_dialplan"]
     assert r["every_missed_caller_recorded"], r["missed_callers_without_record_sample"]
     assert r["peak_lines_in_use"] <= 5
+
+
+def test_a_comparison_keeps_the_first_report_before_it_runs(project_home, tmp_path):
+    """`--compare` runs the same arrivals again with the behaviour before
+    admission: the first report is written before that second run starts (a
+    long comparison stopped halfway loses nothing of the first), then both."""
+    env = {**os.environ, "IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path)}
+    env.pop("IVR_REDIS_URL", None)
+    report = tmp_path / "cmp.json"
+    proc = subprocess.Popen([sys.executable, "-m", "ivr", "drill", "--profile", "smoke", "--duration", "60",
+                             "--lines", "6", "--compare", "--report", str(report)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    first_seen_alone = False
+    for line in proc.stderr:                    # the comparison announces itself on stderr
+        if line.startswith("对照"):
+            first_seen_alone = report.exists() and not report.with_name("cmp-before-admission.json").exists()
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    assert first_seen_alone
+    a, b = json.loads(report.read_text()), json.loads(report.with_name("cmp-before-admission.json").read_text())
+    assert a["admission"] and not b["admission"] and a["attempts"] > 0 and b["attempts"] > 0
