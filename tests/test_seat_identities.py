@@ -278,3 +278,25 @@ def test_the_drills_live_line_counts_the_seats_on_shift(project_home):
     busy = len(drill.pbx.dispatch())
     assert busy == 43                        # 40 + 2 called back + the reserved seat that helps last
     assert "seats busy 43/44 " in drill._progress_line(600.0)
+
+
+def test_the_wall_feed_carries_the_figures_not_every_seat_and_caller_and_they_still_add_up():
+    """At Beijing's peak the board listed 1,820 seats and thousands of waiting
+    callers: each wallboard event was over 512 KB, pushed every second to every
+    wall screen (a drill's reader gave up on the line). The feed carries what
+    the wall shows; /api/status keeps the lists, and the checker checks the
+    figures of both."""
+    from ivr.web.api_seat_managers import _for_the_wall
+    pbx, model, now = _hotline()
+    for i in range(3000):
+        pbx.join("general-q", f"1390000{i:04d}")
+    _feed(pbx, model, now[0])
+    board = _board(model, now[0])
+    assert len(board["live"]["queues"]["general-q"]["callers"]) >= 2990
+    feed = _for_the_wall(board)
+    assert "seats" not in feed["live"] and all("callers" not in q for q in feed["live"]["queues"].values())
+    assert feed["live"]["queues"]["general-q"]["waiting"] == board["live"]["queues"]["general-q"]["waiting"]
+    assert len(json.dumps(feed)) < len(json.dumps(board)) / 20
+    assert identities.check(feed) == identities.check(board) == []
+    feed["wall"]["waiting"] += 1                # a figure that does not add up is still found on the feed
+    assert [v["identity"] for v in identities.check(feed)] == ["waiting_adds_up"]

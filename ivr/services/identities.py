@@ -88,10 +88,9 @@ def _partition_of(seats: list[Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def _seats(wall: Mapping[str, Any], live: Mapping[str, Any], dispatch_s: float) -> list[dict[str, Any]]:
-    out = []
-    model = {k: int(v) for k, v in live.get("seat_states", {}).items()}
-    listed = live.get("seats", [])
+def _seat_line(wall: Mapping[str, Any], model: Mapping[str, int]) -> list[dict[str, Any]]:
+    """The wall's seat line against the model's partition."""
+    out: list[dict[str, Any]] = []
     line = wall.get("seats")
     if line is not None:
         parts = {k: line.get(k) for k in SEAT_PARTS}
@@ -105,6 +104,16 @@ def _seats(wall: Mapping[str, Any], live: Mapping[str, Any], dispatch_s: float) 
             out.append(_v("seats_wall_is_the_model", wall=shown, model=model))
         if wall.get("idle_seats") != model.get("idle", 0):
             out.append(_v("idle_tile_is_idle_seats", tile=wall.get("idle_seats"), idle=model.get("idle", 0)))
+    return out
+
+
+def _seats(wall: Mapping[str, Any], live: Mapping[str, Any], dispatch_s: float) -> list[dict[str, Any]]:
+    out = []
+    model = {k: int(v) for k, v in live.get("seat_states", {}).items()}
+    listed = live.get("seats", [])
+    out += _seat_line(wall, model)
+    if "seats" not in live:         # the wallboard feed: figures, not every seat (web/api_seat_managers.py: _for_the_wall)
+        return out
     counted = _partition_of(listed)
     if sum(model.values()) != len(listed) or any(counted.get(k, 0) != v for k, v in model.items()):
         out.append(_v("seats_list_adds_up", listed=len(listed), counted=counted, model=model))
@@ -132,6 +141,13 @@ def _waiting(wall: Mapping[str, Any], live: Mapping[str, Any]) -> list[dict[str,
     out = []
     queues = live.get("queues", {})
     total = sum(int(q["waiting"]) for q in queues.values())
+    if any("callers" not in q for q in queues.values()):      # the wallboard's feed: the figures only
+        em = live.get("emergency", {}).get("waiting", 0)
+        if wall.get("waiting", total) != total:
+            out.append(_v("waiting_adds_up", wall=wall.get("waiting"), queues={n: q["waiting"] for n, q in queues.items()}))
+        if wall.get("emergency_waiting", em) != em or em > total:
+            out.append(_v("emergency_waiting_adds_up", wall=wall.get("emergency_waiting"), live=em, waiting=total))
+        return out
     if wall.get("waiting", total) != total or any(q["waiting"] != len(q.get("callers", [])) for q in queues.values()):
         out.append(_v("waiting_adds_up", wall=wall.get("waiting"),
                       queues={n: [q["waiting"], len(q.get("callers", []))] for n, q in queues.items()}))

@@ -102,6 +102,19 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(await _board(ctx, await WallSetup.load(ctx)))
 
 
+def _for_the_wall(board: dict[str, Any]) -> dict[str, Any]:
+    """The board as the wall screen uses it: its figures, without the lists of
+    every seat and every waiting caller (``/api/status`` keeps them). At
+    Beijing's peak those lists made each event over 512 KB, pushed every second
+    to every wall screen."""
+    live = board.get("live")
+    if not live:
+        return board
+    trimmed = {k: v for k, v in live.items() if k != "seats"}
+    trimmed["queues"] = {n: {k: v for k, v in q.items() if k != "callers"} for n, q in live["queues"].items()}
+    return {**board, "live": trimmed}
+
+
 async def _shared_event(ctx: Context, setup: WallSetup) -> bytes:
     """One board per push interval for all open wallboards: twenty streams used
     to build twenty boards in the same instant, a burst the calls' loop waited
@@ -112,7 +125,7 @@ async def _shared_event(ctx: Context, setup: WallSetup) -> bytes:
     if cache["building"] is None:
         async def build() -> bytes:
             try:
-                data = json.dumps(await _board(ctx, setup), ensure_ascii=False)
+                data = json.dumps(_for_the_wall(await _board(ctx, setup)), ensure_ascii=False)
                 cache.update(at=time.monotonic(), body=f"event: board\ndata: {data}\n\n".encode())
                 return cache["body"]
             finally:
