@@ -3,6 +3,7 @@ against the real app on loopback with a real Redis. Each role signs in and does
 its work; a role cannot open another role's page."""
 
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -283,6 +284,12 @@ async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path
     await page.click("#wallbtn")
     await page.wait_for_selector("#switch", state="visible")
     assert "wall=1" not in page.url
+    # the page says when its figures are from, as the wall's corner clock does (the engine's clock): the demo's
+    # seats page had no time on it at all
+    assert await page.is_visible("#asof")
+    clock, asof = await page.evaluate(
+        "[document.querySelector('#wallhead .clock').textContent, document.getElementById('asof').textContent]")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", asof) and asof == clock
     if os.environ.get("IVR_SCREENSHOTS"):
         await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "seats.png"), full_page=True)
 
