@@ -3,6 +3,7 @@ against the real app on loopback with a real Redis. Each role signs in and does
 its work; a role cannot open another role's page."""
 
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -168,6 +169,25 @@ async def test_seat_manager_switches_the_level_with_a_reason_and_confirmation(si
     assert "boss（控制台）" in await page.inner_text("#history") and "level_set" not in await page.inner_text("#history")
 
 
+async def test_the_level_history_shows_a_level_the_rules_raised_while_the_page_is_open(site, browser, redis):
+    """The demo's seats page said 当前级别 1 while its history, read once when
+    the page opened, stayed empty: a level raised by the rules (not by this
+    page) is in the history and the drop-down without a reload."""
+    import time
+
+    from ivr.contingency.store import ContingencyStore
+    base, _ = site
+    page = await sign_in(browser, base, "boss")
+    await page.wait_for_selector("#history >> text=时间 time")
+    await page.wait_for_function("document.getElementById('level').textContent === '0'")
+    await ContingencyStore(redis).set_level(1, by="system:auto", how="auto", reason="排队人数 24 ≥ 20，已持续 62 秒",
+                                            now=time.time())
+    await page.wait_for_function("document.getElementById('level').textContent === '1'")
+    await page.wait_for_selector("#history >> text=排队人数 24 ≥ 20")
+    assert "系统（自动规则）" in await page.inner_text("#history")
+    assert await page.input_value("#newlevel") == "1"
+
+
 async def test_auditor_opens_a_report_and_exports_csv(site, browser, redis):
     import time
 
@@ -283,6 +303,12 @@ async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path
     await page.click("#wallbtn")
     await page.wait_for_selector("#switch", state="visible")
     assert "wall=1" not in page.url
+    # the page says when its figures are from, as the wall's corner clock does (the engine's clock): the demo's
+    # seats page had no time on it at all
+    assert await page.is_visible("#asof")
+    clock, asof = await page.evaluate(
+        "[document.querySelector('#wallhead .clock').textContent, document.getElementById('asof').textContent]")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", asof) and asof == clock
     if os.environ.get("IVR_SCREENSHOTS"):
         await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "seats.png"), full_page=True)
 
