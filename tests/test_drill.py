@@ -211,3 +211,20 @@ def test_a_comparison_keeps_the_first_report_before_it_runs(project_home, tmp_pa
     assert first_seen_alone
     a, b = json.loads(report.read_text()), json.loads(report.with_name("cmp-before-admission.json").read_text())
     assert a["admission"] and not b["admission"] and a["attempts"] > 0 and b["attempts"] > 0
+
+
+def test_a_drill_without_lines_gives_the_engine_no_line_count(project_home):
+    """A profile without `lines:` runs a PBX that never runs out: the engine
+    must not keep queue/lines.yaml's 30 lines (it read 34 in use of 30 on the
+    demo's wall, offered every caller a callback, and the level never rose)."""
+    from zoneinfo import ZoneInfo
+
+    from ivr.rehearsal.sim.drill import Drill
+    from ivr.runtime.snapshot import load_snapshot
+    snap = load_snapshot(project_home, ZoneInfo("Asia/Shanghai"))
+    assert snap.ops.lines is not None                                  # the shipped file names 30 lines
+    unlimited = Drill(load_profile(project_home, "demo"), home=project_home)
+    assert unlimited.lines is None and unlimited._adjust("auto")(snap).ops.lines is None
+    limited = Drill(load_profile(project_home, "demo"), home=project_home, lines=60)
+    pbx = limited._adjust("auto")(snap).ops.lines.for_link()
+    assert (pbx.lines, pbx.emergency_reserve, pbx.callback_below_free) == (60, 2, 12)

@@ -117,12 +117,15 @@ def with_plan_mode(mode: str) -> Adjust:
     return adjust
 
 
-def with_lines(lines: PbxLines, adjust: Adjust | None = None) -> Adjust:
+def with_lines(lines: PbxLines | None, adjust: Adjust | None = None) -> Adjust:
     """A drill's PBX has the lines its profile names: queue/lines.yaml as the
-    profile states it, without editing the file."""
+    profile states it, without editing the file; None: a PBX with no line limit
+    (the shipped file's 30 lines would have the engine offer every caller a
+    callback for lines the drill's PBX never runs out of)."""
     def put(snap: ConfigSnapshot) -> ConfigSnapshot:
         snap = adjust(snap) if adjust else snap
-        return dataclasses.replace(snap, ops=dataclasses.replace(snap.ops, lines=LinesConfig({lines.name: lines})))
+        config = LinesConfig({lines.name: lines}) if lines is not None else None
+        return dataclasses.replace(snap, ops=dataclasses.replace(snap.ops, lines=config))
     return put
 
 

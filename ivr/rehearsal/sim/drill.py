@@ -569,8 +569,8 @@ class Drill:
         behaviour before admission for a comparison."""
         if not self.admission:
             return without_admission(with_plan_mode(mode))
-        if self.lines is None:
-            return with_plan_mode(mode)
+        if self.lines is None:                   # unlimited: no line count for the engine either
+            return with_lines(None, with_plan_mode(mode))
         reserve, below = self.p.line_rules(self.lines)
         return with_lines(PbxLines("main", self.lines, reserve, below), with_plan_mode(mode))
 
