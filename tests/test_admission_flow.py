@@ -131,6 +131,26 @@ async def test_a_short_wait_or_a_level_without_a_target_goes_straight_on_and_is_
     assert played[-3:] == ["queue/queue-wait-about", "numbers/6", "queue/queue-minutes"]
 
 
+async def test_the_queue_step_tells_the_outlook_of_the_moment_the_caller_reaches_it(shipped, ops):
+    """A flow runs for seconds to tens of seconds before its queue step. The
+    step told the outlook taken with the call's facts at its start: at the
+    Beijing drill's cold start (56 calls a second), callers who had started
+    while nobody waited reached a line of 700 and were told "next, no wait"."""
+    sim = SimChannel(Caller(digits=["2"]), flow="main")
+    ch = AgiChannel(InMemoryTransport(sim), CallInfo.from_agi_env(
+        dict(line.rstrip("\n").split(": ", 1) for line in sim.env() if ": " in line)))
+    live = LiveState()
+    live.plan, live.announcements, live.level = ops.plan, ops.announcements, 0
+    live.use_outlook(b'{"queues": {"general-q": {"0": [0, 0.0, 0.0]}}, "lines_low": false}')
+    facts = live.facts(NOON, caller="13500000001")
+    # the leader publishes, the engine reads it (``Engine.refresh``) while the caller hears the greeting
+    live.use_outlook(b'{"queues": {"general-q": {"0": [700, 75.0, 20.0]}}, "lines_low": false}')
+    record = await FlowInterpreter(CONFIG).run(shipped, "main", ch, facts, LOG)
+    assert sim.queue_calls == [("general-q", 0, 300)]
+    assert (record.position_at_join, record.wait_estimate_s) == (701, 75.0)
+    assert any(c.startswith("SET VARIABLE IVR_WAIT_EST") and "701,75" in c for c in sim.commands), sim.commands
+
+
 async def test_nothing_known_says_nothing(shipped, ops):
     record, sim, played = await call(shipped, ops, Caller(digits=["2"]))
     assert not any(p.startswith("queue/") or p.startswith("numbers/") for p in played)

@@ -354,3 +354,47 @@ def test_the_wait_estimator_counts_an_answered_caller_as_served_not_abandoned():
     kinds = [k for k, _ in seen]
     assert kinds.count("served") == 1 and kinds.count("abandoned") == 1, seen     # one answered, one abandoned
     assert model.observers["general-q"].waiting == 0
+
+
+def test_an_emergency_queue_whose_general_seats_are_busy_is_still_served():
+    """The drill's emergency line: reserved seats and every general seat at
+    penalty 5 (queues.conf). General callers take the general seats; the
+    emergency estimator saw its member seats turn busy with no caller of its
+    own served, counted that as minus calls finished, and its service rate
+    went below zero: every emergency caller was told 3600 s ("no seat
+    serving") and answered within a second."""
+    now = [1000.0]
+    pbx = SimPbx(lambda: now[0])
+    pbx.add_queue("general-q")
+    pbx.add_queue("emergency-q", strategy="ringall", weight=10)
+    for n in range(10001, 10005):
+        iface, name, dev = f"Local/{n}@ivr-seats/n", f"Seat{n}", f"Custom:seat{n}"
+        pbx.add_member("general-q", iface, name, dev)
+        pbx.add_member("emergency-q", iface, name, dev, penalty=5)
+    pbx.add_member("emergency-q", "Local/9002@ivr-seats/n", "Seat9002", "Custom:seat9002")
+    model = LiveModel(emergency_queues=["emergency-q"])
+    model.rebuild([dict(m) for m in pbx.action({"Action": "QueueStatus", "ActionID": "s"})[1:]], now[0])
+
+    def tick(seconds: float) -> None:
+        now[0] += seconds
+        pbx.dispatch()
+        for m in pbx.drain():
+            model.apply(dict(m), now[0])
+        model.outlook(now[0])                  # the leader publishes as events come
+
+    for k in range(40):                        # a general line longer than the general seats
+        pbx.join("general-q", f"1350000{k:04d}")
+        tick(1)
+    for k in range(24):                        # each general call done in about 30 s, the next caller
+        pbx.hangup_call(f"Local/{10001 + k % 4}@ivr-seats/n")       # takes the seat at once
+        tick(7.5)
+    pbx.join("emergency-q", "13600000001", priority=10, chan_vars={"QUEUE_PRIO": "10"})
+    tick(1)                                    # the reserved seat takes it
+    pbx.join("emergency-q", "13600000002", priority=10, chan_vars={"QUEUE_PRIO": "10"})
+    tick(1)                                    # every seat is busy: it waits
+    assert len(pbx.queues["emergency-q"].entries) == 1
+    waits = model.outlook(now[0])["queues"]["emergency-q"]["10"]
+    assert waits[0] == 1 and 0 < waits[1] < 600, waits
+    # the same seats finish calls at the same pace, whichever line they came from
+    general, emergency = model.observers["general-q"], model.observers["emergency-q"]
+    assert emergency.service_rate > 0.7 * general.service_rate > 0

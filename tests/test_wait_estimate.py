@@ -205,6 +205,18 @@ def test_service_rate_is_calls_finished_over_busy_seat_seconds():
     assert ob.service_rate == pytest.approx(40 / (10 * 1000), rel=1e-6)
 
 
+def test_seats_turning_busy_with_another_queues_callers_are_no_calls_finished():
+    """A queue's seats may serve another queue too (the general seats on the
+    emergency line): they turn busy with callers this queue never saw served.
+    That was counted as minus calls finished, and the service rate fell below 0."""
+    ob = QueueObserver("q", EstimateSettings(prior_events=0, service_tau_s=1e12), staffed=10, busy=0)
+    ob.seats(100.0, 10, 10)                 # all ten taken by the other queue's callers
+    assert ob.service_rate == 0.0
+    ob.seats(200.0, 10, 9)                  # one of them done
+    ob.seats(300.0, 10, 10, finished=2)     # told seat by seat: two done, and both seats taken again
+    assert ob.service_rate == pytest.approx(3 / (10 * 100 + 9 * 100), rel=1e-6)
+
+
 def test_abandon_rate_is_abandons_over_waiting_seconds():
     ob = QueueObserver("q", EstimateSettings(prior_events=0, abandon_tau_s=1e12), staffed=1, busy=1)
     for c in "abcde":

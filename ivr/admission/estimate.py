@@ -327,11 +327,19 @@ class QueueObserver:
         if self._remove(caller) is not None:
             self._abandon.event()
 
-    def seats(self, now: float, staffed: int, busy: int) -> None:
-        """Seats serving this queue (logged in, not paused) and how many of them are busy."""
+    def seats(self, now: float, staffed: int, busy: int, finished: int | None = None) -> None:
+        """Seats serving this queue (logged in, not paused) and how many of them are busy.
+
+        ``finished``: calls the seats serving this queue finished since the last
+        telling, when the caller counts them seat by seat (``ivr.ami.model``:
+        a seat shared with another queue turns busy with that queue's callers,
+        which this queue never sees as ``served``). Without it, the busy seats
+        freed since then, less none: more busy seats is never calls finished."""
         self._advance(now)
         busy = max(0, busy)
-        self._service.event(self.busy - busy)     # busy seats freed: calls finished (wrap-up included)
+        if finished is None:
+            finished = self.busy - busy           # busy seats freed: calls finished (wrap-up included)
+        self._service.event(max(0, finished))
         self.staffed, self.busy = max(0, staffed), busy
 
     def plan_seats(self, changes: Iterable[tuple[float, int]]) -> None:

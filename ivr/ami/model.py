@@ -294,7 +294,10 @@ class LiveModel:
         # the trunk lines: queue/lines.yaml's PBX, the last count read over AMI
         # (ivr.ami.lines), and the callbacks whose citizen leg holds a line
         self.observers: dict[str, QueueObserver] = {}   # queue -> its wait estimator (ivr.admission.estimate)
-        self._seats_told: dict[str, tuple[int, QueueObserver, float]] = {}   # queue -> (version, estimator, next wrap-up end)
+        # queue -> (version, estimator, next wrap-up end, calls finished told)
+        self._seats_told: dict[str, tuple[int, QueueObserver, float, int]] = {}
+        # queue -> calls its member seats finished (whichever queue's, or none's): the estimator's μ
+        self._finished: dict[str, int] = {}
         self._left: dict[str, tuple[str, float]] = {}    # uniqueid -> (queue, when): left, no connect seen yet
         self.lines_config: PbxLines | None = None
         self.lines_reading: LineReading | None = None
@@ -377,7 +380,7 @@ class LiveModel:
             seat = self.seats[iface] = Seat(iface, idle_since=now)
         before = seat.state_at(now)
         self._fill_seat(seat, ev)
-        _note_idle(seat, before, now)
+        self._seat_changed(seat, before, now)
 
     def _member_removed(self, ev: AmiEvent, now: float) -> None:
         seat = self.seats.get(ev.get("Interface", ""))
@@ -399,7 +402,7 @@ class LiveModel:
             if seat is not None and seat.state_interface == device:
                 before = seat.state_at(now)
                 seat.status = state
-                _note_idle(seat, before, now)
+                self._seat_changed(seat, before, now)
 
     def _join(self, ev: AmiEvent, now: float) -> None:
         uid = ev.get("Uniqueid", "")
@@ -457,7 +460,19 @@ class LiveModel:
             # app_queue's wrap-up: the member's own time, else the queue's
             wrap = seat.wrapup_s or self.wrapup_s.get(ev.get("Queue", ""), 0.0)
             seat.wrapup_until = now + wrap if wrap > 0 else 0.0
-            _note_idle(seat, before, now)
+            self._seat_changed(seat, before, now)
+
+    def _seat_changed(self, seat: Seat, before: str, now: float) -> None:
+        """After an event changed the seat (its state was ``before``): a seat that
+        stops talking finished a call for every queue it serves. Counted seat by
+        seat, because a seat serving two queues turns busy with the callers of
+        either (the general seats on the emergency line): the busy count of one
+        queue's seats says nothing of how many calls they finished."""
+        after = seat.state_at(now)
+        if before == "busy" and after != "busy":
+            for q in seat.queues:
+                self._finished[q] = self._finished.get(q, 0) + 1
+        _note_idle(seat, before, now)
 
     def _line(self, queue: str) -> _Line:
         line = self._lines.get(queue)
@@ -565,11 +580,14 @@ class LiveModel:
             if members is None:
                 members = [s for s in self.seats.values() if queue in s.queues]
             states = [s.state_at(now) for s in members]
+            finished = self._finished.get(queue, 0)
+            # a new estimator has seen no busy seat yet: it counts from the seats of now
+            since = told[3] if told is not None and told[1] is obs else finished
             obs.seats(now, sum(1 for st in states if st in ("idle", "busy", "wrapup")),
-                      states.count("busy") + states.count("wrapup"))
+                      states.count("busy") + states.count("wrapup"), finished - since)
             # a wrap-up ending changes a seat with no event: recount once the first one ends
             edge = min((s.wrapup_until for s in members if s.wrapup_until > now), default=math.inf)
-            self._seats_told[queue] = (self._version, obs, edge)
+            self._seats_told[queue] = (self._version, obs, edge, finished)
         return obs
 
     def _told(self, queue: str, now: float, members: list[Seat] | None = None) -> float:

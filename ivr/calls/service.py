@@ -104,6 +104,10 @@ class LiveState:
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError, IndexError):
             self.outlook, self.lines_low = {}, False
 
+    def queues_now(self) -> tuple[dict[str, dict[int, tuple[int, float, float]]], bool]:
+        """The outlook as last read (``use_outlook``): what a flow's step reads when it is reached."""
+        return self.outlook, self.lines_low
+
     def valid_sets(self, now: dt.datetime) -> dict[str, tuple[str, ...]]:
         """Every set's items valid at ``now``; worked out once a second, not per call."""
         second = int(now.timestamp())
@@ -121,7 +125,7 @@ class LiveState:
                          callback_mode=lv.callback if lv else "offer",
                          short_menu=lv.short_menu if lv else False,
                          hold_music=lv.hold_music if lv else None,
-                         outlook=self.outlook, lines_low=self.lines_low,
+                         outlook=self.outlook, lines_low=self.lines_low, current=self.queues_now,
                          admission_wait_s=lv.admission_wait_s if lv else None,
                          say_wait=lv.say_wait if lv else False, **call)
 

@@ -6,10 +6,13 @@ the clock, the contingency level and the caller's history once per call."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# Asterisk queue -> priority -> (callers ahead, expected wait s, its spread s)
+QueueOutlook = Mapping[str, Mapping[int, tuple[int, float, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +30,22 @@ class CallFacts:
     callback_mode: str = "offer"            # offer | message
     short_menu: bool = False
     hold_music: str | None = None
-    # the queues now (published by the leader each second): Asterisk queue ->
-    # priority -> (callers ahead, expected wait s, its spread s)
-    outlook: Mapping[str, Mapping[int, tuple[int, float, float]]] = field(default_factory=dict)
+    # the queues (published by the leader several times a second): Asterisk queue ->
+    # priority -> (callers ahead, expected wait s, its spread s), at the call's start
+    outlook: QueueOutlook = field(default_factory=dict)
     admission_wait_s: float | None = None   # offer a callback when the expected wait is beyond this (the level's)
     say_wait: bool = False                  # the level announces place and wait
     lines_low: bool = False                 # free lines below their reserve (queue/lines.yaml)
     registered_ahead: int | None = None     # an open callback of this caller: citizens before it (None: none)
+    # the outlook and ``lines_low`` as the engine knows them when a step asks
+    # (``queues_now``); None: the ones above, of the call's start
+    current: Callable[[], tuple[QueueOutlook, bool]] | None = None
+
+    def queues_now(self) -> tuple[QueueOutlook, bool]:
+        """The outlook and whether lines run low, now: a flow runs for seconds to
+        tens of seconds before its admission or queue step, and at 56 calls a
+        second the line grows by hundreds meanwhile."""
+        return self.current() if self.current is not None else (self.outlook, self.lines_low)
 
 
 @dataclass(frozen=True, slots=True)

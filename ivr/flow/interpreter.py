@@ -197,7 +197,7 @@ class FlowInterpreter:
         return step.on_decline
 
     def _outlook(self, s: _CallState, queue: str, priority: int) -> tuple[int, float, float] | None:
-        by_priority = s.call_facts.outlook.get(self.config.queues.get(queue, queue))
+        by_priority = s.call_facts.queues_now()[0].get(self.config.queues.get(queue, queue))
         return by_priority.get(priority) if by_priority else None
 
     async def _admit(self, s: _CallState, step: m.Admit, depth: int) -> str:
@@ -210,9 +210,10 @@ class FlowInterpreter:
                                  + spoken(where.place))
             return step.on_already_registered or step.on_registered
         outlook = self._outlook(s, step.queue, step.priority)
+        lines_low = f.queues_now()[1]
         long_wait = (outlook is not None and f.admission_wait_s is not None
                      and outlook[1] > f.admission_wait_s)
-        if not (long_wait or f.lines_low):
+        if not (long_wait or lines_low):
             return step.on_wait
         s.record.admission_offered = s.record.wanted_person = True
         said: list[str] = [step.intro_prompt] if step.intro_prompt else []
@@ -228,7 +229,7 @@ class FlowInterpreter:
         if step.on_emergency and digit == step.emergency_digit:
             s.record.digits.append(digit)
             return step.on_emergency
-        if f.lines_low and step.on_declined_no_lines:   # the lines do not allow waiting: registered all the same
+        if lines_low and step.on_declined_no_lines:   # the lines do not allow waiting: registered all the same
             s.record.callback_accepted = True
             return step.on_declined_no_lines
         return step.on_declined or step.on_wait
