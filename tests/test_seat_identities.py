@@ -162,6 +162,9 @@ def test_the_checker_finds_an_idle_seat_beside_waiting_callers_and_unlabelled_wi
     assert [v["identity"] for v in identities.check({"live": snap, "wall": fig})] == found
     seat["idle_since"] = -1.0                # free a second ago: the queue offers it a caller at its next round
     assert identities.check({"live": snap, "wall": fig}) == []
+    seat["idle_since"] = -60.0               # idle a minute, and a caller who joined a second ago: not yet offered
+    snap["queues"]["general-q"]["longest_wait_s"] = caller["wait_s"] = 1.0
+    assert identities.check({"live": snap, "wall": fig}) == []
     fig.pop("window_s")                       # a count that shrinks without saying over what
     assert "window_labelled" in {v["identity"] for v in identities.check({"live": snap, "wall": fig})}
 

@@ -129,7 +129,10 @@ def _seats(wall: Mapping[str, Any], live: Mapping[str, Any], dispatch_s: float) 
         idle_s = None if since is None else float(live["at"]) - float(since)
         if idle_s is not None and idle_s <= dispatch_s:
             continue                  # just became free: the queue offers it a caller at its next round
-        busy_queues = {n: queues[n]["waiting"] for n in s.get("queues", {}) if n in queues and queues[n]["waiting"]}
+        # a caller who joined within the queue's round has not been offered a seat yet: only a line whose
+        # longest wait is beyond the round makes an idle seat beside it a fault
+        busy_queues = {n: queues[n]["waiting"] for n in s.get("queues", {})
+                       if n in queues and queues[n]["waiting"] and float(queues[n]["longest_wait_s"]) > dispatch_s}
         if busy_queues:
             out.append(_v("no_idle_seat_while_callers_wait", seat=s.get("name") or s["interface"],
                           reserved=bool(s.get("reserved")), idle_s=None if idle_s is None else round(idle_s, 1),
