@@ -94,3 +94,13 @@ def from_setting(text: str | None) -> Clock:
 
 def from_environment() -> Clock:
     return from_setting(os.environ.get("IVR_CLOCK"))
+
+
+def wall_interval(clock: object, seconds: float, floor_s: float = 0.05) -> float:
+    """Wall seconds between rounds of a loop meant to run every ``seconds`` of
+    ``clock``'s time: a drill's faster clock runs the engine's refresh and the
+    live model's publishing as often in its time as production does in real
+    time (at speed 10 a 0.25 s publish was 2.5 simulated seconds behind the
+    queue), never more often than every ``floor_s``."""
+    speed = getattr(clock, "speed", 1.0)
+    return max(floor_s, seconds / speed) if speed > 0 else seconds

@@ -38,6 +38,7 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 ACTION_TIMEOUT_S = 5.0
 RESYNC_RETRY_S = 2.0      # logged in but the first QueueStatus failed (a PBX still starting): try again
+PUBLISH_S = 0.25          # the live model to Redis (the wall, the engines' outlook), at most this often
 
 # What panoramisk's loop.create_connection task resolves to.
 _Connected = tuple[asyncio.BaseTransport, asyncio.BaseProtocol]
@@ -130,7 +131,7 @@ class ActionResult:
 
 class AmiController:
     def __init__(self, *, host: str, port: int, username: str, secret: str, model: LiveModel,
-                 redis: aioredis.Redis | None, log: Log, publish_s: float = 0.25, resync_s: float = 30.0,
+                 redis: aioredis.Redis | None, log: Log, publish_s: float = PUBLISH_S, resync_s: float = 30.0,
                  ping_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.model = model
         self.now = clock             # the engine's clock: the live model's windows are in its seconds

@@ -38,7 +38,7 @@ from ivr.callback.capture import MissedCallCapture
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.calls.arrival import ArrivalLookups
 from ivr.calls.service import CallService, CallSummaries, LiveState
-from ivr.clock import Clock, from_environment
+from ivr.clock import Clock, from_environment, wall_interval
 from ivr.configset.store import ConfigStore
 from ivr.contingency.plan import level_from_text
 from ivr.errors import ConfigError, LevelInvalid
@@ -166,7 +166,7 @@ class Engine:
         # redis-py can swallow a cancellation that lands mid-command, so the loop
         # also checks whether it has been asked to stop.
         while not cancelling():
-            await asyncio.sleep(REFRESH_S)
+            await asyncio.sleep(wall_interval(self.clock, REFRESH_S))
             try:
                 await self.refresh()
                 await self.publish_status()

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from ivr.admission.lines import LINK_PBX
 from ivr.aio import cancelling
-from ivr.ami.controller import AmiController
+from ivr.ami.controller import PUBLISH_S, AmiController
 from ivr.ami.lines import LineWatch
 from ivr.ami.model import LiveModel
 from ivr.callback.blocked import BlockedAttempts
@@ -26,7 +26,7 @@ from ivr.callback.pbx_record import PbxRecord
 from ivr.callback.reconcile import QueueReconciler
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
-from ivr.clock import Clock
+from ivr.clock import Clock, wall_interval
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
 from ivr.logs import Log
@@ -70,7 +70,7 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     ami = settings.ami
     controller = None if ami is None else AmiController(
         host=ami.host, port=ami.port, username=ami.username, secret=ami.secret, model=model, redis=redis,
-        log=log.bind(part="ami"), clock=clock.now)
+        log=log.bind(part="ami"), clock=clock.now, publish_s=wall_interval(clock, PUBLISH_S))
     supervisor = ContingencySupervisor(
         plan=snap.plan, seats=snap.seats, queues=snap.queues.asterisk_names, store=ContingencyStore(redis),
         controller=controller, model=model, log=log.bind(part="contingency"))
