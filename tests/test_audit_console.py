@@ -16,6 +16,7 @@ import pytest
 
 from ivr.callback.store import CallbackStore
 from ivr.redisdb import keys
+from ivr.services import audit as audit_service
 from tests.test_console_browser import CHROMIUM, browser, sign_in, site  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -68,7 +69,7 @@ async def test_auditor_sees_named_seats_pages_of_callbacks_and_verification_on_t
     verify_box, report_box = await page.locator("#verify").bounding_box(), await page.locator("#report").bounding_box()
     assert verify_box["y"] < report_box["y"] and verify_box["y"] < 900
     await page.click("#verify")
-    await page.wait_for_selector("#verifyline >> text=全部 6 个日志完整")
+    await page.wait_for_selector(f"#verifyline >> text=全部 {len(audit_service.LOG_NAMES)} 个日志完整")
     # the list: 20 a page, newest first, three pages; the seat by its name
     await page.wait_for_selector("#listinfo >> text=共 45 条")
     assert "第 1 / 3 页" in await page.inner_text("#listinfo")
