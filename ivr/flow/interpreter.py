@@ -69,6 +69,7 @@ class FlowInterpreter:
             m.Hangup: self._hangup,
             m.Admit: self._admit,
             m.SayWait: self._say_wait,
+            m.Survey: self._survey,
         }
 
     async def run(self, flows: Mapping[str, m.Flow], name: str, channel: CallChannel,
@@ -288,8 +289,11 @@ class FlowInterpreter:
             # kept with the call, so the estimate can be scored against the wait it then had
             s.record.wait_estimate_s, s.record.position_at_join = round(outlook[1], 1), outlook[0] + 1
             await s.channel.set_variable("IVR_WAIT_EST", f"{outlook[0] + 1},{outlook[1]:.0f}")
+        # anything after the conversation (a survey) needs the caller kept on the line when
+        # the seat hangs up (Queue option c)
         res = await s.channel.queue(self.config.queues[step.queue], step.priority, step.max_wait_s,
-                                    hold_music=s.call_facts.hold_music)
+                                    hold_music=s.call_facts.hold_music,
+                                    continue_after=step.on_answered != m.END)
         s.record.queue_result = res
         st = res.status
         if st is QueueStatus.ANSWERED:
@@ -303,6 +307,30 @@ class FlowInterpreter:
         if st is QueueStatus.WITHDRAW:
             return step.on_withdrawn or step.on_timeout
         return step.on_timeout
+
+    async def _survey(self, s: _CallState, step: m.Survey, depth: int) -> str:
+        """The rating after the conversation. Silence, wrong keys to the last retry and a
+        caller who hangs up are all ``no_answer``: never counted as satisfied."""
+        if s.record.emergency:
+            # an emergency call is never delayed by a survey: not offered, not counted
+            s.log.info("survey_skipped_emergency", step=step.name)
+            return step.next
+        qr = s.record.queue_result
+        s.record.survey = m.NO_ANSWER       # kept if the caller hangs up from here on
+        s.record.survey_seat = qr.member if qr else ""
+        attempts = step.retries + 1
+        for attempt in range(attempts):
+            digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
+            rating = step.answers.get(digit)
+            if rating is not None:
+                s.record.survey = rating
+                if step.thanks_prompt:
+                    await s.channel.play([step.thanks_prompt])
+                return step.next
+            retry_prompt = step.timeout_prompt if digit == "" else step.invalid_prompt
+            if retry_prompt and attempt < attempts - 1:
+                await s.channel.play([retry_prompt])
+        return step.next
 
     @staticmethod
     async def _done(s: _CallState) -> None:
