@@ -55,7 +55,7 @@ async def test_ordinary_caller_reaches_a_seat(shipped):
     assert record.outcome == "completed"
     assert record.steps == ["known_urgent", "admission", "greeting", "policy_announcements",
                             "announcements.announce", "choose_menu", "main_menu", "say_wait", "general_queue",
-                            "survey", "survey_end"]
+                            "survey"]
     assert record.queue_result.status is QueueStatus.ANSWERED
     assert sim.queue_calls == [("general-q", 0, 300)]
     assert record.survey == "no_answer"      # the citizen pressed nothing after the conversation
