@@ -254,3 +254,23 @@ def test_the_summary_carries_the_rating_the_seat_and_the_time():
     none = summary_fields(call, CallLog(), 100.0, 101.0, 1)
     assert (none["survey"], none["survey_seat"], none["survey_at"]) == ("", "", "")
 
+
+
+async def test_a_survey_prompt_the_pbx_lacks_never_sends_the_citizen_back_into_the_queue(shipped):
+    """A failing step goes to the flow's fallback, which queues: not after the conversation."""
+    sim = SimChannel(Caller(digits=["2"]), missing_prompts=frozenset({"12345/survey"}))
+    ch = AgiChannel(InMemoryTransport(sim), CallInfo("1.3", "13800138000", flow="main"),
+                    prompt_prefix="12345/")
+    record = await FlowInterpreter(CONFIG).run(shipped, "main", ch, CallFacts(now=NOON, level=0), LOG)
+    assert sim.queue_calls == [("general-q", 0, 300)]          # once: the conversation, not again
+    assert record.failures == ["survey"] and record.outcome == "completed"
+    assert record.survey == ""          # never heard: not offered, not counted either way
+    assert sim.vars["IVR_RESULT"] == "DONE"
+
+
+async def test_a_retry_prompt_the_pbx_lacks_keeps_no_answer(shipped):
+    sim = SimChannel(Caller(digits=["2"]), missing_prompts=frozenset({"12345/timeout"}))
+    ch = AgiChannel(InMemoryTransport(sim), CallInfo("1.4", "13800138000", flow="main"),
+                    prompt_prefix="12345/")
+    record = await FlowInterpreter(CONFIG).run(shipped, "main", ch, CallFacts(now=NOON, level=0), LOG)
+    assert sim.queue_calls == [("general-q", 0, 300)] and record.survey == "no_answer"

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from ivr.admission.announce import announcement
 from ivr.admission.speech import spoken
 from ivr.call_channel import CallChannel, CallLog, QueueStatus
-from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, MenuExhausted, StepBudgetExceeded
+from ivr.errors import (
+    AgiClosed,
+    AgiCommandFailed,
+    AgiTimeout,
+    CallerHungUp,
+    MenuExhausted,
+    PromptMissing,
+    StepBudgetExceeded,
+)
 from ivr.flow import model as m
 from ivr.flow.conditions import CallFacts
 
@@ -318,19 +326,31 @@ class FlowInterpreter:
         qr = s.record.queue_result
         s.record.survey = m.NO_ANSWER       # kept if the caller hangs up from here on
         s.record.survey_seat = qr.member if qr else ""
+        try:
+            await self._ask(s, step)
+        except (PromptMissing, AgiCommandFailed) as exc:
+            # never the flow's fallback (it queues): the conversation is over, the call goes on
+            s.record.failures.append(step.name)
+            s.log.error("survey_failed", step=step.name, error=repr(exc))
+            if not s.survey_asked:          # the citizen never heard it: not offered, not counted
+                s.record.survey = ""
+        return step.next
+
+    @staticmethod
+    async def _ask(s: _CallState, step: m.Survey) -> None:
         attempts = step.retries + 1
         for attempt in range(attempts):
             digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
+            s.survey_asked = True
             rating = step.answers.get(digit)
             if rating is not None:
                 s.record.survey = rating
                 if step.thanks_prompt:
                     await s.channel.play([step.thanks_prompt])
-                return step.next
+                return
             retry_prompt = step.timeout_prompt if digit == "" else step.invalid_prompt
             if retry_prompt and attempt < attempts - 1:
                 await s.channel.play([retry_prompt])
-        return step.next
 
     @staticmethod
     async def _done(s: _CallState) -> None:
@@ -362,7 +382,8 @@ class FlowInterpreter:
 
 
 class _CallState:
-    __slots__ = ("flows", "channel", "facts", "record", "log", "variables", "steps_run", "messages")
+    __slots__ = ("flows", "channel", "facts", "record", "log", "variables", "steps_run", "messages",
+                 "survey_asked")
 
     def __init__(self, flows: Mapping[str, m.Flow], channel: CallChannel, facts: CallFacts | None, record: CallLog,
                  log: Log, variables: dict[str, str]) -> None:
@@ -374,6 +395,7 @@ class _CallState:
         self.variables = variables
         self.steps_run = 0
         self.messages = 0
+        self.survey_asked = False   # the survey prompt was heard at least once
 
     @property
     def call_facts(self) -> CallFacts:
