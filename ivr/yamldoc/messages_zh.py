@@ -107,6 +107,8 @@ RULES: list[tuple[str, Callable[[re.Match[str]], str]]] = [  # (pattern on the t
     (r"unknown condition '(.*?)'" + DYM, lambda m: f"未知的条件 '{m[1]}'{_dym(m[2])}"),
     (r"unknown day '(.*?)'" + DYM, lambda m: f"未知的星期 '{m[1]}'{_dym(m[2])}"),
     (r"option '(.+?)' is not one keypad digit", lambda m: f"选项 '{m[1]}' 不是单个按键"),
+    (r"an emergency call is never surveyed: survey '(.+?)' asks nothing after it",
+     lambda m: f"紧急来电不做满意度调查：满意度调查 '{m[1]}' 在这之后不会提问"),
     (r"answer key '(.+?)' is not one keypad digit", lambda m: f"评价按键 '{m[1]}' 不是单个按键"),
     (r"unknown rating '(.+?)' \(one of (.+?)\)" + DYM, lambda m: f"未知的评价 '{m[1]}'（可选：{m[2]}）{_dym(m[3])}"),
     (r"rating '(.+?)' is given to two keys", lambda m: f"评价 '{m[1]}' 对应了两个按键"),
