@@ -105,6 +105,10 @@ class CallLog:
     already_registered: bool = False  # dialled again with a callback open: told so, not queued
     wait_estimate_s: float | None = None  # the engine's expected wait when the caller joined the queue
     position_at_join: int | None = None   # 1-based place in line then
+    # the citizen's rating after the conversation: satisfied | basically_satisfied | dissatisfied |
+    # no_answer; "" when no survey was offered (none in the flow, or an emergency call)
+    survey: str = ""
+    survey_seat: str = ""           # the seat whose conversation was rated (MEMBERINTERFACE)
 
 
 class CallChannel(Protocol):
@@ -129,7 +133,9 @@ class CallChannel(Protocol):
     async def get_variable(self, name: str) -> str | None: ...
 
     async def queue(self, queue: str, priority: int, timeout_s: int, *,
-                    hold_music: str | None = None) -> QueueResult: ...
+                    hold_music: str | None = None, continue_after: bool = False) -> QueueResult:
+        """``continue_after``: the flow goes on once the seat hangs up (a survey),
+        Queue()'s option ``c``; ``ANSWERED`` either way when a seat took the call."""
 
     async def record(self, path: str, max_s: int, silence_s: int, beep: bool) -> RecordResult: ...
 

@@ -49,7 +49,9 @@ async def call(flows, ops, caller, *, level=2, outlook=None, lines_low=False, re
     live.outlook, live.lines_low = outlook or {}, lines_low
     facts = live.facts(NOON, caller=caller.number, registered_ahead=registered_ahead)
     record = await FlowInterpreter(CONFIG).run(flows, flow, ch, facts, LOG)
-    played = [c.split()[2] for c in sim.commands if c.startswith(("STREAM FILE", "GET DATA"))]
+    # what the caller heard until they joined the queue (after it: the survey, tests/test_survey.py)
+    joined = next((i for i, c in enumerate(sim.commands) if c.startswith("EXEC Queue")), len(sim.commands))
+    played = [c.split()[2] for c in sim.commands[:joined] if c.startswith(("STREAM FILE", "GET DATA"))]
     return record, sim, played
 
 

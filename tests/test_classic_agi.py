@@ -44,7 +44,7 @@ async def test_classic_agi_runs_the_same_flow(project_home, tmp_path):
     code, sent, err = await drive(sim, {"IVR_DATA_DIR": str(tmp_path)}, project_home)
     assert code == 0, err
     assert sent[0] == "ANSWER\n" and sent[-1] == "HANGUP\n"
-    assert 'EXEC Queue "general-q,,,,300"\n' in sent
+    assert 'EXEC Queue "general-q,c,,,300"\n' in sent
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     end = next(e for e in lines if e["event"] == "call_end")
     assert end["outcome"] == "completed"

@@ -62,11 +62,31 @@ async def summaries(redis, n):
 async def test_complete_call_answered_by_a_seat(engine, redis):
     res = await call(engine, Caller(digits=["2"]))
     lines = [line for who, line in res.transcript if who == "engine"]
-    assert lines[0] == "ANSWER\n" and 'EXEC Queue "general-q,,,,300"\n' in lines
+    assert lines[0] == "ANSWER\n" and 'EXEC Queue "general-q,c,,,300"\n' in lines
     assert res.closed_by_engine
     [s] = await summaries(redis, 1)
     assert s["outcome"] == "completed" and s["queue_status"] == "ANSWERED"
     assert s["member"] == "Local/101@ivr-seats/n" and s["version"] == "1"
+
+
+async def test_survey_after_the_seat_hangs_up_is_kept_with_the_call(engine, redis):
+    """Issue 19: Queue with c, the seat hangs up (CONTINUE), the citizen presses 2 (基本满意)."""
+    res = await call(engine, Caller(digits=["2", "2"]))
+    lines = [line for who, line in res.transcript if who == "engine"]
+    assert 'EXEC Queue "general-q,c,,,300"\n' in lines
+    assert ("asterisk", "200 result=0\n") in res.transcript          # what Asterisk 22 answers with c (fact 12)
+    assert any(line.startswith("GET DATA 12345/survey ") for line in lines)
+    assert lines[-1] == 'SET VARIABLE IVR_RESULT "DONE"\n' and res.closed_by_engine   # the dialplan hangs up
+    [s] = await summaries(redis, 1)
+    assert s["outcome"] == "completed" and s["queue_status"] == "ANSWERED"
+    assert (s["survey"], s["survey_seat"]) == ("basically_satisfied", "Local/101@ivr-seats/n")
+    assert s["survey_at"] == s["ended"] and s["last_step"] == "survey"
+
+
+async def test_a_citizen_gone_during_the_survey_is_no_answer(engine, redis):
+    await call(engine, Caller(digits=["2"], hangup_on="survey"))
+    [s] = await summaries(redis, 1)
+    assert s["outcome"] == "caller_hung_up" and s["survey"] == "no_answer" and s["survey_at"]
 
 
 async def test_hangup_during_prompt(engine, redis):

@@ -50,7 +50,7 @@ async def test_level_switch_reaches_calls_and_seats(stack):
     await asyncio.sleep(1.0)                       # "within a second on every engine process"
     after = (await run_call("127.0.0.1", eng.agi.port, SimChannel(Caller(digits=["2"])))).channel
     assert any("policy/current" in c for c in after.commands)
-    assert after.queue_options == ["m(ivr-peak)"]
+    assert after.queue_options == ["cm(ivr-peak)"]     # c: the survey follows
     await until(lambda: "Local/201@ivr-seats/n" in pbx.queues["general-q"].members, 5)
     show = await asyncio.to_thread(ivr, ["contingency", "show"], env)
     assert "应急级别 level in force: 2 高峰 (peak)" in show.stdout and "FAILED" not in show.stdout

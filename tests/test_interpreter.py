@@ -54,9 +54,11 @@ async def test_ordinary_caller_reaches_a_seat(shipped):
     record, sim = await run(shipped, Caller(digits=["2"]))
     assert record.outcome == "completed"
     assert record.steps == ["known_urgent", "admission", "greeting", "policy_announcements",
-                            "announcements.announce", "choose_menu", "main_menu", "say_wait", "general_queue"]
+                            "announcements.announce", "choose_menu", "main_menu", "say_wait", "general_queue",
+                            "survey"]
     assert record.queue_result.status is QueueStatus.ANSWERED
     assert sim.queue_calls == [("general-q", 0, 300)]
+    assert record.survey == "no_answer"      # the citizen pressed nothing after the conversation
 
 
 async def test_emergency_key_jumps_the_line(shipped):
@@ -72,13 +74,13 @@ async def test_number_on_the_urgent_list_skips_the_menu(shipped):
 async def test_no_input_still_reaches_a_person(shipped):
     record, sim = await run(shipped, Caller(digits=["", ""]))
     assert sim.queue_calls == [("general-q", 0, 300)]
-    assert sum("GET DATA" in c for c in sim.commands) == 2
+    assert sum("GET DATA" in c for c in sim.commands if "survey" not in c) == 2
     assert any("12345/timeout" in c or "timeout" in c for c in sim.commands if c.startswith("STREAM FILE"))
 
 
 @pytest.mark.parametrize("level, announced, short, music",
-                         [(0, False, False, ""), (1, False, False, ""), (2, True, False, "m(ivr-peak)"),
-                          (3, True, True, "m(ivr-peak)")])
+                         [(0, False, False, "c"), (1, False, False, "c"), (2, True, False, "cm(ivr-peak)"),
+                          (3, True, True, "cm(ivr-peak)")])
 async def test_contingency_level_shapes_the_call(shipped, ops, level, announced, short, music):
     record, sim = await run(shipped, Caller(digits=["2"]), level=level, ops=ops)
     played = any("policy/current" in c for c in sim.commands)

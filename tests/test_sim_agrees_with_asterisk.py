@@ -20,6 +20,11 @@ SCENARIOS = {
         caller=Caller(queue=QueueOutcome("answered", member="Local/101@seats/n", hold_s=0))),
     "queue-caller-abandons.json": dict(caller=Caller(queue=QueueOutcome("abandon"))),
     "queue-priority-raised-then-answered.json": dict(caller=Caller(queue=QueueOutcome("answered"))),
+    # issue 19: Queue option c keeps the citizen on the line for the survey (fact 12)
+    "queue-continue-then-survey.json": dict(
+        caller=Caller(queue=QueueOutcome("answered", member="Local/101@ivr-seats/n", hold_s=0))),
+    "queue-answered-without-c.json": dict(
+        caller=Caller(queue=QueueOutcome("answered", member="Local/102@ivr-seats/n", hold_s=0))),
     "queue-withdrawn-for-callback.json": dict(
         caller=Caller(queue=QueueOutcome("withdraw", withdraw_info="callback-offered"))),
 }

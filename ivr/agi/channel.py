@@ -155,10 +155,14 @@ class AgiChannel:
         return resp.data if resp.result == "1" else None
 
     async def queue(self, queue: str, priority: int, timeout_s: int, *,
-                    hold_music: str | None = None) -> QueueResult:
+                    hold_music: str | None = None, continue_after: bool = False) -> QueueResult:
         _safe_token(queue, "queue")
+        # c: when the seat hangs up, Queue() returns 0 with QUEUESTATUS=CONTINUE and the
+        # caller stays on the line for what follows (a survey; Asterisk 22, fact 12).
         # m(class): the hold music (and general notices) the contingency level chose
-        options = f"m({_safe_token(hold_music, 'music class')})" if hold_music else ""
+        options = "c" if continue_after else ""
+        if hold_music:
+            options += f"m({_safe_token(hold_music, 'music class')})"
         if priority != self._queue_prio:
             await self.set_variable("QUEUE_PRIO", str(int(priority)))
             self._queue_prio = priority
@@ -178,6 +182,10 @@ class AgiChannel:
         status, member, hold, withdraw_info = ((resp.data or "") + "|||").split("|", 3)
         withdraw_info = withdraw_info.rstrip("|")
         hold_s = int(hold) if hold.isdigit() else None
+        if status == QueueStatus.CONTINUE and member:
+            # option c: a seat took the call and the conversation ended (app_queue sets
+            # CONTINUE for whichever side hung up; a caller who did is found gone next command)
+            return QueueResult(QueueStatus.ANSWERED, member, hold_s)
         if status:
             try:
                 qs = QueueStatus(status)

@@ -232,6 +232,11 @@ def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float
         "already_registered": "1" if record.already_registered else "0",
         "wait_estimate_s": "" if record.wait_estimate_s is None else str(record.wait_estimate_s),
         "position_at_join": "" if record.position_at_join is None else str(record.position_at_join),
+        # the rating after the conversation ("" none offered); the survey is the call's last act,
+        # so its time is the call's end
+        "survey": record.survey,
+        "survey_seat": record.survey_seat,
+        "survey_at": f"{ended:.3f}" if record.survey else "",
     }
 
 

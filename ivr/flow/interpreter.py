@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from ivr.admission.announce import announcement
 from ivr.admission.speech import spoken
 from ivr.call_channel import CallChannel, CallLog, QueueStatus
-from ivr.errors import AgiClosed, AgiTimeout, CallerHungUp, MenuExhausted, StepBudgetExceeded
+from ivr.errors import (
+    AgiClosed,
+    AgiCommandFailed,
+    AgiTimeout,
+    CallerHungUp,
+    MenuExhausted,
+    PromptMissing,
+    StepBudgetExceeded,
+)
 from ivr.flow import model as m
 from ivr.flow.conditions import CallFacts
 
@@ -69,6 +77,7 @@ class FlowInterpreter:
             m.Hangup: self._hangup,
             m.Admit: self._admit,
             m.SayWait: self._say_wait,
+            m.Survey: self._survey,
         }
 
     async def run(self, flows: Mapping[str, m.Flow], name: str, channel: CallChannel,
@@ -289,8 +298,11 @@ class FlowInterpreter:
             # kept with the call, so the estimate can be scored against the wait it then had
             s.record.wait_estimate_s, s.record.position_at_join = round(outlook[1], 1), outlook[0] + 1
             await s.channel.set_variable("IVR_WAIT_EST", f"{outlook[0] + 1},{outlook[1]:.0f}")
+        # anything after the conversation (a survey) needs the caller kept on the line when
+        # the seat hangs up (Queue option c)
         res = await s.channel.queue(self.config.queues[step.queue], step.priority, step.max_wait_s,
-                                    hold_music=s.call_facts.hold_music)
+                                    hold_music=s.call_facts.hold_music,
+                                    continue_after=step.on_answered != m.END)
         s.record.queue_result = res
         st = res.status
         if st is QueueStatus.ANSWERED:
@@ -304,6 +316,42 @@ class FlowInterpreter:
         if st is QueueStatus.WITHDRAW:
             return step.on_withdrawn or step.on_timeout
         return step.on_timeout
+
+    async def _survey(self, s: _CallState, step: m.Survey, depth: int) -> str:
+        """The rating after the conversation. Silence, wrong keys to the last retry and a
+        caller who hangs up are all ``no_answer``: never counted as satisfied."""
+        if s.record.emergency:
+            # an emergency call is never delayed by a survey: not offered, not counted
+            s.log.info("survey_skipped_emergency", step=step.name)
+            return step.next
+        qr = s.record.queue_result
+        s.record.survey = m.NO_ANSWER       # kept if the caller hangs up from here on
+        s.record.survey_seat = qr.member if qr else ""
+        try:
+            await self._ask(s, step)
+        except (PromptMissing, AgiCommandFailed) as exc:
+            # never the flow's fallback (it queues): the conversation is over, the call goes on
+            s.record.failures.append(step.name)
+            s.log.error("survey_failed", step=step.name, error=repr(exc))
+            if not s.survey_asked:          # the citizen never heard it: not offered, not counted
+                s.record.survey = ""
+        return step.next
+
+    @staticmethod
+    async def _ask(s: _CallState, step: m.Survey) -> None:
+        attempts = step.retries + 1
+        for attempt in range(attempts):
+            digit = await s.channel.read_digits(step.prompt, step.timeout_s, 1)
+            s.survey_asked = True
+            rating = step.answers.get(digit)
+            if rating is not None:
+                s.record.survey = rating
+                if step.thanks_prompt:
+                    await s.channel.play([step.thanks_prompt])
+                return
+            retry_prompt = step.timeout_prompt if digit == "" else step.invalid_prompt
+            if retry_prompt and attempt < attempts - 1:
+                await s.channel.play([retry_prompt])
 
     @staticmethod
     async def _done(s: _CallState) -> None:
@@ -335,7 +383,8 @@ class FlowInterpreter:
 
 
 class _CallState:
-    __slots__ = ("flows", "channel", "facts", "record", "log", "variables", "steps_run", "messages")
+    __slots__ = ("flows", "channel", "facts", "record", "log", "variables", "steps_run", "messages",
+                 "survey_asked")
 
     def __init__(self, flows: Mapping[str, m.Flow], channel: CallChannel, facts: CallFacts | None, record: CallLog,
                  log: Log, variables: dict[str, str]) -> None:
@@ -347,6 +396,7 @@ class _CallState:
         self.variables = variables
         self.steps_run = 0
         self.messages = 0
+        self.survey_asked = False   # the survey prompt was heard at least once
 
     @property
     def call_facts(self) -> CallFacts:

@@ -363,6 +363,45 @@ def _say_wait(r: Reader, name: str) -> dict[str, Any]:
                 say_place=r.take("say_place", read_bool, default=True))
 
 
+def _survey_answers(r: Reader, n: yaml.Node) -> Any:
+    """digit: rating, each of the three ratings exactly once."""
+    wanted = ", ".join(m.RATINGS)
+    if not isinstance(n, yaml.MappingNode) or not n.value:
+        return r.bad(n, f"a mapping of digit: rating ({wanted})")
+    out: dict[str, str] = {}
+    ok = True
+    for key, knode, vnode in mapping_items(n, r.problems, r.where):
+        rating = scalar(vnode) or ""
+        if len(key) != 1 or not DIGITS_RE.fullmatch(key):
+            r.problems.at(knode, f"{r.where}: answer key '{key}' is not one keypad digit")
+            ok = False
+        elif rating not in m.RATINGS:
+            r.problems.at(vnode, f"{r.where}: unknown rating '{rating}' (one of {wanted})"
+                                 f"{did_you_mean(rating, m.RATINGS)}")
+            ok = False
+        elif rating in out.values():
+            r.problems.at(vnode, f"{r.where}: rating '{rating}' is given to two keys")
+            ok = False
+        else:
+            out[key] = rating
+    if ok and len(out) != len(m.RATINGS):
+        missing = [x for x in m.RATINGS if x not in out.values()]
+        r.problems.at(n, f"{r.where}: no key for rating {', '.join(missing)}")
+        ok = False
+    return out if ok else MISSING
+
+
+def _survey(r: Reader, name: str) -> dict[str, Any]:
+    return dict(prompt=r.take("prompt", _prompt, required=True),
+                next=r.take("next", _step_ref, required=True),
+                answers=r.take("answers", _survey_answers, default=dict(m.DEFAULT_ANSWERS)),
+                timeout_s=r.take("timeout_s", read_seconds(1, 30), default=5.0),
+                retries=r.take("retries", read_int(0, 3), default=1),
+                invalid_prompt=r.take("invalid_prompt", _prompt),
+                timeout_prompt=r.take("timeout_prompt", _prompt),
+                thanks_prompt=r.take("thanks_prompt", _prompt))
+
+
 def _transfer(r: Reader, name: str) -> dict[str, Any]:
     return dict(to=r.take("to", _number, required=True),
                 on_fail=r.take("on_fail", _step_ref, required=True),
@@ -397,6 +436,7 @@ STEP_TYPES: dict[str, tuple[Callable[..., m.Step], Callable[[Reader, str], dict[
     "hangup": (m.Hangup, _hangup),
     "admit": (m.Admit, _admit),
     "say_wait": (m.SayWait, _say_wait),
+    "survey": (m.Survey, _survey),
 }
 
 

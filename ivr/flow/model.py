@@ -140,6 +140,35 @@ class SayWait:
     where: Where = Where(0, 0)
 
 
+# What a citizen's survey answer is recorded as; "no answer" is its own outcome
+SATISFIED = "satisfied"
+BASICALLY_SATISFIED = "basically_satisfied"
+DISSATISFIED = "dissatisfied"
+NO_ANSWER = "no_answer"
+RATINGS = (SATISFIED, BASICALLY_SATISFIED, DISSATISFIED)
+DEFAULT_ANSWERS = {"1": SATISFIED, "2": BASICALLY_SATISFIED, "3": DISSATISFIED}
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """After the conversation (a queue step's ``on_answered``): the citizen is
+    asked to rate the call by key (满意 / 基本满意 / 不满意). The answer, or
+    ``no_answer`` (silence, wrong keys until the retries run out, or the caller
+    gone), is kept with the call. An emergency call is never asked: the step
+    goes straight on to ``next``."""
+
+    name: str
+    prompt: str
+    next: str
+    answers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ANSWERS))  # digit -> rating
+    timeout_s: float = 5.0
+    retries: int = 1
+    invalid_prompt: str | None = None
+    timeout_prompt: str | None = None
+    thanks_prompt: str | None = None   # after an answer
+    where: Where = Where(0, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     name: str
@@ -194,7 +223,7 @@ class Hangup:
 
 
 Step = (Play | Announce | Menu | Branch | SetVars | Queue | Record | OfferCallback | Transfer |
-        Goto | Subflow | Hangup | Admit | SayWait)
+        Goto | Subflow | Hangup | Admit | SayWait | Survey)
 
 
 def targets(step: Step) -> list[str]:
@@ -220,7 +249,7 @@ def targets(step: Step) -> list[str]:
         case Admit():
             return [x for x in (step.on_wait, step.on_registered, step.on_already_registered, step.on_emergency,
                                 step.on_declined, step.on_declined_no_lines) if x]
-        case SayWait(next=n):
+        case SayWait(next=n) | Survey(next=n):
             return [n]
     return []
 

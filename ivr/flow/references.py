@@ -35,6 +35,7 @@ def check(parsed: ParsedFlow, catalog: Catalog) -> None:
             check_ref(k, ref)
     if parsed.flow is not None and not parsed.problems.errors:
         _warn_unreachable(parsed)
+        _warn_emergency_survey(parsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,18 @@ def _warn_unreachable(parsed: ParsedFlow) -> None:
     for name, node in parsed.step_nodes.items():
         if name not in seen:
             parsed.problems.at(node, f"step '{name}': no path leads here (unreachable)", warning=True)
+
+
+def _warn_emergency_survey(parsed: ParsedFlow) -> None:
+    """An emergency queue answered straight into a survey: the survey asks nothing
+    (an emergency call is never delayed by it), which staff should know."""
+    flow = parsed.flow
+    assert flow is not None
+    for name, step in flow.steps.items():
+        if isinstance(step, m.Queue) and step.emergency and isinstance(flow.steps.get(step.on_answered), m.Survey):
+            parsed.problems.at(parsed.step_nodes.get(name),
+                               f"queue '{name}': an emergency call is never surveyed: "
+                               f"survey '{step.on_answered}' asks nothing after it", warning=True)
 
 
 def subflow_cycles(flows: Mapping[str, m.Flow]) -> list[list[str]]:

@@ -17,7 +17,8 @@ from collections.abc import Callable
 STEP_TYPES = {"play": "播放", "menu": "菜单", "branch": "分支", "set": "设置变量", "queue": "排队",
               "record": "留言", "offer_callback": "回拨提议", "transfer": "转接", "goto": "跳转",
               "subflow": "子流程", "hangup": "挂机", "announce": "政策播报", "step": "步骤",
-              "admit": "来电分流", "say_wait": "报等待时间"}
+              "admit": "来电分流", "say_wait": "报等待时间",
+              "survey": "满意度调查"}
 PLACES = {"flow": "流程", "steps": "steps", "contingency plan": "应急预案", "sets": "播报组", "groups": "坐席组",
           "reserved": "紧急预留"}
 
@@ -37,6 +38,7 @@ WHAT = [  # "expected ..." fragments, most specific first
     (r"'current' or the name of a set in prompts/announcements.yaml", "'current' 或 prompts/announcements.yaml 中的播报组名"),
     (r"a date YYYY-MM-DD or a time YYYY-MM-DDTHH:MM", "日期 YYYY-MM-DD 或时间 YYYY-MM-DDTHH:MM"),
     (r"a duration like 90s, 10m, 2h or 1d", "时长，如 90s、10m、2h、1d"),
+    (r"a mapping of digit: rating \((.*)\)", r"“按键: 评价”映射（\1）"),
     (r"a mapping", "映射"), (r"a list", "列表"), (r"nothing", "空"),
 ]
 
@@ -105,6 +107,12 @@ RULES: list[tuple[str, Callable[[re.Match[str]], str]]] = [  # (pattern on the t
     (r"unknown condition '(.*?)'" + DYM, lambda m: f"未知的条件 '{m[1]}'{_dym(m[2])}"),
     (r"unknown day '(.*?)'" + DYM, lambda m: f"未知的星期 '{m[1]}'{_dym(m[2])}"),
     (r"option '(.+?)' is not one keypad digit", lambda m: f"选项 '{m[1]}' 不是单个按键"),
+    (r"an emergency call is never surveyed: survey '(.+?)' asks nothing after it",
+     lambda m: f"紧急来电不做满意度调查：满意度调查 '{m[1]}' 在这之后不会提问"),
+    (r"answer key '(.+?)' is not one keypad digit", lambda m: f"评价按键 '{m[1]}' 不是单个按键"),
+    (r"unknown rating '(.+?)' \(one of (.+?)\)" + DYM, lambda m: f"未知的评价 '{m[1]}'（可选：{m[2]}）{_dym(m[3])}"),
+    (r"rating '(.+?)' is given to two keys", lambda m: f"评价 '{m[1]}' 对应了两个按键"),
+    (r"no key for rating (.+)", lambda m: f"评价 {m[1]} 没有对应的按键"),
     (r"variable '(.+?)' must be upper case letters, digits and '_'", lambda m: f"变量 '{m[1]}' 只能用大写字母、数字和 '_'"),
     (r"keys must be plain names", lambda m: "键必须是简单的名称"),
     (r"key '(.+?)' appears twice \(first on line (\d+)\)", lambda m: f"键 '{m[1]}' 出现了两次（第一次在第 {m[2]} 行）"),

@@ -36,6 +36,7 @@ class QueueOutcome:
     hold_s: int = 0
     withdraw_info: str = "callback-offered"
     wait: Callable[[], Awaitable[None]] | None = None  # held here while "in the queue"
+    caller_ends: bool = False     # answered: the citizen, not the seat, hangs up at the end
 
 
 @dataclass
@@ -323,7 +324,15 @@ class SimChannel:
         if outcome.kind == "answered":
             self.vars["MEMBERINTERFACE"] = outcome.member
             self.vars["QEHOLDTIME"] = str(outcome.hold_s)
-            return ["200 result=-1\n"]  # the seat hung up first (no 'c' option)
+            if outcome.caller_ends:
+                self.dead = True
+            # app_queue.c (queue_exec, after "stop:"): the bridge ended (res < 0, qe.handled):
+            # with option c, QUEUESTATUS=CONTINUE and 0, whichever side hung up; without c, -1
+            # and QUEUESTATUS unset. Either way the AGI session goes on (fact 12).
+            if "c" in _queue_flags(parts[1] if len(parts) > 1 else ""):
+                self.vars["QUEUESTATUS"] = "CONTINUE"
+                return ["200 result=0\n"]
+            return ["200 result=-1\n"]
         if outcome.kind == "abandon":
             self.dead = True
             return ["200 result=-1\n"]
@@ -343,6 +352,11 @@ _KNOWN = {
     ("verbose",): "_verbose", ("hangup",): "_hangup", ("record", "file"): "_record_file",
     ("exec",): "_exec",
 }
+
+
+def _queue_flags(options: str) -> str:
+    """Queue()'s option letters without their arguments: "cm(peak)" -> "cm"."""
+    return re.sub(r"\([^)]*\)", "", options)
 
 
 def _usage() -> list[str]:
