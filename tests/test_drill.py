@@ -27,6 +27,10 @@ def test_smoke_drill_report_is_consistent(project_home, tmp_path):
                                  + r["balked_when_told_the_wait"] + r["refused_recorded"]
                                  + r["callback_accepted"] + r["left_message"])
     assert r["every_missed_caller_recorded"] and r["missed_callers_without_record"] == 0
+    sv = r["survey"]              # every conversation ends in the survey (flows/main.yaml), answered or not
+    assert sv["offered"] == r["answered"] == sum(sv[k] for k in ("satisfied", "basically_satisfied", "dissatisfied",
+                                                                 "no_answer"))
+    assert sv["no_answer"] > 0 and sv["satisfied"] > 0 and 0 < sv["satisfaction_rate"] < 1
     assert r["missed_call_records"] + r["misdials"] + r["repeat_dialers_merged"] >= r["abandoned_in_queue"]
     assert r["answered_within_20s"] <= r["answered_within_60s"] <= r["answered"]
     assert len(r["series"]["t"]) >= 50 and sum(r["series"]["arrivals"]) <= r["offered"]

@@ -97,6 +97,7 @@ class CallRecord:
     outcome: str = "in_progress"   # answered | abandoned | balked | left_in_flow | satisfied | callback_accepted
     #                                message | refused_recorded (above IVR_LINES: recorded, then busy) | other
     patience_s: float = math.inf   # how long this citizen would wait for a seat
+    survey: str = ""               # after a conversation: the key pressed for the rating, "" none (hung up)
     wait_s: float | None = None
     wanted_person: bool = False
     leaves_after_policy: bool = False   # hangs up satisfied if the policy announcement plays
@@ -104,6 +105,11 @@ class CallRecord:
 
 
 BUSY_HEARD_S = 3.0      # a citizen refused by the dialplan hears busy this long, then hangs up
+# the survey after a conversation (an assumption; Beijing publishes its 满意率, not its split by wait):
+# a quarter hang up without rating; the others' satisfied / basically / dissatisfied by how long they waited
+SURVEY_HANG_UP = 0.25
+SURVEY_RATINGS = ((15.0, (0.85, 0.12, 0.03)), (60.0, (0.70, 0.22, 0.08)), (180.0, (0.50, 0.30, 0.20)),
+                  (math.inf, (0.30, 0.35, 0.35)))
 
 
 class _DialplanPbx:
@@ -289,6 +295,7 @@ class Drill:
             rec.wait_s = out.wait_s
             if out.kind == "answered":
                 rec.outcome = "answered"
+                rec.survey = self._survey_answer(ch, out.wait_s)
         outcome.wait = wait
         return outcome
 
@@ -371,6 +378,19 @@ class Drill:
             if when < self.duration_s:
                 self.redials_after_busy += 1
                 heapq.heappush(self._redials, (when, number))
+
+    def _survey_answer(self, ch: SimChannel, wait_s: float) -> str:
+        """How the citizen answers the survey after the conversation (flows/main.yaml):
+        a share hang up at once; the others rate, less kindly the longer they
+        waited (SURVEY_RATINGS, an assumption: no published split)."""
+        if self.rng.random() < SURVEY_HANG_UP:
+            if ch.caller.hangup_on is None:
+                ch.caller.hangup_on = "/survey "       # the survey's own prompt, not its thanks
+            return ""
+        shares = next(s for limit, s in SURVEY_RATINGS if wait_s <= limit)
+        digit = self.rng.choices(("1", "2", "3"), weights=shares)[0]
+        ch.caller.answers["/survey"] = digit
+        return digit
 
     async def _refused(self, ch: SimChannel) -> None:
         """Above IVR_LINES: recorded in AstDB and announced (IvrBlocked), then
@@ -856,6 +876,7 @@ class Drill:
             "answered": by["answered"], "not_answered": not_answered, "in_progress": by["in_progress"],
             "abandoned_in_queue": by["abandoned"], "left_in_flow": by["left_in_flow"],
             "balked_when_told_the_wait": by["balked"], "refused_recorded": by["refused_recorded"],
+            "survey": _survey_figures(answered),
             "satisfied_by_announcement": by["satisfied"], "callback_accepted": by["callback_accepted"],
             "callbacks_registered_early": self.registered_early,
             "admission": self.admission,
@@ -927,6 +948,17 @@ class Drill:
         return out
 
 
+def _survey_figures(answered: list[CallRecord]) -> dict[str, Any]:
+    """The survey after each conversation: the split by answer, and 满意率 as
+    (满意 + 基本满意) ÷ surveys offered (no answer is its own outcome, never
+    counted as satisfied)."""
+    n = {k: sum(1 for c in answered if c.survey == d) for k, d in
+         (("satisfied", "1"), ("basically_satisfied", "2"), ("dissatisfied", "3"), ("no_answer", ""))}
+    offered = len(answered)
+    rate = round((n["satisfied"] + n["basically_satisfied"]) / offered, 4) if offered else None
+    return {"offered": offered, **n, "satisfaction_rate": rate}
+
+
 async def run_drill(profile: Profile, **kw) -> dict:
     return await Drill(profile, **kw).run()
 
@@ -988,6 +1020,9 @@ def _line_lines(r: dict) -> list[str]:
         f"{r['busy_recorded_by_the_dialplan']}, redials after busy "
         f"{r['redials_after_busy']}; peak lines in use {r['peak_lines_in_use']}; line-seconds per citizen "
         f"{r['line_seconds_per_citizen']} ({r['citizens']} citizens, {r['citizens_only_busy']} only ever heard busy)",
+        f"  满意度 survey: {r['survey']['offered']} offered, 满意 {r['survey']['satisfied']}, 基本满意 "
+        f"{r['survey']['basically_satisfied']}, 不满意 {r['survey']['dissatisfied']}, no answer "
+        f"{r['survey']['no_answer']}; 满意率 {rate(r['survey']['satisfaction_rate'])}",
         f"  接通率 answered within 15 s of queueing {rate(r['answered_within_15s_rate'])} "
         f"({r['answered_within_15s']}); 广义接通率 within deadline {rate(r['broad_answer_rate_within_deadline'])} "
         f"({r['citizens_answered_live']} live + {r['citizens_reached_by_callback_in_time']} by callback of "
