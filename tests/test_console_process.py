@@ -192,7 +192,20 @@ async def test_ivr_status_shows_the_running_engine(engine, redis_url):
     assert "引擎 engines: 1/1 正常响应 responding" in out.stdout
 
 
-async def test_the_console_logs_at_the_level_of_the_process_that_started_it(redis_url, project_home, tmp_path, capfd):
+@pytest.fixture
+def suite_logging():
+    """Logs set back to the suite's own once capfd has given the real stderr
+    back (torn down after capfd: asked for before it). Configured inside the
+    test, structlog kept capfd's stream, closed after the test: every later
+    log line raised, and the console's error handler with it (a plain-text
+    500 in tests/test_console_security.py)."""
+    yield
+    from ivr import logs
+    logs.configure("warning", "console")
+
+
+async def test_the_console_logs_at_the_level_of_the_process_that_started_it(redis_url, project_home, tmp_path,
+                                                                          suite_logging, capfd):
     """The console writes to its engine's stderr. A drill or the demo logs
     only errors, in words, among its Chinese lines; its console must not add
     an info line in JSON ("console_serving" on the demo's screen) because the
