@@ -77,6 +77,19 @@ def configured() -> dict[str, str]:
     return dict(_configured)
 
 
+class _Stderr:
+    """``sys.stderr`` as it is when a line is written, not when the logs were
+    configured: a stream swapped in and closed since (a test's capture, a
+    caller that redirected it for a while) must not make every later log
+    line raise, and with it whatever handler was logging an error."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
     # orjson renders a line in a fraction of json's time: two lines per call on the hot path
     _configured.update(level=level, format=fmt)
@@ -95,7 +108,7 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
         # Filtering by level in the bound logger makes a disabled debug line cost
         # one method call: the AGI hot path logs at debug.
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream or _Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
 

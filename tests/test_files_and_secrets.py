@@ -97,3 +97,23 @@ def test_serve_warns_when_the_ami_secret_is_the_shipped_one(project_home, tmp_pa
     assert not warn_shipped_secret(load_settings({"IVR_HOME": str(home)}), logs.get("test"), stderr=err)  # no AMI
     settings = load_settings({"IVR_HOME": str(home), "IVR_AMI_URL": "ami://ivr:a-site-secret@127.0.0.1:5038"})
     assert not warn_shipped_secret(settings, logs.get("test"), stderr=err)
+
+
+def test_logs_follow_stderr_as_it_is_when_a_line_is_written(monkeypatch):
+    """A stream swapped in and closed since the logs were configured (a test's
+    capture) made every later log line raise, and the console's error handler
+    with it: a plain-text 500 instead of its JSON one."""
+    import io
+    import sys
+
+    from ivr import logs
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logs.configure("warning", "console")
+    logs.get("test").warning("one_line")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logs.get("test").warning("another_line")          # raised ValueError: I/O operation on closed file
+    assert "another_line" in second.getvalue()
+    monkeypatch.undo()
+    logs.configure("warning", "console")
