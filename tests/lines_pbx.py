@@ -31,7 +31,6 @@ class LinesPbx(SimPbx):
         super().__init__(time.time)
         self.globals: dict[str, str] = {} if limit is None else {"IVR_LINES": limit}
         self.in_use = 0
-        self.astdb: dict[str, str] = {}          # "/family/key" -> value
         self._ids = itertools.count(1)
 
     def _act_getvar(self, msg, aid):
@@ -45,22 +44,6 @@ class LinesPbx(SimPbx):
         else:
             value = self.globals.get(name, "")
         return [[("Response", "Success"), ("ActionID", aid), ("Variable", name), ("Value", value)]]
-
-    def _act_dbgettree(self, msg, aid):
-        prefix = f"/{msg.get('Family', '')}/"
-        rows = sorted((k, v) for k, v in self.astdb.items() if k.startswith(prefix))
-        out = [[("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
-                ("Message", "Result will follow")]]
-        out += [[("Event", "DBGetTreeResponse"), ("Key", k), ("Val", v), ("ActionID", aid)] for k, v in rows]
-        out.append([("Event", "DBGetTreeComplete"), ("ActionID", aid), ("EventList", "Complete"),
-                    ("ListItems", str(len(rows)))])
-        return out
-
-    def _act_dbdel(self, msg, aid):
-        key = f"/{msg.get('Family', '')}/{msg.get('Key', '')}"
-        if self.astdb.pop(key, None) is None:
-            return [[("Response", "Error"), ("ActionID", aid), ("Message", "Database entry could not be deleted")]]
-        return [[("Response", "Success"), ("ActionID", aid), ("Message", "Key deleted successfully")]]
 
     def refuse(self, number: str, *, at: float | None = None, event: bool = True) -> str:
         """What ``[ivr-12345]``'s ``lines_full`` branch does for one caller:
