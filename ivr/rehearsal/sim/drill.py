@@ -669,6 +669,12 @@ class Drill:
             self._serve_originates()
             self.ami.flush()
             await asyncio.sleep(TICK_S)
+        # the simulated PBX is driven no further: the console is read no further either (a board read after
+        # this shows callers and seats frozen as the PBX left them, a seat "idle" beside waiting callers)
+        self.pbx_driven_until_s = self.clock.now()
+        self.cc.run_until(self.pbx_driven_until_s)
+        from ivr.rehearsal.sim.identities import finish as identities_checked
+        self.identities_checked = await identities_checked(self)
         await asyncio.sleep(2.0 if self.processes else 1.0)     # the capture reads the last summaries
         await self._capture_caught_up(redis)
         if self.processes:
@@ -857,8 +863,7 @@ class Drill:
         misdials = sum(1 for r in records if r.get("closed_reason") == "misdial")
         merged = sum(int(r.get("calls") or 1) - 1 for r in records)
         audit = await self._verify_audit(redis)
-        from ivr.rehearsal.sim.identities import finish as identities_checked
-        identity_violations = await identities_checked(self)
+        identity_violations = self.identities_checked
 
         def pct(values, q):
             if not values:
@@ -897,6 +902,7 @@ class Drill:
             "lost_callers": len(missing) + by["other"], "callbacks_doubled": self.cb_doubled,
             "audit_chains_verify": all(v == "ok" for v in audit.values()), "audit": audit,
             "identity_violations": identity_violations,
+            "pbx_driven_until_s": round(self.pbx_driven_until_s, 1),
             **self._line_report(calls, records, numbers_with_record),
             "series": dataclasses.asdict(self.series),
             "queued_calls": self.queued,

@@ -46,6 +46,8 @@ class IdentitySampler:
         self._tasks: list[asyncio.Task[None]] = []
         self._lags: list[tuple[float, float]] = []      # (wall time, how late the loop woke)
         self.lag_max_s = 0.0
+        self.last_read_s: float | None = None     # the drill's time of the last board checked
+        self._report: dict[str, Any] | None = None
 
     @classmethod
     def start(cls, drill: Any) -> IdentitySampler | None:
@@ -82,6 +84,7 @@ class IdentitySampler:
 
     def note(self, source: str, board: dict[str, Any], earliest: float, latest: float) -> None:
         self.samples[source] += 1
+        self.last_read_s = latest - self.clock.engine.start
         found = identities.check(board, self.bounds(earliest, latest), self.dispatch_s())
         for v in found:
             self.count += 1
@@ -128,6 +131,10 @@ class IdentitySampler:
             self.errors.append(f"/api/events: {exc!r}"[:200])
 
     async def stop(self) -> dict[str, Any]:
+        """No board is read after this (every task cancelled before the first
+        await); the report, the same on every later call."""
+        if self._report is not None:
+            return self._report
         for t in self._tasks:
             if t.done() and not t.cancelled() and t.exception() is not None:
                 self.errors.append(f"sampler stopped: {t.exception()!r}"[:200])     # said in the report
@@ -135,12 +142,14 @@ class IdentitySampler:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        return self.report()
+        self._report = self.report()
+        return self._report
 
     def report(self) -> dict[str, Any]:
         return {"count": self.count, "first": self.first, "by_identity": self.by_identity,
                 "samples": dict(self.samples), "checked": sum(self.samples.values()) > 0,
                 "loop_lag_max_s": round(self.lag_max_s, 3),
+                "last_read_s": None if self.last_read_s is None else round(self.last_read_s, 1),
                 "errors": self.errors[:5]}
 
 
