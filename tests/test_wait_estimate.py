@@ -402,3 +402,52 @@ def test_the_evaluation_fails_an_estimator_that_ignores_abandonment(monkeypatch)
     monkeypatch.setattr(est, "engine_wait", lambda ahead, seats, mu, theta, **kw: real(ahead, seats, mu, 0.0, **kw))
     shortfalls = _shortfalls(wait_sim.run(wait_sim.BEIJING).accuracy())
     assert any("queue_length" in s for s in shortfalls) and any("within" in s for s in shortfalls)
+
+
+def _cycling(seats: int, busy_s: float, gap_s: float, until: float, **kw) -> QueueObserver:
+    """``seats`` seats, each talking ``busy_s`` then free for ``gap_s`` (the PBX's round, the seat's
+    ringing) before its next caller, while a line far longer than the seats waits."""
+    ob = QueueObserver("general", EstimateSettings(**kw), staffed=seats, busy=seats, start=0.0)
+    for k in range(400):
+        ob.joined(f"c{k}", 0, 0.0)
+    events: list[tuple[float, int, int]] = []        # (time, 0 = call ends / 1 = next caller connects, seat)
+    cycle = busy_s + gap_s
+    for i in range(seats):
+        events.append((busy_s * (i + 1) / seats, 0, i))
+    events.sort()
+    busy, k = seats, 0
+    while events and events[0][0] < until:
+        t, kind, i = events.pop(0)
+        if kind == 0:
+            busy -= 1
+            ob.seats(t, seats, busy)
+            events.append((t + gap_s, 1, i))
+        else:
+            ob.served(f"c{k}", t)
+            k += 1
+            busy += 1
+            events.append((t + busy_s, 0, i))
+        events.sort()
+    assert cycle > 0
+    return ob
+
+
+def test_the_line_moves_at_the_seats_whole_cycle_not_their_busy_seconds():
+    # demo drill, session 8: seats talk and wrap up 165 s on average, but take their next caller some
+    # seconds after they are free; the line moved at one caller per 4.5 s where busy seconds said 3.9 s,
+    # and callers 3 to 5 places back waited a quarter longer than they were told
+    ob = _cycling(10, 100.0, 25.0, 3000.0)
+    assert ob.service_rate == pytest.approx(1 / 125, rel=0.03)
+    busy_only = _cycling(10, 100.0, 25.0, 3000.0, turnover=False)
+    assert busy_only.service_rate == pytest.approx(1 / 100, rel=0.05)      # (the prior of 240 s weighs a little)
+    assert ob.estimate("c300", 3000.0).engine.wait_s > busy_only.estimate("c300", 3000.0).engine.wait_s * 1.2
+
+
+def test_seats_free_beside_a_short_line_do_not_slow_the_service_rate():
+    # a caller dispatched to an idle seat waits a moment: the seats' free time then is not a gap in their cycle
+    ob = QueueObserver("general", EstimateSettings(prior_events=1e9, prior_cycle_s=100), staffed=10, busy=5, start=0.0)
+    for k in range(200):
+        ob.joined(f"c{k}", 0, k * 10.0)
+        ob.served(f"c{k}", k * 10.0 + 1)
+        ob.seats(k * 10.0 + 5, 10, 5, finished=1)
+    assert ob.service_rate == pytest.approx(1 / 100, rel=1e-6)

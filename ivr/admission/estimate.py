@@ -76,9 +76,11 @@ class EstimateSettings:
     calibration_tau_s: float = 900.0
     calibration_prior: float = 30.0    # callers' worth of "the model is right"
     last_waits: int = 10               # waits of the last callers to reach a seat, kept
+    turnover: bool = True              # μ from the seats' whole cycle while callers wait beyond the idle seats
+    turnover_min_events: float = 20.0  # ... once that many such cycles (decayed) were seen
 
     def __post_init__(self) -> None:
-        bad = [name for name in ("prior_cycle_s", "prior_patience_s", "service_tau_s", "abandon_tau_s",
+        bad = [name for name in ("turnover_min_events", "prior_cycle_s", "prior_patience_s", "service_tau_s", "abandon_tau_s",
                                  "arrival_fast_tau_s", "class_share_tau_s", "horizon_s", "step_s",
                                  "calibration_tau_s")
                if not getattr(self, name) > 0]
@@ -283,6 +285,10 @@ class QueueObserver:
                                     settings.prior_events, start)
         self._abandon = DecayedRate(settings.abandon_tau_s, 1.0 / settings.prior_patience_s,
                                     settings.prior_events, start)
+        # calls finished per staffed seat-second while callers wait beyond the idle seats: the seat's whole
+        # cycle (talk, wrap-up, and the time from free to the next caller connected: the PBX's round, the
+        # seat's ringing), which is what moves a line. Busy seat-seconds alone leave that gap out.
+        self._turnover = DecayedRate(settings.service_tau_s, 1.0 / settings.prior_cycle_s, 0.0, start)
         self._arrivals = ArrivalTrend(settings.arrival_fast_tau_s, settings.arrival_slow_tau_s, start)
         self._class_counts: dict[int, float] = {}         # priority -> its recent arrivals, decayed
         self._class_counts_at = start
@@ -340,6 +346,8 @@ class QueueObserver:
         if finished is None:
             finished = self.busy - busy           # busy seats freed: calls finished (wrap-up included)
         self._service.event(max(0, finished))
+        if self._congested():
+            self._turnover.event(max(0, finished))
         self.staffed, self.busy = max(0, staffed), busy
 
     def plan_seats(self, changes: Iterable[tuple[float, int]]) -> None:
@@ -359,8 +367,13 @@ class QueueObserver:
 
     @property
     def service_rate(self) -> float:
-        """Calls a seat finishes per second, recently."""
-        return self._service.rate
+        """Calls a seat finishes per second, recently: over its whole cycle while callers wait
+        beyond the idle seats, once enough such cycles were seen (``turnover``); else over its
+        busy seconds (talk and wrap-up), which misses the gap before its next caller."""
+        busy = self._service.rate
+        if self.settings.turnover and self._turnover.events >= self.settings.turnover_min_events:
+            return min(busy, self._turnover.rate)
+        return busy
 
     @property
     def abandon_rate(self) -> float:
@@ -411,8 +424,13 @@ class QueueObserver:
         now = max(now, self._at)
         self._service.advance(now, self.busy)
         self._abandon.advance(now, len(self._waiting))
+        self._turnover.advance(now, self.staffed if self._congested() else 0)
         self._at = now
         return now
+
+    def _congested(self) -> bool:
+        """More callers waiting than idle seats: every seat's next free moment takes one."""
+        return len(self._waiting) > max(0, self.staffed - self.busy)
 
     def _remove(self, caller: str) -> _Waiter | None:
         w = self._waiting.pop(caller, None)
