@@ -65,6 +65,21 @@ def test_a_duplicate_pbx_name_is_an_error_at_its_line_and_column_chinese_first()
                        "twice (first on line 2)")          # Chinese first
 
 
+def test_a_pbx_named_twice_with_seats_and_a_bad_address_every_problem_reported() -> None:
+    """The second 'main' (no seats) once crashed the cross-file check: the
+    seats of the first were zipped with the second's nodes."""
+    errs = errors("""\
+    pbxs:
+      main: {ami: IVR_AMI_URL, seats: [Local/101@ivr-seats/n]}
+      main: {ami: IVR_AMI_URL}
+      b:
+        ami: "ami://ivr@10.0.1.22:50x"
+        secret_env: IVR_AMI_SECRET_B
+        seats: [Local/101@ivr-seats/n]
+    """)
+    assert [e.split(": ", 1)[0] for e in errs] == ["queue/pbxs.yaml:3:3", "queue/pbxs.yaml:5:10"], errs
+
+
 def test_a_seat_on_two_pbxs_is_an_error_at_the_second_naming_both() -> None:
     errs = errors("""\
     pbxs:

@@ -218,7 +218,9 @@ def _known_queues(name: str, r: Reader, queues: list[str], problems: Problems, k
 def _across(node: yaml.MappingNode, pbxs: dict[str, Pbx], problems: Problems, known: Known) -> None:
     """What no single PBX shows: a seat on two PBXs, two PBXs on one AMI
     address, more than one engine link, the PBXs of queue/lines.yaml."""
-    entries = {scalar(k): (k, v) for k, v in node.value}
+    entries: dict[str | None, tuple[yaml.Node, yaml.Node]] = {}
+    for k, v in node.value:
+        entries.setdefault(scalar(k), (k, v))     # a name given twice: the first is the PBX (the second is reported)
     seat_of: dict[str, str] = {}
     address_of: dict[tuple[str, int], str] = {}
     links: list[str] = []
@@ -245,9 +247,10 @@ def _across(node: yaml.MappingNode, pbxs: dict[str, Pbx], problems: Problems, kn
     if known.lines is not None:
         _lines(node, pbxs, known.lines, problems)
     if known.seats is not None and seat_of:
-        for seat in sorted(known.seats - set(seat_of)):
-            problems.at(node, f"queue/seats.yaml 中的坐席 '{seat}' 不在任何 PBX 上 — seat '{seat}' of queue/seats.yaml "
-                              "is on no PBX: the contingency plan could not move it", warning=True)
+        if nowhere := sorted(known.seats - set(seat_of)):
+            listed = ", ".join(nowhere)
+            problems.at(node, f"queue/seats.yaml 中的坐席不在任何 PBX 上：{listed} — seats of queue/seats.yaml on no "
+                              f"PBX: {listed}; the contingency plan could not move them", warning=True)
 
 
 def _lines(node: yaml.MappingNode, pbxs: dict[str, Pbx], lines: frozenset[str], problems: Problems) -> None:
