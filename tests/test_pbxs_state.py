@@ -20,6 +20,7 @@ from ivr.services import pbxs as pbx_service
 from ivr.settings import load_settings
 from ivr.web.app import make_app
 from tests.conftest import copy_project
+from tests.engine_proc import EngineProcess
 from tests.test_ami_controller import shipped_pbx, until
 
 
@@ -136,3 +137,21 @@ async def test_overdue_ready_callbacks_are_counted_by_kind(redis):
                                            "3": rank("ordinary", now - 1), "4": rank("courtesy", now - 3600),
                                            "5": rank("ordinary", now + 1)})
     assert await callback_service.overdue_ready(redis, now) == {"emergency": 1, "other": 2}
+
+
+async def test_ivr_serve_says_one_line_for_an_unreachable_pbx_and_serves_calls(redis_url, project_home, tmp_path):
+    home = copy_project(project_home, tmp_path / "home")
+    port_b = closed_port()
+    two_pbxs(home, port_b)
+    eng = EngineProcess(redis_url, tmp_path / "data", serve_args=("--no-console",), IVR_HOME=str(home))
+    await eng.start()
+    try:
+        res = await run_call("127.0.0.1", eng.agi_port, SimChannel(Caller(digits=["2"])))
+        assert res.channel.vars.get("IVR_RESULT") == "DONE"           # nothing else stops
+        assert eng.proc is not None and eng.proc.poll() is None
+        eng.proc.terminate()
+        err = (await asyncio.to_thread(eng.proc.communicate, timeout=30))[1].decode()
+    finally:
+        eng.stop()
+    said = [line for line in err.splitlines() if "pbx_unreachable" in line]
+    assert len(said) == 1 and f"127.0.0.1:{port_b}" in said[0] and "'b'" in said[0], err

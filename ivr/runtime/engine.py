@@ -267,9 +267,9 @@ async def report_pbxs(settings: Settings, log: Log) -> dict[str, str]:
         log.error("pbxs_file_wrong", error=error)
         return {}
     reach = await pbx_service.probe(cfg, settings)
-    for name, why in reach.items():
-        if why:
-            log.warning("pbx_unreachable", pbx=name, problem=why)
+    for pbx in cfg.pbxs.values():       # no IVR_AMI_URL (an engine that only answers calls): nothing to reach
+        if reach[pbx.name] and pbx_service.address_of(pbx, settings) is not None:
+            log.warning("pbx_unreachable", pbx=pbx.name, problem=reach[pbx.name])
     return reach
 
 
