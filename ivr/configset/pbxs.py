@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ivr import names
+from ivr.admission.lines import LINK_PBX as LINES_FALLBACK_PBX  # the lines the engine's link takes first
 from ivr.yamldoc.problems import Problem, Problems, mapping_items, scalar
 from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_text
 
@@ -254,15 +255,23 @@ def _across(node: yaml.MappingNode, pbxs: dict[str, Pbx], problems: Problems, kn
 
 
 def _lines(node: yaml.MappingNode, pbxs: dict[str, Pbx], lines: frozenset[str], problems: Problems) -> None:
+    """Warnings only: a single-PBX site whose lines.yaml names its one PBX
+    otherwise ran on those lines before this file existed
+    (``LinesConfig.for_link``: ``main``, or the only one) and still does."""
+    link = next((p.name for p in pbxs.values() if p.is_link), None)
+    fallback = LINES_FALLBACK_PBX not in lines and len(lines) == 1 and link is not None and link not in lines
     for k, _ in node.value:
         name = scalar(k)
-        if name in pbxs and name not in lines:
+        if name in pbxs and name not in lines and not (fallback and name == link):
             problems.at(k, f"PBX '{name}' 在 queue/lines.yaml 中没有线路数，对它不按线路分流 — PBX '{name}' has no "
                            "lines in queue/lines.yaml: no line-based admission on it", warning=True)
     named = {scalar(k) for k, _ in node.value}
     for name in sorted(lines - named):
-        problems.at(node, f"queue/lines.yaml 中的 PBX '{name}' 不在本文件中 — queue/lines.yaml has lines for PBX "
-                          f"'{name}', which is not one of the PBXs here")
+        used = (f"引擎连接的 PBX '{link}' 仍使用这些线路；" if fallback else "")
+        used_en = (f": the engine's link (PBX '{link}') uses them, as before;" if fallback else ":")
+        problems.at(node, f"queue/lines.yaml 中的 PBX '{name}' 不在本文件中，{used}请两个文件使用相同的 PBX 名 — "
+                          f"queue/lines.yaml has lines for PBX '{name}', which is not one of the PBXs here{used_en} "
+                          "name each PBX alike in both files", warning=True)
 
 
 def _value(vnode: yaml.Node, key: str) -> yaml.Node:
