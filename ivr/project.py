@@ -28,6 +28,7 @@ from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_bool, read
 if TYPE_CHECKING:  # loaded lazily: the flow checker need not import the plan and policy readers
     from ivr.admission.lines import LinesConfig
     from ivr.callback.policy import Policy
+    from ivr.configset.pbxs import PbxConfig
     from ivr.contingency.plan import Plan, Seats
     from ivr.prompts.announcements import AnnouncementSets
 
@@ -37,12 +38,13 @@ SEATS_FILE = "queue/seats.yaml"
 ANNOUNCEMENTS_FILE = "prompts/announcements.yaml"
 POLICY_FILE = "callback/policy.yaml"
 LINES_FILE = "queue/lines.yaml"      # ivr.admission.lines reads it
+PBXS_FILE = "queue/pbxs.yaml"        # ivr.configset.pbxs reads it
 AUDIO_EXTENSIONS = {".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".WAV"}
 
 
 # -- the configuration files outside the flows, as path -> text ------------------
 
-FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE, LINES_FILE)
+FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE, LINES_FILE, PBXS_FILE)
 LISTS_DIR, CALENDARS_DIR = "flows/lists", "flows/calendars"
 LISTED_FILE = re.compile(r"flows/(lists|calendars)/[A-Za-z][A-Za-z0-9_-]{0,63}\.txt")
 
@@ -358,7 +360,7 @@ def check_files(project: Project, paths: list[Path] | None = None,
 class Operations:
     """What seat managers and operations staff set outside the flows: the
     contingency plan, the seat groups it moves, the announcement sets, the
-    callback policy and the trunk lines."""
+    callback policy, the trunk lines and the PBXs."""
 
     plan: Plan | None
     seats: Seats | None
@@ -366,6 +368,7 @@ class Operations:
     problems: list[Problem]
     policy: Policy | None = None      # callback/policy.yaml
     lines: LinesConfig | None = None  # queue/lines.yaml; None: absent (no line-based admission)
+    pbxs: PbxConfig | None = None     # queue/pbxs.yaml (absent: one PBX on IVR_AMI_URL); None: not read, or wrong
 
 
 def load_operations(project: Project, tz: ZoneInfo, now: dt.datetime | None = None) -> Operations:
@@ -381,6 +384,7 @@ def operations_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz:
     default, as on disk."""
     from ivr.admission.lines import parse_lines
     from ivr.callback.policy import Policy, parse_policy
+    from ivr.configset.pbxs import Known, default_pbxs, parse_pbxs
     from ivr.contingency.plan import Level, Plan, Seats, parse_plan, parse_seats
     from ivr.prompts.announcements import parse_announcements
 
@@ -394,10 +398,12 @@ def operations_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz:
         seats, p = parse_seats(texts[SEATS_FILE], SEATS_FILE)
         problems += p
     queue_names: frozenset[str] | None = None
+    asterisk_queues: frozenset[str] | None = None
     if QUEUES_FILE in texts:
         qc, p = parse_queue_config(texts[QUEUES_FILE])
         problems += p
         queue_names = frozenset(qc.queues) if qc else None
+        asterisk_queues = frozenset(qc.asterisk_names.values()) if qc else None
     else:
         problems.append(Problem(QUEUES_FILE, 1, 1, "缺少队列文件 (the file is missing)"))
     plan: Plan | None = Plan((Level(0, "正常", "normal"), Level(1, "高峰", "peak")))
@@ -413,7 +419,14 @@ def operations_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz:
     if LINES_FILE in texts:
         lines, p = parse_lines(texts[LINES_FILE], LINES_FILE)
         problems += p
-    return Operations(plan, seats, sets, problems, policy, lines)
+    pbxs: PbxConfig | None = default_pbxs()
+    if PBXS_FILE in texts:
+        known = Known(queues=asterisk_queues, lines=frozenset(lines.pbxs) if lines else None,
+                      seats=frozenset(s.interface for g in seats.groups.values() for s in g) | seats.reserved
+                      if seats else None)
+        pbxs, p = parse_pbxs(texts[PBXS_FILE], PBXS_FILE, known)
+        problems += p
+    return Operations(plan, seats, sets, problems, policy, lines, pbxs)
 
 
 def require_operations(project: Project, tz: ZoneInfo) -> Operations:

@@ -31,7 +31,35 @@ def cmd_config(args, settings: Settings) -> int:
     print("\nIn force:")
     for name, value in shown(settings):           # passwords and secrets masked
         print(f"  {name} = {value}")
+    for line in run(pbx_lines(settings)):
+        print(line)
     return 0
+
+
+async def pbx_lines(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
+    """The PBXs of queue/pbxs.yaml as this host sees them: address, whether the
+    engine links to it, its secret's variable set or not, its AMI port
+    reachable or not (a TCP connection, no login)."""
+    import os
+
+    from ivr.services import pbxs
+
+    env = os.environ if environ is None else environ
+    cfg, error = pbxs.configured(settings.home)
+    out = ["", "PBX (queue/pbxs.yaml):"]
+    if cfg is None:
+        return [*out, f"  配置错误 config error: {error}"]
+    reach = await pbxs.probe(cfg, settings)
+    for pbx in cfg.pbxs.values():
+        if pbx.ami is None:
+            link = f"引擎的 AMI 连接 the engine's link ({settings.ami or '未配置 unset'})"
+        else:
+            secret = "已设置 set" if env.get(pbx.ami.secret_env) else "未设置 NOT set"
+            link = f"{pbx.ami}, 密钥 secret {pbx.ami.secret_env} {secret}; {pbxs.STATE_TEXT[pbxs.NOT_LINKED]}"
+        state = "可连接 reachable" if not reach[pbx.name] else reach[pbx.name]
+        out.append(f"  {pbx.name}: {link}")
+        out.append(f"    AMI: {state}; 队列 queues: {', '.join(pbx.queues) or '全部 all'}; 坐席 seats: {len(pbx.seats)}")
+    return out
 
 
 def cmd_agi(args, settings: Settings) -> int:

@@ -256,6 +256,23 @@ def warn_shipped_secret(settings: Settings, log: Log, stderr: TextIO | None = No
     return True
 
 
+async def report_pbxs(settings: Settings, log: Log) -> dict[str, str]:
+    """At start, one line per PBX of queue/pbxs.yaml whose AMI port does not
+    answer (or the file's error): said, and nothing else stops — the calls,
+    the other PBXs and the engine's own link carry on."""
+    from ivr.services import pbxs as pbx_service
+
+    cfg, error = pbx_service.configured(settings.home)
+    if cfg is None:
+        log.error("pbxs_file_wrong", error=error)
+        return {}
+    reach = await pbx_service.probe(cfg, settings)
+    for pbx in cfg.pbxs.values():       # no IVR_AMI_URL (an engine that only answers calls): nothing to reach
+        if reach[pbx.name] and pbx_service.address_of(pbx, settings) is not None:
+            log.warning("pbx_unreachable", pbx=pbx.name, problem=reach[pbx.name])
+    return reach
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
     log = logs.get("ivr.runtime.engine")
@@ -277,6 +294,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
             log.info("engine_starting", redis="embedded" if not settings.redis_url else "external",
                      open_files=limit, home=str(settings.home), clock=engine.clock.describe())
             warn_shipped_secret(settings, log)
-            await engine.run(stop, ready)
+            probing = asyncio.create_task(report_pbxs(settings, log), name="pbx-probe")
+            try:
+                await engine.run(stop, ready)
+            finally:
+                probing.cancel()
+                await asyncio.gather(probing, return_exceptions=True)
         finally:
             await redis.aclose()

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ivr.callback.policy import rank
 from ivr.callback.report import month_days, period
 from ivr.callback.states import EntryKind, RecordState
 from ivr.callback.store import CallbackQueries, CallbackStore
@@ -136,6 +137,17 @@ async def oldest_open_age(redis: aioredis.Redis, now: float) -> float | None:
     replies = [text_or_none(await redis.hget(keys.callback_open(n), "first_at")) for n in heads]
     firsts = [float(f) for f in replies if f]
     return round(now - min(firsts), 1) if firsts else None
+
+
+async def overdue_ready(redis: aioredis.Redis, now: float) -> dict[str, int]:
+    """Callbacks ready to dial whose deadline has passed, emergency and other
+    (``/metrics``, the backlog alert): the ready line's score is
+    ``policy.rank(kind, deadline)``, so each count is one ZCOUNT."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zcount(keys.CALLBACK_READY, rank("emergency", float("-inf")), rank("emergency", now))
+        pipe.zcount(keys.CALLBACK_READY, rank("ordinary", 0.0), rank("ordinary", now))
+        emergency, other = await pipe.execute()
+    return {"emergency": int(emergency), "other": int(other)}
 
 
 async def seat_names(redis: aioredis.Redis, queue_dir: Path) -> dict[str, str]:

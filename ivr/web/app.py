@@ -18,6 +18,7 @@ from ivr.clock import Clock, WallClock
 from ivr.errors import IvrError
 from ivr.metrics import AGI_COMMAND_SECONDS, counter, gauge
 from ivr.services import callbacks as callback_service
+from ivr.services import pbxs as pbx_service
 from ivr.services import status as status_service
 from ivr.web import (
     api_auditors,
@@ -55,7 +56,7 @@ HEALTH = fields_of({"ok": BOOL, "redis": BOOL, "calls_in_progress": {"type": ["i
                     "ami_connected": BOOL, "leader": BOOL},
                    {"calls_handled": NULL_INT, "parts": OBJ, "parts_ok": BOOL, "config_version": {"type": ["integer", "null"]},
                     "config_error": NULL_STR, "clock": STR, "engine_responding": BOOL,
-                    "engine_problem": STR})
+                    "engine_problem": STR, "pbxs": {"type": "array", "items": OBJ}, "pbxs_error": NULL_STR})
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -136,6 +137,8 @@ async def healthz(request: web.Request) -> web.Response:
     # lines unknown is not a failure: the flows admit without them (today's behaviour), and this says why
     snap = await status_service.live(ctx.redis) if redis_ok else None
     body |= status_service.lines_health(snap)
+    # each PBX of queue/pbxs.yaml and its state (not a failure either: the link's own state is ami_connected)
+    body |= pbx_service.health(ctx.settings.home, snap, ctx.clock.now())
     return web.json_response(body, status=200 if redis_ok else 503)
 
 
@@ -184,6 +187,17 @@ async def metrics(request: web.Request) -> web.Response:
     lines += gauge("ivr_contingency_level", "Contingency level in force", [({}, level)])
     lines += gauge("ivr_callback_backlog", "Open callbacks", [({"state": k}, counts[k])
                                                              for k in ("pending", "ready", "assigned")])
+    now = ctx.clock.now()
+    oldest = await callback_service.oldest_open_age(ctx.redis, now)
+    lines += gauge("ivr_callback_oldest_open_seconds", "Age of the oldest open callback (0: none open)",
+                   [({}, oldest or 0)])
+    overdue = await callback_service.overdue_ready(ctx.redis, now)
+    lines += gauge("ivr_callback_overdue", "Callbacks ready to dial past their deadline (callback/policy.yaml)",
+                   [({"kind": k}, v) for k, v in overdue.items()])
+    up, linked = pbx_service.metric_samples(ctx.settings.home, snap, now)
+    lines += gauge("ivr_pbx_up", "1 if the engine's AMI link to the PBX (queue/pbxs.yaml) is up", up)
+    lines += gauge("ivr_pbx_linked", "1 if an engine drives this PBX over AMI (today: the PBX of IVR_AMI_URL; "
+                   "the others are not connected yet)", linked)
     if snap is not None:
         q = snap["queues"]
         lines += gauge("ivr_queue_waiting", "Callers waiting", [({"queue": n}, v["waiting"]) for n, v in q.items()])

@@ -20,7 +20,7 @@ STEP_TYPES = {"play": "播放", "menu": "菜单", "branch": "分支", "set": "�
               "admit": "来电分流", "say_wait": "报等待时间",
               "survey": "满意度调查"}
 PLACES = {"flow": "流程", "steps": "steps", "contingency plan": "应急预案", "sets": "播报组", "groups": "坐席组",
-          "reserved": "紧急预留"}
+          "reserved": "紧急预留", "pbxs": "PBX 列表"}
 
 WHAT = [  # "expected ..." fragments, most specific first
     (r"a whole number from (-?[\d.]+) to (-?[\d.]+)", r"\1 到 \2 的整数"),

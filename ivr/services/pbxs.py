@@ -1,0 +1,143 @@
+"""The PBXs of the hotline as staff see them (``queue/pbxs.yaml``): each
+PBX, its AMI address (never a secret) and its state, for ``ivr config``,
+``/healthz`` and ``/metrics``; and the reachability probe an engine runs at
+start.
+
+What is wired (issue 20, said as it is): the engine holds one AMI link, to
+the PBX marked ``ami: IVR_AMI_URL``. Its state is the link's, as the leader
+publishes it in the live figures. Every other PBX reads "not connected yet":
+it is checked and probed, but no engine drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+from ivr.configset.pbxs import LINK, PBXS_FILE, Pbx, PbxConfig, default_pbxs, parse_pbxs
+from ivr.errors import ConfigError
+from ivr.settings import Settings
+from ivr.yamldoc import bounded
+
+LIVE_STALE_S = 10.0        # live figures older than this say nothing of the link now
+PROBE_TIMEOUT_S = 2.0
+
+CONNECTED, DISCONNECTED, NO_LEADER, NOT_LINKED = "connected", "disconnected", "no_leader", "not_linked"
+STATE_TEXT = {
+    CONNECTED: "已连接 — the engine's AMI link is up",
+    DISCONNECTED: "未连接 — the engine's AMI link to this PBX is down",
+    NO_LEADER: ("状态未知：没有进程持有 AMI 连接 — unknown: no engine holds the AMI link (no leader, or IVR_AMI_URL "
+                "unset)"),
+    NOT_LINKED: ("尚未连接：引擎目前只连接 ami: IVR_AMI_URL 的 PBX — not connected yet: the engine drives only the PBX "
+                 "of IVR_AMI_URL (one AMI link per PBX: issue 20)"),
+}
+
+
+class PbxState(TypedDict):
+    name: str
+    address: str          # ami://user@host:port, or IVR_AMI_URL: never a secret
+    linked: bool          # True: the engine's own AMI link (IVR_AMI_URL)
+    state: str            # connected | disconnected | no_leader | not_linked
+    state_text: str
+    queues: list[str]
+    seats: int
+
+
+def configured(home: Path) -> tuple[PbxConfig | None, str]:
+    """The PBXs of ``queue/pbxs.yaml`` on this host's project folder (one PBX
+    on ``IVR_AMI_URL`` when there is none), or None and the file's first
+    error. The file against the others is ``ivr files check``'s job."""
+    path = home / PBXS_FILE
+    if not path.exists():
+        return default_pbxs(), ""
+    try:
+        cfg, problems = parse_pbxs(bounded.read(path, PBXS_FILE))
+    except ConfigError as exc:
+        return None, str(exc)
+    errors = [str(p) for p in problems if not p.warning]
+    return cfg, (errors[0] + (f" (+{len(errors) - 1})" if len(errors) > 1 else "")) if errors else ""
+
+
+def state_of(pbx: Pbx, snap: Mapping[str, Any] | None, now: float) -> str:
+    if not pbx.is_link:
+        return NOT_LINKED
+    if snap is None or now - float(snap.get("at", 0)) > LIVE_STALE_S:
+        return NO_LEADER
+    return CONNECTED if snap.get("ami_connected") else DISCONNECTED
+
+
+def states(cfg: PbxConfig, snap: Mapping[str, Any] | None, now: float) -> list[PbxState]:
+    """Each PBX and its state; ``snap``: the leader's live figures (None: none published)."""
+    out: list[PbxState] = []
+    for pbx in cfg.pbxs.values():
+        state = state_of(pbx, snap, now)
+        out.append({"name": pbx.name, "address": pbx.address, "linked": pbx.is_link, "state": state,
+                    "state_text": STATE_TEXT[state], "queues": list(pbx.queues), "seats": len(pbx.seats)})
+    return out
+
+
+def health(home: Path, snap: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
+    """What ``/healthz`` says of the PBXs: each with its state, and the file's error if it is wrong."""
+    cfg, error = configured(home)
+    return {"pbxs": states(cfg, snap, now) if cfg is not None else [], "pbxs_error": error or None}
+
+
+def metric_samples(home: Path, snap: Mapping[str, Any] | None,
+                   now: float) -> tuple[list[tuple[dict[str, str], float]], list[tuple[dict[str, str], float]]]:
+    """(``ivr_pbx_up``, ``ivr_pbx_linked``) samples: 1 when the engine's link
+    to the PBX is up; 1 when an engine has a link to it at all."""
+    cfg, _ = configured(home)
+    got = states(cfg, snap, now) if cfg is not None else []
+    return ([({"pbx": s["name"]}, float(s["state"] == CONNECTED)) for s in got],
+            [({"pbx": s["name"]}, float(s["linked"])) for s in got])
+
+
+# -- can the engine reach each PBX's AMI port? ------------------------------------------
+
+def address_of(pbx: Pbx, settings: Settings) -> tuple[str, int] | None:
+    """Host and port of a PBX's AMI; the link's from IVR_AMI_URL (None: unset)."""
+    if pbx.ami is not None:
+        return pbx.ami.host, pbx.ami.port
+    return (settings.ami.host, settings.ami.port) if settings.ami is not None else None
+
+
+async def _reach(host: str, port: int, timeout_s: float) -> str:
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
+        return f"no answer in {timeout_s:g} s"
+    except OSError as exc:
+        return exc.strerror or repr(exc)
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return ""
+
+
+async def probe(cfg: PbxConfig, settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, str]:
+    """PBX name -> '' when its AMI port accepts a connection, else why not
+    (Chinese first). A TCP connection only: no login, so no secret is needed
+    and nothing is changed on the PBX. All at once: one dead PBX costs one
+    timeout, whatever the number."""
+    pbxs = list(cfg.pbxs.values())
+    where = [address_of(p, settings) for p in pbxs]
+    answers = await asyncio.gather(*(_reach(w[0], w[1], timeout_s) if w else _unset() for w in where))
+    out: dict[str, str] = {}
+    for pbx, w, why in zip(pbxs, where, answers, strict=True):
+        if w is None:
+            out[pbx.name] = f"未配置 {LINK} — {LINK} is unset: no AMI address"
+        elif why:
+            out[pbx.name] = (f"PBX '{pbx.name}' 的 AMI 地址 {w[0]}:{w[1]} 无法连接 — PBX '{pbx.name}': the AMI address "
+                             f"{w[0]}:{w[1]} is unreachable ({why}); the other PBXs and the calls carry on")
+        else:
+            out[pbx.name] = ""
+    return out
+
+
+async def _unset() -> str:
+    return ""
