@@ -198,6 +198,9 @@ def test_the_checker_finds_an_oldest_callback_that_understates():
     # closed during the request: the next oldest (first call 100 s later) is as true as the one before
     moving = identities.ClockBounds(at, at + 1, start, 90, oldest_first_at=(first, first + 100))
     assert identities.check(told | {"callback_oldest_age_s": 3860.0}, moving) == []
+    # a missed call that began before it, recorded at its end during the request (the smoke drill saw one)
+    earlier = identities.ClockBounds(at, at + 1, start, 90, oldest_first_at=(first + 100, first))
+    assert identities.check(told | {"callback_oldest_age_s": 3960.0}, earlier) == []
     none_open = identities.ClockBounds(at, at + 1, start, 90, oldest_first_at=(None, None))
     assert [v["identity"] for v in identities.check(told, none_open)] == ["oldest_callback_is_the_oldest"]
     assert identities.check(told | {"callback_oldest_age_s": None}, none_open) == []

@@ -147,8 +147,9 @@ def _seats(wall: Mapping[str, Any], live: Mapping[str, Any], dispatch_s: float) 
 
 def _oldest_callback(at: float, age: Any, c: ClockBounds) -> list[dict[str, Any]]:
     """The board's oldest open callback against the store's, read around the
-    request. The oldest first call only grows while callbacks open and close
-    (a new one is newer), so the board's lies between the two readings."""
+    request: the board's lies between the two readings. (The oldest first call
+    grows when the oldest closes, and falls when a missed call is recorded
+    whose call began before it and ended after: the record comes at its end.)"""
     if c.oldest_first_at is None:
         return []
     before, after = c.oldest_first_at
@@ -156,8 +157,8 @@ def _oldest_callback(at: float, age: Any, c: ClockBounds) -> list[dict[str, Any]
         ok = before is None or after is None
     else:
         first = at - float(age)
-        lo, hi = (before if before is not None else after), (after if after is not None else before)
-        ok = lo is not None and hi is not None and lo - ROUNDING_S <= first <= hi + ROUNDING_S
+        seen = [f for f in (before, after) if f is not None]
+        ok = bool(seen) and min(seen) - ROUNDING_S <= first <= max(seen) + ROUNDING_S
     return [] if ok else [_v("oldest_callback_is_the_oldest", at=at, oldest_age_s=age, first_call_before=before,
                                  first_call_after=after)]
 
