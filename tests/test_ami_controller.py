@@ -277,3 +277,31 @@ async def test_a_first_resync_that_times_out_is_retried_until_the_link_is_ready(
     finally:
         await controller.stop()
         await server.stop()
+
+
+async def test_events_right_after_a_queue_status_answer_are_not_lost_to_the_rebuild(ami):
+    """A QueueStatus answer is the PBX at one moment; a seat connected to a
+    caller just after it is busy. Those events reach the link in the same read
+    as the answer's end, and panoramisk dispatched them before the resync
+    resumed: the rebuild then put the seat back to idle, beside waiting callers,
+    until its call ended or the next resync (Beijing's drills: seats shown idle
+    for a minute while hundreds waited)."""
+    pbx, server, controller = ami
+    for seat in ("102", "109"):
+        pbx.action({"Action": "QueuePause", "Interface": f"Local/{seat}@ivr-seats/n", "Paused": "true"})
+    server.flush()
+    await until(lambda: controller.model.seats["Local/102@ivr-seats/n"].state == "paused")
+    answer_of = pbx.action
+
+    def answer_then_connect(msg):
+        out = answer_of(msg)
+        if msg.get("Action", "").lower() == "queuestatus":
+            pbx.join("general-q", "13800138000")      # after the answer: the server sends it right behind
+            assert [b.interface for b in pbx.dispatch()] == ["Local/101@ivr-seats/n"]
+        return out
+    pbx.action = answer_then_connect
+    assert await controller.resync()
+    seat = controller.model.seats["Local/101@ivr-seats/n"]
+    assert seat.state == "busy" and seat.in_call
+    snap = controller.model.snapshot(time.time())
+    assert snap["seat_states"]["idle"] == 0 and snap["queues"]["general-q"]["answered"] == 1      # counted once

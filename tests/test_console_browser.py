@@ -284,7 +284,7 @@ async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path
     assert [await page.inner_text(f"#seats-{k}") for k in ("total", "base", "added", "busy", "wrapup", "idle",
                                                             "paused", "reserved")] == \
         ["5", "3", "2", "4", "0", "0", "0", "1"]
-    assert "预案增援" in await page.inner_text("#seatline") and "话后整理" in await page.inner_text("#seatline")
+    assert await page.inner_text("#seatline") == "在岗坐席 5 = 3 本班 + 2 预案增援 = 4 通话 + 0 话后整理 + 0 空闲 + 0 暂停 + 1 紧急预留"
     assert "近15分钟" in await page.inner_text("#t-abandon .label")
     assert await page.inner_text("#t-idle .big") == "0"        # the idle seat is reserved for emergencies
     assert await page.inner_text("#t-lines .big") == "在用 2950 / 共 3000"   # 40 free: into the emergency reserve
@@ -299,6 +299,8 @@ async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path
     import os
     if os.environ.get("IVR_SCREENSHOTS"):
         await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "wall.png"))
+    # at the wall's width the seat line takes one line; the lines tile breaks only between its parts
+    assert await _lines_of(page, "#seatline") == 1 and await _parts_on_lines(page, "#t-lines .big") == [1, 1]
     # the button leaves the wall again
     await page.click("#wallbtn")
     await page.wait_for_selector("#switch", state="visible")
@@ -311,6 +313,43 @@ async def test_wallboard_full_screen_at_1920x1080(site, browser, redis, tmp_path
     assert re.fullmatch(r"\d\d:\d\d:\d\d", asof) and asof == clock
     if os.environ.get("IVR_SCREENSHOTS"):
         await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "seats.png"), full_page=True)
+
+
+async def _lines_of(page, selector):
+    """How many lines the element's text takes (its height over its line height)."""
+    return await page.evaluate(f"""(() => {{ const e = document.querySelector({selector!r}), s = getComputedStyle(e);
+        const lh = parseFloat(s.lineHeight) || parseFloat(s.fontSize) * 1.2;
+        return Math.round(e.getBoundingClientRect().height / lh); }})()""")
+
+
+async def _parts_on_lines(page, selector):
+    """How many lines each part of a tile's value takes (1 each: no part broken)."""
+    return await page.evaluate(f"""[...document.querySelectorAll({selector!r} + ' .nowrap')].map(e =>
+        e.getClientRects().length)""")
+
+
+async def test_the_wall_says_the_seats_once_when_the_plan_added_none(site, browser, redis, tmp_path):
+    """The early wall read "在岗坐席 44 = 44 = 通话 …": the hotline's own and the
+    plan's seats are said only when the plan added some."""
+    import json
+    import os
+    import time
+
+    snap = wall_snapshot(time.time())
+    snap["seats"] = [s for s in snap["seats"] if "general-q" not in s["queues"] or s["queues"]["general-q"] == 0]
+    snap["seat_states"] = {"busy": 2, "wrapup": 0, "idle": 0, "paused": 0, "reserved": 1, "offline": 0}
+    await redis.set(keys.LIVE, json.dumps(snap))
+    base, _ = site
+    page = await sign_in(browser, base, "boss")
+    await page.set_viewport_size({"width": 1920, "height": 1080})
+    await page.goto(f"{base}/console/seats?wall=1")
+    await page.wait_for_selector("#t-waiting .big >> text=71")
+    assert await page.inner_text("#seatline") == "在岗坐席 3 = 2 通话 + 0 话后整理 + 0 空闲 + 0 暂停 + 1 紧急预留"
+    assert await page.query_selector("#seats-base") is None and await page.query_selector("#seats-added") is None
+    assert await _lines_of(page, "#seatline") == 1 and await _parts_on_lines(page, "#t-lines .big") == [1, 1]
+    await page.screenshot(path=str(tmp_path / "wall-no-plan.png"))
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "wall-no-plan.png"))
 
 
 async def test_a_seat_manager_sees_a_broken_file_and_rolls_back_a_version_with_one_click(site, browser, redis):

@@ -184,6 +184,30 @@ def test_the_checker_finds_wall_time_on_a_simulated_clock():
     assert [v["identity"] for v in identities.check(future, bounds)] == ["clock_level_times"]
 
 
+def test_the_checker_finds_an_oldest_callback_that_understates():
+    """The seats page read 55 minutes while the oldest open callback, being
+    dialled, was 1.1 hours old: the board's figure against the store's oldest
+    first call, read just before and just after the request."""
+    start = 1_800_000_000.0
+    at = start + 4000
+    first = start + 40                            # 3,960 s before the board's time
+    bounds = identities.ClockBounds(at, at + 1, start, 90, oldest_first_at=(first, first))
+    told = {"at": at, "callback_oldest_age_s": 3300.0}
+    assert [v["identity"] for v in identities.check(told, bounds)] == ["oldest_callback_is_the_oldest"]
+    assert identities.check(told | {"callback_oldest_age_s": 3960.0}, bounds) == []
+    # closed during the request: the next oldest (first call 100 s later) is as true as the one before
+    moving = identities.ClockBounds(at, at + 1, start, 90, oldest_first_at=(first, first + 100))
+    assert identities.check(told | {"callback_oldest_age_s": 3860.0}, moving) == []
+    # a missed call that began before it, recorded at its end during the request (the smoke drill saw one)
+    earlier = identities.ClockBounds(at, at + 1, start, 90, oldest_first_at=(first + 100, first))
+    assert identities.check(told | {"callback_oldest_age_s": 3960.0}, earlier) == []
+    none_open = identities.ClockBounds(at, at + 1, start, 90, oldest_first_at=(None, None))
+    assert [v["identity"] for v in identities.check(told, none_open)] == ["oldest_callback_is_the_oldest"]
+    assert identities.check(told | {"callback_oldest_age_s": None}, none_open) == []
+    assert [v["identity"] for v in identities.check(told | {"callback_oldest_age_s": None}, bounds)] == \
+        ["oldest_callback_is_the_oldest"]
+
+
 def test_ivr_status_shows_the_partition_and_the_window():
     pbx, model, now = _hotline()
     pbx.join("general-q", "13800000001")

@@ -151,6 +151,13 @@ class AmiController:
         self._dirty = True
         self._tasks: list[asyncio.Task[Any]] = []
         self.listeners: list[Listener] = []    # called with every event (the callback scheduler)
+        # A QueueStatus answer is the PBX at one moment; the events after it
+        # describe what changed since. panoramisk completes the answer while it
+        # reads a chunk and dispatches the rest of the chunk (and maybe more)
+        # before ``resync`` resumes: those events are held here and applied after
+        # the rebuild, in order, instead of to the model the rebuild replaces.
+        self._answer: asyncio.Future[Any] | None = None
+        self._held: list[AmiEvent] = []
 
     # -- life cycle -----------------------------------------------------------
 
@@ -178,6 +185,12 @@ class AmiController:
         self.log.warning("ami_disconnected", error=repr(exc), retry_in_s=manager.reconnect_timeout)
 
     def _on_event(self, manager: _Link, event: AmiEvent) -> None:
+        if self._answer is not None and self._answer.done():
+            self._held.append(event)          # after the answer: applied once it is (``resync``)
+            return
+        self._apply(event)
+
+    def _apply(self, event: AmiEvent) -> None:
         self.model.apply(event, self.now())
         self._dirty = True
         for listener in self.listeners:
@@ -187,20 +200,34 @@ class AmiController:
                 self.log.error("ami_listener_failed", error=repr(exc), ami_event=event.get("Event"))
 
     async def resync(self) -> bool:
+        answer: asyncio.Future[Any] | None = None
         try:
-            res = await asyncio.wait_for(self.link.send_action({"Action": "QueueStatus"}, as_list=True),
-                                         ACTION_TIMEOUT_S * 2)
+            answer = self._answer = self.link.send_action({"Action": "QueueStatus"}, as_list=True)
+            res = await asyncio.wait_for(answer, ACTION_TIMEOUT_S * 2)
         except (TimeoutError, ConnectionError, AttributeError) as exc:
             self.log.warning("ami_resync_failed", error=repr(exc))
             return False
-        events = res if isinstance(res, list) else [res]
-        self.model.rebuild([e for e in events if "Event" in e], self.now())
+        else:
+            events = res if isinstance(res, list) else [res]
+            self.model.rebuild([e for e in events if "Event" in e], self.now())
+        finally:
+            self._release_held(answer)
         self.resyncs += 1
         self._dirty = True
         self.ready.set()
         self.log.info("ami_resynced", seats=len(self.model.seats), waiting=len(self.model.waiting),
                       queues=len(self.model.queue_names))
         return True
+
+    def _release_held(self, answer: asyncio.Future[Any] | None) -> None:
+        """The events that followed ``answer``, applied in order (after the
+        rebuild; or, the resync having failed, to the model as it is)."""
+        if answer is None or self._answer is not answer:
+            return                  # a later resync holds events of its own
+        self._answer = None
+        held, self._held = self._held, []
+        for event in held:
+            self._apply(event)
 
     async def _publisher(self) -> None:
         last_resync = time.monotonic()

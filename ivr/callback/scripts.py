@@ -31,7 +31,7 @@ local function rank(kind, deadline)
 end
 """
 
-# KEYS: pending ready claims seq closed ids
+# KEYS: pending ready claims seq closed ids open-by-first
 # ARGV[1]: open record prefix; ARGV[2]: closed record prefix; ARGV[3..]: one
 #   tab-separated record per missed call, in order, with the fields
 #   number now started kind reason flow step wait message not_before
@@ -85,6 +85,7 @@ redis.call('HSET', key, 'id', id, 'number', number, 'state', 'open', 'kind', kin
   'first_at', started, 'last_at', started, 'calls', 1, 'attempts', 0, 'flow', A[6], 'step', A[7],
   'wait_s', A[8], 'message', A[9], 'deadline', deadline)
 redis.call('HSET', KEYS[6], id, number)
+redis.call('ZADD', KEYS[7], started, number)
 local nb = tonumber(A[10])
 if nb <= now then
   redis.call('ZADD', KEYS[2], rank(kind, deadline), number)
@@ -152,7 +153,7 @@ end
 return n
 """
 
-# KEYS: pending claims closed ids
+# KEYS: pending claims closed ids open-by-first
 # ARGV: number owner outcome seat now next_at('' = close) close_reason open_prefix closed_prefix
 # Returns {1, 'closed' | 'rescheduled'}, or {0, ''} when ``owner`` no longer holds it.
 FINISH = """
@@ -172,6 +173,7 @@ if ARGV[6] == '' then
   redis.call('RENAME', key, ARGV[9] .. id)
   redis.call('ZADD', KEYS[3], ARGV[5], id)
   redis.call('HDEL', KEYS[4], id)
+  redis.call('ZREM', KEYS[5], ARGV[1])
   return {1, 'closed'}
 end
 redis.call('HSET', key, 'state', 'open')
@@ -179,7 +181,7 @@ redis.call('ZADD', KEYS[1], ARGV[6], ARGV[1])
 return {1, 'rescheduled'}
 """
 
-# KEYS: pending ready claims closed ids
+# KEYS: pending ready claims closed ids open-by-first
 # ARGV: number now reason open_prefix closed_prefix
 # Returns {1, id} when closed; {0, 'assigned'} when being dialled (closed after
 # the attempt); {0, ''} when there is no open callback for the number.
@@ -197,6 +199,7 @@ redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[2], 'closed_reason'
 redis.call('RENAME', key, ARGV[5] .. id)
 redis.call('ZADD', KEYS[4], ARGV[2], id)
 redis.call('HDEL', KEYS[5], id)
+redis.call('ZREM', KEYS[6], ARGV[1])
 return {1, id}
 """
 
@@ -210,7 +213,7 @@ redis.call('HSET', key, 'call_channel', ARGV[3], 'call_seat', ARGV[4])
 return 1
 """
 
-# KEYS: pending ready claims closed ids
+# KEYS: pending ready claims closed ids open-by-first
 # ARGV: number answered_at now reason open_prefix closed_prefix
 # The PBX saw this number answered at ``answered_at``: its open callback is
 # closed when every missed call merged into it came before (last_at <= answered_at).
@@ -234,5 +237,22 @@ redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[3], 'closed_reason'
 redis.call('RENAME', key, ARGV[6] .. id)
 redis.call('ZADD', KEYS[4], ARGV[3], id)
 redis.call('HDEL', KEYS[5], id)
+redis.call('ZREM', KEYS[6], ARGV[1])
 return {1, id}
+"""
+
+# KEYS: open-by-first ; ARGV: open_prefix number...
+# Adds the open callbacks among ``number...`` to the index by first call, with
+# the record's own first_at (one step: a callback closed meanwhile has no record
+# and is not added). Run on start over every line, a page at a time, for
+# callbacks opened before the index existed. Returns how many were added.
+INDEX_OPEN = """
+local n = 0
+for i = 2, #ARGV do
+  local h = redis.call('HMGET', ARGV[1] .. ARGV[i], 'state', 'first_at')
+  if h[1] and h[1] ~= 'closed' and h[2] then
+    n = n + redis.call('ZADD', KEYS[1], 'NX', h[2], ARGV[i])
+  end
+end
+return n
 """

@@ -11,6 +11,9 @@ Keys (all in ``ivr.redisdb.keys``; standalone Redis: the scripts in
   ``ivr:cb:claims`` zset number -> lease expiry of the process dialling it.
 - ``ivr:cb:closed`` zset id -> closed at (reports); ``ivr:cb:seq`` ids;
   ``ivr:cb:ids`` hash id -> number of the open ones (find by id).
+- ``ivr:cb:open-by-first`` zset number -> first call of every open callback,
+  in any state (the oldest open one is its first member), kept by the scripts
+  that open and close callbacks; ``index_open`` fills it for older data.
 Every state change is also appended to the hash-chained ``ivr:audit:callbacks``,
 indexed per callback (``ivr:cb:trail:<id>``, read by ``ivr.callback.trail``).
 """
@@ -30,7 +33,9 @@ from ivr.redisdb.replies import fields, scored, text_or_none, texts
 
 PENDING, READY, CLAIMS = keys.CALLBACK_PENDING, keys.CALLBACK_READY, keys.CALLBACK_CLAIMS
 CLOSED, SEQ, IDS = keys.CALLBACK_CLOSED, keys.CALLBACK_SEQ, keys.CALLBACK_IDS
+BY_FIRST = keys.CALLBACK_OPEN_BY_FIRST
 READ_PAGE = 1000        # members per read of a whole line: Redis answers others between pages
+INDEX_PASSES = 3        # passes of ``index_open`` at most
 OPEN_PREFIX, CLOSED_PREFIX = keys.CALLBACK_OPEN_PREFIX, keys.CALLBACK_CLOSED_PREFIX
 AUDIT = keys.CALLBACK_AUDIT
 
@@ -55,6 +60,7 @@ class CallbackStore:
         self._in_call = redis.register_script(scripts.IN_CALL)
         self._close = redis.register_script(scripts.CLOSE)
         self._close_answered = redis.register_script(scripts.CLOSE_ANSWERED)
+        self._index_open = redis.register_script(scripts.INDEX_OPEN)
 
     def record_args(self, *, number: str, now: float, started: float, kind: str, reason: str, flow: str,
                     step: str, wait_s: float | None, message: str, not_before: float,
@@ -76,7 +82,7 @@ class CallbackStore:
         results it will add (one per chunk; see ``parse_records``)."""
         calls = 0
         for i in range(0, len(batch), chunk):
-            await self._record(keys=[PENDING, READY, CLAIMS, SEQ, CLOSED, IDS],
+            await self._record(keys=[PENDING, READY, CLAIMS, SEQ, CLOSED, IDS, BY_FIRST],
                                args=[OPEN_PREFIX, CLOSED_PREFIX, *batch[i:i + chunk]], client=pipe)
             calls += 1
         return calls
@@ -112,13 +118,13 @@ class CallbackStore:
 
     async def finish(self, number: str, owner: str, *, outcome: str, seat: str, now: float,
                      next_at: float | None, close_reason: str = "") -> str:
-        ok, what = await self._finish(keys=[PENDING, CLAIMS, CLOSED, IDS],
+        ok, what = await self._finish(keys=[PENDING, CLAIMS, CLOSED, IDS, BY_FIRST],
                                       args=[number, owner, outcome, seat, now, "" if next_at is None else next_at,
                                             close_reason, OPEN_PREFIX, CLOSED_PREFIX])
         return what if ok else "not_owner"
 
     async def close(self, number: str, *, now: float, reason: str) -> tuple[bool, str]:
-        ok, what = await self._close(keys=[PENDING, READY, CLAIMS, CLOSED, IDS],
+        ok, what = await self._close(keys=[PENDING, READY, CLAIMS, CLOSED, IDS, BY_FIRST],
                                      args=[number, now, reason, OPEN_PREFIX, CLOSED_PREFIX])
         return bool(ok), str(what)
 
@@ -129,11 +135,45 @@ class CallbackStore:
         scheduler's claim). Returns (what, id): ``closed``, ``assigned`` (being
         dialled: closed after that attempt), ``later`` (a missed call after the
         answer keeps it open) or ``none``."""
-        out = await self._close_answered(keys=[PENDING, READY, CLAIMS, CLOSED, IDS],
+        out = await self._close_answered(keys=[PENDING, READY, CLAIMS, CLOSED, IDS, BY_FIRST],
                                          args=[number, answered_at, now, reason, OPEN_PREFIX, CLOSED_PREFIX])
         if int(out[0]) == 1:
             return "closed", str(out[1])
         return (str(out[1]) or "none"), (str(out[2]) if len(out) > 2 else "")
+
+    async def index_open(self) -> int:
+        """Add every open callback to ``ivr:cb:open-by-first`` (callbacks
+        opened before the index existed), a page of each line at a time, each
+        page one step; run on every engine's start. Returns how many were
+        missing. Idempotent: a callback already indexed keeps its entry.
+        A callback that moves from one line to another while they are read
+        can be missed by a pass: passes are repeated while the index holds
+        fewer than the lines (a few at most; the next start completes it)."""
+        added = 0
+        for _ in range(INDEX_PASSES):
+            for key in (CLAIMS, READY, PENDING):
+                async for page in self._pages(key):
+                    added += int(await self._index_open(keys=[BY_FIRST], args=[OPEN_PREFIX, *page]))
+            if await self.redis.zcard(BY_FIRST) >= (await self.counts())["open"]:
+                break
+        return added
+
+    async def _pages(self, key: str) -> AsyncIterator[list[str]]:
+        at = 0
+        while True:
+            page = texts(await self.redis.zrange(key, at, at + READ_PAGE - 1))
+            if page:
+                yield page
+            if len(page) < READ_PAGE:
+                return
+            at += READ_PAGE
+            await between_pages()
+
+    async def oldest_open_first_at(self) -> float | None:
+        """The first call of the oldest open callback, whatever its state
+        (waiting, being dialled, waiting for its next attempt)."""
+        head = scored(await self.redis.zrange(BY_FIRST, 0, 0, withscores=True))
+        return head[0][1] if head else None
 
     async def open_record(self, number: str) -> Record | None:
         h = fields(await self.redis.hgetall(keys.callback_open(number)))
@@ -204,9 +244,14 @@ class CallbackQueries:
     async def all_records(self, closed_since: float) -> list[Record]:
         # Every read in pages of READ_PAGE: one ZRANGE of 29,000 numbers held
         # Redis (and every call's command queued behind it) for milliseconds.
-        # (a number that moves between lines while they are read is kept once)
+        # The open ones from the index by first call, scanned: a callback never
+        # moves within it, and a scan returns every member present throughout
+        # (read line by line, one claimed from the pending line into the ready
+        # line between the two reads was missed). Then the closed ones: one
+        # closed meanwhile is among them.
+        numbers = list(dict.fromkeys([cast(str, n) async for n, _ in self.redis.zscan_iter(BY_FIRST,
+                                                                                             count=READ_PAGE)]))
         ids = list(dict.fromkeys([i async for i in self._paged(CLOSED, closed_since)]))
-        numbers = list(dict.fromkeys([n for k in (CLAIMS, READY, PENDING) async for n in self._paged(k)]))
         keys_ = [keys.callback_closed(i) for i in ids] + [keys.callback_open(n) for n in numbers]
         out: list[Record] = []
         for at in range(0, len(keys_), 250):       # in slices: one huge pipeline holds Redis for everyone

@@ -93,6 +93,19 @@ def seats_line(st: dict) -> str:
             f"紧急预留 reserved {st.get('reserved', 0)}; 离线 offline {st.get('offline', 0)}")
 
 
+def callbacks_line(counts: dict[str, int], oldest_s: float | None) -> str:
+    """The open callbacks and the oldest one's age (from its first call, in any
+    state: waiting, being dialled, waiting for its next attempt), as on the wall."""
+    if oldest_s is None:
+        oldest = "无 none"
+    elif oldest_s < 3600:
+        oldest = f"{oldest_s / 60:.0f} 分钟 min"
+    else:
+        oldest = f"{oldest_s / 3600:.1f} 小时 h"
+    return (f"待回拨 open callbacks {counts['open']} (待拨 pending {counts['pending']}, 就绪 ready {counts['ready']}, "
+            f"拨打中 dialling {counts['assigned']}); 最久待回拨 oldest {oldest}")
+
+
 def render_status(snap: dict | None, level_line: str, tz, now: float, blocked: int | None = None) -> list[str]:
     from ivr.services.status import lines
 
@@ -149,6 +162,7 @@ def leader_line(h: dict | None) -> str:
 
 def cmd_status(args, settings: Settings) -> int:
     from ivr.runtime.status import engine_lines
+    from ivr.services import callbacks as callback_service
     from ivr.services import contingency
     from ivr.services import status as status_service
 
@@ -160,6 +174,8 @@ def cmd_status(args, settings: Settings) -> int:
         blocked = await status_service.lines_blocked(redis, status_service.lines(snap)["pbx"])
         for line in render_status(snap, level_line(plan, st.level), settings.timezone, clock.now(), blocked):
             print(line)
+        print(callbacks_line(await callback_service.counts(redis),
+                             await callback_service.oldest_open_age(redis, clock.now())))
         print(leader_line(await status_service.leader_health(redis)))
         for line in engine_lines(await status_service.engines(redis)):
             print(line)

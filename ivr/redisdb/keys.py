@@ -157,6 +157,9 @@ CALLBACK_CLAIMS = f"{CALLBACK_PREFIX}claims"      # Zset number -> lease expiry 
 CALLBACK_CLOSED = f"{CALLBACK_PREFIX}closed"      # Zset id -> closed at (reports)
 CALLBACK_SEQ = f"{CALLBACK_PREFIX}seq"            # Counter: the last callback id handed out
 CALLBACK_IDS = f"{CALLBACK_PREFIX}ids"            # Hash id -> number of every OPEN callback (find by id)
+# Zset number -> first call time of every OPEN callback, whatever its state
+# (pending, ready, being dialled): the oldest is its first member
+CALLBACK_OPEN_BY_FIRST = f"{CALLBACK_PREFIX}open-by-first"
 # + id: List of the stream ids of this callback's entries in CALLBACK_AUDIT,
 # appended by the same script as the entries (ivr.audit.chain.AuditLog index)
 CALLBACK_TRAIL_PREFIX = f"{CALLBACK_PREFIX}trail:"

@@ -36,6 +36,7 @@ from ivr.ami.controller import AmiController
 from ivr.audit import signing as audit_keys
 from ivr.callback.capture import MissedCallCapture
 from ivr.callback.scheduler import CallbackScheduler
+from ivr.callback.store import CallbackStore
 from ivr.calls.arrival import ArrivalLookups
 from ivr.calls.service import CallService, CallSummaries, LiveState
 from ivr.clock import Clock, from_environment, wall_interval
@@ -86,6 +87,14 @@ async def publish_unpublished(project: Project, store: FlowStore, log: Log) -> N
         if name not in known:
             res = await store.publish(name, flow.source, by="system:bootstrap", note="first start")
             log.info("flow_bootstrapped", flow=name, version=res.version)
+
+
+async def index_open_callbacks(redis: aioredis.Redis, log: Log) -> None:
+    """The index of open callbacks by first call (the oldest open callback
+    shown to staff) for callbacks opened before it existed; idempotent."""
+    added = await CallbackStore(redis).index_open()
+    if added:
+        log.info("callback_index_filled", added=added)
 
 
 def adjust_for(settings: Settings, adjust: Adjust | None) -> Adjust | None:
@@ -215,6 +224,7 @@ class Engine:
         # a drill's or an embedding's engine checks its key too (``serve`` did before opening the snapshot)
         self.status.audit_key = (await check_audit_key(self.redis, by=f"engine:{self.leader.lock.token}")).short
         await publish_unpublished(self.project, self.flows, self.log)
+        await index_open_callbacks(self.redis, self.log)
         await self.refresh()
         await self.publish_status()
         async with asyncio.TaskGroup() as tg:

@@ -21,7 +21,6 @@ from ivr.errors import ConfigError, Conflict, InvalidInput, NotFound
 from ivr.logs import mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.live import read_live
-from ivr.redisdb.replies import text_or_none, texts
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -128,15 +127,11 @@ async def counts(redis: aioredis.Redis) -> dict[str, int]:
 
 
 async def oldest_open_age(redis: aioredis.Redis, now: float) -> float | None:
-    """Age of the oldest open callback. The lines are ordered by deadline and by
-    due time, and within a kind the deadline follows the first call, so the
-    heads of the lines hold the oldest one."""
-    heads: list[str] = []
-    for key in (keys.CALLBACK_READY, keys.CALLBACK_PENDING):
-        heads += texts(await redis.zrange(key, 0, 2))
-    replies = [text_or_none(await redis.hget(keys.callback_open(n), "first_at")) for n in heads]
-    firsts = [float(f) for f in replies if f]
-    return round(now - min(firsts), 1) if firsts else None
+    """Age of the oldest open callback, whatever its state: waiting to be
+    dialled, being dialled, or waiting for its next attempt (the index by
+    first call, ``ivr:cb:open-by-first``, kept by the store's scripts)."""
+    first = await CallbackStore(redis).oldest_open_first_at()
+    return None if first is None else round(now - first, 1)
 
 
 async def overdue_ready(redis: aioredis.Redis, now: float) -> dict[str, int]:

@@ -38,6 +38,8 @@ IDENTITIES = {
                                   "time",
     "clock_live_age": "the live figures are the engine's, seconds old, not hours",
     "clock_callback_age": "no open callback is older than the clock allows (in a drill: than the drill)",
+    "oldest_callback_is_the_oldest": "最久待回拨 = the board's time - the first call of the oldest open callback, "
+                                     "whatever its state (waiting, being dialled, waiting for its next attempt)",
     "clock_level_times": "the level's since is not in the future and its expiry is after its since",
 }
 
@@ -53,6 +55,9 @@ class ClockBounds:
     latest: float
     start: float | None
     slack_s: float
+    # the first call of the oldest open callback (the store's index by first
+    # call), read just before and just after the request; None: not read
+    oldest_first_at: tuple[float | None, float | None] | None = None
 
 
 def _v(name: str, **figures: Any) -> dict[str, Any]:
@@ -140,6 +145,27 @@ def _seats(wall: Mapping[str, Any], live: Mapping[str, Any], dispatch_s: float) 
     return out
 
 
+def _oldest_callback(at: float, age: Any, c: ClockBounds) -> list[dict[str, Any]]:
+    """The board's oldest open callback against the store's, read around the
+    request: the board's lies between the two readings. (The oldest first call
+    grows when the oldest closes, and falls when a missed call is recorded
+    whose call began before it and ended after: the record comes at its end.)"""
+    if c.oldest_first_at is None:
+        return []
+    before, after = c.oldest_first_at
+    if age is None:
+        ok = before is None or after is None
+    else:
+        first = at - float(age)
+        seen = [f for f in (before, after) if f is not None]
+        ok = bool(seen) and min(seen) - ROUNDING_S <= first <= max(seen) + ROUNDING_S
+    return [] if ok else [_v("oldest_callback_is_the_oldest", at=at, oldest_age_s=age, first_call_before=before,
+                                 first_call_after=after)]
+
+
+ROUNDING_S = 0.5        # the board's age is rounded to 0.1 s
+
+
 def _waiting(wall: Mapping[str, Any], live: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     queues = live.get("queues", {})
@@ -192,6 +218,7 @@ def _clock(board: Mapping[str, Any], c: ClockBounds) -> list[dict[str, Any]]:
     age = board.get("callback_oldest_age_s")
     if age is not None and (age < -c.slack_s or (c.start is not None and age > at - c.start + c.slack_s)):
         out.append(_v("clock_callback_age", at=at, oldest_age_s=age, start=c.start))
+    out += _oldest_callback(at, age, c)
     since, until = board.get("level_since"), board.get("level_expires_at")
     if (since is not None and since > at + c.slack_s) or (until is not None and since is not None and until < since):
         out.append(_v("clock_level_times", at=at, level_since=since, level_expires_at=until))

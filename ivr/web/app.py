@@ -189,8 +189,8 @@ async def metrics(request: web.Request) -> web.Response:
                                                              for k in ("pending", "ready", "assigned")])
     now = ctx.clock.now()
     oldest = await callback_service.oldest_open_age(ctx.redis, now)
-    lines += gauge("ivr_callback_oldest_open_seconds", "Age of the oldest open callback (0: none open)",
-                   [({}, oldest or 0)])
+    lines += gauge("ivr_callback_oldest_open_seconds", "Age of the oldest open callback, from its first call, in "
+                   "any state (waiting, being dialled, waiting for its next attempt; 0: none open)", [({}, oldest or 0)])
     overdue = await callback_service.overdue_ready(ctx.redis, now)
     lines += gauge("ivr_callback_overdue", "Callbacks ready to dial past their deadline (callback/policy.yaml)",
                    [({"kind": k}, v) for k, v in overdue.items()])

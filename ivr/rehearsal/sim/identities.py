@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from ivr.callback.store import CallbackStore
 from ivr.services import identities, users
 
 EVERY_S = 5.0            # simulated seconds between two reads of /api/status
@@ -36,6 +37,7 @@ class IdentitySampler:
     def __init__(self, *, port: int, redis: Any, clock: Any, every_s: float = EVERY_S) -> None:
         self.port = port
         self.redis = redis
+        self.store = CallbackStore(redis)
         self.clock = clock            # the drill's SimClock: ``engine`` is the engine's (scaled) clock
         self.every_s = every_s
         self.count = 0
@@ -78,14 +80,18 @@ class IdentitySampler:
         recent = max((v for _, v in self._lags), default=0.0)
         return identities.DISPATCH_S + (TICK_WALL_S + recent) * self.clock.engine.speed
 
-    def bounds(self, earliest: float, latest: float) -> identities.ClockBounds:
+    def bounds(self, earliest: float, latest: float,
+               oldest: tuple[float | None, float | None] | None = None) -> identities.ClockBounds:
         return identities.ClockBounds(earliest, latest, self.clock.engine.start,
-                                      SLACK_WALL_S * self.clock.engine.speed)
+                                      SLACK_WALL_S * self.clock.engine.speed, oldest)
 
-    def note(self, source: str, board: dict[str, Any], earliest: float, latest: float) -> None:
+    def note(self, source: str, board: dict[str, Any], earliest: float, latest: float,
+             oldest: tuple[float | None, float | None] | None = None) -> None:
+        """``oldest``: the store's oldest open callback read around the request
+        (the event stream's boards were built before they arrived: not checked)."""
         self.samples[source] += 1
         self.last_read_s = latest - self.clock.engine.start
-        found = identities.check(board, self.bounds(earliest, latest), self.dispatch_s())
+        found = identities.check(board, self.bounds(earliest, latest, oldest), self.dispatch_s())
         for v in found:
             self.count += 1
             self.by_identity[v["identity"]] = self.by_identity.get(v["identity"], 0) + 1
@@ -105,6 +111,7 @@ class IdentitySampler:
         while True:
             wall0 = time.monotonic()
             before = engine.now()
+            first_before = await self.store.oldest_open_first_at()
             try:
                 async with http.get(f"{base}/api/status", timeout=aiohttp.ClientTimeout(total=30)) as resp:
                     board = await resp.json() if resp.status == 200 else None
@@ -112,7 +119,8 @@ class IdentitySampler:
                 self.errors.append(f"/api/status: {exc!r}"[:200])
                 board = None
             if board is not None:
-                self.note("status", board, before, engine.now())
+                oldest = (first_before, await self.store.oldest_open_first_at())
+                self.note("status", board, before, engine.now(), oldest)
             await asyncio.sleep(max(MIN_WALL_S, self.every_s / engine.speed - (time.monotonic() - wall0)))
 
     async def _events(self, http: aiohttp.ClientSession, base: str) -> None:
