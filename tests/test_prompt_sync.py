@@ -258,17 +258,36 @@ async def test_the_sync_loop_goes_on_while_redis_restarts(tmp_path):
 async def web(redis, home, tmp_path):
     settings = load_settings({"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path / "console")})
     await Accounts(redis).add("audit", "auditor", PASSWORD)
-    c = TestClient(TestServer(make_app(redis=redis, settings=settings)))
-    await c.start_server()
-    r = await c.post("/api/login", json={"user": "audit", "password": PASSWORD})
-    assert r.status == 200
-    yield c
-    await c.close()
+    await Accounts(redis).add("ops", "operations", PASSWORD)
+    clients = []
+
+    async def signed_in(user):
+        c = TestClient(TestServer(make_app(redis=redis, settings=settings)))
+        await c.start_server()
+        clients.append(c)
+        r = await c.post("/api/login", json={"user": user, "password": PASSWORD})
+        assert r.status == 200
+        return c
+    yield signed_in
+    for c in clients:
+        await c.close()
+
+
+async def test_operations_staff_see_what_each_pbx_lacks(redis, web, tmp_path):
+    ops = await web("ops")
+    assert await (await ops.get("/api/prompts/pbxs")).json() == {"pbxs": []}
+    store = PromptStore(redis)
+    await store.put("welcome", _wav(), by="ops", at=time.time())
+    await _sync(redis, tmp_path, "pbx-a").once()
+    await store.put("policy/heating", _wav(880), by="ops", at=time.time())
+    [row] = (await (await ops.get("/api/prompts/pbxs")).json())["pbxs"]
+    assert (row["pbx"], row["host"], row["prompts"], row["lacking"]) == ("pbx-a", "host-pbx-a", 1, ["policy/heating"])
 
 
 async def test_a_voice_message_recorded_on_pbx_b_reaches_the_callback_record_and_the_console(redis, web,
                                                                                              tmp_path):
     import datetime as dt
+    web = await web("audit")
     from zoneinfo import ZoneInfo
     now = time.time()
     name = "msg-1733456789.42-1"
@@ -305,7 +324,7 @@ async def test_a_voice_message_recorded_on_pbx_b_reaches_the_callback_record_and
     assert r.status == 200 and r.headers["Content-Type"] == "audio/wav" and await r.read() == audio
     msg = await MessageStore(redis).get(name)
     assert msg is not None and msg.pbx == "pbx-b" and msg.at == pytest.approx(now - 60)
-    assert 0 < await redis.ttl(keys.voice_message(name)) <= 30 * 86400
+    assert 6 * 86400 < await redis.ttl(keys.voice_message(name)) <= 7 * 86400
     again = await _sync(redis, tmp_path, "pbx-b", messages_dir=messages_b, clock=lambda: now).once()
     assert again.messages_sent == []                                  # already there: not sent twice
     later = await _sync(redis, tmp_path, "pbx-b", messages_dir=messages_b, clock=lambda: now + 10).once()
@@ -316,20 +335,25 @@ async def test_a_voice_message_recorded_on_pbx_b_reaches_the_callback_record_and
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-def test_the_systemd_unit_of_the_sync_role_verifies(tmp_path):
+def test_the_systemd_unit_of_the_sync_role_verifies():
     unit = ROOT / "deploy" / "systemd" / "ivr-prompt-sync.service"
-    text = unit.read_text()
-    assert "ExecStart=/opt/ivr/.venv/bin/ivr prompts sync" in text and "--every" in text
-    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True)
-    assert "ivr-prompt-sync.service" not in r.stderr or "Command" in r.stderr, r.stderr
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
+                       cwd="/")
+    # the one complaint allowed: this machine has no /opt/ivr
+    other = [line for line in r.stderr.splitlines() if line.strip() and "/opt/ivr/.venv/bin/ivr is not executable"
+             not in line]
+    assert other == [], r.stderr
 
 
 def test_the_systemd_unit_is_hardened():
     text = (ROOT / "deploy" / "systemd" / "ivr-prompt-sync.service").read_text()
     for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
                  "ReadWritePaths=/var/lib/asterisk/sounds/12345", "UMask=0022", "User=asterisk",
-                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "CapabilityBoundingSet=\n"):
-        assert line in text + "\n", line
+                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "CapabilityBoundingSet=\n",
+                 "ExecStart=/opt/ivr/.venv/bin/ivr prompts sync --pbx pbx-a --sounds-dir "
+                 "/var/lib/asterisk/sounds/12345 --every 30\n"):
+        assert line in text, line
+    assert "\nRemoveIPC=" not in text          # it would remove the asterisk user's IPC objects, Asterisk's own
 
 
 def test_no_sounds_dir_in_settings_means_no_engine_sync(tmp_path):

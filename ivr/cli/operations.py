@@ -98,7 +98,7 @@ def cmd_prompts_sync(args, settings: Settings) -> int:
     async def go(redis):
         sync = prompt_sync.build(redis, pbx=args.pbx, sounds_dir=Path(args.sounds_dir).resolve(),
                                  messages_dir=None if args.no_messages else messages.resolve(),
-                                 log=logs.get("ivr.prompt_sync"))
+                                 log=logs.get("ivr.prompt_sync"), keep_s=args.keep_days * 86400)
         if args.every is not None:
             stop = asyncio.Event()
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)   # systemd's stop
@@ -172,6 +172,7 @@ def add_commands(sub) -> None:
     sy.add_argument("--pbx", required=True, help="this PBX's name (as in queue/lines.yaml)")
     sy.add_argument("--messages-dir", help="where Asterisk writes voice messages (default: IVR_RECORDINGS_DIR)")
     sy.add_argument("--no-messages", action="store_true", help="do not send up voice messages")
+    sy.add_argument("--keep-days", type=float, default=7.0, help="how long Redis keeps a voice message (default 7)")
     sy.add_argument("--every", type=float, metavar="SECONDS", help="run until stopped, a pass every SECONDS")
     sy.set_defaults(fn=cmd_prompts_sync)
     st = pr.add_parser("status", help="each PBX that has synced: when, and the prompts in force it lacks")

@@ -5,8 +5,9 @@ Asterisk writes a message as ``<IVR_RECORDINGS_DIR>/msg-<uniqueid>-<n>.wav``
 on the PBX's own host; the callback record names it (``message``). The PBX's
 sync role (``ivr prompts sync``, or the engine on that host) uploads each
 finished file here: one hash per message, ``keys.voice_message(name)``, with
-the audio and where it came from, kept ``MESSAGE_KEEP_S`` (the callback
-deadlines are hours to days; the PBX host keeps the file itself, which is
+the audio and where it came from, kept ``MESSAGE_KEEP_S`` (a week by
+default: the callback deadlines are hours to a day; at 16 kB a second of
+audio, Redis is no archive. The PBX host keeps the file itself, and that is
 what a site backs up). A message over ``MAX_MESSAGE_BYTES`` (more than the
 record step's 300 s at 8 kHz 16-bit mono) is not uploaded and is reported."""
 
@@ -23,7 +24,7 @@ from ivr.prompts.store import raw_reply, sha256_of
 from ivr.redisdb import keys
 
 MAX_MESSAGE_BYTES = 6 * 1024 * 1024            # 300 s of 8 kHz 16-bit mono is 4.8 MB
-MESSAGE_KEEP_S = 30 * 86400
+MESSAGE_KEEP_S = 7 * 86400                     # the longest callback deadline is a day; a week for auditors
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ def check_message_name(name: str) -> str:
 class MessageStore:
     def __init__(self, redis: aioredis.Redis, keep_s: float = MESSAGE_KEEP_S) -> None:
         self.redis = redis
-        self.keep_s = keep_s
+        self.keep_s = max(keep_s, 3600.0)
 
     async def put(self, name: str, audio: bytes, *, pbx: str, at: float) -> bool:
         """Store one finished message; False when the same audio is already there."""

@@ -88,10 +88,10 @@ class PromptSync:
 
     def __init__(self, redis: aioredis.Redis, *, pbx: str, sounds_dir: Path, messages_dir: Path | None,
                  log: Log, settle_s: float = SETTLE_S, clock: Callable[[], float] = time.time,
-                 host: str | None = None) -> None:
+                 host: str | None = None, keep_s: float = MESSAGE_KEEP_S) -> None:
         self.pbx = check_pbx(pbx)
         self.prompts = PromptStore(redis)
-        self.messages = MessageStore(redis)
+        self.messages = MessageStore(redis, keep_s)
         self.sounds_dir = sounds_dir
         self.messages_dir = messages_dir
         self.log = log
@@ -173,7 +173,7 @@ class PromptSync:
                 continue
             name = p.stem
             age = now - st.st_mtime
-            if not names.MESSAGE.ok(name) or age < self.settle_s or age > MESSAGE_KEEP_S:
+            if not names.MESSAGE.ok(name) or age < self.settle_s or age > self.messages.keep_s:
                 continue
             if self._sent.get(name) != (st.st_size, st.st_mtime_ns):
                 out.append((name, p, st.st_size, st.st_mtime_ns))

@@ -20,15 +20,16 @@ from redis.exceptions import RedisError
 
 from ivr.aio import cancelling
 from ivr.logs import Log
+from ivr.prompts.messages import MESSAGE_KEEP_S
 from ivr.prompts.sync import SETTLE_S, PromptSync
 
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 
 
 def build(redis: aioredis.Redis, *, pbx: str, sounds_dir: Path, messages_dir: Path | None, log: Log,
-          settle_s: float | None = None) -> PromptSync:
+          keep_s: float = MESSAGE_KEEP_S) -> PromptSync:
     return PromptSync(redis, pbx=pbx, sounds_dir=sounds_dir, messages_dir=messages_dir,
-                      log=log.bind(part="prompt_sync", pbx=pbx), settle_s=SETTLE_S if settle_s is None else settle_s)
+                      log=log.bind(part="prompt_sync", pbx=pbx), settle_s=SETTLE_S, keep_s=keep_s)
 
 
 async def loop(sync: PromptSync, *, every_s: float, stop: asyncio.Event | None = None) -> None:
