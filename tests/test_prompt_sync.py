@@ -109,7 +109,7 @@ async def test_pushed_prompts_sync_into_two_pbxs_and_the_flow_publishes(redis, h
     assert again.written == [] and again.held == len(pushed.versions) + 1
 
 
-async def test_a_flow_is_not_published_while_a_pbx_lacks_a_prompt_it_names(redis, home, tmp_path):
+async def test_a_flow_is_not_published_while_a_pbx_lacks_a_prompt_it_names(redis, redis_url, home, tmp_path):
     await prompt_service.push(redis, home, by="ops")
     for pbx in ("pbx-a", "pbx-b"):
         await _sync(redis, tmp_path, pbx).once()
@@ -121,7 +121,8 @@ async def test_a_flow_is_not_published_while_a_pbx_lacks_a_prompt_it_names(redis
     errors = [str(p) for p in exc.value.problems if not p.warning]
     assert len(errors) == 1, errors
     assert errors[0].startswith("flows/heating.yaml:6:15: ")          # where the flow names it
-    assert "交换机 'pbx-b' 还没有录音 'policy/heating'" in errors[0] and "PBX 'pbx-b' lacks prompt" in errors[0]
+    assert errors[0].startswith("flows/heating.yaml:6:15: 播放 'hello'：交换机 'pbx-b' 还没有录音 'policy/heating'（当前版本）")
+    assert " — play 'hello': PBX 'pbx-b' lacks prompt 'policy/heating' at the version in force" in errors[0]
     assert await redis.get(keys.flow_current("heating")) is None      # nothing published
     # the command line says the same and publishes nothing
     (home / "flows" / "heating.yaml").write_text(HEATING_FLOW)
@@ -129,6 +130,14 @@ async def test_a_flow_is_not_published_while_a_pbx_lacks_a_prompt_it_names(redis
     with pytest.raises(InvalidInput, match="heating"):
         todo.require_valid()
     assert any("pbx-b" in str(p) and str(p).startswith("flows/heating.yaml:6:15") for p in todo.problems)
+    env = {**os.environ, "IVR_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), "IVR_HOME": str(home),
+           "IVR_DATA_DIR": str(tmp_path / "var")}
+    cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "ivr", "flows", "publish", "heating"],
+                                  env=env, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 1, cli.stderr
+    assert "flows/heating.yaml:6:15: 播放 'hello'：交换机 'pbx-b' 还没有录音 'policy/heating'" in cli.stdout
+    assert "未发布 heating" in cli.stderr
+    assert await redis.get(keys.flow_current("heating")) is None
     # B syncs: published
     await _sync(redis, tmp_path, "pbx-b").once()
     res, _ = await flow_service.publish_text(redis, home, "heating", HEATING_FLOW, by="ops")

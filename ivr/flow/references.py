@@ -75,12 +75,10 @@ def _on_every_pbx(k: _Check, ref: Reference, prompts: list[str]) -> None:
         lacking = [p for p in prompts if p not in held]
         if not lacking:
             continue
-        shown = ", ".join(f"'{p}'" for p in lacking[:5]) + (f" 等 {len(lacking)} 个" if len(lacking) > 5 else "")
-        k.parsed.problems.at(ref.node, (
-            f"{ref.where}：交换机 '{pbx}' 还没有录音 {shown}（当前版本），不能发布；请先 ivr prompts push，"
-            f"待该交换机的录音同步（ivr prompts sync）取得后再发布 — {ref.where}: PBX '{pbx}' lacks prompt "
-            f"{', '.join(lacking[:5])} at the version in force: not published until its prompt sync has it "
-            "(ivr prompts push, then ivr prompts status)"))
+        shown = ", ".join(f"'{p}'" for p in lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+        k.parsed.problems.at(ref.node, f"{ref.where}: PBX '{pbx}' lacks prompt {shown} at the version in force: "
+                                       "not published until its prompt sync has it (ivr prompts push, then "
+                                       "ivr prompts status)")
 
 
 def _queue(k: _Check, ref: Reference) -> None:
