@@ -373,3 +373,32 @@ def test_no_sounds_dir_in_settings_means_no_engine_sync(tmp_path):
     assert s.sounds_dir == Path(tmp_path / "s").resolve() and s.pbx_name == "pbx-b"
     with pytest.raises(Exception, match="IVR_PBX_NAME"):
         load_settings({"IVR_HOME": str(ROOT), "IVR_DATA_DIR": str(tmp_path), "IVR_PBX_NAME": "a b"})
+
+
+async def test_the_engine_on_the_pbx_host_syncs_its_sounds_folder_and_sends_up_messages(redis, tmp_path):
+    """IVR_SOUNDS_DIR: the engine runs the same sync as ``ivr prompts sync``, as PBX IVR_PBX_NAME."""
+    from ivr.runtime.engine import Engine
+    await PromptStore(redis).put("policy/heating", _wav(), by="ops", at=time.time())
+    recordings = tmp_path / "messages"
+    recordings.mkdir()
+    (recordings / "msg-1733456800.1-1.wav").write_bytes(_wav(600, 900))
+    os.utime(recordings / "msg-1733456800.1-1.wav", (time.time() - 60, time.time() - 60))
+    settings = load_settings({"IVR_HOME": str(ROOT), "IVR_DATA_DIR": str(tmp_path / "var"),
+                              "IVR_AGI_LISTEN": "127.0.0.1:0", "IVR_LEADER": "no", "IVR_DRAIN_S": "1",
+                              "IVR_SOUNDS_DIR": str(tmp_path / "sounds"), "IVR_PBX_NAME": "pbx-e",
+                              "IVR_RECORDINGS_DIR": str(recordings)})
+    eng = Engine(settings, redis, LOG)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(eng.run(stop, ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        for _ in range(500):                                    # its first pass starts with the engine
+            if await redis.hexists(keys.PROMPT_SYNC_PBXS, "pbx-e"):
+                break
+            await asyncio.sleep(0.02)
+        assert (tmp_path / "sounds" / "policy" / "heating.wav").read_bytes() == _wav()
+        assert (await MessageStore(redis).get("msg-1733456800.1-1")).pbx == "pbx-e"
+        assert [r["pbx"] for r in await prompt_service.pbx_status(redis)] == ["pbx-e"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
