@@ -402,3 +402,16 @@ async def test_the_engine_on_the_pbx_host_syncs_its_sounds_folder_and_sends_up_m
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+
+
+async def test_a_console_host_plays_a_prompt_its_own_folder_lacks_from_the_store(redis, web, home):
+    """Uploaded on another console host (or pushed from elsewhere): listed and played from Redis."""
+    ops = await web("ops")
+    audio = _wav(700, 1000)
+    await PromptStore(redis).put("policy/elsewhere", audio, by="ops", at=time.time())
+    assert not (home / "prompts" / "policy" / "elsewhere.wav").exists()
+    listed = {p["name"]: p for p in (await (await ops.get("/api/prompts")).json())["prompts"]}
+    assert listed["policy/elsewhere"]["duration_s"] == 1.0 and "welcome" in listed
+    r = await ops.get("/api/prompts/policy/elsewhere.wav")
+    assert r.status == 200 and r.headers["Content-Type"] == "audio/wav" and await r.read() == audio
+    assert (await ops.get("/api/prompts/policy/nowhere.wav")).status == 404

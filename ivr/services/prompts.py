@@ -67,6 +67,32 @@ def listing(home: Path) -> list[dict[str, Any]]:
     return out
 
 
+async def listing_shared(redis: aioredis.Redis, home: Path) -> list[dict[str, Any]]:
+    """``listing``, with the prompts in the shared store that this host's
+    prompts/ lacks (uploaded on another console host, pushed from elsewhere)."""
+    local = await asyncio.to_thread(listing, home)
+    have = {p["name"] for p in local}
+    store = PromptStore(redis)
+    extra = []
+    for name in sorted(set(await store.current()) - have):
+        versions = await store.versions(name)
+        size = int(versions[-1]["bytes"]) if versions else 0
+        extra.append({"name": name, "duration_s": round(max(size - 44, 0) / 16000, 1) if size else None})
+    return sorted(local + extra, key=lambda p: str(p["name"]))
+
+
+async def audio(redis: aioredis.Redis, home: Path, name: str) -> Path | bytes:
+    """A prompt's audio: this host's file, else the version in force in the shared store."""
+    try:
+        return audio_path(home, name)
+    except NotFound:
+        sha = await PromptStore(redis).version_of(name)
+        data = await PromptStore(redis).blob(sha) if sha else None
+        if data is None:
+            raise
+        return data
+
+
 def audio_path(home: Path, name: str) -> Path:
     path = _dir(home) / f"{check_name(name)}.wav"
     if not path.exists():

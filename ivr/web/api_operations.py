@@ -107,7 +107,7 @@ async def flow_rollback(request: web.Request) -> web.Response:
 # -- prompts ------------------------------------------------------------------------------
 
 async def prompts_list(request: web.Request) -> web.Response:
-    return web.json_response({"prompts": prompt_service.listing(_home(request))})
+    return web.json_response({"prompts": await prompt_service.listing_shared(ctx_of(request).redis, _home(request))})
 
 
 async def prompt_pbxs(request: web.Request) -> web.Response:
@@ -117,8 +117,10 @@ async def prompt_pbxs(request: web.Request) -> web.Response:
 
 
 async def prompt_audio(request: web.Request) -> web.StreamResponse:
-    path = prompt_service.audio_path(_home(request), request.match_info["name"])
-    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+    found = await prompt_service.audio(ctx_of(request).redis, _home(request), request.match_info["name"])
+    if isinstance(found, bytes):        # from the shared store: this console host's prompts/ lacks it
+        return web.Response(body=found, content_type="audio/wav")
+    return web.FileResponse(found, headers={"Content-Type": "audio/wav"})
 
 
 async def _read_upload(request: web.Request) -> tuple[str | None, bytes | None, str]:
