@@ -41,6 +41,10 @@ FLOW = NAME
 # Prompts: a relative path under prompts/ without extension, no "..", no leading "/".
 PROMPT = Rule(r"[A-Za-z0-9_-]{1,64}(?:/[A-Za-z0-9_-]{1,64}){0,7}",
               "letters, digits, '-' or '_', folders separated by '/'")
+# PBXs (as named in queue/lines.yaml and by `ivr prompts sync --pbx`), as the API's PBX_NAME states them.
+PBX = Rule(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a letter or digit, then up to 63 letters, digits, '.', '_' or '-'")
+# Voice messages, as the record step names them (``msg-<uniqueid>-<n>``).
+MESSAGE = Rule(r"msg-[A-Za-z0-9_.-]{1,120}", "msg- then letters, digits, '.', '_' or '-'")
 # Console users.
 USER = Rule(r"[A-Za-z0-9_.-]{2,32}", "2 to 32 letters, digits, '.', '_' or '-'")
 # Flow variables (upper case) and any channel variable the engine sets or reads.

@@ -344,7 +344,10 @@ def check_flow_texts(texts: dict[str, tuple[str, str]], catalog: Catalog) -> tup
 
 
 def check_files(project: Project, paths: list[Path] | None = None,
-                announcement_sets: frozenset[str] | None = None) -> tuple[dict[str, m.Flow], list[Problem]]:
+                announcement_sets: frozenset[str] | None = None,
+                pbx_prompts: Mapping[str, frozenset[str]] | None = None) -> tuple[dict[str, m.Flow], list[Problem]]:
+    """The flow files (all, or ``paths``) against the project; ``pbx_prompts``
+    (publishing): also against what each known PBX holds."""
     paths = paths or project.flow_files()
     texts = {}
     for p in paths:
@@ -353,6 +356,8 @@ def check_files(project: Project, paths: list[Path] | None = None,
     catalog = project.catalog(frozenset(texts))
     if announcement_sets is not None:
         catalog = dataclasses.replace(catalog, announcement_sets=announcement_sets)
+    if pbx_prompts is not None:
+        catalog = dataclasses.replace(catalog, pbx_prompts=pbx_prompts)
     return check_flow_texts(texts, catalog)
 
 

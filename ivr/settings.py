@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ivr import names
 from ivr.errors import ConfigError
 
 PACKAGE_HOME = Path(__file__).resolve().parent.parent
@@ -60,6 +61,8 @@ class Settings:
     audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
     console: bool = True       # `ivr serve` starts the console's process beside it (no: `ivr console` elsewhere)
     queue_log: Path | None = None      # Asterisk's queue_log on this host: the leader reconciles against it
+    sounds_dir: Path | None = None     # this PBX host's sounds folder for prompts: the engine keeps it in sync
+    pbx_name: str = "main"             # the PBX of this host, as its prompt sync reports it
 
     def __repr__(self) -> str:      # secrets masked (``shown``)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown(self)) + ")"
@@ -114,6 +117,10 @@ SETTINGS_HELP = {
     "IVR_QUEUE_LOG": (None, "Asterisk's queue_log file on this host (e.g. /var/log/asterisk/queue_log): the "
                             "leader reads it and reconciles the PBX's record against its own (docs/pbx-record.md); "
                             "unset: not read"),
+    "IVR_SOUNDS_DIR": (None, "this PBX host's Asterisk sounds folder for prompts (e.g. /var/lib/asterisk/sounds/12345): "
+                             "the engine on the PBX's host keeps it equal to the prompts in Redis every 30 s and sends "
+                             "up the voice messages of IVR_RECORDINGS_DIR (docs/prompts.md); unset: not synced"),
+    "IVR_PBX_NAME": ("main", "the name of this host's PBX in the prompt sync's report (IVR_SOUNDS_DIR)"),
 }
 
 
@@ -302,6 +309,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     checkpoint_s = _seconds(get, "IVR_AUDIT_CHECKPOINT_S", 1, 86400, 300.0, errors)
     console = (get("IVR_CONSOLE") or "yes").lower()
     _one_of("IVR_CONSOLE", console, ("yes", "no"), "yes or no", errors)
+    pbx_name = get_or_default("IVR_PBX_NAME")
+    if not names.PBX.ok(pbx_name):
+        errors.append(f"IVR_PBX_NAME={pbx_name!r}: {names.PBX.what}")
     if errors:
         raise ConfigError("wrong settings:\n  " + "\n  ".join(errors))
     return Settings(
@@ -314,4 +324,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         audit_checkpoint_file=Path(get("IVR_AUDIT_CHECKPOINT_FILE") or data_dir / "audit-checkpoints.jsonl").resolve(),
         audit_checkpoint_s=checkpoint_s, console=console != "no",
         queue_log=Path(q).resolve() if (q := get("IVR_QUEUE_LOG")) else None,
+        sounds_dir=Path(d).resolve() if (d := get("IVR_SOUNDS_DIR")) else None, pbx_name=pbx_name,
     )

@@ -24,6 +24,8 @@ class Catalog:
     # prompts whose validity window ends soon or has ended: name -> note
     prompt_notes: Mapping[str, str] = field(default_factory=dict)
     announcement_sets: frozenset[str] | None = None   # None: not checked
+    # publishing only: each known PBX -> the prompts its sounds folder holds at the version in force
+    pbx_prompts: Mapping[str, frozenset[str]] | None = None
 
 
 def check(parsed: ParsedFlow, catalog: Catalog) -> None:
@@ -60,8 +62,23 @@ def _prompt(k: _Check, ref: Reference) -> None:
     if ref.value not in catalog.prompts:
         probs.at(ref.node, f"{ref.where}: prompt '{ref.value}' not found in prompts/"
                            f"{did_you_mean(ref.value, catalog.prompts)}")
-    elif ref.value in catalog.prompt_notes:
-        probs.at(ref.node, f"{ref.where}: prompt '{ref.value}' {catalog.prompt_notes[ref.value]}", warning=True)
+    else:
+        _on_every_pbx(k, ref, [ref.value])
+        if ref.value in catalog.prompt_notes:
+            probs.at(ref.node, f"{ref.where}: prompt '{ref.value}' {catalog.prompt_notes[ref.value]}", warning=True)
+
+
+def _on_every_pbx(k: _Check, ref: Reference, prompts: list[str]) -> None:
+    """When publishing: one error for each known PBX whose sounds folder lacks
+    one of ``prompts`` at the version in force (docs/prompts.md)."""
+    for pbx, held in sorted((k.catalog.pbx_prompts or {}).items()):
+        lacking = [p for p in prompts if p not in held]
+        if not lacking:
+            continue
+        shown = ", ".join(f"'{p}'" for p in lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+        k.parsed.problems.at(ref.node, f"{ref.where}: PBX '{pbx}' lacks prompt {shown} at the version in force: "
+                                       "not published until its prompt sync has it (ivr prompts push, then "
+                                       "ivr prompts status)")
 
 
 def _queue(k: _Check, ref: Reference) -> None:
@@ -81,6 +98,8 @@ def _spoken(k: _Check, ref: Reference) -> None:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         k.parsed.problems.at(ref.node, f"{ref.where}: the recordings for saying a place and a wait are missing "
                                        f"in prompts/: {shown} (ivr prompts draft makes them from prompts/texts.yaml)")
+    else:
+        _on_every_pbx(k, ref, list(spoken_prompts()))
 
 
 def _announcement_set(k: _Check, ref: Reference) -> None:

@@ -187,3 +187,31 @@ API_TOKEN_PREFIX = f"{PREFIX}apitoken:"   # + SHA-256 of the token: JSON {user, 
 USER_SESSIONS_PREFIX = f"{PREFIX}user-sessions:"   # + user: Set of the SHA-256 of their session tokens
 LOGIN_LIMIT_PREFIX = f"{PREFIX}login:"     # + account or address: failed sign-ins and the block (ivr.web.login_limit)
 DRILL_PROBE = f"{PREFIX}drill:probe"      # String: a drill's write probe after a Redis failover
+
+
+# Prompts and voice messages shared by every host (ivr.prompts.store, docs/prompts.md).
+PROMPT_PREFIX = f"{PREFIX}prompt:"
+PROMPTS_CURRENT = f"{PROMPT_PREFIX}current"     # Hash: prompt name -> sha256 of the version in force
+PROMPTS_SEQ = f"{PROMPT_PREFIX}seq"             # Hash: prompt name -> the last version number handed out
+PROMPT_SYNC_PBXS = f"{PROMPT_PREFIX}pbxs"       # Hash: PBX -> JSON {at, host, prompts, missing, errors, messages}: known PBXs
+
+
+def prompt_blob(sha256: str) -> str:
+    """String: the WAV bytes whose SHA-256 is ``sha256`` (content-addressed, written once)."""
+    return f"{PROMPT_PREFIX}blob:{sha256}"
+
+
+def prompt_versions(name: str) -> str:
+    """Hash: version -> JSON {schema, name, version, sha256, bytes, by, at, source} of one prompt."""
+    return f"{PROMPT_PREFIX}versions:{name}"
+
+
+def pbx_prompts_held(pbx: str) -> str:
+    """Set: the sha256 of every prompt version this PBX's sounds folder held at its last sync."""
+    return f"{PROMPT_PREFIX}held:{pbx}"
+
+
+def voice_message(name: str) -> str:
+    """Hash (expires): one voice message recorded on a PBX: ``audio`` (the WAV bytes),
+    ``pbx``, ``sha256``, ``bytes``, ``at`` (ivr.prompts.messages)."""
+    return f"{PREFIX}message:{name}"

@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 import redis.asyncio as aioredis
@@ -48,9 +49,10 @@ from ivr.flow.registry import FlowRegistry
 from ivr.flow.store import FlowStore
 from ivr.logs import Log
 from ivr.project import Project, check_files
+from ivr.prompts.sync import PromptSync
 from ivr.redisdb import keys
 from ivr.redisdb.server import RedisHandle, connect
-from ivr.runtime import leader_work
+from ivr.runtime import leader_work, prompt_sync
 from ivr.runtime.audit_key import check_audit_key
 from ivr.runtime.console import ConsoleProcess
 from ivr.runtime.leader import LeaderRole, Part
@@ -66,6 +68,7 @@ from ivr.runtime.status import EngineStatus, publish
 from ivr.settings import SHIPPED_AMI_SECRET, Settings, shipped_secret_in_use
 
 REFRESH_S = 0.5  # flows, the level and the data files reach every process within a second
+PROMPT_SYNC_S = 30.0  # how often the engine on a PBX's host syncs its sounds folder (IVR_SOUNDS_DIR)
 
 
 def raise_open_file_limit() -> int:
@@ -211,6 +214,11 @@ class Engine:
         self.status.http_port = await console.start()
         return console
 
+    def _prompt_sync(self) -> PromptSync:
+        assert self.settings.sounds_dir is not None
+        return prompt_sync.build(self.redis, pbx=self.settings.pbx_name, sounds_dir=self.settings.sounds_dir,
+                                 messages_dir=Path(self.settings.recordings_dir), log=self.log)
+
     async def publish_status(self) -> None:
         await publish(self.redis, self.leader.lock.token, self.status)
 
@@ -231,6 +239,8 @@ class Engine:
             background = [tg.create_task(self._refresh_loop()), tg.create_task(self.summaries.run())]
             if self.settings.leader:
                 background.append(tg.create_task(self.leader.run()))
+            if self.settings.sounds_dir is not None:      # on the PBX's host: its prompts and voice messages
+                background.append(tg.create_task(prompt_sync.loop(self._prompt_sync(), every_s=PROMPT_SYNC_S)))
             await self.agi.start()
             try:
                 console = await self._start_console()

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ivr.audit.chain import AuditLog
 from ivr.callback.policy import rank
 from ivr.callback.report import month_days, period
 from ivr.callback.states import EntryKind, RecordState
@@ -21,6 +22,7 @@ from ivr.errors import ConfigError, Conflict, InvalidInput, NotFound
 from ivr.logs import mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.live import read_live
+from ivr.services import prompts as prompt_service
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -168,3 +170,21 @@ async def report(redis: aioredis.Redis, start: float, end: float) -> tuple[dict[
     figures, and one row per missed call for the CSV."""
     from ivr.callback.report_data import gather
     return await gather(redis, start, end)
+
+
+async def voice_message(redis: aioredis.Redis, key: str, *, by: str) -> bytes:
+    """The voice message a callback's caller left (the record names it), as the
+    PBX it was recorded on sent it up; the play is recorded in the console's
+    audit log (a citizen's voice)."""
+    rec = await CallbackQueries(redis).find(key)
+    if rec is None:
+        raise NotFound(f"没有回拨记录 '{key}' — no callback '{key}'")
+    name = rec.get("message") or ""
+    if not name:
+        raise NotFound(f"回拨 {rec.get('id', key)} 的来电人没有留言 — the caller of callback {rec.get('id', key)} "
+                       "left no voice message")
+    msg = await prompt_service.voice_message(redis, name)
+    await AuditLog(redis, keys.CONSOLE_AUDIT).append([{"kind": "voice_message_played", "at": time.time(), "by": by,
+                                                       "callback": rec.get("id", ""), "message": name,
+                                                       "pbx": msg.pbx}])
+    return msg.audio

@@ -4,8 +4,10 @@ flow's text; the command line works on the files in ``flows/``."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +17,7 @@ from ivr.flow import model as m
 from ivr.flow.store import FlowStore, FlowVersion, PublishResult
 from ivr.project import Project, check_files, check_flow_texts, load_operations, prompt_names, queue_sound_problems
 from ivr.services.files import write_atomic
+from ivr.services.prompts import pbx_prompts
 from ivr.yamldoc.problems import Problem
 
 if TYPE_CHECKING:
@@ -69,12 +72,15 @@ def check_project(home: Path, tz: ZoneInfo, paths: list[Path] | None = None) -> 
 
 
 def check_text(home: Path, name: str, source: str, label: str | None = None,
-               published: frozenset[str] = frozenset()) -> tuple[m.Flow | None, list[Problem]]:
+               published: frozenset[str] = frozenset(),
+               pbx_prompts: Mapping[str, frozenset[str]] | None = None) -> tuple[m.Flow | None, list[Problem]]:
     """One flow's text against the project (other flows: the files, ``published``
-    and itself). Returns the flow (None if invalid) and every problem."""
+    and itself) and, to publish it, ``pbx_prompts`` (what each known PBX holds).
+    Returns the flow (None if invalid) and every problem."""
     project = Project(home)
     others = frozenset(p.stem for p in project.flow_files()) | published | {name}
-    flows, problems = check_flow_texts({name: (label or f"flows/{name}.yaml", source)}, project.catalog(others))
+    catalog = dataclasses.replace(project.catalog(others), pbx_prompts=pbx_prompts)
+    flows, problems = check_flow_texts({name: (label or f"flows/{name}.yaml", source)}, catalog)
     return flows.get(name), problems
 
 
@@ -92,11 +98,20 @@ class Publishable:
                                "(fix the errors above first)")
 
 
-def publishable(home: Path, names: list[str]) -> Publishable:
-    """The files of ``names`` (all by default) checked for publishing."""
+def publishable(home: Path, names: list[str],
+                pbx_prompts: Mapping[str, frozenset[str]] | None = None) -> Publishable:
+    """The files of ``names`` (all by default) checked for publishing, with
+    what each known PBX holds (``pbx_prompts``, from ``prompts.pbx_prompts``):
+    a flow naming a prompt some PBX lacks is not publishable."""
     project = Project(home)
-    flows, problems = check_files(project)
+    flows, problems = check_files(project, pbx_prompts=pbx_prompts)
     return Publishable(flows, problems, names or sorted(p.stem for p in project.flow_files()))
+
+
+async def publishable_now(redis: aioredis.Redis, home: Path, names: list[str]) -> Publishable:
+    """``publishable`` against the PBXs as Redis knows them now."""
+    held = await pbx_prompts(redis)
+    return await asyncio.to_thread(publishable, home, names, held)
 
 
 async def publish(redis: aioredis.Redis, name: str, source: str, *, by: str, note: str = "") -> PublishResult:
@@ -108,7 +123,8 @@ async def publish_text(redis: aioredis.Redis, home: Path, name: str, source: str
     """The console's publish: the text checked, published, and written to
     ``flows/NAME.yaml`` so the file and Redis agree. ``FlowInvalid`` (with
     warnings too) when it has errors: nothing published."""
-    flow, problems = await asyncio.to_thread(check_text, home, name, source)   # off the calls' loop
+    held = await pbx_prompts(redis)
+    flow, problems = await asyncio.to_thread(check_text, home, name, source, None, frozenset(), held)  # off the loop
     if flow is None or errors_of(problems):
         raise FlowInvalid(problems)
     res = await publish(redis, name, source, by=by, note=note)
@@ -129,7 +145,8 @@ async def rollback(redis: aioredis.Redis, home: Path, name: str, version: int | 
     except FlowNotFound:
         raise FlowNotFound(f"流程 '{name}' 没有版本 {target} — flow '{name}' has no version {target}") from None
     published = frozenset(await store.names())
-    _, problems = await asyncio.to_thread(check_text, home, name, fv.source, f"{name}@v{target}", published)
+    held = await pbx_prompts(redis)
+    _, problems = await asyncio.to_thread(check_text, home, name, fv.source, f"{name}@v{target}", published, held)
     if errors_of(problems):
         raise FlowInvalid(errors_of(problems))
     v = await store.rollback(name, target, by=by, note=note)

@@ -20,6 +20,8 @@ from ivr.errors import AudioRefused, ConfigError, InvalidInput, NotFound
 from ivr.project import prompt_names
 from ivr.prompts.announcements import parse_announcements
 from ivr.prompts.audio import Converted, convert_in_child, write_prompt
+from ivr.prompts.messages import MessageStore, VoiceMessage
+from ivr.prompts.store import PromptStore, PromptVersion
 from ivr.redisdb import keys
 from ivr.yamldoc import bounded as yamlfile
 from ivr.yamldoc.problems import Problem
@@ -65,6 +67,32 @@ def listing(home: Path) -> list[dict[str, Any]]:
     return out
 
 
+async def listing_shared(redis: aioredis.Redis, home: Path) -> list[dict[str, Any]]:
+    """``listing``, with the prompts in the shared store that this host's
+    prompts/ lacks (uploaded on another console host, pushed from elsewhere)."""
+    local = await asyncio.to_thread(listing, home)
+    have = {p["name"] for p in local}
+    store = PromptStore(redis)
+    extra = []
+    for name in sorted(set(await store.current()) - have):
+        versions = await store.versions(name)
+        size = int(versions[-1]["bytes"]) if versions else 0
+        extra.append({"name": name, "duration_s": round(max(size - 44, 0) / 16000, 1) if size else None})
+    return sorted(local + extra, key=lambda p: str(p["name"]))
+
+
+async def audio(redis: aioredis.Redis, home: Path, name: str) -> Path | bytes:
+    """A prompt's audio: this host's file, else the version in force in the shared store."""
+    try:
+        return audio_path(home, name)
+    except NotFound:
+        sha = await PromptStore(redis).version_of(name)
+        data = await PromptStore(redis).blob(sha) if sha else None
+        if data is None:
+            raise
+        return data
+
+
 def audio_path(home: Path, name: str) -> Path:
     path = _dir(home) / f"{check_name(name)}.wav"
     if not path.exists():
@@ -84,9 +112,75 @@ async def upload(redis: aioredis.Redis, home: Path, name: str | None, data: byte
         await asyncio.to_thread(write_prompt, _dir(home) / f"{name}.wav", conv.wav)
     except AudioRefused as exc:
         raise InvalidInput(str(exc)) from exc
+    assert name is not None
+    pv = await PromptStore(redis).put(name, conv.wav, by=by, source=filename, at=time.time())
     await _record(redis, "prompt_uploaded", by, prompt=name, **{"from": filename}, format=conv.source_format,
-                  duration_s=round(conv.seconds, 2))
+                  duration_s=round(conv.seconds, 2), version=pv.version, sha256=pv.sha256)
     return conv
+
+
+# -- the shared store and the PBXs' sounds folders (docs/prompts.md) --------------------------
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    versions: list[PromptVersion]       # every prompt file pushed (changed: a new version)
+    skipped: list[str]                  # files not pushed (not WAV, or too large), with why
+
+
+async def push(redis: aioredis.Redis, home: Path, *, by: str, only: list[str] | None = None) -> Pushed:
+    """The WAV files of prompts/ (all, or ``only``) as the versions in force in
+    the shared store: what every PBX's sync then writes into its sounds folder."""
+    store = PromptStore(redis)
+    wanted = [check_name(n) for n in only] if only else sorted(prompt_names(_dir(home)))
+    out, skipped = [], []
+    for name in wanted:
+        path = _dir(home) / f"{name}.wav"
+        if not path.is_file():
+            skipped.append(f"{name}: 不是 WAV 文件或不存在 — no prompts/{name}.wav")
+            continue
+        data = await asyncio.to_thread(path.read_bytes)
+        try:
+            out.append(await store.put(name, data, by=by, source=f"prompts/{name}.wav", at=time.time()))
+        except InvalidInput as exc:
+            skipped.append(f"{name}: {exc}")
+    changed = [v for v in out if v.changed]
+    if changed:
+        await _record(redis, "prompts_pushed", by, prompts={v.name: v.version for v in changed})
+    return Pushed(out, skipped)
+
+
+async def pbx_prompts(redis: aioredis.Redis) -> dict[str, frozenset[str]]:
+    """Every known PBX (one that has synced) -> the prompt names its sounds folder
+    holds at the version in force: what publishing a flow is checked against."""
+    return await PromptStore(redis).held_names()
+
+
+async def pbx_status(redis: aioredis.Redis) -> list[dict[str, Any]]:
+    """Each known PBX: when it last synced, from which host, and the prompts in force it lacks."""
+    store = PromptStore(redis)
+    current = await store.current()
+    out = []
+    for s in await store.pbxs():
+        lacking = sorted(n for n, sha in current.items() if sha not in s.held)
+        out.append({"pbx": s.pbx, "at": s.at, "host": s.host, "prompts": len(current) - len(lacking),
+                    "lacking": lacking, "errors": list(s.errors)})
+    return out
+
+
+async def forget_pbx(redis: aioredis.Redis, pbx: str, *, by: str) -> None:
+    """A PBX taken out of service no longer holds up publishing."""
+    if not await PromptStore(redis).forget(pbx):
+        raise NotFound(f"没有同步过录音的交换机 '{pbx}' — no PBX '{pbx}' has synced prompts")
+    await _record(redis, "prompt_sync_pbx_forgotten", by, pbx=pbx)
+
+
+async def voice_message(redis: aioredis.Redis, name: str) -> VoiceMessage:
+    """A voice message as the PBX it was recorded on sent it up."""
+    msg = await MessageStore(redis).get(name)
+    if msg is None:
+        raise NotFound(f"留言 {name} 尚未从交换机上传或已过保存期 — voice message {name} has not reached the "
+                       "shared store (its PBX's prompt sync sends it up) or has expired")
+    return msg
 
 
 def texts_to_draft(home: Path, name: str | None, text: str | None) -> dict[str, str]:
@@ -132,7 +226,9 @@ def speak(home: Path, name: str, text: str) -> float:
 async def draft(redis: aioredis.Redis, home: Path, name: str, text: str, *, by: str) -> float:
     """``speak`` off the event loop, recorded in the console's audit log."""
     seconds = await asyncio.to_thread(speak, home, name, text)
-    await _record(redis, "prompt_drafted", by, prompt=name, text=text.strip())
+    data = await asyncio.to_thread((_dir(home) / f"{name}.wav").read_bytes)
+    pv = await PromptStore(redis).put(name, data, by=by, source="draft", at=time.time())
+    await _record(redis, "prompt_drafted", by, prompt=name, text=text.strip(), version=pv.version)
     return seconds
 
 

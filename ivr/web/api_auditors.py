@@ -12,7 +12,7 @@ from ivr.logs import mask_number
 from ivr.services import audit as audit_service
 from ivr.services import callbacks as callback_service
 from ivr.web import audit_views, offload, schemas
-from ivr.web.context import Route, ctx_of
+from ivr.web.context import Route, ctx_of, principal
 from ivr.web.schemas import INT, OBJ, STR, answer, array, fields_of, string
 
 AUDITOR = ("auditor",)
@@ -74,10 +74,20 @@ async def record(request: web.Request) -> web.Response:
     names = {**await _seat_names(request), **{e["seat"]: e["seat_name"] for _, e in trail
                                               if e.get("seat") and e.get("seat_name")}}
     shown = {**rec, "number": mask_number(rec.get("number", ""))}
+    message_url = f"/api/callbacks/{rec['id']}/message.wav" if rec.get("message") and rec.get("id") else ""
     return web.json_response({"record": shown, "summary": {**audit_views.row(rec, tz, names), **{
         k: L.local_time(rec.get(k), tz) for k in ("deadline", "first_callback_at", "closed_at")},
-        "reason_label": L.label(L.MISS_REASONS, rec.get("reason")), "calls": rec.get("calls", "1")},
+        "reason_label": L.label(L.MISS_REASONS, rec.get("reason")), "calls": rec.get("calls", "1"),
+        "message_url": message_url},
         "trail": [{"stream_id": rid, **e, **L.trail_row(e, tz, names)} for rid, e in trail]})
+
+
+async def message_audio(request: web.Request) -> web.Response:
+    """The citizen's voice message of one callback, from the shared store: the
+    PBX it was recorded on sent it up (docs/prompts.md), so any console host plays it."""
+    ctx = ctx_of(request)
+    audio = await callback_service.voice_message(ctx.redis, request.match_info["key"], by=principal(request).user)
+    return web.Response(body=audio, content_type="audio/wav", headers={"Cache-Control": "private, no-store"})
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -132,6 +142,10 @@ ROUTES = [
     Route("GET", "/api/callbacks/{key}", record, AUDITOR, "one callback and its audit trail as a timeline",
           tag="auditor", params={"key": CALLBACK_KEY}, errors=(404,),
           answers=answer(fields_of({"record": OBJ, "summary": OBJ, "trail": array(OBJ)}))),
+    Route("GET", "/api/callbacks/{key}/message.wav", message_audio, AUDITOR,
+          "the citizen's voice message of one callback (8 kHz WAV), sent up by the PBX it was recorded on; "
+          "each play is recorded in the console's audit log", tag="auditor", params={"key": CALLBACK_KEY},
+          errors=(404,), answers=answer(media="audio/wav")),
     Route("GET", "/api/audit/verify", verify, AUDITOR, "verify every hash-chained audit log", tag="auditor",
           answers=answer({"type": "object", "additionalProperties": CHAIN})),
     Route("GET", "/api/audit/checkpoint", checkpoint, AUDITOR,

@@ -107,12 +107,20 @@ async def flow_rollback(request: web.Request) -> web.Response:
 # -- prompts ------------------------------------------------------------------------------
 
 async def prompts_list(request: web.Request) -> web.Response:
-    return web.json_response({"prompts": prompt_service.listing(_home(request))})
+    return web.json_response({"prompts": await prompt_service.listing_shared(ctx_of(request).redis, _home(request))})
+
+
+async def prompt_pbxs(request: web.Request) -> web.Response:
+    """Each PBX that has synced prompts: when, and the prompts in force it lacks
+    (publishing a flow that names one of them is refused)."""
+    return web.json_response({"pbxs": await prompt_service.pbx_status(ctx_of(request).redis)})
 
 
 async def prompt_audio(request: web.Request) -> web.StreamResponse:
-    path = prompt_service.audio_path(_home(request), request.match_info["name"])
-    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+    found = await prompt_service.audio(ctx_of(request).redis, _home(request), request.match_info["name"])
+    if isinstance(found, bytes):        # from the shared store: this console host's prompts/ lacks it
+        return web.Response(body=found, content_type="audio/wav")
+    return web.FileResponse(found, headers={"Content-Type": "audio/wav"})
 
 
 async def _read_upload(request: web.Request) -> tuple[str | None, bytes | None, str]:
@@ -228,6 +236,12 @@ ROUTES = [
           params=NAME, errors=(404, 409, 422), answers=answer(fields_of({"version": {"type": "integer"}}))),
     Route("GET", "/api/prompts", prompts_list, OPS, "prompts and their durations", tag="operations",
           answers=answer(fields_of({"prompts": array(fields_of({"name": STR, "duration_s": NULL_NUM}))}))),
+    Route("GET", "/api/prompts/pbxs", prompt_pbxs, OPS,
+          "each PBX that has synced prompts (ivr prompts sync): when, from which host, the prompts in force it "
+          "lacks; a flow naming one of them is not published", tag="operations",
+          answers=answer(fields_of({"pbxs": array(fields_of({
+              "pbx": STR, "at": NUM, "host": STR, "prompts": {"type": "integer"}, "lacking": array(STR),
+              "errors": array(STR)}))}))),
     Route("GET", "/api/prompts/{name:.+}.wav", prompt_audio, OPS, "a prompt's audio", tag="operations",
           params={"name": schemas.PROMPT_NAME}, errors=(404,), answers=answer(media="audio/wav")),
     Route("POST", "/api/prompts", prompt_upload, OPS,

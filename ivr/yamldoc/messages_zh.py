@@ -95,6 +95,10 @@ RULES: list[tuple[str, Callable[[re.Match[str]], str]]] = [  # (pattern on the t
     (r"名称无效 \(invalid name\): (.+)", lambda m: f"名称无效：{m[1]}"),
     (r"the recordings for saying a place and a wait are missing in prompts/: (.+?) \(ivr prompts draft .*\)",
      lambda m: f"报位置和等待时间所需的录音在 prompts/ 中缺失：{m[1]}（可用 ivr prompts draft 按 prompts/texts.yaml 生成）"),
+    (r"PBX '(.+?)' lacks prompt (.+?) at the version in force: not published until its prompt sync has it "
+     r"\(ivr prompts push, then ivr prompts status\)",
+     lambda m: f"交换机 '{m[1]}' 还没有录音 {m[2].replace(' and ', ' 及另外 ').replace(' more', ' 个')}（当前版本），"
+               "该交换机的录音同步取得之前不能发布（先 ivr prompts push，再用 ivr prompts status 查看）"),
     (r"emergency_digit and on_emergency go together", lambda m: "emergency_digit 与 on_emergency 须同时给出"),
     (r"emergency_digit must differ from accept_digit", lambda m: "emergency_digit 不能与 accept_digit 相同"),
     (r"number list '(.+?)' not found in flows/lists/" + DYM, lambda m: f"号码名单 '{m[1]}' 不在 flows/lists/ 中{_dym(m[2])}"),
