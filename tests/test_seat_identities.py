@@ -253,7 +253,8 @@ async def test_a_level_set_from_the_command_line_carries_the_engines_clock(redis
                          "calls_handled": 0, "leader": True, "ami_connected": True, "parts": {},
                          "config_version": 1, "config_error": None},
               "mono": __import__("time").monotonic() + 600}
-    await redis.set(keys.engine_status("t1"), json.dumps(record), ex=keys.ENGINE_STATUS_TTL_S)
+    # kept longer than an engine's (10 s): on a loaded machine the command's start alone can take that long
+    await redis.set(keys.engine_status("t1"), json.dumps(record), ex=600)
     env = {**os.environ, "IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path), "IVR_REDIS_URL": redis_url}
     before = sim.now()
     res = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "ivr", "contingency", "set", "1", "--reason",
