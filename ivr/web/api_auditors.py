@@ -36,7 +36,7 @@ async def report(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     start, end, a, b = _period(request)
     body = await offload.view("report", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key,
-                              names=await _seat_names(request))
+                              now=ctx.clock.now(), names=await _seat_names(request))
     return web.Response(body=body, content_type="application/json")
 
 
@@ -61,8 +61,11 @@ async def callbacks(request: web.Request) -> web.Response:
 async def report_csv(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     start, end, a, b = _period(request)
-    body = await offload.view("csv", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key)
-    name = f"callbacks-{a}-{b}.csv"
+    part = request.query.get("part") or "callbacks"
+    body = await offload.view("csv", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key,
+                              now=ctx.clock.now(), part=part,
+                              names=await _seat_names(request) if part == "figures" else {})
+    name = f"{'figures' if part == 'figures' else 'callbacks'}-{a}-{b}.csv"
     return web.Response(body=body, content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -118,8 +121,11 @@ ROUTES = [
           query=PERIOD, errors=(422,),
           answers=answer(fields_of({"period": PERIOD_OUT, "callbacks": {"type": "integer"}, "hotline": OBJ}))),
     Route("GET", "/api/callbacks/report.csv", report_csv, AUDITOR,
-          "the same period as CSV for Excel (UTF-8 with BOM, Chinese headers, local time, numbers masked)",
-          tag="auditor", query=PERIOD, errors=(422,), answers=answer(media="text/csv")),
+          "the same period as CSV for Excel (UTF-8 with BOM, Chinese headers, local time, numbers masked): "
+          "one row per callback, or (part=figures) the national figures of the period, each day, kind and seat",
+          tag="auditor", query={**PERIOD, "part": {"enum": ["", "callbacks", "figures"],
+                                                   "description": "empty: callbacks"}},
+          errors=(422,), answers=answer(media="text/csv")),
     Route("GET", "/api/callbacks", callbacks, AUDITOR,
           "one page of the callbacks of a period, newest first (?from&to, state=open|closed, kind, page, "
           "per_page), numbers masked, seats by their names", tag="auditor",

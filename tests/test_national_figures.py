@@ -1,0 +1,170 @@
+"""The national figures (ivr/callback/figures.py, docs/audit-report.md), every
+one against values worked out by hand, and the auditors' report and CSV that
+carry them."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from zoneinfo import ZoneInfo
+
+from ivr.callback.figures import Figures, figures_csv, figures_of, rate_text
+from ivr.redisdb import keys
+
+TZ = ZoneInfo("Asia/Shanghai")
+DAY0 = 1796054400.0             # 2026-12-01 00:00 Beijing
+HOUR = 3600.0
+
+
+def call(at, status="ANSWERED", hold="", wanted=True, **kw):
+    return {"started": f"{at:.3f}", "ended": f"{at + 60:.3f}", "wanted_person": "1" if wanted else "0",
+            "queue_status": status, "hold_s": hold, "member": "Local/101@ivr-seats/n" if status == "ANSWERED" else "",
+            **kw}
+
+
+def day(calls, attempts=(), now=None):
+    return figures_of(list(calls), list(attempts), DAY0, DAY0 + 86400, TZ, now)
+
+
+def test_no_calls_counts_nothing_and_divides_nothing():
+    f = day([])
+    assert (f["offered"], f["answered"], f["answered_within_15s"], f["abandoned_within_15s"]) == (0, 0, 0, 0)
+    assert f["answered_within_15s_rate"] is None and f["answer_rate_24h"] is None
+    assert f["average_speed_of_answer_s"] is None and f["satisfaction_rate"] is None
+    assert f["survey"] == {"offered": 0, "answered": 0, "satisfied": 0, "basically_satisfied": 0,
+                           "dissatisfied": 0, "no_answer": 0}
+    assert (f["per_kind"], f["per_seat"], f["per_day"]) == ({}, {}, {})
+    assert rate_text(f["satisfaction_rate"]) == "—"
+
+
+def test_answered_within_15s_rate_counts_exactly_15_s_and_every_call_that_wanted_a_person():
+    calls = [call(DAY0 + 10, hold="15"),        # exactly 15 s: within
+             call(DAY0 + 20, hold="16"),        # 16 s: not
+             call(DAY0 + 30, hold="3"),
+             call(DAY0 + 40, "ABANDONED", hold="30"),
+             call(DAY0 + 50, "", outcome="lines_full"),     # busy: wanted a person, answered by nobody
+             call(DAY0 + 60, "", wanted=False),             # satisfied by the menu: not offered
+             call(DAY0 - 10, hold="1")]                     # the day before: not in the period
+    f = day(calls)
+    assert (f["offered"], f["answered"], f["answered_within_15s"]) == (5, 3, 2)
+    assert f["answered_within_15s_rate"] == 0.4                 # 2 / 5
+    assert f["average_speed_of_answer_s"] == round((15 + 16 + 3) / 3, 1)   # 11.3
+    assert f["answer_rate"] == 0.6
+
+
+def test_an_answered_call_without_a_hold_time_is_answered_but_not_within_15s_nor_in_the_asa():
+    f = day([call(DAY0, hold=""), call(DAY0 + 1, hold="4")])
+    assert (f["answered"], f["answered_within_15s"], f["average_speed_of_answer_s"]) == (2, 1, 4.0)
+
+
+def test_abandons_within_15s_by_the_wait_in_the_queue():
+    calls = [call(DAY0, "ABANDONED", hold="15"),                         # exactly 15 s: within
+             call(DAY0 + 1, "ABANDONED", hold="", queue_wait_s="7.5"),   # the engine's own measure
+             call(DAY0 + 2, "ABANDONED", hold="16"),
+             call(DAY0 + 3, "TIMEOUT", hold="5"),                        # the queue gave up, not the caller
+             call(DAY0 + 4, "ABANDONED", hold="")]                       # no wait known: not counted
+    assert day(calls)["abandoned_within_15s"] == 2
+
+
+def test_rolling_24_hours_ends_at_now_and_the_lowest_window_of_the_period():
+    # day 1: 10 calls, 9 answered; day 2, 01:00-02:00: 4 calls, 1 answered
+    calls = [call(DAY0 + 3600 + i, "ANSWERED" if i < 9 else "ABANDONED", hold="5") for i in range(10)]
+    calls += [call(DAY0 + 86400 + 3600 + i, "ANSWERED" if i < 1 else "ABANDONED", hold="5") for i in range(4)]
+    f = figures_of(calls, [], DAY0, DAY0 + 2 * 86400, TZ, now=DAY0 + 86400 + 2 * HOUR)
+    # the 24 hours up to now (day 1 02:00 .. day 2 02:00): day 2's 4 calls only (day 1's were at 01:00)
+    assert (f["answer_rate_24h_offered"], f["answer_rate_24h"]) == (4, 0.25)
+    # windows of 24 whole hours in the period: the lowest is any holding day 2's calls and not day 1's
+    assert f["answer_rate_24h_lowest"] == 0.25
+    assert f["answer_rate_24h_lowest_from"] == DAY0 + 2 * HOUR
+    assert f["per_day"]["2026-12-01"]["answer_rate_24h"] == 0.9
+    assert f["per_day"]["2026-12-02"]["answer_rate_24h"] == 0.25
+    # a period of one day: no window of 24 hours but itself
+    assert day(calls[:10])["answer_rate_24h_lowest"] == 0.9
+
+
+def test_satisfaction_rate_over_surveys_offered_no_answer_never_satisfied():
+    seat = "Local/101@ivr-seats/n"
+    calls = [call(DAY0 + i, hold="5", survey=a, survey_seat=seat) for i, a in enumerate(
+        ("satisfied", "satisfied", "basically_satisfied", "dissatisfied", "no_answer"))]
+    calls.append(call(DAY0 + 9, hold="5"))               # no survey offered (an emergency call)
+    f = day(calls)
+    assert f["survey"] == {"offered": 5, "answered": 4, "satisfied": 2, "basically_satisfied": 1,
+                           "dissatisfied": 1, "no_answer": 1}
+    assert f["satisfaction_rate"] == 0.6                   # (2 + 1) / 5
+    s = f["per_seat"][seat]
+    assert (s["answered"], s["satisfaction_rate"], s["survey"]["offered"]) == (6, 0.6, 5)
+    assert s["answered_within_15s_rate"] is None and s["abandoned_within_15s"] is None   # no seat's denominator
+
+
+def test_surveys_offered_but_none_answered_is_zero_not_none():
+    f = day([call(DAY0, hold="5", survey="no_answer")])
+    assert (f["satisfaction_rate"], f["survey"]["offered"], f["survey"]["answered"]) == (0.0, 1, 0)
+
+
+def test_kinds_live_callback_and_a_kind_the_record_names():
+    attempts = [{"kind": "attempt", "at": DAY0 + 100, "seat": "Local/102@ivr-seats/n", "outcome": "reached"},
+                {"kind": "attempt", "at": DAY0 + 200, "seat": "Local/102@ivr-seats/n", "outcome": "no_answer"},
+                {"kind": "attempt", "at": DAY0 + 300, "seat": "Local/103@ivr-seats/n", "outcome": "seat_no_answer"},
+                {"kind": "attempt", "at": DAY0 + 400, "seat": "Local/102@ivr-seats/n", "outcome": "reached",
+                 "survey": "basically_satisfied", "survey_seat": "Local/102@ivr-seats/n"}]
+    follow = call(DAY0 + 500, "", wanted=False, call_kind="follow_up", survey="satisfied")
+    f = day([call(DAY0, hold="20"), follow], attempts)
+    cb = f["per_kind"]["callback"]
+    # a seat that did not pick up dialled nobody: 3 attempts, 2 reached
+    assert (cb["offered"], cb["answered"], cb["answer_rate"]) == (3, 2, 0.6667)
+    assert cb["answered_within_15s_rate"] is None and cb["average_speed_of_answer_s"] is None
+    assert cb["satisfaction_rate"] == 1.0
+    assert f["per_kind"]["follow_up"]["survey"]["satisfied"] == 1
+    # the period's call figures are of citizens' calls in; its survey of every kind
+    assert (f["offered"], f["answered"], f["answered_within_15s"]) == (1, 1, 0)
+    assert (f["survey"]["offered"], f["satisfaction_rate"]) == (2, 1.0)
+    assert f["per_seat"]["Local/102@ivr-seats/n"]["answered"] == 2
+    assert "Local/103@ivr-seats/n" not in f["per_seat"]
+
+
+def test_added_one_at_a_time_equals_the_list():
+    calls = [call(DAY0 + i * 600, "ANSWERED" if i % 3 else "ABANDONED", hold=str(i % 30)) for i in range(100)]
+    f = Figures(DAY0, DAY0 + 86400, TZ)
+    for c in reversed(calls):
+        f.add_call(c)
+    assert f.result() == day(calls)
+
+
+def test_figures_csv_reads_in_chinese_with_a_row_per_day_kind_and_seat():
+    f = day([call(DAY0, hold="5", survey="satisfied", survey_seat="Local/101@ivr-seats/n")])
+    text = figures_csv(f, {"Local/101@ivr-seats/n": "Seat101"})
+    lines = text.splitlines()
+    assert lines[0].startswith("\ufeff范围 scope,名称 name,需人工来电 offered,接通 answered,15秒内接通,15秒接通率")
+    assert lines[1].startswith("合计 period,,1,1,1,100%")
+    assert any(x.startswith("日 day,2026-12-01,") for x in lines)
+    assert any(x.startswith("类别 kind,人工来电 live,") for x in lines)
+    assert any(x.startswith("坐席 seat,Seat101,0,1,1,,") for x in lines)
+
+
+async def test_cli_report_json_carries_the_national_figures(redis, redis_url, project_home, tmp_path):
+    now = time.time()
+    seat = "Local/101@ivr-seats/n"
+    for i, (status, hold, survey) in enumerate((("ANSWERED", "15", "satisfied"), ("ANSWERED", "40", "no_answer"),
+                                                ("ABANDONED", "6", ""), ("ABANDONED", "60", ""))):
+        s = {**call(now - 600 + i, status, hold), "number": f"1310000000{i}", "uniqueid": f"u{i}",
+             "survey": survey, "survey_seat": seat if survey else ""}
+        await redis.xadd(keys.CALLS, {"j": json.dumps(s)})
+    env = {**os.environ, "IVR_HOME": str(project_home), "IVR_REDIS_URL": redis_url, "IVR_DATA_DIR": str(tmp_path)}
+
+    def ivr(*args):
+        return subprocess.run([sys.executable, "-m", "ivr", *args], env=env, capture_output=True, text=True, timeout=60)
+    res = await asyncio.to_thread(ivr, "callbacks", "report", "--json")
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert (r["answered_within_15s_rate"], r["answer_rate_24h"]) == (0.25, 0.5)
+    assert (r["average_speed_of_answer_s"], r["abandoned_within_15s"], r["satisfaction_rate"]) == (27.5, 1, 0.5)
+    assert r["survey"] == {"offered": 2, "answered": 1, "satisfied": 1, "basically_satisfied": 0,
+                           "dissatisfied": 0, "no_answer": 1}
+    assert r["figures"]["per_seat"][seat]["satisfaction_rate"] == 0.5
+    assert len(r["figures"]["per_day"]) == 1 and list(r["figures"]["per_kind"]) == ["live"]
+    printed = await asyncio.to_thread(ivr, "callbacks", "report", "--figures-csv", str(tmp_path / "f.csv"))
+    assert printed.returncode == 0, printed.stderr
+    assert "15秒接通率 answered within 15 s 25%" in printed.stdout and "满意率 satisfaction 50%" in printed.stdout
+    assert (tmp_path / "f.csv").read_text(encoding="utf-8").startswith("\ufeff范围 scope")
