@@ -168,3 +168,99 @@ async def test_cli_report_json_carries_the_national_figures(redis, redis_url, pr
     assert printed.returncode == 0, printed.stderr
     assert "15秒接通率 answered within 15 s 25%" in printed.stdout and "满意率 satisfaction 50%" in printed.stdout
     assert (tmp_path / "f.csv").read_text(encoding="utf-8").startswith("\ufeff范围 scope")
+
+
+# -- the wall, /metrics and the auditors' CSV over HTTP -----------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+async def _client(redis, home, tmp_path, user):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ivr.accounts.store import Accounts
+    from ivr.settings import load_settings
+    from ivr.web.app import make_app
+
+    settings = load_settings({"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path)})
+    await Accounts(redis).add(user, {"boss": "seat_manager", "audit": "auditor"}[user], PASSWORD)
+    c = TestClient(TestServer(make_app(redis=redis, settings=settings)))
+    await c.start_server()
+    r = await c.post("/api/login", json={"user": user, "password": PASSWORD})
+    assert r.status == 200
+    return c
+
+
+async def _calls_of_the_last_hours(redis, now):
+    seat = "Local/101@ivr-seats/n"
+    rows = [("ANSWERED", "15", "satisfied"), ("ANSWERED", "15", "basically_satisfied"), ("ANSWERED", "40", "dissatisfied"),
+            ("ABANDONED", "6", ""), ("ABANDONED", "60", "")]
+    for i, (status, hold, survey) in enumerate(rows):
+        s = {**call(now - 3600 - i, status, hold), "number": f"1320000000{i}", "uniqueid": f"w{i}",
+             "survey": survey, "survey_seat": seat if survey else ""}
+        await redis.xadd(keys.CALLS, {"j": json.dumps(s)})
+    # older than 24 hours: not on the wall
+    old = {**call(now - 90000, "ABANDONED", "3"), "number": "13200000099", "uniqueid": "old"}
+    await redis.xadd(keys.CALLS, {"j": json.dumps(old)})
+
+
+async def test_metrics_carry_the_last_24_hours_and_the_targets(redis, project_home, tmp_path):
+    from tests.conftest import copy_project
+
+    home = copy_project(project_home, tmp_path / "home")
+    await _calls_of_the_last_hours(redis, time.time())
+    c = await _client(redis, home, tmp_path, "boss")
+    try:
+        text = await (await c.get("/metrics")).text()
+        # 2 of 5 within 15 s; 3 of 5 answered; ASA (15 + 15 + 40) / 3; one abandon within 15 s; 2 of 3 satisfied
+        for line in ("ivr_answered_within_15s_ratio 0.4", "ivr_answer_rate_24h_ratio 0.6",
+                     "ivr_average_speed_of_answer_seconds 23.3", "ivr_abandoned_within_15s 1",
+                     "ivr_satisfaction_ratio 0.6667", 'ivr_survey_answers{answer="no_answer"} 0',
+                     'ivr_national_target{figure="answer_rate_24h"} 0.95',
+                     'ivr_national_colour{figure="answered_within_15s_rate"} 2',
+                     'ivr_national_colour{figure="satisfaction_rate"} 2'):
+            assert line + "\n" in text, line
+        board = await (await c.get("/api/status")).json()
+        n = board["national"]
+        assert (n["answered_within_15s_rate"], n["satisfaction_rate"], n["window_s"]) == (0.4, 0.6667, 86400)
+        assert n["colours"]["answer_rate_24h"] == "red" and n["targets"]["satisfaction_rate"] == 0.9
+        assert n["survey"]["offered"] == 3 and n["complete"] is True
+    finally:
+        await c.close()
+
+
+async def test_the_wall_colours_against_the_targets_seat_managers_set(redis, project_home, tmp_path):
+    from tests.conftest import copy_project
+
+    home = copy_project(project_home, tmp_path / "home")
+    (home / "queue/targets.yaml").write_text("targets:\n  answered_within_15s_pct: 40\n  answer_rate_24h_pct: 62\n"
+                                             "  satisfaction_pct: 60\n", encoding="utf-8")
+    await _calls_of_the_last_hours(redis, time.time())
+    c = await _client(redis, home, tmp_path, "boss")
+    try:
+        n = (await (await c.get("/api/status")).json())["national"]
+        assert n["colours"]["answered_within_15s_rate"] == "green"      # 40 % of a 40 % target
+        assert n["colours"]["answer_rate_24h"] == "amber"               # 60 %: 2 points below 62
+        assert n["colours"]["satisfaction_rate"] == "green"
+        assert n["colours"]["average_speed_of_answer_s"] == ""          # no target set
+    finally:
+        await c.close()
+
+
+async def test_the_auditors_csv_of_the_figures(redis, project_home, tmp_path):
+    from tests.conftest import copy_project
+
+    home = copy_project(project_home, tmp_path / "home")
+    await _calls_of_the_last_hours(redis, time.time())
+    c = await _client(redis, home, tmp_path, "audit")
+    try:
+        day_ = (await (await c.get("/api/callbacks/report")).json())
+        assert "answered_within_15s_rate" in day_ and "satisfaction_rate" in day_["figures"]["per_kind"].get(
+            "live", {"satisfaction_rate": None}) and isinstance(day_["figures_seats"], list)
+        r = await c.get("/api/callbacks/report.csv?part=figures")
+        assert r.status == 200 and 'filename="figures-' in r.headers["Content-Disposition"]
+        assert (await r.text()).startswith("\ufeff范围 scope,名称 name")
+        bad = await c.get("/api/callbacks/report.csv?part=everything")
+        assert bad.status in (400, 422)
+    finally:
+        await c.close()

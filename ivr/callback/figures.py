@@ -99,6 +99,28 @@ class Tally:
                 self.wait_sum_s += wait_s
                 self.within_15s += wait_s <= WITHIN_S
 
+    def call_in(self, at: float, answered: bool, wait_s: float | None, abandoned: bool) -> None:
+        """A citizen's call that wanted a person."""
+        self.inbound = True
+        self.offer(at, answered)
+        if answered:
+            self.answer(wait_s, True)
+        elif abandoned and wait_s is not None and wait_s <= WITHIN_S:
+            self.abandoned_within_15s += 1
+
+    def merge(self, other: Tally) -> None:
+        """Add ``other``'s counts (the wall's rolling 24 hours, minute by minute)."""
+        for k in ("offered", "answered", "within_15s", "wait_sum_s", "waits", "abandoned_within_15s"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.inbound |= other.inbound
+        self.outbound |= other.outbound
+        for a, n in other.survey.items():
+            self.survey[a] += n
+        for h, (o, a2) in other.hours.items():
+            mine = self.hours.setdefault(h, [0, 0])
+            mine[0] += o
+            mine[1] += a2
+
     def rated(self, answer: str) -> None:
         if answer in self.survey:
             self.survey[answer] += 1
@@ -205,13 +227,9 @@ class Figures:
             wait = _wait(s)
             # the national figures are of citizens' calls in: another kind's calls (the
             # follow-up calls out) count under their kind only
+            abandoned = s.get("queue_status") == "ABANDONED"
             for t in tallies if kind == LIVE else tallies[1:2]:
-                t.inbound = True
-                t.offer(at, answered)
-                if answered:
-                    t.answer(wait, True)
-                elif s.get("queue_status") == "ABANDONED" and wait is not None and wait <= WITHIN_S:
-                    t.abandoned_within_15s += 1
+                t.call_in(at, answered, wait, abandoned)
             if answered and s.get("member"):
                 self._seat(s["member"]).answer(wait, True)
         self._survey(s, tallies)
@@ -264,6 +282,19 @@ class Figures:
         out["per_day"] = per_day
         out["answer_rate_24h_from"], out["answer_rate_24h_to"] = last
         return out
+
+
+def count_live_call(t: Tally, s: Mapping[str, str]) -> None:
+    """One call summary into one tally, as ``Figures.add_call`` counts it in the
+    period's figures (a call of another kind is not counted: the wall's
+    figures are of citizens' calls in)."""
+    at = _float(s.get("started"))
+    if at is None or (s.get(KIND_FIELD) or LIVE) != LIVE:
+        return
+    if s.get("wanted_person") == "1":
+        t.call_in(at, reached_a_person(s), _wait(s), s.get("queue_status") == "ABANDONED")
+    if s.get("survey"):
+        t.rated(s["survey"])
 
 
 def _wait(s: Mapping[str, str]) -> float | None:
