@@ -10,6 +10,7 @@ divide yet) has no colour."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,8 @@ _PCT_KEYS = {"answered_within_15s_pct": ("answered_within_15s_rate", "15秒接�
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
-def _number(what_zh: str, key: str, lo: float, hi: float, unit_zh: str, unit: str):  # noqa: ANN202
+def _number(what_zh: str, key: str, lo: float, hi: float, unit_zh: str,
+            unit: str) -> Callable[[Reader, yaml.Node], Any]:
     """A converter for one target: a number from ``lo`` to ``hi``, or ``null``
     (no target); anything else refused in Chinese first, naming the key."""
     def conv(r: Reader, n: yaml.Node) -> Any:

@@ -63,7 +63,7 @@ class RollingFigures:
                 del self._minutes[m]
 
     def _add(self, fields: dict[str, str]) -> None:
-        from ivr.calls.service import read_summary     # lazily: it brings in the whole call engine
+        from ivr.calls.service import read_summary  # lazily: it brings in the whole call engine
 
         try:
             s = read_summary(fields)
@@ -90,6 +90,6 @@ class RollingFigures:
         fig = total.figures(window, window)
         for k in ("answer_rate", "answer_rate_24h_offered", "answer_rate_24h_lowest", "answer_rate_24h_lowest_from"):
             fig.pop(k, None)
-        t = targets or DEFAULTS
-        return {**fig, "window_s": DAY_S, "complete": self.caught_up, "colours": t.colours(fig),
-                "targets": t.as_dict()}
+        goals = targets or DEFAULTS
+        return {**fig, "window_s": DAY_S, "complete": self.caught_up, "colours": goals.colours(fig),
+                "targets": goals.as_dict()}
