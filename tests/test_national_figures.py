@@ -264,3 +264,36 @@ async def test_the_auditors_csv_of_the_figures(redis, project_home, tmp_path):
         assert bad.status in (400, 422)
     finally:
         await c.close()
+
+
+def test_the_drill_reports_the_same_figures_by_the_same_module():
+    from ivr.rehearsal.sim import scores
+    calls = [scores.Call("1", 10, False, "answered", 15.0, True, "1"),     # exactly 15 s, 满意
+             scores.Call("2", 20, False, "answered", 30.0, True, "2"),     # 基本满意
+             scores.Call("3", 30, False, "answered", 3.0, True, ""),       # hung up on the survey
+             scores.Call("4", 40, False, "abandoned", 9.0, True),          # gave up within 15 s
+             scores.Call("5", 50, False, "abandoned", 40.0, True),
+             scores.Call("6", 60, False, "satisfied", None, False),        # the announcement answered them
+             scores.Call("7", 70, False, "in_progress", None, True)]       # still going: not counted
+    n = scores.national(calls, blocked_attempts=1, duration_s=3600)
+    # 2 of 6 (5 that wanted a person and ended, 1 busy) within 15 s, as the drill's own answered_within
+    assert n["answered_within_15s_rate"] == scores.answered_within(calls, 1)[1] == 0.3333
+    assert (n["answer_rate_24h"], n["average_speed_of_answer_s"], n["abandoned_within_15s"]) == (0.5, 16.0, 1)
+    assert n["satisfaction_rate"] == 0.6667
+    assert n["survey"] == {"offered": 3, "answered": 2, "satisfied": 1, "basically_satisfied": 1,
+                           "dissatisfied": 0, "no_answer": 1}
+
+
+def test_the_identity_checker_finds_figures_that_do_not_add_up():
+    from ivr.services import identities
+    good = {"survey": {"offered": 5, "answered": 4, "satisfied": 2, "basically_satisfied": 1, "dissatisfied": 1,
+                       "no_answer": 1}, "satisfaction_rate": 0.6, "answered_within_15s_rate": 0.4,
+            "answer_rate_24h": 0.6}
+    assert identities.check({"national": good}) == []
+    assert identities.check({"national": {**good, "satisfaction_rate": None,
+                                          "survey": dict.fromkeys(good["survey"], 0)}}) == []
+    for bad in ({**good, "satisfaction_rate": 0.8},                          # no answer counted as satisfied
+                {**good, "survey": {**good["survey"], "no_answer": 2}},     # answered + no answer != offered
+                {**good, "answered_within_15s_rate": 0.7},                  # more within 15 s than answered
+                {**good, "answer_rate_24h": 1.2}):
+        assert [v["identity"] for v in identities.check({"national": bad})] == ["national_adds_up"]
