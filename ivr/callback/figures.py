@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ivr.callback.labels import seat_name
@@ -81,15 +81,16 @@ class Tally:
         self.survey = dict.fromkeys(SURVEY_ANSWERS, 0)
         self.hours: dict[int, list[int]] = {}   # epoch hour -> [offered, answered], for the 24-hour rate
 
-    def offer(self, at: float, answered: bool) -> None:
+    def offer(self, answered: bool) -> None:
+        """Offered (and answered): its hour is the cell's (``Figures``) or the minute's (the wall)."""
         self.offered += 1
-        h = self.hours.setdefault(int(at // HOUR_S), [0, 0])
-        h[0] += 1
         if answered:
-            h[1] += 1
+            self.answered += 1
 
-    def answer(self, wait_s: float | None, inbound: bool) -> None:
-        self.answered += 1
+    def answer(self, wait_s: float | None, inbound: bool, count: bool = True) -> None:
+        """An answer: its wait; ``count`` False when ``offer`` counted it already."""
+        if count:
+            self.answered += 1
         if not inbound:
             self.outbound = True
         else:
@@ -99,24 +100,29 @@ class Tally:
                 self.wait_sum_s += wait_s
                 self.within_15s += wait_s <= WITHIN_S
 
-    def call_in(self, at: float, answered: bool, wait_s: float | None, abandoned: bool) -> None:
+    def call_in(self, answered: bool, wait_s: float | None, abandoned: bool) -> None:
         """A citizen's call that wanted a person."""
         self.inbound = True
-        self.offer(at, answered)
+        self.offer(answered)
         if answered:
-            self.answer(wait_s, True)
+            self.answer(wait_s, True, count=False)
         elif abandoned and wait_s is not None and wait_s <= WITHIN_S:
             self.abandoned_within_15s += 1
 
-    def merge(self, other: Tally) -> None:
-        """Add ``other``'s counts (the wall's rolling 24 hours, minute by minute)."""
+    def merge(self, other: Tally, hour: int | None = None, calls: bool = True) -> None:
+        """Add ``other``'s counts: those of one hour (a cell of ``Figures``, a
+        minute of the wall) when ``hour`` is given; ``calls`` False: its
+        survey only (a kind that is not counted with the calls in)."""
+        for a, n in other.survey.items():
+            self.survey[a] += n
+        if not calls:
+            return
         for k in ("offered", "answered", "within_15s", "wait_sum_s", "waits", "abandoned_within_15s"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.inbound |= other.inbound
         self.outbound |= other.outbound
-        for a, n in other.survey.items():
-            self.survey[a] += n
-        for h, (o, a2) in other.hours.items():
+        hours = other.hours.items() if hour is None else ((hour, (other.offered, other.answered)),)
+        for h, (o, a2) in hours:
             mine = self.hours.setdefault(h, [0, 0])
             mine[0] += o
             mine[1] += a2
@@ -183,28 +189,16 @@ class Figures:
     def __init__(self, start: float, end: float, tz: dt.tzinfo, now: float | None = None) -> None:
         self.start, self.end, self.tz = start, end, tz
         self.now = now
-        self.total = Tally()
-        self.kinds: dict[str, Tally] = {}
+        # one tally per (kind, epoch hour): a call touches one, the period's, kinds' and days' are summed at the end
+        self._cells: dict[tuple[str, int], Tally] = {}
         self.seats: dict[str, Tally] = {}
-        self.days: dict[str, Tally] = {}
-        self._day_of: dict[int, str] = {}     # local midnight's epoch hour -> day, computed once per hour
 
-    def _day(self, at: float) -> str:
-        h = int(at // HOUR_S)
-        d = self._day_of.get(h)
-        if d is None:
-            d = self._day_of[h] = dt.datetime.fromtimestamp(at, self.tz).date().isoformat()
-        return d
-
-    def _tallies(self, kind: str, at: float) -> tuple[Tally, Tally, Tally]:
-        k = self.kinds.get(kind)
-        if k is None:
-            k = self.kinds[kind] = Tally()
-        day = self._day(at)
-        d = self.days.get(day)
-        if d is None:
-            d = self.days[day] = Tally()
-        return self.total, k, d
+    def _cell(self, kind: str, at: float) -> Tally:
+        key = (kind, int(at // HOUR_S))
+        t = self._cells.get(key)
+        if t is None:
+            t = self._cells[key] = Tally()
+        return t
 
     def _seat(self, seat: str) -> Tally:
         t = self.seats.get(seat)
@@ -216,23 +210,24 @@ class Figures:
         """A call summary (``ivr.calls.service.summary_fields``): counted when it
         started in the period. Only calls that wanted a person are offered; a
         survey counts whatever the call was. The period's and the days'
-        figures are of live calls; surveys of every kind."""
+        figures are of live calls (another kind's, the follow-up calls out,
+        count under their kind only); surveys of every kind."""
         at = _float(s.get("started"))
         if at is None or not self.start <= at < self.end:
             return
-        kind = s.get(KIND_FIELD) or LIVE
-        tallies = self._tallies(kind, at)
+        cell = self._cell(s.get(KIND_FIELD) or LIVE, at)
         if s.get("wanted_person") == "1":
-            answered = reached_a_person(s)
+            answered = s.get("queue_status") == "ANSWERED"        # policy.reached_a_person
             wait = _wait(s)
-            # the national figures are of citizens' calls in: another kind's calls (the
-            # follow-up calls out) count under their kind only
-            abandoned = s.get("queue_status") == "ABANDONED"
-            for t in tallies if kind == LIVE else tallies[1:2]:
-                t.call_in(at, answered, wait, abandoned)
+            cell.call_in(answered, wait, s.get("queue_status") == "ABANDONED")
             if answered and s.get("member"):
                 self._seat(s["member"]).answer(wait, True)
-        self._survey(s, tallies)
+        answer = s.get("survey")
+        if answer:
+            cell.rated(answer)
+            seat = s.get("survey_seat") or s.get("member")
+            if seat:
+                self._seat(seat).rated(answer)
 
     def add_attempt(self, e: Mapping[str, Any]) -> None:
         """A callback attempt's audit entry (kind 'attempt'): offered once the
@@ -242,41 +237,42 @@ class Figures:
         at = _float(e.get("at"))
         if at is None or not self.start <= at < self.end or e.get("outcome") == Outcome.SEAT_NO_ANSWER:
             return
-        kind = str(e.get(KIND_FIELD) or CALLBACK)
-        tallies = self._tallies(kind, at)
+        cell = self._cell(str(e.get(KIND_FIELD) or CALLBACK), at)
         reached = e.get("outcome") == Outcome.REACHED
-        k = tallies[1]                  # the period's and the days' figures are of calls in
-        k.outbound = True
-        k.offer(at, reached)
-        if reached:
-            k.answer(None, False)
-            if e.get("seat"):
-                self._seat(str(e["seat"])).answer(None, False)
-        self._survey(e, tallies)
-
-    def _survey(self, r: Mapping[str, Any], tallies: tuple[Tally, ...]) -> None:
-        answer = r.get("survey")
-        if not answer:
-            return
-        for t in tallies:
-            t.rated(str(answer))
-        seat = r.get("survey_seat") or r.get("member") or r.get("seat")
-        if seat:
-            self._seat(str(seat)).rated(str(answer))
+        cell.outbound = True
+        cell.offer(reached)
+        seat = str(e.get("seat") or "")
+        if reached and seat:
+            self._seat(seat).answer(None, False)
+        answer = e.get("survey")
+        if answer:
+            cell.rated(str(answer))
+            rated_seat = str(e.get("survey_seat") or seat)
+            if rated_seat:
+                self._seat(rated_seat).rated(str(answer))
 
     def result(self) -> dict[str, Any]:
         """The period's figures, ``per_kind``, ``per_seat`` and ``per_day`` (each
         day's rolling 24 hours is the day itself)."""
+        total, kinds, days = Tally(), dict[str, Tally](), dict[str, Tally]()
+        day_of: dict[int, str] = {}
+        for (kind, hour), cell in self._cells.items():
+            kinds.setdefault(kind, Tally()).merge(cell, hour)
+            day = day_of.get(hour)
+            if day is None:
+                day = day_of[hour] = dt.datetime.fromtimestamp(hour * HOUR_S, self.tz).date().isoformat()
+            total.merge(cell, hour, calls=kind == LIVE)
+            days.setdefault(day, Tally()).merge(cell, hour, calls=kind == LIVE)
         upto = min(self.end, self.now) if self.now is not None else self.end
         last = (max(self.start, upto - DAY_S), upto)
         period = (self.start, self.end)
-        out = self.total.figures(last, period)
-        out["per_kind"] = {k: t.figures(last, period) for k, t in sorted(self.kinds.items())}
+        out = total.figures(last, period)
+        out["per_kind"] = {k: t.figures(last, period) for k, t in sorted(kinds.items())}
         # a call nobody answered is no seat's: a seat has no abandons, and no denominator for the rates of calls
         out["per_seat"] = {k: {**t.figures(last, period), "abandoned_within_15s": None}
                            for k, t in sorted(self.seats.items())}
         per_day = {}
-        for day, t in sorted(self.days.items()):
+        for day, t in sorted(days.items()):
             d0 = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), self.tz).timestamp()
             per_day[day] = t.figures((d0, d0 + DAY_S), (d0, d0 + DAY_S))
         out["per_day"] = per_day
@@ -292,7 +288,7 @@ def count_live_call(t: Tally, s: Mapping[str, str]) -> None:
     if at is None or (s.get(KIND_FIELD) or LIVE) != LIVE:
         return
     if s.get("wanted_person") == "1":
-        t.call_in(at, reached_a_person(s), _wait(s), s.get("queue_status") == "ABANDONED")
+        t.call_in(reached_a_person(s), _wait(s), s.get("queue_status") == "ABANDONED")
     if s.get("survey"):
         t.rated(s["survey"])
 
@@ -309,7 +305,7 @@ def _wait(s: Mapping[str, str]) -> float | None:
     return hold if hold is not None else _float(s.get("queue_wait_s"))
 
 
-def figures_of(calls: list[Mapping[str, str]], attempts: list[Mapping[str, Any]], start: float, end: float,
+def figures_of(calls: Sequence[Mapping[str, str]], attempts: Sequence[Mapping[str, Any]], start: float, end: float,
                tz: dt.tzinfo, now: float | None = None) -> dict[str, Any]:
     """The figures of a few calls and attempts held in memory (the drill, tests)."""
     f = Figures(start, end, tz, now)

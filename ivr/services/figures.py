@@ -85,7 +85,7 @@ class RollingFigures:
         lo, hi = int((now - DAY_S) // 60), int(now // 60)
         for m, t in self._minutes.items():
             if lo < m <= hi:
-                total.merge(t)
+                total.merge(t, m * 60 // 3600)
         window = (now - DAY_S, now + 1)
         fig = total.figures(window, window)
         for k in ("answer_rate", "answer_rate_24h_offered", "answer_rate_24h_lowest", "answer_rate_24h_lowest_from"):
