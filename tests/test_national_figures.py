@@ -297,3 +297,28 @@ def test_the_identity_checker_finds_figures_that_do_not_add_up():
                 {**good, "answered_within_15s_rate": 0.7},                  # more within 15 s than answered
                 {**good, "answer_rate_24h": 1.2}):
         assert [v["identity"] for v in identities.check({"national": bad})] == ["national_adds_up"]
+
+
+async def test_a_caller_who_leaves_the_queue_without_a_seat_has_the_engines_measure_of_the_wait():
+    """app_queue sets QEHOLDTIME only on connecting: a caller who hung up waiting has none, so
+    the channel times Queue() on the engine's clock (queue_wait_s), and 15秒内放弃 counts them."""
+    from ivr.agi.channel import AgiChannel
+    from ivr.call_channel import CallInfo, CallLog, QueueResult, QueueStatus
+    from ivr.calls.service import summary_fields
+    from ivr.rehearsal.sim.agi_peer import Caller, InMemoryTransport, QueueOutcome, SimChannel
+
+    times = iter((1000.0, 1012.0))
+    sim = SimChannel(Caller(queue=QueueOutcome(kind="abandon")))
+    ch = AgiChannel(InMemoryTransport(sim), CallInfo("1.1", "13800138000"), now=lambda: next(times))
+    res = await ch.queue("general-q", 0, 300)
+    assert (res.status, res.hold_s, res.wait_s) == (QueueStatus.ABANDONED, None, 12.0)
+    s = summary_fields(CallInfo("1.1", "13800138000", flow="main"),
+                       CallLog(wanted_person=True, queue_result=res), 990.0, 1013.0, 1)
+    assert (s["hold_s"], s["queue_wait_s"]) == ("", "12.0")
+    assert day([{**s, "started": f"{DAY0 + 5:.3f}"}])["abandoned_within_15s"] == 1
+    # answered: QEHOLDTIME is the wait, and the time in Queue() (wait and talk) is not kept
+    times = iter((1000.0, 1400.0))
+    sim = SimChannel(Caller(queue=QueueOutcome(hold_s=7)))
+    ch = AgiChannel(InMemoryTransport(sim), CallInfo("1.2", "13800138000"), now=lambda: next(times))
+    assert await ch.queue("general-q", 0, 300, continue_after=True) == QueueResult(
+        QueueStatus.ANSWERED, "Local/101@ivr-seats/n", 7)
