@@ -22,11 +22,14 @@ CALLS_BATCH = 500       # summaries per XRANGE: 10,000 at once held Redis for mi
 
 
 async def read_calls(redis: aioredis.Redis, start: float, end: float,
-                     each: Callable[[dict[str, str]], None] | None = None) -> list[dict[str, str]]:
+                     each: Callable[[dict[str, str]], None] | None = None,
+                     keep: tuple[str, ...] | None = None) -> list[dict[str, str]]:
     """Call summaries that started in [start, end). A summary is written when
     its call ends (stream ids are write times), so the scan runs on past the end
     by a margin for calls still going at the end of the period. ``each`` is
-    given every one as it is read (the national figures, in the same pass)."""
+    given every one as it is read (the national figures, in the same pass);
+    ``keep``: only these fields are kept of each (a month's millions of whole
+    summaries took gigabytes)."""
     from ivr.calls.service import (
         read_summary,  # lazily: ivr.calls.service brings in the whole call engine
     )
@@ -38,7 +41,7 @@ async def read_calls(redis: aioredis.Redis, start: float, end: float,
         for _, fields in rows:
             s = read_summary(fields)
             if start <= float(s.get("started") or 0) < end:
-                out.append(s)
+                out.append(s if keep is None else {k: s[k] for k in keep if k in s})
                 if each is not None:
                     each(s)
         if len(rows) < CALLS_BATCH:
@@ -61,6 +64,8 @@ async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -
         await between_pages()
 
 
+# what hotline_figures reads of a call summary
+HOTLINE_FIELDS = ("number", "wanted_person", "queue_status", "outcome")
 # the national figures the report carries at its top level (the rest, per day, seat and kind, in "figures")
 NATIONAL = ("answered_within_15s_rate", "answer_rate_24h", "average_speed_of_answer_s", "abandoned_within_15s",
             "satisfaction_rate", "survey")
@@ -81,7 +86,8 @@ async def gather(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo 
             national.add_attempt(e)
     rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
     r = report(recs, attempts, start, end)
-    r["hotline"] = hotline_figures(await read_calls(redis, start, end, national.add_call), rows, r["per_seat"])
+    calls = await read_calls(redis, start, end, national.add_call, keep=HOTLINE_FIELDS)
+    r["hotline"] = hotline_figures(calls, rows, r["per_seat"])
     fig = national.result()
     r["figures"] = fig
     r.update({k: fig[k] for k in NATIONAL})
