@@ -154,8 +154,14 @@ def print_national(f: dict | None, names: dict[str, str] | None = None) -> None:
         print(f"  任意24小时最低接通率 lowest over any 24 hours {rate_text(f['answer_rate_24h_lowest'])}")
     for k, v in f["per_kind"].items():
         print(f"  {KIND_LABELS.get(k, k)}: {line(v)}")
-    for seat, v in f["per_seat"].items():
-        print(f"  坐席 {seat_name(seat, names)}: 接通 answered {v['answered']}  {line(v)}")
+    for seat, v in f["per_seat"].items():     # a call nobody answered is no seat's: counts, not the rates of calls
+        sv = v["survey"]
+        asa = "—" if v["average_speed_of_answer_s"] is None else f"{v['average_speed_of_answer_s']:g} 秒 s"
+        within = "—" if v["answered_within_15s"] is None else v["answered_within_15s"]
+        print(f"  坐席 {seat_name(seat, names)}: 接通 answered {v['answered']}  15秒内接通 within 15 s {within}  "
+              f"平均应答时长 ASA {asa}  满意率 satisfaction {rate_text(v['satisfaction_rate'])} "
+              f"(满意 {sv['satisfied']} / 基本满意 {sv['basically_satisfied']} / 不满意 {sv['dissatisfied']} / "
+              f"未评价 no answer {sv['no_answer']})")
 
 
 def add_commands(sub) -> None:

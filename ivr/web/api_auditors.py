@@ -97,6 +97,14 @@ async def checkpoint(request: web.Request) -> web.Response:
     return web.json_response({"signed": signed, **heads, "chains": audit_service.chain_rows(heads, signed)})
 
 
+NULL_RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+# the national figures of the period (docs/audit-report.md); per kind, seat and day in "figures"
+NATIONAL_FIGURES = {"answered_within_15s_rate": NULL_RATE, "answer_rate_24h": NULL_RATE,
+                    "average_speed_of_answer_s": {"type": ["number", "null"], "minimum": 0},
+                    "abandoned_within_15s": {"type": ["integer", "null"], "minimum": 0},
+                    "satisfaction_rate": NULL_RATE,
+                    "survey": fields_of({k: {"type": "integer", "minimum": 0} for k in (
+                        "offered", "answered", "satisfied", "basically_satisfied", "dissatisfied", "no_answer")})}
 PERIOD = {"from": schemas.or_empty(schemas.DATE), "to": schemas.or_empty(schemas.DATE),
           "month": schemas.or_empty(schemas.MONTH)}
 CALLBACK_KEY = string(pattern="^[+]?[0-9]{1,20}$", description="a callback's id, or the full number of an open one",
@@ -119,7 +127,8 @@ ROUTES = [
           "callback completion and the hotline's figures for ?from=YYYY-MM-DD&to=YYYY-MM-DD or ?month=YYYY-MM "
           "(default: today in IVR_TIMEZONE; a period that ends before it starts: 422)", tag="auditor",
           query=PERIOD, errors=(422,),
-          answers=answer(fields_of({"period": PERIOD_OUT, "callbacks": {"type": "integer"}, "hotline": OBJ}))),
+          answers=answer(fields_of({"period": PERIOD_OUT, "callbacks": {"type": "integer"}, "hotline": OBJ,
+                                    **NATIONAL_FIGURES, "figures": OBJ, "figures_seats": array(OBJ)}))),
     Route("GET", "/api/callbacks/report.csv", report_csv, AUDITOR,
           "the same period as CSV for Excel (UTF-8 with BOM, Chinese headers, local time, numbers masked): "
           "one row per callback, or (part=figures) the national figures of the period, each day, kind and seat",
