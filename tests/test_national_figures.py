@@ -322,3 +322,29 @@ async def test_a_caller_who_leaves_the_queue_without_a_seat_has_the_engines_meas
     ch = AgiChannel(InMemoryTransport(sim), CallInfo("1.2", "13800138000"), now=lambda: next(times))
     assert await ch.queue("general-q", 0, 300, continue_after=True) == QueueResult(
         QueueStatus.ANSWERED, "Local/101@ivr-seats/n", 7)
+
+
+async def test_the_walls_rolling_24_hours_read_each_summary_once_and_forget_the_old(redis, monkeypatch):
+    from ivr.services import figures as rolling_figures
+
+    monkeypatch.setattr(rolling_figures, "PAGE", 2)          # several pages a refresh
+    now = time.time()
+    rolling = rolling_figures.RollingFigures()
+
+    async def add(at, status, hold, survey=""):
+        await redis.xadd(keys.CALLS, {"j": json.dumps({**call(at, status, hold), "survey": survey})})
+    for i in range(3):
+        await add(now - 600 + i, "ANSWERED", "10", "satisfied")
+    await rolling.refresh(redis, now)
+    assert rolling.figures(now)["survey"]["offered"] == 3
+    await add(now - 60, "ABANDONED", "4")
+    await add(now - 30, "ANSWERED", "20", "dissatisfied")
+    await rolling.refresh(redis, now)
+    await rolling.refresh(redis, now)                         # nothing new: nothing counted twice
+    f = rolling.figures(now)
+    assert (f["answered_within_15s_rate"], f["answer_rate_24h"], f["abandoned_within_15s"]) == (0.6, 0.8, 1)
+    assert (f["average_speed_of_answer_s"], f["satisfaction_rate"], f["complete"]) == (12.5, 0.75, True)
+    later = now + 86400 - 300                                  # the first three are more than 24 hours old
+    await rolling.refresh(redis, later)
+    f = rolling.figures(later)
+    assert (f["survey"]["offered"], f["answer_rate_24h"], f["abandoned_within_15s"]) == (1, 0.5, 1)
