@@ -71,6 +71,7 @@ class QueueResult:
     member: str = ""          # MEMBERINTERFACE of the seat that answered
     hold_s: int | None = None  # QEHOLDTIME
     withdraw_info: str = ""
+    wait_s: float | None = None  # left without a seat: the engine's measure of the time in Queue() (s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_bool, read
 if TYPE_CHECKING:  # loaded lazily: the flow checker need not import the plan and policy readers
     from ivr.admission.lines import LinesConfig
     from ivr.callback.policy import Policy
+    from ivr.callback.targets import Targets
     from ivr.configset.pbxs import PbxConfig
     from ivr.contingency.plan import Plan, Seats
     from ivr.prompts.announcements import AnnouncementSets
@@ -39,12 +40,13 @@ ANNOUNCEMENTS_FILE = "prompts/announcements.yaml"
 POLICY_FILE = "callback/policy.yaml"
 LINES_FILE = "queue/lines.yaml"      # ivr.admission.lines reads it
 PBXS_FILE = "queue/pbxs.yaml"        # ivr.configset.pbxs reads it
+TARGETS_FILE = "queue/targets.yaml"  # ivr.callback.targets reads it
 AUDIO_EXTENSIONS = {".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".WAV"}
 
 
 # -- the configuration files outside the flows, as path -> text ------------------
 
-FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE, LINES_FILE, PBXS_FILE)
+FIXED_FILES = (QUEUES_FILE, PLAN_FILE, SEATS_FILE, ANNOUNCEMENTS_FILE, POLICY_FILE, LINES_FILE, PBXS_FILE, TARGETS_FILE)
 LISTS_DIR, CALENDARS_DIR = "flows/lists", "flows/calendars"
 LISTED_FILE = re.compile(r"flows/(lists|calendars)/[A-Za-z][A-Za-z0-9_-]{0,63}\.txt")
 
@@ -374,6 +376,7 @@ class Operations:
     policy: Policy | None = None      # callback/policy.yaml
     lines: LinesConfig | None = None  # queue/lines.yaml; None: absent (no line-based admission)
     pbxs: PbxConfig | None = None     # queue/pbxs.yaml (absent: one PBX on IVR_AMI_URL); None: not read, or wrong
+    targets: Targets | None = None    # queue/targets.yaml; None: absent or refused (the defaults apply)
 
 
 def load_operations(project: Project, tz: ZoneInfo, now: dt.datetime | None = None) -> Operations:
@@ -389,6 +392,7 @@ def operations_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz:
     default, as on disk."""
     from ivr.admission.lines import parse_lines
     from ivr.callback.policy import Policy, parse_policy
+    from ivr.callback.targets import parse_targets
     from ivr.configset.pbxs import Known, default_pbxs, parse_pbxs
     from ivr.contingency.plan import Level, Plan, Seats, parse_plan, parse_seats
     from ivr.prompts.announcements import parse_announcements
@@ -431,7 +435,11 @@ def operations_from_texts(texts: Mapping[str, str], prompts: frozenset[str], tz:
                       if seats else None)
         pbxs, p = parse_pbxs(texts[PBXS_FILE], PBXS_FILE, known)
         problems += p
-    return Operations(plan, seats, sets, problems, policy, lines, pbxs)
+    targets = None
+    if TARGETS_FILE in texts:
+        targets, p = parse_targets(texts[TARGETS_FILE], TARGETS_FILE)
+        problems += p
+    return Operations(plan, seats, sets, problems, policy, lines, pbxs, targets)
 
 
 def require_operations(project: Project, tz: ZoneInfo) -> Operations:

@@ -153,7 +153,13 @@ async def test_dates_are_in_chinese_form_whatever_the_browsers_locale(site, brow
 async def test_the_printed_month_is_a_pdf_with_its_chinese_title(site, browser, redis, tmp_path):
     import pypdfium2
 
-    await seed(redis)
+    now = await seed(redis)
+    # two conversations today with Seat101, rated: the national figures print with the seat's name
+    for i, (hold, survey) in enumerate((("9", "satisfied"), ("30", "no_answer"))):
+        await redis.xadd(keys.CALLS, {"j": json.dumps({
+            "uniqueid": f"n{i}", "number": f"1391234000{i}", "started": f"{now - 600 + i:.3f}",
+            "ended": f"{now - 300:.3f}", "wanted_person": "1", "queue_status": "ANSWERED", "hold_s": hold,
+            "member": "Local/101@ivr-seats/n", "survey": survey, "survey_seat": "Local/101@ivr-seats/n"})})
     base, _ = site
     page = await sign_in(browser, base, "audit")
     await page.wait_for_selector("#chains tr[data-log='callbacks']")
@@ -172,6 +178,9 @@ async def test_the_printed_month_is_a_pdf_with_its_chinese_title(site, browser, 
     assert pages > 0
     assert title in text, text[:300]
     assert "审计员签字" in text and "Seat10001" in text and "Local/10001" not in text
+    # the national figures (docs/audit-report.md): 1 of 2 within 15 s, 满意率 1 of 2 surveys, by seat
+    assert "考核指标" in text and "15秒接通率" in text and "50%" in text and "满意率" in text
+    assert "各坐席考核指标" in text and "Seat101" in text
     assert "回拨记录" not in text and "校验哈希链" not in text      # the screen's tools are not printed
     if os.environ.get("IVR_SCREENSHOTS"):
         pdf.rename(Path(os.environ["IVR_SCREENSHOTS"]) / "audit-month.pdf")

@@ -31,6 +31,11 @@ def test_smoke_drill_report_is_consistent(project_home, tmp_path):
     assert sv["offered"] == r["answered"] == sum(sv[k] for k in ("satisfied", "basically_satisfied", "dissatisfied",
                                                                  "no_answer"))
     assert sv["no_answer"] > 0 and sv["satisfied"] > 0 and 0 < sv["satisfaction_rate"] < 1
+    # the auditors' names (ivr/callback/figures.py), computed by the auditors' module from the same calls
+    assert sv["answered"] == sv["offered"] - sv["no_answer"] and r["satisfaction_rate"] == sv["satisfaction_rate"]
+    assert r["national_answered_within_15s_rate"] == r["answered_within_15s_rate"]
+    assert r["answered_within_15s_rate"] <= r["answer_rate_24h"] <= 1 and r["average_speed_of_answer_s"] >= 0
+    assert 0 <= r["abandoned_within_15s"] <= r["abandoned_in_queue"]
     assert r["missed_call_records"] + r["misdials"] + r["repeat_dialers_merged"] >= r["abandoned_in_queue"]
     assert r["answered_within_20s"] <= r["answered_within_60s"] <= r["answered"]
     assert len(r["series"]["t"]) >= 50 and sum(r["series"]["arrivals"]) <= r["offered"]

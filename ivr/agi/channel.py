@@ -5,7 +5,7 @@ stdin/stdout). One implementation, so both transports agree with the transcripts
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ivr import names
@@ -56,8 +56,10 @@ class AgiChannel:
         prompt_prefix: str = "",
         recordings_dir: str = "",
         max_call_s: float = 4 * 3600,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._t = transport
+        self._now = now                  # the engine's clock (a drill's simulated one): the time spent in Queue()
         self.call = call
         self._prefix = prompt_prefix
         self._recordings_dir = recordings_dir.rstrip("/")
@@ -172,7 +174,11 @@ class AgiChannel:
         self._queued = True
         # Queue() returns when the caller leaves the queue or the bridged call
         # ends: the socket may stay silent for the whole conversation.
+        joined = self._now()
         await self._run(f"EXEC Queue {quote(f'{queue},{options},,,{int(timeout_s)}')}\n", self._max_call_s)
+        # a caller who left without a seat has no QEHOLDTIME (app_queue sets it on connecting):
+        # the time in Queue() is the wait (15秒内放弃, docs/audit-report.md)
+        in_queue_s = round(self._now() - joined, 1)
         # One round trip for everything Queue() left behind; GET FULL VARIABLE is
         # allowed on a dead channel, so it answers even after an abandon.
         resp = await self._run(
@@ -191,12 +197,13 @@ class AgiChannel:
                 qs = QueueStatus(status)
             except ValueError:
                 qs = QueueStatus.UNKNOWN
-            return QueueResult(qs, member, hold_s, withdraw_info)
+            return QueueResult(qs, member, hold_s, withdraw_info,
+                               wait_s=None if qs == QueueStatus.ANSWERED else in_queue_s)
         if member:
             return QueueResult(QueueStatus.ANSWERED, member, hold_s)
         if not self._hung_up:
             await self._gone_or(CallerHungUp())
-        return QueueResult(QueueStatus.ABANDONED if self._hung_up else QueueStatus.UNKNOWN)
+        return QueueResult(QueueStatus.ABANDONED if self._hung_up else QueueStatus.UNKNOWN, wait_s=in_queue_s)
 
     async def record(self, path: str, max_s: int, silence_s: int, beep: bool) -> RecordResult:
         target = _safe_token(f"{self._recordings_dir}/{path}" if self._recordings_dir else path, "path")

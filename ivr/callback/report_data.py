@@ -4,13 +4,15 @@ summaries of a period."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from ivr.aio import between_pages
 from ivr.audit.chain import AuditLog, Entry
+from ivr.callback.figures import Figures
 from ivr.callback.report import hotline_figures, report
 from ivr.callback.store import CallbackQueries, Record
 from ivr.redisdb import keys
@@ -19,10 +21,15 @@ from ivr.redisdb.replies import stream_entries
 CALLS_BATCH = 500       # summaries per XRANGE: 10,000 at once held Redis for milliseconds
 
 
-async def read_calls(redis: aioredis.Redis, start: float, end: float) -> list[dict[str, str]]:
+async def read_calls(redis: aioredis.Redis, start: float, end: float,
+                     each: Callable[[dict[str, str]], None] | None = None,
+                     keep: tuple[str, ...] | None = None) -> list[dict[str, str]]:
     """Call summaries that started in [start, end). A summary is written when
     its call ends (stream ids are write times), so the scan runs on past the end
-    by a margin for calls still going at the end of the period."""
+    by a margin for calls still going at the end of the period. ``each`` is
+    given every one as it is read (the national figures, in the same pass);
+    ``keep``: only these fields are kept of each (a month's millions of whole
+    summaries took gigabytes)."""
     from ivr.calls.service import (
         read_summary,  # lazily: ivr.calls.service brings in the whole call engine
     )
@@ -34,7 +41,9 @@ async def read_calls(redis: aioredis.Redis, start: float, end: float) -> list[di
         for _, fields in rows:
             s = read_summary(fields)
             if start <= float(s.get("started") or 0) < end:
-                out.append(s)
+                out.append(s if keep is None else {k: s[k] for k in keep if k in s})
+                if each is not None:
+                    each(s)
         if len(rows) < CALLS_BATCH:
             return out
         lo = "(" + rows[-1][0]
@@ -55,14 +64,31 @@ async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -
         await between_pages()
 
 
-async def gather(redis: aioredis.Redis, start: float, end: float) -> tuple[dict[str, Any], list[Record]]:
-    """The report for [start, end) (with the hotline's figures) and the
-    callbacks it counts."""
+# what hotline_figures reads of a call summary
+HOTLINE_FIELDS = ("number", "wanted_person", "queue_status", "outcome")
+# the national figures the report carries at its top level (the rest, per day, seat and kind, in "figures")
+NATIONAL = ("answered_within_15s_rate", "answer_rate_24h", "average_speed_of_answer_s", "abandoned_within_15s",
+            "satisfaction_rate", "survey")
+
+
+async def gather(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo = dt.UTC,
+                 now: float | None = None) -> tuple[dict[str, Any], list[Record]]:
+    """The report for [start, end) (with the hotline's figures and the national
+    ones, ``ivr.callback.figures``: days in ``tz``, the rolling 24 hours up to
+    ``now``) and the callbacks it counts."""
     recs = await CallbackQueries(redis).all_records(closed_since=start)
     log = AuditLog(redis, keys.CALLBACK_AUDIT)
-    attempts = [e async for e in _audit_entries(log, f"{int(start * 1000)}-0", f"{int(end * 1000)}-0")
-                if e.get("kind") == "attempt"]
+    national = Figures(start, end, tz, now)
+    attempts = []
+    async for e in _audit_entries(log, f"{int(start * 1000)}-0", f"{int(end * 1000)}-0"):
+        if e.get("kind") == "attempt":
+            attempts.append(e)
+            national.add_attempt(e)
     rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
     r = report(recs, attempts, start, end)
-    r["hotline"] = hotline_figures(await read_calls(redis, start, end), rows, r["per_seat"])
+    calls = await read_calls(redis, start, end, national.add_call, keep=HOTLINE_FIELDS)
+    r["hotline"] = hotline_figures(calls, rows, r["per_seat"])
+    fig = national.result()
+    r["figures"] = fig
+    r.update({k: fig[k] for k in NATIONAL})
     return r, rows

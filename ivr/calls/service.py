@@ -222,6 +222,8 @@ def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float
         "queue_status": qr.status.value if qr else "",
         "member": qr.member if qr else "",
         "hold_s": str(qr.hold_s) if qr and qr.hold_s is not None else "",
+        # left the queue without a seat: how long the caller was in it (no QEHOLDTIME then)
+        "queue_wait_s": str(qr.wait_s) if qr and qr.wait_s is not None else "",
         "message": record.message_path,
         "callback_accepted": "1" if record.callback_accepted else "0",
         "sent_to_message": "1" if record.sent_to_message else "0",
@@ -267,7 +269,7 @@ class CallService:
         call = CallInfo.from_agi_env(env)
         self.summaries.started(call.uniqueid, started, call.caller_number)
         log = self.log.bind(call_id=call.uniqueid)
-        channel = AgiChannel(transport, call, prompt_prefix=self.prompt_prefix,
+        channel = AgiChannel(transport, call, prompt_prefix=self.prompt_prefix, now=self.now,
                              recordings_dir=self.recordings_dir)
         self.active += 1
         try:

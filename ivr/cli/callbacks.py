@@ -11,6 +11,7 @@ from pathlib import Path
 from ivr.cli.common import audited, run_with_redis, who
 from ivr.logs import mask_number
 from ivr.services import callbacks as callback_service
+from ivr.services import status as status_service
 from ivr.settings import Settings
 
 
@@ -70,13 +71,15 @@ def cmd_callbacks_cancel(args, settings: Settings) -> int:
 
 
 def cmd_callbacks_report(args, settings: Settings) -> int:
+    from ivr.callback.figures import figures_csv
     from ivr.callback.report import records_csv
 
     tz = settings.timezone
     span = callback_service.report_period(tz, args.date_from, args.date_to, args.month)
 
     async def go(redis):
-        r, rows = await callback_service.report(redis, span.start, span.end)
+        now = (await status_service.engine_clock(redis)).now()     # a drill's simulated clock, as its calls carry
+        r, rows = await callback_service.report(redis, span.start, span.end, tz, now)
         if args.json:
             print(json.dumps(r, ensure_ascii=False, indent=1))
         else:
@@ -85,6 +88,11 @@ def cmd_callbacks_report(args, settings: Settings) -> int:
         if args.csv:
             Path(args.csv).write_text(records_csv(rows, tz), encoding="utf-8", newline="")
             print(f"CSV: {args.csv}（{len(rows)} 行 rows，UTF-8 BOM，Excel 可直接打开）")
+        if args.figures_csv:
+            names = {**await callback_service.seat_names(redis, settings.queue_dir), **r.get("seat_names", {})}
+            Path(args.figures_csv).write_text(figures_csv(r["figures"], names), encoding="utf-8", newline="")
+            print(f"CSV: {args.figures_csv}（考核指标：合计、每日、各类别、各坐席 national figures: the period, "
+                  "each day, each kind, each seat）")
     run_with_redis(settings, go)
     return 0
 
@@ -119,6 +127,41 @@ def print_report(r: dict, a: str, b: str, tz, names: dict[str, str] | None = Non
               f"({h['seats_calling_back']} 坐席 seats)")
     for seat, v in r["per_seat"].items():        # by the seat's name (the interface when it has none)
         print(f"  坐席 {seat_name(seat, names)}: 回拨 attempts {v['attempts']}, 接通 reached {v['reached']}")
+    print_national(r.get("figures"), names)
+
+
+def print_national(f: dict | None, names: dict[str, str] | None = None) -> None:
+    """The national figures (docs/audit-report.md), Chinese first: the period's, then each kind's and seat's."""
+    from ivr.callback.figures import KIND_LABELS, rate_text
+    from ivr.callback.labels import seat_name
+
+    if not f:
+        return
+
+    def line(v: dict) -> str:
+        sv = v["survey"]
+        asa = "—" if v["average_speed_of_answer_s"] is None else f"{v['average_speed_of_answer_s']:g} 秒 s"
+        return (f"15秒接通率 answered within 15 s {rate_text(v['answered_within_15s_rate'])}  "
+                f"24小时接通率 24-hour answer rate {rate_text(v['answer_rate_24h'])}  "
+                f"平均应答时长 ASA {asa}  "
+                f"15秒内放弃 abandoned within 15 s {'—' if v['abandoned_within_15s'] is None else v['abandoned_within_15s']}"
+                f"  满意率 satisfaction {rate_text(v['satisfaction_rate'])} "
+                f"(满意 {sv['satisfied']} / 基本满意 {sv['basically_satisfied']} / 不满意 {sv['dissatisfied']} / "
+                f"未评价 no answer {sv['no_answer']}; 调查 offered {sv['offered']})")
+    print("考核指标 national figures (GB/T 33358-2016; docs/audit-report.md)")
+    print(f"  合计 period: {line(f)}")
+    if f.get("answer_rate_24h_lowest") is not None:
+        print(f"  任意24小时最低接通率 lowest over any 24 hours {rate_text(f['answer_rate_24h_lowest'])}")
+    for k, v in f["per_kind"].items():
+        print(f"  {KIND_LABELS.get(k, k)}: {line(v)}")
+    for seat, v in f["per_seat"].items():     # a call nobody answered is no seat's: counts, not the rates of calls
+        sv = v["survey"]
+        asa = "—" if v["average_speed_of_answer_s"] is None else f"{v['average_speed_of_answer_s']:g} 秒 s"
+        within = "—" if v["answered_within_15s"] is None else v["answered_within_15s"]
+        print(f"  坐席 {seat_name(seat, names)}: 接通 answered {v['answered']}  15秒内接通 within 15 s {within}  "
+              f"平均应答时长 ASA {asa}  满意率 satisfaction {rate_text(v['satisfaction_rate'])} "
+              f"(满意 {sv['satisfied']} / 基本满意 {sv['basically_satisfied']} / 不满意 {sv['dissatisfied']} / "
+              f"未评价 no answer {sv['no_answer']})")
 
 
 def add_commands(sub) -> None:
@@ -138,5 +181,6 @@ def add_commands(sub) -> None:
     rp.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="default: the --from day")
     rp.add_argument("--month", metavar="YYYY-MM", help="a whole month (the monthly report)")
     rp.add_argument("--csv", metavar="FILE")
+    rp.add_argument("--figures-csv", metavar="FILE", help="the national figures: the period, each day, kind and seat")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(fn=cmd_callbacks_report)

@@ -247,6 +247,8 @@ def cmd_bench_callbacks(args, settings: Settings) -> int:
 
     if args.redis_cpu:
         return bench_callbacks.cpu_main(args.calls or 200_000, args.numbers or 60_000, args.redis_cpu)
+    if args.report:
+        return bench_callbacks.report_main(args.report, args.report // 3 if args.calls is None else args.calls)
     args.calls, args.numbers = args.calls or 1_000_000, args.numbers or 300_000
     return bench_callbacks.main(args)
 
@@ -304,6 +306,9 @@ def add_commands(sub) -> None:
     bc.add_argument("--trails", type=int, default=200, help="random callbacks whose audit trail is read")
     bc.add_argument("--trail-scans", type=int, default=3,
                     help="trail reads by scanning the whole audit log (the way before the index)")
+    bc.add_argument("--report", type=int, default=0, metavar="SUMMARIES",
+                    help="instead: the month's report (with the national figures) over SUMMARIES call summaries "
+                         "and --calls missed calls (default: a third of SUMMARIES)")
     bc.add_argument("--redis-cpu", type=int, default=0, metavar="ROUNDS",
                     help="instead: Redis CPU per missed call with and without the trail index, alternating, "
                          "ROUNDS of each")

@@ -165,11 +165,13 @@ async def seat_names(redis: aioredis.Redis, queue_dir: Path) -> dict[str, str]:
     return names
 
 
-async def report(redis: aioredis.Redis, start: float, end: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def report(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo = dt.UTC,
+                 now: float | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The auditors' report of a period (``ivr.callback.report_data``): the
-    figures, and one row per missed call for the CSV."""
+    figures (the national ones with days in ``tz``, the rolling 24 hours up to
+    ``now``), and one row per missed call for the CSV."""
     from ivr.callback.report_data import gather
-    return await gather(redis, start, end)
+    return await gather(redis, start, end, tz, now)
 
 
 async def voice_message(redis: aioredis.Redis, key: str, *, by: str) -> bytes:

@@ -41,6 +41,9 @@ IDENTITIES = {
     "oldest_callback_is_the_oldest": "最久待回拨 = the board's time - the first call of the oldest open callback, "
                                      "whatever its state (waiting, being dialled, waiting for its next attempt)",
     "clock_level_times": "the level's since is not in the future and its expiry is after its since",
+    "national_adds_up": "the last 24 hours' figures add up: survey answered + no answer = offered, 满意 + 基本满意 + "
+                        "不满意 = answered, 满意率 = (满意 + 基本满意) / offered; 15秒接通率 and 24-hour 接通率 between "
+                        "0 and 1, the first at most the second (answered within 15 s are answered)",
 }
 
 
@@ -77,6 +80,7 @@ def check(board: Mapping[str, Any], clock: ClockBounds | None = None,
     ``dispatch_s``: how long a seat may be idle beside waiting callers before
     the queue offers it one (the PBX's round; a drill adds its own tick)."""
     out = _clock(board, clock) if clock is not None else []
+    out += _national(board.get("national"))
     live = board.get("live")
     if not live:
         return out
@@ -204,6 +208,24 @@ def _window(wall: Mapping[str, Any], live: Mapping[str, Any]) -> list[dict[str, 
         bad = (rate is None) != (offered == 0) or (offered > 0 and abs(rate - abandoned / offered) > 0.0001)
     return [_v("window_labelled", window_s=wall.get("window_s"), live_window_s=window, answered=answered,
                abandoned=abandoned, abandon_rate=rate)] if bad else []
+
+
+def _national(n: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The wall's national figures (``ivr.services.figures``) against their own counts."""
+    if not n:
+        return []
+    sv = n.get("survey") or {}
+    offered, answered = int(sv.get("offered", 0)), int(sv.get("answered", 0))
+    rated = int(sv.get("satisfied", 0)) + int(sv.get("basically_satisfied", 0))
+    rate, r15, r24 = n.get("satisfaction_rate"), n.get("answered_within_15s_rate"), n.get("answer_rate_24h")
+    bad = (answered + int(sv.get("no_answer", 0)) != offered
+           or rated + int(sv.get("dissatisfied", 0)) != answered
+           or (rate is None) != (offered == 0)
+           or (rate is not None and abs(rate - rated / offered) > 0.0001)
+           or any(v is not None and not 0 <= v <= 1 for v in (r15, r24))
+           or (r15 is not None and r24 is not None and r15 > r24 + 0.0001))
+    return [_v("national_adds_up", survey=dict(sv), satisfaction_rate=rate, answered_within_15s_rate=r15,
+               answer_rate_24h=r24)] if bad else []
 
 
 def _clock(board: Mapping[str, Any], c: ClockBounds) -> list[dict[str, Any]]:

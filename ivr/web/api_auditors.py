@@ -36,7 +36,7 @@ async def report(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     start, end, a, b = _period(request)
     body = await offload.view("report", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key,
-                              names=await _seat_names(request))
+                              now=ctx.clock.now(), names=await _seat_names(request))
     return web.Response(body=body, content_type="application/json")
 
 
@@ -61,8 +61,11 @@ async def callbacks(request: web.Request) -> web.Response:
 async def report_csv(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     start, end, a, b = _period(request)
-    body = await offload.view("csv", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key)
-    name = f"callbacks-{a}-{b}.csv"
+    part = request.query.get("part") or "callbacks"
+    body = await offload.view("csv", ctx.redis, start, end, a=a, b=b, tz=ctx.settings.timezone.key,
+                              now=ctx.clock.now(), part=part,
+                              names=await _seat_names(request) if part == "figures" else {})
+    name = f"{'figures' if part == 'figures' else 'callbacks'}-{a}-{b}.csv"
     return web.Response(body=body, content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -104,6 +107,14 @@ async def checkpoint(request: web.Request) -> web.Response:
     return web.json_response({"signed": signed, **heads, "chains": audit_service.chain_rows(heads, signed)})
 
 
+NULL_RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+# the national figures of the period (docs/audit-report.md); per kind, seat and day in "figures"
+NATIONAL_FIGURES = {"answered_within_15s_rate": NULL_RATE, "answer_rate_24h": NULL_RATE,
+                    "average_speed_of_answer_s": {"type": ["number", "null"], "minimum": 0},
+                    "abandoned_within_15s": {"type": ["integer", "null"], "minimum": 0},
+                    "satisfaction_rate": NULL_RATE,
+                    "survey": fields_of({k: {"type": "integer", "minimum": 0} for k in (
+                        "offered", "answered", "satisfied", "basically_satisfied", "dissatisfied", "no_answer")})}
 PERIOD = {"from": schemas.or_empty(schemas.DATE), "to": schemas.or_empty(schemas.DATE),
           "month": schemas.or_empty(schemas.MONTH)}
 CALLBACK_KEY = string(pattern="^[+]?[0-9]{1,20}$", description="a callback's id, or the full number of an open one",
@@ -126,10 +137,14 @@ ROUTES = [
           "callback completion and the hotline's figures for ?from=YYYY-MM-DD&to=YYYY-MM-DD or ?month=YYYY-MM "
           "(default: today in IVR_TIMEZONE; a period that ends before it starts: 422)", tag="auditor",
           query=PERIOD, errors=(422,),
-          answers=answer(fields_of({"period": PERIOD_OUT, "callbacks": {"type": "integer"}, "hotline": OBJ}))),
+          answers=answer(fields_of({"period": PERIOD_OUT, "callbacks": {"type": "integer"}, "hotline": OBJ,
+                                    **NATIONAL_FIGURES, "figures": OBJ, "figures_seats": array(OBJ)}))),
     Route("GET", "/api/callbacks/report.csv", report_csv, AUDITOR,
-          "the same period as CSV for Excel (UTF-8 with BOM, Chinese headers, local time, numbers masked)",
-          tag="auditor", query=PERIOD, errors=(422,), answers=answer(media="text/csv")),
+          "the same period as CSV for Excel (UTF-8 with BOM, Chinese headers, local time, numbers masked): "
+          "one row per callback, or (part=figures) the national figures of the period, each day, kind and seat",
+          tag="auditor", query={**PERIOD, "part": {"enum": ["", "callbacks", "figures"],
+                                                   "description": "empty: callbacks"}},
+          errors=(422,), answers=answer(media="text/csv")),
     Route("GET", "/api/callbacks", callbacks, AUDITOR,
           "one page of the callbacks of a period, newest first (?from&to, state=open|closed, kind, page, "
           "per_page), numbers masked, seats by their names", tag="auditor",

@@ -19,13 +19,13 @@ from ivr.services import callbacks as callback_service
 from ivr.services import config as config_service
 from ivr.services import contingency
 from ivr.services import status as status_service
-from ivr.web import schemas
+from ivr.web import national, schemas
 from ivr.web import wallboard as wall
 from ivr.web.context import Context, Route, body, ctx_of, principal, still_signed_in
 from ivr.web.schemas import BOOL, INT, NULL_NUM, NULL_STR, NUM, OBJ, STR, answer, array, fields_of, obj, string
 
 if TYPE_CHECKING:
-    pass
+    from ivr.callback.targets import Targets
 
 SEATS = ("seat_manager",)
 WALLBOARD_PUSH_S = 1.0
@@ -48,6 +48,7 @@ class WallSetup:
     seats: Seats | None
     queues: dict[str, str]      # logical -> Asterisk queue name
     thresholds: dict[str, tuple[float, float]]
+    targets: Targets | None = None     # queue/targets.yaml in force (None: the defaults)
 
     @classmethod
     async def load(cls, ctx: Context) -> WallSetup:
@@ -56,7 +57,7 @@ class WallSetup:
         cfg = await config_service.configuration(ctx.redis, ctx.settings.home, ctx.settings.timezone,
                                                  ctx.clock.now())
         queues = cfg.queues.asterisk_names if cfg.queues else {}
-        return cls(cfg.ops.plan, cfg.ops.seats, queues, wall.plan_thresholds(cfg.ops.plan))
+        return cls(cfg.ops.plan, cfg.ops.seats, queues, wall.plan_thresholds(cfg.ops.plan), targets=cfg.ops.targets)
 
 
 async def _board(ctx: Context, setup: WallSetup) -> dict[str, Any]:
@@ -79,7 +80,9 @@ async def _board(ctx: Context, setup: WallSetup) -> dict[str, Any]:
             "thresholds": setup.thresholds, "timezone": ctx.settings.timezone.key,
             "level_since_local": _local(st.since, ctx.settings.timezone),
             "level_expires_local": _local(st.expires_at, ctx.settings.timezone),
-            "config": _config_health(ctx)}
+            "config": _config_health(ctx),
+            # 15秒接通率, 24-hour 接通率, ASA, abandons within 15 s, 满意率 over the last 24 hours, coloured
+            "national": await national.last_24h(ctx, setup.targets)}
 
 
 def _config_health(ctx: Context) -> dict[str, Any] | None:
@@ -206,8 +209,12 @@ SET_LEVEL = obj({
     [{"level": 2, "reason": "供暖政策发布，来电激增 heating policy published", "confirm": True, "expires_in_h": 8},
      {"level": 7, "reason": "a level the shipped plan does not have", "confirm": True}])
 
+NATIONAL = fields_of({"answered_within_15s_rate": NULL_NUM, "answer_rate_24h": NULL_NUM,
+                      "average_speed_of_answer_s": NULL_NUM, "abandoned_within_15s": {"type": ["integer", "null"]},
+                      "satisfaction_rate": NULL_NUM, "survey": OBJ, "window_s": NUM, "complete": BOOL,
+                      "colours": OBJ, "targets": OBJ})
 BOARD = fields_of({"live": {"type": ["object", "null"]}, "level": INT, "level_name": STR, "proposal": PROPOSAL,
-                   "callbacks": OBJ, "at": NUM, "wall": OBJ, "colours": OBJ, "timezone": STR})
+                   "callbacks": OBJ, "at": NUM, "wall": OBJ, "colours": OBJ, "timezone": STR, "national": NATIONAL})
 # each event of the wallboard's stream: `event: board`, its data the board as JSON
 BOARD_EVENT = fields_of({"event": {"const": "board"},
                          "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": BOARD}})

@@ -161,6 +161,41 @@ def _line_metrics(snap: dict | None, blocked: int) -> list[str]:
     return out
 
 
+_NATIONAL_METRICS = (  # (figure, metric, help)
+    ("answered_within_15s_rate", "ivr_answered_within_15s_ratio", "15秒接通率: calls answered within 15 s of joining "
+     "the queue / calls that wanted a person, last 24 h (GB/T 33358-2016)"),
+    ("answer_rate_24h", "ivr_answer_rate_24h_ratio", "24小时接通率: answered / calls that wanted a person, last 24 h"),
+    ("average_speed_of_answer_s", "ivr_average_speed_of_answer_seconds", "平均应答时长: mean wait of the calls "
+     "answered, last 24 h"),
+    ("abandoned_within_15s", "ivr_abandoned_within_15s", "15秒内放弃: callers who hung up within 15 s of joining "
+     "the queue, last 24 h"),
+    ("satisfaction_rate", "ivr_satisfaction_ratio", "满意率: (满意 + 基本满意) / surveys offered, last 24 h"))
+_COLOUR_VALUE = {"green": 0, "amber": 1, "red": 2}
+
+
+async def _national_metrics(ctx: Context) -> list[str]:
+    """The national figures of the last 24 hours (docs/audit-report.md), their
+    targets (queue/targets.yaml) and where each stands: 0 met, 1 amber, 2 red.
+    A figure with nothing to divide yet is left out (no sample, not 0)."""
+    from ivr.services import config as config_service
+    from ivr.web import national
+
+    cfg = await config_service.configuration(ctx.redis, ctx.settings.home, ctx.settings.timezone, ctx.clock.now())
+    n = await national.last_24h(ctx, cfg.ops.targets)
+    out: list[str] = []
+    for figure, name, help_text in _NATIONAL_METRICS:
+        out += gauge(name, help_text, [({}, n[figure])] if n[figure] is not None else [])
+    out += gauge("ivr_survey_answers", "满意度调查 survey answers over the last 24 h, by answer (offered = their sum)",
+                 [({"answer": a}, n["survey"][a]) for a in ("satisfied", "basically_satisfied", "dissatisfied",
+                                                            "no_answer")])
+    out += gauge("ivr_national_target", "The target seat managers set (queue/targets.yaml): rates at least, ASA "
+                 "and abandons at most", [({"figure": f}, v) for f, v in n["targets"].items()
+                                          if v is not None and f != "amber_within_pct"])
+    out += gauge("ivr_national_colour", "Each figure against its target: 0 met, 1 amber, 2 red",
+                 [({"figure": f}, _COLOUR_VALUE[c]) for f, c in n["colours"].items() if c])
+    return out
+
+
 async def metrics(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     snap = await status_service.live(ctx.redis)
@@ -219,6 +254,7 @@ async def metrics(request: web.Request) -> web.Response:
         lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, ctx.clock.now() - snap["at"])])
     lines += _line_metrics(snap, await status_service.lines_blocked(
         ctx.redis, status_service.lines(snap)["pbx"]))
+    lines += await _national_metrics(ctx)
     lines += AGI_COMMAND_SECONDS.render()
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+from ivr.callback import figures as national
 from ivr.callback import labels as L
 from ivr.callback.report import records_csv
 from ivr.logs import mask_number
@@ -33,11 +34,21 @@ def seats(r: dict, names: dict[str, str] | None) -> list[dict]:
     return sorted(out, key=lambda x: (x["seat"], x["interface"]))
 
 
+def figures_seats(r: dict, names: dict[str, str] | None) -> list[dict]:
+    """The national figures of each seat (answered, within 15 s, ASA, the
+    survey of its conversations) by the seat's name."""
+    known = {**(names or {}), **r.get("seat_names", {})}
+    per = r.get("figures", {}).get("per_seat", {})
+    out = [{"seat": L.seat_name(k, known), "interface": k, **v} for k, v in per.items()]
+    return sorted(out, key=lambda x: (x["seat"], x["interface"]))
+
+
 def report(r: dict, rows: list[dict], a: str, b: str, tz: ZoneInfo, names: dict[str, str] | None = None) -> dict:
     delays = sorted(float(x["first_callback_at"]) - float(x["first_at"]) for x in rows if x.get("first_callback_at"))
     hist = [sum(1 for d in delays if (EDGES_S[i - 1] if i else 0) <= d < e) for i, e in enumerate(EDGES_S)]
     hist.append(sum(1 for d in delays if d >= EDGES_S[-1]))
     return {**r, "period": {"from": a, "to": b, "timezone": str(tz.key)}, "seats": seats(r, names),
+            "figures_seats": figures_seats(r, names),
             "time_to_callback_histogram": {"edges_s": EDGES_S, "counts": hist},
             "callbacks_list": [row(x, tz, names) for x in sorted(rows, key=lambda x: float(x.get("first_at", 0)))][:LIST_LIMIT]}
 
@@ -61,3 +72,7 @@ def callbacks(rows: list[dict], a: str, b: str, tz: ZoneInfo, state: str | None,
 
 def csv(rows: list[dict], tz: ZoneInfo) -> str:
     return records_csv(rows, tz)
+
+
+def figures_csv(fig: dict, names: dict[str, str] | None = None) -> str:
+    return national.figures_csv(fig, names)

@@ -101,11 +101,13 @@ async def _work(redis, request: dict) -> bytes:
         from zoneinfo import ZoneInfo
 
         from ivr.web import audit_views
-        r, rows = await report(redis, request["start"], request["end"])
         tz, a, b = ZoneInfo(request["tz"]), request["a"], request["b"]
-        if request["kind"] == "csv":
-            return audit_views.csv(rows, tz).encode("utf-8")
+        r, rows = await report(redis, request["start"], request["end"], tz, request.get("now"))
         names = {**(request.get("names") or {}), **r.get("seat_names", {})}     # the attempts' own names win
+        if request["kind"] == "csv":
+            if request.get("part") == "figures":
+                return audit_views.figures_csv(r["figures"], names).encode("utf-8")
+            return audit_views.csv(rows, tz).encode("utf-8")
         if request["kind"] == "report":
             return orjson.dumps(audit_views.report(r, rows, a, b, tz, names))
         return orjson.dumps(audit_views.callbacks(rows, a, b, tz, request.get("state"), request.get("kind_of"),

@@ -912,8 +912,9 @@ class Drill:
         """Lines, the standard's rates, the seats a 95 % answer rate needs and
         the wait estimates' accuracy (docs/drill.md says what each means)."""
         trunk = self.pbx.trunk
-        light = [scores.Call(c.number, c.at, c.redial, c.outcome, c.wait_s, c.wanted_person) for c in calls]
+        light = [scores.Call(c.number, c.at, c.redial, c.outcome, c.wait_s, c.wanted_person, c.survey) for c in calls]
         quick, rate15 = scores.answered_within(light, self.blocked)
+        national = scores.national(light, self.blocked, self.duration_s)
         only_busy = self.dialled - {c.number for c in calls}
         citizens = len(self.dialled)
         line_s = trunk.line_seconds()
@@ -934,6 +935,13 @@ class Drill:
             "line_seconds_per_citizen": round(line_s / citizens, 1) if citizens else None,
             "callbacks_line_busy": self.cb_line_busy,
             "answered_within_15s": quick, "answered_within_15s_rate": rate15,
+            # the auditors' figures (ivr/callback/figures.py) of the same calls: its 15秒接通率 agrees with
+            # the one above, its 满意率 with the report's own "survey"
+            "answer_rate_24h": national["answer_rate_24h"],
+            "average_speed_of_answer_s": national["average_speed_of_answer_s"],
+            "abandoned_within_15s": national["abandoned_within_15s"],
+            "satisfaction_rate": national["satisfaction_rate"],
+            "national_answered_within_15s_rate": national["answered_within_15s_rate"],
             **scores.broad_answer_rate(light, self.dialled, records, self.clock.engine.now()),
             **scores.seats_for_95(first_call_times=self.first_call_at, duration_s=self.duration_s, calls=light,
                                   talk_times=talk, wrapup_s=self.p.callers.wrapup_s, queued=self.queued,
@@ -962,7 +970,7 @@ def _survey_figures(answered: list[CallRecord]) -> dict[str, Any]:
          (("satisfied", "1"), ("basically_satisfied", "2"), ("dissatisfied", "3"), ("no_answer", ""))}
     offered = len(answered)
     rate = round((n["satisfied"] + n["basically_satisfied"]) / offered, 4) if offered else None
-    return {"offered": offered, **n, "satisfaction_rate": rate}
+    return {"offered": offered, "answered": offered - n["no_answer"], **n, "satisfaction_rate": rate}
 
 
 async def run_drill(profile: Profile, **kw) -> dict:
@@ -1035,5 +1043,8 @@ def _line_lines(r: dict) -> list[str]:
         f"{r['citizens_wanting_an_answer']}; {r['callbacks_open_within_deadline_end']} still open in time); "
         f"seats needed for 95 %: {r['seats_needed_for_95']} ({sizing['arrivals_per_s']}/s, handle "
         f"{sizing['handle_s']} s, patience {sizing['patience_s']} s)",
+        f"  考核指标 national figures: 15秒接通率 {rate(r['answered_within_15s_rate'])}, 24小时接通率 "
+        f"{rate(r['answer_rate_24h'])}, 平均应答 ASA {r['average_speed_of_answer_s']} s, 15秒内放弃 abandoned "
+        f"within 15 s {r['abandoned_within_15s']}, 满意率 {rate(r['satisfaction_rate'])}",
         f"  等待预估 wait estimates at queue join, callers answered: {scored}",
     ]

@@ -10,10 +10,12 @@ definitions are in docs/drill.md):
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ivr.callback.figures import figures_of
 from ivr.rehearsal.sim.callcenter import erlang_a
 
 TARGET_ANSWERED = 0.95
@@ -29,6 +31,7 @@ class Call:
     outcome: str
     wait_s: float | None
     wanted_person: bool
+    survey: str = ""            # answered: the key pressed for the rating, "" none (hung up)
 
 
 def answered_within(calls: Sequence[Call], blocked_attempts: int, within_s: float = 15.0) -> tuple[int, float | None]:
@@ -39,6 +42,29 @@ def answered_within(calls: Sequence[Call], blocked_attempts: int, within_s: floa
     quick = sum(1 for c in calls if c.outcome == "answered" and c.wait_s is not None and c.wait_s <= within_s)
     wanted = sum(1 for c in calls if c.wanted_person and c.outcome != "in_progress") + blocked_attempts
     return quick, (round(quick / wanted, 4) if wanted else None)
+
+
+SURVEY_KEYS = {"1": "satisfied", "2": "basically_satisfied", "3": "dissatisfied", "": "no_answer"}
+_QUEUE_STATUS = {"answered": "ANSWERED", "abandoned": "ABANDONED"}
+
+
+def national(calls: Sequence[Call], blocked_attempts: int, duration_s: float) -> dict:
+    """The national figures of the run (``ivr.callback.figures``, the auditors'
+    module, over the drill's own records of each call): calls still in
+    progress at the end are left out; every attempt that heard busy wanted a
+    person and reached nobody (placed at the run's start: a run of more than
+    24 hours would leave them out of its last 24); every conversation was
+    offered the survey (flows/main.yaml), no key pressed is no answer."""
+    summaries = [{"started": str(c.at), "wanted_person": "1" if c.wanted_person else "0",
+                  "queue_status": _QUEUE_STATUS.get(c.outcome, ""),
+                  "hold_s": "" if c.wait_s is None else str(c.wait_s),
+                  "survey": SURVEY_KEYS.get(c.survey, "no_answer") if c.outcome == "answered" else ""}
+                 for c in calls if c.outcome != "in_progress"]
+    summaries += [{"started": "0", "wanted_person": "1", "outcome": "lines_full"}] * blocked_attempts
+    end = max([duration_s, *(c.at for c in calls)]) + 1
+    f = figures_of(summaries, [], 0.0, end, dt.UTC, now=end)
+    return {k: f[k] for k in ("answered_within_15s_rate", "answer_rate_24h", "average_speed_of_answer_s",
+                              "abandoned_within_15s", "satisfaction_rate", "survey")}
 
 
 def broad_answer_rate(calls: Sequence[Call], dialled: set[str], records: Iterable[dict], now_epoch: float) -> dict:
