@@ -43,6 +43,17 @@ class CallInfo:
             args=tuple(args),
         )
 
+    def named_args(self) -> dict[str, str]:
+        """The AGI arguments written ``name=value`` (the dialplan's
+        ``AGI(url,callback=${IVR_CB_ID},...)``); others are left out."""
+        return {k.strip(): v.strip() for k, sep, v in (a.partition("=") for a in self.args) if sep and k.strip()}
+
+    @property
+    def callback_id(self) -> str:
+        """The callback whose citizen leg this is, after its conversation
+        (``[ivr-callback-survey]``); "" for a citizen who called in."""
+        return self.named_args().get("callback", "")
+
 
 class QueueStatus(enum.StrEnum):
     """How ``Queue()`` ended. Values are Asterisk's QUEUESTATUS where it has one."""

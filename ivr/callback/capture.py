@@ -44,7 +44,7 @@ class MissedCallCapture:
         self.log = log
         self.consumer = consumer
         self.estimated_wait = estimated_wait   # seconds until a courtesy caller's place reaches a seat
-        self.recorded = self.merged = self.closed_later = self.misdials = 0
+        self.recorded = self.merged = self.closed_later = self.misdials = self.surveys = 0
         self.replication = Replication(redis)
 
     async def ensure_group(self) -> None:
@@ -93,6 +93,10 @@ class MissedCallCapture:
         chunks = _Chunks(self, now)
         answered = await self._answered_by_pbx(entries)
         for _eid, s in entries:
+            if s.get("callback_id"):
+                # a callback's citizen leg after the conversation: not a call in, never a missed call
+                chunks.carry += await self._survey_of_callback(s, now)
+                continue
             number = s.get("number", "")
             if not number or not number.isdigit():
                 continue
@@ -127,6 +131,24 @@ class MissedCallCapture:
         for u in uids:
             pipe.exists(keys.pbx_answered(u))
         return {u for u, hit in zip(uids, await pipe.execute(), strict=True) if hit}
+
+    async def _survey_of_callback(self, s: dict[str, str], now: float) -> list[dict[str, Any]]:
+        """The survey after a callback's conversation: its answer (or
+        ``no_answer``), the seat and the time, kept on the callback's record.
+        Returns its audit entry (none when not offered, or read before)."""
+        rating, cid = s.get("survey", ""), s.get("callback_id", "")
+        if not rating:
+            return []           # not offered (an emergency callback, or the prompt never played)
+        at = float(s.get("survey_at") or s.get("ended") or now)
+        what, number = await self.store.record_survey(cid, rating=rating, seat=s.get("survey_seat", ""), at=at,
+                                                      call=s.get("uniqueid", ""))
+        if what != "recorded":
+            if what == "unknown":
+                self.log.warning("callback_survey_unknown_callback", callback=cid, call=s.get("uniqueid"))
+            return []
+        self.surveys += 1
+        return [{"kind": "survey", "at": now, "id": cid, "number": mask_number(number), "rating": rating,
+                 "seat": s.get("survey_seat", ""), "survey_at": at, "call": s.get("uniqueid")}]
 
     async def _close_reached_later(self, number: str, s: dict[str, str], now: float) -> list[dict[str, Any]]:
         """A citizen who got through on this call: close their open callback.

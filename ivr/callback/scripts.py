@@ -236,3 +236,22 @@ redis.call('ZADD', KEYS[4], ARGV[3], id)
 redis.call('HDEL', KEYS[5], id)
 return {1, id}
 """
+
+# KEYS: ids
+# ARGV: id rating seat at call open_prefix closed_prefix
+# The survey after callback ``id``'s conversation: kept on its record, closed
+# (ivr:cb:id:<id>) or still open (its outcome not written yet: the fields go
+# with it when it is closed). Returns {1, number}; {0, 'duplicate'} when this
+# call's answer is there already (a summary read twice); {0, ''} no such callback.
+SURVEY = """
+local key = ARGV[7] .. ARGV[1]
+if redis.call('EXISTS', key) == 0 then
+  local number = redis.call('HGET', KEYS[1], ARGV[1])
+  if not number then return {0, ''} end
+  key = ARGV[6] .. number
+  if redis.call('HGET', key, 'id') ~= ARGV[1] then return {0, ''} end
+end
+if redis.call('HGET', key, 'survey_call') == ARGV[5] then return {0, 'duplicate'} end
+redis.call('HSET', key, 'survey', ARGV[2], 'survey_seat', ARGV[3], 'survey_at', ARGV[4], 'survey_call', ARGV[5])
+return {1, redis.call('HGET', key, 'number')}
+"""

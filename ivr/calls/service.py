@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypedDict, Unpack, cast
 from zoneinfo import ZoneInfo
 
@@ -64,6 +65,9 @@ class CallSpecific(TypedDict, total=False):
     last_call_age_s: float | None
     variables: Mapping[str, str]
     registered_ahead: int | None
+    callback_id: str
+    callback_seat: str
+    callback_emergency: bool
 
 
 class LiveState:
@@ -237,6 +241,11 @@ def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float
         "survey": record.survey,
         "survey_seat": record.survey_seat,
         "survey_at": f"{ended:.3f}" if record.survey else "",
+        # "" a citizen who called in; "callback": the citizen's leg of a callback after the
+        # conversation (its survey), with the callback's id. Not an incoming call: figures of
+        # calls count only kind "".
+        "kind": "callback" if call.callback_id else "",
+        "callback_id": call.callback_id,
     }
 
 
@@ -265,6 +274,10 @@ class CallService:
     async def handle(self, env: dict[str, str], transport: LineTransport) -> CallLog:
         started = self.now()
         call = CallInfo.from_agi_env(env)
+        after = call.named_args() if call.callback_id else {}
+        if after.get("number"):
+            # a callback's citizen leg: its caller ID is the hotline's, the citizen is the number dialled
+            call = replace(call, caller_number=after["number"])
         self.summaries.started(call.uniqueid, started, call.caller_number)
         log = self.log.bind(call_id=call.uniqueid)
         channel = AgiChannel(transport, call, prompt_prefix=self.prompt_prefix,
@@ -274,15 +287,21 @@ class CallService:
             bundle = self.registry.pinned(call.flow)
             version = self.registry.current.get(call.flow)
             arrival = UNKNOWN
-            if bundle is not None and call.caller_number:
+            if bundle is not None and call.caller_number and not after:
                 arrival = await self.arrivals.lookup(call.caller_number, started,
                                                      history=self.registry.needs_history(call.flow),
                                                      registration=self.registry.needs_registration(call.flow))
             facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), caller=call.caller_number,
                                     last_call_age_s=arrival.last_call_age_s,
-                                    registered_ahead=arrival.registered_ahead)
+                                    registered_ahead=arrival.registered_ahead,
+                                    callback_id=after.get("callback", ""), callback_seat=after.get("seat", ""),
+                                    callback_emergency=after.get("kind") == "emergency")
             log.info("call_start", caller=call.caller_number, flow=call.flow, version=version)
-            if bundle is None:
+            if bundle is None and after:
+                # after a callback's conversation nothing queues the citizen: the dialplan hangs up
+                log.error("unknown_flow", flow=call.flow, callback=after.get("callback"))
+                record = CallLog(outcome="failed")
+            elif bundle is None:
                 log.error("unknown_flow", flow=call.flow)
                 record = await self.interpreter.fallback_only(channel, log)
             else:

@@ -96,7 +96,11 @@ class FlowInterpreter:
             except _FallbackNeeded as fb:
                 record.outcome = "fallback"
                 log.error("flow_fallback", step=fb.step, error=repr(fb.cause))
-                await self._builtin_fallback(state)
+                if facts.callback_id:
+                    # a callback's citizen after the conversation: never queued, the call ends
+                    record.outcome = "failed"
+                else:
+                    await self._builtin_fallback(state)
             await self._done(state)
         except CallerHungUp:
             record.outcome = "caller_hung_up"
@@ -320,13 +324,15 @@ class FlowInterpreter:
     async def _survey(self, s: _CallState, step: m.Survey, depth: int) -> str:
         """The rating after the conversation. Silence, wrong keys to the last retry and a
         caller who hangs up are all ``no_answer``: never counted as satisfied."""
-        if s.record.emergency:
+        facts = s.call_facts
+        if s.record.emergency or facts.callback_emergency:
             # an emergency call is never delayed by a survey: not offered, not counted
             s.log.info("survey_skipped_emergency", step=step.name)
             return step.next
         qr = s.record.queue_result
         s.record.survey = m.NO_ANSWER       # kept if the caller hangs up from here on
-        s.record.survey_seat = qr.member if qr else ""
+        # the seat of this call's queue step, or of the callback whose conversation just ended
+        s.record.survey_seat = qr.member if qr else facts.callback_seat
         try:
             await self._ask(s, step)
         except (PromptMissing, AgiCommandFailed) as exc:
