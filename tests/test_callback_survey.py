@@ -226,3 +226,74 @@ async def test_the_leg_rates_over_real_sockets_and_the_capture_keeps_it_with_the
     trail = [e for _, e in await read_trail(redis, rec)]
     assert trail[-1]["kind"] == "survey" and trail[-1]["rating"] == "basically_satisfied"
     assert trail[-1]["number"] != NUMBER                      # masked in the audit log
+
+
+class _LiveDuringSurvey(SimChannel):
+    """At the survey's question: the summaries flushed, what CALLS_LIVE holds."""
+
+    def __init__(self, caller: Caller, summaries, redis) -> None:
+        super().__init__(caller, flow="callback_survey")
+        self.summaries, self.redis = summaries, redis
+        self.live_then: dict | None = None
+
+    async def respond(self, line: str, decide_queue=None) -> list[str]:
+        if line.startswith("GET DATA") and self.live_then is None:
+            await self.summaries.flush()
+            self.live_then = await self.redis.hgetall(keys.CALLS_LIVE)
+        return await super().respond(line, decide_queue)
+
+
+def _service(redis, summaries):
+    from ivr.calls.arrival import ArrivalLookups
+    from ivr.calls.service import CallService, LiveState
+    from ivr.flow.registry import FlowRegistry
+    from ivr.flow.store import FlowStore
+
+    registry = FlowRegistry(FlowStore(redis), LOG)
+    return registry, CallService(registry=registry, interpreter=FlowInterpreter(CONFIG), live=LiveState(),
+                                 summaries=summaries, arrivals=ArrivalLookups(redis, LOG), timezone=TZ,
+                                 prompt_prefix="12345/", recordings_dir="/tmp", log=LOG)
+
+
+def _env(sim: SimChannel) -> dict[str, str]:
+    sim.context, sim.extension = "ivr-callback-survey", "s"
+    sim.args = _args()
+    sim.channel = f"Local/{NUMBER}@trunk-00000002;1"
+    return dict(line.rstrip("\n").split(": ", 1) for line in sim.env() if ": " in line)
+
+
+async def test_a_callback_leg_is_no_call_in_progress(redis, project_home):
+    """Not in ``CALLS_LIVE`` while it runs: were its engine to die mid-survey,
+    the leader's sweep would record the citizen just reached as a missed call."""
+    from ivr.calls.service import CallSummaries
+    from ivr.flow.store import FlowStore
+
+    summaries = CallSummaries(redis, LOG)
+    registry, service = _service(redis, summaries)
+    await FlowStore(redis).publish("callback_survey", (project_home / "flows" / "callback_survey.yaml").read_text(),
+                                   by="test")
+    await registry.refresh()
+    sim = _LiveDuringSurvey(Caller(number=NUMBER, digits=["1"]), summaries, redis)
+    record = await service.handle(_env(sim), InMemoryTransport(sim))
+    assert record.survey == "satisfied" and sim.live_then == {}
+    # a citizen who called in is there at the same point (the check can see it)
+    inbound = _LiveDuringSurvey(Caller(number="13800000001", digits=["1"]), summaries, redis)
+    inbound.flow = "callback_survey"
+    env = dict(line.rstrip("\n").split(": ", 1) for line in inbound.env() if ": " in line)
+    await service.handle(env, InMemoryTransport(inbound))
+    assert list(inbound.live_then) == [inbound.uniqueid]
+
+
+async def test_without_its_flow_a_callback_leg_is_never_queued(redis):
+    """Flow callback_survey not published: nothing is sent to the channel (no
+    fallback queue); the dialplan hangs up."""
+    from ivr.calls.service import CallSummaries
+
+    summaries = CallSummaries(redis, LOG)
+    _, service = _service(redis, summaries)
+    sim = _leg()
+    record = await service.handle(_env(sim), InMemoryTransport(sim))
+    assert record.outcome == "failed" and sim.commands == []
+    await summaries.flush()
+    (row,) = [read_summary(f) for _, f in await redis.xrange(keys.CALLS)]
+    assert (row["kind"], row["callback_id"], row["number"], row["survey"]) == ("callback", "7", NUMBER, "")

@@ -278,7 +278,10 @@ class CallService:
         if after.get("number"):
             # a callback's citizen leg: its caller ID is the hotline's, the citizen is the number dialled
             call = replace(call, caller_number=after["number"])
-        self.summaries.started(call.uniqueid, started, call.caller_number)
+        if not after:
+            # not for a callback's leg: were its engine to die, the leader's sweep would take
+            # the citizen just reached for a missed call (ivr.callback.reconcile)
+            self.summaries.started(call.uniqueid, started, call.caller_number)
         log = self.log.bind(call_id=call.uniqueid)
         channel = AgiChannel(transport, call, prompt_prefix=self.prompt_prefix,
                              recordings_dir=self.recordings_dir)
