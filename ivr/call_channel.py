@@ -51,8 +51,19 @@ class CallInfo:
     @property
     def callback_id(self) -> str:
         """The callback whose citizen leg this is, after its conversation
-        (``[ivr-callback-survey]``); "" for a citizen who called in."""
+        (``[ivr-callback-survey]``); "" otherwise."""
         return self.named_args().get("callback", "")
+
+    @property
+    def followup_id(self) -> str:
+        """The follow-up call (智能回访) this is (``[ivr-followup]``); "" otherwise."""
+        return self.named_args().get("followup", "")
+
+    @property
+    def outbound(self) -> str:
+        """"callback" or "followup": a call the hotline placed to the citizen;
+        "" a citizen who called in (the summary's ``kind``)."""
+        return "callback" if self.callback_id else "followup" if self.followup_id else ""
 
 
 class QueueStatus(enum.StrEnum):
@@ -120,6 +131,7 @@ class CallLog:
     # no_answer; "" when no survey was offered (none in the flow, or an emergency call)
     survey: str = ""
     survey_seat: str = ""           # the seat whose conversation was rated (MEMBERINTERFACE)
+    flow_vars: dict[str, str] = field(default_factory=dict)   # what the flow's `set` steps set, last value
 
 
 class CallChannel(Protocol):

@@ -106,8 +106,8 @@ async def _run_leg(shipped, sim: SimChannel):
     call = CallInfo.from_agi_env(env)
     ch = AgiChannel(InMemoryTransport(sim), call)
     args = call.named_args()
-    facts = CallFacts(now=NOON, caller=NUMBER, callback_id=args["callback"], callback_seat=args["seat"],
-                      callback_emergency=args["kind"] == "emergency")
+    facts = CallFacts(now=NOON, caller=NUMBER, outbound=call.outbound, rated_seat=args["seat"],
+                      emergency_matter=args["kind"] == "emergency")
     return await FlowInterpreter(CONFIG).run(shipped, "callback_survey", ch, facts, LOG), call
 
 

@@ -65,9 +65,9 @@ class CallSpecific(TypedDict, total=False):
     last_call_age_s: float | None
     variables: Mapping[str, str]
     registered_ahead: int | None
-    callback_id: str
-    callback_seat: str
-    callback_emergency: bool
+    outbound: str
+    rated_seat: str
+    emergency_matter: bool
 
 
 class LiveState:
@@ -242,10 +242,13 @@ def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float
         "survey_seat": record.survey_seat,
         "survey_at": f"{ended:.3f}" if record.survey else "",
         # "" a citizen who called in; "callback": the citizen's leg of a callback after the
-        # conversation (its survey), with the callback's id. Not an incoming call: figures of
-        # calls count only kind "".
-        "kind": "callback" if call.callback_id else "",
+        # conversation (its survey), with the callback's id; "followup": a follow-up call (智能回访)
+        # with its id. Not incoming calls: figures of calls in count only kind "".
+        "kind": call.outbound,
         "callback_id": call.callback_id,
+        "followup_id": call.followup_id,
+        # what the flow's `set` steps set (name=value;...): a follow-up's FU_HEARD
+        "flow_vars": ";".join(f"{k}={v}" for k, v in record.flow_vars.items()),
     }
 
 
@@ -274,13 +277,13 @@ class CallService:
     async def handle(self, env: dict[str, str], transport: LineTransport) -> CallLog:
         started = self.now()
         call = CallInfo.from_agi_env(env)
-        after = call.named_args() if call.callback_id else {}
+        after = call.named_args() if call.outbound else {}
         if after.get("number"):
-            # a callback's citizen leg: its caller ID is the hotline's, the citizen is the number dialled
+            # a call the hotline placed: the citizen is the number dialled
             call = replace(call, caller_number=after["number"])
         if not after:
-            # not for a callback's leg: were its engine to die, the leader's sweep would take
-            # the citizen just reached for a missed call (ivr.callback.reconcile)
+            # not for a call the hotline placed: were its engine to die, the leader's sweep would
+            # take the citizen just reached for a missed call (ivr.callback.reconcile)
             self.summaries.started(call.uniqueid, started, call.caller_number)
         log = self.log.bind(call_id=call.uniqueid)
         channel = AgiChannel(transport, call, prompt_prefix=self.prompt_prefix,
@@ -297,12 +300,12 @@ class CallService:
             facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), caller=call.caller_number,
                                     last_call_age_s=arrival.last_call_age_s,
                                     registered_ahead=arrival.registered_ahead,
-                                    callback_id=after.get("callback", ""), callback_seat=after.get("seat", ""),
-                                    callback_emergency=after.get("kind") == "emergency")
+                                    outbound=call.outbound, rated_seat=after.get("seat", ""),
+                                    emergency_matter=after.get("kind") == "emergency")
             log.info("call_start", caller=call.caller_number, flow=call.flow, version=version)
             if bundle is None and after:
-                # after a callback's conversation nothing queues the citizen: the dialplan hangs up
-                log.error("unknown_flow", flow=call.flow, callback=after.get("callback"))
+                # a call the hotline placed: nothing queues the citizen, the dialplan hangs up
+                log.error("unknown_flow", flow=call.flow, outbound=call.outbound)
                 record = CallLog(outcome="failed")
             elif bundle is None:
                 log.error("unknown_flow", flow=call.flow)
