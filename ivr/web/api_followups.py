@@ -50,7 +50,7 @@ ROUTES = [
     Route("POST", "/api/followups", sample, ROLES,
           "choose a sample to follow up (智能回访): a share of one day's reached callbacks or answered calls; "
           "called without a seat within calling hours while the queues are calm and lines are free; a share "
-          "above 100% or not above 0%, or a sample with nobody in it: 422", SAMPLE, tag="followup", errors=(422,),
+          "above 100% is refused as bad input (400), one of 0% or a sample with nobody in it with 422", SAMPLE, tag="followup", errors=(422,),
           answers=answer(fields_of({"batch": STR, "chosen": INT, "candidates": INT, "of": STR, "day": STR}))),
     Route("GET", "/api/followups", batch_list, ROLES, "the latest follow-up batches", tag="followup",
           answers=answer(fields_of({"batches": array(OBJ)}))),
