@@ -31,6 +31,10 @@ from ivr.callback.states import DIAL_OUTCOMES
 from ivr.logs import Log, mask_number
 
 FOLLOWUP_CALL_S = 15 * 60        # a follow-up's claim lease: the ring and a short survey, with room
+# A failed Originate of Local/<n>@ivr-followup-out comes before the dialplan's UserEvent, which
+# says why (Asterisk 22: the citizen's trunk leg rang out, NOANSWER, yet OriginateResponse said
+# only Failure): the event is waited for this long, then the Originate's reason is taken.
+DIAL_STATUS_WAIT_S = 5.0
 
 
 @dataclass
@@ -42,6 +46,7 @@ class _Call:
     answered_at: float | None = None
     outcome: tuple[str, str] | None = None
     written: tuple[str, int, float | None, str] | None = None    # the state change, once in Redis (retries)
+    refused: tuple[str, float] | None = None    # Originate failed: (its reason, when), the dial status awaited
 
 
 def free_line_budget(snapshot: dict[str, Any] | None) -> int | None:
@@ -122,6 +127,9 @@ class FollowupCaller:
         for call in list(self.active.values()):
             if call.outcome is not None:
                 continue
+            if call.refused is not None and now > call.refused[1] + DIAL_STATUS_WAIT_S:
+                self._outcome(call, call.refused[0], "originate failed, no dial status", now)
+                continue
             limit = (call.started + self.policy.citizen_ring_s + NO_OUTCOME_GRACE_S if call.answered_at is None
                      else call.answered_at + MAX_CONVERSATION_S)
             if now > limit:
@@ -135,9 +143,9 @@ class FollowupCaller:
                 return
             if event.get("Response") == "Success":
                 call.answered_at = self.clock()      # the citizen answered: the flow runs; the end comes as a UserEvent
-            else:
+            else:       # the UserEvent with the trunk leg's DIALSTATUS follows when its dialplan ran
                 reason = {"3": "no_answer", "5": "busy"}.get(event.get("Reason", ""), "failed")
-                self._outcome(call, reason, f"originate reason {event.get('Reason', '')}", self.clock())
+                call.refused = (reason, self.clock())
         elif name == "UserEvent" and event.get("UserEvent") == "IvrFollowup":
             call = self.by_fid.get(event.get("Id", ""))
             if call is not None:
