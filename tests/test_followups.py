@@ -336,3 +336,33 @@ def test_the_lines_allow_follow_ups_only_above_their_callback_reserve():
     assert free_line_budget({"lines": lines}) == 2
     assert free_line_budget({"lines": {**lines, "free": 2}}) == 0
     assert free_line_budget({"lines": {**lines, "known": False}}) is None and free_line_budget(None) is None
+
+
+async def test_the_drill_places_a_batch_through_the_shipped_followup_contexts(project_home):
+    """The simulated PBX of the drill answers the engine's follow-up Originates
+    as Asterisk 22 does (Success, or NOANSWER then Failure with Reason 0) and
+    runs [ivr-followup] against the engine: every citizen of the batch is
+    called once, and each one reached has their answers kept."""
+    from ivr.rehearsal.sim.drill import Drill
+    from ivr.rehearsal.sim.profiles import load_profile
+
+    class WithBatch(Drill):
+        async def _drive(self):
+            store = FollowupStore(self.redis)
+            now = self.clock.engine.now()
+            chosen = [Candidate(f"s{i}", f"1370000{i:04d}", SEAT, "ordinary", now) for i in range(6)]
+            _, self.fids = await store.create(chosen, now=now, by="t", share=1.0, of="reached-callbacks", day="",
+                                              kind="")
+            report = await super()._drive()
+            self.items = [await store.item(f) for f in self.fids]
+            return report
+
+    drill = WithBatch(load_profile(project_home, "smoke"), home=project_home, duration_s=400)
+    await drill.run()
+    assert all(i["attempts"] == "1" for i in drill.items), drill.items
+    reached = [i for i in drill.items if i.get("closed_reason") == "reached"]
+    assert reached and sum(drill.followups_answered.values()) == len(reached), drill.items
+    assert all(i["heard"] == "yes" and i["survey"] in ("satisfied", "basically_satisfied", "dissatisfied",
+                                                       "no_answer") for i in reached), reached
+    assert all(i["last_outcome"] == "no_answer" and i["state"] == "open"
+               for i in drill.items if i not in reached), drill.items

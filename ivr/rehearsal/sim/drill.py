@@ -193,6 +193,7 @@ class Drill:
         self.registered_early = 0           # took the early offer (flows' admit step) and freed the line
         self.cb_made = self.cb_reached = self.cb_seat_busy = 0
         self.cb_surveys: Counter[str] = Counter()   # the rating key pressed after a callback ('none': hung up)
+        self.followups_answered: Counter[str] = Counter()   # the rating key pressed on a follow-up call
         self._seen_originates = 0
         self._numbers = 0
         self._rr = 0
@@ -465,7 +466,8 @@ class Drill:
         new = self.pbx.originated[self._seen_originates:]
         self._seen_originates = len(self.pbx.originated)
         for msg in new:
-            task = asyncio.create_task(self._callback(msg))
+            placed = self._followup(msg) if msg.get("Context") == "ivr-followup" else self._callback(msg)
+            task = asyncio.create_task(placed)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
@@ -518,6 +520,43 @@ class Drill:
                 self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="NOANSWER")
         finally:
             self.pbx.trunk.release(leg)
+
+    async def _followup(self, msg: dict[str, str]) -> None:
+        """A follow-up call (智能回访): ``Local/<n>@ivr-followup-out/n`` dials the
+        citizen on a trunk line, no seat; answered, the other half runs the
+        shipped ``[ivr-followup]``. As Asterisk 22 reports it: Success when the
+        citizen answers; rung out, the dialplan's ``IvrFollowup`` NOANSWER and
+        ``OriginateResponse`` Failure with Reason 0 (fixtures ami/session-followup.json)."""
+        fu = dict(kv.split("=", 1) for kv in msg.get("Variable", "").split(",") if "=" in kv)
+        number, fid = fu.get("IVR_FU_NUMBER", ""), fu.get("IVR_FU_ID", "")
+        leg = f"Local/{number}@ivr-followup-out-{next(self._legs):08x}"
+        if not self.pbx.trunk.seize(leg + ";2"):
+            self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="CONGESTION")
+            self.pbx.originate_result(msg, False, reason=0)
+            return
+        self.pbx.trunk.set_group(leg + ";2", *LINE_GROUP)
+        try:
+            if self.rng.random() >= self.p.callback_reach:
+                await self.clock.sleep(30)               # rings out, as a callback's citizen leg does here
+                self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="NOANSWER")
+                self.pbx.originate_result(msg, False, reason=0)
+                return
+            self.pbx.originate_result(msg, True)
+            if self._pace is None:
+                self._pace = Pace(self.clock.sleep, prompt_lengths(self.home / "prompts"))
+            ch = SimChannel(Caller(number="12345", name="12345回访", digits=["1"]), flow="followup", pace=self._pace)
+            ch.channel, ch.answered = leg + ";1", True
+            ch.vars.update(fu)
+            self.followups_answered[self._survey_answer(ch, 0.0) or "none"] += 1
+            try:
+                await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
+                                   context="ivr-followup", exten="s", engines="&".join(self.engine_urls),
+                                   connect_timeout_s=5)
+            except Exception as exc:  # a broken follow-up is a finding, not a crash of the drill
+                self.log.warning("drill_followup_failed", error=repr(exc))
+            self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="ANSWER")
+        finally:
+            self.pbx.trunk.release(leg + ";2")
 
     async def _callback_survey(self, leg: str, number: str, cb_vars: dict[str, str]) -> None:
         """The shipped ``[ivr-callback-survey]`` on the citizen's leg, with the
