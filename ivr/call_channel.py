@@ -43,6 +43,28 @@ class CallInfo:
             args=tuple(args),
         )
 
+    def named_args(self) -> dict[str, str]:
+        """The AGI arguments written ``name=value`` (the dialplan's
+        ``AGI(url,callback=${IVR_CB_ID},...)``); others are left out."""
+        return {k.strip(): v.strip() for k, sep, v in (a.partition("=") for a in self.args) if sep and k.strip()}
+
+    @property
+    def callback_id(self) -> str:
+        """The callback whose citizen leg this is, after its conversation
+        (``[ivr-callback-survey]``); "" otherwise."""
+        return self.named_args().get("callback", "")
+
+    @property
+    def followup_id(self) -> str:
+        """The follow-up call (智能回访) this is (``[ivr-followup]``); "" otherwise."""
+        return self.named_args().get("followup", "")
+
+    @property
+    def outbound(self) -> str:
+        """"callback" or "followup": a call the hotline placed to the citizen;
+        "" a citizen who called in (the summary's ``kind``)."""
+        return "callback" if self.callback_id else "followup" if self.followup_id else ""
+
 
 class QueueStatus(enum.StrEnum):
     """How ``Queue()`` ended. Values are Asterisk's QUEUESTATUS where it has one."""
@@ -110,6 +132,7 @@ class CallLog:
     # no_answer; "" when no survey was offered (none in the flow, or an emergency call)
     survey: str = ""
     survey_seat: str = ""           # the seat whose conversation was rated (MEMBERINTERFACE)
+    flow_vars: dict[str, str] = field(default_factory=dict)   # what the flow's `set` steps set, last value
 
 
 class CallChannel(Protocol):

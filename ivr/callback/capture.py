@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from ivr.callback.followup import HEARD_VAR, FollowupStore, audit_id
 from ivr.callback.policy import Miss, Policy, classify, first_attempt_at, reached_a_person
 from ivr.callback.store import CallbackStore
 from ivr.calls.service import read_summary
@@ -44,7 +45,8 @@ class MissedCallCapture:
         self.log = log
         self.consumer = consumer
         self.estimated_wait = estimated_wait   # seconds until a courtesy caller's place reaches a seat
-        self.recorded = self.merged = self.closed_later = self.misdials = 0
+        self.recorded = self.merged = self.closed_later = self.misdials = self.surveys = self.followup_answers = 0
+        self.followups = FollowupStore(redis)
         self.replication = Replication(redis)
 
     async def ensure_group(self) -> None:
@@ -93,6 +95,14 @@ class MissedCallCapture:
         chunks = _Chunks(self, now)
         answered = await self._answered_by_pbx(entries)
         for _eid, s in entries:
+            if s.get("callback_id"):
+                # a callback's citizen leg after the conversation: not a call in, never a missed call
+                chunks.carry += await self._survey_of_callback(s, now)
+                continue
+            if s.get("followup_id"):
+                # a follow-up call (智能回访): what the citizen said, kept with the follow-up
+                chunks.carry += await self._answer_of_followup(s, now)
+                continue
             number = s.get("number", "")
             if not number or not number.isdigit():
                 continue
@@ -127,6 +137,43 @@ class MissedCallCapture:
         for u in uids:
             pipe.exists(keys.pbx_answered(u))
         return {u for u, hit in zip(uids, await pipe.execute(), strict=True) if hit}
+
+    async def _survey_of_callback(self, s: dict[str, str], now: float) -> list[dict[str, Any]]:
+        """The survey after a callback's conversation: its answer (or
+        ``no_answer``), the seat and the time, kept on the callback's record.
+        Returns its audit entry (none when not offered, or read before)."""
+        rating, cid = s.get("survey", ""), s.get("callback_id", "")
+        if not rating:
+            return []           # not offered (an emergency callback, or the prompt never played)
+        at = float(s.get("survey_at") or s.get("ended") or now)
+        what, number = await self.store.record_survey(cid, rating=rating, seat=s.get("survey_seat", ""), at=at,
+                                                      call=s.get("uniqueid", ""))
+        if what != "recorded":
+            if what == "unknown":
+                self.log.warning("callback_survey_unknown_callback", callback=cid, call=s.get("uniqueid"))
+            return []
+        self.surveys += 1
+        return [{"kind": "survey", "at": now, "id": cid, "number": mask_number(number), "rating": rating,
+                 "seat": s.get("survey_seat", ""), "survey_at": at, "call": s.get("uniqueid")}]
+
+    async def _answer_of_followup(self, s: dict[str, str], now: float) -> list[dict[str, Any]]:
+        """A follow-up call's answers (was the matter heard, the rating, a voice
+        comment) on its record, with an audit entry; nothing when it was not
+        answered at all (the caller's outcome says so)."""
+        fid = s.get("followup_id", "")
+        flow_vars = dict(p.partition("=")[::2] for p in s.get("flow_vars", "").split(";") if "=" in p)
+        heard, rating, comment = flow_vars.get(HEARD_VAR, ""), s.get("survey", ""), s.get("message", "")
+        at = float(s.get("ended") or now)
+        what, number = await self.followups.record_answer(fid, heard=heard, rating=rating, comment=comment, at=at,
+                                                          call=s.get("uniqueid", ""), seat=s.get("survey_seat", ""))
+        if what != "recorded":
+            if what == "unknown":
+                self.log.warning("followup_answer_unknown_followup", followup=fid, call=s.get("uniqueid"))
+            return []
+        self.followup_answers += 1
+        return [{"kind": "followup_answered", "at": now, "id": audit_id(fid), "number": mask_number(number),
+                 "heard": heard, "rating": rating, "comment": bool(comment), "answered_at": at,
+                 "call": s.get("uniqueid")}]
 
     async def _close_reached_later(self, number: str, s: dict[str, str], now: float) -> list[dict[str, Any]]:
         """A citizen who got through on this call: close their open callback.

@@ -26,6 +26,7 @@ ENTRY_KINDS: dict[str, tuple[str, str]] = {
     E.SCHEDULED: ("已安排下次回拨", "next attempt scheduled"),
     E.CLOSED: ("已办结", "closed"),
     E.SUPPRESSED: ("未记漏话（交换机记录已接通）", "not recorded: the PBX saw it answered"),
+    E.SURVEY: ("回拨后满意度评价", "survey after the callback"),
 }
 OUTCOMES: dict[str, tuple[str, str]] = {
     O.REACHED: ("已接通", "reached"),

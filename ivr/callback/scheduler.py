@@ -166,7 +166,9 @@ class CallbackScheduler:
             "ActionID": aid, "Channel": seat, "Context": self.context, "Exten": number, "Priority": "1",
             "CallerID": f'"12345回拨" <{self.policy.caller_id}>',
             "Timeout": str(int(self.policy.seat_ring_s * 1000)),
-            "Variable": f"IVR_CB_ID={cid},IVR_CB_KIND={rec.get('kind', '')},IVR_CB_REASON={rec.get('reason', '')}"})
+            # IVR_CB_SEAT: the citizen's survey after the conversation says which seat it rates
+            "Variable": f"IVR_CB_ID={cid},IVR_CB_KIND={rec.get('kind', '')},IVR_CB_REASON={rec.get('reason', '')},"
+                        f"IVR_CB_SEAT={seat}"})
         if not res.ok:
             self._outcome(att, "failed", res.message, self.clock())
 

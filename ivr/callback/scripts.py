@@ -256,3 +256,115 @@ for i = 2, #ARGV do
 end
 return n
 """
+
+# KEYS: ids
+# ARGV: id rating seat at call open_prefix closed_prefix
+# The survey after callback ``id``'s conversation: kept on its record, closed
+# (ivr:cb:id:<id>) or still open (its outcome not written yet: the fields go
+# with it when it is closed). Returns {1, number}; {0, 'duplicate'} when this
+# call's answer is there already (a summary read twice); {0, ''} no such callback.
+SURVEY = """
+local key = ARGV[7] .. ARGV[1]
+if redis.call('EXISTS', key) == 0 then
+  local number = redis.call('HGET', KEYS[1], ARGV[1])
+  if not number then return {0, ''} end
+  key = ARGV[6] .. number
+  if redis.call('HGET', key, 'id') ~= ARGV[1] then return {0, ''} end
+end
+if redis.call('HGET', key, 'survey_call') == ARGV[5] then return {0, 'duplicate'} end
+redis.call('HSET', key, 'survey', ARGV[2], 'survey_seat', ARGV[3], 'survey_at', ARGV[4], 'survey_call', ARGV[5])
+return {1, redis.call('HGET', key, 'number')}
+"""
+
+# -- follow-up calls (ivr.callback.followup) ------------------------------------------
+
+# KEYS: batch_seq seq pending batches
+# ARGV: now by share of day kind item_prefix batch_prefix, then one tab-separated
+#   item per citizen: number source source_seat source_kind source_at
+# One batch and its items, each due at once (the caller waits for calling hours
+# and calm queues). Returns {batch id, first item id, count}.
+FOLLOWUP_CREATE = SPLIT + """
+local bid = redis.call('INCR', KEYS[1])
+local n = #ARGV - 8
+local first = redis.call('INCRBY', KEYS[2], n) - n + 1
+local items = ARGV[8] .. bid .. ':items'
+for i = 1, n do
+  local A = split(ARGV[8 + i])
+  local id = first + i - 1
+  redis.call('HSET', ARGV[7] .. id, 'id', id, 'kind', 'followup', 'batch', bid, 'number', A[1], 'source', A[2],
+    'source_seat', A[3], 'source_kind', A[4], 'source_at', A[5], 'state', 'open', 'attempts', 0,
+    'created_at', ARGV[1], 'next_at', ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[1], id)
+  redis.call('RPUSH', items, id)
+end
+redis.call('HSET', ARGV[8] .. bid, 'id', bid, 'created_at', ARGV[1], 'by', ARGV[2], 'share', ARGV[3],
+  'of', ARGV[4], 'day', ARGV[5], 'kind', ARGV[6], 'count', n)
+redis.call('ZADD', KEYS[4], ARGV[1], bid)
+return {bid, first, n}
+"""
+
+# KEYS: pending claims
+# ARGV: now lease_until owner count item_prefix callback_open_prefix postpone_s
+# Lapsed claims (their process died) go back to pending; then up to ``count``
+# due follow-ups are claimed. One whose citizen has an open callback is put off
+# (a callback is owed first: the citizen is never dialled by both). Returns
+# {recovered, id...}.
+FOLLOWUP_CLAIM = """
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, id in ipairs(lapsed) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[1], ARGV[1], id)
+  redis.call('HSET', ARGV[5] .. id, 'state', 'open', 'owner', '')
+end
+local out = {#lapsed}
+local want = tonumber(ARGV[4])
+if want <= 0 then return out end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, want * 4)
+for _, id in ipairs(due) do
+  if #out > want then break end
+  local number = redis.call('HGET', ARGV[5] .. id, 'number')
+  if number and redis.call('EXISTS', ARGV[6] .. number) == 1 then
+    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[7]), id)
+  elseif number then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    redis.call('HSET', ARGV[5] .. id, 'state', 'assigned', 'owner', ARGV[3])
+    out[#out + 1] = id
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"""
+
+# KEYS: pending claims closed
+# ARGV: id owner outcome now next_at('' = close) close_reason item_prefix
+# Returns {1, 'closed' | 'rescheduled', attempts}, or {0, '', 0} when ``owner`` no longer holds it.
+FOLLOWUP_FINISH = """
+local key = ARGV[7] .. ARGV[1]
+if redis.call('HGET', key, 'owner') ~= ARGV[2] then return {0, '', 0} end
+redis.call('ZREM', KEYS[2], ARGV[1])
+local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'last_outcome', ARGV[3], 'last_attempt_at', ARGV[4], 'owner', '')
+if ARGV[5] == '' then
+  redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[4], 'closed_reason', ARGV[6])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+  return {1, 'closed', attempts}
+end
+redis.call('HSET', key, 'state', 'open', 'next_at', ARGV[5])
+redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
+return {1, 'rescheduled', attempts}
+"""
+
+# KEYS: -
+# ARGV: id heard rating comment at call seat item_prefix
+# What the citizen said on follow-up ``id``: kept once per call. Returns {1, number};
+# {0, 'duplicate'} already kept; {0, ''} no such follow-up.
+FOLLOWUP_ANSWER = """
+local key = ARGV[8] .. ARGV[1]
+if redis.call('EXISTS', key) == 0 then return {0, ''} end
+if redis.call('HGET', key, 'answer_call') == ARGV[6] then return {0, 'duplicate'} end
+redis.call('HSET', key, 'heard', ARGV[2], 'survey', ARGV[3], 'comment', ARGV[4], 'answered_at', ARGV[5],
+  'answer_call', ARGV[6], 'survey_seat', ARGV[7])
+return {1, redis.call('HGET', key, 'number')}
+"""

@@ -44,3 +44,4 @@ class EntryKind(StrEnum):
     SCHEDULED = "scheduled"
     CLOSED = "closed"
     SUPPRESSED = "suppressed"    # a dead engine's call the PBX's queue_log saw answered: no missed call
+    SURVEY = "survey"            # the citizen's rating after a callback's conversation (or no_answer)

@@ -61,6 +61,7 @@ class CallbackStore:
         self._close = redis.register_script(scripts.CLOSE)
         self._close_answered = redis.register_script(scripts.CLOSE_ANSWERED)
         self._index_open = redis.register_script(scripts.INDEX_OPEN)
+        self._survey = redis.register_script(scripts.SURVEY)
 
     def record_args(self, *, number: str, now: float, started: float, kind: str, reason: str, flow: str,
                     step: str, wait_s: float | None, message: str, not_before: float,
@@ -174,6 +175,15 @@ class CallbackStore:
         (waiting, being dialled, waiting for its next attempt)."""
         head = scored(await self.redis.zrange(BY_FIRST, 0, 0, withscores=True))
         return head[0][1] if head else None
+    async def record_survey(self, cid: str, *, rating: str, seat: str, at: float, call: str) -> tuple[str, str]:
+        """The citizen's answer to the survey after callback ``cid``'s
+        conversation (``no_answer`` included), with the seat and the time.
+        Returns (what, number): ``recorded``, ``duplicate`` (this call's answer
+        is there already) or ``unknown`` (no such callback)."""
+        out = await self._survey(keys=[IDS], args=[cid, rating, seat, f"{at:.3f}", call, OPEN_PREFIX, CLOSED_PREFIX])
+        if int(out[0]) == 1:
+            return "recorded", str(out[1])
+        return (str(out[1]) or "unknown"), ""
 
     async def open_record(self, number: str) -> Record | None:
         h = fields(await self.redis.hgetall(keys.callback_open(number)))

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypedDict, Unpack, cast
 from zoneinfo import ZoneInfo
 
@@ -64,6 +65,9 @@ class CallSpecific(TypedDict, total=False):
     last_call_age_s: float | None
     variables: Mapping[str, str]
     registered_ahead: int | None
+    outbound: str
+    rated_seat: str
+    emergency_matter: bool
 
 
 class LiveState:
@@ -239,6 +243,14 @@ def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float
         "survey": record.survey,
         "survey_seat": record.survey_seat,
         "survey_at": f"{ended:.3f}" if record.survey else "",
+        # "" a citizen who called in; "callback": the citizen's leg of a callback after the
+        # conversation (its survey), with the callback's id; "followup": a follow-up call (智能回访)
+        # with its id. Not incoming calls: figures of calls in count only kind "".
+        "kind": call.outbound,
+        "callback_id": call.callback_id,
+        "followup_id": call.followup_id,
+        # what the flow's `set` steps set (name=value;...): a follow-up's FU_HEARD
+        "flow_vars": ";".join(f"{k}={v}" for k, v in record.flow_vars.items()),
     }
 
 
@@ -267,7 +279,14 @@ class CallService:
     async def handle(self, env: dict[str, str], transport: LineTransport) -> CallLog:
         started = self.now()
         call = CallInfo.from_agi_env(env)
-        self.summaries.started(call.uniqueid, started, call.caller_number)
+        after = call.named_args() if call.outbound else {}
+        if after.get("number"):
+            # a call the hotline placed: the citizen is the number dialled
+            call = replace(call, caller_number=after["number"])
+        if not after:
+            # not for a call the hotline placed: were its engine to die, the leader's sweep would
+            # take the citizen just reached for a missed call (ivr.callback.reconcile)
+            self.summaries.started(call.uniqueid, started, call.caller_number)
         log = self.log.bind(call_id=call.uniqueid)
         channel = AgiChannel(transport, call, prompt_prefix=self.prompt_prefix, now=self.now,
                              recordings_dir=self.recordings_dir)
@@ -276,15 +295,21 @@ class CallService:
             bundle = self.registry.pinned(call.flow)
             version = self.registry.current.get(call.flow)
             arrival = UNKNOWN
-            if bundle is not None and call.caller_number:
+            if bundle is not None and call.caller_number and not after:
                 arrival = await self.arrivals.lookup(call.caller_number, started,
                                                      history=self.registry.needs_history(call.flow),
                                                      registration=self.registry.needs_registration(call.flow))
             facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), caller=call.caller_number,
                                     last_call_age_s=arrival.last_call_age_s,
-                                    registered_ahead=arrival.registered_ahead)
+                                    registered_ahead=arrival.registered_ahead,
+                                    outbound=call.outbound, rated_seat=after.get("seat", ""),
+                                    emergency_matter=after.get("kind") == "emergency")
             log.info("call_start", caller=call.caller_number, flow=call.flow, version=version)
-            if bundle is None:
+            if bundle is None and after:
+                # a call the hotline placed: nothing queues the citizen, the dialplan hangs up
+                log.error("unknown_flow", flow=call.flow, outbound=call.outbound)
+                record = CallLog(outcome="failed")
+            elif bundle is None:
                 log.error("unknown_flow", flow=call.flow)
                 record = await self.interpreter.fallback_only(channel, log)
             else:

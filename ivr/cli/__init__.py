@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from ivr import logs
-from ivr.cli import auditors, callbacks, engine, files, operations, seat_managers, users
+from ivr.cli import auditors, callbacks, engine, files, followups, operations, seat_managers, users
 from ivr.cli.common import CHECKS_AUDIT_KEY, Parser, crash_report, explain
 from ivr.settings import load_settings
 
@@ -43,7 +43,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ``ivr --help``) unless ``argv`` asks for one of them."""
     p = Parser(prog="ivr", description="12345 热线 IVR 与溢出呼叫引擎 — 12345 hotline IVR and overflow-call engine")
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (engine, operations, files, users, seat_managers, callbacks, auditors):
+    for module in (engine, operations, files, users, seat_managers, callbacks, followups, auditors):
         module.add_commands(sub)
     if _command_of(sys.argv[1:] if argv is None else argv) in REHEARSALS:
         from ivr.rehearsal import commands  # the simulator and benches: only for these commands

@@ -40,6 +40,12 @@ class CallFacts:
     # the outlook and ``lines_low`` as the engine knows them when a step asks
     # (``queues_now``); None: the ones above, of the call's start
     current: Callable[[], tuple[QueueOutlook, bool]] | None = None
+    # a call the hotline placed to the citizen: "callback" (a callback's citizen leg after the seat
+    # hung up, Dial's F(): [ivr-callback-survey]) or "followup" (智能回访, [ivr-followup]); "" a
+    # citizen who called in. Nothing queues an outbound call: there is no fallback to a seat.
+    outbound: str = ""
+    rated_seat: str = ""                    # the seat whose conversation a survey step rates (none queued here)
+    emergency_matter: bool = False          # about an emergency: a survey step asks nothing
 
     def queues_now(self) -> tuple[QueueOutlook, bool]:
         """The outlook and whether lines run low, now: a flow runs for seconds to

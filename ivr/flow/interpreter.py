@@ -96,7 +96,11 @@ class FlowInterpreter:
             except _FallbackNeeded as fb:
                 record.outcome = "fallback"
                 log.error("flow_fallback", step=fb.step, error=repr(fb.cause))
-                await self._builtin_fallback(state)
+                if facts.outbound:
+                    # a call the hotline placed (after a callback, a follow-up): never queued, the call ends
+                    record.outcome = "failed"
+                else:
+                    await self._builtin_fallback(state)
             await self._done(state)
         except CallerHungUp:
             record.outcome = "caller_hung_up"
@@ -177,6 +181,7 @@ class FlowInterpreter:
         for k, v in step.variables.items():
             await s.channel.set_variable(k, v)
             s.variables[k] = v
+            s.record.flow_vars[k] = v
         return step.next
 
     async def _record(self, s: _CallState, step: m.Record, depth: int) -> str:
@@ -320,13 +325,15 @@ class FlowInterpreter:
     async def _survey(self, s: _CallState, step: m.Survey, depth: int) -> str:
         """The rating after the conversation. Silence, wrong keys to the last retry and a
         caller who hangs up are all ``no_answer``: never counted as satisfied."""
-        if s.record.emergency:
+        facts = s.call_facts
+        if s.record.emergency or facts.emergency_matter:
             # an emergency call is never delayed by a survey: not offered, not counted
             s.log.info("survey_skipped_emergency", step=step.name)
             return step.next
         qr = s.record.queue_result
         s.record.survey = m.NO_ANSWER       # kept if the caller hangs up from here on
-        s.record.survey_seat = qr.member if qr else ""
+        # the seat of this call's queue step, or of the callback (follow-up) whose conversation is rated
+        s.record.survey_seat = qr.member if qr else facts.rated_seat
         try:
             await self._ask(s, step)
         except (PromptMissing, AgiCommandFailed) as exc:

@@ -179,6 +179,33 @@ def callback_trail(cid: str) -> str:
     return CALLBACK_TRAIL_PREFIX + cid
 
 
+# Follow-up calls, 智能回访 (ivr.callback.followup). The scripts build per-id
+# keys from the prefixes, passed as ARGV: standalone Redis only. Their audit
+# entries go to CALLBACK_AUDIT with ids "F<id>" (trail: callback_trail("F<id>")).
+FOLLOWUP_PREFIX = f"{PREFIX}fu:"
+FOLLOWUP_ITEM_PREFIX = f"{FOLLOWUP_PREFIX}id:"      # + id: Hash, one citizen to follow up
+FOLLOWUP_BATCH_PREFIX = f"{FOLLOWUP_PREFIX}batch:"  # + batch id: Hash, who chose the sample, of what, when
+FOLLOWUP_PENDING = f"{FOLLOWUP_PREFIX}pending"      # Zset id -> when it may next be dialled
+FOLLOWUP_CLAIMS = f"{FOLLOWUP_PREFIX}claims"        # Zset id -> lease expiry of the process dialling it
+FOLLOWUP_CLOSED = f"{FOLLOWUP_PREFIX}closed"        # Zset id -> closed at
+FOLLOWUP_BATCHES = f"{FOLLOWUP_PREFIX}batches"      # Zset batch id -> created at
+FOLLOWUP_SEQ = f"{FOLLOWUP_PREFIX}seq"              # Counter: the last follow-up id handed out
+FOLLOWUP_BATCH_SEQ = f"{FOLLOWUP_PREFIX}batch-seq"  # Counter: the last batch id handed out
+
+
+def followup_item(fid: str) -> str:
+    return FOLLOWUP_ITEM_PREFIX + fid
+
+
+def followup_batch(bid: str) -> str:
+    return FOLLOWUP_BATCH_PREFIX + bid
+
+
+def followup_batch_items(bid: str) -> str:
+    """List: the follow-up ids of batch ``bid``, in order."""
+    return f"{FOLLOWUP_BATCH_PREFIX}{bid}:items"
+
+
 # Console accounts (ivr.accounts.store still spells these out itself: switch it
 # to these names; they must stay byte-for-byte equal).
 USERS = f"{PREFIX}users"                  # Hash user -> JSON {role, salt, hash, ...}

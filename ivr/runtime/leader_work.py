@@ -21,6 +21,8 @@ from ivr.ami.lines import LineWatch
 from ivr.ami.model import LiveModel
 from ivr.callback.blocked import BlockedAttempts
 from ivr.callback.capture import MissedCallCapture
+from ivr.callback.followup import FollowupStore
+from ivr.callback.followup_caller import FollowupCaller
 from ivr.callback.in_queue import InQueueOffer
 from ivr.callback.pbx_record import PbxRecord
 from ivr.callback.reconcile import QueueReconciler
@@ -54,6 +56,7 @@ class LeaderWork:
     lines: LineWatch | None = None            # the trunk lines in use, over AMI
     blocked: BlockedAttempts | None = None    # attempts the dialplan refused, recorded as missed calls
     pbx_record: PbxRecord | None = None       # the PBX's queue_log, reconciled (IVR_QUEUE_LOG)
+    followups: FollowupCaller | None = None   # 智能回访: the chosen samples called without a seat
 
 
 ORPHANS_EVERY_S = 5.0
@@ -78,7 +81,7 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     general = snap.queues.asterisk_names.get("general", "")
     capture = MissedCallCapture(redis, store, snap.policy, settings.timezone, log.bind(part="capture"),
                                 consumer=token, estimated_wait=lambda: model.estimated_wait(general, clock.now()))
-    scheduler = reconciler = in_queue = lines = blocked = None
+    scheduler = reconciler = in_queue = lines = blocked = followups = None
     if controller is not None:
         lines = LineWatch(controller, now=clock.now, log=log.bind(part="lines"),
                           config=lambda: config.current.lines.for_link() if config.current.lines else None)
@@ -88,6 +91,9 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
         scheduler = CallbackScheduler(store=store, controller=controller, policy=snap.policy, tz=settings.timezone,
                                       queues=snap.queues.asterisk_names, log=log.bind(part="callbacks"),
                                       owner=token, clock=clock.now)
+        followups = FollowupCaller(store=FollowupStore(redis), controller=controller, policy=snap.policy,
+                                   tz=settings.timezone, queues=snap.queues.asterisk_names,
+                                   log=log.bind(part="followups"), owner=token, clock=clock.now)
         ami_link = controller
         reconciler = QueueReconciler(redis, clock=clock, emergency_queues=snap.emergency_queues,
                                      log=log.bind(part="reconcile"),
@@ -103,7 +109,8 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     # the audit chains' heads, signed, in a file outside Redis (docs/security.md)
     checkpointer = Checkpointer(redis, log=log.bind(part="audit"), clock=clock.now)
     return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
-                      settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record)
+                      settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record,
+                      followups=followups)
 
 
 def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
@@ -145,6 +152,14 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
             scheduler.policy, scheduler.queues = snap.policy, snap.queues.asterisk_names
             await scheduler.tick()
         out.append(Part("callbacks", every(ROUND_S, callback_round)))
+    if work.followups is not None:
+        caller = work.followups
+
+        async def followup_round() -> None:
+            snap = config.current
+            caller.policy, caller.queues = snap.policy, snap.queues.asterisk_names
+            await caller.tick()
+        out.append(Part("followups", every(ROUND_S, followup_round)))
     loops = (("reconcile", work.reconciler), ("lines", work.lines), ("blocked", work.blocked),
              ("pbx_record", work.pbx_record))
     out += [Part(name, part.run) for name, part in loops if part is not None]
@@ -155,6 +170,8 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
 async def cleanup(work: LeaderWork) -> None:
     if work.scheduler is not None:
         await work.scheduler.close()      # outcomes of callbacks under way reach Redis first
+    if work.followups is not None:
+        await work.followups.close()
 
 
 Cleanup = Callable[[], Awaitable[None]]

@@ -23,6 +23,7 @@ from ivr.services import status as status_service
 from ivr.web import (
     api_auditors,
     api_config,
+    api_followups,
     api_operations,
     api_reconcile,
     api_seat_managers,
@@ -323,7 +324,7 @@ def routes() -> list[Route]:
               answers=answer(fields_of({"user": STR, "role": {"enum": list(ROLE_NAMES)}, "role_name": STR,
                                         "csrf": STR}))),
     ] + api_operations.ROUTES + api_seat_managers.ROUTES + api_auditors.ROUTES + api_reconcile.ROUTES \
-        + api_config.ROUTES + console.ROUTES
+        + api_config.ROUTES + api_followups.ROUTES + console.ROUTES
 
 
 def make_app(*, redis: aioredis.Redis, settings: Settings, status: StatusView | None = None,

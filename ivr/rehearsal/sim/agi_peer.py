@@ -132,6 +132,10 @@ class SimChannel:
         self.balked = False          # told a wait beyond their patience: they will not queue
         self.queue_calls: list[tuple[str, int, int]] = []
         self.queue_options: list[str] = []
+        # where the dialplan runs AGI() and the application's arguments after the URL
+        # (AGI(url,a,b): agi_arg_1, agi_arg_2 after agi_threadid, as Asterisk 22 sends them)
+        self.context, self.extension, self.priority = "ivr-12345", "12345", "3"
+        self.args: tuple[str, ...] = ()
 
     def env(self) -> list[str]:
         c = self.caller
@@ -142,10 +146,11 @@ class SimChannel:
             ("agi_version", "22.11.0-rc1"), ("agi_callerid", c.number or "unknown"),
             ("agi_calleridname", c.name or "unknown"), ("agi_callingpres", "0"),
             ("agi_callingani2", "0"), ("agi_callington", "0"), ("agi_callingtns", "0"),
-            ("agi_dnid", "unknown"), ("agi_rdnis", "unknown"), ("agi_context", "ivr-12345"),
-            ("agi_extension", "12345"), ("agi_priority", "3"), ("agi_enhanced", "0.0"),
+            ("agi_dnid", "unknown"), ("agi_rdnis", "unknown"), ("agi_context", self.context),
+            ("agi_extension", self.extension), ("agi_priority", self.priority), ("agi_enhanced", "0.0"),
             ("agi_accountcode", ""), ("agi_threadid", "140000000000000"),
         ]
+        pairs += [(f"agi_arg_{i}", a) for i, a in enumerate(self.args, 1)]
         return [f"{k}: {v}\n" for k, v in pairs] + ["\n"]
 
     def hang_up(self) -> None:

@@ -184,6 +184,7 @@ async def run_dialplan(path: Path, sim: SimChannel, *, queue_join: QueueJoin,
         elif p.app == "goto":
             i = labels[data.strip()]
         elif p.app == "agi":
+            sim.context, sim.extension, sim.priority = context, exten, str(i)
             status = await _agi(data, sim, decide_queue, timeout_s, connect_timeout_s)
             variables["AGISTATUS"] = sim.vars["AGISTATUS"] = status
             out.agi.append(status)
@@ -242,11 +243,17 @@ def _set(sim: SimChannel, data: str, variables: dict[str, str], set_group: SetGr
         set_group(sim, group.group(1), value.strip())
 
 
-async def _agi(url: str, sim: SimChannel, decide_queue, timeout_s: float, connect_timeout_s: float) -> str:
+async def _agi(data: str, sim: SimChannel, decide_queue, timeout_s: float, connect_timeout_s: float) -> str:
+    """``AGI(url[,arg...])``: the path is the script (the flow), the rest its
+    arguments (``agi_arg_N``)."""
+    url, *args = data.split(",")
     m = re.match(r"^agi://([^:/]+)(?::(\d+))?(/.*)?$", url.strip())
     if m is None:
         return "FAILURE"
     host, port = m.group(1), int(m.group(2) or 4573)
+    if m.group(3) and m.group(3).strip("/"):
+        sim.flow = m.group(3).strip("/")
+    sim.args = tuple(args)
     try:
         await run_call(host, port, sim, decide_queue=decide_queue, timeout_s=timeout_s,
                        connect_timeout_s=connect_timeout_s)

@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,8 @@ class Drill:
         self.series = Series()
         self.registered_early = 0           # took the early offer (flows' admit step) and freed the line
         self.cb_made = self.cb_reached = self.cb_seat_busy = 0
+        self.cb_surveys: Counter[str] = Counter()   # the rating key pressed after a callback ('none': hung up)
+        self.followups_answered: Counter[str] = Counter()   # the rating key pressed on a follow-up call
         self._seen_originates = 0
         self._numbers = 0
         self._rr = 0
@@ -463,7 +466,8 @@ class Drill:
         new = self.pbx.originated[self._seen_originates:]
         self._seen_originates = len(self.pbx.originated)
         for msg in new:
-            task = asyncio.create_task(self._callback(msg))
+            placed = self._followup(msg) if msg.get("Context") == "ivr-followup" else self._callback(msg)
+            task = asyncio.create_task(placed)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
@@ -479,7 +483,8 @@ class Drill:
 
     async def _callback_call(self, msg: dict[str, str]) -> None:
         seat = msg.get("Channel", "")
-        cid = dict(kv.split("=", 1) for kv in msg.get("Variable", "").split(",") if "=" in kv).get("IVR_CB_ID", "")
+        cb_vars = dict(kv.split("=", 1) for kv in msg.get("Variable", "").split(",") if "=" in kv)
+        cid = cb_vars.get("IVR_CB_ID", "")
         if not self.pbx.occupy(seat):
             self.cb_seat_busy += 1
             self.pbx.originate_result(msg, False, reason=5)
@@ -488,14 +493,16 @@ class Drill:
         try:
             await self.clock.sleep(5)                        # the seat picks up
             self.pbx.originate_result(msg, True)
-            await self._citizen_leg(msg.get("Exten", ""), seat, cid)
+            await self._citizen_leg(msg.get("Exten", ""), seat, cid, cb_vars)
         finally:
             self.pbx.release(seat)
 
-    async def _citizen_leg(self, number: str, seat: str, cid: str) -> None:
-        """``Dial(${IVR_TRUNK}/<citizen>,...,b(ivr-trunk-line^s^1))``: the
-        citizen's leg takes a trunk line (and joins GROUP(ivr)=trunk) for as
-        long as it lives; with every line busy the carrier refuses it."""
+    async def _citizen_leg(self, number: str, seat: str, cid: str, cb_vars: dict[str, str] | None = None) -> None:
+        """``Dial(${IVR_TRUNK}/<citizen>,...,b(ivr-trunk-line^s^1)F(ivr-callback-survey^s^1))``:
+        the citizen's leg takes a trunk line (and joins GROUP(ivr)=trunk) for as
+        long as it lives; with every line busy the carrier refuses it. When the
+        seat hangs up a conversation, the leg is not hung up: F() sends it to
+        ``[ivr-callback-survey]`` at once (fact 14), still on its line."""
         leg = f"Local/{number}@ivr-trunk-{next(self._legs):08x};1"
         if not self.pbx.trunk.seize(leg):
             self.cb_line_busy += 1
@@ -507,11 +514,68 @@ class Drill:
                 self.cb_reached += 1
                 await self.clock.sleep(self.rng.expovariate(1 / self.p.callers.handle_s))
                 self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="ANSWER")
+                await self._callback_survey(leg, number, cb_vars or {})
             else:
                 await self.clock.sleep(30)
                 self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="NOANSWER")
         finally:
             self.pbx.trunk.release(leg)
+
+    async def _followup(self, msg: dict[str, str]) -> None:
+        """A follow-up call (智能回访): ``Local/<n>@ivr-followup-out/n`` dials the
+        citizen on a trunk line, no seat; answered, the other half runs the
+        shipped ``[ivr-followup]``. As Asterisk 22 reports it: Success when the
+        citizen answers; rung out, the dialplan's ``IvrFollowup`` NOANSWER and
+        ``OriginateResponse`` Failure with Reason 0 (fixtures ami/session-followup.json)."""
+        fu = dict(kv.split("=", 1) for kv in msg.get("Variable", "").split(",") if "=" in kv)
+        number, fid = fu.get("IVR_FU_NUMBER", ""), fu.get("IVR_FU_ID", "")
+        leg = f"Local/{number}@ivr-followup-out-{next(self._legs):08x}"
+        if not self.pbx.trunk.seize(leg + ";2"):
+            self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="CONGESTION")
+            self.pbx.originate_result(msg, False, reason=0)
+            return
+        self.pbx.trunk.set_group(leg + ";2", *LINE_GROUP)
+        try:
+            if self.rng.random() >= self.p.callback_reach:
+                await self.clock.sleep(30)               # rings out, as a callback's citizen leg does here
+                self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="NOANSWER")
+                self.pbx.originate_result(msg, False, reason=0)
+                return
+            self.pbx.originate_result(msg, True)
+            if self._pace is None:
+                self._pace = Pace(self.clock.sleep, prompt_lengths(self.home / "prompts"))
+            ch = SimChannel(Caller(number="12345", name="12345回访", digits=["1"]), flow="followup", pace=self._pace)
+            ch.channel, ch.answered = leg + ";1", True
+            ch.vars.update(fu)
+            self.followups_answered[self._survey_answer(ch, 0.0) or "none"] += 1
+            try:
+                await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
+                                   context="ivr-followup", exten="s", engines="&".join(self.engine_urls),
+                                   connect_timeout_s=5)
+            except Exception as exc:  # a broken follow-up is a finding, not a crash of the drill
+                self.log.warning("drill_followup_failed", error=repr(exc))
+            self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="ANSWER")
+        finally:
+            self.pbx.trunk.release(leg + ";2")
+
+    async def _callback_survey(self, leg: str, number: str, cb_vars: dict[str, str]) -> None:
+        """The shipped ``[ivr-callback-survey]`` on the citizen's leg, with the
+        variables ``[ivr-callback]`` made inheritable (``__IVR_CB_*``); the
+        citizen rates as a live caller does who waited little, or hangs up."""
+        if self._pace is None:
+            self._pace = Pace(self.clock.sleep, prompt_lengths(self.home / "prompts"))
+        ch = SimChannel(Caller(number=number, name="12345回拨"), flow="callback_survey", pace=self._pace)
+        ch.channel = leg
+        ch.answered = True
+        ch.vars.update({"IVR_CB_ID": cb_vars.get("IVR_CB_ID", ""), "IVR_CB_SEAT": cb_vars.get("IVR_CB_SEAT", ""),
+                        "IVR_CB_KIND": cb_vars.get("IVR_CB_KIND", ""), "IVR_CB_NUMBER": number})
+        self.cb_surveys[self._survey_answer(ch, 0.0) or "none"] += 1
+        try:
+            await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
+                               context="ivr-callback-survey", exten="s", engines="&".join(self.engine_urls),
+                               connect_timeout_s=5)
+        except Exception as exc:  # a broken survey is a finding, not a crash of the drill
+            self.log.warning("drill_callback_survey_failed", error=repr(exc))
 
     # -- the run --------------------------------------------------------------------------
 
