@@ -109,7 +109,7 @@ def test_kinds_live_callback_and_a_kind_the_record_names():
                 {"kind": "attempt", "at": DAY0 + 300, "seat": "Local/103@ivr-seats/n", "outcome": "seat_no_answer"},
                 {"kind": "attempt", "at": DAY0 + 400, "seat": "Local/102@ivr-seats/n", "outcome": "reached",
                  "survey": "basically_satisfied", "survey_seat": "Local/102@ivr-seats/n"}]
-    follow = call(DAY0 + 500, "", wanted=False, call_kind="follow_up", survey="satisfied")
+    follow = call(DAY0 + 500, "", wanted=False, kind="followup", survey="satisfied")   # as ivr.calls.service writes it
     f = day([call(DAY0, hold="20"), follow], attempts)
     cb = f["per_kind"]["callback"]
     # a seat that did not pick up dialled nobody: 3 attempts, 2 reached
@@ -348,3 +348,16 @@ async def test_the_walls_rolling_24_hours_read_each_summary_once_and_forget_the_
     await rolling.refresh(redis, later)
     f = rolling.figures(later)
     assert (f["survey"]["offered"], f["answer_rate_24h"], f["abandoned_within_15s"]) == (1, 0.5, 1)
+
+
+def test_the_citizens_leg_after_a_callback_is_a_callback_survey_not_a_call_in():
+    # ivr.calls.service: the leg Dial's F() sends to the survey after a callback carries kind "callback";
+    # a follow-up call "followup"; a citizen's call in "". Only calls in are the period's calls.
+    leg = call(DAY0 + 100, "", wanted=False, kind="callback", survey="dissatisfied")
+    follow = call(DAY0 + 200, "", wanted=False, kind="followup", survey="satisfied")
+    f = day([call(DAY0, hold="3", kind=""), leg, follow])
+    assert (f["offered"], f["answered"]) == (1, 1)
+    assert f["per_kind"]["callback"]["survey"]["dissatisfied"] == 1
+    assert f["per_kind"]["follow_up"]["survey"]["satisfied"] == 1
+    assert "live" in f["per_kind"] and f["per_kind"]["live"]["survey"]["offered"] == 0
+    assert (f["survey"]["offered"], f["satisfaction_rate"]) == (2, 0.5)

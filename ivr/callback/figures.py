@@ -16,8 +16,9 @@ never held), the figures come out at the end.
 
 Kinds: ``live`` (a citizen's call in), ``callback`` (an attempt of the
 missed-call callback), and whatever a summary or an attempt names in its
-``call_kind`` field (the automated follow-up calls, issue 19, name
-``follow_up``): the kind comes from the record, never from this module.
+``kind`` field (``ivr.calls.service``: "" a call in, ``callback`` the
+citizen's leg after a callback conversation, ``followup`` a follow-up call);
+the kind comes from the record, never from this module.
 """
 
 from __future__ import annotations
@@ -35,7 +36,19 @@ from ivr.callback.states import Outcome
 WITHIN_S = 15.0                 # GB/T 33358-2016: answered within 15 seconds
 HOUR_S, DAY_S = 3600, 86400
 LIVE, CALLBACK, FOLLOW_UP = "live", "callback", "follow_up"
-KIND_FIELD = "call_kind"        # a record that is not a live call or a callback attempt names its kind here
+KIND_FIELD = "call_kind"        # a callback attempt of another kind names its kind here
+SUMMARY_KIND = "kind"           # a call summary's kind (ivr.calls.service: "" called in, "callback", "followup")
+_SUMMARY_KINDS = {"": LIVE, "callback": CALLBACK, "followup": FOLLOW_UP}
+
+
+def summary_kind(s: Mapping[str, str]) -> str:
+    """The kind of a call summary: a citizen's call in (``live``), the
+    citizen's leg after a callback conversation (its survey: ``callback``), or
+    a follow-up call (``follow_up``)."""
+    raw = str(s.get(SUMMARY_KIND) or "")
+    if not raw:
+        return str(s.get(KIND_FIELD) or LIVE)
+    return _SUMMARY_KINDS.get(raw, raw)
 SURVEY_ANSWERS = ("satisfied", "basically_satisfied", "dissatisfied", "no_answer")
 # the names staff read, Chinese first (the CLI, the printed month, the CSV)
 LABELS = {
@@ -215,7 +228,7 @@ class Figures:
         at = _float(s.get("started"))
         if at is None or not self.start <= at < self.end:
             return
-        cell = self._cell(s.get(KIND_FIELD) or LIVE, at)
+        cell = self._cell(summary_kind(s), at)
         if s.get("wanted_person") == "1":
             answered = s.get("queue_status") == "ANSWERED"        # policy.reached_a_person
             wait = _wait(s)
@@ -285,7 +298,7 @@ def count_live_call(t: Tally, s: Mapping[str, str]) -> None:
     period's figures (a call of another kind is not counted: the wall's
     figures are of citizens' calls in)."""
     at = _float(s.get("started"))
-    if at is None or (s.get(KIND_FIELD) or LIVE) != LIVE:
+    if at is None or summary_kind(s) != LIVE:
         return
     if s.get("wanted_person") == "1":
         t.call_in(reached_a_person(s), _wait(s), s.get("queue_status") == "ABANDONED")
