@@ -7,15 +7,18 @@ else to the pure interpreter."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypedDict, Unpack, cast
 from zoneinfo import ZoneInfo
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from ivr.agi.channel import AgiChannel, LineTransport
@@ -58,6 +61,9 @@ return (#ARGV - 4) / 2
 """
 
 
+FRESH_S = 0.02          # wall seconds: calls asking within this of a read of the outlook share it
+FRESH_WAIT_S = 0.2      # ... and a read slower than this leaves the last outlook (the caller is not held)
+
 class CallSpecific(TypedDict, total=False):
     """The facts ``LiveState.facts`` takes from the call itself (``CallFacts`` fields)."""
 
@@ -88,6 +94,10 @@ class LiveState:
         # priority -> (callers ahead, expected wait s, spread s); free lines low
         self.outlook: dict[str, dict[int, tuple[int, float, float]]] = {}
         self.lines_low = False
+        # where the leader's latest outlook is read (the engine sets it: one GET of ``keys.OUTLOOK``)
+        self.outlook_source: Callable[[], Awaitable[bytes | str | None]] | None = None
+        self._outlook_read_at = -math.inf       # monotonic
+        self._outlook_reading: asyncio.Task[None] | None = None
         if snapshot is not None:
             self.use(snapshot)
 
@@ -107,6 +117,27 @@ class LiveState:
             self.lines_low = bool(doc.get("lines_low", False))
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError, IndexError):
             self.outlook, self.lines_low = {}, False
+
+    async def fresh_outlook(self) -> None:
+        """The leader's latest outlook, read now (``CallFacts.fresh``: a step
+        about to tell a caller their place reads it, not the engine's periodic
+        read of up to ``REFRESH_S`` ago). Calls asking within ``FRESH_S`` of a
+        read, or while one is under way, share it; a read that fails or takes
+        longer than ``FRESH_WAIT_S`` leaves the last outlook: the caller is never
+        held for it."""
+        source = self.outlook_source
+        if source is None or time.monotonic() - self._outlook_read_at < FRESH_S:
+            return
+        if self._outlook_reading is None or self._outlook_reading.done():
+            async def read() -> None:
+                try:
+                    self.use_outlook(await source())
+                    self._outlook_read_at = time.monotonic()
+                except (RedisError, OSError, TimeoutError):
+                    pass                 # the periodic read tries again; the last outlook stands
+            self._outlook_reading = asyncio.create_task(read())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._outlook_reading), FRESH_WAIT_S)
 
     def queues_now(self) -> tuple[dict[str, dict[int, tuple[int, float, float]]], bool]:
         """The outlook as last read (``use_outlook``): what a flow's step reads when it is reached."""
@@ -130,6 +161,7 @@ class LiveState:
                          short_menu=lv.short_menu if lv else False,
                          hold_music=lv.hold_music if lv else None,
                          outlook=self.outlook, lines_low=self.lines_low, current=self.queues_now,
+                         fresh=self.fresh_outlook,
                          admission_wait_s=lv.admission_wait_s if lv else None,
                          say_wait=lv.say_wait if lv else False, **call)
 

@@ -6,7 +6,7 @@ the clock, the contingency level and the caller's history once per call."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -40,6 +40,9 @@ class CallFacts:
     # the outlook and ``lines_low`` as the engine knows them when a step asks
     # (``queues_now``); None: the ones above, of the call's start
     current: Callable[[], tuple[QueueOutlook, bool]] | None = None
+    # brings ``current`` up to the leader's latest before a step reads it (the engine's periodic read
+    # can be half a second old: at a surge, a seat shown free then has been taken since)
+    fresh: Callable[[], Awaitable[None]] | None = None
     # a call the hotline placed to the citizen: "callback" (a callback's citizen leg after the seat
     # hung up, Dial's F(): [ivr-callback-survey]) or "followup" (智能回访, [ivr-followup]); "" a
     # citizen who called in. Nothing queues an outbound call: there is no fallback to a seat.

@@ -210,6 +210,12 @@ class FlowInterpreter:
             return step.on_accept
         return step.on_decline
 
+    @staticmethod
+    async def _fresh(s: _CallState) -> None:
+        """The outlook as the leader last published it, before a step reads it (``CallFacts.fresh``)."""
+        if s.call_facts.fresh is not None:
+            await s.call_facts.fresh()
+
     def _outlook(self, s: _CallState, queue: str, priority: int) -> tuple[int, float, float] | None:
         by_priority = s.call_facts.queues_now()[0].get(self.config.queues.get(queue, queue))
         return by_priority.get(priority) if by_priority else None
@@ -223,6 +229,7 @@ class FlowInterpreter:
             await s.channel.play(([step.registered_prompt] if step.registered_prompt else [])
                                  + spoken(where.place))
             return step.on_already_registered or step.on_registered
+        await self._fresh(s)
         outlook = self._outlook(s, step.queue, step.priority)
         lines_low = f.queues_now()[1]
         long_wait = (outlook is not None and f.admission_wait_s is not None
@@ -249,6 +256,7 @@ class FlowInterpreter:
         return step.on_declined or step.on_wait
 
     async def _say_wait(self, s: _CallState, step: m.SayWait, depth: int) -> str:
+        await self._fresh(s)
         outlook = self._outlook(s, step.queue, step.priority)
         if s.call_facts.say_wait and outlook is not None:
             ahead, wait_s, spread_s = outlook
@@ -298,6 +306,7 @@ class FlowInterpreter:
         s.record.wanted_person = True
         s.record.queue = step.queue
         s.record.emergency = s.record.emergency or step.emergency
+        await self._fresh(s)
         outlook = self._outlook(s, step.queue, step.priority)
         if outlook is not None:
             # kept with the call, so the estimate can be scored against the wait it then had

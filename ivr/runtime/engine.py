@@ -120,6 +120,7 @@ class Engine:
         self.flows = FlowStore(redis)
         self.registry = FlowRegistry(self.flows, log)
         self.live = LiveState(self.config.current)
+        self.live.outlook_source = lambda: self.redis.get(keys.OUTLOOK)
         self.leader = LeaderRole(redis, self._leader_term, log)
         self.summaries = CallSummaries(redis, log, owner=self.leader.lock.token)
         self.calls = CallService(
