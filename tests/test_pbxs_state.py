@@ -45,12 +45,18 @@ def test_states_say_what_is_wired() -> None:
     assert cfg is not None
     def got(snap, now=100.0):
         return [(s["name"], s["state"]) for s in pbx_service.states(cfg, snap, now)]
-    assert got(None) == [("main", "no_leader"), ("b", "not_linked")]
+    assert got(None) == [("main", "no_leader"), ("b", "no_leader")]
+    # the leader linked to main only (b's secret unset): the single-PBX figures
     assert got({"at": 99.0, "ami_connected": True}) == [("main", "connected"), ("b", "not_linked")]
     assert got({"at": 99.0, "ami_connected": False}) == [("main", "disconnected"), ("b", "not_linked")]
-    assert got({"at": 80.0, "ami_connected": True}) == [("main", "no_leader"), ("b", "not_linked")]   # stale
-    st = pbx_service.states(cfg, None, 0)[1]
-    assert st["address"] == "ami://ivr@h:5038" and not st["linked"] and "not connected yet" in st["state_text"]
+    assert got({"at": 80.0, "ami_connected": True}) == [("main", "no_leader"), ("b", "no_leader")]   # stale
+    st = pbx_service.states(cfg, {"at": 0.0, "ami_connected": True}, 0)[1]
+    assert st["address"] == "ami://ivr@h:5038" and not st["linked"] and "secret_env" in st["state_text"]
+    # several PBXs linked: each one's own link, whatever the others'
+    city = {"at": 99.0, "ami_connected": False, "pbxs": {"main": {"connected": False}, "b": {"connected": True}}}
+    assert got(city) == [("main", "disconnected"), ("b", "connected")]
+    assert [s["linked"] for s in pbx_service.states(cfg, city, 100.0)] == [True, True]
+    assert got({"at": 99.0, "pbxs": {"b": {"connected": True}}}) == [("main", "not_linked"), ("b", "connected")]
 
 
 async def test_an_unreachable_pbx_is_one_line_at_start_and_the_engine_serves(redis, redis_url, project_home,

@@ -328,6 +328,12 @@ class AmiController:
         """The model changed outside an event (a poll): publish it next round."""
         self._dirty = True
 
+    def take_changed(self) -> bool:
+        """Whether the model changed since the last call (several PBXs: the
+        controllers have no ``redis`` and ``ivr.ami.city`` publishes them all)."""
+        changed, self._dirty = self._dirty, False
+        return changed
+
     async def pause(self, interface: str, paused: bool, *, queue: str | None = None, reason: str = "") -> ActionResult:
         a = {"Action": "QueuePause", "Interface": interface, "Paused": "true" if paused else "false"}
         if queue:

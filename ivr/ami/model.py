@@ -45,6 +45,7 @@ class CallerFigures(TypedDict):
     priority: int
     wait_s: float
     emergency: bool
+    pbx: NotRequired[str]        # several PBXs: the city's snapshot says whose caller (ivr.ami.city)
 
 
 class QueueFigures(TypedDict):
@@ -73,6 +74,7 @@ class SeatFigures(TypedDict):
     queues: dict[str, int]       # queue -> penalty
     calls_taken: int
     idle_since: float | None     # idle: since when (the engine's clock); None otherwise
+    pbx: NotRequired[str]        # several PBXs: the city's snapshot says whose seat (ivr.ami.city)
 
 
 class EmergencyFigures(TypedDict):
@@ -100,7 +102,8 @@ class LiveSnapshot(TypedDict):
     emergency: EmergencyFigures
     ordinary: OrdinaryFigures
     lines: NotRequired[LineFigures]      # the trunk lines (ivr.admission.lines); absent from an older writer
-    ami_connected: NotRequired[bool]     # added by whoever holds the AMI link
+    ami_connected: NotRequired[bool]     # added by whoever holds the AMI link (several PBXs: every link up)
+    pbxs: NotRequired[dict[str, Any]]    # several PBXs: each PBX's figures (ivr.ami.city.PbxFigures)
 
 
 @dataclass

@@ -54,8 +54,12 @@ async def pbx_lines(settings: Settings, environ: dict[str, str] | None = None) -
         if pbx.ami is None:
             link = f"引擎的 AMI 连接 the engine's link ({settings.ami or '未配置 unset'})"
         else:
-            secret = "已设置 set" if env.get(pbx.ami.secret_env) else "未设置 NOT set"
-            link = f"{pbx.ami}, 密钥 secret {pbx.ami.secret_env} {secret}; {pbxs.STATE_TEXT[pbxs.NOT_LINKED]}"
+            if env.get(pbx.ami.secret_env):
+                link = (f"{pbx.ami}, 密钥 secret {pbx.ami.secret_env} 已设置 set; 领导进程连接此 PBX — the leader "
+                        "links to it (its state: ivr status, /healthz)")
+            else:
+                link = (f"{pbx.ami}, 密钥 secret {pbx.ami.secret_env} 未设置 NOT set; "
+                        f"{pbxs.STATE_TEXT[pbxs.NOT_LINKED]}")
         state = "可连接 reachable" if not reach[pbx.name] else reach[pbx.name]
         out.append(f"  {pbx.name}: {link}")
         out.append(f"    AMI: {state}; 队列 queues: {', '.join(pbx.queues) or '全部 all'}; 坐席 seats: {len(pbx.seats)}")
@@ -115,8 +119,14 @@ def render_status(snap: dict | None, level_line: str, tz, now: float, blocked: i
         out.append(lines_line(lines(snap), blocked))
         return out
     age = now - snap["at"]
-    link = "已连接 connected" if snap.get("ami_connected") else "未连接 NOT connected"
+    per_pbx = snap.get("pbxs") or {}
+    down = [name for name, p in per_pbx.items() if not p.get("connected")]
+    if per_pbx and down and len(down) < len(per_pbx):
+        link = f"部分连接 {len(per_pbx) - len(down)}/{len(per_pbx)} connected, 未连接 DOWN: {', '.join(down)}"
+    else:
+        link = "已连接 connected" if snap.get("ami_connected") else "未连接 NOT connected"
     out.append(f"AMI: {link}; figures {age:.1f} s old; last full resync {fmt_time(snap.get('resynced_at'), tz)}")
+    out += pbx_status_lines(per_pbx)
     out.append(lines_line(lines(snap), blocked))
     out.append(seats_line(snap.get("seat_states", {})))
     mins = f"{snap['window_s'] / 60:.0f}"
@@ -145,6 +155,18 @@ def render_status(snap: dict | None, level_line: str, tz, now: float, blocked: i
                f"p95 {p(em['wait_p95_s'])} s ({em['answered']} answered in {snap['window_s'] / 60:.0f} min)")
     out.append(f"普通来电 ordinary: wait p50 {p(od['wait_p50_s'])} s, p95 {p(od['wait_p95_s'])} s "
                f"({od['answered']} answered in {snap['window_s'] / 60:.0f} min)")
+    return out
+
+
+def pbx_status_lines(per_pbx: dict) -> list[str]:
+    """Several PBXs: one line each (the figures above are the city's, summed over the PBXs connected)."""
+    out = []
+    for name, p in per_pbx.items():
+        state = "已连接 connected" if p.get("connected") else "未连接 DOWN (figures below leave it out)"
+        seats = p.get("seat_states", {})
+        out.append(f"  PBX {name}: {state}; 等待 waiting {p.get('waiting', 0)} (紧急 emergency "
+                   f"{p.get('emergency_waiting', 0)}); 座席 seats " + "/".join(str(seats.get(k, 0)) for k in SEAT_KEYS)
+                   + " busy/wrapup/idle/paused/reserved/offline")
     return out
 
 

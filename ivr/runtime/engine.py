@@ -142,6 +142,11 @@ class Engine:
         return self.work.controller if self.work else None
 
     @property
+    def controllers(self) -> dict[str, AmiController]:
+        """PBX name -> its AMI controller (one per PBX of queue/pbxs.yaml the leader links to)."""
+        return self.work.controllers if self.work else {}
+
+    @property
     def capture(self) -> MissedCallCapture | None:
         return self.work.capture if self.work else None
 
@@ -154,8 +159,9 @@ class Engine:
         return self.leader.is_leader
 
     def _ami_connected(self) -> bool:
-        c = self.controller
-        return bool(c is not None and c.ready.is_set())
+        """Every AMI link up (several PBXs: each one's state is in the live snapshot's ``pbxs``)."""
+        links = list(self.controllers.values())
+        return bool(links) and all(c.ready.is_set() for c in links)
 
     # -- the configuration snapshot and the level ------------------------------------------
 

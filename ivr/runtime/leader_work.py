@@ -3,19 +3,27 @@ link, the line count, the contingency supervisor, the missed-call capture and
 reconciliation (also of attempts the dialplan refused, lines full, and
 against the PBX's own queue_log when this host can read it), the callback
 scheduler and the in-queue callback offer, each a supervised part
-(``leader.py``). Every round reads the configuration snapshot in force."""
+(``leader.py``). Every round reads the configuration snapshot in force.
+
+Several PBXs (``queue/pbxs.yaml``, issue 20): one AMI part per PBX, each its
+own ``AmiController`` and live model reconnecting on its own (a PBX that is
+down never stops the others), and ``ivr.ami.city`` publishes the city's
+figures. With one PBX (no file, or one PBX in it) the work is today's:
+one controller publishing its own snapshot."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from ivr.admission.lines import LINK_PBX
+from ivr.admission.lines import LINK_PBX, PbxLines
 from ivr.aio import cancelling
+from ivr.ami.city import CityPublisher, PbxLink
 from ivr.ami.controller import PUBLISH_S, AmiController
 from ivr.ami.lines import LineWatch
 from ivr.ami.model import LiveModel
@@ -29,12 +37,14 @@ from ivr.callback.reconcile import QueueReconciler
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
 from ivr.clock import Clock, wall_interval
+from ivr.configset.pbxs import default_pbxs
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
 from ivr.logs import Log
 from ivr.project import asterisk_wrapup_times
 from ivr.runtime.leader import ROUND_S, Part, every
 from ivr.runtime.snapshot import SnapshotSource
+from ivr.services import pbxs as pbx_service
 from ivr.services.audit import Checkpointer
 from ivr.settings import Settings
 
@@ -57,34 +67,108 @@ class LeaderWork:
     blocked: BlockedAttempts | None = None    # attempts the dialplan refused, recorded as missed calls
     pbx_record: PbxRecord | None = None       # the PBX's queue_log, reconciled (IVR_QUEUE_LOG)
     followups: FollowupCaller | None = None   # 智能回访: the chosen samples called without a seat
+    links: list[PbxLink] = field(default_factory=list)   # one AMI link per PBX (the first: ``controller``'s)
+    city: CityPublisher | None = None         # several PBXs: the city's live figures
+    line_watches: list[LineWatch] = field(default_factory=list)   # several PBXs: the lines of each
+
+    @property
+    def controllers(self) -> dict[str, AmiController]:
+        return {p.name: p.controller for p in self.links}
 
 
 ORPHANS_EVERY_S = 5.0
 ExtraParts = Callable[[str], list[Part]]
 
 
+@dataclass(frozen=True, slots=True)
+class AmiTarget:
+    """A PBX the leader links to: where, and with which credentials."""
+
+    pbx: str
+    host: str
+    port: int
+    username: str
+    secret: str
+    is_link: bool        # the engine's own IVR_AMI_URL
+
+
+def ami_targets(settings: Settings, log: Log, environ: dict[str, str] | None = None) -> list[AmiTarget]:
+    """The PBXs of ``queue/pbxs.yaml`` the leader can link to, the engine's
+    own (``IVR_AMI_URL``) first. A PBX whose secret is not in the environment
+    is left out with an error logged; the others are linked all the same."""
+    env = os.environ if environ is None else environ
+    cfg, error = pbx_service.configured(settings.home)
+    if cfg is None:
+        log.error("pbxs_file_wrong", error=error, using="IVR_AMI_URL only")
+        cfg = default_pbxs()
+    out: list[AmiTarget] = []
+    for pbx in cfg.pbxs.values():
+        if pbx.ami is None:
+            if settings.ami is not None:
+                a = settings.ami
+                out.insert(0, AmiTarget(pbx.name, a.host, a.port, a.username, a.secret, True))
+            continue
+        secret = env.get(pbx.ami.secret_env)
+        if secret is None:
+            log.error("pbx_secret_unset", pbx=pbx.name, secret_env=pbx.ami.secret_env,
+                      message=f"PBX '{pbx.name}' 未连接：环境变量 {pbx.ami.secret_env} 未设置 — not linked: "
+                              f"{pbx.ami.secret_env} (its AMI secret) is not set")
+            continue
+        out.append(AmiTarget(pbx.name, pbx.ami.host, pbx.ami.port, pbx.ami.username, secret, False))
+    return out
+
+
 def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, clock: Clock, log: Log,
           token: str) -> LeaderWork:
     snap = config.current
-    model = LiveModel(emergency_queues=snap.emergency_queues,
-                      reserved_interfaces=snap.seats.reserved if snap.seats else (),
-                      wrapup_s=asterisk_wrapup_times(settings.home / "asterisk"))
-    model.lines_config = snap.lines.for_link() if snap.lines else None
-    ami = settings.ami
-    controller = None if ami is None else AmiController(
-        host=ami.host, port=ami.port, username=ami.username, secret=ami.secret, model=model, redis=redis,
-        log=log.bind(part="ami"), clock=clock.now, publish_s=wall_interval(clock, PUBLISH_S))
+    targets = ami_targets(settings, log)
+    several = len(targets) > 1
+    wrapup = asterisk_wrapup_times(settings.home / "asterisk")
+
+    def pbx_lines(t: AmiTarget | None) -> PbxLines | None:
+        lines_cfg = config.current.lines
+        if lines_cfg is None:
+            return None
+        if t is None or not several:
+            return lines_cfg.for_link()          # one PBX: as it always was
+        return lines_cfg.pbxs.get(t.pbx) or (lines_cfg.for_link() if t.is_link else None)
+
+    links: list[PbxLink] = []
+    for t in targets:
+        m = LiveModel(emergency_queues=snap.emergency_queues,
+                      reserved_interfaces=snap.seats.reserved if snap.seats else (), wrapup_s=wrapup)
+        m.lines_config = pbx_lines(t)
+        links.append(PbxLink(t.pbx, AmiController(
+            host=t.host, port=t.port, username=t.username, secret=t.secret, model=m,
+            redis=None if several else redis, log=log.bind(part="ami", pbx=t.pbx) if several else log.bind(part="ami"),
+            clock=clock.now, publish_s=wall_interval(clock, PUBLISH_S))))
+    if links:
+        controller: AmiController | None = links[0].controller
+        model = links[0].controller.model
+    else:
+        controller = None
+        model = LiveModel(emergency_queues=snap.emergency_queues,
+                          reserved_interfaces=snap.seats.reserved if snap.seats else (), wrapup_s=wrapup)
+        model.lines_config = pbx_lines(None)
+    city = CityPublisher(links, redis=redis, clock=clock.now, log=log.bind(part="live"),
+                         link=next((t.pbx for t in targets if t.is_link), None),
+                         publish_s=wall_interval(clock, PUBLISH_S)) if several else None
+    line_watches = [LineWatch(p.controller, now=clock.now, log=log.bind(part="lines", pbx=p.name),
+                              config=lambda t=t: pbx_lines(t))     # type: ignore[misc]
+                    for p, t in zip(links, targets, strict=True)] if several else []
     supervisor = ContingencySupervisor(
         plan=snap.plan, seats=snap.seats, queues=snap.queues.asterisk_names, store=ContingencyStore(redis),
         controller=controller, model=model, log=log.bind(part="contingency"))
     store = CallbackStore(redis)
     general = snap.queues.asterisk_names.get("general", "")
     capture = MissedCallCapture(redis, store, snap.policy, settings.timezone, log.bind(part="capture"),
-                                consumer=token, estimated_wait=lambda: model.estimated_wait(general, clock.now()))
+                                consumer=token,
+                                estimated_wait=lambda: _estimated_wait(links, model, general, clock.now()))
     scheduler = reconciler = in_queue = lines = blocked = followups = None
     if controller is not None:
-        lines = LineWatch(controller, now=clock.now, log=log.bind(part="lines"),
-                          config=lambda: config.current.lines.for_link() if config.current.lines else None)
+        if not several:       # several PBXs: ``line_watches``, one each
+            lines = LineWatch(controller, now=clock.now, log=log.bind(part="lines"),
+                              config=lambda: config.current.lines.for_link() if config.current.lines else None)
         blocked = BlockedAttempts(redis, controller, clock=clock, log=log.bind(part="blocked"),
                                   pbx=model.lines_config.name if model.lines_config else LINK_PBX)
         controller.listeners.append(blocked.on_event)
@@ -110,7 +194,23 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     checkpointer = Checkpointer(redis, log=log.bind(part="audit"), clock=clock.now)
     return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
                       settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record,
-                      followups=followups)
+                      followups=followups, links=links, city=city, line_watches=line_watches)
+
+
+def _estimated_wait(links: list[PbxLink], model: LiveModel, queue: str, now: float) -> float:
+    """What a missed caller was likely to wait: the longest of the PBXs whose link is up."""
+    up = [p.controller.model for p in links if p.connected] if len(links) > 1 else [model]
+    return max((m.estimated_wait(queue, now) for m in up), default=0.0)
+
+
+def _ami_part(controller: AmiController) -> Callable[[], Awaitable[None]]:
+    async def ami_link() -> None:
+        await controller.start()
+        try:
+            await asyncio.Event().wait()        # the link reconnects by itself; runs until the term ends
+        finally:
+            await controller.stop()
+    return ami_link
 
 
 def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
@@ -134,16 +234,12 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
                 await asyncio.sleep(0.05)
 
     out = [Part("contingency", every(ROUND_S, contingency_round)), Part("capture", capture_loop)]
-    if work.controller is not None:
-        controller = work.controller
-
-        async def ami_link() -> None:
-            await controller.start()
-            try:
-                await asyncio.Event().wait()        # the link reconnects by itself; runs until the term ends
-            finally:
-                await controller.stop()
-        out.insert(0, Part("ami", ami_link))
+    several = len(work.links) > 1
+    for i, link in enumerate(work.links):
+        out.insert(i, Part(f"ami-{link.name}" if several else "ami", _ami_part(link.controller)))
+    if work.city is not None:
+        out.insert(len(work.links), Part("live", work.city.run))
+    out += [Part(f"lines-{p.name}", w.run) for p, w in zip(work.links, work.line_watches, strict=False)]
     if work.scheduler is not None:
         scheduler = work.scheduler
 

@@ -3,10 +3,12 @@ PBX, its AMI address (never a secret) and its state, for ``ivr config``,
 ``/healthz`` and ``/metrics``; and the reachability probe an engine runs at
 start.
 
-What is wired (issue 20, said as it is): the engine holds one AMI link, to
-the PBX marked ``ami: IVR_AMI_URL``. Its state is the link's, as the leader
-publishes it in the live figures. Every other PBX reads "not connected yet":
-it is checked and probed, but no engine drives it.
+The leader holds one AMI link per PBX (``runtime/leader_work.py``) and, with
+several, publishes each PBX's state in the live figures' ``pbxs``
+(``ivr.ami.city``): a PBX reads connected or disconnected from its own link.
+With one PBX the live figures are today's and its state is ``ami_connected``.
+A PBX the leader does not link to (its ``secret_env`` unset in the engine's
+environment, or ``IVR_AMI_URL`` unset for the link PBX) reads "not linked".
 """
 
 from __future__ import annotations
@@ -27,18 +29,19 @@ PROBE_TIMEOUT_S = 2.0
 CONNECTED, DISCONNECTED, NO_LEADER, NOT_LINKED = "connected", "disconnected", "no_leader", "not_linked"
 STATE_TEXT = {
     CONNECTED: "已连接 — the engine's AMI link is up",
-    DISCONNECTED: "未连接 — the engine's AMI link to this PBX is down",
+    DISCONNECTED: "未连接 — the engine's AMI link to this PBX is down (PBX down or unreachable; the others carry on)",
     NO_LEADER: ("状态未知：没有进程持有 AMI 连接 — unknown: no engine holds the AMI link (no leader, or IVR_AMI_URL "
                 "unset)"),
-    NOT_LINKED: ("尚未连接：引擎目前只连接 ami: IVR_AMI_URL 的 PBX — not connected yet: the engine drives only the PBX "
-                 "of IVR_AMI_URL (one AMI link per PBX: issue 20)"),
+    NOT_LINKED: ("未建立连接：引擎没有此 PBX 的 AMI 连接（secret_env 指定的环境变量未设置？见引擎日志） — not linked: "
+                 "the leader holds no AMI link to this PBX (is its secret_env set in the engine's environment? "
+                 "the engine's log says)"),
 }
 
 
 class PbxState(TypedDict):
     name: str
     address: str          # ami://user@host:port, or IVR_AMI_URL: never a secret
-    linked: bool          # True: the engine's own AMI link (IVR_AMI_URL)
+    linked: bool          # True: the leader holds an AMI link to it (up or down)
     state: str            # connected | disconnected | no_leader | not_linked
     state_text: str
     queues: list[str]
@@ -60,20 +63,36 @@ def configured(home: Path) -> tuple[PbxConfig | None, str]:
     return cfg, (errors[0] + (f" (+{len(errors) - 1})" if len(errors) > 1 else "")) if errors else ""
 
 
-def state_of(pbx: Pbx, snap: Mapping[str, Any] | None, now: float) -> str:
-    if not pbx.is_link:
+def state_of(pbx: Pbx, snap: Mapping[str, Any] | None, now: float, only: bool = False) -> str:
+    """``only``: the file's one PBX (its state is the live figures' own, whatever its address)."""
+    if snap is not None and now - float(snap.get("at", 0)) <= LIVE_STALE_S:
+        per_pbx = snap.get("pbxs")
+        if isinstance(per_pbx, Mapping):           # several PBXs: each one's own link
+            mine = per_pbx.get(pbx.name)
+            if not isinstance(mine, Mapping):
+                return NOT_LINKED
+            return CONNECTED if mine.get("connected") else DISCONNECTED
+        if pbx.is_link or only:
+            return CONNECTED if snap.get("ami_connected") else DISCONNECTED
         return NOT_LINKED
-    if snap is None or now - float(snap.get("at", 0)) > LIVE_STALE_S:
-        return NO_LEADER
-    return CONNECTED if snap.get("ami_connected") else DISCONNECTED
+    return NO_LEADER
+
+
+def linked(pbx: Pbx, snap: Mapping[str, Any] | None, only: bool = False) -> bool:
+    """Whether the leader holds an AMI link to this PBX (up or not)."""
+    per_pbx = snap.get("pbxs") if snap is not None else None
+    if isinstance(per_pbx, Mapping):
+        return pbx.name in per_pbx
+    return pbx.is_link or only
 
 
 def states(cfg: PbxConfig, snap: Mapping[str, Any] | None, now: float) -> list[PbxState]:
     """Each PBX and its state; ``snap``: the leader's live figures (None: none published)."""
     out: list[PbxState] = []
+    only = len(cfg.pbxs) == 1
     for pbx in cfg.pbxs.values():
-        state = state_of(pbx, snap, now)
-        out.append({"name": pbx.name, "address": pbx.address, "linked": pbx.is_link, "state": state,
+        state = state_of(pbx, snap, now, only)
+        out.append({"name": pbx.name, "address": pbx.address, "linked": linked(pbx, snap, only), "state": state,
                     "state_text": STATE_TEXT[state], "queues": list(pbx.queues), "seats": len(pbx.seats)})
     return out
 

@@ -232,8 +232,8 @@ async def metrics(request: web.Request) -> web.Response:
                    [({"kind": k}, v) for k, v in overdue.items()])
     up, linked = pbx_service.metric_samples(ctx.settings.home, snap, now)
     lines += gauge("ivr_pbx_up", "1 if the engine's AMI link to the PBX (queue/pbxs.yaml) is up", up)
-    lines += gauge("ivr_pbx_linked", "1 if an engine drives this PBX over AMI (today: the PBX of IVR_AMI_URL; "
-                   "the others are not connected yet)", linked)
+    lines += gauge("ivr_pbx_linked", "1 if the leader holds an AMI link to this PBX, up or down (0: its secret_env "
+                   "unset, or no leader)", linked)
     if snap is not None:
         q = snap["queues"]
         lines += gauge("ivr_queue_waiting", "Callers waiting", [({"queue": n}, v["waiting"]) for n, v in q.items()])

@@ -1,0 +1,198 @@
+"""Several PBXs, one hotline (issue 20): the leader holds one AMI link per
+PBX of queue/pbxs.yaml, each reconnecting on its own; the live figures are
+each PBX's and the city's, summed. Two simulated Asterisks over real TCP:
+both linked and shown; one stopped, the other's callers and figures carry
+on and the engine says which PBX is down; back, it is linked again."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ivr import logs
+from ivr.ami.city import city_outlook, city_snapshot
+from ivr.ami.model import LiveModel
+from ivr.redisdb import keys
+from ivr.rehearsal.sim.agi_peer import Caller, SimChannel, run_call
+from ivr.rehearsal.sim.ami_server import SimAmiServer
+from ivr.rehearsal.sim.pbx import SimPbx
+from ivr.runtime.engine import Engine
+from ivr.settings import load_settings
+from ivr.web.app import make_app
+from tests.conftest import copy_project
+from tests.test_ami_controller import shipped_pbx, until
+
+B_SEATS = ("Local/301@ivr-seats/n", "Local/302@ivr-seats/n")
+
+
+def pbx_b() -> SimPbx:
+    import time
+
+    pbx = SimPbx(time.time)
+    pbx.add_queue("general-q")
+    pbx.add_queue("emergency-q", strategy="ringall", weight=10)
+    for i, seat in enumerate(B_SEATS):
+        pbx.add_member("general-q", seat, f"Seat30{i + 1}", f"Custom:seat30{i + 1}")
+    return pbx
+
+
+# -- the sums (pure) ------------------------------------------------------------------------
+
+def model_with(joins: list[tuple[str, str, int]], members: list[tuple[str, str]], now: float) -> LiveModel:
+    m = LiveModel(emergency_queues=["emergency-q"])
+    events = [{"Event": "QueueMember", "Queue": q, "Interface": i, "MemberName": i, "Status": "1", "Paused": "0",
+               "Penalty": "0", "InCall": "0"} for q, i in members]
+    events += [{"Event": "QueueParams", "Queue": q} for q in ("general-q", "emergency-q")]
+    m.rebuild(events, now - 100)
+    for n, (q, number, wait) in enumerate(joins):
+        m.apply({"Event": "QueueCallerJoin", "Queue": q, "Channel": f"SIP/x-{number}", "Uniqueid": f"{number}.{n}",
+                 "CallerIDNum": number, "Position": "1"}, now - wait)
+    return m
+
+
+def test_the_city_sums_the_pbxs_that_are_up_and_keeps_each_pbxs_own() -> None:
+    now = 1000.0
+    a = model_with([("general-q", "13800000001", 30), ("general-q", "13800000002", 10),
+                    ("emergency-q", "13800000003", 5)],
+                   [("general-q", "Local/101@s"), ("general-q", "Local/102@s")], now)
+    b = model_with([("general-q", "13900000001", 50)], [("general-q", "Local/301@s")], now)
+    c = model_with([("general-q", "13700000001", 999)], [("general-q", "Local/401@s")], now)
+    snaps = {"a": a.snapshot(now), "b": b.snapshot(now), "c": c.snapshot(now)}
+    city = city_snapshot({"a": (snaps["a"], True), "b": (snaps["b"], True), "c": (snaps["c"], False)}, now, "a")
+    g = city["queues"]["general-q"]
+    assert g["waiting"] == 3                             # a's 2 + b's 1; c is down: not counted
+    assert g["longest_wait_s"] == 50.0                   # the worst PBX's, b
+    assert [(c["pbx"], c["number"]) for c in g["callers"]] == [("b", "139******01"), ("a", "138******01"),
+                                                               ("a", "138******02")]
+    assert city["queues"]["emergency-q"]["waiting"] == 1 and city["emergency"]["waiting"] == 1
+    assert sorted((s["pbx"], s["interface"]) for s in city["seats"]) == [
+        ("a", "Local/101@s"), ("a", "Local/102@s"), ("b", "Local/301@s")]
+    assert city["seat_states"]["idle"] == 3 and sum(city["seat_states"].values()) == 3
+    assert city["ami_connected"] is False                # one PBX is down
+    per = city["pbxs"]
+    assert [(n, p["connected"], p["waiting"]) for n, p in per.items()] == [("a", True, 3), ("b", True, 1),
+                                                                           ("c", False, 1)]
+    assert per["a"]["queues"]["general-q"]["waiting"] == 2 and per["c"]["seat_states"]["idle"] == 1
+    assert city["lines"] == snaps["a"]["lines"]          # the engine's own link PBX's lines
+    # everyone up: the city's counts are the PBXs' added up, and the link reads connected
+    every = city_snapshot({k: (v, True) for k, v in snaps.items()}, now, "a")
+    assert every["queues"]["general-q"]["waiting"] == 4 and every["ami_connected"] is True
+
+
+def test_the_city_outlook_is_the_longest_wait_of_the_pbxs() -> None:
+    a = {"queues": {"general-q": {"0": [2, 60.0, 5.0], "10": [0, 0.0, 0.0]}}, "lines_low": False}
+    b = {"queues": {"general-q": {"0": [1, 90.0, 8.0], "10": [0, 0.0, 0.0]},
+                    "other-q": {"0": [0, 3.0, 1.0]}}, "lines_low": True}
+    got = city_outlook({"a": a, "b": b})
+    assert got["queues"]["general-q"]["0"] == [1, 90.0, 8.0] and got["queues"]["other-q"]["0"] == [0, 3.0, 1.0]
+    assert got["lines_low"] is True and got["pbxs"] == {"a": a, "b": b}
+
+
+# -- two simulated PBXs over TCP ---------------------------------------------------------------
+
+def ivr(args, env):
+    return subprocess.run([sys.executable, "-m", "ivr", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+async def city(redis, redis_url, project_home, tmp_path, monkeypatch):
+    a, b = shipped_pbx(), pbx_b()
+    server_a, server_b = SimAmiServer(a), SimAmiServer(b, secret="secret-b")
+    await server_a.start()
+    await server_b.start()
+    home = copy_project(project_home, tmp_path / "home")
+    (home / "queue" / "pbxs.yaml").write_text(
+        "pbxs:\n"
+        "  main:\n    ami: IVR_AMI_URL\n"
+        f"  b:\n    ami: ami://ivr@127.0.0.1:{server_b.port}\n    secret_env: IVR_AMI_SECRET_B\n"
+        f"    seats: [{', '.join(B_SEATS)}]\n", encoding="utf-8")
+    monkeypatch.setenv("IVR_AMI_SECRET_B", "secret-b")
+    env = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_AGI_LISTEN": "127.0.0.1:0",
+           "IVR_HTTP_LISTEN": "127.0.0.1:0", "IVR_REDIS_URL": redis_url,
+           "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{server_a.port}"}
+    settings = load_settings(env)
+    eng = Engine(settings, redis, logs.get("test"))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(eng.run(stop, ready))
+    web = TestClient(TestServer(make_app(redis=redis, settings=settings)))
+    await asyncio.wait_for(ready.wait(), 10)
+    await until(lambda: len(eng.controllers) == 2 and all(c.ready.is_set() for c in eng.controllers.values()), 10)
+    await web.start_server()
+    yield a, b, server_a, server_b, eng, env, web
+    await web.close()
+    stop.set()
+    await asyncio.wait_for(task, 15)
+    await server_a.stop()
+    await server_b.stop()
+
+
+async def live(redis, cond, timeout=10.0):
+    """The published live snapshot, once ``cond`` holds of it."""
+    end = asyncio.get_running_loop().time() + timeout
+    while True:
+        raw = await redis.get(keys.LIVE)
+        snap = json.loads(raw) if raw else None
+        if snap is not None and cond(snap):
+            return snap
+        assert asyncio.get_running_loop().time() < end, f"the live figures never got there: {snap}"
+        await asyncio.sleep(0.05)
+
+
+async def test_two_pbxs_linked_one_down_the_other_carries_on_and_comes_back(city):
+    a, b, server_a, server_b, eng, env, web = city
+    # both linked: each PBX's own model, the city's figures summed
+    assert set(eng.controllers) == {"main", "b"}
+    assert eng.controllers["b"].model is not eng.controllers["main"].model
+    a.join("general-q", "13800000001")
+    b.join("general-q", "13900000001")
+    b.join("general-q", "13900000002")
+    server_a.flush()
+    server_b.flush()
+    snap = await live(eng.redis, lambda s: s["queues"]["general-q"]["waiting"] == 3)
+    assert {n: (p["connected"], p["waiting"]) for n, p in snap["pbxs"].items()} == {"main": (True, 1), "b": (True, 2)}
+    assert snap["ami_connected"] is True
+    assert {s["interface"]: s["pbx"] for s in snap["seats"]}["Local/301@ivr-seats/n"] == "b"
+    health = await (await web.get("/healthz")).json()
+    assert [(p["name"], p["state"], p["linked"]) for p in health["pbxs"]] == [
+        ("main", "connected", True), ("b", "connected", True)], health
+    text = await (await web.get("/metrics")).text()
+    for line in ('ivr_pbx_up{pbx="main"} 1', 'ivr_pbx_up{pbx="b"} 1', 'ivr_pbx_linked{pbx="b"} 1'):
+        assert line in text, text
+
+    # PBX b stops: the engine says b is down; main's callers and figures carry on
+    await server_b.stop()
+    await until(lambda: not eng.controllers["b"].ready.is_set(), 10)
+    a.join("general-q", "13800000002")
+    server_a.flush()
+    snap = await live(eng.redis, lambda s: not s["pbxs"]["b"]["connected"] and s["pbxs"]["main"]["waiting"] == 2)
+    assert snap["pbxs"]["main"]["connected"] is True and snap["ami_connected"] is False
+    assert snap["queues"]["general-q"]["waiting"] == 2       # the city's figures: main's (b's are unknown)
+    assert eng.controllers["main"].ready.is_set()
+    health = await (await web.get("/healthz")).json()
+    assert [(p["name"], p["state"]) for p in health["pbxs"]] == [("main", "connected"), ("b", "disconnected")]
+    text = await (await web.get("/metrics")).text()
+    assert 'ivr_pbx_up{pbx="main"} 1' in text and 'ivr_pbx_up{pbx="b"} 0' in text, text
+    res = await asyncio.to_thread(ivr, ["status"], env)
+    assert res.returncode == 0, res.stderr
+    assert "未连接 DOWN: b" in res.stdout and "PBX b: 未连接 DOWN" in res.stdout, res.stdout
+    assert "PBX main: 已连接 connected; 等待 waiting 2" in res.stdout, res.stdout
+    call = await run_call("127.0.0.1", eng.agi.port, SimChannel(Caller(digits=["2"])))
+    assert call.channel.vars.get("IVR_RESULT") == "DONE"    # the calls carry on
+    leader = await eng.redis.get(keys.LEADER_HEALTH)
+    parts = json.loads(leader)["parts"]
+    assert parts["ami-main"]["state"] == "running" and parts["ami-b"]["state"] == "running"
+
+    # b comes back on its address: linked again, its callers counted again
+    await server_b.start()
+    b.join("general-q", "13900000003")
+    await until(lambda: eng.controllers["b"].ready.is_set(), 40)
+    server_b.flush()
+    snap = await live(eng.redis, lambda s: s["pbxs"]["b"]["connected"] and s["queues"]["general-q"]["waiting"] == 5)
+    assert snap["ami_connected"] is True and snap["pbxs"]["b"]["waiting"] == 3
+    health = await (await web.get("/healthz")).json()
+    assert [(p["name"], p["state"]) for p in health["pbxs"]] == [("main", "connected"), ("b", "connected")]
