@@ -196,3 +196,39 @@ async def test_two_pbxs_linked_one_down_the_other_carries_on_and_comes_back(city
     assert snap["ami_connected"] is True and snap["pbxs"]["b"]["waiting"] == 3
     health = await (await web.get("/healthz")).json()
     assert [(p["name"], p["state"]) for p in health["pbxs"]] == [("main", "connected"), ("b", "connected")]
+
+
+async def test_a_missed_call_is_called_back_through_an_idle_seat_on_the_other_pbx(city):
+    """The missed call of a caller on main; main's seats all taken (paused,
+    or its reserved emergency seat): the callback goes to an idle seat of PBX
+    b and is originated there, once b's own calm gate opens."""
+    from ivr.rehearsal.sim.agi_peer import QueueOutcome
+
+    a, b, server_a, server_b, eng, env, web = city
+    for s in ("101", "102"):
+        a.action({"Action": "QueuePause", "Interface": f"Local/{s}@ivr-seats/n", "Paused": "true"})
+    server_a.flush()
+    emergency = b.join("emergency-q", "13900000009")      # b has no emergency seat: its caller waits
+    server_b.flush()
+    await until(lambda: eng.controllers["main"].model.seats["Local/102@ivr-seats/n"].paused
+                and len(eng.controllers["b"].model.waiting) == 1)
+    await run_call("127.0.0.1", eng.agi.port,
+                   SimChannel(Caller(number="13312345678", digits=["2", "1"], queue=QueueOutcome("timeout"))))
+    await until(lambda: eng.capture is not None and eng.capture.recorded == 1, 5)
+    # b is not calm (an emergency caller waits there), main has no idle unreserved seat: nobody is dialled
+    assert await eng.scheduler.tick() == 0
+    assert a.originated == [] and b.originated == []
+    b.abandon(emergency.uniqueid)                         # b calm again
+    server_b.flush()
+    await until(lambda: bool(b.originated), 10)
+    orig = b.originated[0]
+    assert orig["Exten"] == "13312345678" and orig["Channel"] in B_SEATS
+    assert a.originated == []                             # never on main: the seat is b's
+    b.originate_result(orig, True)                        # the outcome comes back on b's link
+    b.user_event("IvrCallback", orig["Channel"], Id="1", DialStatus="ANSWER")
+    server_b.flush()
+    await until(lambda: not eng.scheduler.active, 5)
+    entries = [e for _, e in await eng.scheduler.store.audit.entries("-", "+")]
+    assigned = [e for e in entries if e["kind"] == "assigned"]
+    assert [(e["seat"], e.get("pbx")) for e in assigned] == [(orig["Channel"], "b")]
+    assert [e["result"] for e in entries if e["kind"] == "attempt"] == ["closed"]

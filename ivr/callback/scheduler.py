@@ -10,14 +10,23 @@ A citizen is never dialled twice at the same time: the claim's lease of every
 attempt under way is renewed each round (a conversation may outlast it), a
 number already being dialled here is never started again, and an attempt
 leaves memory only once its outcome is in Redis (the write is retried).
+
+Several PBXs (issue 20): the scheduler is handed every PBX's controller. A
+callback goes to an idle, unreserved seat on any PBX whose link is up and
+whose own queues are calm (each PBX's calm gate, on its own live model: its
+emergency callers, its lines, its queues), and is originated on that seat's
+own PBX; its outcome comes back on that PBX's link. The seats of the PBXs
+are taken in turn (the first idle seat of each PBX, then the second...), and
+``keep_idle`` is counted over all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, zip_longest
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,6 +51,7 @@ class Attempt:
     seat_name: str = ""                     # the queue member's name (Seat101), as staff know the seat
     written: tuple[str, int, str, float | None] | None = None   # the state change, once in Redis
     audited: bool = False
+    pbx: str = ""                           # the seat's PBX (its controller's name in ``controllers``)
     done: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -82,6 +92,11 @@ def seat_names(snapshot: LiveSnapshot | None) -> dict[str, str]:
     return {s["interface"]: s["name"] for s in snapshot["seats"] if s.get("name") and s["name"] != s["interface"]}
 
 
+def _on_pbx(pbx: str) -> dict[str, str]:
+    """The seat's PBX in an audit entry, with several PBXs."""
+    return {"pbx": pbx} if pbx else {}
+
+
 def _named(seat_name: str) -> dict[str, str]:
     """The seat's name in an audit entry, when there is one (older entries have none)."""
     return {"seat_name": seat_name} if seat_name else {}
@@ -90,9 +105,11 @@ def _named(seat_name: str) -> dict[str, str]:
 class CallbackScheduler:
     def __init__(self, *, store: CallbackStore, controller: AmiController, policy: Policy, tz: ZoneInfo,
                  queues: dict[str, str], log: Log, owner: str, context: str = "ivr-callback",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, pbxs: Mapping[str, AmiController] | None = None) -> None:
+        """``pbxs``: PBX name -> its controller, with several PBXs (``controller`` is one of them)."""
         self.store = store
         self.controller = controller
+        self.controllers: dict[str, AmiController] = dict(pbxs) if pbxs else {"": controller}
         self.policy = policy
         self.tz = tz
         self.queues = queues
@@ -105,7 +122,8 @@ class CallbackScheduler:
         self.by_number: dict[str, Attempt] = {}
         self._writes: set[asyncio.Task[Any]] = set()       # outcome writes in flight (owned, awaited on close)
         self.replication = Replication(store.redis)
-        controller.listeners.append(self._on_event)
+        for c in self.controllers.values():
+            c.listeners.append(self._on_event)
 
     def busy_seats(self) -> set[str]:
         return {a.seat for a in self.active.values()}
@@ -114,30 +132,43 @@ class CallbackScheduler:
         """One round; returns how many callbacks were started."""
         now = self.clock() if now is None else now
         self._settle_silent(now)
-        # attempts whose seat answered: their citizen leg is dialled over the trunk and holds a line
-        self.controller.model.callbacks_on_line = sum(1 for a in self.active.values() if a.answered_at is not None)
+        # attempts whose seat answered: their citizen leg is dialled over the trunk and holds a line (its PBX's)
+        for pbx, c in self.controllers.items():
+            c.model.callbacks_on_line = sum(1 for a in self.active.values() if a.answered_at is not None
+                                            and a.pbx == pbx)
         if self.by_number:
             await self.store.renew(list(self.by_number), owner=self.owner, lease_until=now + self.policy.claim_lease_s)
-        snap = self.controller.model.snapshot(now) if self.controller.ready.is_set() else None
-        if snap is not None:
-            snap["ami_connected"] = True
-        calm, why = is_calm(snap, self.policy, self.queues)
-        seats = idle_seats(snap, self.busy_seats()) if calm and snap is not None else []
+        seats = self._free_seats(now)
         budget = min(len(seats) - self.policy.keep_idle, self.policy.max_parallel - len(self.active))
         recovered, numbers = await self.store.claim(now=now, lease_s=self.policy.claim_lease_s, owner=self.owner,
                                                     count=max(0, budget))
         if recovered:
             self.log.warning("callbacks_recovered", count=recovered)
         started = 0
-        for number, seat in zip(numbers, seats, strict=False):  # as many as both allow
+        for number, (pbx, seat, name) in zip(numbers, seats, strict=False):  # as many as both allow
             if number in self.by_number:
                 # our own attempt whose lease lapsed (a stalled process): it is
                 # still under way, so it is kept, never dialled again
                 self.log.warning("callback_already_under_way", number=mask_number(number))
                 continue
-            await self._start(number, seat, now, seat_names(snap).get(seat, ""))
+            await self._start(number, seat, now, name, pbx)
             started += 1
         return started
+
+    def _free_seats(self, now: float) -> list[tuple[str, str, str]]:
+        """(PBX, seat, its name) of every idle unreserved seat not on a callback,
+        on each PBX whose link is up and whose queues are calm; the PBXs in turn."""
+        busy = self.busy_seats()
+        each: list[list[tuple[str, str, str]]] = []
+        for pbx, c in self.controllers.items():
+            snap = c.model.snapshot(now) if c.ready.is_set() else None
+            if snap is not None:
+                snap["ami_connected"] = True
+            calm, _ = is_calm(snap, self.policy, self.queues)
+            if calm and snap is not None:
+                names = seat_names(snap)
+                each.append([(pbx, seat, names.get(seat, "")) for seat in idle_seats(snap, busy)])
+        return [x for x in chain.from_iterable(zip_longest(*each)) if x is not None]
 
     def _settle_silent(self, now: float) -> None:
         """Attempts Asterisk never reported on: settle them as failed rather
@@ -150,19 +181,20 @@ class CallbackScheduler:
             if now > limit:
                 self._outcome(att, "failed", "no outcome from Asterisk", now)
 
-    async def _start(self, number: str, seat: str, now: float, seat_name: str = "") -> None:
+    async def _start(self, number: str, seat: str, now: float, seat_name: str = "", pbx: str = "") -> None:
         rec = await self.store.open_record(number) or {}
         cid = rec.get("id", "?")
         if rec.get("call_channel") and await self._adopt(number, rec, now):
             return
         attempt_no = int(rec.get("attempts", 0)) + 1
         aid = f"cb-{cid}-{attempt_no}-{int(now * 1000) % 100000}"
-        att = Attempt(number, cid, seat, aid, now, seat_name=seat_name)
+        att = Attempt(number, cid, seat, aid, now, seat_name=seat_name, pbx=pbx)
         self.active[aid], self.by_cid[cid], self.by_number[number] = att, att, att
         await self.store.audit.append([{"kind": "assigned", "at": now, "id": cid, "number": mask_number(number),
-                                        "seat": seat, **_named(seat_name), "attempt": attempt_no,
+                                        "seat": seat, **_named(seat_name), **_on_pbx(pbx), "attempt": attempt_no,
                                         "by": self.owner}])
-        res = await self.controller.originate({
+        # originated on the seat's own PBX
+        res = await self.controllers.get(pbx, self.controller).originate({
             "ActionID": aid, "Channel": seat, "Context": self.context, "Exten": number, "Priority": "1",
             "CallerID": f'"12345回拨" <{self.policy.caller_id}>',
             "Timeout": str(int(self.policy.seat_ring_s * 1000)),
@@ -177,18 +209,27 @@ class CallbackScheduler:
         was up (the seat had answered): if Asterisk still has that call, it is
         adopted — its outcome will come as a UserEvent — and the citizen is not
         dialled again while they talk."""
-        res = await self.controller.act({"Action": "Status", "Channel": rec["call_channel"]}, retries=1)
-        if not res.ok:
+        found = ""
+        for pbx in self._pbxs_of(rec.get("call_seat", "")):    # the seat's PBX first; any that has the call
+            res = await self.controllers[pbx].act({"Action": "Status", "Channel": rec["call_channel"]}, retries=1)
+            if res.ok:
+                found = pbx
+                break
+        else:
             self.log.warning("callback_outcome_lost", callback=rec.get("id"), number=mask_number(number),
                              detail="the previous attempt's call ended while no leader watched")
             return False
         cid = rec.get("id", "?")
-        att = Attempt(number, cid, rec.get("call_seat", ""), f"adopted-{cid}", now, answered_at=now)
+        att = Attempt(number, cid, rec.get("call_seat", ""), f"adopted-{cid}", now, answered_at=now, pbx=found)
         self.active[att.action_id], self.by_cid[cid], self.by_number[number] = att, att, att
         await self.store.audit.append([{"kind": "adopted", "at": now, "id": cid, "number": mask_number(number),
                                         "seat": att.seat, "by": self.owner}])
         self.log.warning("callback_adopted", callback=cid, number=mask_number(number), seat=att.seat)
         return True
+
+    def _pbxs_of(self, seat: str) -> list[str]:
+        """The PBXs to ask about a seat's call: the one whose model has the seat first."""
+        return sorted(self.controllers, key=lambda p: seat not in self.controllers[p].model.seats)
 
     def _on_event(self, event: AmiEvent) -> None:
         name = event.get("Event")

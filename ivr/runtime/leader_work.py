@@ -70,6 +70,7 @@ class LeaderWork:
     links: list[PbxLink] = field(default_factory=list)   # one AMI link per PBX (the first: ``controller``'s)
     city: CityPublisher | None = None         # several PBXs: the city's live figures
     line_watches: list[LineWatch] = field(default_factory=list)   # several PBXs: the lines of each
+    blocked_each: list[BlockedAttempts] = field(default_factory=list)   # several PBXs: the refused attempts of each
 
     @property
     def controllers(self) -> dict[str, AmiController]:
@@ -165,27 +166,36 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
                                 consumer=token,
                                 estimated_wait=lambda: _estimated_wait(links, model, general, clock.now()))
     scheduler = reconciler = in_queue = lines = blocked = followups = None
+    blocked_each: list[BlockedAttempts] = []
     if controller is not None:
         if not several:       # several PBXs: ``line_watches``, one each
             lines = LineWatch(controller, now=clock.now, log=log.bind(part="lines"),
                               config=lambda: config.current.lines.for_link() if config.current.lines else None)
-        blocked = BlockedAttempts(redis, controller, clock=clock, log=log.bind(part="blocked"),
-                                  pbx=model.lines_config.name if model.lines_config else LINK_PBX)
-        controller.listeners.append(blocked.on_event)
+        if several:           # each PBX's refused attempts, from its own AstDB
+            blocked_each = [BlockedAttempts(redis, p.controller, clock=clock, log=log.bind(part="blocked", pbx=p.name),
+                                            pbx=p.name) for p in links]
+            for p, b in zip(links, blocked_each, strict=True):
+                p.controller.listeners.append(b.on_event)
+        else:
+            blocked = BlockedAttempts(redis, controller, clock=clock, log=log.bind(part="blocked"),
+                                      pbx=model.lines_config.name if model.lines_config else LINK_PBX)
+            controller.listeners.append(blocked.on_event)
+        # a callback to an idle seat on any PBX, originated on the seat's own PBX
         scheduler = CallbackScheduler(store=store, controller=controller, policy=snap.policy, tz=settings.timezone,
                                       queues=snap.queues.asterisk_names, log=log.bind(part="callbacks"),
-                                      owner=token, clock=clock.now)
+                                      owner=token, clock=clock.now,
+                                      pbxs={p.name: p.controller for p in links} if several else None)
         followups = FollowupCaller(store=FollowupStore(redis), controller=controller, policy=snap.policy,
                                    tz=settings.timezone, queues=snap.queues.asterisk_names,
                                    log=log.bind(part="followups"), owner=token, clock=clock.now)
-        ami_link = controller
         reconciler = QueueReconciler(redis, clock=clock, emergency_queues=snap.emergency_queues,
-                                     log=log.bind(part="reconcile"),
-                                     waiting=lambda: set(model.waiting) if ami_link.ready.is_set() else None)
-        controller.listeners.append(reconciler.on_event)
+                                     log=log.bind(part="reconcile"), waiting=lambda: _waiting(links))
+        for p in links:       # callers leaving a queue on any PBX
+            p.controller.listeners.append(reconciler.on_event)
         if snap.policy.in_queue_digit:
-            in_queue = InQueueOffer(controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
-                                    emergency_queues=snap.emergency_queues)
+            offers = [InQueueOffer(p.controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
+                                   emergency_queues=snap.emergency_queues) for p in links]
+            in_queue = offers[0]
     # the PBX's own record (docs/pbx-record.md): read where the file is, AMI or not
     pbx_record = None if settings.queue_log is None else PbxRecord(
         redis, store, pbx=model.lines_config.name if model.lines_config else LINK_PBX, path=settings.queue_log,
@@ -194,7 +204,16 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     checkpointer = Checkpointer(redis, log=log.bind(part="audit"), clock=clock.now)
     return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
                       settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record,
-                      followups=followups, links=links, city=city, line_watches=line_watches)
+                      followups=followups, links=links, city=city, line_watches=line_watches,
+                      blocked_each=blocked_each)
+
+
+def _waiting(links: list[PbxLink]) -> set[str] | None:
+    """Uniqueids waiting in a queue on any PBX; None unless every link is in
+    sync (a caller on a PBX out of sync may be waiting still)."""
+    if not all(p.connected for p in links):
+        return None
+    return {uid for p in links for uid in p.controller.model.waiting}
 
 
 def _estimated_wait(links: list[PbxLink], model: LiveModel, queue: str, now: float) -> float:
@@ -240,6 +259,7 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
     if work.city is not None:
         out.insert(len(work.links), Part("live", work.city.run))
     out += [Part(f"lines-{p.name}", w.run) for p, w in zip(work.links, work.line_watches, strict=False)]
+    out += [Part(f"blocked-{b.pbx}", b.run) for b in work.blocked_each]
     if work.scheduler is not None:
         scheduler = work.scheduler
 
