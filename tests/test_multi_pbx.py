@@ -14,8 +14,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr import logs
-from ivr.ami.city import city_outlook, city_snapshot
-from ivr.ami.model import LiveModel
+from ivr.ami.city import city_observation, city_outlook, city_snapshot
+from ivr.ami.model import LiveModel, Observation
+from ivr.contingency.store import ContingencyStore
 from ivr.redisdb import keys
 from ivr.rehearsal.sim.agi_peer import Caller, SimChannel, run_call
 from ivr.rehearsal.sim.ami_server import SimAmiServer
@@ -92,6 +93,15 @@ def test_the_city_outlook_is_the_longest_wait_of_the_pbxs() -> None:
     assert got["lines_low"] is True and got["pbxs"] == {"a": a, "b": b}
 
 
+def test_the_contingency_rules_look_at_the_city() -> None:
+    a = Observation(calls_waiting=10, longest_wait_s=40.0, abandon_rate=0.5, offered=10)
+    b = Observation(calls_waiting=5, longest_wait_s=90.0, abandon_rate=0.0, offered=30)
+    got = city_observation([a, b])
+    assert (got.calls_waiting, got.longest_wait_s, got.offered) == (15, 90.0, 40)
+    assert got.abandon_rate == 5 / 40                    # 5 abandoned of 40 offered, not the rates' mean
+    assert city_observation([]) == Observation(0, 0.0, 0.0, 0)
+
+
 # -- two simulated PBXs over TCP ---------------------------------------------------------------
 
 def ivr(args, env):
@@ -109,8 +119,9 @@ async def city(redis, redis_url, project_home, tmp_path, monkeypatch):
     (home / "queue" / "pbxs.yaml").write_text(
         "pbxs:\n"
         "  main:\n    ami: IVR_AMI_URL\n"
+        "    seats: [Local/101@ivr-seats/n, Local/102@ivr-seats/n, Local/109@ivr-seats/n, Local/201@ivr-seats/n]\n"
         f"  b:\n    ami: ami://ivr@127.0.0.1:{server_b.port}\n    secret_env: IVR_AMI_SECRET_B\n"
-        f"    seats: [{', '.join(B_SEATS)}]\n", encoding="utf-8")
+        f"    seats: [Local/202@ivr-seats/n, {', '.join(B_SEATS)}]\n", encoding="utf-8")
     monkeypatch.setenv("IVR_AMI_SECRET_B", "secret-b")
     env = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_AGI_LISTEN": "127.0.0.1:0",
            "IVR_HTTP_LISTEN": "127.0.0.1:0", "IVR_REDIS_URL": redis_url,
@@ -232,3 +243,27 @@ async def test_a_missed_call_is_called_back_through_an_idle_seat_on_the_other_pb
     assigned = [e for e in entries if e["kind"] == "assigned"]
     assert [(e["seat"], e.get("pbx")) for e in assigned] == [(orig["Channel"], "b")]
     assert [e["result"] for e in entries if e["kind"] == "attempt"] == ["closed"]
+
+
+async def test_the_level_moves_each_seat_on_its_own_pbx(city):
+    """queue/pbxs.yaml puts back-office seat 201 on main and 202 on b: level 2
+    adds each to general-q on its own PBX; b down, standing down removes 201
+    on main and records 202's step as failed (retried later), said to be b's."""
+    a, b, server_a, server_b, eng, env, web = city
+    res = await asyncio.to_thread(ivr, ["contingency", "set", "2", "--reason", "高峰演练"], env)
+    assert res.returncode == 0, res.stderr
+    await until(lambda: "Local/201@ivr-seats/n" in a.queues["general-q"].members
+                and "Local/202@ivr-seats/n" in b.queues["general-q"].members, 10)
+    assert "Local/202@ivr-seats/n" not in a.queues["general-q"].members
+    assert "Local/201@ivr-seats/n" not in b.queues["general-q"].members
+    await server_b.stop()
+    await until(lambda: not eng.controllers["b"].ready.is_set(), 10)
+    res = await asyncio.to_thread(ivr, ["contingency", "set", "0", "--reason", "演练结束"], env)
+    assert res.returncode == 0, res.stderr
+    await until(lambda: "Local/201@ivr-seats/n" not in a.queues["general-q"].members, 10)
+    store = ContingencyStore(eng.redis)
+    end = asyncio.get_running_loop().time() + 10
+    while (applied := await store.applied()).level != 0:
+        assert asyncio.get_running_loop().time() < end
+        await asyncio.sleep(0.05)
+    assert [(f["action"], f["interface"]) for f in applied.failed] == [("remove", "Local/202@ivr-seats/n")]

@@ -47,6 +47,7 @@ from ivr.ami.model import (
     CallerFigures,
     EmergencyFigures,
     LiveSnapshot,
+    Observation,
     OrdinaryFigures,
     QueueFigures,
     SeatFigures,
@@ -177,6 +178,17 @@ def city_outlook(outlooks: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
                     mine[prio] = list(entry)
     return {"queues": queues, "lines_low": any(o.get("lines_low") for o in outlooks.values()),
             "pbxs": dict(outlooks)}
+
+
+def city_observation(parts: list[Observation]) -> Observation:
+    """What the contingency rules look at, over the PBXs whose link is up:
+    callers waiting and calls offered add up, the longest wait is the
+    longest, the abandon rate is the abandoned over the offered."""
+    offered = sum(o.offered for o in parts)
+    abandoned = sum(o.abandon_rate * o.offered for o in parts)
+    return Observation(calls_waiting=sum(o.calls_waiting for o in parts),
+                       longest_wait_s=max((o.longest_wait_s for o in parts), default=0.0),
+                       abandon_rate=abandoned / offered if offered else 0.0, offered=offered)
 
 
 @dataclass

@@ -1,14 +1,21 @@
 """Runs in the one process that holds the leader lock: stands an expired level
 down, evaluates the automatic thresholds, and carries out the seat actions of
-the level in force over AMI, retrying and recording what failed."""
+the level in force over AMI, retrying and recording what failed.
+
+Several PBXs (issue 20): the level is evaluated on the city's figures (the
+PBXs whose link is up, summed: ``ivr.ami.city.city_observation``) and each
+seat action is carried out on the seat's own PBX (``queue/pbxs.yaml``, else
+the PBX whose live model has the seat). An action for a PBX whose link is
+down fails at once and is retried with the other failed ones."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from ivr.ami.city import city_observation
 from ivr.ami.controller import ActionResult, AmiController
-from ivr.ami.model import LiveModel
+from ivr.ami.model import LiveModel, Observation
 from ivr.contingency.plan import Plan, Seats
 from ivr.contingency.rules import RuleState, evaluate
 from ivr.contingency.seat_steps import SeatStep, seat_steps
@@ -25,7 +32,11 @@ def expiry_for(plan: Plan, level: int, now: float, hours: float | None = None) -
 
 class ContingencySupervisor:
     def __init__(self, *, plan: Plan, seats: Seats, queues: Mapping[str, str], store: ContingencyStore,
-                 controller: AmiController | None, model: LiveModel | None, log: Log) -> None:
+                 controller: AmiController | None, model: LiveModel | None, log: Log,
+                 pbxs: Mapping[str, AmiController] | None = None,
+                 seat_pbx: Callable[[str], str | None] = lambda interface: None) -> None:
+        """``pbxs``: PBX name -> its controller, with several PBXs (``controller``
+        is one of them); ``seat_pbx``: the PBX of a seat in queue/pbxs.yaml."""
         self.plan = plan
         self.seats = seats
         self.queues = queues                      # logical -> Asterisk name
@@ -33,6 +44,8 @@ class ContingencySupervisor:
         self.controller = controller
         self.model = model
         self.log = log
+        self.pbxs: dict[str, AmiController] = dict(pbxs) if pbxs else {}
+        self.seat_pbx = seat_pbx
         self.rules = RuleState()
         self._last_eval = 0.0
         self._last_failed_try = 0.0
@@ -49,16 +62,27 @@ class ContingencySupervisor:
             self._last_eval = now
             await self._evaluate(st.level, st.set_automatically, now)
             st = await self.store.state()
-        if self.controller is not None and self.controller.ready.is_set():
+        if self._linked():
             await self.reconcile(st.level, now)
 
+    def _linked(self) -> bool:
+        if self.pbxs:
+            return any(c.ready.is_set() for c in self.pbxs.values())
+        return self.controller is not None and self.controller.ready.is_set()
+
     def _can_observe(self) -> bool:
-        return self.model is not None and self.controller is not None and self.controller.ready.is_set()
+        return (self.model is not None or bool(self.pbxs)) and self._linked()
+
+    def _observe(self, now: float, watched: list[str]) -> Observation:
+        if self.pbxs:
+            return city_observation([c.model.observation(now, watched) for c in self.pbxs.values()
+                                     if c.ready.is_set()])
+        assert self.model is not None        # _can_observe()
+        return self.model.observation(now, watched)
 
     async def _evaluate(self, level: int, auto: bool, now: float) -> None:
         watched = [self.queues.get(q, q) for q in self.plan.queues]
-        assert self.model is not None        # _can_observe()
-        obs = self.model.observation(now, watched)
+        obs = self._observe(now, watched)
         d = evaluate(self.plan, level, auto, obs, now, self.rules)
         if d is None:
             return
@@ -94,8 +118,12 @@ class ContingencySupervisor:
         return new
 
     async def _run(self, s: SeatStep) -> ActionResult:
-        c = self.controller
-        assert c is not None                  # reconcile() runs with a controller only
+        c = self._controller_of(s.interface)
+        if c is None:
+            return ActionResult(False, f"坐席所在 PBX 未连接 — the seat's PBX is not linked ({s.interface})", 0)
+        if self.pbxs and not c.ready.is_set():
+            pbx = next(n for n, x in self.pbxs.items() if x is c)
+            return ActionResult(False, f"PBX '{pbx}' 未连接 — PBX '{pbx}' is down; tried again later", 0)
         if s.action == "add":
             assert s.queue is not None        # the plan refuses add/remove without a queue
             return await c.add_member(s.queue, s.interface, name=s.name, state_interface=s.state_interface,
@@ -104,3 +132,13 @@ class ContingencySupervisor:
             assert s.queue is not None
             return await c.remove_member(s.queue, s.interface)
         return await c.pause(s.interface, s.action == "pause", queue=s.queue, reason=s.reason)
+
+    def _controller_of(self, interface: str) -> AmiController | None:
+        """The controller of the seat's PBX: as queue/pbxs.yaml says, else the
+        PBX whose live model has the seat, else the engine's own link."""
+        if not self.pbxs:
+            return self.controller
+        named = self.seat_pbx(interface)
+        if named is not None:
+            return self.pbxs.get(named)
+        return next((c for c in self.pbxs.values() if interface in c.model.seats), self.controller)

@@ -159,7 +159,8 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
                     for p, t in zip(links, targets, strict=True)] if several else []
     supervisor = ContingencySupervisor(
         plan=snap.plan, seats=snap.seats, queues=snap.queues.asterisk_names, store=ContingencyStore(redis),
-        controller=controller, model=model, log=log.bind(part="contingency"))
+        controller=controller, model=model, log=log.bind(part="contingency"),
+        pbxs={p.name: p.controller for p in links} if several else None, seat_pbx=_seat_pbx(settings))
     store = CallbackStore(redis)
     general = snap.queues.asterisk_names.get("general", "")
     capture = MissedCallCapture(redis, store, snap.policy, settings.timezone, log.bind(part="capture"),
@@ -206,6 +207,12 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
                       settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record,
                       followups=followups, links=links, city=city, line_watches=line_watches,
                       blocked_each=blocked_each)
+
+
+def _seat_pbx(settings: Settings) -> Callable[[str], str | None]:
+    """A seat's PBX as queue/pbxs.yaml names it (None: not named there)."""
+    cfg, _ = pbx_service.configured(settings.home)
+    return cfg.pbx_of_seat if cfg is not None else (lambda interface: None)
 
 
 def _waiting(links: list[PbxLink]) -> set[str] | None:
