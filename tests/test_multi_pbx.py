@@ -267,3 +267,53 @@ async def test_the_level_moves_each_seat_on_its_own_pbx(city):
         assert asyncio.get_running_loop().time() < end
         await asyncio.sleep(0.05)
     assert [(f["action"], f["interface"]) for f in applied.failed] == [("remove", "Local/202@ivr-seats/n")]
+
+
+async def test_a_follow_up_goes_out_on_a_pbx_whose_gate_is_open(redis):
+    """Follow-ups need no seat: each goes out on a PBX whose link is up and
+    whose own queues are calm; its outcome comes back on that PBX's link."""
+    import time
+
+    from ivr.ami.controller import AmiController
+    from ivr.callback.followup import FollowupStore
+    from ivr.callback.followup_caller import FollowupCaller
+    from tests.test_followups import ALL_DAY, LOG, TZ, _batch
+
+    a, b = shipped_pbx(), pbx_b()
+    servers = [SimAmiServer(a), SimAmiServer(b)]
+    controllers = {}
+    for name, server in zip(("a", "b"), servers, strict=True):
+        await server.start()
+        controllers[name] = AmiController(host="127.0.0.1", port=server.port, username="ivr", secret="ivrsecret",
+                                          model=LiveModel(emergency_queues=["emergency-q"]), redis=None, log=LOG,
+                                          publish_s=0.05, ping_s=0.5)
+        await controllers[name].start()
+    try:
+        await until(lambda: all(c.ready.is_set() for c in controllers.values()), 5)
+        store = FollowupStore(redis)
+        fc = FollowupCaller(store=store, controller=controllers["a"], policy=ALL_DAY, tz=TZ,
+                            queues={"general": "general-q"}, log=LOG, owner="fu-1", pbxs=controllers)
+        for i in range(6):                               # a's queue is not calm (more than 5 wait)
+            a.join("general-q", f"1370000000{i}")
+        servers[0].flush()
+        await until(lambda: len(controllers["a"].model.waiting) == 6)
+        (fid,) = await _batch(store, ["13300133000"], time.time())
+        assert await fc.tick() == 1
+        assert a.originated == [] and b.originated[-1]["Channel"] == "Local/13300133000@ivr-followup-out/n"
+        orig = b.originated[-1]
+        b.originate_result(orig, True)
+        b.user_event("IvrFollowup", orig["Channel"], Id=fid, DialStatus="ANSWER")
+        servers[1].flush()
+        await until(lambda: not fc.active)
+        assert (await store.item(fid))["closed_reason"] == "reached"
+        for i in range(6):                               # b busy too: no PBX's gate is open
+            b.join("general-q", f"1390000000{i}")
+        servers[1].flush()
+        await until(lambda: len(controllers["b"].model.waiting) == 6)
+        await _batch(store, ["13300133001"], time.time())
+        assert await fc.tick() == 0 and fc.last_gate.startswith("a: general")
+    finally:
+        for c in controllers.values():
+            await c.stop()
+        for server in servers:
+            await server.stop()

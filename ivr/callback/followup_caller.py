@@ -11,13 +11,17 @@ DIALSTATUS) gives the outcome; attempts and spacing come from the callback
 policy. Every step is an entry of the callbacks' audit log (id ``F<id>``).
 What the citizen says arrives later, in the call summary (``kind: followup``),
 and the missed-call capture keeps it on the follow-up.
+
+Several PBXs (issue 20): each follow-up is originated on a PBX whose link is
+up and whose own gate is open (its queues calm, its lines free), the one
+with the most room first; the outcome comes back on that PBX's link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +51,7 @@ class _Call:
     outcome: tuple[str, str] | None = None
     written: tuple[str, int, float | None, str] | None = None    # the state change, once in Redis (retries)
     refused: tuple[str, float] | None = None    # Originate failed: (its reason, when), the dial status awaited
+    pbx: str = ""                               # the PBX it was originated on (several PBXs)
 
 
 def free_line_budget(snapshot: dict[str, Any] | None) -> int | None:
@@ -61,9 +66,11 @@ def free_line_budget(snapshot: dict[str, Any] | None) -> int | None:
 class FollowupCaller:
     def __init__(self, *, store: FollowupStore, controller: AmiController, policy: Policy, tz: ZoneInfo,
                  queues: dict[str, str], log: Log, owner: str, context: str = "ivr-followup",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, pbxs: Mapping[str, AmiController] | None = None) -> None:
+        """``pbxs``: PBX name -> its controller, with several PBXs (``controller`` is one of them)."""
         self.store = store
         self.controller = controller
+        self.controllers: dict[str, AmiController] = dict(pbxs) if pbxs else {"": controller}
         self.policy = policy
         self.tz = tz
         self.queues = queues
@@ -75,7 +82,8 @@ class FollowupCaller:
         self.by_fid: dict[str, _Call] = {}
         self.last_gate = ""                        # why no follow-up was started in the last round ("" started)
         self._writes: set[asyncio.Task[Any]] = set()
-        controller.listeners.append(self._on_event)
+        for c in self.controllers.values():
+            c.listeners.append(self._on_event)
 
     async def tick(self, now: float | None = None) -> int:
         """One round; returns how many follow-up calls were started."""
@@ -84,37 +92,61 @@ class FollowupCaller:
         if not in_calling_hours(now, self.tz, self.policy):
             self.last_gate = "outside calling hours"
             return 0
-        snap = self.controller.model.snapshot(now) if self.controller.ready.is_set() else None
-        if snap is not None:
-            snap["ami_connected"] = True
-        calm, why = is_calm(snap, self.policy, self.queues)
-        if not calm:
+        room, why = self._room(now)
+        if not room:
             self.last_gate = why
             return 0
         budget = self.policy.max_parallel - len(self.active)
-        lines = free_line_budget(dict(snap) if snap is not None else None)
-        if lines is not None:
-            budget = min(budget, lines)
+        if all(r is not None for r in room.values()):
+            budget = min(budget, sum(r for r in room.values() if r is not None))
         recovered, ids = await self.store.claim(now=now, lease_s=self.policy.citizen_ring_s + FOLLOWUP_CALL_S,
                                                 owner=self.owner, count=max(0, budget))
         if recovered:
             self.log.warning("followups_recovered", count=recovered)
         self.last_gate = "" if ids else "nothing due" if budget > 0 else "no free line"
         for fid in ids:
-            await self._start(fid, now)
+            await self._start(fid, now, self._take(room))
         return len(ids)
 
-    async def _start(self, fid: str, now: float) -> None:
+    def _room(self, now: float) -> tuple[dict[str, int | None], str]:
+        """PBX -> the follow-ups its free lines allow (None: lines not
+        counted), for each PBX whose link is up and queues calm; else why none."""
+        room: dict[str, int | None] = {}
+        why = ""
+        for pbx, c in self.controllers.items():
+            snap = c.model.snapshot(now) if c.ready.is_set() else None
+            if snap is not None:
+                snap["ami_connected"] = True
+            calm, why_not = is_calm(snap, self.policy, self.queues)
+            if calm:
+                room[pbx] = free_line_budget(dict(snap) if snap is not None else None)
+            else:
+                why = why or (f"{pbx}: {why_not}" if pbx else why_not)
+        return room, why
+
+    @staticmethod
+    def _take(room: dict[str, int | None]) -> str:
+        """The PBX with the most room (lines not counted: first), one taken from it."""
+        def most(p: str) -> float:
+            r = room[p]
+            return float("inf") if r is None else float(r)
+        pbx = max(room, key=most)
+        left = room[pbx]
+        if left is not None:
+            room[pbx] = left - 1
+        return pbx
+
+    async def _start(self, fid: str, now: float, pbx: str = "") -> None:
         item = await self.store.item(fid) or {}
         number = item.get("number", "")
         attempt = int(item.get("attempts", 0)) + 1
         aid = f"fu-{fid}-{attempt}-{int(now * 1000) % 100000}"
-        call = _Call(fid, number, aid, now)
+        call = _Call(fid, number, aid, now, pbx=pbx)
         self.active[aid], self.by_fid[fid] = call, call
         await self.store.audit.append([{"kind": "followup_assigned", "at": now, "id": audit_id(fid),
                                         "batch": item.get("batch", ""), "number": mask_number(number),
                                         "attempt": attempt, "by": self.owner}])
-        res = await self.controller.originate({
+        res = await self.controllers.get(pbx, self.controller).originate({
             "ActionID": aid, "Channel": f"Local/{number}@ivr-followup-out/n", "Context": self.context,
             "Exten": "s", "Priority": "1", "CallerID": f'"12345回访" <{self.policy.caller_id}>',
             "Timeout": str(int((self.policy.citizen_ring_s + 10) * 1000)),

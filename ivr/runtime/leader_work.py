@@ -188,7 +188,8 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
                                       pbxs={p.name: p.controller for p in links} if several else None)
         followups = FollowupCaller(store=FollowupStore(redis), controller=controller, policy=snap.policy,
                                    tz=settings.timezone, queues=snap.queues.asterisk_names,
-                                   log=log.bind(part="followups"), owner=token, clock=clock.now)
+                                   log=log.bind(part="followups"), owner=token, clock=clock.now,
+                                   pbxs={p.name: p.controller for p in links} if several else None)
         reconciler = QueueReconciler(redis, clock=clock, emergency_queues=snap.emergency_queues,
                                      log=log.bind(part="reconcile"), waiting=lambda: _waiting(links))
         for p in links:       # callers leaving a queue on any PBX
