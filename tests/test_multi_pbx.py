@@ -172,7 +172,9 @@ async def test_two_pbxs_linked_one_down_the_other_carries_on_and_comes_back(city
     assert [(p["name"], p["state"], p["linked"]) for p in health["pbxs"]] == [
         ("main", "connected", True), ("b", "connected", True)], health
     text = await (await web.get("/metrics")).text()
-    for line in ('ivr_pbx_up{pbx="main"} 1', 'ivr_pbx_up{pbx="b"} 1', 'ivr_pbx_linked{pbx="b"} 1'):
+    for line in ('ivr_pbx_up{pbx="main"} 1', 'ivr_pbx_up{pbx="b"} 1', 'ivr_pbx_linked{pbx="b"} 1',
+                 'ivr_pbx_queue_waiting{pbx="b",queue="general-q"} 2', 'ivr_queue_waiting{queue="general-q"} 3',
+                 'ivr_pbx_seats{pbx="b",state="idle"} 2'):
         assert line in text, text
 
     # PBX b stops: the engine says b is down; main's callers and figures carry on

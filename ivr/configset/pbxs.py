@@ -14,10 +14,10 @@ owner's question: how many lines the carrier gives a PBX is asked and answered
 there, issue 23). Without this file the hotline has one PBX, ``main``, on
 ``IVR_AMI_URL``: today's single-PBX deployments run unchanged.
 
-What is wired (issue 20): the engine keeps one AMI link, the PBX marked
-``ami: IVR_AMI_URL``. The other PBXs are checked, shown with their state
-(``ivr config``, ``/healthz``, ``/metrics``) and probed for reachability at
-start, but not yet connected.
+What is wired (issue 20): the leader holds one AMI link per PBX
+(``runtime/leader_work.py``; the others' secrets from the environment), the
+city's live figures sum them (``ami/city.py``), and each PBX's state is
+shown (``ivr config``, ``/healthz``, ``/metrics``, ``ivr status``).
 """
 
 from __future__ import annotations

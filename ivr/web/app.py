@@ -253,6 +253,17 @@ async def metrics(request: web.Request) -> web.Response:
                        "reserved = emergency seats on shift, offline); on shift = all but offline",
                        [({"state": k}, v) for k, v in snap["seat_states"].items()])
         lines += gauge("ivr_live_age_seconds", "Age of the live figures", [({}, ctx.clock.now() - snap["at"])])
+        per_pbx = snap.get("pbxs") or {}
+        if per_pbx:     # several PBXs: the figures above are the city's (the PBXs whose link is up), these each one's
+            lines += gauge("ivr_pbx_queue_waiting", "Callers waiting in each queue of each PBX (its last figures "
+                           "while its link is down: ivr_pbx_up)",
+                           [({"pbx": p, "queue": n}, v["waiting"]) for p, f in per_pbx.items()
+                            for n, v in f.get("queues", {}).items()])
+            lines += gauge("ivr_pbx_emergency_waiting", "Emergency callers waiting on each PBX",
+                           [({"pbx": p}, f.get("emergency_waiting", 0)) for p, f in per_pbx.items()])
+            lines += gauge("ivr_pbx_seats", "Seats of each PBX by state (as ivr_seats)",
+                           [({"pbx": p, "state": k}, v) for p, f in per_pbx.items()
+                            for k, v in f.get("seat_states", {}).items()])
     lines += _line_metrics(snap, await status_service.lines_blocked(
         ctx.redis, status_service.lines(snap)["pbx"]))
     lines += await _national_metrics(ctx)
