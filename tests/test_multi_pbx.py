@@ -5,6 +5,7 @@ both linked and shown; one stopped, the other's callers and figures carry
 on and the engine says which PBX is down; back, it is linked again."""
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -109,12 +110,16 @@ def ivr(args, env):
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture
-async def city(redis, redis_url, project_home, tmp_path, monkeypatch):
+@contextlib.asynccontextmanager
+async def running_city(redis, redis_url, project_home, tmp_path, monkeypatch, *, b_up: bool = True):
+    """main (IVR_AMI_URL) and b (ami://, its secret in IVR_AMI_SECRET_B), an
+    engine linked to both (to b once it is up), the console's web app."""
     a, b = shipped_pbx(), pbx_b()
     server_a, server_b = SimAmiServer(a), SimAmiServer(b, secret="secret-b")
     await server_a.start()
     await server_b.start()
+    if not b_up:
+        await server_b.stop()                            # its port known, nothing listening
     home = copy_project(project_home, tmp_path / "home")
     (home / "queue" / "pbxs.yaml").write_text(
         "pbxs:\n"
@@ -131,15 +136,24 @@ async def city(redis, redis_url, project_home, tmp_path, monkeypatch):
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(eng.run(stop, ready))
     web = TestClient(TestServer(make_app(redis=redis, settings=settings)))
-    await asyncio.wait_for(ready.wait(), 10)
-    await until(lambda: len(eng.controllers) == 2 and all(c.ready.is_set() for c in eng.controllers.values()), 10)
-    await web.start_server()
-    yield a, b, server_a, server_b, eng, env, web
-    await web.close()
-    stop.set()
-    await asyncio.wait_for(task, 15)
-    await server_a.stop()
-    await server_b.stop()
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        await until(lambda: len(eng.controllers) == 2 and eng.controllers["main"].ready.is_set()
+                    and (eng.controllers["b"].ready.is_set() or not b_up), 10)
+        await web.start_server()
+        yield a, b, server_a, server_b, eng, env, web
+    finally:
+        await web.close()
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await server_a.stop()
+        await server_b.stop()
+
+
+@pytest.fixture
+async def city(redis, redis_url, project_home, tmp_path, monkeypatch):
+    async with running_city(redis, redis_url, project_home, tmp_path, monkeypatch) as got:
+        yield got
 
 
 async def live(redis, cond, timeout=10.0):
@@ -319,3 +333,22 @@ async def test_a_follow_up_goes_out_on_a_pbx_whose_gate_is_open(redis):
             await c.stop()
         for server in servers:
             await server.stop()
+
+
+async def test_a_pbx_down_when_the_leader_starts_stops_nothing_and_is_linked_once_up(redis, redis_url, project_home,
+                                                                                  tmp_path, monkeypatch):
+    async with running_city(redis, redis_url, project_home, tmp_path, monkeypatch, b_up=False) as city:
+        a, b, server_a, server_b, eng, env, web = city
+        a.join("general-q", "13800000001")
+        server_a.flush()
+        snap = await live(eng.redis, lambda s: s["pbxs"]["main"]["waiting"] == 1)
+        assert snap["pbxs"]["b"]["connected"] is False and snap["queues"]["general-q"]["waiting"] == 1
+        health = await (await web.get("/healthz")).json()
+        assert [(p["name"], p["state"]) for p in health["pbxs"]] == [("main", "connected"), ("b", "disconnected")]
+        res = await asyncio.to_thread(ivr, ["status"], env)
+        assert "未连接 DOWN: b" in res.stdout, res.stdout
+        b.join("general-q", "13900000001")
+        await server_b.start()                           # b comes up: its link logs in on its own
+        await until(lambda: eng.controllers["b"].ready.is_set(), 40)
+        snap = await live(eng.redis, lambda s: s["pbxs"]["b"]["connected"] and s["ami_connected"])
+        assert snap["queues"]["general-q"]["waiting"] == 2 and snap["pbxs"]["b"]["waiting"] == 1
