@@ -377,3 +377,44 @@ async def test_a_seat_manager_sees_a_broken_file_and_rolls_back_a_version_with_o
     await page.wait_for_selector("#saved")
     assert plan.read_text(encoding="utf-8") == original
     assert [v.how for v in await config_service.ConfigStore(redis).versions("queue/contingency.yaml")][-1] == "rollback"
+
+
+def national_board(n):
+    """The national figures as the demo's end showed them (docs/console/seats-end.png)."""
+    return {"offered": 1054, "answered": 478, "answered_within_15s": 252, "answered_within_15s_rate": 0.2391,
+            "answer_rate_24h": 0.4535, "average_speed_of_answer_s": 32.8, "abandoned_within_15s": 271,
+            "satisfaction_rate": 0.6915, "survey": {"offered": n, "answered": 352, "satisfied": 263,
+                                                    "basically_satisfied": 53, "dissatisfied": 36, "no_answer": 105},
+            "colours": {"answered_within_15s_rate": "red", "answer_rate_24h": "red", "satisfaction_rate": "red",
+                        "average_speed_of_answer_s": "", "abandoned_within_15s": ""},
+            "targets": {"answered_within_15s_rate": 0.8, "answer_rate_24h": 0.95, "satisfaction_rate": 0.9,
+                        "average_speed_of_answer_s": None, "abandoned_within_15s": None, "amber_within_pct": 5.0},
+            "window_s": 86400, "complete": True}
+
+
+async def test_the_seats_page_shows_the_national_figures_in_one_row_at_1280(site, browser):
+    """The demo's seats page at 1280 px put 满意率 "69.2% (317/458)" on a row of
+    its own under the other four national figures."""
+    import json
+
+    base, _ = site
+    page = await sign_in(browser, base, "boss")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+
+    async def with_national(route):
+        response = await route.fetch()
+        board = await response.json()
+        board["national"] = national_board(4580)       # "69.2% (3160/4580)": wider than the picture's
+        await route.fulfill(response=response, body=json.dumps(board))
+
+    await page.route("**/api/status", with_national)
+    await page.route("**/api/events", lambda route: route.abort())     # the board above stays on the page
+    await page.goto(f"{base}/console/seats")
+    await page.wait_for_selector("#t-satisfaction .big >> text=(316/4580)")
+    tops = await page.evaluate("[...document.querySelectorAll('#national .tile')].map(t => t.getBoundingClientRect().top)")
+    assert len(tops) == 5 and len(set(tops)) == 1, tops
+    # each value on one line
+    assert await _lines_of(page, "#t-satisfaction .big") == 1
+    import os
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "seats-national.png"))
