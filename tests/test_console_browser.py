@@ -377,3 +377,90 @@ async def test_a_seat_manager_sees_a_broken_file_and_rolls_back_a_version_with_o
     await page.wait_for_selector("#saved")
     assert plan.read_text(encoding="utf-8") == original
     assert [v.how for v in await config_service.ConfigStore(redis).versions("queue/contingency.yaml")][-1] == "rollback"
+
+
+def national_board(n):
+    """The national figures as the demo's end showed them (docs/console/seats-end.png)."""
+    return {"offered": 1054, "answered": 478, "answered_within_15s": 252, "answered_within_15s_rate": 0.2391,
+            "answer_rate_24h": 0.4535, "average_speed_of_answer_s": 32.8, "abandoned_within_15s": 271,
+            "satisfaction_rate": 0.6915, "survey": {"offered": n, "answered": 352, "satisfied": 263,
+                                                    "basically_satisfied": 53, "dissatisfied": 36, "no_answer": 105},
+            "colours": {"answered_within_15s_rate": "red", "answer_rate_24h": "red", "satisfaction_rate": "red",
+                        "average_speed_of_answer_s": "", "abandoned_within_15s": ""},
+            "targets": {"answered_within_15s_rate": 0.8, "answer_rate_24h": 0.95, "satisfaction_rate": 0.9,
+                        "average_speed_of_answer_s": None, "abandoned_within_15s": None, "amber_within_pct": 5.0},
+            "window_s": 86400, "complete": True}
+
+
+async def test_the_seats_page_shows_the_national_figures_in_one_row_at_1280(site, browser):
+    """The demo's seats page at 1280 px put 满意率 "69.2% (317/458)" on a row of
+    its own under the other four national figures."""
+    import json
+
+    base, _ = site
+    page = await sign_in(browser, base, "boss")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+
+    async def with_national(route):
+        response = await route.fetch()
+        board = await response.json()
+        board["national"] = national_board(4580)       # "69.2% (3160/4580)": wider than the picture's
+        await route.fulfill(response=response, body=json.dumps(board))
+
+    await page.route("**/api/status", with_national)
+    await page.route("**/api/events", lambda route: route.abort())     # the board above stays on the page
+    await page.goto(f"{base}/console/seats")
+    await page.wait_for_selector("#t-satisfaction .big >> text=(316/4580)")
+    tops = await page.evaluate("[...document.querySelectorAll('#national .tile')].map(t => t.getBoundingClientRect().top)")
+    assert len(tops) == 5 and len(set(tops)) == 1, tops
+    # each value on one line
+    assert await _lines_of(page, "#t-satisfaction .big") == 1
+    import os
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "seats-national.png"))
+
+
+async def _breaks(page, selector):
+    """Where the element's text starts a new line: each break as the two characters around it."""
+    return await page.evaluate(f"""(() => {{ const node = document.querySelector({selector!r}).firstChild;
+        const text = node.textContent, out = []; let top = null, prev = "";
+        for (let i = 0; i < text.length; i++) {{
+          const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+          const box = r.getClientRects()[0];
+          if (!box || box.width === 0) {{ prev = text[i]; continue; }}
+          if (top !== null && box.top > top + 1) out.push(prev + "|" + text[i]);
+          top = box.top; prev = text[i];
+        }}
+        return out; }})()""")
+
+
+async def test_the_walls_labels_break_only_between_their_parts(site, browser):
+    """The demo's wall at 1280 px read "满意率(近24小时·目" / "标≥90%)" and
+    "服务水平(20秒·近" / "15分钟)": a label breaks only before its "(…)" and
+    after "·"."""
+    import json
+
+    base, _ = site
+    page = await sign_in(browser, base, "boss")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+
+    async def with_national(route):
+        response = await route.fetch()
+        board = await response.json()
+        board["national"] = national_board(130)
+        await route.fulfill(response=response, body=json.dumps(board))
+
+    await page.route("**/api/status", with_national)
+    await page.route("**/api/events", lambda route: route.abort())
+    await page.goto(f"{base}/console/seats?wall=1")
+    await page.wait_for_selector("#t-satisfaction .big >> text=(316/130)")
+    allowed = {"\u200b|(", "\u200b|目"}         # a zero-width space marks each place a label may break
+    for tile in ("t-answered15", "t-answer24", "t-asa", "t-abandon15", "t-satisfaction"):
+        breaks = await _breaks(page, f"#{tile} .label")
+        assert set(breaks) <= allowed, (tile, breaks)
+    assert await _breaks(page, "#t-satisfaction .label")       # it does break, at 1280 px: where it may
+    # the big tiles' labels too: "服务水平(20秒·近" / "15分钟)" on every picture of the demo's wall
+    assert set(await _breaks(page, "#t-service .label")) <= {"\u200b|(", "\u200b|近"}
+    import os
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "wall-national.png"))
