@@ -67,6 +67,14 @@ LABELS = {
 KIND_LABELS = {LIVE: "人工来电 live", CALLBACK: "漏话回拨 callback", FOLLOW_UP: "智能回访 follow-up"}
 
 
+def asks_for_a_seat(s: Mapping[str, str]) -> bool:
+    """A call in that asked for a person, as the figures count it: not the
+    redial of a citizen already registered for a callback, who was told their
+    place in the callback order instead of queueing again (issue 23). Their
+    request is the callback's, counted once, under callbacks."""
+    return s.get("wanted_person") == "1" and s.get("already_registered") != "1"
+
+
 def _float(v: object) -> float | None:
     try:
         return float(v) if v not in (None, "") else None  # type: ignore[arg-type]
@@ -229,7 +237,7 @@ class Figures:
         if at is None or not self.start <= at < self.end:
             return
         cell = self._cell(summary_kind(s), at)
-        if s.get("wanted_person") == "1":
+        if asks_for_a_seat(s):
             answered = s.get("queue_status") == "ANSWERED"        # policy.reached_a_person
             wait = _wait(s)
             cell.call_in(answered, wait, s.get("queue_status") == "ABANDONED")
@@ -300,7 +308,7 @@ def count_live_call(t: Tally, s: Mapping[str, str]) -> None:
     at = _float(s.get("started"))
     if at is None or summary_kind(s) != LIVE:
         return
-    if s.get("wanted_person") == "1":
+    if asks_for_a_seat(s):
         t.call_in(reached_a_person(s), _wait(s), s.get("queue_status") == "ABANDONED")
     if s.get("survey"):
         t.rated(s["survey"])

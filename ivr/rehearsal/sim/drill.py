@@ -98,7 +98,9 @@ class CallRecord:
     outcome: str = "in_progress"   # answered | abandoned | balked | left_in_flow | satisfied | callback_accepted
     #                                message | refused_recorded (above IVR_LINES: recorded, then busy) | other
     patience_s: float = math.inf   # how long this citizen would wait for a seat
-    survey: str = ""               # after a conversation: the key pressed for the rating, "" none (hung up)
+    # after a conversation: the key pressed for the rating, "" none (hung up); None: not offered (an
+    # emergency call is never surveyed, flows/main.yaml; the engine records no survey for it either)
+    survey: str | None = None
     wait_s: float | None = None
     wanted_person: bool = False
     leaves_after_policy: bool = False   # hangs up satisfied if the policy announcement plays
@@ -298,7 +300,8 @@ class Drill:
             rec.wait_s = out.wait_s
             if out.kind == "answered":
                 rec.outcome = "answered"
-                rec.survey = self._survey_answer(ch, out.wait_s)
+                if not (rec.emergency or prio >= 10):
+                    rec.survey = self._survey_answer(ch, out.wait_s)
         outcome.wait = wait
         return outcome
 
@@ -928,6 +931,7 @@ class Drill:
         merged = sum(int(r.get("calls") or 1) - 1 for r in records)
         audit = await self._verify_audit(redis)
         identity_violations = self.identities_checked
+        console_figures = await self._console_figures(redis)
 
         def pct(values, q):
             if not values:
@@ -967,10 +971,25 @@ class Drill:
             "audit_chains_verify": all(v == "ok" for v in audit.values()), "audit": audit,
             "identity_violations": identity_violations,
             "pbx_driven_until_s": round(self.pbx_driven_until_s, 1),
+            # the national figures as the console and the auditors compute them, from the engine's own call
+            # summaries (ivr/callback/figures.py): the report's figures above must agree with them
+            "console_figures": console_figures,
             **self._line_report(calls, records, numbers_with_record),
             "series": dataclasses.asdict(self.series),
             "queued_calls": self.queued,
         }
+
+    async def _console_figures(self, redis) -> dict[str, Any]:
+        """The national figures of the run from the engine's call summaries
+        (the calls stream), as the wall, ``/metrics`` and the auditors' report
+        compute them."""
+        from ivr.callback.figures import figures_of
+        from ivr.calls.service import read_summary
+        summaries = [read_summary(f) for _, f in stream_entries(await redis.xrange(keys.CALLS))]
+        start, end = self.clock.engine.start, self.clock.engine.now() + 1
+        f = figures_of(summaries, [], start, end, dt.UTC, now=end)
+        return {k: f[k] for k in ("offered", "answered", "answered_within_15s", "answered_within_15s_rate",
+                                  "abandoned_within_15s", "satisfaction_rate", "survey")}
 
     def _line_report(self, calls: list[CallRecord], records: list[dict], recorded: set) -> dict:
         """Lines, the standard's rates, the seats a 95 % answer rate needs and
@@ -1032,7 +1051,7 @@ def _survey_figures(answered: list[CallRecord]) -> dict[str, Any]:
     counted as satisfied)."""
     n = {k: sum(1 for c in answered if c.survey == d) for k, d in
          (("satisfied", "1"), ("basically_satisfied", "2"), ("dissatisfied", "3"), ("no_answer", ""))}
-    offered = len(answered)
+    offered = sum(1 for c in answered if c.survey is not None)
     rate = round((n["satisfied"] + n["basically_satisfied"]) / offered, 4) if offered else None
     return {"offered": offered, "answered": offered - n["no_answer"], **n, "satisfaction_rate": rate}
 

@@ -31,7 +31,7 @@ class Call:
     outcome: str
     wait_s: float | None
     wanted_person: bool
-    survey: str = ""            # answered: the key pressed for the rating, "" none (hung up)
+    survey: str | None = None   # answered: the key pressed for the rating, "" none (hung up), None not offered
 
 
 def answered_within(calls: Sequence[Call], blocked_attempts: int, within_s: float = 15.0) -> tuple[int, float | None]:
@@ -45,7 +45,9 @@ def answered_within(calls: Sequence[Call], blocked_attempts: int, within_s: floa
 
 
 SURVEY_KEYS = {"1": "satisfied", "2": "basically_satisfied", "3": "dissatisfied", "": "no_answer"}
-_QUEUE_STATUS = {"answered": "ANSWERED", "abandoned": "ABANDONED"}
+# a citizen who hangs up when Asterisk tells the place on joining (``balked``) left the queue: the engine
+# records ABANDONED at once (``agi/channel.py``), so 15秒内放弃 counts them, on the wall as here
+_QUEUE_STATUS = {"answered": "ANSWERED", "abandoned": "ABANDONED", "balked": "ABANDONED"}
 
 
 def national(calls: Sequence[Call], blocked_attempts: int, duration_s: float) -> dict:
@@ -53,12 +55,15 @@ def national(calls: Sequence[Call], blocked_attempts: int, duration_s: float) ->
     module, over the drill's own records of each call): calls still in
     progress at the end are left out; every attempt that heard busy wanted a
     person and reached nobody (placed at the run's start: a run of more than
-    24 hours would leave them out of its last 24); every conversation was
-    offered the survey (flows/main.yaml), no key pressed is no answer."""
+    24 hours would leave them out of its last 24); every conversation but an
+    emergency was offered the survey (flows/main.yaml), no key pressed is no
+    answer; a citizen who hung up when told their place on joining abandoned
+    the queue at once (as the engine records it)."""
     summaries = [{"started": str(c.at), "wanted_person": "1" if c.wanted_person else "0",
                   "queue_status": _QUEUE_STATUS.get(c.outcome, ""),
-                  "hold_s": "" if c.wait_s is None else str(c.wait_s),
-                  "survey": SURVEY_KEYS.get(c.survey, "no_answer") if c.outcome == "answered" else ""}
+                  "hold_s": str(c.wait_s) if c.wait_s is not None else "0" if c.outcome == "balked" else "",
+                  "survey": SURVEY_KEYS.get(c.survey, "no_answer")
+                  if c.outcome == "answered" and c.survey is not None else ""}
                  for c in calls if c.outcome != "in_progress"]
     summaries += [{"started": "0", "wanted_person": "1", "outcome": "lines_full"}] * blocked_attempts
     end = max([duration_s, *(c.at for c in calls)]) + 1
