@@ -369,3 +369,30 @@ def test_a_registered_citizen_dialling_again_is_not_a_new_call_asking_for_a_seat
     redial = call(DAY0 + 50, "", wanted=True, already_registered="1")
     f = day([call(DAY0, hold="3"), redial])
     assert (f["offered"], f["answered"], f["answered_within_15s_rate"]) == (1, 1, 1.0)
+
+
+def test_the_drill_counts_an_answer_within_15_s_in_whole_seconds_as_the_engine_does():
+    # Asterisk's QEHOLDTIME is whole seconds: the engine's 15秒接通率 counts a 15.4-s wait as 15; the drill's
+    # float wait did not, and its rate sat below the wall's (0.641 against 0.6667 on a smoke drill)
+    from ivr.rehearsal.sim import scores
+    calls = [scores.Call("1", 0.0, False, "answered", 15.4, True), scores.Call("2", 1.0, False, "answered", 16.0, True)]
+    assert scores.answered_within(calls, 0) == (1, 0.5)
+    assert scores.national(calls, 0, 60.0)["answered_within_15s_rate"] == 0.5
+
+
+def test_a_drill_citizen_who_hangs_up_at_the_survey_does_not_press_the_menus_next_digit_into_it():
+    # a citizen drawn to hang up at the survey who had been drawn to leave after a policy announcement
+    # they never heard kept that plan: the survey then read the menu's next digit ("1", 满意) while the
+    # drill counted "no answer"
+    import random
+
+    from ivr.rehearsal.sim.agi_peer import Caller, SimChannel
+    from ivr.rehearsal.sim.drill import SURVEY_HANG_UP, Drill
+
+    class Always:
+        rng = random.Random(0)
+
+    Always.rng.random = lambda: SURVEY_HANG_UP / 2          # type: ignore[method-assign]
+    ch = SimChannel(Caller(digits=["2", "1"], hangup_on="policy/"), flow="main")
+    assert Drill._survey_answer(Always(), ch, 0.0) == ""      # type: ignore[arg-type]
+    assert ch.caller.hangup_on == "/survey "

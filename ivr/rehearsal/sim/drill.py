@@ -390,8 +390,10 @@ class Drill:
         a share hang up at once; the others rate, less kindly the longer they
         waited (SURVEY_RATINGS, an assumption: no published split)."""
         if self.rng.random() < SURVEY_HANG_UP:
-            if ch.caller.hangup_on is None:
-                ch.caller.hangup_on = "/survey "       # the survey's own prompt, not its thanks
+            # the survey's own prompt, not its thanks; whatever else would have made them hang up (a policy
+            # announcement they never heard) is past: before, such a citizen was counted "no answer" here
+            # and pressed the menu's next digit to the survey, a rating the engine recorded
+            ch.caller.hangup_on = "/survey "
             return ""
         shares = next(s for limit, s in SURVEY_RATINGS if wait_s <= limit)
         digit = self.rng.choices(("1", "2", "3"), weights=shares)[0]
