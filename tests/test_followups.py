@@ -373,7 +373,8 @@ async def test_the_drill_places_a_batch_through_the_shipped_followup_contexts(pr
     assert all(i["attempts"] == "1" for i in drill.items), drill.items
     reached = [i for i in drill.items if i.get("closed_reason") == "reached"]
     assert reached and sum(drill.followups_answered.values()) == len(reached), drill.items
-    assert all(i["heard"] == "yes" and i["survey"] in ("satisfied", "basically_satisfied", "dissatisfied",
-                                                       "no_answer") for i in reached), reached
+    assert all(i["heard"] in ("yes", "no") and i["survey"] in ("satisfied", "basically_satisfied", "dissatisfied",
+                                                              "no_answer") for i in reached), reached
+    assert sum(i["heard"] == "yes" for i in reached) == drill.followups_heard["1"]
     assert all(i["last_outcome"] == "no_answer" and i["state"] == "open"
                for i in drill.items if i not in reached), drill.items
