@@ -614,19 +614,16 @@ class Drill:
         plan = dataclasses.asdict(self.p.followup)
         if b is None:
             return {"planned": plan, "batch": None, "refused": self.followup_refused}
-        head, items = await FollowupStore(redis).batch(b["batch"])
+        _, items = await FollowupStore(redis).batch(b["batch"])
         f = outcome_counts(items)
         sv = f["survey"]
-        rated = sv["satisfied"] + sv["basically_satisfied"]
         return {
             "planned": plan, "batch": b["batch"], "at_s": b["at_s"], "by": b["by"], "of": b["of"], "day": b["day"],
-            "share": b["share"], "candidates": b["candidates"], "chosen": f["chosen"],
-            "called": sum(1 for i in items if int(i.get("attempts") or 0) > 0),
-            "attempts": sum(int(i.get("attempts") or 0) for i in items),
-            "reached": f["reached"], "unreached": f["unreached"], "open": f["open"],
-            "heard_yes": f["heard_yes"], "heard_no": f["heard_no"], "comments": f["comments"],
+            "share": b["share"], "candidates": b["candidates"],
+            **{k: f[k] for k in ("chosen", "called", "attempts", "reached", "unreached", "open", "heard_yes",
+                                 "heard_no", "comments")},
             "survey": {"offered": f["reached"], "answered": f["reached"] - sv["no_answer"], **sv,
-                       "satisfaction_rate": round(rated / f["reached"], 4) if f["reached"] else None},
+                       "satisfaction_rate": f["satisfaction_rate"]},
             # what the simulated citizens pressed (all follow-ups the PBX answered, this batch's)
             "sim_answered": sum(self.followups_answered.values()),
             "sim_heard": {"yes": self.followups_heard["1"], "no": self.followups_heard["2"]},
