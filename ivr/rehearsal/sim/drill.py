@@ -555,14 +555,16 @@ class Drill:
                             pace=self._pace)
             ch.channel, ch.answered = leg + ";1", True
             ch.vars.update(fu)
-            self.followups_heard[heard] += 1
-            self.followups_answered[self._survey_answer(ch, 0.0) or "none"] += 1
+            rating = self._survey_answer(ch, 0.0) or "none"
             try:
                 await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
                                    context="ivr-followup", exten="s", engines="&".join(self.engine_urls),
                                    connect_timeout_s=5)
             except Exception as exc:  # a broken follow-up is a finding, not a crash of the drill
                 self.log.warning("drill_followup_failed", error=repr(exc))
+            # counted once the call is over, as the engine counts it: one still going at the end is in neither
+            self.followups_heard[heard] += 1
+            self.followups_answered[rating] += 1
             self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="ANSWER")
         finally:
             self.pbx.trunk.release(leg + ";2")
@@ -1152,6 +1154,8 @@ def print_report(r: dict, out=sys.stdout) -> None:
 
 def _followup_lines(r: dict) -> list[str]:
     """The follow-up batch (智能回访) of the profile, as printed."""
+    from ivr.callback.followup import SOURCES
+
     f = r.get("followups")
     if not f:
         return []
@@ -1162,7 +1166,8 @@ def _followup_lines(r: dict) -> list[str]:
     rate = "-" if sv["satisfaction_rate"] is None else f"{sv['satisfaction_rate']:.1%}"
     return [
         f"  智能回访 follow-up calls: 批次 batch {f['batch']} at {f['at_s'] / 60:.0f} min by {f['by']}: "
-        f"{f['share'] * 100:g}% of {f['candidates']} {f['of']} -> 抽取 {f['chosen']}, 已拨 called {f['called']}, "
+        f"{f['share'] * 100:g}% of {f['candidates']} {' '.join(SOURCES.get(f['of'], (f['of'],)))} -> 抽取 "
+        f"{f['chosen']}, 已拨 called {f['called']}, "
         f"接通 reached {f['reached']}, 未接通 unreached {f['unreached']}, 待拨 open {f['open']}; "
         f"问题已有回音 heard 是 yes {f['heard_yes']} / 否 no {f['heard_no']}; 评价 满意 {sv['satisfied']}, "
         f"基本满意 {sv['basically_satisfied']}, 不满意 {sv['dissatisfied']}, 未评价 no answer {sv['no_answer']}; "
