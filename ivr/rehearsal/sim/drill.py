@@ -603,6 +603,9 @@ class Drill:
             self.followup_batch["at_s"] = round(self.clock.now(), 1)
         except InvalidInput as exc:             # nobody to follow up yet: a finding of the report
             self.followup_refused = str(exc)
+        except Exception as exc:  # noqa: BLE001 - Redis failing over in a chaos drill: reported, not raised
+            self.followup_refused = repr(exc)
+            self.log.warning("drill_followup_batch_failed", error=repr(exc))
         self.log.info("drill_followup_batch", batch=self.followup_batch, refused=self.followup_refused)
 
     async def _followup_report(self, redis) -> dict[str, Any] | None:
