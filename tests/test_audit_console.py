@@ -184,3 +184,49 @@ async def test_the_printed_month_is_a_pdf_with_its_chinese_title(site, browser, 
     assert "回拨记录" not in text and "校验哈希链" not in text      # the screen's tools are not printed
     if os.environ.get("IVR_SCREENSHOTS"):
         pdf.rename(Path(os.environ["IVR_SCREENSHOTS"]) / "audit-month.pdf")
+
+
+async def test_the_auditor_sees_a_follow_up_batch_and_what_each_citizen_said(site, browser, redis):
+    """智能回访 on the auditors' page: each batch (when in Chinese form, by whom,
+    the share of what, how many) and, the newest opened, its figures and each
+    follow-up's outcome: reached or not, heard, rating; numbers masked."""
+    from ivr.callback.followup import Candidate, FollowupStore
+
+    store = FollowupStore(redis)
+    at = dt.datetime(2026, 12, 6, 9, 40, tzinfo=BEIJING).timestamp()
+    chosen = [Candidate(f"c{i}", f"1390000{i:04d}", "Local/101@ivr-seats/n", "ordinary", at - 600) for i in range(4)]
+    bid, ids = await store.create(chosen, now=at, by="drill:值班长 seat manager", share=0.2,
+                                  of="reached-callbacks", day="2026-12-06", kind="")
+    assert await store.claim(now=at, lease_s=900, owner="t", count=4) == (0, ids)
+    for fid, (outcome, reason) in zip(ids[:3], (("reached", "reached"), ("reached", "reached"),
+                                                ("no_answer", "unreached")), strict=True):
+        assert (await store.finish(fid, "t", outcome=outcome, now=at + 60, next_at=None, close_reason=reason))[0] \
+            == "closed"
+    await store.record_answer(ids[0], heard="yes", rating="satisfied", comment="", at=at + 90, call="u1", seat="")
+    await store.record_answer(ids[1], heard="no", rating="dissatisfied", comment="", at=at + 95, call="u2", seat="")
+    base, _ = site
+    page = await sign_in(browser, base, "audit")
+    await page.set_viewport_size({"width": 1400, "height": 900})
+    row = page.locator(f"#fubatches tr[data-batch='{bid}']")
+    await row.wait_for()
+    text = await row.inner_text()
+    for shown in ("2026年12月6日 09:40:00", "drill:值班长 seat manager", "已接通的回拨 reached callbacks",
+                  "2026年12月6日", "20%", "4"):
+        assert shown in text, text
+    await page.wait_for_selector("#fuitems tr[data-fu]")
+    figures = await page.inner_text("#fubatch")
+    assert f"回访批次 {bid}" in figures and "回访满意率" in figures and "50%" in figures, figures
+    for figure, value in (("fu_chosen", "4"), ("fu_called", "3"), ("fu_reached", "2"), ("fu_unreached", "1"),
+                          ("fu_open", "1"), ("fu_heard", "1 / 1"), ("fu_survey", "1 / 0 / 1 / 0")):
+        assert await page.inner_text(f"[data-figure='{figure}']") == value, figure
+    items = {await r.get_attribute("data-fu"): await r.inner_text() for r in
+             await page.locator("#fuitems tr[data-fu]").all()}
+    assert "接通 reached" in items[ids[0]] and "是 yes" in items[ids[0]] and "满意 satisfied" in items[ids[0]]
+    assert "2026年12月6日 09:41:30" in items[ids[0]]
+    assert "否 no" in items[ids[1]] and "不满意 dissatisfied" in items[ids[1]]
+    assert "未接通 unreached" in items[ids[2]] and "拨打中 calling" in items[ids[3]]
+    assert "Seat101" in items[ids[0]] and "普通 ordinary" in items[ids[0]] and "Local/" not in items[ids[0]]
+    assert "13900000000" not in await page.inner_text("#fuitems")          # numbers masked
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.locator("#followups").screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"],
+                                                                      "audit-followups.png"))

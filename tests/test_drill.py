@@ -2,6 +2,7 @@
 seconds; the report's figures must add up, and every citizen who wanted a person
 and did not get one must have a missed-call record."""
 
+import io
 import json
 import os
 import subprocess
@@ -78,6 +79,100 @@ def test_profile_errors_point_at_the_line():
         parse_profile("duration_s: 60\nseats: 3\narrivals:\n  - {at_s: 0, per_huor: 10}\n", "queue/drills/x.yaml", "x")
     assert "queue/drills/x.yaml:4:15: drill 'x' arrivals：未知的键 'per_huor'（是否应为 'per_hour'？） — " \
         "drill 'x' arrivals: unknown key 'per_huor' (did you mean 'per_hour'?)" in str(err.value)
+
+
+FOLLOWUP_BASE = "duration_s: 600\nseats: 3\narrivals:\n  - {at_s: 0, per_hour: 10}\n"
+
+
+def test_a_follow_up_batch_in_a_profile_is_read_and_checked_as_the_sample_command_checks_it(project_home):
+    demo = load_profile(project_home, "demo")
+    assert demo.followup is not None and (demo.followup.at_s, demo.followup.share, demo.followup.of) == \
+        (2400, "20%", "reached-callbacks")
+    assert parse_profile(FOLLOWUP_BASE, "x.yaml", "x").followup is None           # absent: no batch
+    p = parse_profile(FOLLOWUP_BASE + "followup: {at_s: 300, share: 2.5%}\n", "x.yaml", "x")
+    assert p.followup is not None and (p.followup.share, p.followup.of) == ("2.5%", "reached-callbacks")
+    bad = {"{at_s: 300, share: 150%}": "x.yaml:5:30: 演练 'x' 回访 followup：抽样比例不能超过 100%",
+           "{at_s: 300, share: 0%}": "抽样比例须大于 0%",
+           "{at_s: 300, share: 10%, of: complaints}": "x.yaml:5:39: 演练 'x' 回访 followup：没有这种抽样对象：'complaints'",
+           "{at_s: 900, share: 10%}": "x.yaml:5:18: 演练 'x' 回访 followup：抽样时间 at_s 900 不在演练时长",
+           "{share: 10%}": "missing required key 'at_s'",
+           "{at_s: 300, share: 10%, shares: 1}": "unknown key 'shares'"}
+    for text, message in bad.items():
+        with pytest.raises(ConfigError) as err:
+            parse_profile(FOLLOWUP_BASE + f"followup: {text}\n", "x.yaml", "x")
+        assert message in str(err.value), str(err.value)
+
+
+FOLLOWUP_DRILL = """
+duration_s: 1200
+speed: 40
+seats: 3
+emergency_seats: 1
+arrivals:
+  - {at_s: 0, per_hour: 300}
+  - {at_s: 200, per_hour: 300}
+  - {at_s: 220, per_hour: 10}
+callers: {emergency_share: 0, patience_s: 30, handle_s: 60, wrapup_s: 5, accept_callback: 0.8,
+          redial_probability: 0.1}
+callbacks: {reach_probability: 0.8}
+followup: {at_s: 800, share: 100%, of: reached-callbacks}
+"""
+
+
+async def test_the_drill_chooses_the_profiles_follow_up_batch_and_reports_it_from_the_store(project_home, tmp_path,
+                                                                                             capsys):
+    """The profile's batch is chosen through the service by the drill's named
+    seat manager (audited), of the callbacks reached so far on the drill's
+    clock; the report's follow-up figures come from the engine's records, add
+    up, and agree with what the simulated citizens pressed."""
+    from ivr.callback.followup import audit_id
+    from ivr.callback.store import CallbackQueries
+    from ivr.callback.trail import read_trail
+    from ivr.rehearsal.commands import closing
+    from ivr.rehearsal.sim.drill import DRILL_MANAGER, Drill, print_report
+
+    class Probe(Drill):
+        async def _report(self, redis, wall_s):
+            records = await CallbackQueries(redis).all_records(closed_since=0)
+            self.reached_before = len({r["number"] for r in records if r.get("closed_reason") == "reached"
+                                       and self.followup_batch is not None
+                                       and float(r["closed_at"]) <= self.followup_batch["created_at"]})
+            self.trail = [e for _, e in await read_trail(redis, {"id": audit_id(1), "first_at": 0})]
+            return await super()._report(redis, wall_s)
+
+    drill = Probe(parse_profile(FOLLOWUP_DRILL, "x.yaml", "followup"), home=project_home)
+    r = await drill.run()
+    f = r["followups"]
+    assert f is not None and f["batch"] == "1", (f, r["callbacks_reached"])
+    assert f["by"] == DRILL_MANAGER and f["of"] == "reached-callbacks" and f["share"] == 1.0
+    assert 800 <= f["at_s"] < 900
+    # every callback reached by then (one per citizen), all of them at 100 %
+    assert f["candidates"] == f["chosen"] == drill.reached_before > 0, (f, drill.reached_before)
+    assert drill.trail[0]["kind"] == "followup_chosen" and drill.trail[0]["by"] == DRILL_MANAGER, drill.trail
+    # adds up, from the store
+    assert f["chosen"] == f["reached"] + f["unreached"] + f["open"] and f["called"] <= f["chosen"]
+    assert f["reached"] > 0 and f["called"] >= f["reached"] + f["unreached"]
+    sv = f["survey"]
+    assert sv["offered"] == f["reached"] == sum(sv[k] for k in ("satisfied", "basically_satisfied",
+                                                                "dissatisfied", "no_answer"))
+    assert f["heard_yes"] + f["heard_no"] == f["reached"]
+    rated = sv["satisfied"] + sv["basically_satisfied"]
+    assert sv["satisfaction_rate"] == round(rated / f["reached"], 4)
+    # and agrees with what the simulated citizens pressed
+    assert f["sim_answered"] == f["reached"] and f["sim_ratings"] == {k: sv[k] for k in f["sim_ratings"]}
+    assert f["sim_heard"] == {"yes": f["heard_yes"], "no": f["heard_no"]}
+    out = io.StringIO()
+    print_report(r, out)
+    line = next(x for x in out.getvalue().splitlines() if "智能回访" in x)
+    assert f"抽取 {f['chosen']}" in line and f"接通 reached {f['reached']}" in line and "回访满意率" in line
+    # the demo's closing summary shows the survey result and the batch
+    report = tmp_path / "demo.json"
+    report.write_text(json.dumps(r), encoding="utf-8")
+    closing(report)
+    said = capsys.readouterr().out
+    assert f"满意度 survey after each conversation: 满意率 {r['survey']['satisfaction_rate']:.1%}" in said, said
+    assert (f"智能回访 follow-up batch 1: at {f['at_s'] / 60:.0f} min {DRILL_MANAGER} chose 100% of "
+            f"{f['candidates']} 已接通的回拨 reached callbacks -> {f['chosen']} citizens, {f['reached']} reached") in said
 
 
 @pytest.mark.slow

@@ -132,6 +132,17 @@ async def test_a_batch_is_chosen_queued_and_audited(redis):
         await followup_service.choose(redis, TZ, share="10%", of="reached-callbacks", day="2026-12-01", by="x")
 
 
+async def test_without_a_day_the_sample_is_of_the_day_of_the_clock_given_not_the_wall_clock(redis):
+    """A drill (or a console on a drill's clock) chooses by its own clock's day:
+    the reached callbacks of that day, whatever day the wall clock says."""
+    noon = dt.datetime(2025, 3, 1, 12, 0, tzinfo=TZ).timestamp()
+    for i in range(4):
+        await _reached_callback(redis, f"1391000{i:04d}", noon + i)
+    r = await followup_service.choose(redis, TZ, share="50%", of="reached-callbacks", day=None, by="drill:x",
+                                      now=noon + 3600)
+    assert (r["day"], r["candidates"], r["chosen"]) == ("2025-03-01", 4, 2)
+
+
 def test_the_command_line_refuses_a_share_above_100_in_chinese_first(redis_url, tmp_path):
     env = {**os.environ, "IVR_HOME": str(ROOT), "IVR_DATA_DIR": str(tmp_path), "IVR_REDIS_URL": redis_url}
     res = subprocess.run([sys.executable, "-m", "ivr", "followup", "sample", "--share", "150%", "--of",
@@ -362,7 +373,8 @@ async def test_the_drill_places_a_batch_through_the_shipped_followup_contexts(pr
     assert all(i["attempts"] == "1" for i in drill.items), drill.items
     reached = [i for i in drill.items if i.get("closed_reason") == "reached"]
     assert reached and sum(drill.followups_answered.values()) == len(reached), drill.items
-    assert all(i["heard"] == "yes" and i["survey"] in ("satisfied", "basically_satisfied", "dissatisfied",
-                                                       "no_answer") for i in reached), reached
+    assert all(i["heard"] in ("yes", "no") and i["survey"] in ("satisfied", "basically_satisfied", "dissatisfied",
+                                                              "no_answer") for i in reached), reached
+    assert sum(i["heard"] == "yes" for i in reached) == drill.followups_heard["1"]
     assert all(i["last_outcome"] == "no_answer" and i["state"] == "open"
                for i in drill.items if i not in reached), drill.items

@@ -187,12 +187,19 @@ class FollowupStore:
 
 
 def outcome_counts(items: list[Followup]) -> dict[str, Any]:
-    """A batch's figures: called, reached, heard yes / no, the ratings (no_answer its own)."""
+    """A batch's figures: called (dialled at least once), reached, heard yes /
+    no, the ratings (no_answer its own) and the follow-ups' 满意率: (满意 +
+    基本满意) ÷ citizens reached (each reached one is offered the rating; no
+    answer is never counted as satisfied)."""
     reached = [i for i in items if i.get("closed_reason") == "reached"]
     ratings = ("satisfied", "basically_satisfied", "dissatisfied", "no_answer")
+    survey = {r: sum(1 for i in items if i.get("survey") == r) for r in ratings}
+    rated = survey["satisfied"] + survey["basically_satisfied"]
     return {"chosen": len(items), "open": sum(1 for i in items if i.get("state") != "closed"),
+            "called": sum(1 for i in items if int(i.get("attempts") or 0) > 0),
+            "attempts": sum(int(i.get("attempts") or 0) for i in items),
             "reached": len(reached), "unreached": sum(1 for i in items if i.get("closed_reason") == "unreached"),
             "heard_yes": sum(1 for i in items if i.get("heard") == "yes"),
             "heard_no": sum(1 for i in items if i.get("heard") == "no"),
-            "survey": {r: sum(1 for i in items if i.get("survey") == r) for r in ratings},
+            "survey": survey, "satisfaction_rate": round(rated / len(reached), 4) if reached else None,
             "comments": sum(1 for i in items if i.get("comment"))}

@@ -230,8 +230,36 @@ def closing(report_path: Path) -> None:
   回拨 {r['missed_call_records']} missed calls recorded (+{r['repeat_dialers_merged']} repeat calls merged);
       {r['callbacks_made']} callbacks made in the calm, {r['callbacks_reached']} reached; {r['callback_backlog_end']} still
       open at the end (auditor: callbacks, trails)
-  审计 audit chains verify: {'OK' if r.get('audit_chains_verify') else 'FAILED'} (auditor: verification)
+{_satisfaction_lines(r)}  审计 audit chains verify: {'OK' if r.get('audit_chains_verify') else 'FAILED'} (auditor: verification)
   report {report_path} and {report_path.with_suffix('.svg')} (open the picture in a browser)""")
+
+
+def _rate(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _satisfaction_lines(r: dict) -> str:
+    """The demo's survey result and its follow-up batch (智能回访), as the closing prints them."""
+    from ivr.callback.followup import SOURCES
+
+    out = ""
+    sv, cs = r.get("survey"), r.get("callback_survey")
+    if sv:
+        after = (f"; after callbacks {_rate(cs['satisfaction_rate'])} of {cs['offered']}"
+                 if cs and cs["offered"] else "")
+        out += (f"  满意度 survey after each conversation: 满意率 {_rate(sv['satisfaction_rate'])} of {sv['offered']} "
+                f"(满意 {sv['satisfied']}, 基本满意 {sv['basically_satisfied']}, 不满意 {sv['dissatisfied']}, "
+                f"未评价 no answer {sv['no_answer']}){after} (auditor: national figures)\n")
+    f = r.get("followups")
+    if f and f.get("batch") is not None:
+        out += (f"  智能回访 follow-up batch {f['batch']}: at {f['at_s'] / 60:.0f} min {f['by']} chose "
+                f"{f['share'] * 100:g}% of {f['candidates']} {' '.join(SOURCES.get(f['of'], (f['of'],)))} -> "
+                f"{f['chosen']} citizens, "
+                f"{f['reached']} reached, {f['unreached']} unreached, {f['open']} open; heard 是 {f['heard_yes']} / "
+                f"否 {f['heard_no']}; 回访满意率 {_rate(f['survey']['satisfaction_rate'])} (auditor: 智能回访)\n")
+    elif f:
+        out += f"  智能回访 follow-up batch: none chosen ({f.get('refused') or '-'})\n"
+    return out
 
 
 def cmd_bench(args, settings: Settings) -> int:

@@ -6,6 +6,7 @@ are masked here: only the caller dials the full number."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,14 +38,17 @@ ITEM_FIELDS = ("id", "state", "attempts", "last_outcome", "closed_reason", "hear
 
 async def choose(redis: aioredis.Redis, tz: ZoneInfo, *, share: str, of: str, day: str | None, kind: str = "",
                  by: str, now: float | None = None) -> dict[str, Any]:
-    """A sample chosen and queued for calling; every follow-up in it gets an
+    """A sample chosen and queued for calling (``day`` by default the day of
+    ``now`` in the hotline's time zone); every follow-up in it gets an
     audit entry ``followup_chosen`` with who chose it. Refused (``InvalidInput``,
     Chinese first): a share above 100 % or not above 0, an unknown source, a
     wrong day, or a sample with nobody in it."""
     fraction = parse_share(share)
     checked_source(of)
-    p = report_period(tz, day, day)
     now = time.time() if now is None else now
+    # no day given: the day of ``now`` (the engine's clock, a drill's simulated one), not the wall clock's
+    day = day or dt.datetime.fromtimestamp(now, tz).date().isoformat()
+    p = report_period(tz, day, day)
     if of == "reached-callbacks":
         found = candidates_of_callbacks(await CallbackQueries(redis).all_records(closed_since=p.start), p.start,
                                         p.end, kind)

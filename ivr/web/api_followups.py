@@ -3,10 +3,13 @@ sample, and reads a batch with what the citizens said. Numbers masked."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from aiohttp import web
 
 from ivr.callback import labels as L
 from ivr.callback.followup import SOURCES
+from ivr.services import callbacks as callback_service
 from ivr.services import followups as followup_service
 from ivr.web.context import Route, body, ctx_of, principal
 from ivr.web.schemas import DATE, INT, OBJ, STR, answer, array, fields_of, obj, string
@@ -38,12 +41,30 @@ async def sample(request: web.Request) -> web.Response:
     return web.json_response(r)
 
 
+def _head(b: dict[str, str], tz: dt.tzinfo) -> dict[str, str]:
+    """A batch's head as the pages show it: when in the hotline's local time, what it sampled in Chinese."""
+    of = SOURCES.get(b.get("of", ""))
+    return {**b, "created_local": L.local_time(b.get("created_at"), tz),
+            "of_label": f"{of[0]} {of[1]}" if of else b.get("of", "")}
+
+
 async def one_batch(request: web.Request) -> web.Response:
-    return web.json_response(await followup_service.batch(ctx_of(request).redis, request.match_info["batch"]))
+    ctx = ctx_of(request)
+    tz = ctx.settings.timezone
+    r = await followup_service.batch(ctx.redis, request.match_info["batch"])
+    r["batch"] = _head(r["batch"], tz)
+    names = await callback_service.seat_names(ctx.redis, ctx.settings.queue_dir)
+    r["items"] = [{**i, "answered_local": L.local_time(i.get("answered_at"), tz),
+                   "source_seat_name": L.seat_name(i.get("source_seat"), names) if i.get("source_seat") else "",
+                   "source_kind_label": " ".join(dict.fromkeys(L.label(L.KINDS, i.get("source_kind"), lang)
+                                                               for lang in ("zh", "en")))} for i in r["items"]]
+    return web.json_response(r)
 
 
 async def batch_list(request: web.Request) -> web.Response:
-    return web.json_response({"batches": await followup_service.batches(ctx_of(request).redis)})
+    ctx = ctx_of(request)
+    return web.json_response({"batches": [_head(b, ctx.settings.timezone)
+                                          for b in await followup_service.batches(ctx.redis)]})
 
 
 ROUTES = [
@@ -52,10 +73,13 @@ ROUTES = [
           "called without a seat within calling hours while the queues are calm and lines are free; a share "
           "above 100% is refused as bad input (400), one of 0% or a sample with nobody in it with 422", SAMPLE, tag="followup", errors=(422,),
           answers=answer(fields_of({"batch": STR, "chosen": INT, "candidates": INT, "of": STR, "day": STR}))),
-    Route("GET", "/api/followups", batch_list, ROLES, "the latest follow-up batches", tag="followup",
+    Route("GET", "/api/followups", batch_list, ROLES,
+          "the latest follow-up batches, newest first: when (created_local, the hotline's local time), by whom, "
+          "the share of what (of_label in Chinese first), how many", tag="followup",
           answers=answer(fields_of({"batches": array(OBJ)}))),
     Route("GET", "/api/followups/{batch}", one_batch, ROLES,
-          "one batch: its follow-ups (numbers masked, kind followup), what the citizens said, its figures",
+          "one batch (its time also as local time, created_local): its follow-ups (numbers masked, kind followup), "
+          "what the citizens said (answered_local), its figures (called, reached, heard, ratings, 满意率)",
           tag="followup", params={"batch": string(pattern="^[1-9][0-9]{0,11}$", description="a batch id",
                                                   examples=["1"], message="批次编号为数字 — a batch id is a number")},
           errors=(404,), answers=answer(fields_of({"batch": OBJ, "figures": OBJ, "items": array(OBJ)}))),

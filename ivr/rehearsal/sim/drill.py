@@ -113,6 +113,9 @@ BUSY_HEARD_S = 3.0      # a citizen refused by the dialplan hears busy this long
 SURVEY_HANG_UP = 0.25
 SURVEY_RATINGS = ((15.0, (0.85, 0.12, 0.03)), (60.0, (0.70, 0.22, 0.08)), (180.0, (0.50, 0.30, 0.20)),
                   (math.inf, (0.30, 0.35, 0.35)))
+# a follow-up call (智能回访): the share of citizens reached who say their matter was heard (key 1; the others 2)
+FOLLOWUP_HEARD_YES = 0.8
+DRILL_MANAGER = "drill:值班长 seat manager"      # who chooses the profile's follow-up batch, in the audit log
 
 
 class _DialplanPbx:
@@ -196,6 +199,9 @@ class Drill:
         self.cb_made = self.cb_reached = self.cb_seat_busy = 0
         self.cb_surveys: Counter[str] = Counter()   # the rating key pressed after a callback ('none': hung up)
         self.followups_answered: Counter[str] = Counter()   # the rating key pressed on a follow-up call
+        self.followups_heard: Counter[str] = Counter()      # the key pressed for "was the matter heard"
+        self.followup_batch: dict[str, Any] | None = None   # the profile's batch, as the service chose it
+        self.followup_refused = ""                          # why it was not chosen (an empty sample)
         self._seen_originates = 0
         self._numbers = 0
         self._rr = 0
@@ -549,16 +555,21 @@ class Drill:
             self.pbx.originate_result(msg, True)
             if self._pace is None:
                 self._pace = Pace(self.clock.sleep, prompt_lengths(self.home / "prompts"))
-            ch = SimChannel(Caller(number="12345", name="12345回访", digits=["1"]), flow="followup", pace=self._pace)
+            heard = "1" if self.rng.random() < FOLLOWUP_HEARD_YES else "2"
+            ch = SimChannel(Caller(number="12345", name="12345回访", digits=[heard]), flow="followup",
+                            pace=self._pace)
             ch.channel, ch.answered = leg + ";1", True
             ch.vars.update(fu)
-            self.followups_answered[self._survey_answer(ch, 0.0) or "none"] += 1
+            rating = self._survey_answer(ch, 0.0) or "none"
             try:
                 await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
                                    context="ivr-followup", exten="s", engines="&".join(self.engine_urls),
                                    connect_timeout_s=5)
             except Exception as exc:  # a broken follow-up is a finding, not a crash of the drill
                 self.log.warning("drill_followup_failed", error=repr(exc))
+            # counted once the call is over, as the engine counts it: one still going at the end is in neither
+            self.followups_heard[heard] += 1
+            self.followups_answered[rating] += 1
             self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="ANSWER")
         finally:
             self.pbx.trunk.release(leg + ";2")
@@ -581,6 +592,54 @@ class Drill:
                                connect_timeout_s=5)
         except Exception as exc:  # a broken survey is a finding, not a crash of the drill
             self.log.warning("drill_callback_survey_failed", error=repr(exc))
+
+    async def _choose_followups(self, plan) -> None:
+        """The profile's follow-up batch, chosen as a seat manager does (`ivr
+        followup sample`): through the service, by a named drill user, audited,
+        of the day on the drill's clock (its reached callbacks so far)."""
+        from ivr.errors import InvalidInput
+        from ivr.services import followups as followup_service
+
+        tz = load_settings({"IVR_HOME": str(self.home)}).timezone
+        try:
+            self.followup_batch = await followup_service.choose(
+                self.redis, tz, share=plan.share, of=plan.of, day=None, by=DRILL_MANAGER,
+                now=self.clock.engine.now())
+            self.followup_batch["at_s"] = round(self.clock.now(), 1)
+        except InvalidInput as exc:             # nobody to follow up yet: a finding of the report
+            self.followup_refused = str(exc)
+        except Exception as exc:  # noqa: BLE001 - Redis failing over in a chaos drill: reported, not raised
+            self.followup_refused = repr(exc)
+            self.log.warning("drill_followup_batch_failed", error=repr(exc))
+        self.log.info("drill_followup_batch", batch=self.followup_batch, refused=self.followup_refused)
+
+    async def _followup_report(self, redis) -> dict[str, Any] | None:
+        """The profile's follow-up batch from the engine's records (the store),
+        beside what the simulated citizens pressed (``sim_*``)."""
+        if self.p.followup is None:
+            return None
+        from ivr.callback.followup import FollowupStore, outcome_counts
+
+        b = self.followup_batch
+        plan = dataclasses.asdict(self.p.followup)
+        if b is None:
+            return {"planned": plan, "batch": None, "refused": self.followup_refused}
+        _, items = await FollowupStore(redis).batch(b["batch"])
+        f = outcome_counts(items)
+        sv = f["survey"]
+        return {
+            "planned": plan, "batch": b["batch"], "at_s": b["at_s"], "by": b["by"], "of": b["of"], "day": b["day"],
+            "share": b["share"], "candidates": b["candidates"],
+            **{k: f[k] for k in ("chosen", "called", "attempts", "reached", "unreached", "open", "heard_yes",
+                                 "heard_no", "comments")},
+            "survey": {"offered": f["reached"], "answered": f["reached"] - sv["no_answer"], **sv,
+                       "satisfaction_rate": f["satisfaction_rate"]},
+            # what the simulated citizens pressed (all follow-ups the PBX answered, this batch's)
+            "sim_answered": sum(self.followups_answered.values()),
+            "sim_heard": {"yes": self.followups_heard["1"], "no": self.followups_heard["2"]},
+            "sim_ratings": {k: self.followups_answered[d] for k, d in (
+                ("satisfied", "1"), ("basically_satisfied", "2"), ("dissatisfied", "3"), ("no_answer", "none"))},
+        }
 
     # -- the run --------------------------------------------------------------------------
 
@@ -695,6 +754,7 @@ class Drill:
         next_bucket, bucket_arrivals, i = bucket_s, 0, 0
         last_progress = 0.0
         faults = sorted(self.fault_plan(), key=lambda f: f[0])
+        followup = self.p.followup
         while self.clock.now() < 0:              # the drill's time 0: the engines are up by then
             await asyncio.sleep(TICK_S)
         wall0 = time.monotonic()
@@ -711,6 +771,9 @@ class Drill:
             while faults and faults[0][0] <= now:
                 at, kind = faults.pop(0)
                 self._spawn(self._fault(kind, at))
+            if followup is not None and followup.at_s <= now:
+                self._spawn(self._choose_followups(followup))
+                followup = None
             self.cc.run_until(now)
             self._serve_originates()
             self.ami.flush()
@@ -934,6 +997,7 @@ class Drill:
         audit = await self._verify_audit(redis)
         identity_violations = self.identities_checked
         console_figures = await self._console_figures(redis)
+        followups = await self._followup_report(redis)
 
         def pct(values, q):
             if not values:
@@ -952,6 +1016,8 @@ class Drill:
             "abandoned_in_queue": by["abandoned"], "left_in_flow": by["left_in_flow"],
             "balked_when_told_the_wait": by["balked"], "refused_recorded": by["refused_recorded"],
             "survey": _survey_figures(answered),
+            "callback_survey": _counted_survey(self.cb_surveys),
+            "followups": followups,
             "satisfied_by_announcement": by["satisfied"], "callback_accepted": by["callback_accepted"],
             "callbacks_registered_early": self.registered_early,
             "admission": self.admission,
@@ -1058,6 +1124,15 @@ def _survey_figures(answered: list[CallRecord]) -> dict[str, Any]:
     return {"offered": offered, "answered": offered - n["no_answer"], **n, "satisfaction_rate": rate}
 
 
+def _counted_survey(keys_pressed: Counter[str]) -> dict[str, Any]:
+    """The survey after a callback as the simulated citizens answered it."""
+    n = {k: keys_pressed[d] for k, d in (("satisfied", "1"), ("basically_satisfied", "2"), ("dissatisfied", "3"),
+                                        ("no_answer", "none"))}
+    offered = sum(n.values())
+    rate = round((n["satisfied"] + n["basically_satisfied"]) / offered, 4) if offered else None
+    return {"offered": offered, "answered": offered - n["no_answer"], **n, "satisfaction_rate": rate}
+
+
 async def run_drill(profile: Profile, **kw) -> dict:
     return await Drill(profile, **kw).run()
 
@@ -1093,11 +1168,35 @@ def print_report(r: dict, out=sys.stdout) -> None:
            f"queued by the dialplan itself {r['queued_by_the_dialplan']}, audit chains verify: "
            f"{'OK' if r['audit_chains_verify'] else 'FAILED ' + str(r['audit'])}"] if r.get("chaos") else []),
         *_line_lines(r),
+        *_followup_lines(r),
         f"  checks: offered = answered + not answered + in progress: {'OK' if r['consistent'] else 'FAILED'}; "
         f"attempts = busy + offered: {'OK' if r.get('attempts_add_up', True) else 'FAILED'}; "
         f"every unanswered caller who wanted a person has a missed-call record: {recorded}",
     ]
     print("\n".join(lines), file=out)
+
+
+def _followup_lines(r: dict) -> list[str]:
+    """The follow-up batch (智能回访) of the profile, as printed."""
+    from ivr.callback.followup import SOURCES
+
+    f = r.get("followups")
+    if not f:
+        return []
+    if f.get("batch") is None:
+        return [f"  智能回访 follow-up calls: 未抽样 no batch chosen at {f['planned']['at_s']:g} s — "
+                f"{f.get('refused') or '-'}"]
+    sv = f["survey"]
+    rate = "-" if sv["satisfaction_rate"] is None else f"{sv['satisfaction_rate']:.1%}"
+    return [
+        f"  智能回访 follow-up calls: 批次 batch {f['batch']} at {f['at_s'] / 60:.0f} min by {f['by']}: "
+        f"{f['share'] * 100:g}% of {f['candidates']} {' '.join(SOURCES.get(f['of'], (f['of'],)))} -> 抽取 "
+        f"{f['chosen']}, 已拨 called {f['called']}, "
+        f"接通 reached {f['reached']}, 未接通 unreached {f['unreached']}, 待拨 open {f['open']}; "
+        f"问题已有回音 heard 是 yes {f['heard_yes']} / 否 no {f['heard_no']}; 评价 满意 {sv['satisfied']}, "
+        f"基本满意 {sv['basically_satisfied']}, 不满意 {sv['dissatisfied']}, 未评价 no answer {sv['no_answer']}; "
+        f"回访满意率 {rate}",
+    ]
 
 
 def _line_lines(r: dict) -> list[str]:
@@ -1121,7 +1220,10 @@ def _line_lines(r: dict) -> list[str]:
         f"{r['line_seconds_per_citizen']} ({r['citizens']} citizens, {r['citizens_only_busy']} only ever heard busy)",
         f"  满意度 survey: {r['survey']['offered']} offered, 满意 {r['survey']['satisfied']}, 基本满意 "
         f"{r['survey']['basically_satisfied']}, 不满意 {r['survey']['dissatisfied']}, no answer "
-        f"{r['survey']['no_answer']}; 满意率 {rate(r['survey']['satisfaction_rate'])}",
+        f"{r['survey']['no_answer']}; 满意率 {rate(r['survey']['satisfaction_rate'])}"
+        + (f"; 回拨后 after callbacks: {cs['offered']} offered, 满意 {cs['satisfied']}, 基本满意 "
+           f"{cs['basically_satisfied']}, 不满意 {cs['dissatisfied']}, no answer {cs['no_answer']}; 满意率 "
+           f"{rate(cs['satisfaction_rate'])}" if (cs := r.get("callback_survey")) and cs["offered"] else ""),
         f"  接通率 answered within 15 s of queueing {rate(r['answered_within_15s_rate'])} "
         f"({r['answered_within_15s']}); 广义接通率 within deadline {rate(r['broad_answer_rate_within_deadline'])} "
         f"({r['citizens_answered_live']} live + {r['citizens_reached_by_callback_in_time']} by callback of "

@@ -11,7 +11,8 @@ from pathlib import Path
 import yaml
 
 from ivr import names
-from ivr.errors import ConfigError
+from ivr.callback.followup import checked_source, parse_share
+from ivr.errors import ConfigError, InvalidInput
 from ivr.yamldoc import bounded as yamlfile
 from ivr.yamldoc.problems import Problems
 from ivr.yamldoc.schema import MISSING, Reader, compose_mapping, read_int, read_seconds, read_text
@@ -27,6 +28,17 @@ class CallerBehaviour:
     accept_callback: float = 0.6
     redial_probability: float = 0.5
     redial_after_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupPlan:
+    """``followup: {at_s, share, of}``: at ``at_s`` a seat manager of the drill
+    chooses a follow-up batch (智能回访) of ``share`` of the day's ``of``
+    (ivr.callback.followup.SOURCES) through the service, as `ivr followup
+    sample` does."""
+    at_s: float
+    share: str          # as a seat manager types it: "20%"
+    of: str = "reached-callbacks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +61,7 @@ class Profile:
     # IVR_LINES, what the site writes in [globals]: above it the dialplan records the caller before busy
     # (None: the lines themselves, so the carrier refuses first and nothing is recorded)
     lines_dialplan_limit: int | None = None
+    followup: FollowupPlan | None = None      # a follow-up batch chosen during the drill (None: none)
 
     def dialplan_line_limit(self, lines: int) -> int:
         return min(lines, self.lines_dialplan_limit) if self.lines_dialplan_limit is not None else lines
@@ -101,15 +114,17 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
         anode = r.take("arrivals", lambda rr, n: n, required=True)
         cnode = r.take("callers", lambda rr, n: n, default=None)
         cbnode = r.take("callbacks", lambda rr, n: n, default=None)
+        fnode = r.take("followup", lambda rr, n: n, default=None)
         r.finish()
         points = _arrivals(r, anode, problems, name)
         behaviour = _callers(r, cnode, problems, name)
         reach = _callbacks(cbnode, problems, name)
+        followup = _followup(r, fnode, problems, name, duration)
         values = (desc, duration, speed, seats, em, reach)
         if not problems.errors and MISSING not in values and points:
             prof = Profile(name, desc, duration, speed, seats, em, tuple(points), behaviour, reach,
                            None if lines is MISSING else lines, None if reserve is MISSING else reserve,
-                           None if below is MISSING else below, None if limit is MISSING else limit)
+                           None if below is MISSING else below, None if limit is MISSING else limit, followup)
     if prof is None:
         raise ConfigError("\n".join(str(p) for p in problems.errors) or f"{path}: not a drill profile")
     return prof
@@ -159,6 +174,39 @@ def _callbacks(cbnode, problems: Problems, name: str):
     reach = cb.take("reach_probability", _share, default=0.7)
     cb.finish()
     return reach
+
+
+def _followup(r: Reader, fnode, problems: Problems, name: str, duration) -> FollowupPlan | None:
+    """``followup: {at_s, share, of}``, checked as `ivr followup sample` checks
+    its share and source (Chinese first), and ``at_s`` within the drill."""
+    if fnode is None:
+        return None
+    if not isinstance(fnode, yaml.MappingNode):
+        r.bad(fnode, "{at_s, share, of}")
+        return None
+    f = Reader(fnode, problems, f"drill '{name}' followup", [])
+    at = f.take("at_s", read_seconds(0, 7 * 86400), required=True)
+    share = f.take("share", read_text, required=True)
+    of = f.take("of", read_text, default="reached-callbacks")
+    f.finish()
+    ok = MISSING not in (at, share, of)
+    for key, check in (("share", parse_share), ("of", checked_source)):
+        value = {"share": share, "of": of}[key]
+        if value is MISSING:
+            continue
+        try:
+            check(str(value))
+        except InvalidInput as exc:
+            zh, _, en = str(exc).partition(" — ")
+            problems.at(f.items[key][1] if key in f.items else fnode,
+                        f"演练 '{name}' 回访 followup：{zh} — drill '{name}' followup: {en}")
+            ok = False
+    if at is not MISSING and duration is not MISSING and at >= duration:
+        problems.at(f.items["at_s"][1], f"演练 '{name}' 回访 followup：抽样时间 at_s {at:g} 不在演练时长 duration_s "
+                                        f"{duration:g} 之内 — drill '{name}' followup: at_s {at:g} is not within "
+                                        f"the drill (duration_s {duration:g})")
+        ok = False
+    return FollowupPlan(at, str(share), str(of)) if ok else None
 
 
 def profile_names(home: Path) -> list[str]:
