@@ -157,6 +157,7 @@ async def _missed_on_a_called_back_on_b(eng: Engine, conf_a: Path, loggers: dict
     trail = [e for _, e in await read_trail(eng.redis, done)]
     assigned = [e for e in trail if e["kind"] == "assigned"]
     assert [(e["seat"], e.get("pbx")) for e in assigned] == [(done["last_seat"], "b")], trail
+    assert [e.get("pbx") for e in trail if e["kind"] == "attempt"] == ["b"], trail
     on_b = _callback_events(loggers["b"])
     assert [m.get("DialStatus") for m in on_b if m.get("UserEvent") == "IvrCallback"] == ["ANSWER"], on_b
     assert any(m.get("Exten") == MISSED for m in on_b), on_b

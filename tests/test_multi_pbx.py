@@ -258,7 +258,7 @@ async def test_a_missed_call_is_called_back_through_an_idle_seat_on_the_other_pb
     entries = [e for _, e in await eng.scheduler.store.audit.entries("-", "+")]
     assigned = [e for e in entries if e["kind"] == "assigned"]
     assert [(e["seat"], e.get("pbx")) for e in assigned] == [(orig["Channel"], "b")]
-    assert [e["result"] for e in entries if e["kind"] == "attempt"] == ["closed"]
+    assert [(e["result"], e.get("pbx")) for e in entries if e["kind"] == "attempt"] == [("closed", "b")]
 
 
 async def test_the_level_moves_each_seat_on_its_own_pbx(city):

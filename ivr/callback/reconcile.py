@@ -22,7 +22,10 @@ up in the flow, or left a queue while no process held the AMI link, or the
 engine died with their summary unwritten) are found by ``sweep``: an entry of
 ``CALLS_LIVE`` whose engine is dead, whose caller is not waiting in a queue now
 and was not seen answered, is summarised as a missed call of unknown outcome.
-A citizen called back without need is better than one lost.
+A citizen called back without need is better than one lost. With several
+PBXs, a call that may be on a PBX whose link is down is left until it is back
+(``blind``: the PBX's ``systemname`` in the uniqueid, ``ami/city.py``); the
+other PBXs' calls are settled meanwhile.
 
 What it cannot see: a caller the dialplan queued with no engine at all, who
 abandoned while no process held the AMI link (the leader changing hands, a few
