@@ -258,7 +258,7 @@ async def test_a_missed_call_is_called_back_through_an_idle_seat_on_the_other_pb
     entries = [e for _, e in await eng.scheduler.store.audit.entries("-", "+")]
     assigned = [e for e in entries if e["kind"] == "assigned"]
     assert [(e["seat"], e.get("pbx")) for e in assigned] == [(orig["Channel"], "b")]
-    assert [e["result"] for e in entries if e["kind"] == "attempt"] == ["closed"]
+    assert [(e["result"], e.get("pbx")) for e in entries if e["kind"] == "attempt"] == [("closed", "b")]
 
 
 async def test_the_level_moves_each_seat_on_its_own_pbx(city):
@@ -283,6 +283,36 @@ async def test_the_level_moves_each_seat_on_its_own_pbx(city):
         assert asyncio.get_running_loop().time() < end
         await asyncio.sleep(0.05)
     assert [(f["action"], f["interface"]) for f in applied.failed] == [("remove", "Local/202@ivr-seats/n")]
+
+
+async def test_a_pbx_that_is_down_does_not_stop_the_dead_engine_sweep_on_the_others(city):
+    """Seen with two real Asterisks (tests/test_live_two_pbxs.py): while one
+    PBX's link is down, the leader's sweep of calls whose engine died used
+    to stop for every PBX, so a citizen on PBX main who hung up in a dead
+    engine's flow was never recorded while PBX b was down. Each PBX has its
+    own systemname (docs/deploy.md), which its uniqueids carry: a call of
+    main is judged on main's link; b's calls wait until b is back."""
+    import time
+
+    a, b, server_a, server_b, eng, env, web = city
+    for pbx, server, uid in ((a, server_a, "pbx-main-100.1"), (b, server_b, "pbx-b-100.2")):
+        pbx.join("general-q", "13700000001", uniqueid=uid)      # each PBX shows its systemname
+        server.flush()
+    await until(lambda: all(len(c.model.waiting) == 1 for c in eng.controllers.values()))
+    await server_b.stop()
+    await until(lambda: not eng.controllers["b"].ready.is_set(), 10)
+    # an engine died with one citizen in its flow on each PBX (nobody keeps it alive)
+    now = time.time()
+    await eng.redis.hset(keys.CALLS_LIVE, mapping={"pbx-main-200.1": f"gone|{now}|13800000009",
+                                                   "pbx-b-200.2": f"gone|{now}|13900000009"})
+    sweeper = eng.work.reconciler
+    await sweeper.sweep()                                    # judged when seen in two sweeps running
+    await sweeper.sweep()
+    assert await eng.redis.exists(keys.call_summarised("pbx-main-200.1"))
+    assert not await eng.redis.hexists(keys.CALLS_LIVE, "pbx-main-200.1")
+    # b's caller may be waiting on b, unseen: left until b's link is back
+    assert await eng.redis.hget(keys.CALLS_LIVE, "pbx-b-200.2") == f"gone|{now}|13900000009"
+    assert not await eng.redis.exists(keys.call_summarised("pbx-b-200.2"))
 
 
 async def test_a_follow_up_goes_out_on_a_pbx_whose_gate_is_open(redis):

@@ -197,10 +197,44 @@ class PbxLink:
 
     name: str
     controller: AmiController
+    systemname: str | None = None      # the prefix of its uniqueids, once an event showed one ("": none set)
 
     @property
     def connected(self) -> bool:
         return self.controller.ready.is_set()
+
+    def on_event(self, event: Mapping[str, str]) -> None:
+        """Learns the PBX's ``systemname`` (asterisk.conf) from the uniqueids
+        of its events: ``pbx-a-1733480000.12`` -> ``pbx-a``."""
+        uid = event.get("Uniqueid", "")
+        if "." in uid:
+            self.systemname = system_name(uid)
+
+
+def system_name(uniqueid: str) -> str:
+    """The PBX ``systemname`` a uniqueid carries ("" when the PBX has none)."""
+    return uniqueid.rpartition("-")[0]
+
+
+def waiting_callers(links: list[PbxLink]) -> set[str] | None:
+    """Uniqueids waiting in a queue on a PBX whose link is up; None when
+    no link is up (nobody can tell who waits)."""
+    up = [p for p in links if p.connected]
+    if not up:
+        return None
+    return {uid for p in up for uid in p.controller.model.waiting}
+
+
+def out_of_sync(links: list[PbxLink]) -> Callable[[str], bool]:
+    """uniqueid -> whether its call may be on a PBX whose link is down (its
+    caller may be waiting there unseen). A call whose uniqueid names another
+    PBX's ``systemname`` is judged on that PBX's link: a PBX that is down
+    stops nobody else's reconciliation. While a PBX that is down never
+    showed its systemname, every call is treated as possibly on it."""
+    def blind(uniqueid: str) -> bool:
+        name = system_name(uniqueid)
+        return any(p.systemname is None or p.systemname == name for p in links if not p.connected)
+    return blind
 
 
 class CityPublisher:

@@ -22,7 +22,10 @@ up in the flow, or left a queue while no process held the AMI link, or the
 engine died with their summary unwritten) are found by ``sweep``: an entry of
 ``CALLS_LIVE`` whose engine is dead, whose caller is not waiting in a queue now
 and was not seen answered, is summarised as a missed call of unknown outcome.
-A citizen called back without need is better than one lost.
+A citizen called back without need is better than one lost. With several
+PBXs, a call that may be on a PBX whose link is down is left until it is back
+(``blind``: the PBX's ``systemname`` in the uniqueid, ``ami/city.py``); the
+other PBXs' calls are settled meanwhile.
 
 What it cannot see: a caller the dialplan queued with no engine at all, who
 abandoned while no process held the AMI link (the leader changing hands, a few
@@ -87,7 +90,8 @@ class _Left:
 
 class QueueReconciler:
     def __init__(self, redis: aioredis.Redis, *, clock: Clock, emergency_queues: frozenset[str], log: Log,
-                 grace_s: float = GRACE_S, waiting: Callable[[], AbstractSet[str] | None] | None = None) -> None:
+                 grace_s: float = GRACE_S, waiting: Callable[[], AbstractSet[str] | None] | None = None,
+                 blind: Callable[[str], bool] | None = None) -> None:
         self.redis = redis
         self.clock = clock
         self.emergency_queues = emergency_queues
@@ -102,6 +106,7 @@ class QueueReconciler:
         self.replication = Replication(redis)
         self._last_cleanup = time.monotonic()
         self.waiting = waiting        # () -> uniqueids waiting in a queue now, or None while AMI is not in sync
+        self.blind = blind            # uniqueid -> its call may be on a PBX whose AMI link is not in sync
         self._suspects: set[str] = set()
 
     # -- AMI events (called by the controller for every event) ---------------------
@@ -226,6 +231,8 @@ class QueueReconciler:
             started, _, number = rest.partition("|")
             if owner not in alive:
                 alive[owner] = bool(await self.redis.exists(keys.engine_alive(owner)))
+            if self.blind is not None and self.blind(uid):
+                continue                  # on a PBX out of sync: it may be waiting there
             if not alive[owner] and uid not in self.pending and uid not in waiting:
                 # judged only when seen so in two sweeps running: a caller the
                 # dialplan is moving from a dead engine to a queue is not missed

@@ -223,7 +223,7 @@ class CallbackScheduler:
         att = Attempt(number, cid, rec.get("call_seat", ""), f"adopted-{cid}", now, answered_at=now, pbx=found)
         self.active[att.action_id], self.by_cid[cid], self.by_number[number] = att, att, att
         await self.store.audit.append([{"kind": "adopted", "at": now, "id": cid, "number": mask_number(number),
-                                        "seat": att.seat, "by": self.owner}])
+                                        "seat": att.seat, **_on_pbx(found), "by": self.owner}])
         self.log.warning("callback_adopted", callback=cid, number=mask_number(number), seat=att.seat)
         return True
 
@@ -293,7 +293,8 @@ class CallbackScheduler:
             await self.replication.wait()
         what, attempts, close_reason, next_at = att.written
         entry = {"kind": "attempt", "at": now, "id": att.cid, "number": mask_number(att.number), "seat": att.seat,
-                 **_named(att.seat_name), "outcome": outcome, "detail": detail, "attempt": attempts, "result": what}
+                 **_named(att.seat_name), **_on_pbx(att.pbx), "outcome": outcome, "detail": detail, "attempt": attempts,
+                 "result": what}
         entries = [entry]
         if what == "closed":
             entries.append({"kind": "closed", "at": now, "id": att.cid, "number": mask_number(att.number),

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from ivr.admission.lines import LINK_PBX, PbxLines
 from ivr.aio import cancelling
-from ivr.ami.city import CityPublisher, PbxLink
+from ivr.ami.city import CityPublisher, PbxLink, out_of_sync, waiting_callers
 from ivr.ami.controller import PUBLISH_S, AmiController
 from ivr.ami.lines import LineWatch
 from ivr.ami.model import LiveModel
@@ -191,9 +191,11 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
                                    log=log.bind(part="followups"), owner=token, clock=clock.now,
                                    pbxs={p.name: p.controller for p in links} if several else None)
         reconciler = QueueReconciler(redis, clock=clock, emergency_queues=snap.emergency_queues,
-                                     log=log.bind(part="reconcile"), waiting=lambda: _waiting(links))
-        for p in links:       # callers leaving a queue on any PBX
+                                     log=log.bind(part="reconcile"), waiting=lambda: waiting_callers(links),
+                                     blind=out_of_sync(links) if several else None)
+        for p in links:       # callers leaving a queue on any PBX; each PBX's systemname
             p.controller.listeners.append(reconciler.on_event)
+            p.controller.listeners.append(p.on_event)
         if snap.policy.in_queue_digit:
             offers = [InQueueOffer(p.controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
                                    emergency_queues=snap.emergency_queues) for p in links]
@@ -214,14 +216,6 @@ def _seat_pbx(settings: Settings) -> Callable[[str], str | None]:
     """A seat's PBX as queue/pbxs.yaml names it (None: not named there)."""
     cfg, _ = pbx_service.configured(settings.home)
     return cfg.pbx_of_seat if cfg is not None else (lambda interface: None)
-
-
-def _waiting(links: list[PbxLink]) -> set[str] | None:
-    """Uniqueids waiting in a queue on any PBX; None unless every link is in
-    sync (a caller on a PBX out of sync may be waiting still)."""
-    if not all(p.connected for p in links):
-        return None
-    return {uid for p in links for uid in p.controller.model.waiting}
 
 
 def _estimated_wait(links: list[PbxLink], model: LiveModel, queue: str, now: float) -> float:

@@ -1,0 +1,259 @@
+"""Two real Asterisk 22 processes, one engine set (issue 20; skipped when no
+`asterisk` binary is on PATH).
+
+PBX ``a`` is the engine's own link (``IVR_AMI_URL``); PBX ``b`` is named in
+``queue/pbxs.yaml`` with ``ami://ivr@127.0.0.1:PORT`` and its secret in
+``IVR_AMI_SECRET_B`` (``secret_env``). Each runs the shipped asterisk/ files
+with its own directories, ports and ``systemname`` (``pbx-a``, ``pbx-b``: the
+uniqueids of the two never collide). Changed from the shipped files, as the
+other live tests do: paths, ports, secrets, ``IVR_SEAT_TECH``/``IVR_TRUNK`` =
+Local and the trunk's far end (``${EXTEN}@test-far``), and on ``b`` its seats
+(queue members 301, 302, 309 instead of 101, 102, 109; on a, none: nobody
+logged in).
+
+1. A citizen calls PBX a, where no seat is logged in, waits in general-q and
+   hangs up: the missed call is called back through an idle seat of PBX b,
+   originated on b (b's dialplan runs ``[ivr-callback]``; a's never does), and
+   the audit trail says PBX b.
+2. PBX a is killed: a citizen calling b still reaches a seat, and the engine
+   says which PBX is down (``/healthz`` pbxs, ``ivr_pbx_up{pbx="a"} 0``).
+
+Not here: the queue_log reconciliation over two PBXs. ``IVR_QUEUE_LOG`` is one
+path, read as the record of the engine's own link PBX (``leader_work.py``):
+there is no queue_log per PBX yet (docs/deploy.md, "Not yet")."""
+
+import asyncio
+import datetime as dt
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ivr import logs
+from ivr.callback.store import CallbackStore
+from ivr.callback.trail import read_trail
+from ivr.calls.service import read_summary
+from ivr.redisdb import keys
+from ivr.runtime.engine import Engine
+from ivr.settings import load_settings
+from ivr.web.app import make_app
+from tests.conftest import copy_project
+from tests.test_live_asterisk import ASTERISK, _asterisk_tree, _cli, _free_port, _until_cli
+from tests.test_live_callback_survey import AmiLogger
+from tests.test_live_lines import _until
+
+pytestmark = [pytest.mark.live_asterisk,
+              pytest.mark.skipif(ASTERISK is None, reason="no asterisk binary on PATH")]
+
+MISSED = "13900000001"        # Local/1@test-citizen, on PBX a
+ON_B = "13900000002"          # Local/2@test-citizen, on PBX b
+CUT_OFF = "13900000003"       # Local/3@test-citizen, waiting on PBX a when it dies
+A_SEATS = ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n", "Local/109@ivr-seats/n")
+B_SEATS = ("Local/301@ivr-seats/n", "Local/302@ivr-seats/n", "Local/309@ivr-seats/n")
+
+CONTEXTS = """
+[default]
+; PBX b's seat phones: answer, talk a while (the callback's whisper is ~5 s), hang up
+exten => _3XX,1,Answer()
+ same => n,Wait(12)
+ same => n,Hangup()
+
+[test-far]
+; the far end of the trunk: the citizen's phone answers a callback, talks, hangs up
+exten => _X.,1,Answer()
+ same => n,Wait(3)
+ same => n,Hangup()
+"""
+
+
+def _pbx(project_home: Path, tmp: Path, name: str, agi_port: int, ami_port: int) -> Path:
+    """One PBX's tree: the shipped files, this PBX's ports, directories, systemname and seats."""
+    tmp.mkdir()
+    conf = _asterisk_tree(project_home, tmp, agi_port, ami_port)
+    conf.write_text(conf.read_text().replace("[options]\n", f"[options]\nsystemname = pbx-{name}\n"))
+    ext = conf.parent / "extensions.conf"
+    text = ext.read_text()
+    dial = "Dial(${IVR_TRUNK}/${EXTEN},${IVR_CB_RING_S},"
+    assert dial in text and "IVR_TRUNK = PJSIP/trunk" in text
+    text = text.replace("IVR_TRUNK = PJSIP/trunk", "IVR_TRUNK = Local", 1)
+    ext.write_text(text.replace(dial, dial.replace("${EXTEN},", "${EXTEN}@test-far,")) + CONTEXTS)
+    queues = conf.parent / "queues.conf"
+    text = queues.read_text()
+    if name == "a":                      # nobody logged in on PBX a: its queues have no members
+        queues.write_text("".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith("member =>")))
+    else:
+        for seat in ("101", "102", "109"):
+            text = text.replace(f"Local/{seat}@", f"Local/3{seat[1:]}@").replace(f"Seat{seat}", f"Seat3{seat[1:]}")
+            text = text.replace(f"Custom:seat{seat}", f"Custom:seat3{seat[1:]}")
+        queues.write_text(text)
+    return conf
+
+
+def _home(project_home: Path, dst: Path, ami_port_b: int) -> Path:
+    """The project's data files with queue/pbxs.yaml naming both PBXs."""
+    home = copy_project(project_home, dst)
+    (home / "queue" / "pbxs.yaml").write_text(
+        "pbxs:\n"
+        "  a:\n    ami: IVR_AMI_URL\n    queues: [general-q, emergency-q]\n"
+        f"    seats: [{', '.join(A_SEATS)}, Local/201@ivr-seats/n]\n"
+        f"  b:\n    ami: ami://ivr@127.0.0.1:{ami_port_b}\n    secret_env: IVR_AMI_SECRET_B\n"
+        f"    queues: [general-q, emergency-q]\n    seats: [{', '.join(B_SEATS)}, Local/202@ivr-seats/n]\n",
+        encoding="utf-8")
+    return home
+
+
+def _midday_zone() -> str:
+    """A time zone where it is about noon now: callbacks are made within calling hours (08:00-21:00)."""
+    offset = (12 - dt.datetime.now(dt.UTC).hour + 12) % 24 - 12          # -12 .. 11 hours east of UTC
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")                # Etc/GMT-8 is UTC+8
+
+
+def _stop(daemon: subprocess.Popen) -> None:
+    if daemon.poll() is None:
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+
+
+async def _summary_of(eng: Engine, number: str) -> dict | None:
+    await eng.summaries.flush()
+    return next((read_summary(f) for _, f in await eng.redis.xrange(keys.CALLS)
+                 if read_summary(f)["number"] == number), None)
+
+
+async def _closed(store: CallbackStore, cid: str) -> dict | None:
+    got = await store.closed_record(cid)
+    return got if got and got.get("state") == "closed" else None
+
+
+def _callback_events(logger: AmiLogger) -> list[dict]:
+    """What a PBX's AMI told of a callback's dialplan ([ivr-callback])."""
+    return [e["msg"] for e in logger.log[1:]
+            if e["msg"].get("Context") == "ivr-callback" or e["msg"].get("UserEvent") == "IvrCallback"]
+
+
+async def _missed_on_a_called_back_on_b(eng: Engine, conf_a: Path, loggers: dict[str, AmiLogger]) -> None:
+    # a citizen on PBX a waits in general-q with no seat there, and hangs up
+    out = _cli(conf_a, "channel originate Local/1@test-citizen extension s@test-caller")
+    assert "rror" not in out, out
+    await _until_cli(conf_a, "queue show general-q", lambda out: "has 1 call" in out, 60)
+    await asyncio.sleep(7)             # waits longer than short_abandon_s (5 s): not a misdial
+    _cli(conf_a, "channel request hangup all")
+    store = CallbackStore(eng.redis)
+    rec = await _until(lambda: store.open_record(MISSED), 60, "the missed call on PBX a was never recorded")
+    assert rec["reason"] == "abandoned", rec
+    summary = await _summary_of(eng, MISSED)
+    assert summary is not None and summary["uniqueid"].startswith("pbx-a-"), summary
+
+    # ... and is called back through an idle seat on PBX b, originated on b
+    done = await _until(lambda: _closed(store, rec["id"]), 120, f"the callback never closed: {rec}")
+    assert (done["closed_reason"], done["last_outcome"]) == ("reached", "reached"), done
+    assert done["last_seat"] in B_SEATS, done
+    trail = [e for _, e in await read_trail(eng.redis, done)]
+    assigned = [e for e in trail if e["kind"] == "assigned"]
+    assert [(e["seat"], e.get("pbx")) for e in assigned] == [(done["last_seat"], "b")], trail
+    assert [e.get("pbx") for e in trail if e["kind"] == "attempt"] == ["b"], trail
+    on_b = _callback_events(loggers["b"])
+    assert [m.get("DialStatus") for m in on_b if m.get("UserEvent") == "IvrCallback"] == ["ANSWER"], on_b
+    assert any(m.get("Exten") == MISSED for m in on_b), on_b
+    assert _callback_events(loggers["a"]) == []                   # PBX a never ran the callback
+    # each PBX's systemname, learned from its calls' uniqueids: the reconciliation judges a call on its own PBX
+    assert eng.work is not None
+    assert {p.name: p.systemname for p in eng.work.links} == {"a": "pbx-a", "b": "pbx-b"}
+
+
+async def _a_dies_b_carries_on(eng: Engine, settings, conf_a: Path, conf_b: Path, pbx_a: subprocess.Popen) -> None:
+    # PBX a dies with a citizen waiting there
+    out = _cli(conf_a, "channel originate Local/3@test-citizen extension s@test-caller")
+    assert "rror" not in out, out
+    await _until_cli(conf_a, "queue show general-q", lambda out: "has 1 call" in out, 60)
+    await asyncio.sleep(6)             # waits longer than short_abandon_s (5 s)
+    pbx_a.send_signal(signal.SIGKILL)
+    pbx_a.wait(10)
+
+    async def a_down():
+        return not eng.controllers["a"].ready.is_set()
+    await _until(a_down, 30, "the engine never noticed PBX a went away")
+    # PBX b's callers carry on: a citizen there reaches a seat
+    out = _cli(conf_b, "channel originate Local/2@test-citizen extension s@test-caller")
+    assert "rror" not in out, out
+    s = await _until(lambda: _summary_of(eng, ON_B), 120, "the call on PBX b never ended")
+    assert s["queue_status"] == "ANSWERED" and s["member"] in B_SEATS, s
+    assert s["uniqueid"].startswith("pbx-b-"), s
+    assert eng.controllers["b"].ready.is_set()
+    # and the engine says which PBX is down
+    web = TestClient(TestServer(make_app(redis=eng.redis, settings=settings)))
+    await web.start_server()
+    try:
+        async def healthz():
+            h = await (await web.get("/healthz")).json()
+            return h if {p["name"]: p["state"] for p in h["pbxs"]} == {"a": "disconnected", "b": "connected"} else None
+        await _until(healthz, 20, "/healthz never said PBX a is down")
+        text = await (await web.get("/metrics")).text()
+        assert 'ivr_pbx_up{pbx="a"} 0' in text and 'ivr_pbx_up{pbx="b"} 1' in text, text
+    finally:
+        await web.close()
+    # the citizen cut off with PBX a is recorded as a missed call, and called back through PBX b
+    cut = await _until(lambda: _summary_of(eng, CUT_OFF), 60, "no summary of the call cut off with PBX a")
+    assert cut["uniqueid"].startswith("pbx-a-") and cut["queue_status"] != "ANSWERED", cut
+    store = CallbackStore(eng.redis)
+
+    async def recorded():
+        return next((e for _, e in await store.audit.entries("-", "+")
+                     if e["kind"] == "recorded" and e.get("call") == cut["uniqueid"]), None)
+    entry = await _until(recorded, 60, f"the caller cut off with PBX a was not recorded: {cut}")
+    done = await _until(lambda: _closed(store, entry["id"]), 120, f"the cut-off caller's callback never closed: {entry}")
+    assert done["closed_reason"] == "reached" and done["last_seat"] in B_SEATS, done
+
+
+async def test_two_pbxs_a_missed_call_on_a_called_back_on_b_then_a_dies_and_b_carries_on(
+        redis, redis_url, project_home, tmp_path, monkeypatch):
+    started = time.monotonic()
+    agi_port, ami_a, ami_b = _free_port(), _free_port(), _free_port()
+    conf_a = _pbx(project_home, tmp_path / "a", "a", agi_port, ami_a)
+    conf_b = _pbx(project_home, tmp_path / "b", "b", agi_port, ami_b)
+    home = _home(project_home, tmp_path / "home", ami_b)
+    pbx_a, pbx_b = (subprocess.Popen([ASTERISK, "-C", str(c), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL) for c in (conf_a, conf_b))
+    monkeypatch.setenv("IVR_AMI_SECRET_B", "live-test-secret")
+    settings = load_settings({"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path / "ivr"), "IVR_REDIS_URL": redis_url,
+                              "IVR_AGI_LISTEN": f"127.0.0.1:{agi_port}", "IVR_HTTP_LISTEN": "127.0.0.1:0",
+                              "IVR_TIMEZONE": _midday_zone(),
+                              "IVR_AMI_URL": f"ami://ivr:live-test-secret@127.0.0.1:{ami_a}"})
+    eng = Engine(settings, redis, logs.get("live"))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = None
+    loggers: dict[str, AmiLogger] = {}
+    try:
+        for conf in (conf_a, conf_b):
+            await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        assert "Local/301@ivr-seats/n" in _cli(conf_b, "queue show general-q")
+        assert "No Members" in _cli(conf_a, "queue show general-q")          # nobody logged in on PBX a
+        for name, port in (("a", ami_a), ("b", ami_b)):
+            loggers[name] = AmiLogger(port)
+            await loggers[name].start()
+        task = asyncio.create_task(eng.run(stop, ready))
+        await asyncio.wait_for(ready.wait(), 20)
+
+        async def both_linked():
+            c = eng.controllers
+            return set(c) == {"a", "b"} and all(x.ready.is_set() for x in c.values())
+        await _until(both_linked, 60, f"the engine never linked to both PBXs: {eng.controllers}")
+        assert set(B_SEATS[:2]) <= set(eng.controllers["b"].model.seats) and not eng.controllers["a"].model.seats
+        await _missed_on_a_called_back_on_b(eng, conf_a, loggers)
+        print(f"missed call on a called back on b: {time.monotonic() - started:.1f} s")
+        await _a_dies_b_carries_on(eng, settings, conf_a, conf_b, pbx_a)
+        print(f"live two PBXs: {time.monotonic() - started:.1f} s")
+    finally:
+        for lg in loggers.values():
+            await lg.stop()
+        if task is not None:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+        for daemon in (pbx_a, pbx_b):
+            _stop(daemon)
