@@ -130,6 +130,7 @@ class SimChannel:
         self.commands: list[str] = []
         self.heard: list[str] = []   # the prompts played to the caller, in order (what a citizen hears)
         self.balked = False          # told a wait beyond their patience: they will not queue
+        self.balked_at_queue = False  # ... and hung up as Queue() started (not at a prompt before it)
         self.queue_calls: list[tuple[str, int, int]] = []
         self.queue_options: list[str] = []
         # where the dialplan runs AGI() and the application's arguments after the URL
@@ -315,7 +316,7 @@ class SimChannel:
         timeout_s = int(parts[4]) if len(parts) > 4 and parts[4].isdigit() else 0
         prio = int(self.vars.get("QUEUE_PRIO", "0") or 0)
         if self.balked and prio < 10:        # told too long a wait: hangs up rather than join the line
-            self.dead = True
+            self.dead = self.balked_at_queue = True
             return ["200 result=-1\n"]
         self.queue_calls.append((queue, prio, timeout_s))
         self.queue_options.append(parts[1] if len(parts) > 1 else "")

@@ -101,6 +101,7 @@ class CallRecord:
     # after a conversation: the key pressed for the rating, "" none (hung up); None: not offered (an
     # emergency call is never surveyed, flows/main.yaml; the engine records no survey for it either)
     survey: str | None = None
+    balked_at_queue: bool = False  # a balker who hung up as Queue() started (the engine records an abandon)
     wait_s: float | None = None
     wanted_person: bool = False
     leaves_after_policy: bool = False   # hangs up satisfied if the policy announcement plays
@@ -439,8 +440,11 @@ class Drill:
             rec.engine = ""
             self.pbx.trunk.release(ch.channel)           # the citizen hangs up: the line is free
         cmds = ch.commands
+        # as the engine counts it (flow/interpreter.py): queued, told the wait, offered an early callback
+        # (taken or not), registered because lines ran low, or left a message
         rec.wanted_person = (bool(ch.queue_calls) or ch.balked or run.refused
-                             or any(c.startswith("RECORD") for c in cmds))
+                             or any(c.startswith("RECORD") or "admission-offer" in c or "callback-confirmed" in c
+                                    or "lines-busy-registered" in c for c in cmds))
         if rec.outcome == "answered":
             return
         if run.refused:                          # recorded by the dialplan, then busy: a callback is due
@@ -460,6 +464,7 @@ class Drill:
             rec.outcome = "message"
         elif ch.balked:
             rec.outcome = "balked"            # told a wait beyond their patience: hung up rather than wait
+            rec.balked_at_queue = ch.balked_at_queue
         elif ch.queue_calls:
             rec.outcome = "abandoned"
         else:
@@ -1056,14 +1061,18 @@ class Drill:
         summaries = [read_summary(f) for _, f in stream_entries(await redis.xrange(keys.CALLS))]
         start, end = self.clock.engine.start, self.clock.engine.now() + 1
         f = figures_of(summaries, [], start, end, dt.UTC, now=end)
-        return {k: f[k] for k in ("offered", "answered", "answered_within_15s", "answered_within_15s_rate",
-                                  "abandoned_within_15s", "satisfaction_rate", "survey")}
+        live = f["per_kind"].get("live", {})
+        # the period's survey is of every kind (after callbacks, follow-ups too): the live calls' own beside it
+        return {**{k: f[k] for k in ("offered", "answered", "answered_within_15s", "answered_within_15s_rate",
+                                     "abandoned_within_15s", "satisfaction_rate", "survey")},
+                "live_survey": live.get("survey"), "live_satisfaction_rate": live.get("satisfaction_rate")}
 
     def _line_report(self, calls: list[CallRecord], records: list[dict], recorded: set) -> dict:
         """Lines, the standard's rates, the seats a 95 % answer rate needs and
         the wait estimates' accuracy (docs/drill.md says what each means)."""
         trunk = self.pbx.trunk
-        light = [scores.Call(c.number, c.at, c.redial, c.outcome, c.wait_s, c.wanted_person, c.survey) for c in calls]
+        light = [scores.Call(c.number, c.at, c.redial, c.outcome if c.outcome != "balked" or c.balked_at_queue
+                             else "left_in_flow", c.wait_s, c.wanted_person, c.survey) for c in calls]
         quick, rate15 = scores.answered_within(light, self.blocked)
         national = scores.national(light, self.blocked, self.duration_s)
         only_busy = self.dialled - {c.number for c in calls}
