@@ -38,7 +38,7 @@ def _dialogue(exchange):
     """[(engine command, [asterisk lines answering it])] after the header."""
     out = []
     started = False
-    for e in exchange:
+    for e in (e for e in exchange if "from" in e):       # not the capture's own events ("closed")
         if e["from"] == "engine":
             started = True
             out.append((e["raw"].rstrip("\n"), []))
