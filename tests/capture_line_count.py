@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.test_live_asterisk import ASTERISK, _asterisk_tree, _cli, _free_port
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, cli, free_port, start_pbx, stop_pbx
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES = 3000
@@ -59,7 +58,7 @@ class RawAmi:
 
 async def _until(conf: Path, command: str, text: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
-    while text not in await asyncio.to_thread(_cli, conf, command):
+    while text not in await asyncio.to_thread(cli, conf, command):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{command!r} never showed {text!r}")
         await asyncio.sleep(0.5)
@@ -67,24 +66,23 @@ async def _until(conf: Path, command: str, text: str, timeout_s: float = 60) -> 
 
 async def capture(tmp: Path, project_home: Path = ROOT) -> list[dict]:
     assert ASTERISK is not None, "no asterisk binary on PATH"
-    ami_port = _free_port()
-    conf = _asterisk_tree(project_home, tmp, _free_port(), ami_port)   # nobody listens on the AGI port
+    ami_port = free_port()
+    conf = asterisk_tree(project_home, tmp, free_port(), ami_port)   # nobody listens on the AGI port
     ext = tmp / "etc" / "extensions.conf"
     text = ext.read_text().replace("IVR_TRUNK = PJSIP/trunk", "IVR_TRUNK = Local")
     text = text.replace("IVR_LINES = 0", f"IVR_LINES = {LINES}")
     text = text.replace("Dial(${IVR_TRUNK}/${EXTEN},${IVR_CB_RING_S}", "Dial(${IVR_TRUNK}/${EXTEN}@test-far,${IVR_CB_RING_S}")
     ext.write_text(text + FAR_END)
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    daemon = start_pbx(conf)
     log: list[dict] = [{"banner": ""}]
     try:
-        await _until(conf, "queue show general-q", "general-q has")
+        await booted(conf)
         reader, writer = await asyncio.open_connection("127.0.0.1", ami_port)
         log[0]["banner"] = (await reader.readline()).decode()
         ami = RawAmi(reader, writer, log)
         await ami.act(Action="Login", Username="ivr", Secret="live-test-secret", Events="off")
         for seat in ("101", "102", "109"):                          # nobody answers: the citizens wait
-            await asyncio.to_thread(_cli, conf, f"queue pause member Local/{seat}@ivr-seats/n")
+            await asyncio.to_thread(cli, conf, f"queue pause member Local/{seat}@ivr-seats/n")
         await ami.act(Action="Getvar", Variable="GROUP_COUNT(trunk@ivr)")          # 0: nobody on a line
         await ami.act(Action="Getvar", Variable="IVR_LINES")                        # the [globals] total
         for n in ("1", "2"):
@@ -102,17 +100,13 @@ async def capture(tmp: Path, project_home: Path = ROOT) -> list[dict]:
         await ami.act(Action="Getvar", Variable="NOSUCHVARIABLE")
         await ami.act(Action="Getvar", Channel="Local/nosuchchannel", Variable="IVR_LINES")
         await ami.act(Action="Getvar")
-        await asyncio.to_thread(_cli, conf, "channel request hangup all")
+        await asyncio.to_thread(cli, conf, "channel request hangup all")
         await _until(conf, "group show channels", "0 active channels", 30)
         await ami.act(Action="Getvar", Variable="GROUP_COUNT(trunk@ivr)")          # 0 again
         await ami.act(Action="Logoff")
         writer.close()
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)
     return log
 
 

@@ -279,6 +279,59 @@ async def test_a_first_resync_that_times_out_is_retried_until_the_link_is_ready(
         await server.stop()
 
 
+async def test_a_pbx_still_starting_is_not_read_as_an_empty_one(redis, monkeypatch):
+    """A real Asterisk 22 takes AMI logins before app_queue has loaded and
+    answers QueueStatus with "Invalid/unknown command" until it is fully
+    booted (fixture ami/session-booting.json: FullyBooted came 0.12 s later).
+    panoramisk never completes a list action answered with an Error, so the
+    engine reconnecting while its PBX restarts waited out its resync timeout
+    (10 s), logged it as a PBX too busy to answer, and tried again 2 s later:
+    no live figures, callbacks or seat actions on a PBX that was up. The
+    refusal must be seen at once, and FullyBooted must bring the resync."""
+    monkeypatch.setattr(ctl_mod, "RESYNC_RETRY_S", 60.0)     # only FullyBooted may bring the resync
+    server = SimAmiServer(shipped_pbx())
+    server.booting = True
+    await server.start()
+    controller = AmiController(host="127.0.0.1", port=server.port, username="ivr", secret="ivrsecret",
+                               model=LiveModel(emergency_queues=["emergency-q"]), redis=redis, log=LOG,
+                               publish_s=0.05, ping_s=30)
+    await controller.start()
+    try:
+        await until(lambda: any(a.get("Action") == "QueueStatus" for a in server.actions))
+        await asyncio.sleep(0.3)
+        assert controller.logged_in and not controller.ready.is_set(), controller.model.seats
+        assert controller._answer is None, "the refused QueueStatus is still awaited"
+        server.boot()
+        await asyncio.wait_for(controller.ready.wait(), 5)
+        assert len(controller.model.seats) == 3 and {"general-q", "emergency-q"} <= controller.model.queue_names
+        assert controller.resyncs == 1
+    finally:
+        await controller.stop()
+        await server.stop()
+
+
+def test_the_simulated_pbx_answers_a_client_of_a_starting_pbx_as_asterisk_does():
+    """The booting answers of the simulated AMI against the real capture."""
+    from tests.ami_transcripts import load
+    real = load("session-booting")
+    server = SimAmiServer(shipped_pbx())
+    server.booting = True
+    answers = {m["action"]["Action"]: m["msg"] for m in real if "action" in m
+               and m["action"]["Action"] in ("QueueStatus", "Originate") and m["msg"]["Response"] == "Error"}
+    assert set(answers) == {"QueueStatus", "Originate"}
+    for action, want in answers.items():
+        got = dict(server._answer({"Action": action, "ActionID": "x"}, _Writer(server))[0])
+        assert (got["Response"], got["Message"]) == (want["Response"], want["Message"]), got
+    # after the boot, FullyBooted comes as an event, and QueueStatus is answered
+    events = [m["msg"].get("Event") for m in real if "Event" in m["msg"]]
+    assert events[0] == "FullyBooted" and events[-1] == "QueueStatusComplete"
+
+
+class _Writer:
+    def __init__(self, server):
+        server.clients.add(self)
+
+
 async def test_events_right_after_a_queue_status_answer_are_not_lost_to_the_rebuild(ami):
     """A QueueStatus answer is the PBX at one moment; a seat connected to a
     caller just after it is busy. Those events reach the link in the same read

@@ -7,7 +7,6 @@ with a callback open who dials again hears that they are registered and where
 they stand, and is not queued again."""
 
 import json
-import subprocess
 import time
 
 import pytest
@@ -16,7 +15,7 @@ from ivr.callback.store import CallbackStore
 from ivr.calls.service import read_summary
 from ivr.contingency.store import ContingencyStore
 from ivr.redisdb import keys
-from tests.test_live_asterisk import ASTERISK, _asterisk_tree, _cli, _free_port, _until_cli
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, cli, free_port, start_pbx, stop_pbx, until_cli
 from tests.test_live_lines import _start_engine, _until
 
 pytestmark = [pytest.mark.live_asterisk,
@@ -34,18 +33,17 @@ async def _summary(engine, redis, number: str) -> dict | None:
 
 async def test_a_peak_caller_is_told_the_wait_offered_a_callback_and_a_registered_one_is_not_queued_again(
         redis, redis_url, project_home, tmp_path):
-    agi_port, ami_port = _free_port(), _free_port()
-    conf = _asterisk_tree(project_home, tmp_path, agi_port, ami_port)
+    agi_port, ami_port = free_port(), free_port()
+    conf = asterisk_tree(project_home, tmp_path, agi_port, ami_port)
     ext = tmp_path / "etc" / "extensions.conf"      # a citizen who waits long enough to hear it all
     ext.write_text(ext.read_text() + "\n[test-patient]\nexten => s,1,Answer()\n same => n,Wait(240)\n"
                                      " same => n,Hangup()\n")
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    daemon = start_pbx(conf)
     stop_engine = None
     try:
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        await booted(conf)
         for seat in ("101", "102", "109"):
-            _cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
+            cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
         engine, stop_engine = await _start_engine(redis, redis_url, project_home, tmp_path / "ivr", agi_port,
                                                   ami_port)
         for n in ("1", "2", "3"):                 # level 0: straight into the queue, where they wait
@@ -59,9 +57,9 @@ async def test_a_peak_caller_is_told_the_wait_offered_a_callback_and_a_registere
         await _until(three_waiting, 60, f"the outlook never showed 3 waiting: {engine.live.outlook}")
         await ContingencyStore(redis).set_level(2, by="live-test", reason="高峰", how="manual", now=time.time())
         # level 2 calls seats in (front-line unpaused, back-office added): keep every one of them busy elsewhere
-        await _until_cli(conf, "queue show general-q", lambda out: "Local/202@ivr-seats/n" in out, 30)
+        await until_cli(conf, "queue show general-q", lambda out: "Local/202@ivr-seats/n" in out, 30)
         for seat in ("101", "102", "109", "201", "202"):
-            _cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
+            cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
 
         async def long_wait():
             return engine.live.outlook.get("general-q", {}).get(0, (0, 0.0, 0.0))[1] > 60
@@ -75,7 +73,7 @@ async def test_a_peak_caller_is_told_the_wait_offered_a_callback_and_a_registere
             return any(w.number == "13900000004" for w in engine.controller.model.waiting.values()) or \
                 await _summary(engine, redis, "13900000004")
         await _until(fourth_queued, 180, "the fourth citizen never reached the queue")
-        _cli(conf, "channel request hangup all")
+        cli(conf, "channel request hangup all")
         s4 = await _until(lambda: _summary(engine, redis, "13900000004"), 30, "no summary of the fourth call")
         assert s4["level"] == "2" and s4["admission_offered"] == "1" and s4["callback_accepted"] == "0", \
             json.dumps(s4, ensure_ascii=False)
@@ -101,8 +99,4 @@ async def test_a_peak_caller_is_told_the_wait_offered_a_callback_and_a_registere
     finally:
         if stop_engine is not None:
             await stop_engine()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)

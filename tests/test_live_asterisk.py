@@ -6,12 +6,7 @@ engine's AMI controller sees it all."""
 
 import asyncio
 import json
-import os
-import shutil
-import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,79 +15,15 @@ from ivr.calls.service import read_summary
 from ivr.redisdb import keys
 from ivr.runtime.engine import Engine
 from ivr.settings import load_settings
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, cli, free_port, start_pbx, stop_pbx, until_cli
 
-ASTERISK = shutil.which("asterisk")
 pytestmark = [pytest.mark.live_asterisk,
               pytest.mark.skipif(ASTERISK is None, reason="no asterisk binary on PATH")]
 
-TEST_CONTEXTS = """
-; -- test only: a seat that answers, and a caller who waits --
-[default]
-exten => _1XX,1,Answer()
- same => n,Wait(2)
- same => n,Hangup()
-
-[test-caller]
-exten => s,1,Answer()
- same => n,Wait(90)
- same => n,Hangup()
-
-[test-citizen]
-; Local/N@test-citizen: the ;2 side is a citizen 1390000000N dialling 12345
-exten => _X,1,Set(CALLERID(num)=1390000000${EXTEN})
- same => n,Goto(ivr-12345,12345,1)
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _asterisk_tree(project_home: Path, tmp: Path, agi_port: int, ami_port: int) -> Path:
-    prefix = Path(os.path.realpath(ASTERISK)).parent.parent
-    etc = tmp / "etc"
-    etc.mkdir()
-    for name in ("queues.conf", "musiconhold.conf"):
-        shutil.copy(project_home / "asterisk" / name, etc / name)
-    ext = (project_home / "asterisk" / "extensions.conf").read_text()
-    ext = ext.replace("IVR_ENGINES = agi://127.0.0.1:4573", f"IVR_ENGINES = agi://127.0.0.1:{agi_port}")
-    ext = ext.replace("IVR_SEAT_TECH = PJSIP", "IVR_SEAT_TECH = Local")
-    (etc / "extensions.conf").write_text(ext + TEST_CONTEXTS)
-    mgr = (project_home / "asterisk" / "manager.conf").read_text()
-    (etc / "manager.conf").write_text(mgr.replace("port = 5038", f"port = {ami_port}")
-                                      .replace("change-this-secret", "live-test-secret"))
-    (etc / "modules.conf").write_text("[modules]\nautoload = yes\nnoload = chan_sip.so\n")
-    (etc / "logger.conf").write_text("[logfiles]\nmessages => notice,warning,error\n")
-    data = tmp / "data"
-    (data / "sounds").mkdir(parents=True)
-    (data / "sounds" / "12345").symlink_to(project_home / "prompts")
-    (data / "sounds" / "zh").mkdir()             # README's installation: Asterisk's Mandarin number words
-    (data / "sounds" / "zh" / "digits").symlink_to(project_home / "prompts" / "lang-zh" / "digits")
-    # documentation and the rest of the data dir: under the prefix, or /var/lib for a /usr install
-    installed = next((d for d in (prefix / "var" / "lib" / "asterisk", Path("/var/lib/asterisk")) if d.is_dir()),
-                     prefix / "var" / "lib" / "asterisk")
-    for entry in installed.iterdir() if installed.is_dir() else ():
-        if entry.name != "sounds":
-            (data / entry.name).symlink_to(entry)
-    for d in ("run", "log", "spool", "lib", "db", "keys", "agi"):
-        (tmp / d).mkdir()
-    conf = etc / "asterisk.conf"
-    conf.write_text(
-        "[directories]\n"
-        f"astetcdir => {etc}\nastmoddir => {prefix}/lib/asterisk/modules\nastvarlibdir => {tmp}/lib\n"
-        f"astdbdir => {tmp}/db\nastkeydir => {tmp}/keys\nastdatadir => {data}\nastagidir => {tmp}/agi\n"
-        f"astspooldir => {tmp}/spool\nastrundir => {tmp}/run\nastlogdir => {tmp}/log\n"
-        f"astsbindir => {prefix}/sbin\n[options]\nnofork = yes\n")
-    return conf
-
-
 async def test_a_real_call_through_the_shipped_dialplan(redis, redis_url, project_home, tmp_path):
-    agi_port, ami_port = _free_port(), _free_port()
-    conf = _asterisk_tree(project_home, tmp_path, agi_port, ami_port)
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    agi_port, ami_port = free_port(), free_port()
+    conf = asterisk_tree(project_home, tmp_path, agi_port, ami_port)
+    daemon = start_pbx(conf)
     settings = load_settings({"IVR_HOME": str(project_home), "IVR_DATA_DIR": str(tmp_path / "ivr"),
                               "IVR_REDIS_URL": redis_url, "IVR_AGI_LISTEN": f"127.0.0.1:{agi_port}",
                               "IVR_HTTP_LISTEN": "127.0.0.1:0",
@@ -126,26 +57,7 @@ async def test_a_real_call_through_the_shipped_dialplan(redis, redis_url, projec
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-
-
-def _cli(conf: Path, command: str) -> str:
-    return subprocess.run([ASTERISK, "-C", str(conf), "-rx", command], capture_output=True, text=True,
-                          timeout=20).stdout
-
-
-async def _until_cli(conf: Path, command: str, pred, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        out = await asyncio.to_thread(_cli, conf, command)
-        if pred(out):
-            return out
-        assert time.monotonic() < deadline, f"{command!r} never matched: {out}"
-        await asyncio.sleep(0.5)
+        stop_pbx(daemon)
 
 
 async def test_engine_killed_during_the_greeting_the_caller_still_reaches_a_seat(redis_url, project_home, tmp_path):
@@ -154,29 +66,24 @@ async def test_engine_killed_during_the_greeting_the_caller_still_reaches_a_seat
     from tests.engine_proc import EngineProcess
 
     engine = EngineProcess(redis_url, tmp_path / "ivr")
-    ami_port = _free_port()
-    conf = _asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    ami_port = free_port()
+    conf = asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)
+    daemon = start_pbx(conf)
     try:
         await engine.start()
-        await _until_cli(conf, "core show version", lambda out: "Asterisk" in out, 60)
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
-        out = _cli(conf, "channel originate Local/s@test-caller extension 12345@ivr-12345")
+        await until_cli(conf, "core show version", lambda out: "Asterisk" in out, 60)
+        await booted(conf)
+        out = cli(conf, "channel originate Local/s@test-caller extension 12345@ivr-12345")
         assert "rror" not in out, out
         await asyncio.sleep(3)                     # the 7 s greeting is playing
         assert engine.proc.poll() is None
         engine.kill()
         # the citizen reaches general-q and a seat answers: one completed call
-        out = await _until_cli(conf, "queue show general-q", lambda out: "C:1," in out, 60)
+        out = await until_cli(conf, "queue show general-q", lambda out: "C:1," in out, 60)
         assert "A:0" in out, out
     finally:
         engine.stop()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)
 
 
 async def test_engine_killed_while_callers_wait_their_missed_calls_are_still_recorded(redis, redis_url, project_home,
@@ -187,28 +94,27 @@ async def test_engine_killed_while_callers_wait_their_missed_calls_are_still_rec
     from ivr.callback.store import CallbackStore
     from tests.engine_proc import EngineProcess
 
-    ami_port = _free_port()
+    ami_port = free_port()
     engine = EngineProcess(redis_url, tmp_path / "ivr", leader=True,
                            IVR_AMI_URL=f"ami://ivr:live-test-secret@127.0.0.1:{ami_port}")
-    conf = _asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    conf = asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)
+    daemon = start_pbx(conf)
     restarted = None
     try:
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        await booted(conf)
         for seat in ("101", "102", "109"):                    # nobody free: the citizens wait
-            _cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
+            cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
         await engine.start()
         for n in ("1", "2"):
-            _cli(conf, f"channel originate Local/{n}@test-citizen extension s@test-caller")
-        await _until_cli(conf, "queue show general-q", lambda out: "has 2 calls" in out, 120)
+            cli(conf, f"channel originate Local/{n}@test-citizen extension s@test-caller")
+        await until_cli(conf, "queue show general-q", lambda out: "has 2 calls" in out, 120)
         engine.kill()
         restarted = await EngineProcess(redis_url, tmp_path / "ivr2", leader=True,
                                         IVR_AMI_URL=f"ami://ivr:live-test-secret@127.0.0.1:{ami_port}").start()
         await asyncio.sleep(10)                                # the new leader logs in to AMI (lock lease 6 s)
-        out = _cli(conf, "queue show general-q")
+        out = cli(conf, "queue show general-q")
         assert "has 2 calls" in out, out                       # still waiting although their engine died
-        _cli(conf, "channel request hangup all")
+        cli(conf, "channel request hangup all")
         store = CallbackStore(redis)
         deadline = time.monotonic() + 60
         while True:
@@ -222,11 +128,7 @@ async def test_engine_killed_while_callers_wait_their_missed_calls_are_still_rec
         engine.stop()
         if restarted is not None:
             restarted.stop()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)
 
 
 async def test_the_shipped_dialplan_counts_trunk_lines_for_the_engine(tmp_path, project_home):

@@ -23,7 +23,6 @@ tests/fixtures/asterisk-22/ (``agi/callback-seat-hangs-up-then-survey.json``,
 import asyncio
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import pytest
 
 from ivr.callback.store import CallbackStore
 from ivr.callback.trail import read_trail
-from tests.test_live_asterisk import ASTERISK, _asterisk_tree, _free_port, _until_cli
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, free_port, start_pbx, stop_pbx
 from tests.test_live_lines import _start_engine, _until
 
 pytestmark = [pytest.mark.live_asterisk,
@@ -191,16 +190,15 @@ def _cmds(session: dict) -> list[tuple[str, str]]:
 async def test_after_a_callback_the_seat_hangs_up_and_the_citizen_stays_on_the_line_to_rate(
         redis, redis_url, project_home, tmp_path):
     started = time.monotonic()
-    engine_port, ami_port = _free_port(), _free_port()
+    engine_port, ami_port = free_port(), free_port()
     recorder = AgiRecorder(engine_port)
     await recorder.start()
-    conf = _asterisk_tree(project_home, tmp_path, recorder.port, ami_port)
+    conf = asterisk_tree(project_home, tmp_path, recorder.port, ami_port)
     _shipped_with_far_end(conf)
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    daemon = start_pbx(conf)
     stop_engine = ami = None
     try:
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        await booted(conf)
         ami = AmiLogger(ami_port)
         await ami.start()
         engine, stop_engine = await _start_engine(redis, redis_url, project_home, tmp_path / "ivr", engine_port,
@@ -229,11 +227,7 @@ async def test_after_a_callback_the_seat_hangs_up_and_the_citizen_stays_on_the_l
         if ami is not None:
             await ami.stop()
         await recorder.stop()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)
 
     # what Asterisk did: the survey ran on the citizen's channel, after the seat had hung up
     surveys = [s for s in recorder.sessions if s["env"].get("agi_network_script") == "callback_survey"]

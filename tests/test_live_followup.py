@@ -14,7 +14,6 @@ so that the test runs at any hour."""
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 from ivr.callback.followup import Candidate, FollowupStore, audit_id
 from ivr.callback.trail import read_trail
 from tests.conftest import copy_project
-from tests.test_live_asterisk import ASTERISK, _asterisk_tree, _free_port, _until_cli
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, free_port, start_pbx, stop_pbx
 from tests.test_live_callback_survey import AgiRecorder, AmiLogger, _cmds
 from tests.test_live_lines import _start_engine, _until
 
@@ -62,10 +61,10 @@ async def test_a_follow_up_batch_is_called_without_a_seat_and_kept(redis, redis_
     policy = home / "callback" / "policy.yaml"
     policy.write_text(policy.read_text().replace('calling_hours: ["08:00", "21:00"]',
                                                  'calling_hours: ["00:00", "23:59"]'))
-    engine_port, ami_port = _free_port(), _free_port()
+    engine_port, ami_port = free_port(), free_port()
     recorder = AgiRecorder(engine_port)
     await recorder.start()
-    conf = _asterisk_tree(home, tmp_path, recorder.port, ami_port)
+    conf = asterisk_tree(home, tmp_path, recorder.port, ami_port)
     ext = conf.parent / "extensions.conf"
     text = ext.read_text()
     dial = "Dial(${IVR_TRUNK}/${EXTEN},${IVR_CB_RING_S},b(ivr-trunk-line^s^1))"
@@ -74,11 +73,10 @@ async def test_a_follow_up_batch_is_called_without_a_seat_and_kept(redis, redis_
     text = text.replace("IVR_CB_RING_S = 40", "IVR_CB_RING_S = 8", 1)
     text = text.replace(dial, dial.replace("${EXTEN},", "${EXTEN}@test-far,"))
     ext.write_text(text + FAR)
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    daemon = start_pbx(conf)
     stop_engine = ami = None
     try:
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        await booted(conf)
         ami = AmiLogger(ami_port)
         await ami.start()
         # where Asterisk writes the voice comments: the engine's messages folder, shared with the PBX
@@ -121,11 +119,7 @@ async def test_a_follow_up_batch_is_called_without_a_seat_and_kept(redis, redis_
             (tmp_path / "ami.json").write_text(json.dumps(ami.log, ensure_ascii=False))
             (tmp_path / "agi.json").write_text(json.dumps(recorder.sessions, ensure_ascii=False))
         await recorder.stop()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)
     sessions = [x for x in recorder.sessions if x["env"].get("agi_network_script") == "followup"]
     assert len(sessions) == 2, [x["env"] for x in recorder.sessions]        # the one away never ran the flow
     env = sessions[0]["env"]

@@ -7,7 +7,6 @@ AMI. Then, with no engine on the AMI link, a fourth is refused: the PBX keeps
 the record (AstDB) and the next engine records it when it logs in."""
 
 import asyncio
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from ivr.redisdb import keys
 from ivr.runtime.engine import Engine
 from ivr.services import status as status_service
 from ivr.settings import load_settings
-from tests.test_live_asterisk import ASTERISK, _asterisk_tree, _cli, _free_port, _until_cli
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, cli, free_port, start_pbx, stop_pbx, until_cli
 
 pytestmark = [pytest.mark.live_asterisk,
               pytest.mark.skipif(ASTERISK is None, reason="no asterisk binary on PATH")]
@@ -56,19 +55,18 @@ async def _until(cond, timeout_s: float, what: str):
 
 
 async def test_the_third_caller_hears_busy_and_is_called_back(redis, redis_url, project_home, tmp_path):
-    agi_port, ami_port = _free_port(), _free_port()
-    conf = _asterisk_tree(project_home, tmp_path, agi_port, ami_port)
+    agi_port, ami_port = free_port(), free_port()
+    conf = asterisk_tree(project_home, tmp_path, agi_port, ami_port)
     ext = tmp_path / "etc" / "extensions.conf"
     text = ext.read_text()
     assert "IVR_LINES = 0 " in text
     ext.write_text(text.replace("IVR_LINES = 0 ", "IVR_LINES = 2 ", 1))          # only [globals] changed
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    daemon = start_pbx(conf)
     stop_engine = None
     try:
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        await booted(conf)
         for seat in ("101", "102", "109"):                    # nobody free: the admitted citizens wait
-            _cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
+            cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
         engine, stop_engine = await _start_engine(redis, redis_url, project_home, tmp_path / "ivr", agi_port,
                                                   ami_port)
         model = engine.controller.model
@@ -118,31 +116,27 @@ async def test_the_third_caller_hears_busy_and_is_called_back(redis, redis_url, 
         assert (rec["reason"], rec["kind"], rec["calls"]) == ("lines_full", "ordinary", "1")
         assert await store.open_record("13900000001") is None   # still waiting: nothing missed yet
         assert await redis.get(keys.lines_blocked("main")) == "1"
-        assert "0 results found" in await _until_cli(conf, "database show ivr_blocked",
+        assert "0 results found" in await until_cli(conf, "database show ivr_blocked",
                                                      lambda out: "0 results found" in out, 20)
         got = await _until(lambda: in_use(2), 10, f"lines in use changed: {lines()}")   # the busy one left
 
         # no engine on the AMI link: the dialplan still records a refused caller, in AstDB
         await stop_engine()
         stop_engine = None
-        _cli(conf, "channel originate Local/4@test-citizen extension s@test-caller")
-        out = await _until_cli(conf, "database show ivr_blocked", lambda out: "1 results found" in out, 20)
+        cli(conf, "channel originate Local/4@test-citizen extension s@test-caller")
+        out = await until_cli(conf, "database show ivr_blocked", lambda out: "1 results found" in out, 20)
         assert "|13900000004" in out
         engine, stop_engine = await _start_engine(redis, redis_url, project_home, tmp_path / "ivr2", agi_port,
                                                   ami_port)
         rec = await _until(lambda: recorded("13900000004"), 30, "the refused caller's record was not read")
         assert rec["reason"] == "lines_full"
-        await _until_cli(conf, "database show ivr_blocked", lambda out: "0 results found" in out, 20)
+        await until_cli(conf, "database show ivr_blocked", lambda out: "0 results found" in out, 20)
         assert await redis.get(keys.lines_blocked("main")) == "2"
 
-        _cli(conf, "channel request hangup all")
+        cli(conf, "channel request hangup all")
         model = engine.controller.model
         await _until(lambda: in_use(0), 30, f"the lines were never given back: {lines()}")
     finally:
         if stop_engine is not None:
             await stop_engine()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)

@@ -8,11 +8,10 @@ prompts still play on the zh channel. The PBX's verbose log (level 3) is the
 observation: app_queue and the file player write what they played."""
 
 import re
-import subprocess
 
 import pytest
 
-from tests.test_live_asterisk import ASTERISK, _asterisk_tree, _cli, _free_port, _until_cli
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, cli, free_port, start_pbx, stop_pbx, until_cli
 from tests.test_live_lines import _start_engine, _until
 
 pytestmark = [pytest.mark.live_asterisk,
@@ -29,8 +28,8 @@ def _played(log: str, channel: str) -> list[str]:
 
 async def test_a_waiting_citizen_hears_their_place_in_mandarin_on_joining_and_at_intervals(
         redis, redis_url, project_home, tmp_path):
-    agi_port, ami_port = _free_port(), _free_port()
-    conf = _asterisk_tree(project_home, tmp_path, agi_port, ami_port)
+    agi_port, ami_port = free_port(), free_port()
+    conf = asterisk_tree(project_home, tmp_path, agi_port, ami_port)
     queues = tmp_path / "etc" / "queues.conf"
     general, emergency = queues.read_text().split("[emergency-q]")
     general, changed = re.subn(r"^((?:min-)?announce-frequency) = \d+$", rf"\1 = {INTERVAL_S}", general, flags=re.M)
@@ -41,14 +40,13 @@ async def test_a_waiting_citizen_hears_their_place_in_mandarin_on_joining_and_at
     ext = tmp_path / "etc" / "extensions.conf"      # citizens who wait long enough to hear it twice
     ext.write_text(ext.read_text() + "\n[test-patient]\nexten => s,1,Answer()\n same => n,Wait(240)\n"
                                      " same => n,Hangup()\n")
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    daemon = start_pbx(conf)
     full = tmp_path / "log" / "full"
     stop_engine = None
     try:
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        await booted(conf)
         for seat in ("101", "102", "109"):
-            _cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
+            cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
         engine, stop_engine = await _start_engine(redis, redis_url, project_home, tmp_path / "ivr", agi_port,
                                                   ami_port)
         for n in ("1", "2"):
@@ -56,7 +54,7 @@ async def test_a_waiting_citizen_hears_their_place_in_mandarin_on_joining_and_at
                 "Channel": f"Local/{n}@test-citizen", "Context": "test-patient", "Exten": "s", "Priority": "1",
                 "ActionID": f"pos-{n}"})
             assert res.ok, res.message
-            await _until_cli(conf, "queue show general-q", lambda out, n=n: f"has {n} call" in out, 120)
+            await until_cli(conf, "queue show general-q", lambda out, n=n: f"has {n} call" in out, 120)
 
         async def told_twice():
             log = full.read_text(errors="replace") if full.exists() else ""
@@ -65,13 +63,9 @@ async def test_a_waiting_citizen_hears_their_place_in_mandarin_on_joining_and_at
         log = await _until(told_twice, 120, "Asterisk never told the second citizen their place twice")
     finally:
         if stop_engine is not None:
-            _cli(conf, "channel request hangup all")
+            cli(conf, "channel request hangup all")
             await stop_engine()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)
     channel = re.search(r"Told (\S+) in general-q their queue position \(which was 2\)", log)[1]
     played = _played(log, channel)
     place = ["12345/queue/queue-place (zh)", "digits/2 (zh)", "12345/queue/queue-callers (zh)",

@@ -13,15 +13,13 @@ engine came back."""
 import asyncio
 import shutil
 import socket
-import subprocess
 import time
 
 import pytest
 
 from ivr.redisdb import keys
-from tests.test_live_asterisk import _asterisk_tree, _cli, _free_port, _until_cli
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, cli, free_port, start_pbx, stop_pbx, until_cli
 
-ASTERISK = shutil.which("asterisk")
 pytestmark = [pytest.mark.live_asterisk,
               pytest.mark.skipif(ASTERISK is None, reason="no asterisk binary on PATH")]
 
@@ -51,22 +49,21 @@ async def test_a_caller_answered_while_the_engine_was_dead_is_not_called_back(re
                                                                              tmp_path):
     from tests.engine_proc import EngineProcess
 
-    ami_port = _free_port()
+    ami_port = free_port()
     queue_log = tmp_path / "log" / "queue_log"
     env = {"IVR_AMI_URL": f"ami://ivr:live-test-secret@127.0.0.1:{ami_port}", "IVR_QUEUE_LOG": str(queue_log)}
     engine = EngineProcess(redis_url, tmp_path / "ivr", leader=True, **env)
-    conf = _asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)
+    conf = asterisk_tree(project_home, tmp_path, engine.agi_port, ami_port)
     # the shipped logger.conf, as a site installs it: queue_log on
     shutil.copy(project_home / "asterisk" / "logger.conf", conf.parent / "logger.conf")
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    daemon = start_pbx(conf)
     restarted = None
     try:
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        await booted(conf)
         await engine.start()
         await _until(lambda: redis.exists(keys.AMI_LEADER), 30, "the first engine never took the leader role")
         await _until(lambda: redis.scard(keys.PBX_RECORD_NAMES), 30, "the leader never read queue_log")
-        out = _cli(conf, "channel originate Local/1@test-citizen extension s@test-caller")
+        out = cli(conf, "channel originate Local/1@test-citizen extension s@test-caller")
         assert "rror" not in out, out
 
         async def live_call():
@@ -75,10 +72,10 @@ async def test_a_caller_answered_while_the_engine_was_dead_is_not_called_back(re
         await asyncio.sleep(2)                          # in the greeting (7 s)
         engine.kill()
         # no engine: the shipped dialplan queues the citizen and a seat answers (talks 2 s)
-        await _until_cli(conf, "queue show general-q", lambda out: "C:1," in out, 60)
+        await until_cli(conf, "queue show general-q", lambda out: "C:1," in out, 60)
         assert "CONNECT" in queue_log.read_text(), queue_log.read_text()
         # and the file is rotated before anyone read those lines: they are in queue_log.0 now
-        _cli(conf, "logger rotate")
+        cli(conf, "logger rotate")
         rotated = [p for p in queue_log.parent.iterdir() if p.name.startswith("queue_log.")]
         assert rotated and "CONNECT" in rotated[0].read_text() and "CONNECT" not in queue_log.read_text()
 
@@ -100,11 +97,7 @@ async def test_a_caller_answered_while_the_engine_was_dead_is_not_called_back(re
         engine.stop()
         if restarted is not None:
             restarted.stop()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)
 
 
 async def _not(aw) -> bool:
@@ -118,7 +111,7 @@ async def test_a_caller_who_abandoned_while_no_engine_ran_is_recorded(redis, red
     from ivr.callback.store import CallbackStore
     from tests.engine_proc import EngineProcess
 
-    ami_port = _free_port()
+    ami_port = free_port()
     queue_log = tmp_path / "log" / "queue_log"
     engine = EngineProcess(redis_url, tmp_path / "ivr", leader=True,
                            IVR_AMI_URL=f"ami://ivr:live-test-secret@127.0.0.1:{ami_port}",
@@ -127,18 +120,17 @@ async def test_a_caller_who_abandoned_while_no_engine_ran_is_recorded(redis, red
     # AGI() fails there (connection refused) whatever else runs on this machine
     refused = socket.socket()
     refused.bind(("127.0.0.1", 0))
-    conf = _asterisk_tree(project_home, tmp_path, refused.getsockname()[1], ami_port)
+    conf = asterisk_tree(project_home, tmp_path, refused.getsockname()[1], ami_port)
     shutil.copy(project_home / "asterisk" / "logger.conf", conf.parent / "logger.conf")
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    daemon = start_pbx(conf)
     try:
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        await booted(conf)
         for seat in ("101", "102", "109"):                    # nobody free: the citizen waits
-            _cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
-        _cli(conf, "channel originate Local/2@test-citizen extension s@test-caller")
-        await _until_cli(conf, "queue show general-q", lambda out: "has 1 call" in out, 60)
+            cli(conf, f"queue pause member Local/{seat}@ivr-seats/n")
+        cli(conf, "channel originate Local/2@test-citizen extension s@test-caller")
+        await until_cli(conf, "queue show general-q", lambda out: "has 1 call" in out, 60)
         await asyncio.sleep(7)            # waits longer than short_abandon_s (5 s): not a misdial
-        _cli(conf, "channel request hangup all")
+        cli(conf, "channel request hangup all")
         await _until(lambda: _async_true("|ABANDON|" in queue_log.read_text()), 30, "no ABANDON in queue_log")
         await engine.start()
         store = CallbackStore(redis)
@@ -150,11 +142,7 @@ async def test_a_caller_who_abandoned_while_no_engine_ran_is_recorded(redis, red
     finally:
         engine.stop()
         refused.close()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)
 
 
 async def _async_true(v: bool) -> bool:

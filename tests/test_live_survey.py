@@ -5,13 +5,12 @@ survey and presses 2 (基本满意), and the rating is kept with the call. A cit
 who presses nothing after the conversation is recorded as no_answer."""
 
 import json
-import subprocess
 
 import pytest
 
 from ivr.calls.service import read_summary
 from ivr.redisdb import keys
-from tests.test_live_asterisk import ASTERISK, _asterisk_tree, _free_port, _until_cli
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, free_port, start_pbx, stop_pbx
 from tests.test_live_lines import _start_engine, _until
 
 pytestmark = [pytest.mark.live_asterisk,
@@ -45,15 +44,14 @@ async def _summary(engine, redis, number: str) -> dict | None:
 
 async def test_the_citizen_stays_on_the_line_after_the_seat_hangs_up_and_rates_the_call(
         redis, redis_url, project_home, tmp_path):
-    agi_port, ami_port = _free_port(), _free_port()
-    conf = _asterisk_tree(project_home, tmp_path, agi_port, ami_port)
+    agi_port, ami_port = free_port(), free_port()
+    conf = asterisk_tree(project_home, tmp_path, agi_port, ami_port)
     ext = tmp_path / "etc" / "extensions.conf"
     ext.write_text(ext.read_text() + RATERS)
-    daemon = subprocess.Popen([ASTERISK, "-C", str(conf), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    daemon = start_pbx(conf)
     stop_engine = None
     try:
-        await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
+        await booted(conf)
         engine, stop_engine = await _start_engine(redis, redis_url, project_home, tmp_path / "ivr", agi_port,
                                                   ami_port)
         for n, context in (("5", "test-rater"), ("6", "test-silent")):
@@ -74,8 +72,4 @@ async def test_the_citizen_stays_on_the_line_after_the_seat_hangs_up_and_rates_t
     finally:
         if stop_engine is not None:
             await stop_engine()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)

@@ -41,7 +41,7 @@ from ivr.runtime.engine import Engine
 from ivr.settings import load_settings
 from ivr.web.app import make_app
 from tests.conftest import copy_project
-from tests.test_live_asterisk import ASTERISK, _asterisk_tree, _cli, _free_port, _until_cli
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, cli, free_port, start_pbx, stop_pbx, until_cli
 from tests.test_live_callback_survey import AmiLogger
 from tests.test_live_lines import _until
 
@@ -72,7 +72,7 @@ exten => _X.,1,Answer()
 def _pbx(project_home: Path, tmp: Path, name: str, agi_port: int, ami_port: int) -> Path:
     """One PBX's tree: the shipped files, this PBX's ports, directories, systemname and seats."""
     tmp.mkdir()
-    conf = _asterisk_tree(project_home, tmp, agi_port, ami_port)
+    conf = asterisk_tree(project_home, tmp, agi_port, ami_port)
     conf.write_text(conf.read_text().replace("[options]\n", f"[options]\nsystemname = pbx-{name}\n"))
     ext = conf.parent / "extensions.conf"
     text = ext.read_text()
@@ -113,11 +113,7 @@ def _midday_zone() -> str:
 
 def _stop(daemon: subprocess.Popen) -> None:
     if daemon.poll() is None:
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_pbx(daemon)
 
 
 async def _summary_of(eng: Engine, number: str) -> dict | None:
@@ -139,11 +135,11 @@ def _callback_events(logger: AmiLogger) -> list[dict]:
 
 async def _missed_on_a_called_back_on_b(eng: Engine, conf_a: Path, loggers: dict[str, AmiLogger]) -> None:
     # a citizen on PBX a waits in general-q with no seat there, and hangs up
-    out = _cli(conf_a, "channel originate Local/1@test-citizen extension s@test-caller")
+    out = cli(conf_a, "channel originate Local/1@test-citizen extension s@test-caller")
     assert "rror" not in out, out
-    await _until_cli(conf_a, "queue show general-q", lambda out: "has 1 call" in out, 60)
+    await until_cli(conf_a, "queue show general-q", lambda out: "has 1 call" in out, 60)
     await asyncio.sleep(7)             # waits longer than short_abandon_s (5 s): not a misdial
-    _cli(conf_a, "channel request hangup all")
+    cli(conf_a, "channel request hangup all")
     store = CallbackStore(eng.redis)
     rec = await _until(lambda: store.open_record(MISSED), 60, "the missed call on PBX a was never recorded")
     assert rec["reason"] == "abandoned", rec
@@ -169,9 +165,9 @@ async def _missed_on_a_called_back_on_b(eng: Engine, conf_a: Path, loggers: dict
 
 async def _a_dies_b_carries_on(eng: Engine, settings, conf_a: Path, conf_b: Path, pbx_a: subprocess.Popen) -> None:
     # PBX a dies with a citizen waiting there
-    out = _cli(conf_a, "channel originate Local/3@test-citizen extension s@test-caller")
+    out = cli(conf_a, "channel originate Local/3@test-citizen extension s@test-caller")
     assert "rror" not in out, out
-    await _until_cli(conf_a, "queue show general-q", lambda out: "has 1 call" in out, 60)
+    await until_cli(conf_a, "queue show general-q", lambda out: "has 1 call" in out, 60)
     await asyncio.sleep(6)             # waits longer than short_abandon_s (5 s)
     pbx_a.send_signal(signal.SIGKILL)
     pbx_a.wait(10)
@@ -180,7 +176,7 @@ async def _a_dies_b_carries_on(eng: Engine, settings, conf_a: Path, conf_b: Path
         return not eng.controllers["a"].ready.is_set()
     await _until(a_down, 30, "the engine never noticed PBX a went away")
     # PBX b's callers carry on: a citizen there reaches a seat
-    out = _cli(conf_b, "channel originate Local/2@test-citizen extension s@test-caller")
+    out = cli(conf_b, "channel originate Local/2@test-citizen extension s@test-caller")
     assert "rror" not in out, out
     s = await _until(lambda: _summary_of(eng, ON_B), 120, "the call on PBX b never ended")
     assert s["queue_status"] == "ANSWERED" and s["member"] in B_SEATS, s
@@ -214,12 +210,11 @@ async def _a_dies_b_carries_on(eng: Engine, settings, conf_a: Path, conf_b: Path
 async def test_two_pbxs_a_missed_call_on_a_called_back_on_b_then_a_dies_and_b_carries_on(
         redis, redis_url, project_home, tmp_path, monkeypatch):
     started = time.monotonic()
-    agi_port, ami_a, ami_b = _free_port(), _free_port(), _free_port()
+    agi_port, ami_a, ami_b = free_port(), free_port(), free_port()
     conf_a = _pbx(project_home, tmp_path / "a", "a", agi_port, ami_a)
     conf_b = _pbx(project_home, tmp_path / "b", "b", agi_port, ami_b)
     home = _home(project_home, tmp_path / "home", ami_b)
-    pbx_a, pbx_b = (subprocess.Popen([ASTERISK, "-C", str(c), "-f", "-n", "-q"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL) for c in (conf_a, conf_b))
+    pbx_a, pbx_b = (start_pbx(c) for c in (conf_a, conf_b))
     monkeypatch.setenv("IVR_AMI_SECRET_B", "live-test-secret")
     settings = load_settings({"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path / "ivr"), "IVR_REDIS_URL": redis_url,
                               "IVR_AGI_LISTEN": f"127.0.0.1:{agi_port}", "IVR_HTTP_LISTEN": "127.0.0.1:0",
@@ -231,9 +226,9 @@ async def test_two_pbxs_a_missed_call_on_a_called_back_on_b_then_a_dies_and_b_ca
     loggers: dict[str, AmiLogger] = {}
     try:
         for conf in (conf_a, conf_b):
-            await _until_cli(conf, "queue show general-q", lambda out: "general-q has" in out, 60)
-        assert "Local/301@ivr-seats/n" in _cli(conf_b, "queue show general-q")
-        assert "No Members" in _cli(conf_a, "queue show general-q")          # nobody logged in on PBX a
+            await booted(conf)
+        assert "Local/301@ivr-seats/n" in cli(conf_b, "queue show general-q")
+        assert "No Members" in cli(conf_a, "queue show general-q")          # nobody logged in on PBX a
         for name, port in (("a", ami_a), ("b", ami_b)):
             loggers[name] = AmiLogger(port)
             await loggers[name].start()

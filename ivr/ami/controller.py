@@ -185,6 +185,9 @@ class AmiController:
         self.log.warning("ami_disconnected", error=repr(exc), retry_in_s=manager.reconnect_timeout)
 
     def _on_event(self, manager: _Link, event: AmiEvent) -> None:
+        if event.get("Event") == "FullyBooted" and self.logged_in and not self.ready.is_set():
+            # the PBX was still starting when we logged in: read it now that it is up
+            self._tasks.append(asyncio.create_task(self.resync()))
         if self._answer is not None and self._answer.done():
             self._held.append(event)          # after the answer: applied once it is (``resync``)
             return
@@ -202,13 +205,24 @@ class AmiController:
     async def resync(self) -> bool:
         answer: asyncio.Future[Any] | None = None
         try:
-            answer = self._answer = self.link.send_action({"Action": "QueueStatus"}, as_list=True)
+            # as_list=None: "Queue status will follow" makes it a list, and an
+            # Error comes back at once (as_list=True waits for events that never come)
+            answer = self._answer = self.link.send_action({"Action": "QueueStatus"}, as_list=None)
             res = await asyncio.wait_for(answer, ACTION_TIMEOUT_S * 2)
         except (TimeoutError, ConnectionError, AttributeError) as exc:
             self.log.warning("ami_resync_failed", error=repr(exc))
             return False
         else:
             events = res if isinstance(res, list) else [res]
+            refused = next((e for e in events if e.get("Response") == "Error"), None)
+            if refused is not None:
+                # A PBX still starting: its manager takes logins before app_queue
+                # has loaded and answers "Invalid/unknown command: QueueStatus"
+                # (fixture ami/session-booting.json). Rebuilt from that, the view
+                # would be an empty PBX, and a false one: stay not ready until
+                # FullyBooted (or the next retry) brings a real answer.
+                self.log.warning("ami_resync_refused", message=refused.get("Message", ""))
+                return False
             self.model.rebuild([e for e in events if "Event" in e], self.now())
         finally:
             self._release_held(answer)

@@ -4,6 +4,13 @@ Banner, login, responses and events as a real Asterisk 22 writes them (``\\r\\n`
 line ends, an empty line after each message, ``ActionID`` echoed, list actions
 answered with a response, events, then a ``...Complete`` event). Behaviour
 comes from ``SimPbx``; this module only owns the sockets.
+
+A PBX that is still starting (``booting``) answers as a real Asterisk 22 does
+(fixture ``ami/session-booting.json``): the manager takes logins long before
+app_queue has loaded and the dialplan is fully booted, so ``QueueStatus`` and
+the other queue actions are unknown commands, ``Originate`` finds no
+extension, and ``FullyBooted`` comes only once ``boot()`` is called, to every
+client then logged in, instead of right after the login.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import contextlib
 from ivr.rehearsal.sim.pbx import Message, SimPbx, render
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+FULLY_BOOTED: Message = [("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", "1"),
+                         ("LastReload", "1"), ("Status", "Fully Booted")]
 
 
 class SimAmiServer:
@@ -29,6 +38,13 @@ class SimAmiServer:
         self.ignore_actions: dict[str, int] = {}     # action name (lower) -> how many to leave unanswered (too busy)
         self._tasks: set[asyncio.Task] = set()
         self.logins = 0                              # successful logins so far (a new leader logs in)
+        self.booting = False                         # still starting: see the module's docstring
+
+    def boot(self) -> None:
+        """The PBX finishes starting: every client logged in hears FullyBooted."""
+        self.booting = False
+        for w in list(self.clients):
+            w.write(render(FULLY_BOOTED))
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._client, self.host, self.port)
@@ -103,14 +119,17 @@ class SimAmiServer:
             if msg.get("Username") == self.username and msg.get("Secret") == self.secret:
                 self.clients.add(writer)
                 self.logins += 1
-                return [[("Response", "Success"), ("ActionID", aid), ("Message", "Authentication accepted")],
-                        [("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", "1"),
-                         ("LastReload", "1"), ("Status", "Fully Booted")]]
+                accepted: Message = [("Response", "Success"), ("ActionID", aid), ("Message", "Authentication accepted")]
+                return [accepted] if self.booting else [accepted, FULLY_BOOTED]
             return [[("Response", "Error"), ("ActionID", aid), ("Message", "Authentication failed")]]
         if writer not in self.clients:
             return [[("Response", "Error"), ("ActionID", aid), ("Message", "Permission denied")]]
         if name == "logoff":
             return [[("Response", "Goodbye"), ("ActionID", aid), ("Message", "Thanks for all the fish.")]]
+        if self.booting and (name.startswith("queue") or name == "originate"):
+            message = "Extension does not exist." if name == "originate" else \
+                f"Invalid/unknown command: {msg.get('Action')}. Use Action: ListCommands to show available commands."
+            return [[("Response", "Error"), ("ActionID", aid), ("Message", message)]]
         if self.fail_actions.get(name, 0) > 0:
             self.fail_actions[name] -= 1
             return [[("Response", "Error"), ("ActionID", aid), ("Message", "Simulated failure")]]
