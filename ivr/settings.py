@@ -56,6 +56,9 @@ class Settings:
     transfer_dialstring: str   # "{number}" is replaced by the transfer target
     leader: bool = True        # may hold the AMI link and run supervisor, capture, scheduler
     contingency_mode: str | None = None   # a drill's override of the plan's mode (auto | propose)
+    drill_lines: tuple[int, int, int] | None = None   # a drill's PBX: (lines, emergency reserve, offer below free)
+    drill_unlimited_lines: bool = False   # a drill's PBX has no line limit (no line count for the engine)
+    drill_admission: bool = True          # False: a drill's comparison runs the behaviour before admission
     audit_key_file: Path = Path("var/audit.key")                    # HMAC key of the audit logs (outside Redis)
     audit_checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")  # signed heads (outside Redis)
     audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
@@ -100,6 +103,9 @@ SETTINGS_HELP = {
     "IVR_PROMPT_PREFIX": ("12345/", "prefix Asterisk needs to find prompts/ (e.g. a sounds sub-folder)"),
     "IVR_RECORDINGS_DIR": (None, "folder where Asterisk writes voice messages (default: IVR_DATA_DIR/messages)"),
     "IVR_CONTINGENCY_MODE": (None, "drills only: run the plan in this mode (auto | propose) instead of the one in queue/contingency.yaml"),
+    "IVR_DRILL_LINES": (None, "drills only: the drill's PBX lines as LINES,RESERVE,OFFER_BELOW_FREE (queue/lines.yaml as "
+                              "the profile states it), or 'unlimited'"),
+    "IVR_DRILL_ADMISSION": ("on", "drills only: off runs the behaviour before admission (a drill's --compare)"),
     "IVR_LEADER": ("yes", "yes: this process may take the leader role (AMI link, contingency supervisor, "
                           "missed-call capture, callback scheduler; one process at a time holds it); "
                           "no: it only answers calls"),
@@ -158,6 +164,7 @@ def as_environment(settings: Settings) -> dict[str, str]:
         "IVR_AMI_URL": "", "IVR_HTTP_LISTEN": str(settings.http_listen), "IVR_TIMEZONE": settings.timezone.key,
         "IVR_PROMPT_PREFIX": settings.prompt_prefix, "IVR_RECORDINGS_DIR": settings.recordings_dir,
         "IVR_CONTINGENCY_MODE": settings.contingency_mode or "", "IVR_LEADER": "yes" if settings.leader else "no",
+        "IVR_DRILL_LINES": drill_lines_text(settings), "IVR_DRILL_ADMISSION": "on" if settings.drill_admission else "off",
         "IVR_DRAIN_S": str(settings.drain_s), "IVR_LOG_FORMAT": settings.log_format,
         "IVR_LOG_LEVEL": settings.log_level, "IVR_TRANSFER_DIALSTRING": settings.transfer_dialstring,
         "IVR_AUDIT_KEY_FILE": str(settings.audit_key_file),
@@ -301,6 +308,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             errors)
     contingency_mode = get("IVR_CONTINGENCY_MODE") or None
     _one_of("IVR_CONTINGENCY_MODE", contingency_mode, (None, "auto", "propose"), "auto or propose", errors)
+    drill_lines_raw = (get("IVR_DRILL_LINES") or "").strip().lower()
+    drill_lines = _drill_lines(drill_lines_raw, errors)
+    drill_admission = (get("IVR_DRILL_ADMISSION") or "on").lower()
+    _one_of("IVR_DRILL_ADMISSION", drill_admission, ("on", "off"), "on or off", errors)
     leader = (get("IVR_LEADER") or "yes").lower()
     _one_of("IVR_LEADER", leader, ("yes", "no"), "yes or no", errors)
     dialstring = get_or_default("IVR_TRANSFER_DIALSTRING")
@@ -320,9 +331,33 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         recordings_dir=get("IVR_RECORDINGS_DIR") or str(data_dir / "messages"),
         drain_s=drain_s, log_format=log_format, log_level=log_level,
         transfer_dialstring=dialstring, leader=leader != "no", contingency_mode=contingency_mode,
+        drill_lines=drill_lines, drill_unlimited_lines=drill_lines_raw == "unlimited",
+        drill_admission=drill_admission != "off",
         audit_key_file=Path(get("IVR_AUDIT_KEY_FILE") or data_dir / "audit.key").resolve(),
         audit_checkpoint_file=Path(get("IVR_AUDIT_CHECKPOINT_FILE") or data_dir / "audit-checkpoints.jsonl").resolve(),
         audit_checkpoint_s=checkpoint_s, console=console != "no",
         queue_log=Path(q).resolve() if (q := get("IVR_QUEUE_LOG")) else None,
         sounds_dir=Path(d).resolve() if (d := get("IVR_SOUNDS_DIR")) else None, pbx_name=pbx_name,
     )
+
+
+def drill_lines_text(settings: Settings) -> str:
+    """``IVR_DRILL_LINES`` as ``load_settings`` reads it back."""
+    if settings.drill_unlimited_lines:
+        return "unlimited"
+    return ",".join(map(str, settings.drill_lines)) if settings.drill_lines else ""
+
+
+def _drill_lines(raw: str, errors: list[str]) -> tuple[int, int, int] | None:
+    if raw in ("", "unlimited"):
+        return None
+    parts = raw.split(",")
+    try:
+        lines, reserve, below = (int(x) for x in parts)
+    except ValueError:
+        errors.append(f"IVR_DRILL_LINES={raw!r}: LINES,RESERVE,OFFER_BELOW_FREE (three whole numbers) or unlimited")
+        return None
+    if not 0 <= reserve < lines or not reserve <= below <= lines:
+        errors.append(f"IVR_DRILL_LINES={raw!r}: needs 0 <= RESERVE < LINES and RESERVE <= OFFER_BELOW_FREE <= LINES")
+        return None
+    return lines, reserve, below

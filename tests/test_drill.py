@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from ivr.errors import ConfigError
+from ivr.settings import load_settings
 from ivr.rehearsal.sim.profiles import load_profile, parse_profile
 
 
@@ -327,18 +328,39 @@ def test_a_comparison_keeps_the_first_report_before_it_runs(project_home, tmp_pa
     assert a["admission"] and not b["admission"] and a["attempts"] > 0 and b["attempts"] > 0
 
 
-def test_a_drill_without_lines_gives_the_engine_no_line_count(project_home):
+def test_a_drill_without_lines_gives_the_engine_no_line_count(project_home, tmp_path):
     """A profile without `lines:` runs a PBX that never runs out: the engine
     must not keep queue/lines.yaml's 30 lines (it read 34 in use of 30 on the
-    demo's wall, offered every caller a callback, and the level never rose)."""
+    demo's wall, offered every caller a callback, and the level never rose).
+    The drill's terms are settings, so that they reach engine processes of
+    their own (`--engines N`) and the console's process too: those ran the
+    shipped 30 lines (session 9: the Beijing day with 3,000 lines showed
+    "在用 883 / 共 30", nobody waited, and 99 % were not answered)."""
     from zoneinfo import ZoneInfo
 
     from ivr.rehearsal.sim.drill import Drill
+    from ivr.rehearsal.sim.engines import EngineSet
+    from ivr.runtime.engine import adjust_for
     from ivr.runtime.snapshot import load_snapshot
+    from ivr.settings import as_environment
     snap = load_snapshot(project_home, ZoneInfo("Asia/Shanghai"))
     assert snap.ops.lines is not None                                  # the shipped file names 30 lines
+
+    def as_run(drill: Drill):
+        """The snapshot of an engine process the drill starts, and of its console's process."""
+        terms = drill._terms("auto")
+        engines = EngineSet(1, home=project_home, folder=tmp_path / "engines", redis_url="unix:///nowhere",
+                            ami_url="ami://ivr:x@127.0.0.1:1", clock="wall", extra_env=terms)
+        settings = load_settings({k: v for k, v in engines.engines[0].env.items() if k.startswith("IVR_")})
+        console = load_settings(as_environment(settings))
+        out = [adjust_for(s, None)(snap).ops for s in (settings, console)]
+        assert out[0] == out[1]
+        return out[0]
     unlimited = Drill(load_profile(project_home, "demo"), home=project_home)
-    assert unlimited.lines is None and unlimited._adjust("auto")(snap).ops.lines is None
+    assert unlimited.lines is None and as_run(unlimited).lines is None
     limited = Drill(load_profile(project_home, "demo"), home=project_home, lines=60)
-    pbx = limited._adjust("auto")(snap).ops.lines.for_link()
+    pbx = as_run(limited).lines.for_link()
     assert (pbx.lines, pbx.emergency_reserve, pbx.callback_below_free) == (60, 2, 12)
+    assert as_run(limited).plan.mode == "auto"
+    before = as_run(Drill(load_profile(project_home, "demo"), home=project_home, lines=60, admission=False))
+    assert before.lines is None and all(lv.admission_wait_s is None and not lv.say_wait for lv in before.plan.levels)

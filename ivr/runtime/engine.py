@@ -31,6 +31,7 @@ from typing import TextIO
 import redis.asyncio as aioredis
 
 from ivr import logs
+from ivr.admission.lines import PbxLines
 from ivr.agi.fastagi import FastAgiServer
 from ivr.aio import cancelling
 from ivr.ami.controller import AmiController
@@ -62,7 +63,9 @@ from ivr.runtime.snapshot import (
     SnapshotSource,
     open_snapshot,
     runner_config,
+    with_lines,
     with_plan_mode,
+    without_admission,
 )
 from ivr.runtime.status import EngineStatus, publish
 from ivr.settings import SHIPPED_AMI_SECRET, Settings, shipped_secret_in_use
@@ -101,9 +104,21 @@ async def index_open_callbacks(redis: aioredis.Redis, log: Log) -> None:
 
 
 def adjust_for(settings: Settings, adjust: Adjust | None) -> Adjust | None:
-    if adjust is None and settings.contingency_mode:
-        return with_plan_mode(settings.contingency_mode)
-    return adjust
+    """The drill's terms (``IVR_CONTINGENCY_MODE``, ``IVR_DRILL_LINES``,
+    ``IVR_DRILL_ADMISSION``) as one adjustment of the snapshot: settings, so
+    that engine processes of their own and the console's process run on the
+    same terms as an engine in the drill's process."""
+    if adjust is not None:
+        return adjust
+    out: Adjust | None = with_plan_mode(settings.contingency_mode) if settings.contingency_mode else None
+    if settings.drill_unlimited_lines:
+        out = with_lines(None, out)
+    elif settings.drill_lines is not None:
+        lines, reserve, below = settings.drill_lines
+        out = with_lines(PbxLines("main", lines, reserve, below), out)     # the drill's one PBX
+    if not settings.drill_admission:
+        out = without_admission(out)
+    return out
 
 
 class Engine:

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from ivr import logs
-from ivr.admission.lines import PbxLines
 from ivr.callback.reconcile import GRACE_S
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.child_process import die_with_parent
@@ -53,7 +52,6 @@ from ivr.rehearsal.sim.dialplan import read_context, run_dialplan
 from ivr.rehearsal.sim.pbx import SimEntry, SimPbx
 from ivr.rehearsal.sim.profiles import Profile
 from ivr.runtime.engine import Engine, raise_open_file_limit
-from ivr.runtime.snapshot import with_lines, with_plan_mode, without_admission
 from ivr.settings import load_settings
 
 TICK_S = 0.02           # wall seconds between advances of the simulated PBX
@@ -673,6 +671,7 @@ class Drill:
         tz = load_settings({"IVR_HOME": str(self.home)}).timezone
         start = self.start_epoch if self.start_epoch is not None else default_start(tz)
         mode = "auto" if self.contingency == "auto" else "propose"
+        settings_env.update(self._terms(mode))
         # the drill's own audit key and checkpoints: its Redis is not the hotline's
         from ivr.audit import signing as audit_keys
         key, checkpoints = self.tmp / "audit.key", self.tmp / "audit-checkpoints.jsonl"
@@ -684,7 +683,7 @@ class Drill:
             self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
             settings = load_settings({**settings_env, "IVR_REDIS_URL": url, "IVR_AGI_LISTEN": "127.0.0.1:0"})
             self.engine = Engine(settings, self.redis, logs.get("ivr.runtime.engine"), clock=self.clock.engine,
-                                 adjust=self._adjust(mode), redis_url=url)
+                                 redis_url=url)
             await self._fixed_level()
             stop, ready = asyncio.Event(), asyncio.Event()
             self._engine_stop = stop
@@ -706,9 +705,10 @@ class Drill:
             await self._fixed_level()
             self.engine_set = EngineSet(
                 self.processes, home=self.home, folder=self.log_dir or self.tmp / "engines", redis_url=url,
-                ami_url=settings_env["IVR_AMI_URL"], clock=self.clock.engine.describe(), contingency_mode=mode,
+                ami_url=settings_env["IVR_AMI_URL"], clock=self.clock.engine.describe(),
                 http_listen=self.http_listen,
-                extra_env={"IVR_AUDIT_KEY_FILE": str(key), "IVR_AUDIT_CHECKPOINT_FILE": str(checkpoints)})
+                extra_env={"IVR_AUDIT_KEY_FILE": str(key), "IVR_AUDIT_CHECKPOINT_FILE": str(checkpoints),
+                           **self._terms(mode)})
             await self.engine_set.start()
             self.engine_urls = self.engine_set.urls
         while self.ami.logins < 1:              # the leader holds the AMI link
@@ -716,16 +716,20 @@ class Drill:
         if self.on_ready is not None and self.engine is not None:
             await self.on_ready(self.engine)
 
-    def _adjust(self, mode: str):
-        """The shipped configuration as this drill runs it: the plan in its mode,
-        the profile's lines (queue/lines.yaml as the profile states it), or the
-        behaviour before admission for a comparison."""
-        if not self.admission:
-            return without_admission(with_plan_mode(mode))
-        if self.lines is None:                   # unlimited: no line count for the engine either
-            return with_lines(None, with_plan_mode(mode))
-        reserve, below = self.p.line_rules(self.lines)
-        return with_lines(PbxLines("main", self.lines, reserve, below), with_plan_mode(mode))
+    def _terms(self, mode: str) -> dict[str, str]:
+        """The shipped configuration as this drill runs it, as settings (so that
+        engine processes of their own and the console's process run on it too,
+        ``runtime.engine.adjust_for``): the plan in its mode, the profile's
+        lines (queue/lines.yaml as the profile states it; unlimited: no line
+        count for the engine either), or the behaviour before admission for a
+        comparison."""
+        if self.lines is None:
+            lines = "unlimited"
+        else:
+            reserve, below = self.p.line_rules(self.lines)
+            lines = f"{self.lines},{reserve},{below}"
+        return {"IVR_CONTINGENCY_MODE": mode, "IVR_DRILL_LINES": lines,
+                "IVR_DRILL_ADMISSION": "on" if self.admission else "off"}
 
     async def _fixed_level(self) -> None:
         if self.contingency.isdigit():           # a fixed level: no automatic changes

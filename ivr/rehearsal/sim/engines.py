@@ -86,11 +86,11 @@ class EngineSet:
     """``n`` engine processes behind one simulated PBX."""
 
     def __init__(self, n: int, *, home: Path, folder: Path, redis_url: str, ami_url: str, clock: str,
-                 contingency_mode: str, http_listen: str = "127.0.0.1:0", extra_env: dict[str, str] | None = None,
+                 http_listen: str = "127.0.0.1:0", extra_env: dict[str, str] | None = None,
                  ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         base = {**os.environ, "IVR_HOME": str(home), "IVR_REDIS_URL": redis_url, "IVR_AMI_URL": ami_url,
-                "IVR_CLOCK": clock, "IVR_CONTINGENCY_MODE": contingency_mode, "IVR_LEADER": "yes",
+                "IVR_CLOCK": clock, "IVR_LEADER": "yes",
                 "IVR_LOG_FORMAT": "json", "IVR_LOG_LEVEL": os.environ.get("IVR_DRILL_ENGINE_LOG_LEVEL", "warning"),
                 "IVR_DRAIN_S": "2", "IVR_AUDIT_CHECKPOINT_S": "30", **(extra_env or {})}
         self.engines = []
