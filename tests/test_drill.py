@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from ivr.errors import ConfigError
-from ivr.settings import load_settings
 from ivr.rehearsal.sim.profiles import load_profile, parse_profile
+from ivr.settings import load_settings
 
 
 def test_smoke_drill_report_is_consistent(project_home, tmp_path):
