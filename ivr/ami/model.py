@@ -59,7 +59,7 @@ class QueueFigures(TypedDict):
     withdrawn: int
     abandon_rate: float
     service_level: float | None
-    seats: dict[str, int]        # the seat partition (``_count_states``): busy | wrapup | idle | paused | reserved | offline
+    seats: dict[str, int]        # the seat partition (``_seat_part``): busy | wrapup | idle | paused | reserved | offline
     callers: list[CallerFigures]
 
 
@@ -98,7 +98,7 @@ class LiveSnapshot(TypedDict):
     window_s: float
     queues: dict[str, QueueFigures]
     seats: list[SeatFigures]
-    seat_states: dict[str, int]          # the partition of every seat (``_count_states``)
+    seat_states: dict[str, int]          # the partition of every seat (``_seat_part``)
     emergency: EmergencyFigures
     ordinary: OrdinaryFigures
     lines: NotRequired[LineFigures]      # the trunk lines (ivr.admission.lines); absent from an older writer
@@ -305,6 +305,13 @@ class LiveModel:
         self.lines_config: PbxLines | None = None
         self.lines_reading: LineReading | None = None
         self.callbacks_on_line = 0
+        # the seats as a snapshot lists them, kept row by row: a row is made
+        # again only for a seat an event touched (``_touch``) or whose wrap-up
+        # ended since (``_wrap_ends``, a heap); 1,800 seats, a few changing at a time
+        self._rows: dict[str, SeatFigures] = {}
+        self._touched: set[str] = set()
+        self._wrap_ends: list[tuple[float, str]] = []
+        self._row_order: list[str] | None = None      # the interfaces sorted; None: the seats changed
 
     # -- what happened -------------------------------------------------------
 
@@ -352,6 +359,9 @@ class LiveModel:
         self.withdraw_requested &= set(waiting)
         self.resynced_at = now
         self._version += 1
+        self._rows, self._touched, self._row_order = {}, set(self.seats), None
+        self._wrap_ends = [(s.wrapup_until, s.interface) for s in self.seats.values() if s.wrapup_until > now]
+        heapq.heapify(self._wrap_ends)
 
     def _fill_seat(self, seat: Seat, ev: AmiEvent, name_key: str = "MemberName") -> None:
         queue = ev.get("Queue", "")
@@ -368,6 +378,13 @@ class LiveModel:
         seat.calls_taken = max(seat.calls_taken, _int(ev.get("CallsTaken")))
         seat.wrapup_s = float(_int(ev.get("Wrapuptime"), int(seat.wrapup_s)))
         seat.reserved = self._reserved(seat)
+        self._touch(seat.interface)
+
+    def _touch(self, interface: str) -> None:
+        """The seat changed: its row is made again at the next snapshot."""
+        if interface not in self._rows:
+            self._row_order = None
+        self._touched.add(interface)
 
     def _reserved(self, seat: Seat) -> bool:
         """Kept for emergencies: named as such (queue/seats.yaml), or a member of
@@ -392,8 +409,11 @@ class LiveModel:
         seat.queues.pop(ev.get("Queue", ""), None)
         if not seat.queues:
             del self.seats[seat.interface]
+            self._rows.pop(seat.interface, None)
+            self._row_order = None
         else:
             seat.reserved = self._reserved(seat)
+            self._touch(seat.interface)
 
     def _device_state(self, ev: AmiEvent, now: float) -> None:
         device, state = ev.get("Device", ""), _DEVICE_BY_NAME.get(ev.get("State", ""))
@@ -405,6 +425,7 @@ class LiveModel:
             if seat is not None and seat.state_interface == device:
                 before = seat.state_at(now)
                 seat.status = state
+                self._touch(iface)
                 self._seat_changed(seat, before, now)
 
     def _join(self, ev: AmiEvent, now: float) -> None:
@@ -454,6 +475,7 @@ class LiveModel:
         if seat is not None:
             seat.in_call = True
             seat.wrapup_until = 0.0
+            self._touch(seat.interface)
 
     def _complete(self, ev: AmiEvent, now: float) -> None:
         seat = self.seats.get(ev.get("Interface", ""))
@@ -463,6 +485,9 @@ class LiveModel:
             # app_queue's wrap-up: the member's own time, else the queue's
             wrap = seat.wrapup_s or self.wrapup_s.get(ev.get("Queue", ""), 0.0)
             seat.wrapup_until = now + wrap if wrap > 0 else 0.0
+            if wrap > 0:
+                heapq.heappush(self._wrap_ends, (seat.wrapup_until, seat.interface))
+            self._touch(seat.interface)
             self._seat_changed(seat, before, now)
 
     def _seat_changed(self, seat: Seat, before: str, now: float) -> None:
@@ -572,33 +597,34 @@ class LiveModel:
         self._settle_leaves(now)
         return self._told(queue, now)
 
-    def _estimator(self, queue: str, now: float, members: list[Seat] | None = None) -> QueueObserver:
-        """The queue's wait estimator, told what the seats serving it (``members``) are doing now.
-        Only after a change: a seat's state changes only with an event, a resync or the end of a
-        wrap-up (and telling
-        the same counts again only moves the estimator's clock on, which its preview does)."""
+    def _estimator(self, queue: str, now: float, staffing: _Staffing | None = None) -> QueueObserver:
+        """The queue's wait estimator, told what the seats serving it are doing now
+        (``staffing``, when the caller counted them already). Only after a change:
+        a seat's state changes only with an event, a resync or the end of a
+        wrap-up (and telling the same counts again only moves the estimator's
+        clock on, which its preview does)."""
         obs = self._observer(queue, now)
         told = self._seats_told.get(queue)
         if told is None or told[0] != self._version or told[1] is not obs or now >= told[2]:
-            if members is None:
-                members = [s for s in self.seats.values() if queue in s.queues]
-            states = [s.state_at(now) for s in members]
+            if staffing is None:
+                staffing = _Staffing()
+                for seat in self.seats.values():
+                    if queue in seat.queues:
+                        staffing.add(seat, seat.state_at(now), now)
             finished = self._finished.get(queue, 0)
             # a new estimator has seen no busy seat yet: it counts from the seats of now
             since = told[3] if told is not None and told[1] is obs else finished
-            obs.seats(now, sum(1 for st in states if st in ("idle", "busy", "wrapup")),
-                      states.count("busy") + states.count("wrapup"), finished - since)
+            obs.seats(now, staffing.staffed, staffing.busy, finished - since)
             # a wrap-up ending changes a seat with no event: recount once the first one ends
-            edge = min((s.wrapup_until for s in members if s.wrapup_until > now), default=math.inf)
-            self._seats_told[queue] = (self._version, obs, edge, finished)
+            self._seats_told[queue] = (self._version, obs, staffing.edge, finished)
         return obs
 
-    def _told(self, queue: str, now: float, members: list[Seat] | None = None) -> float:
+    def _told(self, queue: str, now: float, staffing: _Staffing | None = None) -> float:
         """What a caller joining ``queue`` now at the back of its class is told,
         as ``outlook`` publishes it: priority 0, or the emergency class in an
         emergency queue (the class its callers join with)."""
         prio = self.emergency_priority if queue in self.emergency_queues else 0
-        return round(self._estimator(queue, now, members).preview(prio, now).engine.wait_s, 1)
+        return round(self._estimator(queue, now, staffing).preview(prio, now).engine.wait_s, 1)
 
     def emergency_waiting(self) -> list[Waiting]:
         found = [w for q, line in self._lines.items()
@@ -633,21 +659,59 @@ class LiveModel:
                 del self._left[uid]
                 self._observer(queue, now).abandoned(uid, now)
 
-    def lines(self, now: float) -> LineFigures:
+    def lines(self, now: float, talking: int | None = None) -> LineFigures:
         """The trunk lines in use, split: waiting in a queue, talking to a
-        seat (queue calls), on a callback, and the rest in the flows."""
+        seat (queue calls; ``talking`` when the caller counted them), on a
+        callback, and the rest in the flows."""
+        if talking is None:
+            talking = sum(1 for s in self.seats.values() if s.in_call)
         return figures(self.lines_config, self.lines_reading, now=now, connected=True, waiting=len(self.waiting),
-                       talking=sum(1 for s in self.seats.values() if s.in_call), callbacks=self.callbacks_on_line)
+                       talking=talking, callbacks=self.callbacks_on_line)
+
+    def _seat_rows(self, now: float) -> list[SeatFigures]:
+        """Every seat's row, sorted by interface; made again only for the seats
+        that changed (``_touch``) or whose wrap-up ended since the last call."""
+        while self._wrap_ends and self._wrap_ends[0][0] <= now:
+            self._touched.add(heapq.heappop(self._wrap_ends)[1])
+        for iface in self._touched:
+            seat = self.seats.get(iface)
+            if seat is None:
+                self._rows.pop(iface, None)
+                continue
+            self._rows[iface] = {
+                "interface": seat.interface, "name": seat.name, "state": seat.state_at(now),
+                "paused_reason": seat.paused_reason, "device": DEVICE_STATES.get(seat.status, str(seat.status)),
+                "in_call": seat.in_call, "reserved": seat.reserved, "queues": dict(seat.queues),
+                "calls_taken": seat.calls_taken, "idle_since": _idle_since(seat, now)}
+        self._touched.clear()
+        if self._row_order is None or len(self._row_order) != len(self.seats):
+            self._row_order = sorted(self.seats)
+        return [self._rows[i] for i in self._row_order]
 
     def snapshot(self, now: float) -> LiveSnapshot:
         """JSON-ready figures; numbers masked (personal information law). The
         estimated wait is what a caller joining now is told (``_told``)."""
         self._prune(now)
         self._settle_leaves(now)
+        rows = self._seat_rows(now)
+        # every seat counted once, for all queues at a time: the partition of the
+        # seats and of each queue's seats, what the estimator is told, the talking
+        total = dict.fromkeys(SEAT_PARTITION, 0)
+        per_queue = {q: dict.fromkeys(SEAT_PARTITION, 0) for q in self.queue_names}
+        staffing = {q: _Staffing() for q in self.queue_names}
+        talking = 0
+        for seat in self.seats.values():
+            state = self._rows[seat.interface]["state"]
+            part = _seat_part(seat, state)
+            total[part] += 1
+            talking += seat.in_call
+            for q in seat.queues:
+                if q in per_queue:
+                    per_queue[q][part] += 1
+                    staffing[q].add(seat, state, now)
         queues: dict[str, QueueFigures] = {}
         for q in sorted(self.queue_names):
             line = self._line(q)
-            members = [s for s in self.seats.values() if q in s.queues]
             tally = self._tallies.get(q) or _Tally()
             offered = tally.answered + tally.abandoned
             first = line.earliest_join()
@@ -656,13 +720,13 @@ class LiveModel:
                 "waiting": len(line.members),
                 "emergency_waiting": self._emergency_count(q, line),
                 "longest_wait_s": round(now - first, 1) if first is not None else 0.0,
-                "estimated_wait_s": self._told(q, now, members),
+                "estimated_wait_s": self._told(q, now, staffing[q]),
                 "answered": tally.answered,
                 "abandoned": tally.abandoned,
                 "withdrawn": tally.withdrawn,
                 "abandon_rate": round(tally.abandoned / offered, 4) if offered else 0.0,
                 "service_level": round(tally.within / offered, 4) if offered else None,
-                "seats": _count_states(members, now),
+                "seats": per_queue[q],
                 "callers": self._callers(q, line, now),
             }
         em_waits, ord_waits = self._answered_waits[True], self._answered_waits[False]
@@ -671,19 +735,14 @@ class LiveModel:
             "resynced_at": self.resynced_at,
             "window_s": self.window_s,
             "queues": queues,
-            "seats": [{"interface": s.interface, "name": s.name, "state": s.state_at(now),
-                       "paused_reason": s.paused_reason,
-                       "device": DEVICE_STATES.get(s.status, str(s.status)), "in_call": s.in_call,
-                       "reserved": s.reserved, "queues": dict(s.queues), "calls_taken": s.calls_taken,
-                       "idle_since": _idle_since(s, now)}
-                      for s in sorted(self.seats.values(), key=lambda s: s.interface)],
-            "seat_states": _count_states(self.seats.values(), now),
+            "seats": rows,
+            "seat_states": total,
             "emergency": {"waiting": sum(self._emergency_count(q, line) for q, line in self._lines.items()),
                           "wait_p50_s": percentile_of_sorted(em_waits, 50),
                           "wait_p95_s": percentile_of_sorted(em_waits, 95), "answered": len(em_waits)},
             "ordinary": {"wait_p50_s": percentile_of_sorted(ord_waits, 50),
                          "wait_p95_s": percentile_of_sorted(ord_waits, 95), "answered": len(ord_waits)},
-            "lines": self.lines(now),
+            "lines": self.lines(now, talking),
         }
 
     def _callers(self, queue: str, line: _Line, now: float) -> list[CallerFigures]:
@@ -715,18 +774,32 @@ def _idle_since(seat: Seat, now: float) -> float | None:
 SEAT_PARTITION = ("busy", "wrapup", "idle", "paused", "reserved", "offline")
 
 
-def _count_states(seats: Iterable[Seat], now: float) -> dict[str, int]:
+class _Staffing:
+    """What a queue's wait estimator is told of the seats serving it: how many
+    are staffed (idle, talking or wrapping up), how many of them busy, and the
+    first moment a wrap-up ends (a change no event reports)."""
+
+    __slots__ = ("staffed", "busy", "edge")
+
+    def __init__(self) -> None:
+        self.staffed, self.busy, self.edge = 0, 0, math.inf
+
+    def add(self, seat: Seat, state: str, now: float) -> None:
+        if state in ("idle", "busy", "wrapup"):
+            self.staffed += 1
+            self.busy += state != "idle"
+        if now < seat.wrapup_until < self.edge:
+            self.edge = seat.wrapup_until
+
+
+def _seat_part(seat: Seat, state: str) -> str:
     """The seats partitioned, each counted once (``SEAT_PARTITION``): a
     reserved emergency seat on shift counts as ``reserved`` whatever it is
     doing, every other seat on shift by its state (busy = talking, wrapup,
     idle, paused); ``offline`` takes every seat whose device is unavailable,
     reserved or not. So on shift = busy + wrapup + idle + paused + reserved,
     and the sum is every seat (docs/console.md names the identities)."""
-    counts = dict.fromkeys(SEAT_PARTITION, 0)
-    for s in seats:
-        state = s.state_at(now)
-        counts["reserved" if s.reserved and state != "offline" else state] += 1
-    return counts
+    return "reserved" if seat.reserved and state != "offline" else state
 
 
 _HANDLERS = {

@@ -90,7 +90,7 @@ SEAT_KEYS = ("busy", "wrapup", "idle", "paused", "reserved", "offline")
 
 
 def seats_line(st: dict) -> str:
-    """The seat partition (``ivr.ami.model._count_states``), as on the wall."""
+    """The seat partition (``ivr.ami.model._seat_part``), as on the wall."""
     on = sum(int(st.get(k, 0)) for k in SEAT_KEYS if k != "offline")
     return (f"坐席 seats: 在岗 on shift {on} = 通话 talking {st.get('busy', 0)} + 话后整理 wrap-up "
             f"{st.get('wrapup', 0)} + 空闲 idle {st.get('idle', 0)} + 暂停 paused {st.get('paused', 0)} + "

@@ -5,7 +5,7 @@ inside (``ivr.ami.model.LiveSnapshot``). Pure: a board in, the violated
 identities out. docs/console.md names each one; a drill samples its console
 and reports every violation (``ivr.rehearsal.sim.identities``).
 
-Seat states come from one partition (``ivr.ami.model._count_states``): every
+Seat states come from one partition (``ivr.ami.model._seat_part``): every
 seat is counted once, as busy (talking), wrap-up, idle, paused, reserved (an
 emergency seat on shift, whatever it is doing) or offline.
 """

@@ -81,7 +81,7 @@ def _lines(live: dict | None) -> dict:
 
 
 def seat_line(live: dict, added: set[str]) -> dict:
-    """The seat line, one partition (``ivr.ami.model._count_states``, the same
+    """The seat line, one partition (``ivr.ami.model._seat_part``, the same
     figures as ``ivr status`` and ``/metrics``): on shift = talking + wrap-up +
     idle + paused + reserved emergency seats (each seat counted once), and on
     shift = the hotline's own + those the plan added (each counted once)."""
