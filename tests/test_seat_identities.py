@@ -305,7 +305,29 @@ def test_the_drills_live_line_counts_the_seats_on_shift(project_home):
         drill.pbx.join("general-q", f"1380000{i:04d}")
     busy = len(drill.pbx.dispatch())
     assert busy == 43                        # 40 + 2 called back + the reserved seat that helps last
-    assert "seats busy 43/44 " in drill._progress_line(600.0)
+    assert "seats busy 43/44 " in drill._progress_line(600.0, 0, 0)
+
+
+def test_the_drills_live_line_counts_calls_as_they_end_and_shows_the_backlog_and_level_of_now(project_home):
+    """The live line scanned every call for its "not answered" share (0.5 s
+    of the drill's loop a line by the end of the Beijing day's 1.2 million
+    calls), and showed the backlog and level of the last 15-minute sample:
+    "callback backlog 0  level 0" 12 minutes into the peak while the level
+    was 2."""
+    from ivr.rehearsal.sim.drill import CallRecord, Drill
+    from ivr.rehearsal.sim.profiles import load_profile
+
+    drill = Drill(load_profile(project_home, "demo"), home=project_home)
+    drill.pbx, drill.cc = drill._build_pbx()
+    ended = [CallRecord("13800000001", 0.0, False, False, outcome="answered", wanted_person=True),
+             CallRecord("13800000002", 0.0, False, False, outcome="abandoned", wanted_person=True),
+             CallRecord("13800000003", 0.0, False, False, outcome="abandoned", wanted_person=True),
+             CallRecord("13800000004", 0.0, False, False, outcome="satisfied", wanted_person=False),
+             CallRecord("13800000005", 0.0, False, False, wanted_person=True)]       # still in progress
+    for rec in ended:
+        drill._count_ended(rec)
+    line = drill._progress_line(600.0, 1234, 2)
+    assert "not answered 67%" in line and line.endswith("callback backlog 1234  level 2"), line
 
 
 def test_the_wall_feed_carries_the_figures_not_every_seat_and_caller_and_they_still_add_up():
