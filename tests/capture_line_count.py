@@ -19,13 +19,11 @@ then ``{t, msg, raw}`` per message, plus ``action`` (what was sent).
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from tests.live_pbx import ASTERISK, asterisk_tree, booted, cli, free_port, start_pbx, stop_pbx
+from tests.live_pbx import ASTERISK, asterisk_tree, booted, cli, free_port, start_pbx, stop_pbx, write_capture
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES = 3000
@@ -110,13 +108,5 @@ async def capture(tmp: Path, project_home: Path = ROOT) -> list[dict]:
     return log
 
 
-def main() -> None:
-    out = Path(sys.argv[1])
-    with tempfile.TemporaryDirectory(prefix="ivr-capture-") as tmp:
-        log = asyncio.run(capture(Path(tmp)))
-    out.write_text(json.dumps(log, ensure_ascii=False, indent=1))
-    print(f"{len(log) - 1} messages -> {out}")
-
-
 if __name__ == "__main__":
-    main()
+    write_capture(capture, sys.argv[1])

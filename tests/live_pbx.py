@@ -13,12 +13,14 @@ saw its caller vanish (CI, session 8: 2 live tests of 13).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 ASTERISK = shutil.which("asterisk")
@@ -146,3 +148,12 @@ def stop_pbx(daemon: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         daemon.kill()
         daemon.wait(10)
+
+
+def write_capture(capture: Callable[[Path], Coroutine[object, object, list[dict]]], out: str) -> None:
+    """A capture program's main: run ``capture`` in a scratch folder, write its
+    session as a fixture (``tests/fixtures/asterisk-22/ami``)."""
+    with tempfile.TemporaryDirectory(prefix="ivr-capture-") as tmp:
+        log = asyncio.run(capture(Path(tmp)))
+    Path(out).write_text(json.dumps(log, ensure_ascii=False, indent=1))
+    print(f"{len(log) - 1} messages -> {out}")
