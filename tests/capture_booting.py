@@ -5,7 +5,8 @@ The manager interface loads with the core modules (load priority 40) and takes
 logins long before app_queue (150, loaded last) and before the dialplan is
 fully booted. This logs in as soon as the port accepts, asks for QueueStatus
 and an Originate at once, waits for the FullyBooted event, then asks
-QueueStatus again:
+QueueStatus again, and CoreSettings (its SystemName, empty when
+asterisk.conf sets none):
 
     python -m tests.capture_booting tests/fixtures/asterisk-22/ami/session-booting.json
 
@@ -66,6 +67,8 @@ async def capture(tmp: Path, project_home: Path = ROOT) -> list[dict]:
                 booted_again = True
                 send(Action="QueueStatus", Queue="general-q")
             if msg.get("Event") == "QueueStatusComplete":
+                send(Action="CoreSettings")        # SystemName: the prefix of this PBX's uniqueids
+            if msg.get("Response") and "SystemName" in msg:
                 break
         send(Action="Logoff")
         writer.close()

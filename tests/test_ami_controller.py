@@ -325,6 +325,13 @@ def test_the_simulated_pbx_answers_a_client_of_a_starting_pbx_as_asterisk_does()
     # after the boot, FullyBooted comes as an event, and QueueStatus is answered
     events = [m["msg"].get("Event") for m in real if "Event" in m["msg"]]
     assert events[0] == "FullyBooted" and events[-1] == "QueueStatusComplete"
+    # CoreSettings, once up: the same fields in the same order (SystemName empty: none set)
+    server.booting = False
+    real_settings = next(m for m in real if m.get("action", {}).get("Action") == "CoreSettings")
+    sim_settings = server._answer({"Action": "CoreSettings", "ActionID": real_settings["msg"]["ActionID"]},
+                                  _Writer(server))[0]
+    assert [k for k, _ in sim_settings] == list(real_settings["msg"]), sim_settings
+    assert dict(sim_settings)["SystemName"] == real_settings["msg"]["SystemName"] == ""
 
 
 class _Writer:

@@ -240,6 +240,8 @@ async def test_two_pbxs_a_missed_call_on_a_called_back_on_b_then_a_dies_and_b_ca
             return set(c) == {"a", "b"} and all(x.ready.is_set() for x in c.values())
         await _until(both_linked, 60, f"the engine never linked to both PBXs: {eng.controllers}")
         assert set(B_SEATS[:2]) <= set(eng.controllers["b"].model.seats) and not eng.controllers["a"].model.seats
+        # each PBX's systemname, from CoreSettings at login: known before any of its calls is seen
+        assert {n: c.system_name for n, c in eng.controllers.items()} == {"a": "pbx-a", "b": "pbx-b"}
         await _missed_on_a_called_back_on_b(eng, conf_a, loggers)
         print(f"missed call on a called back on b: {time.monotonic() - started:.1f} s")
         await _a_dies_b_carries_on(eng, settings, conf_a, conf_b, pbx_a)

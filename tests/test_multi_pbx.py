@@ -115,6 +115,7 @@ async def running_city(redis, redis_url, project_home, tmp_path, monkeypatch, *,
     """main (IVR_AMI_URL) and b (ami://, its secret in IVR_AMI_SECRET_B), an
     engine linked to both (to b once it is up), the console's web app."""
     a, b = shipped_pbx(), pbx_b()
+    a.system_name, b.system_name = "pbx-main", "pbx-b"      # asterisk.conf systemname (docs/deploy.md)
     server_a, server_b = SimAmiServer(a), SimAmiServer(b, secret="secret-b")
     await server_a.start()
     await server_b.start()
@@ -318,6 +319,29 @@ async def test_a_pbx_that_is_down_does_not_stop_the_dead_engine_sweep_on_the_oth
     # b's caller may be waiting on b, unseen: left until b's link is back
     assert await eng.redis.hget(keys.CALLS_LIVE, "pbx-b-200.2") == f"gone|{now}|13900000009"
     assert not await eng.redis.exists(keys.call_summarised("pbx-b-200.2"))
+
+
+async def test_a_pbx_down_before_any_of_its_calls_was_seen_still_does_not_stop_the_sweep(city):
+    """A PBX's systemname was learnt from its calls' uniqueids only: a PBX
+    whose link went down before the engine saw one of its calls (an engine
+    started while that PBX was quiet, or just restarted) stopped the dead-
+    engine sweep on every PBX, since any call might have been its. CoreSettings
+    says the systemname at each login (fixture ami/session-booting.json)."""
+    import time
+
+    a, b, server_a, server_b, eng, env, web = city
+    assert {n: c.system_name for n, c in eng.controllers.items()} == {"main": "pbx-main", "b": "pbx-b"}
+    assert all(p.systemname is None for p in eng.work.links)            # no call seen on either PBX
+    await server_b.stop()
+    await until(lambda: not eng.controllers["b"].ready.is_set(), 10)
+    now = time.time()
+    await eng.redis.hset(keys.CALLS_LIVE, mapping={"pbx-main-300.1": f"gone|{now}|13800000019",
+                                                   "pbx-b-300.2": f"gone|{now}|13900000019"})
+    sweeper = eng.work.reconciler
+    await sweeper.sweep()
+    await sweeper.sweep()
+    assert await eng.redis.exists(keys.call_summarised("pbx-main-300.1"))
+    assert await eng.redis.hget(keys.CALLS_LIVE, "pbx-b-300.2") == f"gone|{now}|13900000019"
 
 
 async def test_a_follow_up_goes_out_on_a_pbx_whose_gate_is_open(redis):

@@ -203,6 +203,12 @@ class PbxLink:
     def connected(self) -> bool:
         return self.controller.ready.is_set()
 
+    @property
+    def known_systemname(self) -> str | None:
+        """Its systemname as its calls showed it, else as CoreSettings said it
+        at login; None while neither did."""
+        return self.systemname if self.systemname is not None else self.controller.system_name
+
     def on_event(self, event: Mapping[str, str]) -> None:
         """Learns the PBX's ``systemname`` (asterisk.conf) from the uniqueids
         of its events: ``pbx-a-1733480000.12`` -> ``pbx-a``."""
@@ -230,10 +236,11 @@ def out_of_sync(links: list[PbxLink]) -> Callable[[str], bool]:
     caller may be waiting there unseen). A call whose uniqueid names another
     PBX's ``systemname`` is judged on that PBX's link: a PBX that is down
     stops nobody else's reconciliation. While a PBX that is down never
-    showed its systemname, every call is treated as possibly on it."""
+    showed its systemname (no call seen, and no CoreSettings answered since
+    the engine started), every call is treated as possibly on it."""
     def blind(uniqueid: str) -> bool:
         name = system_name(uniqueid)
-        return any(p.systemname is None or p.systemname == name for p in links if not p.connected)
+        return any(p.known_systemname is None or p.known_systemname == name for p in links if not p.connected)
     return blind
 
 

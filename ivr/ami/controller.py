@@ -146,6 +146,10 @@ class AmiController:
         self.link.register_event("*", self._on_event)
         self.ready = asyncio.Event()     # logged in and resynced
         self.logged_in = False
+        # asterisk.conf's systemname, the prefix of this PBX's uniqueids ("": none set;
+        # None: not read yet), read with CoreSettings after each login
+        self.system_name: str | None = None
+        self._named_at_login = 0
         self.resyncs = 0
         self.logins = 0
         self._dirty = True
@@ -231,7 +235,24 @@ class AmiController:
         self.ready.set()
         self.log.info("ami_resynced", seats=len(self.model.seats), waiting=len(self.model.waiting),
                       queues=len(self.model.queue_names))
+        if self._named_at_login != self.logins:
+            await self._read_system_name()
         return True
+
+    async def _read_system_name(self) -> None:
+        """CoreSettings' SystemName: which calls are this PBX's, known before any
+        of its calls is seen (``ivr.ami.city.out_of_sync``)."""
+        try:
+            resp = await asyncio.wait_for(self.link.send_action({"Action": "CoreSettings"}, as_list=False),
+                                          ACTION_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, AttributeError) as exc:
+            self.log.warning("ami_system_name_unknown", error=repr(exc))
+            return
+        if resp.success:
+            self.system_name = str(resp.get("SystemName", "") or "")
+            self._named_at_login = self.logins
+        else:
+            self.log.warning("ami_system_name_unknown", error=resp.get("Message", ""))
 
     def _release_held(self, answer: asyncio.Future[Any] | None) -> None:
         """The events that followed ``answer``, applied in order (after the

@@ -132,6 +132,7 @@ class SimPbx:
         self.device: dict[str, int] = {}          # state interface -> AST_DEVICE_*
         self.calls: dict[str, Bridged] = {}       # seat interface -> call in progress
         self.chan_vars = chan_vars                 # manager.conf channelvars
+        self.system_name = ""                      # asterisk.conf systemname: CoreSettings says it ("" none)
         self.withdrawn: dict[str, str] = {}        # uniqueid -> WithdrawInfo (read by the AGI side)
         self.events: list[Message] = []            # emitted, for the server to send
         self.originated: list[dict[str, str]] = []
@@ -366,6 +367,14 @@ class SimPbx:
     def _act_ping(self, msg, aid):
         return [[("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"),
                  ("Timestamp", f"{self.clock():.6f}")]]
+
+    def _act_coresettings(self, msg, aid):
+        """As Asterisk 22 answers it (fixture ami/session-booting.json)."""
+        return [[("Response", "Success"), ("ActionID", aid), ("AMIversion", "11.0.0"), ("AsteriskVersion", "22.10.1"),
+                 ("SystemName", self.system_name), ("CoreMaxCalls", "0"), ("CoreMaxLoadAvg", "0.000000"),
+                 ("CoreRunUser", ""), ("CoreRunGroup", ""), ("CoreMaxFilehandles", "0"),
+                 ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"), ("CoreHTTPenabled", "No"),
+                 ("SoundsSearchCustomDir", "No")]]
 
     def _act_queuepause(self, msg, aid):
         iface, paused = msg.get("Interface", ""), msg.get("Paused", "").lower() in ("true", "yes", "1")
