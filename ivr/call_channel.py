@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+def pbx_system(uniqueid: str) -> str:
+    """The PBX ``systemname`` (asterisk.conf) a uniqueid carries: ``pbx-a-1733480000.12``
+    -> ``pbx-a``; "" when the PBX sets none."""
+    return uniqueid.rpartition("-")[0]
+
+
 @dataclass(frozen=True, slots=True)
 class CallInfo:
     uniqueid: str

@@ -6,6 +6,7 @@ on and the engine says which PBX is down; back, it is linked again."""
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr import logs
 from ivr.ami.city import city_observation, city_outlook, city_snapshot
 from ivr.ami.model import LiveModel, Observation
+from ivr.call_channel import pbx_system
 from ivr.contingency.store import ContingencyStore
 from ivr.redisdb import keys
 from ivr.rehearsal.sim.agi_peer import Caller, SimChannel, run_call
@@ -92,6 +94,33 @@ def test_the_city_outlook_is_the_longest_wait_of_the_pbxs() -> None:
     got = city_outlook({"a": a, "b": b})
     assert got["queues"]["general-q"]["0"] == [1, 90.0, 8.0] and got["queues"]["other-q"]["0"] == [0, 3.0, 1.0]
     assert got["lines_low"] is True and got["pbxs"] == {"a": a, "b": b}
+
+
+def test_a_call_is_told_the_wait_and_the_lines_of_its_own_pbx() -> None:
+    """A caller waits in their own PBX's queue and holds one of its lines. The
+    engine was told the city's outlook: the longest wait of the PBXs and lines
+    low if any PBX's were, so a caller on a PBX with free lines and seats was
+    offered a callback for another PBX's peak (issue 20: "the line admission
+    uses the call's own PBX"). The call's PBX is its uniqueid's systemname."""
+    import orjson
+
+    from ivr.calls.service import LiveState
+
+    a = {"queues": {"general-q": {"0": [40, 300.0, 30.0]}}, "lines_low": True}
+    b = {"queues": {"general-q": {"0": [0, 0.0, 0.0]}}, "lines_low": False}
+    live = LiveState()
+    live.use_outlook(orjson.dumps(city_outlook({"a": a, "b": b}, {"a": "pbx-a", "b": "pbx-b"})))
+    now = dt.datetime(2026, 12, 6, 10, 0)
+    on_b = live.facts(now, pbx_system("pbx-b-1796576333.12"))
+    assert on_b.queues_now() == ({"general-q": {0: (0, 0.0, 0.0)}}, False)
+    assert on_b.lines_low is False and on_b.outlook == {"general-q": {0: (0, 0.0, 0.0)}}
+    assert live.facts(now, "pbx-a").queues_now() == ({"general-q": {0: (40, 300.0, 30.0)}}, True)
+    # a call whose PBX is not known (no systemname set, or one not published): the city's, as before
+    assert live.facts(now, "").queues_now() == ({"general-q": {0: (40, 300.0, 30.0)}}, True)
+    assert live.facts(now, "pbx-c").queues_now()[1] is True
+    # two PBXs without their own systemname cannot be told apart: neither is used
+    live.use_outlook(orjson.dumps(city_outlook({"a": a, "b": b}, {"a": "", "b": ""})))
+    assert live.facts(now, "").queues_now()[1] is True
 
 
 def test_the_contingency_rules_look_at_the_city() -> None:
@@ -332,6 +361,11 @@ async def test_a_pbx_down_before_any_of_its_calls_was_seen_still_does_not_stop_t
     a, b, server_a, server_b, eng, env, web = city
     assert {n: c.system_name for n, c in eng.controllers.items()} == {"main": "pbx-main", "b": "pbx-b"}
     assert all(p.systemname is None for p in eng.work.links)            # no call seen on either PBX
+    # and the outlook the engines read names them: a call's own PBX from its uniqueid
+    deadline = time.monotonic() + 10
+    while json.loads(await eng.redis.get(keys.OUTLOOK) or "{}").get("systems") != {"main": "pbx-main", "b": "pbx-b"}:
+        assert time.monotonic() < deadline, await eng.redis.get(keys.OUTLOOK)
+        await asyncio.sleep(0.05)
     await server_b.stop()
     await until(lambda: not eng.controllers["b"].ready.is_set(), 10)
     now = time.time()

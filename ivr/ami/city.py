@@ -52,6 +52,7 @@ from ivr.ami.model import (
     QueueFigures,
     SeatFigures,
 )
+from ivr.call_channel import pbx_system
 from ivr.logs import Log
 from ivr.redisdb.live import write_live
 
@@ -166,9 +167,14 @@ def city_snapshot(parts: Mapping[str, tuple[LiveSnapshot, bool]], now: float,
     return out
 
 
-def city_outlook(outlooks: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+def city_outlook(outlooks: Mapping[str, dict[str, Any]],
+                 systems: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """PBX name -> its ``LiveModel.outlook`` (connected PBXs only): per queue
-    and priority the longest expected wait of the PBXs; lines low on any."""
+    and priority the longest expected wait of the PBXs; lines low on any.
+    Each PBX's own outlook stays under ``pbxs``, and ``systems`` (PBX name ->
+    its systemname) lets an engine read a call's own PBX from its uniqueid
+    (``ivr.calls.service.LiveState.queues_now``): a caller waits in their own
+    PBX's queue and holds one of its lines."""
     queues: dict[str, dict[str, list[float]]] = {}
     for o in outlooks.values():
         for q, by_prio in o["queues"].items():
@@ -177,7 +183,7 @@ def city_outlook(outlooks: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
                 if prio not in mine or entry[1] > mine[prio][1]:
                     mine[prio] = list(entry)
     return {"queues": queues, "lines_low": any(o.get("lines_low") for o in outlooks.values()),
-            "pbxs": dict(outlooks)}
+            "pbxs": dict(outlooks), "systems": dict(systems or {})}
 
 
 def city_observation(parts: list[Observation]) -> Observation:
@@ -214,12 +220,7 @@ class PbxLink:
         of its events: ``pbx-a-1733480000.12`` -> ``pbx-a``."""
         uid = event.get("Uniqueid", "")
         if "." in uid:
-            self.systemname = system_name(uid)
-
-
-def system_name(uniqueid: str) -> str:
-    """The PBX ``systemname`` a uniqueid carries ("" when the PBX has none)."""
-    return uniqueid.rpartition("-")[0]
+            self.systemname = pbx_system(uid)
 
 
 def waiting_callers(links: list[PbxLink]) -> set[str] | None:
@@ -239,7 +240,7 @@ def out_of_sync(links: list[PbxLink]) -> Callable[[str], bool]:
     showed its systemname (no call seen, and no CoreSettings answered since
     the engine started), every call is treated as possibly on it."""
     def blind(uniqueid: str) -> bool:
-        name = system_name(uniqueid)
+        name = pbx_system(uniqueid)
         return any(p.known_systemname is None or p.known_systemname == name for p in links if not p.connected)
     return blind
 
@@ -264,7 +265,8 @@ class CityPublisher:
         parts = {p.name: (p.controller.model.snapshot(now), p.connected) for p in self.links}
         outlooks = {p.name: p.controller.model.outlook(now, parts[p.name][0].get("lines"))
                     for p in self.links if p.connected}
-        return city_snapshot(parts, now, self.link), city_outlook(outlooks)
+        return city_snapshot(parts, now, self.link), city_outlook(outlooks, {p.name: p.known_systemname
+                                                                             for p in self.links})
 
     async def publish(self) -> None:
         snap, outlook = self.figures(self.clock())

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypedDict, Unpack, cast
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -23,7 +23,7 @@ from redis.typing import EncodableT, FieldT
 
 from ivr.agi.channel import AgiChannel, LineTransport
 from ivr.aio import cancelling
-from ivr.call_channel import CallInfo, CallLog
+from ivr.call_channel import CallInfo, CallLog, pbx_system
 from ivr.calls.arrival import UNKNOWN, ArrivalLookups
 from ivr.contingency.plan import Plan
 from ivr.errors import NotReplicated
@@ -94,6 +94,9 @@ class LiveState:
         # priority -> (callers ahead, expected wait s, spread s); free lines low
         self.outlook: dict[str, dict[int, tuple[int, float, float]]] = {}
         self.lines_low = False
+        # several PBXs: each PBX's own outlook and lines, by its systemname (the
+        # prefix of its calls' uniqueids): a caller waits on and holds a line of their own PBX
+        self._by_system: dict[str, tuple[dict[str, dict[int, tuple[int, float, float]]], bool]] = {}
         # where the leader's latest outlook is read (the engine sets it: one GET of ``keys.OUTLOOK``)
         self.outlook_source: Callable[[], Awaitable[bytes | str | None]] | None = None
         self._outlook_read_at = -math.inf       # monotonic
@@ -112,11 +115,13 @@ class LiveState:
         is known, and no step offers or says anything on its account."""
         try:
             doc = orjson.loads(raw) if raw else {}
-            self.outlook = {q: {int(p): (int(v[0]), float(v[1]), float(v[2])) for p, v in by_p.items()}
-                            for q, by_p in doc.get("queues", {}).items()}
-            self.lines_low = bool(doc.get("lines_low", False))
-        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError, IndexError):
-            self.outlook, self.lines_low = {}, False
+            self.outlook, self.lines_low = _outlook_of(doc)
+            systems = doc.get("systems") or {}
+            named = [name for name in systems.values() if name]
+            self._by_system = {name: _outlook_of(doc["pbxs"][pbx]) for pbx, name in systems.items()
+                               if name and named.count(name) == 1 and pbx in doc.get("pbxs", {})}
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError, IndexError, KeyError):
+            self.outlook, self.lines_low, self._by_system = {}, False, {}
 
     async def fresh_outlook(self) -> None:
         """The leader's latest outlook, read now (``CallFacts.fresh``: a step
@@ -139,9 +144,13 @@ class LiveState:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._outlook_reading), FRESH_WAIT_S)
 
-    def queues_now(self) -> tuple[dict[str, dict[int, tuple[int, float, float]]], bool]:
-        """The outlook as last read (``use_outlook``): what a flow's step reads when it is reached."""
-        return self.outlook, self.lines_low
+    def queues_now(self, system: str = "") -> tuple[dict[str, dict[int, tuple[int, float, float]]], bool]:
+        """The outlook as last read (``use_outlook``): what a flow's step reads
+        when it is reached; ``system``: the call's PBX (``pbx_system`` of its
+        uniqueid), whose own outlook and lines it is, when the leader
+        published them; else the city's."""
+        own = self._by_system.get(system) if system else None
+        return own if own is not None else (self.outlook, self.lines_low)
 
     def valid_sets(self, now: dt.datetime) -> dict[str, tuple[str, ...]]:
         """Every set's items valid at ``now``; worked out once a second, not per call."""
@@ -151,16 +160,18 @@ class LiveState:
             self._valid_at = second
         return self._valid
 
-    def facts(self, now: dt.datetime, **call: Unpack[CallSpecific]) -> CallFacts:
+    def facts(self, now: dt.datetime, pbx: str = "", **call: Unpack[CallSpecific]) -> CallFacts:
+        """``pbx``: the systemname of the PBX the call is on (its outlook and lines)."""
         lv = self.plan.level(self.level) if self.plan else None
         sets = self.valid_sets(now)
+        outlook, lines_low = self.queues_now(pbx)
         return CallFacts(now=now, level=self.level, lists=self.lists, calendars=self.calendars,
                          announcements=sets.get(lv.announcements, ()) if lv and lv.announcements else (),
                          announcement_sets=sets,
                          callback_mode=lv.callback if lv else "offer",
                          short_menu=lv.short_menu if lv else False,
                          hold_music=lv.hold_music if lv else None,
-                         outlook=self.outlook, lines_low=self.lines_low, current=self.queues_now,
+                         outlook=outlook, lines_low=lines_low, current=lambda: self.queues_now(pbx),
                          fresh=self.fresh_outlook,
                          admission_wait_s=lv.admission_wait_s if lv else None,
                          say_wait=lv.say_wait if lv else False, **call)
@@ -331,7 +342,8 @@ class CallService:
                 arrival = await self.arrivals.lookup(call.caller_number, started,
                                                      history=self.registry.needs_history(call.flow),
                                                      registration=self.registry.needs_registration(call.flow))
-            facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), caller=call.caller_number,
+            facts = self.live.facts(dt.datetime.fromtimestamp(started, self.tz), pbx_system(call.uniqueid),
+                                    caller=call.caller_number,
                                     last_call_age_s=arrival.last_call_age_s,
                                     registered_ahead=arrival.registered_ahead,
                                     outbound=call.outbound, rated_seat=after.get("seat", ""),
@@ -355,3 +367,10 @@ class CallService:
         finally:
             self.active -= 1
             self.finished += 1
+
+
+def _outlook_of(doc: dict[str, Any]) -> tuple[dict[str, dict[int, tuple[int, float, float]]], bool]:
+    """An outlook document (``LiveModel.outlook``) -> (queue -> priority -> (ahead, wait, spread), lines low)."""
+    outlook = {q: {int(p): (int(v[0]), float(v[1]), float(v[2])) for p, v in by_p.items()}
+               for q, by_p in doc.get("queues", {}).items()}
+    return outlook, bool(doc.get("lines_low", False))
