@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -156,7 +157,8 @@ async def running_city(redis, redis_url, project_home, tmp_path, monkeypatch, *,
         "  main:\n    ami: IVR_AMI_URL\n"
         "    seats: [Local/101@ivr-seats/n, Local/102@ivr-seats/n, Local/109@ivr-seats/n, Local/201@ivr-seats/n]\n"
         f"  b:\n    ami: ami://ivr@127.0.0.1:{server_b.port}\n    secret_env: IVR_AMI_SECRET_B\n"
-        f"    seats: [Local/202@ivr-seats/n, {', '.join(B_SEATS)}]\n", encoding="utf-8")
+        f"    seats: [Local/202@ivr-seats/n, {', '.join(B_SEATS)}]\n"
+        f"    queue_log: {tmp_path / 'pbx-b' / 'queue_log'}\n", encoding="utf-8")
     monkeypatch.setenv("IVR_AMI_SECRET_B", "secret-b")
     env = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_AGI_LISTEN": "127.0.0.1:0",
            "IVR_HTTP_LISTEN": "127.0.0.1:0", "IVR_REDIS_URL": redis_url,
@@ -376,6 +378,32 @@ async def test_a_pbx_down_before_any_of_its_calls_was_seen_still_does_not_stop_t
     await sweeper.sweep()
     assert await eng.redis.exists(keys.call_summarised("pbx-main-300.1"))
     assert await eng.redis.hget(keys.CALLS_LIVE, "pbx-b-300.2") == f"gone|{now}|13900000019"
+
+
+async def test_each_pbx_s_own_queue_log_is_read_and_reconciled(city):
+    """Each PBX's record as evidence (issue 20): PBX b's queue_log, named in
+    queue/pbxs.yaml, is read by the leader like the engine's own PBX's
+    (IVR_QUEUE_LOG); a caller who abandoned on b while no engine saw it is a
+    missed call, and the reconciliation lists it under b."""
+    import time
+
+    from ivr.callback.store import CallbackStore
+    from ivr.services.pbx_record import reconciliation
+
+    a, b, server_a, server_b, eng, env, web = city
+    assert [r.pbx for r in eng.work.pbx_records_each] == ["b"] and eng.work.pbx_record is None
+    log = Path(env["IVR_HOME"]).parent / "pbx-b" / "queue_log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t = int(time.time()) - 60
+    log.write_text(f"{t}|pbx-b-800.1|general-q|NONE|ENTERQUEUE||13900000077|1\n"
+                   f"{t + 42}|pbx-b-800.1|general-q|NONE|ABANDON|1|1|42\n")
+    store = CallbackStore(eng.redis)
+    deadline = time.monotonic() + 30
+    while await store.open_record("13900000077") is None:
+        assert time.monotonic() < deadline, "b's queue_log was never read"
+        await asyncio.sleep(0.1)
+    report = await reconciliation(eng.redis, t - 1, t + 3600)
+    assert {p["pbx"]: [c["uniqueid"] for c in p["calls"]] for p in report["pbxs"]} == {"b": ["pbx-b-800.1"]}
 
 
 async def test_a_follow_up_goes_out_on_a_pbx_whose_gate_is_open(redis):

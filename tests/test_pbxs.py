@@ -191,3 +191,20 @@ def test_parse_ami_never_keeps_a_secret() -> None:
     addr, why = parse_ami("ami://ivr@pbx-b.example:5038")
     assert addr is not None and why == "" and addr.secret_env == ""
     assert parse_ami("ami://ivr:x@pbx-b.example")[0] is None
+
+
+def test_each_pbx_may_name_its_queue_log_an_absolute_path_of_its_own() -> None:
+    """Each PBX's own record (issue 20: "reconciles each PBX's record"): the
+    engine read one queue_log only (IVR_QUEUE_LOG). A PBX names where the
+    leader's host reads its file; relative, or two PBXs on one file, is an
+    error at its line and column."""
+    cfg, _ = parse(TWO.replace("    seats: [Local/301@ivr-seats/n]",
+                               "    seats: [Local/301@ivr-seats/n]\n    queue_log: /mnt/pbx-b/log/queue_log"))
+    assert cfg is not None and cfg.pbxs["b"].queue_log == "/mnt/pbx-b/log/queue_log" and cfg.pbxs["a"].queue_log is None
+    (err,) = errors(TWO.replace("    seats: [Local/301@ivr-seats/n]",
+                                "    seats: [Local/301@ivr-seats/n]\n    queue_log: log/queue_log"))
+    assert err.startswith("queue/pbxs.yaml:10:16") and "queue_log 应为绝对路径" in err, err
+    both = TWO.replace("    queues: [general-q]\n", "    queues: [general-q]\n    queue_log: /var/log/asterisk/queue_log\n")
+    (err,) = errors(both.replace("    seats: [Local/301@ivr-seats/n]",
+                                 "    seats: [Local/301@ivr-seats/n]\n    queue_log: /var/log/asterisk/queue_log"))
+    assert err.startswith("queue/pbxs.yaml:11:16") and "has the queue_log of PBX 'a'" in err, err

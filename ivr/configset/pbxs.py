@@ -61,6 +61,7 @@ class Pbx:
     ami: AmiAddress | None         # None: the engine's own link, IVR_AMI_URL
     queues: tuple[str, ...] = ()   # Asterisk queue names; empty: every queue of queue/queues.yaml
     seats: tuple[str, ...] = ()    # queue member interfaces on this PBX; empty: not stated
+    queue_log: str | None = None   # where the leader's host reads this PBX's queue_log (docs/pbx-record.md)
 
     @property
     def is_link(self) -> bool:
@@ -100,7 +101,7 @@ class Known:
 
 
 def parse_pbxs(text: str, path: str = PBXS_FILE, known: Known | None = None) -> tuple[PbxConfig | None, list[Problem]]:
-    """``pbxs:`` name -> ``{ami, secret_env, queues, seats}``; every problem at
+    """``pbxs:`` name -> ``{ami, secret_env, queues, seats, queue_log}``; every problem at
     its ``file:line:col``, all at once."""
     known = known or Known()
     problems = Problems(path)
@@ -156,10 +157,15 @@ def _pbx(name: str, knode: yaml.Node, vnode: yaml.Node, problems: Problems, know
     secret_env = r.take("secret_env", read_text, default=None)
     queues = r.take("queues", _tokens("queue", "Asterisk queue names"), default=())
     seats = r.take("seats", _tokens("seat", "queue member interfaces"), default=())
+    queue_log = r.take("queue_log", read_text, default=None)
     r.finish()
-    if MISSING in (ami_text, secret_env, queues, seats):
+    if MISSING in (ami_text, secret_env, queues, seats, queue_log):
         return None
     ok = True
+    if queue_log is not None and (not queue_log.startswith("/") or "\0" in queue_log):
+        problems.at(r.items["queue_log"][1], f"PBX '{name}'：queue_log 应为绝对路径 — queue_log must be an absolute "
+                                             f"path on the leader's host: {queue_log!r}")
+        ok = False
     ami: AmiAddress | None = None
     if ami_text != LINK:
         ami, why = parse_ami(ami_text)
@@ -182,7 +188,7 @@ def _pbx(name: str, knode: yaml.Node, vnode: yaml.Node, problems: Problems, know
                                               f"the secret of ami: {LINK} is in that setting: remove 'secret_env'")
         ok = False
     ok = _known_queues(name, r, queues, problems, known) and ok
-    return Pbx(name, ami, tuple(queues), tuple(seats)) if ok else None
+    return Pbx(name, ami, tuple(queues), tuple(seats), queue_log) if ok else None
 
 
 def _tokens(what: str, expected: str) -> Callable[[Reader, yaml.Node], Any]:
@@ -218,15 +224,22 @@ def _known_queues(name: str, r: Reader, queues: list[str], problems: Problems, k
 
 def _across(node: yaml.MappingNode, pbxs: dict[str, Pbx], problems: Problems, known: Known) -> None:
     """What no single PBX shows: a seat on two PBXs, two PBXs on one AMI
-    address, more than one engine link, the PBXs of queue/lines.yaml."""
+    address or one queue_log, more than one engine link, the PBXs of queue/lines.yaml."""
     entries: dict[str | None, tuple[yaml.Node, yaml.Node]] = {}
     for k, v in node.value:
         entries.setdefault(scalar(k), (k, v))     # a name given twice: the first is the PBX (the second is reported)
     seat_of: dict[str, str] = {}
     address_of: dict[tuple[str, int], str] = {}
+    log_of: dict[str, str] = {}
     links: list[str] = []
     for pbx in pbxs.values():
         knode, vnode = entries[pbx.name]
+        if pbx.queue_log is not None:
+            if pbx.queue_log in log_of:
+                problems.at(_value(vnode, "queue_log"), f"PBX '{pbx.name}' 与 PBX '{log_of[pbx.queue_log]}' 的 "
+                                                        f"queue_log 相同 — PBX '{pbx.name}' has the queue_log of PBX "
+                                                        f"'{log_of[pbx.queue_log]}': each PBX writes its own")
+            log_of.setdefault(pbx.queue_log, pbx.name)
         for seat, item in zip(pbx.seats, _items(vnode, "seats"), strict=True):
             if seat in seat_of:
                 problems.at(item, f"坐席 '{seat}' 同时属于 PBX '{seat_of[seat]}' 和 '{pbx.name}'，一个坐席只能在一台 "

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -37,7 +38,7 @@ from ivr.callback.reconcile import QueueReconciler
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
 from ivr.clock import Clock, wall_interval
-from ivr.configset.pbxs import default_pbxs
+from ivr.configset.pbxs import Pbx, default_pbxs
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
 from ivr.logs import Log
@@ -66,6 +67,7 @@ class LeaderWork:
     lines: LineWatch | None = None            # the trunk lines in use, over AMI
     blocked: BlockedAttempts | None = None    # attempts the dialplan refused, recorded as missed calls
     pbx_record: PbxRecord | None = None       # the PBX's queue_log, reconciled (IVR_QUEUE_LOG)
+    pbx_records_each: list[PbxRecord] = field(default_factory=list)   # other PBXs' (queue/pbxs.yaml queue_log)
     followups: FollowupCaller | None = None   # 智能回访: the chosen samples called without a seat
     links: list[PbxLink] = field(default_factory=list)   # one AMI link per PBX (the first: ``controller``'s)
     city: CityPublisher | None = None         # several PBXs: the city's live figures
@@ -200,16 +202,30 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
             offers = [InQueueOffer(p.controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
                                    emergency_queues=snap.emergency_queues) for p in links]
             in_queue = offers[0]
-    # the PBX's own record (docs/pbx-record.md): read where the file is, AMI or not
-    pbx_record = None if settings.queue_log is None else PbxRecord(
-        redis, store, pbx=model.lines_config.name if model.lines_config else LINK_PBX, path=settings.queue_log,
-        clock=clock, log=log.bind(part="pbx_record"), emergency_queues=lambda: config.current.emergency_queues)
+    # each PBX's own record (docs/pbx-record.md): read where the file is, AMI or not; the
+    # engine's own PBX's from IVR_QUEUE_LOG, or queue/pbxs.yaml's queue_log like every other PBX's
+    link_pbx = model.lines_config.name if model.lines_config else LINK_PBX
+    paths = {(link_pbx if p.is_link else p.name): Path(p.queue_log) for p in _pbx_config(settings)
+             if p.queue_log is not None}
+    if settings.queue_log is not None:
+        paths[link_pbx] = settings.queue_log
+    records = {name: PbxRecord(redis, store, pbx=name, path=path, clock=clock,
+                               log=log.bind(part="pbx_record", pbx=name),
+                               emergency_queues=lambda: config.current.emergency_queues)
+               for name, path in paths.items()}
+    pbx_record = records.pop(link_pbx, None)
     # the audit chains' heads, signed, in a file outside Redis (docs/security.md)
     checkpointer = Checkpointer(redis, log=log.bind(part="audit"), clock=clock.now)
     return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
                       settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record,
+                      pbx_records_each=list(records.values()),
                       followups=followups, links=links, city=city, line_watches=line_watches,
                       blocked_each=blocked_each)
+
+
+def _pbx_config(settings: Settings) -> list[Pbx]:
+    cfg, _ = pbx_service.configured(settings.home)
+    return list(cfg.pbxs.values()) if cfg is not None else []
 
 
 def _seat_pbx(settings: Settings) -> Callable[[str], str | None]:
@@ -281,6 +297,7 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
     loops = (("reconcile", work.reconciler), ("lines", work.lines), ("blocked", work.blocked),
              ("pbx_record", work.pbx_record))
     out += [Part(name, part.run) for name, part in loops if part is not None]
+    out += [Part(f"pbx_record:{r.pbx}", r.run) for r in work.pbx_records_each]
     out.append(Part("audit_checkpoint", every(work.checkpoint_s, work.checkpointer.checkpoint)))
     return out + work.extra
 
