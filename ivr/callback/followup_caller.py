@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,7 +30,13 @@ from ivr.ami.controller import AmiController
 from ivr.ami.model import AmiEvent
 from ivr.callback.followup import FollowupStore, audit_id
 from ivr.callback.policy import Policy, in_calling_hours, next_attempt_at
-from ivr.callback.scheduler import FINISH_RETRY_S, MAX_CONVERSATION_S, NO_OUTCOME_GRACE_S, is_calm
+from ivr.callback.scheduler import (
+    FINISH_RETRY_S,
+    MAX_CONVERSATION_S,
+    NO_OUTCOME_GRACE_S,
+    OutboundCaller,
+    is_calm,
+)
 from ivr.callback.states import DIAL_OUTCOMES
 from ivr.logs import Log, mask_number
 
@@ -63,27 +69,16 @@ def free_line_budget(snapshot: dict[str, Any] | None) -> int | None:
     return max(0, int(lines["free"]) - max(1, int(lines.get("callback_below_free", 1))))
 
 
-class FollowupCaller:
+class FollowupCaller(OutboundCaller):
     def __init__(self, *, store: FollowupStore, controller: AmiController, policy: Policy, tz: ZoneInfo,
                  queues: dict[str, str], log: Log, owner: str, context: str = "ivr-followup",
                  clock: Callable[[], float] = time.time, pbxs: Mapping[str, AmiController] | None = None) -> None:
-        """``pbxs``: PBX name -> its controller, with several PBXs (``controller`` is one of them)."""
         self.store = store
-        self.controller = controller
-        self.controllers: dict[str, AmiController] = dict(pbxs) if pbxs else {"": controller}
-        self.policy = policy
-        self.tz = tz
-        self.queues = queues
-        self.log = log
-        self.owner = owner
-        self.context = context
-        self.clock = clock
         self.active: dict[str, _Call] = {}         # action id -> call
         self.by_fid: dict[str, _Call] = {}
         self.last_gate = ""                        # why no follow-up was started in the last round ("" started)
-        self._writes: set[asyncio.Task[Any]] = set()
-        for c in self.controllers.values():
-            c.listeners.append(self._on_event)
+        super().__init__(controller=controller, policy=policy, tz=tz, queues=queues, log=log, owner=owner,
+                         context=context, clock=clock, pbxs=pbxs)
 
     async def tick(self, now: float | None = None) -> int:
         """One round; returns how many follow-up calls were started."""
@@ -191,11 +186,6 @@ class FollowupCaller:
         call.outcome = (outcome, detail)
         self._own(self._write(call, now))
 
-    def _own(self, coro: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
     async def _write(self, call: _Call, now: float) -> None:
         delays = iter(FINISH_RETRY_S)
         while True:
@@ -240,6 +230,3 @@ class FollowupCaller:
             del self.by_fid[call.fid]
         self.log.info("followup_attempt", followup=call.fid, number=call.number, outcome=outcome, result=what)
 
-    async def close(self, timeout_s: float = 5.0) -> None:
-        if self._writes:
-            await asyncio.wait(set(self._writes), timeout=timeout_s)

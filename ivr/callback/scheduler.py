@@ -102,12 +102,17 @@ def _named(seat_name: str) -> dict[str, str]:
     return {"seat_name": seat_name} if seat_name else {}
 
 
-class CallbackScheduler:
-    def __init__(self, *, store: CallbackStore, controller: AmiController, policy: Policy, tz: ZoneInfo,
-                 queues: dict[str, str], log: Log, owner: str, context: str = "ivr-callback",
-                 clock: Callable[[], float] = time.time, pbxs: Mapping[str, AmiController] | None = None) -> None:
-        """``pbxs``: PBX name -> its controller, with several PBXs (``controller`` is one of them)."""
-        self.store = store
+class OutboundCaller:
+    """What the callback scheduler and the follow-up caller
+    (``followup_caller.FollowupCaller``) share: the calls they place run on
+    a PBX's own link (``pbxs``: PBX name -> its controller, with several PBXs;
+    ``controller`` is one of them), within the callback policy's hours and
+    the live queues' calm, and their outcomes are written by tasks they own,
+    awaited when the leader role stops."""
+
+    def __init__(self, *, controller: AmiController, policy: Policy, tz: ZoneInfo, queues: dict[str, str],
+                 log: Log, owner: str, context: str, clock: Callable[[], float] = time.time,
+                 pbxs: Mapping[str, AmiController] | None = None) -> None:
         self.controller = controller
         self.controllers: dict[str, AmiController] = dict(pbxs) if pbxs else {"": controller}
         self.policy = policy
@@ -117,13 +122,36 @@ class CallbackScheduler:
         self.owner = owner
         self.context = context
         self.clock = clock
+        self._writes: set[asyncio.Task[Any]] = set()       # outcome writes in flight (owned, awaited on close)
+        for c in self.controllers.values():
+            c.listeners.append(self._on_event)
+
+    def _on_event(self, event: AmiEvent) -> None:
+        raise NotImplementedError
+
+    def _own(self, coro: Coroutine[Any, Any, object]) -> None:
+        """Writes started from AMI events are owned tasks, awaited on close."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Let outcome writes in flight finish (leader role stopping)."""
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=timeout_s)
+
+
+class CallbackScheduler(OutboundCaller):
+    def __init__(self, *, store: CallbackStore, controller: AmiController, policy: Policy, tz: ZoneInfo,
+                 queues: dict[str, str], log: Log, owner: str, context: str = "ivr-callback",
+                 clock: Callable[[], float] = time.time, pbxs: Mapping[str, AmiController] | None = None) -> None:
+        self.store = store
         self.active: dict[str, Attempt] = {}          # action id -> attempt
         self.by_cid: dict[str, Attempt] = {}
         self.by_number: dict[str, Attempt] = {}
-        self._writes: set[asyncio.Task[Any]] = set()       # outcome writes in flight (owned, awaited on close)
         self.replication = Replication(store.redis)
-        for c in self.controllers.values():
-            c.listeners.append(self._on_event)
+        super().__init__(controller=controller, policy=policy, tz=tz, queues=queues, log=log, owner=owner,
+                         context=context, clock=clock, pbxs=pbxs)
 
     def busy_seats(self) -> set[str]:
         return {a.seat for a in self.active.values()}
@@ -258,12 +286,6 @@ class CallbackScheduler:
         att.outcome = (outcome, detail)
         self._own(self._write(att, now))
 
-    def _own(self, coro: Coroutine[Any, Any, object]) -> None:
-        """Writes started from AMI events are owned tasks, awaited on close."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
     async def _write(self, att: Attempt, now: float) -> None:
         """Write the outcome until it sticks. Until then the attempt stays under
         way: its lease is renewed, so nobody dials the citizen again."""
@@ -277,11 +299,6 @@ class CallbackScheduler:
             except Exception as exc:  # Redis failing over: the outcome must not be lost
                 self.log.warning("callback_outcome_not_written", callback=att.cid, error=repr(exc))
                 await asyncio.sleep(next(delays, FINISH_RETRY_S[-1]))
-
-    async def close(self, timeout_s: float = 5.0) -> None:
-        """Let outcome writes in flight finish (leader role stopping)."""
-        if self._writes:
-            await asyncio.wait(set(self._writes), timeout=timeout_s)
 
     async def _finish(self, att: Attempt, now: float) -> None:
         """Two steps, each done once even when retried: the state change, then
