@@ -310,6 +310,34 @@ async def test_a_pbx_still_starting_is_not_read_as_an_empty_one(redis, monkeypat
         await server.stop()
 
 
+async def test_a_fully_booted_event_while_a_resync_is_under_way_starts_no_second_one(redis, monkeypatch):
+    """Asterisk sends FullyBooted after every login to a PBX that is up; one
+    that arrives while the first QueueStatus is still being answered must not
+    start a second one (two answers of 1,800 seats, and the events after the
+    first answer applied to the model its rebuild replaces): only a refused
+    QueueStatus waits for FullyBooted (found in review, session 9)."""
+    monkeypatch.setattr(ctl_mod, "ACTION_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(ctl_mod, "RESYNC_RETRY_S", 0.5)
+    server = SimAmiServer(shipped_pbx())
+    server.ignore_actions["queuestatus"] = 1              # the first answer is slow: the resync is under way
+    await server.start()
+    controller = AmiController(host="127.0.0.1", port=server.port, username="ivr", secret="ivrsecret",
+                               model=LiveModel(emergency_queues=["emergency-q"]), redis=redis, log=LOG,
+                               publish_s=0.05, ping_s=30)
+    await controller.start()
+    try:
+        await until(lambda: any(a.get("Action") == "QueueStatus" for a in server.actions))
+        server.boot()                                     # FullyBooted again, mid-resync
+        await asyncio.sleep(0.2)
+        assert sum(a.get("Action") == "QueueStatus" for a in server.actions) == 1     # no second one meanwhile
+        await asyncio.wait_for(controller.ready.wait(), 5)
+        await asyncio.sleep(0.2)
+        assert sum(a.get("Action") == "QueueStatus" for a in server.actions) == 2     # the slow one, the retry
+    finally:
+        await controller.stop()
+        await server.stop()
+
+
 def test_the_simulated_pbx_answers_a_client_of_a_starting_pbx_as_asterisk_does():
     """The booting answers of the simulated AMI against the real capture."""
     from tests.ami_transcripts import load

@@ -398,3 +398,27 @@ def test_an_emergency_queue_whose_general_seats_are_busy_is_still_served():
     # the same seats finish calls at the same pace, whichever line they came from
     general, emergency = model.observers["general-q"], model.observers["emergency-q"]
     assert emergency.service_rate > 0.7 * general.service_rate > 0
+
+
+def test_a_seat_whose_wrap_up_ended_is_idle_whatever_order_the_readers_come_in():
+    """The snapshot keeps each seat's row and makes it again when the seat
+    changes or its wrap-up ends. A reader may come with an earlier ``now``
+    than the last one (the callback scheduler reads the clock, awaits Redis,
+    then asks): the row it made at that earlier moment said "wrapup", and
+    the wrap-up's end had already been taken by the later reader, so the
+    seat stayed "wrapup" for good (found in review, session 9)."""
+    iface = "Local/101@ivr-seats/n"
+    model = LiveModel(wrapup_s={"general-q": 5.0})
+    model.apply({"Event": "QueueMemberAdded", "Queue": "general-q", "Interface": iface, "MemberName": "Seat101",
+                 "StateInterface": "Custom:seat101", "Status": "1", "Paused": "0", "InCall": "0"}, 0.0)
+    model.apply({"Event": "AgentConnect", "Queue": "general-q", "Interface": iface, "Uniqueid": "1.1",
+                 "HoldTime": "3"}, 1.0)
+    model.apply({"Event": "AgentComplete", "Queue": "general-q", "Interface": iface, "Uniqueid": "1.1"}, 10.0)
+    assert model.snapshot(12.0)["seats"][0]["state"] == "wrapup"         # until 15
+    assert model.snapshot(16.0)["seats"][0]["state"] == "idle"
+    model.apply({"Event": "QueueMemberPause", "Queue": "general-q", "Interface": iface, "MemberName": "Seat101",
+                 "StateInterface": "Custom:seat101", "Status": "1", "Paused": "0", "InCall": "0"}, 16.1)
+    assert model.snapshot(14.9)["seats"][0]["state"] == "wrapup"         # a reader a little behind
+    for t in (20.0, 100.0, 1000.0):
+        snap = model.snapshot(t)
+        assert snap["seats"][0]["state"] == "idle" and snap["seat_states"]["idle"] == 1, (t, snap["seats"])

@@ -383,3 +383,30 @@ async def test_lines_older_than_the_report_keeps_are_read_past(redis, tmp_path):
     assert rec.stats.lines == 7 and rec.stats.skipped == 1
     pos = await redis.hgetall(keys.pbx_log_position("main"))
     assert pos["lines"] == "7" and pos["skipped"] == "1" and int(pos["offset"]) == path.stat().st_size
+
+
+def test_each_pbx_s_queue_log_once_and_the_engine_s_own_by_its_name_in_the_pbx_file(redis, project_home, tmp_path):
+    """The engine's own PBX is the one queue/pbxs.yaml links (``ami:
+    IVR_AMI_URL``), whatever queue/lines.yaml names; a file read as two PBXs'
+    (IVR_QUEUE_LOG naming another PBX's queue_log) is read once, as the
+    engine's own, and the clash is logged (found in review, session 9)."""
+    from ivr.runtime import leader_work
+    from ivr.runtime.snapshot import SnapshotSource
+    from ivr.settings import load_settings
+    from tests.conftest import copy_project
+
+    home = copy_project(project_home, tmp_path / "home")
+    (home / "queue" / "pbxs.yaml").write_text(
+        "pbxs:\n  east:\n    ami: IVR_AMI_URL\n"
+        "  west:\n    ami: ami://ivr@10.0.1.22:5038\n    secret_env: IVR_AMI_SECRET_WEST\n"
+        f"    queue_log: {tmp_path / 'west' / 'queue_log'}\n", encoding="utf-8")
+    source = SnapshotSource(home, TZ, LOG)
+    base = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path / "data")}
+    work = leader_work.build(settings=load_settings(base), redis=redis, config=source, clock=WallClock(), log=LOG,
+                             token="t1")
+    assert work.pbx_record is None and [(r.pbx, r.path) for r in work.pbx_records_each] == [
+        ("west", tmp_path / "west" / "queue_log")]
+    assert "pbx_record:west" in [p.name for p in leader_work.parts(work, source, WallClock())]
+    own = leader_work.build(settings=load_settings({**base, "IVR_QUEUE_LOG": str(tmp_path / "west" / "queue_log")}),
+                            redis=redis, config=source, clock=WallClock(), log=LOG, token="t1")
+    assert own.pbx_record is not None and own.pbx_record.pbx == "east" and own.pbx_records_each == []

@@ -150,6 +150,7 @@ class AmiController:
         # None: not read yet), read with CoreSettings after each login
         self.system_name: str | None = None
         self._named_at_login = 0
+        self._refused_while_booting = False     # the last QueueStatus was refused: FullyBooted brings the resync
         self.resyncs = 0
         self.logins = 0
         self._dirty = True
@@ -189,8 +190,9 @@ class AmiController:
         self.log.warning("ami_disconnected", error=repr(exc), retry_in_s=manager.reconnect_timeout)
 
     def _on_event(self, manager: _Link, event: AmiEvent) -> None:
-        if event.get("Event") == "FullyBooted" and self.logged_in and not self.ready.is_set():
-            # the PBX was still starting when we logged in: read it now that it is up
+        if event.get("Event") == "FullyBooted" and self._refused_while_booting and self._answer is None:
+            # the PBX was still starting when we logged in (its QueueStatus refused): read it now that it is up
+            self._refused_while_booting = False
             self._tasks.append(asyncio.create_task(self.resync()))
         if self._answer is not None and self._answer.done():
             self._held.append(event)          # after the answer: applied once it is (``resync``)
@@ -226,6 +228,7 @@ class AmiController:
                 # would be an empty PBX, and a false one: stay not ready until
                 # FullyBooted (or the next retry) brings a real answer.
                 self.log.warning("ami_resync_refused", message=refused.get("Message", ""))
+                self._refused_while_booting = True
                 return False
             self.model.rebuild([e for e in events if "Event" in e], self.now())
         finally:
@@ -241,7 +244,8 @@ class AmiController:
 
     async def _read_system_name(self) -> None:
         """CoreSettings' SystemName: which calls are this PBX's, known before any
-        of its calls is seen (``ivr.ami.city.out_of_sync``)."""
+        of its calls is seen (``ivr.ami.city.out_of_sync``). Asked once per login."""
+        self._named_at_login = self.logins
         try:
             resp = await asyncio.wait_for(self.link.send_action({"Action": "CoreSettings"}, as_list=False),
                                           ACTION_TIMEOUT_S)
@@ -250,7 +254,6 @@ class AmiController:
             return
         if resp.success:
             self.system_name = str(resp.get("SystemName", "") or "")
-            self._named_at_login = self.logins
         else:
             self.log.warning("ami_system_name_unknown", error=resp.get("Message", ""))
 

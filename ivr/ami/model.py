@@ -678,8 +678,11 @@ class LiveModel:
             if seat is None:
                 self._rows.pop(iface, None)
                 continue
+            state = seat.state_at(now)
+            if state == "wrapup":      # (again: a reader may come with an earlier ``now`` than the last)
+                heapq.heappush(self._wrap_ends, (seat.wrapup_until, iface))
             self._rows[iface] = {
-                "interface": seat.interface, "name": seat.name, "state": seat.state_at(now),
+                "interface": seat.interface, "name": seat.name, "state": state,
                 "paused_reason": seat.paused_reason, "device": DEVICE_STATES.get(seat.status, str(seat.status)),
                 "in_call": seat.in_call, "reserved": seat.reserved, "queues": dict(seat.queues),
                 "calls_taken": seat.calls_taken, "idle_since": _idle_since(seat, now)}

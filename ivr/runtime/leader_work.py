@@ -202,25 +202,38 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
             offers = [InQueueOffer(p.controller, digit=snap.policy.in_queue_digit, log=log.bind(part="callbacks"),
                                    emergency_queues=snap.emergency_queues) for p in links]
             in_queue = offers[0]
+    pbx_record, pbx_records_each = _pbx_records(settings, redis, store, model, clock, log, config)
+    # the audit chains' heads, signed, in a file outside Redis (docs/security.md)
+    checkpointer = Checkpointer(redis, log=log.bind(part="audit"), clock=clock.now)
+    return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
+                      settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record,
+                      pbx_records_each=pbx_records_each,
+                      followups=followups, links=links, city=city, line_watches=line_watches,
+                      blocked_each=blocked_each)
+
+
+def _pbx_records(settings: Settings, redis: aioredis.Redis, store: CallbackStore, model: LiveModel, clock: Clock,
+                 log: Log, config: SnapshotSource) -> tuple[PbxRecord | None, list[PbxRecord]]:
+    """Each PBX's queue_log reader: the engine's own PBX's, then the others'."""
     # each PBX's own record (docs/pbx-record.md): read where the file is, AMI or not; the
     # engine's own PBX's from IVR_QUEUE_LOG, or queue/pbxs.yaml's queue_log like every other PBX's
-    link_pbx = model.lines_config.name if model.lines_config else LINK_PBX
-    paths = {(link_pbx if p.is_link else p.name): Path(p.queue_log) for p in _pbx_config(settings)
-             if p.queue_log is not None}
+    pbx_entries = _pbx_config(settings)
+    link_pbx = next((p.name for p in pbx_entries if p.is_link),
+                    model.lines_config.name if model.lines_config else LINK_PBX)
+    paths = {p.name: Path(p.queue_log) for p in pbx_entries if p.queue_log is not None}
     if settings.queue_log is not None:
         paths[link_pbx] = settings.queue_log
+    for name, path in list(paths.items()):
+        other = next((n for n, q in paths.items() if n != name and q == path), None)
+        if other is not None and name != link_pbx:      # IVR_QUEUE_LOG is the file of another PBX's queue_log
+            log.error("queue_log_shared", pbx=name, with_pbx=other, path=str(path))
+            del paths[name]
     records = {name: PbxRecord(redis, store, pbx=name, path=path, clock=clock,
                                log=log.bind(part="pbx_record", pbx=name),
                                emergency_queues=lambda: config.current.emergency_queues)
                for name, path in paths.items()}
     pbx_record = records.pop(link_pbx, None)
-    # the audit chains' heads, signed, in a file outside Redis (docs/security.md)
-    checkpointer = Checkpointer(redis, log=log.bind(part="audit"), clock=clock.now)
-    return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
-                      settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record,
-                      pbx_records_each=list(records.values()),
-                      followups=followups, links=links, city=city, line_watches=line_watches,
-                      blocked_each=blocked_each)
+    return pbx_record, list(records.values())
 
 
 def _pbx_config(settings: Settings) -> list[Pbx]:
