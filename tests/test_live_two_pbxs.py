@@ -24,6 +24,7 @@ there is no queue_log per PBX yet (docs/deploy.md, "Not yet")."""
 
 import asyncio
 import datetime as dt
+import shutil
 import signal
 import subprocess
 import time
@@ -33,11 +34,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr import logs
+from ivr.callback.pbx_record import Verdict
 from ivr.callback.store import CallbackStore
 from ivr.callback.trail import read_trail
 from ivr.calls.service import read_summary
 from ivr.redisdb import keys
 from ivr.runtime.engine import Engine
+from ivr.services.pbx_record import reconciliation
 from ivr.settings import load_settings
 from ivr.web.app import make_app
 from tests.conftest import copy_project
@@ -73,6 +76,7 @@ def _pbx(project_home: Path, tmp: Path, name: str, agi_port: int, ami_port: int)
     """One PBX's tree: the shipped files, this PBX's ports, directories, systemname and seats."""
     tmp.mkdir()
     conf = asterisk_tree(project_home, tmp, agi_port, ami_port)
+    shutil.copy(project_home / "asterisk" / "logger.conf", conf.parent / "logger.conf")   # queue_log on, as shipped
     conf.write_text(conf.read_text().replace("[options]\n", f"[options]\nsystemname = pbx-{name}\n"))
     ext = conf.parent / "extensions.conf"
     text = ext.read_text()
@@ -93,14 +97,17 @@ def _pbx(project_home: Path, tmp: Path, name: str, agi_port: int, ami_port: int)
 
 
 def _home(project_home: Path, dst: Path, ami_port_b: int) -> Path:
-    """The project's data files with queue/pbxs.yaml naming both PBXs."""
+    """The project's data files with queue/pbxs.yaml naming both PBXs, and
+    where the leader reads each one's queue_log (their trees, beside ``dst``)."""
     home = copy_project(project_home, dst)
     (home / "queue" / "pbxs.yaml").write_text(
         "pbxs:\n"
         "  a:\n    ami: IVR_AMI_URL\n    queues: [general-q, emergency-q]\n"
         f"    seats: [{', '.join(A_SEATS)}, Local/201@ivr-seats/n]\n"
+        f"    queue_log: {dst.parent / 'a' / 'log' / 'queue_log'}\n"
         f"  b:\n    ami: ami://ivr@127.0.0.1:{ami_port_b}\n    secret_env: IVR_AMI_SECRET_B\n"
-        f"    queues: [general-q, emergency-q]\n    seats: [{', '.join(B_SEATS)}, Local/202@ivr-seats/n]\n",
+        f"    queues: [general-q, emergency-q]\n    seats: [{', '.join(B_SEATS)}, Local/202@ivr-seats/n]\n"
+        f"    queue_log: {dst.parent / 'b' / 'log' / 'queue_log'}\n",
         encoding="utf-8")
     return home
 
@@ -181,6 +188,15 @@ async def _a_dies_b_carries_on(eng: Engine, settings, conf_a: Path, conf_b: Path
     s = await _until(lambda: _summary_of(eng, ON_B), 120, "the call on PBX b never ended")
     assert s["queue_status"] == "ANSWERED" and s["member"] in B_SEATS, s
     assert s["uniqueid"].startswith("pbx-b-"), s
+    # each PBX's own record, read from its own queue_log: b's answered call agrees with the engine's
+
+    async def on_b_agreed():
+        report = await reconciliation(eng.redis, time.time() - 3600, time.time() + 60)
+        calls = {c["uniqueid"]: (p["pbx"], c) for p in report["pbxs"] for c in p["calls"]}
+        pbx, row = calls.get(s["uniqueid"], ("", {}))
+        return row if pbx == "b" and row.get("verdict") == Verdict.AGREED else None
+    row = await _until(on_b_agreed, 60, "PBX b's queue_log never showed the answered call")
+    assert row["outcome"] == "answered" and row["agent"] in {f"Seat3{n}" for n in ("01", "02", "09")}, row
     assert eng.controllers["b"].ready.is_set()
     # and the engine says which PBX is down
     web = TestClient(TestServer(make_app(redis=eng.redis, settings=settings)))
