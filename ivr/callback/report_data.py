@@ -50,6 +50,19 @@ async def read_calls(redis: aioredis.Redis, start: float, end: float,
         await between_pages()
 
 
+async def calls_kept_from(redis: aioredis.Redis, start: float) -> float | None:
+    """When the call summaries still kept begin, if after ``start``: the calls
+    stream is capped (``CALLS_STREAM_MAXLEN``, 2 million), so a month of
+    Beijing's 3 million has lost its first days by its end, and every figure
+    counted from calls (接通率, 15秒接通率, 满意率...) covers only the days
+    after this. None: the period's calls are all there (or there are none)."""
+    first = await redis.xrange(keys.CALLS, "-", "+", count=1)
+    if not first:
+        return None
+    at = int(str(first[0][0]).split("-", 1)[0]) / 1000
+    return at if at > start else None
+
+
 async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -> AsyncIterator[Entry]:
     """The entries of [start, end] a page at a time: one XRANGE of a month's
     hundreds of thousands of entries held Redis (and every call's command
@@ -88,6 +101,8 @@ async def gather(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo 
     r = report(recs, attempts, start, end)
     calls = await read_calls(redis, start, end, national.add_call, keep=HOTLINE_FIELDS)
     r["hotline"] = hotline_figures(calls, rows, r["per_seat"])
+    r["calls_from"] = kept = await calls_kept_from(redis, start)
+    r["calls_from_local"] = dt.datetime.fromtimestamp(kept, tz).strftime("%Y-%m-%d %H:%M") if kept else None
     fig = national.result()
     r["figures"] = fig
     r.update({k: fig[k] for k in NATIONAL})

@@ -105,6 +105,11 @@ def print_report(r: dict, a: str, b: str, tz, names: dict[str, str] | None = Non
         return "—" if v is None else f"{v / 60:.0f} 分钟 min"
     h = r["hotline"]
     print(f"漏话回拨报表 callback report {a} .. {b} ({tz.key})")
+    if r.get("calls_from_local"):
+        since = r["calls_from_local"]
+        print(f"  注意：通话记录自 {since} 起保留，更早的已按上限删除；按通话统计的指标（接通率、15秒接通率、满意率等）"
+              f"只含此后的通话 — note: call summaries are kept from {since} on (older ones were trimmed at the "
+              "stream's cap): the figures counted from calls cover only the calls since")
     print(f"  接通率 live answer rate {pct_text(h['live_answer_rate_pct'])} "
           f"({h['calls_answered_live']}/{h['calls_wanting_person']} calls)  "
           f"广义接通率 broad answer rate {pct_text(h['broad_answer_rate_pct'])} "

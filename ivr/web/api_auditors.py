@@ -138,7 +138,10 @@ ROUTES = [
           "(default: today in IVR_TIMEZONE; a period that ends before it starts: 422)", tag="auditor",
           query=PERIOD, errors=(422,),
           answers=answer(fields_of({"period": PERIOD_OUT, "callbacks": {"type": "integer"}, "hotline": OBJ,
-                                    **NATIONAL_FIGURES, "figures": OBJ, "figures_seats": array(OBJ)}))),
+                                    **NATIONAL_FIGURES, "figures": OBJ, "figures_seats": array(OBJ),
+                                    # the calls stream is capped: when the kept summaries begin, if after the start
+                                    "calls_from": {"type": ["number", "null"]},
+                                    "calls_from_local": {"type": ["string", "null"]}}))),
     Route("GET", "/api/callbacks/report.csv", report_csv, AUDITOR,
           "the same period as CSV for Excel (UTF-8 with BOM, Chinese headers, local time, numbers masked): "
           "one row per callback, or (part=figures) the national figures of the period, each day, kind and seat",
