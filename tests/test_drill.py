@@ -378,3 +378,38 @@ def test_the_report_says_how_late_the_drills_loop_came_round():
     assert _lateness([])["rounds"] == 0 and _lateness_line({"drill_loop_late_s": _lateness([])}) == []
     (line,) = _lateness_line({"drill_loop_late_s": late})
     assert "p99 7.0" in line and "2 of 100 rounds over 1 s" in line
+
+
+async def test_the_report_reads_the_calls_stream_a_page_at_a_time(redis, project_home):
+    """The Beijing day (1.2 million summaries) ended after 93 minutes without
+    a report: one XRANGE of the whole calls stream outlasted the client's
+    socket timeout ("Timeout reading from .../redis.sock"). Every read of the
+    stream by the report is paged, and counts every summary."""
+    import json
+    import time
+
+    from ivr.redisdb import keys
+    from ivr.rehearsal.sim import drill as drill_mod
+    from ivr.rehearsal.sim.drill import Drill, SimClock
+
+    drill = Drill(load_profile(project_home, "demo"), home=project_home)
+    drill.clock = SimClock(10.0, time.time() - 600)
+    n = drill_mod.SUMMARY_PAGE * 2 + 7
+    pipe = redis.pipeline()
+    for i in range(n):
+        pipe.xadd(keys.CALLS, {"j": json.dumps({"started": f"{drill.clock.engine.start + 0.01:.3f}", "wanted_person": "1",
+                                                 "queue_status": "ANSWERED", "hold_s": "3",
+                                                 "member": "Local/101@ivr-seats/n", "number": f"139{i:08d}"})})
+    await pipe.execute()
+    counts = []
+
+    class Paged:
+        def __getattr__(self, name):
+            return getattr(redis, name)
+
+        async def xrange(self, *args, count=None, **kw):
+            counts.append(count)
+            return await redis.xrange(*args, count=count, **kw)
+    figures = await drill._console_figures(Paged())
+    assert counts and None not in counts and len(counts) == 3
+    assert figures["offered"] == figures["answered"] == n
