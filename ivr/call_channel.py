@@ -139,6 +139,9 @@ class CallLog:
     survey: str = ""
     survey_seat: str = ""           # the seat whose conversation was rated (MEMBERINTERFACE)
     flow_vars: dict[str, str] = field(default_factory=dict)   # what the flow's `set` steps set, last value
+    # an emergency caller taken to another PBX's emergency queue over the trunk (the PBX's name in
+    # queue/pbxs.yaml): the call in on that PBX asks for the seat, and is counted there, once
+    moved_to: str = ""
 
 
 class CallChannel(Protocol):

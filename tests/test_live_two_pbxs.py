@@ -15,7 +15,11 @@ logged in).
    hangs up: the missed call is called back through an idle seat of PBX b,
    originated on b (b's dialplan runs ``[ivr-callback]``; a's never does), and
    the audit trail says PBX b.
-2. PBX a is killed: a citizen calling b still reaches a seat, and the engine
+2. An emergency caller on PBX a, where no emergency seat is logged in, is
+   taken over IAX2 (the shipped asterisk/iax.conf, only its port changed) to
+   PBX b's emergency queue, where a seat answers: a's summary says moved to b
+   and asks for no seat, b's says answered; no missed call.
+3. PBX a is killed: a citizen calling b still reaches a seat, and the engine
    says which PBX is down (``/healthz`` pbxs, ``ivr_pbx_up{pbx="a"} 0``).
 
 Not here: the queue_log reconciliation over two PBXs. ``IVR_QUEUE_LOG`` is one
@@ -54,6 +58,7 @@ pytestmark = [pytest.mark.live_asterisk,
 MISSED = "13900000001"        # Local/1@test-citizen, on PBX a
 ON_B = "13900000002"          # Local/2@test-citizen, on PBX b
 CUT_OFF = "13900000003"       # Local/3@test-citizen, waiting on PBX a when it dies
+EMERGENCY = "13900000004"     # Local/4@test-citizen, on PBX a, on the urgent-callers list: the emergency path
 A_SEATS = ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n", "Local/109@ivr-seats/n")
 B_SEATS = ("Local/301@ivr-seats/n", "Local/302@ivr-seats/n", "Local/309@ivr-seats/n")
 
@@ -72,10 +77,14 @@ exten => _X.,1,Answer()
 """
 
 
-def _pbx(project_home: Path, tmp: Path, name: str, agi_port: int, ami_port: int) -> Path:
+def _pbx(project_home: Path, tmp: Path, name: str, agi_port: int, ami_port: int, iax_port: int) -> Path:
     """One PBX's tree: the shipped files, this PBX's ports, directories, systemname and seats."""
     tmp.mkdir()
     conf = asterisk_tree(project_home, tmp, agi_port, ami_port)
+    iax = (project_home / "asterisk" / "iax.conf").read_text()
+    assert "bindport = 4569" in iax
+    (conf.parent / "iax.conf").write_text(iax.replace("bindport = 4569", f"bindport = {iax_port}")
+                                          .replace("bindaddr = 0.0.0.0", "bindaddr = 127.0.0.1"))
     shutil.copy(project_home / "asterisk" / "logger.conf", conf.parent / "logger.conf")   # queue_log on, as shipped
     conf.write_text(conf.read_text().replace("[options]\n", f"[options]\nsystemname = pbx-{name}\n"))
     ext = conf.parent / "extensions.conf"
@@ -96,19 +105,24 @@ def _pbx(project_home: Path, tmp: Path, name: str, agi_port: int, ami_port: int)
     return conf
 
 
-def _home(project_home: Path, dst: Path, ami_port_b: int) -> Path:
-    """The project's data files with queue/pbxs.yaml naming both PBXs, and
-    where the leader reads each one's queue_log (their trees, beside ``dst``)."""
+def _home(project_home: Path, dst: Path, ami_port_b: int, iax_ports: tuple[int, int]) -> Path:
+    """The project's data files with queue/pbxs.yaml naming both PBXs, where
+    the leader reads each one's queue_log (their trees, beside ``dst``) and
+    where each is reached over IAX2; the emergency citizen on the urgent list."""
     home = copy_project(project_home, dst)
     (home / "queue" / "pbxs.yaml").write_text(
         "pbxs:\n"
         "  a:\n    ami: IVR_AMI_URL\n    queues: [general-q, emergency-q]\n"
         f"    seats: [{', '.join(A_SEATS)}, Local/201@ivr-seats/n]\n"
         f"    queue_log: {dst.parent / 'a' / 'log' / 'queue_log'}\n"
+        f"    peer_address: 127.0.0.1:{iax_ports[0]}\n"
         f"  b:\n    ami: ami://ivr@127.0.0.1:{ami_port_b}\n    secret_env: IVR_AMI_SECRET_B\n"
         f"    queues: [general-q, emergency-q]\n    seats: [{', '.join(B_SEATS)}, Local/202@ivr-seats/n]\n"
-        f"    queue_log: {dst.parent / 'b' / 'log' / 'queue_log'}\n",
+        f"    queue_log: {dst.parent / 'b' / 'log' / 'queue_log'}\n"
+        f"    peer_address: 127.0.0.1:{iax_ports[1]}\n",
         encoding="utf-8")
+    urgent = home / "flows" / "lists" / "urgent-callers.txt"
+    urgent.write_text(urgent.read_text(encoding="utf-8") + EMERGENCY + "\n", encoding="utf-8")
     return home
 
 
@@ -123,10 +137,11 @@ def _stop(daemon: subprocess.Popen) -> None:
         stop_pbx(daemon)
 
 
-async def _summary_of(eng: Engine, number: str) -> dict | None:
+async def _summary_of(eng: Engine, number: str, on: str = "pbx-") -> dict | None:
+    """The first summary of ``number``'s calls whose uniqueid begins with ``on`` (its PBX's systemname)."""
     await eng.summaries.flush()
-    return next((read_summary(f) for _, f in await eng.redis.xrange(keys.CALLS)
-                 if read_summary(f)["number"] == number), None)
+    return next((s for s in (read_summary(f) for _, f in await eng.redis.xrange(keys.CALLS))
+                 if s["number"] == number and s["uniqueid"].startswith(on)), None)
 
 
 async def _closed(store: CallbackStore, cid: str) -> dict | None:
@@ -168,6 +183,26 @@ async def _missed_on_a_called_back_on_b(eng: Engine, conf_a: Path, loggers: dict
     # each PBX's systemname, learned from its calls' uniqueids: the reconciliation judges a call on its own PBX
     assert eng.work is not None
     assert {p.name: p.systemname for p in eng.work.links} == {"a": "pbx-a", "b": "pbx-b"}
+
+
+async def _emergency_on_a_moved_to_b(eng: Engine, conf_a: Path, conf_b: Path) -> None:
+    # an emergency caller on PBX a, where no emergency seat is logged in
+    out = cli(conf_a, "channel originate Local/4@test-citizen extension s@test-caller")
+    assert "rror" not in out, out
+    on_b = await _until(lambda: _summary_of(eng, EMERGENCY, "pbx-b-"), 120,
+                        "the emergency caller never reached PBX b's emergency queue")
+    on_a = await _until(lambda: _summary_of(eng, EMERGENCY, "pbx-a-"), 60, "no summary of the call on PBX a")
+    # a: taken to b over the trunk; it asks for no seat of its own (counted on b, once)
+    assert (on_a["moved_to"], on_a["wanted_person"], on_a["emergency"]) == ("b", "0", "1"), on_a
+    assert on_a["queue_status"] == "" and on_a["steps"] == "known_urgent,emergency_queue", on_a
+    # b: the flow for moved callers, straight to the emergency seats, answered there
+    assert (on_b["flow"], on_b["queue"], on_b["emergency"]) == ("emergency_moved", "emergency", "1"), on_b
+    assert on_b["queue_status"] == "ANSWERED" and on_b["member"] in B_SEATS, on_b
+    assert await CallbackStore(eng.redis).open_record(EMERGENCY) is None      # reached: no missed call
+    # PBX b's own record shows the emergency caller connected there
+    log_b = conf_b.parent.parent / "log" / "queue_log"
+    rows = [ln.split("|") for ln in log_b.read_text().splitlines()]
+    assert any(r[1] == on_b["uniqueid"] and r[2] == "emergency-q" and r[4] == "CONNECT" for r in rows if len(r) > 4)
 
 
 async def _a_dies_b_carries_on(eng: Engine, settings, conf_a: Path, conf_b: Path, pbx_a: subprocess.Popen) -> None:
@@ -226,10 +261,10 @@ async def _a_dies_b_carries_on(eng: Engine, settings, conf_a: Path, conf_b: Path
 async def test_two_pbxs_a_missed_call_on_a_called_back_on_b_then_a_dies_and_b_carries_on(
         redis, redis_url, project_home, tmp_path, monkeypatch):
     started = time.monotonic()
-    agi_port, ami_a, ami_b = free_port(), free_port(), free_port()
-    conf_a = _pbx(project_home, tmp_path / "a", "a", agi_port, ami_a)
-    conf_b = _pbx(project_home, tmp_path / "b", "b", agi_port, ami_b)
-    home = _home(project_home, tmp_path / "home", ami_b)
+    agi_port, ami_a, ami_b, iax_a, iax_b = (free_port() for _ in range(5))
+    conf_a = _pbx(project_home, tmp_path / "a", "a", agi_port, ami_a, iax_a)
+    conf_b = _pbx(project_home, tmp_path / "b", "b", agi_port, ami_b, iax_b)
+    home = _home(project_home, tmp_path / "home", ami_b, (iax_a, iax_b))
     pbx_a, pbx_b = (start_pbx(c) for c in (conf_a, conf_b))
     monkeypatch.setenv("IVR_AMI_SECRET_B", "live-test-secret")
     settings = load_settings({"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path / "ivr"), "IVR_REDIS_URL": redis_url,
@@ -260,6 +295,8 @@ async def test_two_pbxs_a_missed_call_on_a_called_back_on_b_then_a_dies_and_b_ca
         assert {n: c.system_name for n, c in eng.controllers.items()} == {"a": "pbx-a", "b": "pbx-b"}
         await _missed_on_a_called_back_on_b(eng, conf_a, loggers)
         print(f"missed call on a called back on b: {time.monotonic() - started:.1f} s")
+        await _emergency_on_a_moved_to_b(eng, conf_a, conf_b)
+        print(f"emergency caller on a moved to b: {time.monotonic() - started:.1f} s")
         await _a_dies_b_carries_on(eng, settings, conf_a, conf_b, pbx_a)
         print(f"live two PBXs: {time.monotonic() - started:.1f} s")
     finally:

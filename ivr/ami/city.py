@@ -168,13 +168,17 @@ def city_snapshot(parts: Mapping[str, tuple[LiveSnapshot, bool]], now: float,
 
 
 def city_outlook(outlooks: Mapping[str, dict[str, Any]],
-                 systems: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+                 systems: Mapping[str, str | None] | None = None,
+                 peers: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """PBX name -> its ``LiveModel.outlook`` (connected PBXs only): per queue
     and priority the longest expected wait of the PBXs; lines low on any.
     Each PBX's own outlook stays under ``pbxs``, and ``systems`` (PBX name ->
     its systemname) lets an engine read a call's own PBX from its uniqueid
     (``ivr.calls.service.LiveState.queues_now``): a caller waits in their own
-    PBX's queue and holds one of its lines."""
+    PBX's queue and holds one of its lines. ``peers`` (PBX name -> where the
+    others reach it over IAX2): an emergency caller with no free emergency
+    seat on their own PBX may be moved to such a PBX's emergency queue
+    (``LiveState.sooner_elsewhere``)."""
     queues: dict[str, dict[str, list[float]]] = {}
     for o in outlooks.values():
         for q, by_prio in o["queues"].items():
@@ -183,7 +187,8 @@ def city_outlook(outlooks: Mapping[str, dict[str, Any]],
                 if prio not in mine or entry[1] > mine[prio][1]:
                     mine[prio] = list(entry)
     return {"queues": queues, "lines_low": any(o.get("lines_low") for o in outlooks.values()),
-            "pbxs": dict(outlooks), "systems": dict(systems or {})}
+            "pbxs": dict(outlooks), "systems": dict(systems or {}),
+            "peers": {pbx: address for pbx, address in (peers or {}).items() if address}}
 
 
 def city_observation(parts: list[Observation]) -> Observation:
@@ -204,6 +209,7 @@ class PbxLink:
     name: str
     controller: AmiController
     systemname: str | None = None      # the prefix of its uniqueids, once an event showed one ("": none set)
+    peer_address: str | None = None    # where the other PBXs reach it over IAX2 (queue/pbxs.yaml)
 
     @property
     def connected(self) -> bool:
@@ -265,8 +271,8 @@ class CityPublisher:
         parts = {p.name: (p.controller.model.snapshot(now), p.connected) for p in self.links}
         outlooks = {p.name: p.controller.model.outlook(now, parts[p.name][0].get("lines"))
                     for p in self.links if p.connected}
-        return city_snapshot(parts, now, self.link), city_outlook(outlooks, {p.name: p.known_systemname
-                                                                             for p in self.links})
+        return city_snapshot(parts, now, self.link), city_outlook(
+            outlooks, {p.name: p.known_systemname for p in self.links}, {p.name: p.peer_address for p in self.links})
 
     async def publish(self) -> None:
         snap, outlook = self.figures(self.clock())

@@ -27,7 +27,7 @@ from ivr.call_channel import CallInfo, CallLog, pbx_system
 from ivr.calls.arrival import UNKNOWN, ArrivalLookups
 from ivr.contingency.plan import Plan
 from ivr.errors import NotReplicated
-from ivr.flow.conditions import CallFacts
+from ivr.flow.conditions import CallFacts, Elsewhere
 from ivr.flow.interpreter import FlowInterpreter
 from ivr.flow.registry import FlowRegistry
 from ivr.logs import Log
@@ -61,6 +61,10 @@ return (#ARGV - 4) / 2
 """
 
 
+# an emergency caller is moved to another PBX's queue (a queue step's ``other_pbxs``) when the wait at
+# home is at least this (GB/T 33358-2016: answered within 15 s) ...
+MOVE_AFTER_S = 15.0
+MOVE_GAIN_S = 10.0      # ... and the other PBX's is this much shorter (the move itself takes a few seconds)
 FRESH_S = 0.02          # wall seconds: calls asking within this of a read of the outlook share it
 FRESH_WAIT_S = 0.2      # ... and a read slower than this leaves the last outlook (the caller is not held)
 
@@ -97,6 +101,8 @@ class LiveState:
         # several PBXs: each PBX's own outlook and lines, by its systemname (the
         # prefix of its calls' uniqueids): a caller waits on and holds a line of their own PBX
         self._by_system: dict[str, tuple[dict[str, dict[int, tuple[int, float, float]]], bool]] = {}
+        # by systemname: the PBX's name and where the other PBXs reach it over IAX2 (its peer_address)
+        self._peers: dict[str, tuple[str, str]] = {}
         # where the leader's latest outlook is read (the engine sets it: one GET of ``keys.OUTLOOK``)
         self.outlook_source: Callable[[], Awaitable[bytes | str | None]] | None = None
         self._outlook_read_at = -math.inf       # monotonic
@@ -120,8 +126,11 @@ class LiveState:
             named = [name for name in systems.values() if name]
             self._by_system = {name: _outlook_of(doc["pbxs"][pbx]) for pbx, name in systems.items()
                                if name and named.count(name) == 1 and pbx in doc.get("pbxs", {})}
+            peers = doc.get("peers") or {}
+            self._peers = {name: (pbx, str(peers[pbx])) for pbx, name in systems.items()
+                           if name in self._by_system and peers.get(pbx)}
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError, IndexError, KeyError):
-            self.outlook, self.lines_low, self._by_system = {}, False, {}
+            self.outlook, self.lines_low, self._by_system, self._peers = {}, False, {}, {}
 
     async def fresh_outlook(self) -> None:
         """The leader's latest outlook, read now (``CallFacts.fresh``: a step
@@ -152,6 +161,29 @@ class LiveState:
         own = self._by_system.get(system) if system else None
         return own if own is not None else (self.outlook, self.lines_low)
 
+    def sooner_elsewhere(self, system: str, queue: str, priority: int) -> Elsewhere | None:
+        """Another PBX whose ``queue`` would take a caller of ``priority`` on PBX
+        ``system`` sooner: when the wait at home is at least ``MOVE_AFTER_S``
+        (GB/T 33358's 15 s) and another PBX's, reachable over IAX2 (its
+        ``peer_address``), is at least ``MOVE_GAIN_S`` shorter; the shortest of
+        them. None when the call's PBX or its outlook is not known: the caller
+        stays (a caller is never moved on a guess)."""
+        home = self._by_system.get(system) if system else None
+        if home is None:
+            return None
+        mine = home[0].get(queue, {}).get(priority)
+        own_wait = mine[1] if mine is not None else math.inf
+        if own_wait < MOVE_AFTER_S:
+            return None
+        best: Elsewhere | None = None
+        for name, (pbx, address) in self._peers.items():
+            theirs = self._by_system[name][0].get(queue, {}).get(priority) if name != system else None
+            if theirs is None or theirs[1] + MOVE_GAIN_S > own_wait:
+                continue
+            if best is None or theirs[1] < best.wait_s:
+                best = Elsewhere(pbx, address, theirs[1], own_wait)
+        return best
+
     def valid_sets(self, now: dt.datetime) -> dict[str, tuple[str, ...]]:
         """Every set's items valid at ``now``; worked out once a second, not per call."""
         second = int(now.timestamp())
@@ -172,6 +204,7 @@ class LiveState:
                          short_menu=lv.short_menu if lv else False,
                          hold_music=lv.hold_music if lv else None,
                          outlook=outlook, lines_low=lines_low, current=lambda: self.queues_now(pbx),
+                         elsewhere=lambda queue, priority: self.sooner_elsewhere(pbx, queue, priority),
                          fresh=self.fresh_outlook,
                          admission_wait_s=lv.admission_wait_s if lv else None,
                          say_wait=lv.say_wait if lv else False, **call)
@@ -294,6 +327,7 @@ def summary_fields(call: CallInfo, record: CallLog, started: float, ended: float
         "followup_id": call.followup_id,
         # what the flow's `set` steps set (name=value;...): a follow-up's FU_HEARD
         "flow_vars": ";".join(f"{k}={v}" for k, v in record.flow_vars.items()),
+        "moved_to": record.moved_to,
     }
 
 

@@ -62,6 +62,9 @@ class Pbx:
     queues: tuple[str, ...] = ()   # Asterisk queue names; empty: every queue of queue/queues.yaml
     seats: tuple[str, ...] = ()    # queue member interfaces on this PBX; empty: not stated
     queue_log: str | None = None   # where the leader's host reads this PBX's queue_log (docs/pbx-record.md)
+    # HOST:PORT where the other PBXs reach this one over IAX2 (asterisk/iax.conf): an emergency
+    # caller with no free emergency seat on their own PBX may be moved to this PBX's emergency queue
+    peer_address: str | None = None
 
     @property
     def is_link(self) -> bool:
@@ -101,7 +104,7 @@ class Known:
 
 
 def parse_pbxs(text: str, path: str = PBXS_FILE, known: Known | None = None) -> tuple[PbxConfig | None, list[Problem]]:
-    """``pbxs:`` name -> ``{ami, secret_env, queues, seats, queue_log}``; every problem at
+    """``pbxs:`` name -> ``{ami, secret_env, queues, seats, queue_log, peer_address}``; every problem at
     its ``file:line:col``, all at once."""
     known = known or Known()
     problems = Problems(path)
@@ -158,10 +161,16 @@ def _pbx(name: str, knode: yaml.Node, vnode: yaml.Node, problems: Problems, know
     queues = r.take("queues", _tokens("queue", "Asterisk queue names"), default=())
     seats = r.take("seats", _tokens("seat", "queue member interfaces"), default=())
     queue_log = r.take("queue_log", read_text, default=None)
+    peer_address = r.take("peer_address", read_text, default=None)
     r.finish()
-    if MISSING in (ami_text, secret_env, queues, seats, queue_log):
+    if MISSING in (ami_text, secret_env, queues, seats, queue_log, peer_address):
         return None
     ok = True
+    if peer_address is not None and not _host_port(peer_address):
+        problems.at(r.items["peer_address"][1], f"PBX '{name}'：peer_address 应为 主机:端口（其他 PBX 经 IAX2 中继到达本机的"
+                                                f"地址）— peer_address must be HOST:PORT, where the other PBXs reach "
+                                                f"this one over IAX2: {peer_address!r}")
+        ok = False
     if queue_log is not None and (not queue_log.startswith("/") or "\0" in queue_log):
         problems.at(r.items["queue_log"][1], f"PBX '{name}'：queue_log 应为绝对路径 — queue_log must be an absolute "
                                              f"path on the leader's host: {queue_log!r}")
@@ -188,7 +197,16 @@ def _pbx(name: str, knode: yaml.Node, vnode: yaml.Node, problems: Problems, know
                                               f"the secret of ami: {LINK} is in that setting: remove 'secret_env'")
         ok = False
     ok = _known_queues(name, r, queues, problems, known) and ok
-    return Pbx(name, ami, tuple(queues), tuple(seats), queue_log) if ok else None
+    return Pbx(name, ami, tuple(queues), tuple(seats), queue_log, peer_address) if ok else None
+
+
+PEER_ADDRESS = re.compile(r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):(?P<port>[0-9]{1,5})")
+
+
+def _host_port(text: str) -> bool:
+    """``10.0.0.12:4569`` or ``pbx-b.example:4569``: what an IAX2 dial string takes after its '@'."""
+    m = PEER_ADDRESS.fullmatch(text)
+    return m is not None and 0 < int(m["port"]) <= 65535
 
 
 def _tokens(what: str, expected: str) -> Callable[[Reader, yaml.Node], Any]:
@@ -222,24 +240,34 @@ def _known_queues(name: str, r: Reader, queues: list[str], problems: Problems, k
     return ok
 
 
+def _once(name: str, field: str, value: str | None, once: dict[str, dict[str, str]], vnode: yaml.Node,
+          problems: Problems, why: str) -> None:
+    """A value no two PBXs may share (a queue_log file, a peer address)."""
+    if value is None:
+        return
+    seen = once[field]
+    if value in seen:
+        problems.at(_value(vnode, field), f"PBX '{name}' 与 PBX '{seen[value]}' 的 {field} 相同 — PBX '{name}' has "
+                                          f"the {field} of PBX '{seen[value]}': {why}")
+    seen.setdefault(value, name)
+
+
 def _across(node: yaml.MappingNode, pbxs: dict[str, Pbx], problems: Problems, known: Known) -> None:
     """What no single PBX shows: a seat on two PBXs, two PBXs on one AMI
-    address or one queue_log, more than one engine link, the PBXs of queue/lines.yaml."""
+    address, one queue_log or one peer address, more than one engine link,
+    the PBXs of queue/lines.yaml."""
     entries: dict[str | None, tuple[yaml.Node, yaml.Node]] = {}
     for k, v in node.value:
         entries.setdefault(scalar(k), (k, v))     # a name given twice: the first is the PBX (the second is reported)
     seat_of: dict[str, str] = {}
     address_of: dict[tuple[str, int], str] = {}
-    log_of: dict[str, str] = {}
+    once: dict[str, dict[str, str]] = {"queue_log": {}, "peer_address": {}}
     links: list[str] = []
     for pbx in pbxs.values():
         knode, vnode = entries[pbx.name]
-        if pbx.queue_log is not None:
-            if pbx.queue_log in log_of:
-                problems.at(_value(vnode, "queue_log"), f"PBX '{pbx.name}' 与 PBX '{log_of[pbx.queue_log]}' 的 "
-                                                        f"queue_log 相同 — PBX '{pbx.name}' has the queue_log of PBX "
-                                                        f"'{log_of[pbx.queue_log]}': each PBX writes its own")
-            log_of.setdefault(pbx.queue_log, pbx.name)
+        _once(pbx.name, "queue_log", pbx.queue_log, once, vnode, problems, "each PBX writes its own")
+        _once(pbx.name, "peer_address", pbx.peer_address and pbx.peer_address.lower(), once, vnode, problems,
+              "each PBX listens on its own")
         for seat, item in zip(pbx.seats, _items(vnode, "seats"), strict=True):
             if seat in seat_of:
                 problems.at(item, f"坐席 '{seat}' 同时属于 PBX '{seat_of[seat]}' 和 '{pbx.name}'，一个坐席只能在一台 "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -49,12 +50,24 @@ class CallFacts:
     outbound: str = ""
     rated_seat: str = ""                    # the seat whose conversation a survey step rates (none queued here)
     emergency_matter: bool = False          # about an emergency: a survey step asks nothing
+    # (Asterisk queue, priority) -> another PBX whose queue would take the caller sooner, and where
+    # it is reached (``LiveState.sooner_elsewhere``); None: no other PBX, or none sooner
+    elsewhere: Callable[[str, int], Elsewhere | None] | None = None
 
     def queues_now(self) -> tuple[QueueOutlook, bool]:
         """The outlook and whether lines run low, now: a flow runs for seconds to
         tens of seconds before its admission or queue step, and at 56 calls a
         second the line grows by hundreds meanwhile."""
         return self.current() if self.current is not None else (self.outlook, self.lines_low)
+
+
+class Elsewhere(NamedTuple):
+    """Another PBX of the hotline whose queue would take a caller sooner."""
+
+    pbx: str            # its name in queue/pbxs.yaml
+    address: str        # HOST:PORT where it is reached over IAX2 (its peer_address)
+    wait_s: float       # the expected wait there
+    own_wait_s: float   # ... and on the caller's own PBX (inf: no seat serves the queue there)
 
 
 @dataclass(frozen=True, slots=True)

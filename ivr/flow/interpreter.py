@@ -45,6 +45,10 @@ class RunnerConfig:
     fallback_queue: str                  # Asterisk queue for the built-in fallback
     fallback_wait_s: int = 600
     transfer_dialstring: str = "Local/{number}@ivr-transfer"
+    # an emergency caller moved to another PBX: asterisk/extensions.conf [ivr-to-peer] dials that
+    # PBX over IAX2 at ${IVR_PEER} (its peer_address, set inherited on the caller's channel)
+    peer_dialstring: str = "Local/12345@ivr-to-peer"
+    peer_ring_s: int = 10
     max_steps: int = 200                 # a hard cap: a loop in a flow cannot trap a caller
 
 
@@ -307,6 +311,8 @@ class FlowInterpreter:
         s.record.queue = step.queue
         s.record.emergency = s.record.emergency or step.emergency
         await self._fresh(s)
+        if step.other_pbxs and await self._moved_elsewhere(s, step):
+            raise _CallEnded()
         outlook = self._outlook(s, step.queue, step.priority)
         if outlook is not None:
             # kept with the call, so the estimate can be scored against the wait it then had
@@ -330,6 +336,30 @@ class FlowInterpreter:
         if st is QueueStatus.WITHDRAW:
             return step.on_withdrawn or step.on_timeout
         return step.on_timeout
+
+    async def _moved_elsewhere(self, s: _CallState, step: m.Queue) -> bool:
+        """An emergency caller whose own PBX would keep them waiting, taken over
+        the trunk to another PBX's queue that would take them sooner
+        (``LiveState.sooner_elsewhere``). True: that PBX took the call (its
+        engine runs it from there, and counts it); False: no PBX sooner, or the
+        move failed and the caller waits here."""
+        ask = s.call_facts.elsewhere
+        asterisk_queue = self.config.queues[step.queue]
+        there = ask(asterisk_queue, step.priority) if ask is not None else None
+        if there is None:
+            return False
+        s.log.info("moving_to_pbx", pbx=there.pbx, queue=asterisk_queue, wait_here_s=round(there.own_wait_s, 1),
+                   wait_there_s=round(there.wait_s, 1))
+        await s.channel.set_variable("__IVR_PEER", there.address)
+        status = await s.channel.dial(self.config.peer_dialstring, self.config.peer_ring_s)
+        if status == "ANSWER":
+            s.record.moved_to = there.pbx
+            s.record.wanted_person = False       # the call in on that PBX asks for the seat: counted there, once
+            return True
+        if s.channel.hung_up:
+            raise CallerHungUp()
+        s.log.warning("move_to_pbx_failed", pbx=there.pbx, dial_status=status)
+        return False
 
     async def _survey(self, s: _CallState, step: m.Survey, depth: int) -> str:
         """The rating after the conversation. Silence, wrong keys to the last retry and a

@@ -296,15 +296,20 @@ def _set(r: Reader, name: str) -> dict[str, Any]:
 
 
 def _queue(r: Reader, name: str) -> dict[str, Any]:
-    return dict(queue=r.take("queue", _queue_ref, required=True),
-                on_timeout=r.take("on_timeout", _step_ref, required=True),
-                priority=r.take("priority", read_int(0, 100), default=0),
-                max_wait_s=r.take("max_wait_s", read_int(5, 3600), default=300),
-                emergency=r.take("emergency", read_bool, default=False),
-                on_full=r.take("on_full", _step_ref),
-                on_no_seats=r.take("on_no_seats", _step_ref),
-                on_withdrawn=r.take("on_withdrawn", _step_ref),
-                on_answered=r.take("on_answered", _step_ref, default=m.END))
+    fields = dict(queue=r.take("queue", _queue_ref, required=True),
+                  on_timeout=r.take("on_timeout", _step_ref, required=True),
+                  priority=r.take("priority", read_int(0, 100), default=0),
+                  max_wait_s=r.take("max_wait_s", read_int(5, 3600), default=300),
+                  emergency=r.take("emergency", read_bool, default=False),
+                  on_full=r.take("on_full", _step_ref),
+                  on_no_seats=r.take("on_no_seats", _step_ref),
+                  on_withdrawn=r.take("on_withdrawn", _step_ref),
+                  on_answered=r.take("on_answered", _step_ref, default=m.END),
+                  other_pbxs=r.take("other_pbxs", read_bool, default=False))
+    if fields["other_pbxs"] is True and fields["emergency"] is not True:
+        r.problems.at(r.items["other_pbxs"][1], f"{r.where}: other_pbxs 只用于紧急排队（emergency: true）— other_pbxs "
+                                                "moves emergency callers only: set emergency: true, or remove it")
+    return fields
 
 
 def _record(r: Reader, name: str) -> dict[str, Any]:

@@ -90,6 +90,9 @@ class Queue:
     on_no_seats: str | None = None  # default: on_timeout
     on_withdrawn: str | None = None  # taken out of line for a callback; default: on_timeout
     on_answered: str = END
+    # an emergency caller whose own PBX has no emergency seat free soon is taken over the trunk
+    # to another PBX's queue of the same name, where one is (queue/pbxs.yaml peer_address)
+    other_pbxs: bool = False
     where: Where = Where(0, 0)
 
 

@@ -93,6 +93,7 @@ class AmiTarget:
     username: str
     secret: str
     is_link: bool        # the engine's own IVR_AMI_URL
+    peer_address: str | None = None   # where the other PBXs reach it over IAX2 (queue/pbxs.yaml)
 
 
 def ami_targets(settings: Settings, log: Log, environ: dict[str, str] | None = None) -> list[AmiTarget]:
@@ -109,7 +110,7 @@ def ami_targets(settings: Settings, log: Log, environ: dict[str, str] | None = N
         if pbx.ami is None:
             if settings.ami is not None:
                 a = settings.ami
-                out.insert(0, AmiTarget(pbx.name, a.host, a.port, a.username, a.secret, True))
+                out.insert(0, AmiTarget(pbx.name, a.host, a.port, a.username, a.secret, True, pbx.peer_address))
             continue
         secret = env.get(pbx.ami.secret_env)
         if secret is None:
@@ -117,7 +118,8 @@ def ami_targets(settings: Settings, log: Log, environ: dict[str, str] | None = N
                       message=f"PBX '{pbx.name}' 未连接：环境变量 {pbx.ami.secret_env} 未设置 — not linked: "
                               f"{pbx.ami.secret_env} (its AMI secret) is not set")
             continue
-        out.append(AmiTarget(pbx.name, pbx.ami.host, pbx.ami.port, pbx.ami.username, secret, False))
+        out.append(AmiTarget(pbx.name, pbx.ami.host, pbx.ami.port, pbx.ami.username, secret, False,
+                             pbx.peer_address))
     return out
 
 
@@ -144,7 +146,7 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
         links.append(PbxLink(t.pbx, AmiController(
             host=t.host, port=t.port, username=t.username, secret=t.secret, model=m,
             redis=None if several else redis, log=log.bind(part="ami", pbx=t.pbx) if several else log.bind(part="ami"),
-            clock=clock.now, publish_s=wall_interval(clock, PUBLISH_S))))
+            clock=clock.now, publish_s=wall_interval(clock, PUBLISH_S)), peer_address=t.peer_address))
     if links:
         controller: AmiController | None = links[0].controller
         model = links[0].controller.model

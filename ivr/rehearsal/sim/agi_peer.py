@@ -304,6 +304,9 @@ class SimChannel:
         if app == "dial":
             if self.dead:
                 return ["200 result=-1\n"]
+            if self._hangs_up_now(line):         # gone while it rang: Asterisk's DIALSTATUS CANCEL
+                self.vars["DIALSTATUS"] = "CANCEL"
+                return ["200 result=-1\n"]
             self.vars["DIALSTATUS"] = self.caller.dial_status
             return ["200 result=0\n"] if self.caller.dial_status != "ANSWER" else ["200 result=-1\n"]
         if app == "playback":
