@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ivr.admission.accuracy import wait_estimate_accuracy
+from ivr.admission.announce import Announcement, announce
 from ivr.admission.estimate import Estimates, EstimateSettings, QueueObserver
 
 
@@ -36,6 +37,14 @@ class Scenario:
     patience_s: float
     high_share: float = 0.05                      # callers of the higher priority class
     seed: int = 12345
+    # the hold music's callback offer ("press 1 to be called back"), on for callers joining in
+    # [from, until): that share of ordinary callers withdraw at min(patience × 0.5, the offer's period)
+    offer: tuple[float, float] | None = None
+    offer_share: float = 0.0
+    offer_every_s: float = 60.0
+    # callers hear the engine's estimate as the IVR says it before joining ("预计等待约3分钟", taken as
+    # 2.5 minutes) and hang up when it is beyond their patience, as the drill's citizens do
+    balk: bool = False
 
     def rate_per_s(self, t: float) -> float:
         pts = self.arrivals
@@ -74,6 +83,27 @@ MODERATE = Scenario(
     seats=((0, 40), (1800, 42)),
     handle_s=180, wrapup_s=10, patience_s=150, seed=7)
 
+# The demo drill as its citizens behave (queue/drills/demo.yaml, ivr.rehearsal.sim.drill): 40 seats
+# and no seats called in, the same surge; once the contingency level rises (about 400 s in) the busy
+# level's hold music offers a callback about every 60 s, and 60 % of ordinary callers press 1 at
+# min(patience × 0.5, 60 s) of waiting. The line ahead then thins twice as fast as exponential
+# patience of 150 s says, mostly before a minute of waiting.
+HOLD_OFFER = Scenario(
+    "hold-offer", 4200,
+    arrivals=((0, 400), (300, 2400), (1000, 2400), (1300, 250), (4200, 200)),
+    seats=((0, 40),),
+    handle_s=180, wrapup_s=10, patience_s=150, seed=2025,
+    offer=(400, 1300), offer_share=0.6, offer_every_s=60, balk=True)
+
+SCENARIOS = (BEIJING, DEMO, MODERATE, HOLD_OFFER)
+
+
+def told_wait_s(said: Announcement) -> float:
+    """The wait a caller takes from what was said: the middle of the rounded-up minutes, 0 when none."""
+    if said.wait_kind == "none":
+        return 0.0
+    return 60.0 * (said.minutes if said.wait_kind == "over" else said.minutes - 0.5)
+
 
 Probe = Callable[[float, QueueObserver, Estimates], None]    # (now, observer, a new caller's estimates)
 
@@ -93,6 +123,7 @@ class Result:
     calls: int = 0
     served: int = 0
     abandoned: int = 0
+    balked: int = 0
     seated: list[Seated] = field(default_factory=list)
 
     def accuracy(self, priority: int | None = None) -> dict[str, dict[str, float | int | None]]:
@@ -136,7 +167,12 @@ class _Sim:
     def on_arrive(self, now: float, _: str) -> None:
         self.result.calls += 1
         caller = f"c{self.result.calls}"
-        prio = 1 if self.rng.random() < self.scenario.high_share else 0
+        sc = self.scenario
+        prio = 1 if self.rng.random() < sc.high_share else 0
+        patience = self.rng.expovariate(1 / sc.patience_s) if sc.balk else -1.0
+        if sc.balk and told_wait_s(announce(self.observer.preview(prio, now).engine)) > patience:
+            self.result.balked += 1               # told a wait beyond their patience: hangs up rather than wait
+            return
         self.observer.joined(caller, prio, now)
         est = self.observer.estimate(caller, now)
         assert est is not None
@@ -145,7 +181,12 @@ class _Sim:
             self.probe(now, self.observer, est)
         self.waiting.add(caller)
         self.lines[prio].append(caller)
-        self.at(now + self.rng.expovariate(1 / self.scenario.patience_s), "abandon", caller)
+        if patience < 0:
+            patience = self.rng.expovariate(1 / sc.patience_s)
+        if (sc.offer is not None and prio == 0 and sc.offer[0] <= now < sc.offer[1]
+                and self.rng.random() < sc.offer_share):   # takes the callback when it is offered
+            patience = min(patience * 0.5, sc.offer_every_s)
+        self.at(now + patience, "abandon", caller)
         self.seat_callers(now)
 
     def on_abandon(self, now: float, caller: str) -> None:
@@ -225,13 +266,14 @@ VARIANTS: tuple[tuple[str, dict[str, object], bool], ...] = (
     ("engine without the arrival trend", {"trend_horizon_s": 0.0}, False),
     ("engine with the seat plan known", {}, True),
     ("engine with calibration", {"calibrate": True}, False),
+    ("engine with θ over all ages (no hazard by time waited)", {"age_hazard": False}, False),
 )
 
 
 def ablation(seeds: range) -> str:
     from dataclasses import replace
     from statistics import mean
-    scenarios = (BEIJING, DEMO, MODERATE)
+    scenarios = SCENARIOS
     head = "| variant | " + " | ".join(s.name for s in scenarios) + " |"
     rows = [head, "|" + " --- |" * (len(scenarios) + 1)]
     base = {s.name: [run(replace(s, seed=k)).accuracy() for k in seeds] for s in scenarios}
@@ -256,7 +298,7 @@ def promises(seeds: range) -> str:
 
     from ivr.admission.announce import AnnounceRules, announce
     rows = ["| scenario | spread factor | wait within what was said | said minus actual (mean) |", "| --- | ---: | ---: | ---: |"]
-    for sc in (BEIJING, DEMO, MODERATE):
+    for sc in SCENARIOS:
         runs = [run(replace(sc, seed=k)) for k in seeds]
         for factor in (0.0, 0.5, 1.0):
             rules, kept, n, excess = AnnounceRules(spread_factor=factor, say_wait_from_s=0), 0, 0, 0.0
@@ -273,10 +315,10 @@ def promises(seeds: range) -> str:
 if __name__ == "__main__":
     import time
     started = time.process_time()
-    out = [run(s) for s in (BEIJING, DEMO, MODERATE)]
+    out = [run(s) for s in SCENARIOS]
     print(table(out))
     for r in out:
-        print(f"{r.scenario}: {r.calls} calls, {r.served} seated, {r.abandoned} left without a seat")
+        print(f"{r.scenario}: {r.calls} calls, {r.served} seated, {r.abandoned} left without a seat, {r.balked} balked")
     print(f"cpu {time.process_time() - started:.1f} s\n")
     print(ablation(range(1, 11)), "\n")
     print(promises(range(1, 11)))

@@ -50,7 +50,16 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ivr.admission.rates import ArrivalTrend, DecayedRate, DecayedRatio, place_time, place_variance, stage_time
+from ivr.admission.rates import (
+    AgeHazard,
+    ArrivalTrend,
+    CumulativeHazard,
+    DecayedRate,
+    DecayedRatio,
+    place_time,
+    place_variance,
+    stage_time,
+)
 from ivr.errors import ConfigError
 
 METHODS = ("engine", "asterisk_holdtime", "head_of_line", "queue_length")
@@ -78,14 +87,21 @@ class EstimateSettings:
     last_waits: int = 10               # waits of the last callers to reach a seat, kept
     turnover: bool = True              # μ from the seats' whole cycle while callers wait beyond the idle seats
     turnover_min_events: float = 20.0  # ... once that many such cycles (decayed) were seen
+    age_hazard: bool = True            # θ of the line ahead from the hazard by time waited (below)
+    hazard_ages_s: tuple[float, ...] = (15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
+    hazard_tau_s: float = 900.0        # memory of the hazard by time waited
+    hazard_samples: int = 16           # callers ahead whose ages are walked through the wait
 
     def __post_init__(self) -> None:
         bad = [name for name in ("turnover_min_events", "prior_cycle_s", "prior_patience_s", "service_tau_s", "abandon_tau_s",
                                  "arrival_fast_tau_s", "class_share_tau_s", "horizon_s", "step_s",
-                                 "calibration_tau_s")
+                                 "calibration_tau_s", "hazard_tau_s", "hazard_samples")
                if not getattr(self, name) > 0]
         if self.arrival_slow_tau_s <= self.arrival_fast_tau_s:
             bad.append("arrival_slow_tau_s (must be longer than arrival_fast_tau_s)")
+        ages = self.hazard_ages_s
+        if not ages or ages[0] <= 0 or any(b <= a for a, b in zip(ages, ages[1:], strict=False)):
+            bad.append("hazard_ages_s (ascending, above 0)")
         if self.prior_events < 0 or self.calibration_prior < 0 or self.trend_horizon_s < 0 or self.last_waits < 1:
             bad.append("prior_events, calibration_prior, trend_horizon_s, last_waits")
         if bad:
@@ -114,6 +130,7 @@ class WaitEstimate:
     basis_s: float = 0.0    # a baseline's starting figure: Asterisk's holdtime, the head-of-line wait
     spread_s: float = 0.0   # the engine's standard deviation of the wait (0 for the baselines)
     calibration: float = 1.0
+    line_abandon_rate: float = 0.0   # the engine's θ for the callers ahead (by their time waited)
 
     @property
     def total_s(self) -> float:
@@ -127,7 +144,7 @@ class WaitEstimate:
                 "seats": self.seats, "idle": self.idle, "service_rate": round(self.service_rate, 6),
                 "abandon_rate": round(self.abandon_rate, 6), "higher_arrivals": round(self.higher_arrivals, 4),
                 "basis_s": round(self.basis_s, 1), "spread_s": round(self.spread_s, 1),
-                "calibration": round(self.calibration, 3)}
+                "calibration": round(self.calibration, 3), "line_abandon_rate": round(self.line_abandon_rate, 6)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +296,7 @@ class QueueObserver:
         self._waiting: dict[str, _Waiter] = {}
         self._order: dict[int, list[int]] = {}     # priority -> seqs of its waiting callers, in join order
         self._joined_at: dict[int, float] = {}     # seq -> when that caller joined
+        self._joins: list[float] = []              # join times of all callers waiting, ascending
         self._seq = 0
         self._plan: list[tuple[float, int]] = []
         self._service = DecayedRate(settings.service_tau_s, 1.0 / settings.prior_cycle_s,
@@ -290,6 +308,7 @@ class QueueObserver:
         # seat's ringing), which is what moves a line. Busy seat-seconds alone leave that gap out.
         self._turnover = DecayedRate(settings.service_tau_s, 1.0 / settings.prior_cycle_s, 0.0, start)
         self._arrivals = ArrivalTrend(settings.arrival_fast_tau_s, settings.arrival_slow_tau_s, start)
+        self._hazard = AgeHazard(settings.hazard_ages_s, settings.hazard_tau_s, start)
         self._class_counts: dict[int, float] = {}         # priority -> its recent arrivals, decayed
         self._class_counts_at = start
         self._calibration = DecayedRatio(settings.calibration_tau_s, start)   # actual / estimate at join
@@ -310,6 +329,7 @@ class QueueObserver:
         self._waiting[caller] = _Waiter(priority, self._seq, now)
         self._order.setdefault(priority, []).append(self._seq)
         self._joined_at[self._seq] = now
+        self._joins.append(now)
 
     def served(self, caller: str, now: float, wait_s: float | None = None) -> None:
         """The caller reached a seat (``wait_s``: its wait, if the PBX said; else from its join)."""
@@ -330,8 +350,10 @@ class QueueObserver:
         """The caller left the line without a seat (``wait_s`` is kept for the record only)."""
         now = self._advance(now)
         self._join_estimate.pop(caller, None)
-        if self._remove(caller) is not None:
+        waiter = self._remove(caller)
+        if waiter is not None:
             self._abandon.event()
+            self._hazard.event(now - waiter.joined_at)
 
     def seats(self, now: float, staffed: int, busy: int, finished: int | None = None) -> None:
         """Seats serving this queue (logged in, not paused) and how many of them are busy.
@@ -425,6 +447,7 @@ class QueueObserver:
         self._service.advance(now, self.busy)
         self._abandon.advance(now, len(self._waiting))
         self._turnover.advance(now, self.staffed if self._congested() else 0)
+        self._hazard.advance(now, self._joins)
         self._at = now
         return now
 
@@ -440,6 +463,9 @@ class QueueObserver:
             if i < len(seqs) and seqs[i] == w.seq:
                 del seqs[i]
             del self._joined_at[w.seq]
+            j = bisect.bisect_left(self._joins, w.joined_at)
+            if j < len(self._joins) and self._joins[j] == w.joined_at:
+                del self._joins[j]
         return w
 
     def _ahead(self, priority: int, seq: int | None) -> int:
@@ -469,29 +495,63 @@ class QueueObserver:
         rate, slope = self._arrivals.rate_and_slope(now)
         return rate * share, slope * share
 
-    def _engine(self, ahead: int, priority: int, now: float) -> tuple[float, float, float]:
-        """-> (mean, spread, higher-class arrival rate)."""
+    def _engine(self, ahead: int, priority: int, now: float) -> tuple[float, float, float, float]:
+        """-> (mean, spread, higher-class arrival rate, θ of the line ahead)."""
         higher_rate, higher_slope = self._higher(priority, now)
         plan = [(at - now, n) for at, n in self._plan if at > now]
-        mean, spread = engine_wait(ahead, self.staffed, self.service_rate, self.abandon_rate,
-                                   idle=max(0, self.staffed - self.busy), seat_plan=plan,
-                                   higher_rate=higher_rate, higher_slope=higher_slope, settings=self.settings)
-        return mean, spread, higher_rate
+        idle = max(0, self.staffed - self.busy)
+
+        def wait(theta: float) -> tuple[float, float]:
+            return engine_wait(ahead, self.staffed, self.service_rate, theta, idle=idle, seat_plan=plan,
+                               higher_rate=higher_rate, higher_slope=higher_slope, settings=self.settings)
+
+        theta = self.abandon_rate
+        capacity = self.staffed * self.service_rate
+        if self.settings.age_hazard and ahead >= idle and capacity > 0:
+            # how long the callers ahead stay in line, roughly: QL_m with θ, in constant time
+            places = ahead - idle + 1.0
+            guess = min(self.settings.horizon_s, place_time(capacity, theta, 0.0, places - 1.0, places))
+            theta = self._line_theta(ahead, now, guess)
+        mean, spread = wait(theta)
+        return mean, spread, higher_rate, theta
+
+    def _line_theta(self, ahead: int, now: float, wait_s: float) -> float:
+        """θ the callers ahead will show while this caller waits: each leaves at the hazard of the
+        ages it goes through (``AgeHazard``, by time waited) until its own seat comes, which is
+        about its place's share of the wait. Callers who take a callback when the hold music offers
+        it leave early and at about the same age; exponential patience would give every age the
+        same hazard. A sample of the callers ahead (the oldest ``ahead`` waiting) stands for all."""
+        st = self.settings
+        bounds, joins = st.hazard_ages_s, self._joins
+        n = min(ahead, len(joins))
+        if n <= 0:
+            return self.abandon_rate
+        cumulative = CumulativeHazard(self._hazard.hazards(self.abandon_rate), bounds)
+        k = min(n, st.hazard_samples)
+        left = spent = 0.0
+        for q in range(k):
+            i = int((q + 0.5) * n / k)
+            age = now - joins[i]
+            stay = wait_s * (i + 1) / (n + 1)     # its seat comes about this far into our wait
+            left += cumulative.at(age + stay) - cumulative.at(age)
+            spent += stay
+        return left / spent if spent > 0 else self.abandon_rate
 
     def _estimates(self, ahead: int, priority: int, waited_s: float, now: float) -> Estimates:
-        mean, spread, higher = self._engine(ahead, priority, now)
+        mean, spread, higher, line_theta = self._engine(ahead, priority, now)
         factor = self.calibration(now)
         mu, theta, horizon = self.service_rate, self.abandon_rate, self.settings.horizon_s
         idle = max(0, self.staffed - self.busy)
         head = self.head_of_line_s(now)
 
         def make(method: str, wait_s: float, basis_s: float = 0.0, spread_s: float = 0.0,
-                 calibration: float = 1.0) -> WaitEstimate:
+                 calibration: float = 1.0, line_theta: float = 0.0) -> WaitEstimate:
             return WaitEstimate(method, self.queue, wait_s, now, waited_s, ahead, priority, self.staffed, idle,
-                                mu, theta, higher, basis_s, spread_s, calibration)
+                                mu, theta, higher, basis_s, spread_s, calibration, line_theta)
 
         return Estimates(
-            engine=make("engine", min(horizon, mean * factor), spread_s=spread * factor, calibration=factor),
+            engine=make("engine", min(horizon, mean * factor), spread_s=spread * factor, calibration=factor,
+                        line_theta=line_theta),
             asterisk_holdtime=make("asterisk_holdtime", asterisk_holdtime_wait(self.holdtime_s, waited_s),
                                    basis_s=float(self.holdtime_s)),
             head_of_line=make("head_of_line", head_of_line_wait(head, waited_s), basis_s=head),

@@ -23,6 +23,7 @@ predictors need. Pure: every update and every reading takes ``now``.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 
@@ -241,3 +242,80 @@ def _log_antiderivative(x: float, theta: float, lam: float) -> float:
     """ln(2g(x) + 2(x+θ-λ)), kept accurate when x+θ-λ is negative and large."""
     g, b = _g(x, theta, lam), x + theta - lam
     return math.log(2 * (g + b)) if b >= 0 else math.log(8 * lam * theta / (g - b))
+
+
+class AgeHazard:
+    """The abandonment hazard as a function of time already waited: piecewise constant
+    between ``bounds`` (seconds waited), each piece's callers who left without a seat over the
+    caller-seconds waited at those ages (Nelson-Aalen by piece), forgotten with ``tau_s``.
+
+    Exposure comes from the join times of the callers waiting (sorted, oldest first): over
+    [t0, t1], the caller-seconds spent below age b are dt·#{joined at or after t1-b} plus, for
+    those crossing b in between, b - (t0 - joined). Only those crossing are summed one by one,
+    so an update costs a few bisections, not one step per caller waiting."""
+
+    __slots__ = ("bounds", "events", "exposure", "tau_s", "at")
+
+    def __init__(self, bounds: tuple[float, ...], tau_s: float, start: float) -> None:
+        self.bounds = bounds                      # ascending ages > 0; the last piece is open-ended
+        self.events = [0.0] * (len(bounds) + 1)
+        self.exposure = [0.0] * (len(bounds) + 1)
+        self.tau_s = tau_s
+        self.at = start
+
+    def advance(self, now: float, joins: list[float]) -> None:
+        """Add the exposure of the callers waiting (``joins``: their join times, ascending) up to ``now``."""
+        t0, dt = self.at, now - self.at
+        if dt <= 0:
+            return
+        keep = math.exp(-dt / self.tau_s)
+        weight = self.tau_s * (1.0 - keep) / dt   # the decayed weight of the interval, per second of it
+        events, exposure = self.events, self.exposure
+        below, k = 0.0, 0
+        for k, b in enumerate(self.bounds):
+            lo = bisect.bisect_right(joins, t0 - b)
+            hi = bisect.bisect_left(joins, now - b, lo)
+            crossing = math.fsum(joins[lo:hi]) + (b - t0) * (hi - lo) if hi > lo else 0.0
+            under = dt * (len(joins) - hi) + crossing
+            events[k] *= keep
+            exposure[k] = exposure[k] * keep + (under - below) * weight
+            below = under
+        last = len(self.bounds)
+        events[last] *= keep
+        exposure[last] = exposure[last] * keep + (dt * len(joins) - below) * weight
+        self.at = now
+
+    def event(self, age_s: float) -> None:
+        self.events[bisect.bisect_right(self.bounds, age_s)] += 1.0
+
+    def hazards(self, pooled: float) -> list[float]:
+        """Each piece's hazard: ``pooled`` (θ over all ages, as the caller keeps it), departed from
+        only as far as the pieces differ beyond the Poisson noise of their counts (empirical Bayes:
+        a gamma prior around the pooled rate, its variance from the pieces' spread less their noise,
+        by moments). With exponential patience every piece shows the pooled rate; callers who take a
+        callback offer after a minute make the piece at that age stand out at once."""
+        events, exposure = self.events, self.exposure
+        spread = sum((e - pooled * x) ** 2 - pooled * x for e, x in zip(events, exposure, strict=True))
+        squares = sum(x * x for x in exposure)
+        var = spread / squares if squares > 0 else 0.0
+        if var <= 0 or pooled <= 0:
+            return [pooled] * len(events)
+        b = pooled / var                              # the prior's weight, in seconds of exposure
+        return [(e + pooled * b) / (x + b) for e, x in zip(events, exposure, strict=True)]
+
+
+class CumulativeHazard:
+    """∫_0^age of a piecewise-constant hazard (``hazards[k]`` below ``bounds[k]``, the last one beyond)."""
+
+    __slots__ = ("bounds", "hazards", "starts", "below")
+
+    def __init__(self, hazards: list[float], bounds: tuple[float, ...]) -> None:
+        self.bounds, self.hazards = bounds, hazards
+        self.starts = (0.0, *bounds)
+        self.below = [0.0]
+        for k, b in enumerate(bounds):
+            self.below.append(self.below[-1] + hazards[k] * (b - self.starts[k]))
+
+    def at(self, age_s: float) -> float:
+        k = bisect.bisect_left(self.bounds, age_s)
+        return self.below[k] + self.hazards[k] * (age_s - self.starts[k])
