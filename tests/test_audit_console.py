@@ -230,3 +230,24 @@ async def test_the_auditor_sees_a_follow_up_batch_and_what_each_citizen_said(sit
     if os.environ.get("IVR_SCREENSHOTS"):
         await page.locator("#followups").screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"],
                                                                       "audit-followups.png"))
+
+
+async def test_the_page_says_from_when_the_kept_call_summaries_begin(site, browser, redis):
+    """The calls stream is capped (2 million): when its first kept summary is
+    later than the period's start, the figures counted from calls cover only
+    the calls since, and the page says so under the period, Chinese first."""
+    now = await seed(redis)
+    kept_from = now - 600                       # this morning, after the period's start (today, from midnight)
+    summary = {"uniqueid": "1.1", "number": "13812340000", "started": f"{kept_from:.3f}",
+               "ended": f"{kept_from + 60:.3f}", "wanted_person": "1", "queue_status": "ANSWERED", "hold_s": "5"}
+    await redis.xadd(keys.CALLS, {"j": json.dumps(summary)}, id=f"{int(kept_from * 1000)}-0")
+    base, _ = site
+    page = await sign_in(browser, base, "audit")
+    await page.set_viewport_size({"width": 1400, "height": 900})
+    await page.wait_for_selector("#callsfrom >> text=通话记录自")
+    local = dt.datetime.fromtimestamp(kept_from, BEIJING)
+    text = await page.inner_text("#callsfrom")
+    assert text.startswith(f"注意：通话记录自 {local.year}年{local.month}月{local.day}日") and "15秒接通率" in text, text
+    assert f"call summaries are kept from {local:%Y-%m-%d %H:%M}" in text, text
+    if os.environ.get("IVR_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["IVR_SCREENSHOTS"], "audit-calls-from.png"))
