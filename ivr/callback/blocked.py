@@ -138,7 +138,7 @@ class BlockedAttempts:
                                         args=[orjson.dumps(s).decode(), MARK_TTL_S, CALLS_STREAM_MAXLEN])
             if ok:
                 wrote += 1
-                self.log.warning("missed_call_lines_full", call_id=uid, number=mask_number(b.number), pbx=self.pbx)
+                self.log.info("missed_call_lines_full", call_id=uid, number=mask_number(b.number), pbx=self.pbx)
             del self.pending[uid]
             self.undeleted.add(uid)
         if wrote:
