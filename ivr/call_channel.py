@@ -27,6 +27,7 @@ class CallInfo:
     channel: str = ""
     flow: str = ""  # the FastAGI request path: agi://host/<flow>
     args: tuple[str, ...] = ()
+    context: str = ""  # the dialplan context that ran AGI() (ivr-12345, ivr-from-peer, ...)
 
     @classmethod
     def from_agi_env(cls, env: dict[str, str]) -> CallInfo:
@@ -47,6 +48,7 @@ class CallInfo:
             channel=env.get("agi_channel", ""),
             flow=flow,
             args=tuple(args),
+            context=env.get("agi_context", ""),
         )
 
     def named_args(self) -> dict[str, str]:

@@ -422,3 +422,30 @@ def test_a_seat_whose_wrap_up_ended_is_idle_whatever_order_the_readers_come_in()
     for t in (20.0, 100.0, 1000.0):
         snap = model.snapshot(t)
         assert snap["seats"][0]["state"] == "idle" and snap["seat_states"]["idle"] == 1, (t, snap["seats"])
+
+
+def test_callers_whose_leave_was_lost_in_a_reconnect_leave_the_wait_estimate_too():
+    """``rebuild`` replaced the model's line with the PBX's listing, but the wait
+    estimators kept every caller whose leave was lost while the link was down:
+    each stayed ahead of everyone for good (found by review, session 10)."""
+    now = [1000.0]
+    pbx = SimPbx(lambda: now[0])
+    pbx.add_queue("general-q")
+    model = LiveModel()
+    model.rebuild([dict(m) for m in pbx.action({"Action": "QueueStatus", "ActionID": "s"})[1:]], now[0])
+    for k in range(5):
+        model.apply({"Event": "QueueCallerJoin", "Queue": "general-q", "Uniqueid": f"1000.{k}",
+                     "Channel": f"Local/{k}@x;1", "CallerIDNum": f"1390000000{k}", "Position": str(k + 1),
+                     "Priority": "0"}, now[0])
+    assert model.observers["general-q"].preview(0, now[0]).engine.position == 5
+    # the link drops; the five leave meanwhile; one caller joined and is listed on reconnect
+    now[0] += 60
+    listing = [dict(m) for m in pbx.action({"Action": "QueueStatus", "ActionID": "s2"})[1:]]
+    entry = {"Event": "QueueEntry", "Queue": "general-q", "Position": "1", "Uniqueid": "1060.9",
+             "Channel": "Local/9@x;1", "CallerIDNum": "13900000009", "Wait": "20", "Priority": "0"}
+    model.rebuild([*listing[:-1], entry, listing[-1]], now[0])
+    assert set(model.waiting) == {"1060.9"}
+    obs = model.observers["general-q"]
+    assert obs.preview(0, now[0]).engine.position == 1          # the one listed, not six
+    est = obs.estimate("1060.9", now[0])
+    assert est is not None and est.engine.waited_s == 20.0       # at its own join time

@@ -107,7 +107,7 @@ async def test_an_emergency_caller_with_no_seat_soon_is_taken_to_the_pbx_that_ha
     record, sim, ch = await run(shipped, Caller(digits=["1"], dial_status="ANSWER"),
                                 live({"a": 3600.0, "b": 0.0}, {"b": B_ADDRESS}))
     assert f'SET VARIABLE __IVR_PEER "{B_ADDRESS}"' in sim.commands     # inherited by the Local channel
-    assert 'EXEC Dial "Local/12345@ivr-to-peer,10"' in sim.commands
+    assert 'EXEC Dial "Local/12345@ivr-to-peer,5"' in sim.commands
     assert sim.queue_calls == []                                        # never queued on a
     assert record.moved_to == "b" and record.emergency and record.outcome == "completed"
     # the call in on PBX b asks for the seat: this one is neither a missed call nor counted twice
@@ -120,7 +120,7 @@ async def test_an_emergency_caller_with_no_seat_soon_is_taken_to_the_pbx_that_ha
 async def test_a_move_that_fails_keeps_the_caller_in_line_at_home(shipped, status) -> None:
     record, sim, _ = await run(shipped, Caller(digits=["1"], dial_status=status),
                                live({"a": 3600.0, "b": 0.0}, {"b": B_ADDRESS}))
-    assert 'EXEC Dial "Local/12345@ivr-to-peer,10"' in sim.commands
+    assert 'EXEC Dial "Local/12345@ivr-to-peer,5"' in sim.commands
     assert sim.queue_calls[0] == ("emergency-q", 10, 30)
     assert record.moved_to == "" and record.wanted_person
 
@@ -198,3 +198,59 @@ def test_a_peer_address_that_is_wrong_or_taken_is_an_error_at_its_value(b, col, 
     errs = [str(p) for p in problems if not p.warning]
     assert cfg is None and len(errs) == 1, errs
     assert errs[0].startswith(f"queue/pbxs.yaml:8:{col}") and says in errs[0], errs
+
+
+async def test_a_pbx_a_move_failed_to_is_left_out_for_the_next_callers(shipped) -> None:
+    """Its trunk unreachable (AMI up, IAX2 dropped by a firewall): before, every
+    emergency caller rang it for 10 s before queueing at home."""
+    state = live({"a": 3600.0, "b": 0.0}, {"b": B_ADDRESS})
+    _, sim, _ = await run(shipped, Caller(digits=["1"], dial_status="CHANUNAVAIL"), state)
+    assert 'EXEC Dial "Local/12345@ivr-to-peer,5"' in sim.commands
+    _, sim, _ = await run(shipped, Caller(digits=["1"], dial_status="ANSWER"), state)
+    assert not any("ivr-to-peer" in c for c in sim.commands) and sim.queue_calls[0][:2] == ("emergency-q", 10)
+    assert state.sooner_elsewhere("pbx-a", "emergency-q", 10) is None
+
+
+async def test_a_caller_who_arrived_from_another_pbx_is_never_moved_whatever_the_flow_says(shipped) -> None:
+    """The receiving side's guard is the dialplan context, not the flow: a flow
+    naming other_pbxs on PBX b cannot send the caller back to a (no ping-pong)."""
+    sim = SimChannel(Caller(digits=["1"]), flow="main")
+    sim.context = "ivr-from-peer"
+    ch = AgiChannel(InMemoryTransport(sim), CallInfo.from_agi_env(
+        dict(line.rstrip("\n").split(": ", 1) for line in sim.env() if ": " in line)))
+    assert ch.call.context == "ivr-from-peer"
+    facts = live({"a": 0.0, "b": 3600.0}, {"a": "10.0.0.11:4569"}).facts(NOON, "pbx-b", caller="13900000009")
+    record = await FlowInterpreter(CONFIG).run(shipped, "main", ch, facts, LOG)
+    assert not any("ivr-to-peer" in c for c in sim.commands) and record.moved_to == ""
+    assert sim.queue_calls[0][:2] == ("emergency-q", 10)
+
+
+def test_other_pbxs_is_for_the_emergency_class_only() -> None:
+    """The outlook the decision reads has the ordinary class and the emergency
+    class (priority 10); the receiving PBX queues the caller in the latter."""
+    text = textwrap.dedent("""\
+        description: x
+        start: q
+        steps:
+          q:
+            type: queue
+            queue: emergency
+            emergency: true
+            priority: 5
+            other_pbxs: true
+            on_timeout: bye
+          bye:
+            type: hangup
+        """)
+    catalog = Catalog(frozenset(), {"general": "general-q", "emergency": "emergency-q"}, None)
+    _, problems = check_flow_texts({"x": ("flows/x.yaml", text)}, catalog)
+    errs = [str(p) for p in problems if not p.warning]
+    assert len(errs) == 1 and "priority: 10" in errs[0], errs
+
+
+def test_a_moved_call_is_one_call_in_the_report() -> None:
+    from ivr.callback.report import hotline_figures
+    calls = [{"number": "139", "wanted_person": "0", "queue_status": "", "moved_to": "b"},
+             {"number": "139", "wanted_person": "1", "queue_status": "ANSWERED"}]
+    h = hotline_figures(calls, [], {})
+    assert (h["calls"], h["calls_wanting_person"], h["calls_answered_live"]) == (1, 1, 1)

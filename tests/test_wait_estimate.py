@@ -498,3 +498,30 @@ def test_seats_free_beside_a_short_line_do_not_slow_the_service_rate():
         ob.served(f"c{k}", k * 10.0 + 1)
         ob.seats(k * 10.0 + 5, 10, 5, finished=1)
     assert ob.service_rate == pytest.approx(1 / 100, rel=1e-6)
+
+
+def _offer_history(obs, t: float = 0.0) -> float:
+    for i in range(300):                      # callers who leave at about 65 s of waiting (a hold offer)
+        obs.joined(f"a{i}", 0, t)
+        obs.abandoned(f"a{i}", t + 65.0)
+        t += 2.0
+    return t
+
+
+def test_an_emergency_caller_s_line_is_sampled_from_the_callers_ahead_only():
+    """The hazard by time waited is walked over the callers ahead. For an
+    emergency caller those are the emergency class: ordinary callers behind
+    them, however long they have waited, do not change their estimate (the
+    oldest callers of any class were sampled before; found by review, session 10)."""
+    observers = [QueueObserver("q", start=0.0), QueueObserver("q", start=0.0)]
+    for obs in observers:
+        obs.seats(0.0, staffed=4, busy=4)
+        now = _offer_history(obs) + 100.0
+        obs.joined("e1", 10, now)
+        obs.joined("e2", 10, now)
+    # the second also has 30 ordinary callers 70 s in (listed at a reconnect: no time passes)
+    alone, with_ordinary = observers
+    with_ordinary.resync({"e1": (10, now), "e2": (10, now), **{f"o{i}": (0, now - 70.0) for i in range(30)}}, now)
+    a, b = (o.preview(10, now).engine for o in observers)
+    assert a.position == b.position == 2          # the two emergency callers ahead
+    assert a.line_abandon_rate == b.line_abandon_rate and a.wait_s == b.wait_s

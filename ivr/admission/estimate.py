@@ -47,7 +47,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ivr.admission.rates import (
@@ -355,6 +355,27 @@ class QueueObserver:
             self._abandon.event()
             self._hazard.event(now - waiter.joined_at)
 
+    def resync(self, waiting: Mapping[str, tuple[int, float]], now: float) -> None:
+        """The line as the PBX listed it after a (re)connect (``QueueStatus``;
+        caller -> (priority, joined at)). A caller it no longer lists left while
+        nobody watched: neither served nor abandoned, so counted as neither; a
+        caller it lists that was never seen joining is added at its join time.
+        Before, a caller whose leave was lost in a reconnect stayed ahead of
+        everyone for good, and the oldest in the line ahead."""
+        now = self._advance(now)
+        for caller in [c for c in self._waiting if c not in waiting]:
+            self._join_estimate.pop(caller, None)
+            self._remove(caller)
+        for caller, (priority, joined_at) in waiting.items():
+            if caller in self._waiting:
+                continue
+            joined_at = min(joined_at, now)
+            self._seq += 1
+            self._waiting[caller] = _Waiter(priority, self._seq, joined_at)
+            self._order.setdefault(priority, []).append(self._seq)
+            self._joined_at[self._seq] = joined_at
+            bisect.insort(self._joins, joined_at)
+
     def seats(self, now: float, staffed: int, busy: int, finished: int | None = None) -> None:
         """Seats serving this queue (logged in, not paused) and how many of them are busy.
 
@@ -511,18 +532,22 @@ class QueueObserver:
             # how long the callers ahead stay in line, roughly: QL_m with θ, in constant time
             places = ahead - idle + 1.0
             guess = min(self.settings.horizon_s, place_time(capacity, theta, 0.0, places - 1.0, places))
-            theta = self._line_theta(ahead, now, guess)
+            theta = self._line_theta(ahead, priority, now, guess)
         mean, spread = wait(theta)
         return mean, spread, higher_rate, theta
 
-    def _line_theta(self, ahead: int, now: float, wait_s: float) -> float:
+    def _line_theta(self, ahead: int, priority: int, now: float, wait_s: float) -> float:
         """θ the callers ahead will show while this caller waits: each leaves at the hazard of the
         ages it goes through (``AgeHazard``, by time waited) until its own seat comes, which is
         about its place's share of the wait. Callers who take a callback when the hold music offers
         it leave early and at about the same age; exponential patience would give every age the
-        same hazard. A sample of the callers ahead (the oldest ``ahead`` waiting) stands for all."""
+        same hazard. A sample of the callers ahead (the oldest ``ahead`` of this class or a
+        higher one) stands for all."""
         st = self.settings
         bounds, joins = st.hazard_ages_s, self._joins
+        if any(p < priority and seqs for p, seqs in self._order.items()):
+            # a lower class waits too (an emergency caller's line): only those of this class or above are ahead
+            joins = sorted(self._joined_at[s] for p, seqs in self._order.items() if p >= priority for s in seqs)
         n = min(ahead, len(joins))
         if n <= 0:
             return self.abandon_rate

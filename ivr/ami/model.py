@@ -23,6 +23,7 @@ from typing import Any, NotRequired, TypedDict
 
 from ivr.admission.estimate import QueueObserver
 from ivr.admission.lines import LineFigures, LineReading, PbxLines, figures
+from ivr.flow.model import EMERGENCY_PRIORITY
 from ivr.logs import mask_number
 from ivr.stats import percentile_of_sorted
 
@@ -270,7 +271,7 @@ def _chan_vars(event: AmiEvent) -> dict[str, str]:
 
 class LiveModel:
     def __init__(self, *, emergency_queues: Iterable[str] = (), reserved_interfaces: Iterable[str] = (),
-                 emergency_priority: int = 10, window_s: float = 900.0, service_level_s: float = 20.0,
+                 emergency_priority: int = EMERGENCY_PRIORITY, window_s: float = 900.0, service_level_s: float = 20.0,
                  wrapup_s: Mapping[str, float] | None = None) -> None:
         self.emergency_queues = frozenset(emergency_queues)
         self.reserved_interfaces = frozenset(reserved_interfaces)
@@ -350,6 +351,12 @@ class LiveModel:
             old = self.seats.get(seat.interface)
             seat.wrapup_until, seat.idle_since = (old.wrapup_until, old.idle_since) if old else (0.0, now)
         self.seats, self.waiting, self.queue_names = seats, waiting, queues
+        # the wait estimators see the same line (a caller whose leave was lost is gone there too)
+        listed: dict[str, dict[str, tuple[int, float]]] = {}
+        for w in waiting.values():
+            listed.setdefault(w.queue, {})[w.uniqueid] = (w.priority, w.joined_at)
+        for q in set(self.observers) | set(listed):
+            self._observer(q, now).resync(listed.get(q, {}), now)
         self._lines = {}
         for w in waiting.values():
             self._line(w.queue).add(w)

@@ -95,7 +95,8 @@ def hotline_figures(calls: Sequence[Mapping[str, str]], records: Sequence[Callba
     citizens -= misdial_only
     seats = len(per_seat)
     return {
-        "calls": len(calls),
+        # a call moved to another PBX's emergency queue is one call, counted on the PBX that took it
+        "calls": sum(1 for c in calls if not c.get("moved_to")),
         "calls_wanting_person": len(wanted),
         "calls_answered_live": len(live),
         "blocked_attempts": blocked,

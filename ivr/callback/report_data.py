@@ -78,7 +78,7 @@ async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -
 
 
 # what hotline_figures reads of a call summary
-HOTLINE_FIELDS = ("number", "wanted_person", "queue_status", "outcome")
+HOTLINE_FIELDS = ("number", "wanted_person", "queue_status", "outcome", "moved_to")
 # the national figures the report carries at its top level (the rest, per day, seat and kind, in "figures")
 NATIONAL = ("answered_within_15s_rate", "answer_rate_24h", "average_speed_of_answer_s", "abandoned_within_15s",
             "satisfaction_rate", "survey")

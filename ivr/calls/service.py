@@ -65,6 +65,7 @@ return (#ARGV - 4) / 2
 # home is at least this (GB/T 33358-2016: answered within 15 s) ...
 MOVE_AFTER_S = 15.0
 MOVE_GAIN_S = 10.0      # ... and the other PBX's is this much shorter (the move itself takes a few seconds)
+PEER_RETRY_S = 60.0     # wall seconds a PBX a move failed to is left out (its trunk down, its engines busy)
 FRESH_S = 0.02          # wall seconds: calls asking within this of a read of the outlook share it
 FRESH_WAIT_S = 0.2      # ... and a read slower than this leaves the last outlook (the caller is not held)
 
@@ -103,6 +104,7 @@ class LiveState:
         self._by_system: dict[str, tuple[dict[str, dict[int, tuple[int, float, float]]], bool]] = {}
         # by systemname: the PBX's name and where the other PBXs reach it over IAX2 (its peer_address)
         self._peers: dict[str, tuple[str, str]] = {}
+        self._unreachable: dict[str, float] = {}      # PBX name -> monotonic time a move to it last failed
         # where the leader's latest outlook is read (the engine sets it: one GET of ``keys.OUTLOOK``)
         self.outlook_source: Callable[[], Awaitable[bytes | str | None]] | None = None
         self._outlook_read_at = -math.inf       # monotonic
@@ -176,13 +178,22 @@ class LiveState:
         if own_wait < MOVE_AFTER_S:
             return None
         best: Elsewhere | None = None
+        now = time.monotonic()
         for name, (pbx, address) in self._peers.items():
+            if now - self._unreachable.get(pbx, -math.inf) < PEER_RETRY_S:
+                continue
             theirs = self._by_system[name][0].get(queue, {}).get(priority) if name != system else None
             if theirs is None or theirs[1] + MOVE_GAIN_S > own_wait:
                 continue
             if best is None or theirs[1] < best.wait_s:
                 best = Elsewhere(pbx, address, theirs[1], own_wait)
         return best
+
+    def unreachable(self, pbx: str) -> None:
+        """A move to ``pbx`` failed (its trunk unreachable, its engines refused
+        the call): the next emergency callers of this engine stay at home for
+        ``PEER_RETRY_S`` rather than each losing the ring time on it."""
+        self._unreachable[pbx] = time.monotonic()
 
     def valid_sets(self, now: dt.datetime) -> dict[str, tuple[str, ...]]:
         """Every set's items valid at ``now``; worked out once a second, not per call."""
@@ -205,6 +216,7 @@ class LiveState:
                          hold_music=lv.hold_music if lv else None,
                          outlook=outlook, lines_low=lines_low, current=lambda: self.queues_now(pbx),
                          elsewhere=lambda queue, priority: self.sooner_elsewhere(pbx, queue, priority),
+                         unreachable=self.unreachable,
                          fresh=self.fresh_outlook,
                          admission_wait_s=lv.admission_wait_s if lv else None,
                          say_wait=lv.say_wait if lv else False, **call)

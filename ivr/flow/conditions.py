@@ -53,6 +53,7 @@ class CallFacts:
     # (Asterisk queue, priority) -> another PBX whose queue would take the caller sooner, and where
     # it is reached (``LiveState.sooner_elsewhere``); None: no other PBX, or none sooner
     elsewhere: Callable[[str, int], Elsewhere | None] | None = None
+    unreachable: Callable[[str], None] | None = None   # a move to this PBX failed: leave it out for a while
 
     def queues_now(self) -> tuple[QueueOutlook, bool]:
         """The outlook and whether lines run low, now: a flow runs for seconds to

@@ -48,7 +48,8 @@ class RunnerConfig:
     # an emergency caller moved to another PBX: asterisk/extensions.conf [ivr-to-peer] dials that
     # PBX over IAX2 at ${IVR_PEER} (its peer_address, set inherited on the caller's channel)
     peer_dialstring: str = "Local/12345@ivr-to-peer"
-    peer_ring_s: int = 10
+    peer_ring_s: int = 5                 # the other PBX's engine answers in milliseconds; a dead trunk costs this
+    peer_context: str = "ivr-from-peer"  # where a moved caller arrives: never moved again from there
     max_steps: int = 200                 # a hard cap: a loop in a flow cannot trap a caller
 
 
@@ -344,8 +345,10 @@ class FlowInterpreter:
         engine runs it from there, and counts it); False: no PBX sooner, or the
         move failed and the caller waits here."""
         ask = s.call_facts.elsewhere
+        if ask is None or s.channel.call.context == self.config.peer_context:
+            return False                         # moved here already: never a second time (no ping-pong)
         asterisk_queue = self.config.queues[step.queue]
-        there = ask(asterisk_queue, step.priority) if ask is not None else None
+        there = ask(asterisk_queue, step.priority)
         if there is None:
             return False
         s.log.info("moving_to_pbx", pbx=there.pbx, queue=asterisk_queue, wait_here_s=round(there.own_wait_s, 1),
@@ -359,6 +362,8 @@ class FlowInterpreter:
         if s.channel.hung_up:
             raise CallerHungUp()
         s.log.warning("move_to_pbx_failed", pbx=there.pbx, dial_status=status)
+        if s.call_facts.unreachable is not None:
+            s.call_facts.unreachable(there.pbx)  # the next emergency callers do not wait on it too
         return False
 
     async def _survey(self, s: _CallState, step: m.Survey, depth: int) -> str:

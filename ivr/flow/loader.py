@@ -306,9 +306,10 @@ def _queue(r: Reader, name: str) -> dict[str, Any]:
                   on_withdrawn=r.take("on_withdrawn", _step_ref),
                   on_answered=r.take("on_answered", _step_ref, default=m.END),
                   other_pbxs=r.take("other_pbxs", read_bool, default=False))
-    if fields["other_pbxs"] is True and fields["emergency"] is not True:
-        r.problems.at(r.items["other_pbxs"][1], f"{r.where}: other_pbxs 只用于紧急排队（emergency: true）— other_pbxs "
-                                                "moves emergency callers only: set emergency: true, or remove it")
+    if fields["other_pbxs"] is True and (fields["emergency"] is not True or fields["priority"] != m.EMERGENCY_PRIORITY):
+        r.problems.at(r.items["other_pbxs"][1], f"{r.where}: other_pbxs 只用于紧急排队（emergency: true, priority: "
+                                                f"{m.EMERGENCY_PRIORITY}）— other_pbxs moves emergency callers only: set "
+                                                f"emergency: true and priority: {m.EMERGENCY_PRIORITY}, or remove it")
     return fields
 
 

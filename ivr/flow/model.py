@@ -13,6 +13,10 @@ END = "end"
 RESERVED_TARGETS = frozenset({END})
 
 
+# the emergency class of a queue's callers (QUEUE_PRIO): the leader's outlook publishes it and 0 for
+# every queue (``ivr.ami.model.LiveModel``), and a caller moved to another PBX joins it there
+EMERGENCY_PRIORITY = 10
+
 @dataclass(frozen=True, slots=True)
 class Where:
     line: int
