@@ -83,8 +83,10 @@ def _pbx(project_home: Path, tmp: Path, name: str, agi_port: int, ami_port: int,
     conf = asterisk_tree(project_home, tmp, agi_port, ami_port)
     iax = (project_home / "asterisk" / "iax.conf").read_text()
     assert "bindport = 4569" in iax
+    # its port, and the trunk's secret changed from the shipped one (a PBX still on that is named no peer)
     (conf.parent / "iax.conf").write_text(iax.replace("bindport = 4569", f"bindport = {iax_port}")
-                                          .replace("bindaddr = 0.0.0.0", "bindaddr = 127.0.0.1"))
+                                          .replace("bindaddr = 0.0.0.0", "bindaddr = 127.0.0.1")
+                                          .replace("secret = change-this-peer-secret", "secret = live-peer-secret"))
     shutil.copy(project_home / "asterisk" / "logger.conf", conf.parent / "logger.conf")   # queue_log on, as shipped
     conf.write_text(conf.read_text().replace("[options]\n", f"[options]\nsystemname = pbx-{name}\n"))
     ext = conf.parent / "extensions.conf"
@@ -92,6 +94,8 @@ def _pbx(project_home: Path, tmp: Path, name: str, agi_port: int, ami_port: int,
     dial = "Dial(${IVR_TRUNK}/${EXTEN},${IVR_CB_RING_S},"
     assert dial in text and "IVR_TRUNK = PJSIP/trunk" in text
     text = text.replace("IVR_TRUNK = PJSIP/trunk", "IVR_TRUNK = Local", 1)
+    assert "IVR_PEER_SECRET = change-this-peer-secret" in text
+    text = text.replace("IVR_PEER_SECRET = change-this-peer-secret", "IVR_PEER_SECRET = live-peer-secret", 1)
     ext.write_text(text.replace(dial, dial.replace("${EXTEN},", "${EXTEN}@test-far,")) + CONTEXTS)
     queues = conf.parent / "queues.conf"
     text = queues.read_text()

@@ -141,11 +141,14 @@ def ivr(args, env):
 
 
 @contextlib.asynccontextmanager
-async def running_city(redis, redis_url, project_home, tmp_path, monkeypatch, *, b_up: bool = True):
+async def running_city(redis, redis_url, project_home, tmp_path, monkeypatch, *, b_up: bool = True,
+                       peer_secrets: tuple[str, str] | None = None):
     """main (IVR_AMI_URL) and b (ami://, its secret in IVR_AMI_SECRET_B), an
     engine linked to both (to b once it is up), the console's web app."""
     a, b = shipped_pbx(), pbx_b()
     a.system_name, b.system_name = "pbx-main", "pbx-b"      # asterisk.conf systemname (docs/deploy.md)
+    if peer_secrets is not None:                             # extensions.conf [globals] IVR_PEER_SECRET of each
+        a.globals["IVR_PEER_SECRET"], b.globals["IVR_PEER_SECRET"] = peer_secrets
     server_a, server_b = SimAmiServer(a), SimAmiServer(b, secret="secret-b")
     await server_a.start()
     await server_b.start()
@@ -158,7 +161,13 @@ async def running_city(redis, redis_url, project_home, tmp_path, monkeypatch, *,
         "    seats: [Local/101@ivr-seats/n, Local/102@ivr-seats/n, Local/109@ivr-seats/n, Local/201@ivr-seats/n]\n"
         f"  b:\n    ami: ami://ivr@127.0.0.1:{server_b.port}\n    secret_env: IVR_AMI_SECRET_B\n"
         f"    seats: [Local/202@ivr-seats/n, {', '.join(B_SEATS)}]\n"
-        f"    queue_log: {tmp_path / 'pbx-b' / 'queue_log'}\n", encoding="utf-8")
+        f"    queue_log: {tmp_path / 'pbx-b' / 'queue_log'}\n"
+        + ("" if peer_secrets is None else "    peer_address: 10.0.0.12:4569\n"), encoding="utf-8")
+    if peer_secrets is not None:
+        text = (home / "queue" / "pbxs.yaml").read_text(encoding="utf-8")
+        (home / "queue" / "pbxs.yaml").write_text(text.replace("    ami: IVR_AMI_URL\n",
+                                                               "    ami: IVR_AMI_URL\n    peer_address: 10.0.0.11:4569\n"),
+                                                  encoding="utf-8")
     monkeypatch.setenv("IVR_AMI_SECRET_B", "secret-b")
     env = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_AGI_LISTEN": "127.0.0.1:0",
            "IVR_HTTP_LISTEN": "127.0.0.1:0", "IVR_REDIS_URL": redis_url,
@@ -473,3 +482,21 @@ async def test_a_pbx_down_when_the_leader_starts_stops_nothing_and_is_linked_onc
         await until(lambda: eng.controllers["b"].ready.is_set(), 40)
         snap = await live(eng.redis, lambda s: s["pbxs"]["b"]["connected"] and s["ami_connected"])
         assert snap["queues"]["general-q"]["waiting"] == 2 and snap["pbxs"]["b"]["waiting"] == 1
+
+
+async def test_a_pbx_still_on_the_shipped_trunk_secret_takes_no_moved_emergency_callers(
+        redis, redis_url, project_home, tmp_path, monkeypatch):
+    """Each PBX's IVR_PEER_SECRET is read with AMI Getvar at login: a PBX whose
+    trunk to the others still has the secret everyone can read in this
+    project is named no peer in the outlook (found by review, session 10: its
+    [ivr-from-peer] would take emergency calls from anyone)."""
+    async with running_city(redis, redis_url, project_home, tmp_path, monkeypatch,
+                            peer_secrets=("change-this-peer-secret", "a-site-secret")) as (a, b, *_, eng, env, web):
+        await until(lambda: {n: c.peer_trunk for n, c in eng.controllers.items()} == {"main": "shipped", "b": "ok"})
+
+        async def peers():
+            return json.loads(await eng.redis.get(keys.OUTLOOK) or "{}").get("peers")
+        deadline = asyncio.get_running_loop().time() + 10
+        while await peers() != {"b": "10.0.0.12:4569"}:
+            assert asyncio.get_running_loop().time() < deadline, await peers()
+            await asyncio.sleep(0.05)

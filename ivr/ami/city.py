@@ -266,13 +266,35 @@ class CityPublisher:
         self.publish_s = publish_s
         self.published = 0
         self._seen: tuple[bool, ...] = ()
+        self._peer_said: dict[str, str] = {}     # PBX -> the trunk state last logged for it
 
     def figures(self, now: float) -> tuple[LiveSnapshot, dict[str, Any]]:
         parts = {p.name: (p.controller.model.snapshot(now), p.connected) for p in self.links}
         outlooks = {p.name: p.controller.model.outlook(now, parts[p.name][0].get("lines"))
                     for p in self.links if p.connected}
         return city_snapshot(parts, now, self.link), city_outlook(
-            outlooks, {p.name: p.known_systemname for p in self.links}, {p.name: p.peer_address for p in self.links})
+            outlooks, {p.name: p.known_systemname for p in self.links}, self.peers())
+
+    def peers(self) -> dict[str, str]:
+        """The PBXs an emergency caller may be moved to: a ``peer_address`` in
+        queue/pbxs.yaml and a trunk secret of their own in the dialplan (one
+        still on the shipped secret, or without one, is named no peer, and an
+        error says why, once per change)."""
+        out: dict[str, str] = {}
+        for p in self.links:
+            if p.peer_address is None:
+                continue
+            state = p.controller.peer_trunk
+            if state == "ok":
+                out[p.name] = p.peer_address
+            elif state is not None and self._peer_said.get(p.name) != state:
+                self.log.error("pbx_peer_trunk_unusable", pbx=p.name, state=state, message=(
+                    f"PBX '{p.name}' 不接收其他 PBX 转来的紧急来电：extensions.conf 的 IVR_PEER_SECRET "
+                    f"{'仍是随项目发布的默认值' if state == 'shipped' else '未设置'}，请与 iax.conf 一并修改 — "
+                    f"PBX '{p.name}' takes no emergency callers from the other PBXs: its IVR_PEER_SECRET is "
+                    f"{'still the shipped one' if state == 'shipped' else 'not set'}; change it with iax.conf's"))
+            self._peer_said[p.name] = state or ""
+        return out
 
     async def publish(self) -> None:
         snap, outlook = self.figures(self.clock())

@@ -38,6 +38,8 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 ACTION_TIMEOUT_S = 5.0
 RESYNC_RETRY_S = 2.0      # logged in but the first QueueStatus failed (a PBX still starting): try again
+PEER_SECRET_VARIABLE = "IVR_PEER_SECRET"     # asterisk/extensions.conf [globals]: the IAX2 trunk between PBXs
+SHIPPED_PEER_SECRET = "change-this-peer-secret"
 PUBLISH_S = 0.25          # the live model to Redis (the wall, the engines' outlook), at most this often
 
 # What panoramisk's loop.create_connection task resolves to.
@@ -149,6 +151,9 @@ class AmiController:
         # asterisk.conf's systemname, the prefix of this PBX's uniqueids ("": none set;
         # None: not read yet), read with CoreSettings after each login
         self.system_name: str | None = None
+        # the trunk between PBXs as this PBX's dialplan sets it (read with the systemname): "ok", "shipped"
+        # (the secret everyone knows), "unset" (no IVR_PEER_SECRET), None (not read yet)
+        self.peer_trunk: str | None = None
         self._named_at_login = 0
         self._refused_while_booting = False     # the last QueueStatus was refused: FullyBooted brings the resync
         self.resyncs = 0
@@ -256,6 +261,21 @@ class AmiController:
             self.system_name = str(resp.get("SystemName", "") or "")
         else:
             self.log.warning("ami_system_name_unknown", error=resp.get("Message", ""))
+        await self._read_peer_trunk()
+
+    async def _read_peer_trunk(self) -> None:
+        """Whether this PBX's trunk to the others (emergency callers moved over
+        IAX2) has a secret of its own: a PBX still on the shipped one takes
+        emergency calls from anyone who read this project (``ivr.ami.city``
+        then names it no peer, and says why)."""
+        try:
+            resp = await asyncio.wait_for(self.link.send_action(
+                {"Action": "Getvar", "Variable": PEER_SECRET_VARIABLE}, as_list=False), ACTION_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, AttributeError) as exc:
+            self.log.warning("ami_peer_trunk_unknown", error=repr(exc))
+            return
+        value = str(resp.get("Value", "") or "") if resp.success else ""
+        self.peer_trunk = "shipped" if value == SHIPPED_PEER_SECRET else "ok" if value else "unset"
 
     def _release_held(self, answer: asyncio.Future[Any] | None) -> None:
         """The events that followed ``answer``, applied in order (after the
