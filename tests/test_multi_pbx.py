@@ -500,3 +500,15 @@ async def test_a_pbx_still_on_the_shipped_trunk_secret_takes_no_moved_emergency_
         while await peers() != {"b": "10.0.0.12:4569"}:
             assert asyncio.get_running_loop().time() < deadline, await peers()
             await asyncio.sleep(0.05)
+        # and /healthz says which PBX takes moved emergency callers, and why the other does not
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            health = await (await web.get("/healthz")).json()
+            said = {p["name"]: (p["peer_address"], p["peer_text"]) for p in health["pbxs"]}
+            if said["b"][1].startswith("接收"):
+                break
+            assert asyncio.get_running_loop().time() < deadline, said
+            await asyncio.sleep(0.05)
+        assert said["main"] == ("10.0.0.11:4569", "不接收：IVR_PEER_SECRET 仍为默认值 — takes none: IVR_PEER_SECRET "
+                                "is still the shipped one"), said
+        assert said["b"][0] == "10.0.0.12:4569", said

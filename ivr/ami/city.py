@@ -77,6 +77,8 @@ class PbxFigures(TypedDict):
     seat_states: dict[str, int]
     queues: dict[str, PbxQueueFigures]
     lines: NotRequired[LineFigures]
+    # its trunk to the other PBXs (IVR_PEER_SECRET read at login): ok | shipped | unset; None not read yet
+    peer_trunk: NotRequired[str | None]
 
 
 def pbx_figures(snap: LiveSnapshot, connected: bool) -> PbxFigures:
@@ -272,7 +274,10 @@ class CityPublisher:
         parts = {p.name: (p.controller.model.snapshot(now), p.connected) for p in self.links}
         outlooks = {p.name: p.controller.model.outlook(now, parts[p.name][0].get("lines"))
                     for p in self.links if p.connected}
-        return city_snapshot(parts, now, self.link), city_outlook(
+        snap = city_snapshot(parts, now, self.link)
+        for p in self.links:
+            snap["pbxs"][p.name]["peer_trunk"] = p.controller.peer_trunk
+        return snap, city_outlook(
             outlooks, {p.name: p.known_systemname for p in self.links}, self.peers())
 
     def peers(self) -> dict[str, str]:

@@ -63,6 +63,9 @@ async def pbx_lines(settings: Settings, environ: dict[str, str] | None = None) -
         state = "可连接 reachable" if not reach[pbx.name] else reach[pbx.name]
         out.append(f"  {pbx.name}: {link}")
         out.append(f"    AMI: {state}; 队列 queues: {', '.join(pbx.queues) or '全部 all'}; 坐席 seats: {len(pbx.seats)}")
+        if pbx.peer_address is not None:
+            out.append(f"    中继 trunk (IAX2) {pbx.peer_address}: 他台紧急来电可转入 emergency callers may be moved here "
+                       "(IVR_PEER_SECRET 由领导进程登录时核对 checked by the leader at login; /healthz)")
     return out
 
 

@@ -46,6 +46,8 @@ class PbxState(TypedDict):
     state_text: str
     queues: list[str]
     seats: int
+    peer_address: str | None   # where the other PBXs reach it over IAX2 (moved emergency callers); None: not a peer
+    peer_text: str             # whether it takes them (its trunk secret, read by the leader)
 
 
 def configured(home: Path) -> tuple[PbxConfig | None, str]:
@@ -93,8 +95,26 @@ def states(cfg: PbxConfig, snap: Mapping[str, Any] | None, now: float) -> list[P
     for pbx in cfg.pbxs.values():
         state = state_of(pbx, snap, now, only)
         out.append({"name": pbx.name, "address": pbx.address, "linked": linked(pbx, snap, only), "state": state,
-                    "state_text": STATE_TEXT[state], "queues": list(pbx.queues), "seats": len(pbx.seats)})
+                    "state_text": STATE_TEXT[state], "queues": list(pbx.queues), "seats": len(pbx.seats),
+                    "peer_address": pbx.peer_address, "peer_text": peer_text(pbx, snap)})
     return out
+
+
+PEER_TEXT = {
+    "ok": "接收他台转来的紧急来电 takes emergency callers moved from the other PBXs",
+    "shipped": "不接收：IVR_PEER_SECRET 仍为默认值 — takes none: IVR_PEER_SECRET is still the shipped one",
+    "unset": "不接收：未设置 IVR_PEER_SECRET — takes none: IVR_PEER_SECRET is not set",
+}
+
+
+def peer_text(pbx: Pbx, snap: Mapping[str, Any] | None) -> str:
+    """Whether ``pbx`` takes emergency callers moved from the others, as the leader last read it."""
+    if pbx.peer_address is None:
+        return "未配置 peer_address：不接收他台转来的来电 — no peer_address: not a peer"
+    per_pbx = snap.get("pbxs") if snap is not None else None
+    mine = per_pbx.get(pbx.name) if isinstance(per_pbx, Mapping) else None
+    trunk = mine.get("peer_trunk") if isinstance(mine, Mapping) else None
+    return PEER_TEXT.get(str(trunk), "尚未读取 not read yet (no leader linked to it)")
 
 
 def health(home: Path, snap: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
