@@ -449,3 +449,32 @@ def test_callers_whose_leave_was_lost_in_a_reconnect_leave_the_wait_estimate_too
     assert obs.preview(0, now[0]).engine.position == 1          # the one listed, not six
     est = obs.estimate("1060.9", now[0])
     assert est is not None and est.engine.waited_s == 20.0       # at its own join time
+
+
+def test_callers_moved_here_from_another_pbx_hold_no_line_of_this_one():
+    """An emergency caller moved over IAX2 (``[ivr-from-peer]``) waits and
+    talks on this PBX, but the line it holds is on the PBX it dialled: the
+    split of this PBX's lines in use counted it as waiting (or talking) and
+    took it out of those still in the flows (found by review, session 10)."""
+    from ivr.admission.lines import LineReading, PbxLines
+
+    now = 1000.0
+    model = LiveModel(emergency_queues=["emergency-q"])
+    model.lines_config = PbxLines("b", 30)
+    model.lines_reading = LineReading(now, in_use=5, limit=28)
+    model.rebuild([{"Event": "QueueMember", "Queue": "emergency-q", "Location": "Local/301@ivr-seats/n",
+                    "Name": "Seat301", "StateInterface": "Custom:seat301", "Status": "1", "Paused": "0",
+                    "InCall": "0", "Penalty": "0"}], now)
+    for k, context in enumerate(("ivr-12345", "ivr-from-peer", "ivr-from-peer")):
+        model.apply({"Event": "QueueCallerJoin", "Queue": "emergency-q", "Uniqueid": f"pbx-b-1000.{k}",
+                     "Channel": f"IAX2/ivr-peer-{k}" if k else "Local/1@x;1", "CallerIDNum": f"1390000000{k}",
+                     "Context": context, "Position": str(k + 1)}, now)
+    lines = model.lines(now)
+    assert (lines["in_use"], lines["waiting"], lines["talking"], lines["in_flows"]) == (5, 1, 0, 4)
+    # one of them reaches the seat: still on no line of this PBX
+    model.apply({"Event": "AgentConnect", "Queue": "emergency-q", "Uniqueid": "pbx-b-1000.1",
+                 "Channel": "IAX2/ivr-peer-1", "Context": "ivr-from-peer", "Interface": "Local/301@ivr-seats/n",
+                 "HoldTime": "3"}, now + 3)
+    lines = model.lines(now + 3)
+    assert (lines["waiting"], lines["talking"], lines["in_flows"]) == (1, 0, 4)
+    assert model.snapshot(now + 3)["lines"]["talking"] == 0

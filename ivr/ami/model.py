@@ -23,7 +23,7 @@ from typing import Any, NotRequired, TypedDict
 
 from ivr.admission.estimate import QueueObserver
 from ivr.admission.lines import LineFigures, LineReading, PbxLines, figures
-from ivr.flow.model import EMERGENCY_PRIORITY
+from ivr.flow.model import EMERGENCY_PRIORITY, PEER_CONTEXT
 from ivr.logs import mask_number
 from ivr.stats import percentile_of_sorted
 
@@ -116,6 +116,7 @@ class Seat:
     paused: bool = False
     paused_reason: str = ""
     in_call: bool = False
+    peer_call: bool = False        # its call is a caller moved here from another PBX (no line of this PBX)
     status: int = 0
     reserved: bool = False
     calls_taken: int = 0
@@ -154,6 +155,7 @@ class Waiting:
     priority: int = 0
     seq: int = 0              # arrival order, for Asterisk's priority-then-arrival ordering
     masked: str = ""          # the number as staff see it, masked when a snapshot first lists it
+    holds_line: bool = True   # False: moved here from another PBX (PEER_CONTEXT): its line is there
 
 
 class _Line:
@@ -284,6 +286,7 @@ class LiveModel:
         # uniqueid -> caller (one queue at a time); read it, change it only through
         # ``_put`` and ``_drop``, which keep each queue's ``_Line`` with it
         self.waiting: dict[str, Waiting] = {}
+        self._peer_waiting = 0          # of them, callers moved here from another PBX (no line of this PBX)
         self._lines: dict[str, _Line] = {}
         self.queue_names: set[str] = set()
         self.outcomes: deque[Outcome] = deque()     # the window, oldest first; counted as it moves:
@@ -343,7 +346,8 @@ class LiveModel:
                 wait = _int(ev.get("Wait"))
                 self._seq += 1
                 waiting[uid] = Waiting(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), ev["Queue"],
-                                       now - wait, _int(ev.get("Priority")), seq=self._seq)
+                                       now - wait, _int(ev.get("Priority")), seq=self._seq,
+                                       holds_line=ev.get("Context") != PEER_CONTEXT)
         # QueueEntry lists callers in Asterisk's order, which ``seq`` keeps.
         for seat in seats.values():
             queues.update(seat.queues)
@@ -351,6 +355,7 @@ class LiveModel:
             old = self.seats.get(seat.interface)
             seat.wrapup_until, seat.idle_since = (old.wrapup_until, old.idle_since) if old else (0.0, now)
         self.seats, self.waiting, self.queue_names = seats, waiting, queues
+        self._peer_waiting = sum(not w.holds_line for w in waiting.values())
         # the wait estimators see the same line (a caller whose leave was lost is gone there too)
         listed: dict[str, dict[str, tuple[int, float]]] = {}
         for w in waiting.values():
@@ -440,7 +445,7 @@ class LiveModel:
         prio = _int(_chan_vars(ev).get("QUEUE_PRIO"))
         self._seq += 1
         self._put(Waiting(uid, ev.get("Channel", ""), ev.get("CallerIDNum", ""), ev.get("Queue", ""), now, prio,
-                          self._seq))
+                          self._seq, holds_line=ev.get("Context") != PEER_CONTEXT))
         self.queue_names.add(ev.get("Queue", ""))
         self._observer(ev.get("Queue", ""), now).joined(uid, prio, now)
 
@@ -481,6 +486,7 @@ class LiveModel:
         seat = self.seats.get(ev.get("Interface", ""))
         if seat is not None:
             seat.in_call = True
+            seat.peer_call = ev.get("Context") == PEER_CONTEXT
             seat.wrapup_until = 0.0
             self._touch(seat.interface)
 
@@ -488,7 +494,7 @@ class LiveModel:
         seat = self.seats.get(ev.get("Interface", ""))
         if seat is not None:
             before = seat.state_at(now)
-            seat.in_call = False
+            seat.in_call = seat.peer_call = False
             # app_queue's wrap-up: the member's own time, else the queue's
             wrap = seat.wrapup_s or self.wrapup_s.get(ev.get("Queue", ""), 0.0)
             seat.wrapup_until = now + wrap if wrap > 0 else 0.0
@@ -519,11 +525,13 @@ class LiveModel:
         self._drop(w.uniqueid)             # a second join of the same channel replaces the first
         self.waiting[w.uniqueid] = w
         self._line(w.queue).add(w)
+        self._peer_waiting += not w.holds_line
 
     def _drop(self, uniqueid: str) -> Waiting | None:
         w = self.waiting.pop(uniqueid, None)
         if w is not None:
             self._lines[w.queue].remove(w)
+            self._peer_waiting -= not w.holds_line
         return w
 
     def _record(self, outcome: Outcome) -> None:
@@ -671,9 +679,11 @@ class LiveModel:
         seat (queue calls; ``talking`` when the caller counted them), on a
         callback, and the rest in the flows."""
         if talking is None:
-            talking = sum(1 for s in self.seats.values() if s.in_call)
-        return figures(self.lines_config, self.lines_reading, now=now, connected=True, waiting=len(self.waiting),
-                       talking=talking, callbacks=self.callbacks_on_line)
+            talking = sum(1 for s in self.seats.values() if s.in_call and not s.peer_call)
+        # callers moved here from another PBX hold a line there, not here
+        return figures(self.lines_config, self.lines_reading, now=now, connected=True,
+                       waiting=len(self.waiting) - self._peer_waiting, talking=talking,
+                       callbacks=self.callbacks_on_line)
 
     def _seat_rows(self, now: float) -> list[SeatFigures]:
         """Every seat's row, sorted by interface; made again only for the seats
@@ -714,7 +724,7 @@ class LiveModel:
             state = self._rows[seat.interface]["state"]
             part = _seat_part(seat, state)
             total[part] += 1
-            talking += seat.in_call
+            talking += seat.in_call and not seat.peer_call      # on a line of this PBX
             for q in seat.queues:
                 if q in per_queue:
                     per_queue[q][part] += 1

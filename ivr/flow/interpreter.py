@@ -49,7 +49,7 @@ class RunnerConfig:
     # PBX over IAX2 at ${IVR_PEER} (its peer_address, set inherited on the caller's channel)
     peer_dialstring: str = "Local/12345@ivr-to-peer"
     peer_ring_s: int = 5                 # the other PBX's engine answers in milliseconds; a dead trunk costs this
-    peer_context: str = "ivr-from-peer"  # where a moved caller arrives: never moved again from there
+    peer_context: str = m.PEER_CONTEXT   # where a moved caller arrives: never moved again from there
     max_steps: int = 200                 # a hard cap: a loop in a flow cannot trap a caller
 
 

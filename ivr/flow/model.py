@@ -16,6 +16,9 @@ RESERVED_TARGETS = frozenset({END})
 # the emergency class of a queue's callers (QUEUE_PRIO): the leader's outlook publishes it and 0 for
 # every queue (``ivr.ami.model.LiveModel``), and a caller moved to another PBX joins it there
 EMERGENCY_PRIORITY = 10
+# where a caller moved from another PBX arrives (asterisk/extensions.conf): never moved again from there,
+# and holding no carrier line on this PBX (the caller's line is on the PBX they dialled)
+PEER_CONTEXT = "ivr-from-peer"
 
 @dataclass(frozen=True, slots=True)
 class Where:
