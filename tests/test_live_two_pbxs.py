@@ -16,9 +16,12 @@ logged in).
    originated on b (b's dialplan runs ``[ivr-callback]``; a's never does), and
    the audit trail says PBX b.
 2. An emergency caller on PBX a, where no emergency seat is logged in, is
-   taken over IAX2 (the shipped asterisk/iax.conf, only its port changed) to
-   PBX b's emergency queue, where a seat answers: a's summary says moved to b
-   and asks for no seat, b's says answered; no missed call.
+   taken over IAX2 (the shipped asterisk/iax.conf, only its port and secret
+   changed) to PBX b's emergency queue, where a seat answers: a's summary says
+   moved to b and asks for no seat, b's says answered; no missed call. Then
+   b's IAX2 is gone (its AMI still up): the next emergency caller on a rings
+   b for at most 5 s and waits in line at home; hung up there, a missed
+   emergency call.
 3. PBX a is killed: a citizen calling b still reaches a seat, and the engine
    says which PBX is down (``/healthz`` pbxs, ``ivr_pbx_up{pbx="a"} 0``).
 
@@ -59,6 +62,7 @@ MISSED = "13900000001"        # Local/1@test-citizen, on PBX a
 ON_B = "13900000002"          # Local/2@test-citizen, on PBX b
 CUT_OFF = "13900000003"       # Local/3@test-citizen, waiting on PBX a when it dies
 EMERGENCY = "13900000004"     # Local/4@test-citizen, on PBX a, on the urgent-callers list: the emergency path
+STAYED = "13900000005"        # Local/5@test-citizen, the same, while PBX b's IAX2 is gone
 A_SEATS = ("Local/101@ivr-seats/n", "Local/102@ivr-seats/n", "Local/109@ivr-seats/n")
 B_SEATS = ("Local/301@ivr-seats/n", "Local/302@ivr-seats/n", "Local/309@ivr-seats/n")
 
@@ -126,7 +130,7 @@ def _home(project_home: Path, dst: Path, ami_port_b: int, iax_ports: tuple[int, 
         f"    peer_address: 127.0.0.1:{iax_ports[1]}\n",
         encoding="utf-8")
     urgent = home / "flows" / "lists" / "urgent-callers.txt"
-    urgent.write_text(urgent.read_text(encoding="utf-8") + EMERGENCY + "\n", encoding="utf-8")
+    urgent.write_text(urgent.read_text(encoding="utf-8") + EMERGENCY + "\n" + STAYED + "\n", encoding="utf-8")
     return home
 
 
@@ -207,6 +211,27 @@ async def _emergency_on_a_moved_to_b(eng: Engine, conf_a: Path, conf_b: Path) ->
     log_b = conf_b.parent.parent / "log" / "queue_log"
     rows = [ln.split("|") for ln in log_b.read_text().splitlines()]
     assert any(r[1] == on_b["uniqueid"] and r[2] == "emergency-q" and r[4] == "CONNECT" for r in rows if len(r) > 4)
+
+
+async def _peer_unreachable_the_caller_waits_at_home(eng: Engine, conf_a: Path, conf_b: Path) -> None:
+    out = cli(conf_b, "module unload chan_iax2.so")          # b's trunk gone, its AMI still up
+    assert "rror" not in out, out
+    try:
+        started = time.monotonic()
+        out = cli(conf_a, "channel originate Local/5@test-citizen extension s@test-caller")
+        assert "rror" not in out, out
+        await until_cli(conf_a, "queue show emergency-q", lambda out: "has 1 call" in out, 60)
+        waited = time.monotonic() - started
+        assert waited < 20, f"the failed move held the caller {waited:.1f} s before they joined the line at home"
+        await asyncio.sleep(6)           # waits longer than short_abandon_s (5 s): not a misdial
+        cli(conf_a, "channel request hangup all")
+        s = await _until(lambda: _summary_of(eng, STAYED, "pbx-a-"), 60, "no summary of the caller who stayed")
+        assert (s["moved_to"], s["wanted_person"], s["emergency"]) == ("", "1", "1"), s
+        assert s["queue"] == "emergency" and s["queue_status"] == "ABANDONED", s
+        rec = await _until(lambda: CallbackStore(eng.redis).open_record(STAYED), 60, "the stayed caller not recorded")
+        assert rec["kind"] == "emergency", rec
+    finally:
+        cli(conf_b, "module load chan_iax2.so")
 
 
 async def _a_dies_b_carries_on(eng: Engine, settings, conf_a: Path, conf_b: Path, pbx_a: subprocess.Popen) -> None:
@@ -301,6 +326,8 @@ async def test_two_pbxs_a_missed_call_on_a_called_back_on_b_then_a_dies_and_b_ca
         print(f"missed call on a called back on b: {time.monotonic() - started:.1f} s")
         await _emergency_on_a_moved_to_b(eng, conf_a, conf_b)
         print(f"emergency caller on a moved to b: {time.monotonic() - started:.1f} s")
+        await _peer_unreachable_the_caller_waits_at_home(eng, conf_a, conf_b)
+        print(f"b's trunk gone, the caller waited on a: {time.monotonic() - started:.1f} s")
         await _a_dies_b_carries_on(eng, settings, conf_a, conf_b, pbx_a)
         print(f"live two PBXs: {time.monotonic() - started:.1f} s")
     finally:
