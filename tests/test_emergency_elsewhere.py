@@ -254,3 +254,22 @@ def test_a_moved_call_is_one_call_in_the_report() -> None:
              {"number": "139", "wanted_person": "1", "queue_status": "ANSWERED"}]
     h = hotline_figures(calls, [], {})
     assert (h["calls"], h["calls_wanting_person"], h["calls_answered_live"]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(("home_wait", "second_moved"), [(20.0, False), (3600.0, True)])
+async def test_callers_moved_within_one_outlook_do_not_all_count_on_the_same_free_seat(
+        shipped, home_wait, second_moved) -> None:
+    """Every emergency caller deciding before the next outlook saw the same
+    free seat on b (found by review, session 10): the first is sent; after it
+    b's line counts as a wait of 15 s, so the next goes only when home is
+    worse by the margin; a new outlook counts the moved callers itself."""
+    state = live({"a": home_wait, "b": 0.0}, {"b": B_ADDRESS})
+    _, first, _ = await run(shipped, Caller(digits=["1"]), state)
+    _, second, _ = await run(shipped, Caller(digits=["1"]), state)
+    assert any("ivr-to-peer" in c for c in first.commands)
+    assert any("ivr-to-peer" in c for c in second.commands) is second_moved
+    doc = city_outlook({"a": pbx_outlook(home_wait), "b": pbx_outlook(0.0)}, {"a": "pbx-a", "b": "pbx-b"},
+                       {"b": B_ADDRESS})
+    state.use_outlook(orjson.dumps(doc))                # b's seats as they are now: trusted again
+    there = state.sooner_elsewhere("pbx-a", "emergency-q", 10)
+    assert there is not None and there.wait_s == 0.0

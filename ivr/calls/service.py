@@ -105,6 +105,7 @@ class LiveState:
         # by systemname: the PBX's name and where the other PBXs reach it over IAX2 (its peer_address)
         self._peers: dict[str, tuple[str, str]] = {}
         self._unreachable: dict[str, float] = {}      # PBX name -> monotonic time a move to it last failed
+        self._sending: dict[str, int] = {}            # PBX name -> callers this engine moved there since the last read
         # where the leader's latest outlook is read (the engine sets it: one GET of ``keys.OUTLOOK``)
         self.outlook_source: Callable[[], Awaitable[bytes | str | None]] | None = None
         self._outlook_read_at = -math.inf       # monotonic
@@ -128,6 +129,7 @@ class LiveState:
             named = [name for name in systems.values() if name]
             self._by_system = {name: _outlook_of(doc["pbxs"][pbx]) for pbx, name in systems.items()
                                if name and named.count(name) == 1 and pbx in doc.get("pbxs", {})}
+            self._sending = {}              # the new outlook counts the callers moved before it
             peers = doc.get("peers") or {}
             self._peers = {name: (pbx, str(peers[pbx])) for pbx, name in systems.items()
                            if name in self._by_system and peers.get(pbx)}
@@ -183,11 +185,19 @@ class LiveState:
             if now - self._unreachable.get(pbx, -math.inf) < PEER_RETRY_S:
                 continue
             theirs = self._by_system[name][0].get(queue, {}).get(priority) if name != system else None
-            if theirs is None or theirs[1] + MOVE_GAIN_S > own_wait:
+            if theirs is None:
                 continue
-            if best is None or theirs[1] < best.wait_s:
-                best = Elsewhere(pbx, address, theirs[1], own_wait)
+            wait = _after_sent(theirs, self._sending.get(pbx, 0))
+            if wait + MOVE_GAIN_S > own_wait:
+                continue
+            if best is None or wait < best.wait_s:
+                best = Elsewhere(pbx, address, wait, own_wait)
         return best
+
+    def sending(self, pbx: str) -> None:
+        """A caller is being moved to ``pbx``: until the next outlook shows them
+        there, the callers after them see its line one longer."""
+        self._sending[pbx] = self._sending.get(pbx, 0) + 1
 
     def unreachable(self, pbx: str) -> None:
         """A move to ``pbx`` failed (its trunk unreachable, its engines refused
@@ -216,7 +226,7 @@ class LiveState:
                          hold_music=lv.hold_music if lv else None,
                          outlook=outlook, lines_low=lines_low, current=lambda: self.queues_now(pbx),
                          elsewhere=lambda queue, priority: self.sooner_elsewhere(pbx, queue, priority),
-                         unreachable=self.unreachable,
+                         unreachable=self.unreachable, sending=self.sending,
                          fresh=self.fresh_outlook,
                          admission_wait_s=lv.admission_wait_s if lv else None,
                          say_wait=lv.say_wait if lv else False, **call)
@@ -413,6 +423,20 @@ class CallService:
         finally:
             self.active -= 1
             self.finished += 1
+
+
+def _after_sent(entry: tuple[int, float, float], sent: int) -> float:
+    """Another PBX's expected wait with ``sent`` more callers moved there since
+    its outlook was read: each a place's time more; a line with no wait (a seat
+    free, how many unknown) is trusted for one caller, then counted as a wait
+    of ``MOVE_AFTER_S`` (callers deciding within one refresh all saw the same
+    free seat)."""
+    ahead, wait, _ = entry
+    if sent <= 0:
+        return wait
+    if wait <= 0:
+        return MOVE_AFTER_S
+    return wait + sent * wait / (ahead + 1)
 
 
 def _outlook_of(doc: dict[str, Any]) -> tuple[dict[str, dict[int, tuple[int, float, float]]], bool]:

@@ -54,6 +54,7 @@ class CallFacts:
     # it is reached (``LiveState.sooner_elsewhere``); None: no other PBX, or none sooner
     elsewhere: Callable[[str, int], Elsewhere | None] | None = None
     unreachable: Callable[[str], None] | None = None   # a move to this PBX failed: leave it out for a while
+    sending: Callable[[str], None] | None = None       # a caller is being moved to this PBX: its line is longer
 
     def queues_now(self) -> tuple[QueueOutlook, bool]:
         """The outlook and whether lines run low, now: a flow runs for seconds to

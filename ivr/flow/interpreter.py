@@ -353,6 +353,8 @@ class FlowInterpreter:
             return False
         s.log.info("moving_to_pbx", pbx=there.pbx, queue=asterisk_queue, wait_here_s=round(there.own_wait_s, 1),
                    wait_there_s=round(there.wait_s, 1))
+        if s.call_facts.sending is not None:
+            s.call_facts.sending(there.pbx)
         await s.channel.set_variable("__IVR_PEER", there.address)
         status = await s.channel.dial(self.config.peer_dialstring, self.config.peer_ring_s)
         if status == "ANSWER":
