@@ -46,34 +46,78 @@ class WallClock:
 @dataclass(frozen=True, slots=True)
 class ScaledClock:
     """``start`` (epoch seconds) at the wall's ``mono0`` (``time.monotonic()``,
-    the same in every process of the machine), running ``speed`` times faster."""
+    the same in every process of the machine), running ``first_speed`` times
+    faster; from each ``(at, speed)`` of ``later`` (simulated seconds since
+    ``start``, ascending) at that speed instead: a long drill runs its quiet
+    hours faster than its peak."""
 
     start: float
-    speed: float
+    first_speed: float
     mono0: float
+    later: tuple[tuple[float, float], ...] = ()
 
     @classmethod
     def starting_now(cls, start: float, speed: float) -> ScaledClock:
         return cls(start, speed, time.monotonic())
 
+    def _knots(self) -> list[tuple[float, float, float]]:
+        """(simulated seconds, wall seconds since ``mono0``, speed from there)."""
+        out = [(0.0, 0.0, self.first_speed)]
+        for at, speed in self.later:
+            sim0, wall0, before = out[-1]
+            out.append((at, wall0 + (at - sim0) / before, speed))
+        return out
+
+    def _sim_at(self, wall: float) -> float:
+        sim0, wall0, speed = 0.0, 0.0, self.first_speed
+        if self.later:
+            for k in self._knots():
+                if k[1] > wall:
+                    break
+                sim0, wall0, speed = k
+        return sim0 + (wall - wall0) * speed
+
+    def _wall_at(self, sim: float) -> float:
+        sim0, wall0, speed = 0.0, 0.0, self.first_speed
+        if self.later:
+            for k in self._knots():
+                if k[0] > sim:
+                    break
+                sim0, wall0, speed = k
+        return wall0 + (sim - sim0) / speed
+
+    @property
+    def speed(self) -> float:
+        """The speed now (simulated seconds per wall second)."""
+        if not self.later:
+            return self.first_speed
+        now = self.elapsed()
+        return next((s for at, s in reversed(self.later) if now >= at), self.first_speed)
+
     def now(self) -> float:
-        return self.start + (time.monotonic() - self.mono0) * self.speed
+        return self.start + self.elapsed()
 
     def elapsed(self) -> float:
         """Simulated seconds since ``start``."""
-        return (time.monotonic() - self.mono0) * self.speed
+        return self._sim_at(time.monotonic() - self.mono0)
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.speed)
+        if not self.later:
+            await asyncio.sleep(max(0.0, seconds) / self.first_speed)
+            return
+        wall = time.monotonic() - self.mono0
+        await asyncio.sleep(max(0.0, self._wall_at(self._sim_at(wall) + max(0.0, seconds)) - wall))
 
     def describe(self) -> str:
         """For ``IVR_CLOCK``: how a drill hands its clock to engine processes."""
-        return f"scaled:{self.start!r}:{self.speed!r}:{self.mono0!r}"
+        tail = ":" + ",".join(f"{at!r}={s!r}" for at, s in self.later) if self.later else ""
+        return f"scaled:{self.start!r}:{self.first_speed!r}:{self.mono0!r}{tail}"
 
 
 def from_setting(text: str | None) -> Clock:
-    """``IVR_CLOCK``: unset or ``wall``; ``scaled:START:SPEED:MONO0`` (set by a
-    drill for the engine processes it starts)."""
+    """``IVR_CLOCK``: unset or ``wall``; ``scaled:START:SPEED:MONO0`` and
+    optionally ``:AT=SPEED,AT=SPEED`` (set by a drill for the engine processes
+    it starts)."""
     if not text or text == "wall":
         return WallClock()
     from ivr.errors import ConfigError
@@ -81,15 +125,19 @@ def from_setting(text: str | None) -> Clock:
     kind, _, rest = text.partition(":")
     parts = rest.split(":")
     try:
-        if kind != "scaled" or len(parts) != 3:
+        if kind != "scaled" or len(parts) not in (3, 4):
             raise ValueError
-        start, speed, mono0 = (float(p) for p in parts)
-        if speed <= 0:
+        start, speed, mono0 = (float(p) for p in parts[:3])
+        later = tuple((float(a), float(b)) for a, _, b in (x.partition("=") for x in parts[3].split(","))) \
+            if len(parts) == 4 else ()
+        if speed <= 0 or any(s <= 0 for _, s in later) or [a for a, _ in later] != sorted({a for a, _ in later}) \
+                or any(a <= 0 for a, _ in later):
             raise ValueError
     except ValueError:
-        raise ConfigError(f"IVR_CLOCK={text!r}: 应为 wall 或 scaled:START:SPEED:MONO0 (drills set it) — "
-                          "expected 'wall' or 'scaled:START:SPEED:MONO0' with a positive speed") from None
-    return ScaledClock(start, speed, mono0)
+        raise ConfigError(f"IVR_CLOCK={text!r}: 应为 wall 或 scaled:START:SPEED:MONO0[:AT=SPEED,...] (drills set it) — "
+                          "expected 'wall' or 'scaled:START:SPEED:MONO0' with a positive speed, then optionally "
+                          "ascending positive AT=SPEED pairs") from None
+    return ScaledClock(start, speed, mono0, later)
 
 
 def from_environment() -> Clock:

@@ -75,6 +75,26 @@ def test_shipped_profiles_read(project_home):
     assert beijing.rate_per_s(1800) == pytest.approx(203000 / 3600)
 
 
+def test_a_long_days_quiet_hours_run_faster_and_a_wrong_schedule_is_refused(project_home):
+    """The Beijing day at one speed took 2 h 33 min, most of it in evening
+    hours with a tenth of the peak's calls: its profile runs them faster, on
+    the drill's one clock (the engines get the same one), and says how."""
+    day = load_profile(project_home, "beijing-peak-day")
+    later = day.later_speeds(6, day.duration_s)
+    assert later[0] == (10800, 9.0) and later[-1] == (39600, 27.0)
+    assert [at for at, _ in later] == sorted(at for at, _ in later)
+    assert day.later_speeds(6, 5400) == ()          # --duration 5400: the peak alone, at one speed
+    base = "duration_s: 600\nseats: 3\narrivals:\n  - {at_s: 0, per_hour: 10}\n"
+    assert parse_profile(base, "x.yaml", "x").faster_later == ()
+    with pytest.raises(ConfigError) as err:
+        parse_profile(base + "faster_later:\n  - {at_s: 300, times: 2}\n  - {at_s: 200, times: 3}\n",
+                      "queue/drills/x.yaml", "x")
+    assert "queue/drills/x.yaml:7:5: 演练 'x' faster_later：at_s 应逐项增大" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        parse_profile(base + "faster_later:\n  - {at_s: 300, times: 0.5}\n", "queue/drills/x.yaml", "x")
+    assert "应为 速度的 1 到 100 倍，实际为 '0.5' — " in str(err.value) and "expected times the speed" in str(err.value)
+
+
 def test_profile_errors_point_at_the_line():
     with pytest.raises(ConfigError) as err:
         parse_profile("duration_s: 60\nseats: 3\narrivals:\n  - {at_s: 0, per_huor: 10}\n", "queue/drills/x.yaml", "x")
@@ -413,3 +433,40 @@ async def test_the_report_reads_the_calls_stream_a_page_at_a_time(redis, project
     figures = await drill._console_figures(Paged())
     assert counts and None not in counts and len(counts) == 3
     assert figures["offered"] == figures["answered"] == n
+
+
+async def test_a_report_read_that_fails_names_its_part_and_keeps_the_rest(project_home, monkeypatch):
+    """The Beijing day ran 15 simulated hours, then one Redis read of its
+    report timed out ("Timeout reading from .../redis.sock") and the drill
+    ended with that line and nothing else. A read that fails now costs only
+    its own part of the report, named in it (Chinese first when printed);
+    what the drill counted itself is all there."""
+    import redis.exceptions
+
+    from ivr.rehearsal.sim import drill as drill_mod
+    from ivr.rehearsal.sim.drill import REPORT_READ_TIMEOUT_S, Drill, print_report
+
+    async def timed_out(redis):
+        raise redis_exceptions.TimeoutError("Timeout reading from /tmp/x/redis.sock")
+    redis_exceptions = redis.exceptions
+    monkeypatch.setattr(drill_mod, "_slim_records", timed_out)
+    readers = []
+    real_connect = drill_mod.connect
+
+    def connect(url, socket_timeout=None):
+        readers.append(socket_timeout)
+        return real_connect(url, socket_timeout=socket_timeout)
+    monkeypatch.setattr(drill_mod, "connect", connect)
+    r = await Drill(load_profile(project_home, "smoke"), home=project_home, speed=20).run()
+    # the report's reads ran on a client of their own that waits for a slow reply
+    assert readers[-1] == REPORT_READ_TIMEOUT_S >= 60
+    assert [f["part"] for f in r["report_parts_failed"]] == ["callback_records"]
+    assert "TimeoutError" in r["report_parts_failed"][0]["error"]
+    assert r["every_missed_caller_recorded"] is None and r["broad_answer_rate_within_deadline"] is None
+    assert r["offered"] >= 30 and r["answered"] > 0 and r["audit_chains_verify"] is True
+    assert r["console_figures"]["offered"] > 0 and r["callback_backlog_end"] is not None
+    out = io.StringIO()
+    print_report(r, out)
+    text = out.getvalue()
+    assert "报告缺项 report part not read: callback_records: TimeoutError" in text
+    assert "未读 NOT READ" in text and "广义接通率 within deadline -" in text

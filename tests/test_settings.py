@@ -48,3 +48,37 @@ def test_a_wrong_clock_is_named():
     for bad in ("scaled:1:0:0", "scaled:x:1:0", "fast"):
         with pytest.raises(ConfigError, match="IVR_CLOCK"):
             from_setting(bad)
+    for bad in ("scaled:1:6:0:100=0", "scaled:1:6:0:200=9,100=12", "scaled:1:6:0:100=9,100=12", "scaled:1:6:0:x"):
+        with pytest.raises(ConfigError, match="IVR_CLOCK"):
+            from_setting(bad)
+
+
+def test_a_clock_that_runs_faster_later_is_one_time_line_in_every_process(monkeypatch):
+    """A long drill's quiet hours run faster than its peak: the engine
+    processes get the same piecewise time line from ``IVR_CLOCK``, and the
+    speed, a sleep and the time agree at and across each change."""
+    import asyncio
+
+    from ivr import clock as clock_mod
+    from ivr.clock import ScaledClock, from_setting
+
+    wall = [50.0]
+    monkeypatch.setattr(clock_mod.time, "monotonic", lambda: wall[0])
+    c = ScaledClock(1000.0, 6.0, 50.0, ((600.0, 12.0), (1800.0, 30.0)))
+    again = from_setting(c.describe())
+    assert again == c
+    # 600 simulated s at 6x take 100 wall s; 1,200 at 12x another 100; then 30x
+    for w, sim, speed in ((0, 0, 6), (50, 300, 6), (100, 600, 12), (150, 1200, 12), (200, 1800, 30),
+                          (210, 2100, 30), (-10, -60, 6)):
+        wall[0] = 50.0 + w
+        assert c.elapsed() == pytest.approx(sim) and c.now() == pytest.approx(1000.0 + sim)
+        assert c.speed == speed and again.elapsed() == pytest.approx(sim)
+    slept: list[float] = []
+
+    async def fake_sleep(s: float) -> None:
+        slept.append(s)
+    monkeypatch.setattr(clock_mod.asyncio, "sleep", fake_sleep)
+    wall[0] = 50.0 + 50         # simulated 300: 300 s more at 6x (50 wall s), then 600 at 12x (50 wall s)
+    asyncio.run(c.sleep(900))
+    assert slept == [pytest.approx(100.0)]
+    assert ScaledClock(0.0, 6.0, 0.0).describe().count(":") == 3      # the plain form as before

@@ -178,9 +178,11 @@ class _SentinelMaster(aioredis.Redis):
             await s.aclose()
 
 
-def connect(url: str) -> aioredis.Redis:
+def connect(url: str, socket_timeout: float | None = None) -> aioredis.Redis:
     """A client for ``url``; for Redis Sentinel, one that follows the master
-    through a failover (``redis.asyncio.sentinel``)."""
+    through a failover (``redis.asyncio.sentinel``). ``socket_timeout``: how
+    long one reply may take (None: redis-py's 5 s; the master's 5 s behind a
+    Sentinel)."""
     if url.startswith(SENTINEL_SCHEME):
         from redis.asyncio.sentinel import Sentinel
 
@@ -188,10 +190,13 @@ def connect(url: str) -> aioredis.Redis:
         sentinel = Sentinel(list(t.sentinels), socket_timeout=2.0, sentinel_kwargs={"socket_timeout": 1.0})
         client = cast(_SentinelMaster, sentinel.master_for(  # redis-py leaves master_for's return unannotated
             t.service, redis_class=_SentinelMaster, db=t.db, password=t.password, decode_responses=True,
-            socket_timeout=5.0, health_check_interval=30))
+            socket_timeout=socket_timeout or 5.0, health_check_interval=30))
         client.sentinel_client = sentinel
         return client
-    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    if socket_timeout is None:
+        return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
+                                   socket_timeout=socket_timeout)
 
 
 def connect_sync(url: str) -> redis.Redis:

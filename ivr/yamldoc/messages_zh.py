@@ -25,6 +25,7 @@ PLACES = {"flow": "流程", "steps": "steps", "contingency plan": "应急预案"
 WHAT = [  # "expected ..." fragments, most specific first
     (r"a whole number from (-?[\d.]+) to (-?[\d.]+)", r"\1 到 \2 的整数"),
     (r"seconds from ([\d.]+) to ([\d.]+)", r"\1 到 \2 秒"),
+    (r"times the speed from ([\d.]+) to ([\d.]+)", r"速度的 \1 到 \2 倍"),
     (r"text", "文字"), (r"true or false", "true 或 false"), (r"a step name", "步骤名"),
     (r"a prompt name \(.*\)", "提示音名称（字母、数字、'-'、'_'、'/'）"), (r"at least one prompt", "至少一个提示音"),
     (r"keypad digits \(0-9, \* and #\)", "按键（0-9、* 和 #）"), (r"one keypad digit", "一个按键"),

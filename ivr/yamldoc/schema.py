@@ -77,7 +77,8 @@ def read_int(lo: int, hi: int) -> Callable[[Reader, yaml.Node], Any]:
     return conv
 
 
-def read_seconds(lo: float, hi: float) -> Callable[[Reader, yaml.Node], Any]:
+def read_seconds(lo: float, hi: float, what: str = "seconds") -> Callable[[Reader, yaml.Node], Any]:
+    """A number from ``lo`` to ``hi`` (``what`` names its unit in the message)."""
     def conv(r: Reader, n: yaml.Node) -> Any:
         v = scalar(n)
         try:
@@ -85,7 +86,7 @@ def read_seconds(lo: float, hi: float) -> Callable[[Reader, yaml.Node], Any]:
         except ValueError:
             f = None
         if f is None or not lo <= f <= hi:
-            return r.bad(n, f"seconds from {lo:g} to {hi:g}")
+            return r.bad(n, f"{what} from {lo:g} to {hi:g}")
         return f
     return conv
 

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,15 +64,22 @@ LINE_GROUP = ("ivr", "trunk")      # the shipped dialplan's GROUP(ivr)=trunk: wh
 QUEUE_OUTCOMES = {"answered": "answered", "abandoned": "abandoned", "timeout": "timeout", "withdrawn": "callback"}
 
 
+REPORT_READ_TIMEOUT_S = 120.0   # one reply to the report's reads may take this long
+
+
 class SimClock:
     """The drill's time line: simulated seconds since the drill's start for the
     simulated PBX and the report, and the same instant as epoch seconds
     (``engine``, a ``ScaledClock``) for the engine, so the engine's calling
     hours, deadlines, spacing and windows run in the drill's seconds."""
 
-    def __init__(self, speed: float, start_epoch: float, lead_s: float = 0.0) -> None:
-        self.speed = speed
-        self.engine = ScaledClock(start_epoch, speed, time.monotonic() + lead_s)
+    def __init__(self, speed: float, start_epoch: float, lead_s: float = 0.0,
+                 later: tuple[tuple[float, float], ...] = ()) -> None:
+        self.engine = ScaledClock(start_epoch, speed, time.monotonic() + lead_s, later)
+
+    @property
+    def speed(self) -> float:
+        return self.engine.speed
 
     def now(self) -> float:
         return self.engine.elapsed()
@@ -188,6 +195,7 @@ class Drill:
         self.contingency = contingency        # "auto" | "plan" | "0".."N" (fixed)
         self.rng = random.Random(seed)
         self.duration_s = duration_s or profile.duration_s
+        self.later_speeds = profile.later_speeds(self.speed, self.duration_s)   # the quiet hours, faster
         self.progress = progress
         self.http_listen = http_listen      # the console, while the drill runs
         self.on_ready = on_ready            # awaited with the engine once it answers calls
@@ -693,7 +701,8 @@ class Drill:
             self.redis_srv = EmbeddedRedis(self.tmp, persist=False, preexec_fn=die_with_parent)
             url = self.redis_srv.start()
             self.redis = connect(url)
-            self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S)
+            self.redis_url = url
+            self.clock = SimClock(self.speed, start, lead_s=ENGINE_START_S, later=self.later_speeds)
             settings = load_settings({**settings_env, "IVR_REDIS_URL": url, "IVR_AGI_LISTEN": "127.0.0.1:0"})
             self.engine = Engine(settings, self.redis, logs.get("ivr.runtime.engine"), clock=self.clock.engine,
                                  redis_url=url)
@@ -714,7 +723,8 @@ class Drill:
                 self.redis_srv = EmbeddedRedis(self.tmp, persist=False, preexec_fn=die_with_parent)
                 url = self.redis_srv.start()
             self.redis = connect(url)
-            self.clock = SimClock(self.speed, start, lead_s=PROCESSES_START_S)
+            self.redis_url = url
+            self.clock = SimClock(self.speed, start, lead_s=PROCESSES_START_S, later=self.later_speeds)
             await self._fixed_level()
             self.engine_set = EngineSet(
                 self.processes, home=self.home, folder=self.log_dir or self.tmp / "engines", redis_url=url,
@@ -835,7 +845,13 @@ class Drill:
         if self.processes:
             await asyncio.sleep(GRACE_S + 1)     # the reconciliation writes what dead engines could not
         wall = time.monotonic() - wall0
-        return await self._report(redis, wall)
+        # the report reads a whole day (1.2 million summaries, a million callbacks) on a client of its own that
+        # waits for a slow reply: on the shared one, one reply later than 5 s ended the Beijing day without a report
+        reader = connect(self.redis_url, socket_timeout=REPORT_READ_TIMEOUT_S)
+        try:
+            return await self._report(reader, wall)
+        finally:
+            await reader.aclose()
 
     async def _backlog_and_level(self, store: CallbackStore) -> tuple[int, int]:
         """The open callbacks and the level now (the last sampled, Redis failing over in a chaos drill)."""
@@ -997,11 +1013,23 @@ class Drill:
         answered = [c for c in calls if c.outcome == "answered"]
         em = [c.wait_s for c in answered if c.emergency and c.wait_s is not None]
         ordinary = [c.wait_s for c in answered if not c.emergency and c.wait_s is not None]
-        records = await CallbackQueries(redis).all_records(closed_since=0)
+        failed: list[dict[str, str]] = []       # a part of the report whose reads failed: named, not fatal
+
+        async def part(name: str, read: Callable[[], Awaitable[Any]], default: Any) -> Any:
+            try:
+                return await read()
+            except Exception as exc:  # noqa: BLE001 - one part lost, the rest of a long run's report kept
+                self.log.exception("drill_report_part_failed", part=name)
+                failed.append({"part": name, "error": f"{type(exc).__name__}: {exc}"})
+                return default
+
+        records = await part("callback_records", lambda: _slim_records(redis), None)
+        records_read = records is not None
+        records = records or []
         numbers_with_record = {r.get("number") for r in records}
         unanswered_wanting = {c.number for c in calls
                               if c.wanted_person and c.outcome not in ("answered", "in_progress", "other")}
-        missing = unanswered_wanting - numbers_with_record
+        missing = unanswered_wanting - numbers_with_record if records_read else set()
         lost_sample: list[dict[str, Any]] = [{"number": c.number, "at_s": round(c.at, 1), "outcome": c.outcome,
                         "wait_s": None if c.wait_s is None else round(c.wait_s, 1)}
                        for c in calls if c.number in missing][:20]
@@ -1012,19 +1040,19 @@ class Drill:
                 if sm.get("number") in missing:
                     seen.setdefault(sm["number"], []).append({k: sm.get(k) for k in (
                         "uniqueid", "queue_status", "wanted_person", "outcome", "hold_s", "source")})
-            await _each_summary(redis, trail)
-            pending = await redis.xpending(keys.CALLS, "callbacks")
+            await part("missing_trail", lambda: _each_summary(redis, trail), None)
+            pending = await part("missing_pending", lambda: redis.xpending(keys.CALLS, "callbacks"), {})
             for x in lost_sample:
                 x["summaries"] = seen.get(x["number"], [])
             lost_sample.append({"stream_pending": pending.get("pending"),
                                 "consumers": [c.get("name") for c in pending.get("consumers", [])]})
-        counts = await CallbackStore(redis).counts()
+        counts = await part("callback_counts", lambda: CallbackStore(redis).counts(), {"open": None})
         misdials = sum(1 for r in records if r.get("closed_reason") == "misdial")
         merged = sum(int(r.get("calls") or 1) - 1 for r in records)
-        audit = await self._verify_audit(redis)
+        audit = await part("audit", lambda: self._verify_audit(redis), {})
         identity_violations = self.identities_checked
-        console_figures = await self._console_figures(redis)
-        followups = await self._followup_report(redis)
+        console_figures = await part("console_figures", lambda: self._console_figures(redis), None)
+        followups = await part("followups", lambda: self._followup_report(redis), None)
 
         def pct(values, q):
             if not values:
@@ -1034,7 +1062,8 @@ class Drill:
         offered = len(calls)
         not_answered = offered - by["answered"] - by["in_progress"]
         return {
-            "profile": self.p.name, "speed": self.clock.speed, "sim_duration_s": self.duration_s,
+            "profile": self.p.name, "speed": self.speed,
+            "speed_later": [{"at_s": at, "speed": sp} for at, sp in self.later_speeds], "sim_duration_s": self.duration_s,
             "wall_s": round(wall_s, 1), "contingency": self.contingency,
             "drill_loop_late_s": _lateness(self._loop_late),
             "seats": self.p.seats, "emergency_seats": self.p.emergency_seats,
@@ -1060,17 +1089,19 @@ class Drill:
             "callbacks_made": self.cb_made, "callbacks_reached": self.cb_reached,
             "callbacks_seat_busy": self.cb_seat_busy, "callback_backlog_end": counts["open"],
             "consistent": offered == by["answered"] + not_answered + by["in_progress"],
-            "every_missed_caller_recorded": not missing, "missed_callers_without_record": len(missing),
+            "every_missed_caller_recorded": not missing if records_read else None,
+            "missed_callers_without_record": len(missing) if records_read else None,
             "missed_callers_without_record_sample": lost_sample,
             "engines": self.processes or 1, "chaos": self.chaos, "faults": self.faults,
             "lost_callers": len(missing) + by["other"], "callbacks_doubled": self.cb_doubled,
-            "audit_chains_verify": all(v == "ok" for v in audit.values()), "audit": audit,
+            "audit_chains_verify": all(v == "ok" for v in audit.values()) if audit else None, "audit": audit,
+            "report_parts_failed": failed,
             "identity_violations": identity_violations,
             "pbx_driven_until_s": round(self.pbx_driven_until_s, 1),
             # the national figures as the console and the auditors compute them, from the engine's own call
             # summaries (ivr/callback/figures.py): the report's figures above must agree with them
             "console_figures": console_figures,
-            **self._line_report(calls, records, numbers_with_record),
+            **self._line_report(calls, records if records_read else None, numbers_with_record),
             "series": dataclasses.asdict(self.series),
             "queued_calls": self.queued,
         }
@@ -1090,7 +1121,7 @@ class Drill:
                                      "abandoned_within_15s", "satisfaction_rate", "survey")},
                 "live_survey": live.get("survey"), "live_satisfaction_rate": live.get("satisfaction_rate")}
 
-    def _line_report(self, calls: list[CallRecord], records: list[dict], recorded: set) -> dict:
+    def _line_report(self, calls: list[CallRecord], records: list[dict] | None, recorded: set) -> dict:
         """Lines, the standard's rates, the seats a 95 % answer rate needs and
         the wait estimates' accuracy (docs/drill.md says what each means)."""
         trunk = self.pbx.trunk
@@ -1125,7 +1156,10 @@ class Drill:
             "abandoned_within_15s": national["abandoned_within_15s"],
             "satisfaction_rate": national["satisfaction_rate"],
             "national_answered_within_15s_rate": national["answered_within_15s_rate"],
-            **scores.broad_answer_rate(light, self.dialled, records, self.clock.engine.now()),
+            **(scores.broad_answer_rate(light, self.dialled, records, self.clock.engine.now()) if records is not None
+               else dict.fromkeys(("broad_answer_rate_within_deadline", "citizens_wanting_an_answer",
+                                   "citizens_answered_live", "citizens_reached_by_callback_in_time",
+                                   "callbacks_open_within_deadline_end"))),
             **scores.seats_for_95(first_call_times=self.first_call_at, duration_s=self.duration_s, calls=light,
                                   talk_times=talk, wrapup_s=self.p.callers.wrapup_s, queued=self.queued,
                                   redial_probability=self.p.callers.redial_probability),
@@ -1172,6 +1206,16 @@ async def run_drill(profile: Profile, **kw) -> dict:
 SUMMARY_PAGE = 5000
 
 
+SLIM_FIELDS = ("number", "deadline", "closed_reason", "closed_at", "state", "calls")
+
+
+async def _slim_records(redis) -> list[dict[str, str]]:
+    """Every callback record of the run with only what the report reads of
+    it: a million whole records held at once doubled the drill's memory."""
+    return [{k: r[k] for k in SLIM_FIELDS if k in r}
+            for r in await CallbackQueries(redis).all_records(closed_since=0)]
+
+
 async def _each_summary(redis, each: Callable[[dict[str, str]], None]) -> None:
     """Every call summary of the run, a page at a time: one XRANGE of the
     Beijing day's 1.2 million outlasted the client's socket timeout and ended
@@ -1203,10 +1247,13 @@ def print_report(r: dict, out=sys.stdout) -> None:
     def s(v):
         return "-" if v is None else f"{v:.0f} s"
     recorded = ("OK" if r["every_missed_caller_recorded"]
+                else "未读 NOT READ (see report_parts_failed)" if r["every_missed_caller_recorded"] is None
                 else f"FAILED ({r['missed_callers_without_record']} without)")
+    later = "".join(f", {x['speed']:g} from {x['at_s'] / 3600:g} h" for x in r.get("speed_later", ()))
     lines = [
         f"演练报告 drill report: {r['profile']} ({r['sim_duration_s'] / 60:.0f} simulated minutes in {r['wall_s']:.0f} s, "
-        f"speed {r['speed']:g}, contingency {r['contingency']})",
+        f"speed {r['speed']:g}{later}, contingency {r['contingency']})",
+        *[f"  报告缺项 report part not read: {f['part']}: {f['error']}" for f in r.get("report_parts_failed", ())],
         *_lateness_line(r),
         f"  来电 offered {r['offered']} (first calls {r['first_calls']}, redials {r['redials']}); "
         f"seats {r['seats']} + {r['emergency_seats']} emergency",

@@ -62,6 +62,14 @@ class Profile:
     # (None: the lines themselves, so the carrier refuses first and nothing is recorded)
     lines_dialplan_limit: int | None = None
     followup: FollowupPlan | None = None      # a follow-up batch chosen during the drill (None: none)
+    # the quiet hours run faster: (at_s, times the drill's speed from then on), ascending; a long day's
+    # evening brings a tenth of its peak's calls and needs not take as long on the wall as its peak
+    faster_later: tuple[tuple[float, float], ...] = ()
+
+    def later_speeds(self, speed: float, duration_s: float) -> tuple[tuple[float, float], ...]:
+        """The drill clock's changes of speed (``ScaledClock.later``) for a run
+        at ``speed`` of ``duration_s``."""
+        return tuple((at, speed * times) for at, times in self.faster_later if at < duration_s)
 
     def dialplan_line_limit(self, lines: int) -> int:
         return min(lines, self.lines_dialplan_limit) if self.lines_dialplan_limit is not None else lines
@@ -115,16 +123,19 @@ def parse_profile(text: str, path: str, name: str) -> Profile:
         cnode = r.take("callers", lambda rr, n: n, default=None)
         cbnode = r.take("callbacks", lambda rr, n: n, default=None)
         fnode = r.take("followup", lambda rr, n: n, default=None)
+        qnode = r.take("faster_later", lambda rr, n: n, default=None)
         r.finish()
         points = _arrivals(r, anode, problems, name)
         behaviour = _callers(r, cnode, problems, name)
         reach = _callbacks(cbnode, problems, name)
         followup = _followup(r, fnode, problems, name, duration)
+        faster = _faster_later(r, qnode, problems, name)
         values = (desc, duration, speed, seats, em, reach)
         if not problems.errors and MISSING not in values and points:
             prof = Profile(name, desc, duration, speed, seats, em, tuple(points), behaviour, reach,
                            None if lines is MISSING else lines, None if reserve is MISSING else reserve,
-                           None if below is MISSING else below, None if limit is MISSING else limit, followup)
+                           None if below is MISSING else below, None if limit is MISSING else limit, followup,
+                           faster)
     if prof is None:
         raise ConfigError("\n".join(str(p) for p in problems.errors) or f"{path}: not a drill profile")
     return prof
@@ -150,6 +161,31 @@ def _arrivals(r: Reader, anode, problems: Problems, name: str) -> list[tuple[flo
                 problems.at(pn, f"drill '{name}' arrivals: at_s must not go back in time")
             points.append((at, rate))
     return points
+
+
+def _faster_later(r: Reader, qnode, problems: Problems, name: str) -> tuple[tuple[float, float], ...]:
+    """``faster_later: [{at_s, times}]``: from ``at_s`` the drill's clock runs
+    ``times`` its speed (at least 1, ascending in time)."""
+    if qnode is None:
+        return ()
+    if not isinstance(qnode, yaml.SequenceNode):
+        r.bad(qnode, "a list of {at_s, times}")
+        return ()
+    out: list[tuple[float, float]] = []
+    for pn in qnode.value:
+        if not isinstance(pn, yaml.MappingNode):
+            r.bad(pn, "{at_s, times}")
+            continue
+        p = Reader(pn, problems, f"drill '{name}' faster_later", [])
+        at = p.take("at_s", read_seconds(1, 7 * 86400), required=True)
+        times = p.take("times", read_seconds(1, 100, "times the speed"), required=True)
+        p.finish()
+        if MISSING not in (at, times):
+            if out and at <= out[-1][0]:
+                problems.at(pn, f"演练 '{name}' faster_later：at_s 应逐项增大 — drill '{name}' faster_later: "
+                                "at_s must go forward in time")
+            out.append((at, times))
+    return tuple(out)
 
 
 def _callers(r: Reader, cnode, problems: Problems, name: str) -> CallerBehaviour:
