@@ -94,7 +94,9 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
         log_dir=settings.data_dir / "drill-engines", http_listen=http_listen, on_ready=on_ready)
     trunk = profile.lines if lines is None else (lines or None)
     print(f"演练 drill '{profile.name}': {profile.description}; about {profile.expected_calls:,.0f} first calls "
-          f"in {(duration or profile.duration_s) / 60:.0f} simulated minutes at speed {speed or profile.speed:g}; "
+          f"in {(duration or profile.duration_s) / 60:.0f} simulated minutes at speed {speed or profile.speed:g}"
+          + "".join(f", {sp:g} from {at / 3600:.3g} h" for at, sp in profile.later_speeds(
+              speed or profile.speed, duration or profile.duration_s)) + "; "
           f"{f'{trunk:,} lines' if trunk else 'unlimited lines'}", file=sys.stderr)
     import signal
     signal.signal(signal.SIGTERM, signal.default_int_handler)   # SIGTERM stops a drill like Ctrl-C: cleaned up

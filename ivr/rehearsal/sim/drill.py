@@ -1249,7 +1249,7 @@ def print_report(r: dict, out=sys.stdout) -> None:
     recorded = ("OK" if r["every_missed_caller_recorded"]
                 else "未读 NOT READ (see report_parts_failed)" if r["every_missed_caller_recorded"] is None
                 else f"FAILED ({r['missed_callers_without_record']} without)")
-    later = "".join(f", {x['speed']:g} from {x['at_s'] / 3600:g} h" for x in r.get("speed_later", ()))
+    later = "".join(f", {x['speed']:g} from {x['at_s'] / 3600:.3g} h" for x in r.get("speed_later", ()))
     lines = [
         f"演练报告 drill report: {r['profile']} ({r['sim_duration_s'] / 60:.0f} simulated minutes in {r['wall_s']:.0f} s, "
         f"speed {r['speed']:g}{later}, contingency {r['contingency']})",
