@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -55,23 +56,23 @@ class ScaledClock:
     first_speed: float
     mono0: float
     later: tuple[tuple[float, float], ...] = ()
+    knots: tuple[tuple[float, float, float], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        out = [(0.0, 0.0, self.first_speed)]            # (simulated s, wall s since mono0, speed from there)
+        for at, speed in self.later:
+            sim0, wall0, before = out[-1]
+            out.append((at, wall0 + (at - sim0) / before, speed))
+        object.__setattr__(self, "knots", tuple(out))
 
     @classmethod
     def starting_now(cls, start: float, speed: float) -> ScaledClock:
         return cls(start, speed, time.monotonic())
 
-    def _knots(self) -> list[tuple[float, float, float]]:
-        """(simulated seconds, wall seconds since ``mono0``, speed from there)."""
-        out = [(0.0, 0.0, self.first_speed)]
-        for at, speed in self.later:
-            sim0, wall0, before = out[-1]
-            out.append((at, wall0 + (at - sim0) / before, speed))
-        return out
-
     def _sim_at(self, wall: float) -> float:
         sim0, wall0, speed = 0.0, 0.0, self.first_speed
         if self.later:
-            for k in self._knots():
+            for k in self.knots:
                 if k[1] > wall:
                     break
                 sim0, wall0, speed = k
@@ -80,7 +81,7 @@ class ScaledClock:
     def _wall_at(self, sim: float) -> float:
         sim0, wall0, speed = 0.0, 0.0, self.first_speed
         if self.later:
-            for k in self._knots():
+            for k in self.knots:
                 if k[0] > sim:
                     break
                 sim0, wall0, speed = k
@@ -142,6 +143,24 @@ def from_setting(text: str | None) -> Clock:
 
 def from_environment() -> Clock:
     return from_setting(os.environ.get("IVR_CLOCK"))
+
+
+Every = float | Callable[[], float]     # a loop's wall seconds between rounds, fixed or read each round
+
+
+def every(interval: Every) -> float:
+    """The wall seconds to the next round: a loop given ``wall_interval`` as a
+    callable follows a drill clock whose speed changes (a fixed figure worked
+    out at start went stale at the faster hours' speed)."""
+    return interval() if callable(interval) else interval
+
+
+def paced(clock: object, seconds: float, floor_s: float = 0.05) -> Every:
+    """``wall_interval`` of ``clock`` read each round: a constant for a clock
+    whose speed never changes."""
+    if getattr(clock, "later", ()):
+        return lambda: wall_interval(clock, seconds, floor_s)
+    return wall_interval(clock, seconds, floor_s)
 
 
 def wall_interval(clock: object, seconds: float, floor_s: float = 0.05) -> float:

@@ -82,3 +82,44 @@ def test_a_clock_that_runs_faster_later_is_one_time_line_in_every_process(monkey
     asyncio.run(c.sleep(900))
     assert slept == [pytest.approx(100.0)]
     assert ScaledClock(0.0, 6.0, 0.0).describe().count(":") == 3      # the plain form as before
+
+
+def test_a_line_count_read_every_wall_second_stays_fresh_when_the_drill_clock_runs_faster(monkeypatch):
+    """The line count is read every second of the engine's time and taken as
+    no count after 10 simulated seconds (``admission.lines.STALE_S``). Read
+    every wall second, it went stale on every round once a long drill's
+    evening ran at 12x or more, and the flows' line rules and the callback
+    hold switched off unseen. The leader's loops now read the speed of the
+    moment each round."""
+    import asyncio
+
+    from ivr import clock as clock_mod
+    from ivr.admission.lines import STALE_S
+    from ivr.ami import lines as lines_mod
+    from ivr.clock import ScaledClock, every, paced
+
+    wall = [0.0]
+    monkeypatch.setattr(clock_mod.time, "monotonic", lambda: wall[0])
+    c = ScaledClock(0.0, 6.0, 0.0, ((600.0, 27.0),))
+    interval = paced(c, lines_mod.EVERY_S)
+    assert every(interval) == pytest.approx(1 / 6)
+    wall[0] = 200.0                                 # simulated 600 + 100 x 27
+    assert every(interval) * c.speed < STALE_S and every(interval) == pytest.approx(0.05)
+    assert paced(ScaledClock(0.0, 6.0, 0.0), 1.0) == pytest.approx(1 / 6)   # one speed: a constant, as before
+    slept: list[float] = []
+
+    class Watch(lines_mod.LineWatch):
+        async def read_once(self):
+            wall[0] = 0.0 if not slept else 200.0
+            return None
+
+    async def fake_sleep(s: float) -> None:
+        slept.append(s)
+        if len(slept) == 2:
+            raise asyncio.CancelledError
+    monkeypatch.setattr(lines_mod.asyncio, "sleep", fake_sleep)
+    w = Watch.__new__(Watch)
+    w.every_s = interval
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(w.run())
+    assert slept == [pytest.approx(1 / 6), pytest.approx(0.05)]

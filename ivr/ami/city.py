@@ -53,6 +53,7 @@ from ivr.ami.model import (
     SeatFigures,
 )
 from ivr.call_channel import pbx_system
+from ivr.clock import Every, every
 from ivr.logs import Log
 from ivr.redisdb.live import write_live
 
@@ -259,7 +260,7 @@ class CityPublisher:
     ``publish_s``."""
 
     def __init__(self, links: list[PbxLink], *, redis: aioredis.Redis, clock: Callable[[], float], log: Log,
-                 link: str | None = None, publish_s: float = PUBLISH_S) -> None:
+                 link: str | None = None, publish_s: Every = PUBLISH_S) -> None:
         self.links = links
         self.redis = redis
         self.clock = clock
@@ -309,7 +310,7 @@ class CityPublisher:
     async def run(self) -> None:
         last = 0.0
         while not cancelling():
-            await asyncio.sleep(self.publish_s)
+            await asyncio.sleep(every(self.publish_s))
             seen = tuple(p.connected for p in self.links)
             changed = [p.controller.take_changed() for p in self.links]   # every flag taken, not the first
             # every few seconds even when idle: the snapshot's TTL, and the waits grow

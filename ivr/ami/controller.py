@@ -31,6 +31,7 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from ivr.aio import cancelling
 from ivr.ami.model import AmiEvent, LiveModel
+from ivr.clock import Every, every
 from ivr.logs import Log
 from ivr.redisdb.live import write_live
 
@@ -133,7 +134,7 @@ class ActionResult:
 
 class AmiController:
     def __init__(self, *, host: str, port: int, username: str, secret: str, model: LiveModel,
-                 redis: aioredis.Redis | None, log: Log, publish_s: float = PUBLISH_S, resync_s: float = 30.0,
+                 redis: aioredis.Redis | None, log: Log, publish_s: Every = PUBLISH_S, resync_s: float = 30.0,
                  ping_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.model = model
         self.now = clock             # the engine's clock: the live model's windows are in its seconds
@@ -290,7 +291,7 @@ class AmiController:
     async def _publisher(self) -> None:
         last_resync = time.monotonic()
         while not cancelling():
-            await asyncio.sleep(self.publish_s)
+            await asyncio.sleep(every(self.publish_s))
             if self._dirty:
                 await self._publish()
             since = time.monotonic() - last_resync

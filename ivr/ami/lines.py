@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ivr.admission.lines import IN_USE_VAR, LIMIT_VAR, LineReading, PbxLines, count_value
 from ivr.aio import cancelling
 from ivr.ami.controller import AmiController
+from ivr.clock import Every, every
 from ivr.logs import Log
 
 EVERY_S = 1.0
@@ -25,7 +26,7 @@ LIMIT_EVERY_S = 30.0
 
 class LineWatch:
     def __init__(self, controller: AmiController, *, now: Callable[[], float], log: Log,
-                 config: Callable[[], PbxLines | None], every_s: float = EVERY_S,
+                 config: Callable[[], PbxLines | None], every_s: Every = EVERY_S,
                  limit_every_s: float = LIMIT_EVERY_S) -> None:
         self.controller = controller
         self.now = now                   # the engine's clock (the model's figures are in its seconds)
@@ -41,7 +42,7 @@ class LineWatch:
     async def run(self) -> None:
         while not cancelling():
             await self.read_once()
-            await asyncio.sleep(self.every_s)
+            await asyncio.sleep(every(self.every_s))
 
     async def read_once(self) -> LineReading | None:
         model = self.controller.model

@@ -130,7 +130,8 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     ok = all(r["consistent"] and r["attempts_add_up"] and r["every_missed_caller_recorded"] and r["lost_callers"] == 0
              and r["callbacks_doubled"] == 0 and (r["audit_chains_verify"] or not r["chaos"])
              and all(f["recovered_after_s"] is not None for f in r["faults"])
-             and not (r.get("identity_violations") or {}).get("count") for r in reports.values())
+             and not (r.get("identity_violations") or {}).get("count") and not r.get("report_parts_failed")
+             for r in reports.values())
     if report is not None:
         _write_reports({k: v for k, v in reports.items() if not (compare and k == "with_plan")}, report, settings)
     return 0 if ok else 1
@@ -232,7 +233,7 @@ def closing(report_path: Path) -> None:
   回拨 {r['missed_call_records']} missed calls recorded (+{r['repeat_dialers_merged']} repeat calls merged);
       {r['callbacks_made']} callbacks made in the calm, {r['callbacks_reached']} reached; {r['callback_backlog_end']} still
       open at the end (auditor: callbacks, trails)
-{_satisfaction_lines(r)}  审计 audit chains verify: {'OK' if r.get('audit_chains_verify') else 'FAILED'} (auditor: verification)
+{_satisfaction_lines(r)}  审计 audit chains verify: {'OK' if r.get('audit_chains_verify') else '未读 not read' if r.get('audit_chains_verify') is None else 'FAILED'} (auditor: verification)
   report {report_path} and {report_path.with_suffix('.svg')} (open the picture in a browser)""")
 
 
@@ -327,6 +328,9 @@ def add_commands(sub) -> None:
     ba.add_argument("--wallboards", type=int, default=20, help="--console-load: open wallboard streams")
     ba.add_argument("--backlog", type=int, default=100_000,
                     help="--console-load: missed calls behind the month report (1000000 as in bench callbacks)")
+    ba.add_argument("--console-host", choices=("same", "netns"), default="same",
+                    help="--console-load: the console in the engine's child process (same), or `ivr console` on a "
+                         "host of its own: a network namespace with its own CPUs (netns; needs root, ip, taskset)")
     ba.set_defaults(fn=cmd_bench)
     bc = b.add_parser("callbacks", help="missed-call ingest rate, claim latency, Redis memory per open callback")
     bc.add_argument("--calls", type=int, default=None, help="missed calls (default 1,000,000; 200,000 with --redis-cpu)")

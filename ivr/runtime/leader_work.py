@@ -26,6 +26,7 @@ from ivr.admission.lines import LINK_PBX, PbxLines
 from ivr.aio import cancelling
 from ivr.ami.city import CityPublisher, PbxLink, out_of_sync, waiting_callers
 from ivr.ami.controller import PUBLISH_S, AmiController
+from ivr.ami.lines import EVERY_S as LINES_EVERY_S
 from ivr.ami.lines import LineWatch
 from ivr.ami.model import LiveModel
 from ivr.callback.blocked import BlockedAttempts
@@ -37,7 +38,7 @@ from ivr.callback.pbx_record import PbxRecord
 from ivr.callback.reconcile import QueueReconciler
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
-from ivr.clock import Clock, wall_interval
+from ivr.clock import Clock, paced
 from ivr.configset.pbxs import Pbx, default_pbxs
 from ivr.contingency.store import ContingencyStore
 from ivr.contingency.supervisor import ContingencySupervisor
@@ -146,7 +147,7 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
         links.append(PbxLink(t.pbx, AmiController(
             host=t.host, port=t.port, username=t.username, secret=t.secret, model=m,
             redis=None if several else redis, log=log.bind(part="ami", pbx=t.pbx) if several else log.bind(part="ami"),
-            clock=clock.now, publish_s=wall_interval(clock, PUBLISH_S)), peer_address=t.peer_address))
+            clock=clock.now, publish_s=paced(clock, PUBLISH_S)), peer_address=t.peer_address))
     if links:
         controller: AmiController | None = links[0].controller
         model = links[0].controller.model
@@ -157,8 +158,9 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
         model.lines_config = pbx_lines(None)
     city = CityPublisher(links, redis=redis, clock=clock.now, log=log.bind(part="live"),
                          link=next((t.pbx for t in targets if t.is_link), None),
-                         publish_s=wall_interval(clock, PUBLISH_S)) if several else None
+                         publish_s=paced(clock, PUBLISH_S)) if several else None
     line_watches = [LineWatch(p.controller, now=clock.now, log=log.bind(part="lines", pbx=p.name),
+                              every_s=paced(clock, LINES_EVERY_S),
                               config=lambda t=t: pbx_lines(t))     # type: ignore[misc]
                     for p, t in zip(links, targets, strict=True)] if several else []
     supervisor = ContingencySupervisor(
@@ -174,7 +176,7 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     blocked_each: list[BlockedAttempts] = []
     if controller is not None:
         if not several:       # several PBXs: ``line_watches``, one each
-            lines = LineWatch(controller, now=clock.now, log=log.bind(part="lines"),
+            lines = LineWatch(controller, now=clock.now, log=log.bind(part="lines"), every_s=paced(clock, LINES_EVERY_S),
                               config=lambda: config.current.lines.for_link() if config.current.lines else None)
         if several:           # each PBX's refused attempts, from its own AstDB
             blocked_each = [BlockedAttempts(redis, p.controller, clock=clock, log=log.bind(part="blocked", pbx=p.name),

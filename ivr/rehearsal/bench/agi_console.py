@@ -26,25 +26,31 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
+from ivr.child_process import die_with_parent
 from ivr.prompts.audio import low_priority
 from ivr.rehearsal.bench.servers import Server, cpu_s, free_port, rss_mb, run_cpu_load, settle
 
 HOME_DIRS = ("flows", "prompts", "queue", "callback", "asterisk", "config")
 
 
-async def _seed(url: str, backlog: int, numbers: int) -> dict:
+async def _seed(url: str, backlog: int, numbers: int, audit_key: Path) -> dict:
+    """Console accounts and a callback backlog, its audit entries signed with
+    ``audit_key`` (the engine's and the console's: each checks at start that
+    the logs were written with its key)."""
     import datetime as dt
     import random
     from zoneinfo import ZoneInfo
 
     from ivr import logs
     from ivr.accounts.store import Accounts
+    from ivr.audit import signing
     from ivr.callback.capture import MissedCallCapture
     from ivr.callback.policy import Policy
     from ivr.callback.store import CallbackStore
     from ivr.redisdb.server import connect
     from ivr.rehearsal.bench.callbacks import BATCH, NoAck, summaries
 
+    signing.configure(audit_key, audit_key.with_name("audit-checkpoints.jsonl"))
     redis = connect(url)
     try:
         users = {}
@@ -74,13 +80,13 @@ def _pct(lat: list[float], q: float) -> float:
     return lat[min(int(len(lat) * q), len(lat) - 1)] * 1e3 if lat else 0.0
 
 
-def _agi_round(port: int, args, watch: dict[str, int]) -> dict:
+def _agi_round(port: int, args, watch: dict[str, int], prefix: list[str] | None = None) -> dict:
     """Calls arriving at a steady rate (callers do not wait for each other),
-    from two load processes. ``watch``: processes whose CPU seconds over the
-    round are reported (the engine, Redis)."""
+    from two load processes (``prefix``: on the engine host's CPUs). ``watch``:
+    processes whose CPU seconds over the round are reported (the engine, Redis)."""
     cpu0 = {name: cpu_s(pid) for name, pid in watch.items()}
     per, clients = max(args.calls // 2, 1), 2
-    procs = [subprocess.Popen([sys.executable, "-m", "ivr.rehearsal.bench.agi_load", "paced", str(port), str(per), "0",
+    procs = [subprocess.Popen([*(prefix or []), sys.executable, "-m", "ivr.rehearsal.bench.agi_load", "paced", str(port), str(per), "0",
                                str(args.rate / clients)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
              for _ in range(clients)]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
@@ -94,32 +100,105 @@ def _agi_round(port: int, args, watch: dict[str, int]) -> dict:
 
 def main(args) -> int:
     from ivr.redisdb.server import EmbeddedRedis
-    from ivr.settings import load_settings
 
     loop = "uvloop"
     try:
         import uvloop  # noqa: F401
     except ImportError:
         loop = "asyncio"
+    where = ("the console on a host of its own (a network namespace, its own CPU)"
+             if args.console_host == "netns" else "the console in the engine's child process")
     print(f"ivr bench agi --console-load: {args.calls} calls per run arriving at {args.rate:g} calls/s; console: {args.flood} sign-in flooders, {args.wallboards} wallboards, "
-          f"1 uploader, 1 month report over {args.backlog:,} missed calls; {os.cpu_count()} cores, {loop}")
+          f"1 uploader, 1 month report over {args.backlog:,} missed calls; {where}; {os.cpu_count()} cores, {loop}")
+    if args.console_host == "netns":
+        import signal
+        signal.signal(signal.SIGTERM, signal.default_int_handler)   # stopped: the namespace is taken down too
+        return _on_two_hosts(args, loop)
     with tempfile.TemporaryDirectory(prefix="ivr-bench-console-") as tmp:
-        home = Path(tmp) / "home"
-        src = load_settings().home
-        for d in HOME_DIRS:
-            if (src / d).is_dir():
-                shutil.copytree(src / d, home / d)
+        home = _copy_home(tmp)
         server = EmbeddedRedis(Path(tmp) / "redis", persist=False)
         url = server.start()
         try:
             t = time.perf_counter()
-            seeded = asyncio.run(_seed(url, args.backlog, max(args.backlog * 3 // 10, 1)))
+            seeded = asyncio.run(_seed(url, args.backlog, max(args.backlog * 3 // 10, 1), Path(tmp) / "audit.key"))
             print(f"  seeded {args.backlog:,} missed calls ({seeded['open']:,} open callbacks) "
                   f"in {time.perf_counter() - t:.1f} s")
             assert server.proc is not None        # started
-            return _measure(args, loop, url, home, seeded, server.proc.pid)
+            return _measure(args, loop, url, home, seeded, server.proc.pid, tmp=Path(tmp))
         finally:
             server.stop()
+
+
+def _copy_home(tmp: str) -> Path:
+    from ivr.settings import load_settings
+
+    home = Path(tmp) / "home"
+    src = load_settings().home
+    for d in HOME_DIRS:
+        if (src / d).is_dir():
+            shutil.copytree(src / d, home / d)
+    return home
+
+
+def _on_two_hosts(args, loop: str) -> int:
+    """The console on a host of its own (``console_host.py``): Redis on TCP
+    here, the engine without a console here, ``ivr console`` and its users
+    there, each side on its own CPUs."""
+    from ivr.rehearsal.bench.console_host import ConsoleHost, HostUnavailable, NetworkRedis
+
+    try:
+        host = ConsoleHost()
+        host.start()
+    except HostUnavailable as exc:
+        print(f"ivr bench: {exc}", file=sys.stderr)
+        return 2
+    redis_srv = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="ivr-bench-console-") as tmp:
+            home = _copy_home(tmp)
+            redis_srv = NetworkRedis(host, free_port())
+            print(f"  engine host: CPU {host.engine_cpus} (engine, Redis on TCP, the calls' load); console host: "
+                  f"CPU {host.console_cpus} (`ivr console`, its users), over a veth link")
+            t = time.perf_counter()
+            seeded = asyncio.run(_seed(redis_srv.url, args.backlog, max(args.backlog * 3 // 10, 1),
+                                       Path(tmp) / "audit.key"))
+            print(f"  seeded {args.backlog:,} missed calls ({seeded['open']:,} open callbacks) "
+                  f"in {time.perf_counter() - t:.1f} s")
+            return _measure(args, loop, redis_srv.url, home, seeded, redis_srv.proc.pid, host=host, tmp=Path(tmp))
+    finally:
+        if redis_srv is not None:
+            redis_srv.stop()
+        host.stop()
+
+
+def _start_console(host, url: str, home: Path, tmp: Path, http_port: int) -> subprocess.Popen:
+    """`ivr console` on the console's host, answering on its end of the link."""
+    from ivr.rehearsal.bench.console_host import CONSOLE_IP
+
+    env = {**os.environ, "IVR_REDIS_URL": url, "IVR_HOME": str(home), "IVR_DATA_DIR": str(tmp / "console"),
+           "IVR_HTTP_LISTEN": f"0.0.0.0:{http_port}", "IVR_AUDIT_KEY_FILE": str(tmp / "audit.key"),
+           "IVR_LOG_FORMAT": "json"}
+    proc = subprocess.Popen([*host.on_console_host(), sys.executable, "-m", "ivr", "console"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
+    import http.client
+    import urllib.request
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ivr console ended at start (exit {proc.returncode})")
+            try:
+                with urllib.request.urlopen(f"http://{CONSOLE_IP}:{http_port}/healthz", timeout=2):
+                    return proc
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.3)
+        raise RuntimeError("ivr console did not answer within 60 s")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
 
 
 def _clear_sign_in_limits(url: str) -> None:
@@ -137,11 +216,11 @@ def _clear_sign_in_limits(url: str) -> None:
 
 
 def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str,
-                  watch: dict[str, int]) -> tuple[dict, dict, float]:
+                  watch: dict[str, int], host=None) -> tuple[dict, dict, float]:
     _clear_sign_in_limits(url)
     # the attackers' and staff's machines are not the engine's: on a 2-core bench box the
-    # generator runs on CPU time the engine leaves
-    console = subprocess.Popen([*low_priority(), sys.executable, "-m", "ivr.rehearsal.bench.console_load", str(http_port),
+    # generator runs on CPU time the engine leaves (on the console's host: the time the console leaves)
+    console = subprocess.Popen([*(host.on_console_host() if host else []), *low_priority(), sys.executable, "-m", "ivr.rehearsal.bench.console_load", str(http_port),
                                 str(args.wallboards), str(args.flood)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "IVR_BENCH_USERS": json.dumps(users)})
@@ -152,7 +231,7 @@ def _loaded_round(srv: Server, http_port: int, args, users: dict, url: str,
         if not line.strip().startswith('{"started"'):
             raise RuntimeError(f"the console load did not start: {line!r}")
         time.sleep(2.0)                              # the flood and the first report are under way
-        loaded = _agi_round(srv.port, args, watch)
+        loaded = _agi_round(srv.port, args, watch, host.on_engine_host() if host else None)
         rss = rss_mb(srv.proc.pid)
         console.stdin.write("\n")
         console.stdin.flush()
@@ -170,24 +249,45 @@ def _median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
-def _measure(args, loop: str, url: str, home: Path, seeded: dict, redis_pid: int) -> int:
+def _measure(args, loop: str, url: str, home: Path, seeded: dict, redis_pid: int, host=None,
+             tmp: Path | None = None) -> int:
     http_port = free_port()
     env = {"IVR_REDIS_URL": url, "IVR_HOME": str(home), "IVR_BENCH_HTTP_LISTEN": f"127.0.0.1:{http_port}"}
-    srv = Server("engine", loop, env=env)
+    console = None
+    if tmp is not None:
+        env["IVR_AUDIT_KEY_FILE"] = str(tmp / "audit.key")
+    if host is not None:
+        env["IVR_CONSOLE"] = "no"
+    srv = Server("engine", loop, env=env, prefix=host.on_engine_host() if host else None)
     watch = {"engine": srv.proc.pid, "redis": redis_pid}
     alone, loaded, did, rss, settled = [], [], [], [], []
     try:
+        if host is not None:
+            assert tmp is not None
+            console = _start_console(host, url, home, tmp, http_port)
+        # where the console's work runs: the engine's children, or the console host's process and its
+        # children; and Redis, which serves the month report
+        quiet = console.pid if console is not None else srv.proc.pid
+        also = [redis_pid] + ([console.pid] if console is not None else [])
+        calls_on = host.on_engine_host() if host else None
         run_cpu_load(srv.port, min(300, args.calls), args.concurrency, 1)       # warm up
         rss0 = rss_mb(srv.proc.pid)
         for _ in range(args.rounds):                 # interleaved: the box's other load hits both alike
-            settled.append(settle(srv.proc.pid))     # the last round's report or upload has ended
-            alone.append(_agi_round(srv.port, args, watch))
-            lo, d, r = _loaded_round(srv, http_port, args, seeded["users"], url, watch)
+            settled.append(settle(quiet, also=also))  # the last round's report or upload has ended
+            alone.append(_agi_round(srv.port, args, watch, calls_on))
+            lo, d, r = _loaded_round(srv, http_port, args, seeded["users"], url, watch, host)
             loaded.append(lo)
             did.append(d)
             rss.append(r)
     finally:
         srv.stop()
+        if console is not None:
+            console.terminate()
+            try:
+                console.wait(30)
+            except subprocess.TimeoutExpired:
+                console.kill()
+                console.wait()
     print(f"  {'AGI commands, per round':<28} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>9} {'failures':>9} "
           f"{'engine CPU':>11} {'Redis CPU':>10}")
     for i, (a, lo) in enumerate(zip(alone, loaded, strict=True)):

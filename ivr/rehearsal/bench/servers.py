@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
@@ -55,7 +56,8 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def settle(pid: int, quiet_s: float = 1.0, busy_share: float = 0.02, timeout_s: float = 60.0) -> float:
+def settle(pid: int, quiet_s: float = 1.0, busy_share: float = 0.02, timeout_s: float = 60.0,
+           also: list[int] | None = None) -> float:
     """Wait until the processes under ``pid`` (the console and its workers) have
     started no worker and used under ``busy_share`` of a core for ``quiet_s``: a
     report or an upload the last loaded round left running must not land in the
@@ -72,29 +74,36 @@ def settle(pid: int, quiet_s: float = 1.0, busy_share: float = 0.02, timeout_s: 
         return total
 
     while time.monotonic() - t0 < timeout_s:
-        before = descendants(pid)
+        before = descendants(pid) + (also or [])
         spent = used(before)
         time.sleep(quiet_s)
-        after = descendants(pid)
+        after = descendants(pid) + (also or [])
         if set(after) == set(before) and used(after) - spent <= busy_share * quiet_s:
             break
     return time.monotonic() - t0
 
 
 class Server:
-    def __init__(self, kind: str, loop: str, commands: list[str] | None = None, env: dict | None = None) -> None:
+    def __init__(self, kind: str, loop: str, commands: list[str] | None = None, env: dict | None = None,
+                 prefix: list[str] | None = None) -> None:
         self.port = free_port()
-        args = [sys.executable, "-m", "ivr.rehearsal.bench.agi_server", kind, str(self.port), loop]
+        args = [*(prefix or []), sys.executable, "-m", "ivr.rehearsal.bench.agi_server", kind, str(self.port), loop]
         if kind == "bare":
             args.append(json.dumps(commands))
         env = {**os.environ, "IVR_LOG_LEVEL": "info", **(env or {})}
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._err, text=True, env=env)
         assert self.proc.stdout is not None     # stdout=PIPE
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
-            raise RuntimeError(f"{kind} server did not start")
+            self.proc.kill()
+            self.proc.wait()
+            self._err.seek(0)
+            said = self._err.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"{kind} server did not start: {' / '.join(said) or 'nothing on stderr'}")
 
     def stop(self) -> None:
+        self._err.close()
         self.proc.terminate()
         try:
             self.proc.wait(30)
