@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+from typing import Any
 
 
 def die_with_parent() -> None:
@@ -16,3 +18,15 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)       # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def stop_process(proc: subprocess.Popen[Any], wait_s: float = 10.0) -> None:
+    """Terminate ``proc`` and reap it; killed if it does not end within ``wait_s``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

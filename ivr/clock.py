@@ -69,22 +69,21 @@ class ScaledClock:
     def starting_now(cls, start: float, speed: float) -> ScaledClock:
         return cls(start, speed, time.monotonic())
 
+    def _knot(self, value: float, axis: int) -> tuple[float, float, float]:
+        """The last change of speed at or before ``value`` (axis 0: simulated, 1: wall seconds)."""
+        found = self.knots[0]
+        for k in self.knots[1:]:
+            if k[axis] > value:
+                break
+            found = k
+        return found
+
     def _sim_at(self, wall: float) -> float:
-        sim0, wall0, speed = 0.0, 0.0, self.first_speed
-        if self.later:
-            for k in self.knots:
-                if k[1] > wall:
-                    break
-                sim0, wall0, speed = k
+        sim0, wall0, speed = self._knot(wall, 1)
         return sim0 + (wall - wall0) * speed
 
     def _wall_at(self, sim: float) -> float:
-        sim0, wall0, speed = 0.0, 0.0, self.first_speed
-        if self.later:
-            for k in self.knots:
-                if k[0] > sim:
-                    break
-                sim0, wall0, speed = k
+        sim0, wall0, speed = self._knot(sim, 0)
         return wall0 + (sim - sim0) / speed
 
     @property

@@ -26,7 +26,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from ivr.child_process import die_with_parent
+from ivr.child_process import die_with_parent, stop_process
 from ivr.prompts.audio import low_priority
 from ivr.rehearsal.bench.servers import Server, cpu_s, free_port, rss_mb, run_cpu_load, settle
 
@@ -282,12 +282,7 @@ def _measure(args, loop: str, url: str, home: Path, seeded: dict, redis_pid: int
     finally:
         srv.stop()
         if console is not None:
-            console.terminate()
-            try:
-                console.wait(30)
-            except subprocess.TimeoutExpired:
-                console.kill()
-                console.wait()
+            stop_process(console, 30)
     print(f"  {'AGI commands, per round':<28} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>9} {'failures':>9} "
           f"{'engine CPU':>11} {'Redis CPU':>10}")
     for i, (a, lo) in enumerate(zip(alone, loaded, strict=True)):

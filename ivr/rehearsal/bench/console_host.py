@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 
-from ivr.child_process import die_with_parent
+from ivr.child_process import die_with_parent, stop_process
 
 NETNS = "ivr-bench-console"
 HOST_IF, CONSOLE_IF = "ivrb0", "ivrb1"
@@ -115,10 +115,4 @@ class NetworkRedis:
         raise HostUnavailable(f"redis-server on {HOST_IP}:{self.port} did not answer within {timeout_s:g} s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)

@@ -12,6 +12,8 @@ import sys
 import tempfile
 import time
 
+from ivr.child_process import stop_process
+
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
@@ -104,12 +106,7 @@ class Server:
 
     def stop(self) -> None:
         self._err.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 30)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 

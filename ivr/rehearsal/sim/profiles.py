@@ -5,6 +5,7 @@ they behave; how many seats answer and how many trunk lines the PBX has (no
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,11 +149,7 @@ def _arrivals(r: Reader, anode, problems: Problems, name: str) -> list[tuple[flo
     if not isinstance(anode, yaml.SequenceNode) or not anode.value:
         r.bad(anode, "a list of {at_s, per_hour}")
         return points
-    for pn in anode.value:
-        if not isinstance(pn, yaml.MappingNode):
-            r.bad(pn, "{at_s, per_hour}")
-            continue
-        p = Reader(pn, problems, f"drill '{name}' arrivals", [])
+    for pn, p in _items(r, anode, problems, f"drill '{name}' arrivals", "{at_s, per_hour}"):
         at = p.take("at_s", read_seconds(0, 7 * 86400), required=True)
         rate = p.take("per_hour", read_seconds(0, 10_000_000), required=True)
         p.finish()
@@ -161,6 +158,16 @@ def _arrivals(r: Reader, anode, problems: Problems, name: str) -> list[tuple[flo
                 problems.at(pn, f"drill '{name}' arrivals: at_s must not go back in time")
             points.append((at, rate))
     return points
+
+
+def _items(r: Reader, seq: yaml.SequenceNode, problems: Problems, where: str,
+           what: str) -> Iterator[tuple[yaml.MappingNode, Reader]]:
+    """Each mapping of a list, with its reader; any other item is named as not ``what``."""
+    for node in seq.value:
+        if isinstance(node, yaml.MappingNode):
+            yield node, Reader(node, problems, where, [])
+        else:
+            r.bad(node, what)
 
 
 def _faster_later(r: Reader, qnode, problems: Problems, name: str) -> tuple[tuple[float, float], ...]:
@@ -172,11 +179,7 @@ def _faster_later(r: Reader, qnode, problems: Problems, name: str) -> tuple[tupl
         r.bad(qnode, "a list of {at_s, times}")
         return ()
     out: list[tuple[float, float]] = []
-    for pn in qnode.value:
-        if not isinstance(pn, yaml.MappingNode):
-            r.bad(pn, "{at_s, times}")
-            continue
-        p = Reader(pn, problems, f"drill '{name}' faster_later", [])
+    for pn, p in _items(r, qnode, problems, f"drill '{name}' faster_later", "{at_s, times}"):
         at = p.take("at_s", read_seconds(1, 7 * 86400), required=True)
         times = p.take("times", read_seconds(1, 100, "times the speed"), required=True)
         p.finish()
