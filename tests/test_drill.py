@@ -470,3 +470,46 @@ async def test_a_report_read_that_fails_names_its_part_and_keeps_the_rest(projec
     text = out.getvalue()
     assert "报告缺项 report part not read: callback_records: TimeoutError" in text
     assert "未读 NOT READ" in text and "广义接通率 within deadline -" in text
+
+
+async def test_a_drill_over_several_pbxs_spreads_the_calls_and_the_engine_links_each(project_home):
+    """`ivr drill --pbxs N` (issue 20): N simulated PBXs, each with its own
+    AMI server, queues, every Nth seat and its share of the lines; the
+    dispatcher sends each call to the PBX with the most free lines; the
+    engine runs on a queue/pbxs.yaml naming each PBX (the first its own link)
+    and a queue/lines.yaml with each one's lines, logs in to every AMI, and
+    the report's checks hold over the city."""
+    import yaml
+
+    from ivr.rehearsal.sim.drill import Drill
+
+    seen: dict[str, set[str]] = {}
+
+    class Probe(Drill):
+        def _new_call(self, number, at):
+            before = set(self.calls)
+            super()._new_call(number, at)
+            for uid in set(self.calls) - before:
+                seen.setdefault(uid.rsplit("-", 1)[0], set()).add(uid)
+
+        async def _report(self, redis, wall_s):
+            home = self.tmp / "home" / "queue"
+            self.pbxs_file = yaml.safe_load((home / "pbxs.yaml").read_text("utf-8"))
+            self.lines_file = yaml.safe_load((home / "lines.yaml").read_text("utf-8"))
+            self.logins = [site.ami.logins for site in self.sites]
+            return await super()._report(redis, wall_s)
+
+    drill = Probe(load_profile(project_home, "smoke"), home=project_home, speed=20, lines=21, pbxs=3)
+    r = await drill.run()
+    names = ["main", "pbx-2", "pbx-3"]
+    assert [p["name"] for p in r["pbxs"]] == names and [p["lines"] for p in r["pbxs"]] == [7, 7, 7]
+    assert set(seen) == set(names) and all(len(v) >= 5 for v in seen.values()), {k: len(v) for k, v in seen.items()}
+    assert all(n >= 1 for n in drill.logins)                       # the leader holds every PBX's link
+    pbxs = drill.pbxs_file["pbxs"]
+    assert pbxs["main"]["ami"] == "IVR_AMI_URL" and pbxs["pbx-2"]["secret_env"] == "IVR_AMI_SECRET_PBX_2"
+    seats = [set(p["seats"]) for p in pbxs.values()]
+    assert all(not (a & b) for i, a in enumerate(seats) for b in seats[i + 1:])     # a seat on one PBX only
+    assert "Local/10002@ivr-seats/n" in pbxs["pbx-2"]["seats"] and "Local/109@ivr-seats/n" in pbxs["main"]["seats"]
+    assert {k: v["lines"] for k, v in drill.lines_file["pbxs"].items()} == dict.fromkeys(names, 7)
+    assert r["consistent"] and r["attempts_add_up"] and r["every_missed_caller_recorded"] and r["lost_callers"] == 0
+    assert r["callbacks_doubled"] == 0 and r["identity_violations"]["count"] == 0, r["identity_violations"]

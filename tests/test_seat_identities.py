@@ -165,6 +165,20 @@ def test_the_checker_finds_an_idle_seat_beside_waiting_callers_and_unlabelled_wi
     seat["idle_since"] = -60.0               # idle a minute, and a caller who joined a second ago: not yet offered
     snap["queues"]["general-q"]["longest_wait_s"] = caller["wait_s"] = 1.0
     assert identities.check({"live": snap, "wall": fig}) == []
+    # several PBXs: the city's line sums every PBX's; a seat idle on one PBX beside callers waiting on another
+    # is no fault (the drill over 3 PBXs saw 18 such), beside its own PBX's it is
+    seat["idle_since"] = -60.0
+    snap["queues"]["general-q"]["longest_wait_s"] = caller["wait_s"] = 65.0
+    seat["pbx"] = "a"
+    own = {"waiting": 0, "emergency_waiting": 0, "longest_wait_s": 0.0, "estimated_wait_s": 0.0, "answered": 0,
+           "abandoned": 0}
+    snap["pbxs"] = {"a": {"queues": {"general-q": own}}, "b": {"queues": {"general-q": {**own, "waiting": 1,
+                                                                                        "longest_wait_s": 65.0}}}}
+    assert identities.check({"live": snap, "wall": fig}) == []
+    seat["pbx"] = "b"
+    assert [v["identity"] for v in identities.check({"live": snap, "wall": fig})] == found
+    del snap["pbxs"], seat["pbx"]
+    snap["queues"]["general-q"]["longest_wait_s"] = caller["wait_s"] = 1.0
     fig.pop("window_s")                       # a count that shrinks without saying over what
     assert "window_labelled" in {v["identity"] for v in identities.check({"live": snap, "wall": fig})}
 
@@ -298,7 +312,7 @@ def test_the_drills_live_line_counts_the_seats_on_shift(project_home):
     from ivr.rehearsal.sim.profiles import load_profile
 
     drill = Drill(load_profile(project_home, "demo"), home=project_home)
-    drill.pbx, drill.cc = drill._build_pbx()
+    drill._build_sites()
     for iface in ON_BREAK:                   # level 1 calls the front line back from the break
         drill.pbx.action({"Action": "QueuePause", "Interface": iface, "Paused": "false"})
     for i in range(60):
@@ -318,7 +332,7 @@ def test_the_drills_live_line_counts_calls_as_they_end_and_shows_the_backlog_and
     from ivr.rehearsal.sim.profiles import load_profile
 
     drill = Drill(load_profile(project_home, "demo"), home=project_home)
-    drill.pbx, drill.cc = drill._build_pbx()
+    drill._build_sites()
     ended = [CallRecord("13800000001", 0.0, False, False, outcome="answered", wanted_person=True),
              CallRecord("13800000002", 0.0, False, False, outcome="abandoned", wanted_person=True),
              CallRecord("13800000003", 0.0, False, False, outcome="abandoned", wanted_person=True),

@@ -149,7 +149,7 @@ class FakeClock:
 def small_drill(project_home, lines=2):
     profile = parse_profile(PROFILE.format(lines=lines), "queue/drills/t.yaml", "t")
     drill = Drill(profile, home=project_home, seed=1)
-    drill.pbx, drill.cc = drill._build_pbx()
+    drill._build_sites()
     drill.clock = FakeClock()
     drill.cc.now = 0.0
     return drill
@@ -176,7 +176,7 @@ async def test_a_callback_leg_holds_a_line_and_is_refused_when_none_is_free(proj
     drill = small_drill(project_home, lines=1)
     msg = {"Channel": "Local/10001@ivr-seats/n", "Exten": "13800138000", "Variable": "IVR_CB_ID=7",
            "ActionID": "o1", "Context": "ivr-callback"}
-    task = asyncio.create_task(drill._callback_call(msg))
+    task = asyncio.create_task(drill._callback_call(msg, drill.sites[0]))
     for _ in range(5):
         await asyncio.sleep(0)
     assert drill.pbx.trunk.in_use == 1                                   # the citizen's leg, over the trunk
@@ -187,7 +187,7 @@ async def test_a_callback_leg_holds_a_line_and_is_refused_when_none_is_free(proj
     assert drill.pbx.trunk.in_use == 0 and drill.cb_reached == 1
     drill.pbx.drain()
     assert drill.pbx.trunk.seize("Local/13900000009@sim-caller;1")      # a citizen holds the only line
-    await drill._callback_call({**msg, "ActionID": "o2"})
+    await drill._callback_call({**msg, "ActionID": "o2"}, drill.sites[0])
     statuses = [dict(m).get("DialStatus") for m in drill.pbx.drain() if dict(m).get("Event") == "UserEvent"]
     assert statuses == ["CONGESTION"] and drill.cb_line_busy == 1        # the carrier refused the leg
 

@@ -72,11 +72,13 @@ def report_json(report: dict) -> str:
 
 def run(settings: Settings, profile_name: str, *, speed: float | None, contingency: str, report: Path | None,
         compare: str | None, duration: float | None, seed: int, console: bool = False, engines: int = 0,
-        chaos: bool = False, lines: int | None = None) -> int:
+        chaos: bool = False, lines: int | None = None, pbxs: int = 1) -> int:
     from ivr import logs
     from ivr.rehearsal.sim.drill import print_report, run_drill
     from ivr.rehearsal.sim.profiles import load_profile
 
+    if not 1 <= pbxs <= 16:
+        raise ConfigError(f"--pbxs {pbxs}：PBX 数应为 1 到 16 — expected 1 to 16 simulated PBXs")
     if lines is not None and lines < 0:
         raise ConfigError(f"--lines {lines}：线路数不能为负 — lines cannot be negative (0: unlimited)")
     if contingency != "auto" and not contingency.isdigit():
@@ -91,7 +93,7 @@ def run(settings: Settings, profile_name: str, *, speed: float | None, contingen
     drill = functools.partial(
         run_drill, profile, home=settings.home, speed=speed, duration_s=duration, seed=seed, progress=_progress,
         processes=engines, chaos=chaos, progress_every_s=1.0 if sys.stderr.isatty() else 15.0, lines=lines,
-        log_dir=settings.data_dir / "drill-engines", http_listen=http_listen, on_ready=on_ready)
+        log_dir=settings.data_dir / "drill-engines", http_listen=http_listen, on_ready=on_ready, pbxs=pbxs)
     trunk = profile.lines if lines is None else (lines or None)
     print(f"演练 drill '{profile.name}': {profile.description}; about {profile.expected_calls:,.0f} first calls "
           f"in {(duration or profile.duration_s) / 60:.0f} simulated minutes at speed {speed or profile.speed:g}"
@@ -200,7 +202,8 @@ WHERE_TO_LOOK = """
 def cmd_drill(args, settings: Settings) -> int:
     return run(settings, args.profile, speed=args.speed, contingency=args.contingency,
                report=Path(args.report) if args.report else None, compare=args.compare,
-               duration=args.duration, seed=args.seed, engines=args.engines, chaos=args.chaos, lines=args.lines)
+               duration=args.duration, seed=args.seed, engines=args.engines, chaos=args.chaos, lines=args.lines,
+               pbxs=args.pbxs)
 
 
 def cmd_demo(args, settings: Settings) -> int:
@@ -305,6 +308,9 @@ def add_commands(sub) -> None:
                                                            "by default; 0: unlimited)")
     d.add_argument("--engines", type=int, default=0, help="engine processes of their own (0: one engine in the "
                                                           "drill's process)")
+    d.add_argument("--pbxs", type=int, default=1, help="simulated PBXs (each with its own AMI server, queues, seats "
+                                                       "and lines: the profile's split over them; calls spread as a "
+                                                       "dispatcher would, to the PBX with the most free lines)")
     d.add_argument("--chaos", action="store_true", help="two or more engine processes on a Sentinel-managed Redis; "
                                                         "kill the leader, kill an engine with calls in its flows, "
                                                         "fail Redis over, drop the AMI link (docs/chaos.md)")

@@ -131,6 +131,7 @@ def _seats(wall: Mapping[str, Any], live: Mapping[str, Any], dispatch_s: float) 
         members = [s for s in listed if name in s.get("queues", {})]
         if sum(int(v) for v in q.get("seats", {}).values()) != len(members):
             out.append(_v("queue_seats_add_up", queue=name, seats=q.get("seats"), members=len(members)))
+    per_pbx = live.get("pbxs") or {}
     for s in listed:
         if s["state"] != "idle":
             continue
@@ -140,8 +141,10 @@ def _seats(wall: Mapping[str, Any], live: Mapping[str, Any], dispatch_s: float) 
             continue                  # just became free: the queue offers it a caller at its next round
         # a caller who joined within the queue's round has not been offered a seat yet: only a line whose
         # longest wait is beyond the round makes an idle seat beside it a fault
-        busy_queues = {n: queues[n]["waiting"] for n in s.get("queues", {})
-                       if n in queues and queues[n]["waiting"] and float(queues[n]["longest_wait_s"]) > dispatch_s}
+        # several PBXs: a seat serves the callers of its own PBX's queue (the city's general-q sums every PBX's)
+        own = per_pbx[s["pbx"]]["queues"] if s.get("pbx") in per_pbx else queues
+        busy_queues = {n: own[n]["waiting"] for n in s.get("queues", {})
+                       if n in own and own[n]["waiting"] and float(own[n]["longest_wait_s"]) > dispatch_s}
         if busy_queues:
             out.append(_v("no_idle_seat_while_callers_wait", seat=s.get("name") or s["interface"],
                           reserved=bool(s.get("reserved")), idle_s=None if idle_s is None else round(idle_s, 1),

@@ -24,6 +24,7 @@ import datetime as dt
 import heapq
 import itertools
 import math
+import os
 import random
 import statistics
 import sys
@@ -126,25 +127,39 @@ DRILL_MANAGER = "drill:值班长 seat manager"      # who chooses the profile's 
 
 
 class _DialplanPbx:
-    """What the drill's PBX does for ``[ivr-12345]`` beyond the channel."""
+    """What a site's PBX does for ``[ivr-12345]`` beyond the channel."""
 
-    def __init__(self, drill: Drill) -> None:
+    def __init__(self, drill: Drill, site: Site) -> None:
         self.drill = drill
+        self.site = site
 
     def group_count(self, group: str, category: str = "") -> int:
-        return self.drill.pbx.trunk.group_count(group, category)
+        return self.site.pbx.trunk.group_count(group, category)
 
     def epoch(self) -> int:
         return int(self.drill.clock.engine.now())
 
     def db_put(self, key: str, value: str) -> None:
-        self.drill.pbx.astdb[key] = value
+        self.site.pbx.astdb[key] = value
 
     def user_event(self, sim: SimChannel, name: str, fields: list[tuple[str, str]]) -> None:
-        self.drill.pbx.dialplan_event(sim.channel, sim.uniqueid, sim.caller.number, name, fields)
+        self.site.pbx.dialplan_event(sim.channel, sim.uniqueid, sim.caller.number, name, fields)
 
     async def busy(self, sim: SimChannel) -> None:
         await self.drill._refused(sim)
+
+
+@dataclass(eq=False)
+class Site:
+    """One simulated PBX of the drill: its queues and seats, its trunk lines,
+    its AMI server and what its dialplan does beyond the channel."""
+
+    name: str
+    pbx: SimPbx
+    cc: CallCenter
+    ami: SimAmiServer | None = None
+    dialplan: _DialplanPbx | None = None
+    seen_originates: int = 0          # of ``pbx.originated``, served so far
 
 
 @dataclass
@@ -178,7 +193,8 @@ class Drill:
                  seed: int = 12345, duration_s: float | None = None, progress=None,
                  http_listen: str = "127.0.0.1:0", on_ready=None, start_epoch: float | None = None,
                  processes: int = 0, chaos: bool = False, progress_every_s: float = 1.0,
-                 log_dir: Path | None = None, lines: int | None = None, admission: bool = True) -> None:
+                 log_dir: Path | None = None, lines: int | None = None, admission: bool = True,
+                 pbxs: int = 1) -> None:
         self.p = profile
         # trunk lines: --lines overrides the profile (0: unlimited); None when unlimited
         self.lines = (lines or None) if lines is not None else profile.lines
@@ -188,7 +204,10 @@ class Drill:
         self.line_limit = (profile.dialplan_line_limit(self.lines) if admission else self.lines) \
             if self.lines else None
         self.blocked_recorded = 0           # refused above IVR_LINES: recorded by the dialplan, then busy
-        self._dialplan_pbx = _DialplanPbx(self)
+        self.pbx_count = max(1, pbxs)       # simulated PBXs, the profile's seats and lines split over them
+        self.sites: list[Site] = []         # the simulated PBXs (``_build_sites``)
+        self._dispatch_rr = 0
+        self._site_of: dict[str, Site] = {}  # a citizen's call (uniqueid) -> the PBX it came in on
         self.home = home
         self.speed = speed or profile.speed
         self.start_epoch = start_epoch
@@ -212,7 +231,6 @@ class Drill:
         self.followups_heard: Counter[str] = Counter()      # the key pressed for "was the matter heard"
         self.followup_batch: dict[str, Any] | None = None   # the profile's batch, as the service chose it
         self.followup_refused = ""                          # why it was not chosen (an empty sample)
-        self._seen_originates = 0
         self._numbers = 0
         self._rr = 0
         self.engine_urls: list[str] = []
@@ -240,7 +258,67 @@ class Drill:
 
     # -- the PBX ------------------------------------------------------------------
 
-    def _build_pbx(self) -> tuple[SimPbx, CallCenter]:
+    @property
+    def pbx(self) -> SimPbx:
+        """The first (with one site, the only) simulated PBX."""
+        return self.sites[0].pbx
+
+    @property
+    def cc(self) -> CallCenter:
+        return self.sites[0].cc
+
+    @property
+    def ami(self) -> SimAmiServer:
+        ami = self.sites[0].ami
+        assert ami is not None          # started with the backend
+        return ami
+
+    def _build_sites(self) -> list[Site]:
+        """The simulated PBXs: one with the profile's seats and lines; with
+        ``--pbxs N``, N of them, each with every Nth seat and its share of
+        the lines, named as ``queue/pbxs.yaml`` names them (the first is the
+        engine's own link, ``main``) and each with its systemname, the prefix
+        of its uniqueids."""
+        n = self.pbx_count
+        self.sites = []
+        for k in range(n):
+            name = "main" if k == 0 else f"pbx-{k + 1}"
+            pbx, cc = self._build_pbx(k, n)
+            pbx.system_name = name if n > 1 else ""
+            site = Site(name, pbx, cc)
+            site.dialplan = _DialplanPbx(self, site)
+            self.sites.append(site)
+        return self.sites
+
+    def site_lines(self, k: int) -> tuple[int, int, int, int] | None:
+        """PBX ``k``'s (lines, IVR_LINES, emergency reserve, early-offer threshold): its share of the
+        profile's (None: unlimited lines)."""
+        total = self.lines
+        if not total:
+            return None
+        n = self.pbx_count
+        lines = total // n + (1 if k < total % n else 0)
+        limit = self.line_limit or total
+        reserve, below = self.p.line_rules(total)
+
+        def share(v: int) -> int:
+            return max(1, round(v * lines / total)) if v else 0
+        return lines, min(lines, share(limit)), min(share(reserve), lines - 1), min(share(below), lines)
+
+    def _dispatch(self) -> Site:
+        """Where the carrier sends a call: the PBX with the most free lines (in turn when equal), as a
+        city's dispatcher spreads the hotline's number over its PBXs."""
+        if len(self.sites) == 1:
+            return self.sites[0]
+        self._dispatch_rr = (self._dispatch_rr + 1) % len(self.sites)
+        order = self.sites[self._dispatch_rr:] + self.sites[:self._dispatch_rr]
+        return max(order, key=lambda site: (site.pbx.trunk.total or 0) - site.pbx.trunk.in_use)
+
+    def _site(self, uniqueid: str) -> Site:
+        return self._site_of.get(uniqueid) or self.sites[0]
+
+    def _build_pbx(self, k: int = 0, n: int = 1) -> tuple[SimPbx, CallCenter]:
+        """PBX ``k`` of ``n``: every ``n``th seat from the ``k``th, its share of the lines."""
         cc: CallCenter | None = None
 
         def now() -> float:
@@ -248,22 +326,23 @@ class Drill:
             return cc.now
 
         pbx = SimPbx(now)
-        pbx.trunk.total = self.lines
+        mine = self.site_lines(k)
+        pbx.trunk.total = mine[0] if mine else None
         pbx.globals, _ = read_context(self.home / "asterisk" / "extensions.conf", "ivr-12345", "12345")
-        pbx.globals["IVR_LINES"] = str(self.line_limit or 0)    # what the site writes in [globals]
+        pbx.globals["IVR_LINES"] = str(mine[1] if mine and self.line_limit else 0)    # the site's [globals]
         cc = CallCenter(pbx, on_end=self._queue_ended, on_connect=self._connected)
         b = self.p.callers
         pbx.add_queue("general-q", wrapup_s=b.wrapup_s)
         pbx.add_queue("emergency-q", strategy="ringall", weight=10, wrapup_s=b.wrapup_s)
-        for i in range(self.p.seats):       # general seats serve the emergency line after the reserved ones
+        for i in range(k, self.p.seats, n):  # general seats serve the emergency line after the reserved ones
             iface = f"Local/{10001 + i}@ivr-seats/n"
             pbx.add_member("general-q", iface, f"Seat{10001 + i}", f"Custom:seat{10001 + i}")
             pbx.add_member("emergency-q", iface, f"Seat{10001 + i}", f"Custom:seat{10001 + i}", penalty=5)
-        for iface in ON_BREAK:           # on a break: level 1 calls them back
-            n = iface.split("/")[1].split("@")[0]
-            pbx.add_member("general-q", iface, f"Seat{n}", f"Custom:seat{n}")
+        for iface in ON_BREAK if k == 0 else ():     # on a break: level 1 calls them back
+            no = iface.split("/")[1].split("@")[0]
+            pbx.add_member("general-q", iface, f"Seat{no}", f"Custom:seat{no}")
             pbx.action({"Action": "QueuePause", "Interface": iface, "Paused": "true", "Reason": "break"})
-        for i in range(self.p.emergency_seats):
+        for i in range(k, self.p.emergency_seats, n):
             seat = 109 if i == 0 else 9001 + i
             iface = f"Local/{seat}@ivr-seats/n"
             pbx.add_member("emergency-q", iface, f"Seat{seat}", f"Custom:seat{seat}")
@@ -273,7 +352,7 @@ class Drill:
         return pbx, cc
 
     def _connected(self, e: SimEntry, b) -> None:
-        self._close_queued(e.uniqueid, "answered", self.cc.now - e.joined)
+        self._close_queued(e.uniqueid, "answered", self._site(e.uniqueid).cc.now - e.joined)
 
     def _close_queued(self, uniqueid: str, outcome: str, wait_s: float) -> None:
         record = self._open_queued.pop(uniqueid, None)
@@ -295,7 +374,7 @@ class Drill:
         patience = rec.patience_s if math.isfinite(rec.patience_s) else self.rng.expovariate(1 / b.patience_s)
         record: dict[str, Any] = {}                     # filled below; closed at once if a seat is free
         self._open_queued[ch.uniqueid] = record
-        e = self.cc.join(queue, ch.caller.number, priority=prio, uniqueid=ch.uniqueid,
+        e = self._site(ch.uniqueid).cc.join(queue, ch.caller.number, priority=prio, uniqueid=ch.uniqueid,
                          patience_s=patience, max_wait_s=timeout_s or math.inf,
                          handle_s=self.rng.expovariate(1 / b.handle_s), emergency=rec.emergency or prio >= 10,
                          chan_vars=ch.vars)
@@ -340,8 +419,9 @@ class Drill:
 
     async def _press_while_waiting(self, uniqueid: str, after_s: float) -> None:
         await self.clock.sleep(after_s)
-        if self.pbx.find(uniqueid) is not None:     # still waiting: the key reaches AMI as DTMFEnd
-            self.pbx.dtmf(uniqueid, "1")
+        pbx = self._site(uniqueid).pbx
+        if pbx.find(uniqueid) is not None:     # still waiting: the key reaches AMI as DTMFEnd
+            pbx.dtmf(uniqueid, "1")
 
     async def _dialplan_queue(self, ch: SimChannel, queue: str, prio: int) -> None:
         """``Queue(general-q,,,,600)`` of the dialplan itself (no engine finished the call)."""
@@ -375,14 +455,18 @@ class Drill:
         patience = self.rng.expovariate(1 / b.patience_s)
         if self._pace is None:
             self._pace = Pace(self.clock.sleep, prompt_lengths(self.home / "prompts"))
+        site = self._dispatch()
         ch = SimChannel(Caller(number=number, digits=digits, answers=answers, hangup_on=hang, message_samples=16000,
                                patience_s=None if emergency else patience),
                         flow="main", pace=self._pace)
+        if site.pbx.system_name:            # several PBXs: a uniqueid names its PBX (asterisk.conf systemname)
+            ch.uniqueid = f"{site.pbx.system_name}-{ch.uniqueid}"
         self.attempts += 1
         self.dialled.add(number)
-        if not self.pbx.trunk.seize(ch.channel):        # every line busy: the carrier answers busy
+        if not site.pbx.trunk.seize(ch.channel):        # every line busy: the carrier answers busy
             self._busy(number, at, emergency)
             return
+        self._site_of[ch.uniqueid] = site
         self.calls[ch.uniqueid] = CallRecord(number, at, redial, emergency, leaves_after_policy=hang is not None,
                                              patience_s=patience)
         task = asyncio.create_task(self._call(ch))
@@ -434,13 +518,14 @@ class Drill:
         ch.dead = True
 
     def _set_group(self, ch: SimChannel, category: str, group: str) -> None:
-        self.pbx.trunk.set_group(ch.channel, category, group)
+        self._site(ch.uniqueid).pbx.trunk.set_group(ch.channel, category, group)
 
     async def _call(self, ch: SimChannel) -> None:
         """The citizen's call as Asterisk runs it: the shipped [ivr-12345]
         context, which tries the engines in turn and queues the caller itself
         when no engine finished the call (ivr/rehearsal/sim/dialplan.py)."""
         rec = self.calls[ch.uniqueid]
+        site = self._site(ch.uniqueid)
         urls = self.engine_urls
         first = self._rr % len(urls)              # calls spread over the engines (one trunk each)
         self._rr += 1
@@ -449,15 +534,16 @@ class Drill:
         try:
             run = await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
                                decide_queue=self._decide, engines="&".join(order), connect_timeout_s=5,
-                               set_group=self._set_group, pbx=self._dialplan_pbx,
-                               site_globals={"IVR_LINES": str(self.line_limit or 0)})
+                               set_group=self._set_group, pbx=site.dialplan,
+                               site_globals={"IVR_LINES": site.pbx.globals["IVR_LINES"]})
         except Exception as exc:  # a broken call is a finding, not a crash of the drill
             rec.outcome = "other"
             self.log.warning("drill_call_failed", error=repr(exc))
             return
         finally:
             rec.engine = ""
-            self.pbx.trunk.release(ch.channel)           # the citizen hangs up: the line is free
+            site.pbx.trunk.release(ch.channel)           # the citizen hangs up: the line is free
+            self._site_of.pop(ch.uniqueid, None)
         cmds = ch.commands
         # as the engine counts it (flow/interpreter.py): queued, told the wait, offered an early callback
         # (taken or not), registered because lines ran low, or left a message
@@ -498,65 +584,71 @@ class Drill:
     # -- callbacks the engine places ---------------------------------------------------
 
     def _serve_originates(self) -> None:
-        new = self.pbx.originated[self._seen_originates:]
-        self._seen_originates = len(self.pbx.originated)
-        for msg in new:
-            placed = self._followup(msg) if msg.get("Context") == "ivr-followup" else self._callback(msg)
-            task = asyncio.create_task(placed)
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+        for site in self.sites:
+            new = site.pbx.originated[site.seen_originates:]
+            site.seen_originates = len(site.pbx.originated)
+            for msg in new:
+                placed = (self._followup(msg, site) if msg.get("Context") == "ivr-followup"
+                          else self._callback(msg, site))
+                task = asyncio.create_task(placed)
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
 
-    async def _callback(self, msg: dict[str, str]) -> None:
+    async def _callback(self, msg: dict[str, str], site: Site) -> None:
         number = msg.get("Exten", "")
         if number in self._cb_active:          # dialled while a callback to them is under way
             self.cb_doubled += 1
         self._cb_active.add(number)
         try:
-            await self._callback_call(msg)
+            await self._callback_call(msg, site)
         finally:
             self._cb_active.discard(number)
 
-    async def _callback_call(self, msg: dict[str, str]) -> None:
+    async def _callback_call(self, msg: dict[str, str], site: Site) -> None:
+        """A callback originated on ``site``'s PBX: its seat, then the citizen over its trunk."""
+        pbx = site.pbx
         seat = msg.get("Channel", "")
         cb_vars = dict(kv.split("=", 1) for kv in msg.get("Variable", "").split(",") if "=" in kv)
         cid = cb_vars.get("IVR_CB_ID", "")
-        if not self.pbx.occupy(seat):
+        if not pbx.occupy(seat):
             self.cb_seat_busy += 1
-            self.pbx.originate_result(msg, False, reason=5)
+            pbx.originate_result(msg, False, reason=5)
             return
         self.cb_made += 1
         try:
             await self.clock.sleep(5)                        # the seat picks up
-            self.pbx.originate_result(msg, True)
-            await self._citizen_leg(msg.get("Exten", ""), seat, cid, cb_vars)
+            pbx.originate_result(msg, True)
+            await self._citizen_leg(site, msg.get("Exten", ""), seat, cid, cb_vars)
         finally:
-            self.pbx.release(seat)
+            pbx.release(seat)
 
-    async def _citizen_leg(self, number: str, seat: str, cid: str, cb_vars: dict[str, str] | None = None) -> None:
+    async def _citizen_leg(self, site: Site, number: str, seat: str, cid: str,
+                           cb_vars: dict[str, str] | None = None) -> None:
         """``Dial(${IVR_TRUNK}/<citizen>,...,b(ivr-trunk-line^s^1)F(ivr-callback-survey^s^1))``:
         the citizen's leg takes a trunk line (and joins GROUP(ivr)=trunk) for as
         long as it lives; with every line busy the carrier refuses it. When the
         seat hangs up a conversation, the leg is not hung up: F() sends it to
         ``[ivr-callback-survey]`` at once (fact 14), still on its line."""
+        pbx = site.pbx
         leg = f"Local/{number}@ivr-trunk-{next(self._legs):08x};1"
-        if not self.pbx.trunk.seize(leg):
+        if not pbx.trunk.seize(leg):
             self.cb_line_busy += 1
-            self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="CONGESTION")
+            pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="CONGESTION")
             return
-        self.pbx.trunk.set_group(leg, *LINE_GROUP)
+        pbx.trunk.set_group(leg, *LINE_GROUP)
         try:
             if self.rng.random() < self.p.callback_reach:
                 self.cb_reached += 1
                 await self.clock.sleep(self.rng.expovariate(1 / self.p.callers.handle_s))
-                self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="ANSWER")
+                pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="ANSWER")
                 await self._callback_survey(leg, number, cb_vars or {})
             else:
                 await self.clock.sleep(30)
-                self.pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="NOANSWER")
+                pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="NOANSWER")
         finally:
-            self.pbx.trunk.release(leg)
+            pbx.trunk.release(leg)
 
-    async def _followup(self, msg: dict[str, str]) -> None:
+    async def _followup(self, msg: dict[str, str], site: Site) -> None:
         """A follow-up call (智能回访): ``Local/<n>@ivr-followup-out/n`` dials the
         citizen on a trunk line, no seat; answered, the other half runs the
         shipped ``[ivr-followup]``. As Asterisk 22 reports it: Success when the
@@ -564,19 +656,20 @@ class Drill:
         ``OriginateResponse`` Failure with Reason 0 (fixtures ami/session-followup.json)."""
         fu = dict(kv.split("=", 1) for kv in msg.get("Variable", "").split(",") if "=" in kv)
         number, fid = fu.get("IVR_FU_NUMBER", ""), fu.get("IVR_FU_ID", "")
+        pbx = site.pbx
         leg = f"Local/{number}@ivr-followup-out-{next(self._legs):08x}"
-        if not self.pbx.trunk.seize(leg + ";2"):
-            self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="CONGESTION")
-            self.pbx.originate_result(msg, False, reason=0)
+        if not pbx.trunk.seize(leg + ";2"):
+            pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="CONGESTION")
+            pbx.originate_result(msg, False, reason=0)
             return
-        self.pbx.trunk.set_group(leg + ";2", *LINE_GROUP)
+        pbx.trunk.set_group(leg + ";2", *LINE_GROUP)
         try:
             if self.rng.random() >= self.p.callback_reach:
                 await self.clock.sleep(30)               # rings out, as a callback's citizen leg does here
-                self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="NOANSWER")
-                self.pbx.originate_result(msg, False, reason=0)
+                pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="NOANSWER")
+                pbx.originate_result(msg, False, reason=0)
                 return
-            self.pbx.originate_result(msg, True)
+            pbx.originate_result(msg, True)
             if self._pace is None:
                 self._pace = Pace(self.clock.sleep, prompt_lengths(self.home / "prompts"))
             heard = "1" if self.rng.random() < FOLLOWUP_HEARD_YES else "2"
@@ -594,9 +687,9 @@ class Drill:
             # counted once the call is over, as the engine counts it: one still going at the end is in neither
             self.followups_heard[heard] += 1
             self.followups_answered[rating] += 1
-            self.pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="ANSWER")
+            pbx.user_event("IvrFollowup", leg + ";2", Id=fid, DialStatus="ANSWER")
         finally:
-            self.pbx.trunk.release(leg + ";2")
+            pbx.trunk.release(leg + ";2")
 
     async def _callback_survey(self, leg: str, number: str, cb_vars: dict[str, str]) -> None:
         """The shipped ``[ivr-callback-survey]`` on the citizen's leg, with the
@@ -681,12 +774,14 @@ class Drill:
     # -- the engine side: one engine in this process, or engine processes ------------
 
     async def _start_backend(self) -> None:
-        self.pbx, self.cc = self._build_pbx()
-        self.ami = SimAmiServer(self.pbx)
-        await self.ami.start()
+        for site in self._build_sites():
+            site.ami = SimAmiServer(site.pbx)
+            await site.ami.start()
         self.engine = self.engine_set = self.sentinels = self.redis_srv = None
         self._engine_task = None
-        settings_env = {"IVR_HOME": str(self.home), "IVR_DATA_DIR": str(self.tmp), "IVR_LEADER": "yes",
+        home, secrets = self._city_home()
+        os.environ.update(secrets)          # the other PBXs' AMI secrets, as a unit's EnvironmentFile sets them
+        settings_env = {"IVR_HOME": str(home), "IVR_DATA_DIR": str(self.tmp), "IVR_LEADER": "yes",
                         "IVR_DRAIN_S": "2", "IVR_HTTP_LISTEN": self.http_listen,
                         "IVR_AMI_URL": f"ami://ivr:ivrsecret@127.0.0.1:{self.ami.port}"}
         tz = load_settings({"IVR_HOME": str(self.home)}).timezone
@@ -727,14 +822,14 @@ class Drill:
             self.clock = SimClock(self.speed, start, lead_s=PROCESSES_START_S, later=self.later_speeds)
             await self._fixed_level()
             self.engine_set = EngineSet(
-                self.processes, home=self.home, folder=self.log_dir or self.tmp / "engines", redis_url=url,
+                self.processes, home=home, folder=self.log_dir or self.tmp / "engines", redis_url=url,
                 ami_url=settings_env["IVR_AMI_URL"], clock=self.clock.engine.describe(),
                 http_listen=self.http_listen,
                 extra_env={"IVR_AUDIT_KEY_FILE": str(key), "IVR_AUDIT_CHECKPOINT_FILE": str(checkpoints),
-                           **self._terms(mode)})
+                           **self._terms(mode), **secrets})
             await self.engine_set.start()
             self.engine_urls = self.engine_set.urls
-        while self.ami.logins < 1:              # the leader holds the AMI link
+        while any(site.ami is None or site.ami.logins < 1 for site in self.sites):   # the leader holds every link
             await asyncio.sleep(0.05)
         if self.on_ready is not None and self.engine is not None:
             await self.on_ready(self.engine)
@@ -746,13 +841,53 @@ class Drill:
         lines (queue/lines.yaml as the profile states it; unlimited: no line
         count for the engine either), or the behaviour before admission for a
         comparison."""
+        terms = {"IVR_CONTINGENCY_MODE": mode, "IVR_DRILL_ADMISSION": "on" if self.admission else "off"}
+        if self.pbx_count > 1 and self.lines is not None:
+            return terms                     # each PBX's lines in the drill's queue/lines.yaml (``_city_home``)
         if self.lines is None:
             lines = "unlimited"
         else:
             reserve, below = self.p.line_rules(self.lines)
             lines = f"{self.lines},{reserve},{below}"
-        return {"IVR_CONTINGENCY_MODE": mode, "IVR_DRILL_LINES": lines,
-                "IVR_DRILL_ADMISSION": "on" if self.admission else "off"}
+        return {**terms, "IVR_DRILL_LINES": lines}
+
+    def _city_home(self) -> tuple[Path, dict[str, str]]:
+        """The configuration the engines run on, and the environment they need: the project's own
+        with one PBX; with several, a copy whose ``queue/pbxs.yaml`` names each simulated PBX (its AMI
+        address, queues and seats; the first is the engine's link, ``IVR_AMI_URL``) and whose
+        ``queue/lines.yaml`` gives each its share of the lines; the others' AMI secrets as
+        ``secret_env`` names them."""
+        if self.pbx_count == 1:
+            return self.home, {}
+        import shutil
+
+        import yaml
+        home = self.tmp / "home"
+        for d in ("flows", "prompts", "queue", "callback", "asterisk", "config"):
+            if (self.home / d).is_dir():
+                shutil.copytree(self.home / d, home / d)
+        shipped = _shipped_seats(self.home)
+        pbxs: dict[str, dict[str, Any]] = {}
+        lines: dict[str, dict[str, int]] = {}
+        secrets: dict[str, str] = {}
+        for k, site in enumerate(self.sites):
+            members = sorted({m for q in site.pbx.queues.values() for m in q.members})
+            entry: dict[str, Any] = {"queues": ["general-q", "emergency-q"]}
+            if k == 0:
+                entry = {"ami": "IVR_AMI_URL", **entry, "seats": sorted(set(members) | set(shipped))}
+            else:
+                env = f"IVR_AMI_SECRET_{site.name.upper().replace('-', '_')}"
+                assert site.ami is not None
+                entry = {"ami": f"ami://ivr@127.0.0.1:{site.ami.port}", "secret_env": env, **entry, "seats": members}
+                secrets[env] = "ivrsecret"
+            pbxs[site.name] = entry
+            mine = self.site_lines(k)
+            if mine is not None:
+                lines[site.name] = {"lines": mine[0], "emergency_reserve": mine[2], "callback_below_free": mine[3]}
+        (home / "queue" / "pbxs.yaml").write_text(yaml.safe_dump({"pbxs": pbxs}, allow_unicode=True), "utf-8")
+        if lines:
+            (home / "queue" / "lines.yaml").write_text(yaml.safe_dump({"pbxs": lines}), "utf-8")
+        return home, secrets
 
     async def _fixed_level(self) -> None:
         if self.contingency.isdigit():           # a fixed level: no automatic changes
@@ -768,7 +903,9 @@ class Drill:
             await asyncio.wait_for(self._engine_task, 30)
         if self.engine_set is not None:
             await asyncio.to_thread(self.engine_set.stop)
-        await self.ami.stop()
+        for site in self.sites:
+            if site.ami is not None:
+                await site.ami.stop()
         if getattr(self, "redis", None) is not None:
             await self.redis.aclose()
         if self.sentinels is not None:
@@ -806,9 +943,7 @@ class Drill:
             if followup is not None and followup.at_s <= now:
                 self._spawn(self._choose_followups(followup))
                 followup = None
-            self.cc.run_until(now)
-            self._serve_originates()
-            self.ami.flush()
+            self._run_pbxs(now)
             progress_due = self.progress is not None and time.monotonic() - last_progress >= self.progress_every_s
             if now >= next_bucket or progress_due:
                 open_now, level = await self._backlog_and_level(store)
@@ -826,18 +961,21 @@ class Drill:
             # drill's own loop falls behind and every timing it plays (a busy tone, a queue's dispatch) stretches
             tick_at, late = time.monotonic(), (time.monotonic() - tick_at - TICK_S) * self.clock.speed
             self._loop_late.append(late)
+        return await self._finish(redis, wall0)
+
+    async def _finish(self, redis, wall0: float) -> dict:
+        """After the last arrival: the calls drain, the PBXs stop, the capture catches up, the report."""
         # the lines empty: callers still waiting abandon or time out, conversations end
         end_by = self.clock.now() + min(self.p.callers.patience_s * 5 + self.p.callers.handle_s * 3,
                                         0.1 * self.duration_s)
         while self.tasks and self.clock.now() < end_by:
-            self.cc.run_until(self.clock.now())
-            self._serve_originates()
-            self.ami.flush()
+            self._run_pbxs(self.clock.now())
             await asyncio.sleep(TICK_S)
         # the simulated PBX is driven no further: the console is read no further either (a board read after
         # this shows callers and seats frozen as the PBX left them, a seat "idle" beside waiting callers)
         self.pbx_driven_until_s = self.clock.now()
-        self.cc.run_until(self.pbx_driven_until_s)
+        for site in self.sites:
+            site.cc.run_until(self.pbx_driven_until_s)
         from ivr.rehearsal.sim.identities import finish as identities_checked
         self.identities_checked = await identities_checked(self)
         await asyncio.sleep(2.0 if self.processes else 1.0)     # the capture reads the last summaries
@@ -852,6 +990,15 @@ class Drill:
             return await self._report(reader, wall)
         finally:
             await reader.aclose()
+
+    def _run_pbxs(self, now: float) -> None:
+        """One round of every simulated PBX: queues to ``now``, callbacks placed, AMI events out."""
+        for site in self.sites:
+            site.cc.run_until(now)
+        self._serve_originates()
+        for site in self.sites:
+            assert site.ami is not None
+            site.ami.flush()
 
     async def _backlog_and_level(self, store: CallbackStore) -> tuple[int, int]:
         """The open callbacks and the level now (the last sampled, Redis failing over in a chaos drill)."""
@@ -985,24 +1132,31 @@ class Drill:
         s = self.series
         s.t.append(round(t, 1))
         s.arrivals.append(arrivals)
-        s.waiting.append(sum(len(q.entries) for q in self.pbx.queues.values()))
-        s.busy.append(len(self.pbx.calls) + len(self.pbx.occupied))
+        s.waiting.append(self._waiting())
+        s.busy.append(self._busy_seats())
         s.backlog.append(backlog)
         s.level.append(level)
-        s.lines.append(self.pbx.trunk.take_interval_peak())
+        s.lines.append(sum(site.pbx.trunk.take_interval_peak() for site in self.sites))
         s.blocked.append(self._bucket_blocked)
         self._bucket_blocked = 0
 
+    def _waiting(self) -> int:
+        return sum(len(q.entries) for site in self.sites for q in site.pbx.queues.values())
+
+    def _busy_seats(self) -> int:
+        return sum(len(site.pbx.calls) + len(site.pbx.occupied) for site in self.sites)
+
     def _progress_line(self, now: float, backlog: int, level: int) -> str:
         from ivr.rehearsal.sim.identities import seats_on_shift
-        waiting = sum(len(q.entries) for q in self.pbx.queues.values())
-        busy = len(self.pbx.calls) + len(self.pbx.occupied)
+        waiting, busy = self._waiting(), self._busy_seats()
         rate = self._ended_lost / self._ended_wanted if self._ended_wanted else 0.0
         h, m, s = int(now // 3600), int(now % 3600 // 60), int(now % 60)
-        trunk = self.pbx.trunk
-        lines = f"lines {trunk.in_use}/{trunk.total}  busy tones {self.blocked}  " if trunk.total else ""
+        trunks = [site.pbx.trunk for site in self.sites]
+        lines = (f"lines {sum(t.in_use for t in trunks)}/{sum(t.total or 0 for t in trunks)}  busy tones "
+                 f"{self.blocked}  " if all(t.total for t in trunks) else "")
+        on_shift = sum(seats_on_shift(site.pbx) for site in self.sites)
         return (f"模拟时钟 {h:02d}:{m:02d}:{s:02d}  in system {len(self.tasks)}  waiting {waiting}  "
-                f"seats busy {busy}/{seats_on_shift(self.pbx)}  {lines}not answered {rate:.0%}  "
+                f"seats busy {busy}/{on_shift}  {lines}not answered {rate:.0%}  "
                 f"callback backlog {backlog}  level {level}")
 
     async def _report(self, redis, wall_s: float) -> dict:
@@ -1095,6 +1249,9 @@ class Drill:
             "missed_callers_without_record": len(missing) if records_read else None,
             "missed_callers_without_record_sample": lost_sample,
             "engines": self.processes or 1, "chaos": self.chaos, "faults": self.faults,
+            "pbxs": [{"name": site.name, "seats": len({m for q in site.pbx.queues.values() for m in q.members}),
+                      "lines": site.pbx.trunk.total, "peak_lines_in_use": site.pbx.trunk.peak}
+                     for site in self.sites],
             "lost_callers": len(missing) + by["other"] if records_read else None, "callbacks_doubled": self.cb_doubled,
             "audit_chains_verify": all(v == "ok" for v in audit.values()) if audit else None, "audit": audit,
             "report_parts_failed": failed,
@@ -1126,17 +1283,17 @@ class Drill:
     def _line_report(self, calls: list[CallRecord], records: list[dict] | None, recorded: set) -> dict:
         """Lines, the standard's rates, the seats a 95 % answer rate needs and
         the wait estimates' accuracy (docs/drill.md says what each means)."""
-        trunk = self.pbx.trunk
+        trunks = [site.pbx.trunk for site in self.sites]
         light = [scores.Call(c.number, c.at, c.redial, c.outcome if c.outcome != "balked" or c.balked_at_queue
                              else "left_in_flow", c.wait_s, c.wanted_person, c.survey) for c in calls]
         quick, rate15 = scores.answered_within(light, self.blocked)
         national = scores.national(light, self.blocked, self.duration_s)
         only_busy = self.dialled - {c.number for c in calls}
         citizens = len(self.dialled)
-        line_s = trunk.line_seconds()
+        line_s = sum(t.line_seconds() for t in trunks)
         # every conversation's length, those still going too (the ended ones alone are the short ones)
-        talk = [o.talk_s for o in self.cc.outcomes.values() if o.kind == "answered"] + \
-            [o.talk_s for o in self.cc.talking.values()]
+        talk = [o.talk_s for site in self.sites for o in site.cc.outcomes.values() if o.kind == "answered"] + \
+            [o.talk_s for site in self.sites for o in site.cc.talking.values()]
         return {
             "lines": self.lines, "dialplan_line_limit": self.line_limit, "attempts": self.attempts,
             "blocked_attempts": self.blocked, "busy_recorded_by_the_dialplan": self.blocked_recorded,
@@ -1147,7 +1304,7 @@ class Drill:
             "attempts_add_up": self.attempts == self.blocked + len(calls),
             "citizens": citizens, "citizens_only_busy": len(only_busy),
             "citizens_only_busy_recorded_nowhere": not (only_busy & recorded) if records is not None else None,
-            "peak_lines_in_use": trunk.peak, "line_seconds": round(line_s),
+            "peak_lines_in_use": sum(t.peak for t in trunks),     # each PBX's own peak, summed "line_seconds": round(line_s),
             "line_seconds_per_citizen": round(line_s / citizens, 1) if citizens else None,
             "callbacks_line_busy": self.cb_line_busy,
             "answered_within_15s": quick, "answered_within_15s_rate": rate15,
@@ -1199,6 +1356,16 @@ def _counted_survey(keys_pressed: Counter[str]) -> dict[str, Any]:
     offered = sum(n.values())
     rate = round((n["satisfied"] + n["basically_satisfied"]) / offered, 4) if offered else None
     return {"offered": offered, "answered": offered - n["no_answer"], **n, "satisfaction_rate": rate}
+
+
+def _shipped_seats(home: Path) -> list[str]:
+    """The seats of the project's ``queue/seats.yaml`` (every one must be on some PBX)."""
+    from ivr.contingency.plan import load_seats
+
+    seats, _ = load_seats(home / "queue")
+    if seats is None:
+        return []
+    return sorted({s.interface for g in seats.groups.values() for s in g} | seats.reserved)
 
 
 async def run_drill(profile: Profile, **kw) -> dict:

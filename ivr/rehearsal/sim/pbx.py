@@ -178,7 +178,7 @@ class SimPbx:
         (the engine's ``IVR_WAIT_EST``, "<position>,<seconds>", is kept)."""
         q = self.queues[queue]
         n = next(self._chan)
-        e = SimEntry(uniqueid or f"{self.clock():.0f}.{n}", f"Local/{number}@sim-in-{n:08x};1", number, name,
+        e = SimEntry(uniqueid or self.uid(n), f"Local/{number}@sim-in-{n:08x};1", number, name,
                      self.clock(), priority, next(self._seq))
         if chan_vars:
             pos_text, _, wait_text = (chan_vars.get("IVR_WAIT_EST") or "").partition(",")
@@ -201,6 +201,12 @@ class SimPbx:
                 "head_of_line": round(q.longest_wait(now), 1),
                 "queue_length": queue_length_estimate(e.original_position - 1, q.serving(),
                                                       self.handle_times.mean(), seat_free)}
+
+    def uid(self, n: int) -> str:
+        """A channel's uniqueid as Asterisk makes it: ``SYSTEMNAME-EPOCH.N`` when
+        asterisk.conf names the system (several PBXs), else ``EPOCH.N``."""
+        plain = f"{self.clock():.0f}.{n}"
+        return f"{self.system_name}-{plain}" if self.system_name else plain
 
     def find(self, uniqueid_or_channel: str) -> tuple[SimQueue, SimEntry] | None:
         return self.where.get(uniqueid_or_channel)
@@ -510,7 +516,7 @@ class SimPbx:
                     ("Channel", f"{msg.get('Channel', '').removesuffix('/n')}-{n:08x};1" if ok else msg.get("Channel", "")),
                     ("Context", msg.get("Context", "")), ("Exten", msg.get("Exten", "")),
                     ("Reason", str(reason if reason is not None else (4 if ok else 0))),
-                    ("Uniqueid", f"{self.clock():.0f}.{n}" if ok else "<unknown>"),
+                    ("Uniqueid", self.uid(n) if ok else "<unknown>"),
                     ("CallerIDNum", _cid_num(msg.get("CallerID", ""))), ("CallerIDName", _cid_name(msg.get("CallerID", "")))])
 
     def dtmf(self, uniqueid: str, digit: str) -> None:
@@ -532,7 +538,7 @@ class SimPbx:
         self._emit([("Event", "UserEvent"), ("Privilege", "user,all"), ("Channel", channel), ("ChannelState", "6"),
                     ("ChannelStateDesc", "Up"), ("CallerIDNum", ""), ("CallerIDName", ""), ("ConnectedLineNum", ""),
                     ("ConnectedLineName", ""), ("Language", "en"), ("AccountCode", ""), ("Context", "ivr-callback"),
-                    ("Exten", "h"), ("Priority", "1"), ("Uniqueid", f"{self.clock():.0f}.{next(self._chan)}"),
+                    ("Exten", "h"), ("Priority", "1"), ("Uniqueid", self.uid(next(self._chan))),
                     ("Linkedid", ""), ("UserEvent", name)] + list(fields.items()))
 
     def dialplan_event(self, channel: str, uniqueid: str, number: str, name: str, fields: list[tuple[str, str]],
@@ -587,7 +593,7 @@ class SimPbx:
                 ("DestChannelStateDesc", "Up"), ("DestCallerIDNum", e.number), ("DestCallerIDName", e.name),
                 ("DestConnectedLineNum", e.number), ("DestConnectedLineName", e.name), ("DestLanguage", "en"),
                 ("DestAccountCode", ""), ("DestContext", exten[1] if len(exten) > 1 else ""),
-                ("DestExten", "12345"), ("DestPriority", "1"), ("DestUniqueid", f"{self.clock():.0f}.{n}"),
+                ("DestExten", "12345"), ("DestPriority", "1"), ("DestUniqueid", self.uid(n)),
                 ("DestLinkedid", e.uniqueid)]
 
     def _member_fields(self, m: SimMember, wrapup_s: float = 0.0) -> Message:
