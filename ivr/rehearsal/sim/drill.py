@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr import logs
-from ivr.callback.reconcile import GRACE_S
+from ivr.callback.reconcile import CLEANUP_EVERY_S, GRACE_S
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.child_process import die_with_parent
 from ivr.clock import ScaledClock
@@ -115,6 +115,7 @@ class CallRecord:
     engine: str = ""                    # the engine running its flow now (chaos: whom a kill hits)
 
 
+PBX_RESTART_S = 60.0    # a killed PBX starts again (empty) after this long (simulated seconds)
 BUSY_HEARD_S = 3.0      # a citizen refused by the dialplan hears busy this long, then hangs up
 # the survey after a conversation (an assumption; Beijing publishes its 满意率, not its split by wait):
 # a quarter hang up without rating; the others' satisfied / basically / dissatisfied by how long they waited
@@ -160,6 +161,10 @@ class Site:
     ami: SimAmiServer | None = None
     dialplan: _DialplanPbx | None = None
     seen_originates: int = 0          # of ``pbx.originated``, served so far
+    k: int = 0                        # its place among the drill's PBXs (which seats, which share of the lines)
+    calls: dict[str, asyncio.Task[None]] = field(default_factory=dict)   # citizens' calls on it, by uniqueid
+    placed: set[asyncio.Task[None]] = field(default_factory=set)         # callbacks and follow-ups it places
+    down: bool = False                # killed (chaos): no call reaches it until it has started again
 
 
 @dataclass
@@ -239,6 +244,8 @@ class Drill:
         self._cb_active: set[str] = set()
         self.faults: list[dict] = []
         self._faults_running = 0
+        self._one_fault = asyncio.Lock()
+        self._settle_by = 0.0               # monotonic: the engines' sweeps have settled the faults' calls
         self.chaos = chaos
         # engines in processes of their own (0: one engine in this process); chaos needs two or more
         self.processes = max(processes, 2) if chaos else processes
@@ -285,7 +292,7 @@ class Drill:
             name = "main" if k == 0 else f"pbx-{k + 1}"
             pbx, cc = self._build_pbx(k, n)
             pbx.system_name = name if n > 1 else ""
-            site = Site(name, pbx, cc)
+            site = Site(name, pbx, cc, k=k)
             site.dialplan = _DialplanPbx(self, site)
             self.sites.append(site)
         return self.sites
@@ -311,8 +318,8 @@ class Drill:
         if len(self.sites) == 1:
             return self.sites[0]
         self._dispatch_rr = (self._dispatch_rr + 1) % len(self.sites)
-        order = self.sites[self._dispatch_rr:] + self.sites[:self._dispatch_rr]
-        return max(order, key=lambda site: (site.pbx.trunk.total or 0) - site.pbx.trunk.in_use)
+        order = [site for site in self.sites[self._dispatch_rr:] + self.sites[:self._dispatch_rr] if not site.down]
+        return max(order or self.sites, key=lambda site: (site.pbx.trunk.total or 0) - site.pbx.trunk.in_use)
 
     def _site(self, uniqueid: str) -> Site:
         return self._site_of.get(uniqueid) or self.sites[0]
@@ -472,6 +479,12 @@ class Drill:
         task = asyncio.create_task(self._call(ch))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        uid = ch.uniqueid
+        site.calls[uid] = task
+
+        def gone(_task: asyncio.Task[None]) -> None:
+            site.calls.pop(uid, None)
+        task.add_done_callback(gone)
         rec = self.calls[ch.uniqueid]
         task.add_done_callback(lambda _task: self._count_ended(rec))
 
@@ -531,11 +544,17 @@ class Drill:
         self._rr += 1
         order = urls[first:] + urls[:first]
         rec.engine = order[0]
+        refused = cut = False
         try:
             run = await run_dialplan(self.home / "asterisk" / "extensions.conf", ch, queue_join=self._dialplan_queue,
                                decide_queue=self._decide, engines="&".join(order), connect_timeout_s=5,
                                set_group=self._set_group, pbx=site.dialplan,
                                site_globals={"IVR_LINES": site.pbx.globals["IVR_LINES"]})
+            refused = run.refused
+        except asyncio.CancelledError:
+            if not site.down:
+                raise
+            cut = True                  # the PBX died under the call: the citizen hears the line drop
         except Exception as exc:  # a broken call is a finding, not a crash of the drill
             rec.outcome = "other"
             self.log.warning("drill_call_failed", error=repr(exc))
@@ -547,18 +566,26 @@ class Drill:
         cmds = ch.commands
         # as the engine counts it (flow/interpreter.py): queued, told the wait, offered an early callback
         # (taken or not), registered because lines ran low, or left a message
-        rec.wanted_person = (bool(ch.queue_calls) or ch.balked or run.refused
+        rec.wanted_person = (bool(ch.queue_calls) or ch.balked or refused
                              or any(c.startswith("RECORD") or "admission-offer" in c or "callback-confirmed" in c
                                     or "lines-busy-registered" in c for c in cmds))
         if rec.outcome == "answered":
             return
-        if run.refused:                          # recorded by the dialplan, then busy: a callback is due
+        if cut:
+            rec.outcome = "cut"
+            return
+        if refused:                          # recorded by the dialplan, then busy: a callback is due
             rec.outcome = "refused_recorded"
             if self.rng.random() < self.p.callers.redial_probability:
                 at = self.clock.now() + self.rng.expovariate(1 / self.p.callers.redial_after_s)
                 if at < self.duration_s:
                     heapq.heappush(self._redials, (at, rec.number))
             return
+        self._not_answered(ch, rec)
+
+    def _not_answered(self, ch: SimChannel, rec: CallRecord) -> None:
+        """How a call that reached no seat ended, as the citizen lived it; some dial again."""
+        cmds = ch.commands
         heard_policy = any("policy/" in c for c in cmds)
         if rec.leaves_after_policy and heard_policy and ch.caller.hangup_on is None and not ch.queue_calls:
             rec.outcome = "satisfied"
@@ -593,6 +620,8 @@ class Drill:
                 task = asyncio.create_task(placed)
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
+                site.placed.add(task)
+                task.add_done_callback(site.placed.discard)
 
     async def _callback(self, msg: dict[str, str], site: Site) -> None:
         number = msg.get("Exten", "")
@@ -982,6 +1011,8 @@ class Drill:
         await self._capture_caught_up(redis)
         if self.processes:
             await asyncio.sleep(GRACE_S + 1)     # the reconciliation writes what dead engines could not
+            await asyncio.sleep(max(0.0, self._settle_by - time.monotonic()))
+            await self._capture_caught_up(redis)     # what the sweeps wrote is recorded too
         wall = time.monotonic() - wall0
         # the report reads a whole day (1.2 million summaries, a million callbacks) on a client of its own that
         # waits for a slow reply: on the shared one, one reply later than 5 s ended the Beijing day without a report
@@ -1036,11 +1067,19 @@ class Drill:
         if not self.chaos:
             return []
         d = self.duration_s
+        if len(self.sites) > 1 or self.pbx_count > 1:      # a city: one PBX dies, another's AMI link breaks
+            return [(0.15 * d, "kill_leader_engine"), (0.29 * d, "kill_engine_in_flow"),
+                    (0.43 * d, "redis_failover"), (0.57 * d, "ami_link_drop"), (0.68 * d, "pbx_killed"),
+                    (0.85 * d, "pbx_ami_drop")]
         return [(0.20 * d, "kill_leader_engine"), (0.38 * d, "kill_engine_in_flow"),
                 (0.56 * d, "redis_failover"), (0.74 * d, "ami_link_drop")]
 
     async def _fault(self, kind: str, at: float) -> None:
         self._faults_running += 1
+        async with self._one_fault:          # one at a time: a PBX killed takes a minute or two to come back
+            await self._one_fault_now(kind)
+
+    async def _one_fault_now(self, kind: str) -> None:
         wall0, sim0 = time.monotonic(), self.clock.now()
         detail: dict = {}
         try:
@@ -1120,6 +1159,49 @@ class Drill:
         await self._until(lambda: self.ami.logins > logins)
         return {"connections_cut": cut}
 
+    async def _fault_pbx_killed(self) -> dict:
+        """The last PBX dies at the peak (power, a crash): its AMI links drop, every call on it is cut
+        (the citizens hear the line drop, as in reality), its queues and seats go with it, and the
+        carrier sends no call there. It starts again empty after ``PBX_RESTART_S`` on the same AMI
+        port; recovered when the leader is logged in to it again. The other PBXs carry on; every cut
+        caller who wanted a person must still have a missed-call record (the engine's own call record
+        of the call it lost)."""
+        site = self.sites[-1]
+        assert site.ami is not None
+        port, logins = site.ami.port, site.ami.logins
+        site.down = True
+        await site.ami.stop()
+        victims = list(site.calls.values()) + list(site.placed)
+        waiting = sum(len(q.entries) for q in site.pbx.queues.values())
+        for t in victims:
+            t.cancel()
+        await asyncio.gather(*victims, return_exceptions=True)
+        await self.clock.sleep(PBX_RESTART_S)
+        pbx, cc = self._build_pbx(site.k, len(self.sites))
+        pbx.system_name = site.pbx.system_name
+        site.pbx, site.cc, site.seen_originates = pbx, cc, 0
+        site.ami = SimAmiServer(pbx, port=port)
+        await site.ami.start()
+        site.down = False
+        ami = site.ami
+        await self._until(lambda: ami.logins > 0, timeout_s=120)      # the leader links to it again
+        # a caller whose engine died and whom the dead PBX held (queued by the dialplan itself) left no
+        # event: the leader's sweep settles such calls once their PBX is back, seen so in two sweeps running
+        self._settle_by = time.monotonic() + 2 * CLEANUP_EVERY_S + 1
+        return {"pbx": site.name, "calls_cut": len(victims), "waiting_cut": waiting, "logins_before": logins,
+                "restarted_after_s": PBX_RESTART_S}
+
+    async def _fault_pbx_ami_drop(self) -> dict:
+        """One PBX's AMI link breaks (not the engine's own link): the leader reconnects to it while the
+        other PBXs carry on."""
+        site = self.sites[1]
+        ami = site.ami
+        assert ami is not None
+        logins = ami.logins
+        cut = ami.drop_clients()
+        await self._until(lambda: ami.logins > logins)
+        return {"pbx": site.name, "connections_cut": cut}
+
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
         self.tasks.add(task)
@@ -1163,7 +1245,7 @@ class Drill:
         calls = list(self.calls.values())
         by = {k: sum(1 for c in calls if c.outcome == k) for k in
               ("answered", "abandoned", "balked", "left_in_flow", "satisfied", "callback_accepted", "message",
-               "refused_recorded", "other", "in_progress")}
+               "refused_recorded", "other", "in_progress", "cut")}
         answered = [c for c in calls if c.outcome == "answered"]
         em = [c.wait_s for c in answered if c.emergency and c.wait_s is not None]
         ordinary = [c.wait_s for c in answered if not c.emergency and c.wait_s is not None]
@@ -1233,6 +1315,7 @@ class Drill:
             "callbacks_registered_early": self.registered_early,
             "admission": self.admission,
             "left_message": by["message"], "failed": by["other"],
+            "cut_by_a_pbx_that_died": by["cut"],
             "answered_within_20s": sum(1 for c in answered if (c.wait_s or 0) <= 20),
             "answered_within_60s": sum(1 for c in answered if (c.wait_s or 0) <= 60),
             "emergency_calls": sum(1 for c in calls if c.emergency),
@@ -1431,7 +1514,9 @@ def print_report(r: dict, out=sys.stdout) -> None:
         f"{r['left_in_flow']}, hung up when told the wait {r['balked_when_told_the_wait']}, refused (recorded) "
         f"{r['refused_recorded']}, satisfied by the "
         f"announcement {r['satisfied_by_announcement']}, callback accepted "
-        f"{r['callback_accepted']}, left a message {r['left_message']}, failed {r['failed']}; in progress {r['in_progress']}",
+        f"{r['callback_accepted']}, left a message {r['left_message']}, failed {r['failed']}"
+        + (f", cut by a PBX that died {r['cut_by_a_pbx_that_died']}" if r.get("cut_by_a_pbx_that_died") else "")
+        + f"; in progress {r['in_progress']}",
         f"  紧急 emergency {r['emergency_calls']} calls: wait p50 {s(r['emergency_wait_p50_s'])}, "
         f"p95 {s(r['emergency_wait_p95_s'])}; ordinary wait p50 {s(r['ordinary_wait_p50_s'])}, "
         f"p95 {s(r['ordinary_wait_p95_s'])}",
