@@ -466,8 +466,7 @@ class Drill:
         ch = SimChannel(Caller(number=number, digits=digits, answers=answers, hangup_on=hang, message_samples=16000,
                                patience_s=None if emergency else patience),
                         flow="main", pace=self._pace)
-        if site.pbx.system_name:            # several PBXs: a uniqueid names its PBX (asterisk.conf systemname)
-            ch.uniqueid = f"{site.pbx.system_name}-{ch.uniqueid}"
+        _on_pbx(ch, site.pbx)
         self.attempts += 1
         self.dialled.add(number)
         if not site.pbx.trunk.seize(ch.channel):        # every line busy: the carrier answers busy
@@ -670,7 +669,7 @@ class Drill:
                 self.cb_reached += 1
                 await self.clock.sleep(self.rng.expovariate(1 / self.p.callers.handle_s))
                 pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="ANSWER")
-                await self._callback_survey(leg, number, cb_vars or {})
+                await self._callback_survey(site, leg, number, cb_vars or {})
             else:
                 await self.clock.sleep(30)
                 pbx.user_event("IvrCallback", seat, Id=cid, DialStatus="NOANSWER")
@@ -704,6 +703,7 @@ class Drill:
             heard = "1" if self.rng.random() < FOLLOWUP_HEARD_YES else "2"
             ch = SimChannel(Caller(number="12345", name="12345回访", digits=[heard]), flow="followup",
                             pace=self._pace)
+            _on_pbx(ch, pbx)
             ch.channel, ch.answered = leg + ";1", True
             ch.vars.update(fu)
             rating = self._survey_answer(ch, 0.0) or "none"
@@ -720,13 +720,14 @@ class Drill:
         finally:
             pbx.trunk.release(leg + ";2")
 
-    async def _callback_survey(self, leg: str, number: str, cb_vars: dict[str, str]) -> None:
+    async def _callback_survey(self, site: Site, leg: str, number: str, cb_vars: dict[str, str]) -> None:
         """The shipped ``[ivr-callback-survey]`` on the citizen's leg, with the
         variables ``[ivr-callback]`` made inheritable (``__IVR_CB_*``); the
         citizen rates as a live caller does who waited little, or hangs up."""
         if self._pace is None:
             self._pace = Pace(self.clock.sleep, prompt_lengths(self.home / "prompts"))
         ch = SimChannel(Caller(number=number, name="12345回拨"), flow="callback_survey", pace=self._pace)
+        _on_pbx(ch, site.pbx)
         ch.channel = leg
         ch.answered = True
         ch.vars.update({"IVR_CB_ID": cb_vars.get("IVR_CB_ID", ""), "IVR_CB_SEAT": cb_vars.get("IVR_CB_SEAT", ""),
@@ -1439,6 +1440,12 @@ def _counted_survey(keys_pressed: Counter[str]) -> dict[str, Any]:
     offered = sum(n.values())
     rate = round((n["satisfied"] + n["basically_satisfied"]) / offered, 4) if offered else None
     return {"offered": offered, "answered": offered - n["no_answer"], **n, "satisfaction_rate": rate}
+
+
+def _on_pbx(ch: SimChannel, pbx: SimPbx) -> None:
+    """Several PBXs: a channel's uniqueid names its PBX (asterisk.conf's systemname), as the engine reads it."""
+    if pbx.system_name:
+        ch.uniqueid = f"{pbx.system_name}-{ch.uniqueid}"
 
 
 def _shipped_seats(home: Path) -> list[str]:
