@@ -19,6 +19,8 @@
     ├── PublishError         publish/rollback refused (bad version, nothing to roll back)
     ├── LevelInvalid         a contingency level that is not a whole number 0..99 (a bool, text, -1)
     ├── RedisUnavailable     the Redis server cannot be started or reached
+    ├── HostUnavailable      (ivr.rehearsal.bench.console_host) the console's stand-in host (a network
+    │                        namespace with its own CPUs) cannot be made here: not root, no ip/taskset
     ├── NotReplicated        (ivr.redisdb.durable) no replica acknowledged a write in time: the work is kept and retried
     ├── StaleState           (ivr.audit.chain) an audit append whose expected state changed: re-read and retry
     ├── AuditContended       (ivr.audit.chain) an audit append lost to other writers 50 times in a row
@@ -127,6 +129,10 @@ class LevelInvalid(IvrError):
 
 
 class RedisUnavailable(IvrError):
+    pass
+
+
+class HostUnavailable(IvrError):
     pass
 
 

@@ -144,7 +144,8 @@ def _on_two_hosts(args, loop: str) -> int:
     """The console on a host of its own (``console_host.py``): Redis on TCP
     here, the engine without a console here, ``ivr console`` and its users
     there, each side on its own CPUs."""
-    from ivr.rehearsal.bench.console_host import ConsoleHost, HostUnavailable, NetworkRedis
+    from ivr.errors import HostUnavailable
+    from ivr.rehearsal.bench.console_host import ConsoleHost, NetworkRedis
 
     try:
         host = ConsoleHost()

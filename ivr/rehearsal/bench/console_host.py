@@ -18,14 +18,11 @@ import subprocess
 import time
 
 from ivr.child_process import die_with_parent, stop_process
+from ivr.errors import HostUnavailable
 
 NETNS = "ivr-bench-console"
 HOST_IF, CONSOLE_IF = "ivrb0", "ivrb1"
 HOST_IP, CONSOLE_IP = "10.77.0.1", "10.77.0.2"
-
-
-class HostUnavailable(RuntimeError):
-    pass
 
 
 def _ip(*args: str, ns: bool = False) -> None:
