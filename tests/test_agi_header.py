@@ -119,3 +119,32 @@ def test_classic_agi_reads_the_real_number(project_home, tmp_path, breaker):
     assert first == b"ANSWER\n", err
     start = next(json.loads(line) for line in err.splitlines() if '"call_start"' in line)
     assert start["caller"].startswith("138") and "199" not in start["caller"]
+
+
+def _fresh(text: str) -> str:
+    """``text`` as a new string object, as each call's header arrives."""
+    return "".join(list(text))
+
+
+def test_held_calls_share_the_header_keys_and_the_deployment_values_but_never_a_callers_value():
+    """Memory per held caller (issue 20): two calls' headers share their keys
+    and the values every call of a deployment repeats; the number and the
+    caller-ID name each call keeps for itself."""
+    a, _ = parse_header(split_header_lines(_fresh(header("Zhang"))))
+    b, _ = parse_header(split_header_lines(_fresh(header("Zhang"))))
+    ka, kb = {k: k for k in a}, {k: k for k in b}
+    assert all(ka[k] is kb[k] for k in a)
+    for key in ("agi_network", "agi_network_script", "agi_request"):
+        assert a[key] is b[key]
+    for key in ("agi_callerid", "agi_calleridname", "agi_uniqueid", "agi_channel"):
+        assert a[key] == b[key] and a[key] is not b[key]
+
+
+def test_the_shared_values_stay_bounded_whatever_the_pbx_sends(monkeypatch):
+    from ivr.agi import protocol
+    monkeypatch.setattr(protocol, "_SHARED_VALUES", {})     # the other tests' calls keep theirs
+    for i in range(protocol.SHARED_VALUES_MAX + 500):
+        parse_header(split_header_lines(f"agi_context: ctx-{i}\nagi_callerid: {i}\n"))
+    assert len(protocol._SHARED_VALUES) <= protocol.SHARED_VALUES_MAX
+    env, _ = parse_header(split_header_lines(f"agi_context: ctx-{protocol.SHARED_VALUES_MAX + 600}\n"))
+    assert env["agi_context"] == f"ctx-{protocol.SHARED_VALUES_MAX + 600}"
