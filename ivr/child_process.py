@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
+import sys
 from typing import Any
 
 
@@ -30,3 +32,22 @@ def stop_process(proc: subprocess.Popen[Any], wait_s: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+async def run_module(module: str, stdin: bytes, timeout_s: float, prefix: list[str]) -> tuple[int, bytes, bytes]:
+    """``python -m module`` with ``stdin`` (a request: secrets never go on
+    argv), after ``prefix`` (a command such as ``chrt --idle 0``: as a command,
+    not a preexec_fn, the child is spawned with vfork, cheap for a large
+    engine). Returns (exit code, stdout, stderr); killed on timeout or when the
+    caller is cancelled."""
+    proc = await asyncio.create_subprocess_exec(
+        *prefix, sys.executable, "-m", module,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout_s)
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc.returncode if proc.returncode is not None else -1, out, err

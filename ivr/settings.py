@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -62,6 +62,7 @@ class Settings:
     audit_key_file: Path = Path("var/audit.key")                    # HMAC key of the audit logs (outside Redis)
     audit_checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")  # signed heads (outside Redis)
     audit_checkpoint_s: float = 300.0  # how often the leader checkpoints the audit logs
+    report_hours_s: float = 300.0      # how often the leader sums the report's hours that are over (0: never)
     console: bool = True       # `ivr serve` starts the console's process beside it (no: `ivr console` elsewhere)
     queue_log: Path | None = None      # Asterisk's queue_log on this host: the leader reconciles against it
     sounds_dir: Path | None = None     # this PBX host's sounds folder for prompts: the engine keeps it in sync
@@ -118,6 +119,11 @@ SETTINGS_HELP = {
     "IVR_AUDIT_CHECKPOINT_FILE": (None, "append-only file of signed audit-log heads (default: "
                                         "IVR_DATA_DIR/audit-checkpoints.jsonl)"),
     "IVR_AUDIT_CHECKPOINT_S": ("300", "seconds between the leader's audit checkpoints"),
+    "IVR_CALLS_KEPT": ("2000000", "call summaries the calls stream keeps (the oldest are trimmed; environment "
+                                  "only, the same for every process); the auditors' figures of the hours "
+                                  "summed before outlive them"),
+    "IVR_REPORT_HOURS_S": ("300", "seconds between the leader's summing of the auditors' report's hours that are "
+                                  "over (0: never; each report then reads them itself)"),
     "IVR_CONSOLE": ("yes", "yes: `ivr serve` starts the console and HTTP API beside the engine (IVR_HTTP_LISTEN); "
                            "no: it serves calls only, the console runs elsewhere (`ivr console`, same Redis)"),
     "IVR_QUEUE_LOG": (None, "Asterisk's queue_log file on this host (e.g. /var/log/asterisk/queue_log): the "
@@ -170,6 +176,7 @@ def as_environment(settings: Settings) -> dict[str, str]:
         "IVR_AUDIT_KEY_FILE": str(settings.audit_key_file),
         "IVR_AUDIT_CHECKPOINT_FILE": str(settings.audit_checkpoint_file),
         "IVR_AUDIT_CHECKPOINT_S": str(settings.audit_checkpoint_s),
+        "IVR_REPORT_HOURS_S": str(settings.report_hours_s),
         "IVR_CONSOLE": "yes" if settings.console else "no",
         "IVR_QUEUE_LOG": "",        # read by the leader only, like the AMI link
     }
@@ -318,6 +325,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if "{number}" not in dialstring:
         errors.append(f"IVR_TRANSFER_DIALSTRING={dialstring!r}: must contain {{number}}")
     checkpoint_s = _seconds(get, "IVR_AUDIT_CHECKPOINT_S", 1, 86400, 300.0, errors)
+    report_hours_s = _seconds(get, "IVR_REPORT_HOURS_S", 0, 86400, 300.0, errors)
+    try:
+        calls_kept(env)
+    except ValueError as e:
+        errors.append(str(e))
     console = (get("IVR_CONSOLE") or "yes").lower()
     _one_of("IVR_CONSOLE", console, ("yes", "no"), "yes or no", errors)
     pbx_name = get_or_default("IVR_PBX_NAME")
@@ -335,10 +347,23 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         drill_admission=drill_admission != "off",
         audit_key_file=Path(get("IVR_AUDIT_KEY_FILE") or data_dir / "audit.key").resolve(),
         audit_checkpoint_file=Path(get("IVR_AUDIT_CHECKPOINT_FILE") or data_dir / "audit-checkpoints.jsonl").resolve(),
-        audit_checkpoint_s=checkpoint_s, console=console != "no",
+        audit_checkpoint_s=checkpoint_s, report_hours_s=report_hours_s, console=console != "no",
         queue_log=Path(q).resolve() if (q := get("IVR_QUEUE_LOG")) else None,
         sounds_dir=Path(d).resolve() if (d := get("IVR_SOUNDS_DIR")) else None, pbx_name=pbx_name,
     )
+
+
+def calls_kept(environ: Mapping[str, str], strict: bool = True) -> int:
+    """``IVR_CALLS_KEPT``: how many call summaries the calls stream keeps
+    (``strict`` False: the default for a wrong value, which ``load_settings``
+    reports)."""
+    raw = (environ.get("IVR_CALLS_KEPT") or "2000000").strip()
+    if not raw.isdigit() or not 1000 <= int(raw) <= 100_000_000:
+        if not strict:
+            return 2_000_000
+        raise ValueError(f"IVR_CALLS_KEPT={raw!r}: 通话记录保留条数须为 1000 至 100000000 的整数 — "
+                         "a whole number from 1000 to 100000000")
+    return int(raw)
 
 
 def drill_lines_text(settings: Settings) -> str:

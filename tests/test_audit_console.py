@@ -232,15 +232,22 @@ async def test_the_auditor_sees_a_follow_up_batch_and_what_each_citizen_said(sit
                                                                       "audit-followups.png"))
 
 
-async def test_the_page_says_from_when_the_kept_call_summaries_begin(site, browser, redis):
-    """The calls stream is capped (2 million): when its first kept summary is
-    later than the period's start, the figures counted from calls cover only
-    the calls since, and the page says so under the period, Chinese first."""
+async def test_the_page_says_from_when_the_kept_call_summaries_begin(site, browser, redis, monkeypatch):
+    """The calls stream is capped (2 million; 1,000 here): once it is full, its
+    first kept summary is later than the period's start, the figures counted
+    from calls of the hours not summed before cover only the calls since, and
+    the page says so under the period, Chinese first."""
+    monkeypatch.setenv("IVR_CALLS_KEPT", "1000")        # the report's child reads it
+    monkeypatch.setenv("IVR_REPORT_HOURS_S", "0")
     now = await seed(redis)
     kept_from = now - 600                       # this morning, after the period's start (today, from midnight)
-    summary = {"uniqueid": "1.1", "number": "13812340000", "started": f"{kept_from:.3f}",
-               "ended": f"{kept_from + 60:.3f}", "wanted_person": "1", "queue_status": "ANSWERED", "hold_s": "5"}
-    await redis.xadd(keys.CALLS, {"j": json.dumps(summary)}, id=f"{int(kept_from * 1000)}-0")
+    pipe = redis.pipeline(transaction=False)
+    for i in range(1000):                       # a full stream: trimmed at its cap
+        at = kept_from + i * 0.3
+        summary = {"uniqueid": f"1.{i}", "number": "13812340000", "started": f"{at:.3f}",
+                   "ended": f"{at + 60:.3f}", "wanted_person": "1", "queue_status": "ANSWERED", "hold_s": "5"}
+        pipe.xadd(keys.CALLS, {"j": json.dumps(summary)}, id=f"{int(at * 1000)}-{i}")
+    await pipe.execute()
     base, _ = site
     page = await sign_in(browser, base, "audit")
     await page.set_viewport_size({"width": 1400, "height": 900})

@@ -398,13 +398,17 @@ def test_a_drill_citizen_who_hangs_up_at_the_survey_does_not_press_the_menus_nex
     assert ch.caller.hangup_on == "/survey "
 
 
-async def test_a_period_older_than_the_kept_calls_says_from_when_its_call_figures_count(redis, capsys):
+async def test_a_period_older_than_the_kept_calls_says_from_when_its_call_figures_count(redis, capsys, monkeypatch):
     """The calls stream keeps 2 million summaries (CALLS_STREAM_MAXLEN): a
     month of Beijing's 3 million has lost its first days by the month's end,
     and the month's 接通率, 15秒接通率 and 满意率 counted only the rest without a
     word. The report now says from when the kept summaries begin, Chinese
-    first, in the CLI and on the auditors' page (``calls_from_local``)."""
+    first, in the CLI and on the auditors' page (``calls_from_local``), for
+    the hours not summed before the stream lost them (here none were)."""
     import datetime as dt
+
+    from ivr.calls import service
+    monkeypatch.setattr(service, "CALLS_STREAM_MAXLEN", 3)     # a full stream: it was trimmed at its cap
 
     from ivr.callback.report_data import gather
     from ivr.cli.callbacks import print_report
@@ -414,7 +418,7 @@ async def test_a_period_older_than_the_kept_calls_says_from_when_its_call_figure
     for i in range(3):
         await redis.xadd(keys.CALLS, {"j": json.dumps(call(DAY0 + 3 * 86400 + 60 * i, "ANSWERED", "5"))},
                          id=f"{kept_ms + 60_000 * i}-0")
-    r, _ = await gather(redis, start, start + 30 * 86400, TZ, now=start + 30 * 86400)
+    r = await gather(redis, start, start + 30 * 86400, TZ, now=start + 30 * 86400)
     assert r["calls_from"] == kept_ms / 1000 and r["calls_from_local"] == dt.datetime.fromtimestamp(
         kept_ms / 1000, TZ).strftime("%Y-%m-%d %H:%M")
     assert r["figures"]["answered"] == 3
@@ -422,7 +426,7 @@ async def test_a_period_older_than_the_kept_calls_says_from_when_its_call_figure
     out = capsys.readouterr().out
     assert f"注意：通话记录自 {r['calls_from_local']} 起保留" in out
     # a period that begins after the first kept summary: complete, nothing said
-    r, _ = await gather(redis, kept_ms / 1000, kept_ms / 1000 + 86400, TZ)
+    r = await gather(redis, kept_ms / 1000, kept_ms / 1000 + 86400, TZ)
     assert r["calls_from"] is None and r["calls_from_local"] is None
     print_report(r, "2026-12-04", "2026-12-04", TZ)
     assert "注意" not in capsys.readouterr().out

@@ -91,12 +91,17 @@ class Tally:
     counts calls that wanted a person (or callback attempts); a seat's tally
     has none (a call nobody answered is no seat's), so its rates are None."""
 
-    __slots__ = ("offered", "answered", "within_15s", "wait_sum_s", "waits", "abandoned_within_15s",
+    __slots__ = ("offered", "answered", "within_15s", "wait_sum_ms", "waits", "abandoned_within_15s",
                  "inbound", "outbound", "survey", "hours")
+
+    # the counts, in the order ``dump`` writes them
+    COUNTS = ("offered", "answered", "within_15s", "wait_sum_ms", "waits", "abandoned_within_15s")
 
     def __init__(self) -> None:
         self.offered = self.answered = self.within_15s = self.waits = self.abandoned_within_15s = 0
-        self.wait_sum_s = 0.0
+        # whole milliseconds: a sum of floats depends on the order of the adds, and the
+        # month's figures are summed from its hours' (ivr.callback.rollup) in another order
+        self.wait_sum_ms = 0
         self.inbound = False            # any call in: the wait figures mean something
         self.outbound = False           # any attempt out (a callback): without calls in, no wait figures
         self.survey = dict.fromkeys(SURVEY_ANSWERS, 0)
@@ -118,7 +123,7 @@ class Tally:
             self.inbound = True
             if wait_s is not None:
                 self.waits += 1
-                self.wait_sum_s += wait_s
+                self.wait_sum_ms += round(wait_s * 1000)
                 self.within_15s += wait_s <= WITHIN_S
 
     def call_in(self, answered: bool, wait_s: float | None, abandoned: bool) -> None:
@@ -138,13 +143,38 @@ class Tally:
             self.survey[a] += n
         if not calls:
             return
-        for k in ("offered", "answered", "within_15s", "wait_sum_s", "waits", "abandoned_within_15s"):
+        for k in self.COUNTS:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.inbound |= other.inbound
         self.outbound |= other.outbound
         hours = other.hours.items() if hour is None else ((hour, (other.offered, other.answered)),)
         for h, (o, a2) in hours:
             mine = self.hours.setdefault(h, [0, 0])
+            mine[0] += o
+            mine[1] += a2
+
+    def dump(self) -> list[Any]:
+        """The counts as JSON (``load`` reads them back): an hour's part of the month."""
+        return [*(getattr(self, k) for k in self.COUNTS), self.inbound, self.outbound,
+                [self.survey[a] for a in SURVEY_ANSWERS], [[h, o, a] for h, (o, a) in self.hours.items()]]
+
+    def add_row(self, row: Sequence[Any]) -> None:
+        """Add the counts ``dump`` wrote (a month adds some 150,000 seat-hours:
+        no Tally is made for each)."""
+        offered, answered, within, wait_ms, waits, abandoned, inbound, outbound, survey, hours = row
+        self.offered += offered
+        self.answered += answered
+        self.within_15s += within
+        self.wait_sum_ms += wait_ms
+        self.waits += waits
+        self.abandoned_within_15s += abandoned
+        self.inbound |= bool(inbound)
+        self.outbound |= bool(outbound)
+        s = self.survey
+        for a, n in zip(SURVEY_ANSWERS, survey, strict=True):
+            s[a] += n
+        for h, o, a2 in hours:
+            mine = self.hours.setdefault(int(h), [0, 0])
             mine[0] += o
             mine[1] += a2
 
@@ -168,7 +198,7 @@ class Tally:
             "answer_rate_24h": _rate(ans24, off24),
             "answer_rate_24h_offered": off24,
             "answer_rate_24h_lowest": lowest, "answer_rate_24h_lowest_from": lowest_from,
-            "average_speed_of_answer_s": round(self.wait_sum_s / self.waits, 1) if self.waits else None,
+            "average_speed_of_answer_s": round(self.wait_sum_ms / self.waits / 1000, 1) if self.waits else None,
             "abandoned_within_15s": self.abandoned_within_15s if waits else None,
             "satisfaction_rate": _rate(s["satisfied"] + s["basically_satisfied"], offered_surveys),
             "survey": {"offered": offered_surveys, "answered": offered_surveys - s["no_answer"], **s},
@@ -271,6 +301,29 @@ class Figures:
             rated_seat = str(e.get("survey_seat") or seat)
             if rated_seat:
                 self._seat(rated_seat).rated(str(answer))
+
+    def merge(self, other: Figures) -> None:
+        """Add ``other``'s calls and attempts (another hour of the same period)."""
+        for key, t in other._cells.items():
+            self._cells.setdefault(key, Tally()).merge(t)
+        for seat, t in other.seats.items():
+            self._seat(seat).merge(t)
+
+    def dump(self) -> dict[str, Any]:
+        """The tallies as JSON (``load`` reads them back)."""
+        return {"cells": [[k, h, t.dump()] for (k, h), t in self._cells.items()],
+                "seats": {s: t.dump() for s, t in self.seats.items()}}
+
+    def load(self, d: Mapping[str, Any]) -> None:
+        """Add the tallies ``dump`` wrote (as ``merge`` adds another's)."""
+        for k, h, row in d.get("cells", ()):
+            key = (str(k), int(h))
+            t = self._cells.get(key)
+            if t is None:
+                t = self._cells[key] = Tally()
+            t.add_row(row)
+        for s, row in d.get("seats", {}).items():
+            self._seat(str(s)).add_row(row)
 
     def result(self) -> dict[str, Any]:
         """The period's figures, ``per_kind``, ``per_seat`` and ``per_day`` (each

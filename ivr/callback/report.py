@@ -65,6 +65,10 @@ def report(records: Sequence[CallbackRecord], attempts: Sequence[AuditEntry], st
     }
 
 
+# time to the first callback, the auditors' chart: the bins' upper edges (the last bin: beyond)
+DELAY_EDGES_S = (600, 1800, 3600, 7200, 14400, 86400)
+
+
 # (field, Chinese header) in the CSV's column order
 def hotline_figures(calls: Sequence[Mapping[str, str]], records: Sequence[CallbackRecord],
                     per_seat: Mapping[str, Mapping[str, int]]) -> dict[str, int | float | None]:

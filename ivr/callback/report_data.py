@@ -4,8 +4,10 @@ summaries of a period."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -13,35 +15,39 @@ import redis.asyncio as aioredis
 from ivr.aio import between_pages
 from ivr.audit.chain import AuditLog, Entry
 from ivr.callback.figures import Figures
-from ivr.callback.report import hotline_figures, report
+from ivr.callback.report import DELAY_EDGES_S, hotline_figures, report
 from ivr.callback.store import CallbackQueries, Record
 from ivr.redisdb import keys
-from ivr.redisdb.replies import stream_entries
+from ivr.redisdb.replies import stream_entries, texts
 
 CALLS_BATCH = 500       # summaries per XRANGE: 10,000 at once held Redis for milliseconds
 
 
 async def read_calls(redis: aioredis.Redis, start: float, end: float,
                      each: Callable[[dict[str, str]], None] | None = None,
-                     keep: tuple[str, ...] | None = None) -> list[dict[str, str]]:
+                     keep: tuple[str, ...] | None = None, collect: bool = True,
+                     ids_from: float | None = None) -> list[dict[str, str]]:
     """Call summaries that started in [start, end). A summary is written when
     its call ends (stream ids are write times), so the scan runs on past the end
     by a margin for calls still going at the end of the period. ``each`` is
     given every one as it is read (the national figures, in the same pass);
     ``keep``: only these fields are kept of each (a month's millions of whole
-    summaries took gigabytes)."""
+    summaries took gigabytes); ``collect`` False: none kept (``each`` sees them).
+    ``ids_from``: where the scan starts, if before ``start`` (``ivr.callback.rollup.clock_lead``)."""
     from ivr.calls.service import (
         read_summary,  # lazily: ivr.calls.service brings in the whole call engine
     )
 
     out: list[dict[str, str]] = []
-    lo, hi = f"{int(start * 1000)}-0", f"{int((end + 6 * 3600) * 1000)}-0"
+    lo = f"{int(min(start, start if ids_from is None else ids_from) * 1000)}-0"
+    hi = f"{int((end + 6 * 3600) * 1000)}-0"
     while True:
         rows = stream_entries(await redis.xrange(keys.CALLS, lo, hi, count=CALLS_BATCH))
         for _, fields in rows:
             s = read_summary(fields)
             if start <= float(s.get("started") or 0) < end:
-                out.append(s if keep is None else {k: s[k] for k in keep if k in s})
+                if collect:
+                    out.append(s if keep is None else {k: s[k] for k in keep if k in s})
                 if each is not None:
                     each(s)
         if len(rows) < CALLS_BATCH:
@@ -50,20 +56,7 @@ async def read_calls(redis: aioredis.Redis, start: float, end: float,
         await between_pages()
 
 
-async def calls_kept_from(redis: aioredis.Redis, start: float) -> float | None:
-    """When the call summaries still kept begin, if after ``start``: the calls
-    stream is capped (``CALLS_STREAM_MAXLEN``, 2 million), so a month of
-    Beijing's 3 million has lost its first days by its end, and every figure
-    counted from calls (接通率, 15秒接通率, 满意率...) covers only the days
-    after this. None: the period's calls are all there (or there are none)."""
-    first = await redis.xrange(keys.CALLS, "-", "+", count=1)
-    if not first:
-        return None
-    at = int(str(first[0][0]).split("-", 1)[0]) / 1000
-    return at if at > start else None
-
-
-async def _audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -> AsyncIterator[Entry]:
+async def audit_entries(log: AuditLog, start: str, end: str, page: int = 500) -> AsyncIterator[Entry]:
     """The entries of [start, end] a page at a time: one XRANGE of a month's
     hundreds of thousands of entries held Redis (and every call's command
     waiting on it) while it built the reply."""
@@ -85,23 +78,76 @@ NATIONAL = ("answered_within_15s_rate", "answer_rate_24h", "average_speed_of_ans
 
 
 async def gather(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo = dt.UTC,
-                 now: float | None = None) -> tuple[dict[str, Any], list[Record]]:
+                 now: float | None = None) -> dict[str, Any]:
     """The report for [start, end) (with the hotline's figures and the national
     ones, ``ivr.callback.figures``: days in ``tz``, the rolling 24 hours up to
-    ``now``) and the callbacks it counts."""
+    ``now``), summed from the period's hours (``ivr.callback.rollup``); ``read``
+    says how many hours came from kept parts and how many were read."""
+    from ivr.callback.rollup import sum_period
+
+    sums, how = await sum_period(redis, start, end, tz, time.time() if now is None else now)
+    sums.figures.now = now
+    r = sums.report()
+    r["hotline"] = sums.hotline()
+    kept = how.pop("calls_from")
+    r["calls_from"] = kept
+    r["calls_from_local"] = dt.datetime.fromtimestamp(kept, tz).strftime("%Y-%m-%d %H:%M") if kept else None
+    fig = sums.figures.result()
+    r["figures"] = fig
+    r.update({k: fig[k] for k in NATIONAL})
+    r["time_to_callback_histogram"] = delay_histogram(sums.delays)
+    r["read"] = how
+    return r
+
+
+def delay_histogram(delays: Iterable[float]) -> dict[str, list[int]]:
+    """Time to the first callback, counted between ``DELAY_EDGES_S`` (the last bin: beyond)."""
+    counts = [0] * (len(DELAY_EDGES_S) + 1)
+    for d in delays:
+        if d >= 0:
+            counts[bisect.bisect_right(DELAY_EDGES_S, d)] += 1
+    return {"edges_s": list(DELAY_EDGES_S), "counts": counts}
+
+
+async def period_records(redis: aioredis.Redis, start: float, end: float,
+                         limit: int | None = None) -> list[Record]:
+    """The callbacks whose first missed call was in [start, end), by the
+    indexes by first call (open ones read first: one closed meanwhile is read
+    again, closed, and counted once); ``limit``: the earliest only."""
+    q = CallbackQueries(redis)
+    first = None if limit is None else 0
+    numbers = texts(await redis.zrangebyscore(keys.CALLBACK_OPEN_BY_FIRST, start, f"({end}", first, limit))
+    opened = await q.open_records(numbers)
+    ids = texts(await redis.zrangebyscore(keys.CALLBACK_CLOSED_BY_FIRST, start, f"({end}", first, limit))
+    closed = await q.closed_records(ids)
+    seen = {r.get("id") for r in closed}
+    rows = closed + [r for r in opened if r.get("id") not in seen]
+    rows.sort(key=lambda r: (float(r.get("first_at") or 0), str(r.get("id", "")).zfill(20)))
+    return rows if limit is None else rows[:limit]
+
+
+async def gather_full(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo = dt.UTC,
+                      now: float | None = None) -> tuple[dict[str, Any], list[Record]]:
+    """The report for [start, end) read item by item, every callback, attempt
+    and call summary of the period (``ivr.callback.report``, the reference the
+    sums from hours are checked against: ``ivr audit recount``, the bench and
+    the tests), and the callbacks it counts."""
     recs = await CallbackQueries(redis).all_records(closed_since=start)
     log = AuditLog(redis, keys.CALLBACK_AUDIT)
     national = Figures(start, end, tz, now)
     attempts = []
-    async for e in _audit_entries(log, f"{int(start * 1000)}-0", f"{int(end * 1000)}-0"):
+    async for e in audit_entries(log, f"{int(start * 1000)}-0", f"{int(end * 1000)}-0"):
         if e.get("kind") == "attempt":
             attempts.append(e)
             national.add_attempt(e)
     rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
     r = report(recs, attempts, start, end)
-    calls = await read_calls(redis, start, end, national.add_call, keep=HOTLINE_FIELDS)
+    from ivr.callback.rollup import clock_lead, complete_from
+    lead = clock_lead(now) if now is not None else 0.0
+    calls = await read_calls(redis, start, end, national.add_call, keep=HOTLINE_FIELDS, ids_from=start - lead)
     r["hotline"] = hotline_figures(calls, rows, r["per_seat"])
-    r["calls_from"] = kept = await calls_kept_from(redis, start)
+    kept = await complete_from(redis)
+    kept = r["calls_from"] = kept if kept is not None and kept > start - lead else None
     r["calls_from_local"] = dt.datetime.fromtimestamp(kept, tz).strftime("%Y-%m-%d %H:%M") if kept else None
     fig = national.result()
     r["figures"] = fig

@@ -31,7 +31,7 @@ local function rank(kind, deadline)
 end
 """
 
-# KEYS: pending ready claims seq closed ids open-by-first
+# KEYS: pending ready claims seq closed ids open-by-first closed-by-first
 # ARGV[1]: open record prefix; ARGV[2]: closed record prefix; ARGV[3..]: one
 #   tab-separated record per missed call, in order, with the fields
 #   number now started kind reason flow step wait message not_before
@@ -51,6 +51,7 @@ if A[14] == '1' then
     'reason', reason, 'first_at', started, 'last_at', started, 'calls', 1, 'attempts', 0, 'flow', A[6],
     'step', A[7], 'wait_s', A[8], 'closed_at', now, 'closed_reason', 'misdial', 'deadline', started)
   redis.call('ZADD', KEYS[5], now, id)
+  redis.call('ZADD', KEYS[8], started, id)
   return {'misdial', id, 1}
 end
 local cur = redis.call('HMGET', key, 'id', 'last_at', 'kind', 'first_at', 'state', 'calls')
@@ -153,7 +154,7 @@ end
 return n
 """
 
-# KEYS: pending claims closed ids open-by-first
+# KEYS: pending claims closed ids open-by-first closed-by-first
 # ARGV: number owner outcome seat now next_at('' = close) close_reason open_prefix closed_prefix
 # Returns {1, 'closed' | 'rescheduled'}, or {0, ''} when ``owner`` no longer holds it.
 FINISH = """
@@ -170,6 +171,7 @@ end
 if ARGV[6] == '' then
   local id = redis.call('HGET', key, 'id')
   redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[5], 'closed_reason', ARGV[7])
+  redis.call('ZADD', KEYS[6], redis.call('HGET', key, 'first_at'), id)
   redis.call('RENAME', key, ARGV[9] .. id)
   redis.call('ZADD', KEYS[3], ARGV[5], id)
   redis.call('HDEL', KEYS[4], id)
@@ -181,7 +183,7 @@ redis.call('ZADD', KEYS[1], ARGV[6], ARGV[1])
 return {1, 'rescheduled'}
 """
 
-# KEYS: pending ready claims closed ids open-by-first
+# KEYS: pending ready claims closed ids open-by-first closed-by-first
 # ARGV: number now reason open_prefix closed_prefix
 # Returns {1, id} when closed; {0, 'assigned'} when being dialled (closed after
 # the attempt); {0, ''} when there is no open callback for the number.
@@ -196,6 +198,7 @@ end
 local id = redis.call('HGET', key, 'id')
 redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('ZREM', KEYS[2], ARGV[1]); redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[2], 'closed_reason', ARGV[3])
+redis.call('ZADD', KEYS[7], redis.call('HGET', key, 'first_at'), id)
 redis.call('RENAME', key, ARGV[5] .. id)
 redis.call('ZADD', KEYS[4], ARGV[2], id)
 redis.call('HDEL', KEYS[5], id)
@@ -213,7 +216,7 @@ redis.call('HSET', key, 'call_channel', ARGV[3], 'call_seat', ARGV[4])
 return 1
 """
 
-# KEYS: pending ready claims closed ids open-by-first
+# KEYS: pending ready claims closed ids open-by-first closed-by-first
 # ARGV: number answered_at now reason open_prefix closed_prefix
 # The PBX saw this number answered at ``answered_at``: its open callback is
 # closed when every missed call merged into it came before (last_at <= answered_at).
@@ -234,6 +237,7 @@ end
 local id = h[3]
 redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('ZREM', KEYS[2], ARGV[1]); redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[3], 'closed_reason', ARGV[4])
+redis.call('ZADD', KEYS[7], redis.call('HGET', key, 'first_at'), id)
 redis.call('RENAME', key, ARGV[6] .. id)
 redis.call('ZADD', KEYS[4], ARGV[3], id)
 redis.call('HDEL', KEYS[5], id)

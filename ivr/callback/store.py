@@ -34,6 +34,7 @@ from ivr.redisdb.replies import fields, scored, text_or_none, texts
 PENDING, READY, CLAIMS = keys.CALLBACK_PENDING, keys.CALLBACK_READY, keys.CALLBACK_CLAIMS
 CLOSED, SEQ, IDS = keys.CALLBACK_CLOSED, keys.CALLBACK_SEQ, keys.CALLBACK_IDS
 BY_FIRST = keys.CALLBACK_OPEN_BY_FIRST
+CLOSED_BY_FIRST = keys.CALLBACK_CLOSED_BY_FIRST
 READ_PAGE = 1000        # members per read of a whole line: Redis answers others between pages
 INDEX_PASSES = 3        # passes of ``index_open`` at most
 OPEN_PREFIX, CLOSED_PREFIX = keys.CALLBACK_OPEN_PREFIX, keys.CALLBACK_CLOSED_PREFIX
@@ -83,7 +84,7 @@ class CallbackStore:
         results it will add (one per chunk; see ``parse_records``)."""
         calls = 0
         for i in range(0, len(batch), chunk):
-            await self._record(keys=[PENDING, READY, CLAIMS, SEQ, CLOSED, IDS, BY_FIRST],
+            await self._record(keys=[PENDING, READY, CLAIMS, SEQ, CLOSED, IDS, BY_FIRST, CLOSED_BY_FIRST],
                                args=[OPEN_PREFIX, CLOSED_PREFIX, *batch[i:i + chunk]], client=pipe)
             calls += 1
         return calls
@@ -119,13 +120,13 @@ class CallbackStore:
 
     async def finish(self, number: str, owner: str, *, outcome: str, seat: str, now: float,
                      next_at: float | None, close_reason: str = "") -> str:
-        ok, what = await self._finish(keys=[PENDING, CLAIMS, CLOSED, IDS, BY_FIRST],
+        ok, what = await self._finish(keys=[PENDING, CLAIMS, CLOSED, IDS, BY_FIRST, CLOSED_BY_FIRST],
                                       args=[number, owner, outcome, seat, now, "" if next_at is None else next_at,
                                             close_reason, OPEN_PREFIX, CLOSED_PREFIX])
         return what if ok else "not_owner"
 
     async def close(self, number: str, *, now: float, reason: str) -> tuple[bool, str]:
-        ok, what = await self._close(keys=[PENDING, READY, CLAIMS, CLOSED, IDS, BY_FIRST],
+        ok, what = await self._close(keys=[PENDING, READY, CLAIMS, CLOSED, IDS, BY_FIRST, CLOSED_BY_FIRST],
                                      args=[number, now, reason, OPEN_PREFIX, CLOSED_PREFIX])
         return bool(ok), str(what)
 
@@ -136,7 +137,7 @@ class CallbackStore:
         scheduler's claim). Returns (what, id): ``closed``, ``assigned`` (being
         dialled: closed after that attempt), ``later`` (a missed call after the
         answer keeps it open) or ``none``."""
-        out = await self._close_answered(keys=[PENDING, READY, CLAIMS, CLOSED, IDS, BY_FIRST],
+        out = await self._close_answered(keys=[PENDING, READY, CLAIMS, CLOSED, IDS, BY_FIRST, CLOSED_BY_FIRST],
                                          args=[number, answered_at, now, reason, OPEN_PREFIX, CLOSED_PREFIX])
         if int(out[0]) == 1:
             return "closed", str(out[1])
@@ -157,6 +158,28 @@ class CallbackStore:
                     added += int(await self._index_open(keys=[BY_FIRST], args=[OPEN_PREFIX, *page]))
             if await self.redis.zcard(BY_FIRST) >= (await self.counts())["open"]:
                 break
+        return added
+
+    async def index_closed(self) -> int:
+        """Add every closed callback to ``ivr:cb:closed-by-first`` (callbacks
+        closed before the scripts kept it), a page at a time; run on every
+        engine's start, a no-op once the index holds every closed callback.
+        Returns how many were missing."""
+        if await self.redis.zcard(CLOSED_BY_FIRST) >= await self.redis.zcard(CLOSED):
+            return 0
+        added = 0
+        async for page in self._pages(CLOSED):
+            known = await self.redis.zmscore(CLOSED_BY_FIRST, page)
+            missing = [cid for cid, score in zip(page, known, strict=True) if score is None]
+            if not missing:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for cid in missing:
+                pipe.hget(keys.callback_closed(cid), "first_at")
+            firsts = await pipe.execute()
+            found = {cid: float(f) for cid, f in zip(missing, firsts, strict=True) if f is not None}
+            if found:
+                added += int(await self.redis.zadd(CLOSED_BY_FIRST, found, nx=True) or 0)
         return added
 
     async def _pages(self, key: str) -> AsyncIterator[list[str]]:
@@ -271,6 +294,14 @@ class CallbackQueries:
         closed = await self._read([keys.callback_closed(i) for i in ids], want)
         seen = {r.get("id") for r in closed}
         return closed + [r for r in open_ if r.get("id") is None or r.get("id") not in seen]
+
+    async def open_records(self, numbers: list[str], fields: tuple[str, ...] | None = None) -> list[Record]:
+        """The open callbacks of ``numbers`` (those still open)."""
+        return await self._read([keys.callback_open(n) for n in numbers], fields)
+
+    async def closed_records(self, ids: list[str], fields: tuple[str, ...] | None = None) -> list[Record]:
+        """The closed callbacks ``ids``."""
+        return await self._read([keys.callback_closed(i) for i in ids], fields)
 
     async def _read(self, names: list[str], fields: tuple[str, ...] | None) -> list[Record]:
         """The records at ``names`` (all their fields, or only ``fields``), those that exist."""

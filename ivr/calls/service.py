@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -34,12 +35,15 @@ from ivr.logs import Log
 from ivr.prompts.announcements import AnnouncementSets, playable
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
+from ivr.settings import calls_kept
 
 if TYPE_CHECKING:
     from ivr.clock import Clock
     from ivr.runtime.snapshot import ConfigSnapshot
 
-CALLS_STREAM_MAXLEN = 2_000_000
+# how many call summaries the calls stream keeps (IVR_CALLS_KEPT, checked by load_settings):
+# the auditors' figures of older hours come from the report's hour parts (ivr.callback.rollup)
+CALLS_STREAM_MAXLEN = calls_kept(os.environ, strict=False)
 ALIVE_BEAT_S = 2.0          # the engine's "alive" key is renewed at least this often (it expires after 10 s)
 
 # KEYS[1]: the calls stream, KEYS[2]: calls live (hash uniqueid -> engine)

@@ -79,13 +79,21 @@ def cmd_callbacks_report(args, settings: Settings) -> int:
 
     async def go(redis):
         now = (await status_service.engine_clock(redis)).now()     # a drill's simulated clock, as its calls carry
-        r, rows = await callback_service.report(redis, span.start, span.end, tz, now)
+        r = await callback_service.report(redis, span.start, span.end, tz, now)
+        if args.recount:
+            diff = (await callback_service.recount(redis, span.start, span.end, tz, now))["differences"]
+            r["recount_differences"] = diff
         if args.json:
             print(json.dumps(r, ensure_ascii=False, indent=1))
         else:
             names = {**await callback_service.seat_names(redis, settings.queue_dir), **r.get("seat_names", {})}
             print_report(r, span.date_from, span.date_to, tz, names)
+        if "recount_differences" in r and not args.json:
+            diff = r["recount_differences"]
+            print("  逐条重算 recount (every callback, attempt and call read again): "
+                  + ("一致 the same" if not diff else f"{len(diff)} 处不同 differences: " + "; ".join(diff[:10])))
         if args.csv:
+            rows = await callback_service.period_records(redis, span.start, span.end)
             Path(args.csv).write_text(records_csv(rows, tz), encoding="utf-8", newline="")
             print(f"CSV: {args.csv}（{len(rows)} 行 rows，UTF-8 BOM，Excel 可直接打开）")
         if args.figures_csv:
@@ -188,4 +196,7 @@ def add_commands(sub) -> None:
     rp.add_argument("--csv", metavar="FILE")
     rp.add_argument("--figures-csv", metavar="FILE", help="the national figures: the period, each day, kind and seat")
     rp.add_argument("--json", action="store_true")
+    rp.add_argument("--recount", action="store_true",
+                    help="read every callback, attempt and call again and compare (the figures are summed from "
+                         "each hour's part; this checks them)")
     rp.set_defaults(fn=cmd_callbacks_report)

@@ -160,6 +160,12 @@ CALLBACK_IDS = f"{CALLBACK_PREFIX}ids"            # Hash id -> number of every O
 # Zset number -> first call time of every OPEN callback, whatever its state
 # (pending, ready, being dialled): the oldest is its first member
 CALLBACK_OPEN_BY_FIRST = f"{CALLBACK_PREFIX}open-by-first"
+# Zset id -> first call time of every CLOSED callback: the month report reads
+# an hour's callbacks by it (ivr.callback.rollup); ``index_closed`` fills it for older data
+CALLBACK_CLOSED_BY_FIRST = f"{CALLBACK_PREFIX}closed-by-first"
+# + kind ("flow" | "closed") + ":" + epoch hour: Hash, one hour's part of the
+# auditors' report (ivr.callback.rollup)
+REPORT_PART_PREFIX = f"{PREFIX}report:part:"
 # + id: List of the stream ids of this callback's entries in CALLBACK_AUDIT,
 # appended by the same script as the entries (ivr.audit.chain.AuditLog index)
 CALLBACK_TRAIL_PREFIX = f"{CALLBACK_PREFIX}trail:"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
+from urllib.parse import quote
 
 import redis
 import redis.asyncio as aioredis
@@ -176,6 +177,22 @@ class _SentinelMaster(aioredis.Redis):
         await super().aclose(close_connection_pool)
         for s in getattr(self.sentinel_client, "sentinels", ()):
             await s.aclose()
+
+
+def url_of(redis: aioredis.Redis) -> str:
+    """The URL a child process connects with, from a client's connection settings
+    (a Sentinel client: the engine's own IVR_REDIS_URL, which names the sentinels)."""
+    if getattr(redis.connection_pool, "service_name", None):
+        return os.environ.get("IVR_REDIS_URL", "")
+    kw = redis.connection_pool.connection_kwargs
+    auth = ""
+    if kw.get("password"):
+        auth = f"{quote(kw.get('username') or '', safe='')}:{quote(kw['password'], safe='')}@"
+    db = kw.get("db", 0)
+    if kw.get("path"):
+        return f"unix://{auth}{kw['path']}?db={db}"
+    scheme = "rediss" if kw.get("ssl") or "ssl_cert_reqs" in kw else "redis"
+    return f"{scheme}://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{db}"
 
 
 def connect(url: str, socket_timeout: float | None = None) -> aioredis.Redis:

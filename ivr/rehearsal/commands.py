@@ -334,6 +334,9 @@ def add_commands(sub) -> None:
     ba.add_argument("--wallboards", type=int, default=20, help="--console-load: open wallboard streams")
     ba.add_argument("--backlog", type=int, default=100_000,
                     help="--console-load: missed calls behind the month report (1000000 as in bench callbacks)")
+    ba.add_argument("--summaries", type=int, default=0,
+                    help="--console-load: call summaries of the month behind the report as well (3000000: issue 19's "
+                         "month; its callbacks older than a day closed, its hours summed as the leader has)")
     ba.add_argument("--console-host", choices=("same", "netns"), default="same",
                     help="--console-load: the console in the engine's child process (same), or `ivr console` on a "
                          "host of its own: a network namespace with its own CPUs (netns; needs root, ip, taskset)")

@@ -98,9 +98,13 @@ async def publish_unpublished(project: Project, store: FlowStore, log: Log) -> N
 async def index_open_callbacks(redis: aioredis.Redis, log: Log) -> None:
     """The index of open callbacks by first call (the oldest open callback
     shown to staff) for callbacks opened before it existed; idempotent."""
-    added = await CallbackStore(redis).index_open()
+    store = CallbackStore(redis)
+    added = await store.index_open()
     if added:
         log.info("callback_index_filled", added=added)
+    added = await store.index_closed()      # the month report's index by first call
+    if added:
+        log.info("callback_closed_index_filled", added=added)
 
 
 def adjust_for(settings: Settings, adjust: Adjust | None) -> Adjust | None:

@@ -36,6 +36,7 @@ from ivr.callback.followup_caller import FollowupCaller
 from ivr.callback.in_queue import InQueueOffer
 from ivr.callback.pbx_record import PbxRecord
 from ivr.callback.reconcile import QueueReconciler
+from ivr.callback.rollup import seal_in_child
 from ivr.callback.scheduler import CallbackScheduler
 from ivr.callback.store import CallbackStore
 from ivr.clock import Clock, paced
@@ -74,6 +75,9 @@ class LeaderWork:
     city: CityPublisher | None = None         # several PBXs: the city's live figures
     line_watches: list[LineWatch] = field(default_factory=list)   # several PBXs: the lines of each
     blocked_each: list[BlockedAttempts] = field(default_factory=list)   # several PBXs: the refused attempts of each
+    # the auditors' report: each hour summed once it is over (ivr.callback.rollup), in a child process
+    report_hours: Callable[[], Awaitable[object]] | None = None
+    report_hours_s: float = 300.0
 
     @property
     def controllers(self) -> dict[str, AmiController]:
@@ -211,6 +215,8 @@ def build(*, settings: Settings, redis: aioredis.Redis, config: SnapshotSource, 
     checkpointer = Checkpointer(redis, log=log.bind(part="audit"), clock=clock.now)
     return LeaderWork(model, controller, supervisor, capture, reconciler, scheduler, in_queue, checkpointer,
                       settings.audit_checkpoint_s, lines=lines, blocked=blocked, pbx_record=pbx_record,
+                      report_hours=_report_hours(settings, redis, clock, log.bind(part="report_hours")),
+                      report_hours_s=settings.report_hours_s,
                       pbx_records_each=pbx_records_each,
                       followups=followups, links=links, city=city, line_watches=line_watches,
                       blocked_each=blocked_each)
@@ -316,7 +322,33 @@ def parts(work: LeaderWork, config: SnapshotSource, clock: Clock) -> list[Part]:
     out += [Part(name, part.run) for name, part in loops if part is not None]
     out += [Part(f"pbx_record:{r.pbx}", r.run) for r in work.pbx_records_each]
     out.append(Part("audit_checkpoint", every(work.checkpoint_s, work.checkpointer.checkpoint)))
-    return out + work.extra
+    return out + _report_hours_part(work) + work.extra
+
+
+def _report_hours_part(work: LeaderWork) -> list[Part]:
+    if work.report_hours is None:
+        return []
+    hours, period_s = work.report_hours, work.report_hours_s
+
+    async def report_hours_loop() -> None:
+        while not cancelling():
+            await asyncio.sleep(period_s)       # first after a while: a short term sums nothing
+            await hours()
+    return [Part("report_hours", report_hours_loop)]
+
+
+def _report_hours(settings: Settings, redis: aioredis.Redis, clock: Clock,
+                  log: Log) -> Callable[[], Awaitable[None]] | None:
+    """The auditors' report's hours that are over, summed in a child (``ivr.callback.rollup``)."""
+    if settings.report_hours_s <= 0:
+        return None
+    tz_name = str(getattr(settings.timezone, "key", "UTC"))
+
+    async def report_hours() -> None:
+        done = await seal_in_child(redis, tz_name, clock.now())
+        if any(done.values()):
+            log.info("report_hours_summed", **done)
+    return report_hours
 
 
 async def cleanup(work: LeaderWork) -> None:

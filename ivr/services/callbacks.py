@@ -166,12 +166,45 @@ async def seat_names(redis: aioredis.Redis, queue_dir: Path) -> dict[str, str]:
 
 
 async def report(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo = dt.UTC,
-                 now: float | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                 now: float | None = None) -> dict[str, Any]:
     """The auditors' report of a period (``ivr.callback.report_data``): the
     figures (the national ones with days in ``tz``, the rolling 24 hours up to
-    ``now``), and one row per missed call for the CSV."""
+    ``now``), summed from the period's hours."""
     from ivr.callback.report_data import gather
     return await gather(redis, start, end, tz, now)
+
+
+async def period_records(redis: aioredis.Redis, start: float, end: float,
+                         limit: int | None = None) -> list[dict[str, str]]:
+    """The period's callbacks (by first missed call), for the CSV and the list;
+    ``limit``: the earliest only."""
+    from ivr.callback.report_data import period_records as records
+    return await records(redis, start, end, limit)
+
+
+async def recount(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo = dt.UTC,
+                  now: float | None = None) -> dict[str, Any]:
+    """The report read item by item (every callback, attempt and call summary
+    of the period) beside the one summed from hours, and where they differ."""
+    from ivr.callback.report_data import gather_full
+    fast = await report(redis, start, end, tz, now)
+    full, _ = await gather_full(redis, start, end, tz, now)
+    return {"differences": differences(fast, full), "summed": fast, "read": full}
+
+
+def differences(summed: dict[str, Any], read: dict[str, Any], at: str = "") -> list[str]:
+    """Where the summed report differs from the one read item by item (what
+    only the summed one carries, how it was read, is left out)."""
+    out: list[str] = []
+    for k in sorted(set(summed) | set(read)):
+        if not at and k in ("read", "time_to_callback_histogram"):
+            continue
+        a, b = summed.get(k), read.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{at}{k}.")
+        elif a != b:
+            out.append(f"{at}{k}: {a!r} != {b!r}")
+    return out
 
 
 async def voice_message(redis: aioredis.Redis, key: str, *, by: str) -> bytes:

@@ -13,7 +13,6 @@ from ivr.logs import mask_number
 
 LIST_LIMIT = 500          # the report's own list (the CSV has every row)
 PAGE_SIZES = (20, 50, 100, 200)   # callbacks per page in the auditors' list
-EDGES_S = [600, 1800, 3600, 7200, 14400, 86400]     # time to first callback, for the chart
 
 
 def row(x: dict, tz: ZoneInfo, names: dict[str, str] | None = None) -> dict:
@@ -43,14 +42,12 @@ def figures_seats(r: dict, names: dict[str, str] | None) -> list[dict]:
     return sorted(out, key=lambda x: (x["seat"], x["interface"]))
 
 
-def report(r: dict, rows: list[dict], a: str, b: str, tz: ZoneInfo, names: dict[str, str] | None = None) -> dict:
-    delays = sorted(float(x["first_callback_at"]) - float(x["first_at"]) for x in rows if x.get("first_callback_at"))
-    hist = [sum(1 for d in delays if (EDGES_S[i - 1] if i else 0) <= d < e) for i, e in enumerate(EDGES_S)]
-    hist.append(sum(1 for d in delays if d >= EDGES_S[-1]))
+def report(r: dict, first_rows: list[dict], a: str, b: str, tz: ZoneInfo, names: dict[str, str] | None = None) -> dict:
+    """The report's page: ``r`` (``callback.report_data.gather``) and the
+    period's earliest callbacks (at most ``LIST_LIMIT``) for its list."""
     return {**r, "period": {"from": a, "to": b, "timezone": str(tz.key)}, "seats": seats(r, names),
             "figures_seats": figures_seats(r, names),
-            "time_to_callback_histogram": {"edges_s": EDGES_S, "counts": hist},
-            "callbacks_list": [row(x, tz, names) for x in sorted(rows, key=lambda x: float(x.get("first_at", 0)))][:LIST_LIMIT]}
+            "callbacks_list": [row(x, tz, names) for x in first_rows[:LIST_LIMIT]]}
 
 
 def callbacks(rows: list[dict], a: str, b: str, tz: ZoneInfo, state: str | None, kind: str | None,

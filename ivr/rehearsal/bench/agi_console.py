@@ -33,10 +33,12 @@ from ivr.rehearsal.bench.servers import Server, cpu_s, free_port, rss_mb, run_cp
 HOME_DIRS = ("flows", "prompts", "queue", "callback", "asterisk", "config")
 
 
-async def _seed(url: str, backlog: int, numbers: int, audit_key: Path) -> dict:
+async def _seed(url: str, backlog: int, numbers: int, audit_key: Path, summaries_n: int = 0) -> dict:
     """Console accounts and a callback backlog, its audit entries signed with
     ``audit_key`` (the engine's and the console's: each checks at start that
-    the logs were written with its key)."""
+    the logs were written with its key). With ``summaries_n``: a month of call
+    summaries as well, the callbacks older than a day closed, and the month's
+    hours summed as the leader has by then (``ivr.callback.rollup``)."""
     import datetime as dt
     import random
     from zoneinfo import ZoneInfo
@@ -70,6 +72,14 @@ async def _seed(url: str, backlog: int, numbers: int, audit_key: Path) -> dict:
             s["started"], s["ended"] = f"{started:.3f}", f"{started + 60:.3f}"
         for i in range(0, backlog, BATCH):
             await cap.handle(entries[i:i + BATCH], now=time.time())
+        if summaries_n:
+            from ivr.callback.rollup import seal
+            from ivr.rehearsal.bench.callbacks import close_most, seed_summaries
+
+            now = time.time()
+            await close_most(redis, store, now - 86400)
+            await seed_summaries(redis, summaries_n, now - 30 * 86400, 30 * 86400 - 3600, random.Random(1))
+            await seal(redis, ZoneInfo("Asia/Shanghai"), now, days=32)
         counts = await store.counts()
         return {"users": users, "open": counts["open"]}
     finally:
@@ -120,9 +130,10 @@ def main(args) -> int:
         url = server.start()
         try:
             t = time.perf_counter()
-            seeded = asyncio.run(_seed(url, args.backlog, max(args.backlog * 3 // 10, 1), Path(tmp) / "audit.key"))
-            print(f"  seeded {args.backlog:,} missed calls ({seeded['open']:,} open callbacks) "
-                  f"in {time.perf_counter() - t:.1f} s")
+            seeded = asyncio.run(_seed(url, args.backlog, max(args.backlog * 3 // 10, 1), Path(tmp) / "audit.key",
+                                       args.summaries))
+            print(f"  seeded {args.backlog:,} missed calls ({seeded['open']:,} open callbacks) and "
+                  f"{args.summaries:,} call summaries in {time.perf_counter() - t:.1f} s")
             assert server.proc is not None        # started
             return _measure(args, loop, url, home, seeded, server.proc.pid, tmp=Path(tmp))
         finally:
@@ -162,9 +173,9 @@ def _on_two_hosts(args, loop: str) -> int:
                   f"CPU {host.console_cpus} (`ivr console`, its users), over a veth link")
             t = time.perf_counter()
             seeded = asyncio.run(_seed(redis_srv.url, args.backlog, max(args.backlog * 3 // 10, 1),
-                                       Path(tmp) / "audit.key"))
-            print(f"  seeded {args.backlog:,} missed calls ({seeded['open']:,} open callbacks) "
-                  f"in {time.perf_counter() - t:.1f} s")
+                                       Path(tmp) / "audit.key", args.summaries))
+            print(f"  seeded {args.backlog:,} missed calls ({seeded['open']:,} open callbacks) and "
+                  f"{args.summaries:,} call summaries in {time.perf_counter() - t:.1f} s")
             return _measure(args, loop, redis_srv.url, home, seeded, redis_srv.proc.pid, host=host, tmp=Path(tmp))
     finally:
         if redis_srv is not None:

@@ -272,63 +272,119 @@ def _month_summaries(n: int, start: float, span_s: float, rng: random.Random) ->
     return out
 
 
-async def _report_run(n: int, missed: int) -> dict:
+async def seed_summaries(redis, n: int, start: float, span: float, rng: random.Random) -> None:
+    """``n`` call summaries spread over [start, start + span), with the stream
+    ids the engine's XADD gives them (when each call ended)."""
+    for i in range(0, n, 100_000):
+        chunk = _month_summaries(min(100_000, n - i), start + span * i / n, span * min(100_000, n - i) / n, rng)
+        pipe = redis.pipeline(transaction=False)
+        for k, j in enumerate(chunk):
+            ended = float(json.loads(j)["ended"])
+            pipe.xadd(keys.CALLS, {"j": j}, id=f"{int(ended * 1000)}-{i + k}")
+        await pipe.execute()
+
+
+async def close_most(redis, store: CallbackStore, before: float) -> int:
+    """Close the callbacks first missed before ``before`` as a month leaves them
+    (most reached half an hour later): the report reads a month of closed
+    callbacks and the open backlog of its last day."""
+    from ivr.redisdb.replies import texts
+
+    numbers = texts(await redis.zrangebyscore(keys.CALLBACK_OPEN_BY_FIRST, "-inf", f"({before}"))
+    firsts = await redis.zmscore(keys.CALLBACK_OPEN_BY_FIRST, numbers) if numbers else []
+    for i in range(0, len(numbers), 2000):
+        pipe = redis.pipeline(transaction=False)
+        for number, first in zip(numbers[i:i + 2000], firsts[i:i + 2000], strict=True):
+            await store._close(keys=[keys.CALLBACK_PENDING, keys.CALLBACK_READY, keys.CALLBACK_CLAIMS,
+                                     keys.CALLBACK_CLOSED, keys.CALLBACK_IDS, keys.CALLBACK_OPEN_BY_FIRST,
+                                     keys.CALLBACK_CLOSED_BY_FIRST],
+                               args=[number, float(first) + 1800, "reached", keys.CALLBACK_OPEN_PREFIX,
+                                     keys.CALLBACK_CLOSED_PREFIX], client=pipe)
+        await pipe.execute()
+    return len(numbers)
+
+
+async def _report_run(n: int, missed: int, recount: bool) -> dict:
     import resource
 
-    from ivr.callback.report import month_days, period
-    from ivr.services.callbacks import report
+    from ivr.callback.rollup import seal
+    from ivr.services.callbacks import differences, report
 
     tz = ZoneInfo("Asia/Shanghai")
-    month = dt.datetime.now(tz).strftime("%Y-%m")
-    start, end = period(*month_days(month), tz)
+    # a month of 31 days in progress: 30 of them over, and the calls of the last hour still being
+    # written (stream ids are write times, so the month is the one ending now)
+    now = time.time()
+    start = (now // 3600 - 30 * 24) * 3600
+    end = start + 31 * 86400
     rng = random.Random(12345)
+    span = now - 3600 - start
+    out: dict = {"summaries": n, "missed": missed}
     with tempfile.TemporaryDirectory(prefix="ivr-bench-report-") as tmp:
         server = EmbeddedRedis(Path(tmp), persist=False)
         redis = connect(server.start())
         try:
             t = time.perf_counter()
+            store = CallbackStore(redis)
             if missed:                # missed calls through the capture path (records, audit entries)
-                store = CallbackStore(redis)
                 cap = MissedCallCapture(redis, store, Policy(calling_hours=(dt.time(0), dt.time(23, 59, 59))), tz,
                                         logs.get("bench"))
                 cap.redis = cast(aioredis.Redis, NoAck(redis))
                 entries = summaries(missed, max(missed // 3, 1), start, rng)
                 for i, (_, s) in enumerate(entries):
-                    at = start + 3600 + i * (end - start - 7200) / missed
+                    at = start + 3600 + i * (span - 3600) / missed
                     s["started"], s["ended"] = f"{at:.3f}", f"{at + 60:.3f}"
                 for i in range(0, missed, BATCH):
                     await cap.handle(entries[i:i + BATCH], now=time.time())
                 del entries
-            span = (end - start) * 0.97
-            for i in range(0, n, 100_000):
-                chunk = _month_summaries(min(100_000, n - i), start + span * i / n, span * min(100_000, n - i) / n,
-                                         rng)
-                pipe = redis.pipeline(transaction=False)
-                for j in chunk:
-                    pipe.xadd(keys.CALLS, {"j": j})
-                await pipe.execute()
-            seed_s = time.perf_counter() - t
+                out["closed"] = await close_most(redis, store, now - 86400)
+            await seed_summaries(redis, n, start, span, rng)
+            out["seed_s"] = time.perf_counter() - t
             assert server.proc is not None
-            redis_s, cpu, wall = cpu_s(server.proc.pid), time.process_time(), time.perf_counter()
-            r, rows = await report(redis, start, end, tz, end)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            redis_s = cpu_s(server.proc.pid) - redis_s
-            return {"summaries": n, "missed": missed, "seed_s": seed_s, "report_s": wall, "report_cpu_s": cpu,
-                    "redis_cpu_s": redis_s, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                    "calls_counted": r["figures"]["offered"], "callbacks": r["callbacks"],
-                    "answered_within_15s_rate": r["answered_within_15s_rate"],
-                    "satisfaction_rate": r["satisfaction_rate"]}
+            pid = server.proc.pid
+
+            async def timed(name: str, work):
+                redis_s, cpu, wall = cpu_s(pid), time.process_time(), time.perf_counter()
+                res = await work
+                out[name] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
+                             "redis_cpu_s": cpu_s(pid) - redis_s}
+                return res
+            # the leader's work, an hour at a time as each hour ends; here the whole month at once
+            out["sealed"] = await timed("seal", seal(redis, tz, now, days=32))
+            r = await timed("report", report(redis, start, end, tz, now))
+            out["read"] = r["read"]
+            out.update({"calls_counted": r["figures"]["offered"], "callbacks": r["callbacks"],
+                        "answered_within_15s_rate": r["answered_within_15s_rate"],
+                        "satisfaction_rate": r["satisfaction_rate"],
+                        "broad_answer_rate_pct": r["hotline"]["broad_answer_rate_pct"]})
+            if recount:
+                from ivr.callback.report_data import gather_full
+                full, _ = await timed("full", gather_full(redis, start, end, tz, now))
+                out["differences"] = differences(r, full)
+            out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            return out
         finally:
             await redis.aclose()
             server.stop()
 
 
-def report_main(summaries_n: int, missed: int) -> int:
-    r = asyncio.run(_report_run(summaries_n, missed))
+def report_main(summaries_n: int, missed: int, recount: bool = True) -> int:
+    r = asyncio.run(_report_run(summaries_n, missed, recount))
     print(f"ivr bench callbacks --report: the month's report over {r['summaries']:,} call summaries and "
-          f"{r['missed']:,} missed calls (seeded in {r['seed_s']:.0f} s)")
-    print(f"  report {r['report_s']:.1f} s (target < 10 s on 2 cores): this process {r['report_cpu_s']:.1f} s CPU, "
-          f"Redis {r['redis_cpu_s']:.1f} s CPU, peak RSS {r['max_rss_mb']:,.0f} MB")
+          f"{r['missed']:,} missed calls ({r.get('closed', 0):,} of their callbacks closed; seeded in "
+          f"{r['seed_s']:.0f} s)")
+
+    def line(name: str, what: str) -> None:
+        m = r[name]
+        print(f"  {what}: {m['wall_s']:.1f} s (this process {m['cpu_s']:.1f} s CPU, Redis {m['redis_cpu_s']:.1f} s)")
+    line("seal", f"the leader sums the month's hours once ({r['sealed']})")
+    line("report", "the month's report from the hours' parts (target < 10 s on 2 cores)")
+    print(f"    read: {r['read']}")
+    if "full" in r:
+        line("full", "the same report read item by item (the reference; before: the only way)")
+        diff = r["differences"]
+        print(f"    recount: {'the same figures' if not diff else f'{len(diff)} differences: ' + '; '.join(diff[:5])}")
+        print(f"    full / summed: {r['full']['wall_s'] / r['report']['wall_s']:.1f}x")
     print(f"  counted {r['calls_counted']:,} calls that wanted a person, {r['callbacks']:,} callbacks; 15秒接通率 "
-          f"{r['answered_within_15s_rate']}, 满意率 {r['satisfaction_rate']}")
-    return 0
+          f"{r['answered_within_15s_rate']}, 满意率 {r['satisfaction_rate']}, 广义接通率 {r['broad_answer_rate_pct']} %; "
+          f"peak RSS {r['max_rss_mb']:,.0f} MB")
+    return 0 if not r.get("differences") else 1
