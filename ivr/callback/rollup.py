@@ -6,10 +6,11 @@ Here each hour of the period is summed once into a part kept in Redis, and a
 report adds up the parts; only what can still change is read item by item:
 
 - **flow part** of an hour: the call summaries that started in it and the
-  callback attempts made in it. Final once ``SEAL_AFTER_S`` has passed after
-  the hour (a summary is written when its call ends; the report's own read
-  runs 6 hours past a period for the same reason). Younger hours are read
-  from the stream at each report. A part is kept only for an hour the calls
+  callback attempts made in it. Final once every call that started in it
+  has ended (a summary is written by the same script that takes the call off
+  the live calls, ``ivr:calls:live``, which carries each call's start) and
+  a few minutes have passed (``END_MARGIN_S``): usually the hour before the
+  current one. Younger hours are read from the streams at each report. A part is kept only for an hour the calls
   stream still held from its start: a month's figures then outlive the
   stream's cap.
 - **closed part** of an hour: the closed callbacks whose first missed call
@@ -54,6 +55,7 @@ from ivr.stats import percentile_of_sorted
 HOUR_S = 3600
 SEAL_AFTER_S = 6 * HOUR_S          # as read_calls' margin past a period: a summary is written when its call ends
 ATTEMPT_MARGIN_S = 300.0           # an attempt's audit entry is written just after its ``at``
+END_MARGIN_S = 300.0               # a call's summary is written as it leaves the live calls (and clocks differ)
 PART_TTL_S = 400 * 86400           # a year's months and their comparison with last year's
 PART_VERSION = 1                   # bumped when a part's meaning changes: older parts are summed again
 # what the report reads of a callback record
@@ -403,6 +405,18 @@ async def _store(redis: aioredis.Redis, name: str, s: Sums, extra: Mapping[str, 
     await pipe.execute()
 
 
+async def final_before(redis: aioredis.Redis, now: float) -> float:
+    """Until when the flow parts are final: the start of the oldest call still
+    under way (``ivr:calls:live`` holds ``engine|started|number`` for each; an
+    unreadable one counts as ``SEAL_AFTER_S`` old), and ``END_MARGIN_S`` ago."""
+    until = now - END_MARGIN_S
+    for v in await redis.hvals(keys.CALLS_LIVE):
+        parts = str(v).split("|")
+        started = _f(parts[1], now - SEAL_AFTER_S) if len(parts) > 1 else now - SEAL_AFTER_S
+        until = min(until, started)
+    return until
+
+
 def clock_lead(now: float) -> float:
     """How far ``now`` (the engines' clock) runs ahead of this host's: a drill's."""
     return max(0.0, now - time.time())
@@ -481,6 +495,7 @@ async def _add_flow_parts(redis: aioredis.Redis, total: Sums, ps: list[tuple[flo
                           now: float, how: dict[str, Any]) -> None:
     lead = clock_lead(now)
     kept_from = await complete_from(redis)
+    final = await final_before(redis, now)
     todo: list[tuple[float, float]] = []
     i = 0
     async for d in _parts(redis, [_key("flow", p) for p in ps]):
@@ -491,7 +506,7 @@ async def _add_flow_parts(redis: aioredis.Redis, total: Sums, ps: list[tuple[flo
         else:
             todo.append(p)
     for p, part in zip(todo, await _flow_sums(redis, todo, tz, lead), strict=True):
-        sealed = whole(p) and p[1] + SEAL_AFTER_S <= now
+        sealed = whole(p) and p[1] <= final
         if sealed and (kept_from is None or kept_from <= p[0] - lead):
             await _store(redis, _key("flow", p), part)
             how["flow_parts_summed"] += 1
@@ -504,9 +519,9 @@ async def _add_flow_parts(redis: aioredis.Redis, total: Sums, ps: list[tuple[flo
 
 async def seal(redis: aioredis.Redis, tz: dt.tzinfo, now: float, days: int = 35) -> dict[str, int]:
     """Compute the parts of the last ``days`` days that are missing or stale
-    (the leader, every few minutes): a report then reads only its last hours
-    and the backlog. Only whole hours past ``SEAL_AFTER_S``."""
-    end = (now - SEAL_AFTER_S) // HOUR_S * HOUR_S
+    (the leader, every few minutes): a report then reads only its last hour
+    and the backlog. Only whole hours whose calls are over (``final_before``)."""
+    end = await final_before(redis, now) // HOUR_S * HOUR_S
     ps = pieces(end - days * 86400, end)
     kept_from = await complete_from(redis)
     lead = clock_lead(now)

@@ -70,14 +70,16 @@ async def _seed(url: str, backlog: int, numbers: int, audit_key: Path, summaries
         for i, (_, s) in enumerate(entries):
             started = time.time() - span_s + i * step
             s["started"], s["ended"] = f"{started:.3f}", f"{started + 60:.3f}"
-        for i in range(0, backlog, BATCH):
-            await cap.handle(entries[i:i + BATCH], now=time.time())
+        for i in range(0, backlog, BATCH):      # captured as they happened: the audit entries' times
+            batch = entries[i:i + BATCH]
+            await cap.handle(batch, now=min(time.time(), float(batch[-1][1]["ended"]) + 5))
         if summaries_n:
             from ivr.callback.rollup import seal
-            from ivr.rehearsal.bench.callbacks import close_most, seed_summaries
+            from ivr.rehearsal.bench.callbacks import backdate_audit, close_most, seed_summaries
 
             now = time.time()
             await close_most(redis, store, now - 86400)
+            await backdate_audit(redis)
             await seed_summaries(redis, summaries_n, now - 30 * 86400, 30 * 86400 - 3600, random.Random(1))
             await seal(redis, ZoneInfo("Asia/Shanghai"), now, days=32)
         counts = await store.counts()
