@@ -198,3 +198,19 @@ async def test_the_leader_sums_the_hours_in_a_child_process(redis):
     start, end = _month(now)
     r = await report(redis, start, end, TZ, now)
     assert r["read"]["flow_parts_summed"] == 0 and r["read"]["flow_parts_kept"] > 100
+
+
+async def test_a_summary_written_late_for_a_kept_hour_is_counted(redis):
+    """The PBX's record, the reconciler and refused attempts write summaries
+    for calls their engine did not: an hour's kept part is dropped then."""
+    now = time.time()
+    await _seed(redis, now, days=2, calls=200, missed=20)
+    start, end = _month(now)
+    before = await report(redis, start, end, TZ, now)
+    started = (now // 3600 - 30) * 3600 + 600
+    late = _summary(random.Random(1), started, 9999) | {"wanted_person": "1", "queue_status": "ANSWERED", "kind": ""}
+    await redis.xadd(keys.CALLS, {"j": json.dumps(late)})          # written now, for an hour kept long ago
+    await rollup.summary_written(redis, late)
+    after = await report(redis, start, end, TZ, now)
+    assert after["figures"]["offered"] == before["figures"]["offered"] + 1
+    assert differences(after, (await gather_full(redis, start, end, TZ, now))[0]) == []

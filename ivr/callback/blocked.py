@@ -28,6 +28,7 @@ from ivr.aio import cancelling
 from ivr.ami.controller import AmiController
 from ivr.ami.model import AmiEvent
 from ivr.callback.policy import LINES_FULL
+from ivr.callback.rollup import summary_written
 from ivr.calls.service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.logs import Log, mask_number
@@ -137,6 +138,7 @@ class BlockedAttempts:
             ok = await self._write_once(keys=[keys.call_summarised(uid), keys.CALLS, keys.lines_blocked(self.pbx)],
                                         args=[orjson.dumps(s).decode(), MARK_TTL_S, CALLS_STREAM_MAXLEN])
             if ok:
+                await summary_written(self.redis, s)
                 wrote += 1
                 self.log.info("missed_call_lines_full", call_id=uid, number=mask_number(b.number), pbx=self.pbx)
             del self.pending[uid]

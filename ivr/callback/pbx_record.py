@@ -52,6 +52,7 @@ import redis.asyncio as aioredis
 
 from ivr.aio import cancelling
 from ivr.callback import scripts
+from ivr.callback.rollup import summary_written
 from ivr.callback.store import CallbackStore
 from ivr.calls.service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
@@ -341,6 +342,7 @@ class PbxRecord:
                                     args=[orjson.dumps(s).decode(), keys.CALL_SUMMARISED_TTL_S, CALLS_STREAM_MAXLEN])
         if not ok:
             return Verdict.AGREED, None          # another writer got there first
+        await summary_written(self.redis, s)
         await self.replication.wait()
         if owner:
             await self.redis.hdel(keys.CALLS_LIVE, uid)

@@ -48,6 +48,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from ivr.aio import cancelling
+from ivr.callback.rollup import summary_written
 from ivr.calls.service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.logs import Log, mask_number
@@ -195,6 +196,7 @@ class QueueReconciler:
                                           CALLS_STREAM_MAXLEN])
         if not ok:
             return "summarised"
+        await summary_written(self.redis, summary)
         await self.replication.wait()
         if holder:
             await self.redis.hdel(keys.CALLS_LIVE, p.uniqueid)
@@ -253,6 +255,7 @@ class QueueReconciler:
                                               CALLS_STREAM_MAXLEN])
             await self.redis.hdel(keys.CALLS_LIVE, uid)
             if ok:
+                await summary_written(self.redis, summary)
                 wrote += 1
                 self.written += 1
                 self.log.warning("missed_call_from_dead_engine", call_id=uid, number=mask_number(number),

@@ -417,6 +417,27 @@ async def final_before(redis: aioredis.Redis, now: float) -> float:
     return until
 
 
+async def summary_written(redis: aioredis.Redis, summary: Mapping[str, str]) -> None:
+    """A call summary written by another hand than its engine (the PBX's
+    record, the reconciler, a refused attempt), perhaps long after its call
+    and after its hour's flow part was kept: it is added to that part (the
+    streams' read of an hour looks only a few hours past it)."""
+    started = _f(summary.get("started"), -1.0)
+    if started < 0:
+        return
+    hour = (started // HOUR_S * HOUR_S, started // HOUR_S * HOUR_S + HOUR_S)
+    name = _key("flow", hour)
+    d: dict[str, str] = await redis.hgetall(name)     # type: ignore[assignment]  # the client decodes replies
+    if not d:
+        return              # not kept yet: the hour's read will find it
+    part = Sums(*hour, dt.UTC)
+    if part.load(d):
+        part.add_call(summary)
+        await _store(redis, name, part)
+    else:
+        await redis.delete(name)
+
+
 def clock_lead(now: float) -> float:
     """How far ``now`` (the engines' clock) runs ahead of this host's: a drill's."""
     return max(0.0, now - time.time())
