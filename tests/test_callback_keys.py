@@ -44,7 +44,7 @@ async def test_every_key_is_named_in_redis_keys(redis):
     await store.finish("13800000001", "x", outcome="answered", seat="s1", now=time.time(), next_at=None)
     fixed = {keys.CALLBACK_PENDING, keys.CALLBACK_READY, keys.CALLBACK_CLAIMS, keys.CALLBACK_CLOSED,
              keys.CALLBACK_SEQ, keys.CALLBACK_IDS, keys.CALLBACK_AUDIT, keys.CALLBACK_AUDIT + ":head",
-             keys.CALLBACK_TRAIL_FROM}
+             keys.CALLBACK_TRAIL_FROM, keys.CALLBACK_CLOSED_BY_FIRST}
     prefixes = (keys.CALLBACK_OPEN_PREFIX, keys.CALLBACK_CLOSED_PREFIX, keys.CALLBACK_TRAIL_PREFIX)
     found = {k async for k in redis.scan_iter()}
     assert keys.callback_closed(a) in found and keys.callback_trail(a) in found

@@ -477,10 +477,10 @@ async def test_a_callback_closed_while_the_report_reads_is_counted_once(redis, c
 async def test_the_report_reads_page_through_long_lines_and_streams(redis, capture, monkeypatch):
     """The report's reads come in pages (no single command holds Redis while
     calls wait): every record and every summary is still read exactly once."""
-    from ivr.callback import report_data, store
+    from ivr.callback import store, streams
 
     monkeypatch.setattr(store, "READ_PAGE", 3)
-    monkeypatch.setattr(report_data, "CALLS_BATCH", 4)
+    monkeypatch.setattr(streams, "CALLS_BATCH", 4)
     t = time.time() - 3600
     for i in range(10):
         await add_call(redis, f"1380013{i:04d}", t + i)
@@ -492,5 +492,5 @@ async def test_the_report_reads_page_through_long_lines_and_streams(redis, captu
     slim = await store.CallbackQueries(redis).all_records(closed_since=0, fields=("number", "state", "nothing"))
     assert sorted((r["number"], r["state"]) for r in slim) == sorted((r["number"], r["state"]) for r in recs)
     assert all(set(r) == {"number", "state", "id"} for r in slim)          # the id: a record is counted once
-    calls = await report_data.read_calls(redis, t - 1, t + 30)
+    calls = await streams.read_calls(redis, t - 1, t + 30)
     assert len(calls) == 11 and len({c["uniqueid"] for c in calls}) == 11

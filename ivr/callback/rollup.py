@@ -351,7 +351,7 @@ async def _flow_sums(redis: aioredis.Redis, ps: list[tuple[float, float]], tz: d
     Redis host's (a drill's faster clock): stream ids are that host's time, so
     a call's summary can carry an id that much before its start."""
     from ivr.audit.chain import AuditLog
-    from ivr.callback.report_data import audit_entries, read_calls
+    from ivr.callback.streams import audit_entries, read_calls
 
     out: dict[tuple[float, float], Sums] = {}
     for run in _runs(ps):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ivr.callback.targets import Targets
 
-PAGE = 500                  # summaries per XRANGE (report_data.CALLS_BATCH)
+PAGE = 500                  # summaries per XRANGE (streams.CALLS_BATCH)
 PAGE_LIMIT = 20_000         # summaries read per refresh: a day's backlog is caught up over a few refreshes
 MARGIN_S = 6 * 3600         # a summary is written when its call ends: read back this far for the calls still going
 

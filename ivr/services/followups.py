@@ -21,8 +21,8 @@ from ivr.callback.followup import (
     parse_share,
     sample,
 )
-from ivr.callback.report_data import read_calls
 from ivr.callback.store import CallbackQueries
+from ivr.callback.streams import read_calls
 from ivr.errors import InvalidInput, NotFound
 from ivr.logs import mask_number
 from ivr.services.callbacks import report_period

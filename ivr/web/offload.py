@@ -79,14 +79,14 @@ async def _work(redis, request: dict) -> bytes:
         start, end = request["start"], request["end"]
         if request["kind"] == "csv" and request.get("part") != "figures":
             return audit_views.csv(await period_records(redis, start, end), tz).encode("utf-8")
+        r = await report(redis, start, end, tz, request.get("now"))
+        names = {**(request.get("names") or {}), **r.get("seat_names", {})}     # the attempts' own names win
         if request["kind"] == "callbacks":
             return orjson.dumps(audit_views.callbacks(await period_records(redis, start, end), a, b, tz,
                                                       request.get("state"), request.get("kind_of"),
                                                       page=request.get("page", 1),
                                                       per_page=request.get("per_page", audit_views.PAGE_SIZES[0]),
-                                                      names=request.get("names") or {}))
-        r = await report(redis, start, end, tz, request.get("now"))
-        names = {**(request.get("names") or {}), **r.get("seat_names", {})}     # the attempts' own names win
+                                                      names=names))
         if request["kind"] == "csv":
             return audit_views.figures_csv(r["figures"], names).encode("utf-8")
         first = await period_records(redis, start, end, limit=audit_views.LIST_LIMIT)
