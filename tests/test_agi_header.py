@@ -148,3 +148,14 @@ def test_the_shared_values_stay_bounded_whatever_the_pbx_sends(monkeypatch):
     assert len(protocol._SHARED_VALUES) <= protocol.SHARED_VALUES_MAX
     env, _ = parse_header(split_header_lines(f"agi_context: ctx-{protocol.SHARED_VALUES_MAX + 600}\n"))
     assert env["agi_context"] == f"ctx-{protocol.SHARED_VALUES_MAX + 600}"
+
+
+
+def test_a_long_value_or_a_callers_routing_number_is_never_shared():
+    long_ctx = "c" * 65
+    a, _ = parse_header(split_header_lines(_fresh(f"agi_context: {long_ctx}\nagi_rdnis: 13800000000\n"
+                                                  "agi_dnid: 12345\nagi_extension: 12345\n")))
+    b, _ = parse_header(split_header_lines(_fresh(f"agi_context: {long_ctx}\nagi_rdnis: 13800000000\n"
+                                                  "agi_dnid: 12345\nagi_extension: 12345\n")))
+    for key in ("agi_context", "agi_rdnis", "agi_dnid", "agi_extension"):
+        assert a[key] == b[key] and a[key] is not b[key], key

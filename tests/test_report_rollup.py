@@ -17,6 +17,7 @@ from ivr.callback.figures import Figures
 from ivr.callback.report_data import gather_full
 from ivr.callback.store import CallbackQueries, CallbackStore
 from ivr.redisdb import keys
+from ivr.redisdb.report_hours import summary_written
 from ivr.services.callbacks import differences, report
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -36,17 +37,19 @@ def _summary(rng: random.Random, started: float, i: int) -> dict:
             if answered else "", "kind": rng.choice(("", "", "", "callback")), "moved_to": ""}
 
 
-async def _seed(redis, now: float, days: int = 6, calls: int = 1500, missed: int = 300, seed: int = 7) -> None:
+async def _seed(redis, now: float, days: int = 6, calls: int = 1500, missed: int = 300, seed: int = 7,
+                id_shift: float = 0.0) -> None:
     """Calls (stream ids: when each ended, as the engine's XADD gives them),
     missed calls through the store's scripts, attempts through the audit log;
-    most callbacks closed (reached, unreached, misdials), some still open."""
+    most callbacks closed (reached, unreached, misdials), some still open.
+    ``id_shift``: the Redis host's clock ahead of the engines' (stream ids are its)."""
     rng = random.Random(seed)
     start = now - days * 86400
     rows = sorted((_summary(rng, start + rng.random() * (days * 86400 - 3600), i) for i in range(calls)),
                   key=lambda s: float(s["ended"]))
     pipe = redis.pipeline(transaction=False)
     for i, s in enumerate(rows):
-        pipe.xadd(keys.CALLS, {"j": json.dumps(s)}, id=f"{int(float(s['ended']) * 1000)}-{i}")
+        pipe.xadd(keys.CALLS, {"j": json.dumps(s)}, id=f"{int((float(s['ended']) + id_shift) * 1000)}-{i}")
     await pipe.execute()
     store = CallbackStore(redis)
     batch = []
@@ -73,7 +76,7 @@ async def _seed(redis, now: float, days: int = 6, calls: int = 1500, missed: int
                            next_at=None if close else now + 3600, close_reason=close or "")
     entries.sort(key=lambda e: e["at"])
     for i, e in enumerate(entries):     # stream ids: when each attempt was written, as the scheduler's append gives
-        await redis.xadd(log.stream, {"j": json.dumps(e)}, id=f"{int(e['at'] * 1000)}-{i}")
+        await redis.xadd(log.stream, {"j": json.dumps(e)}, id=f"{int((e['at'] + id_shift) * 1000)}-{i}")
 
 
 def _month(now: float) -> tuple[float, float]:
@@ -133,7 +136,8 @@ async def test_a_callback_closed_while_the_report_reads_is_counted_once(redis, m
     assert during["still_open"] == before["still_open"] - 3
 
 
-async def test_sealed_hours_keep_their_calls_after_the_stream_lost_them(redis):
+async def test_sealed_hours_keep_their_calls_after_the_stream_lost_them(redis, monkeypatch):
+    from ivr.calls import service
     now = time.time()
     await _seed(redis, now, missed=60)
     start, end = _month(now)
@@ -141,8 +145,10 @@ async def test_sealed_hours_keep_their_calls_after_the_stream_lost_them(redis):
     assert done["flow_parts_summed"] > 100
     whole = await report(redis, start, end, TZ, now)
     await redis.xtrim(keys.CALLS, minid=f"{int((now - 2 * 86400) * 1000)}-0", approximate=False)  # the cap's work
+    monkeypatch.setattr(service, "CALLS_STREAM_MAXLEN", await redis.xlen(keys.CALLS))     # full: it was trimmed
     trimmed_full, _ = await gather_full(redis, start, end, TZ, now)
     assert trimmed_full["figures"]["offered"] < whole["figures"]["offered"]
+    assert trimmed_full["calls_from"] is not None                 # the read item by item says what it lost
     kept = await report(redis, start, end, TZ, now)
     assert kept["figures"]["offered"] == whole["figures"]["offered"] and kept["calls_from"] is None
     assert kept["hotline"] == whole["hotline"]
@@ -191,9 +197,9 @@ def test_pieces_cover_the_period_at_whole_hours(start, end):
 async def test_the_leader_sums_the_hours_in_a_child_process(redis):
     now = time.time()
     await _seed(redis, now, days=2, calls=300, missed=40)
-    done = await rollup.seal_in_child(redis, "Asia/Shanghai", now)
-    assert done["flow_parts_summed"] >= 35 * 24 - 1 and done["closed_parts_summed"] >= 35 * 24 - 1
-    again = await rollup.seal_in_child(redis, "Asia/Shanghai", now)
+    done = await rollup.seal_in_child(redis, "Asia/Shanghai", now, days=9)
+    assert done["flow_parts_summed"] >= 9 * 24 - 1 and done["closed_parts_summed"] >= 9 * 24 - 1
+    again = await rollup.seal_in_child(redis, "Asia/Shanghai", now, days=9)
     assert again == {"closed_parts_summed": 0, "flow_parts_summed": 0}
     start, end = _month(now)
     r = await report(redis, start, end, TZ, now)
@@ -210,7 +216,46 @@ async def test_a_summary_written_late_for_a_kept_hour_is_counted(redis):
     started = (now // 3600 - 30) * 3600 + 600
     late = _summary(random.Random(1), started, 9999) | {"wanted_person": "1", "queue_status": "ANSWERED", "kind": ""}
     await redis.xadd(keys.CALLS, {"j": json.dumps(late)})          # written now, for an hour kept long ago
-    await rollup.summary_written(redis, late)
+    await summary_written(redis, late)
+    after = await report(redis, start, end, TZ, now)
+    assert after["figures"]["offered"] == before["figures"]["offered"] + 1
+    assert differences(after, (await gather_full(redis, start, end, TZ, now))[0]) == []
+
+
+
+@pytest.mark.parametrize("shift_h", [8.0, -2.0], ids=["engines-behind-redis", "engines-ahead-of-redis"])
+async def test_a_drills_clock_ahead_or_behind_redis_gives_the_same_figures(redis, shift_h):
+    """A drill's clock starts at 09:00 (behind the Redis host's in the
+    afternoon) and runs faster (ahead of it later): stream ids are the Redis
+    host's time, the calls' times the engines'."""
+    shift = shift_h * 3600
+    now = time.time() - shift                 # the engines' clock
+    await _seed(redis, now, days=3, calls=600, missed=80, id_shift=shift)
+    start, end = _month(now)
+    full, _ = await gather_full(redis, start, end, TZ, now)
+    assert full["figures"]["offered"] > 400 and full["per_seat"]
+    assert differences(await report(redis, start, end, TZ, now), full) == []
+    await rollup.seal(redis, TZ, now, days=8)
+    warm = await report(redis, start, end, TZ, now)
+    assert warm["read"]["flow_parts_kept"] > 24
+    assert differences(warm, full) == []
+
+
+async def test_the_engines_summaries_count_in_their_hour_and_a_late_one_is_summed_again(redis):
+    """A call out (a follow-up, a callback's survey) is not among the live
+    calls: its summary can come after its hour was kept."""
+    from ivr import logs
+    from ivr.calls.service import CallSummaries
+
+    now = time.time()
+    await _seed(redis, now, days=2, calls=200, missed=10)
+    start, end = _month(now)
+    before = await report(redis, start, end, TZ, now)
+    started = (now // 3600 - 3) * 3600 + 60
+    w = CallSummaries(redis, logs.get("test"))
+    w.add(_summary(random.Random(2), started, 1) | {"wanted_person": "1", "queue_status": "ANSWERED", "kind": ""})
+    await w.flush()
+    assert await redis.hget(keys.REPORT_WRITTEN, str(int(started // 3600))) == "1"
     after = await report(redis, start, end, TZ, now)
     assert after["figures"]["offered"] == before["figures"]["offered"] + 1
     assert differences(after, (await gather_full(redis, start, end, TZ, now))[0]) == []

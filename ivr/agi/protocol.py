@@ -77,9 +77,10 @@ MAX_HEADER_LINES = 200
 # What a held call keeps of its header (issue 20: memory per held caller). The
 # keys Asterisk writes, and the values that are the same on every call of a
 # deployment, are shared between calls instead of one copy per call: about
-# 1.4 KB per call. Only these keys' values are shared, so a caller-controlled
-# value (a number, a caller-ID name) never enters ``_SHARED_VALUES``, and it is
-# bounded all the same.
+# 1.4 KB per call. Shared values come only from keys the dialplan and the
+# endpoints' configuration set (never the caller's number, name, dialled or
+# redirecting number, or the extension a pattern matched), only up to
+# ``SHARED_VALUE_MAX`` characters, and at most ``SHARED_VALUES_MAX`` of them.
 ENV_KEYS = ("agi_network", "agi_network_script", "agi_request", "agi_channel", "agi_language", "agi_type",
             "agi_uniqueid", "agi_version", "agi_callerid", "agi_calleridname", "agi_callingpres",
             "agi_callingani2", "agi_callington", "agi_callingtns", "agi_dnid", "agi_rdnis", "agi_context",
@@ -87,11 +88,10 @@ ENV_KEYS = ("agi_network", "agi_network_script", "agi_request", "agi_channel", "
             *(f"agi_arg_{i}" for i in range(1, 21)))
 _KEYS = {k: k for k in ENV_KEYS}
 _SHARED_VALUE_KEYS = frozenset(("agi_network", "agi_network_script", "agi_request", "agi_language", "agi_type",
-                                "agi_version", "agi_callingpres", "agi_callingani2", "agi_callington",
-                                "agi_callingtns", "agi_dnid", "agi_rdnis", "agi_context", "agi_extension",
-                                "agi_priority", "agi_enhanced", "agi_accountcode"))
+                                "agi_version", "agi_context", "agi_priority", "agi_enhanced", "agi_accountcode"))
 _SHARED_VALUES: dict[str, str] = {}
 SHARED_VALUES_MAX = 1024
+SHARED_VALUE_MAX = 64
 
 
 def parse_env_line(line: str) -> tuple[str, str] | None:
@@ -102,7 +102,7 @@ def parse_env_line(line: str) -> tuple[str, str] | None:
     key = _KEYS.get(key, key)
     if value.startswith(" "):
         value = value[1:]
-    if key in _SHARED_VALUE_KEYS:
+    if key in _SHARED_VALUE_KEYS and len(value) <= SHARED_VALUE_MAX:
         shared = _SHARED_VALUES.get(value)
         if shared is not None:
             value = shared

@@ -28,12 +28,12 @@ from ivr.aio import cancelling
 from ivr.ami.controller import AmiController
 from ivr.ami.model import AmiEvent
 from ivr.callback.policy import LINES_FULL
-from ivr.callback.rollup import summary_written
 from ivr.calls.service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.logs import Log, mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
+from ivr.redisdb.report_hours import summary_written
 
 OUTCOME = LINES_FULL            # the call summary's outcome, and the missed call's reason (policy.classify)
 SWEEP_S = 30.0                  # wall seconds between reads of the PBX's own record

@@ -52,7 +52,6 @@ import redis.asyncio as aioredis
 
 from ivr.aio import cancelling
 from ivr.callback import scripts
-from ivr.callback.rollup import summary_written
 from ivr.callback.store import CallbackStore
 from ivr.calls.service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
@@ -63,6 +62,7 @@ from ivr.pbxlog.queue_log import Entry, Outcome, caller_line_fields, parse_line
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
 from ivr.redisdb.replies import fields, text_or_none, texts
+from ivr.redisdb.report_hours import summary_written
 
 GRACE_S = 3.0                   # after the caller left: the engine's summary (0.1 s batches) comes first
 RECHECK_S = 5.0                 # a living engine still holds the call: look again

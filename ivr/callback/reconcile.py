@@ -48,13 +48,13 @@ import orjson
 import redis.asyncio as aioredis
 
 from ivr.aio import cancelling
-from ivr.callback.rollup import summary_written
 from ivr.calls.service import CALLS_STREAM_MAXLEN
 from ivr.clock import Clock
 from ivr.logs import Log, mask_number
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
 from ivr.redisdb.replies import text_or_none
+from ivr.redisdb.report_hours import summary_written
 
 if TYPE_CHECKING:
     from ivr.ami.model import AmiEvent

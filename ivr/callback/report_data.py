@@ -18,7 +18,6 @@ from ivr.callback.report import DELAY_EDGES_S, hotline_figures, report
 from ivr.callback.store import CallbackQueries, Record
 from ivr.callback.streams import audit_entries, read_calls
 from ivr.redisdb import keys
-from ivr.redisdb.replies import texts
 
 # what hotline_figures reads of a call summary
 HOTLINE_FIELDS = ("number", "wanted_person", "queue_status", "outcome", "moved_to")
@@ -35,7 +34,8 @@ async def gather(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo 
     says how many hours came from kept parts and how many were read."""
     from ivr.callback.rollup import sum_period
 
-    sums, how = await sum_period(redis, start, end, tz, time.time() if now is None else now)
+    # parts are kept only by a caller that knows the engines' clock (a drill's runs ahead or behind)
+    sums, how = await sum_period(redis, start, end, tz, time.time() if now is None else now, keep=now is not None)
     sums.figures.now = now
     r = sums.report()
     r["hotline"] = sums.hotline()
@@ -65,10 +65,9 @@ async def period_records(redis: aioredis.Redis, start: float, end: float,
     indexes by first call (open ones read first: one closed meanwhile is read
     again, closed, and counted once); ``limit``: the earliest only."""
     q = CallbackQueries(redis)
-    first = None if limit is None else 0
-    numbers = texts(await redis.zrangebyscore(keys.CALLBACK_OPEN_BY_FIRST, start, f"({end}", first, limit))
+    numbers = await q.by_first(keys.CALLBACK_OPEN_BY_FIRST, start, end, limit)
     opened = await q.open_records(numbers)
-    ids = texts(await redis.zrangebyscore(keys.CALLBACK_CLOSED_BY_FIRST, start, f"({end}", first, limit))
+    ids = await q.by_first(keys.CALLBACK_CLOSED_BY_FIRST, start, end, limit)
     closed = await q.closed_records(ids)
     seen = {r.get("id") for r in closed}
     rows = closed + [r for r in opened if r.get("id") not in seen]
@@ -82,22 +81,26 @@ async def gather_full(redis: aioredis.Redis, start: float, end: float, tz: dt.tz
     and call summary of the period (``ivr.callback.report``, the reference the
     sums from hours are checked against: ``ivr audit recount``, the bench and
     the tests), and the callbacks it counts."""
+    from ivr.callback.rollup import ATTEMPT_MARGIN_S, clock_lead, complete_from
+    lead = clock_lead(now) if now is not None else 0.0
     recs = await CallbackQueries(redis).all_records(closed_since=start)
     log = AuditLog(redis, keys.CALLBACK_AUDIT)
     national = Figures(start, end, tz, now)
     attempts = []
-    async for e in audit_entries(log, f"{int(start * 1000)}-0", f"{int(end * 1000)}-0"):
-        if e.get("kind") == "attempt":
+    # attempts made in the period (by their time; written a little after it, by the Redis host's clock)
+    async for e in audit_entries(log, f"{int((start - max(lead, 0.0) - ATTEMPT_MARGIN_S) * 1000)}-0",
+                                 f"{int((end + max(-lead, 0.0) + ATTEMPT_MARGIN_S) * 1000)}-0"):
+        at = e.get("at")
+        if e.get("kind") == "attempt" and at is not None and start <= float(at) < end:
             attempts.append(e)
             national.add_attempt(e)
     rows = [r for r in recs if start <= float(r.get("first_at", 0)) < end]
     r = report(recs, attempts, start, end)
-    from ivr.callback.rollup import clock_lead, complete_from
-    lead = clock_lead(now) if now is not None else 0.0
-    calls = await read_calls(redis, start, end, national.add_call, keep=HOTLINE_FIELDS, ids_from=start - lead)
+    calls = await read_calls(redis, start, end, national.add_call, keep=HOTLINE_FIELDS,
+                             ids_from=start - max(lead, 0.0), ids_past=max(-lead, 0.0))
     r["hotline"] = hotline_figures(calls, rows, r["per_seat"])
     kept = await complete_from(redis)
-    kept = r["calls_from"] = kept if kept is not None and kept > start - lead else None
+    kept = r["calls_from"] = kept if kept is not None and kept > start - max(lead, 0.0) else None
     r["calls_from_local"] = dt.datetime.fromtimestamp(kept, tz).strftime("%Y-%m-%d %H:%M") if kept else None
     fig = national.result()
     r["figures"] = fig

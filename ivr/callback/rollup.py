@@ -49,12 +49,11 @@ from ivr.callback.figures import Figures
 from ivr.callback.policy import LINES_FULL, reached_a_person
 from ivr.callback.states import Outcome, RecordState
 from ivr.redisdb import keys
-from ivr.redisdb.replies import texts
 from ivr.stats import percentile_of_sorted
 
 HOUR_S = 3600
 SEAL_AFTER_S = 6 * HOUR_S          # as read_calls' margin past a period: a summary is written when its call ends
-ATTEMPT_MARGIN_S = 300.0           # an attempt's audit entry is written just after its ``at``
+ATTEMPT_MARGIN_S = 600.0           # an attempt's audit entry is written after its ``at`` (retried a while)
 END_MARGIN_S = 300.0               # a call's summary is written as it leaves the live calls (and clocks differ)
 PART_TTL_S = 400 * 86400           # a year's months and their comparison with last year's
 PART_VERSION = 1                   # bumped when a part's meaning changes: older parts are summed again
@@ -348,8 +347,9 @@ async def _flow_sums(redis: aioredis.Redis, ps: list[tuple[float, float]], tz: d
                      lead_s: float = 0.0) -> list[Sums]:
     """The calls and attempts of each piece, read from the streams: one read per
     run of pieces. ``lead_s``: how far the engines' clock runs ahead of the
-    Redis host's (a drill's faster clock): stream ids are that host's time, so
-    a call's summary can carry an id that much before its start."""
+    Redis host's (``clock_lead``; negative: behind, as a drill started at 09:00
+    in the afternoon): stream ids are that host's time, so the read starts or
+    ends that much earlier or later."""
     from ivr.audit.chain import AuditLog
     from ivr.callback.streams import audit_entries, read_calls
 
@@ -358,15 +358,27 @@ async def _flow_sums(redis: aioredis.Redis, ps: list[tuple[float, float]], tz: d
         sums = [Sums(a, b, tz) for a, b in run]
         sorter = _Sorter(run, sums)
         lo, hi = run[0][0], run[-1][1]
+        hours = sorted({int(a // HOUR_S) for a, _ in run})
+        pipe = redis.pipeline(transaction=False)
+        for h in hours:
+            pipe.lrange(f"{keys.REPORT_LATE_PREFIX}{h}", 0, -1)
+        late = [orjson.loads(j) for got in await pipe.execute() for j in got]
+        seen: set[str] | None = set() if late else None      # the uniqueids read, when there is a late one
 
-        def add_call(s: Mapping[str, str], sorter: _Sorter = sorter) -> None:
+        def add_call(s: Mapping[str, str], sorter: _Sorter = sorter, seen: set[str] | None = seen) -> None:
             part = sorter.of(_f(s.get("started"), -1.0))
             if part is not None:
                 part.add_call(s)
-        await read_calls(redis, lo, hi, add_call, collect=False, ids_from=lo - lead_s)
+                if seen is not None:
+                    seen.add(s.get("uniqueid") or "")
+        await read_calls(redis, lo, hi, add_call, collect=False, ids_from=lo - max(lead_s, 0.0),
+                         ids_past=max(-lead_s, 0.0))
+        for s in late:          # written long after their call: beyond the read's reach, unless it found them
+            if str(s.get("uniqueid") or "") not in (seen or set()):
+                add_call(s)
         async for e in audit_entries(AuditLog(redis, keys.CALLBACK_AUDIT),
-                                     f"{int((lo - lead_s - ATTEMPT_MARGIN_S) * 1000)}-0",
-                                     f"{int((hi + ATTEMPT_MARGIN_S) * 1000)}-0"):
+                                     f"{int((lo - max(lead_s, 0.0) - ATTEMPT_MARGIN_S) * 1000)}-0",
+                                     f"{int((hi + max(-lead_s, 0.0) + ATTEMPT_MARGIN_S) * 1000)}-0"):
             if e.get("kind") == "attempt":
                 part = sorter.of(_f(e.get("at"), -1.0))
                 if part is not None:
@@ -378,9 +390,10 @@ async def _flow_sums(redis: aioredis.Redis, ps: list[tuple[float, float]], tz: d
 async def _closed_sums(redis: aioredis.Redis, p: tuple[float, float], tz: dt.tzinfo) -> tuple[Sums, int]:
     from ivr.callback.store import CallbackQueries
 
-    ids = texts(await redis.zrangebyscore(keys.CALLBACK_CLOSED_BY_FIRST, p[0], f"({p[1]}"))
+    q = CallbackQueries(redis)
+    ids = await q.by_first(keys.CALLBACK_CLOSED_BY_FIRST, p[0], p[1])
     s = Sums(p[0], p[1], tz)
-    for r in await CallbackQueries(redis).closed_records(ids, RECORD_FIELDS):
+    for r in await q.closed_records(ids, RECORD_FIELDS):
         s.add_record(r)
     return s, len(ids)
 
@@ -407,40 +420,26 @@ async def _store(redis: aioredis.Redis, name: str, s: Sums, extra: Mapping[str, 
 
 async def final_before(redis: aioredis.Redis, now: float) -> float:
     """Until when the flow parts are final: the start of the oldest call still
-    under way (``ivr:calls:live`` holds ``engine|started|number`` for each; an
-    unreadable one counts as ``SEAL_AFTER_S`` old), and ``END_MARGIN_S`` ago."""
-    until = now - END_MARGIN_S
+    under way (``ivr:calls:live`` holds ``engine|started|number`` for each;
+    calls older than ``SEAL_AFTER_S`` are not waited for), and a few minutes
+    ago. A summary written for an hour after its part was kept (a call out,
+    which is not among the live calls; one the PBX's record settles) counts
+    in ``ivr:report:written``, and the part is summed again."""
+    until = now - max(END_MARGIN_S, ATTEMPT_MARGIN_S)
     for v in await redis.hvals(keys.CALLS_LIVE):
         parts = str(v).split("|")
         started = _f(parts[1], now - SEAL_AFTER_S) if len(parts) > 1 else now - SEAL_AFTER_S
-        until = min(until, started)
+        # an entry older than any call (a dead engine's, not swept: no AMI) must not stop every
+        # hour after it being kept; a summary written for it later is counted in its hour anyway
+        if started >= now - SEAL_AFTER_S:
+            until = min(until, started)
     return until
 
 
-async def summary_written(redis: aioredis.Redis, summary: Mapping[str, str]) -> None:
-    """A call summary written by another hand than its engine (the PBX's
-    record, the reconciler, a refused attempt), perhaps long after its call
-    and after its hour's flow part was kept: it is added to that part (the
-    streams' read of an hour looks only a few hours past it)."""
-    started = _f(summary.get("started"), -1.0)
-    if started < 0:
-        return
-    hour = (started // HOUR_S * HOUR_S, started // HOUR_S * HOUR_S + HOUR_S)
-    name = _key("flow", hour)
-    d: dict[str, str] = await redis.hgetall(name)     # type: ignore[assignment]  # the client decodes replies
-    if not d:
-        return              # not kept yet: the hour's read will find it
-    part = Sums(*hour, dt.UTC)
-    if part.load(d):
-        part.add_call(summary)
-        await _store(redis, name, part)
-    else:
-        await redis.delete(name)
-
-
 def clock_lead(now: float) -> float:
-    """How far ``now`` (the engines' clock) runs ahead of this host's: a drill's."""
-    return max(0.0, now - time.time())
+    """How far ``now`` (the engines' clock) runs ahead of this host's (a
+    drill's; negative: behind it)."""
+    return now - time.time()
 
 
 async def complete_from(redis: aioredis.Redis) -> float | None:
@@ -457,10 +456,11 @@ async def complete_from(redis: aioredis.Redis) -> float | None:
 
 
 async def sum_period(redis: aioredis.Redis, start: float, end: float, tz: dt.tzinfo,
-                     now: float, *, with_open: bool = True) -> tuple[Sums, dict[str, Any]]:
-    """The period's ``Sums`` from its hours' parts, computing and keeping the
-    parts that are missing or stale; and how it was read (``how``: parts
-    used, parts computed, items read)."""
+                     now: float, *, with_open: bool = True, keep: bool = True) -> tuple[Sums, dict[str, Any]]:
+    """The period's ``Sums`` from its hours' parts, computing the parts that
+    are missing or stale, and keeping them unless ``keep`` is False (a
+    caller that does not know the engines' clock); and how it was read
+    (``how``: parts used, parts computed, items read)."""
     from ivr.callback.store import CallbackQueries
 
     total = Sums(start, end, tz, now)
@@ -470,10 +470,10 @@ async def sum_period(redis: aioredis.Redis, start: float, end: float, tz: dt.tzi
     # 1. the open callbacks, before the closed parts (the module's docstring)
     opened: list[dict[str, str]] = []
     if with_open:
-        numbers = texts(await redis.zrangebyscore(keys.CALLBACK_OPEN_BY_FIRST, start, f"({end}"))
-        opened = await CallbackQueries(redis).open_records(numbers, RECORD_FIELDS)
+        q = CallbackQueries(redis)
+        opened = await q.open_records(await q.by_first(keys.CALLBACK_OPEN_BY_FIRST, start, end), RECORD_FIELDS)
     # 2. the closed parts, each checked against the index's count of its hour
-    await _add_closed_parts(redis, total, ps, tz, how)
+    await _add_closed_parts(redis, total, ps, tz, how, keep)
     closed_ids = set(total.ids)     # the closed callbacks' ids (no open one is added yet)
     for r in opened:
         if str(r.get("id", "")).isdigit() and int(r["id"]) in closed_ids:
@@ -481,12 +481,12 @@ async def sum_period(redis: aioredis.Redis, start: float, end: float, tz: dt.tzi
         total.add_record(r)
         how["open_callbacks"] += 1
     # 3. the flow parts: kept for sealed hours, read from the streams for the others
-    await _add_flow_parts(redis, total, ps, tz, now, how)
+    await _add_flow_parts(redis, total, ps, tz, now, how, keep)
     return total, how
 
 
 async def _add_closed_parts(redis: aioredis.Redis, total: Sums, ps: list[tuple[float, float]], tz: dt.tzinfo,
-                            how: dict[str, Any]) -> None:
+                            how: dict[str, Any], keep: bool = True) -> None:
     pipe = redis.pipeline(transaction=False)
     for a, b in ps:
         pipe.zcount(keys.CALLBACK_CLOSED_BY_FIRST, a, f"({b}")
@@ -505,70 +505,91 @@ async def _add_closed_parts(redis: aioredis.Redis, total: Sums, ps: list[tuple[f
             stale.append((p, name))
     for p, name in stale:
         part, n = await _closed_sums(redis, p, tz)
-        if whole(p):
+        if whole(p) and keep:
             await _store(redis, name, part, {"n": str(n)})
         how["closed_parts_summed"] += 1
         total.merge(part)
         await between_pages()
 
 
+async def _written(redis: aioredis.Redis, ps: list[tuple[float, float]]) -> list[str]:
+    """How many summaries were written for each piece's hour (``ivr:report:written``)."""
+    got = await redis.hmget(keys.REPORT_WRITTEN, [str(int(a // HOUR_S)) for a, _ in ps]) if ps else []
+    return [str(x or "0") for x in got]
+
+
 async def _add_flow_parts(redis: aioredis.Redis, total: Sums, ps: list[tuple[float, float]], tz: dt.tzinfo,
-                          now: float, how: dict[str, Any]) -> None:
+                          now: float, how: dict[str, Any], keep: bool = True) -> None:
     lead = clock_lead(now)
     kept_from = await complete_from(redis)
     final = await final_before(redis, now)
+    written = await _written(redis, ps)
     todo: list[tuple[float, float]] = []
     i = 0
     async for d in _parts(redis, [_key("flow", p) for p in ps]):
-        p = ps[i]
+        p, w = ps[i], written[i]
         i += 1
-        if whole(p) and d and total.load(d):
+        if whole(p) and d and d.get("w") == w and total.load(d):
             how["flow_parts_kept"] += 1
         else:
             todo.append(p)
-    for p, part in zip(todo, await _flow_sums(redis, todo, tz, lead), strict=True):
-        sealed = whole(p) and p[1] <= final
-        if sealed and (kept_from is None or kept_from <= p[0] - lead):
-            await _store(redis, _key("flow", p), part)
+    w_before = dict(zip(ps, written, strict=True))       # read before the streams, as a part must be
+    parts = await _flow_sums(redis, todo, tz, lead)
+    kept_from = max(kept_from or 0.0, await complete_from(redis) or 0.0) or None    # trimmed while read
+    for p, part in zip(todo, parts, strict=True):
+        sealed = keep and whole(p) and p[1] <= final
+        if sealed and (kept_from is None or kept_from <= p[0] - max(lead, 0.0)):
+            await _store(redis, _key("flow", p), part, {"w": w_before[p]})
             how["flow_parts_summed"] += 1
         else:
             how["flow_pieces_read"] += 1
         total.merge(part)
     # a piece read from a stream that had lost its start: its calls are missing
-    how["calls_from"] = kept_from if kept_from is not None and any(p[0] - lead < kept_from for p in todo) else None
+    how["calls_from"] = kept_from if kept_from is not None and any(p[0] - max(lead, 0.0) < kept_from
+                                                                  for p in todo) else None
 
 
-async def seal(redis: aioredis.Redis, tz: dt.tzinfo, now: float, days: int = 35) -> dict[str, int]:
+async def seal(redis: aioredis.Redis, tz: dt.tzinfo, now: float, days: int = 35,
+               lead_s: float | None = None) -> dict[str, int]:
     """Compute the parts of the last ``days`` days that are missing or stale
     (the leader, every few minutes): a report then reads only its last hour
-    and the backlog. Only whole hours whose calls are over (``final_before``)."""
+    and the backlog. Only whole hours whose calls are over (``final_before``).
+    ``lead_s``: ``clock_lead`` as the caller saw it (a child starts later)."""
+    from ivr.callback.store import CallbackStore
+
+    await CallbackStore(redis).index_closed()     # callbacks closed by engines of an older version
     end = await final_before(redis, now) // HOUR_S * HOUR_S
     ps = pieces(end - days * 86400, end)
     kept_from = await complete_from(redis)
-    lead = clock_lead(now)
+    lead = clock_lead(now) if lead_s is None else lead_s
+    written = await _written(redis, ps)
     pipe = redis.pipeline(transaction=False)
     for p in ps:
         pipe.zcount(keys.CALLBACK_CLOSED_BY_FIRST, p[0], f"({p[1]}")
         pipe.hget(_key("closed", p), "n")
-        pipe.exists(_key("flow", p))
+        pipe.hget(_key("flow", p), "w")
     got = await pipe.execute()
     done = {"closed_parts_summed": 0, "flow_parts_summed": 0}
     flows: list[tuple[float, float]] = []
     for i, p in enumerate(ps):
-        n, have, flow = got[3 * i:3 * i + 3]
+        n, have, w = got[3 * i:3 * i + 3]
         if have is None or int(have) != int(n):
             part, count = await _closed_sums(redis, p, tz)
             await _store(redis, _key("closed", p), part, {"n": str(count)})
             done["closed_parts_summed"] += 1
             await between_pages()
-        if not flow and (kept_from is None or kept_from <= p[0] - lead):
+        if w != written[i] and (kept_from is None or kept_from <= p[0] - max(lead, 0.0)):
             flows.append(p)
+    w_before = dict(zip(ps, written, strict=True))
     for run in _runs(flows):
         for at in range(0, len(run), 24):         # a day of hours at a time: one read of the streams each
             chunk = run[at:at + 24]
-            for p, part in zip(chunk, await _flow_sums(redis, chunk, tz, lead), strict=True):
-                await _store(redis, _key("flow", p), part)
-                done["flow_parts_summed"] += 1
+            parts = await _flow_sums(redis, chunk, tz, lead)
+            trimmed = await complete_from(redis)
+            for p, part in zip(chunk, parts, strict=True):
+                if trimmed is None or trimmed <= p[0] - max(lead, 0.0):     # not trimmed while it was read
+                    await _store(redis, _key("flow", p), part, {"w": w_before[p]})
+                    done["flow_parts_summed"] += 1
     return done
 
 
@@ -577,7 +598,8 @@ async def seal(redis: aioredis.Redis, tz: dt.tzinfo, now: float, days: int = 35)
 SEAL_TIMEOUT_S = 1800.0
 
 
-async def seal_in_child(redis: aioredis.Redis, tz: str, now: float, timeout_s: float = SEAL_TIMEOUT_S) -> dict[str, int]:
+async def seal_in_child(redis: aioredis.Redis, tz: str, now: float, timeout_s: float = SEAL_TIMEOUT_S,
+                        days: int = 35) -> dict[str, int]:
     """``seal`` in ``python -m ivr.callback.rollup`` at the lowest CPU priority:
     a Beijing peak hour is 200,000 summaries, seconds of CPU the leader's loop
     (AMI, the lines, the callbacks) must not spend. The request, the Redis URL
@@ -587,7 +609,7 @@ async def seal_in_child(redis: aioredis.Redis, tz: str, now: float, timeout_s: f
     from ivr.prompts.audio import low_priority
     from ivr.redisdb.server import url_of
 
-    request = orjson.dumps({"url": url_of(redis), "tz": tz, "now": now})
+    request = orjson.dumps({"url": url_of(redis), "tz": tz, "now": now, "lead": clock_lead(now), "days": days})
     code, out, err = await run_module("ivr.callback.rollup", request, timeout_s, low_priority())
     if code != 0:
         raise OffloadError(f"报表小时汇总失败 summing the report's hours failed: "
@@ -608,7 +630,8 @@ def main() -> None:
     async def go() -> dict[str, int]:
         redis = connect(request["url"], socket_timeout=120)
         try:
-            return await seal(redis, ZoneInfo(request["tz"]), float(request["now"]))
+            return await seal(redis, ZoneInfo(request["tz"]), float(request["now"]), days=int(request["days"]),
+                              lead_s=float(request["lead"]))
         finally:
             await redis.aclose()
     sys.stdout.buffer.write(orjson.dumps(asyncio.run(go())))

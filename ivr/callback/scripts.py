@@ -171,7 +171,7 @@ end
 if ARGV[6] == '' then
   local id = redis.call('HGET', key, 'id')
   redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[5], 'closed_reason', ARGV[7])
-  redis.call('ZADD', KEYS[6], redis.call('HGET', key, 'first_at'), id)
+  redis.call('ZADD', KEYS[6], redis.call('HGET', key, 'first_at') or ARGV[5], id)
   redis.call('RENAME', key, ARGV[9] .. id)
   redis.call('ZADD', KEYS[3], ARGV[5], id)
   redis.call('HDEL', KEYS[4], id)
@@ -198,7 +198,7 @@ end
 local id = redis.call('HGET', key, 'id')
 redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('ZREM', KEYS[2], ARGV[1]); redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[2], 'closed_reason', ARGV[3])
-redis.call('ZADD', KEYS[7], redis.call('HGET', key, 'first_at'), id)
+redis.call('ZADD', KEYS[7], redis.call('HGET', key, 'first_at') or ARGV[2], id)
 redis.call('RENAME', key, ARGV[5] .. id)
 redis.call('ZADD', KEYS[4], ARGV[2], id)
 redis.call('HDEL', KEYS[5], id)
@@ -237,7 +237,7 @@ end
 local id = h[3]
 redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('ZREM', KEYS[2], ARGV[1]); redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', key, 'state', 'closed', 'closed_at', ARGV[3], 'closed_reason', ARGV[4])
-redis.call('ZADD', KEYS[7], redis.call('HGET', key, 'first_at'), id)
+redis.call('ZADD', KEYS[7], redis.call('HGET', key, 'first_at') or ARGV[3], id)
 redis.call('RENAME', key, ARGV[6] .. id)
 redis.call('ZADD', KEYS[4], ARGV[3], id)
 redis.call('HDEL', KEYS[5], id)

@@ -295,6 +295,20 @@ class CallbackQueries:
         seen = {r.get("id") for r in closed}
         return closed + [r for r in open_ if r.get("id") is None or r.get("id") not in seen]
 
+    async def by_first(self, key: str, start: float, end: float, limit: int | None = None) -> list[str]:
+        """Members of an index by first call (``open-by-first``, ``closed-by-first``)
+        scored in [start, end), READ_PAGE at a time (a month's million in one
+        reply held Redis); ``limit``: the earliest only."""
+        out: list[str] = []
+        while limit is None or len(out) < limit:
+            want = READ_PAGE if limit is None else min(READ_PAGE, limit - len(out))
+            page = texts(await self.redis.zrangebyscore(key, start, f"({end}", len(out), want))
+            out += page
+            if len(page) < want:
+                break
+            await between_pages()
+        return out
+
     async def open_records(self, numbers: list[str], fields: tuple[str, ...] | None = None) -> list[Record]:
         """The open callbacks of ``numbers`` (those still open)."""
         return await self._read([keys.callback_open(n) for n in numbers], fields)

@@ -18,21 +18,23 @@ CALLS_BATCH = 500       # summaries per XRANGE: 10,000 at once held Redis for mi
 async def read_calls(redis: aioredis.Redis, start: float, end: float,
                      each: Callable[[dict[str, str]], None] | None = None,
                      keep: tuple[str, ...] | None = None, collect: bool = True,
-                     ids_from: float | None = None) -> list[dict[str, str]]:
+                     ids_from: float | None = None, ids_past: float = 0.0) -> list[dict[str, str]]:
     """Call summaries that started in [start, end). A summary is written when
     its call ends (stream ids are write times), so the scan runs on past the end
     by a margin for calls still going at the end of the period. ``each`` is
     given every one as it is read (the national figures, in the same pass);
     ``keep``: only these fields are kept of each (a month's millions of whole
     summaries took gigabytes); ``collect`` False: none kept (``each`` sees them).
-    ``ids_from``: where the scan starts, if before ``start`` (``ivr.callback.rollup.clock_lead``)."""
+    ``ids_from``: where the scan starts, if before ``start``; ``ids_past``: how
+    much further it runs (an engines' clock ahead of or behind Redis's:
+    ``ivr.callback.rollup.clock_lead``)."""
     from ivr.calls.service import (
         read_summary,  # lazily: ivr.calls.service brings in the whole call engine
     )
 
     out: list[dict[str, str]] = []
     lo = f"{int(min(start, start if ids_from is None else ids_from) * 1000)}-0"
-    hi = f"{int((end + 6 * 3600) * 1000)}-0"
+    hi = f"{int((end + 6 * 3600 + ids_past) * 1000)}-0"
     while True:
         rows = stream_entries(await redis.xrange(keys.CALLS, lo, hi, count=CALLS_BATCH))
         for _, fields in rows:

@@ -35,6 +35,7 @@ from ivr.logs import Log
 from ivr.prompts.announcements import AnnouncementSets, playable
 from ivr.redisdb import keys
 from ivr.redisdb.durable import Replication
+from ivr.redisdb.report_hours import summary_hour
 from ivr.settings import calls_kept
 
 if TYPE_CHECKING:
@@ -46,22 +47,25 @@ if TYPE_CHECKING:
 CALLS_STREAM_MAXLEN = calls_kept(os.environ, strict=False)
 ALIVE_BEAT_S = 2.0          # the engine's "alive" key is renewed at least this often (it expires after 10 s)
 
-# KEYS[1]: the calls stream, KEYS[2]: calls live (hash uniqueid -> engine)
+# KEYS[1]: the calls stream, KEYS[2]: calls live (hash uniqueid -> engine),
+# KEYS[3]: summaries written per hour of their calls' start (the report's parts)
 # ARGV[1]: the stream's approximate maximum length; ARGV[2], ARGV[3]: the
 #   summarised mark's key prefix and suffix; ARGV[4]: its expiry (s);
-#   ARGV[5..]: per summary, its uniqueid ('' none), then its JSON
-# Each summary in order: appended to the stream (field j), its call marked
-# summarised and taken out of calls live. Returns how many were written.
+#   ARGV[5..]: per summary, its uniqueid ('' none), the epoch hour its call
+#   started in, then its JSON
+# Each summary in order: appended to the stream (field j), counted in its hour,
+# its call marked summarised and taken out of calls live. Returns how many were written.
 SUMMARIES = """
-for i = 5, #ARGV, 2 do
+for i = 5, #ARGV, 3 do
   local uid = ARGV[i]
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'j', ARGV[i + 1])
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'j', ARGV[i + 2])
+  redis.call('HINCRBY', KEYS[3], ARGV[i + 1], 1)
   if uid ~= '' then
     redis.call('SET', ARGV[2] .. uid .. ARGV[3], 'engine', 'EX', ARGV[4])
     redis.call('HDEL', KEYS[2], uid)
   end
 end
-return (#ARGV - 4) / 2
+return (#ARGV - 4) / 3
 """
 
 
@@ -254,7 +258,7 @@ class CallSummaries:
         self.log = log
         self.flush_s = flush_s
         self.owner = owner
-        self._buf: list[tuple[str, str]] = []    # (uniqueid, the summary's JSON)
+        self._buf: list[tuple[str, str, str]] = []    # (uniqueid, the epoch hour it started in, its JSON)
         # typed as redis-py's command arguments: its Mapping parameters take no dict[str, str]
         self._started: dict[FieldT, EncodableT] = {}
         self._last_beat = 0.0
@@ -268,7 +272,7 @@ class CallSummaries:
     def add(self, fields: dict[str, str]) -> None:
         # One JSON field per entry: redis-py packs a 19-field XADD at several
         # times the CPU of json.dumps, and this runs once per call.
-        self._buf.append((fields.get("uniqueid", ""), orjson.dumps(fields).decode()))
+        self._buf.append((fields.get("uniqueid", ""), summary_hour(fields), orjson.dumps(fields).decode()))
 
     async def flush(self) -> None:
         beat = bool(self.owner) and time.monotonic() - self._last_beat >= ALIVE_BEAT_S
@@ -278,13 +282,13 @@ class CallSummaries:
             self._last_beat = time.monotonic()
         batch, self._buf = self._buf, []
         started, self._started = self._started, {}
-        for uid, _ in batch:
+        for uid, _, _ in batch:
             started.pop(uid, None)          # began and ended within one batch
         pipe = self.redis.pipeline(transaction=False)
         if started:
             pipe.hset(keys.CALLS_LIVE, mapping=started)
         if batch:
-            await self._write(keys=[keys.CALLS, keys.CALLS_LIVE],
+            await self._write(keys=[keys.CALLS, keys.CALLS_LIVE, keys.REPORT_WRITTEN],
                               args=[CALLS_STREAM_MAXLEN, keys.CALL_SUMMARISED_PREFIX, keys.CALL_SUMMARISED_SUFFIX,
                                     keys.CALL_SUMMARISED_TTL_S, *(x for entry in batch for x in entry)], client=pipe)
         if self.owner:

@@ -166,6 +166,13 @@ CALLBACK_CLOSED_BY_FIRST = f"{CALLBACK_PREFIX}closed-by-first"
 # + kind ("flow" | "closed") + ":" + epoch hour: Hash, one hour's part of the
 # auditors' report (ivr.callback.rollup)
 REPORT_PART_PREFIX = f"{PREFIX}report:part:"
+# Hash epoch hour -> how many call summaries were written for calls that started in that
+# hour: a kept part of the hour holds while the count is the one it was summed at
+REPORT_WRITTEN = f"{PREFIX}report:written"
+# + epoch hour: List of the summaries written for that hour by another hand than
+# their engine (the PBX's record, the reconciler, a refused attempt), perhaps
+# long after: an hour's read of the calls stream adds those it did not find
+REPORT_LATE_PREFIX = f"{PREFIX}report:late:"
 # + id: List of the stream ids of this callback's entries in CALLBACK_AUDIT,
 # appended by the same script as the entries (ivr.audit.chain.AuditLog index)
 CALLBACK_TRAIL_PREFIX = f"{CALLBACK_PREFIX}trail:"
