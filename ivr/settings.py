@@ -330,6 +330,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         calls_kept(env)
     except ValueError as e:
         errors.append(str(e))
+    if (merged.get("IVR_CALLS_KEPT") or "") != (env.get("IVR_CALLS_KEPT") or ""):
+        errors.append("IVR_CALLS_KEPT: 只能在环境变量中设置（每个进程须相同）— environment only, the same for every "
+                      "process")
     console = (get("IVR_CONSOLE") or "yes").lower()
     _one_of("IVR_CONSOLE", console, ("yes", "no"), "yes or no", errors)
     pbx_name = get_or_default("IVR_PBX_NAME")
