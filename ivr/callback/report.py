@@ -51,7 +51,7 @@ def report(records: Sequence[CallbackRecord], attempts: Sequence[AuditEntry], st
         "called_back": len(called),
         "reached": len(reached),
         "reached_within_deadline": len(in_time),
-        "reached_within_deadline_pct": _pct(len(in_time), len(counted)),
+        "reached_within_deadline_pct": pct(len(in_time), len(counted)),
         "first_callback_p50_s": percentile(delays, 50),
         "first_callback_p95_s": percentile(delays, 95),
         "attempts": sum(int(r.get("attempts", 0)) for r in counted),
@@ -104,17 +104,17 @@ def hotline_figures(calls: Sequence[Mapping[str, str]], records: Sequence[Callba
         "calls_wanting_person": len(wanted),
         "calls_answered_live": len(live),
         "blocked_attempts": blocked,
-        "live_answer_rate_pct": _pct(len(live), len(wanted)),
+        "live_answer_rate_pct": pct(len(live), len(wanted)),
         "citizens_wanting_person": len(citizens),
         "citizens_reached": len(citizens & reached),
-        "broad_answer_rate_pct": _pct(len(citizens & reached), len(citizens)),
+        "broad_answer_rate_pct": pct(len(citizens & reached), len(citizens)),
         "seats_calling_back": seats,
         "callbacks_made_per_seat": round(sum(v["attempts"] for v in per_seat.values()) / seats, 1) if seats else None,
         "callbacks_reached_per_seat": round(sum(v["reached"] for v in per_seat.values()) / seats, 1) if seats else None,
     }
 
 
-def _pct(part: int, whole: int) -> float | None:
+def pct(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
 

@@ -38,7 +38,7 @@ import datetime as dt
 import hashlib
 import time
 from array import array
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -47,6 +47,7 @@ import redis.asyncio as aioredis
 from ivr.aio import between_pages
 from ivr.callback.figures import Figures
 from ivr.callback.policy import LINES_FULL, reached_a_person
+from ivr.callback.report import pct
 from ivr.callback.states import Outcome, RecordState
 from ivr.redisdb import keys
 from ivr.stats import percentile_of_sorted
@@ -237,7 +238,7 @@ class Sums:
             "called_back": c["called_back"],
             "reached": c["reached"],
             "reached_within_deadline": c["reached_within_deadline"],
-            "reached_within_deadline_pct": _pct(c["reached_within_deadline"], c["counted"]),
+            "reached_within_deadline_pct": pct(c["reached_within_deadline"], c["counted"]),
             "first_callback_p50_s": percentile_of_sorted(list(delays), 50),
             "first_callback_p95_s": percentile_of_sorted(list(delays), 95),
             "attempts": c["attempts"],
@@ -265,10 +266,10 @@ class Sums:
             "calls_wanting_person": c["wanted"],
             "calls_answered_live": c["live"],
             "blocked_attempts": c["blocked"],
-            "live_answer_rate_pct": _pct(c["live"], c["wanted"]),
+            "live_answer_rate_pct": pct(c["live"], c["wanted"]),
             "citizens_wanting_person": len(citizens),
             "citizens_reached": got,
-            "broad_answer_rate_pct": _pct(got, len(citizens)),
+            "broad_answer_rate_pct": pct(got, len(citizens)),
             "seats_calling_back": seats,
             "callbacks_made_per_seat": round(made / seats, 1) if seats else None,
             "callbacks_reached_per_seat": round(hit / seats, 1) if seats else None,
@@ -277,23 +278,6 @@ class Sums:
 
 def _b64(a: array[Any]) -> str:
     return base64.b64encode(a.tobytes()).decode("ascii")
-
-
-def _pct(part: int, whole: int) -> float | None:
-    return round(100 * part / whole, 1) if whole else None
-
-
-def sums_of(records: Iterable[Mapping[str, str]], attempts: Iterable[Mapping[str, Any]],
-            calls: Iterable[Mapping[str, str]], start: float, end: float, tz: dt.tzinfo = dt.UTC,
-            now: float | None = None) -> Sums:
-    s = Sums(start, end, tz, now)
-    for r in records:
-        s.add_record(r)
-    for a in attempts:
-        s.add_attempt(a)
-    for c in calls:
-        s.add_call(c)
-    return s
 
 
 # -- the hours of a period ---------------------------------------------------------------------
